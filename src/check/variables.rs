@@ -1,0 +1,125 @@
+//! Variables: defined before use, used at all, and used as what they hold.
+
+use std::collections::HashMap;
+
+use super::Context;
+use crate::diagnostic::{Diagnostic, did_you_mean};
+use crate::model::Kind;
+use crate::span::{Span, Spanned};
+use crate::syntax::ast::{Binding, Count, Scenario, StepKind, Target};
+
+/// What a `let` binds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Holds {
+    /// An object of a kind (a pod for `one pod ...`); `None` if the kind is unknown.
+    Object(Option<Kind>),
+    Text,
+    Number,
+}
+
+impl Holds {
+    fn describe(self) -> String {
+        match self {
+            Holds::Object(Some(kind)) => format!("a {kind}"),
+            Holds::Object(None) => "an object".into(),
+            Holds::Text => "text".into(),
+            Holds::Number => "a number".into(),
+        }
+    }
+}
+
+struct Variable {
+    defined: Span,
+    holds: Holds,
+    used: bool,
+}
+
+pub(super) fn check(scenario: &Scenario, context: &mut Context) {
+    // Every definition, to tell "used before its definition" from "never defined".
+    let mut later: HashMap<&str, Span> = HashMap::new();
+    for step in scenario.all_steps() {
+        if let StepKind::Let { name, .. } = &step.kind {
+            later.entry(name.value.as_str()).or_insert(name.span);
+        }
+    }
+    let mut defined: HashMap<&str, Variable> = HashMap::new();
+    for step in scenario.all_steps() {
+        for target in step.targets() {
+            if let Target::Variable(name) = target {
+                use_variable(name, &[Holds::Object(None)], &mut defined, &later, context);
+            }
+        }
+        for count in step.counts() {
+            if let Count::Variable(name) = count {
+                use_variable(name, &[Holds::Number], &mut defined, &later, context);
+            }
+        }
+        if let StepKind::Let { name, value } = &step.kind {
+            let holds = match value {
+                Binding::OneOf(selection) => Holds::Object(selection.kind),
+                Binding::Object(object) => Holds::Object(object.kind),
+                Binding::Text(_) => Holds::Text,
+                Binding::Number(_) => Holds::Number,
+            };
+            if let Some(first) = defined.get(name.value.as_str()) {
+                context.report(
+                    Diagnostic::error("rehearse::check::duplicate_variable", format!("`${}` is defined twice", name.value))
+                        .label(name.span, "defined again here")
+                        .label(first.defined, "first defined here")
+                        .help("give the second one its own name"),
+                );
+                continue;
+            }
+            defined.insert(&name.value, Variable { defined: name.span, holds, used: false });
+        }
+    }
+    let mut unused: Vec<(&str, Span)> =
+        defined.iter().filter(|(_, v)| !v.used).map(|(name, v)| (*name, v.defined)).collect();
+    unused.sort_by_key(|(_, span)| span.start);
+    for (name, span) in unused {
+        context.report(
+            Diagnostic::warning("rehearse::check::unused_variable", format!("`${name}` is never used"))
+                .label(span, "defined here")
+                .help("use it in a later step, or remove the `let`"),
+        );
+    }
+}
+
+fn use_variable(
+    name: &Spanned<String>,
+    allowed: &[Holds],
+    defined: &mut HashMap<&str, Variable>,
+    later: &HashMap<&str, Span>,
+    context: &mut Context,
+) {
+    let Some(variable) = defined.get_mut(name.value.as_str()) else {
+        let diagnostic = Diagnostic::error("rehearse::check::undefined_variable", format!("`${}` is not defined", name.value))
+            .label(name.span, "used here");
+        let diagnostic = if let Some(definition) = later.get(name.value.as_str()) {
+            diagnostic.label(*definition, "defined only later, here").help("move the `let` before its first use")
+        } else if let Some(suggestion) = did_you_mean(&name.value, later.keys().copied()) {
+            diagnostic.help(format!("did you mean `${suggestion}`?"))
+        } else {
+            diagnostic.help(format!("define it first, e.g. `let {} = one pod app=web`", name.value))
+        };
+        context.report(diagnostic);
+        return;
+    };
+    variable.used = true;
+    let fits = allowed.iter().any(|a| match (a, variable.holds) {
+        (Holds::Object(None), Holds::Object(_)) => true,
+        (a, holds) => *a == holds,
+    });
+    if !fits {
+        let wanted = allowed.iter().map(|a| a.describe()).collect::<Vec<_>>().join(" or ");
+        context.report(
+            Diagnostic::error(
+                "rehearse::check::variable_type",
+                format!("`${}` holds {}, but {wanted} is needed here", name.value, variable.holds.describe()),
+            )
+            .label(name.span, format!("needs {wanted}"))
+            .label(variable.defined, format!("holds {}", variable.holds.describe()))
+            .help("use a variable bound with `let name = one pod <selector>` or `let name = pod/<name>` for objects, and `let n = 3` for numbers"),
+        );
+    }
+}

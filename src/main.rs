@@ -1,0 +1,157 @@
+//! The `rehearse` command line.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use miette::{GraphicalReportHandler, GraphicalTheme};
+
+use rehearse::check::{Checker, find_scripts};
+use rehearse::diagnostic::Diagnostic;
+use rehearse::syntax::format::format;
+
+/// Exit codes, as documented in the README.
+mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILED: u8 = 1;
+    pub const INVALID_INPUT: u8 = 2;
+}
+
+#[derive(Parser)]
+#[command(name = "rehearse", version, about = "Rehearse Kubernetes traffic changes: checked, run, proven and recorded")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parse and check scripts without running anything.
+    ///
+    /// Exits 0 when no errors were found (warnings are printed but pass), 2 when any script has errors.
+    Check {
+        /// .rollout files, or directories searched recursively for them.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Fail on warnings too.
+        #[arg(long)]
+        deny_warnings: bool,
+    },
+    /// Rewrite scripts in the canonical layout (comments are kept).
+    ///
+    /// Scripts with syntax errors are left alone and reported (exit 2).
+    Fmt {
+        /// .rollout files, or directories searched recursively for them.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Change nothing; exit 1 if a script is not in the canonical layout.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let renderer = Renderer::for_stderr();
+    let code = match cli.command {
+        Command::Check { paths, deny_warnings } => check(&paths, deny_warnings, &renderer),
+        Command::Fmt { paths, check } => fmt(&paths, check, &renderer),
+    };
+    ExitCode::from(code)
+}
+
+/// Renders diagnostics: colour and unicode on a terminal, plain ASCII otherwise or with NO_COLOR.
+struct Renderer {
+    handler: GraphicalReportHandler,
+}
+
+impl Renderer {
+    fn for_stderr() -> Self {
+        let plain = !std::io::stderr().is_terminal() || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let theme = if plain { GraphicalTheme::none() } else { GraphicalTheme::unicode() };
+        Renderer { handler: GraphicalReportHandler::new_themed(theme) }
+    }
+
+    fn print(&self, diagnostic: &Diagnostic) {
+        let mut out = String::new();
+        if self.handler.render_report(&mut out, diagnostic).is_err() {
+            out = format!("{}: {}\n", diagnostic.code, diagnostic.message);
+        }
+        eprint!("{out}");
+    }
+}
+
+fn check(paths: &[PathBuf], deny_warnings: bool, renderer: &Renderer) -> u8 {
+    let scripts = match find_scripts(paths) {
+        Ok(scripts) => scripts,
+        Err(diagnostic) => {
+            renderer.print(&diagnostic);
+            return exit::INVALID_INPUT;
+        }
+    };
+    let mut checker = Checker::new();
+    let (mut errors, mut warnings) = (0, 0);
+    for path in &scripts {
+        match checker.check_file(path) {
+            Ok(file) => {
+                errors += file.errors();
+                warnings += file.warnings();
+                file.diagnostics.iter().for_each(|d| renderer.print(d));
+            }
+            Err(diagnostic) => {
+                errors += 1;
+                renderer.print(&diagnostic);
+            }
+        }
+    }
+    let files = if scripts.len() == 1 { "file" } else { "files" };
+    eprintln!("checked {} {files}: {errors} error(s), {warnings} warning(s)", scripts.len());
+    if errors > 0 || (deny_warnings && warnings > 0) { exit::INVALID_INPUT } else { exit::OK }
+}
+
+fn fmt(paths: &[PathBuf], check_only: bool, renderer: &Renderer) -> u8 {
+    let scripts = match find_scripts(paths) {
+        Ok(scripts) => scripts,
+        Err(diagnostic) => {
+            renderer.print(&diagnostic);
+            return exit::INVALID_INPUT;
+        }
+    };
+    let mut code = exit::OK;
+    for path in &scripts {
+        let source = match std::fs::read_to_string(path) {
+            Ok(source) => source,
+            Err(error) => {
+                eprintln!("error: cannot read {}: {error}", path.display());
+                code = exit::INVALID_INPUT;
+                continue;
+            }
+        };
+        let parsed = rehearse::parse(&source);
+        if !parsed.diagnostics.is_empty() {
+            // Report through the checker so the diagnostics carry the file.
+            let file = rehearse::check_source(path, &source);
+            file.diagnostics.iter().filter(|d| d.is_error()).for_each(|d| renderer.print(d));
+            eprintln!("{}: not formatted: fix the errors above first", path.display());
+            code = exit::INVALID_INPUT;
+            continue;
+        }
+        let formatted = format(&parsed.script);
+        if formatted == source {
+            continue;
+        }
+        if check_only {
+            println!("{}: not in the canonical layout", path.display());
+            if code == exit::OK {
+                code = exit::FAILED;
+            }
+        } else if let Err(error) = std::fs::write(path, formatted) {
+            eprintln!("error: cannot write {}: {error}", path.display());
+            code = exit::INVALID_INPUT;
+        } else {
+            println!("formatted {}", path.display());
+        }
+    }
+    code
+}

@@ -1,0 +1,11 @@
+//! The pure vocabulary shared by the checker, the executor and the reports: label keys and
+//! values, label changes, selectors, object kinds and references. Nothing here talks to a cluster.
+
+pub mod duration;
+pub mod labels;
+pub mod object_ref;
+pub mod selector;
+
+pub use labels::{LabelChange, LabelChangeKind};
+pub use object_ref::{Kind, ObjectRef};
+pub use selector::{Operator, Requirement, Selector};

@@ -1,0 +1,9 @@
+//! Source text → typed AST (parser), and AST → canonical source text (formatter).
+
+pub mod ast;
+mod expected;
+pub mod format;
+mod parser;
+mod visit;
+
+pub use parser::{Parsed, parse};
