@@ -19,7 +19,11 @@ mod exit {
 }
 
 #[derive(Parser)]
-#[command(name = "rehearse", version, about = "Rehearse Kubernetes traffic changes: checked, run, proven and recorded")]
+#[command(
+    name = "rehearse",
+    version,
+    about = "Rehearse Kubernetes traffic changes: checked, run, proven and recorded"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -55,7 +59,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let renderer = Renderer::for_stderr();
     let code = match cli.command {
-        Command::Check { paths, deny_warnings } => check(&paths, deny_warnings, &renderer),
+        Command::Check {
+            paths,
+            deny_warnings,
+        } => check(&paths, deny_warnings, &renderer),
         Command::Fmt { paths, check } => fmt(&paths, check, &renderer),
     };
     ExitCode::from(code)
@@ -68,9 +75,16 @@ struct Renderer {
 
 impl Renderer {
     fn for_stderr() -> Self {
-        let plain = !std::io::stderr().is_terminal() || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let theme = if plain { GraphicalTheme::none() } else { GraphicalTheme::unicode() };
-        Renderer { handler: GraphicalReportHandler::new_themed(theme) }
+        let plain = !std::io::stderr().is_terminal()
+            || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let theme = if plain {
+            GraphicalTheme::none()
+        } else {
+            GraphicalTheme::unicode()
+        };
+        Renderer {
+            handler: GraphicalReportHandler::new_themed(theme),
+        }
     }
 
     fn print(&self, diagnostic: &Diagnostic) {
@@ -106,8 +120,15 @@ fn check(paths: &[PathBuf], deny_warnings: bool, renderer: &Renderer) -> u8 {
         }
     }
     let files = if scripts.len() == 1 { "file" } else { "files" };
-    eprintln!("checked {} {files}: {errors} error(s), {warnings} warning(s)", scripts.len());
-    if errors > 0 || (deny_warnings && warnings > 0) { exit::INVALID_INPUT } else { exit::OK }
+    eprintln!(
+        "checked {} {files}: {errors} error(s), {warnings} warning(s)",
+        scripts.len()
+    );
+    if errors > 0 || (deny_warnings && warnings > 0) {
+        exit::INVALID_INPUT
+    } else {
+        exit::OK
+    }
 }
 
 fn fmt(paths: &[PathBuf], check_only: bool, renderer: &Renderer) -> u8 {
@@ -132,8 +153,14 @@ fn fmt(paths: &[PathBuf], check_only: bool, renderer: &Renderer) -> u8 {
         if !parsed.diagnostics.is_empty() {
             // Report through the checker so the diagnostics carry the file.
             let file = rehearse::check_source(path, &source);
-            file.diagnostics.iter().filter(|d| d.is_error()).for_each(|d| renderer.print(d));
-            eprintln!("{}: not formatted: fix the errors above first", path.display());
+            file.diagnostics
+                .iter()
+                .filter(|d| d.is_error())
+                .for_each(|d| renderer.print(d));
+            eprintln!(
+                "{}: not formatted: fix the errors above first",
+                path.display()
+            );
             code = exit::INVALID_INPUT;
             continue;
         }

@@ -23,9 +23,10 @@ impl Origin<'_> {
                 let start = yaml.script_offset(at.line, at.column);
                 (Span::new(start, start + len), "inline YAML".to_string())
             }
-            Origin::File { path, apply } => {
-                (*apply, format!("{}:{}:{}", path.display(), at.line + 1, at.column + 1))
-            }
+            Origin::File { path, apply } => (
+                *apply,
+                format!("{}:{}:{}", path.display(), at.line + 1, at.column + 1),
+            ),
         }
     }
 }
@@ -39,7 +40,9 @@ pub(super) struct Declared<'a> {
 pub(super) fn check<'a>(scenario: &'a Scenario, context: &mut Context) -> Vec<Declared<'a>> {
     let mut declared = Vec::new();
     for step in scenario.all_steps() {
-        let StepKind::Apply(source) = &step.kind else { continue };
+        let StepKind::Apply(source) = &step.kind else {
+            continue;
+        };
         match source {
             ApplySource::Inline(yaml) => {
                 let origin = std::rc::Rc::new(Origin::Inline(yaml));
@@ -57,20 +60,29 @@ pub(super) fn check<'a>(scenario: &'a Scenario, context: &mut Context) -> Vec<De
                 };
                 if files.is_empty() {
                     context.report(
-                        Diagnostic::error("rehearse::manifest::empty_directory", format!("{} holds no manifests", resolved.display()))
-                            .label(path.span, "no .yaml, .yml or .json files here")
-                            .help("point `apply` at a manifest file or a directory of them"),
+                        Diagnostic::error(
+                            "rehearse::manifest::empty_directory",
+                            format!("{} holds no manifests", resolved.display()),
+                        )
+                        .label(path.span, "no .yaml, .yml or .json files here")
+                        .help("point `apply` at a manifest file or a directory of them"),
                     );
                 }
                 for file in files {
                     let loaded = context.manifests.load(&file);
-                    let origin = std::rc::Rc::new(Origin::File { path: file.clone(), apply: path.span });
+                    let origin = std::rc::Rc::new(Origin::File {
+                        path: file.clone(),
+                        apply: path.span,
+                    });
                     match loaded.as_ref() {
                         Ok(manifest) => collect(manifest, origin, &mut declared, context),
                         Err(error) => context.report(
-                            Diagnostic::error("rehearse::manifest::unreadable", format!("cannot read {}: {error}", file.display()))
-                                .label(path.span, "applied here")
-                                .help("check the file's permissions and encoding"),
+                            Diagnostic::error(
+                                "rehearse::manifest::unreadable",
+                                format!("cannot read {}: {error}", file.display()),
+                            )
+                            .label(path.span, "applied here")
+                            .help("check the file's permissions and encoding"),
                         ),
                     }
                 }
@@ -81,12 +93,20 @@ pub(super) fn check<'a>(scenario: &'a Scenario, context: &mut Context) -> Vec<De
 }
 
 fn missing(resolved: &Path, base_dir: &Path, span: Span, error: &std::io::Error) -> Diagnostic {
-    Diagnostic::error("rehearse::manifest::missing", format!("cannot read {}: {error}", resolved.display()))
-        .label(span, "no such manifest")
-        .help(format!(
-            "apply paths are relative to {} (the script's directory, or its `base-dir` setting)",
-            if base_dir.as_os_str().is_empty() { Path::new(".") } else { base_dir }.display()
-        ))
+    Diagnostic::error(
+        "rehearse::manifest::missing",
+        format!("cannot read {}: {error}", resolved.display()),
+    )
+    .label(span, "no such manifest")
+    .help(format!(
+        "apply paths are relative to {} (the script's directory, or its `base-dir` setting)",
+        if base_dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            base_dir
+        }
+        .display()
+    ))
 }
 
 fn collect<'a>(
@@ -99,11 +119,19 @@ fn collect<'a>(
         let diagnostic = match problem {
             YamlProblem::Syntax { message, at } => {
                 let (span, place) = origin.locate(*at, 1);
-                Diagnostic::error("rehearse::yaml::syntax", format!("{place}: the YAML does not parse: {message}"))
-                    .label(span, message.clone())
-                    .help("fix the YAML; Kubernetes manifests are YAML mappings separated by `---`")
+                Diagnostic::error(
+                    "rehearse::yaml::syntax",
+                    format!("{place}: the YAML does not parse: {message}"),
+                )
+                .label(span, message.clone())
+                .help("fix the YAML; Kubernetes manifests are YAML mappings separated by `---`")
             }
-            YamlProblem::UnquotedValue { key, value, reads_as, at } => {
+            YamlProblem::UnquotedValue {
+                key,
+                value,
+                reads_as,
+                at,
+            } => {
                 let (span, place) = origin.locate(*at, value.len());
                 Diagnostic::error(
                     "rehearse::yaml::unquoted_label_value",
@@ -116,6 +144,9 @@ fn collect<'a>(
         context.report(diagnostic);
     }
     for object in &manifest.objects {
-        declared.push(Declared { origin: origin.clone(), object: object.clone() });
+        declared.push(Declared {
+            origin: origin.clone(),
+            object: object.clone(),
+        });
     }
 }

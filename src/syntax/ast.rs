@@ -82,6 +82,8 @@ impl Scenario {
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub enum ScenarioItem {
     Blank,
+    /// A line that did not parse (already reported); kept so later checks know it was there.
+    Invalid(Span),
     Comment(Spanned<String>),
     Setting(Setting),
     Step(Step),
@@ -106,22 +108,69 @@ impl Step {
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub enum StepKind {
     Apply(ApplySource),
-    Convert { source: ObjectRef, to: Spanned<String>, to_kind: Option<Kind> },
-    Label { target: Target, changes: Vec<LabelChange> },
-    Select { service: ObjectRef, mode: SelectMode, selector: Selector },
-    Template { controller: ObjectRef, changes: Vec<LabelChange> },
-    RemoveFromLb { pods: Target, service: Option<ObjectRef> },
-    AddToLb { pods: Target, service: Option<ObjectRef> },
-    ExpectTraffic { service: ObjectRef, expectation: TrafficExpectation },
-    Expect { subject: Target, expectation: Expectation },
+    Convert {
+        source: ObjectRef,
+        to: Spanned<String>,
+        to_kind: Option<Kind>,
+    },
+    Label {
+        target: Target,
+        changes: Vec<LabelChange>,
+    },
+    Select {
+        service: ObjectRef,
+        mode: SelectMode,
+        selector: Selector,
+    },
+    Template {
+        controller: ObjectRef,
+        changes: Vec<LabelChange>,
+    },
+    RemoveFromLb {
+        pods: Target,
+        service: Option<ObjectRef>,
+    },
+    AddToLb {
+        pods: Target,
+        service: Option<ObjectRef>,
+    },
+    ExpectTraffic {
+        service: ObjectRef,
+        expectation: TrafficExpectation,
+    },
+    Expect {
+        subject: Target,
+        expectation: Expectation,
+    },
     Wait(WaitFor),
-    Let { name: Spanned<String>, value: Binding },
-    Guard { service: ObjectRef, invariant: Invariant, expect_violation: bool },
-    ExpectRefused { message: Option<Spanned<String>>, step: Box<Step> },
-    Delete { target: Target },
-    Scale { target: ObjectRef, replicas: Count },
-    Run { name: Spanned<String>, image: Option<Spanned<String>>, labels: Vec<LabelChange> },
-    Snapshot { name: Spanned<String> },
+    Let {
+        name: Spanned<String>,
+        value: Binding,
+    },
+    Guard {
+        service: ObjectRef,
+        invariant: Invariant,
+        expect_violation: bool,
+    },
+    ExpectRefused {
+        message: Option<Spanned<String>>,
+        step: Box<Step>,
+    },
+    Delete {
+        target: Target,
+    },
+    Scale {
+        target: ObjectRef,
+        replicas: Count,
+    },
+    Run {
+        name: Spanned<String>,
+        image: Option<Spanned<String>>,
+        labels: Vec<LabelChange>,
+    },
+    Snapshot {
+        name: Spanned<String>,
+    },
 }
 
 impl StepKind {
@@ -249,7 +298,10 @@ pub enum TrafficExpectation {
     /// `-> pods app=rng`: exactly these pods receive traffic.
     Exactly(Target),
     /// `-> 25% pods track=canary`: these pods hold this share of the ready endpoints.
-    Share { percent: Spanned<f64>, pods: Target },
+    Share {
+        percent: Spanned<f64>,
+        pods: Target,
+    },
     Includes(Target),
     Excludes(Target),
     Count(Count),
@@ -272,7 +324,11 @@ pub enum Expectation {
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub enum WaitFor {
     Rollout(ObjectRef),
-    Condition { target: Target, condition: Spanned<String>, status: Option<Spanned<String>> },
+    Condition {
+        target: Target,
+        condition: Spanned<String>,
+        status: Option<Spanned<String>>,
+    },
     Deleted(Target),
 }
 

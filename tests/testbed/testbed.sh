@@ -3,30 +3,30 @@
 # kube-controller-manager, kube-scheduler) with kwok fake nodes, built from Go
 # modules and run as plain local processes bound to 127.0.0.1.
 #
-# Usage: testbed.sh build|up|down|status|env
-# See docs/testbed.md.
+# Usage: testbed.sh build|up|down|status|env|smoke      (see docs/testbed.md)
 #
 # Network rule: every component listens on 127.0.0.1 only. Pod, node and
-# service IPs are fake: never connect to them, never use pods/proxy or
-# services/proxy.
+# service IPs are fake: never connect to them, never use the pods/proxy or
+# services/proxy subresources.
 set -euo pipefail
 
 # ---------------------------------------------------------------- settings --
 K8S_VERSION=${REHEARSE_TESTBED_K8S_VERSION:-v1.37.2}
 ETCD_VERSION=${REHEARSE_TESTBED_ETCD_VERSION:-v3.6.16}
 KWOK_VERSION=${REHEARSE_TESTBED_KWOK_VERSION:-v0.8.0}
-# k8s.io/kubernetes v1.X.Y <-> staging modules (k8s.io/api, ...) v0.X.Y
+# k8s.io/kubernetes v1.X.Y <-> its staging modules (k8s.io/api, ...) v0.X.Y
 K8S_STAGING_VERSION="v0.${K8S_VERSION#v1.}"
 
 CACHE_ROOT=${REHEARSE_TESTBED_CACHE:-$HOME/.cache/rehearse-testbed}
 BUILD_KEY="k8s-${K8S_VERSION}-etcd-${ETCD_VERSION}-kwok-${KWOK_VERSION}"
 BUILD_DIR="$CACHE_ROOT/$BUILD_KEY"
 BIN_DIR="$BUILD_DIR/bin"
+STAGES_FILE="$BUILD_DIR/kwok-stages.yaml"
 RUN_DIR=${REHEARSE_TESTBED_DIR:-$CACHE_ROOT/run}
 
 CLUSTER_NAME=kwok-rehearse
 HOST=127.0.0.1
-ETCD_CLIENT_PORT=${REHEARSE_TESTBED_ETCD_PORT:-23790}
+ETCD_PORT=${REHEARSE_TESTBED_ETCD_PORT:-23790}
 ETCD_PEER_PORT=${REHEARSE_TESTBED_ETCD_PEER_PORT:-23800}
 APISERVER_PORT=${REHEARSE_TESTBED_APISERVER_PORT:-26443}
 KCM_PORT=${REHEARSE_TESTBED_KCM_PORT:-26457}
@@ -34,28 +34,51 @@ SCHEDULER_PORT=${REHEARSE_TESTBED_SCHEDULER_PORT:-26459}
 KWOK_PORT=${REHEARSE_TESTBED_KWOK_PORT:-26450}
 UP_TIMEOUT=${REHEARSE_TESTBED_TIMEOUT:-120}
 BUILD_JOBS=${REHEARSE_TESTBED_BUILD_JOBS:-2}
+# Fake ranges: nothing ever connects to these addresses.
+SERVICE_CIDR=10.96.0.0/16
+POD_CIDR=10.0.0.0/24
 
 # Start order; `down` stops them in reverse.
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
+KUBE_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 NODES=(rehearse-control-plane rehearse-worker rehearse-worker2)
+# kwok Stage files, copied at build time from the kwok module so that `up`
+# needs neither go nor the module cache.
+STAGE_FILES=(
+  node/fast/node-initialize.yaml
+  node/heartbeat-with-lease/node-heartbeat-with-lease.yaml
+  pod/fast/pod-ready.yaml
+  pod/fast/pod-complete.yaml
+  pod/fast/pod-delete.yaml
+)
+
+KUBECONFIG_PATH="$RUN_DIR/kubeconfig"
+PKI="$RUN_DIR/pki"
 
 log() { printf 'testbed: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+die() {
+  log "error: $*"
+  exit 1
+}
 
 usage() {
+  local me
+  me=$(basename "$0")
   cat <<EOF
-usage: $(basename "$0") build|up|down|status|env
+usage: $me build|up|down|status|env|smoke
 
   build   build etcd ${ETCD_VERSION}, Kubernetes ${K8S_VERSION} (kube-apiserver,
           kube-controller-manager, kube-scheduler, kubectl) and kwok ${KWOK_VERSION}
           from Go modules into $BIN_DIR
-          (reused when already there)
-  up      start the cluster (idempotent); returns when the API answers and the
-          3 nodes are Ready
+          (reused when the binaries are already there)
+  up      start the cluster (idempotent); returns once the API answers and the
+          3 nodes are Ready (timeout ${UP_TIMEOUT}s)
   down    stop every component and remove $RUN_DIR (idempotent)
   status  show which components run; exit 0 only if the cluster is healthy
-  env     print 'export KUBECONFIG=...' (use: eval "\$($(basename "$0") env)")
+  env     print 'export KUBECONFIG=...' (use: eval "\$($me env)")
+  smoke   end-to-end check of the running testbed (Deployment, Service,
+          EndpointSlices, DaemonSet, namespace deletion, loopback listeners)
 
 environment: REHEARSE_TESTBED_CACHE, REHEARSE_TESTBED_DIR, REHEARSE_TESTBED_TIMEOUT,
   REHEARSE_TESTBED_{ETCD,ETCD_PEER,APISERVER,KCM,SCHEDULER,KWOK}_PORT,
@@ -69,31 +92,31 @@ go_env() {
   export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-mod=mod -buildvcs=false"
 }
 
-# Print one field of `go mod download -json MODULE@VERSION`.
+# Print one field ("Dir", "GoMod") of `go mod download -json MODULE@VERSION`.
 mod_field() {
   local field=$1 modver=$2
   go mod download -json "$modver" |
     sed -n "s/^[[:space:]]*\"$field\": \"\(.*\)\",\{0,1\}\$/\1/p" | head -n 1
 }
 
-binaries_present() {
+build_present() {
   local b
   for b in "${BINARIES[@]}"; do
     [[ -x "$BIN_DIR/$b" ]] || return 1
   done
+  [[ -s "$STAGES_FILE" ]]
 }
 
 build_etcd() {
-  local src="$BUILD_DIR/src/etcd"
   [[ -x "$BIN_DIR/etcd" ]] && return 0
   log "building etcd ${ETCD_VERSION}"
+  local src="$BUILD_DIR/src/etcd" gomod
   rm -rf "$src" && mkdir -p "$src"
-  local gomod
   gomod=$(mod_field GoMod "go.etcd.io/etcd/server/v3@${ETCD_VERSION}")
-  [[ -n "$gomod" ]] || die "go.etcd.io/etcd/server/v3@${ETCD_VERSION} not served"
-  # go.etcd.io/etcd/server/v3's own go.mod replaces its sibling modules with
-  # ../api etc.; those replaces are ignored in a dependency, and its require
-  # lines already name the same release of each sibling.
+  [[ -n "$gomod" ]] || die "go.etcd.io/etcd/server/v3@${ETCD_VERSION} is not served"
+  # go.etcd.io/etcd/server/v3's go.mod replaces its sibling modules with ../api
+  # etc.; a dependency's replaces are ignored, and its require lines already
+  # name the same release of each sibling, so a plain wrapper module works.
   {
     echo "module rehearse.local/testbed/etcd"
     echo
@@ -115,20 +138,20 @@ build_kwok() {
 }
 
 build_kubernetes() {
-  local src="$BUILD_DIR/src/kubernetes" b missing=0
-  for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+  local b missing=0
+  for b in "${KUBE_CMDS[@]}"; do
     [[ -x "$BIN_DIR/$b" ]] || missing=1
   done
   [[ $missing == 1 ]] || return 0
-  log "building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl ${K8S_VERSION}"
+  log "building ${KUBE_CMDS[*]} ${K8S_VERSION}"
+  local src="$BUILD_DIR/src/kubernetes" gomod staging m
   rm -rf "$src" && mkdir -p "$src"
-  local gomod
   gomod=$(mod_field GoMod "k8s.io/kubernetes@${K8S_VERSION}")
-  [[ -n "$gomod" ]] || die "k8s.io/kubernetes@${K8S_VERSION} not served"
+  [[ -n "$gomod" ]] || die "k8s.io/kubernetes@${K8S_VERSION} is not served"
   # k8s.io/kubernetes replaces every staging module (k8s.io/api, ...) with
   # ./staging/src/k8s.io/X at v0.0.0. Replaces in a dependency are ignored, so
-  # a wrapper module re-points each of them at its published release.
-  local staging
+  # a wrapper module re-points each of them at its published release. The list
+  # is read from k8s.io/kubernetes' own go.mod.
   staging=$(sed -n 's#^[[:space:]]*\(k8s\.io/[A-Za-z0-9._-]*\)[[:space:]]*=>[[:space:]]*\./staging/.*#\1#p' "$gomod")
   [[ -n "$staging" ]] || die "no ./staging replace lines found in $gomod"
   {
@@ -140,35 +163,45 @@ build_kubernetes() {
     echo "require k8s.io/kubernetes ${K8S_VERSION}"
     echo
     echo "replace ("
-    local m
     for m in $staging; do
       printf '\t%s => %s %s\n' "$m" "$m" "$K8S_STAGING_VERSION"
     done
     echo ")"
   } >"$src/go.mod"
   log "wrapper module: $(wc -w <<<"$staging") staging modules re-pointed at ${K8S_STAGING_VERSION}"
-  local v=${K8S_VERSION#v} major minor
+  local v=${K8S_VERSION#v} major minor ldflags="-s -w" pkg
   major=${v%%.*}
   minor=${v#*.}
   minor=${minor%%.*}
-  local ldflags="-s -w" pkg
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldflags+=" -X ${pkg}.gitVersion=${K8S_VERSION} -X ${pkg}.gitMajor=${major}"
     ldflags+=" -X ${pkg}.gitMinor=${minor} -X ${pkg}.gitTreeState=clean"
   done
-  local cmds=(
-    k8s.io/kubernetes/cmd/kube-apiserver
-    k8s.io/kubernetes/cmd/kube-controller-manager
-    k8s.io/kubernetes/cmd/kube-scheduler
-    k8s.io/kubernetes/cmd/kubectl
-  )
-  (cd "$src" && go get "${cmds[@]/%/@${K8S_VERSION}}" &&
-    go build -p "$BUILD_JOBS" -trimpath -ldflags "$ldflags" -o "$BIN_DIR/" "${cmds[@]}")
+  local pkgs=("${KUBE_CMDS[@]/#/k8s.io/kubernetes/cmd/}")
+  (cd "$src" && go get "${pkgs[@]/%/@${K8S_VERSION}}" &&
+    go build -p "$BUILD_JOBS" -trimpath -ldflags "$ldflags" -o "$BIN_DIR/" "${pkgs[@]}")
+}
+
+build_stages() {
+  [[ -s "$STAGES_FILE" ]] && return 0
+  local dir f
+  dir=$(mod_field Dir "sigs.k8s.io/kwok@${KWOK_VERSION}")
+  [[ -d "$dir/kustomize/stage" ]] || die "kwok module has no kustomize/stage ($dir)"
+  {
+    echo "# kwok Stages from sigs.k8s.io/kwok@${KWOK_VERSION} kustomize/stage/"
+    for f in "${STAGE_FILES[@]}"; do
+      [[ -f "$dir/kustomize/stage/$f" ]] || die "missing stage file $f in $dir"
+      echo "---"
+      echo "# $f"
+      cat "$dir/kustomize/stage/$f"
+    done
+  } >"$STAGES_FILE.tmp"
+  mv "$STAGES_FILE.tmp" "$STAGES_FILE"
 }
 
 cmd_build() {
-  if binaries_present; then
-    log "binaries present in $BIN_DIR (reused)"
+  if build_present; then
+    log "build present, reused: $BIN_DIR"
     return 0
   fi
   go_env
@@ -176,9 +209,588 @@ cmd_build() {
   local start=$SECONDS
   build_etcd
   build_kwok
+  build_stages
   build_kubernetes
-  binaries_present || die "build finished but binaries are missing in $BIN_DIR"
+  build_present || die "build finished but files are missing in $BUILD_DIR"
   log "build done in $((SECONDS - start)) s: $BIN_DIR"
+}
+
+# ----------------------------------------------------------------- helpers --
+# (own cache dir: nothing written to ~/.kube)
+kubectl_tb() {
+  "$BIN_DIR/kubectl" --kubeconfig="$KUBECONFIG_PATH" --cache-dir="$RUN_DIR/kubectl-cache" "$@"
+}
+
+pid_file() { echo "$RUN_DIR/pids/$1.pid"; }
+
+# Print the pid of a running component we started, or fail. A pid counts as
+# ours only if its executable is the component's binary and its command line
+# names our run directory (pids get reused).
+component_pid() {
+  local name=$1 f pid exe
+  f=$(pid_file "$name")
+  [[ -f "$f" ]] || return 1
+  pid=$(<"$f")
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
+  exe=${exe% (deleted)}
+  [[ "$(basename "$exe")" == "$name" ]] || return 1
+  tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$RUN_DIR/" || return 1
+  echo "$pid"
+}
+
+# Is something listening on 127.0.0.1:PORT? (connects to loopback only)
+port_in_use() {
+  (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null
+}
+
+api_readyz() {
+  curl -fsS --max-time 5 --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
+    "https://$HOST:$APISERVER_PORT/readyz" >/dev/null 2>&1
+}
+
+component_health_url() {
+  case $1 in
+    etcd) echo "http://$HOST:$ETCD_PORT/health" ;;
+    kube-apiserver) echo "https://$HOST:$APISERVER_PORT/readyz" ;;
+    kube-controller-manager) echo "https://$HOST:$KCM_PORT/healthz" ;;
+    kube-scheduler) echo "https://$HOST:$SCHEDULER_PORT/healthz" ;;
+    kwok) echo "http://$HOST:$KWOK_PORT/healthz" ;;
+  esac
+}
+
+component_healthy() {
+  local name=$1
+  if [[ $name == kube-apiserver ]]; then
+    api_readyz
+  else
+    # kcm and scheduler serve /healthz with a self-signed cert; -k is fine on
+    # loopback.
+    curl -kfsS --max-time 5 "$(component_health_url "$name")" >/dev/null 2>&1
+  fi
+}
+
+# ---------------------------------------------------------------------- up --
+need_tools() {
+  local t
+  for t in curl openssl base64 setsid; do
+    command -v "$t" >/dev/null 2>&1 && continue
+    if [[ $t == openssl && $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+      log "installing openssl with apt-get"
+      apt-get update -qq && apt-get install -y -qq openssl >/dev/null
+      continue
+    fi
+    die "$t not found (Debian: apt-get install openssl curl coreutils util-linux)"
+  done
+  build_present || die "binaries missing in $BIN_DIR: run '$0 build' first"
+}
+
+# new_cert NAME CN ORG SAN... : key + cert signed by the testbed CA
+new_cert() {
+  local name=$1 cn=$2 org=$3
+  shift 3
+  local subj="/CN=$cn"
+  [[ -n "$org" ]] && subj="/O=$org$subj"
+  {
+    echo "basicConstraints=critical,CA:FALSE"
+    echo "keyUsage=critical,digitalSignature,keyEncipherment"
+    if [[ $# -gt 0 ]]; then
+      echo "extendedKeyUsage=serverAuth"
+      local IFS=,
+      echo "subjectAltName=$*"
+    else
+      echo "extendedKeyUsage=clientAuth"
+    fi
+  } >"$PKI/$name.ext"
+  openssl genrsa -out "$PKI/$name.key" 2048 2>/dev/null
+  openssl req -new -key "$PKI/$name.key" -subj "$subj" -out "$PKI/$name.csr" 2>/dev/null
+  openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" \
+    -CAcreateserial -days 3650 -sha256 -extfile "$PKI/$name.ext" -out "$PKI/$name.crt" 2>/dev/null
+  rm -f "$PKI/$name.csr" "$PKI/$name.ext"
+}
+
+make_pki() {
+  mkdir -p "$PKI"
+  openssl genrsa -out "$PKI/ca.key" 2048 2>/dev/null
+  openssl req -x509 -new -key "$PKI/ca.key" -subj "/CN=rehearse-testbed-ca" -days 3650 -sha256 \
+    -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,digitalSignature,keyEncipherment,keyCertSign" \
+    -out "$PKI/ca.crt" 2>/dev/null
+  new_cert apiserver kube-apiserver "" \
+    "IP:$HOST" "DNS:localhost" "DNS:kubernetes" "DNS:kubernetes.default" \
+    "DNS:kubernetes.default.svc" "DNS:kubernetes.default.svc.cluster.local" "IP:10.96.0.1"
+  # Every client is in system:masters: this is a throwaway test cluster.
+  new_cert admin kubernetes-admin system:masters
+  new_cert kube-controller-manager system:kube-controller-manager system:masters
+  new_cert kube-scheduler system:kube-scheduler system:masters
+  new_cert kwok kwok-controller system:masters
+  # Service-account token signing key pair.
+  openssl genrsa -out "$PKI/sa.key" 2048 2>/dev/null
+  openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
+  chmod 600 "$PKI"/*.key
+}
+
+b64() { base64 -w0 <"$1"; }
+
+# write_kubeconfig FILE USER-CERT-NAME : kubeconfig with embedded credentials;
+# cluster, context and user are all called $CLUSTER_NAME, like kind/kwokctl.
+write_kubeconfig() {
+  local file=$1 cert=$2
+  cat >"$file" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- cluster:
+    certificate-authority-data: $(b64 "$PKI/ca.crt")
+    server: https://$HOST:$APISERVER_PORT
+  name: $CLUSTER_NAME
+contexts:
+- context:
+    cluster: $CLUSTER_NAME
+    user: $CLUSTER_NAME
+  name: $CLUSTER_NAME
+current-context: $CLUSTER_NAME
+users:
+- name: $CLUSTER_NAME
+  user:
+    client-certificate-data: $(b64 "$PKI/$cert.crt")
+    client-key-data: $(b64 "$PKI/$cert.key")
+EOF
+  chmod 600 "$file"
+}
+
+component_args() {
+  case $1 in
+    etcd)
+      printf '%s\n' \
+        --name=rehearse \
+        --data-dir="$RUN_DIR/etcd" \
+        --listen-client-urls="http://$HOST:$ETCD_PORT" \
+        --advertise-client-urls="http://$HOST:$ETCD_PORT" \
+        --listen-peer-urls="http://$HOST:$ETCD_PEER_PORT" \
+        --initial-advertise-peer-urls="http://$HOST:$ETCD_PEER_PORT" \
+        --initial-cluster="rehearse=http://$HOST:$ETCD_PEER_PORT" \
+        --initial-cluster-state=new \
+        --auto-compaction-retention=1 \
+        --quota-backend-bytes=2147483648 \
+        --unsafe-no-fsync=true \
+        --log-level=warn
+      ;;
+    kube-apiserver)
+      printf '%s\n' \
+        --etcd-servers="http://$HOST:$ETCD_PORT" \
+        --bind-address="$HOST" \
+        --secure-port="$APISERVER_PORT" \
+        --advertise-address="$HOST" \
+        --endpoint-reconciler-type=none \
+        --cert-dir="$PKI/apiserver-certdir" \
+        --tls-cert-file="$PKI/apiserver.crt" \
+        --tls-private-key-file="$PKI/apiserver.key" \
+        --client-ca-file="$PKI/ca.crt" \
+        --authorization-mode=Node,RBAC \
+        --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+        --service-account-key-file="$PKI/sa.pub" \
+        --service-account-signing-key-file="$PKI/sa.key" \
+        --service-cluster-ip-range="$SERVICE_CIDR" \
+        --allow-privileged=true \
+        --profiling=false
+      ;;
+    kube-controller-manager)
+      printf '%s\n' \
+        --kubeconfig="$RUN_DIR/kube-controller-manager.kubeconfig" \
+        --authentication-kubeconfig="$RUN_DIR/kube-controller-manager.kubeconfig" \
+        --authorization-kubeconfig="$RUN_DIR/kube-controller-manager.kubeconfig" \
+        --authentication-skip-lookup=true \
+        --bind-address="$HOST" \
+        --secure-port="$KCM_PORT" \
+        --cert-dir="$PKI/kcm-certdir" \
+        --leader-elect=false \
+        --controllers='*' \
+        --service-account-private-key-file="$PKI/sa.key" \
+        --root-ca-file="$PKI/ca.crt" \
+        --cluster-signing-cert-file="$PKI/ca.crt" \
+        --cluster-signing-key-file="$PKI/ca.key" \
+        --service-cluster-ip-range="$SERVICE_CIDR" \
+        --flex-volume-plugin-dir="$RUN_DIR/flexvolume" \
+        --profiling=false
+      ;;
+    kube-scheduler)
+      printf '%s\n' \
+        --kubeconfig="$RUN_DIR/kube-scheduler.kubeconfig" \
+        --authentication-kubeconfig="$RUN_DIR/kube-scheduler.kubeconfig" \
+        --authorization-kubeconfig="$RUN_DIR/kube-scheduler.kubeconfig" \
+        --authentication-skip-lookup=true \
+        --bind-address="$HOST" \
+        --secure-port="$SCHEDULER_PORT" \
+        --cert-dir="$PKI/scheduler-certdir" \
+        --leader-elect=false \
+        --profiling=false
+      ;;
+    kwok)
+      printf '%s\n' \
+        --kubeconfig="$RUN_DIR/kwok.kubeconfig" \
+        --config="$RUN_DIR/kwok.yaml" \
+        --manage-all-nodes=false \
+        --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+        --server-address="$HOST:$KWOK_PORT" \
+        --cidr="$POD_CIDR" \
+        --node-lease-duration-seconds=40
+      ;;
+  esac
+}
+
+# Print the last lines of a component's log, for a failure report.
+show_log() {
+  local name=$1 f="$RUN_DIR/logs/$1.log"
+  [[ -f "$f" ]] || return 0
+  log "last lines of $f:"
+  tail -n 20 "$f" >&2 || true
+}
+
+UP_OK=0
+FAILED_COMPONENT=
+
+up_cleanup() {
+  [[ $UP_OK == 1 ]] && return 0
+  [[ -n "$FAILED_COMPONENT" ]] && show_log "$FAILED_COMPONENT"
+  log "up failed: tearing down what was started"
+  cmd_down || true
+}
+
+start_component() {
+  local name=$1 args=()
+  mapfile -t args < <(component_args "$name")
+  FAILED_COMPONENT=$name
+  log "starting $name"
+  # setsid + nohup: the component outlives this script and its terminal.
+  (cd "$RUN_DIR" && exec setsid nohup "$BIN_DIR/$name" "${args[@]}" \
+    </dev/null >"$RUN_DIR/logs/$name.log" 2>&1) &
+  echo $! >"$(pid_file "$name")"
+}
+
+# wait_healthy NAME DEADLINE : bounded poll of the component's health endpoint
+wait_healthy() {
+  local name=$1 deadline=$2 pid
+  pid=$(<"$(pid_file "$name")")
+  while ! component_healthy "$name"; do
+    # (not component_pid: right after start the pid may still be
+    # setsid/nohup, before they exec the component)
+    if ! pid_alive "$pid"; then
+      log "$name exited during start-up"
+      return 1
+    fi
+    if ((SECONDS >= deadline)); then
+      log "$name did not become healthy in time"
+      return 1
+    fi
+    sleep 0.5
+  done
+  log "$name is healthy"
+}
+
+nodes_manifest() {
+  local n
+  for n in "${NODES[@]}"; do
+    cat <<EOF
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: $n
+  annotations:
+    kwok.x-k8s.io/node: fake
+  labels:
+    type: kwok
+    beta.kubernetes.io/arch: amd64
+    beta.kubernetes.io/os: linux
+    kubernetes.io/arch: amd64
+    kubernetes.io/os: linux
+    kubernetes.io/hostname: $n
+EOF
+    if [[ $n == *-control-plane ]]; then
+      cat <<EOF
+    node-role.kubernetes.io/control-plane: ""
+spec:
+  taints:
+  - key: node-role.kubernetes.io/control-plane
+    effect: NoSchedule
+EOF
+    fi
+  done
+}
+
+cluster_healthy() {
+  local c
+  for c in "${COMPONENTS[@]}"; do
+    component_pid "$c" >/dev/null || return 1
+  done
+  [[ -f "$KUBECONFIG_PATH" ]] && api_readyz || return 1
+  kubectl_tb wait --for=condition=Ready node "${NODES[@]}" --timeout=5s >/dev/null 2>&1
+}
+
+cmd_up() {
+  need_tools
+  if cluster_healthy; then
+    log "cluster already up and healthy (reused); KUBECONFIG=$KUBECONFIG_PATH"
+    return 0
+  fi
+  if [[ -d "$RUN_DIR" ]]; then
+    log "stale or unhealthy testbed in $RUN_DIR: removing it first"
+    cmd_down
+  fi
+  local start=$SECONDS deadline=$((SECONDS + UP_TIMEOUT)) c port
+  for port in "$ETCD_PORT" "$ETCD_PEER_PORT" "$APISERVER_PORT" "$KCM_PORT" "$SCHEDULER_PORT" "$KWOK_PORT"; do
+    port_in_use "$port" && die "port $HOST:$port is already in use (override with REHEARSE_TESTBED_*_PORT)"
+  done
+
+  trap up_cleanup EXIT
+  mkdir -p "$RUN_DIR/pids" "$RUN_DIR/logs" "$RUN_DIR/etcd"
+  chmod 700 "$RUN_DIR" "$RUN_DIR/etcd"
+  make_pki
+  write_kubeconfig "$KUBECONFIG_PATH" admin
+  for c in kube-controller-manager kube-scheduler kwok; do
+    write_kubeconfig "$RUN_DIR/$c.kubeconfig" "$c"
+  done
+  cp "$STAGES_FILE" "$RUN_DIR/kwok.yaml"
+
+  for c in "${COMPONENTS[@]}"; do
+    start_component "$c"
+    wait_healthy "$c" "$deadline"
+    if [[ $c == kube-apiserver ]]; then
+      # Nodes before kwok starts, so kwok finds them at once.
+      FAILED_COMPONENT=
+      nodes_manifest | kubectl_tb apply -f - >/dev/null
+    fi
+  done
+  FAILED_COMPONENT=kwok
+  local left=$((deadline - SECONDS))
+  ((left > 0)) || left=1
+  kubectl_tb wait --for=condition=Ready node "${NODES[@]}" --timeout="${left}s" >/dev/null
+  FAILED_COMPONENT=
+  # The namespaces and service account the tests rely on.
+  left=$((deadline - SECONDS))
+  ((left > 0)) || left=1
+  kubectl_tb wait --for=create serviceaccount/default -n default --timeout="${left}s" >/dev/null
+  UP_OK=1
+  trap - EXIT
+  log "up in $((SECONDS - start)) s; KUBECONFIG=$KUBECONFIG_PATH (context $CLUSTER_NAME)"
+}
+
+# -------------------------------------------------------------------- down --
+# Component processes of this testbed that lost their pid file (e.g. the run
+# dir was removed under them): the executable is one of our component
+# binaries and the command line names our run directory.
+stray_pids() {
+  local d pid exe bin_dir
+  bin_dir=$(cd "$BIN_DIR" 2>/dev/null && pwd -P) || return 0
+  for d in /proc/[0-9]*; do
+    pid=${d#/proc/}
+    exe=$(readlink "$d/exe" 2>/dev/null) || continue
+    exe=${exe% (deleted)}
+    [[ $exe == "$bin_dir/"* ]] || continue
+    [[ " ${COMPONENTS[*]} " == *" $(basename "$exe") "* ]] || continue
+    tr '\0' '\n' <"$d/cmdline" 2>/dev/null | grep -qF -- "$RUN_DIR/" || continue
+    echo "$pid"
+  done
+}
+
+# A zombie (exited, not yet reaped by init) counts as gone.
+pid_alive() {
+  local state
+  state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+  [[ -n "$state" && "$state" != Z ]]
+}
+
+# stop_pid PID NAME : SIGTERM, wait up to 20 s, then SIGKILL.
+stop_pid() {
+  local pid=$1 name=$2 i
+  log "stopping $name (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 200; i++)); do
+    pid_alive "$pid" || return 0
+    sleep 0.1
+  done
+  log "$name (pid $pid) still running after 20 s: SIGKILL"
+  kill -KILL "$pid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    pid_alive "$pid" || return 0
+    sleep 0.1
+  done
+  log "warning: $name (pid $pid) did not exit"
+}
+
+cmd_down() {
+  local i c pid n=0
+  # One at a time, in reverse start order: clients first, etcd last (the API
+  # server's graceful shutdown needs etcd).
+  for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
+    c=${COMPONENTS[i]}
+    if pid=$(component_pid "$c"); then
+      stop_pid "$pid" "$c"
+      n=$((n + 1))
+    fi
+  done
+  local strays
+  strays=$(stray_pids)
+  for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
+    c=${COMPONENTS[i]}
+    for pid in $strays; do
+      [[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" == */"$c" ]] || continue
+      stop_pid "$pid" "stray $c"
+      n=$((n + 1))
+    done
+  done
+  if [[ -d "$RUN_DIR" ]]; then
+    rm -rf "$RUN_DIR"
+    log "down: stopped $n process(es), removed $RUN_DIR"
+  else
+    log "down: nothing to remove ($n process(es) stopped)"
+  fi
+}
+
+# ------------------------------------------------------------------ status --
+cmd_status() {
+  local c pid ok=0 rss total=0
+  for c in "${COMPONENTS[@]}"; do
+    if pid=$(component_pid "$c"); then
+      rss=$(ps -o rss= -p "$pid" 2>/dev/null | tr -d ' ' || true)
+      rss=${rss:-0}
+      total=$((total + rss))
+      if component_healthy "$c"; then
+        printf '%-24s running (pid %s, RSS %s MiB), healthy\n' "$c" "$pid" "$((rss / 1024))"
+      else
+        printf '%-24s running (pid %s, RSS %s MiB), NOT healthy\n' "$c" "$pid" "$((rss / 1024))"
+        ok=1
+      fi
+    else
+      printf '%-24s not running\n' "$c"
+      ok=1
+    fi
+  done
+  if [[ -f "$KUBECONFIG_PATH" ]] && api_readyz; then
+    printf '%-24s answers https://%s:%s (/readyz ok)\n' "API" "$HOST" "$APISERVER_PORT"
+    kubectl_tb get nodes --no-headers 2>/dev/null | sed 's/^/  node: /' || true
+    if ! kubectl_tb wait --for=condition=Ready node "${NODES[@]}" --timeout=2s >/dev/null 2>&1; then
+      echo "nodes not all Ready"
+      ok=1
+    fi
+  else
+    printf '%-24s does not answer\n' "API"
+    ok=1
+  fi
+  ((total > 0)) && printf '%-24s %s MiB RSS in all\n' "memory" "$((total / 1024))"
+  if ((ok == 0)); then
+    echo "testbed healthy; KUBECONFIG=$KUBECONFIG_PATH"
+  else
+    echo "testbed not healthy"
+  fi
+  return "$ok"
+}
+
+cmd_env() {
+  printf 'export KUBECONFIG=%q\n' "$KUBECONFIG_PATH"
+}
+
+# ------------------------------------------------------------------- smoke --
+# End-to-end check of a running testbed: Deployment + Service + EndpointSlices,
+# scheduling on workers only, a DaemonSet on both workers, namespace deletion,
+# and loopback-only listeners. Talks to the API server only.
+quiet() { "$@" >/dev/null; }
+not_grep() { ! grep -q -- "$1" <<<"$2"; }
+
+cmd_smoke() {
+  cluster_healthy || die "testbed is not up (run '$0 up')"
+  local ns="rehearse-smoke-$$" fails=0 passes=0 out
+  check() {
+    local what=$1
+    shift
+    if "$@"; then
+      passes=$((passes + 1))
+      echo "ok   $what"
+    else
+      fails=$((fails + 1))
+      echo "FAIL $what"
+    fi
+  }
+  kubectl_tb create namespace "$ns" >/dev/null
+  kubectl_tb apply -n "$ns" -f - >/dev/null <<'EOF2'
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 3
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: registry.k8s.io/pause:3.10
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {app: web}
+  ports:
+  - port: 80
+    targetPort: 8080
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: agent
+spec:
+  selector:
+    matchLabels: {app: agent}
+  template:
+    metadata:
+      labels: {app: agent}
+    spec:
+      containers:
+      - name: agent
+        image: registry.k8s.io/pause:3.10
+EOF2
+  check "deployment rolled out" quiet kubectl_tb rollout status -n "$ns" deployment/web --timeout=60s
+  check "3 pods Ready" quiet kubectl_tb wait -n "$ns" --for=condition=Ready pod -l app=web --timeout=30s
+  out=$(kubectl_tb get pods -n "$ns" -l app=web -o jsonpath='{range .items[*]}{.spec.nodeName} {.status.podIP}{"\n"}{end}')
+  printf '     web pod on %s\n' "${out//$'\n'/$'\n     web pod on '}"
+  check "3 web pods" test "$(grep -c . <<<"$out")" -eq 3
+  check "no pod on the control-plane node" not_grep control-plane "$out"
+  check "pod IPs from kwok's CIDR" test "$(grep -c ' 10\.0\.0\.' <<<"$out")" -eq 3
+  out=$(kubectl_tb get rs -n "$ns" -l app=web -o jsonpath='{.items[0].spec.selector.matchLabels.pod-template-hash}')
+  check "ReplicaSet selector has pod-template-hash ($out)" test -n "$out"
+  local ready=0 i
+  for ((i = 0; i < 60; i++)); do
+    ready=$(kubectl_tb get endpointslices -n "$ns" -l kubernetes.io/service-name=web \
+      -o jsonpath='{range .items[*].endpoints[*]}{.conditions.ready}{"\n"}{end}' | grep -c '^true$' || true)
+    [[ $ready == 3 ]] && break
+    sleep 0.5
+  done
+  check "EndpointSlices list 3 ready endpoints ($ready)" test "$ready" -eq 3
+  check "daemonset rolled out" quiet kubectl_tb rollout status -n "$ns" daemonset/agent --timeout=60s
+  out=$(kubectl_tb get pods -n "$ns" -l app=agent -o jsonpath='{range .items[*]}{.spec.nodeName}{"\n"}{end}' | sort)
+  check "daemonset has exactly 2 pods, one per worker" test "$out" == "rehearse-worker
+rehearse-worker2"
+  check "namespace deletion completes" quiet kubectl_tb delete namespace "$ns" --wait=true --timeout=90s
+  if command -v ss >/dev/null 2>&1; then
+    local c pid bad
+    for c in "${COMPONENTS[@]}"; do
+      pid=$(component_pid "$c") || continue
+      bad=$(ss -Hltnp | grep "pid=$pid," | awk '{print $4}' | grep -v "^127\.0\.0\.1:" || true)
+      check "$c listens on 127.0.0.1 only${bad:+ (also: $bad)}" test -z "$bad"
+      bad=$(ss -Htanp | grep "pid=$pid," | awk '$1 != "LISTEN" {print $5}' | grep -v "^127\.0\.0\.1:" || true)
+      check "$c has no connection beyond 127.0.0.1${bad:+ (peer: $bad)}" test -z "$bad"
+    done
+  else
+    echo "skip listener check: ss not found"
+  fi
+  echo "smoke: $passes passed, $fails failed"
+  ((fails == 0))
 }
 
 # ---------------------------------------------------------------- dispatch --
@@ -190,8 +802,12 @@ main() {
     down) cmd_down ;;
     status) cmd_status ;;
     env) cmd_env ;;
+    smoke) cmd_smoke ;;
     -h | --help | help) usage ;;
-    *) usage >&2; exit 2 ;;
+    *)
+      usage >&2
+      exit 2
+      ;;
   esac
 }
 
