@@ -31,7 +31,8 @@ pub struct Diagnostic {
     pub message: String,
     pub labels: Vec<Label>,
     pub help: Option<String>,
-    source: Option<NamedSource<Arc<str>>>,
+    // Shared by every diagnostic of a file, and keeps `Diagnostic` small.
+    source: Option<Arc<NamedSource<Arc<str>>>>,
 }
 
 impl Diagnostic {
@@ -66,7 +67,7 @@ impl Diagnostic {
         self
     }
 
-    pub fn with_source(mut self, source: NamedSource<Arc<str>>) -> Self {
+    pub fn with_source(mut self, source: Arc<NamedSource<Arc<str>>>) -> Self {
         self.source = Some(source);
         self
     }
@@ -141,7 +142,7 @@ impl miette::Diagnostic for Diagnostic {
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
-        self.source.as_ref().map(|s| s as &dyn SourceCode)
+        self.source.as_deref().map(|s| s as &dyn SourceCode)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
@@ -172,7 +173,7 @@ pub fn did_you_mean<'a>(
         .filter(|c| c.len().abs_diff(word.len()) <= 3)
         .map(|c| (strsim::damerau_levenshtein(word, c), c))
         .filter(|(distance, c)| {
-            *distance > 0 && *distance <= (c.len().max(word.len()) / 3).max(1).min(3)
+            *distance > 0 && *distance <= (c.len().max(word.len()) / 3).clamp(1, 3)
         })
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, c)| c)

@@ -5,6 +5,7 @@
 //! [`model`] holds the pure vocabulary (selectors, labels, kinds) all stages share.
 
 pub mod check;
+pub mod cluster;
 pub mod diagnostic;
 pub mod model;
 pub mod span;

@@ -94,8 +94,9 @@ impl Checker {
         diagnostics.append(&mut context.diagnostics);
         diagnostics.sort_by_key(|d| (d.primary_span().start, d.primary_span().end));
         let source: Arc<str> = Arc::from(source);
-        let named =
-            NamedSource::new(path.display().to_string(), source.clone()).with_language("rollout");
+        let named = Arc::new(
+            NamedSource::new(path.display().to_string(), source.clone()).with_language("rollout"),
+        );
         let diagnostics = diagnostics
             .into_iter()
             .map(|d| d.with_source(named.clone()))
@@ -116,7 +117,10 @@ impl Checker {
             Err(error) => {
                 let at = error.utf8_error().valid_up_to();
                 let text = String::from_utf8_lossy(error.as_bytes()).into_owned();
-                let source = NamedSource::new(path.display().to_string(), Arc::<str>::from(text));
+                let source = Arc::new(NamedSource::new(
+                    path.display().to_string(),
+                    Arc::<str>::from(text),
+                ));
                 let diagnostic =
                     Diagnostic::error("rehearse::io::not_utf8", "this script is not UTF-8 text")
                         .label(crate::span::Span::new(at, at + 1), "invalid UTF-8 here")

@@ -79,6 +79,8 @@ impl Scenario {
     }
 }
 
+// Steps dominate scenarios, so boxing them would only add indirection.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub enum ScenarioItem {
     Blank,

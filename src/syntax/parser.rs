@@ -158,20 +158,18 @@ impl<'s> Builder<'s> {
                     items.push(ScenarioItem::Invalid(span_of(&item)));
                     self.bad_line(&item, true);
                 }
-                Rule::scenario_close => {
-                    if item.as_str().is_empty() {
-                        self.diagnostics.push(
-                            Diagnostic::error(
-                                "rehearse::syntax::unclosed_scenario",
-                                "this scenario is never closed",
-                            )
-                            .label(
-                                Span::new(keyword.as_span().start(), name.span.end),
-                                "opened here",
-                            )
-                            .help("add a line with `}` after the scenario's last step"),
-                        );
-                    }
+                Rule::scenario_close if item.as_str().is_empty() => {
+                    self.diagnostics.push(
+                        Diagnostic::error(
+                            "rehearse::syntax::unclosed_scenario",
+                            "this scenario is never closed",
+                        )
+                        .label(
+                            Span::new(keyword.as_span().start(), name.span.end),
+                            "opened here",
+                        )
+                        .help("add a line with `}` after the scenario's last step"),
+                    );
                 }
                 _ => {}
             }

@@ -18,11 +18,14 @@ KWOK_VERSION=${REHEARSE_TESTBED_KWOK_VERSION:-v0.8.0}
 K8S_STAGING_VERSION="v0.${K8S_VERSION#v1.}"
 
 CACHE_ROOT=${REHEARSE_TESTBED_CACHE:-$HOME/.cache/rehearse-testbed}
+[[ $CACHE_ROOT == /* ]] || CACHE_ROOT="$PWD/$CACHE_ROOT"
 BUILD_KEY="k8s-${K8S_VERSION}-etcd-${ETCD_VERSION}-kwok-${KWOK_VERSION}"
 BUILD_DIR="$CACHE_ROOT/$BUILD_KEY"
 BIN_DIR="$BUILD_DIR/bin"
 STAGES_FILE="$BUILD_DIR/kwok-stages.yaml"
 RUN_DIR=${REHEARSE_TESTBED_DIR:-$CACHE_ROOT/run}
+# Absolute: process ownership checks match it in command lines.
+[[ $RUN_DIR == /* ]] || RUN_DIR="$PWD/$RUN_DIR"
 
 CLUSTER_NAME=kwok-rehearse
 HOST=127.0.0.1
@@ -277,7 +280,8 @@ need_tools() {
     command -v "$t" >/dev/null 2>&1 && continue
     if [[ $t == openssl && $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
       log "installing openssl with apt-get"
-      apt-get update -qq && apt-get install -y -qq openssl >/dev/null
+      apt-get update -qq >/dev/null || true
+      apt-get install -y -qq openssl >/dev/null || die "apt-get install openssl failed"
       continue
     fi
     die "$t not found (Debian: apt-get install openssl curl coreutils util-linux)"
@@ -464,7 +468,7 @@ start_component() {
   log "starting $name"
   # setsid + nohup: the component outlives this script and its terminal.
   (cd "$RUN_DIR" && exec setsid nohup "$BIN_DIR/$name" "${args[@]}" \
-    </dev/null >"$RUN_DIR/logs/$name.log" 2>&1) &
+    </dev/null >"$RUN_DIR/logs/$name.log" 2>&1 9>&-) &
   echo $! >"$(pid_file "$name")"
 }
 
@@ -544,6 +548,7 @@ cmd_up() {
   done
 
   trap up_cleanup EXIT
+  trap 'FAILED_COMPONENT=; log "interrupted"; exit 130' INT TERM
   mkdir -p "$RUN_DIR/pids" "$RUN_DIR/logs" "$RUN_DIR/etcd"
   chmod 700 "$RUN_DIR" "$RUN_DIR/etcd"
   make_pki
@@ -572,7 +577,7 @@ cmd_up() {
   ((left > 0)) || left=1
   kubectl_tb wait --for=create serviceaccount/default -n default --timeout="${left}s" >/dev/null
   UP_OK=1
-  trap - EXIT
+  trap - EXIT INT TERM
   log "up in $((SECONDS - start)) s; KUBECONFIG=$KUBECONFIG_PATH (context $CLUSTER_NAME)"
 }
 
@@ -794,8 +799,20 @@ rehearse-worker2"
 }
 
 # ---------------------------------------------------------------- dispatch --
+# Serialise build/up/down of concurrent callers (fd 9; closed for the
+# components so that they do not inherit the lock).
+take_lock() {
+  command -v flock >/dev/null 2>&1 || return 0
+  mkdir -p "$CACHE_ROOT"
+  exec 9>"$CACHE_ROOT/.lock"
+  flock 9
+}
+
 main() {
   local cmd=${1:-}
+  case "$cmd" in
+    build | up | down) take_lock ;;
+  esac
   case "$cmd" in
     build) cmd_build ;;
     up) cmd_up ;;

@@ -1,0 +1,8 @@
+//! Talking to a Kubernetes cluster: connecting like kubectl, refusing clusters that do not look
+//! throwaway, and watch-driven waiting.
+
+pub mod connect;
+pub mod watch;
+
+pub use connect::{ConnectError, Connection, connect};
+pub use watch::{WaitError, until};
