@@ -18,10 +18,9 @@ fn corpus(dir: &Path) -> usize {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "rollout") {
             let text = std::fs::read_to_string(&path).unwrap();
-            sources.push(text.replace(
-                "base-dir \"../examples\"",
-                &format!("base-dir {:?}", examples.display().to_string()),
-            ));
+            sources.push(
+                text.replace("base-dir \"../examples\"", &format!("base-dir {:?}", examples.display().to_string())),
+            );
         }
     }
     sources.sort();
@@ -29,8 +28,7 @@ fn corpus(dir: &Path) -> usize {
     for i in 0..FILES {
         let text = sources[i % sources.len()].replace("scenario \"", &format!("scenario \"{i} "));
         // Pad to ~1 KB per file with comments, as real scripts carry explanations.
-        let padding =
-            "# rehearsal notes: why this order matters and what to watch for in production\n";
+        let padding = "# rehearsal notes: why this order matters and what to watch for in production\n";
         let mut text = text;
         while text.len() < 1000 {
             text.insert_str(0, padding);
@@ -61,11 +59,7 @@ fn main() {
         assert!(files.iter().all(|f| f.diagnostics.is_empty()));
         library.push(elapsed);
     }
-    println!(
-        "library check_path: median {:?}, min {:?}",
-        median(library.clone()),
-        library.iter().min().unwrap()
-    );
+    println!("library check_path: median {:?}, min {:?}", median(library.clone()), library.iter().min().unwrap());
 
     let binary = PathBuf::from(env!("CARGO_BIN_EXE_rehearse"));
     let pinned = Command::new("taskset").arg("--version").output().is_ok();
@@ -82,11 +76,7 @@ fn main() {
         let started = Instant::now();
         let output = command.output().unwrap();
         runs.push(started.elapsed());
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     }
     println!(
         "binary `rehearse check` ({}): median {:?}, min {:?}",

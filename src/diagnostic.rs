@@ -48,17 +48,11 @@ impl Diagnostic {
     }
 
     pub fn warning(code: &'static str, message: impl Into<String>) -> Self {
-        Diagnostic {
-            severity: Severity::Warning,
-            ..Diagnostic::error(code, message)
-        }
+        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(code, message) }
     }
 
     pub fn label(mut self, span: Span, text: impl Into<String>) -> Self {
-        self.labels.push(Label {
-            span,
-            text: text.into(),
-        });
+        self.labels.push(Label { span, text: text.into() });
         self
     }
 
@@ -136,9 +130,7 @@ impl miette::Diagnostic for Diagnostic {
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help
-            .as_ref()
-            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
@@ -149,32 +141,25 @@ impl miette::Diagnostic for Diagnostic {
         if self.labels.is_empty() || self.source.is_none() {
             return None;
         }
-        Some(Box::new(self.labels.iter().enumerate().map(
-            |(i, label)| {
-                let text = (!label.text.is_empty()).then(|| label.text.clone());
-                if i == 0 {
-                    LabeledSpan::new_primary_with_span(text, label.span)
-                } else {
-                    LabeledSpan::new_with_span(text, label.span)
-                }
-            },
-        )))
+        Some(Box::new(self.labels.iter().enumerate().map(|(i, label)| {
+            let text = (!label.text.is_empty()).then(|| label.text.clone());
+            if i == 0 {
+                LabeledSpan::new_primary_with_span(text, label.span)
+            } else {
+                LabeledSpan::new_with_span(text, label.span)
+            }
+        })))
     }
 }
 
 /// "did you mean" for a misspelt word: the closest candidate within a small edit distance.
-pub fn did_you_mean<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .into_iter()
         // Cheap length filter first: a 10 MB "word" must not cost an edit-distance matrix.
         .filter(|c| c.len().abs_diff(word.len()) <= 3)
         .map(|c| (strsim::damerau_levenshtein(word, c), c))
-        .filter(|(distance, c)| {
-            *distance > 0 && *distance <= (c.len().max(word.len()) / 3).clamp(1, 3)
-        })
+        .filter(|(distance, c)| *distance > 0 && *distance <= (c.len().max(word.len()) / 3).clamp(1, 3))
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, c)| c)
 }

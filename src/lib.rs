@@ -7,7 +7,9 @@
 pub mod check;
 pub mod cluster;
 pub mod diagnostic;
+pub mod exec;
 pub mod model;
+pub mod report;
 pub mod span;
 pub mod syntax;
 

@@ -16,14 +16,12 @@ mod exit {
     pub const OK: u8 = 0;
     pub const FAILED: u8 = 1;
     pub const INVALID_INPUT: u8 = 2;
+    pub const INFRASTRUCTURE: u8 = 3;
+    pub const INTERRUPTED: u8 = 130;
 }
 
 #[derive(Parser)]
-#[command(
-    name = "rehearse",
-    version,
-    about = "Rehearse Kubernetes traffic changes: checked, run, proven and recorded"
-)]
+#[command(name = "rehearse", version, about = "Rehearse Kubernetes traffic changes: checked, run, proven and recorded")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -42,6 +40,13 @@ enum Command {
         #[arg(long)]
         deny_warnings: bool,
     },
+    /// Run scenarios against a cluster: each in a fresh namespace, deleted afterwards.
+    ///
+    /// Connects like kubectl (KUBECONFIG, --kubeconfig, --context). Only contexts that look like
+    /// throwaway clusters (kind-*, kwok-*, k3d-*, minikube) are used unless --allow-context names
+    /// them. Exit codes: 0 all passed, 1 a scenario failed, 2 invalid input, 3 cluster error,
+    /// 130 interrupted.
+    Run(RunArgs),
     /// Rewrite scripts in the canonical layout (comments are kept).
     ///
     /// Scripts with syntax errors are left alone and reported (exit 2).
@@ -55,18 +60,71 @@ enum Command {
     },
 }
 
+#[derive(clap::Args)]
+struct RunArgs {
+    /// .rollout files, or directories searched recursively for them.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// The kubeconfig to read (default: $KUBECONFIG, then ~/.kube/config).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// The context to use (default: the kubeconfig's current context).
+    #[arg(long)]
+    context: Option<String>,
+    /// Allow a context that does not look like a throwaway cluster (repeatable).
+    #[arg(long = "allow-context", value_name = "NAME")]
+    allow_context: Vec<String>,
+    /// Keep each scenario's namespace instead of deleting it, and print its name.
+    #[arg(long)]
+    keep: bool,
+    /// Scenarios to run at the same time.
+    #[arg(long, short = 'j', default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
+    /// Overwrite snapshot files with what is observed (never under CI).
+    #[arg(long)]
+    update_snapshots: bool,
+    /// Write a report: `junit=PATH` or `json=PATH` (repeatable).
+    #[arg(long = "report", value_name = "FORMAT=PATH", value_parser = parse_report)]
+    reports: Vec<(ReportFormat, PathBuf)>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum ReportFormat {
+    Junit,
+    Json,
+}
+
+fn parse_report(text: &str) -> Result<(ReportFormat, PathBuf), String> {
+    let (format, path) = text.split_once('=').ok_or("expected FORMAT=PATH, e.g. junit=results.xml")?;
+    let format = match format {
+        "junit" => ReportFormat::Junit,
+        "json" => ReportFormat::Json,
+        other => return Err(format!("unknown report format `{other}`: use junit or json")),
+    };
+    if path.is_empty() {
+        return Err("the report path is empty".into());
+    }
+    Ok((format, PathBuf::from(path)))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let renderer = Renderer::for_stderr();
     let code = match cli.command {
-        Command::Check {
-            paths,
-            deny_warnings,
-        } => check(&paths, deny_warnings, &renderer),
+        Command::Check { paths, deny_warnings } => check(&paths, deny_warnings, &renderer),
         Command::Fmt { paths, check } => fmt(&paths, check, &renderer),
+        Command::Run(args) => match tokio::runtime::Runtime::new() {
+            Ok(runtime) => runtime.block_on(run::run(args, &renderer)),
+            Err(error) => {
+                eprintln!("error: cannot start the async runtime: {error}");
+                exit::INFRASTRUCTURE
+            }
+        },
     };
     ExitCode::from(code)
 }
+
+mod run;
 
 /// Renders diagnostics: colour and unicode on a terminal, plain ASCII otherwise or with NO_COLOR.
 struct Renderer {
@@ -75,19 +133,12 @@ struct Renderer {
 
 impl Renderer {
     fn for_stderr() -> Self {
-        let plain = !std::io::stderr().is_terminal()
-            || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let theme = if plain {
-            GraphicalTheme::none()
-        } else {
-            GraphicalTheme::unicode()
-        };
-        Renderer {
-            handler: GraphicalReportHandler::new_themed(theme),
-        }
+        let plain = !std::io::stderr().is_terminal() || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let theme = if plain { GraphicalTheme::none() } else { GraphicalTheme::unicode() };
+        Renderer { handler: GraphicalReportHandler::new_themed(theme) }
     }
 
-    fn print(&self, diagnostic: &Diagnostic) {
+    pub fn print(&self, diagnostic: &Diagnostic) {
         let mut out = String::new();
         if self.handler.render_report(&mut out, diagnostic).is_err() {
             out = format!("{}: {}\n", diagnostic.code, diagnostic.message);
@@ -120,15 +171,8 @@ fn check(paths: &[PathBuf], deny_warnings: bool, renderer: &Renderer) -> u8 {
         }
     }
     let files = if scripts.len() == 1 { "file" } else { "files" };
-    eprintln!(
-        "checked {} {files}: {errors} error(s), {warnings} warning(s)",
-        scripts.len()
-    );
-    if errors > 0 || (deny_warnings && warnings > 0) {
-        exit::INVALID_INPUT
-    } else {
-        exit::OK
-    }
+    eprintln!("checked {} {files}: {errors} error(s), {warnings} warning(s)", scripts.len());
+    if errors > 0 || (deny_warnings && warnings > 0) { exit::INVALID_INPUT } else { exit::OK }
 }
 
 fn fmt(paths: &[PathBuf], check_only: bool, renderer: &Renderer) -> u8 {
@@ -153,14 +197,8 @@ fn fmt(paths: &[PathBuf], check_only: bool, renderer: &Renderer) -> u8 {
         if !parsed.diagnostics.is_empty() {
             // Report through the checker so the diagnostics carry the file.
             let file = rehearse::check_source(path, &source);
-            file.diagnostics
-                .iter()
-                .filter(|d| d.is_error())
-                .for_each(|d| renderer.print(d));
-            eprintln!(
-                "{}: not formatted: fix the errors above first",
-                path.display()
-            );
+            file.diagnostics.iter().filter(|d| d.is_error()).for_each(|d| renderer.print(d));
+            eprintln!("{}: not formatted: fix the errors above first", path.display());
             code = exit::INVALID_INPUT;
             continue;
         }

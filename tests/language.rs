@@ -20,8 +20,7 @@ fn fixtures(dir: &str) -> Vec<PathBuf> {
 }
 
 fn render(file: &CheckedFile) -> String {
-    let handler =
-        GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(100);
+    let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(100);
     let mut out = String::new();
     for diagnostic in &file.diagnostics {
         handler.render_report(&mut out, diagnostic).unwrap();
@@ -37,9 +36,7 @@ fn stem(path: &Path) -> String {
 fn without_spans(debug: &str) -> String {
     let spans = regex::Regex::new(r" @ \d+\.\.\d+|\d+\.\.\d+").unwrap();
     let line_starts = regex::Regex::new(r"line_starts: \[[^\]]*\]").unwrap();
-    line_starts
-        .replace_all(&spans.replace_all(debug, ""), "line_starts")
-        .into_owned()
+    line_starts.replace_all(&spans.replace_all(debug, ""), "line_starts").into_owned()
 }
 
 #[test]
@@ -47,12 +44,7 @@ fn valid_scripts_check_clean_and_their_asts_are_stable() {
     let mut checker = Checker::new();
     for path in fixtures("ok") {
         let file = checker.check_file(&path).unwrap();
-        assert!(
-            file.diagnostics.is_empty(),
-            "{}:\n{}",
-            path.display(),
-            render(&file)
-        );
+        assert!(file.diagnostics.is_empty(), "{}:\n{}", path.display(), render(&file));
         insta::assert_debug_snapshot!(format!("ast-{}", stem(&path)), file.script);
     }
 }
@@ -62,11 +54,7 @@ fn invalid_scripts_render_the_expected_diagnostics() {
     let mut checker = Checker::new();
     for path in fixtures("err") {
         let file = checker.check_file(&path).unwrap();
-        assert!(
-            file.errors() + file.warnings() > 0,
-            "{} should have problems",
-            path.display()
-        );
+        assert!(file.errors() + file.warnings() > 0, "{} should have problems", path.display());
         insta::assert_snapshot!(format!("err-{}", stem(&path)), render(&file));
     }
 }
@@ -74,69 +62,36 @@ fn invalid_scripts_render_the_expected_diagnostics() {
 #[test]
 fn the_runbook_scenarios_check_clean() {
     let scripts = rehearse::check::check_path(&[PathBuf::from("scenarios")]).unwrap();
-    assert!(
-        scripts.len() >= 9,
-        "expected the runbook's scenario files, found {}",
-        scripts.len()
-    );
+    assert!(scripts.len() >= 9, "expected the runbook's scenario files, found {}", scripts.len());
     let mut scenarios = 0;
     for file in &scripts {
-        assert!(
-            file.diagnostics.is_empty(),
-            "{}:\n{}",
-            file.path.display(),
-            render(file)
-        );
+        assert!(file.diagnostics.is_empty(), "{}:\n{}", file.path.display(), render(file));
         scenarios += file.script.scenarios().count();
     }
-    assert!(
-        scenarios >= 10,
-        "design.md §7 has ten rows; found {scenarios} scenarios"
-    );
+    assert!(scenarios >= 10, "design.md §7 has ten rows; found {scenarios} scenarios");
 }
 
 #[test]
 fn every_problem_is_reported_in_one_run() {
-    let file = Checker::new()
-        .check_file(Path::new("tests/fixtures/err/syntax.rollout"))
-        .unwrap();
+    let file = Checker::new().check_file(Path::new("tests/fixtures/err/syntax.rollout")).unwrap();
     let codes: Vec<&str> = file.diagnostics.iter().map(|d| d.code).collect();
-    assert!(
-        codes
-            .iter()
-            .filter(|c| **c == "rehearse::syntax::unexpected")
-            .count()
-            >= 6,
-        "{codes:?}"
-    );
+    assert!(codes.iter().filter(|c| **c == "rehearse::syntax::unexpected").count() >= 6, "{codes:?}");
     assert!(codes.contains(&"rehearse::syntax::scenario_header"));
     assert!(codes.contains(&"rehearse::syntax::unclosed_scenario"));
     assert!(codes.contains(&"rehearse::syntax::step_outside_scenario"));
     // Each points at a line and column in the file.
     for diagnostic in &file.diagnostics {
         let location = diagnostic.location().expect("a location");
-        assert!(
-            location.starts_with("tests/fixtures/err/syntax.rollout:"),
-            "{location}"
-        );
+        assert!(location.starts_with("tests/fixtures/err/syntax.rollout:"), "{location}");
     }
 }
 
 #[test]
 fn the_runbook_slip_is_caught() {
-    let file = Checker::new()
-        .check_file(Path::new("tests/fixtures/err/enable-slip.rollout"))
-        .unwrap();
-    let near_miss = file
-        .diagnostics
-        .iter()
-        .find(|d| d.code == "rehearse::traffic::near_miss_key")
-        .expect("near miss");
+    let file = Checker::new().check_file(Path::new("tests/fixtures/err/enable-slip.rollout")).unwrap();
+    let near_miss = file.diagnostics.iter().find(|d| d.code == "rehearse::traffic::near_miss_key").expect("near miss");
     assert_eq!(near_miss.help.as_deref(), Some("did you mean `enabled`?"));
-    assert_eq!(
-        near_miss.location().unwrap(),
-        "tests/fixtures/err/enable-slip.rollout:8:28"
-    );
+    assert_eq!(near_miss.location().unwrap(), "tests/fixtures/err/enable-slip.rollout:8:28");
 }
 
 #[test]
@@ -160,21 +115,9 @@ fn formatting_is_canonical_idempotent_and_keeps_the_ast() {
             "{}: formatting changed the meaning",
             path.display()
         );
-        assert_eq!(
-            format(&reparsed.script),
-            once,
-            "{}: formatting twice changes it",
-            path.display()
-        );
-        for comment in source
-            .lines()
-            .filter_map(|l| l.find('#').map(|i| l[i..].trim_end()))
-        {
-            assert!(
-                once.contains(comment),
-                "{}: lost comment {comment}",
-                path.display()
-            );
+        assert_eq!(format(&reparsed.script), once, "{}: formatting twice changes it", path.display());
+        for comment in source.lines().filter_map(|l| l.find('#').map(|i| l[i..].trim_end())) {
+            assert!(once.contains(comment), "{}: lost comment {comment}", path.display());
         }
     }
 }
@@ -189,20 +132,12 @@ fn messy_layout_is_normalised() {
 
 #[test]
 fn inline_yaml_errors_point_into_the_script() {
-    let file = Checker::new()
-        .check_file(Path::new("tests/fixtures/err/yaml.rollout"))
-        .unwrap();
+    let file = Checker::new().check_file(Path::new("tests/fixtures/err/yaml.rollout")).unwrap();
     let unquoted: Vec<String> = file
         .diagnostics
         .iter()
         .filter(|d| d.code == "rehearse::yaml::unquoted_label_value")
         .map(|d| d.location().unwrap())
         .collect();
-    assert_eq!(
-        unquoted,
-        [
-            "tests/fixtures/err/yaml.rollout:23:26",
-            "tests/fixtures/err/yaml.rollout:24:26"
-        ]
-    );
+    assert_eq!(unquoted, ["tests/fixtures/err/yaml.rollout:23:26", "tests/fixtures/err/yaml.rollout:24:26"]);
 }

@@ -22,16 +22,12 @@ fn check(text: &str) -> usize {
 #[test]
 fn random_bytes_and_mutations_of_valid_scripts() {
     let seed = std::fs::read_to_string("tests/fixtures/ok/every-step.rollout").unwrap();
-    let alphabet: Vec<char> = "abcdefgz $-=,!/(){}\"#<>%\n\t\\0123456789YAML:.é\u{0}"
-        .chars()
-        .collect();
+    let alphabet: Vec<char> = "abcdefgz $-=,!/(){}\"#<>%\n\t\\0123456789YAML:.é\u{0}".chars().collect();
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
     for round in 0..3000 {
         let text: String = if round % 2 == 0 {
             let len = (rng.next() % 200) as usize;
-            (0..len)
-                .map(|_| alphabet[(rng.next() % alphabet.len() as u64) as usize])
-                .collect()
+            (0..len).map(|_| alphabet[(rng.next() % alphabet.len() as u64) as usize]).collect()
         } else {
             // Cut, duplicate or corrupt a slice of a valid script.
             let mut chars: Vec<char> = seed.chars().collect();
@@ -61,30 +57,18 @@ fn invalid_utf8_is_a_diagnostic() {
     std::fs::write(&path, b"scenario \"x\" {\n    snapshot \"\xff\xfe\"\n}\n").unwrap();
     let file = rehearse::check::Checker::new().check_file(&path).unwrap();
     assert_eq!(file.diagnostics[0].code, "rehearse::io::not_utf8");
-    assert!(
-        file.diagnostics[0].location().unwrap().ends_with(":2:15"),
-        "{:?}",
-        file.diagnostics[0].location()
-    );
+    assert!(file.diagnostics[0].location().unwrap().ends_with(":2:15"), "{:?}", file.diagnostics[0].location());
 }
 
 #[test]
 fn nul_bytes_deep_nesting_and_long_lines() {
     assert!(check("scenario \"x\" {\n\0\0\0\n}\n") > 0);
-    let deep = format!(
-        "scenario \"x\" {{\n    expect pods {}a count 1\n}}\n",
-        "(".repeat(100_000)
-    );
+    let deep = format!("scenario \"x\" {{\n    expect pods {}a count 1\n}}\n", "(".repeat(100_000));
     assert!(check(&deep) > 0);
     let braces = "{".repeat(100_000);
     assert!(check(&braces) > 0);
     let selector = vec!["k=v"; 20_000].join(",");
-    assert_eq!(
-        check(&format!(
-            "scenario \"x\" {{\n    expect pods {selector} count 1\n}}\n"
-        )),
-        0
-    );
+    assert_eq!(check(&format!("scenario \"x\" {{\n    expect pods {selector} count 1\n}}\n")), 0);
 }
 
 #[test]

@@ -30,14 +30,12 @@ fn known_kind(text: &Spanned<String>, kind: Option<Kind>, context: &mut Context)
     if kind.is_some() {
         return;
     }
-    let diagnostic = Diagnostic::error(
-        "rehearse::check::unknown_kind",
-        format!("unknown kind `{}`", text.value),
-    )
-    .label(text.span, "not a kind rehearse knows");
+    let diagnostic = Diagnostic::error("rehearse::check::unknown_kind", format!("unknown kind `{}`", text.value))
+        .label(text.span, "not a kind rehearse knows");
     context.report(match did_you_mean(&text.value.to_ascii_lowercase(), Kind::all_spellings()) {
         Some(suggestion) => diagnostic.help(format!("did you mean `{suggestion}`?")),
-        None => diagnostic.help("the kinds are pod (po), deployment (deploy), replicaset (rs), daemonset (ds) and service (svc)"),
+        None => diagnostic
+            .help("the kinds are pod (po), deployment (deploy), replicaset (rs), daemonset (ds) and service (svc)"),
     });
 }
 
@@ -45,70 +43,44 @@ fn known_kind(text: &Spanned<String>, kind: Option<Kind>, context: &mut Context)
 fn check_name(name: &Spanned<String>, context: &mut Context) {
     let text = &name.value;
     let valid = text.len() <= 253
-        && text
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && text.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
         && text.starts_with(|c: char| c.is_ascii_alphanumeric())
         && text.ends_with(|c: char| c.is_ascii_alphanumeric());
     if !valid {
         context.report(
             Diagnostic::error("rehearse::check::invalid_name", format!("`{text}` is not a valid object name"))
                 .label(name.span, "not a DNS subdomain")
-                .help("object names use lowercase letters, digits, `-` and `.`, and start and end with a letter or digit"),
+                .help(
+                    "object names use lowercase letters, digits, `-` and `.`, and start and end with a letter or digit",
+                ),
         );
     }
 }
 
 /// Reports an object of the wrong kind for its place in a step.
-fn expect_kind(
-    kind: Option<Kind>,
-    span: Span,
-    allowed: &[Kind],
-    role: &str,
-    context: &mut Context,
-) {
+fn expect_kind(kind: Option<Kind>, span: Span, allowed: &[Kind], role: &str, context: &mut Context) {
     let Some(kind) = kind else { return }; // unknown kinds are reported once, by known_kind
     if allowed.contains(&kind) {
         return;
     }
-    let names = match allowed
-        .iter()
-        .map(|k| k.name())
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
+    let names = match allowed.iter().map(|k| k.name()).collect::<Vec<_>>().as_slice() {
         [one] => one.to_string(),
         [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
         [] => String::new(),
     };
     context.report(
-        Diagnostic::error(
-            "rehearse::check::wrong_kind",
-            format!("{role} must be a {names}, not a {kind}"),
-        )
-        .label(span, format!("a {kind}"))
-        .help(format!("name a {names} here")),
+        Diagnostic::error("rehearse::check::wrong_kind", format!("{role} must be a {names}, not a {kind}"))
+            .label(span, format!("a {kind}"))
+            .help(format!("name a {names} here")),
     );
 }
 
 fn object(object: &ObjectRef, allowed: &[Kind], role: &str, context: &mut Context) {
-    expect_kind(
-        object.kind,
-        object.kind_text.span.to(object.name.span),
-        allowed,
-        role,
-        context,
-    );
+    expect_kind(object.kind, object.kind_text.span.to(object.name.span), allowed, role, context);
 }
 
 fn selection(selection: &Selection, allowed: &[Kind], role: &str, context: &mut Context) {
-    expect_kind(
-        selection.kind,
-        selection.kind_text.span,
-        allowed,
-        role,
-        context,
-    );
+    expect_kind(selection.kind, selection.kind_text.span, allowed, role, context);
 }
 
 /// Pods, however they are named (a variable's kind is checked where it is bound).
@@ -122,11 +94,7 @@ fn pods(target: &Target, role: &str, context: &mut Context) {
 
 fn check_roles(step: &Step, context: &mut Context) {
     match &step.kind {
-        StepKind::Convert {
-            source,
-            to,
-            to_kind,
-        } => {
+        StepKind::Convert { source, to, to_kind } => {
             object(source, &[Kind::Deployment], "what `convert` reads", context);
             if *to_kind != Some(Kind::DaemonSet) {
                 context.report(
@@ -136,49 +104,32 @@ fn check_roles(step: &Step, context: &mut Context) {
                 );
             }
         }
-        StepKind::Select { service, .. } => {
-            object(service, SERVICE, "what `select` changes", context)
-        }
-        StepKind::Template { controller, .. } => {
-            object(controller, CONTROLLERS, "what `template` changes", context)
-        }
+        StepKind::Select { service, .. } => object(service, SERVICE, "what `select` changes", context),
+        StepKind::Template { controller, .. } => object(controller, CONTROLLERS, "what `template` changes", context),
         StepKind::RemoveFromLb { pods: p, service } | StepKind::AddToLb { pods: p, service } => {
             pods(p, "what leaves or joins a load balancer", context);
             if let Some(service) = service {
                 object(service, SERVICE, "the load balancer", context);
             }
         }
-        StepKind::ExpectTraffic {
-            service,
-            expectation,
-        } => {
+        StepKind::ExpectTraffic { service, expectation } => {
             object(service, SERVICE, "what `expect-traffic` watches", context);
             match expectation {
                 TrafficExpectation::Exactly(t)
                 | TrafficExpectation::Includes(t)
                 | TrafficExpectation::Excludes(t)
-                | TrafficExpectation::Share { pods: t, .. } => {
-                    pods(t, "what receives traffic", context)
-                }
+                | TrafficExpectation::Share { pods: t, .. } => pods(t, "what receives traffic", context),
                 _ => {}
             }
         }
-        StepKind::Guard { service, .. } => {
-            object(service, SERVICE, "what a guard watches", context)
-        }
-        StepKind::Expect {
-            subject,
-            expectation,
-        } => match expectation {
+        StepKind::Guard { service, .. } => object(service, SERVICE, "what a guard watches", context),
+        StepKind::Expect { subject, expectation } => match expectation {
             Expectation::Replaced(_)
             | Expectation::Orphaned(_)
             | Expectation::Adopted { .. }
             | Expectation::OnePerNode(_) => {
                 pods(subject, "the subject of this expectation", context);
-                if let Expectation::Adopted {
-                    by: Some(owner), ..
-                } = expectation
-                {
+                if let Expectation::Adopted { by: Some(owner), .. } = expectation {
                     object(owner, CONTROLLERS, "an owner", context);
                 }
             }
@@ -189,19 +140,11 @@ fn check_roles(step: &Step, context: &mut Context) {
             }
             _ => {}
         },
-        StepKind::Wait(WaitFor::Rollout(target)) => {
-            object(target, ROLLOUTS, "what rolls out", context)
+        StepKind::Wait(WaitFor::Rollout(target)) => object(target, ROLLOUTS, "what rolls out", context),
+        StepKind::Scale { target, .. } => {
+            object(target, &[Kind::Deployment, Kind::ReplicaSet], "what `scale` changes", context)
         }
-        StepKind::Scale { target, .. } => object(
-            target,
-            &[Kind::Deployment, Kind::ReplicaSet],
-            "what `scale` changes",
-            context,
-        ),
-        StepKind::Let {
-            value: Binding::OneOf(s),
-            ..
-        } => selection(s, PODS, "`one` picks", context),
+        StepKind::Let { value: Binding::OneOf(s), .. } => selection(s, PODS, "`one` picks", context),
         StepKind::Run { name, .. } => check_name(name, context),
         _ => {}
     }

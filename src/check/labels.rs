@@ -32,12 +32,9 @@ pub(super) fn check(scenario: &Scenario, context: &mut Context) {
 fn key(key: &Spanned<String>, context: &mut Context) {
     if let Err(error) = validate_key(&key.value) {
         context.report(
-            Diagnostic::error(
-                "rehearse::labels::invalid_key",
-                format!("`{}` is not a valid label key", key.value),
-            )
-            .label(key.span, error.problem)
-            .help(error.help),
+            Diagnostic::error("rehearse::labels::invalid_key", format!("`{}` is not a valid label key", key.value))
+                .label(key.span, error.problem)
+                .help(error.help),
         );
     }
 }
@@ -57,11 +54,9 @@ fn value(value: &Spanned<String>, context: &mut Context) {
 
 fn never_matches(selector: &Selector, context: &mut Context) {
     if let Some(conflict) = selector.conflict() {
-        let diagnostic = Diagnostic::error(
-            "rehearse::labels::never_matches",
-            format!("the selector `{selector}` can never match"),
-        )
-        .label(conflict.second, conflict.reason);
+        let diagnostic =
+            Diagnostic::error("rehearse::labels::never_matches", format!("the selector `{selector}` can never match"))
+                .label(conflict.second, conflict.reason);
         let diagnostic = if conflict.first != conflict.second {
             diagnostic.label(conflict.first, "conflicts with this")
         } else {
@@ -82,10 +77,9 @@ fn service_selector(mode: SelectMode, selector: &Selector, context: &mut Context
             continue;
         }
         let (problem, help) = match mode {
-            SelectMode::Remove => (
-                "`-=` takes label keys",
-                "write the keys to drop, e.g. `select service/web -= active`",
-            ),
+            SelectMode::Remove => {
+                ("`-=` takes label keys", "write the keys to drop, e.g. `select service/web -= active`")
+            }
             _ => (
                 "a Service selects pods by exact labels only",
                 "write `key=value` pairs; set-based selectors (`in`, `!=`, `!key`) work for pods, not for Services",
@@ -93,10 +87,7 @@ fn service_selector(mode: SelectMode, selector: &Selector, context: &mut Context
         };
         context.report(
             Diagnostic::error("rehearse::labels::service_selector", problem)
-                .label(
-                    requirement.span,
-                    format!("`{requirement}` is not allowed here"),
-                )
+                .label(requirement.span, format!("`{requirement}` is not allowed here"))
                 .help(help),
         );
     }

@@ -38,11 +38,7 @@ pub struct ManifestObject {
 impl ManifestObject {
     /// Labels that pods created from this object carry.
     pub fn pod_labels(&self) -> impl Iterator<Item = &YamlLabel> {
-        let own = if self.kind.as_deref() == Some("Pod") {
-            &self.labels[..]
-        } else {
-            &[]
-        };
+        let own = if self.kind.as_deref() == Some("Pod") { &self.labels[..] } else { &[] };
         own.iter().chain(self.template_labels.iter())
     }
 }
@@ -52,12 +48,7 @@ pub enum YamlProblem {
     /// The text is not YAML.
     Syntax { message: String, at: YamlPosition },
     /// A label (or selector, annotation) value that YAML 1.1 reads as something other than a string.
-    UnquotedValue {
-        key: String,
-        value: String,
-        reads_as: &'static str,
-        at: YamlPosition,
-    },
+    UnquotedValue { key: String, value: String, reads_as: &'static str, at: YamlPosition },
 }
 
 /// A scanned YAML text.
@@ -68,20 +59,14 @@ pub struct Manifest {
 }
 
 /// Maps whose values Kubernetes reads as strings: an unquoted `yes` there is a boolean and rejected.
-const STRING_MAPS: [&str; 5] = [
-    "labels",
-    "matchLabels",
-    "selector",
-    "nodeSelector",
-    "annotations",
-];
+const STRING_MAPS: [&str; 5] = ["labels", "matchLabels", "selector", "nodeSelector", "annotations"];
 
 /// What YAML 1.1 makes of a plain scalar when Kubernetes would reject it as a string value.
 /// (null is left out: it decodes to an empty string without complaint.)
 fn yaml11_type(value: &str) -> Option<&'static str> {
     const BOOLS: [&str; 22] = [
-        "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "true", "True", "TRUE", "false",
-        "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF",
+        "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "true", "True", "TRUE", "false", "False", "FALSE",
+        "on", "On", "ON", "off", "Off", "OFF",
     ];
     if BOOLS.contains(&value) {
         return Some("a boolean");
@@ -89,14 +74,8 @@ fn yaml11_type(value: &str) -> Option<&'static str> {
     let digits = value.strip_prefix(['-', '+']).unwrap_or(value);
     let is_number = !digits.is_empty()
         && (digits.chars().all(|c| c.is_ascii_digit() || c == '_')
-            || digits.parse::<f64>().is_ok()
-                && digits
-                    .chars()
-                    .next()
-                    .is_some_and(|c| c.is_ascii_digit() || c == '.')
-            || digits
-                .strip_prefix("0x")
-                .is_some_and(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit())));
+            || digits.parse::<f64>().is_ok() && digits.chars().next().is_some_and(|c| c.is_ascii_digit() || c == '.')
+            || digits.strip_prefix("0x").is_some_and(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit())));
     is_number.then_some("a number")
 }
 
@@ -117,21 +96,12 @@ pub fn scan(text: &str) -> Manifest {
         let (event, span) = match event {
             Ok(ok) => ok,
             Err(error) => {
-                let at = YamlPosition {
-                    line: error.marker().line().saturating_sub(1),
-                    column: error.marker().col(),
-                };
-                manifest.problems.push(YamlProblem::Syntax {
-                    message: error.info().to_string(),
-                    at,
-                });
+                let at = YamlPosition { line: error.marker().line().saturating_sub(1), column: error.marker().col() };
+                manifest.problems.push(YamlProblem::Syntax { message: error.info().to_string(), at });
                 return manifest;
             }
         };
-        let at = YamlPosition {
-            line: span.start.line().saturating_sub(1),
-            column: span.start.col(),
-        };
+        let at = YamlPosition { line: span.start.line().saturating_sub(1), column: span.start.col() };
         match event {
             Event::DocumentStart(_) => {
                 object = ManifestObject::default();
@@ -168,16 +138,7 @@ pub fn scan(text: &str) -> Manifest {
                 Some(Frame::Mapping { key: key @ None }) => *key = Some((value.to_string(), at)),
                 Some(Frame::Mapping { key: key @ Some(_) }) => {
                     let (name, key_at) = key.take().expect("checked Some");
-                    record_value(
-                        &mut manifest,
-                        &mut object,
-                        &path,
-                        name,
-                        &value,
-                        style,
-                        key_at,
-                        at,
-                    );
+                    record_value(&mut manifest, &mut object, &path, name, &value, style, key_at, at);
                 }
                 _ => {}
             },
@@ -220,11 +181,7 @@ fn record_value(
         });
     }
     let path: Vec<&str> = path.iter().map(String::as_str).collect();
-    let label = || YamlLabel {
-        key: key.clone(),
-        value: value.to_string(),
-        at: key_at,
-    };
+    let label = || YamlLabel { key: key.clone(), value: value.to_string(), at: key_at };
     match path.as_slice() {
         [] if key == "kind" => object.kind = Some(value.to_string()),
         ["metadata"] if key == "name" => object.name = Some(value.to_string()),
@@ -268,11 +225,7 @@ pub fn manifest_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(path)?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.is_file()
-                && p.extension()
-                    .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
-        })
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml" || e == "json"))
         .collect();
     files.sort();
     Ok(files)
@@ -293,19 +246,9 @@ mod tests {
         assert_eq!(deployment.kind.as_deref(), Some("Deployment"));
         assert_eq!(deployment.name.as_deref(), Some("rng"));
         assert_eq!(deployment.selector[0].key, "app");
-        let template: Vec<_> = deployment
-            .template_labels
-            .iter()
-            .map(|l| (l.key.as_str(), l.value.as_str()))
-            .collect();
+        let template: Vec<_> = deployment.template_labels.iter().map(|l| (l.key.as_str(), l.value.as_str())).collect();
         assert_eq!(template, vec![("app", "rng"), ("enabled", "yes")]);
-        assert_eq!(
-            manifest.objects[1].selector[0].at,
-            YamlPosition {
-                line: 21,
-                column: 4
-            }
-        );
+        assert_eq!(manifest.objects[1].selector[0].at, YamlPosition { line: 21, column: 4 });
     }
 
     #[test]
@@ -317,16 +260,11 @@ mod tests {
             .problems
             .iter()
             .map(|p| match p {
-                YamlProblem::UnquotedValue {
-                    key, reads_as, at, ..
-                } => (key.as_str(), *reads_as, at.line),
+                YamlProblem::UnquotedValue { key, reads_as, at, .. } => (key.as_str(), *reads_as, at.line),
                 other => panic!("unexpected {other:?}"),
             })
             .collect();
-        assert_eq!(
-            found,
-            vec![("enabled", "a boolean", 2), ("version", "a number", 3)]
-        );
+        assert_eq!(found, vec![("enabled", "a boolean", 2), ("version", "a number", 3)]);
     }
 
     #[test]

@@ -31,17 +31,11 @@ pub struct CheckedFile {
 
 impl CheckedFile {
     pub fn errors(&self) -> usize {
-        self.diagnostics
-            .iter()
-            .filter(|d| d.severity == Severity::Error)
-            .count()
+        self.diagnostics.iter().filter(|d| d.severity == Severity::Error).count()
     }
 
     pub fn warnings(&self) -> usize {
-        self.diagnostics
-            .iter()
-            .filter(|d| d.severity == Severity::Warning)
-            .count()
+        self.diagnostics.iter().filter(|d| d.severity == Severity::Warning).count()
     }
 
     /// The directory `apply` paths are relative to: the script's own, moved by a `base-dir` setting.
@@ -78,11 +72,7 @@ impl Checker {
         let mut diagnostics = parsed.diagnostics;
         let script = parsed.script;
         let base_dir = base_dir(path, &script);
-        let mut context = Context {
-            base_dir,
-            manifests: &mut self.manifests,
-            diagnostics: Vec::new(),
-        };
+        let mut context = Context { base_dir, manifests: &mut self.manifests, diagnostics: Vec::new() };
         scenarios::check(&script, &mut context);
         for scenario in script.scenarios() {
             let facts = yaml::check(scenario, &mut context);
@@ -94,19 +84,9 @@ impl Checker {
         diagnostics.append(&mut context.diagnostics);
         diagnostics.sort_by_key(|d| (d.primary_span().start, d.primary_span().end));
         let source: Arc<str> = Arc::from(source);
-        let named = Arc::new(
-            NamedSource::new(path.display().to_string(), source.clone()).with_language("rollout"),
-        );
-        let diagnostics = diagnostics
-            .into_iter()
-            .map(|d| d.with_source(named.clone()))
-            .collect();
-        CheckedFile {
-            path: path.to_path_buf(),
-            source,
-            script,
-            diagnostics,
-        }
+        let named = Arc::new(NamedSource::new(path.display().to_string(), source.clone()).with_language("rollout"));
+        let diagnostics = diagnostics.into_iter().map(|d| d.with_source(named.clone())).collect();
+        CheckedFile { path: path.to_path_buf(), source, script, diagnostics }
     }
 
     /// Reads and checks one script file.
@@ -117,21 +97,14 @@ impl Checker {
             Err(error) => {
                 let at = error.utf8_error().valid_up_to();
                 let text = String::from_utf8_lossy(error.as_bytes()).into_owned();
-                let source = Arc::new(NamedSource::new(
-                    path.display().to_string(),
-                    Arc::<str>::from(text),
-                ));
-                let diagnostic =
-                    Diagnostic::error("rehearse::io::not_utf8", "this script is not UTF-8 text")
-                        .label(crate::span::Span::new(at, at + 1), "invalid UTF-8 here")
-                        .help("save the script as UTF-8");
+                let source = Arc::new(NamedSource::new(path.display().to_string(), Arc::<str>::from(text)));
+                let diagnostic = Diagnostic::error("rehearse::io::not_utf8", "this script is not UTF-8 text")
+                    .label(crate::span::Span::new(at, at + 1), "invalid UTF-8 here")
+                    .help("save the script as UTF-8");
                 Ok(CheckedFile {
                     path: path.to_path_buf(),
                     source: Arc::from(""),
-                    script: Script {
-                        items: Vec::new(),
-                        span: Default::default(),
-                    },
+                    script: Script { items: Vec::new(), span: Default::default() },
                     diagnostics: vec![diagnostic.with_source(source)],
                 })
             }
@@ -140,11 +113,8 @@ impl Checker {
 }
 
 fn read_error(path: &Path, error: &std::io::Error) -> Diagnostic {
-    Diagnostic::error(
-        "rehearse::io::read",
-        format!("cannot read {}: {error}", path.display()),
-    )
-    .help("check the path; `rehearse check` takes .rollout files and directories that hold them")
+    Diagnostic::error("rehearse::io::read", format!("cannot read {}: {error}", path.display()))
+        .help("check the path; `rehearse check` takes .rollout files and directories that hold them")
 }
 
 /// Checks one script's text (see [`Checker::check_source`]).
@@ -161,20 +131,15 @@ pub fn find_scripts(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Diagnostic> {
         } else if path.exists() {
             found.push(path.clone());
         } else {
-            return Err(Diagnostic::error(
-                "rehearse::io::missing",
-                format!("{} does not exist", path.display()),
-            )
-            .help("give .rollout files or directories that contain them"));
+            return Err(Diagnostic::error("rehearse::io::missing", format!("{} does not exist", path.display()))
+                .help("give .rollout files or directories that contain them"));
         }
     }
     Ok(found)
 }
 
 fn collect_scripts(dir: &Path, found: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()?;
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
     entries.sort();
     for entry in entries {
         if entry.is_dir() {
@@ -189,10 +154,7 @@ fn collect_scripts(dir: &Path, found: &mut Vec<PathBuf>) -> std::io::Result<()> 
 /// Checks every script under the paths. Errors reading a path come back as diagnostics too.
 pub fn check_path(paths: &[PathBuf]) -> Result<Vec<CheckedFile>, Diagnostic> {
     let mut checker = Checker::new();
-    find_scripts(paths)?
-        .iter()
-        .map(|p| checker.check_file(p))
-        .collect()
+    find_scripts(paths)?.iter().map(|p| checker.check_file(p)).collect()
 }
 
 /// What the checks of one file share.

@@ -30,18 +30,12 @@ pub(super) fn check(script: &Script, context: &mut Context) {
         } else {
             seen.insert(name, scenario.name.span);
         }
-        let has_content = scenario
-            .items
-            .iter()
-            .any(|i| matches!(i, ScenarioItem::Step(_) | ScenarioItem::Invalid(_)));
+        let has_content = scenario.items.iter().any(|i| matches!(i, ScenarioItem::Step(_) | ScenarioItem::Invalid(_)));
         if !has_content && !scenario.name.value.is_empty() {
             context.report(
-                Diagnostic::warning(
-                    "rehearse::check::empty_scenario",
-                    format!("scenario \"{name}\" has no steps"),
-                )
-                .label(scenario.name.span, "nothing to run")
-                .help("add steps between `{` and `}`"),
+                Diagnostic::warning("rehearse::check::empty_scenario", format!("scenario \"{name}\" has no steps"))
+                    .label(scenario.name.span, "nothing to run")
+                    .help("add steps between `{` and `}`"),
             );
         }
         check_settings(scenario.settings(), context);
@@ -54,33 +48,22 @@ fn check_settings<'a>(settings: impl Iterator<Item = &'a Setting>, context: &mut
     for setting in settings {
         if let Some(first) = seen.insert(std::mem::discriminant(&setting.kind), setting.span) {
             context.report(
-                Diagnostic::error(
-                    "rehearse::check::duplicate_setting",
-                    "this setting is given twice",
-                )
-                .label(setting.span, "again here")
-                .label(first, "first here")
-                .help("keep one of them"),
+                Diagnostic::error("rehearse::check::duplicate_setting", "this setting is given twice")
+                    .label(setting.span, "again here")
+                    .label(first, "first here")
+                    .help("keep one of them"),
             );
         }
         match &setting.kind {
             SettingKind::Nodes(n) if n.value == 0 => context.report(
-                Diagnostic::error(
-                    "rehearse::check::no_nodes",
-                    "a cluster needs at least one node",
-                )
-                .label(n.span, "zero nodes")
-                .help(
-                    "write `nodes 2` for a control-plane node and two workers' worth of scheduling",
-                ),
+                Diagnostic::error("rehearse::check::no_nodes", "a cluster needs at least one node")
+                    .label(n.span, "zero nodes")
+                    .help("write `nodes 2` for a control-plane node and two workers' worth of scheduling"),
             ),
             SettingKind::Timeout(t) if t.value.is_zero() => context.report(
-                Diagnostic::error(
-                    "rehearse::check::zero_timeout",
-                    "a timeout of zero gives no step a chance",
-                )
-                .label(t.span, "zero")
-                .help("the default is `timeout 30s`"),
+                Diagnostic::error("rehearse::check::zero_timeout", "a timeout of zero gives no step a chance")
+                    .label(t.span, "zero")
+                    .help("the default is `timeout 30s`"),
             ),
             _ => {}
         }

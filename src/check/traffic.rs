@@ -29,25 +29,13 @@ pub(super) fn check(scenario: &Scenario, declared: &[Declared], context: &mut Co
             StepKind::Label { .. } | StepKind::Template { .. } | StepKind::Run { .. } => {
                 for change in step.label_changes() {
                     if let LabelChangeKind::Set(_) = change.kind {
-                        set.push(KeyUse {
-                            key: change.key.value.clone(),
-                            span: change.key.span,
-                            place: None,
-                        });
+                        set.push(KeyUse { key: change.key.value.clone(), span: change.key.span, place: None });
                     }
                 }
             }
-            StepKind::Select {
-                mode: SelectMode::Replace | SelectMode::Extend,
-                selector,
-                ..
-            } => {
+            StepKind::Select { mode: SelectMode::Replace | SelectMode::Extend, selector, .. } => {
                 for key in selector.keys() {
-                    selected.push(KeyUse {
-                        key: key.value.clone(),
-                        span: key.span,
-                        place: None,
-                    });
+                    selected.push(KeyUse { key: key.value.clone(), span: key.span, place: None });
                 }
             }
             _ => {}
@@ -56,28 +44,16 @@ pub(super) fn check(scenario: &Scenario, declared: &[Declared], context: &mut Co
     for Declared { origin, object } in declared {
         for label in object.pod_labels() {
             let (span, place) = origin.locate(label.at, label.key.len());
-            set.push(KeyUse {
-                key: label.key.clone(),
-                span,
-                place: Some(place),
-            });
+            set.push(KeyUse { key: label.key.clone(), span, place: Some(place) });
         }
         if object.kind.as_deref() == Some("Service") {
             for label in &object.selector {
                 let (span, place) = origin.locate(label.at, label.key.len());
-                selected.push(KeyUse {
-                    key: label.key.clone(),
-                    span,
-                    place: Some(place),
-                });
+                selected.push(KeyUse { key: label.key.clone(), span, place: Some(place) });
             }
         }
     }
-    let set_keys: BTreeSet<&str> = set
-        .iter()
-        .map(|k| k.key.as_str())
-        .chain(CONTROLLER_KEYS)
-        .collect();
+    let set_keys: BTreeSet<&str> = set.iter().map(|k| k.key.as_str()).chain(CONTROLLER_KEYS).collect();
     let selected_keys: BTreeSet<&str> = selected.iter().map(|k| k.key.as_str()).collect();
 
     let mut reported = BTreeSet::new();
@@ -93,15 +69,16 @@ pub(super) fn check(scenario: &Scenario, declared: &[Declared], context: &mut Co
         .label(key.span, "a Service selects on this key")
         .help(match near {
             Some(near) => format!("did you mean `{near}`? As written, the Service would have no endpoints"),
-            None => format!("label the pods with `{}` before the Service selects on it, or the Service has no endpoints", key.key),
+            None => format!(
+                "label the pods with `{}` before the Service selects on it, or the Service has no endpoints",
+                key.key
+            ),
         });
         context.report(diagnostic);
     }
     let mut reported = BTreeSet::new();
     for key in &set {
-        if selected_keys.contains(key.key.as_str())
-            || !reported.insert((key.key.as_str(), key.span.start))
-        {
+        if selected_keys.contains(key.key.as_str()) || !reported.insert((key.key.as_str(), key.span.start)) {
             continue;
         }
         if let Some(near) = selected_keys.iter().find(|s| near_miss(&key.key, s)) {
@@ -122,11 +99,7 @@ pub(super) fn check(scenario: &Scenario, declared: &[Declared], context: &mut Co
 }
 
 fn prefix(place: &Option<String>) -> String {
-    place
-        .as_ref()
-        .filter(|p| !p.starts_with("inline"))
-        .map(|p| format!("{p}: "))
-        .unwrap_or_default()
+    place.as_ref().filter(|p| !p.starts_with("inline")).map(|p| format!("{p}: ")).unwrap_or_default()
 }
 
 /// Two different keys close enough that one is likely a slip for the other.

@@ -73,30 +73,17 @@ pub(super) fn check(scenario: &Scenario, context: &mut Context) {
                 );
                 continue;
             }
-            defined.insert(
-                &name.value,
-                Variable {
-                    defined: name.span,
-                    holds,
-                    used: false,
-                },
-            );
+            defined.insert(&name.value, Variable { defined: name.span, holds, used: false });
         }
     }
-    let mut unused: Vec<(&str, Span)> = defined
-        .iter()
-        .filter(|(_, v)| !v.used)
-        .map(|(name, v)| (*name, v.defined))
-        .collect();
+    let mut unused: Vec<(&str, Span)> =
+        defined.iter().filter(|(_, v)| !v.used).map(|(name, v)| (*name, v.defined)).collect();
     unused.sort_by_key(|(_, span)| span.start);
     for (name, span) in unused {
         context.report(
-            Diagnostic::warning(
-                "rehearse::check::unused_variable",
-                format!("`${name}` is never used"),
-            )
-            .label(span, "defined here")
-            .help("use it in a later step, or remove the `let`"),
+            Diagnostic::warning("rehearse::check::unused_variable", format!("`${name}` is never used"))
+                .label(span, "defined here")
+                .help("use it in a later step, or remove the `let`"),
         );
     }
 }
@@ -109,22 +96,15 @@ fn use_variable(
     context: &mut Context,
 ) {
     let Some(variable) = defined.get_mut(name.value.as_str()) else {
-        let diagnostic = Diagnostic::error(
-            "rehearse::check::undefined_variable",
-            format!("`${}` is not defined", name.value),
-        )
-        .label(name.span, "used here");
+        let diagnostic =
+            Diagnostic::error("rehearse::check::undefined_variable", format!("`${}` is not defined", name.value))
+                .label(name.span, "used here");
         let diagnostic = if let Some(definition) = later.get(name.value.as_str()) {
-            diagnostic
-                .label(*definition, "defined only later, here")
-                .help("move the `let` before its first use")
+            diagnostic.label(*definition, "defined only later, here").help("move the `let` before its first use")
         } else if let Some(suggestion) = did_you_mean(&name.value, later.keys().copied()) {
             diagnostic.help(format!("did you mean `${suggestion}`?"))
         } else {
-            diagnostic.help(format!(
-                "define it first, e.g. `let {} = one pod app=web`",
-                name.value
-            ))
+            diagnostic.help(format!("define it first, e.g. `let {} = one pod app=web`", name.value))
         };
         context.report(diagnostic);
         return;
@@ -135,11 +115,7 @@ fn use_variable(
         (a, holds) => *a == holds,
     });
     if !fits {
-        let wanted = allowed
-            .iter()
-            .map(|a| a.describe())
-            .collect::<Vec<_>>()
-            .join(" or ");
+        let wanted = allowed.iter().map(|a| a.describe()).collect::<Vec<_>>().join(" or ");
         context.report(
             Diagnostic::error(
                 "rehearse::check::variable_type",

@@ -23,10 +23,7 @@ impl Origin<'_> {
                 let start = yaml.script_offset(at.line, at.column);
                 (Span::new(start, start + len), "inline YAML".to_string())
             }
-            Origin::File { path, apply } => (
-                *apply,
-                format!("{}:{}:{}", path.display(), at.line + 1, at.column + 1),
-            ),
+            Origin::File { path, apply } => (*apply, format!("{}:{}:{}", path.display(), at.line + 1, at.column + 1)),
         }
     }
 }
@@ -70,10 +67,7 @@ pub(super) fn check<'a>(scenario: &'a Scenario, context: &mut Context) -> Vec<De
                 }
                 for file in files {
                     let loaded = context.manifests.load(&file);
-                    let origin = std::rc::Rc::new(Origin::File {
-                        path: file.clone(),
-                        apply: path.span,
-                    });
+                    let origin = std::rc::Rc::new(Origin::File { path: file.clone(), apply: path.span });
                     match loaded.as_ref() {
                         Ok(manifest) => collect(manifest, origin, &mut declared, context),
                         Err(error) => context.report(
@@ -93,20 +87,12 @@ pub(super) fn check<'a>(scenario: &'a Scenario, context: &mut Context) -> Vec<De
 }
 
 fn missing(resolved: &Path, base_dir: &Path, span: Span, error: &std::io::Error) -> Diagnostic {
-    Diagnostic::error(
-        "rehearse::manifest::missing",
-        format!("cannot read {}: {error}", resolved.display()),
-    )
-    .label(span, "no such manifest")
-    .help(format!(
-        "apply paths are relative to {} (the script's directory, or its `base-dir` setting)",
-        if base_dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            base_dir
-        }
-        .display()
-    ))
+    Diagnostic::error("rehearse::manifest::missing", format!("cannot read {}: {error}", resolved.display()))
+        .label(span, "no such manifest")
+        .help(format!(
+            "apply paths are relative to {} (the script's directory, or its `base-dir` setting)",
+            if base_dir.as_os_str().is_empty() { Path::new(".") } else { base_dir }.display()
+        ))
 }
 
 fn collect<'a>(
@@ -119,34 +105,25 @@ fn collect<'a>(
         let diagnostic = match problem {
             YamlProblem::Syntax { message, at } => {
                 let (span, place) = origin.locate(*at, 1);
-                Diagnostic::error(
-                    "rehearse::yaml::syntax",
-                    format!("{place}: the YAML does not parse: {message}"),
-                )
-                .label(span, message.clone())
-                .help("fix the YAML; Kubernetes manifests are YAML mappings separated by `---`")
+                Diagnostic::error("rehearse::yaml::syntax", format!("{place}: the YAML does not parse: {message}"))
+                    .label(span, message.clone())
+                    .help("fix the YAML; Kubernetes manifests are YAML mappings separated by `---`")
             }
-            YamlProblem::UnquotedValue {
-                key,
-                value,
-                reads_as,
-                at,
-            } => {
+            YamlProblem::UnquotedValue { key, value, reads_as, at } => {
                 let (span, place) = origin.locate(*at, value.len());
                 Diagnostic::error(
                     "rehearse::yaml::unquoted_label_value",
                     format!("{place}: the value of `{key}` is {reads_as} in YAML, not the text `{value}`"),
                 )
                 .label(span, format!("YAML reads `{value}` as {reads_as}"))
-                .help(format!("quote it: `{key}: \"{value}\"` (Kubernetes rejects {reads_as} where a label value belongs)"))
+                .help(format!(
+                    "quote it: `{key}: \"{value}\"` (Kubernetes rejects {reads_as} where a label value belongs)"
+                ))
             }
         };
         context.report(diagnostic);
     }
     for object in &manifest.objects {
-        declared.push(Declared {
-            origin: origin.clone(),
-            object: object.clone(),
-        });
+        declared.push(Declared { origin: origin.clone(), object: object.clone() });
     }
 }

@@ -20,10 +20,7 @@ pub struct ConnectOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     #[error("cannot read the kubeconfig{}: {source}", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
-    Kubeconfig {
-        path: Option<PathBuf>,
-        source: kube::config::KubeconfigError,
-    },
+    Kubeconfig { path: Option<PathBuf>, source: kube::config::KubeconfigError },
     #[error("the kubeconfig has no current context; name one with --context")]
     NoContext,
     #[error(
@@ -33,10 +30,7 @@ pub enum ConnectError {
     )]
     NotThrowaway(String),
     #[error("cannot build a client for context `{context}`: {source}")]
-    Client {
-        context: String,
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
+    Client { context: String, source: Box<dyn std::error::Error + Send + Sync> },
 }
 
 /// A client and the context it was made from.
@@ -47,8 +41,7 @@ pub struct Connection {
 }
 
 pub fn is_throwaway(context: &str, allowed: &[String]) -> bool {
-    THROWAWAY_PREFIXES.iter().any(|p| context.starts_with(p))
-        || allowed.iter().any(|a| a == context)
+    THROWAWAY_PREFIXES.iter().any(|p| context.starts_with(p)) || allowed.iter().any(|a| a == context)
 }
 
 /// Reads the kubeconfig, picks the context, refuses non-throwaway ones, and builds a client.
@@ -57,32 +50,18 @@ pub async fn connect(options: &ConnectOptions) -> Result<Connection, ConnectErro
         Some(path) => Kubeconfig::read_from(path),
         None => Kubeconfig::read(),
     }
-    .map_err(|source| ConnectError::Kubeconfig {
-        path: options.kubeconfig.clone(),
-        source,
-    })?;
-    let context = options
-        .context
-        .clone()
-        .or_else(|| kubeconfig.current_context.clone())
-        .ok_or(ConnectError::NoContext)?;
+    .map_err(|source| ConnectError::Kubeconfig { path: options.kubeconfig.clone(), source })?;
+    let context =
+        options.context.clone().or_else(|| kubeconfig.current_context.clone()).ok_or(ConnectError::NoContext)?;
     if !is_throwaway(&context, &options.allowed_contexts) {
         return Err(ConnectError::NotThrowaway(context));
     }
-    let kube_options = KubeConfigOptions {
-        context: Some(context.clone()),
-        ..Default::default()
-    };
+    let kube_options = KubeConfigOptions { context: Some(context.clone()), ..Default::default() };
     let config = Config::from_custom_kubeconfig(kubeconfig, &kube_options)
         .await
-        .map_err(|e| ConnectError::Client {
-            context: context.clone(),
-            source: Box::new(e),
-        })?;
-    let client = Client::try_from(config).map_err(|e| ConnectError::Client {
-        context: context.clone(),
-        source: Box::new(e),
-    })?;
+        .map_err(|e| ConnectError::Client { context: context.clone(), source: Box::new(e) })?;
+    let client =
+        Client::try_from(config).map_err(|e| ConnectError::Client { context: context.clone(), source: Box::new(e) })?;
     Ok(Connection { client, context })
 }
 

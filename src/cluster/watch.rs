@@ -46,14 +46,10 @@ where
         let next = tokio::time::timeout_at(deadline, stream.next()).await;
         match next {
             Err(_elapsed) => {
-                return Err(WaitError::TimedOut {
-                    last: reader.state(),
-                });
+                return Err(WaitError::TimedOut { last: reader.state() });
             }
             Ok(None) => {
-                return Err(WaitError::TimedOut {
-                    last: reader.state(),
-                });
+                return Err(WaitError::TimedOut { last: reader.state() });
             }
             Ok(Some(Err(error))) => {
                 if is_permanent(&error) {
@@ -73,10 +69,7 @@ where
     }
 }
 
-fn watcher<K>(
-    api: Api<K>,
-    config: watcher::Config,
-) -> impl futures::Stream<Item = watcher::Result<Event<K>>>
+fn watcher<K>(api: Api<K>, config: watcher::Config) -> impl futures::Stream<Item = watcher::Result<Event<K>>>
 where
     K: kube::Resource + Clone + Debug + DeserializeOwned + Send + 'static,
 {

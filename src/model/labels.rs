@@ -22,10 +22,7 @@ const VALUE_HELP: &str = "a label value is empty or at most 63 characters: lette
 and `.`, starting and ending with a letter or digit";
 
 fn error(problem: impl Into<String>, help: &'static str) -> LabelError {
-    LabelError {
-        problem: problem.into(),
-        help,
-    }
+    LabelError { problem: problem.into(), help }
 }
 
 fn is_name_char(c: char) -> bool {
@@ -35,27 +32,14 @@ fn is_name_char(c: char) -> bool {
 /// The `name` part of a qualified name, and label values (which may also be empty).
 fn check_name(text: &str, what: &str, help: &'static str) -> Result<(), LabelError> {
     if text.len() > 63 {
-        return Err(error(
-            format!("{what} is {} characters long; the limit is 63", text.len()),
-            help,
-        ));
+        return Err(error(format!("{what} is {} characters long; the limit is 63", text.len()), help));
     }
     if let Some(c) = text.chars().find(|c| !is_name_char(*c)) {
-        return Err(error(
-            format!("{what} contains `{c}`, which is not allowed"),
-            help,
-        ));
+        return Err(error(format!("{what} contains `{c}`, which is not allowed"), help));
     }
     let first_last = [text.chars().next(), text.chars().last()];
-    if first_last
-        .iter()
-        .flatten()
-        .any(|c| !c.is_ascii_alphanumeric())
-    {
-        return Err(error(
-            format!("{what} must start and end with a letter or digit"),
-            help,
-        ));
+    if first_last.iter().flatten().any(|c| !c.is_ascii_alphanumeric()) {
+        return Err(error(format!("{what} must start and end with a letter or digit"), help));
     }
     Ok(())
 }
@@ -67,26 +51,15 @@ digits, `-` and `.`, at most 253 characters";
         return Err(error("the key's prefix before `/` is empty", HELP));
     }
     if prefix.len() > 253 {
-        return Err(error(
-            format!(
-                "the key's prefix is {} characters long; the limit is 253",
-                prefix.len()
-            ),
-            HELP,
-        ));
+        return Err(error(format!("the key's prefix is {} characters long; the limit is 253", prefix.len()), HELP));
     }
     for part in prefix.split('.') {
         let ok = !part.is_empty()
-            && part
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
             && !part.starts_with('-')
             && !part.ends_with('-');
         if !ok {
-            return Err(error(
-                format!("the key's prefix `{prefix}` is not a DNS subdomain"),
-                HELP,
-            ));
+            return Err(error(format!("the key's prefix `{prefix}` is not a DNS subdomain"), HELP));
         }
     }
     Ok(())
@@ -182,14 +155,7 @@ mod tests {
 
     #[test]
     fn accepts_kubernetes_keys() {
-        for key in [
-            "app",
-            "app.kubernetes.io/name",
-            "pod-template-hash",
-            "a",
-            "A_b.c-9",
-            "k8s.io/x",
-        ] {
+        for key in ["app", "app.kubernetes.io/name", "pod-template-hash", "a", "A_b.c-9", "k8s.io/x"] {
             assert_eq!(validate_key(key), Ok(()), "{key}");
         }
     }
@@ -211,12 +177,7 @@ mod tests {
             assert!(err.problem.contains(reason), "{key}: {}", err.problem);
         }
         let long = "a".repeat(64);
-        assert!(
-            validate_key(&long)
-                .unwrap_err()
-                .problem
-                .contains("64 characters")
-        );
+        assert!(validate_key(&long).unwrap_err().problem.contains("64 characters"));
         assert_eq!(validate_key(&"a".repeat(63)), Ok(()));
     }
 
@@ -232,27 +193,15 @@ mod tests {
     #[test]
     fn changes_set_and_remove() {
         let span = crate::span::Span::default();
-        let mut labels = Labels::from([
-            ("app".into(), "rng".into()),
-            ("enabled".into(), "yes".into()),
-        ]);
+        let mut labels = Labels::from([("app".into(), "rng".into()), ("enabled".into(), "yes".into())]);
         let set = LabelChange {
             key: Spanned::new("active".into(), span),
             kind: LabelChangeKind::Set(Spanned::new("yes".into(), span)),
         };
-        let remove = LabelChange {
-            key: Spanned::new("enabled".into(), span),
-            kind: LabelChangeKind::Remove,
-        };
+        let remove = LabelChange { key: Spanned::new("enabled".into(), span), kind: LabelChangeKind::Remove };
         set.apply_to(&mut labels);
         remove.apply_to(&mut labels);
-        assert_eq!(
-            labels,
-            Labels::from([
-                ("active".into(), "yes".into()),
-                ("app".into(), "rng".into())
-            ])
-        );
+        assert_eq!(labels, Labels::from([("active".into(), "yes".into()), ("app".into(), "rng".into())]));
         assert_eq!(set.to_string(), "active=yes");
         assert_eq!(remove.to_string(), "enabled-");
     }

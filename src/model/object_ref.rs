@@ -15,39 +15,15 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
-        Kind::Pod,
-        Kind::Deployment,
-        Kind::ReplicaSet,
-        Kind::DaemonSet,
-        Kind::Service,
-    ];
+    pub const ALL: [Kind; 5] = [Kind::Pod, Kind::Deployment, Kind::ReplicaSet, Kind::DaemonSet, Kind::Service];
 
     /// Every spelling kubectl accepts for the kind: singular, plural, short name, with group.
     pub fn spellings(self) -> &'static [&'static str] {
         match self {
             Kind::Pod => &["pod", "pods", "po"],
-            Kind::Deployment => &[
-                "deployment",
-                "deployments",
-                "deploy",
-                "deployment.apps",
-                "deployments.apps",
-            ],
-            Kind::ReplicaSet => &[
-                "replicaset",
-                "replicasets",
-                "rs",
-                "replicaset.apps",
-                "replicasets.apps",
-            ],
-            Kind::DaemonSet => &[
-                "daemonset",
-                "daemonsets",
-                "ds",
-                "daemonset.apps",
-                "daemonsets.apps",
-            ],
+            Kind::Deployment => &["deployment", "deployments", "deploy", "deployment.apps", "deployments.apps"],
+            Kind::ReplicaSet => &["replicaset", "replicasets", "rs", "replicaset.apps", "replicasets.apps"],
+            Kind::DaemonSet => &["daemonset", "daemonsets", "ds", "daemonset.apps", "daemonsets.apps"],
             Kind::Service => &["service", "services", "svc"],
         }
     }
@@ -55,16 +31,12 @@ impl Kind {
     /// Reads a kind as kubectl would (case-insensitive).
     pub fn parse(text: &str) -> Option<Kind> {
         let lower = text.to_ascii_lowercase();
-        Kind::ALL
-            .into_iter()
-            .find(|kind| kind.spellings().contains(&lower.as_str()))
+        Kind::ALL.into_iter().find(|kind| kind.spellings().contains(&lower.as_str()))
     }
 
     /// Every accepted spelling, for "did you mean".
     pub fn all_spellings() -> impl Iterator<Item = &'static str> {
-        Kind::ALL
-            .into_iter()
-            .flat_map(|kind| kind.spellings().iter().copied())
+        Kind::ALL.into_iter().flat_map(|kind| kind.spellings().iter().copied())
     }
 
     /// The canonical lowercase singular name, as written in canonical scripts.

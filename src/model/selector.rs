@@ -43,13 +43,7 @@ impl Requirement {
 impl fmt::Display for Requirement {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let key = &self.key.value;
-        let values = || {
-            self.values
-                .iter()
-                .map(|v| quote_if_needed(&v.value))
-                .collect::<Vec<_>>()
-                .join(",")
-        };
+        let values = || self.values.iter().map(|v| quote_if_needed(&v.value)).collect::<Vec<_>>().join(",");
         match self.operator {
             Operator::Equals => write!(f, "{key}={}", values()),
             Operator::NotEquals => write!(f, "{key}!={}", values()),
@@ -89,19 +83,13 @@ impl Selector {
 
     /// Whether every requirement is `key=value`, as a Service's selector must be.
     pub fn is_equality_only(&self) -> bool {
-        self.requirements
-            .iter()
-            .all(|r| r.operator == Operator::Equals)
+        self.requirements.iter().all(|r| r.operator == Operator::Equals)
     }
 
     /// The selector as a label map, for equality-only selectors (Service selectors, matchLabels).
     pub fn as_labels(&self) -> Option<Labels> {
-        self.is_equality_only().then(|| {
-            self.requirements
-                .iter()
-                .map(|r| (r.key.value.clone(), r.values[0].value.clone()))
-                .collect()
-        })
+        self.is_equality_only()
+            .then(|| self.requirements.iter().map(|r| (r.key.value.clone(), r.values[0].value.clone())).collect())
     }
 
     /// The first pair of requirements that no set of labels can satisfy together, if any.
@@ -121,22 +109,14 @@ impl Selector {
     }
 
     fn conflict_on(&self, key: &str) -> Option<Conflict> {
-        let on_key: Vec<&Requirement> = self
-            .requirements
-            .iter()
-            .filter(|r| r.key.value == key)
-            .collect();
+        let on_key: Vec<&Requirement> = self.requirements.iter().filter(|r| r.key.value == key).collect();
         let first = on_key[0].span;
         let mut allowed: Option<BTreeSet<&str>> = None;
         let mut forbidden: BTreeSet<&str> = BTreeSet::new();
         let mut must_exist = false;
         let mut must_not_exist = false;
         for requirement in on_key {
-            let values: BTreeSet<&str> = requirement
-                .values
-                .iter()
-                .map(|v| v.value.as_str())
-                .collect();
+            let values: BTreeSet<&str> = requirement.values.iter().map(|v| v.value.as_str()).collect();
             match requirement.operator {
                 Operator::Equals | Operator::In => {
                     must_exist = true;
@@ -150,9 +130,7 @@ impl Selector {
                 Operator::DoesNotExist => must_not_exist = true,
             }
             let reason = if must_exist && must_not_exist {
-                Some(format!(
-                    "`{key}` is required both to be present and to be absent"
-                ))
+                Some(format!("`{key}` is required both to be present and to be absent"))
             } else if allowed.as_ref().is_some_and(|a| a.is_empty()) {
                 Some(format!("no single value of `{key}` satisfies both"))
             } else if allowed.as_ref().is_some_and(|a| a.is_subset(&forbidden)) {
@@ -161,12 +139,7 @@ impl Selector {
                 None
             };
             if let Some(reason) = reason {
-                return Some(Conflict {
-                    key: key.to_string(),
-                    first,
-                    second: requirement.span,
-                    reason,
-                });
+                return Some(Conflict { key: key.to_string(), first, second: requirement.span, reason });
             }
         }
         None
@@ -194,26 +167,17 @@ mod tests {
         Requirement {
             key: Spanned::new(key.to_string(), span),
             operator,
-            values: values
-                .iter()
-                .map(|v| Spanned::new(v.to_string(), span))
-                .collect(),
+            values: values.iter().map(|v| Spanned::new(v.to_string(), span)).collect(),
             span,
         }
     }
 
     fn selector(requirements: Vec<Requirement>) -> Selector {
-        Selector {
-            requirements,
-            span: Span::default(),
-        }
+        Selector { requirements, span: Span::default() }
     }
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -252,22 +216,10 @@ mod tests {
     fn finds_selectors_that_never_match() {
         use Operator::*;
         let never = [
-            vec![
-                requirement("app", Equals, &["a"], 0),
-                requirement("app", Equals, &["b"], 5),
-            ],
-            vec![
-                requirement("app", Equals, &["a"], 0),
-                requirement("app", NotEquals, &["a"], 5),
-            ],
-            vec![
-                requirement("app", Exists, &[], 0),
-                requirement("app", DoesNotExist, &[], 5),
-            ],
-            vec![
-                requirement("app", In, &["a", "b"], 0),
-                requirement("app", NotIn, &["a", "b"], 5),
-            ],
+            vec![requirement("app", Equals, &["a"], 0), requirement("app", Equals, &["b"], 5)],
+            vec![requirement("app", Equals, &["a"], 0), requirement("app", NotEquals, &["a"], 5)],
+            vec![requirement("app", Exists, &[], 0), requirement("app", DoesNotExist, &[], 5)],
+            vec![requirement("app", In, &["a", "b"], 0), requirement("app", NotIn, &["a", "b"], 5)],
             vec![requirement("app", In, &[], 0)],
             vec![
                 requirement("x", Exists, &[], 9),
@@ -277,24 +229,13 @@ mod tests {
         ];
         for requirements in never {
             let s = selector(requirements);
-            let conflict = s
-                .conflict()
-                .unwrap_or_else(|| panic!("{s} should never match"));
+            let conflict = s.conflict().unwrap_or_else(|| panic!("{s} should never match"));
             assert_eq!(conflict.key, "app");
         }
         let fine = [
-            vec![
-                requirement("app", Equals, &["a"], 0),
-                requirement("tier", Equals, &["b"], 5),
-            ],
-            vec![
-                requirement("app", In, &["a", "b"], 0),
-                requirement("app", NotEquals, &["a"], 5),
-            ],
-            vec![
-                requirement("app", NotEquals, &["a"], 0),
-                requirement("app", DoesNotExist, &[], 5),
-            ],
+            vec![requirement("app", Equals, &["a"], 0), requirement("tier", Equals, &["b"], 5)],
+            vec![requirement("app", In, &["a", "b"], 0), requirement("app", NotEquals, &["a"], 5)],
+            vec![requirement("app", NotEquals, &["a"], 0), requirement("app", DoesNotExist, &[], 5)],
         ];
         for requirements in fine {
             let s = selector(requirements);
@@ -305,10 +246,7 @@ mod tests {
     #[test]
     fn reports_where_the_conflict_starts_and_ends() {
         use Operator::*;
-        let s = selector(vec![
-            requirement("app", Equals, &["a"], 0),
-            requirement("app", Equals, &["b"], 8),
-        ]);
+        let s = selector(vec![requirement("app", Equals, &["a"], 0), requirement("app", Equals, &["b"], 8)]);
         let conflict = s.conflict().unwrap();
         assert_eq!((conflict.first.start, conflict.second.start), (0, 8));
     }

@@ -110,69 +110,22 @@ impl Step {
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub enum StepKind {
     Apply(ApplySource),
-    Convert {
-        source: ObjectRef,
-        to: Spanned<String>,
-        to_kind: Option<Kind>,
-    },
-    Label {
-        target: Target,
-        changes: Vec<LabelChange>,
-    },
-    Select {
-        service: ObjectRef,
-        mode: SelectMode,
-        selector: Selector,
-    },
-    Template {
-        controller: ObjectRef,
-        changes: Vec<LabelChange>,
-    },
-    RemoveFromLb {
-        pods: Target,
-        service: Option<ObjectRef>,
-    },
-    AddToLb {
-        pods: Target,
-        service: Option<ObjectRef>,
-    },
-    ExpectTraffic {
-        service: ObjectRef,
-        expectation: TrafficExpectation,
-    },
-    Expect {
-        subject: Target,
-        expectation: Expectation,
-    },
+    Convert { source: ObjectRef, to: Spanned<String>, to_kind: Option<Kind> },
+    Label { target: Target, changes: Vec<LabelChange> },
+    Select { service: ObjectRef, mode: SelectMode, selector: Selector },
+    Template { controller: ObjectRef, changes: Vec<LabelChange> },
+    RemoveFromLb { pods: Target, service: Option<ObjectRef> },
+    AddToLb { pods: Target, service: Option<ObjectRef> },
+    ExpectTraffic { service: ObjectRef, expectation: TrafficExpectation },
+    Expect { subject: Target, expectation: Expectation },
     Wait(WaitFor),
-    Let {
-        name: Spanned<String>,
-        value: Binding,
-    },
-    Guard {
-        service: ObjectRef,
-        invariant: Invariant,
-        expect_violation: bool,
-    },
-    ExpectRefused {
-        message: Option<Spanned<String>>,
-        step: Box<Step>,
-    },
-    Delete {
-        target: Target,
-    },
-    Scale {
-        target: ObjectRef,
-        replicas: Count,
-    },
-    Run {
-        name: Spanned<String>,
-        image: Option<Spanned<String>>,
-        labels: Vec<LabelChange>,
-    },
-    Snapshot {
-        name: Spanned<String>,
-    },
+    Let { name: Spanned<String>, value: Binding },
+    Guard { service: ObjectRef, invariant: Invariant, expect_violation: bool },
+    ExpectRefused { message: Option<Spanned<String>>, step: Box<Step> },
+    Delete { target: Target },
+    Scale { target: ObjectRef, replicas: Count },
+    Run { name: Spanned<String>, image: Option<Spanned<String>>, labels: Vec<LabelChange> },
+    Snapshot { name: Spanned<String> },
 }
 
 impl StepKind {
@@ -326,11 +279,7 @@ pub enum Expectation {
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub enum WaitFor {
     Rollout(ObjectRef),
-    Condition {
-        target: Target,
-        condition: Spanned<String>,
-        status: Option<Spanned<String>>,
-    },
+    Condition { target: Target, condition: Spanned<String>, status: Option<Spanned<String>> },
     Deleted(Target),
 }
 

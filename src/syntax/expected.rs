@@ -13,16 +13,12 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
         eol | EOI => "the end of the line",
         comment => return None,
         within | k_within => "`within <duration>`",
-        target => {
-            "what to act on: `pods <selector>`, an object such as `pod/web-0`, or a `$variable`"
-        }
+        target => "what to act on: `pods <selector>`, an object such as `pod/web-0`, or a `$variable`",
         selection => "a kind and a selector, such as `pods app=rng`",
         selector | set_requirement | equality | exists | not_exists | label_key | reserved_word => {
             "a label selector such as `app=rng`"
         }
-        label_change | assignment | removal | removal_key => {
-            "a label change such as `active=yes` or `active-`"
-        }
+        label_change | assignment | removal | removal_key => "a label change such as `active=yes` or `active-`",
         label_value | bare_value => "a label value",
         object_ref => "an object such as `deployment/rng`",
         kind_name => "a kind such as `pods` or `daemonset`",
@@ -117,10 +113,7 @@ fn found_at(source: &str, at: usize) -> (String, Span) {
     if rest.starts_with(['\n', '\r']) {
         return ("the end of the line".into(), Span::new(at, at));
     }
-    let len = rest
-        .find([' ', '\t', '\n', '\r'])
-        .unwrap_or(rest.len())
-        .max(1);
+    let len = rest.find([' ', '\t', '\n', '\r']).unwrap_or(rest.len()).max(1);
     let mut end = at + len.min(rest.len());
     while !source.is_char_boundary(end) {
         end += 1;
@@ -151,10 +144,7 @@ pub(crate) fn describe(source: &str, offset: usize, error: &Error<Rule>) -> Diag
         ErrorVariant::CustomError { .. } => Vec::new(),
     };
     let expected = one_of(&expected);
-    Diagnostic::error(
-        "rehearse::syntax::unexpected",
-        format!("expected {expected}, found {found}"),
-    )
-    .label(span, format!("expected {expected}"))
-    .help("docs/language.md shows every step with an example")
+    Diagnostic::error("rehearse::syntax::unexpected", format!("expected {expected}, found {found}"))
+        .label(span, format!("expected {expected}"))
+        .help("docs/language.md shows every step with an example")
 }

@@ -131,15 +131,8 @@ pub fn step_text(step: &Step) -> String {
         StepKind::Convert { source, to, .. } => {
             format!("convert {} to {}", object(source), to.value)
         }
-        StepKind::Label {
-            target: t,
-            changes: c,
-        } => format!("label {} {}", target(t), changes(c)),
-        StepKind::Select {
-            service,
-            mode,
-            selector: s,
-        } => {
+        StepKind::Label { target: t, changes: c } => format!("label {} {}", target(t), changes(c)),
+        StepKind::Select { service, mode, selector: s } => {
             let op = match mode {
                 SelectMode::Replace => "",
                 SelectMode::Extend => "+= ",
@@ -147,28 +140,16 @@ pub fn step_text(step: &Step) -> String {
             };
             format!("select {} {op}{}", object(service), selector(s))
         }
-        StepKind::Template {
-            controller,
-            changes: c,
-        } => format!("template {} {}", object(controller), changes(c)),
+        StepKind::Template { controller, changes: c } => format!("template {} {}", object(controller), changes(c)),
         StepKind::RemoveFromLb { pods, service } => {
-            let from = service
-                .as_ref()
-                .map(|s| format!(" from {}", object(s)))
-                .unwrap_or_default();
+            let from = service.as_ref().map(|s| format!(" from {}", object(s))).unwrap_or_default();
             format!("remove-from-lb {}{from}", target(pods))
         }
         StepKind::AddToLb { pods, service } => {
-            let to = service
-                .as_ref()
-                .map(|s| format!(" to {}", object(s)))
-                .unwrap_or_default();
+            let to = service.as_ref().map(|s| format!(" to {}", object(s))).unwrap_or_default();
             format!("add-to-lb {}{to}", target(pods))
         }
-        StepKind::ExpectTraffic {
-            service,
-            expectation,
-        } => {
+        StepKind::ExpectTraffic { service, expectation } => {
             let what = match expectation {
                 TrafficExpectation::Exactly(t) => format!("-> {}", target(t)),
                 TrafficExpectation::Share { percent, pods } => {
@@ -181,10 +162,7 @@ pub fn step_text(step: &Step) -> String {
             };
             format!("expect-traffic {} {what}", object(service))
         }
-        StepKind::Expect {
-            subject,
-            expectation,
-        } => {
+        StepKind::Expect { subject, expectation } => {
             let what = match expectation {
                 Expectation::Count(c) => format!("count {}", count(c)),
                 Expectation::Exists(_) => "exists".into(),
@@ -192,9 +170,7 @@ pub fn step_text(step: &Step) -> String {
                 Expectation::Replaced(_) => "replaced".into(),
                 Expectation::Orphaned(_) => "orphaned".into(),
                 Expectation::Adopted { by: None, .. } => "adopted".into(),
-                Expectation::Adopted {
-                    by: Some(owner), ..
-                } => format!("adopted by {}", object(owner)),
+                Expectation::Adopted { by: Some(owner), .. } => format!("adopted by {}", object(owner)),
                 Expectation::Labels(s) => format!("labels {}", selector(s)),
                 Expectation::RolledOut(_) => "rolled-out".into(),
                 Expectation::OnePerNode(_) => "one-per-node".into(),
@@ -202,15 +178,8 @@ pub fn step_text(step: &Step) -> String {
             format!("expect {} {what}", target(subject))
         }
         StepKind::Wait(WaitFor::Rollout(r)) => format!("wait rollout {}", object(r)),
-        StepKind::Wait(WaitFor::Condition {
-            target: t,
-            condition,
-            status,
-        }) => {
-            let status = status
-                .as_ref()
-                .map(|s| format!("={}", s.value))
-                .unwrap_or_default();
+        StepKind::Wait(WaitFor::Condition { target: t, condition, status }) => {
+            let status = status.as_ref().map(|s| format!("={}", s.value)).unwrap_or_default();
             format!("wait {} condition={}{status}", target(t), condition.value)
         }
         StepKind::Wait(WaitFor::Deleted(t)) => format!("wait {} deleted", target(t)),
@@ -223,38 +192,23 @@ pub fn step_text(step: &Step) -> String {
             };
             format!("let {} = {value}", name.value)
         }
-        StepKind::Guard {
-            service,
-            invariant,
-            expect_violation,
-        } => {
+        StepKind::Guard { service, invariant, expect_violation } => {
             let invariant = match invariant {
                 Invariant::AlwaysServing(_) => "always-serving".to_string(),
                 Invariant::AtLeast(c) => format!("at-least {}", count(c)),
             };
-            let violation = if *expect_violation {
-                " expect-violation"
-            } else {
-                ""
-            };
+            let violation = if *expect_violation { " expect-violation" } else { "" };
             format!("guard {} {invariant}{violation}", object(service))
         }
         StepKind::ExpectRefused { message, step } => {
-            let message = message
-                .as_ref()
-                .map(|m| format!("{} ", string(&m.value)))
-                .unwrap_or_default();
+            let message = message.as_ref().map(|m| format!("{} ", string(&m.value))).unwrap_or_default();
             format!("expect-refused {message}{}", step_text(step))
         }
         StepKind::Delete { target: t } => format!("delete {}", target(t)),
         StepKind::Scale { target, replicas } => {
             format!("scale {} to {}", object(target), count(replicas))
         }
-        StepKind::Run {
-            name,
-            image,
-            labels,
-        } => {
+        StepKind::Run { name, image, labels } => {
             let mut text = format!("run {}", name.value);
             if let Some(image) = image {
                 let _ = write!(text, " image {}", string(&image.value));
@@ -269,11 +223,7 @@ pub fn step_text(step: &Step) -> String {
 }
 
 pub fn string(text: &str) -> String {
-    let escaped = text
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-        .replace('\t', "\\t");
+    let escaped = text.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n").replace('\t', "\\t");
     format!("\"{escaped}\"")
 }
 
@@ -301,11 +251,7 @@ fn selector(selector: &Selector) -> String {
 }
 
 fn changes(changes: &[LabelChange]) -> String {
-    changes
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(" ")
+    changes.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
 }
 
 fn count(count: &Count) -> String {

@@ -9,9 +9,7 @@ use super::ast::*;
 use super::expected;
 use crate::diagnostic::{Diagnostic, did_you_mean};
 use crate::model::duration;
-use crate::model::{
-    Kind, LabelChange, LabelChangeKind, ObjectRef, Operator, Requirement, Selector,
-};
+use crate::model::{Kind, LabelChange, LabelChangeKind, ObjectRef, Operator, Requirement, Selector};
 use crate::span::{Span, Spanned};
 
 #[derive(pest_derive::Parser)]
@@ -27,29 +25,18 @@ pub struct Parsed {
 
 /// Parses a whole script. Never panics; always returns an AST (possibly partial).
 pub fn parse(source: &str) -> Parsed {
-    let mut builder = Builder {
-        source,
-        diagnostics: Vec::new(),
-    };
+    let mut builder = Builder { source, diagnostics: Vec::new() };
     let script = match RolloutParser::parse(Rule::script, source) {
         Ok(mut pairs) => builder.script(pairs.next().expect("script rule yields one pair")),
         Err(error) => {
             // Recovery makes this unreachable in practice; keep a clear error if it ever happens.
-            builder
-                .diagnostics
-                .push(expected::describe(source, 0, &error));
-            Script {
-                items: Vec::new(),
-                span: Span::new(0, source.len()),
-            }
+            builder.diagnostics.push(expected::describe(source, 0, &error));
+            Script { items: Vec::new(), span: Span::new(0, source.len()) }
         }
     };
     let mut diagnostics = builder.diagnostics;
     diagnostics.sort_by_key(|d| d.primary_span().start);
-    Parsed {
-        script,
-        diagnostics,
-    }
+    Parsed { script, diagnostics }
 }
 
 struct Builder<'s> {
@@ -60,10 +47,7 @@ struct Builder<'s> {
 /// The pair's span without the trailing blanks that pest's implicit whitespace leaves in it.
 fn span_of(pair: &Pair<'_, Rule>) -> Span {
     let start = pair.as_span().start();
-    Span::new(
-        start,
-        start + pair.as_str().trim_end_matches([' ', '\t']).len(),
-    )
+    Span::new(start, start + pair.as_str().trim_end_matches([' ', '\t']).len())
 }
 
 fn spanned_text(pair: &Pair<'_, Rule>) -> Spanned<String> {
@@ -74,10 +58,7 @@ fn spanned_text(pair: &Pair<'_, Rule>) -> Spanned<String> {
 fn first_word(text: &str, offset: usize) -> Option<(String, Span)> {
     let trimmed = text.trim_start_matches([' ', '\t']);
     let start = offset + (text.len() - trimmed.len());
-    let word: String = trimmed
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .collect();
+    let word: String = trimmed.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect();
     (!word.is_empty()).then(|| {
         let span = Span::new(start, start + word.len());
         (word, span)
@@ -106,18 +87,13 @@ impl<'s> Builder<'s> {
     }
 
     fn comment_of(&mut self, pair: Pair<'s, Rule>) -> Spanned<String> {
-        let comment = pair
-            .into_inner()
-            .find(|p| p.as_rule() == Rule::comment)
-            .expect("comment line has a comment");
+        let comment = pair.into_inner().find(|p| p.as_rule() == Rule::comment).expect("comment line has a comment");
         spanned_text(&comment)
     }
 
     /// The comment inside an `eol` pair, if any.
     fn eol_comment(&mut self, pair: Pair<'s, Rule>) -> Option<Spanned<String>> {
-        pair.into_inner()
-            .find(|p| p.as_rule() == Rule::comment)
-            .map(|c| spanned_text(&c))
+        pair.into_inner().find(|p| p.as_rule() == Rule::comment).map(|c| spanned_text(&c))
     }
 
     fn scenario(&mut self, pair: Pair<'s, Rule>) -> Option<Scenario> {
@@ -138,10 +114,7 @@ impl<'s> Builder<'s> {
                     .label(Span::new(keyword.as_span().start(), at.start + text.len()), "expected `scenario \"name\" {`")
                     .help("write the header as `scenario \"what this rehearses\" {` and close it with `}` on its own line"),
             );
-            (
-                Spanned::new(String::new(), Span::new(at.start, at.start)),
-                None,
-            )
+            (Spanned::new(String::new(), Span::new(at.start, at.start)), None)
         };
         let mut items = Vec::new();
         for item in inner {
@@ -160,37 +133,21 @@ impl<'s> Builder<'s> {
                 }
                 Rule::scenario_close if item.as_str().is_empty() => {
                     self.diagnostics.push(
-                        Diagnostic::error(
-                            "rehearse::syntax::unclosed_scenario",
-                            "this scenario is never closed",
-                        )
-                        .label(
-                            Span::new(keyword.as_span().start(), name.span.end),
-                            "opened here",
-                        )
-                        .help("add a line with `}` after the scenario's last step"),
+                        Diagnostic::error("rehearse::syntax::unclosed_scenario", "this scenario is never closed")
+                            .label(Span::new(keyword.as_span().start(), name.span.end), "opened here")
+                            .help("add a line with `}` after the scenario's last step"),
                     );
                 }
                 _ => {}
             }
         }
-        Some(Scenario {
-            name,
-            items,
-            comment,
-            span,
-        })
+        Some(Scenario { name, items, comment, span })
     }
 
     fn setting_line(&mut self, pair: Pair<'s, Rule>) -> Setting {
         let span = span_of(&pair);
         let mut inner = pair.into_inner();
-        let setting = inner
-            .next()
-            .expect("setting")
-            .into_inner()
-            .next()
-            .expect("setting kind");
+        let setting = inner.next().expect("setting").into_inner().next().expect("setting kind");
         let comment = self.eol_comment(inner.next().expect("eol"));
         let value = setting.into_inner().nth(1).expect("setting value");
         let kind = match value.as_rule() {
@@ -202,11 +159,7 @@ impl<'s> Builder<'s> {
             }
             _ => SettingKind::BaseDir(self.string(value)),
         };
-        Setting {
-            kind,
-            comment,
-            span,
-        }
+        Setting { kind, comment, span }
     }
 
     fn step_line(&mut self, pair: Pair<'s, Rule>) -> Option<Step> {
@@ -217,24 +170,14 @@ impl<'s> Builder<'s> {
         for part in pair.into_inner() {
             match part.as_rule() {
                 Rule::step => kind = self.step(part.into_inner().next().expect("step kind")),
-                Rule::within => {
-                    within = Some(self.duration(part.into_inner().nth(1).expect("within duration")))
-                }
+                Rule::within => within = Some(self.duration(part.into_inner().nth(1).expect("within duration"))),
                 Rule::eol => comment = self.eol_comment(part),
                 _ => {}
             }
         }
         let end = comment.as_ref().map_or(span.end, |c| c.span.start);
-        let span = Span::new(
-            span.start,
-            span.start + self.source[span.start..end].trim_end().len(),
-        );
-        Some(Step {
-            kind: kind?,
-            within,
-            comment,
-            span,
-        })
+        let span = Span::new(span.start, span.start + self.source[span.start..end].trim_end().len());
+        Some(Step { kind: kind?, within, comment, span })
     }
 
     fn step(&mut self, pair: Pair<'s, Rule>) -> Option<StepKind> {
@@ -256,45 +199,27 @@ impl<'s> Builder<'s> {
                 args.next(); // `to`
                 let to = spanned_text(&args.next()?);
                 let to_kind = Kind::parse(&to.value);
-                StepKind::Convert {
-                    source,
-                    to,
-                    to_kind,
-                }
+                StepKind::Convert { source, to, to_kind }
             }
             Rule::label => {
                 let target = self.target(args.next()?);
-                StepKind::Label {
-                    target,
-                    changes: args.map(|c| self.label_change(c)).collect(),
-                }
+                StepKind::Label { target, changes: args.map(|c| self.label_change(c)).collect() }
             }
             Rule::select => {
                 let service = self.object_ref(args.next()?);
                 let mut next = args.next()?;
                 let mode = if next.as_rule() == Rule::select_op {
-                    let mode = if next.as_str() == "+=" {
-                        SelectMode::Extend
-                    } else {
-                        SelectMode::Remove
-                    };
+                    let mode = if next.as_str() == "+=" { SelectMode::Extend } else { SelectMode::Remove };
                     next = args.next()?;
                     mode
                 } else {
                     SelectMode::Replace
                 };
-                StepKind::Select {
-                    service,
-                    mode,
-                    selector: self.selector(next),
-                }
+                StepKind::Select { service, mode, selector: self.selector(next) }
             }
             Rule::template => {
                 let controller = self.object_ref(args.next()?);
-                StepKind::Template {
-                    controller,
-                    changes: args.map(|c| self.label_change(c)).collect(),
-                }
+                StepKind::Template { controller, changes: args.map(|c| self.label_change(c)).collect() }
             }
             Rule::remove_from_lb | Rule::add_to_lb => {
                 let pods = self.target(args.next()?);
@@ -308,18 +233,12 @@ impl<'s> Builder<'s> {
             Rule::expect_traffic => {
                 let service = self.object_ref(args.next()?);
                 let expectation = self.traffic_expectation(args.next()?);
-                StepKind::ExpectTraffic {
-                    service,
-                    expectation,
-                }
+                StepKind::ExpectTraffic { service, expectation }
             }
             Rule::expect => {
                 let subject = self.target(args.next()?);
                 let expectation = self.expectation(args.next()?);
-                StepKind::Expect {
-                    subject,
-                    expectation,
-                }
+                StepKind::Expect { subject, expectation }
             }
             Rule::wait => {
                 let what = args.next()?;
@@ -331,11 +250,7 @@ impl<'s> Builder<'s> {
                         let mut condition = inner.next()?.into_inner();
                         let name = spanned_text(&condition.next()?);
                         let status = condition.next().map(|s| spanned_text(&s));
-                        WaitFor::Condition {
-                            target,
-                            condition: name,
-                            status,
-                        }
+                        WaitFor::Condition { target, condition: name, status }
                     }
                     _ => WaitFor::Deleted(self.target(inner.next()?)),
                 })
@@ -358,11 +273,7 @@ impl<'s> Builder<'s> {
                     Rule::always_serving => Invariant::AlwaysServing(span_of(&invariant)),
                     _ => Invariant::AtLeast(self.count(invariant.into_inner().nth(1)?)),
                 };
-                StepKind::Guard {
-                    service,
-                    invariant,
-                    expect_violation: args.next().is_some(),
-                }
+                StepKind::Guard { service, invariant, expect_violation: args.next().is_some() }
             }
             Rule::expect_refused => {
                 let mut next = args.next()?;
@@ -375,20 +286,10 @@ impl<'s> Builder<'s> {
                 };
                 let inner_span = span_of(&next);
                 let kind = self.step(next)?;
-                let step = Step {
-                    kind,
-                    within: None,
-                    comment: None,
-                    span: inner_span,
-                };
-                StepKind::ExpectRefused {
-                    message,
-                    step: Box::new(step),
-                }
+                let step = Step { kind, within: None, comment: None, span: inner_span };
+                StepKind::ExpectRefused { message, step: Box::new(step) }
             }
-            Rule::delete => StepKind::Delete {
-                target: self.target(args.next()?),
-            },
+            Rule::delete => StepKind::Delete { target: self.target(args.next()?) },
             Rule::scale => {
                 let target = self.object_ref(args.next()?);
                 let replicas = self.count(args.nth(1)?);
@@ -408,15 +309,9 @@ impl<'s> Builder<'s> {
                         labels.extend(inner.map(|c| self.label_change(c)));
                     }
                 }
-                StepKind::Run {
-                    name,
-                    image,
-                    labels,
-                }
+                StepKind::Run { name, image, labels }
             }
-            Rule::snapshot => StepKind::Snapshot {
-                name: self.string(args.next()?),
-            },
+            Rule::snapshot => StepKind::Snapshot { name: self.string(args.next()?) },
             _ => {
                 self.diagnostics.push(
                     Diagnostic::error("rehearse::syntax::internal", "this step could not be read")
@@ -436,29 +331,14 @@ impl<'s> Builder<'s> {
         match rule {
             Rule::traffic_share => {
                 let percent = inner.next().expect("percent");
-                let value = percent
-                    .as_str()
-                    .trim_end_matches('%')
-                    .parse()
-                    .unwrap_or(0.0);
+                let value = percent.as_str().trim_end_matches('%').parse().unwrap_or(0.0);
                 let percent = Spanned::new(value, span_of(&percent));
-                TrafficExpectation::Share {
-                    percent,
-                    pods: self.target(inner.next().expect("pods")),
-                }
+                TrafficExpectation::Share { percent, pods: self.target(inner.next().expect("pods")) }
             }
-            Rule::traffic_exact => {
-                TrafficExpectation::Exactly(self.target(inner.next().expect("pods")))
-            }
-            Rule::traffic_includes => {
-                TrafficExpectation::Includes(self.target(inner.next().expect("pod")))
-            }
-            Rule::traffic_excludes => {
-                TrafficExpectation::Excludes(self.target(inner.next().expect("pod")))
-            }
-            Rule::traffic_count => {
-                TrafficExpectation::Count(self.count(inner.next().expect("count")))
-            }
+            Rule::traffic_exact => TrafficExpectation::Exactly(self.target(inner.next().expect("pods"))),
+            Rule::traffic_includes => TrafficExpectation::Includes(self.target(inner.next().expect("pod"))),
+            Rule::traffic_excludes => TrafficExpectation::Excludes(self.target(inner.next().expect("pod"))),
+            Rule::traffic_count => TrafficExpectation::Count(self.count(inner.next().expect("count"))),
             _ => TrafficExpectation::None(span),
         }
     }
@@ -473,13 +353,8 @@ impl<'s> Builder<'s> {
             Rule::expect_absent => Expectation::Absent(span),
             Rule::expect_replaced => Expectation::Replaced(span),
             Rule::expect_orphaned => Expectation::Orphaned(span),
-            Rule::expect_adopted => Expectation::Adopted {
-                by: inner.next().map(|o| self.object_ref(o)),
-                span,
-            },
-            Rule::expect_labels => {
-                Expectation::Labels(self.selector(inner.next().expect("selector")))
-            }
+            Rule::expect_adopted => Expectation::Adopted { by: inner.next().map(|o| self.object_ref(o)), span },
+            Rule::expect_labels => Expectation::Labels(self.selector(inner.next().expect("selector"))),
             Rule::expect_rolled_out => Expectation::RolledOut(span),
             _ => Expectation::OnePerNode(span),
         }
@@ -499,15 +374,8 @@ impl<'s> Builder<'s> {
         let mut inner = pair.into_inner();
         let kind_text = spanned_text(&inner.next().expect("kind"));
         let kind = Kind::parse(&kind_text.value);
-        let selector = inner
-            .find(|p| p.as_rule() == Rule::selector)
-            .map(|s| self.selector(s));
-        Selection {
-            kind_text,
-            kind,
-            selector,
-            span,
-        }
+        let selector = inner.find(|p| p.as_rule() == Rule::selector).map(|s| self.selector(s));
+        Selection { kind_text, kind, selector, span }
     }
 
     fn variable(&mut self, pair: Pair<'s, Rule>) -> Spanned<String> {
@@ -520,11 +388,7 @@ impl<'s> Builder<'s> {
         let kind_text = spanned_text(&inner.next().expect("kind"));
         let name = spanned_text(&inner.next().expect("name"));
         let kind = Kind::parse(&kind_text.value);
-        ObjectRef {
-            kind_text,
-            kind,
-            name,
-        }
+        ObjectRef { kind_text, kind, name }
     }
 
     fn count(&mut self, pair: Pair<'s, Rule>) -> Count {
@@ -539,12 +403,9 @@ impl<'s> Builder<'s> {
         let span = span_of(&pair);
         let value = pair.as_str().parse().unwrap_or_else(|_| {
             self.diagnostics.push(
-                Diagnostic::error(
-                    "rehearse::syntax::number_too_large",
-                    "this number is too large",
-                )
-                .label(span, "does not fit in 64 bits")
-                .help("counts and node numbers are small whole numbers"),
+                Diagnostic::error("rehearse::syntax::number_too_large", "this number is too large")
+                    .label(span, "does not fit in 64 bits")
+                    .help("counts and node numbers are small whole numbers"),
             );
             0
         });
@@ -555,12 +416,9 @@ impl<'s> Builder<'s> {
         let span = span_of(&pair);
         let value = duration::parse(pair.as_str()).unwrap_or_else(|| {
             self.diagnostics.push(
-                Diagnostic::error(
-                    "rehearse::syntax::duration_too_large",
-                    "this duration is too large",
-                )
-                .label(span, "overflows")
-                .help("write a duration such as `30s`, `2m` or `1m30s`"),
+                Diagnostic::error("rehearse::syntax::duration_too_large", "this duration is too large")
+                    .label(span, "overflows")
+                    .help("write a duration such as `30s`, `2m` or `1m30s`"),
             );
             std::time::Duration::ZERO
         });
@@ -622,11 +480,8 @@ impl<'s> Builder<'s> {
         let key = spanned_text(&inner.next().expect("key"));
         let (operator, values) = match rule {
             Rule::set_requirement => {
-                let operator = if inner.next().expect("operator").as_str() == "in" {
-                    Operator::In
-                } else {
-                    Operator::NotIn
-                };
+                let operator =
+                    if inner.next().expect("operator").as_str() == "in" { Operator::In } else { Operator::NotIn };
                 (operator, inner.map(|v| self.label_value(v)).collect())
             }
             Rule::equality => {
@@ -635,20 +490,12 @@ impl<'s> Builder<'s> {
                 } else {
                     Operator::Equals
                 };
-                (
-                    operator,
-                    vec![self.label_value(inner.next().expect("value"))],
-                )
+                (operator, vec![self.label_value(inner.next().expect("value"))])
             }
             Rule::not_exists => (Operator::DoesNotExist, Vec::new()),
             _ => (Operator::Exists, Vec::new()),
         };
-        Requirement {
-            key,
-            operator,
-            values,
-            span,
-        }
+        Requirement { key, operator, values, span }
     }
 
     fn heredoc(&mut self, pair: Pair<'s, Rule>) -> Option<InlineYaml> {
@@ -673,10 +520,7 @@ impl<'s> Builder<'s> {
                     "rehearse::syntax::unterminated_heredoc",
                     format!("inline YAML `<<{tag}` is never closed"),
                 )
-                .label(
-                    Span::new(span.start, span.start + 2 + tag.len()),
-                    "opened here",
-                )
+                .label(Span::new(span.start, span.start + 2 + tag.len()), "opened here")
                 .help(format!("end the YAML with a line holding only `{tag}`")),
             );
             return None;
@@ -688,11 +532,7 @@ impl<'s> Builder<'s> {
             .filter(|l| !l.trim().is_empty())
             .map(|l| &l[..l.len() - l.trim_start_matches([' ', '\t']).len()])
             .reduce(|common, next| {
-                let shared = common
-                    .bytes()
-                    .zip(next.bytes())
-                    .take_while(|(a, b)| a == b)
-                    .count();
+                let shared = common.bytes().zip(next.bytes()).take_while(|(a, b)| a == b).count();
                 &common[..shared]
             })
             .unwrap_or("");
@@ -707,13 +547,7 @@ impl<'s> Builder<'s> {
             text.push('\n');
             offset += line.len();
         }
-        Some(InlineYaml {
-            tag,
-            comment,
-            text,
-            line_starts,
-            span,
-        })
+        Some(InlineYaml { tag, comment, text, line_starts, span })
     }
 
     /// A line that is not a valid statement: say precisely what is wrong with it.
@@ -725,12 +559,9 @@ impl<'s> Builder<'s> {
         let Some((word, word_span)) = first_word(text, start) else {
             let shown = text[..line_end].trim();
             self.diagnostics.push(
-                Diagnostic::error(
-                    "rehearse::syntax::unexpected",
-                    format!("unexpected `{shown}`"),
-                )
-                .label(line_span, "not a step, a setting or a comment")
-                .help("each line holds one step, setting or `# comment`"),
+                Diagnostic::error("rehearse::syntax::unexpected", format!("unexpected `{shown}`"))
+                    .label(line_span, "not a step, a setting or a comment")
+                    .help("each line holds one step, setting or `# comment`"),
             );
             return;
         };
@@ -751,22 +582,16 @@ impl<'s> Builder<'s> {
             let lone = RolloutParser::parse(Rule::lone_step, &self.source[start..]);
             let diagnostic = match lone {
                 Err(error) => expected::describe(self.source, start, &error),
-                Ok(_) => Diagnostic::error(
-                    "rehearse::syntax::unexpected",
-                    format!("`{word}` is not allowed here"),
-                )
-                .label(line_span, "here")
-                .help("settings and steps go inside a scenario; settings may also start the file"),
+                Ok(_) => Diagnostic::error("rehearse::syntax::unexpected", format!("`{word}` is not allowed here"))
+                    .label(line_span, "here")
+                    .help("settings and steps go inside a scenario; settings may also start the file"),
             };
             self.diagnostics.push(diagnostic);
             return;
         }
         let candidates = STEP_KEYWORDS.iter().chain(SETTING_KEYWORDS.iter()).copied();
-        let mut diagnostic = Diagnostic::error(
-            "rehearse::syntax::unknown_step",
-            format!("unknown step `{word}`"),
-        )
-        .label(word_span, "not a step or a setting");
+        let mut diagnostic = Diagnostic::error("rehearse::syntax::unknown_step", format!("unknown step `{word}`"))
+            .label(word_span, "not a step or a setting");
         diagnostic = match did_you_mean(&word, candidates) {
             Some(suggestion) => diagnostic.help(format!("did you mean `{suggestion}`?")),
             None => diagnostic.help(format!("the steps are: {}", STEP_KEYWORDS.join(", "))),

@@ -34,9 +34,7 @@ impl Step {
             StepKind::Label { target, .. } | StepKind::Delete { target } => vec![target],
             StepKind::RemoveFromLb { pods, .. } | StepKind::AddToLb { pods, .. } => vec![pods],
             StepKind::ExpectTraffic { expectation, .. } => match expectation {
-                TrafficExpectation::Exactly(t)
-                | TrafficExpectation::Includes(t)
-                | TrafficExpectation::Excludes(t) => {
+                TrafficExpectation::Exactly(t) | TrafficExpectation::Includes(t) | TrafficExpectation::Excludes(t) => {
                     vec![t]
                 }
                 TrafficExpectation::Share { pods, .. } => vec![pods],
@@ -53,18 +51,9 @@ impl Step {
     /// Counts that may name a variable.
     pub fn counts(&self) -> Vec<&Count> {
         match &self.kind {
-            StepKind::ExpectTraffic {
-                expectation: TrafficExpectation::Count(c),
-                ..
-            }
-            | StepKind::Expect {
-                expectation: Expectation::Count(c),
-                ..
-            }
-            | StepKind::Guard {
-                invariant: Invariant::AtLeast(c),
-                ..
-            }
+            StepKind::ExpectTraffic { expectation: TrafficExpectation::Count(c), .. }
+            | StepKind::Expect { expectation: Expectation::Count(c), .. }
+            | StepKind::Guard { invariant: Invariant::AtLeast(c), .. }
             | StepKind::Scale { replicas: c, .. } => vec![c],
             _ => vec![],
         }
@@ -78,24 +67,10 @@ impl Step {
             | StepKind::ExpectTraffic { service, .. }
             | StepKind::Guard { service, .. } => vec![service],
             StepKind::Template { controller, .. } => vec![controller],
-            StepKind::RemoveFromLb {
-                service: Some(s), ..
-            }
-            | StepKind::AddToLb {
-                service: Some(s), ..
-            } => vec![s],
-            StepKind::Expect {
-                expectation:
-                    Expectation::Adopted {
-                        by: Some(owner), ..
-                    },
-                ..
-            } => vec![owner],
+            StepKind::RemoveFromLb { service: Some(s), .. } | StepKind::AddToLb { service: Some(s), .. } => vec![s],
+            StepKind::Expect { expectation: Expectation::Adopted { by: Some(owner), .. }, .. } => vec![owner],
             StepKind::Wait(WaitFor::Rollout(r)) | StepKind::Scale { target: r, .. } => vec![r],
-            StepKind::Let {
-                value: Binding::Object(r),
-                ..
-            } => vec![r],
+            StepKind::Let { value: Binding::Object(r), .. } => vec![r],
             _ => vec![],
         };
         refs.extend(self.targets().into_iter().filter_map(|t| match t {
@@ -107,16 +82,8 @@ impl Step {
 
     /// Every `kind selector` selection, including `let x = one pod ...`.
     pub fn selections(&self) -> Vec<&Selection> {
-        let mut selections: Vec<&Selection> = self
-            .targets()
-            .into_iter()
-            .filter_map(Target::selection)
-            .collect();
-        if let StepKind::Let {
-            value: Binding::OneOf(s),
-            ..
-        } = &self.kind
-        {
+        let mut selections: Vec<&Selection> = self.targets().into_iter().filter_map(Target::selection).collect();
+        if let StepKind::Let { value: Binding::OneOf(s), .. } = &self.kind {
             selections.push(s);
         }
         selections
@@ -124,17 +91,11 @@ impl Step {
 
     /// Every selector written in the step.
     pub fn selectors(&self) -> Vec<&Selector> {
-        let mut selectors: Vec<&Selector> = self
-            .selections()
-            .into_iter()
-            .filter_map(|s| s.selector.as_ref())
-            .collect();
+        let mut selectors: Vec<&Selector> = self.selections().into_iter().filter_map(|s| s.selector.as_ref()).collect();
         match &self.kind {
-            StepKind::Select { selector, .. }
-            | StepKind::Expect {
-                expectation: Expectation::Labels(selector),
-                ..
-            } => selectors.push(selector),
+            StepKind::Select { selector, .. } | StepKind::Expect { expectation: Expectation::Labels(selector), .. } => {
+                selectors.push(selector)
+            }
             _ => {}
         }
         selectors

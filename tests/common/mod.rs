@@ -15,9 +15,7 @@ pub fn kubeconfig() -> PathBuf {
     }
     let cache = std::env::var_os("REHEARSE_TESTBED_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/rehearse-testbed/run")
-        });
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/rehearse-testbed/run"));
     cache.join("kubeconfig")
 }
 
@@ -28,14 +26,8 @@ pub async fn client() -> Client {
         "no testbed kubeconfig at {}: start the testbed with `tests/testbed/testbed.sh up` (or run `bash .ci/run`)",
         path.display()
     );
-    let options = rehearse::cluster::connect::ConnectOptions {
-        kubeconfig: Some(path),
-        ..Default::default()
-    };
-    rehearse::cluster::connect(&options)
-        .await
-        .expect("connect to the testbed")
-        .client
+    let options = rehearse::cluster::connect::ConnectOptions { kubeconfig: Some(path), ..Default::default() };
+    rehearse::cluster::connect(&options).await.expect("connect to the testbed").client
 }
 
 pub const TIMEOUT: Duration = Duration::from_secs(60);
@@ -47,18 +39,12 @@ pub struct TestNamespace {
 
 impl TestNamespace {
     pub async fn new(client: &Client, prefix: &str) -> Self {
-        let name = format!(
-            "{prefix}-{}",
-            std::process::id() as u64 * 1000 + rand_suffix()
-        );
+        let name = format!("{prefix}-{}", std::process::id() as u64 * 1000 + rand_suffix());
         let namespace: Namespace = serde_json::from_value(serde_json::json!({
             "metadata": {"name": name, "labels": {"rehearse.dev/test": "true"}}
         }))
         .unwrap();
-        Api::<Namespace>::all(client.clone())
-            .create(&PostParams::default(), &namespace)
-            .await
-            .unwrap();
+        Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &namespace).await.unwrap();
         TestNamespace { name }
     }
 }
@@ -75,15 +61,10 @@ impl Drop for TestNamespace {
         // client's connection is driven by the runtime that made it, which is blocked here).
         let name = self.name.clone();
         let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             runtime.block_on(async move {
                 let client = client().await;
-                let _ = Api::<Namespace>::all(client)
-                    .delete(&name, &DeleteParams::background())
-                    .await;
+                let _ = Api::<Namespace>::all(client).delete(&name, &DeleteParams::background()).await;
             });
         })
         .join();

@@ -1,0 +1,254 @@
+//! The step executor: runs one scenario's steps in order against a cluster, inside a namespace of
+//! its own, with guards watching in the background, and produces a deterministic result.
+
+mod apply;
+pub mod describe;
+mod expect;
+mod guard;
+pub mod namespace;
+mod steps;
+pub mod view;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use kube::Client;
+
+use crate::diagnostic::line_column;
+use crate::report::document::{GuardResult, ScenarioResult, Status, StepResult};
+use crate::report::snapshot::{SnapshotMode, SnapshotOutcome, Snapshots};
+use crate::syntax::ast::{Scenario, SettingKind, Step, StepKind};
+use crate::syntax::format::step_text;
+use view::View;
+
+/// The default time for a step to be satisfied.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a run needs besides the scenario.
+#[derive(Clone)]
+pub struct RunOptions {
+    pub client: Client,
+    pub keep_namespace: bool,
+    pub snapshots: SnapshotMode,
+}
+
+/// A scenario with what is needed to run and report it.
+pub struct ScenarioJob<'a> {
+    pub path: &'a Path,
+    pub source: &'a str,
+    pub base_dir: PathBuf,
+    pub file_timeout: Option<Duration>,
+    pub scenario: &'a Scenario,
+}
+
+/// A pod bound by `let`, with what `replaced` needs to know later.
+#[derive(Clone, Debug)]
+pub struct BoundPod {
+    pub name: String,
+    pub uid: String,
+    /// The controller (kind, name, uid) that owned it when bound.
+    pub controller: Option<(String, String, String)>,
+    /// Uids of the pods that controller owned when the pod was bound.
+    pub siblings: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Value {
+    Pod(BoundPod),
+    Object { kind: crate::model::Kind, name: String },
+    Number(u64),
+    Text(String),
+}
+
+/// A step's failure: what was expected and what the cluster showed.
+#[derive(Debug)]
+pub enum StepError {
+    /// The scenario's expectation did not hold (exit code 1).
+    Failed(String),
+    /// The cluster or the API failed (exit code 3).
+    Infrastructure(String),
+}
+
+impl StepError {
+    fn message(&self) -> &str {
+        match self {
+            StepError::Failed(m) | StepError::Infrastructure(m) => m,
+        }
+    }
+}
+
+impl From<kube::Error> for StepError {
+    fn from(error: kube::Error) -> Self {
+        match error {
+            kube::Error::Api(status) => StepError::Failed(format!("the API refused it: {}", status.message)),
+            other => StepError::Infrastructure(format!("the cluster did not answer: {other}")),
+        }
+    }
+}
+
+/// Everything a step can touch while it runs.
+pub struct Context<'a> {
+    pub client: Client,
+    pub namespace: String,
+    pub view: View,
+    pub variables: HashMap<String, Value>,
+    /// Labels removed by `remove-from-lb`, per pod uid, restored by `add-to-lb`.
+    pub removed_from_lb: HashMap<String, Vec<(String, String)>>,
+    pub base_dir: PathBuf,
+    pub timeout: Duration,
+    pub snapshots: &'a mut Snapshots,
+    pub job_path: &'a Path,
+    pub scenario_name: &'a str,
+}
+
+impl Context<'_> {
+    /// Pod uid → variable name, for naming bound pods in results.
+    pub fn pod_variables(&self) -> HashMap<String, String> {
+        self.variables
+            .iter()
+            .filter_map(|(name, value)| match value {
+                Value::Pod(pod) => Some((pod.uid.clone(), name.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn scenario_timeout(job: &ScenarioJob) -> Duration {
+    job.scenario
+        .settings()
+        .find_map(|s| match &s.kind {
+            SettingKind::Timeout(t) => Some(t.value),
+            _ => None,
+        })
+        .or(job.file_timeout)
+        .unwrap_or(DEFAULT_TIMEOUT)
+}
+
+/// Runs one scenario in a fresh namespace and always cleans up (unless asked to keep it).
+pub async fn run_scenario(
+    job: &ScenarioJob<'_>,
+    options: &RunOptions,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> ScenarioResult {
+    let started = Instant::now();
+    let mut result = ScenarioResult::new(&job.scenario.name.value, job.path);
+    let namespace = match namespace::create(&options.client, &job.scenario.name.value).await {
+        Ok(namespace) => namespace,
+        Err(error) => {
+            result.status = Status::Error;
+            result.failure = Some(format!("cannot create the scenario's namespace: {error}"));
+            return result;
+        }
+    };
+    result.namespace = namespace.clone();
+    let outcome = tokio::select! {
+        outcome = run_steps(job, options, &namespace, &mut result) => outcome,
+        () = cancel.cancelled() => {
+            result.status = Status::Error;
+            result.failure = Some("interrupted".into());
+            Ok(())
+        }
+    };
+    if let Err(error) = outcome {
+        result.status = Status::Error;
+        result.failure = Some(error);
+    }
+    if options.keep_namespace {
+        result.kept = true;
+    } else if let Err(error) = namespace::delete(&options.client, &namespace).await {
+        result.failure.get_or_insert(format!("cannot delete namespace {namespace}: {error}"));
+        result.status = Status::Error;
+    }
+    result.duration = started.elapsed();
+    result
+}
+
+async fn run_steps(
+    job: &ScenarioJob<'_>,
+    options: &RunOptions,
+    namespace: &str,
+    result: &mut ScenarioResult,
+) -> Result<(), String> {
+    let view = View::start(&options.client, namespace)
+        .await
+        .map_err(|e| format!("cannot watch namespace {namespace}: {e}"))?;
+    let mut snapshots = Snapshots::new(job.path, options.snapshots);
+    let mut context = Context {
+        client: options.client.clone(),
+        namespace: namespace.to_string(),
+        view,
+        variables: HashMap::new(),
+        removed_from_lb: HashMap::new(),
+        base_dir: job.base_dir.clone(),
+        timeout: scenario_timeout(job),
+        snapshots: &mut snapshots,
+        job_path: job.path,
+        scenario_name: &job.scenario.name.value,
+    };
+    let current_step = Arc::new(AtomicUsize::new(0));
+    let mut guards = Vec::new();
+    let steps: Vec<&Step> = job.scenario.steps().collect();
+    let mut failed = false;
+    for (index, step) in steps.iter().enumerate() {
+        let line = line_column(job.source, step.span.start).0;
+        let text = step_text(step);
+        if failed {
+            result.steps.push(StepResult::skipped(line, text));
+            continue;
+        }
+        current_step.store(line, Ordering::SeqCst);
+        let step_started = Instant::now();
+        let timeout = step.within.as_ref().map(|w| w.value).unwrap_or(context.timeout);
+        let outcome = if let StepKind::Guard { service, invariant, expect_violation } = &step.kind {
+            let started =
+                guard::start(&context, service, invariant, *expect_violation, line, current_step.clone()).await;
+            started.map(|g| {
+                let note = g.describe();
+                guards.push(g);
+                note
+            })
+        } else {
+            steps::run(step, &mut context, timeout).await
+        };
+        let elapsed = step_started.elapsed();
+        let location = {
+            let (l, c) = line_column(job.source, step.span.start);
+            format!("{}:{l}:{c}", job.path.display())
+        };
+        match outcome {
+            Ok(observed) => result.steps.push(StepResult::passed(line, text, observed, elapsed)),
+            Err(error) => {
+                failed = true;
+                let message = format!("{location}: `{text}`: {}", error.message());
+                result.status = match error {
+                    StepError::Failed(_) => Status::Failed,
+                    StepError::Infrastructure(_) => Status::Error,
+                };
+                result.failure = Some(message.clone());
+                result.steps.push(StepResult::failed(line, text, message, elapsed));
+            }
+        }
+        let _ = index;
+    }
+    // The guards watched until now; each passes or fails on what it saw.
+    for guard in guards {
+        let outcome: GuardResult = guard.finish().await;
+        if outcome.status != Status::Passed && result.status == Status::Passed {
+            result.status = Status::Failed;
+            result.failure = Some(outcome.message.clone().unwrap_or_default());
+        }
+        result.guards.push(outcome);
+    }
+    result.snapshots = context.snapshots.outcomes().to_vec();
+    if result.snapshots.iter().any(|s| matches!(s, SnapshotOutcome::Mismatch { .. } | SnapshotOutcome::Missing { .. }))
+        && result.status == Status::Passed
+    {
+        result.status = Status::Failed;
+        result.failure = Some("a snapshot does not match its recorded file".into());
+    }
+    Ok(())
+}

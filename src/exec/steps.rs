@@ -1,0 +1,490 @@
+//! Steps that change the cluster, and dispatch to the expectations.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+
+use super::apply::{FIELD_MANAGER, apply_all, daemonset_from_deployment, documents_from_path, documents_from_text};
+use super::describe;
+use super::expect;
+use super::view::{controller_of, labels_of};
+use super::{BoundPod, Context, StepError, Value};
+use crate::model::labels::Labels;
+use crate::model::{Kind, LabelChange, LabelChangeKind, ObjectRef, Selector};
+use crate::syntax::ast::{ApplySource, Binding, Count, SelectMode, Step, StepKind, Target};
+
+/// Runs one step; returns what was observed, for the result document.
+pub async fn run(step: &Step, context: &mut Context<'_>, timeout: Duration) -> Result<String, StepError> {
+    match &step.kind {
+        StepKind::Apply(source) => {
+            let documents = match source {
+                ApplySource::Path(path) => documents_from_path(&context.base_dir.join(&path.value))?,
+                ApplySource::Inline(yaml) => documents_from_text(&yaml.text).map_err(StepError::Failed)?,
+            };
+            let applied = apply_all(&context.client, &context.namespace, documents).await?;
+            Ok(format!("applied {}", applied.join(", ")))
+        }
+        StepKind::Convert { source, .. } => {
+            let api = Api::<Deployment>::namespaced(context.client.clone(), &context.namespace);
+            let deployment = api.get(&source.name.value).await?;
+            let daemonset = daemonset_from_deployment(&serde_json::to_value(&deployment).unwrap_or_default());
+            let ds_api = Api::<DaemonSet>::namespaced(context.client.clone(), &context.namespace);
+            ds_api
+                .patch(&source.name.value, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&daemonset))
+                .await?;
+            Ok(format!("created daemonset/{} from deployment/{}", source.name.value, source.name.value))
+        }
+        StepKind::Label { target, changes } => label(context, target, changes).await,
+        StepKind::Select { service, mode, selector } => select(context, service, *mode, selector).await,
+        StepKind::Template { controller, changes } => template(context, controller, changes).await,
+        StepKind::RemoveFromLb { pods, service } => remove_from_lb(context, pods, service.as_ref()).await,
+        StepKind::AddToLb { pods, service } => add_to_lb(context, pods, service.as_ref()).await,
+        StepKind::Let { name, value } => bind(context, &name.value, value).await,
+        StepKind::Delete { target } => delete(context, target).await,
+        StepKind::Scale { target, replicas } => {
+            let replicas = count(context, replicas)?;
+            let patch = serde_json::json!({"spec": {"replicas": replicas}});
+            api_for(context, target.kind.unwrap_or(Kind::Deployment))
+                .patch(&target.name.value, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+            Ok(format!("scaled {target} to {replicas}"))
+        }
+        StepKind::Run { name, image, labels } => {
+            let mut pod_labels: Labels = Labels::new();
+            labels.iter().for_each(|c| c.apply_to(&mut pod_labels));
+            if labels.is_empty() {
+                pod_labels.insert("run".into(), name.value.clone());
+            }
+            let image = image.as_ref().map_or("registry.k8s.io/pause:3.10", |i| i.value.as_str());
+            let pod: Pod = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name.value, "labels": pod_labels},
+                "spec": {"restartPolicy": "Never", "containers": [{"name": name.value, "image": image}]}
+            }))
+            .map_err(|e| StepError::Failed(format!("cannot build the pod: {e}")))?;
+            Api::<Pod>::namespaced(context.client.clone(), &context.namespace)
+                .create(&PostParams::default(), &pod)
+                .await?;
+            Ok(format!("started pod/{} with {}", name.value, describe::labels(&pod_labels)))
+        }
+        StepKind::Snapshot { name } => {
+            let body = expect::snapshot_body(context);
+            let outcome = context.snapshots.record(context.scenario_name, &name.value, &body);
+            Ok(outcome)
+        }
+        StepKind::ExpectRefused { message, step } => match Box::pin(run(step, context, timeout)).await {
+            Ok(_) => Err(StepError::Failed("the API accepted the step; it was expected to refuse it".into())),
+            Err(StepError::Failed(refusal)) => match message {
+                Some(wanted) if !refusal.contains(&wanted.value) => Err(StepError::Failed(format!(
+                    "refused, but not with a message containing \"{}\": {refusal}",
+                    wanted.value
+                ))),
+                _ => Ok(format!("refused: {}", normalise_refusal(&refusal))),
+            },
+            Err(other) => Err(other),
+        },
+        StepKind::ExpectTraffic { .. } | StepKind::Expect { .. } | StepKind::Wait(_) => {
+            expect::run(step, context, timeout).await
+        }
+        StepKind::Guard { .. } => Ok(String::new()), // started by the scenario loop
+    }
+}
+
+/// API messages carry generated names and hashes; keep the part a reader needs, deterministically.
+fn normalise_refusal(message: &str) -> String {
+    let message = message.trim_start_matches("the API refused it: ");
+    match message.find(": spec.") {
+        Some(i) => message[i + 2..].to_string(),
+        None => message.to_string(),
+    }
+}
+
+pub fn api_for(context: &Context<'_>, kind: Kind) -> Api<DynamicObject> {
+    let resource = match kind {
+        Kind::Pod => ApiResource::erase::<Pod>(&()),
+        Kind::Deployment => ApiResource::erase::<Deployment>(&()),
+        Kind::ReplicaSet => ApiResource::erase::<ReplicaSet>(&()),
+        Kind::DaemonSet => ApiResource::erase::<DaemonSet>(&()),
+        Kind::Service => ApiResource::erase::<Service>(&()),
+    };
+    Api::namespaced_with(context.client.clone(), &context.namespace, &resource)
+}
+
+pub fn count(context: &Context<'_>, count: &Count) -> Result<u64, StepError> {
+    match count {
+        Count::Literal(n) => Ok(n.value),
+        Count::Variable(v) => match context.variables.get(&v.value) {
+            Some(Value::Number(n)) => Ok(*n),
+            _ => Err(StepError::Failed(format!("`${}` does not hold a number", v.value))),
+        },
+    }
+}
+
+/// The named objects a target stands for now: (kind, name).
+pub fn resolve(context: &Context<'_>, target: &Target) -> Result<Vec<(Kind, String)>, StepError> {
+    match target {
+        Target::Variable(v) => match context.variables.get(&v.value) {
+            Some(Value::Pod(pod)) => Ok(vec![(Kind::Pod, pod.name.clone())]),
+            Some(Value::Object { kind, name }) => Ok(vec![(*kind, name.clone())]),
+            _ => Err(StepError::Failed(format!("`${}` does not hold an object", v.value))),
+        },
+        Target::Object(o) => Ok(vec![(o.kind.unwrap_or(Kind::Pod), o.name.value.clone())]),
+        Target::Selection(s) => {
+            let kind = s.kind.unwrap_or(Kind::Pod);
+            let names = objects_of(context, kind)
+                .into_iter()
+                .filter(|(_, labels)| s.selector.as_ref().is_none_or(|sel| sel.matches(labels)))
+                .map(|(name, _)| (kind, name))
+                .collect();
+            Ok(names)
+        }
+    }
+}
+
+/// Live objects of a kind in the scenario's namespace, with their labels, sorted by name.
+pub fn objects_of(context: &Context<'_>, kind: Kind) -> Vec<(String, Labels)> {
+    fn collect<K: kube::Resource>(items: Vec<Arc<K>>) -> Vec<(String, Labels)> {
+        let mut out: Vec<(String, Labels)> = items
+            .iter()
+            .filter(|o| o.meta().deletion_timestamp.is_none())
+            .map(|o| (o.meta().name.clone().unwrap_or_default(), labels_of(o.meta())))
+            .collect();
+        out.sort();
+        out
+    }
+    let view = &context.view;
+    match kind {
+        Kind::Pod => collect(view.pods.state()),
+        Kind::Deployment => collect(view.deployments.state()),
+        Kind::ReplicaSet => collect(view.replica_sets.state()),
+        Kind::DaemonSet => collect(view.daemon_sets.state()),
+        Kind::Service => collect(view.services.state()),
+    }
+}
+
+fn label_patch(changes: &[LabelChange]) -> serde_json::Value {
+    let labels: serde_json::Map<String, serde_json::Value> = changes
+        .iter()
+        .map(|c| {
+            let value = match &c.kind {
+                LabelChangeKind::Set(v) => serde_json::Value::String(v.value.clone()),
+                LabelChangeKind::Remove => serde_json::Value::Null,
+            };
+            (c.key.value.clone(), value)
+        })
+        .collect();
+    serde_json::json!({"metadata": {"labels": labels}})
+}
+
+async fn label(context: &mut Context<'_>, target: &Target, changes: &[LabelChange]) -> Result<String, StepError> {
+    let objects = resolve(context, target)?;
+    if objects.is_empty() {
+        return Err(StepError::Failed(format!("no object matches `{}`", crate::syntax::format::target(target))));
+    }
+    let patch = label_patch(changes);
+    for (kind, name) in &objects {
+        api_for(context, *kind).patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    }
+    let changes: Vec<String> = changes.iter().map(ToString::to_string).collect();
+    let what = objects.first().map(|(k, _)| k.name()).unwrap_or("object");
+    Ok(format!("{} on {} {what}(s)", changes.join(" "), objects.len()))
+}
+
+async fn select(
+    context: &mut Context<'_>,
+    service: &ObjectRef,
+    mode: SelectMode,
+    selector: &Selector,
+) -> Result<String, StepError> {
+    let api = Api::<Service>::namespaced(context.client.clone(), &context.namespace);
+    let current = api.get(&service.name.value).await?;
+    let old: Labels = current.spec.and_then(|s| s.selector).unwrap_or_default();
+    let mut new = match mode {
+        SelectMode::Replace => Labels::new(),
+        _ => old.clone(),
+    };
+    for requirement in &selector.requirements {
+        match mode {
+            SelectMode::Remove => {
+                new.remove(&requirement.key.value);
+            }
+            _ => {
+                let value = requirement.values.first().map(|v| v.value.clone()).unwrap_or_default();
+                new.insert(requirement.key.value.clone(), value);
+            }
+        }
+    }
+    // A merge patch keeps keys it does not mention: remove dropped keys explicitly.
+    let mut patch: serde_json::Map<String, serde_json::Value> =
+        new.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
+    for key in old.keys().filter(|k| !new.contains_key(*k)) {
+        patch.insert(key.clone(), serde_json::Value::Null);
+    }
+    api.patch(
+        &service.name.value,
+        &PatchParams::default(),
+        &Patch::Merge(&serde_json::json!({"spec": {"selector": patch}})),
+    )
+    .await?;
+    Ok(format!("{service} selects {}", describe::labels(&new)))
+}
+
+async fn template(
+    context: &mut Context<'_>,
+    controller: &ObjectRef,
+    changes: &[LabelChange],
+) -> Result<String, StepError> {
+    let patch = serde_json::json!({"spec": {"template": label_patch(changes)}});
+    api_for(context, controller.kind.unwrap_or(Kind::Deployment))
+        .patch(&controller.name.value, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    let changes: Vec<String> = changes.iter().map(ToString::to_string).collect();
+    Ok(format!("{controller} template {}", changes.join(" ")))
+}
+
+/// The live pods a target stands for.
+fn pods_of(context: &Context<'_>, target: &Target) -> Result<Vec<Arc<Pod>>, StepError> {
+    let names = resolve(context, target)?;
+    let pods = context.view.live_pods();
+    Ok(names
+        .iter()
+        .filter_map(|(_, name)| pods.iter().find(|p| p.metadata.name.as_ref() == Some(name)).cloned())
+        .collect())
+}
+
+/// Keys the pod's controller selects (its `matchLabels` and `matchExpressions` keys).
+fn controller_keys(context: &Context<'_>, pod: &Pod) -> Option<(String, Vec<String>)> {
+    let (kind, name, _) = controller_of(&pod.metadata)?;
+    let selector = match kind.as_str() {
+        "ReplicaSet" => context
+            .view
+            .replica_sets
+            .state()
+            .iter()
+            .find(|r| r.metadata.name.as_ref() == Some(&name))?
+            .spec
+            .as_ref()?
+            .selector
+            .clone(),
+        "DaemonSet" => context
+            .view
+            .daemon_sets
+            .state()
+            .iter()
+            .find(|d| d.metadata.name.as_ref() == Some(&name))?
+            .spec
+            .as_ref()?
+            .selector
+            .clone(),
+        _ => return Some((format!("{}/{name}", kind.to_ascii_lowercase()), Vec::new())),
+    };
+    let mut keys: Vec<String> = selector.match_labels.unwrap_or_default().into_keys().collect();
+    keys.extend(selector.match_expressions.unwrap_or_default().into_iter().map(|e| e.key));
+    Some((format!("{}/{name}", kind.to_ascii_lowercase()), keys))
+}
+
+/// Services whose selector matches the pod (or the one named).
+fn services_for(
+    context: &Context<'_>,
+    pod: &Pod,
+    named: Option<&ObjectRef>,
+) -> Result<Vec<(String, Labels)>, StepError> {
+    let labels = labels_of(&pod.metadata);
+    let mut services: Vec<(String, Labels)> = context
+        .view
+        .services
+        .state()
+        .iter()
+        .filter_map(|s| Some((s.metadata.name.clone()?, s.spec.as_ref()?.selector.clone()?)))
+        .filter(|(name, selector)| match named {
+            Some(n) => &n.name.value == name,
+            None => !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v)),
+        })
+        .collect();
+    services.sort();
+    if let Some(n) = named
+        && services.is_empty()
+    {
+        return Err(StepError::Failed(format!("{n} does not exist or has no selector")));
+    }
+    Ok(services)
+}
+
+async fn remove_from_lb(
+    context: &mut Context<'_>,
+    target: &Target,
+    service: Option<&ObjectRef>,
+) -> Result<String, StepError> {
+    let pods = pods_of(context, target)?;
+    if pods.is_empty() {
+        return Err(StepError::Failed(format!("no live pod matches `{}`", crate::syntax::format::target(target))));
+    }
+    // Decide every label first, so nothing is touched when one pod cannot be taken out.
+    let mut plan: Vec<(Arc<Pod>, Vec<(String, String)>)> = Vec::new();
+    for pod in &pods {
+        let pod_name = pod.metadata.name.clone().unwrap_or_default();
+        let services = services_for(context, pod, service)?;
+        if services.is_empty() {
+            return Err(StepError::Failed(format!("pod {pod_name} is behind no Service; nothing to take it out of")));
+        }
+        let (controller, controller_keys) = controller_keys(context, pod).unwrap_or_default();
+        let labels = labels_of(&pod.metadata);
+        let mut removals = Vec::new();
+        for (service_name, selector) in services {
+            let candidate = selector.keys().find(|k| !controller_keys.contains(k) && labels.contains_key(*k));
+            match candidate {
+                Some(key) => removals.push((key.clone(), labels[key].clone())),
+                None => {
+                    let keys: Vec<&String> = selector.keys().collect();
+                    return Err(StepError::Failed(format!(
+                        "service/{service_name} selects only {keys:?}, which {controller} also selects: removing one \
+                         would make the controller replace the pod. Extend the Service's selector first: label the \
+                         pods (e.g. `label pods app=... active=yes`), then `select service/{service_name} += active=yes`"
+                    )));
+                }
+            }
+        }
+        removals.sort();
+        removals.dedup();
+        plan.push((pod.clone(), removals));
+    }
+    let mut described = Vec::new();
+    for (pod, removals) in plan {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let labels: serde_json::Map<String, serde_json::Value> =
+            removals.iter().map(|(k, _)| (k.clone(), serde_json::Value::Null)).collect();
+        Api::<Pod>::namespaced(context.client.clone(), &context.namespace)
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&serde_json::json!({"metadata": {"labels": labels}})))
+            .await?;
+        described.push(format!(
+            "removed {} from {}",
+            removals.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(","),
+            describe::pod(&pod, &context.pod_variables())
+        ));
+        context.removed_from_lb.insert(pod.metadata.uid.clone().unwrap_or_default(), removals);
+    }
+    Ok(described.join("; "))
+}
+
+async fn add_to_lb(
+    context: &mut Context<'_>,
+    target: &Target,
+    service: Option<&ObjectRef>,
+) -> Result<String, StepError> {
+    let pods = pods_of(context, target)?;
+    if pods.is_empty() {
+        return Err(StepError::Failed(format!("no live pod matches `{}`", crate::syntax::format::target(target))));
+    }
+    let mut described = Vec::new();
+    for pod in pods {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let restore: BTreeMap<String, String> = match (context.removed_from_lb.get(&uid), service) {
+            (Some(removed), None) => removed.iter().cloned().collect(),
+            _ => {
+                // Not taken out by remove-from-lb: give it what the named Service's selector lacks.
+                let Some(named) = service else {
+                    return Err(StepError::Failed(format!(
+                        "{} was not taken out with remove-from-lb; name the Service: `add-to-lb ... to service/NAME`",
+                        pod.metadata.name.clone().unwrap_or_default()
+                    )));
+                };
+                let labels = labels_of(&pod.metadata);
+                let selector = services_for(context, &pod, Some(named))?.remove(0).1;
+                selector.into_iter().filter(|(k, v)| labels.get(k) != Some(v)).collect()
+            }
+        };
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        Api::<Pod>::namespaced(context.client.clone(), &context.namespace)
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&serde_json::json!({"metadata": {"labels": restore}})))
+            .await?;
+        context.removed_from_lb.remove(&uid);
+        described.push(format!(
+            "restored {} on {}",
+            describe::labels(&restore),
+            describe::pod(&pod, &context.pod_variables())
+        ));
+    }
+    Ok(described.join("; "))
+}
+
+async fn bind(context: &mut Context<'_>, name: &str, value: &Binding) -> Result<String, StepError> {
+    let value = match value {
+        Binding::Number(n) => Value::Number(n.value),
+        Binding::Text(t) => Value::Text(t.value.clone()),
+        Binding::Object(o) if o.kind != Some(Kind::Pod) => {
+            Value::Object { kind: o.kind.unwrap_or(Kind::Pod), name: o.name.value.clone() }
+        }
+        Binding::Object(o) => {
+            let pods = context.view.live_pods();
+            let pod = pods
+                .iter()
+                .find(|p| p.metadata.name.as_ref() == Some(&o.name.value))
+                .ok_or_else(|| StepError::Failed(format!("{o} does not exist")))?;
+            Value::Pod(bound(context, pod))
+        }
+        Binding::OneOf(selection) => {
+            // The first ready pod by name: a deterministic choice among equals.
+            let pods = context.view.live_pods();
+            let pod = pods
+                .iter()
+                .filter(|p| selection.selector.as_ref().is_none_or(|s| s.matches(&labels_of(&p.metadata))))
+                .find(|p| super::view::is_ready(p))
+                .ok_or_else(|| {
+                    StepError::Failed(format!("no ready pod matches `one {}`", selection_text(selection)))
+                })?;
+            Value::Pod(bound(context, pod))
+        }
+    };
+    let note = match &value {
+        Value::Pod(_) => "a pod".to_string(),
+        Value::Object { kind, name } => format!("{kind}/{name}"),
+        Value::Number(n) => n.to_string(),
+        Value::Text(t) => format!("{t:?}"),
+    };
+    context.variables.insert(name.to_string(), value);
+    Ok(format!("${name} = {note}"))
+}
+
+fn selection_text(selection: &crate::syntax::ast::Selection) -> String {
+    match &selection.selector {
+        Some(s) => format!("{} {s}", selection.kind_text.value),
+        None => format!("{} all", selection.kind_text.value),
+    }
+}
+
+fn bound(context: &Context<'_>, pod: &Pod) -> BoundPod {
+    let controller = controller_of(&pod.metadata);
+    let siblings = controller
+        .as_ref()
+        .map(|(_, _, uid)| {
+            context
+                .view
+                .live_pods()
+                .iter()
+                .filter(|p| controller_of(&p.metadata).is_some_and(|(_, _, u)| &u == uid))
+                .filter_map(|p| p.metadata.uid.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    BoundPod {
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        uid: pod.metadata.uid.clone().unwrap_or_default(),
+        controller,
+        siblings,
+    }
+}
+
+async fn delete(context: &mut Context<'_>, target: &Target) -> Result<String, StepError> {
+    let objects = resolve(context, target)?;
+    for (kind, name) in &objects {
+        match api_for(context, *kind).delete(name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Ok(format!("deleted {} object(s)", objects.len()))
+}

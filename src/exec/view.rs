@@ -1,0 +1,166 @@
+//! A live, watch-fed view of one scenario's namespace (and the cluster's nodes). Expectations
+//! re-evaluate against it after every change the API server reports, so a step completes the
+//! moment the cluster satisfies it.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::Api;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource};
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::model::labels::Labels;
+
+/// Stores for every kind the steps look at, and a counter bumped after each change.
+pub struct View {
+    pub pods: Store<Pod>,
+    pub slices: Store<EndpointSlice>,
+    pub services: Store<Service>,
+    pub replica_sets: Store<ReplicaSet>,
+    pub deployments: Store<Deployment>,
+    pub daemon_sets: Store<DaemonSet>,
+    pub nodes: Store<Node>,
+    changes: watch::Receiver<u64>,
+    tasks: JoinSet<()>,
+}
+
+fn feed<K>(api: Api<K>, bump: watch::Sender<u64>, tasks: &mut JoinSet<()>) -> Store<K>
+where
+    K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let (reader, writer) = reflector::store::<K>();
+    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()).default_backoff());
+    tasks.spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            if event.is_ok() {
+                bump.send_modify(|n| *n += 1);
+            }
+        }
+    });
+    reader
+}
+
+impl View {
+    /// Starts the watches and returns once every store has its initial list.
+    pub async fn start(client: &Client, namespace: &str) -> Result<View, kube::Error> {
+        let (bump, changes) = watch::channel(0);
+        let mut tasks = JoinSet::new();
+        let ns = |c: &Client| c.clone();
+        let view = View {
+            pods: feed(Api::namespaced(ns(client), namespace), bump.clone(), &mut tasks),
+            slices: feed(Api::namespaced(ns(client), namespace), bump.clone(), &mut tasks),
+            services: feed(Api::namespaced(ns(client), namespace), bump.clone(), &mut tasks),
+            replica_sets: feed(Api::namespaced(ns(client), namespace), bump.clone(), &mut tasks),
+            deployments: feed(Api::namespaced(ns(client), namespace), bump.clone(), &mut tasks),
+            daemon_sets: feed(Api::namespaced(ns(client), namespace), bump.clone(), &mut tasks),
+            nodes: feed(Api::all(ns(client)), bump, &mut tasks),
+            changes,
+            tasks,
+        };
+        let ready = async {
+            let _ = view.pods.wait_until_ready().await;
+            let _ = view.slices.wait_until_ready().await;
+            let _ = view.services.wait_until_ready().await;
+            let _ = view.replica_sets.wait_until_ready().await;
+            let _ = view.deployments.wait_until_ready().await;
+            let _ = view.daemon_sets.wait_until_ready().await;
+            let _ = view.nodes.wait_until_ready().await;
+        };
+        if tokio::time::timeout(std::time::Duration::from_secs(30), ready).await.is_err() {
+            // Most likely the API refused the watches; say so with the API's own words.
+            Api::<Pod>::namespaced(client.clone(), namespace).list(&Default::default()).await?;
+        }
+        Ok(view)
+    }
+
+    /// A receiver that resolves on the next change.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.clone()
+    }
+
+    /// Live pods (not being deleted), sorted by name.
+    pub fn live_pods(&self) -> Vec<Arc<Pod>> {
+        let mut pods: Vec<Arc<Pod>> =
+            self.pods.state().into_iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect();
+        pods.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        pods
+    }
+
+    pub fn service(&self, name: &str) -> Option<Arc<Service>> {
+        self.services.state().into_iter().find(|s| s.metadata.name.as_deref() == Some(name))
+    }
+
+    /// Pod names behind the service's ready endpoints, sorted (with repeats if a pod has several).
+    pub fn ready_endpoints(&self, service: &str) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .slices
+            .state()
+            .iter()
+            .filter(|s| labels_of(&s.metadata).get("kubernetes.io/service-name").map(String::as_str) == Some(service))
+            .flat_map(|s| s.endpoints.clone())
+            .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(false))
+            .filter_map(|e| e.target_ref.and_then(|t| t.name))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Nodes a DaemonSet pod without tolerations lands on: no NoSchedule/NoExecute taint, schedulable.
+    pub fn schedulable_nodes(&self) -> Vec<String> {
+        let mut nodes: Vec<String> = self
+            .nodes
+            .state()
+            .iter()
+            .filter(|n| {
+                let spec = n.spec.clone().unwrap_or_default();
+                !spec.unschedulable.unwrap_or(false)
+                    && spec
+                        .taints
+                        .unwrap_or_default()
+                        .iter()
+                        .all(|t| t.effect != "NoSchedule" && t.effect != "NoExecute")
+            })
+            .filter_map(|n| n.metadata.name.clone())
+            .collect();
+        nodes.sort();
+        nodes
+    }
+}
+
+impl Drop for View {
+    fn drop(&mut self) {
+        self.tasks.abort_all();
+    }
+}
+
+pub fn labels_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Labels {
+    meta.labels.clone().unwrap_or_default()
+}
+
+pub fn is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// The controller owning an object, as (kind, name, uid).
+pub fn controller_of(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Option<(String, String, String)> {
+    meta.owner_references
+        .as_ref()?
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .map(|o| (o.kind.clone(), o.name.clone(), o.uid.clone()))
+}

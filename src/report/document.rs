@@ -1,0 +1,101 @@
+//! The result of one scenario. Its YAML form (`ScenarioResult::document`) holds only what is
+//! deterministic: no durations, namespace names, uids or generated names.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::snapshot::SnapshotOutcome;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Passed,
+    Failed,
+    /// The cluster or infrastructure failed, or the run was interrupted.
+    Error,
+    Skipped,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct StepResult {
+    pub line: usize,
+    pub step: String,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip)]
+    pub elapsed: Duration,
+}
+
+impl StepResult {
+    pub fn passed(line: usize, step: String, observed: String, elapsed: Duration) -> Self {
+        let observed = (!observed.is_empty()).then_some(observed);
+        StepResult { line, step, status: Status::Passed, observed, message: None, elapsed }
+    }
+
+    pub fn failed(line: usize, step: String, message: String, elapsed: Duration) -> Self {
+        StepResult { line, step, status: Status::Failed, observed: None, message: Some(message), elapsed }
+    }
+
+    pub fn skipped(line: usize, step: String) -> Self {
+        StepResult { line, step, status: Status::Skipped, observed: None, message: None, elapsed: Duration::ZERO }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct GuardResult {
+    pub service: String,
+    pub invariant: String,
+    pub line: usize,
+    pub expect_violation: bool,
+    pub violations: Vec<String>,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ScenarioResult {
+    pub scenario: String,
+    pub file: String,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    pub steps: Vec<StepResult>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub guards: Vec<GuardResult>,
+    #[serde(skip)]
+    pub snapshots: Vec<SnapshotOutcome>,
+    #[serde(skip)]
+    pub namespace: String,
+    #[serde(skip)]
+    pub kept: bool,
+    #[serde(skip)]
+    pub duration: Duration,
+}
+
+impl ScenarioResult {
+    pub fn new(scenario: &str, file: &Path) -> Self {
+        ScenarioResult {
+            scenario: scenario.to_string(),
+            file: file.display().to_string(),
+            status: Status::Passed,
+            failure: None,
+            steps: Vec::new(),
+            guards: Vec::new(),
+            snapshots: Vec::new(),
+            namespace: String::new(),
+            kept: false,
+            duration: Duration::ZERO,
+        }
+    }
+
+    /// The deterministic result document, as YAML.
+    pub fn document(&self) -> String {
+        serde_saphyr::to_string(self).unwrap_or_else(|e| format!("# cannot render the result: {e}\n"))
+    }
+}

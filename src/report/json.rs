@@ -1,0 +1,37 @@
+//! `--report json=PATH`: every scenario with its steps, timings and failure messages.
+
+use serde::Serialize;
+
+use super::document::ScenarioResult;
+
+#[derive(Serialize)]
+struct Report<'a> {
+    passed: usize,
+    failed: usize,
+    scenarios: Vec<Scenario<'a>>,
+}
+
+#[derive(Serialize)]
+struct Scenario<'a> {
+    #[serde(flatten)]
+    result: &'a ScenarioResult,
+    duration_ms: u128,
+    step_durations_ms: Vec<u128>,
+}
+
+pub fn render(results: &[ScenarioResult]) -> String {
+    let passed = results.iter().filter(|r| r.status == super::document::Status::Passed).count();
+    let report = Report {
+        passed,
+        failed: results.len() - passed,
+        scenarios: results
+            .iter()
+            .map(|r| Scenario {
+                result: r,
+                duration_ms: r.duration.as_millis(),
+                step_durations_ms: r.steps.iter().map(|s| s.elapsed.as_millis()).collect(),
+            })
+            .collect(),
+    };
+    serde_json::to_string_pretty(&report).unwrap_or_default()
+}

@@ -1,0 +1,8 @@
+//! What a run produces: result documents (deterministic), snapshot files, and reports for people
+//! (terminal) and CI (JUnit XML, JSON).
+
+pub mod document;
+pub mod json;
+pub mod junit;
+pub mod snapshot;
+pub mod terminal;

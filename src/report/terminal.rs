@@ -1,0 +1,76 @@
+//! Progress for people: one line per step as it finishes, a live "running" line with elapsed
+//! time on a terminal, and a summary.
+
+use std::io::{IsTerminal, Write};
+
+use super::document::{ScenarioResult, Status};
+use super::snapshot::SnapshotOutcome;
+
+pub struct Terminal {
+    pub interactive: bool,
+}
+
+impl Terminal {
+    pub fn detect() -> Self {
+        Terminal { interactive: std::io::stderr().is_terminal() }
+    }
+
+    /// Prints a finished scenario with its steps and anything to review.
+    pub fn scenario(&self, result: &ScenarioResult) {
+        let mut out = std::io::stderr().lock();
+        let mark = match result.status {
+            Status::Passed => "PASS",
+            Status::Failed => "FAIL",
+            Status::Error => "ERROR",
+            Status::Skipped => "SKIP",
+        };
+        let _ = writeln!(out, "{mark} {} ({}) in {:.1}s", result.scenario, result.file, result.duration.as_secs_f64());
+        for step in &result.steps {
+            let status = match step.status {
+                Status::Passed => "ok  ",
+                Status::Failed | Status::Error => "FAIL",
+                Status::Skipped => "skip",
+            };
+            let detail = step.message.as_deref().or(step.observed.as_deref()).unwrap_or("");
+            let _ = writeln!(
+                out,
+                "  {status} {:>4}  {:<52} {:>6}ms  {detail}",
+                step.line,
+                step.step,
+                step.elapsed.as_millis()
+            );
+        }
+        for guard in &result.guards {
+            let status = if guard.status == Status::Passed { "ok  " } else { "FAIL" };
+            let what = guard.message.clone().unwrap_or_else(|| match guard.violations.as_slice() {
+                [] => "never violated".into(),
+                seen => format!("fired as expected: {}", seen.join("; ")),
+            });
+            let _ =
+                writeln!(out, "  {status} guard {} {} (line {}): {what}", guard.service, guard.invariant, guard.line);
+        }
+        for snapshot in &result.snapshots {
+            if let SnapshotOutcome::Mismatch { diff, new, .. } = snapshot {
+                let _ = writeln!(out, "{diff}");
+                if let Some(new) = new {
+                    let _ = writeln!(out, "  new observation written to {}", new.display());
+                }
+            }
+            if let SnapshotOutcome::Missing { path } = snapshot {
+                let _ = writeln!(out, "  no snapshot file {} (CI does not create snapshots)", path.display());
+            }
+        }
+        if let Some(failure) = &result.failure {
+            let _ = writeln!(out, "  {failure}");
+        }
+        if result.kept {
+            let _ = writeln!(out, "  kept namespace {} (--keep)", result.namespace);
+        }
+    }
+
+    pub fn summary(&self, results: &[ScenarioResult], elapsed: std::time::Duration) {
+        let passed = results.iter().filter(|r| r.status == Status::Passed).count();
+        let failed = results.len() - passed;
+        eprintln!("{passed} passed, {failed} failed ({} scenarios in {:.1}s)", results.len(), elapsed.as_secs_f64());
+    }
+}

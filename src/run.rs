@@ -1,0 +1,134 @@
+//! `rehearse run`: check, connect, run scenarios (in parallel with --jobs), report.
+
+use std::time::Instant;
+
+use futures::StreamExt;
+use rehearse::check::{CheckedFile, Checker, find_scripts};
+use rehearse::cluster::connect::{ConnectError, ConnectOptions, connect};
+use rehearse::exec::{RunOptions, ScenarioJob, run_scenario};
+use rehearse::report::document::{ScenarioResult, Status};
+use rehearse::report::snapshot::SnapshotMode;
+use rehearse::report::terminal::Terminal;
+use rehearse::syntax::ast::SettingKind;
+use tokio_util::sync::CancellationToken;
+
+use super::{ReportFormat, RunArgs, Renderer, exit};
+
+pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
+    // Nothing runs unless every script checks clean.
+    let scripts = match find_scripts(&args.paths) {
+        Ok(scripts) => scripts,
+        Err(diagnostic) => {
+            renderer.print(&diagnostic);
+            return exit::INVALID_INPUT;
+        }
+    };
+    let mut checker = Checker::new();
+    let mut files: Vec<CheckedFile> = Vec::new();
+    let mut errors = 0;
+    for path in &scripts {
+        match checker.check_file(path) {
+            Ok(file) => {
+                errors += file.errors();
+                file.diagnostics.iter().filter(|d| d.is_error()).for_each(|d| renderer.print(d));
+                files.push(file);
+            }
+            Err(diagnostic) => {
+                errors += 1;
+                renderer.print(&diagnostic);
+            }
+        }
+    }
+    if errors > 0 {
+        eprintln!("{errors} error(s): nothing was run");
+        return exit::INVALID_INPUT;
+    }
+
+    let options = ConnectOptions { kubeconfig: args.kubeconfig.clone(), context: args.context.clone(), allowed_contexts: args.allow_context.clone() };
+    let connection = match connect(&options).await {
+        Ok(connection) => connection,
+        Err(error @ ConnectError::NotThrowaway(_)) => {
+            eprintln!("error: {error}");
+            return exit::INVALID_INPUT;
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            return exit::INFRASTRUCTURE;
+        }
+    };
+    if let Err(error) = connection.client.apiserver_version().await {
+        eprintln!(
+            "error: the cluster of context `{}` does not answer: {error}\\n  is it running? (for the testbed: tests/testbed/testbed.sh up)",
+            connection.context
+        );
+        return exit::INFRASTRUCTURE;
+    }
+    eprintln!("running on context `{}`", connection.context);
+
+    let run_options = RunOptions {
+        client: connection.client.clone(),
+        keep_namespace: args.keep,
+        snapshots: if args.update_snapshots { SnapshotMode::Update } else { SnapshotMode::Check },
+    };
+    let jobs: Vec<ScenarioJob> = files
+        .iter()
+        .flat_map(|file| {
+            let file_timeout = file.script.settings().find_map(|s| match &s.kind {
+                SettingKind::Timeout(t) => Some(t.value),
+                _ => None,
+            });
+            let base_dir = file.base_dir();
+            file.script.scenarios().map(move |scenario| ScenarioJob {
+                path: &file.path,
+                source: &file.source,
+                base_dir: base_dir.clone(),
+                file_timeout,
+                scenario,
+            })
+        })
+        .collect();
+
+    let cancel = CancellationToken::new();
+    let interrupt = cancel.clone();
+    let signal = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("interrupted: cleaning up the scenarios' namespaces");
+            interrupt.cancel();
+        }
+    });
+    let terminal = Terminal::detect();
+    let started = Instant::now();
+    let mut results: Vec<ScenarioResult> = futures::stream::iter(jobs.iter())
+        .map(|job| {
+            let (run_options, cancel) = (&run_options, &cancel);
+            async move { run_scenario(job, run_options, cancel).await }
+        })
+        .buffer_unordered(usize::from(args.jobs))
+        .inspect(|result| terminal.scenario(result))
+        .collect()
+        .await;
+    signal.abort();
+    // Reports list scenarios in script order, whatever order they finished in.
+    results.sort_by(|a, b| (a.file.as_str(), &a.scenario).cmp(&(b.file.as_str(), &b.scenario)));
+    terminal.summary(&results, started.elapsed());
+
+    for (format, path) in &args.reports {
+        let text = match format {
+            ReportFormat::Junit => rehearse::report::junit::render(&results),
+            ReportFormat::Json => rehearse::report::json::render(&results),
+        };
+        if let Err(error) = std::fs::write(path, text) {
+            eprintln!("error: cannot write the report {}: {error}", path.display());
+            return exit::INFRASTRUCTURE;
+        }
+    }
+    if cancel.is_cancelled() {
+        exit::INTERRUPTED
+    } else if results.iter().any(|r| r.status == Status::Error) {
+        exit::INFRASTRUCTURE
+    } else if results.iter().any(|r| r.status == Status::Failed) {
+        exit::FAILED
+    } else {
+        exit::OK
+    }
+}
