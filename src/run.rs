@@ -12,7 +12,7 @@ use rehearse::report::terminal::Terminal;
 use rehearse::syntax::ast::SettingKind;
 use tokio_util::sync::CancellationToken;
 
-use super::{ReportFormat, RunArgs, Renderer, exit};
+use super::{Renderer, ReportFormat, RunArgs, exit};
 
 pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
     // Nothing runs unless every script checks clean.
@@ -44,7 +44,11 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
         return exit::INVALID_INPUT;
     }
 
-    let options = ConnectOptions { kubeconfig: args.kubeconfig.clone(), context: args.context.clone(), allowed_contexts: args.allow_context.clone() };
+    let options = ConnectOptions {
+        kubeconfig: args.kubeconfig.clone(),
+        context: args.context.clone(),
+        allowed_contexts: args.allow_context.clone(),
+    };
     let connection = match connect(&options).await {
         Ok(connection) => connection,
         Err(error @ ConnectError::NotThrowaway(_)) => {

@@ -31,12 +31,12 @@ pub fn documents_from_text(text: &str) -> Result<Vec<serde_json::Value>, String>
     Ok(documents.into_iter().filter(|d| !d.is_null()).collect())
 }
 
-/// Applies each document into the namespace; returns `kind/name` of each.
+/// Applies each document into the namespace; returns the objects as the API stored them.
 pub async fn apply_all(
     client: &Client,
     namespace: &str,
     documents: Vec<serde_json::Value>,
-) -> Result<Vec<String>, StepError> {
+) -> Result<Vec<DynamicObject>, StepError> {
     let mut applied = Vec::new();
     for mut document in documents {
         let api_version = document["apiVersion"].as_str().unwrap_or_default().to_string();
@@ -60,8 +60,7 @@ pub async fn apply_all(
         }
         document["metadata"]["namespace"] = namespace.into();
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
-        api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&document)).await?;
-        applied.push(format!("{}/{name}", kind.to_ascii_lowercase()));
+        applied.push(api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&document)).await?);
     }
     Ok(applied)
 }

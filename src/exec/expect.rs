@@ -327,6 +327,35 @@ fn rolled_out(context: &Context<'_>, target: &ObjectRef) -> Verdict {
     }
 }
 
+/// Waits until every Service's ready endpoints are exactly the ready pods its selector matches,
+/// so a snapshot records a settled state rather than one the endpoint controller is still updating.
+pub async fn settle(context: &Context<'_>, timeout: Duration) -> Result<(), StepError> {
+    let mut changes = context.view.subscribe();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        changes.borrow_and_update();
+        let unsettled = context.view.services.state().iter().find_map(|service| {
+            let name = service.metadata.name.clone()?;
+            let selector = service.spec.as_ref()?.selector.clone().filter(|s| !s.is_empty())?;
+            let mut expected: Vec<String> = context
+                .view
+                .live_pods()
+                .iter()
+                .filter(|p| is_ready(p) && selector.iter().all(|(k, v)| labels_of(&p.metadata).get(k) == Some(v)))
+                .filter_map(|p| p.metadata.name.clone())
+                .collect();
+            expected.sort();
+            (context.view.ready_endpoints(&name) != expected).then_some(name)
+        });
+        let Some(service) = unsettled else { return Ok(()) };
+        if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
+            return Err(StepError::Failed(format!(
+                "service/{service}'s endpoints never caught up with its ready pods, so there is no settled state to record"
+            )));
+        }
+    }
+}
+
 /// The observed state recorded by `snapshot`: services and where their traffic goes, pods by
 /// role and labels, controllers' readiness. Deterministic across runs and clusters.
 pub fn snapshot_body(context: &Context<'_>) -> String {

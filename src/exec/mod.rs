@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use kube::Client;
 
+use crate::model::Kind;
+
 use crate::diagnostic::line_column;
 use crate::report::document::{GuardResult, ScenarioResult, Status, StepResult};
 use crate::report::snapshot::{SnapshotMode, SnapshotOutcome, Snapshots};
@@ -102,9 +104,43 @@ pub struct Context<'a> {
     pub snapshots: &'a mut Snapshots,
     pub job_path: &'a Path,
     pub scenario_name: &'a str,
+    /// Objects this scenario wrote, with the resourceVersion the API returned: the next step
+    /// waits until the view has seen them, so it never judges the cluster by a state older than
+    /// its own changes.
+    pub written: Vec<(Kind, String, String)>,
 }
 
 impl Context<'_> {
+    /// Records a write to wait for (kinds the view does not watch are ignored).
+    pub fn wrote(&mut self, kind: Option<Kind>, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
+        if let (Some(kind), Some(name), Some(version)) = (kind, &meta.name, &meta.resource_version) {
+            self.written.push((kind, name.clone(), version.clone()));
+        }
+    }
+
+    /// Waits until the view reflects every recorded write (read-your-writes).
+    pub async fn catch_up(&mut self) -> Result<(), StepError> {
+        let mut changes = self.view.subscribe();
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            changes.borrow_and_update();
+            let view = &self.view;
+            self.written.retain(|(kind, name, version)| match view.resource_version(*kind, name) {
+                Some(seen) => !is_at_least(&seen, version),
+                None => true,
+            });
+            if self.written.is_empty() {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
+                let (kind, name, _) = &self.written[0];
+                return Err(StepError::Infrastructure(format!(
+                    "the watch never showed this scenario's own change to {kind}/{name}"
+                )));
+            }
+        }
+    }
+
     /// Pod uid → variable name, for naming bound pods in results.
     pub fn pod_variables(&self) -> HashMap<String, String> {
         self.variables
@@ -114,6 +150,15 @@ impl Context<'_> {
                 _ => None,
             })
             .collect()
+    }
+}
+
+/// Whether resourceVersion `seen` is `wanted` or later. On etcd-backed API servers versions are
+/// increasing numbers; anything else only counts when equal.
+fn is_at_least(seen: &str, wanted: &str) -> bool {
+    match (seen.parse::<u64>(), wanted.parse::<u64>()) {
+        (Ok(seen), Ok(wanted)) => seen >= wanted,
+        _ => seen == wanted,
     }
 }
 
@@ -188,12 +233,13 @@ async fn run_steps(
         snapshots: &mut snapshots,
         job_path: job.path,
         scenario_name: &job.scenario.name.value,
+        written: Vec::new(),
     };
     let current_step = Arc::new(AtomicUsize::new(0));
     let mut guards = Vec::new();
     let steps: Vec<&Step> = job.scenario.steps().collect();
     let mut failed = false;
-    for (index, step) in steps.iter().enumerate() {
+    for step in &steps {
         let line = line_column(job.source, step.span.start).0;
         let text = step_text(step);
         if failed {
@@ -203,7 +249,10 @@ async fn run_steps(
         current_step.store(line, Ordering::SeqCst);
         let step_started = Instant::now();
         let timeout = step.within.as_ref().map(|w| w.value).unwrap_or(context.timeout);
-        let outcome = if let StepKind::Guard { service, invariant, expect_violation } = &step.kind {
+        let caught_up = context.catch_up().await;
+        let outcome = if let Err(error) = caught_up {
+            Err(error)
+        } else if let StepKind::Guard { service, invariant, expect_violation } = &step.kind {
             let started =
                 guard::start(&context, service, invariant, *expect_violation, line, current_step.clone()).await;
             started.map(|g| {
@@ -232,7 +281,6 @@ async fn run_steps(
                 result.steps.push(StepResult::failed(line, text, message, elapsed));
             }
         }
-        let _ = index;
     }
     // The guards watched until now; each passes or fails on what it saw.
     for guard in guards {

@@ -17,6 +17,9 @@ use crate::model::labels::Labels;
 use crate::model::{Kind, LabelChange, LabelChangeKind, ObjectRef, Selector};
 use crate::syntax::ast::{ApplySource, Binding, Count, SelectMode, Step, StepKind, Target};
 
+/// Labels as (key, value) pairs, in order.
+type LabelPairs = Vec<(String, String)>;
+
 /// Runs one step; returns what was observed, for the result document.
 pub async fn run(step: &Step, context: &mut Context<'_>, timeout: Duration) -> Result<String, StepError> {
     match &step.kind {
@@ -26,16 +29,29 @@ pub async fn run(step: &Step, context: &mut Context<'_>, timeout: Duration) -> R
                 ApplySource::Inline(yaml) => documents_from_text(&yaml.text).map_err(StepError::Failed)?,
             };
             let applied = apply_all(&context.client, &context.namespace, documents).await?;
-            Ok(format!("applied {}", applied.join(", ")))
+            let names: Vec<String> = applied
+                .iter()
+                .map(|o| {
+                    o.types.as_ref().map_or(String::new(), |t| {
+                        format!("{}/{}", t.kind.to_ascii_lowercase(), o.metadata.name.clone().unwrap_or_default())
+                    })
+                })
+                .collect();
+            for object in &applied {
+                let kind = object.types.as_ref().and_then(|t| Kind::from_api_kind(&t.kind));
+                context.wrote(kind, &object.metadata);
+            }
+            Ok(format!("applied {}", names.join(", ")))
         }
         StepKind::Convert { source, .. } => {
             let api = Api::<Deployment>::namespaced(context.client.clone(), &context.namespace);
             let deployment = api.get(&source.name.value).await?;
             let daemonset = daemonset_from_deployment(&serde_json::to_value(&deployment).unwrap_or_default());
             let ds_api = Api::<DaemonSet>::namespaced(context.client.clone(), &context.namespace);
-            ds_api
+            let created = ds_api
                 .patch(&source.name.value, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&daemonset))
                 .await?;
+            context.wrote(Some(Kind::DaemonSet), &created.metadata);
             Ok(format!("created daemonset/{} from deployment/{}", source.name.value, source.name.value))
         }
         StepKind::Label { target, changes } => label(context, target, changes).await,
@@ -48,9 +64,11 @@ pub async fn run(step: &Step, context: &mut Context<'_>, timeout: Duration) -> R
         StepKind::Scale { target, replicas } => {
             let replicas = count(context, replicas)?;
             let patch = serde_json::json!({"spec": {"replicas": replicas}});
-            api_for(context, target.kind.unwrap_or(Kind::Deployment))
+            let kind = target.kind.unwrap_or(Kind::Deployment);
+            let scaled = api_for(context, kind)
                 .patch(&target.name.value, &PatchParams::default(), &Patch::Merge(&patch))
                 .await?;
+            context.wrote(Some(kind), &scaled.metadata);
             Ok(format!("scaled {target} to {replicas}"))
         }
         StepKind::Run { name, image, labels } => {
@@ -65,12 +83,14 @@ pub async fn run(step: &Step, context: &mut Context<'_>, timeout: Duration) -> R
                 "spec": {"restartPolicy": "Never", "containers": [{"name": name.value, "image": image}]}
             }))
             .map_err(|e| StepError::Failed(format!("cannot build the pod: {e}")))?;
-            Api::<Pod>::namespaced(context.client.clone(), &context.namespace)
+            let created = Api::<Pod>::namespaced(context.client.clone(), &context.namespace)
                 .create(&PostParams::default(), &pod)
                 .await?;
+            context.wrote(Some(Kind::Pod), &created.metadata);
             Ok(format!("started pod/{} with {}", name.value, describe::labels(&pod_labels)))
         }
         StepKind::Snapshot { name } => {
+            expect::settle(context, timeout).await?;
             let body = expect::snapshot_body(context);
             let outcome = context.snapshots.record(context.scenario_name, &name.value, &body);
             Ok(outcome)
@@ -186,7 +206,8 @@ async fn label(context: &mut Context<'_>, target: &Target, changes: &[LabelChang
     }
     let patch = label_patch(changes);
     for (kind, name) in &objects {
-        api_for(context, *kind).patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        let patched = api_for(context, *kind).patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        context.wrote(Some(*kind), &patched.metadata);
     }
     let changes: Vec<String> = changes.iter().map(ToString::to_string).collect();
     let what = objects.first().map(|(k, _)| k.name()).unwrap_or("object");
@@ -223,12 +244,14 @@ async fn select(
     for key in old.keys().filter(|k| !new.contains_key(*k)) {
         patch.insert(key.clone(), serde_json::Value::Null);
     }
-    api.patch(
-        &service.name.value,
-        &PatchParams::default(),
-        &Patch::Merge(&serde_json::json!({"spec": {"selector": patch}})),
-    )
-    .await?;
+    let patched = api
+        .patch(
+            &service.name.value,
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({"spec": {"selector": patch}})),
+        )
+        .await?;
+    context.wrote(Some(Kind::Service), &patched.metadata);
     Ok(format!("{service} selects {}", describe::labels(&new)))
 }
 
@@ -238,9 +261,10 @@ async fn template(
     changes: &[LabelChange],
 ) -> Result<String, StepError> {
     let patch = serde_json::json!({"spec": {"template": label_patch(changes)}});
-    api_for(context, controller.kind.unwrap_or(Kind::Deployment))
-        .patch(&controller.name.value, &PatchParams::default(), &Patch::Merge(&patch))
-        .await?;
+    let kind = controller.kind.unwrap_or(Kind::Deployment);
+    let patched =
+        api_for(context, kind).patch(&controller.name.value, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    context.wrote(Some(kind), &patched.metadata);
     let changes: Vec<String> = changes.iter().map(ToString::to_string).collect();
     Ok(format!("{controller} template {}", changes.join(" ")))
 }
@@ -323,7 +347,7 @@ async fn remove_from_lb(
         return Err(StepError::Failed(format!("no live pod matches `{}`", crate::syntax::format::target(target))));
     }
     // Decide every label first, so nothing is touched when one pod cannot be taken out.
-    let mut plan: Vec<(Arc<Pod>, Vec<(String, String)>)> = Vec::new();
+    let mut plan: Vec<(Arc<Pod>, LabelPairs)> = Vec::new();
     for pod in &pods {
         let pod_name = pod.metadata.name.clone().unwrap_or_default();
         let services = services_for(context, pod, service)?;
@@ -356,9 +380,10 @@ async fn remove_from_lb(
         let name = pod.metadata.name.clone().unwrap_or_default();
         let labels: serde_json::Map<String, serde_json::Value> =
             removals.iter().map(|(k, _)| (k.clone(), serde_json::Value::Null)).collect();
-        Api::<Pod>::namespaced(context.client.clone(), &context.namespace)
+        let patched = Api::<Pod>::namespaced(context.client.clone(), &context.namespace)
             .patch(&name, &PatchParams::default(), &Patch::Merge(&serde_json::json!({"metadata": {"labels": labels}})))
             .await?;
+        context.wrote(Some(Kind::Pod), &patched.metadata);
         described.push(format!(
             "removed {} from {}",
             removals.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(","),
@@ -397,9 +422,10 @@ async fn add_to_lb(
             }
         };
         let name = pod.metadata.name.clone().unwrap_or_default();
-        Api::<Pod>::namespaced(context.client.clone(), &context.namespace)
+        let patched = Api::<Pod>::namespaced(context.client.clone(), &context.namespace)
             .patch(&name, &PatchParams::default(), &Patch::Merge(&serde_json::json!({"metadata": {"labels": restore}})))
             .await?;
+        context.wrote(Some(Kind::Pod), &patched.metadata);
         context.removed_from_lb.remove(&uid);
         described.push(format!(
             "restored {} on {}",

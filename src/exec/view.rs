@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::model::Kind;
 use crate::model::labels::Labels;
 
 /// Stores for every kind the steps look at, and a counter bumped after each change.
@@ -86,6 +87,23 @@ impl View {
     /// A receiver that resolves on the next change.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changes.clone()
+    }
+
+    /// The resourceVersion the view holds for an object, if it holds the object.
+    pub fn resource_version(&self, kind: Kind, name: &str) -> Option<String> {
+        fn find<K: Resource>(items: Vec<Arc<K>>, name: &str) -> Option<String> {
+            items
+                .iter()
+                .find(|o| o.meta().name.as_deref() == Some(name))
+                .and_then(|o| o.meta().resource_version.clone())
+        }
+        match kind {
+            Kind::Pod => find(self.pods.state(), name),
+            Kind::Deployment => find(self.deployments.state(), name),
+            Kind::ReplicaSet => find(self.replica_sets.state(), name),
+            Kind::DaemonSet => find(self.daemon_sets.state(), name),
+            Kind::Service => find(self.services.state(), name),
+        }
     }
 
     /// Live pods (not being deleted), sorted by name.
