@@ -83,6 +83,9 @@ struct RunArgs {
     /// Overwrite snapshot files with what is observed (never under CI).
     #[arg(long)]
     update_snapshots: bool,
+    /// Write each scenario's deterministic result document (YAML) into this directory.
+    #[arg(long, value_name = "DIR")]
+    results: Option<PathBuf>,
     /// Write a report: `junit=PATH` or `json=PATH` (repeatable).
     #[arg(long = "report", value_name = "FORMAT=PATH", value_parser = parse_report)]
     reports: Vec<(ReportFormat, PathBuf)>,

@@ -116,6 +116,14 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
     results.sort_by(|a, b| (a.file.as_str(), &a.scenario).cmp(&(b.file.as_str(), &b.scenario)));
     terminal.summary(&results, started.elapsed());
 
+    if let Some(dir) = &args.results {
+        let written = std::fs::create_dir_all(dir)
+            .and_then(|()| results.iter().try_for_each(|r| std::fs::write(dir.join(r.document_name()), r.document())));
+        if let Err(error) = written {
+            eprintln!("error: cannot write result documents into {}: {error}", dir.display());
+            return exit::INFRASTRUCTURE;
+        }
+    }
     for (format, path) in &args.reports {
         let text = match format {
             ReportFormat::Junit => rehearse::report::junit::render(&results),

@@ -4,7 +4,6 @@
 //! steps that opened and closed them.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::StreamExt;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -50,7 +49,6 @@ pub async fn start(
     invariant: &Invariant,
     expect_violation: bool,
     line: usize,
-    current_line: Arc<AtomicUsize>,
 ) -> Result<Guard, StepError> {
     let minimum = match invariant {
         Invariant::AlwaysServing(_) => 1,
@@ -67,6 +65,8 @@ pub async fn start(
     let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
     let (stop, mut stopped) = oneshot::channel::<()>();
     let (listed_tx, listed_rx) = oneshot::channel::<()>();
+    let write_log = context.write_log.clone();
+    let guard_line = line;
     let task = tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         let mut violations: Vec<Violation> = Vec::new();
@@ -83,7 +83,12 @@ pub async fn start(
                         let _ = tx.send(());
                     }
                     let ready = ready_count(&reader.state());
-                    let line = current_line.load(Ordering::SeqCst);
+                    // The step whose write the API stored last before this change caused it.
+                    let version = match &event {
+                        Event::Apply(slice) | Event::Delete(slice) => slice.metadata.resource_version.clone(),
+                        _ => None,
+                    };
+                    let line = super::step_before(&write_log, version.as_deref(), guard_line);
                     match violations.last_mut() {
                         Some(open) if open.closed_at_line.is_none() => {
                             open.lowest = open.lowest.min(ready);

@@ -12,7 +12,6 @@ pub mod view;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use kube::Client;
@@ -108,11 +107,28 @@ pub struct Context<'a> {
     /// waits until the view has seen them, so it never judges the cluster by a state older than
     /// its own changes.
     pub written: Vec<(Kind, String, String)>,
+    /// Every write's resourceVersion with the line of the step that made it, so a guard can
+    /// name the step that caused a change it sees later on its own watch.
+    pub write_log: WriteLog,
+    pub current_line: usize,
+}
+
+/// (resourceVersion, line of the step that wrote it), in write order.
+pub type WriteLog = Arc<std::sync::Mutex<Vec<(u64, usize)>>>;
+
+/// The line of the last step whose write the API stored at or before `version`.
+pub fn step_before(log: &WriteLog, version: Option<&str>, fallback: usize) -> usize {
+    let Some(version) = version.and_then(|v| v.parse::<u64>().ok()) else { return fallback };
+    let log = log.lock().unwrap_or_else(|e| e.into_inner());
+    log.iter().filter(|(rv, _)| *rv <= version).map(|(_, line)| *line).next_back().unwrap_or(fallback)
 }
 
 impl Context<'_> {
     /// Records a write to wait for (kinds the view does not watch are ignored).
     pub fn wrote(&mut self, kind: Option<Kind>, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
+        if let Some(version) = meta.resource_version.as_ref().and_then(|v| v.parse::<u64>().ok()) {
+            self.write_log.lock().unwrap_or_else(|e| e.into_inner()).push((version, self.current_line));
+        }
         if let (Some(kind), Some(name), Some(version)) = (kind, &meta.name, &meta.resource_version) {
             self.written.push((kind, name.clone(), version.clone()));
         }
@@ -234,8 +250,9 @@ async fn run_steps(
         job_path: job.path,
         scenario_name: &job.scenario.name.value,
         written: Vec::new(),
+        write_log: WriteLog::default(),
+        current_line: 0,
     };
-    let current_step = Arc::new(AtomicUsize::new(0));
     let mut guards = Vec::new();
     let steps: Vec<&Step> = job.scenario.steps().collect();
     let mut failed = false;
@@ -246,15 +263,14 @@ async fn run_steps(
             result.steps.push(StepResult::skipped(line, text));
             continue;
         }
-        current_step.store(line, Ordering::SeqCst);
+        context.current_line = line;
         let step_started = Instant::now();
         let timeout = step.within.as_ref().map(|w| w.value).unwrap_or(context.timeout);
         let caught_up = context.catch_up().await;
         let outcome = if let Err(error) = caught_up {
             Err(error)
         } else if let StepKind::Guard { service, invariant, expect_violation } = &step.kind {
-            let started =
-                guard::start(&context, service, invariant, *expect_violation, line, current_step.clone()).await;
+            let started = guard::start(&context, service, invariant, *expect_violation, line).await;
             started.map(|g| {
                 let note = g.describe();
                 guards.push(g);

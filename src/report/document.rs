@@ -94,6 +94,19 @@ impl ScenarioResult {
         }
     }
 
+    /// Where `--results DIR` writes this scenario's document.
+    pub fn document_name(&self) -> String {
+        let stem = Path::new(&self.file).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let slug: String = self
+            .scenario
+            .to_ascii_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let slug = slug.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-");
+        format!("{stem}__{slug}.yaml")
+    }
+
     /// The deterministic result document, as YAML.
     pub fn document(&self) -> String {
         serde_saphyr::to_string(self).unwrap_or_else(|e| format!("# cannot render the result: {e}\n"))

@@ -15,6 +15,8 @@ struct Report<'a> {
 struct Scenario<'a> {
     #[serde(flatten)]
     result: &'a ScenarioResult,
+    namespace: &'a str,
+    kept: bool,
     duration_ms: u128,
     step_durations_ms: Vec<u128>,
 }
@@ -28,6 +30,8 @@ pub fn render(results: &[ScenarioResult]) -> String {
             .iter()
             .map(|r| Scenario {
                 result: r,
+                namespace: &r.namespace,
+                kept: r.kept,
                 duration_ms: r.duration.as_millis(),
                 step_durations_ms: r.steps.iter().map(|s| s.elapsed.as_millis()).collect(),
             })
