@@ -26,6 +26,8 @@ pub struct Guard {
     line: usize,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<Vec<Violation>>,
+    /// The highest resourceVersion of a slice the guard has judged.
+    processed: tokio::sync::watch::Receiver<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -66,6 +68,7 @@ pub async fn start(
     let (stop, mut stopped) = oneshot::channel::<()>();
     let (listed_tx, listed_rx) = oneshot::channel::<()>();
     let write_log = context.write_log.clone();
+    let (processed_tx, processed) = tokio::sync::watch::channel(0u64);
     let guard_line = line;
     let task = tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
@@ -89,6 +92,9 @@ pub async fn start(
                         _ => None,
                     };
                     let line = super::step_before(&write_log, version.as_deref(), guard_line);
+                    if let Some(version) = version.as_deref().and_then(|v| v.parse::<u64>().ok()) {
+                        processed_tx.send_modify(|seen| *seen = (*seen).max(version));
+                    }
                     match violations.last_mut() {
                         Some(open) if open.closed_at_line.is_none() => {
                             open.lowest = open.lowest.min(ready);
@@ -110,7 +116,7 @@ pub async fn start(
         Invariant::AlwaysServing(_) => "always-serving".to_string(),
         Invariant::AtLeast(_) => format!("at-least {minimum}"),
     };
-    Ok(Guard { service: name, invariant, minimum, expect_violation, line, stop, task })
+    Ok(Guard { service: name, invariant, minimum, expect_violation, line, stop, task, processed })
 }
 
 impl Guard {
@@ -118,8 +124,15 @@ impl Guard {
         format!("watching service/{} ({})", self.service, self.invariant)
     }
 
-    /// Stops watching and judges what was seen.
-    pub async fn finish(self) -> GuardResult {
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// Stops watching and judges what was seen. `seen_by_view` is the newest slice version the
+    /// scenario's view holds: the guard first catches up to it, so it judges the same history.
+    pub async fn finish(mut self, seen_by_view: u64) -> GuardResult {
+        let caught_up = self.processed.wait_for(|v| *v >= seen_by_view);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), caught_up).await;
         let _ = self.stop.send(());
         let violations = self.task.await.unwrap_or_default();
         let described: Vec<String> = violations

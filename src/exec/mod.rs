@@ -258,7 +258,10 @@ async fn run_steps(
     let mut failed = false;
     for step in &steps {
         let line = line_column(job.source, step.span.start).0;
-        let text = step_text(step);
+        let text = match &step.within {
+            Some(within) => format!("{} within {}", step_text(step), crate::model::duration::format(within.value)),
+            None => step_text(step),
+        };
         if failed {
             result.steps.push(StepResult::skipped(line, text));
             continue;
@@ -300,7 +303,19 @@ async fn run_steps(
     }
     // The guards watched until now; each passes or fails on what it saw.
     for guard in guards {
-        let outcome: GuardResult = guard.finish().await;
+        let newest = context
+            .view
+            .slices
+            .state()
+            .iter()
+            .filter(|s| {
+                view::labels_of(&s.metadata).get("kubernetes.io/service-name").map(String::as_str)
+                    == Some(guard.service())
+            })
+            .filter_map(|s| s.metadata.resource_version.as_deref()?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0);
+        let outcome: GuardResult = guard.finish(newest).await;
         if outcome.status != Status::Passed && result.status == Status::Passed {
             result.status = Status::Failed;
             result.failure = Some(outcome.message.clone().unwrap_or_default());

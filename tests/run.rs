@@ -1,0 +1,323 @@
+//! `rehearse run` end to end, as a user runs it, against the testbed's real API server.
+//! Needs `tests/testbed/testbed.sh up` (tests/run.sh does it).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams};
+
+const BIN: &str = env!("CARGO_BIN_EXE_rehearse");
+
+/// `rehearse ARGS` on the testbed; CI=1 so no snapshot is ever written unless a test says so.
+fn rehearse(args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command.args(args).env("KUBECONFIG", common::kubeconfig()).env("CI", "1").env("NO_COLOR", "1");
+    command
+}
+
+fn run(mut command: impl std::borrow::BorrowMut<Command>) -> (i32, String) {
+    let Output { status, stdout, stderr } = command.borrow_mut().output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&stdout), String::from_utf8_lossy(&stderr));
+    (status.code().unwrap_or(-1), text)
+}
+
+fn script(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let examples = std::fs::canonicalize("examples").unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, format!("base-dir {:?}\n\n{text}", examples.display().to_string())).unwrap();
+    path
+}
+
+/// The namespaces a JSON report names, with whether each is gone or being deleted.
+async fn namespaces_left(report: &Path) -> Vec<String> {
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    let api = Api::<Namespace>::all(common::client().await);
+    let mut left = Vec::new();
+    for scenario in report["scenarios"].as_array().unwrap() {
+        let name = scenario["namespace"].as_str().unwrap();
+        assert!(name.starts_with("rehearse-"), "{name}");
+        if let Some(ns) = api.get_opt(name).await.unwrap()
+            && ns.metadata.deletion_timestamp.is_none()
+        {
+            left.push(name.to_string());
+        }
+    }
+    left
+}
+
+#[tokio::test]
+async fn the_runbook_scenarios_pass_in_parallel_with_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let (junit, json) = (dir.path().join("junit.xml"), dir.path().join("report.json"));
+    let (code, output) = run(rehearse(&[
+        "run",
+        "--jobs",
+        "4",
+        "scenarios",
+        "--report",
+        &format!("junit={}", junit.display()),
+        "--report",
+        &format!("json={}", json.display()),
+    ]));
+    assert_eq!(code, 0, "{output}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["passed"], 12, "{output}");
+    assert_eq!(report["failed"], 0);
+    let swapped = report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["file"].as_str().unwrap().contains("05-swapped"))
+        .unwrap();
+    assert_eq!(
+        swapped["guards"][0]["violations"][0],
+        "no ready endpoints from the step at line 11 until the step at line 13"
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(xml.matches("<testcase ").count(), 12, "{xml}");
+    assert!(!xml.contains("<failure"), "{xml}");
+    assert!(namespaces_left(&json).await.is_empty());
+}
+
+#[tokio::test]
+async fn result_documents_are_the_same_bytes_on_every_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (dir.path().join("1"), dir.path().join("2"));
+    for out in [&first, &second] {
+        let (code, output) = run(rehearse(&[
+            "run",
+            "scenarios/04-remove-from-load-balancer.rollout",
+            "scenarios/09-advanced-rollout.rollout",
+            "--results",
+            out.to_str().unwrap(),
+        ]));
+        assert_eq!(code, 0, "{output}");
+    }
+    let mut names: Vec<_> = std::fs::read_dir(&first).unwrap().map(|e| e.unwrap().file_name()).collect();
+    names.sort();
+    assert_eq!(names.len(), 4);
+    for name in names {
+        let a = std::fs::read_to_string(first.join(&name)).unwrap();
+        let b = std::fs::read_to_string(second.join(&name)).unwrap();
+        assert_eq!(a, b, "{name:?} differs between runs");
+        assert!(!a.contains("rehearse-"), "a namespace name leaked into {name:?}:\n{a}");
+    }
+}
+
+#[tokio::test]
+async fn an_unmet_expectation_fails_at_its_timeout_with_expected_and_observed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = script(
+        dir.path(),
+        "timeout.rollout",
+        "scenario \"too many\" {\n    apply \"dockercoins/rng.yaml\"\n    expect pods app=rng count 5 within 1s\n    snapshot \"never reached\"\n}\n",
+    );
+    let json = dir.path().join("report.json");
+    let started = Instant::now();
+    let (code, output) =
+        run(rehearse(&["run", path.to_str().unwrap(), "--report", &format!("json={}", json.display())]));
+    assert_eq!(code, 1, "{output}");
+    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    assert!(output.contains("timeout.rollout:5:5: `expect pods app=rng count 5 within 1s`: not satisfied within 1s: 1 match `pods app=rng`"), "{output}");
+    assert!(output.contains("skip"), "later steps are skipped: {output}");
+    assert!(namespaces_left(&json).await.is_empty(), "the namespace is deleted after a failure");
+}
+
+#[tokio::test]
+async fn refused_api_calls_fail_the_step_and_expect_refused_needs_a_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = script(
+        dir.path(),
+        "refused.rollout",
+        "scenario \"refused\" {\n    apply \"dockercoins/rng.yaml\"\n    template deployment/rng app-\n}\n",
+    );
+    let (code, output) = run(rehearse(&["run", refused.to_str().unwrap()]));
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("the API refused it") && output.contains("does not match template"), "{output}");
+
+    let accepted = script(
+        dir.path(),
+        "accepted.rollout",
+        "scenario \"accepted\" {\n    apply \"dockercoins/rng.yaml\"\n    expect-refused template deployment/rng tier=web\n}\n",
+    );
+    let (code, output) = run(rehearse(&["run", accepted.to_str().unwrap()]));
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("the API accepted the step; it was expected to refuse it"), "{output}");
+}
+
+#[tokio::test]
+async fn the_swapped_order_fires_an_unexpected_guard() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = script(
+        dir.path(),
+        "swapped.rollout",
+        "scenario \"swapped\" {\n    apply \"dockercoins/rng.yaml\"\n    wait rollout deployment/rng\n    guard service/rng always-serving\n    select service/rng app=rng,active=yes\n    expect-traffic service/rng none\n    label pods app=rng active=yes\n    expect-traffic service/rng count 1\n}\n",
+    );
+    let (code, output) = run(rehearse(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 1, "{output}");
+    assert!(
+        output.contains("guard service/rng always-serving (line 6) fired: no ready endpoints from the step at line 7 until the step at line 9"),
+        "{output}"
+    );
+}
+
+#[tokio::test]
+async fn remove_from_lb_refuses_when_only_the_controller_key_is_selected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = script(
+        dir.path(),
+        "lb.rollout",
+        "scenario \"no spare label\" {\n    apply \"dockercoins/rng.yaml\"\n    wait rollout deployment/rng\n    let victim = one pod app=rng\n    remove-from-lb $victim\n}\n",
+    );
+    let (code, output) = run(rehearse(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("which replicaset/"), "{output}");
+    assert!(output.contains("Extend the Service's selector first"), "{output}");
+}
+
+#[tokio::test]
+async fn snapshots_are_created_compared_and_updated_but_never_written_under_ci() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = |replicas: u32| {
+        format!(
+            "scenario \"snap\" {{\n    apply \"dockercoins/rng.yaml\"\n    scale deployment/rng to {replicas}\n    wait rollout deployment/rng\n    snapshot \"state\"\n}}\n"
+        )
+    };
+    let path = script(dir.path(), "snap.rollout", &text(2));
+    let path_arg = path.to_str().unwrap();
+    let snap = dir.path().join("snapshots/snap__snap__state.snap");
+
+    // Under CI a missing snapshot fails and nothing is written.
+    let (code, output) = run(rehearse(&["run", path_arg]));
+    assert_eq!(code, 1, "{output}");
+    assert!(!dir.path().join("snapshots").exists());
+
+    // Locally it is created, then matched.
+    let (code, output) = run(rehearse(&["run", path_arg]).env_remove("CI"));
+    assert_eq!(code, 0, "{output}");
+    assert!(std::fs::read_to_string(&snap).unwrap().contains("traffic: 2 × pod of replicaset/rng-{hash}"));
+    let (code, output) = run(rehearse(&["run", path_arg]));
+    assert_eq!(code, 0, "{output}");
+
+    // A changed scenario mismatches: a diff is printed and .snap.new written (not under CI).
+    let path = script(dir.path(), "snap.rollout", &text(3));
+    let (code, output) = run(rehearse(&["run", path_arg]).env_remove("CI"));
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("-    traffic: 2 × pod of replicaset/rng-{hash}"), "{output}");
+    assert!(output.contains("+    traffic: 3 × pod of replicaset/rng-{hash}"), "{output}");
+    assert!(snap.with_extension("snap.new").exists());
+
+    // An explicit update rewrites it.
+    let (code, output) = run(rehearse(&["run", "--update-snapshots", path.to_str().unwrap()]).env_remove("CI"));
+    assert_eq!(code, 0, "{output}");
+    assert!(std::fs::read_to_string(&snap).unwrap().contains("traffic: 3 × pod"));
+}
+
+#[tokio::test]
+async fn keep_leaves_the_namespace_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = script(dir.path(), "keep.rollout", "scenario \"keep\" {\n    apply \"dockercoins/rng.yaml\"\n}\n");
+    let json = dir.path().join("report.json");
+    let (code, output) =
+        run(rehearse(&["run", "--keep", path.to_str().unwrap(), "--report", &format!("json={}", json.display())]));
+    assert_eq!(code, 0, "{output}");
+    let left = namespaces_left(&json).await;
+    assert_eq!(left.len(), 1);
+    assert!(output.contains(&format!("kept namespace {}", left[0])), "{output}");
+    Api::<Namespace>::all(common::client().await).delete(&left[0], &DeleteParams::background()).await.unwrap();
+}
+
+#[tokio::test]
+async fn ctrl_c_stops_the_run_and_deletes_the_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = script(
+        dir.path(),
+        "slow.rollout",
+        "scenario \"waits\" {\n    apply \"dockercoins/rng.yaml\"\n    expect pods app=never count 1 within 5m\n}\n",
+    );
+    let json = dir.path().join("report.json");
+    let child = rehearse(&["run", path.to_str().unwrap(), "--report", &format!("json={}", json.display())])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait, by watching, until the scenario's Deployment exists: the run is inside its long step.
+    let client = common::client().await;
+    rehearse::cluster::until(
+        Api::<k8s_openapi::api::apps::v1::Deployment>::all(client),
+        kube::runtime::watcher::Config::default(),
+        Duration::from_secs(30),
+        |all| {
+            all.iter()
+                .any(|d| d.metadata.namespace.as_deref().is_some_and(|n| n.starts_with("rehearse-waits-")))
+                .then_some(())
+        },
+    )
+    .await
+    .expect("the scenario started");
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let started = Instant::now();
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(10), "stopped promptly: {:?}", started.elapsed());
+    assert!(text.contains("interrupted"), "{text}");
+    assert!(namespaces_left(&json).await.is_empty(), "the namespace is deleted after Ctrl-C");
+}
+
+fn kubeconfig_with_context(dir: &Path, context: &str, server: Option<&str>) -> PathBuf {
+    let original = std::fs::read_to_string(common::kubeconfig()).unwrap();
+    let mut text = original.replace("kwok-rehearse", context);
+    if let Some(server) = server {
+        let re = regex::Regex::new(r"server: \S+").unwrap();
+        text = re.replace_all(&text, format!("server: {server}").as_str()).into_owned();
+    }
+    let path = dir.join(format!("{context}.kubeconfig"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn contexts_that_are_not_throwaway_are_refused_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = kubeconfig_with_context(dir.path(), "prod-eu", None);
+    let path = script(dir.path(), "ok.rollout", "scenario \"ok\" {\n    apply \"dockercoins/rng.yaml\"\n}\n");
+    let (code, output) = run(rehearse(&["run", path.to_str().unwrap()]).env("KUBECONFIG", &config));
+    assert_eq!(code, 2, "{output}");
+    assert!(
+        output.contains("refusing to run against context `prod-eu`") && output.contains("--allow-context prod-eu"),
+        "{output}"
+    );
+    let (code, output) =
+        run(rehearse(&["run", "--allow-context", "prod-eu", path.to_str().unwrap()]).env("KUBECONFIG", &config));
+    assert_eq!(code, 0, "{output}");
+}
+
+#[tokio::test]
+async fn an_unreachable_cluster_is_an_infrastructure_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = kubeconfig_with_context(dir.path(), "kind-gone", Some("https://127.0.0.1:1"));
+    let path = script(dir.path(), "ok.rollout", "scenario \"ok\" {\n    apply \"dockercoins/rng.yaml\"\n}\n");
+    let started = Instant::now();
+    let (code, output) = run(rehearse(&["run", path.to_str().unwrap()]).env("KUBECONFIG", &config));
+    assert_eq!(code, 3, "{output}");
+    assert!(output.contains("does not answer"), "{output}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let (code, output) = run(rehearse(&["run", path.to_str().unwrap()]).env("KUBECONFIG", dir.path().join("missing")));
+    assert_eq!(code, 3, "{output}");
+    assert!(output.contains("cannot read the kubeconfig"), "{output}");
+}
+
+#[tokio::test]
+async fn invalid_scripts_run_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = script(dir.path(), "bad.rollout", "scenario \"bad\" {\n    lable pods app=rng x=y\n}\n");
+    let (code, output) = run(rehearse(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 2, "{output}");
+    assert!(output.contains("did you mean `label`?") && output.contains("nothing was run"), "{output}");
+}
