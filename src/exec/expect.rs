@@ -18,19 +18,20 @@ use crate::syntax::ast::{Count, Expectation, Step, StepKind, Target, TrafficExpe
 type Verdict = Result<String, String>;
 
 pub async fn run(step: &Step, context: &mut Context<'_>, timeout: Duration) -> Result<String, StepError> {
-    let mut changes = context.view.subscribe();
     let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        changes.borrow_and_update();
-        let last = match evaluate(step, context)? {
-            Ok(observed) => return Ok(observed),
-            Err(observed) => observed,
-        };
-        if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
-            return Err(StepError::Failed(format!(
-                "not satisfied within {}: {last}",
-                crate::model::duration::format(timeout)
-            )));
+    let context = &*context;
+    let outcome = context
+        .view
+        .wait_for(deadline, |_| match evaluate(step, context) {
+            Ok(Ok(observed)) => Ok(Ok(observed)),
+            Ok(Err(pending)) => Err(pending),
+            Err(error) => Ok(Err(error)),
+        })
+        .await;
+    match outcome {
+        Ok(done) => done,
+        Err(last) => {
+            Err(StepError::Failed(format!("not satisfied within {}: {last}", crate::model::duration::format(timeout))))
         }
     }
 }
@@ -330,30 +331,30 @@ fn rolled_out(context: &Context<'_>, target: &ObjectRef) -> Verdict {
 /// Waits until every Service's ready endpoints are exactly the ready pods its selector matches,
 /// so a snapshot records a settled state rather than one the endpoint controller is still updating.
 pub async fn settle(context: &Context<'_>, timeout: Duration) -> Result<(), StepError> {
-    let mut changes = context.view.subscribe();
     let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        changes.borrow_and_update();
-        let unsettled = context.view.services.state().iter().find_map(|service| {
+    let unsettled = |view: &super::view::View| {
+        let service = view.services.state().iter().find_map(|service| {
             let name = service.metadata.name.clone()?;
             let selector = service.spec.as_ref()?.selector.clone().filter(|s| !s.is_empty())?;
-            let mut expected: Vec<String> = context
-                .view
+            let mut expected: Vec<String> = view
                 .live_pods()
                 .iter()
                 .filter(|p| is_ready(p) && selector.iter().all(|(k, v)| labels_of(&p.metadata).get(k) == Some(v)))
                 .filter_map(|p| p.metadata.name.clone())
                 .collect();
             expected.sort();
-            (context.view.ready_endpoints(&name) != expected).then_some(name)
+            (view.ready_endpoints(&name) != expected).then_some(name)
         });
-        let Some(service) = unsettled else { return Ok(()) };
-        if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
-            return Err(StepError::Failed(format!(
-                "service/{service}'s endpoints never caught up with its ready pods, so there is no settled state to record"
-            )));
+        match service {
+            Some(service) => Err(service),
+            None => Ok(()),
         }
-    }
+    };
+    context.view.wait_for(deadline, unsettled).await.map_err(|service| {
+        StepError::Failed(format!(
+            "service/{service}'s endpoints never caught up with its ready pods, so there is no settled state to record"
+        ))
+    })
 }
 
 /// The observed state recorded by `snapshot`: services and where their traffic goes, pods by
@@ -386,27 +387,15 @@ pub fn snapshot_body(context: &Context<'_>) -> String {
     let _ = writeln!(out, "controllers:");
     let mut deployments = context.view.deployments.state();
     deployments.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    // Wanted counts only: availability is in the pods above, and controllers' status fields lag.
     for d in deployments {
-        let status = d.status.clone().unwrap_or_default();
         let wanted = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-        let _ = writeln!(
-            out,
-            "  deployment/{}: {}/{wanted} available",
-            d.metadata.name.clone().unwrap_or_default(),
-            status.available_replicas.unwrap_or(0)
-        );
+        let _ = writeln!(out, "  deployment/{}: {wanted} replicas", d.metadata.name.clone().unwrap_or_default());
     }
     let mut daemon_sets = context.view.daemon_sets.state();
     daemon_sets.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     for d in daemon_sets {
-        let status = d.status.clone().unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "  daemonset/{}: {}/{} available",
-            d.metadata.name.clone().unwrap_or_default(),
-            status.number_available.unwrap_or(0),
-            status.desired_number_scheduled
-        );
+        let _ = writeln!(out, "  daemonset/{}", d.metadata.name.clone().unwrap_or_default());
     }
     out
 }

@@ -136,25 +136,23 @@ impl Context<'_> {
 
     /// Waits until the view reflects every recorded write (read-your-writes).
     pub async fn catch_up(&mut self) -> Result<(), StepError> {
-        let mut changes = self.view.subscribe();
         let deadline = tokio::time::Instant::now() + self.timeout;
-        loop {
-            changes.borrow_and_update();
-            let view = &self.view;
-            self.written.retain(|(kind, name, version)| match view.resource_version(*kind, name) {
-                Some(seen) => !is_at_least(&seen, version),
-                None => true,
-            });
-            if self.written.is_empty() {
-                return Ok(());
-            }
-            if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
-                let (kind, name, _) = &self.written[0];
-                return Err(StepError::Infrastructure(format!(
-                    "the watch never showed this scenario's own change to {kind}/{name}"
-                )));
-            }
-        }
+        let written = &mut self.written;
+        let caught_up = self
+            .view
+            .wait_for(deadline, |view| {
+                written.retain(|(kind, name, version)| {
+                    view.resource_version(*kind, name).is_none_or(|seen| !is_at_least(&seen, version))
+                });
+                match written.first() {
+                    None => Ok(()),
+                    Some((kind, name, _)) => Err(format!("{kind}/{name}")),
+                }
+            })
+            .await;
+        caught_up.map_err(|object| {
+            StepError::Infrastructure(format!("the watch never showed this scenario's own change to {object}"))
+        })
     }
 
     /// Pod uid → variable name, for naming bound pods in results.

@@ -84,9 +84,24 @@ impl View {
         Ok(view)
     }
 
-    /// A receiver that resolves on the next change.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.changes.clone()
+    /// Evaluates `check` now and after every change the watches report, until it gives `Some`
+    /// or the deadline passes (`Err` with the last `None`-time evaluation's note).
+    pub async fn wait_for<T, N>(
+        &self,
+        deadline: tokio::time::Instant,
+        mut check: impl FnMut(&View) -> Result<T, N>,
+    ) -> Result<T, N> {
+        let mut changes = self.changes.clone();
+        loop {
+            changes.borrow_and_update();
+            let pending = match check(self) {
+                Ok(done) => return Ok(done),
+                Err(pending) => pending,
+            };
+            if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
+                return Err(pending);
+            }
+        }
     }
 
     /// The resourceVersion the view holds for an object, if it holds the object.

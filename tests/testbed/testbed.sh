@@ -416,6 +416,9 @@ component_args() {
         --cluster-signing-key-file="$PKI/ca.key" \
         --service-cluster-ip-range="$SERVICE_CIDR" \
         --flex-volume-plugin-dir="$RUN_DIR/flexvolume" \
+        --kube-api-qps=1000 \
+        --kube-api-burst=2000 \
+        --concurrent-daemonset-syncs=10 \
         --profiling=false
       ;;
     kube-scheduler)
@@ -428,6 +431,8 @@ component_args() {
         --secure-port="$SCHEDULER_PORT" \
         --cert-dir="$PKI/scheduler-certdir" \
         --leader-elect=false \
+        --kube-api-qps=1000 \
+        --kube-api-burst=2000 \
         --profiling=false
       ;;
     kwok)
