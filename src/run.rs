@@ -7,6 +7,7 @@ use rehearse::check::{CheckedFile, Checker, find_scripts};
 use rehearse::cluster::connect::{ConnectError, ConnectOptions, connect};
 use rehearse::exec::{RunOptions, ScenarioJob, run_scenario};
 use rehearse::report::document::{ScenarioResult, Status};
+use rehearse::report::progress::Progress;
 use rehearse::report::snapshot::SnapshotMode;
 use rehearse::report::terminal::Terminal;
 use rehearse::syntax::ast::SettingKind;
@@ -73,6 +74,7 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
         client: connection.client.clone(),
         keep_namespace: args.keep,
         snapshots: if args.update_snapshots { SnapshotMode::Update } else { SnapshotMode::Check },
+        progress: Progress::default(),
     };
     let jobs: Vec<ScenarioJob> = files
         .iter()
@@ -101,6 +103,7 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
         }
     });
     let terminal = Terminal::detect();
+    let live = terminal.live(run_options.progress.clone());
     let started = Instant::now();
     let mut results: Vec<ScenarioResult> = futures::stream::iter(jobs.iter())
         .map(|job| {
@@ -112,6 +115,10 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
         .collect()
         .await;
     signal.abort();
+    if let Some(live) = live {
+        live.abort();
+        eprint!("\r\x1b[2K");
+    }
     // Reports list scenarios in script order, whatever order they finished in.
     results.sort_by(|a, b| (a.file.as_str(), &a.scenario).cmp(&(b.file.as_str(), &b.scenario)));
     terminal.summary(&results, started.elapsed());

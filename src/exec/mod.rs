@@ -34,6 +34,7 @@ pub struct RunOptions {
     pub client: Client,
     pub keep_namespace: bool,
     pub snapshots: SnapshotMode,
+    pub progress: crate::report::progress::Progress,
 }
 
 /// A scenario with what is needed to run and report it.
@@ -216,12 +217,14 @@ pub async fn run_scenario(
         result.status = Status::Error;
         result.failure = Some(error);
     }
+    options.progress.step(&job.scenario.name.value, "deleting its namespace");
     if options.keep_namespace {
         result.kept = true;
     } else if let Err(error) = namespace::delete(&options.client, &namespace).await {
         result.failure.get_or_insert(format!("cannot delete namespace {namespace}: {error}"));
         result.status = Status::Error;
     }
+    options.progress.done(&job.scenario.name.value);
     result.duration = started.elapsed();
     result
 }
@@ -265,6 +268,7 @@ async fn run_steps(
             continue;
         }
         context.current_line = line;
+        options.progress.step(&job.scenario.name.value, &format!("line {line}: {text}"));
         let step_started = Instant::now();
         let timeout = step.within.as_ref().map(|w| w.value).unwrap_or(context.timeout);
         let caught_up = context.catch_up().await;

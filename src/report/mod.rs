@@ -4,5 +4,6 @@
 pub mod document;
 pub mod json;
 pub mod junit;
+pub mod progress;
 pub mod snapshot;
 pub mod terminal;

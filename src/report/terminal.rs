@@ -4,6 +4,7 @@
 use std::io::{IsTerminal, Write};
 
 use super::document::{ScenarioResult, Status};
+use super::progress::Progress;
 use super::snapshot::SnapshotOutcome;
 
 pub struct Terminal {
@@ -15,9 +16,34 @@ impl Terminal {
         Terminal { interactive: std::io::stderr().is_terminal() }
     }
 
+    /// On a terminal, redraws one line with the running steps and their elapsed time every 100 ms
+    /// until the returned task is aborted. Elsewhere, does nothing: plain lines only.
+    pub fn live(&self, progress: Progress) -> Option<tokio::task::JoinHandle<()>> {
+        if !self.interactive {
+            return None;
+        }
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+            loop {
+                tick.tick().await;
+                let running = progress.running();
+                let Some((scenario, step, elapsed)) = running.first() else { continue };
+                let more = if running.len() > 1 { format!(" (+{} more)", running.len() - 1) } else { String::new() };
+                let mut line = format!("running {scenario} › {step} {:.1}s{more}", elapsed.as_secs_f64());
+                line.truncate(line.char_indices().nth(150).map_or(line.len(), |(i, _)| i));
+                let mut out = std::io::stderr().lock();
+                let _ = write!(out, "\r\x1b[2K{line}");
+                let _ = out.flush();
+            }
+        }))
+    }
+
     /// Prints a finished scenario with its steps and anything to review.
     pub fn scenario(&self, result: &ScenarioResult) {
         let mut out = std::io::stderr().lock();
+        if self.interactive {
+            let _ = write!(out, "\r\x1b[2K");
+        }
         let mark = match result.status {
             Status::Passed => "PASS",
             Status::Failed => "FAIL",

@@ -1,0 +1,72 @@
+//! `rehearse check` and `rehearse fmt` as a user runs them: exit codes, plain output off a
+//! terminal, files rewritten or left alone.
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_rehearse");
+
+fn rehearse(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(BIN).args(args).env_remove("NO_COLOR").output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_exit_codes_and_plain_output() {
+    let (code, _, err) = rehearse(&["check", "scenarios", "tests/fixtures/ok"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("checked 11 files: 0 error(s), 0 warning(s)"), "{err}");
+
+    let (code, _, err) = rehearse(&["check", "tests/fixtures/err/labels.rollout"]);
+    assert_eq!(code, 2);
+    // Not a terminal: ASCII art and no colour codes.
+    assert!(err.contains(",-[tests/fixtures/err/labels.rollout:2:24]"), "{err}");
+    assert!(!err.contains('\u{1b}'), "no escape codes off a terminal");
+
+    // Warnings pass unless denied.
+    let (code, _, _) = rehearse(&["check", "tests/fixtures/err/enable-slip.rollout"]);
+    assert_eq!(code, 0);
+    let (code, _, _) = rehearse(&["check", "--deny-warnings", "tests/fixtures/err/enable-slip.rollout"]);
+    assert_eq!(code, 2);
+
+    let (code, _, err) = rehearse(&["check", "no/such/path"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no/such/path does not exist"), "{err}");
+}
+
+#[test]
+fn fmt_rewrites_checks_and_refuses_broken_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let messy = dir.path().join("messy.rollout");
+    std::fs::write(&messy, "scenario   \"x\" {\n  scale   deploy/rng to 3   # three\n}\n").unwrap();
+    let path = messy.to_str().unwrap();
+
+    let (code, out, _) = rehearse(&["fmt", "--check", path]);
+    assert_eq!(code, 1);
+    assert!(out.contains("not in the canonical layout"), "{out}");
+    let (code, _, _) = rehearse(&["fmt", path]);
+    assert_eq!(code, 0);
+    assert_eq!(std::fs::read_to_string(&messy).unwrap(), "scenario \"x\" {\n    scale deploy/rng to 3  # three\n}\n");
+    let (code, _, _) = rehearse(&["fmt", "--check", path]);
+    assert_eq!(code, 0);
+
+    let broken = dir.path().join("broken.rollout");
+    std::fs::write(&broken, "scenario \"x\" {\n    scale deploy/rng 3\n}\n").unwrap();
+    let before = std::fs::read_to_string(&broken).unwrap();
+    let (code, _, err) = rehearse(&["fmt", broken.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("expected `to`"), "{err}");
+    assert_eq!(std::fs::read_to_string(&broken).unwrap(), before, "a broken script is left alone");
+}
+
+#[test]
+fn help_describes_every_command() {
+    for command in ["check", "fmt", "run"] {
+        let (code, out, _) = rehearse(&[command, "--help"]);
+        assert_eq!(code, 0);
+        assert!(out.contains("Usage: rehearse"), "{out}");
+    }
+}
