@@ -279,6 +279,24 @@ fn pods_of(context: &Context<'_>, target: &Target) -> Result<Vec<Arc<Pod>>, Step
         .collect())
 }
 
+/// The live pods a target stands for; an error if there are none.
+fn some_pods_of(context: &Context<'_>, target: &Target) -> Result<Vec<Arc<Pod>>, StepError> {
+    let pods = pods_of(context, target)?;
+    if pods.is_empty() {
+        return Err(StepError::Failed(format!("no live pod matches `{}`", crate::syntax::format::target(target))));
+    }
+    Ok(pods)
+}
+
+/// Merge-patches a pod's labels (`null` removes a key) and records the write.
+async fn patch_pod_labels(context: &mut Context<'_>, pod: &str, labels: serde_json::Value) -> Result<(), StepError> {
+    let patched = Api::<Pod>::namespaced(context.client.clone(), &context.namespace)
+        .patch(pod, &PatchParams::default(), &Patch::Merge(&serde_json::json!({"metadata": {"labels": labels}})))
+        .await?;
+    context.wrote(Some(Kind::Pod), &patched.metadata);
+    Ok(())
+}
+
 /// Keys the pod's controller selects (its `matchLabels` and `matchExpressions` keys).
 fn controller_keys(context: &Context<'_>, pod: &Pod) -> Option<(String, Vec<String>)> {
     let (kind, name, _) = controller_of(&pod.metadata)?;
@@ -342,10 +360,7 @@ async fn remove_from_lb(
     target: &Target,
     service: Option<&ObjectRef>,
 ) -> Result<String, StepError> {
-    let pods = pods_of(context, target)?;
-    if pods.is_empty() {
-        return Err(StepError::Failed(format!("no live pod matches `{}`", crate::syntax::format::target(target))));
-    }
+    let pods = some_pods_of(context, target)?;
     // Decide every label first, so nothing is touched when one pod cannot be taken out.
     let mut plan: Vec<(Arc<Pod>, LabelPairs)> = Vec::new();
     for pod in &pods {
@@ -380,10 +395,7 @@ async fn remove_from_lb(
         let name = pod.metadata.name.clone().unwrap_or_default();
         let labels: serde_json::Map<String, serde_json::Value> =
             removals.iter().map(|(k, _)| (k.clone(), serde_json::Value::Null)).collect();
-        let patched = Api::<Pod>::namespaced(context.client.clone(), &context.namespace)
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&serde_json::json!({"metadata": {"labels": labels}})))
-            .await?;
-        context.wrote(Some(Kind::Pod), &patched.metadata);
+        patch_pod_labels(context, &name, serde_json::json!(labels)).await?;
         described.push(format!(
             "removed {} from {}",
             removals.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(","),
@@ -399,10 +411,7 @@ async fn add_to_lb(
     target: &Target,
     service: Option<&ObjectRef>,
 ) -> Result<String, StepError> {
-    let pods = pods_of(context, target)?;
-    if pods.is_empty() {
-        return Err(StepError::Failed(format!("no live pod matches `{}`", crate::syntax::format::target(target))));
-    }
+    let pods = some_pods_of(context, target)?;
     let mut described = Vec::new();
     for pod in pods {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
@@ -422,10 +431,7 @@ async fn add_to_lb(
             }
         };
         let name = pod.metadata.name.clone().unwrap_or_default();
-        let patched = Api::<Pod>::namespaced(context.client.clone(), &context.namespace)
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&serde_json::json!({"metadata": {"labels": restore}})))
-            .await?;
-        context.wrote(Some(Kind::Pod), &patched.metadata);
+        patch_pod_labels(context, &name, serde_json::json!(restore)).await?;
         context.removed_from_lb.remove(&uid);
         described.push(format!(
             "restored {} on {}",
