@@ -83,12 +83,17 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
                 SettingKind::Timeout(t) => Some(t.value),
                 _ => None,
             });
+            let file_nodes = file.script.settings().find_map(|s| match &s.kind {
+                SettingKind::Nodes(n) => Some(n.value),
+                _ => None,
+            });
             let base_dir = file.base_dir();
             file.script.scenarios().map(move |scenario| ScenarioJob {
                 path: &file.path,
                 source: &file.source,
                 base_dir: base_dir.clone(),
                 file_timeout,
+                file_nodes,
                 scenario,
             })
         })

@@ -116,11 +116,19 @@ async fn an_unmet_expectation_fails_at_its_timeout_with_expected_and_observed() 
         "timeout.rollout",
         "scenario \"too many\" {\n    apply \"dockercoins/rng.yaml\"\n    expect pods app=rng count 5 within 1s\n    snapshot \"never reached\"\n}\n",
     );
-    let json = dir.path().join("report.json");
+    let (json, junit) = (dir.path().join("report.json"), dir.path().join("junit.xml"));
     let started = Instant::now();
-    let (code, output) =
-        run(rehearse(&["run", path.to_str().unwrap(), "--report", &format!("json={}", json.display())]));
+    let (code, output) = run(rehearse(&[
+        "run",
+        path.to_str().unwrap(),
+        "--report",
+        &format!("json={}", json.display()),
+        "--report",
+        &format!("junit={}", junit.display()),
+    ]));
     assert_eq!(code, 1, "{output}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("<failure message=") && xml.contains("not satisfied within 1s"), "{xml}");
     assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
     assert!(output.contains("timeout.rollout:5:5: `expect pods app=rng count 5 within 1s`: not satisfied within 1s: 1 match `pods app=rng`"), "{output}");
     assert!(output.contains("skip"), "later steps are skipped: {output}");
@@ -311,6 +319,16 @@ async fn an_unreachable_cluster_is_an_infrastructure_error() {
     let (code, output) = run(rehearse(&["run", path.to_str().unwrap()]).env("KUBECONFIG", dir.path().join("missing")));
     assert_eq!(code, 3, "{output}");
     assert!(output.contains("cannot read the kubeconfig"), "{output}");
+}
+
+#[tokio::test]
+async fn a_scenario_wanting_more_nodes_than_the_cluster_has_fails_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let path =
+        script(dir.path(), "nodes.rollout", "nodes 5\n\nscenario \"big\" {\n    apply \"dockercoins/rng.yaml\"\n}\n");
+    let (code, output) = run(rehearse(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("wants 5 schedulable nodes (its `nodes` setting) but the cluster has 2"), "{output}");
 }
 
 #[tokio::test]

@@ -43,6 +43,8 @@ pub struct ScenarioJob<'a> {
     pub source: &'a str,
     pub base_dir: PathBuf,
     pub file_timeout: Option<Duration>,
+    /// The file's `nodes` setting, if any.
+    pub file_nodes: Option<u32>,
     pub scenario: &'a Scenario,
 }
 
@@ -238,6 +240,25 @@ async fn run_steps(
     let view = View::start(&options.client, namespace)
         .await
         .map_err(|e| format!("cannot watch namespace {namespace}: {e}"))?;
+    // A real cluster cannot grow nodes for a scenario: say so up front rather than fail a step later.
+    let wanted_nodes = job
+        .scenario
+        .settings()
+        .find_map(|s| match &s.kind {
+            SettingKind::Nodes(n) => Some(n.value),
+            _ => None,
+        })
+        .or(job.file_nodes);
+    if let Some(wanted) = wanted_nodes {
+        let found = view.schedulable_nodes().len();
+        if found < wanted as usize {
+            result.status = Status::Failed;
+            result.failure = Some(format!(
+                "the scenario wants {wanted} schedulable nodes (its `nodes` setting) but the cluster has {found}"
+            ));
+            return Ok(());
+        }
+    }
     let mut snapshots = Snapshots::new(job.path, options.snapshots);
     let mut context = Context {
         client: options.client.clone(),
