@@ -23,4 +23,8 @@ cargo clippy --all-targets --locked -- -D warnings
 cargo build --locked
 ./target/debug/rehearse check --deny-warnings scenarios
 cargo test --locked
-[ "$started_here" = 1 ] && echo "tests/run.sh: stopping the testbed it started"
+if [ "$started_here" = 1 ]; then
+  echo "tests/run.sh: all passed; stopping the testbed it started"
+else
+  echo "tests/run.sh: all passed; the testbed was already running and stays up"
+fi
