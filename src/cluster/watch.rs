@@ -38,7 +38,7 @@ where
     <K as kube::Resource>::DynamicType: Default,
 {
     let (reader, writer) = reflector::store::<K>();
-    let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
+    let stream = reflector::reflector(writer, watcher::watcher(api, config).default_backoff());
     let mut stream = std::pin::pin!(stream);
     let deadline = tokio::time::Instant::now() + timeout;
     let mut listed = false;
@@ -67,13 +67,6 @@ where
             }
         }
     }
-}
-
-fn watcher<K>(api: Api<K>, config: watcher::Config) -> impl futures::Stream<Item = watcher::Result<Event<K>>>
-where
-    K: kube::Resource + Clone + Debug + DeserializeOwned + Send + 'static,
-{
-    kube::runtime::watcher(api, config)
 }
 
 /// Errors a retry will not fix: the API said no.

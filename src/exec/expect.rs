@@ -166,7 +166,7 @@ fn expect(context: &Context<'_>, subject: &Target, expectation: &Expectation) ->
             let Some(Value::Pod(bound)) = variable(context, subject) else {
                 return Err(StepError::Failed("`replaced` needs a pod bound with `let`".into()));
             };
-            let Some((kind, name, uid)) = bound.controller.clone() else {
+            let Some((kind, _, uid)) = bound.controller.clone() else {
                 return Err(StepError::Failed(format!("`{subject_text}` had no controller to replace it")));
             };
             let live = context.view.live_pods();
@@ -178,10 +178,7 @@ fn expect(context: &Context<'_>, subject: &Target, expectation: &Expectation) ->
                 .filter(|p| controller_of(&p.metadata).is_some_and(|c| c.2 == uid))
                 .filter(|p| p.metadata.uid.as_ref().is_some_and(|u| !bound.siblings.contains(u)))
                 .count();
-            let observed = format!(
-                "{} made {newcomers} new pod(s)",
-                kind.to_ascii_lowercase() + "/" + &describe::normalise_name(&name, None)
-            );
+            let observed = format!("its {} made {newcomers} new pod(s)", kind.to_ascii_lowercase());
             Ok(if !still_owned && newcomers > 0 {
                 Ok(format!("replaced: {} made a new pod", kind.to_ascii_lowercase()))
             } else {

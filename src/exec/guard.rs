@@ -64,7 +64,7 @@ pub async fn start(
     let api: Api<EndpointSlice> = Api::namespaced(context.client.clone(), &context.namespace);
     let config = watcher::Config::default().labels(&format!("kubernetes.io/service-name={name}"));
     let (reader, writer) = reflector::store::<EndpointSlice>();
-    let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
+    let stream = reflector::reflector(writer, watcher::watcher(api, config).default_backoff());
     let (stop, mut stopped) = oneshot::channel::<()>();
     let (listed_tx, listed_rx) = oneshot::channel::<()>();
     let write_log = context.write_log.clone();
@@ -179,11 +179,4 @@ impl Guard {
             message,
         }
     }
-}
-
-fn watcher(
-    api: Api<EndpointSlice>,
-    config: watcher::Config,
-) -> impl futures::Stream<Item = watcher::Result<Event<EndpointSlice>>> {
-    kube::runtime::watcher(api, config)
 }

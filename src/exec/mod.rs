@@ -279,7 +279,7 @@ async fn run_steps(
     let steps: Vec<&Step> = job.scenario.steps().collect();
     let mut failed = false;
     for step in &steps {
-        let line = line_column(job.source, step.span.start).0;
+        let (line, column) = line_column(job.source, step.span.start);
         let text = match &step.within {
             Some(within) => format!("{} within {}", step_text(step), crate::model::duration::format(within.value)),
             None => step_text(step),
@@ -306,10 +306,7 @@ async fn run_steps(
             steps::run(step, &mut context, timeout).await
         };
         let elapsed = step_started.elapsed();
-        let location = {
-            let (l, c) = line_column(job.source, step.span.start);
-            format!("{}:{l}:{c}", job.path.display())
-        };
+        let location = format!("{}:{line}:{column}", job.path.display());
         match outcome {
             Ok(observed) => result.steps.push(StepResult::passed(line, text, observed, elapsed)),
             Err(error) => {

@@ -56,15 +56,14 @@ impl View {
     pub async fn start(client: &Client, namespace: &str) -> Result<View, kube::Error> {
         let (bump, changes) = watch::channel(0);
         let mut tasks = JoinSet::new();
-        let ns = |c: &Client| c.clone();
         let view = View {
-            pods: feed(Api::namespaced(ns(client), namespace), bump.clone(), &mut tasks),
-            slices: feed(Api::namespaced(ns(client), namespace), bump.clone(), &mut tasks),
-            services: feed(Api::namespaced(ns(client), namespace), bump.clone(), &mut tasks),
-            replica_sets: feed(Api::namespaced(ns(client), namespace), bump.clone(), &mut tasks),
-            deployments: feed(Api::namespaced(ns(client), namespace), bump.clone(), &mut tasks),
-            daemon_sets: feed(Api::namespaced(ns(client), namespace), bump.clone(), &mut tasks),
-            nodes: feed(Api::all(ns(client)), bump, &mut tasks),
+            pods: feed(Api::namespaced(client.clone(), namespace), bump.clone(), &mut tasks),
+            slices: feed(Api::namespaced(client.clone(), namespace), bump.clone(), &mut tasks),
+            services: feed(Api::namespaced(client.clone(), namespace), bump.clone(), &mut tasks),
+            replica_sets: feed(Api::namespaced(client.clone(), namespace), bump.clone(), &mut tasks),
+            deployments: feed(Api::namespaced(client.clone(), namespace), bump.clone(), &mut tasks),
+            daemon_sets: feed(Api::namespaced(client.clone(), namespace), bump.clone(), &mut tasks),
+            nodes: feed(Api::all(client.clone()), bump, &mut tasks),
             changes,
             tasks,
         };

@@ -327,7 +327,7 @@ impl<'s> Builder<'s> {
     fn traffic_expectation(&mut self, pair: Pair<'s, Rule>) -> TrafficExpectation {
         let rule = pair.as_rule();
         let span = span_of(&pair);
-        let mut inner = pair.into_inner().filter(|p| !p.as_rule().is_keyword());
+        let mut inner = operands(pair);
         match rule {
             Rule::traffic_share => {
                 let percent = inner.next().expect("percent");
@@ -346,7 +346,7 @@ impl<'s> Builder<'s> {
     fn expectation(&mut self, pair: Pair<'s, Rule>) -> Expectation {
         let rule = pair.as_rule();
         let span = span_of(&pair);
-        let mut inner = pair.into_inner().filter(|p| !p.as_rule().is_keyword());
+        let mut inner = operands(pair);
         match rule {
             Rule::expect_count => Expectation::Count(self.count(inner.next().expect("count"))),
             Rule::expect_exists => Expectation::Exists(span),
@@ -600,8 +600,9 @@ impl<'s> Builder<'s> {
     }
 }
 
-impl Rule {
-    fn is_keyword(self) -> bool {
-        format!("{self:?}").starts_with("k_")
-    }
+/// The operands of an expectation (percent, target, count, object, selector), without its keywords.
+fn operands<'s>(pair: Pair<'s, Rule>) -> impl Iterator<Item = Pair<'s, Rule>> {
+    pair.into_inner().filter(|p| {
+        matches!(p.as_rule(), Rule::percent | Rule::target | Rule::count | Rule::object_ref | Rule::selector)
+    })
 }
