@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use rehearse::cluster::connect::{ConnectOptions, connect};
-use rehearse::exec::view::View;
+use rehearse::exec::view::{Nodes, View};
 
 fn kubeconfig() -> PathBuf {
     std::env::var_os("REHEARSE_KUBECONFIG").map(PathBuf::from).unwrap_or_else(|| {
@@ -31,7 +31,8 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 async fn latency() {
     let options = ConnectOptions { kubeconfig: Some(kubeconfig()), ..Default::default() };
     let client = connect(&options).await.expect("the testbed is up (tests/testbed/testbed.sh up)").client;
-    let namespace = rehearse::exec::namespace::create(&client, "bench latency").await.unwrap();
+    let own = rehearse::exec::namespace::create(&client, "bench latency").await.unwrap();
+    let namespace = own.name.clone();
     let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
     let pod: Pod = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "probe", "labels": {"round": "0"}},
@@ -39,7 +40,8 @@ async fn latency() {
     }))
     .unwrap();
     pods.create(&PostParams::default(), &pod).await.unwrap();
-    let view = View::start(&client, &namespace).await.unwrap();
+    let nodes = Nodes::start(&client).await.unwrap();
+    let view = View::start(&client, &namespace, &nodes).await.unwrap();
     let (mut from_send, mut from_response) = (Vec::new(), Vec::new());
     for round in 1..=200 {
         let wanted = round.to_string();
@@ -69,7 +71,7 @@ async fn latency() {
         from_send.push(done - sent);
         from_response.push(done.saturating_duration_since(responded));
     }
-    rehearse::exec::namespace::delete(&client, &namespace).await.unwrap();
+    rehearse::exec::namespace::delete(&client, &own).await.unwrap();
     println!(
         "latency over 200 changes: change sent -> expectation done: median {:?}, p90 {:?}; API response -> done: median {:?}",
         median(from_send.clone()),

@@ -5,6 +5,7 @@ use std::time::Instant;
 use futures::StreamExt;
 use rehearse::check::{CheckedFile, Checker, find_scripts};
 use rehearse::cluster::connect::{ConnectError, ConnectOptions, connect};
+use rehearse::exec::view::Nodes;
 use rehearse::exec::{RunOptions, ScenarioJob, run_scenario};
 use rehearse::report::document::{ScenarioResult, Status};
 use rehearse::report::progress::Progress;
@@ -70,8 +71,17 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
     }
     eprintln!("running on context `{}`", connection.context);
 
+    let nodes = match Nodes::start(&connection.client).await {
+        Ok(nodes) => nodes,
+        Err(error) => {
+            eprintln!("error: cannot watch the nodes of context `{}`: {error}", connection.context);
+            return exit::INFRASTRUCTURE;
+        }
+    };
     let run_options = RunOptions {
         client: connection.client.clone(),
+        nodes,
+        resources: Default::default(),
         keep_namespace: args.keep,
         snapshots: if args.update_snapshots { SnapshotMode::Update } else { SnapshotMode::Check },
         progress: Progress::default(),

@@ -240,6 +240,24 @@ async fn keep_leaves_the_namespace_and_says_so() {
 }
 
 #[tokio::test]
+async fn cleanup_deletes_only_the_namespace_it_created() {
+    let client = common::client().await;
+    let namespaces = Api::<Namespace>::all(client.clone());
+    // A namespace of the same name that rehearse did not create (another uid) is left alone.
+    let foreign = common::TestNamespace::new(&client, "not-rehearse").await;
+    let impostor = rehearse::exec::namespace::OwnNamespace { name: foreign.name.clone(), uid: "another-uid".into() };
+    rehearse::exec::namespace::delete(&client, &impostor).await.unwrap();
+    let still = namespaces.get(&foreign.name).await.unwrap();
+    assert!(still.metadata.deletion_timestamp.is_none(), "a namespace rehearse did not create was deleted");
+    // Its own is deleted, and deleting it again (gone or terminating) is not an error.
+    let own = rehearse::exec::namespace::create(&client, "cleanup test").await.unwrap();
+    rehearse::exec::namespace::delete(&client, &own).await.unwrap();
+    let terminating = namespaces.get_opt(&own.name).await.unwrap();
+    assert!(terminating.is_none_or(|n| n.metadata.deletion_timestamp.is_some()));
+    rehearse::exec::namespace::delete(&client, &own).await.unwrap();
+}
+
+#[tokio::test]
 async fn ctrl_c_stops_the_run_and_deletes_the_namespace() {
     let dir = tempfile::tempdir().unwrap();
     let path = script(

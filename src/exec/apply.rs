@@ -1,11 +1,13 @@
 //! `apply` and `convert`: server-side apply with one field manager, into the scenario's namespace.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Mutex;
 
 use kube::Client;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
-use kube::core::GroupVersionKind;
-use kube::discovery::{Scope, pinned_kind};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::discovery::{ApiCapabilities, Scope, pinned_kind};
 
 use super::StepError;
 use crate::check::manifests::manifest_files;
@@ -31,9 +33,29 @@ pub fn documents_from_text(text: &str) -> Result<Vec<serde_json::Value>, String>
     Ok(documents.into_iter().filter(|d| !d.is_null()).collect())
 }
 
+/// What discovery said of each kind, asked once per run rather than once per manifest.
+#[derive(Default)]
+pub struct Resources(Mutex<HashMap<GroupVersionKind, (ApiResource, ApiCapabilities)>>);
+
+impl Resources {
+    async fn resolve(
+        &self,
+        client: &Client,
+        gvk: &GroupVersionKind,
+    ) -> Result<(ApiResource, ApiCapabilities), kube::Error> {
+        if let Some(found) = self.0.lock().unwrap_or_else(|e| e.into_inner()).get(gvk) {
+            return Ok(found.clone());
+        }
+        let found = pinned_kind(client, gvk).await?;
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(gvk.clone(), found.clone());
+        Ok(found)
+    }
+}
+
 /// Applies each document into the namespace; returns the objects as the API stored them.
 pub async fn apply_all(
     client: &Client,
+    resources: &Resources,
     namespace: &str,
     documents: Vec<serde_json::Value>,
 ) -> Result<Vec<DynamicObject>, StepError> {
@@ -47,7 +69,7 @@ pub async fn apply_all(
         }
         let (group, version) = api_version.split_once('/').unwrap_or(("", &api_version));
         let gvk = GroupVersionKind::gvk(group, version, &kind);
-        let (resource, capabilities) = pinned_kind(client, &gvk).await.map_err(|e| match e {
+        let (resource, capabilities) = resources.resolve(client, &gvk).await.map_err(|e| match e {
             kube::Error::Api(_) | kube::Error::Discovery(_) => {
                 StepError::Failed(format!("the cluster does not serve {api_version} {kind}: {e}"))
             }

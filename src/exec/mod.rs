@@ -32,6 +32,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct RunOptions {
     pub client: Client,
+    /// The node watch every scenario's view shares.
+    pub nodes: view::Nodes,
+    /// Discovery answers, shared by every scenario's `apply`.
+    pub resources: Arc<apply::Resources>,
     pub keep_namespace: bool,
     pub snapshots: SnapshotMode,
     pub progress: crate::report::progress::Progress,
@@ -96,6 +100,7 @@ impl From<kube::Error> for StepError {
 /// Everything a step can touch while it runs.
 pub struct Context<'a> {
     pub client: Client,
+    pub resources: Arc<apply::Resources>,
     pub namespace: String,
     pub view: View,
     pub variables: HashMap<String, Value>,
@@ -206,9 +211,9 @@ pub async fn run_scenario(
             return result;
         }
     };
-    result.namespace = namespace.clone();
+    result.namespace = namespace.name.clone();
     let outcome = tokio::select! {
-        outcome = run_steps(job, options, &namespace, &mut result) => outcome,
+        outcome = run_steps(job, options, &namespace.name, &mut result) => outcome,
         () = cancel.cancelled() => {
             result.status = Status::Error;
             result.failure = Some("interrupted".into());
@@ -223,7 +228,7 @@ pub async fn run_scenario(
     if options.keep_namespace {
         result.kept = true;
     } else if let Err(error) = namespace::delete(&options.client, &namespace).await {
-        result.failure.get_or_insert(format!("cannot delete namespace {namespace}: {error}"));
+        result.failure.get_or_insert(format!("cannot delete namespace {}: {error}", namespace.name));
         result.status = Status::Error;
     }
     options.progress.done(&job.scenario.name.value);
@@ -237,7 +242,7 @@ async fn run_steps(
     namespace: &str,
     result: &mut ScenarioResult,
 ) -> Result<(), String> {
-    let view = View::start(&options.client, namespace)
+    let view = View::start(&options.client, namespace, &options.nodes)
         .await
         .map_err(|e| format!("cannot watch namespace {namespace}: {e}"))?;
     // A real cluster cannot grow nodes for a scenario: say so up front rather than fail a step later.
@@ -262,6 +267,7 @@ async fn run_steps(
     let mut snapshots = Snapshots::new(job.path, options.snapshots);
     let mut context = Context {
         client: options.client.clone(),
+        resources: options.resources.clone(),
         namespace: namespace.to_string(),
         view,
         variables: HashMap::new(),

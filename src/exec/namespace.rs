@@ -1,9 +1,9 @@
 //! Each scenario runs in a namespace it creates and labels as its own, and deletes afterwards.
-//! rehearse never deletes a namespace without its label.
+//! rehearse never deletes a namespace it did not create (it deletes by uid).
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 
 /// The label that marks a namespace as made by rehearse.
 pub const OWNER_LABEL: &str = "app.kubernetes.io/managed-by";
@@ -30,26 +30,37 @@ fn rand_u32() -> u32 {
     hasher.finish() as u32
 }
 
-pub async fn create(client: &Client, scenario: &str) -> Result<String, kube::Error> {
+/// A namespace rehearse created: its name, and the uid that tells it apart from any namespace
+/// given the same name later.
+#[derive(Clone, Debug)]
+pub struct OwnNamespace {
+    pub name: String,
+    pub uid: String,
+}
+
+pub async fn create(client: &Client, scenario: &str) -> Result<OwnNamespace, kube::Error> {
     let name = name_for(scenario);
     let namespace: Namespace = serde_json::from_value(serde_json::json!({
         "metadata": {"name": name, "labels": {OWNER_LABEL: OWNER_VALUE}}
     }))
     .expect("a valid namespace");
-    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &namespace).await?;
-    Ok(name)
+    let created = Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &namespace).await?;
+    Ok(OwnNamespace { name, uid: created.metadata.uid.unwrap_or_default() })
 }
 
-/// Deletes the namespace if, and only if, rehearse made it.
-pub async fn delete(client: &Client, name: &str) -> Result<(), kube::Error> {
-    let api = Api::<Namespace>::all(client.clone());
-    let Some(namespace) = api.get_opt(name).await? else { return Ok(()) };
-    let ours =
-        namespace.metadata.labels.as_ref().and_then(|l| l.get(OWNER_LABEL)).map(String::as_str) == Some(OWNER_VALUE);
-    if ours {
-        api.delete(name, &DeleteParams::background()).await?;
+/// Deletes the namespace rehearse created, and only that one: the uid precondition makes the API
+/// refuse to delete any other namespace that has the same name by now. Gone already is fine.
+pub async fn delete(client: &Client, namespace: &OwnNamespace) -> Result<(), kube::Error> {
+    let params = DeleteParams {
+        preconditions: Some(Preconditions { uid: Some(namespace.uid.clone()), resource_version: None }),
+        ..DeleteParams::background()
+    };
+    match Api::<Namespace>::all(client.clone()).delete(&namespace.name, &params).await {
+        Ok(_) => Ok(()),
+        // 404: gone already; 409: the name now belongs to a namespace rehearse did not make.
+        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(()),
+        Err(error) => Err(error),
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ pub async fn run(step: &Step, context: &mut Context<'_>, timeout: Duration) -> R
                 ApplySource::Path(path) => documents_from_path(&context.base_dir.join(&path.value))?,
                 ApplySource::Inline(yaml) => documents_from_text(&yaml.text).map_err(StepError::Failed)?,
             };
-            let applied = apply_all(&context.client, &context.namespace, documents).await?;
+            let applied = apply_all(&context.client, &context.resources, &context.namespace, documents).await?;
             let names: Vec<String> = applied
                 .iter()
                 .map(|o| {

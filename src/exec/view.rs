@@ -20,6 +20,37 @@ use tokio::task::JoinSet;
 use crate::model::Kind;
 use crate::model::labels::Labels;
 
+/// The cluster's nodes, watched once per run and shared by every scenario's view: nodes are
+/// cluster-wide, so one watch serves all namespaces.
+#[derive(Clone)]
+pub struct Nodes {
+    store: Store<Node>,
+    changes: watch::Receiver<u64>,
+    _task: Arc<AbortOnDrop>,
+}
+
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Nodes {
+    /// Starts the node watch and returns once it holds the initial list.
+    pub async fn start(client: &Client) -> Result<Nodes, kube::Error> {
+        let (bump, changes) = watch::channel(0);
+        let (store, drive) = reflect(Api::<Node>::all(client.clone()), bump);
+        let task = Arc::new(AbortOnDrop(tokio::spawn(drive).abort_handle()));
+        let nodes = Nodes { store, changes, _task: task };
+        if tokio::time::timeout(std::time::Duration::from_secs(30), nodes.store.wait_until_ready()).await.is_err() {
+            Api::<Node>::all(client.clone()).list(&Default::default()).await?;
+        }
+        Ok(nodes)
+    }
+}
+
 /// Stores for every kind the steps look at, and a counter bumped after each change.
 pub struct View {
     pub pods: Store<Pod>,
@@ -33,29 +64,48 @@ pub struct View {
     tasks: JoinSet<()>,
 }
 
-fn feed<K>(api: Api<K>, bump: watch::Sender<u64>, tasks: &mut JoinSet<()>) -> Store<K>
+/// A store fed by a reflector, and the future that drives it (bumping `bump` after each change).
+fn reflect<K>(api: Api<K>, bump: watch::Sender<u64>) -> (Store<K>, impl Future<Output = ()> + Send + 'static)
 where
     K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
     let (reader, writer) = reflector::store::<K>();
     let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()).default_backoff());
-    tasks.spawn(async move {
+    let drive = async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
             if event.is_ok() {
                 bump.send_modify(|n| *n += 1);
             }
         }
-    });
-    reader
+    };
+    (reader, drive)
+}
+
+fn feed<K>(api: Api<K>, bump: watch::Sender<u64>, tasks: &mut JoinSet<()>) -> Store<K>
+where
+    K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let (store, drive) = reflect(api, bump);
+    tasks.spawn(drive);
+    store
 }
 
 impl View {
-    /// Starts the watches and returns once every store has its initial list.
-    pub async fn start(client: &Client, namespace: &str) -> Result<View, kube::Error> {
+    /// Starts the namespace's watches and returns once every store has its initial list.
+    pub async fn start(client: &Client, namespace: &str, nodes: &Nodes) -> Result<View, kube::Error> {
         let (bump, changes) = watch::channel(0);
         let mut tasks = JoinSet::new();
+        // A node change wakes this view's expectations like a change in its own namespace.
+        let mut node_changes = nodes.changes.clone();
+        let node_bump = bump.clone();
+        tasks.spawn(async move {
+            while node_changes.changed().await.is_ok() {
+                node_bump.send_modify(|n| *n += 1);
+            }
+        });
         let view = View {
             pods: feed(Api::namespaced(client.clone(), namespace), bump.clone(), &mut tasks),
             slices: feed(Api::namespaced(client.clone(), namespace), bump.clone(), &mut tasks),
@@ -63,7 +113,7 @@ impl View {
             replica_sets: feed(Api::namespaced(client.clone(), namespace), bump.clone(), &mut tasks),
             deployments: feed(Api::namespaced(client.clone(), namespace), bump.clone(), &mut tasks),
             daemon_sets: feed(Api::namespaced(client.clone(), namespace), bump.clone(), &mut tasks),
-            nodes: feed(Api::all(client.clone()), bump, &mut tasks),
+            nodes: nodes.store.clone(),
             changes,
             tasks,
         };
@@ -74,7 +124,6 @@ impl View {
             let _ = view.replica_sets.wait_until_ready().await;
             let _ = view.deployments.wait_until_ready().await;
             let _ = view.daemon_sets.wait_until_ready().await;
-            let _ = view.nodes.wait_until_ready().await;
         };
         if tokio::time::timeout(std::time::Duration::from_secs(30), ready).await.is_err() {
             // Most likely the API refused the watches; say so with the API's own words.

@@ -409,7 +409,7 @@ component_args() {
         --secure-port="$KCM_PORT" \
         --cert-dir="$PKI/kcm-certdir" \
         --leader-elect=false \
-        --controllers='*' \
+        --controllers='*,-endpoints-controller,-endpointslice-mirroring-controller,-disruption-controller,-persistentvolume-attach-detach-controller,-persistentvolumeclaim-protection-controller,-ephemeral-volume-controller,-taint-eviction-controller,-device-taint-eviction-controller,-resourceclaim-controller' \
         --service-account-private-key-file="$PKI/sa.key" \
         --root-ca-file="$PKI/ca.crt" \
         --cluster-signing-cert-file="$PKI/ca.crt" \
@@ -419,6 +419,7 @@ component_args() {
         --kube-api-qps=1000 \
         --kube-api-burst=2000 \
         --concurrent-daemonset-syncs=10 \
+        --endpointslice-updates-batch-period=50ms \
         --profiling=false
       ;;
     kube-scheduler)
@@ -472,7 +473,7 @@ start_component() {
   FAILED_COMPONENT=$name
   log "starting $name"
   # setsid + nohup: the component outlives this script and its terminal.
-  (cd "$RUN_DIR" && exec setsid nohup "$BIN_DIR/$name" "${args[@]}" \
+  (cd "$RUN_DIR" && GOGC=400 exec setsid nohup "$BIN_DIR/$name" "${args[@]}" \
     </dev/null >"$RUN_DIR/logs/$name.log" 2>&1 9>&-) &
   echo $! >"$(pid_file "$name")"
 }
