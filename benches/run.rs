@@ -2,7 +2,10 @@
 //!
 //! 1. latency: a pod is relabelled and a view-driven expectation waits for it; the figure is the
 //!    time from sending the PATCH (and from receiving its response) to the expectation completing;
-//! 2. the runbook suite with `--jobs 1` and `--jobs 4` (median wall of 3 runs each);
+//! 2. the runbook suite with `--jobs 1`, `--jobs 4` and `--jobs 12` (all its scenarios at once):
+//!    median wall of 5 interleaved runs each (`REHEARSE_BENCH_ROUNDS`), every run on a quiet
+//!    cluster (the earlier runs' namespaces deleted), with the CPU the control plane and rehearse
+//!    used during it;
 //! 3. peak memory (max RSS) of `rehearse run` on the suite, from `/usr/bin/time`.
 //!
 //! Run with `cargo bench --bench run`. Targets (issue 4): median latency under 10 ms, --jobs 4 at
@@ -12,7 +15,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use rehearse::cluster::connect::{ConnectOptions, connect};
 use rehearse::exec::view::{Nodes, View};
@@ -84,37 +87,112 @@ async fn latency() {
     );
 }
 
-fn suite(jobs: &str) -> (Duration, Option<u64>) {
+/// One run of the suite: its wall time, rehearse's peak memory and CPU, and the control plane's CPU.
+struct SuiteRun {
+    wall: Duration,
+    max_rss_kb: Option<u64>,
+    rehearse_cpu: Option<f64>,
+    control_plane_cpu: Option<f64>,
+}
+
+/// CPU seconds used so far by the testbed's components (from their pid files and /proc), if the
+/// testbed runs on this machine.
+fn control_plane_cpu() -> Option<f64> {
+    let dir = kubeconfig().parent()?.join("pids");
+    let ticks = 100.0; // USER_HZ on Linux
+    let mut total = 0.0;
+    for entry in std::fs::read_dir(dir).ok()? {
+        let pid = std::fs::read_to_string(entry.ok()?.path()).ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).ok()?;
+        // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        total += (fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?) / ticks;
+    }
+    Some(total)
+}
+
+/// Waits (watch-driven) until no scenario namespace is left from an earlier run, so every run
+/// starts on a quiet cluster as a user's single run would, not during the last run's cleanup.
+async fn quiet_cluster() {
+    let options = ConnectOptions { kubeconfig: Some(kubeconfig()), ..Default::default() };
+    let client = connect(&options).await.unwrap().client;
+    let label = format!("{}={}", rehearse::exec::namespace::OWNER_LABEL, rehearse::exec::namespace::OWNER_VALUE);
+    let config = kube::runtime::watcher::Config::default().labels(&label);
+    rehearse::cluster::until(Api::<Namespace>::all(client), config, Duration::from_secs(180), |namespaces| {
+        namespaces.is_empty().then_some(())
+    })
+    .await
+    .expect("the earlier runs' namespaces are deleted within 3 minutes");
+}
+
+fn suite(runtime: &tokio::runtime::Runtime, jobs: &str) -> SuiteRun {
+    runtime.block_on(quiet_cluster());
     let binary = env!("CARGO_BIN_EXE_rehearse");
     let timed = std::path::Path::new("/usr/bin/time").exists();
     let mut command = if timed {
         let mut c = Command::new("/usr/bin/time");
-        c.args(["-f", "maxrss_kb=%M", binary]);
+        c.args(["-f", "maxrss_kb=%M cpu_s=%U+%S", binary]);
         c
     } else {
         Command::new(binary)
     };
     command.args(["run", "--jobs", jobs, "scenarios"]).env("KUBECONFIG", kubeconfig()).env("CI", "1");
+    let cpu_before = control_plane_cpu();
     let started = Instant::now();
     let output = command.output().unwrap();
-    let elapsed = started.elapsed();
+    let wall = started.elapsed();
+    let cpu_after = control_plane_cpu();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
-    let rss = stderr.lines().find_map(|l| l.strip_prefix("maxrss_kb=")).and_then(|v| v.trim().parse().ok());
-    (elapsed, rss)
+    let field = |name: &str| {
+        stderr.lines().find_map(|l| l.split_whitespace().find_map(|f| f.strip_prefix(name)).map(str::to_string))
+    };
+    SuiteRun {
+        wall,
+        max_rss_kb: field("maxrss_kb=").and_then(|v| v.parse().ok()),
+        rehearse_cpu: field("cpu_s=").and_then(|v| {
+            let (user, system) = v.split_once('+')?;
+            Some(user.parse::<f64>().ok()? + system.parse::<f64>().ok()?)
+        }),
+        control_plane_cpu: cpu_before.zip(cpu_after).map(|(before, after)| after - before),
+    }
+}
+
+fn median_of(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied()
 }
 
 fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(latency());
-    let mut peak = 0;
-    for jobs in ["1", "4"] {
-        let runs: Vec<(Duration, Option<u64>)> = (0..3).map(|_| suite(jobs)).collect();
-        peak = runs.iter().filter_map(|r| r.1).max().unwrap_or(0).max(peak);
+    let rounds: usize = std::env::var("REHEARSE_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
+    let job_counts = ["1", "4", "12"];
+    // Interleaved rounds, so a slow spell of the machine hits every job count alike.
+    let mut runs: Vec<Vec<SuiteRun>> = job_counts.iter().map(|_| Vec::new()).collect();
+    for _ in 0..rounds {
+        for (i, jobs) in job_counts.iter().enumerate() {
+            runs[i].push(suite(&runtime, jobs));
+        }
+    }
+    let walls: Vec<Duration> = runs.iter().map(|r| median(r.iter().map(|s| s.wall).collect())).collect();
+    for (i, jobs) in job_counts.iter().enumerate() {
+        let control_plane = median_of(runs[i].iter().filter_map(|r| r.control_plane_cpu));
+        let own = median_of(runs[i].iter().filter_map(|r| r.rehearse_cpu));
+        let busy = control_plane.zip(own).map(|(c, o)| (c + o) / (walls[i].as_secs_f64() * cores) * 100.0);
         println!(
-            "runbook suite --jobs {jobs}: median wall {:?} over 3 runs",
-            median(runs.iter().map(|r| r.0).collect())
+            "runbook suite --jobs {jobs:>2}: median wall {:.2} s over {rounds} runs (each {}); speed-up over --jobs 1: {:.2}x; \
+             CPU during the run: control plane {}, rehearse {}, machine busy {}",
+            walls[i].as_secs_f64(),
+            runs[i].iter().map(|r| format!("{:.2}", r.wall.as_secs_f64())).collect::<Vec<_>>().join(" "),
+            walls[0].as_secs_f64() / walls[i].as_secs_f64(),
+            control_plane.map_or("n/a".into(), |c| format!("{c:.2} s")),
+            own.map_or("n/a".into(), |c| format!("{c:.2} s")),
+            busy.map_or("n/a".into(), |b| format!("{b:.0}% of {cores} cores")),
         );
     }
+    let peak = runs.iter().flatten().filter_map(|r| r.max_rss_kb).max().unwrap_or(0);
     println!("peak memory of `rehearse run`: {:.1} MB (max RSS)", peak as f64 / 1024.0);
 }
