@@ -325,13 +325,14 @@ fn rolled_out(context: &Context<'_>, target: &ObjectRef) -> Verdict {
     }
 }
 
-/// Waits until every Service's ready endpoints are exactly the ready pods its selector matches,
-/// so a snapshot records a settled state rather than one the endpoint controller is still updating.
-pub async fn settle(context: &Context<'_>, timeout: Duration) -> Result<(), StepError> {
+/// Waits until the ready endpoints of every Service (or of `only` that one) are exactly the ready
+/// pods its selector matches: the endpoint controller lags the pods (by its batching, or a retry),
+/// so a snapshot records, and a guard starts from, a settled state rather than one in flux.
+pub async fn settle(context: &Context<'_>, timeout: Duration, only: Option<&str>) -> Result<(), StepError> {
     let deadline = tokio::time::Instant::now() + timeout;
     let unsettled = |view: &super::view::View| {
         let service = view.services.state().iter().find_map(|service| {
-            let name = service.metadata.name.clone()?;
+            let name = service.metadata.name.clone().filter(|name| only.is_none_or(|only| only == name))?;
             let selector = service.spec.as_ref()?.selector.clone().filter(|s| !s.is_empty())?;
             let mut expected: Vec<String> = view
                 .live_pods()
@@ -349,7 +350,7 @@ pub async fn settle(context: &Context<'_>, timeout: Duration) -> Result<(), Step
     };
     context.view.wait_for(deadline, unsettled).await.map_err(|service| {
         StepError::Failed(format!(
-            "service/{service}'s endpoints never caught up with its ready pods, so there is no settled state to record"
+            "service/{service}'s endpoints never caught up with its ready pods, so there is no settled state to start from"
         ))
     })
 }

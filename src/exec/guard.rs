@@ -61,6 +61,9 @@ pub async fn start(
         },
     };
     let name = service.name.value.clone();
+    // Judge from a settled start: right after `wait rollout` the pods are ready but the endpoint
+    // controller may not have published them yet, and that lag is not the script's gap.
+    super::expect::settle(context, context.timeout, Some(&name)).await?;
     let api: Api<EndpointSlice> = Api::namespaced(context.client.clone(), &context.namespace);
     let config = watcher::Config::default().labels(&format!("kubernetes.io/service-name={name}"));
     let (reader, writer) = reflector::store::<EndpointSlice>();

@@ -90,7 +90,7 @@ pub async fn run(step: &Step, context: &mut Context<'_>, timeout: Duration) -> R
             Ok(format!("started pod/{} with {}", name.value, describe::labels(&pod_labels)))
         }
         StepKind::Snapshot { name } => {
-            expect::settle(context, timeout).await?;
+            expect::settle(context, timeout, None).await?;
             let body = expect::snapshot_body(context);
             let outcome = context.snapshots.record(context.scenario_name, &name.value, &body);
             Ok(outcome)
