@@ -26,9 +26,11 @@ fn kubeconfig() -> PathBuf {
     })
 }
 
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
+/// The middle sample (the upper one of an even count); `None` without samples.
+fn median<T: Copy + PartialOrd>(samples: impl IntoIterator<Item = T>) -> Option<T> {
+    let mut samples: Vec<T> = samples.into_iter().collect();
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    samples.get(samples.len() / 2).copied()
 }
 
 async fn latency() {
@@ -77,13 +79,13 @@ async fn latency() {
     rehearse::exec::namespace::delete(&client, &own).await.unwrap();
     println!(
         "latency over 200 changes: change sent -> expectation done: median {:?}, p90 {:?}; API response -> done: median {:?}",
-        median(from_send.clone()),
+        median(from_send.iter().copied()).unwrap_or_default(),
         {
             let mut s = from_send.clone();
             s.sort();
             s[s.len() * 9 / 10]
         },
-        median(from_response)
+        median(from_response).unwrap_or_default()
     );
 }
 
@@ -113,20 +115,18 @@ fn control_plane_cpu() -> Option<f64> {
 
 /// Waits (watch-driven) until no scenario namespace is left from an earlier run, so every run
 /// starts on a quiet cluster as a user's single run would, not during the last run's cleanup.
-async fn quiet_cluster() {
-    let options = ConnectOptions { kubeconfig: Some(kubeconfig()), ..Default::default() };
-    let client = connect(&options).await.unwrap().client;
+async fn quiet_cluster(client: &kube::Client) {
     let label = format!("{}={}", rehearse::exec::namespace::OWNER_LABEL, rehearse::exec::namespace::OWNER_VALUE);
     let config = kube::runtime::watcher::Config::default().labels(&label);
-    rehearse::cluster::until(Api::<Namespace>::all(client), config, Duration::from_secs(180), |namespaces| {
+    rehearse::cluster::until(Api::<Namespace>::all(client.clone()), config, Duration::from_secs(180), |namespaces| {
         namespaces.is_empty().then_some(())
     })
     .await
     .expect("the earlier runs' namespaces are deleted within 3 minutes");
 }
 
-fn suite(runtime: &tokio::runtime::Runtime, jobs: &str) -> SuiteRun {
-    runtime.block_on(quiet_cluster());
+fn suite(runtime: &tokio::runtime::Runtime, client: &kube::Client, jobs: &str) -> SuiteRun {
+    runtime.block_on(quiet_cluster(client));
     let binary = env!("CARGO_BIN_EXE_rehearse");
     let timed = std::path::Path::new("/usr/bin/time").exists();
     let mut command = if timed {
@@ -158,15 +158,11 @@ fn suite(runtime: &tokio::runtime::Runtime, jobs: &str) -> SuiteRun {
     }
 }
 
-fn median_of(values: impl Iterator<Item = f64>) -> Option<f64> {
-    let mut values: Vec<f64> = values.collect();
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied()
-}
-
 fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(latency());
+    let options = ConnectOptions { kubeconfig: Some(kubeconfig()), ..Default::default() };
+    let client = runtime.block_on(connect(&options)).expect("the testbed is up").client;
     let rounds: usize = std::env::var("REHEARSE_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
     let job_counts = ["1", "4", "12"];
@@ -174,13 +170,13 @@ fn main() {
     let mut runs: Vec<Vec<SuiteRun>> = job_counts.iter().map(|_| Vec::new()).collect();
     for _ in 0..rounds {
         for (i, jobs) in job_counts.iter().enumerate() {
-            runs[i].push(suite(&runtime, jobs));
+            runs[i].push(suite(&runtime, &client, jobs));
         }
     }
-    let walls: Vec<Duration> = runs.iter().map(|r| median(r.iter().map(|s| s.wall).collect())).collect();
+    let walls: Vec<Duration> = runs.iter().map(|r| median(r.iter().map(|s| s.wall)).unwrap_or_default()).collect();
     for (i, jobs) in job_counts.iter().enumerate() {
-        let control_plane = median_of(runs[i].iter().filter_map(|r| r.control_plane_cpu));
-        let own = median_of(runs[i].iter().filter_map(|r| r.rehearse_cpu));
+        let control_plane = median(runs[i].iter().filter_map(|r| r.control_plane_cpu));
+        let own = median(runs[i].iter().filter_map(|r| r.rehearse_cpu));
         let busy = control_plane.zip(own).map(|(c, o)| (c + o) / (walls[i].as_secs_f64() * cores) * 100.0);
         println!(
             "runbook suite --jobs {jobs:>2}: median wall {:.2} s over {rounds} runs (each {}); speed-up over --jobs 1: {:.2}x; \

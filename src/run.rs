@@ -74,7 +74,10 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
     let nodes = match Nodes::start(&connection.client).await {
         Ok(nodes) => nodes,
         Err(error) => {
-            eprintln!("error: cannot watch the nodes of context `{}`: {error}", connection.context);
+            eprintln!(
+                "error: cannot watch the nodes of context `{}`: {error}\n  rehearse needs to list and watch nodes (for `nodes` settings and one-per-node expectations)",
+                connection.context
+            );
             return exit::INFRASTRUCTURE;
         }
     };

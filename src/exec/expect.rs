@@ -350,7 +350,7 @@ pub async fn settle(context: &Context<'_>, timeout: Duration, only: Option<&str>
     };
     context.view.wait_for(deadline, unsettled).await.map_err(|service| {
         StepError::Failed(format!(
-            "service/{service}'s endpoints never caught up with its ready pods, so there is no settled state to start from"
+            "service/{service}'s ready endpoints never matched the ready pods its selector picks: the endpoint controller is behind or stuck"
         ))
     })
 }
