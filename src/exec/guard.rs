@@ -51,6 +51,7 @@ pub async fn start(
     invariant: &Invariant,
     expect_violation: bool,
     line: usize,
+    timeout: std::time::Duration,
 ) -> Result<Guard, StepError> {
     let minimum = match invariant {
         Invariant::AlwaysServing(_) => 1,
@@ -63,7 +64,7 @@ pub async fn start(
     let name = service.name.value.clone();
     // Judge from a settled start: right after `wait rollout` the pods are ready but the endpoint
     // controller may not have published them yet, and that lag is not the script's gap.
-    super::expect::settle(context, context.timeout, Some(&name)).await?;
+    super::expect::settle(context, timeout, Some(&name)).await?;
     let api: Api<EndpointSlice> = Api::namespaced(context.client.clone(), &context.namespace);
     let config = watcher::Config::default().labels(&format!("kubernetes.io/service-name={name}"));
     let (reader, writer) = reflector::store::<EndpointSlice>();
@@ -114,7 +115,7 @@ pub async fn start(
         violations
     });
     // The guard starts watching before the next step runs.
-    let _ = tokio::time::timeout(context.timeout, listed_rx).await;
+    let _ = tokio::time::timeout(timeout, listed_rx).await;
     let invariant = match invariant {
         Invariant::AlwaysServing(_) => "always-serving".to_string(),
         Invariant::AtLeast(_) => format!("at-least {minimum}"),

@@ -302,7 +302,7 @@ async fn run_steps(
         let outcome = if let Err(error) = caught_up {
             Err(error)
         } else if let StepKind::Guard { service, invariant, expect_violation } = &step.kind {
-            let started = guard::start(&context, service, invariant, *expect_violation, line).await;
+            let started = guard::start(&context, service, invariant, *expect_violation, line, timeout).await;
             started.map(|g| {
                 let note = g.describe();
                 guards.push(g);
