@@ -4,9 +4,10 @@
 use super::Context;
 use crate::diagnostic::Diagnostic;
 use crate::model::labels::{validate_key, validate_value};
-use crate::model::{LabelChangeKind, Operator, Selector};
+use crate::model::{LabelChangeKind, Operator, Requirement, Selector};
 use crate::span::Spanned;
-use crate::syntax::ast::{Scenario, SelectMode, StepKind};
+use crate::syntax::ast::{Binding, Scenario, SelectMode, StepKind, value_variable};
+use crate::syntax::format;
 
 pub(super) fn check(scenario: &Scenario, context: &mut Context) {
     for step in scenario.all_steps() {
@@ -26,6 +27,9 @@ pub(super) fn check(scenario: &Scenario, context: &mut Context) {
         if let StepKind::Select { mode, selector, .. } = &step.kind {
             service_selector(*mode, selector, context);
         }
+        if let StepKind::Let { value: Binding::LabelOf { key: label_key, .. }, .. } = &step.kind {
+            key(label_key, context);
+        }
     }
 }
 
@@ -39,24 +43,54 @@ fn key(key: &Spanned<String>, context: &mut Context) {
     }
 }
 
+/// A value written `$name` is a variable's, known only when the step runs (and checked then).
 fn value(value: &Spanned<String>, context: &mut Context) {
+    if value_variable(&value.value).is_some() {
+        return;
+    }
     if let Err(error) = validate_value(&value.value) {
+        let help = if value.value.contains('$') {
+            format!("{}; a variable stands for a whole value: `key=$name`", error.help)
+        } else {
+            error.help.to_string()
+        };
         context.report(
             Diagnostic::error(
                 "rehearse::labels::invalid_value",
                 format!("`{}` is not a valid label value", value.value),
             )
             .label(value.span, error.problem)
-            .help(error.help),
+            .help(help),
         );
     }
 }
 
 fn never_matches(selector: &Selector, context: &mut Context) {
-    if let Some(conflict) = selector.conflict() {
-        let diagnostic =
-            Diagnostic::error("rehearse::labels::never_matches", format!("the selector `{selector}` can never match"))
-                .label(conflict.second, conflict.reason);
+    // A variable's value is known only when the step runs (`app=$a,app=b` may well match): judge
+    // `key=$a` and `key in ($a,b)` as "key exists", and `key!=$a` as no requirement.
+    let known = Selector {
+        requirements: selector
+            .requirements
+            .iter()
+            .filter_map(|r| {
+                if !r.values.iter().any(|v| value_variable(&v.value).is_some()) {
+                    return Some(r.clone());
+                }
+                matches!(r.operator, Operator::Equals | Operator::In).then(|| Requirement {
+                    operator: Operator::Exists,
+                    values: Vec::new(),
+                    ..r.clone()
+                })
+            })
+            .collect(),
+        span: selector.span,
+    };
+    if let Some(conflict) = known.conflict() {
+        let diagnostic = Diagnostic::error(
+            "rehearse::labels::never_matches",
+            format!("the selector `{}` can never match", format::selector(selector)),
+        )
+        .label(conflict.second, conflict.reason);
         let diagnostic = if conflict.first != conflict.second {
             diagnostic.label(conflict.first, "conflicts with this")
         } else {

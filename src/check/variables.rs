@@ -4,9 +4,10 @@ use std::collections::HashMap;
 
 use super::Context;
 use crate::diagnostic::{Diagnostic, did_you_mean};
-use crate::model::Kind;
+use crate::model::{Kind, LabelChangeKind};
 use crate::span::{Span, Spanned};
-use crate::syntax::ast::{Binding, Count, Scenario, StepKind, Target};
+use crate::syntax::ast::{ApplySource, Binding, Count, Scenario, Step, StepKind, Target, value_variable};
+use crate::syntax::placeholders::{Piece, pieces};
 
 /// What a `let` binds.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -54,9 +55,14 @@ pub(super) fn check(scenario: &Scenario, context: &mut Context) {
                 use_variable(name, &[Holds::Number], &mut defined, &later, context);
             }
         }
+        // `$x` as a label or selector value, `${{ x }}` in inline YAML: any value substitutes as text.
+        for name in substituted(step, context) {
+            use_variable(&name, ANY, &mut defined, &later, context);
+        }
         if let StepKind::Let { name, value } = &step.kind {
             let holds = match value {
                 Binding::OneOf(selection) => Holds::Object(selection.kind),
+                Binding::LabelOf { .. } | Binding::NameOf(_) => Holds::Text,
                 Binding::Object(object) => Holds::Object(object.kind),
                 Binding::Text(_) => Holds::Text,
                 Binding::Number(_) => Holds::Number,
@@ -86,6 +92,43 @@ pub(super) fn check(scenario: &Scenario, context: &mut Context) {
                 .help("use it in a later step, or remove the `let`"),
         );
     }
+}
+
+/// What can be substituted as text: every kind of value (an object by its name).
+const ANY: &[Holds] = &[Holds::Object(None), Holds::Text, Holds::Number];
+
+/// The variables a step substitutes as text: `$x` label and selector values, and `${{ x }}` in
+/// its inline YAML (reporting a `${{` that names no variable).
+fn substituted(step: &Step, context: &mut Context) -> Vec<Spanned<String>> {
+    let values = step.label_changes().iter().filter_map(|c| match &c.kind {
+        LabelChangeKind::Set(value) => Some(value),
+        LabelChangeKind::Remove => None,
+    });
+    let selector_values = step.selectors().into_iter().flat_map(|s| s.requirements.iter().flat_map(|r| &r.values));
+    let mut names: Vec<Spanned<String>> = values
+        .chain(selector_values)
+        .filter_map(|v| value_variable(&v.value).map(|name| Spanned::new(name.to_string(), v.span)))
+        .collect();
+    if let StepKind::Apply(ApplySource::Inline(yaml)) = &step.kind {
+        for piece in pieces(&yaml.text) {
+            match piece {
+                Piece::Variable { name, range } => names.push(Spanned::new(name.to_string(), yaml.script_span(range))),
+                Piece::Malformed { range } => {
+                    let written = &yaml.text[range.clone()];
+                    context.report(
+                        Diagnostic::error(
+                            "rehearse::check::placeholder",
+                            format!("`{written}` does not name a variable"),
+                        )
+                        .label(yaml.script_span(range), "`${{` starts a variable in inline YAML")
+                        .help("write `${{ name }}` for a variable bound with `let`, or `$${{` to keep `${{` as it is"),
+                    );
+                }
+                Piece::Text(_) => {}
+            }
+        }
+    }
+    names
 }
 
 fn use_variable(

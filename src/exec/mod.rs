@@ -7,6 +7,7 @@ mod expect;
 mod guard;
 pub mod namespace;
 mod steps;
+mod substitute;
 pub mod view;
 
 use std::collections::HashMap;
@@ -309,7 +310,10 @@ async fn run_steps(
                 note
             })
         } else {
-            steps::run(step, &mut context, timeout).await
+            match substitute::substitute(step, &context.variables) {
+                Ok(step) => steps::run(&step, &mut context, timeout).await,
+                Err(error) => Err(error),
+            }
         };
         let elapsed = step_started.elapsed();
         let location = format!("{}:{line}:{column}", job.path.display());

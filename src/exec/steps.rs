@@ -59,7 +59,7 @@ pub async fn run(step: &Step, context: &mut Context<'_>, timeout: Duration) -> R
         StepKind::Template { controller, changes } => template(context, controller, changes).await,
         StepKind::RemoveFromLb { pods, service } => remove_from_lb(context, pods, service.as_ref()).await,
         StepKind::AddToLb { pods, service } => add_to_lb(context, pods, service.as_ref()).await,
-        StepKind::Let { name, value } => bind(context, &name.value, value).await,
+        StepKind::Let { name, value } => bind(context, &name.value, value, timeout).await,
         StepKind::Delete { target } => delete(context, target).await,
         StepKind::Scale { target, replicas } => {
             let replicas = count(context, replicas)?;
@@ -442,10 +442,20 @@ async fn add_to_lb(
     Ok(described.join("; "))
 }
 
-async fn bind(context: &mut Context<'_>, name: &str, value: &Binding) -> Result<String, StepError> {
+async fn bind(context: &mut Context<'_>, name: &str, value: &Binding, timeout: Duration) -> Result<String, StepError> {
     let value = match value {
         Binding::Number(n) => Value::Number(n.value),
         Binding::Text(t) => Value::Text(t.value.clone()),
+        Binding::LabelOf { key, target } => {
+            let (value, note) = read(context, Read::Label(&key.value), target, timeout).await?;
+            context.variables.insert(name.to_string(), Value::Text(value));
+            return Ok(format!("${name} = {note}"));
+        }
+        Binding::NameOf(target) => {
+            let (value, note) = read(context, Read::Name, target, timeout).await?;
+            context.variables.insert(name.to_string(), Value::Text(value));
+            return Ok(format!("${name} = {note}"));
+        }
         Binding::Object(o) if o.kind != Some(Kind::Pod) => {
             Value::Object { kind: o.kind.unwrap_or(Kind::Pod), name: o.name.value.clone() }
         }
@@ -478,6 +488,136 @@ async fn bind(context: &mut Context<'_>, name: &str, value: &Binding) -> Result<
     };
     context.variables.insert(name.to_string(), value);
     Ok(format!("${name} = {note}"))
+}
+
+/// What `let` reads from an object.
+enum Read<'a> {
+    /// `label KEY of TARGET`
+    Label(&'a str),
+    /// `name of TARGET`
+    Name,
+}
+
+/// One live object a target stands for.
+struct Found {
+    kind: Kind,
+    name: String,
+    labels: Labels,
+}
+
+/// Reads a label or the name of the one object a target stands for, watch-driven: waits until
+/// exactly one live object matches (for a label: until every match carries the same value) up to
+/// the step's timeout. Returns the value and a note for the result that holds no generated name.
+async fn read(
+    context: &Context<'_>,
+    read: Read<'_>,
+    target: &Target,
+    timeout: Duration,
+) -> Result<(String, String), StepError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let outcome = context
+        .view
+        .wait_for(deadline, |_| match read_now(context, &read, target) {
+            Ok(Ok(done)) => Ok(Ok(done)),
+            Ok(Err(pending)) => Err(pending),
+            Err(error) => Ok(Err(error)),
+        })
+        .await;
+    match outcome {
+        Ok(done) => done,
+        Err(last) => Err(StepError::Failed(format!(
+            "nothing to read within {}: {last}",
+            crate::model::duration::format(timeout)
+        ))),
+    }
+}
+
+/// `Ok(Ok((value, note)))` once the read is unambiguous, `Ok(Err(why not yet))` before.
+fn read_now(
+    context: &Context<'_>,
+    read: &Read<'_>,
+    target: &Target,
+) -> Result<Result<(String, String), String>, StepError> {
+    let target_text = crate::syntax::format::target(target);
+    let wanted = resolve(context, target)?;
+    let Some(kind) = wanted.first().map(|(kind, _)| *kind) else {
+        return Ok(Err(nothing_matches(target, &target_text)));
+    };
+    let found: Vec<Found> = objects_of(context, kind)
+        .into_iter()
+        .filter(|(name, _)| wanted.iter().any(|(_, wanted)| wanted == name))
+        .map(|(name, labels)| Found { kind, name, labels })
+        .collect();
+    let plural = kind.spellings()[1];
+    let narrow = |found: &[Found]| {
+        format!(
+            "narrow the selector until one matches, or name one, e.g. `{kind}/{}`",
+            found.first().map_or("", |f| f.name.as_str())
+        )
+    };
+    match (read, found.as_slice()) {
+        (_, []) => Ok(Err(nothing_matches(target, &target_text))),
+        (Read::Name, [one]) => Ok(Ok((one.name.clone(), format!("the name of {}", described(context, one))))),
+        (Read::Name, several) => {
+            let names: Vec<&str> = several.iter().map(|f| f.name.as_str()).collect();
+            Ok(Err(format!(
+                "{} {plural} match `{target_text}`: {}; {}",
+                several.len(),
+                names.join(", "),
+                narrow(several)
+            )))
+        }
+        (Read::Label(key), found) => {
+            let values: Vec<Option<&String>> = found.iter().map(|f| f.labels.get(*key)).collect();
+            match (found, values.as_slice()) {
+                ([one], [None]) => Ok(Err(format!("{kind}/{} has no label `{key}`", one.name))),
+                (_, [Some(first), rest @ ..]) if rest.iter().all(|v| v == &Some(*first)) => {
+                    let shown = describe::labels(&Labels::from([(key.to_string(), first.to_string())]));
+                    let on = match found {
+                        [one] => described(context, one),
+                        several => format!("{} {plural} matching `{target_text}`", several.len()),
+                    };
+                    Ok(Ok((first.to_string(), format!("{shown} on {on}"))))
+                }
+                _ => {
+                    let each: Vec<String> = found
+                        .iter()
+                        .zip(&values)
+                        .map(|(f, v)| match v {
+                            Some(v) => format!("{} has {key}={v}", f.name),
+                            None => format!("{} has no {key}", f.name),
+                        })
+                        .collect();
+                    Ok(Err(format!(
+                        "{} {plural} match `{target_text}` and their `{key}` differs ({}); {}",
+                        found.len(),
+                        each.join(", "),
+                        narrow(found)
+                    )))
+                }
+            }
+        }
+    }
+}
+
+fn nothing_matches(target: &Target, target_text: &str) -> String {
+    match target {
+        Target::Selection(s) => {
+            format!("no {} matches `{target_text}`", s.kind.unwrap_or(Kind::Pod).name())
+        }
+        _ => format!("`{target_text}` does not exist"),
+    }
+}
+
+/// An object as results name it: by role for pods, with generated hashes normalised.
+fn described(context: &Context<'_>, found: &Found) -> String {
+    if found.kind == Kind::Pod
+        && let Some(pod) = context.view.live_pods().iter().find(|p| p.metadata.name.as_ref() == Some(&found.name))
+    {
+        return describe::pod(pod, &context.pod_variables());
+    }
+    let hash = found.labels.get("pod-template-hash").map(String::as_str);
+    format!("{}/{}", found.kind, describe::normalise_name(&found.name, hash))
 }
 
 fn selection_text(selection: &crate::syntax::ast::Selection) -> String {

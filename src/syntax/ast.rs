@@ -197,6 +197,15 @@ pub struct InlineYaml {
 }
 
 impl InlineYaml {
+    /// The script span of a byte range of `text` (which must not cross a line end).
+    pub fn script_span(&self, range: std::ops::Range<usize>) -> Span {
+        let before = &self.text[..range.start];
+        let line = before.matches('\n').count();
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let start = self.script_offset(line, self.text[line_start..range.start].chars().count());
+        Span::new(start, start + range.len())
+    }
+
     /// The script offset of a 0-based line and character column of `text`.
     pub fn script_offset(&self, line: usize, column: usize) -> usize {
         let Some(&start) = self.line_starts.get(line) else {
@@ -206,6 +215,13 @@ impl InlineYaml {
         let bytes: usize = line_text.chars().take(column).map(char::len_utf8).sum();
         start + bytes
     }
+}
+
+/// The variable a label or selector value stands for: `$hash` (also written `"$hash"`) names the
+/// `let` variable `hash`, whose value replaces it when the step runs. A label value can never hold
+/// `$`, so no literal value reads this way.
+pub fn value_variable(value: &str) -> Option<&str> {
+    value.strip_prefix('$').filter(|name| super::placeholders::is_identifier(name))
 }
 
 /// What a step acts on.
@@ -287,6 +303,14 @@ pub enum WaitFor {
 pub enum Binding {
     /// `one pod app=rng`: one of the matching pods, chosen when the step runs.
     OneOf(Selection),
+    /// `label pod-template-hash of replicaset app=rng`: the label's value on the one object the
+    /// target stands for, read when the step runs.
+    LabelOf {
+        key: Spanned<String>,
+        target: Target,
+    },
+    /// `name of replicaset app=rng`: the name of the one object the target stands for.
+    NameOf(Target),
     Object(ObjectRef),
     Text(Spanned<String>),
     Number(Spanned<u64>),

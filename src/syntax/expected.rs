@@ -19,7 +19,7 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
             "a label selector such as `app=rng`"
         }
         label_change | assignment | removal | removal_key => "a label change such as `active=yes` or `active-`",
-        label_value | bare_value => "a label value",
+        label_value | bare_value => "a label value or a `$variable`",
         object_ref => "an object such as `deployment/rng`",
         kind_name => "a kind such as `pods` or `daemonset`",
         object_name => "an object name",
@@ -38,6 +38,8 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
         equality_operator => "`=`, `==` or `!=`",
         traffic_share | traffic_exact => "`-> <pods>`",
         one_of => "`one <kind> <selector>`",
+        label_of => "`label <key> of <target>`",
+        name_of => "`name of <target>`",
         step | step_line => "a step",
         setting | setting_line => "a setting",
         scenario_head => "`\"name\" {`",
@@ -71,6 +73,8 @@ fn keyword(rule: Rule) -> Option<&'static str> {
         k_rollout => "`rollout`",
         k_deleted => "`deleted`",
         k_one => "`one`",
+        k_of => "`of`",
+        k_name => "`name`",
         k_always_serving | always_serving => "`always-serving`",
         k_at_least | at_least => "`at-least <n>`",
         k_image => "`image`",

@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 
 use super::ast::*;
 use crate::model::duration;
-use crate::model::{LabelChange, ObjectRef, Selector};
+use crate::model::labels::quote_if_needed;
+use crate::model::{LabelChange, LabelChangeKind, ObjectRef, Operator, Selector};
 use crate::span::Spanned;
 
 const INDENT: &str = "    ";
@@ -186,6 +187,8 @@ pub fn step_text(step: &Step) -> String {
         StepKind::Let { name, value } => {
             let value = match value {
                 Binding::OneOf(s) => format!("one {}", selection(s)),
+                Binding::LabelOf { key, target: t } => format!("label {} of {}", key.value, target(t)),
+                Binding::NameOf(t) => format!("name of {}", target(t)),
                 Binding::Object(o) => object(o),
                 Binding::Text(t) => string(&t.value),
                 Binding::Number(n) => n.value.to_string(),
@@ -246,12 +249,44 @@ pub fn target(target: &Target) -> String {
     }
 }
 
-fn selector(selector: &Selector) -> String {
-    selector.to_string()
+/// A label or selector value: bare unless it could not be read back that way; a variable (`$hash`)
+/// always bare, however it was written.
+fn value(value: &Spanned<String>) -> String {
+    match value_variable(&value.value) {
+        Some(_) => value.value.clone(),
+        None => quote_if_needed(&value.value),
+    }
+}
+
+pub fn selector(selector: &Selector) -> String {
+    let requirements: Vec<String> = selector
+        .requirements
+        .iter()
+        .map(|r| {
+            let key = &r.key.value;
+            let values = || r.values.iter().map(value).collect::<Vec<_>>().join(",");
+            match r.operator {
+                Operator::Equals => format!("{key}={}", values()),
+                Operator::NotEquals => format!("{key}!={}", values()),
+                Operator::In => format!("{key} in ({})", values()),
+                Operator::NotIn => format!("{key} notin ({})", values()),
+                Operator::Exists => key.clone(),
+                Operator::DoesNotExist => format!("!{key}"),
+            }
+        })
+        .collect();
+    requirements.join(",")
 }
 
 fn changes(changes: &[LabelChange]) -> String {
-    changes.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
+    let changes: Vec<String> = changes
+        .iter()
+        .map(|c| match &c.kind {
+            LabelChangeKind::Set(v) => format!("{}={}", c.key.value, value(v)),
+            LabelChangeKind::Remove => format!("{}-", c.key.value),
+        })
+        .collect();
+    changes.join(" ")
 }
 
 fn count(count: &Count) -> String {

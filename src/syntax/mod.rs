@@ -4,6 +4,7 @@ pub mod ast;
 mod expected;
 pub mod format;
 mod parser;
+pub mod placeholders;
 mod visit;
 
 pub use parser::{Parsed, parse};

@@ -260,6 +260,12 @@ impl<'s> Builder<'s> {
                 let value = args.next()?;
                 let value = match value.as_rule() {
                     Rule::one_of => Binding::OneOf(self.selection(value.into_inner().nth(1)?)),
+                    Rule::label_of => {
+                        let mut inner = value.into_inner();
+                        let key = spanned_text(&inner.nth(1)?);
+                        Binding::LabelOf { key, target: self.target(inner.nth(1)?) }
+                    }
+                    Rule::name_of => Binding::NameOf(self.target(value.into_inner().nth(2)?)),
                     Rule::object_ref => Binding::Object(self.object_ref(value)),
                     Rule::string => Binding::Text(self.string(value)),
                     _ => Binding::Number(self.integer(value)),
@@ -449,6 +455,7 @@ impl<'s> Builder<'s> {
         let span = span_of(&pair);
         match pair.into_inner().next() {
             Some(inner) if inner.as_rule() == Rule::string => self.string(inner),
+            // `$name` is kept as written; exec/substitute.rs replaces it when the step runs.
             Some(inner) => spanned_text(&inner),
             None => Spanned::new(String::new(), span),
         }

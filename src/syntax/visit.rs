@@ -2,7 +2,8 @@
 //! target" without matching on every step kind itself.
 
 use super::ast::*;
-use crate::model::{LabelChange, ObjectRef, Selector};
+use crate::model::{LabelChange, LabelChangeKind, ObjectRef, Selector};
+use crate::span::Spanned;
 
 impl Scenario {
     /// Every step in order, with a step wrapped by `expect-refused` right after its wrapper.
@@ -44,6 +45,7 @@ impl Step {
             StepKind::Wait(WaitFor::Condition { target, .. } | WaitFor::Deleted(target)) => {
                 vec![target]
             }
+            StepKind::Let { value: Binding::LabelOf { target, .. } | Binding::NameOf(target), .. } => vec![target],
             _ => vec![],
         }
     }
@@ -107,6 +109,104 @@ impl Step {
             StepKind::Label { changes, .. } | StepKind::Template { changes, .. } => changes,
             StepKind::Run { labels, .. } => labels,
             _ => &[],
+        }
+    }
+
+    /// Every label value written in the step, to substitute variables in: the values of its label
+    /// changes and of its selectors, including those in targets (not those of a wrapped step).
+    /// The same values as [`Step::label_changes`] and [`Step::selectors`] show; every step kind is
+    /// named, so a new one must decide.
+    pub fn label_values_mut(&mut self) -> Vec<&mut Spanned<String>> {
+        fn selector<'a>(selector: &'a mut Selector, values: &mut Vec<&'a mut Spanned<String>>) {
+            for requirement in &mut selector.requirements {
+                values.extend(requirement.values.iter_mut());
+            }
+        }
+        fn selection<'a>(selection: &'a mut Selection, values: &mut Vec<&'a mut Spanned<String>>) {
+            if let Some(s) = &mut selection.selector {
+                selector(s, values);
+            }
+        }
+        fn target<'a>(target: &'a mut Target, values: &mut Vec<&'a mut Spanned<String>>) {
+            if let Target::Selection(s) = target {
+                selection(s, values);
+            }
+        }
+        fn changes<'a>(changes: &'a mut [LabelChange], values: &mut Vec<&'a mut Spanned<String>>) {
+            for change in changes {
+                if let LabelChangeKind::Set(value) = &mut change.kind {
+                    values.push(value);
+                }
+            }
+        }
+        let mut values = Vec::new();
+        match &mut self.kind {
+            StepKind::Label { target: t, changes: c } => {
+                target(t, &mut values);
+                changes(c, &mut values);
+            }
+            StepKind::Select { selector: s, .. } => selector(s, &mut values),
+            StepKind::Template { changes: c, .. } | StepKind::Run { labels: c, .. } => changes(c, &mut values),
+            StepKind::RemoveFromLb { pods, .. } | StepKind::AddToLb { pods, .. } => target(pods, &mut values),
+            StepKind::ExpectTraffic { expectation, .. } => match expectation {
+                TrafficExpectation::Exactly(t)
+                | TrafficExpectation::Includes(t)
+                | TrafficExpectation::Excludes(t)
+                | TrafficExpectation::Share { pods: t, .. } => target(t, &mut values),
+                TrafficExpectation::Count(_) | TrafficExpectation::None(_) => {}
+            },
+            StepKind::Expect { subject, expectation } => {
+                target(subject, &mut values);
+                if let Expectation::Labels(s) = expectation {
+                    selector(s, &mut values);
+                }
+            }
+            StepKind::Wait(WaitFor::Condition { target: t, .. } | WaitFor::Deleted(t)) => target(t, &mut values),
+            StepKind::Let { value, .. } => match value {
+                Binding::OneOf(s) => selection(s, &mut values),
+                Binding::LabelOf { target: t, .. } | Binding::NameOf(t) => target(t, &mut values),
+                Binding::Object(_) | Binding::Text(_) | Binding::Number(_) => {}
+            },
+            StepKind::Delete { target: t } => target(t, &mut values),
+            StepKind::Apply(_)
+            | StepKind::Convert { .. }
+            | StepKind::Wait(WaitFor::Rollout(_))
+            | StepKind::Guard { .. }
+            | StepKind::ExpectRefused { .. }
+            | StepKind::Scale { .. }
+            | StepKind::Snapshot { .. } => {}
+        }
+        values
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::LabelChangeKind;
+
+    /// The mutable walk sees exactly the values the read-only walks show, for every step form.
+    #[test]
+    fn label_values_mut_agrees_with_the_read_only_walks() {
+        let parsed = crate::syntax::parse(include_str!("../../tests/fixtures/ok/every-step.rollout"));
+        assert!(parsed.diagnostics.is_empty());
+        let scenario = parsed.script.scenarios().next().expect("a scenario");
+        for step in scenario.all_steps() {
+            let mut read: Vec<String> = step
+                .label_changes()
+                .iter()
+                .filter_map(|c| match &c.kind {
+                    LabelChangeKind::Set(v) => Some(v.value.clone()),
+                    LabelChangeKind::Remove => None,
+                })
+                .collect();
+            read.extend(
+                step.selectors().iter().flat_map(|s| &s.requirements).flat_map(|r| &r.values).map(|v| v.value.clone()),
+            );
+            let mut owned = step.clone();
+            let mut walked: Vec<String> = owned.label_values_mut().into_iter().map(|v| v.value.clone()).collect();
+            read.sort();
+            walked.sort();
+            assert_eq!(walked, read, "{}", crate::syntax::format::step_text(step));
         }
     }
 }

@@ -1,0 +1,184 @@
+//! Variables in label values, selector values and inline YAML, replaced by their values just
+//! before a step runs, so the rest of the executor only ever sees literal steps.
+//!
+//! `$hash` as a label or selector value and `${{ hash }}` in inline YAML take the variable's value
+//! as text: a number as its digits, text as it is, a pod or other object as its name. A value that
+//! lands in a label or selector must then be a valid label value.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use super::{StepError, Value};
+use crate::model::labels::validate_value;
+use crate::syntax::ast::{ApplySource, Step, StepKind, value_variable};
+use crate::syntax::placeholders::{Piece, pieces};
+
+/// The step with every variable replaced by its value; the step itself when it names none.
+pub fn substitute<'s>(step: &'s Step, variables: &HashMap<String, Value>) -> Result<Cow<'s, Step>, StepError> {
+    let mut owned = step.clone();
+    if substitute_in(&mut owned, variables)? { Ok(Cow::Owned(owned)) } else { Ok(Cow::Borrowed(step)) }
+}
+
+/// Substitutes in place; whether anything was replaced.
+fn substitute_in(step: &mut Step, variables: &HashMap<String, Value>) -> Result<bool, StepError> {
+    let mut changed = false;
+    for value in step.label_values_mut() {
+        let Some(name) = value_variable(&value.value) else { continue };
+        let text = text_of(name, variables)?;
+        if let Err(error) = validate_value(&text) {
+            return Err(StepError::Failed(format!(
+                "`${name}` holds {text:?}, which is not a valid label value: {}; {}",
+                error.problem, error.help
+            )));
+        }
+        value.value = text;
+        changed = true;
+    }
+    match &mut step.kind {
+        StepKind::Apply(ApplySource::Inline(yaml)) => {
+            if let Some(text) = substitute_text(&yaml.text, variables)? {
+                yaml.text = text;
+                changed = true;
+            }
+        }
+        StepKind::ExpectRefused { step: inner, .. } => changed |= substitute_in(inner, variables)?,
+        _ => {}
+    }
+    Ok(changed)
+}
+
+/// Inline YAML with `${{ name }}` replaced (and `$${{` unescaped); `None` when there is neither.
+fn substitute_text(text: &str, variables: &HashMap<String, Value>) -> Result<Option<String>, StepError> {
+    let pieces = pieces(text);
+    if let [Piece::Text(_)] | [] = pieces.as_slice() {
+        return Ok(None);
+    }
+    let mut out = String::with_capacity(text.len());
+    for piece in pieces {
+        match piece {
+            Piece::Text(kept) => out.push_str(kept),
+            Piece::Variable { name, .. } => out.push_str(&text_of(name, variables)?),
+            Piece::Malformed { range } => {
+                return Err(StepError::Failed(format!(
+                    "`{}` in the inline YAML does not name a variable: write `${{{{ name }}}}`, or `$${{{{` for a \
+                     literal `${{{{`",
+                    &text[range]
+                )));
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+/// A variable's value as text.
+fn text_of(name: &str, variables: &HashMap<String, Value>) -> Result<String, StepError> {
+    match variables.get(name) {
+        Some(Value::Text(text)) => Ok(text.clone()),
+        Some(Value::Number(n)) => Ok(n.to_string()),
+        Some(Value::Pod(pod)) => Ok(pod.name.clone()),
+        Some(Value::Object { name, .. }) => Ok(name.clone()),
+        None => Err(StepError::Failed(format!("`${name}` is not defined when this step runs"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::BoundPod;
+    use crate::model::Kind;
+    use crate::syntax::format::step_text;
+
+    fn step(line: &str) -> Step {
+        let script = format!("scenario \"s\" {{\n    {line}\n}}\n");
+        let parsed = crate::syntax::parse(&script);
+        assert!(parsed.diagnostics.is_empty(), "{line}: {:?}", parsed.diagnostics);
+        parsed.script.scenarios().next().unwrap().steps().next().unwrap().clone()
+    }
+
+    fn variables() -> HashMap<String, Value> {
+        let pod = BoundPod { name: "rng-7d9f8-x2v4q".into(), uid: "u".into(), controller: None, siblings: vec![] };
+        HashMap::from([
+            ("hash".to_string(), Value::Text("7d9f8c6b5".into())),
+            ("n".to_string(), Value::Number(3)),
+            ("victim".to_string(), Value::Pod(pod)),
+            ("web".to_string(), Value::Object { kind: Kind::Deployment, name: "web".into() }),
+            ("spaced".to_string(), Value::Text("a b".into())),
+        ])
+    }
+
+    /// The substituted step, printed back as a script line.
+    fn substituted(line: &str) -> String {
+        let step = step(line);
+        step_text(&substitute(&step, &variables()).unwrap())
+    }
+
+    #[test]
+    fn label_changes_and_selectors_take_the_values() {
+        assert_eq!(
+            substituted("label pod/debug pod-template-hash=$hash"),
+            "label pod/debug pod-template-hash=7d9f8c6b5"
+        );
+        assert_eq!(
+            substituted("expect pods app=rng,pod-template-hash=$hash count 3"),
+            "expect pods app=rng,pod-template-hash=7d9f8c6b5 count 3"
+        );
+        assert_eq!(
+            substituted("label pods peer in ($victim, $web),n!=$n copies=$n"),
+            "label pods peer in (rng-7d9f8-x2v4q,web),n!=3 copies=3"
+        );
+        assert_eq!(substituted("select svc/rng app=rng,hash=\"$hash\""), "select svc/rng app=rng,hash=7d9f8c6b5");
+        assert_eq!(
+            substituted("expect-refused template deploy/rng pod-template-hash=$hash"),
+            "expect-refused template deploy/rng pod-template-hash=7d9f8c6b5"
+        );
+        assert_eq!(substituted("run x labels app=rng h=$hash"), "run x labels app=rng h=7d9f8c6b5");
+        assert_eq!(substituted("let h = label h of rs h=$hash"), "let h = label h of rs h=7d9f8c6b5");
+    }
+
+    #[test]
+    fn a_step_without_variables_is_borrowed() {
+        let plain = step("expect pods app=rng count $n");
+        assert!(matches!(substitute(&plain, &variables()).unwrap(), Cow::Borrowed(_)));
+        let yaml = step("apply <<YAML\n      kind: ConfigMap\n      data: {cmd: \"echo ${HOME}\"}\n    YAML");
+        assert!(matches!(substitute(&yaml, &variables()).unwrap(), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn inline_yaml_takes_values_and_keeps_escaped_markers() {
+        let step = step(
+            "apply <<YAML\n      metadata:\n        labels: {pod-template-hash: \"${{ hash }}\", n: \"${{n}}\"}\n      \
+             data:\n        owner: ${{ victim }}\n        ci: echo $${{ github.sha }} ${HOME}\n    YAML",
+        );
+        let substituted = substitute(&step, &variables()).unwrap();
+        let StepKind::Apply(ApplySource::Inline(yaml)) = &substituted.kind else { panic!() };
+        assert_eq!(
+            yaml.text,
+            "metadata:\n  labels: {pod-template-hash: \"7d9f8c6b5\", n: \"3\"}\ndata:\n  owner: rng-7d9f8-x2v4q\n  \
+             ci: echo ${{ github.sha }} ${HOME}\n"
+        );
+    }
+
+    #[test]
+    fn a_value_that_is_no_label_value_fails_the_step() {
+        let step = step("label pod/debug note=$spaced");
+        let Err(StepError::Failed(message)) = substitute(&step, &variables()) else { panic!("should fail") };
+        assert!(message.starts_with("`$spaced` holds \"a b\", which is not a valid label value: "), "{message}");
+        assert!(message.contains("contains ` `"), "{message}");
+        let long = HashMap::from([("hash".to_string(), Value::Text("x".repeat(64)))]);
+        let Err(StepError::Failed(message)) = substitute(&step_with("$hash"), &long) else { panic!("should fail") };
+        assert!(message.contains("64 characters"), "{message}");
+    }
+
+    fn step_with(value: &str) -> Step {
+        step(&format!("expect pods app={value} count 1"))
+    }
+
+    #[test]
+    fn undefined_variables_and_malformed_markers_fail_the_step() {
+        let Err(StepError::Failed(message)) = substitute(&step_with("$nope"), &variables()) else { panic!() };
+        assert_eq!(message, "`$nope` is not defined when this step runs");
+        let yaml = step("apply <<YAML\n      data: {x: \"${{ a.b }}\"}\n    YAML");
+        let Err(StepError::Failed(message)) = substitute(&yaml, &variables()) else { panic!() };
+        assert!(message.starts_with("`${{ a.b }}` in the inline YAML does not name a variable"), "{message}");
+    }
+}
