@@ -4,50 +4,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams};
 
-const BIN: &str = env!("CARGO_BIN_EXE_rehearse");
-
-/// `rehearse ARGS` on the testbed; CI=1 so no snapshot is ever written unless a test says so.
-fn rehearse(args: &[&str]) -> Command {
-    let mut command = Command::new(BIN);
-    command.args(args).env("KUBECONFIG", common::kubeconfig()).env("CI", "1").env("NO_COLOR", "1");
-    command
-}
-
-fn run(mut command: impl std::borrow::BorrowMut<Command>) -> (i32, String) {
-    let Output { status, stdout, stderr } = command.borrow_mut().output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&stdout), String::from_utf8_lossy(&stderr));
-    (status.code().unwrap_or(-1), text)
-}
-
-fn script(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let examples = std::fs::canonicalize("examples").unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, format!("base-dir {:?}\n\n{text}", examples.display().to_string())).unwrap();
-    path
-}
-
-/// The namespaces a JSON report names, with whether each is gone or being deleted.
-async fn namespaces_left(report: &Path) -> Vec<String> {
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
-    let api = Api::<Namespace>::all(common::client().await);
-    let mut left = Vec::new();
-    for scenario in report["scenarios"].as_array().unwrap() {
-        let name = scenario["namespace"].as_str().unwrap();
-        assert!(name.starts_with("rehearse-"), "{name}");
-        if let Some(ns) = api.get_opt(name).await.unwrap()
-            && ns.metadata.deletion_timestamp.is_none()
-        {
-            left.push(name.to_string());
-        }
-    }
-    left
-}
+use common::{namespaces_left, rehearse, run, script};
 
 #[tokio::test]
 async fn the_runbook_scenarios_pass_in_parallel_with_reports() {
@@ -75,7 +38,7 @@ async fn the_runbook_scenarios_pass_in_parallel_with_reports() {
         .unwrap();
     assert_eq!(
         swapped["guards"][0]["violations"][0],
-        "no ready endpoints from the step at line 11 until the step at line 13"
+        "no serving endpoints from the step at line 11 until the step at line 13"
     );
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert_eq!(xml.matches("<testcase ").count(), 12, "{xml}");
@@ -85,26 +48,24 @@ async fn the_runbook_scenarios_pass_in_parallel_with_reports() {
 
 #[tokio::test]
 async fn result_documents_are_the_same_bytes_on_every_run() {
+    // The whole suite, in parallel (where timing varies most), three times.
     let dir = tempfile::tempdir().unwrap();
-    let (first, second) = (dir.path().join("1"), dir.path().join("2"));
-    for out in [&first, &second] {
-        let (code, output) = run(rehearse(&[
-            "run",
-            "scenarios/04-remove-from-load-balancer.rollout",
-            "scenarios/09-advanced-rollout.rollout",
-            "--results",
-            out.to_str().unwrap(),
-        ]));
+    let runs: Vec<PathBuf> = (1..=3).map(|n| dir.path().join(n.to_string())).collect();
+    for out in &runs {
+        let (code, output) = run(rehearse(&["run", "--jobs", "4", "scenarios", "--results", out.to_str().unwrap()]));
         assert_eq!(code, 0, "{output}");
     }
-    let mut names: Vec<_> = std::fs::read_dir(&first).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let mut names: Vec<_> = std::fs::read_dir(&runs[0]).unwrap().map(|e| e.unwrap().file_name()).collect();
     names.sort();
-    assert_eq!(names.len(), 4);
+    assert_eq!(names.len(), 12);
     for name in names {
-        let a = std::fs::read_to_string(first.join(&name)).unwrap();
-        let b = std::fs::read_to_string(second.join(&name)).unwrap();
-        assert_eq!(a, b, "{name:?} differs between runs");
-        assert!(!a.contains("rehearse-"), "a namespace name leaked into {name:?}:\n{a}");
+        let first = std::fs::read_to_string(runs[0].join(&name)).unwrap();
+        assert!(!first.contains("rehearse-"), "a namespace name leaked into {name:?}:\n{first}");
+        for other in &runs[1..] {
+            let text = std::fs::read_to_string(other.join(&name)).unwrap();
+            let diff = similar::TextDiff::from_lines(&first, &text).unified_diff().to_string();
+            assert!(diff.is_empty(), "{name:?} differs between runs:\n{diff}");
+        }
     }
 }
 
@@ -145,7 +106,10 @@ async fn refused_api_calls_fail_the_step_and_expect_refused_needs_a_refusal() {
     );
     let (code, output) = run(rehearse(&["run", refused.to_str().unwrap()]));
     assert_eq!(code, 1, "{output}");
-    assert!(output.contains("the API refused it") && output.contains("does not match template"), "{output}");
+    assert!(
+        output.contains("refused by the API (422 Invalid)") && output.contains("does not match template"),
+        "{output}"
+    );
 
     let accepted = script(
         dir.path(),
@@ -154,7 +118,19 @@ async fn refused_api_calls_fail_the_step_and_expect_refused_needs_a_refusal() {
     );
     let (code, output) = run(rehearse(&["run", accepted.to_str().unwrap()]));
     assert_eq!(code, 1, "{output}");
-    assert!(output.contains("the API accepted the step; it was expected to refuse it"), "{output}");
+    assert!(output.contains("the step was accepted; it was expected to be refused"), "{output}");
+
+    // Only a refusal counts: a missing object or an unmet expectation is a failure, not a refusal.
+    let not_refusals = script(
+        dir.path(),
+        "not-refusals.rollout",
+        "scenario \"missing\" {\n    apply \"dockercoins/rng.yaml\"\n    expect-refused template deployment/rgn app-\n}\n\nscenario \"unmet\" {\n    apply \"dockercoins/rng.yaml\"\n    expect-refused expect pods app=rng count 5 within 1s\n}\n",
+    );
+    let (code, output) = run(rehearse(&["run", not_refusals.to_str().unwrap()]));
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("0 passed, 2 failed"), "{output}");
+    assert!(output.contains("failed without being refused") && output.contains("\"rgn\" not found"), "{output}");
+    assert!(output.contains("failed without being refused") && output.contains("not satisfied within 1s"), "{output}");
 }
 
 #[tokio::test]
@@ -168,9 +144,10 @@ async fn the_swapped_order_fires_an_unexpected_guard() {
     let (code, output) = run(rehearse(&["run", path.to_str().unwrap()]));
     assert_eq!(code, 1, "{output}");
     assert!(
-        output.contains("guard service/rng always-serving (line 6) fired: no ready endpoints from the step at line 7 until the step at line 9"),
+        output.contains("guard service/rng always-serving (line 6): fired: no serving endpoints from the step at line 7 until the step at line 9: opened when pod of replicaset/rng-{hash} stopped serving, closed when pod of replicaset/rng-{hash} started serving"),
         "{output}"
     );
+    assert_eq!(output.matches("fired: no serving endpoints").count(), 1, "the failure is printed once: {output}");
 }
 
 #[tokio::test]
@@ -183,7 +160,12 @@ async fn remove_from_lb_refuses_when_only_the_controller_key_is_selected() {
     );
     let (code, output) = run(rehearse(&["run", path.to_str().unwrap()]));
     assert_eq!(code, 1, "{output}");
-    assert!(output.contains("which replicaset/"), "{output}");
+    assert!(
+        output.contains(
+            "refused by rehearse, before touching the cluster: service/rng selects only `app`, which replicaset/"
+        ),
+        "{output}"
+    );
     assert!(output.contains("Extend the Service's selector first"), "{output}");
 }
 

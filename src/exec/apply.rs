@@ -76,7 +76,7 @@ pub async fn apply_all(
             other => StepError::from(other),
         })?;
         if capabilities.scope != Scope::Namespaced {
-            return Err(StepError::Failed(format!(
+            return Err(StepError::refused(format!(
                 "{kind}/{name} is cluster-scoped; a scenario changes only its own namespace"
             )));
         }

@@ -8,7 +8,8 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 
 use super::describe;
-use super::steps::{objects_of, resolve};
+use super::steps::{objects_of, present, resolve};
+use super::traffic::Backend;
 use super::view::{controller_of, is_ready, labels_of};
 use super::{Context, StepError, Value};
 use crate::model::{Kind, ObjectRef};
@@ -30,10 +31,18 @@ pub async fn run(step: &Step, context: &mut Context<'_>, timeout: Duration) -> R
         .await;
     match outcome {
         Ok(done) => done,
-        Err(last) => {
-            Err(StepError::Failed(format!("not satisfied within {}: {last}", crate::model::duration::format(timeout))))
-        }
+        Err(last) => Err(StepError::Failed(format!(
+            "not satisfied within {}: {last}{}",
+            crate::model::duration::format(timeout),
+            in_flux(context)
+        ))),
     }
+}
+
+/// A note on the pods still starting or terminating, for a message about a step that timed out.
+fn in_flux(context: &Context<'_>) -> String {
+    let notes = describe::pods_in_flux(&context.view.pods.state(), &context.pod_variables());
+    if notes.is_empty() { String::new() } else { format!("\n  pods in flux:\n  - {}", notes.join("\n  - ")) }
 }
 
 fn evaluate(step: &Step, context: &Context<'_>) -> Result<Verdict, StepError> {
@@ -58,21 +67,14 @@ fn evaluate(step: &Step, context: &Context<'_>) -> Result<Verdict, StepError> {
                 .map(|p| p.metadata.name.clone().unwrap_or_default())
                 .collect();
             Ok(if waiting.is_empty() {
-                Ok(format!("{} pod(s) have {}={status}", pods.len(), condition.value))
+                Ok(format!("every matching pod has {}={status}", condition.value))
             } else {
                 Err(format!("still without {}={status}: {}", condition.value, waiting.join(", ")))
             })
         }
         StepKind::Wait(WaitFor::Deleted(target)) => {
-            let left = match target {
-                Target::Variable(v) => match context.variables.get(&v.value) {
-                    Some(Value::Pod(bound)) => {
-                        context.view.pods.state().iter().filter(|p| p.metadata.uid.as_ref() == Some(&bound.uid)).count()
-                    }
-                    _ => resolve(context, target)?.len(),
-                },
-                _ => resolve(context, target)?.len(),
-            };
+            // Gone means gone: an object still terminating is not deleted yet.
+            let left = present(context, target, true)?;
             Ok(if left == 0 { Ok("gone".into()) } else { Err(format!("{left} object(s) still exist")) })
         }
         _ => Ok(Ok(String::new())),
@@ -95,53 +97,123 @@ fn count(context: &Context<'_>, count: &Count) -> Result<u64, StepError> {
     super::steps::count(context, count)
 }
 
-/// How endpoint pods are named in results.
-fn describe_pods(context: &Context<'_>, names: &[String]) -> String {
-    let pods = context.view.pods.state();
+/// How the pods behind a service's endpoints are named in results: by role, and by state when
+/// the pod is terminating or already gone (a stale endpoint).
+fn describe_backends(context: &Context<'_>, backends: &[Backend]) -> String {
     let variables = context.pod_variables();
-    describe::tally(names.iter().map(|name| match pods.iter().find(|p| p.metadata.name.as_ref() == Some(name)) {
-        Some(pod) => describe::pod(pod, &variables),
-        None => format!("pod/{name}"),
+    describe::tally(backends.iter().map(|backend| match context.view.pod_behind(backend) {
+        Some(behind) => {
+            let name = describe::pod(&behind.pod, &variables);
+            if behind.gone {
+                format!("{name} (deleted)")
+            } else if behind.pod.metadata.deletion_timestamp.is_some() || backend.terminating {
+                format!("{name} (terminating)")
+            } else {
+                name
+            }
+        }
+        None => format!("pod/{} (never seen)", backend.pod_name),
     }))
 }
 
+/// Which pods a traffic expectation's target stands for, decided on each pod itself so that the
+/// pods behind endpoints are judged whatever state they are in (live, terminating or deleted).
+enum PodFilter {
+    Uid(String),
+    Name(String),
+    Selector(Option<crate::model::Selector>),
+}
+
+impl PodFilter {
+    fn of(context: &Context<'_>, target: &Target) -> Result<PodFilter, StepError> {
+        let not_pods = || {
+            StepError::Failed(format!(
+                "`{}` is not a pod; expect-traffic judges the pods behind a service's endpoints",
+                crate::syntax::format::target(target)
+            ))
+        };
+        match target {
+            Target::Variable(v) => match context.variables.get(&v.value) {
+                Some(Value::Pod(bound)) => Ok(PodFilter::Uid(bound.uid.clone())),
+                Some(Value::Object { kind: Kind::Pod, name }) => Ok(PodFilter::Name(name.clone())),
+                _ => Err(not_pods()),
+            },
+            Target::Object(o) if o.kind.is_none_or(|k| k == Kind::Pod) => Ok(PodFilter::Name(o.name.value.clone())),
+            Target::Selection(s) if s.kind.is_none_or(|k| k == Kind::Pod) => {
+                Ok(PodFilter::Selector(s.selector.clone()))
+            }
+            _ => Err(not_pods()),
+        }
+    }
+
+    fn matches(&self, pod: &Pod) -> bool {
+        match self {
+            PodFilter::Uid(uid) => pod.metadata.uid.as_ref() == Some(uid),
+            PodFilter::Name(name) => pod.metadata.name.as_ref() == Some(name),
+            PodFilter::Selector(selector) => selector.as_ref().is_none_or(|s| s.matches(&labels_of(&pod.metadata))),
+        }
+    }
+}
+
+/// Judges where a service's traffic goes. A passing verdict restates what was asserted, so the
+/// result is the same whichever moment the cluster first satisfied it; a pending one shows the
+/// whole observed routing, for the failure message.
 fn traffic(context: &Context<'_>, service: &ObjectRef, expectation: &TrafficExpectation) -> Result<Verdict, StepError> {
     let name = &service.name.value;
     if context.view.service(name).is_none() {
         return Ok(Err(format!("{service} does not exist")));
     }
-    let endpoints = context.view.ready_endpoints(name);
-    let observed = format!("{service} sends traffic to {}", describe_pods(context, &endpoints));
-    let serving: BTreeSet<&String> = endpoints.iter().collect();
-    let names_of = |target: &Target| -> Result<BTreeSet<String>, StepError> {
-        Ok(pods(context, target)?.iter().filter_map(|p| p.metadata.name.clone()).collect())
-    };
+    let backends = context.view.routed(name);
+    let observed = format!("{service} sends traffic to {}", describe_backends(context, &backends));
+    // The pods behind the endpoints; one never seen (its events not yet arrived) cannot be judged.
+    let mut behind: Vec<std::sync::Arc<Pod>> = Vec::new();
+    for backend in &backends {
+        match context.view.pod_behind(backend) {
+            Some(found) => behind.push(found.pod),
+            None => return Ok(Err(observed)),
+        }
+    }
+    let uid_of = |pod: &Pod| pod.metadata.uid.clone().unwrap_or_default();
+    let routed_uids: BTreeSet<String> = behind.iter().map(|p| uid_of(p)).collect();
     let target_text = |target: &Target| crate::syntax::format::target(target);
-    let holds = match expectation {
+    let (holds, assertion) = match expectation {
         TrafficExpectation::Exactly(target) => {
-            let wanted = names_of(target)?;
+            let filter = PodFilter::of(context, target)?;
+            let wanted: BTreeSet<String> =
+                context.view.live_pods().iter().filter(|p| filter.matches(p)).map(|p| uid_of(p)).collect();
             if wanted.is_empty() {
-                return Ok(Err(format!("no pod matches `{}`; {observed}", target_text(target))));
+                return Ok(Err(format!("no live pod matches `{}`; {observed}", target_text(target))));
             }
-            wanted.iter().collect::<BTreeSet<_>>() == serving
+            (wanted == routed_uids, format!("{service} sends traffic to exactly the matching pods"))
         }
         TrafficExpectation::Share { percent, pods: target } => {
-            let wanted = names_of(target)?;
-            let share =
-                endpoints.iter().filter(|e| wanted.contains(*e)).count() as f64 * 100.0 / endpoints.len().max(1) as f64;
-            let holds = !endpoints.is_empty() && (share - percent.value).abs() < 0.5;
-            let observed = format!("{observed} ({share:.1}% to {})", target_text(target));
-            return Ok(if holds { Ok(observed) } else { Err(observed) });
+            let filter = PodFilter::of(context, target)?;
+            let matching = behind.iter().filter(|p| filter.matches(p)).count();
+            let share = matching as f64 * 100.0 / behind.len().max(1) as f64;
+            let holds = !behind.is_empty() && (share - percent.value).abs() < 0.5;
+            if !holds {
+                return Ok(Err(format!("{observed} ({share:.1}% to `{}`)", target_text(target))));
+            }
+            (true, format!("{service} sends {}% of its traffic to the matching pods", percent.value))
         }
         TrafficExpectation::Includes(target) => {
-            let wanted = names_of(target)?;
-            !wanted.is_empty() && wanted.iter().all(|n| serving.contains(n))
+            let filter = PodFilter::of(context, target)?;
+            let wanted: Vec<String> =
+                context.view.live_pods().iter().filter(|p| filter.matches(p)).map(|p| uid_of(p)).collect();
+            let holds = !wanted.is_empty() && wanted.iter().all(|uid| routed_uids.contains(uid));
+            (holds, format!("{service} sends traffic to every matching pod"))
         }
-        TrafficExpectation::Excludes(target) => names_of(target)?.iter().all(|n| !serving.contains(n)),
-        TrafficExpectation::Count(n) => endpoints.len() as u64 == count(context, n)?,
-        TrafficExpectation::None(_) => endpoints.is_empty(),
+        TrafficExpectation::Excludes(target) => {
+            let filter = PodFilter::of(context, target)?;
+            (!behind.iter().any(|p| filter.matches(p)), format!("{service} sends no traffic to the matching pods"))
+        }
+        TrafficExpectation::Count(n) => {
+            let wanted = count(context, n)?;
+            (backends.len() as u64 == wanted, format!("{service} sends traffic to {wanted} pod(s)"))
+        }
+        TrafficExpectation::None(_) => (backends.is_empty(), format!("{service} sends traffic nowhere")),
     };
-    Ok(if holds { Ok(observed) } else { Err(observed) })
+    Ok(if holds { Ok(assertion) } else { Err(observed) })
 }
 
 fn expect(context: &Context<'_>, subject: &Target, expectation: &Expectation) -> Result<Verdict, StepError> {
@@ -150,14 +222,14 @@ fn expect(context: &Context<'_>, subject: &Target, expectation: &Expectation) ->
         Expectation::Count(n) => {
             let wanted = count(context, n)?;
             let found = resolve(context, subject)?.len() as u64;
-            let observed = format!("{found} match `{subject_text}`");
-            Ok(if found == wanted { Ok(observed) } else { Err(observed) })
+            Ok(if found == wanted {
+                Ok(format!("{found} match"))
+            } else {
+                Err(format!("{found} match `{subject_text}`"))
+            })
         }
         Expectation::Exists(_) | Expectation::Absent(_) => {
-            let found = match subject {
-                Target::Variable(_) => pods(context, subject)?.len(),
-                _ => resolve(context, subject)?.len(),
-            };
+            let found = present(context, subject, false)?;
             let wanted = matches!(expectation, Expectation::Exists(_));
             let observed = if found > 0 { "exists" } else { "absent" }.to_string();
             Ok(if (found > 0) == wanted { Ok(observed) } else { Err(format!("`{subject_text}` is {observed}")) })
@@ -219,7 +291,7 @@ fn expect(context: &Context<'_>, subject: &Target, expectation: &Expectation) ->
                 })
                 .collect();
             Ok(if mismatched.is_empty() {
-                Ok(format!("labels match {selector}"))
+                Ok("labels match".to_string())
             } else {
                 Err(format!("labels are {}", mismatched.join("; ")))
             })
@@ -280,10 +352,16 @@ fn owned_by(context: &Context<'_>, kind: &str, name: &str, owner: &ObjectRef) ->
 }
 
 fn rolled_out(context: &Context<'_>, target: &ObjectRef) -> Verdict {
-    let name = &target.name.value;
-    match target.kind {
+    rollout(&context.view, target.kind, &target.name.value)
+}
+
+/// Whether a Deployment or DaemonSet has rolled out: its controller saw the current spec and
+/// every wanted pod is updated and available.
+fn rollout(view: &super::view::View, kind: Option<Kind>, name: &str) -> Verdict {
+    let target = format!("{}/{name}", kind.map_or("object", |k| k.name()));
+    match kind {
         Some(Kind::Deployment) => {
-            let Some(d) = context.view.deployments.state().into_iter().find(|d| d.metadata.name.as_ref() == Some(name))
+            let Some(d) = view.deployments.state().into_iter().find(|d| d.metadata.name.as_deref() == Some(name))
             else {
                 return Err(format!("{target} does not exist"));
             };
@@ -302,7 +380,7 @@ fn rolled_out(context: &Context<'_>, target: &ObjectRef) -> Verdict {
             if done { Ok(format!("rolled out: {wanted} available")) } else { Err(observed) }
         }
         Some(Kind::DaemonSet) => {
-            let Some(d) = context.view.daemon_sets.state().into_iter().find(|d| d.metadata.name.as_ref() == Some(name))
+            let Some(d) = view.daemon_sets.state().into_iter().find(|d| d.metadata.name.as_deref() == Some(name))
             else {
                 return Err(format!("{target} does not exist"));
             };
@@ -325,32 +403,60 @@ fn rolled_out(context: &Context<'_>, target: &ObjectRef) -> Verdict {
     }
 }
 
-/// Waits until the ready endpoints of every Service (or of `only` that one) are exactly the ready
-/// pods its selector matches: the endpoint controller lags the pods (by its batching, or a retry),
-/// so a snapshot records, and a guard starts from, a settled state rather than one in flux.
+/// Waits until the cluster has settled, so that what is recorded next does not depend on the
+/// moment: the endpoints of every Service (or of `only` that one) route to exactly the ready pods
+/// its selector matches (the endpoint controller lags the pods, by its batching or a retry), and,
+/// for a whole snapshot, every Deployment and DaemonSet has rolled out. A guard starts from the
+/// first; a snapshot records only after both, so it reads the same at every pace.
 pub async fn settle(context: &Context<'_>, timeout: Duration, only: Option<&str>) -> Result<(), StepError> {
     let deadline = tokio::time::Instant::now() + timeout;
-    let unsettled = |view: &super::view::View| {
-        let service = view.services.state().iter().find_map(|service| {
-            let name = service.metadata.name.clone().filter(|name| only.is_none_or(|only| only == name))?;
-            let selector = service.spec.as_ref()?.selector.clone().filter(|s| !s.is_empty())?;
-            let mut expected: Vec<String> = view
+    let unsettled = |view: &super::view::View| -> Result<(), String> {
+        for service in view.services.state() {
+            let Some(name) = service.metadata.name.clone().filter(|name| only.is_none_or(|only| only == name)) else {
+                continue;
+            };
+            let Some(selector) = service.spec.as_ref().and_then(|s| s.selector.clone()).filter(|s| !s.is_empty())
+            else {
+                continue;
+            };
+            let expected: BTreeSet<Option<String>> = view
                 .live_pods()
                 .iter()
                 .filter(|p| is_ready(p) && selector.iter().all(|(k, v)| labels_of(&p.metadata).get(k) == Some(v)))
-                .filter_map(|p| p.metadata.name.clone())
+                .map(|p| p.metadata.uid.clone())
                 .collect();
-            expected.sort();
-            (view.ready_endpoints(&name) != expected).then_some(name)
-        });
-        match service {
-            Some(service) => Err(service),
-            None => Ok(()),
+            let routed: BTreeSet<Option<String>> = view.routed(&name).into_iter().map(|b| b.pod_uid).collect();
+            if routed != expected {
+                return Err(format!(
+                    "service/{name}'s endpoints never matched the ready pods its selector picks: the endpoint \
+                     controller is behind or stuck"
+                ));
+            }
         }
+        if only.is_some() {
+            return Ok(());
+        }
+        let controllers = view
+            .deployments
+            .state()
+            .iter()
+            .map(|d| (Kind::Deployment, d.metadata.name.clone().unwrap_or_default()))
+            .chain(
+                view.daemon_sets.state().iter().map(|d| (Kind::DaemonSet, d.metadata.name.clone().unwrap_or_default())),
+            )
+            .collect::<Vec<_>>();
+        for (kind, name) in controllers {
+            if let Err(observed) = rollout(view, Some(kind), &name) {
+                return Err(format!("{kind}/{name} never finished rolling out: {observed}"));
+            }
+        }
+        Ok(())
     };
-    context.view.wait_for(deadline, unsettled).await.map_err(|service| {
+    context.view.wait_for(deadline, unsettled).await.map_err(|why| {
         StepError::Failed(format!(
-            "service/{service}'s ready endpoints never matched the ready pods its selector picks: the endpoint controller is behind or stuck"
+            "the cluster did not settle within {}: {why}{}",
+            crate::model::duration::format(timeout),
+            in_flux(context)
         ))
     })
 }
@@ -366,10 +472,9 @@ pub fn snapshot_body(context: &Context<'_>) -> String {
     for service in services {
         let name = service.metadata.name.clone().unwrap_or_default();
         let selector = service.spec.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default();
-        let endpoints = context.view.ready_endpoints(&name);
         let _ = writeln!(out, "  service/{name}:");
         let _ = writeln!(out, "    selector: {}", describe::labels(&selector));
-        let _ = writeln!(out, "    traffic: {}", describe_pods(context, &endpoints));
+        let _ = writeln!(out, "    traffic: {}", describe_backends(context, &context.view.routed(&name)));
     }
     let _ = writeln!(out, "pods:");
     let mut pods: BTreeMap<String, usize> = BTreeMap::new();

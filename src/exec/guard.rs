@@ -1,9 +1,10 @@
 //! `guard`: a watch of a Service's EndpointSlices from its step to the end of the scenario. Every
-//! change is evaluated in order (its own watch, not the shared view, so no transient state is
-//! coalesced away); intervals below the required number of ready endpoints are recorded with the
-//! steps that opened and closed them.
+//! change is judged in order (its own watch, not the shared view, so no transient state is
+//! coalesced away) by kube-proxy's rules (see [`super::traffic`]): intervals with fewer serving
+//! endpoints than required are recorded with the steps that opened and closed them, and with the
+//! pods whose endpoints left and came back.
 
-use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -11,38 +12,87 @@ use kube::api::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector;
 use kube::runtime::watcher::{self, Event};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
+use super::traffic::{self, Backend};
 use super::{Context, StepError};
 use crate::model::ObjectRef;
 use crate::report::document::{GuardResult, Status};
 use crate::syntax::ast::{Count, Invariant};
 
 pub struct Guard {
+    about: About,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<History>,
+    /// The highest resourceVersion of a slice the guard has judged.
+    processed: watch::Receiver<u64>,
+}
+
+/// What a guard watches for, as written in its step.
+struct About {
     service: String,
     invariant: String,
     minimum: usize,
     expect_violation: bool,
     line: usize,
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Vec<Violation>>,
-    /// The highest resourceVersion of a slice the guard has judged.
-    processed: tokio::sync::watch::Receiver<u64>,
 }
 
+/// What the guard's watch saw.
+#[derive(Debug, Default)]
+struct History {
+    violations: Vec<Violation>,
+    /// Times the watch had to list the slices again (its resource version expired): changes in
+    /// between were never seen, so the guard cannot vouch for those intervals.
+    relists: usize,
+}
+
+/// An interval below the minimum, by the resourceVersions of the slice changes that opened and
+/// closed it. The steps are found from those versions once the scenario's write log is complete:
+/// the guard may see a change before the step that caused it has logged its write.
 #[derive(Debug, Clone)]
 struct Violation {
-    opened_at_line: usize,
-    closed_at_line: Option<usize>,
+    opened_by: Option<u64>,
+    closed: bool,
+    closed_by: Option<u64>,
     lowest: usize,
+    /// Routed just before the interval opened, and no longer routed when it did.
+    left: Vec<Backend>,
+    /// Routed when the interval closed, and not routed while it was open.
+    arrived: Vec<Backend>,
 }
 
-fn ready_count(slices: &[Arc<EndpointSlice>]) -> usize {
-    slices
-        .iter()
-        .flat_map(|s| s.endpoints.iter())
-        .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(false))
-        .count()
+/// Judges each change of the service's slices as it comes: the guard's whole state machine.
+struct Judge {
+    minimum: usize,
+    routed: Vec<Backend>,
+    history: History,
+}
+
+impl Judge {
+    /// Judges the routing after a change the API stored at `version`.
+    fn observe(&mut self, routed: Vec<Backend>, version: Option<u64>) {
+        let serving = routed.len();
+        match self.history.violations.last_mut() {
+            Some(open) if !open.closed => {
+                open.lowest = open.lowest.min(serving);
+                if serving >= self.minimum {
+                    open.closed = true;
+                    open.closed_by = version;
+                    open.arrived = routed.iter().filter(|b| !self.routed.contains(b)).cloned().collect();
+                }
+            }
+            _ if serving < self.minimum => self.history.violations.push(Violation {
+                opened_by: version,
+                closed: false,
+                closed_by: None,
+                lowest: serving,
+                left: self.routed.iter().filter(|b| !routed.contains(b)).cloned().collect(),
+                arrived: Vec::new(),
+            }),
+            _ => {}
+        }
+        self.routed = routed;
+    }
 }
 
 pub async fn start(
@@ -51,7 +101,7 @@ pub async fn start(
     invariant: &Invariant,
     expect_violation: bool,
     line: usize,
-    timeout: std::time::Duration,
+    timeout: Duration,
 ) -> Result<Guard, StepError> {
     let minimum = match invariant {
         Invariant::AlwaysServing(_) => 1,
@@ -66,121 +116,225 @@ pub async fn start(
     // controller may not have published them yet, and that lag is not the script's gap.
     super::expect::settle(context, timeout, Some(&name)).await?;
     let api: Api<EndpointSlice> = Api::namespaced(context.client.clone(), &context.namespace);
-    let config = watcher::Config::default().labels(&format!("kubernetes.io/service-name={name}"));
+    let config = watcher::Config::default().labels(&format!("{}={name}", traffic::SERVICE_NAME_LABEL));
     let (reader, writer) = reflector::store::<EndpointSlice>();
     let stream = reflector::reflector(writer, watcher::watcher(api, config).default_backoff());
     let (stop, mut stopped) = oneshot::channel::<()>();
     let (listed_tx, listed_rx) = oneshot::channel::<()>();
-    let write_log = context.write_log.clone();
-    let (processed_tx, processed) = tokio::sync::watch::channel(0u64);
-    let guard_line = line;
+    let (processed_tx, processed) = watch::channel(0u64);
+    let mut judge = Judge { minimum, routed: Vec::new(), history: History::default() };
     let task = tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
-        let mut violations: Vec<Violation> = Vec::new();
         let mut listed = Some(listed_tx);
         loop {
-            tokio::select! {
+            let event = tokio::select! {
                 _ = &mut stopped => break,
-                event = stream.next() => {
-                    let Some(Ok(event)) = event else { if event.is_none() { break } else { continue } };
-                    if matches!(event, Event::Init | Event::InitApply(_)) {
-                        continue;
-                    }
-                    if let Some(tx) = listed.take() {
+                event = stream.next() => event,
+            };
+            // Errors are retried by the watcher's backoff; it resumes where it stopped.
+            let Some(event) = event else { break };
+            let Ok(event) = event else { continue };
+            let version = match &event {
+                Event::Apply(slice) | Event::Delete(slice) | Event::InitApply(slice) => {
+                    slice.metadata.resource_version.as_deref().and_then(|v| v.parse::<u64>().ok())
+                }
+                Event::Init | Event::InitDone => None,
+            };
+            if let Some(version) = version {
+                processed_tx.send_modify(|seen| *seen = (*seen).max(version));
+            }
+            let routed = || traffic::routed(reader.state().iter().map(|s| &**s));
+            match event {
+                Event::Init | Event::InitApply(_) => {}
+                Event::InitDone => match listed.take() {
+                    // The first list is the settled start.
+                    Some(tx) => {
+                        judge.routed = routed();
                         let _ = tx.send(());
                     }
-                    let ready = ready_count(&reader.state());
-                    // The step whose write the API stored last before this change caused it.
-                    let version = match &event {
-                        Event::Apply(slice) | Event::Delete(slice) => slice.metadata.resource_version.clone(),
-                        _ => None,
-                    };
-                    let line = super::step_before(&write_log, version.as_deref(), guard_line);
-                    if let Some(version) = version.as_deref().and_then(|v| v.parse::<u64>().ok()) {
-                        processed_tx.send_modify(|seen| *seen = (*seen).max(version));
+                    None => {
+                        judge.history.relists += 1;
+                        judge.observe(routed(), None);
                     }
-                    match violations.last_mut() {
-                        Some(open) if open.closed_at_line.is_none() => {
-                            open.lowest = open.lowest.min(ready);
-                            if ready >= minimum {
-                                open.closed_at_line = Some(line);
-                            }
-                        }
-                        _ if ready < minimum => violations.push(Violation { opened_at_line: line, closed_at_line: None, lowest: ready }),
-                        _ => {}
-                    }
-                }
+                },
+                Event::Apply(_) | Event::Delete(_) => judge.observe(routed(), version),
             }
         }
-        violations
+        judge.history
     });
     // The guard starts watching before the next step runs.
-    let _ = tokio::time::timeout(timeout, listed_rx).await;
+    if tokio::time::timeout(timeout, listed_rx).await.is_err() {
+        return Err(StepError::Infrastructure(format!(
+            "the guard could not list service/{name}'s EndpointSlices within {}",
+            crate::model::duration::format(timeout)
+        )));
+    }
     let invariant = match invariant {
         Invariant::AlwaysServing(_) => "always-serving".to_string(),
         Invariant::AtLeast(_) => format!("at-least {minimum}"),
     };
-    Ok(Guard { service: name, invariant, minimum, expect_violation, line, stop, task, processed })
+    let about = About { service: name, invariant, minimum, expect_violation, line };
+    Ok(Guard { about, stop, task, processed })
 }
 
 impl Guard {
     pub fn describe(&self) -> String {
-        format!("watching service/{} ({})", self.service, self.invariant)
+        format!("watching service/{} ({})", self.about.service, self.about.invariant)
     }
 
-    pub fn service(&self) -> &str {
-        &self.service
-    }
-
-    /// Stops watching and judges what was seen. `seen_by_view` is the newest slice version the
-    /// scenario's view holds: the guard first catches up to it, so it judges the same history.
-    pub async fn finish(mut self, seen_by_view: u64) -> GuardResult {
-        let caught_up = self.processed.wait_for(|v| *v >= seen_by_view);
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), caught_up).await;
-        let _ = self.stop.send(());
-        let violations = self.task.await.unwrap_or_default();
-        let described: Vec<String> = violations
+    /// Stops watching and judges what was seen. The guard first catches up with the newest
+    /// version of the service's slices that the scenario's view holds, so it judges the same
+    /// history; if it cannot within `timeout`, or its watch lost changes, it says so rather
+    /// than pass on an incomplete history.
+    pub async fn finish(self, context: &Context<'_>, timeout: Duration) -> GuardResult {
+        let Guard { about, stop, task, mut processed } = self;
+        let newest = context
+            .view
+            .slices
+            .state()
+            .iter()
+            .filter(|s| traffic::belongs_to(s, &about.service))
+            .filter_map(|s| s.metadata.resource_version.as_deref()?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0);
+        let caught_up = matches!(tokio::time::timeout(timeout, processed.wait_for(|v| *v >= newest)).await, Ok(Ok(_)));
+        let _ = stop.send(());
+        let history = match task.await {
+            Ok(history) => history,
+            Err(error) => {
+                return about.result(Vec::new(), Status::Error, Some(format!("its watch task failed: {error}")));
+            }
+        };
+        if !caught_up {
+            let message = format!(
+                "its watch never reached the service's newest EndpointSlice change (version {newest}) within {}: \
+                 the history it judged is incomplete",
+                crate::model::duration::format(timeout)
+            );
+            return about.result(Vec::new(), Status::Error, Some(message));
+        }
+        if history.relists > 0 {
+            let message = format!(
+                "its watch had to list the service's EndpointSlices again {} time(s), so changes in between were \
+                 never seen: the history it judged is incomplete",
+                history.relists
+            );
+            return about.result(Vec::new(), Status::Error, Some(message));
+        }
+        let variables = context.pod_variables();
+        let name_pods = |backends: &[Backend]| {
+            super::describe::tally(backends.iter().map(|b| match context.view.pod_behind(b) {
+                Some(behind) => super::describe::pod(&behind.pod, &variables),
+                None => format!("pod/{}", b.pod_name),
+            }))
+        };
+        let what = if about.minimum == 1 {
+            "no serving endpoints".to_string()
+        } else {
+            format!("fewer than {} serving endpoints", about.minimum)
+        };
+        // The recorded form holds only the steps, which do not depend on timing; the details
+        // (which pods, how low) go into the message.
+        let violations: Vec<(String, String)> = history
+            .violations
             .iter()
             .map(|v| {
-                let end =
-                    v.closed_at_line.map_or("the end of the scenario".to_string(), |l| format!("the step at line {l}"));
-                let what = if self.minimum == 1 {
-                    "no ready endpoints".to_string()
-                } else {
-                    format!("{} ready endpoints (fewer than {})", v.lowest, self.minimum)
+                let step = |version| super::step_before(&context.write_log, version, about.line);
+                let opened = step(v.opened_by);
+                let when = match v.closed.then(|| step(v.closed_by)) {
+                    Some(closed) if closed == opened => format!("during the step at line {closed}"),
+                    Some(closed) => format!("from the step at line {opened} until the step at line {closed}"),
+                    None => format!("from the step at line {opened} until the end of the scenario"),
                 };
-                format!("{what} from the step at line {} until {end}", v.opened_at_line)
+                let mut details = format!("{what} {when}");
+                if about.minimum > 1 {
+                    details.push_str(&format!(" (as few as {})", v.lowest));
+                }
+                if !v.left.is_empty() {
+                    details.push_str(&format!(": opened when {} stopped serving", name_pods(&v.left)));
+                }
+                if v.closed {
+                    let arrived = if v.arrived.is_empty() { "endpoints".to_string() } else { name_pods(&v.arrived) };
+                    details.push_str(&format!(", closed when {arrived} started serving"));
+                }
+                (format!("{what} {when}"), details)
             })
             .collect();
-        let fired = !violations.is_empty();
-        let (status, message) = match (fired, self.expect_violation) {
-            (false, false) | (true, true) => (Status::Passed, None),
-            (true, false) => (
+        let (recorded, details): (Vec<String>, Vec<String>) = violations.into_iter().unzip();
+        let (status, message) = match (recorded.is_empty(), about.expect_violation) {
+            (true, false) => (Status::Passed, None),
+            (false, true) => (Status::Passed, None),
+            (false, false) => (Status::Failed, Some(format!("fired: {}", details.join("; ")))),
+            (true, true) => (
                 Status::Failed,
                 Some(format!(
-                    "guard service/{} {} (line {}) fired: {}",
-                    self.service,
-                    self.invariant,
-                    self.line,
-                    described.join("; ")
-                )),
-            ),
-            (false, true) => (
-                Status::Failed,
-                Some(format!(
-                    "guard service/{} {} (line {}) was expected to fire, but the service always had {} ready endpoint(s) or more",
-                    self.service, self.invariant, self.line, self.minimum
+                    "was expected to fire, but the service always had {} serving endpoint(s) or more",
+                    about.minimum
                 )),
             ),
         };
+        let mut result = about.result(recorded, status, message);
+        result.details = details;
+        result
+    }
+}
+
+impl About {
+    fn result(&self, violations: Vec<String>, status: Status, message: Option<String>) -> GuardResult {
         GuardResult {
             service: format!("service/{}", self.service),
-            invariant: self.invariant,
+            invariant: self.invariant.clone(),
             line: self.line,
             expect_violation: self.expect_violation,
-            violations: described,
+            violations,
             status,
             message,
+            details: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backend(name: &str) -> Backend {
+        Backend { pod_name: name.into(), pod_uid: Some(format!("uid-{name}")), terminating: false }
+    }
+
+    fn judge(minimum: usize) -> Judge {
+        Judge { minimum, routed: vec![backend("a"), backend("b")], history: History::default() }
+    }
+
+    #[test]
+    fn a_gap_is_opened_and_closed_by_the_changes_that_caused_it() {
+        let mut judge = judge(1);
+        judge.observe(vec![], Some(11));
+        judge.observe(vec![backend("c")], Some(21));
+        let [gap] = judge.history.violations.as_slice() else { panic!("one gap expected") };
+        assert_eq!((gap.opened_by, gap.closed, gap.closed_by, gap.lowest), (Some(11), true, Some(21), 0));
+        assert_eq!(gap.left, [backend("a"), backend("b")]);
+        assert_eq!(gap.arrived, [backend("c")]);
+    }
+
+    #[test]
+    fn shrinking_above_the_minimum_is_no_violation() {
+        let mut judge = judge(1);
+        judge.observe(vec![backend("a")], Some(11));
+        assert!(judge.history.violations.is_empty());
+        judge.observe(vec![], Some(12));
+        assert_eq!(judge.history.violations.len(), 1);
+        assert_eq!(judge.history.violations[0].left, [backend("a")]);
+        assert!(!judge.history.violations[0].closed);
+    }
+
+    #[test]
+    fn at_least_tracks_the_lowest_count() {
+        let mut judge = judge(2);
+        judge.observe(vec![backend("a")], Some(11));
+        judge.observe(vec![], Some(12));
+        judge.observe(vec![backend("a"), backend("c")], Some(13));
+        let [gap] = judge.history.violations.as_slice() else { panic!("one interval expected") };
+        assert_eq!((gap.lowest, gap.closed_by), (0, Some(13)));
     }
 }

@@ -8,6 +8,7 @@ mod guard;
 pub mod namespace;
 mod steps;
 mod substitute;
+pub mod traffic;
 pub mod view;
 
 use std::collections::HashMap;
@@ -75,24 +76,63 @@ pub enum Value {
 /// A step's failure: what was expected and what the cluster showed.
 #[derive(Debug)]
 pub enum StepError {
-    /// The scenario's expectation did not hold (exit code 1).
+    /// The scenario's expectation did not hold, or the step could not do its work (exit code 1).
     Failed(String),
+    /// The change was refused before it took effect (exit code 1, unless `expect-refused`).
+    Refused { by: RefusedBy, message: String },
     /// The cluster or the API failed (exit code 3).
     Infrastructure(String),
 }
 
-impl StepError {
-    fn message(&self) -> &str {
+/// Who refused a change: only these refusals satisfy `expect-refused`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefusedBy {
+    /// The API server's validation or admission, with the HTTP code and the status reason.
+    Api { code: u16, reason: String },
+    /// rehearse itself, before touching the cluster (e.g. `remove-from-lb` with no label to drop).
+    Rehearse,
+}
+
+impl std::fmt::Display for RefusedBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StepError::Failed(m) | StepError::Infrastructure(m) => m,
+            RefusedBy::Api { code, reason } if reason.is_empty() => write!(f, "the API ({code})"),
+            RefusedBy::Api { code, reason } => write!(f, "the API ({code} {reason})"),
+            RefusedBy::Rehearse => write!(f, "rehearse, before touching the cluster"),
         }
+    }
+}
+
+impl StepError {
+    fn message(&self) -> String {
+        match self {
+            StepError::Failed(m) | StepError::Infrastructure(m) => m.clone(),
+            StepError::Refused { by, message } => format!("refused by {by}: {message}"),
+        }
+    }
+
+    /// A refusal by rehearse itself.
+    pub fn refused(message: impl Into<String>) -> Self {
+        StepError::Refused { by: RefusedBy::Rehearse, message: message.into() }
     }
 }
 
 impl From<kube::Error> for StepError {
     fn from(error: kube::Error) -> Self {
         match error {
-            kube::Error::Api(status) => StepError::Failed(format!("the API refused it: {}", status.message)),
+            // Validation (422 Invalid), malformed requests (400) and admission denials (403):
+            // the API looked at the change and said no.
+            kube::Error::Api(status) if matches!(status.code, 400 | 403 | 422) => StepError::Refused {
+                by: RefusedBy::Api { code: status.code, reason: status.reason.clone() },
+                message: status.message,
+            },
+            kube::Error::Api(status) if status.code == 429 || status.code >= 500 => StepError::Infrastructure(format!(
+                "the API server failed ({} {}): {}",
+                status.code, status.reason, status.message
+            )),
+            kube::Error::Api(status) => {
+                StepError::Failed(format!("the API answered {} {}: {}", status.code, status.reason, status.message))
+            }
             other => StepError::Infrastructure(format!("the cluster did not answer: {other}")),
         }
     }
@@ -126,8 +166,8 @@ pub struct Context<'a> {
 pub type WriteLog = Arc<std::sync::Mutex<Vec<(u64, usize)>>>;
 
 /// The line of the last step whose write the API stored at or before `version`.
-pub fn step_before(log: &WriteLog, version: Option<&str>, fallback: usize) -> usize {
-    let Some(version) = version.and_then(|v| v.parse::<u64>().ok()) else { return fallback };
+pub fn step_before(log: &WriteLog, version: Option<u64>, fallback: usize) -> usize {
+    let Some(version) = version else { return fallback };
     let log = log.lock().unwrap_or_else(|e| e.into_inner());
     log.iter().filter(|(rv, _)| *rv <= version).map(|(_, line)| *line).next_back().unwrap_or(fallback)
 }
@@ -323,7 +363,7 @@ async fn run_steps(
                 failed = true;
                 let message = format!("{location}: `{text}`: {}", error.message());
                 result.status = match error {
-                    StepError::Failed(_) => Status::Failed,
+                    StepError::Failed(_) | StepError::Refused { .. } => Status::Failed,
                     StepError::Infrastructure(_) => Status::Error,
                 };
                 result.failure = Some(message.clone());
@@ -333,22 +373,10 @@ async fn run_steps(
     }
     // The guards watched until now; each passes or fails on what it saw.
     for guard in guards {
-        let newest = context
-            .view
-            .slices
-            .state()
-            .iter()
-            .filter(|s| {
-                view::labels_of(&s.metadata).get("kubernetes.io/service-name").map(String::as_str)
-                    == Some(guard.service())
-            })
-            .filter_map(|s| s.metadata.resource_version.as_deref()?.parse::<u64>().ok())
-            .max()
-            .unwrap_or(0);
-        let outcome: GuardResult = guard.finish(newest).await;
-        if outcome.status != Status::Passed && result.status == Status::Passed {
-            result.status = Status::Failed;
-            result.failure = Some(outcome.message.clone().unwrap_or_default());
+        let outcome: GuardResult = guard.finish(&context, context.timeout).await;
+        if let Some(message) = outcome.message.as_ref().filter(|_| result.status == Status::Passed) {
+            result.status = if outcome.status == Status::Error { Status::Error } else { Status::Failed };
+            result.failure = Some(format!("{}:{}: {} {message}", job.path.display(), outcome.line, outcome.title()));
         }
         result.guards.push(outcome);
     }

@@ -96,14 +96,18 @@ pub async fn run(step: &Step, context: &mut Context<'_>, timeout: Duration) -> R
             Ok(outcome)
         }
         StepKind::ExpectRefused { message, step } => match Box::pin(run(step, context, timeout)).await {
-            Ok(_) => Err(StepError::Failed("the API accepted the step; it was expected to refuse it".into())),
-            Err(StepError::Failed(refusal)) => match message {
+            Ok(_) => Err(StepError::Failed("the step was accepted; it was expected to be refused".into())),
+            Err(StepError::Refused { by, message: refusal }) => match message {
                 Some(wanted) if !refusal.contains(&wanted.value) => Err(StepError::Failed(format!(
-                    "refused, but not with a message containing \"{}\": {refusal}",
+                    "refused by {by}, but not with a message containing \"{}\": {refusal}",
                     wanted.value
                 ))),
-                _ => Ok(format!("refused: {}", normalise_refusal(&refusal))),
+                _ => Ok(format!("refused by {by}: {}", normalise_refusal(&refusal))),
             },
+            Err(StepError::Failed(failure)) => Err(StepError::Failed(format!(
+                "the step failed without being refused (only the API's validation or admission, or rehearse \
+                 before touching the cluster, refuse a step): {failure}"
+            ))),
             Err(other) => Err(other),
         },
         StepKind::ExpectTraffic { .. } | StepKind::Expect { .. } | StepKind::Wait(_) => {
@@ -115,7 +119,6 @@ pub async fn run(step: &Step, context: &mut Context<'_>, timeout: Duration) -> R
 
 /// API messages carry generated names and hashes; keep the part a reader needs, deterministically.
 fn normalise_refusal(message: &str) -> String {
-    let message = message.trim_start_matches("the API refused it: ");
     match message.find(": spec.") {
         Some(i) => message[i + 2..].to_string(),
         None => message.to_string(),
@@ -166,22 +169,59 @@ pub fn resolve(context: &Context<'_>, target: &Target) -> Result<Vec<(Kind, Stri
 
 /// Live objects of a kind in the scenario's namespace, with their labels, sorted by name.
 pub fn objects_of(context: &Context<'_>, kind: Kind) -> Vec<(String, Labels)> {
-    fn collect<K: kube::Resource>(items: Vec<Arc<K>>) -> Vec<(String, Labels)> {
-        let mut out: Vec<(String, Labels)> = items
-            .iter()
-            .filter(|o| o.meta().deletion_timestamp.is_none())
-            .map(|o| (o.meta().name.clone().unwrap_or_default(), labels_of(o.meta())))
+    objects_in(context, kind, false)
+}
+
+/// Objects of a kind in the scenario's namespace, with those being deleted if asked, sorted.
+pub fn objects_in(context: &Context<'_>, kind: Kind, with_terminating: bool) -> Vec<(String, Labels)> {
+    let collect = |metas: Vec<&k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>| {
+        let mut out: Vec<(String, Labels)> = metas
+            .into_iter()
+            .filter(|meta| with_terminating || meta.deletion_timestamp.is_none())
+            .map(|meta| (meta.name.clone().unwrap_or_default(), labels_of(meta)))
             .collect();
         out.sort();
         out
+    };
+    fn metas<K: kube::Resource>(items: &[Arc<K>]) -> Vec<&k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta> {
+        items.iter().map(|o| o.meta()).collect()
     }
     let view = &context.view;
     match kind {
-        Kind::Pod => collect(view.pods.state()),
-        Kind::Deployment => collect(view.deployments.state()),
-        Kind::ReplicaSet => collect(view.replica_sets.state()),
-        Kind::DaemonSet => collect(view.daemon_sets.state()),
-        Kind::Service => collect(view.services.state()),
+        Kind::Pod => collect(metas(&view.pods.state())),
+        Kind::Deployment => collect(metas(&view.deployments.state())),
+        Kind::ReplicaSet => collect(metas(&view.replica_sets.state())),
+        Kind::DaemonSet => collect(metas(&view.daemon_sets.state())),
+        Kind::Service => collect(metas(&view.services.state())),
+    }
+}
+
+/// How many objects a target stands for that exist now (`with_terminating`: counting those
+/// being deleted). A named object counts only if the cluster has it.
+pub fn present(context: &Context<'_>, target: &Target, with_terminating: bool) -> Result<usize, StepError> {
+    let named =
+        |kind: Kind, name: &str| objects_in(context, kind, with_terminating).iter().filter(|(n, _)| n == name).count();
+    match target {
+        Target::Variable(v) => match context.variables.get(&v.value) {
+            Some(Value::Pod(bound)) => Ok(context
+                .view
+                .pods
+                .state()
+                .iter()
+                .filter(|p| p.metadata.uid.as_ref() == Some(&bound.uid))
+                .filter(|p| with_terminating || p.metadata.deletion_timestamp.is_none())
+                .count()),
+            Some(Value::Object { kind, name }) => Ok(named(*kind, name)),
+            _ => Err(StepError::Failed(format!("`${}` does not hold an object", v.value))),
+        },
+        Target::Object(o) => Ok(named(o.kind.unwrap_or(Kind::Pod), &o.name.value)),
+        Target::Selection(s) => {
+            let kind = s.kind.unwrap_or(Kind::Pod);
+            Ok(objects_in(context, kind, with_terminating)
+                .iter()
+                .filter(|(_, labels)| s.selector.as_ref().is_none_or(|sel| sel.matches(labels)))
+                .count())
+        }
     }
 }
 
@@ -209,9 +249,9 @@ async fn label(context: &mut Context<'_>, target: &Target, changes: &[LabelChang
         let patched = api_for(context, *kind).patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
         context.wrote(Some(*kind), &patched.metadata);
     }
-    let changes: Vec<String> = changes.iter().map(ToString::to_string).collect();
     let what = objects.first().map(|(k, _)| k.name()).unwrap_or("object");
-    Ok(format!("{} on {} {what}(s)", changes.join(" "), objects.len()))
+    // The changes are in the step's own text; values a variable held may differ between runs.
+    Ok(format!("labelled {} {what}(s)", objects.len()))
 }
 
 async fn select(
@@ -367,7 +407,7 @@ async fn remove_from_lb(
         let pod_name = pod.metadata.name.clone().unwrap_or_default();
         let services = services_for(context, pod, service)?;
         if services.is_empty() {
-            return Err(StepError::Failed(format!("pod {pod_name} is behind no Service; nothing to take it out of")));
+            return Err(StepError::refused(format!("pod {pod_name} is behind no Service; nothing to take it out of")));
         }
         let (controller, controller_keys) = controller_keys(context, pod).unwrap_or_default();
         let labels = labels_of(&pod.metadata);
@@ -377,11 +417,12 @@ async fn remove_from_lb(
             match candidate {
                 Some(key) => removals.push((key.clone(), labels[key].clone())),
                 None => {
-                    let keys: Vec<&String> = selector.keys().collect();
-                    return Err(StepError::Failed(format!(
-                        "service/{service_name} selects only {keys:?}, which {controller} also selects: removing one \
+                    let keys: Vec<String> = selector.keys().map(|k| format!("`{k}`")).collect();
+                    return Err(StepError::refused(format!(
+                        "service/{service_name} selects only {}, which {controller} also selects: removing one \
                          would make the controller replace the pod. Extend the Service's selector first: label the \
-                         pods (e.g. `label pods app=... active=yes`), then `select service/{service_name} += active=yes`"
+                         pods (e.g. `label pods app=... active=yes`), then `select service/{service_name} += active=yes`",
+                        keys.join(", ")
                     )));
                 }
             }
@@ -420,7 +461,7 @@ async fn add_to_lb(
             _ => {
                 // Not taken out by remove-from-lb: give it what the named Service's selector lacks.
                 let Some(named) = service else {
-                    return Err(StepError::Failed(format!(
+                    return Err(StepError::refused(format!(
                         "{} was not taken out with remove-from-lb; name the Service: `add-to-lb ... to service/NAME`",
                         pod.metadata.name.clone().unwrap_or_default()
                     )));

@@ -2,6 +2,7 @@
 //! re-evaluate against it after every change the API server reports, so a step completes the
 //! moment the cluster satisfies it.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::traffic::{self, Backend};
 use crate::model::Kind;
 use crate::model::labels::Labels;
 
@@ -41,7 +43,7 @@ impl Nodes {
     /// Starts the node watch and returns once it holds the initial list.
     pub async fn start(client: &Client) -> Result<Nodes, kube::Error> {
         let (bump, changes) = watch::channel(0);
-        let (store, drive) = reflect(Api::<Node>::all(client.clone()), bump);
+        let (store, drive) = reflect(Api::<Node>::all(client.clone()), bump, |_, _| {});
         let task = Arc::new(AbortOnDrop(tokio::spawn(drive).abort_handle()));
         let nodes = Nodes { store, changes, _task: task };
         if tokio::time::timeout(std::time::Duration::from_secs(30), nodes.store.wait_until_ready()).await.is_err() {
@@ -60,22 +62,31 @@ pub struct View {
     pub deployments: Store<Deployment>,
     pub daemon_sets: Store<DaemonSet>,
     pub nodes: Store<Node>,
+    departed: DepartedPods,
     changes: watch::Receiver<u64>,
     tasks: JoinSet<()>,
 }
 
-/// A store fed by a reflector, and the future that drives it (bumping `bump` after each change).
-fn reflect<K>(api: Api<K>, bump: watch::Sender<u64>) -> (Store<K>, impl Future<Output = ()> + Send + 'static)
+/// A store fed by a watch, and the future that drives it (bumping `bump` after each change).
+/// `before` sees every event before the store applies it, with the store as it still is.
+fn reflect<K>(
+    api: Api<K>,
+    bump: watch::Sender<u64>,
+    mut before: impl FnMut(&watcher::Event<K>, &Store<K>) + Send + 'static,
+) -> (Store<K>, impl Future<Output = ()> + Send + 'static)
 where
     K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
-    let (reader, writer) = reflector::store::<K>();
-    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()).default_backoff());
+    let (reader, mut writer) = reflector::store::<K>();
+    let store = reader.clone();
+    let stream = watcher(api, watcher::Config::default()).default_backoff();
     let drive = async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
-            if event.is_ok() {
+            if let Ok(event) = event {
+                before(&event, &store);
+                writer.apply_watcher_event(&event);
                 bump.send_modify(|n| *n += 1);
             }
         }
@@ -88,9 +99,63 @@ where
     K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
-    let (store, drive) = reflect(api, bump);
+    let (store, drive) = reflect(api, bump, |_, _| {});
     tasks.spawn(drive);
     store
+}
+
+/// The pod behind an endpoint; `gone` when it no longer exists (the endpoint is stale).
+pub struct Behind {
+    pub pod: Arc<Pod>,
+    pub gone: bool,
+}
+
+/// Pods that left the namespace, by uid, as last seen: a stale EndpointSlice can still route to
+/// them, and results name them by role like any other pod.
+#[derive(Clone, Default)]
+pub struct DepartedPods(Arc<std::sync::Mutex<HashMap<String, Arc<Pod>>>>);
+
+impl DepartedPods {
+    fn get(&self, uid: &str) -> Option<Arc<Pod>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).get(uid).cloned()
+    }
+
+    fn find_by_name(&self, name: &str) -> Option<Arc<Pod>> {
+        let departed = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        departed.values().find(|p| p.metadata.name.as_deref() == Some(name)).cloned()
+    }
+
+    /// Remembers deleted pods, and pods that a re-list no longer shows (their delete event was
+    /// missed while the watch reconnected), before the store forgets them.
+    fn record(&self) -> impl FnMut(&watcher::Event<Pod>, &Store<Pod>) + Send + 'static {
+        let departed = self.clone();
+        let mut relisted: Option<std::collections::HashSet<String>> = None;
+        move |event, store| {
+            let mut remember = |pod: Arc<Pod>| {
+                if let Some(uid) = pod.metadata.uid.clone() {
+                    departed.0.lock().unwrap_or_else(|e| e.into_inner()).insert(uid, pod);
+                }
+            };
+            match event {
+                watcher::Event::Delete(pod) => remember(Arc::new(pod.clone())),
+                watcher::Event::Init => relisted = Some(Default::default()),
+                watcher::Event::InitApply(pod) => {
+                    if let (Some(seen), Some(uid)) = (relisted.as_mut(), pod.metadata.uid.clone()) {
+                        seen.insert(uid);
+                    }
+                }
+                watcher::Event::InitDone => {
+                    let seen = relisted.take().unwrap_or_default();
+                    store
+                        .state()
+                        .into_iter()
+                        .filter(|p| p.metadata.uid.as_ref().is_some_and(|uid| !seen.contains(uid)))
+                        .for_each(&mut remember);
+                }
+                watcher::Event::Apply(_) => {}
+            }
+        }
+    }
 }
 
 impl View {
@@ -106,14 +171,18 @@ impl View {
                 node_bump.send_modify(|n| *n += 1);
             }
         });
+        let departed = DepartedPods::default();
+        let (pods, drive_pods) = reflect(Api::namespaced(client.clone(), namespace), bump.clone(), departed.record());
+        tasks.spawn(drive_pods);
         let view = View {
-            pods: feed(Api::namespaced(client.clone(), namespace), bump.clone(), &mut tasks),
+            pods,
             slices: feed(Api::namespaced(client.clone(), namespace), bump.clone(), &mut tasks),
             services: feed(Api::namespaced(client.clone(), namespace), bump.clone(), &mut tasks),
             replica_sets: feed(Api::namespaced(client.clone(), namespace), bump.clone(), &mut tasks),
             deployments: feed(Api::namespaced(client.clone(), namespace), bump.clone(), &mut tasks),
             daemon_sets: feed(Api::namespaced(client.clone(), namespace), bump.clone(), &mut tasks),
             nodes: nodes.store.clone(),
+            departed,
             changes,
             tasks,
         };
@@ -181,19 +250,27 @@ impl View {
         self.services.state().into_iter().find(|s| s.metadata.name.as_deref() == Some(name))
     }
 
-    /// Pod names behind the service's ready endpoints, sorted (with repeats if a pod has several).
-    pub fn ready_endpoints(&self, service: &str) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .slices
-            .state()
-            .iter()
-            .filter(|s| labels_of(&s.metadata).get("kubernetes.io/service-name").map(String::as_str) == Some(service))
-            .flat_map(|s| s.endpoints.clone())
-            .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(false))
-            .filter_map(|e| e.target_ref.and_then(|t| t.name))
-            .collect();
-        names.sort();
-        names
+    /// The endpoints kube-proxy sends the service's traffic to (see [`super::traffic`]).
+    pub fn routed(&self, service: &str) -> Vec<Backend> {
+        let slices = self.slices.state();
+        traffic::routed(slices.iter().filter(|s| traffic::belongs_to(s, service)).map(|s| &**s))
+    }
+
+    /// The pod behind an endpoint, as the view last saw it: live, terminating, or gone.
+    pub fn pod_behind(&self, backend: &Backend) -> Option<Behind> {
+        let pods = self.pods.state();
+        let present = pods.iter().find(|p| match &backend.pod_uid {
+            Some(uid) => p.metadata.uid.as_ref() == Some(uid),
+            None => p.metadata.name.as_deref() == Some(&backend.pod_name),
+        });
+        if let Some(pod) = present {
+            return Some(Behind { pod: pod.clone(), gone: false });
+        }
+        let departed = match &backend.pod_uid {
+            Some(uid) => self.departed.get(uid),
+            None => self.departed.find_by_name(&backend.pod_name),
+        };
+        departed.map(|pod| Behind { pod, gone: true })
     }
 
     /// Nodes a DaemonSet pod without tolerations lands on: no NoSchedule/NoExecute taint, schedulable.

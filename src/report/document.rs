@@ -54,8 +54,20 @@ pub struct GuardResult {
     pub expect_violation: bool,
     pub violations: Vec<String>,
     pub status: Status,
+    /// Why the guard did not pass.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Each violation with what opened and closed it (which pods, how low): for people, not for
+    /// the document, since batching by the endpoint controller may vary them between runs.
+    #[serde(skip)]
+    pub details: Vec<String>,
+}
+
+impl GuardResult {
+    /// How the guard is named in messages.
+    pub fn title(&self) -> String {
+        format!("guard {} {} (line {})", self.service, self.invariant, self.line)
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -68,12 +68,11 @@ impl Terminal {
         }
         for guard in &result.guards {
             let status = if guard.status == Status::Passed { "ok  " } else { "FAIL" };
-            let what = guard.message.clone().unwrap_or_else(|| match guard.violations.as_slice() {
+            let what = guard.message.clone().unwrap_or_else(|| match guard.details.as_slice() {
                 [] => "never violated".into(),
                 seen => format!("fired as expected: {}", seen.join("; ")),
             });
-            let _ =
-                writeln!(out, "  {status} guard {} {} (line {}): {what}", guard.service, guard.invariant, guard.line);
+            let _ = writeln!(out, "  {status} {}: {what}", guard.title());
         }
         for snapshot in &result.snapshots {
             if let SnapshotOutcome::Mismatch { diff, new, .. } = snapshot {
@@ -86,7 +85,12 @@ impl Terminal {
                 let _ = writeln!(out, "  no snapshot file {} (CI does not create snapshots)", path.display());
             }
         }
-        if let Some(failure) = &result.failure {
+        // A failure already shown on its step or guard line is not repeated.
+        let shown = |failure: &str| {
+            result.steps.iter().any(|s| s.message.as_deref() == Some(failure))
+                || result.guards.iter().any(|g| g.message.as_ref().is_some_and(|m| failure.ends_with(m.as_str())))
+        };
+        if let Some(failure) = result.failure.as_deref().filter(|f| !shown(f)) {
             let _ = writeln!(out, "  {failure}");
         }
         if result.kept {

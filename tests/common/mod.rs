@@ -1,7 +1,8 @@
 //! Shared by the integration tests that need the testbed (tests/testbed/testbed.sh up).
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
@@ -69,4 +70,41 @@ impl Drop for TestNamespace {
         })
         .join();
     }
+}
+
+/// `rehearse ARGS` on the testbed; CI=1 so no snapshot is ever written unless a test says so.
+pub fn rehearse(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rehearse"));
+    command.args(args).env("KUBECONFIG", kubeconfig()).env("CI", "1").env("NO_COLOR", "1");
+    command
+}
+
+pub fn run(mut command: impl std::borrow::BorrowMut<Command>) -> (i32, String) {
+    let Output { status, stdout, stderr } = command.borrow_mut().output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&stdout), String::from_utf8_lossy(&stderr));
+    (status.code().unwrap_or(-1), text)
+}
+
+pub fn script(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let examples = std::fs::canonicalize("examples").unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, format!("base-dir {:?}\n\n{text}", examples.display().to_string())).unwrap();
+    path
+}
+
+/// The namespaces a JSON report names, with whether each is gone or being deleted.
+pub async fn namespaces_left(report: &Path) -> Vec<String> {
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    let api = Api::<Namespace>::all(client().await);
+    let mut left = Vec::new();
+    for scenario in report["scenarios"].as_array().unwrap() {
+        let name = scenario["namespace"].as_str().unwrap();
+        assert!(name.starts_with("rehearse-"), "{name}");
+        if let Some(ns) = api.get_opt(name).await.unwrap()
+            && ns.metadata.deletion_timestamp.is_none()
+        {
+            left.push(name.to_string());
+        }
+    }
+    left
 }

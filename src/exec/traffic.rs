@@ -1,0 +1,129 @@
+//! Where a Service's traffic goes, by kube-proxy's rules, read from its EndpointSlices.
+//!
+//! kube-proxy merges the endpoints of every slice labelled with the Service's name and sends
+//! traffic to the ready ones. Only when there is no ready endpoint does it fall back to the ones
+//! that are terminating but still serving (KEP-1669, on by default since Kubernetes 1.26). An
+//! endpoint whose `ready` is unset counts as ready, and an unset `serving` reads as `ready` (the
+//! EndpointSlice API's own rules). The pods behind those endpoints receive the traffic, whatever
+//! state the pods themselves are in by now: a stale slice still routes to a deleted pod.
+
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+/// The label that ties an EndpointSlice to its Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// One endpoint kube-proxy sends traffic to: the pod behind it, as the slice names it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Backend {
+    pub pod_name: String,
+    pub pod_uid: Option<String>,
+    /// Routed only because no endpoint was ready: the pod is terminating but still serving.
+    pub terminating: bool,
+}
+
+/// Whether a slice belongs to the Service `service`.
+pub fn belongs_to(slice: &EndpointSlice, service: &str) -> bool {
+    slice.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)).map(String::as_str) == Some(service)
+}
+
+/// The endpoints kube-proxy routes a Service's traffic to, given all of the Service's slices;
+/// one per pod, sorted by pod name.
+pub fn routed<'a>(slices: impl IntoIterator<Item = &'a EndpointSlice>) -> Vec<Backend> {
+    let mut ready = Vec::new();
+    let mut serving_terminating = Vec::new();
+    for endpoint in slices.into_iter().flat_map(|s| s.endpoints.iter()) {
+        let conditions = endpoint.conditions.clone().unwrap_or_default();
+        let is_ready = conditions.ready.unwrap_or(true);
+        let is_serving = conditions.serving.unwrap_or(is_ready);
+        let is_terminating = conditions.terminating.unwrap_or(false);
+        let target = endpoint.target_ref.as_ref();
+        let pod_name = target.and_then(|t| t.name.clone()).or_else(|| endpoint.addresses.first().cloned());
+        let Some(pod_name) = pod_name else { continue };
+        let backend = Backend { pod_name, pod_uid: target.and_then(|t| t.uid.clone()), terminating: false };
+        if is_ready && !is_terminating {
+            ready.push(backend);
+        } else if is_serving && is_terminating {
+            serving_terminating.push(Backend { terminating: true, ..backend });
+        }
+    }
+    let mut backends = if ready.is_empty() { serving_terminating } else { ready };
+    // A pod is one backend even when several slices (one per port set, or mid-rotation) list it.
+    backends.sort();
+    backends.dedup_by(|a, b| a.pod_name == b.pod_name && a.pod_uid == b.pod_uid);
+    backends
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slice(endpoints: serde_json::Value) -> EndpointSlice {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-abc", "labels": {SERVICE_NAME_LABEL: "web"}},
+            "addressType": "IPv4",
+            "endpoints": endpoints,
+        }))
+        .unwrap()
+    }
+
+    fn endpoint(pod: &str, ready: Option<bool>, serving: Option<bool>, terminating: Option<bool>) -> serde_json::Value {
+        serde_json::json!({
+            "addresses": ["10.0.0.1"],
+            "conditions": {"ready": ready, "serving": serving, "terminating": terminating},
+            "targetRef": {"kind": "Pod", "name": pod, "uid": format!("uid-{pod}")},
+        })
+    }
+
+    fn names(backends: &[Backend]) -> Vec<(&str, bool)> {
+        backends.iter().map(|b| (b.pod_name.as_str(), b.terminating)).collect()
+    }
+
+    #[test]
+    fn ready_endpoints_win_over_terminating_ones() {
+        let slices = [slice(serde_json::json!([
+            endpoint("a", Some(true), Some(true), Some(false)),
+            endpoint("b", Some(false), Some(true), Some(true)),
+            endpoint("c", Some(false), Some(false), Some(false)),
+        ]))];
+        assert_eq!(names(&routed(&slices)), [("a", false)]);
+    }
+
+    #[test]
+    fn serving_terminating_endpoints_take_traffic_only_when_nothing_is_ready() {
+        let slices = [slice(serde_json::json!([
+            endpoint("b", Some(false), Some(true), Some(true)),
+            endpoint("c", Some(false), Some(false), Some(true)),
+            endpoint("d", Some(false), Some(false), Some(false)),
+        ]))];
+        assert_eq!(names(&routed(&slices)), [("b", true)]);
+    }
+
+    #[test]
+    fn unset_conditions_follow_the_api_defaults() {
+        let slices =
+            [slice(serde_json::json!(
+                [endpoint("a", None, None, None), endpoint("b", Some(false), None, Some(true)),]
+            ))];
+        assert_eq!(names(&routed(&slices)), [("a", false)]);
+        let only_terminating = [slice(serde_json::json!([endpoint("b", Some(false), None, Some(true))]))];
+        assert!(routed(&only_terminating).is_empty(), "serving defaults to ready, which is false here");
+    }
+
+    #[test]
+    fn a_pod_listed_by_two_slices_is_one_backend() {
+        let slices = [
+            slice(serde_json::json!([endpoint("a", Some(true), Some(true), Some(false))])),
+            slice(serde_json::json!([
+                endpoint("a", Some(true), Some(true), Some(false)),
+                endpoint("b", Some(true), Some(true), Some(false)),
+            ])),
+        ];
+        assert_eq!(names(&routed(&slices)), [("a", false), ("b", false)]);
+    }
+
+    #[test]
+    fn no_endpoints_route_nowhere() {
+        assert!(routed(&[slice(serde_json::json!([]))]).is_empty());
+        assert!(routed(&[]).is_empty());
+    }
+}

@@ -1,0 +1,177 @@
+//! Verdicts are a function of the script and Kubernetes' rules: traffic is judged on the pods
+//! behind the endpoints kube-proxy would use, refusals are told apart from failures, guards
+//! judge a complete history without stalling, and timeouts say which pods were in flux.
+//! Against the testbed's real API server (tests/run.sh starts it).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{rehearse, run, script};
+
+/// A Service without a selector and an EndpointSlice that rehearse's script writes itself: the
+/// endpoint controller leaves such slices alone, so the script decides exactly what the slice
+/// says and for how long, e.g. that it still routes to a pod that is gone.
+fn manual_service(endpoints: &str) -> String {
+    format!(
+        r#"    apply <<YAML
+apiVersion: v1
+kind: Service
+metadata:
+  name: manual
+spec:
+  ports:
+    - port: 80
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: manual-1
+  labels:
+    kubernetes.io/service-name: manual
+    endpointslice.kubernetes.io/managed-by: rehearse.test
+addressType: IPv4
+ports:
+  - port: 80
+endpoints:
+{endpoints}
+YAML
+"#
+    )
+}
+
+fn endpoint(pod: &str, address: &str, ready: bool, serving: bool, terminating: bool) -> String {
+    format!(
+        "  - addresses: [\"{address}\"]\n    conditions: {{ready: {ready}, serving: {serving}, terminating: {terminating}}}\n    targetRef: {{kind: Pod, name: {pod}}}\n"
+    )
+}
+
+#[test]
+fn traffic_to_a_deleted_pod_still_counts_until_its_endpoint_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let slice = manual_service(&endpoint("canary", "10.0.0.201", true, true, false));
+    let text = format!(
+        "scenario \"stale endpoint\" {{\n    run canary labels app=web track=canary\n    wait pod/canary condition=Ready\n{slice}    expect-traffic service/manual -> 100% pods track=canary\n    delete pod/canary\n    wait pod/canary deleted\n    expect-traffic service/manual excludes pods track=canary within 1s\n}}\n"
+    );
+    let path = script(dir.path(), "stale.rollout", &text);
+    let (code, output) = run(rehearse(&["run", path.to_str().unwrap()]));
+    // The pod is gone, but the slice still routes to it: kube-proxy would send it traffic.
+    assert_eq!(code, 1, "{output}");
+    assert!(
+        output.contains("not satisfied within 1s: service/manual sends traffic to pod/canary (deleted)"),
+        "{output}"
+    );
+
+    // The same goes for a share: the deleted canary still holds all of the traffic.
+    let text = text.replace("excludes pods track=canary within 1s", "-> 0% pods track=canary within 1s");
+    let path = script(dir.path(), "stale-share.rollout", &text);
+    let (code, output) = run(rehearse(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("pod/canary (deleted) (100.0% to `pods track=canary`)"), "{output}");
+}
+
+#[test]
+fn terminating_endpoints_serve_only_when_nothing_is_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let both = endpoint("old", "10.0.0.201", false, true, true) + &endpoint("new", "10.0.0.202", true, true, false);
+    let only_old = endpoint("old", "10.0.0.201", false, true, true);
+    let not_serving = endpoint("old", "10.0.0.201", false, false, true);
+    let pods = "    run old labels app=web track=old\n    run new labels app=web track=new\n    wait pods app=web condition=Ready\n";
+    let scenarios = [
+        ("ready wins", both, "-> pods track=new"),
+        ("fallback to serving terminating", only_old, "-> pods track=old"),
+        ("terminating and not serving", not_serving, "none"),
+    ];
+    let text: String = scenarios
+        .iter()
+        .map(|(name, endpoints, expectation)| {
+            format!(
+                "scenario \"{name}\" {{\n{pods}{}    expect-traffic service/manual {expectation} within 5s\n}}\n\n",
+                manual_service(endpoints)
+            )
+        })
+        .collect();
+    let path = script(dir.path(), "fallback.rollout", &text);
+    let (code, output) = run(rehearse(&["run", "--jobs", "3", path.to_str().unwrap()]));
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("3 passed, 0 failed"), "{output}");
+}
+
+#[test]
+fn a_guard_ends_with_its_scenario_even_when_another_service_changed_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "scenario \"two services\" {\n    apply \"dockercoins/rng.yaml\"\n    apply <<YAML\napiVersion: v1\nkind: Service\nmetadata:\n  name: rng-too\nspec:\n  selector:\n    app: rng\n  ports:\n    - port: 80\nYAML\n    scale deployment/rng to 3\n    wait rollout deployment/rng\n    guard service/rng always-serving\n    expect-traffic service/rng count 3\n}\n";
+    let path = script(dir.path(), "two-services.rollout", text);
+    let started = Instant::now();
+    let (code, output) = run(rehearse(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("ok   guard service/rng always-serving (line 18): never violated"), "{output}");
+    // Before the fix the guard waited 10 s for a version only the other watch could reach.
+    assert!(started.elapsed() < Duration::from_secs(8), "the guard stalled the scenario: {:?}", started.elapsed());
+}
+
+#[test]
+fn a_gap_within_one_step_reads_as_during_that_step() {
+    let dir = tempfile::tempdir().unwrap();
+    // One step empties the slice and fills it again: the gap opens and closes within that step.
+    let slice = |endpoints: &str| {
+        format!(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: manual-1\n  labels:\n    kubernetes.io/service-name: manual\n    endpointslice.kubernetes.io/managed-by: rehearse.test\naddressType: IPv4\nports:\n  - port: 80\nendpoints:{endpoints}\n"
+        )
+    };
+    let web = endpoint("web", "10.0.0.201", true, true, false);
+    let text = format!(
+        "scenario \"gap\" {{\n    run web labels app=web\n    wait pod/web condition=Ready\n{}    guard service/manual always-serving expect-violation\n    apply <<GAP\n{}---\n{}GAP\n    expect-traffic service/manual count 1\n}}\n",
+        manual_service(&web),
+        slice(" []"),
+        slice(&format!("\n{web}")),
+    );
+    // `script` puts two lines (base-dir, a blank) before the text.
+    let gap_line = text.lines().position(|l| l.contains("apply <<GAP")).unwrap() + 3;
+    let path = script(dir.path(), "gap.rollout", &text);
+    let json = dir.path().join("report.json");
+    let (code, output) =
+        run(rehearse(&["run", path.to_str().unwrap(), "--report", &format!("json={}", json.display())]));
+    assert_eq!(code, 0, "{output}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let violations = &report["scenarios"][0]["guards"][0]["violations"];
+    assert_eq!(violations[0], format!("no serving endpoints during the step at line {gap_line}"), "{output}");
+    assert!(
+        output.contains(&format!(
+            "fired as expected: no serving endpoints during the step at line {gap_line}: opened when pod/web stopped serving, closed when pod/web started serving"
+        )),
+        "{output}"
+    );
+}
+
+#[test]
+fn a_timeout_names_the_pods_still_in_flux() {
+    let dir = tempfile::tempdir().unwrap();
+    // A pod that no node can take stays Pending: the expectation cannot hold, and the message
+    // says which pod is not ready, for how long, and what it waits for.
+    let text = "scenario \"unschedulable\" {\n    apply <<YAML\napiVersion: v1\nkind: Pod\nmetadata:\n  name: nowhere\n  labels:\n    app: nowhere\nspec:\n  nodeSelector:\n    rehearse.test/no-such-node: \"true\"\n  containers:\n    - name: c\n      image: registry.k8s.io/pause:3.10\nYAML\n    wait pod/nowhere condition=Ready within 1s\n}\n";
+    let path = script(dir.path(), "pending.rollout", text);
+    let (code, output) = run(rehearse(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("pods in flux:"), "{output}");
+    assert!(
+        regex::Regex::new(r"pod/nowhere \(pod/nowhere\) has not been ready for \d+s: waiting to be scheduled")
+            .unwrap()
+            .is_match(&output),
+        "{output}"
+    );
+}
+
+#[test]
+fn named_objects_exist_only_when_the_cluster_has_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "scenario \"gone\" {\n    run gone-soon\n    expect pod/gone-soon exists\n    delete pod/gone-soon\n    wait pod/gone-soon deleted within 10s\n    expect pod/gone-soon absent\n}\n\nscenario \"never was\" {\n    run here\n    expect pod/never-was exists within 1s\n}\n";
+    let path = script(dir.path(), "named.rollout", text);
+    let (code, output) = run(rehearse(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("1 passed, 1 failed"), "{output}");
+    assert!(
+        output.contains("`expect pod/never-was exists within 1s`: not satisfied within 1s: `pod/never-was` is absent"),
+        "{output}"
+    );
+}
