@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, the runbook scenarios under `rehearse check`, and
+# The whole test suite: formatting, lints, the runbook scenarios under `rehearse check`,
 # `cargo test` against a running testbed (built and started here if needed, stopped afterwards
-# unless it was already running).
+# unless it was already running), then the runbook suite once at the testbed's fast pace and once
+# at its kind pace (kwok's general pod stages: pods Ready after seconds, terminating pods kept for
+# part of their grace period), whose result documents must be the same bytes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +15,12 @@ started_here=0
 if ! bash "$testbed" status >/dev/null 2>&1; then
   started_here=1
   trap 'bash "$testbed" down' EXIT
-  bash "$testbed" up
+  bash "$testbed" up --pace fast
+else
+  # Someone's running testbed: cargo test runs at the fast pace; whatever happens, leave it at
+  # the fast pace (the kind-pace run below switches it, kwok only).
+  trap 'bash "$testbed" pace fast' EXIT
+  bash "$testbed" pace fast
 fi
 eval "$(bash "$testbed" env)"
 export REHEARSE_KUBECONFIG="$KUBECONFIG"
@@ -25,9 +32,46 @@ cargo build --locked
 mkdir -p target
 cargo test --locked 2>&1 | tee target/test-output.log
 count() { grep -Eo "test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed" target/test-output.log | awk -v f="$1" '{s += $f} END {print s + 0}'; }
+
+# The runbook suite at both paces: three more results (the suite at the fast pace, the suite at
+# the kind pace, and the two runs' result documents compared byte for byte).
+extra_passed=0
+extra_failed=0
+result() {
+  if [ "$1" = ok ]; then
+    extra_passed=$((extra_passed + 1))
+    echo "ok   $2"
+  else
+    extra_failed=$((extra_failed + 1))
+    echo "FAIL $2"
+  fi
+}
+# suite PACE : the runbook suite into target/results-PACE, at PACE; prints its wall time.
+suite() {
+  local pace=$1 start end status=ok
+  bash "$testbed" pace "$pace"
+  rm -rf "target/results-$pace"
+  start=$(date +%s.%N)
+  ./target/debug/rehearse run --jobs 4 --results "target/results-$pace" scenarios || status=failed
+  end=$(date +%s.%N)
+  result "$status" "runbook suite at the $pace pace ($(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.1f", b - a}') s wall)"
+}
+suite fast
+suite kind
+bash "$testbed" pace fast
+if diff -r target/results-fast target/results-kind >target/results-diff.txt 2>&1; then
+  result ok "result documents the same bytes at both paces"
+else
+  head -n 200 target/results-diff.txt
+  result failed "result documents differ between the paces (diff -r target/results-fast target/results-kind; whole diff in target/results-diff.txt)"
+fi
+
 if [ "$started_here" = 1 ]; then
   trap - EXIT
   bash "$testbed" down
+else
+  trap - EXIT
 fi
-# One closing line for CI: every test binary's counts added up.
-echo "tests: $(count 4) passed, $(count 6) failed"
+# One closing line for CI: every test binary's counts added up, plus the checks above.
+echo "tests: $(($(count 4) + extra_passed)) passed, $(($(count 6) + extra_failed)) failed"
+[ "$extra_failed" = 0 ]

@@ -3,7 +3,8 @@
 # kube-controller-manager, kube-scheduler) with kwok fake nodes, built from Go
 # modules and run as plain local processes bound to 127.0.0.1.
 #
-# Usage: testbed.sh build|up|down|status|env|smoke      (see docs/testbed.md)
+# Usage: testbed.sh build|up [--pace fast|kind]|pace [fast|kind]|down|status|env|smoke
+#        (see docs/testbed.md)
 #
 # Network rule: every component listens on 127.0.0.1 only. Pod, node and
 # service IPs are fake: never connect to them, never use the pods/proxy or
@@ -22,7 +23,10 @@ CACHE_ROOT=${REHEARSE_TESTBED_CACHE:-$HOME/.cache/rehearse-testbed}
 BUILD_KEY="k8s-${K8S_VERSION}-etcd-${ETCD_VERSION}-kwok-${KWOK_VERSION}"
 BUILD_DIR="$CACHE_ROOT/$BUILD_KEY"
 BIN_DIR="$BUILD_DIR/bin"
+# kwok Stage files, one per pace (see PACES below). The fast one keeps the name
+# it had before paces existed.
 STAGES_FILE="$BUILD_DIR/kwok-stages.yaml"
+KIND_STAGES_FILE="$BUILD_DIR/kwok-stages-kind.yaml"
 RUN_DIR=${REHEARSE_TESTBED_DIR:-$CACHE_ROOT/run}
 # Absolute: process ownership checks match it in command lines.
 [[ $RUN_DIR == /* ]] || RUN_DIR="$PWD/$RUN_DIR"
@@ -36,6 +40,7 @@ KCM_PORT=${REHEARSE_TESTBED_KCM_PORT:-26457}
 SCHEDULER_PORT=${REHEARSE_TESTBED_SCHEDULER_PORT:-26459}
 KWOK_PORT=${REHEARSE_TESTBED_KWOK_PORT:-26450}
 UP_TIMEOUT=${REHEARSE_TESTBED_TIMEOUT:-120}
+DEFAULT_PACE=${REHEARSE_TESTBED_PACE:-fast}
 BUILD_JOBS=${REHEARSE_TESTBED_BUILD_JOBS:-2}
 # Fake ranges: nothing ever connects to these addresses.
 SERVICE_CIDR=10.96.0.0/16
@@ -46,17 +51,36 @@ COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
 KUBE_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 NODES=(rehearse-control-plane rehearse-worker rehearse-worker2)
-# kwok Stage files, copied at build time from the kwok module so that `up`
-# needs neither go nor the module cache.
-STAGE_FILES=(
+# kwok Stage files, copied at build time from the kwok module (kustomize/stage/)
+# so that `up` needs neither go nor the module cache. Two paces, same nodes:
+#   fast  pods Ready at once, deleted at once (kwok's pod/fast stages)
+#   kind  kwok's pod/general stages: containers created and then Ready after
+#         1-5 s each, a deleted pod stays (Terminating, still Ready) for a random
+#         part of its grace period; closer to a real kubelet such as kind's
+PACES=(fast kind)
+NODE_STAGE_FILES=(
   node/fast/node-initialize.yaml
   node/heartbeat-with-lease/node-heartbeat-with-lease.yaml
+)
+FAST_STAGE_FILES=(
+  "${NODE_STAGE_FILES[@]}"
   pod/fast/pod-ready.yaml
   pod/fast/pod-complete.yaml
   pod/fast/pod-delete.yaml
 )
+KIND_STAGE_FILES=(
+  "${NODE_STAGE_FILES[@]}"
+  pod/general/pod-create.yaml
+  pod/general/pod-init-container-running.yaml
+  pod/general/pod-init-container-completed.yaml
+  pod/general/pod-ready.yaml
+  pod/general/pod-complete.yaml
+  pod/general/pod-delete.yaml
+)
 
 KUBECONFIG_PATH="$RUN_DIR/kubeconfig"
+# The Stage file the running kwok was started with (a copy of one pace's file).
+KWOK_STAGES_RUN="$RUN_DIR/kwok.yaml"
 PKI="$RUN_DIR/pki"
 
 log() { printf 'testbed: %s\n' "$*" >&2; }
@@ -69,21 +93,31 @@ usage() {
   local me
   me=$(basename "$0")
   cat <<EOF
-usage: $me build|up|down|status|env|smoke
+usage: $me build|up [--pace fast|kind]|pace [fast|kind]|down|status|env|smoke
 
   build   build etcd ${ETCD_VERSION}, Kubernetes ${K8S_VERSION} (kube-apiserver,
           kube-controller-manager, kube-scheduler, kubectl) and kwok ${KWOK_VERSION}
-          from Go modules into $BIN_DIR
-          (reused when the binaries are already there)
+          from Go modules into $BIN_DIR, and extract kwok's Stage files
+          (reused when already there; a missing Stage file alone is extracted
+          without rebuilding anything)
   up      start the cluster (idempotent); returns once the API answers and the
-          3 nodes are Ready (timeout ${UP_TIMEOUT}s)
+          3 nodes are Ready (timeout ${UP_TIMEOUT}s). --pace (default
+          \$REHEARSE_TESTBED_PACE or fast): how kwok plays pods
+            fast  Ready at once, deleted at once
+            kind  kwok's general stages: Ready after a few seconds, deleted
+                  within the termination grace period
+          On a running cluster at another pace, only the pace is switched.
+  pace    print the running cluster's pace; with fast|kind, switch it by
+          restarting kwok alone (API server, certificates, kubeconfig and
+          objects stay)
   down    stop every component and remove $RUN_DIR (idempotent)
-  status  show which components run; exit 0 only if the cluster is healthy
+  status  show which components run and the pace; exit 0 only if healthy
   env     print 'export KUBECONFIG=...' (use: eval "\$($me env)")
   smoke   end-to-end check of the running testbed (Deployment, Service,
           EndpointSlices, DaemonSet, namespace deletion, loopback listeners)
 
 environment: REHEARSE_TESTBED_CACHE, REHEARSE_TESTBED_DIR, REHEARSE_TESTBED_TIMEOUT,
+  REHEARSE_TESTBED_PACE,
   REHEARSE_TESTBED_{ETCD,ETCD_PEER,APISERVER,KCM,SCHEDULER,KWOK}_PORT,
   REHEARSE_TESTBED_BUILD_JOBS
 EOF
@@ -102,12 +136,22 @@ mod_field() {
     sed -n "s/^[[:space:]]*\"$field\": \"\(.*\)\",\{0,1\}\$/\1/p" | head -n 1
 }
 
-build_present() {
+binaries_present() {
   local b
   for b in "${BINARIES[@]}"; do
     [[ -x "$BIN_DIR/$b" ]] || return 1
   done
-  [[ -s "$STAGES_FILE" ]]
+}
+
+stages_present() {
+  local p
+  for p in "${PACES[@]}"; do
+    [[ -s "$(pace_stages_file "$p")" ]] || return 1
+  done
+}
+
+build_present() {
+  binaries_present && stages_present
 }
 
 build_etcd() {
@@ -185,21 +229,39 @@ build_kubernetes() {
     go build -p "$BUILD_JOBS" -trimpath -ldflags "$ldflags" -o "$BIN_DIR/" "${pkgs[@]}")
 }
 
-build_stages() {
-  [[ -s "$STAGES_FILE" ]] && return 0
-  local dir f
+pace_stages_file() {
+  case $1 in
+    fast) echo "$STAGES_FILE" ;;
+    kind) echo "$KIND_STAGES_FILE" ;;
+    *) die "unknown pace '$1' (fast or kind)" ;;
+  esac
+}
+
+# write_stages FILE STAGE... : concatenate kwok Stage files from the kwok
+# module's kustomize/stage/ into FILE (only when FILE is missing).
+write_stages() {
+  local out=$1 dir f
+  shift
+  [[ -s "$out" ]] && return 0
   dir=$(mod_field Dir "sigs.k8s.io/kwok@${KWOK_VERSION}")
   [[ -d "$dir/kustomize/stage" ]] || die "kwok module has no kustomize/stage ($dir)"
+  log "extracting $(basename "$out") from sigs.k8s.io/kwok@${KWOK_VERSION}"
   {
     echo "# kwok Stages from sigs.k8s.io/kwok@${KWOK_VERSION} kustomize/stage/"
-    for f in "${STAGE_FILES[@]}"; do
+    for f in "$@"; do
       [[ -f "$dir/kustomize/stage/$f" ]] || die "missing stage file $f in $dir"
       echo "---"
       echo "# $f"
       cat "$dir/kustomize/stage/$f"
     done
-  } >"$STAGES_FILE.tmp"
-  mv "$STAGES_FILE.tmp" "$STAGES_FILE"
+  } >"$out.tmp"
+  mv "$out.tmp" "$out"
+}
+
+build_stages() {
+  mkdir -p "$BUILD_DIR"
+  write_stages "$STAGES_FILE" "${FAST_STAGE_FILES[@]}"
+  write_stages "$KIND_STAGES_FILE" "${KIND_STAGE_FILES[@]}"
 }
 
 cmd_build() {
@@ -286,7 +348,13 @@ need_tools() {
     fi
     die "$t not found (Debian: apt-get install openssl curl coreutils util-linux)"
   done
-  build_present || die "binaries missing in $BIN_DIR: run '$0 build' first"
+  binaries_present || die "binaries missing in $BIN_DIR: run '$0 build' first"
+  if ! stages_present; then
+    # A build from before the kind pace: extract the missing Stage file (needs
+    # go and the kwok module, which such a build has), binaries untouched.
+    command -v go >/dev/null 2>&1 || die "kwok Stage files missing in $BUILD_DIR: run '$0 build' first"
+    (go_env && build_stages) || die "cannot extract kwok Stage files: run '$0 build'"
+  fi
 }
 
 # new_cert NAME CN ORG SAN... : key + cert signed by the testbed CA
@@ -439,7 +507,7 @@ component_args() {
     kwok)
       printf '%s\n' \
         --kubeconfig="$RUN_DIR/kwok.kubeconfig" \
-        --config="$RUN_DIR/kwok.yaml" \
+        --config="$KWOK_STAGES_RUN" \
         --manage-all-nodes=false \
         --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
         --server-address="$HOST:$KWOK_PORT" \
@@ -538,10 +606,127 @@ cluster_healthy() {
   kubectl_tb wait --for=condition=Ready node "${NODES[@]}" --timeout=5s >/dev/null 2>&1
 }
 
+# The pace of the running kwok: which pace's Stage file its copy in the run
+# dir is ("unknown" if neither, e.g. a newer build's files).
+current_pace() {
+  local p
+  [[ -f "$KWOK_STAGES_RUN" ]] || return 1
+  for p in "${PACES[@]}"; do
+    if cmp -s "$KWOK_STAGES_RUN" "$(pace_stages_file "$p")"; then
+      echo "$p"
+      return 0
+    fi
+  done
+  echo unknown
+}
+
+check_pace() {
+  local p
+  for p in "${PACES[@]}"; do
+    [[ $1 == "$p" ]] && return 0
+  done
+  die "unknown pace '$1' (one of: ${PACES[*]})"
+}
+
+# Node Lease holders: kwok takes a node (and its pods) only while it holds the
+# node's Lease in kube-node-lease, under an identity of hostname + a random
+# uuid per process. A restarted kwok would otherwise wait for the old holder's
+# Lease to expire (--node-lease-duration-seconds, 40 s) with every pod frozen.
+lease_holders() {
+  kubectl_tb get lease -n kube-node-lease "${NODES[@]}" \
+    -o jsonpath='{range .items[*]}{.spec.holderIdentity}{"\n"}{end}' 2>/dev/null
+}
+
+# switch_pace PACE : on a healthy cluster, restart kwok alone with PACE's
+# Stage file. The API server, etcd, certificates, kubeconfigs and every object
+# stay; kwok picks up the existing pods and nodes (and their pod IPs) again.
+# Pods already Running stay as they are; new ones, and deletions, follow the
+# new pace.
+switch_pace() {
+  local pace=$1 from pid start=$SECONDS deadline
+  from=$(current_pace) || from=none
+  if [[ $from == "$pace" ]]; then
+    log "pace already $pace"
+    return 0
+  fi
+  deadline=$((SECONDS + UP_TIMEOUT))
+  local old_holders
+  old_holders=$(lease_holders || true)
+  if pid=$(component_pid kwok); then
+    stop_pid "$pid" kwok
+  fi
+  # Delete the stopped kwok's node Leases so that the new kwok creates its own
+  # at once instead of waiting for them to expire. (Only clearing the holder
+  # is not enough: kwok's first sync runs before its Lease cache is filled,
+  # its create fails with AlreadyExists and it retries ~10 s later.) The node
+  # lifecycle controller does not notice the second without a Lease.
+  kubectl_tb delete lease -n kube-node-lease "${NODES[@]}" --ignore-not-found --wait=false >/dev/null ||
+    log "warning: could not delete the node Leases; kwok takes the nodes when they expire (40 s)"
+  cp "$(pace_stages_file "$pace")" "$KWOK_STAGES_RUN"
+  start_component kwok
+  if ! wait_healthy kwok "$deadline"; then
+    show_log kwok
+    die "kwok did not restart at pace $pace ('$0 up' starts the cluster afresh)"
+  fi
+  # Back only once the new kwok holds every node's Lease (it plays pods then).
+  local holders
+  while :; do
+    holders=$(lease_holders || true)
+    if [[ $(grep -c . <<<"$holders") == "${#NODES[@]}" ]] &&
+      ! grep -qxF -f <(grep . <<<"$old_holders") <<<"$holders"; then
+      break
+    fi
+    if ((SECONDS >= deadline)); then
+      show_log kwok
+      die "kwok did not take the node Leases after its restart"
+    fi
+    sleep 0.2
+  done
+  local left=$((deadline - SECONDS))
+  ((left > 0)) || left=1
+  kubectl_tb wait --for=condition=Ready node "${NODES[@]}" --timeout="${left}s" >/dev/null ||
+    die "nodes not Ready after kwok's restart"
+  FAILED_COMPONENT=
+  log "pace $from -> $pace in $((SECONDS - start)) s (kwok restarted)"
+}
+
+# pace [PACE] : print the pace, or switch a running cluster to PACE.
+cmd_pace() {
+  if [[ $# == 0 ]]; then
+    current_pace || die "testbed is not up"
+    return 0
+  fi
+  [[ $# == 1 ]] || die "usage: pace [fast|kind]"
+  check_pace "$1"
+  need_tools
+  cluster_healthy || die "testbed is not up and healthy (run '$0 up --pace $1')"
+  switch_pace "$1"
+}
+
 cmd_up() {
+  local pace=$DEFAULT_PACE
+  while [[ $# -gt 0 ]]; do
+    case $1 in
+      --pace)
+        [[ $# -ge 2 ]] || die "--pace needs a value (${PACES[*]})"
+        pace=$2
+        shift 2
+        ;;
+      --pace=*)
+        pace=${1#--pace=}
+        shift
+        ;;
+      *) die "up: unknown argument '$1' (usage: up [--pace fast|kind])" ;;
+    esac
+  done
+  check_pace "$pace"
   need_tools
   if cluster_healthy; then
-    log "cluster already up and healthy (reused); KUBECONFIG=$KUBECONFIG_PATH"
+    if [[ "$(current_pace)" != "$pace" ]]; then
+      switch_pace "$pace"
+    else
+      log "cluster already up and healthy at pace $pace (reused); KUBECONFIG=$KUBECONFIG_PATH"
+    fi
     return 0
   fi
   if [[ -d "$RUN_DIR" ]]; then
@@ -562,7 +747,7 @@ cmd_up() {
   for c in kube-controller-manager kube-scheduler kwok; do
     write_kubeconfig "$RUN_DIR/$c.kubeconfig" "$c"
   done
-  cp "$STAGES_FILE" "$RUN_DIR/kwok.yaml"
+  cp "$(pace_stages_file "$pace")" "$KWOK_STAGES_RUN"
 
   for c in "${COMPONENTS[@]}"; do
     start_component "$c"
@@ -584,7 +769,7 @@ cmd_up() {
   kubectl_tb wait --for=create serviceaccount/default -n default --timeout="${left}s" >/dev/null
   UP_OK=1
   trap - EXIT INT TERM
-  log "up in $((SECONDS - start)) s; KUBECONFIG=$KUBECONFIG_PATH (context $CLUSTER_NAME)"
+  log "up in $((SECONDS - start)) s at pace $pace; KUBECONFIG=$KUBECONFIG_PATH (context $CLUSTER_NAME)"
 }
 
 # -------------------------------------------------------------------- down --
@@ -690,6 +875,10 @@ cmd_status() {
     ok=1
   fi
   ((total > 0)) && printf '%-24s %s MiB RSS in all\n' "memory" "$((total / 1024))"
+  local pace
+  if pace=$(current_pace); then
+    printf '%-24s %s\n' "pace" "$pace"
+  fi
   if ((ok == 0)); then
     echo "testbed healthy; KUBECONFIG=$KUBECONFIG_PATH"
   else
@@ -818,10 +1007,13 @@ main() {
   local cmd=${1:-}
   case "$cmd" in
     build | up | down) take_lock ;;
+    pace) if [[ $# -gt 1 ]]; then take_lock; fi ;;
   esac
+  if [[ $# -gt 0 ]]; then shift; fi
   case "$cmd" in
     build) cmd_build ;;
-    up) cmd_up ;;
+    up) cmd_up "$@" ;;
+    pace) cmd_pace "$@" ;;
     down) cmd_down ;;
     status) cmd_status ;;
     env) cmd_env ;;
