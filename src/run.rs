@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use futures::StreamExt;
 use rehearse::check::{CheckedFile, Checker, find_scripts};
-use rehearse::cluster::connect::{ConnectError, ConnectOptions, connect};
+use rehearse::cluster::connect::{ConnectOptions, connect};
 use rehearse::exec::view::Nodes;
 use rehearse::exec::{RunOptions, ScenarioJob, run_scenario};
 use rehearse::report::document::{ScenarioResult, Status};
@@ -53,18 +53,14 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
     };
     let connection = match connect(&options).await {
         Ok(connection) => connection,
-        Err(error @ ConnectError::NotThrowaway(_)) => {
-            eprintln!("error: {error}");
-            return exit::INVALID_INPUT;
-        }
         Err(error) => {
             eprintln!("error: {error}");
-            return exit::INFRASTRUCTURE;
+            return if error.is_invalid_input() { exit::INVALID_INPUT } else { exit::INFRASTRUCTURE };
         }
     };
     if let Err(error) = connection.client.apiserver_version().await {
         eprintln!(
-            "error: the cluster of context `{}` does not answer: {error}\\n  is it running? (for the testbed: tests/testbed/testbed.sh up)",
+            "error: the cluster of context `{}` does not answer: {error}\n  is it running? (for the testbed: tests/testbed/testbed.sh up)",
             connection.context
         );
         return exit::INFRASTRUCTURE;

@@ -70,3 +70,64 @@ fn help_describes_every_command() {
         assert!(out.contains("Usage: rehearse"), "{out}");
     }
 }
+
+/// `rehearse run` on a script that checks clean, with the given environment; no cluster needed.
+fn run_without_cluster(args: &[&str], kubeconfig_env: Option<&std::path::Path>) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("ok.rollout");
+    std::fs::write(&script, "scenario \"ok\" {\n    scale deployment/rng to 1\n}\n").unwrap();
+    let mut command = Command::new(BIN);
+    command.arg("run").args(args).arg(&script).env("CI", "1").env("NO_COLOR", "1");
+    match kubeconfig_env {
+        Some(path) => command.env("KUBECONFIG", path),
+        None => command.env_remove("KUBECONFIG"),
+    };
+    let output = command.output().unwrap();
+    (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+const KUBECONFIG: &str = "apiVersion: v1
+kind: Config
+current-context: kind-gone
+contexts:
+  - name: kind-gone
+    context: {cluster: gone, user: gone}
+clusters:
+  - name: gone
+    cluster: {server: \"https://127.0.0.1:1\"}
+users:
+  - name: gone
+    user: {token: nothing}
+";
+
+#[test]
+fn a_missing_or_broken_kubeconfig_is_invalid_input_and_an_unreachable_cluster_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-kubeconfig");
+
+    let (code, err) = run_without_cluster(&["--kubeconfig", missing.to_str().unwrap()], None);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&format!("cannot read the kubeconfig {}: there is no such file", missing.display())), "{err}");
+    assert!(err.contains("(named by --kubeconfig)") && err.contains("point --kubeconfig or KUBECONFIG at"), "{err}");
+
+    let (code, err) = run_without_cluster(&[], Some(&missing));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&missing.display().to_string()) && err.contains("(named by KUBECONFIG)"), "{err}");
+
+    let broken = dir.path().join("broken");
+    std::fs::write(&broken, "clusters: [unclosed\n").unwrap();
+    let (code, err) = run_without_cluster(&["--kubeconfig", broken.to_str().unwrap()], None);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&format!("cannot read the kubeconfig {}", broken.display())), "{err}");
+
+    let config = dir.path().join("kubeconfig");
+    std::fs::write(&config, KUBECONFIG).unwrap();
+    let (code, err) = run_without_cluster(&["--context", "kind-nowhere"], Some(&config));
+    assert_eq!(code, 2, "a context the kubeconfig does not have: {err}");
+    assert!(err.contains("context `kind-nowhere`"), "{err}");
+
+    let (code, err) = run_without_cluster(&[], Some(&config));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("does not answer") && err.contains("\n  is it running?"), "{err}");
+    assert!(!err.contains("\\n"), "a real newline, not a literal one: {err}");
+}

@@ -141,3 +141,23 @@ fn inline_yaml_errors_point_into_the_script() {
         .collect();
     assert_eq!(unquoted, ["tests/fixtures/err/yaml.rollout:23:26", "tests/fixtures/err/yaml.rollout:24:26"]);
 }
+
+#[test]
+fn controllers_whose_selector_misses_their_template_are_caught() {
+    let file = Checker::new().check_file(Path::new("tests/fixtures/err/selectors.rollout")).unwrap();
+    let found: Vec<(&str, String)> = file.diagnostics.iter().map(|d| (d.code, d.location().unwrap())).collect();
+    let at = |line_column: &str| format!("tests/fixtures/err/selectors.rollout:{line_column}");
+    assert_eq!(
+        found,
+        [
+            ("rehearse::manifest::selector_mismatch", at("15:15")),
+            ("rehearse::manifest::selector_mismatch", at("33:15")),
+            // A manifest file: the apply step, with the file's own line and column in the message.
+            ("rehearse::manifest::selector_mismatch", at("39:11")),
+            ("rehearse::manifest::empty_selector", at("49:11")),
+            ("rehearse::manifest::empty_selector", at("63:9")),
+        ]
+    );
+    assert!(file.diagnostics[2].message.starts_with("tests/fixtures/err/selector-mismatch.yaml:12:7: "));
+    assert!(file.diagnostics.iter().all(|d| d.is_error()));
+}

@@ -8,8 +8,12 @@ use std::sync::Arc;
 
 use saphyr_parser::{Event, Parser, ScalarStyle};
 
+use crate::model::labels::{Labels, validate_key, validate_value};
+use crate::model::{Operator, Requirement, Selector};
+use crate::span::{Span, Spanned};
+
 /// A position in a YAML text: 0-based line, 0-based column in characters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct YamlPosition {
     pub line: usize,
     pub column: usize,
@@ -23,16 +27,63 @@ pub struct YamlLabel {
     pub at: YamlPosition,
 }
 
+/// One `matchExpressions` entry of a controller's selector.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct YamlExpression {
+    pub key: Option<String>,
+    pub operator: Option<String>,
+    pub values: Vec<String>,
+    pub at: YamlPosition,
+}
+
+/// What `spec.selector` holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum SelectorField {
+    #[default]
+    Absent,
+    /// `selector:` with no value, or `null`.
+    Null { at: YamlPosition },
+    /// A mapping: for a controller, a label selector (`matchLabels`, `matchExpressions`).
+    /// `unreadable` when it holds anything a label selector cannot (a Service-style `app: rng`,
+    /// an expression that is not a mapping, a mapping where a value belongs).
+    Mapping { at: YamlPosition, match_labels: Vec<YamlLabel>, match_expressions: Vec<YamlExpression>, unreadable: bool },
+    /// Anything else (a list, a text): the API server cannot decode it.
+    Other { at: YamlPosition },
+}
+
 /// What one YAML document declares.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ManifestObject {
+    pub api_version: Option<String>,
     pub kind: Option<String>,
+    /// Where the value of `kind` is.
+    pub kind_at: Option<YamlPosition>,
     pub name: Option<String>,
     pub labels: Vec<YamlLabel>,
     /// A Service's `spec.selector`, or a controller's `spec.selector.matchLabels`.
     pub selector: Vec<YamlLabel>,
+    /// `spec.selector` as written, with positions.
+    pub spec_selector: SelectorField,
+    /// Where `spec:` is.
+    pub spec_at: Option<YamlPosition>,
+    /// Where `spec.template:` is.
+    pub template_at: Option<YamlPosition>,
+    /// Where `spec.template.metadata.labels:` is, when it is a mapping.
+    pub template_labels_at: Option<YamlPosition>,
     /// `spec.template.metadata.labels` of a controller.
     pub template_labels: Vec<YamlLabel>,
+}
+
+/// Why the API server would refuse a controller for its selector (apps/v1 validation).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SelectorProblem {
+    /// `spec.selector` is missing or null: apps/v1 has no default selector.
+    Missing,
+    /// `spec.selector` has neither `matchLabels` nor `matchExpressions`.
+    Empty,
+    /// The selector does not match the pod template's labels; `unmet` are the requirements
+    /// (in selector syntax, e.g. `tier=web`, `env notin (prod)`) the labels do not satisfy.
+    Mismatch { selector: String, unmet: Vec<String> },
 }
 
 impl ManifestObject {
@@ -41,6 +92,124 @@ impl ManifestObject {
         let own = if self.kind.as_deref() == Some("Pod") { &self.labels[..] } else { &[] };
         own.iter().chain(self.template_labels.iter())
     }
+
+    /// An apps/v1 Deployment, ReplicaSet or DaemonSet: a controller whose selector the API server
+    /// checks against its own pod template.
+    pub fn is_apps_controller(&self) -> bool {
+        self.api_version.as_deref() == Some("apps/v1")
+            && matches!(self.kind.as_deref(), Some("Deployment" | "ReplicaSet" | "DaemonSet"))
+    }
+
+    /// The pod template's labels as a map (a key written twice keeps its last value, as in YAML).
+    pub fn template_label_map(&self) -> Labels {
+        self.template_labels.iter().map(|l| (l.key.clone(), l.value.clone())).collect()
+    }
+
+    /// What the API server would refuse about this controller's selector, if anything. Selectors
+    /// it could not read (an unknown operator, `In` without values, invalid keys) are left alone:
+    /// the API server reports those in other words.
+    pub fn selector_problem(&self) -> Option<SelectorProblem> {
+        if !self.is_apps_controller() {
+            return None;
+        }
+        let (match_labels, match_expressions) = match &self.spec_selector {
+            SelectorField::Absent | SelectorField::Null { .. } => return Some(SelectorProblem::Missing),
+            SelectorField::Other { .. } | SelectorField::Mapping { unreadable: true, .. } => return None,
+            SelectorField::Mapping { match_labels, match_expressions, .. } => (match_labels, match_expressions),
+        };
+        if match_labels.is_empty() && match_expressions.is_empty() {
+            return Some(SelectorProblem::Empty);
+        }
+        // `${{ name }}` is filled in when the step runs: until then, whether it matches is unknown.
+        let texts = match_labels
+            .iter()
+            .chain(&self.template_labels)
+            .flat_map(|l| [&l.key, &l.value])
+            .chain(match_expressions.iter().flat_map(|e| e.key.iter().chain(&e.values)));
+        if texts.into_iter().any(|text| text.contains("${{")) {
+            return None;
+        }
+        let selector = label_selector(match_labels, match_expressions)?;
+        let labels = self.template_label_map();
+        let unmet: Vec<String> =
+            selector.requirements.iter().filter(|r| !r.matches(&labels)).map(ToString::to_string).collect();
+        (!unmet.is_empty()).then(|| SelectorProblem::Mismatch { selector: selector.to_string(), unmet })
+    }
+
+    /// The API server's own words for a selector problem (as of Kubernetes 1.34, which renders
+    /// the invalid value as JSON), without the `Kind.group "name" is invalid: ` before them.
+    pub fn api_message(&self, problem: &SelectorProblem) -> String {
+        const MISMATCH: &str = "`selector` does not match template `labels`";
+        let template_labels = || {
+            if self.template_labels_at.is_some() {
+                serde_json::to_string(&self.template_label_map()).unwrap_or_else(|_| "{}".into())
+            } else {
+                "null".to_string()
+            }
+        };
+        let daemonset = self.kind.as_deref() == Some("DaemonSet");
+        match problem {
+            // A DaemonSet's missing selector matches nothing, so its template fails the match.
+            SelectorProblem::Missing if daemonset => {
+                format!("spec.template.metadata.labels: Invalid value: {}: {MISMATCH}", template_labels())
+            }
+            SelectorProblem::Missing => "spec.selector: Required value".to_string(),
+            SelectorProblem::Empty => format!(
+                "spec.selector: Invalid value: {{}}: empty selector is invalid for {}",
+                // ReplicaSets share the Deployment's wording.
+                if daemonset { "daemonset" } else { "deployment" }
+            ),
+            SelectorProblem::Mismatch { .. } => {
+                format!("spec.template.metadata.labels: Invalid value: {}: {MISMATCH}", template_labels())
+            }
+        }
+    }
+}
+
+/// A controller's label selector as a [`Selector`], when the API server could read it.
+fn label_selector(match_labels: &[YamlLabel], match_expressions: &[YamlExpression]) -> Option<Selector> {
+    let text = |value: &str| Spanned::new(value.to_string(), Span::default());
+    let mut requirements = Vec::new();
+    for label in match_labels {
+        validate_key(&label.key).ok()?;
+        validate_value(&label.value).ok()?;
+        requirements.push(Requirement {
+            key: text(&label.key),
+            operator: Operator::Equals,
+            values: vec![text(&label.value)],
+            span: Span::default(),
+        });
+    }
+    for expression in match_expressions {
+        let key = expression.key.as_deref()?;
+        validate_key(key).ok()?;
+        let operator = match expression.operator.as_deref()? {
+            "In" => Operator::In,
+            "NotIn" => Operator::NotIn,
+            "Exists" => Operator::Exists,
+            "DoesNotExist" => Operator::DoesNotExist,
+            _ => return None,
+        };
+        let needs_values = matches!(operator, Operator::In | Operator::NotIn);
+        if needs_values == expression.values.is_empty() {
+            return None;
+        }
+        for value in &expression.values {
+            validate_value(value).ok()?;
+        }
+        requirements.push(Requirement {
+            key: text(key),
+            operator,
+            values: expression.values.iter().map(|v| text(v)).collect(),
+            span: Span::default(),
+        });
+    }
+    Some(Selector { requirements, span: Span::default() })
+}
+
+/// Whether a plain scalar is YAML's null.
+fn is_null(value: &str, style: ScalarStyle) -> bool {
+    style == ScalarStyle::Plain && matches!(value, "" | "~" | "null" | "Null" | "NULL")
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,16 +283,21 @@ pub fn scan(text: &str) -> Manifest {
                 in_document = false;
             }
             Event::MappingStart(..) | Event::SequenceStart(..) => {
+                // A mapping or list that is a key's value is located at its key.
+                let mut node_at = at;
                 if let Some(Frame::Mapping { key }) = stack.last() {
                     path.push(key.as_ref().map_or_else(String::new, |(k, _)| k.clone()));
+                    if let Some((_, key_at)) = key {
+                        node_at = *key_at;
+                    }
                 } else if matches!(stack.last(), Some(Frame::Sequence)) {
                     path.push("-".into());
                 }
-                stack.push(if matches!(event, Event::MappingStart(..)) {
-                    Frame::Mapping { key: None }
-                } else {
-                    Frame::Sequence
-                });
+                let is_mapping = matches!(event, Event::MappingStart(..));
+                if !stack.is_empty() {
+                    record_node(&mut object, &path, is_mapping, node_at);
+                }
+                stack.push(if is_mapping { Frame::Mapping { key: None } } else { Frame::Sequence });
             }
             Event::MappingEnd | Event::SequenceEnd => {
                 stack.pop();
@@ -140,7 +314,8 @@ pub fn scan(text: &str) -> Manifest {
                     let (name, key_at) = key.take().expect("checked Some");
                     record_value(&mut manifest, &mut object, &path, name, &value, style, key_at, at);
                 }
-                _ => {}
+                Some(Frame::Sequence) => record_item(&mut object, &path, &value),
+                None => {}
             },
             Event::Alias(_) => {
                 if let Some(Frame::Mapping { key }) = stack.last_mut() {
@@ -155,6 +330,62 @@ pub fn scan(text: &str) -> Manifest {
         }
     }
     manifest
+}
+
+/// A mapping or a list starts at `path` (the keys down to it, `-` for list items).
+fn record_node(object: &mut ManifestObject, path: &[String], is_mapping: bool, at: YamlPosition) {
+    let path: Vec<&str> = path.iter().map(String::as_str).collect();
+    match (path.as_slice(), is_mapping) {
+        (["spec"], _) => object.spec_at = Some(at),
+        (["spec", "template"], _) => object.template_at = Some(at),
+        (["spec", "template", "metadata", "labels"], true) => object.template_labels_at = Some(at),
+        (["spec", "selector"], true) => {
+            object.spec_selector = SelectorField::Mapping {
+                at,
+                match_labels: Vec::new(),
+                match_expressions: Vec::new(),
+                unreadable: false,
+            }
+        }
+        (["spec", "selector"], false) => object.spec_selector = SelectorField::Other { at },
+        (["spec", "selector", "matchLabels"], true)
+        | (["spec", "selector", "matchExpressions"], false)
+        | (["spec", "selector", "matchExpressions", "-", "values"], false) => {}
+        (["spec", "selector", "matchExpressions", "-"], true) => {
+            if let SelectorField::Mapping { match_expressions, .. } = &mut object.spec_selector {
+                match_expressions.push(YamlExpression { at, ..Default::default() });
+            }
+        }
+        (["spec", "selector", ..], _) => unreadable_selector(object),
+        _ => {}
+    }
+}
+
+/// A text item of a list at `path`.
+fn record_item(object: &mut ManifestObject, path: &[String], value: &str) {
+    let path: Vec<&str> = path.iter().map(String::as_str).collect();
+    match path.as_slice() {
+        ["spec", "selector", "matchExpressions", "-", "values"] => {
+            if let Some(expression) = last_expression(object) {
+                expression.values.push(value.to_string());
+            }
+        }
+        ["spec", "selector", ..] => unreadable_selector(object),
+        _ => {}
+    }
+}
+
+fn unreadable_selector(object: &mut ManifestObject) {
+    if let SelectorField::Mapping { unreadable, .. } = &mut object.spec_selector {
+        *unreadable = true;
+    }
+}
+
+fn last_expression(object: &mut ManifestObject) -> Option<&mut YamlExpression> {
+    match &mut object.spec_selector {
+        SelectorField::Mapping { match_expressions, .. } => match_expressions.last_mut(),
+        _ => None,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -183,10 +414,40 @@ fn record_value(
     let path: Vec<&str> = path.iter().map(String::as_str).collect();
     let label = || YamlLabel { key: key.clone(), value: value.to_string(), at: key_at };
     match path.as_slice() {
-        [] if key == "kind" => object.kind = Some(value.to_string()),
+        [] if key == "apiVersion" => object.api_version = Some(value.to_string()),
+        [] if key == "kind" => {
+            object.kind = Some(value.to_string());
+            object.kind_at = Some(value_at);
+        }
         ["metadata"] if key == "name" => object.name = Some(value.to_string()),
         ["metadata", "labels"] => object.labels.push(label()),
-        ["spec", "selector"] | ["spec", "selector", "matchLabels"] => object.selector.push(label()),
+        ["spec"] if key == "selector" => {
+            object.spec_selector = if is_null(value, style) {
+                SelectorField::Null { at: key_at }
+            } else {
+                SelectorField::Other { at: key_at }
+            };
+        }
+        ["spec", "selector"] => {
+            object.selector.push(label());
+            // A controller's selector holds only matchLabels and matchExpressions (null is empty).
+            if !(matches!(key.as_str(), "matchLabels" | "matchExpressions") && is_null(value, style)) {
+                unreadable_selector(object);
+            }
+        }
+        ["spec", "selector", "matchLabels"] => {
+            object.selector.push(label());
+            if let SelectorField::Mapping { match_labels, .. } = &mut object.spec_selector {
+                match_labels.push(label());
+            }
+        }
+        ["spec", "selector", "matchExpressions", "-"] => match (key.as_str(), last_expression(object)) {
+            ("key", Some(expression)) => expression.key = Some(value.to_string()),
+            ("operator", Some(expression)) => expression.operator = Some(value.to_string()),
+            ("values", _) if is_null(value, style) => {}
+            _ => unreadable_selector(object),
+        },
+        ["spec", "selector", ..] => unreadable_selector(object),
         ["spec", "template", "metadata", "labels"] => object.template_labels.push(label()),
         _ => {}
     }
@@ -274,6 +535,153 @@ mod tests {
             [YamlProblem::Syntax { at, .. }] => assert!(at.line >= 1, "{at:?}"),
             other => panic!("expected one syntax error, got {other:?}"),
         }
+    }
+
+    /// An apps/v1 controller with the given `spec.selector` text (indented under `selector:`, or
+    /// `None` for no selector) and pod-template labels.
+    fn controller(kind: &str, selector: Option<&str>, labels: &str) -> ManifestObject {
+        let selector = selector.map(|s| format!("  selector:{s}\n")).unwrap_or_default();
+        let text = format!(
+            "apiVersion: apps/v1\nkind: {kind}\nmetadata:\n  name: rng\nspec:\n{selector}  template:\n    metadata:\n      labels: {labels}\n"
+        );
+        let manifest = scan(&text);
+        assert_eq!(manifest.problems, vec![], "{text}");
+        manifest.objects.into_iter().next().expect("one object")
+    }
+
+    fn mismatch(object: &ManifestObject) -> Option<Vec<String>> {
+        match object.selector_problem() {
+            None => None,
+            Some(SelectorProblem::Mismatch { unmet, .. }) => Some(unmet),
+            Some(other) => panic!("expected a mismatch or nothing, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn match_labels_must_be_among_the_template_labels() {
+        let fine = controller("Deployment", Some("\n    matchLabels:\n      app: rng"), "{app: rng, tier: web}");
+        assert_eq!(fine.selector_problem(), None);
+        let wrong = controller("Deployment", Some("\n    matchLabels:\n      app: rng\n      tier: web"), "{app: rng}");
+        assert_eq!(
+            wrong.selector_problem(),
+            Some(SelectorProblem::Mismatch { selector: "app=rng,tier=web".into(), unmet: vec!["tier=web".into()] })
+        );
+        assert_eq!(
+            wrong.api_message(&wrong.selector_problem().unwrap()),
+            "spec.template.metadata.labels: Invalid value: {\"app\":\"rng\"}: `selector` does not match template `labels`"
+        );
+        assert_eq!(wrong.template_labels_at, Some(YamlPosition { line: 11, column: 6 }));
+        assert!(matches!(wrong.spec_selector, SelectorField::Mapping { at: YamlPosition { line: 5, column: 2 }, .. }));
+    }
+
+    #[test]
+    fn match_expressions_are_evaluated_like_kubernetes() {
+        let labels = "{app: rng, env: dev}";
+        for (expressions, unmet) in [
+            ("[{key: app, operator: In, values: [rng, web]}]", None),
+            ("[{key: app, operator: In, values: [web]}]", Some("app in (web)")),
+            ("[{key: env, operator: NotIn, values: [prod]}]", None),
+            ("[{key: missing, operator: NotIn, values: [x]}]", None),
+            ("[{key: env, operator: NotIn, values: [dev, prod]}]", Some("env notin (dev,prod)")),
+            ("[{key: app, operator: Exists}]", None),
+            ("[{key: canary, operator: Exists}]", Some("canary")),
+            ("[{key: canary, operator: DoesNotExist}]", None),
+            ("[{key: env, operator: DoesNotExist, values: []}]", Some("!env")),
+        ] {
+            let object = controller("ReplicaSet", Some(&format!(" {{matchExpressions: {expressions}}}")), labels);
+            assert_eq!(mismatch(&object), unmet.map(|u| vec![u.to_string()]), "{expressions}");
+        }
+        // Block style, together with matchLabels: every requirement must hold.
+        let object = controller(
+            "DaemonSet",
+            Some(
+                "\n    matchLabels: {app: rng}\n    matchExpressions:\n    - key: env\n      operator: In\n      values:\n      - prod",
+            ),
+            labels,
+        );
+        assert_eq!(mismatch(&object), Some(vec!["env in (prod)".to_string()]));
+    }
+
+    #[test]
+    fn selectors_the_api_server_cannot_read_are_left_alone() {
+        for selector in [
+            " {matchExpressions: [{key: app, operator: Near, values: [x]}]}",
+            " {matchExpressions: [{key: app, operator: In}]}",
+            " {matchExpressions: [{key: app, operator: Exists, values: [x]}]}",
+            " {matchExpressions: [{operator: Exists}]}",
+            " {matchExpressions: [app]}",
+            " {matchLabels: {app: {nested: x}}}",
+            " {matchLabels: {\"bad key!\": x}}",
+            " {app: other}",
+            " [app]",
+        ] {
+            let object = controller("Deployment", Some(selector), "{app: rng}");
+            assert_eq!(object.selector_problem(), None, "{selector}");
+        }
+        // Not apps/v1: not judged.
+        let mut object = controller("Deployment", Some(" {matchLabels: {app: other}}"), "{app: rng}");
+        object.api_version = Some("extensions/v1beta1".into());
+        assert_eq!(object.selector_problem(), None);
+    }
+
+    #[test]
+    fn missing_and_empty_selectors_in_the_api_servers_words() {
+        for (kind, selector, problem, message) in [
+            ("Deployment", None, SelectorProblem::Missing, "spec.selector: Required value"),
+            ("ReplicaSet", Some(""), SelectorProblem::Missing, "spec.selector: Required value"),
+            ("Deployment", Some(" null"), SelectorProblem::Missing, "spec.selector: Required value"),
+            (
+                "DaemonSet",
+                None,
+                SelectorProblem::Missing,
+                "spec.template.metadata.labels: Invalid value: {\"app\":\"rng\"}: `selector` does not match template `labels`",
+            ),
+            (
+                "Deployment",
+                Some(" {}"),
+                SelectorProblem::Empty,
+                "spec.selector: Invalid value: {}: empty selector is invalid for deployment",
+            ),
+            (
+                "ReplicaSet",
+                Some(" {matchLabels: {}, matchExpressions: []}"),
+                SelectorProblem::Empty,
+                "spec.selector: Invalid value: {}: empty selector is invalid for deployment",
+            ),
+            (
+                "DaemonSet",
+                Some("\n    matchLabels:"),
+                SelectorProblem::Empty,
+                "spec.selector: Invalid value: {}: empty selector is invalid for daemonset",
+            ),
+        ] {
+            let object = controller(kind, selector, "{app: rng}");
+            assert_eq!(object.selector_problem(), Some(problem.clone()), "{kind} {selector:?}");
+            assert_eq!(object.api_message(&problem), message, "{kind} {selector:?}");
+        }
+    }
+
+    #[test]
+    fn substituted_values_are_judged_when_the_step_runs() {
+        let template = controller("Deployment", Some(" {matchLabels: {app: rng}}"), "{app: \"${{ name }}\"}");
+        assert_eq!(template.selector_problem(), None);
+        let selector = controller(
+            "Deployment",
+            Some(" {matchExpressions: [{key: track, operator: In, values: [\"${{ track }}\"]}]}"),
+            "{app: rng}",
+        );
+        assert_eq!(selector.selector_problem(), None);
+    }
+
+    #[test]
+    fn a_template_without_labels_prints_null() {
+        let text = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: rng\nspec:\n  selector: {matchLabels: {app: rng}}\n  template:\n    spec: {}\n";
+        let object = scan(text).objects.remove(0);
+        let problem = object.selector_problem().expect("a mismatch");
+        assert_eq!(
+            object.api_message(&problem),
+            "spec.template.metadata.labels: Invalid value: null: `selector` does not match template `labels`"
+        );
     }
 
     #[test]

@@ -1,10 +1,13 @@
-//! `apply` steps: the manifests exist, parse, and quote label values that YAML 1.1 would read as
-//! booleans or numbers. Returns what the manifests declare, for the traffic checks.
+//! `apply` steps: the manifests exist, parse, quote label values that YAML 1.1 would read as
+//! booleans or numbers, and give each apps/v1 controller a selector that matches its own pod
+//! template. Returns what the manifests declare, for the traffic checks.
 
 use std::path::{Path, PathBuf};
 
 use super::Context;
-use super::manifests::{Manifest, ManifestObject, YamlPosition, YamlProblem, manifest_files, scan};
+use super::manifests::{
+    Manifest, ManifestObject, SelectorField, SelectorProblem, YamlPosition, YamlProblem, manifest_files, scan,
+};
 use crate::diagnostic::Diagnostic;
 use crate::span::Span;
 use crate::syntax::ast::{ApplySource, InlineYaml, Scenario, StepKind};
@@ -124,6 +127,77 @@ fn collect<'a>(
         context.report(diagnostic);
     }
     for object in &manifest.objects {
+        if let Some(problem) = object.selector_problem() {
+            context.report(selector_diagnostic(&origin, object, &problem));
+        }
         declared.push(Declared { origin: origin.clone(), object: object.clone() });
+    }
+}
+
+/// A controller the API server would refuse for its selector, in the API server's own words.
+fn selector_diagnostic(origin: &Origin, object: &ManifestObject, problem: &SelectorProblem) -> Diagnostic {
+    let kind = object.kind.as_deref().unwrap_or_default();
+    let refused = match &object.name {
+        Some(name) => format!("{kind}.apps {name:?} is invalid: {}", object.api_message(problem)),
+        None => format!("this {kind}.apps is invalid: {}", object.api_message(problem)),
+    };
+    let selector_at = match &object.spec_selector {
+        SelectorField::Absent => None,
+        SelectorField::Null { at } | SelectorField::Mapping { at, .. } | SelectorField::Other { at } => Some(*at),
+    };
+    // Where to point when the field itself is missing: its parent, else the object's kind.
+    let (parent_at, parent_len) = match (object.spec_at, object.kind_at) {
+        (Some(at), _) => (at, "spec".len()),
+        (None, Some(at)) => (at, kind.len()),
+        (None, None) => (YamlPosition { line: 0, column: 0 }, 1),
+    };
+    let template_labels = object.template_label_map();
+    let example = if template_labels.is_empty() {
+        "`matchLabels: {app: NAME}`, and the same labels in `spec.template.metadata.labels`".to_string()
+    } else {
+        let pairs: Vec<String> = template_labels.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        format!("`matchLabels: {{{}}}` (the pod template's labels)", pairs.join(", "))
+    };
+    match problem {
+        SelectorProblem::Missing => {
+            let (span, place) = match selector_at {
+                Some(at) => origin.locate(at, "selector".len()),
+                None => origin.locate(parent_at, parent_len),
+            };
+            Diagnostic::error("rehearse::manifest::empty_selector", format!("{place}: {refused}"))
+                .label(span, format!("this {kind} has no `spec.selector`"))
+                .help(format!("apps/v1 gives a {kind} no default selector: add `spec.selector` with {example}"))
+        }
+        SelectorProblem::Empty => {
+            let (span, place) = origin.locate(selector_at.unwrap_or(parent_at), "selector".len());
+            Diagnostic::error("rehearse::manifest::empty_selector", format!("{place}: {refused}"))
+                .label(span, "`spec.selector` has neither `matchLabels` nor `matchExpressions`")
+                .help(format!(
+                    "an empty selector would select every pod in the namespace, so the API server refuses it: \
+                     give it {example}"
+                ))
+        }
+        SelectorProblem::Mismatch { selector, unmet } => {
+            let (span, place) = match (object.template_labels_at, object.template_at) {
+                (Some(at), _) => origin.locate(at, "labels".len()),
+                (None, Some(at)) => origin.locate(at, "template".len()),
+                (None, None) => origin.locate(selector_at.unwrap_or(parent_at), "selector".len()),
+            };
+            let unmet = unmet.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", ");
+            let mut diagnostic =
+                Diagnostic::error("rehearse::manifest::selector_mismatch", format!("{place}: {refused}"))
+                    .label(span, format!("the pod template's labels do not satisfy {unmet}"))
+                    .help(format!(
+                        "a {kind} must select the pods it creates: make `spec.template.metadata.labels` \
+                         satisfy {unmet}, or change the selector"
+                    ));
+            if let Some(at) = selector_at {
+                let (selector_span, _) = origin.locate(at, "selector".len());
+                if selector_span != span {
+                    diagnostic = diagnostic.label(selector_span, format!("selects `{selector}`"));
+                }
+            }
+            diagnostic
+        }
     }
 }

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use kube::{Client, Config};
 
 /// Context name prefixes of clusters made to be thrown away.
@@ -17,10 +17,31 @@ pub struct ConnectOptions {
     pub allowed_contexts: Vec<String>,
 }
 
+/// Where to find the testbed's kubeconfig, for messages about a missing one.
+const TESTBED_HINT: &str = "the testbed writes one to ~/.cache/rehearse-testbed/run/kubeconfig when \
+                            started with `bash tests/testbed/testbed.sh up`";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    #[error("cannot read the kubeconfig{}: {source}", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
+    /// The kubeconfig file named (or the default one) does not exist.
+    #[error(
+        "cannot read the kubeconfig {}: there is no such file ({named_by})\n  \
+         point --kubeconfig or KUBECONFIG at an existing kubeconfig ({TESTBED_HINT})",
+        path.display()
+    )]
+    KubeconfigMissing { path: PathBuf, named_by: &'static str },
+    /// A kubeconfig that exists but cannot be read or parsed.
+    #[error(
+        "cannot read the kubeconfig{}: {source}\n  fix it, or point --kubeconfig or KUBECONFIG at another kubeconfig",
+        path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default()
+    )]
     Kubeconfig { path: Option<PathBuf>, source: kube::config::KubeconfigError },
+    /// The chosen context, its cluster or its user cannot be loaded (missing, bad URL, certificates).
+    #[error(
+        "the kubeconfig's entries for context `{context}` are not usable: {source}\n  \
+         fix the kubeconfig, or name another context with --context"
+    )]
+    Config { context: String, source: kube::config::KubeconfigError },
     #[error("the kubeconfig has no current context; name one with --context")]
     NoContext,
     #[error(
@@ -29,8 +50,48 @@ pub enum ConnectError {
          is meant for that, pass --allow-context {0}"
     )]
     NotThrowaway(String),
+    /// The client could not be built from a usable configuration.
     #[error("cannot build a client for context `{context}`: {source}")]
     Client { context: String, source: Box<dyn std::error::Error + Send + Sync> },
+}
+
+impl ConnectError {
+    /// Whether the user's input is at fault (a missing or broken kubeconfig, a context that is
+    /// not there or refused): exit 2. Otherwise the cluster or the machine is (exit 3).
+    pub fn is_invalid_input(&self) -> bool {
+        match self {
+            ConnectError::KubeconfigMissing { .. }
+            | ConnectError::Kubeconfig { .. }
+            | ConnectError::Config { .. }
+            | ConnectError::NoContext
+            | ConnectError::NotThrowaway(_) => true,
+            ConnectError::Client { .. } => false,
+        }
+    }
+}
+
+/// Why the kubeconfig could not be read: a file that is not there says which, and who named it.
+fn kubeconfig_error(options: &ConnectOptions, source: KubeconfigError) -> ConnectError {
+    let env = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty());
+    let named_by = if options.kubeconfig.is_some() {
+        "named by --kubeconfig"
+    } else if env.is_some() {
+        "named by KUBECONFIG"
+    } else {
+        "the default path when neither --kubeconfig nor KUBECONFIG is given"
+    };
+    match source {
+        KubeconfigError::ReadConfig(error, path) if error.kind() == std::io::ErrorKind::NotFound => {
+            ConnectError::KubeconfigMissing { path, named_by }
+        }
+        KubeconfigError::ReadConfig(error, path) => {
+            ConnectError::Kubeconfig { path: Some(path.clone()), source: KubeconfigError::ReadConfig(error, path) }
+        }
+        source => {
+            let path = options.kubeconfig.clone().or_else(|| env.map(PathBuf::from));
+            ConnectError::Kubeconfig { path, source }
+        }
+    }
 }
 
 /// A client and the context it was made from.
@@ -50,7 +111,7 @@ pub async fn connect(options: &ConnectOptions) -> Result<Connection, ConnectErro
         Some(path) => Kubeconfig::read_from(path),
         None => Kubeconfig::read(),
     }
-    .map_err(|source| ConnectError::Kubeconfig { path: options.kubeconfig.clone(), source })?;
+    .map_err(|source| kubeconfig_error(options, source))?;
     let context =
         options.context.clone().or_else(|| kubeconfig.current_context.clone()).ok_or(ConnectError::NoContext)?;
     if !is_throwaway(&context, &options.allowed_contexts) {
@@ -59,7 +120,7 @@ pub async fn connect(options: &ConnectOptions) -> Result<Connection, ConnectErro
     let kube_options = KubeConfigOptions { context: Some(context.clone()), ..Default::default() };
     let config = Config::from_custom_kubeconfig(kubeconfig, &kube_options)
         .await
-        .map_err(|e| ConnectError::Client { context: context.clone(), source: Box::new(e) })?;
+        .map_err(|source| ConnectError::Config { context: context.clone(), source })?;
     let client =
         Client::try_from(config).map_err(|e| ConnectError::Client { context: context.clone(), source: Box::new(e) })?;
     Ok(Connection { client, context })
