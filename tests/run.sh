@@ -3,7 +3,8 @@
 # `cargo test` against a running testbed (built and started here if needed, stopped afterwards
 # unless it was already running), then the runbook suite once at the testbed's fast pace and once
 # at its kind pace (kwok's general pod stages: pods Ready after seconds, terminating pods kept for
-# part of their grace period), whose result documents must be the same bytes.
+# part of their grace period), whose result documents must be the same bytes, and the verdict
+# tests (tests/verdicts.rs) once more at the kind pace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -60,6 +61,9 @@ suite() {
 }
 suite fast
 suite kind
+# The traffic-rule and guard tests once more at the kind pace, where pods stay terminating (still
+# serving) for part of their grace period: their verdicts must not change.
+cargo test --locked --test verdicts 2>&1 | tee -a target/test-output.log || test_status=$?
 bash "$testbed" pace fast
 if diff -r target/results-fast target/results-kind >target/results-diff.txt 2>&1; then
   result ok "result documents the same bytes at both paces"
