@@ -165,7 +165,8 @@ fn a_timeout_names_the_pods_still_in_flux() {
 #[test]
 fn named_objects_exist_only_when_the_cluster_has_them() {
     let dir = tempfile::tempdir().unwrap();
-    let text = "scenario \"gone\" {\n    run gone-soon\n    expect pod/gone-soon exists\n    delete pod/gone-soon\n    wait pod/gone-soon deleted within 10s\n    expect pod/gone-soon absent\n}\n\nscenario \"never was\" {\n    run here\n    expect pod/never-was exists within 1s\n}\n";
+    // A one-second grace period: at kind's pace a deleted pod lives until its grace period ends.
+    let text = "scenario \"gone\" {\n    apply <<YAML\napiVersion: v1\nkind: Pod\nmetadata:\n  name: gone-soon\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n    - name: c\n      image: registry.k8s.io/pause:3.10\nYAML\n    expect pod/gone-soon exists\n    delete pod/gone-soon\n    wait pod/gone-soon deleted within 10s\n    expect pod/gone-soon absent\n}\n\nscenario \"never was\" {\n    run here\n    expect pod/never-was exists within 1s\n}\n";
     let path = script(dir.path(), "named.rollout", text);
     let (code, output) = run(rehearse(&["run", path.to_str().unwrap()]));
     assert_eq!(code, 1, "{output}");
