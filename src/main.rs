@@ -40,9 +40,10 @@ enum Command {
         #[arg(long)]
         deny_warnings: bool,
     },
-    /// Run scenarios against a cluster: each in a fresh namespace, deleted afterwards.
+    /// Run scenarios: each in a fresh namespace, deleted afterwards.
     ///
-    /// Connects like kubectl (KUBECONFIG, --kubeconfig, --context). Only contexts that look like
+    /// With no --context, --kubeconfig or KUBECONFIG, runs on the built-in cluster (in-process,
+    /// virtual time). Naming a cluster connects like kubectl. Only contexts that look like
     /// throwaway clusters (kind-*, kwok-*, k3d-*, minikube) are used unless --allow-context names
     /// them. Exit codes: 0 all passed, 1 a scenario failed, 2 invalid input, 3 cluster error,
     /// 130 interrupted.
@@ -65,6 +66,15 @@ struct RunArgs {
     /// .rollout files, or directories searched recursively for them.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
+    /// Where to run: `builtin` (in-process, the default unless a cluster is named) or `kube`
+    /// (the cluster KUBECONFIG, --kubeconfig and --context name).
+    #[arg(long, value_enum, value_name = "CLUSTER")]
+    cluster: Option<ClusterChoice>,
+    /// The built-in cluster's pace: `kind` (containers start in seconds, deleted pods terminate
+    /// over their grace period, all in virtual time) or `fast` (the testbed's instant pods).
+    /// [default: kind]
+    #[arg(long, value_enum, value_name = "PACE")]
+    pace: Option<PaceChoice>,
     /// The kubeconfig to read (default: $KUBECONFIG, then ~/.kube/config).
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
@@ -89,6 +99,32 @@ struct RunArgs {
     /// Write a report: `junit=PATH` or `json=PATH` (repeatable).
     #[arg(long = "report", value_name = "FORMAT=PATH", value_parser = parse_report)]
     reports: Vec<(ReportFormat, PathBuf)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ClusterChoice {
+    /// The built-in cluster (also `sim`).
+    #[value(alias = "sim")]
+    Builtin,
+    /// A real cluster, named like kubectl does.
+    Kube,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum PaceChoice {
+    Fast,
+    Kind,
+}
+
+impl RunArgs {
+    /// The built-in cluster unless one is named (`--cluster kube`, --context, --kubeconfig or
+    /// KUBECONFIG): rehearse never touches a real cluster nobody named.
+    fn builtin(&self) -> bool {
+        match self.cluster {
+            Some(choice) => choice == ClusterChoice::Builtin,
+            None => self.context.is_none() && self.kubeconfig.is_none() && std::env::var_os("KUBECONFIG").is_none(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -116,7 +152,13 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Check { paths, deny_warnings } => check(&paths, deny_warnings, &renderer),
         Command::Fmt { paths, check } => fmt(&paths, check, &renderer),
-        Command::Run(args) => match tokio::runtime::Runtime::new() {
+        // The built-in cluster runs on one thread with tokio's clock paused: time moves only when
+        // every task waits, to the next timer, so grace periods and timeouts cost no wall time.
+        Command::Run(args) => match if args.builtin() {
+            tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()
+        } else {
+            tokio::runtime::Runtime::new()
+        } {
             Ok(runtime) => runtime.block_on(run::run(args, &renderer)),
             Err(error) => {
                 eprintln!("error: cannot start the async runtime: {error}");

@@ -49,28 +49,37 @@ result() {
     echo "FAIL $2"
   fi
 }
-# suite PACE : the runbook suite into target/results-PACE, at PACE; prints its wall time.
+# The runbook scenarios and the edge cases the built-in cluster is held to (tests/parity/).
+suite_paths=(scenarios tests/parity)
+# suite CLUSTER PACE : the suite on the testbed (kube) or the built-in cluster at PACE, into
+# target/results-CLUSTER-PACE; prints its wall time.
 suite() {
-  local pace=$1 start end status=ok
-  bash "$testbed" pace "$pace"
-  rm -rf "target/results-$pace"
+  local cluster=$1 pace=$2 start end status=ok paced=()
+  if [ "$cluster" = kube ]; then bash "$testbed" pace "$pace"; else paced=(--pace "$pace"); fi
+  rm -rf "target/results-$cluster-$pace"
   start=$(date +%s.%N)
-  ./target/debug/rehearse run --jobs 4 --results "target/results-$pace" scenarios || status=failed
+  ./target/debug/rehearse run --cluster "$cluster" "${paced[@]}" --jobs 4 \
+    --results "target/results-$cluster-$pace" "${suite_paths[@]}" || status=failed
   end=$(date +%s.%N)
-  result "$status" "runbook suite at the $pace pace ($(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.1f", b - a}') s wall)"
+  result "$status" "suite on $cluster at the $pace pace ($(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.1f", b - a}') s wall)"
 }
-suite fast
-suite kind
+suite kube fast
+suite kube kind
+suite builtin fast
+suite builtin kind
 # The traffic-rule and guard tests once more at the kind pace, where pods stay terminating (still
 # serving) for part of their grace period: their verdicts must not change.
 cargo test --locked --test verdicts 2>&1 | tee -a target/test-output.log || test_status=$?
 bash "$testbed" pace fast
-if diff -r target/results-fast target/results-kind >target/results-diff.txt 2>&1; then
-  result ok "result documents the same bytes at both paces"
-else
-  head -n 200 target/results-diff.txt
-  result failed "result documents differ between the paces (diff -r target/results-fast target/results-kind; whole diff in target/results-diff.txt)"
-fi
+# Parity: every run's result documents the same bytes as the testbed's at the fast pace.
+for other in kube-kind builtin-fast builtin-kind; do
+  if diff -r target/results-kube-fast "target/results-$other" >"target/results-diff-$other.txt" 2>&1; then
+    result ok "result documents of $other the same bytes as kube-fast"
+  else
+    head -n 200 "target/results-diff-$other.txt"
+    result failed "result documents of $other differ from kube-fast (whole diff in target/results-diff-$other.txt)"
+  fi
+done
 
 if [ "$started_here" = 1 ]; then
   trap - EXIT

@@ -2,6 +2,7 @@
 //! throwaway, and watch-driven waiting.
 
 pub mod connect;
+pub mod sim;
 pub mod watch;
 
 pub use connect::{ConnectError, Connection, connect};

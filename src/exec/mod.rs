@@ -190,9 +190,7 @@ impl Context<'_> {
         let caught_up = self
             .view
             .wait_for(deadline, |view| {
-                written.retain(|(kind, name, version)| {
-                    view.resource_version(*kind, name).is_none_or(|seen| !is_at_least(&seen, version))
-                });
+                written.retain(|(kind, name, version)| !view.has_seen(*kind, name, version));
                 match written.first() {
                     None => Ok(()),
                     Some((kind, name, _)) => Err(format!("{kind}/{name}")),
@@ -213,15 +211,6 @@ impl Context<'_> {
                 _ => None,
             })
             .collect()
-    }
-}
-
-/// Whether resourceVersion `seen` is `wanted` or later. On etcd-backed API servers versions are
-/// increasing numbers; anything else only counts when equal.
-fn is_at_least(seen: &str, wanted: &str) -> bool {
-    match (seen.parse::<u64>(), wanted.parse::<u64>()) {
-        (Ok(seen), Ok(wanted)) => seen >= wanted,
-        _ => seen == wanted,
     }
 }
 

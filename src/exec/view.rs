@@ -63,8 +63,39 @@ pub struct View {
     pub daemon_sets: Store<DaemonSet>,
     pub nodes: Store<Node>,
     departed: DepartedPods,
+    newest: NewestVersions,
     changes: watch::Receiver<u64>,
     tasks: JoinSet<()>,
+}
+
+/// Per watched kind, the newest resourceVersion any of its events carried. Versions are one
+/// ordered counter per cluster and a watch delivers its events in that order, so once a kind's
+/// watch has shown version `v`, it has shown every write to that kind up to `v`: even one whose
+/// object was deleted again before the store could be looked at.
+#[derive(Clone, Default)]
+struct NewestVersions(Arc<[std::sync::atomic::AtomicU64; Kind::ALL.len()]>);
+
+impl NewestVersions {
+    fn slot(&self, kind: Kind) -> &std::sync::atomic::AtomicU64 {
+        &self.0[Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0)]
+    }
+
+    fn get(&self, kind: Kind) -> u64 {
+        self.slot(kind).load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Called before the store applies an event (so a waiter woken after it sees both).
+    fn note<K: Resource>(&self, kind: Kind, event: &watcher::Event<K>) {
+        let version = match event {
+            watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o) => {
+                o.meta().resource_version.as_deref().and_then(|v| v.parse::<u64>().ok())
+            }
+            watcher::Event::Init | watcher::Event::InitDone => None,
+        };
+        if let Some(version) = version {
+            self.slot(kind).fetch_max(version, std::sync::atomic::Ordering::AcqRel);
+        }
+    }
 }
 
 /// A store fed by a watch, and the future that drives it (bumping `bump` after each change).
@@ -94,12 +125,19 @@ where
     (reader, drive)
 }
 
-fn feed<K>(api: Api<K>, bump: watch::Sender<u64>, tasks: &mut JoinSet<()>) -> Store<K>
+fn feed<K>(
+    api: Api<K>,
+    kind: Kind,
+    newest: &NewestVersions,
+    bump: watch::Sender<u64>,
+    tasks: &mut JoinSet<()>,
+) -> Store<K>
 where
     K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
-    let (store, drive) = reflect(api, bump, |_, _| {});
+    let newest = newest.clone();
+    let (store, drive) = reflect(api, bump, move |event, _| newest.note(kind, event));
     tasks.spawn(drive);
     store
 }
@@ -172,17 +210,52 @@ impl View {
             }
         });
         let departed = DepartedPods::default();
-        let (pods, drive_pods) = reflect(Api::namespaced(client.clone(), namespace), bump.clone(), departed.record());
+        let newest = NewestVersions::default();
+        let mut record_departed = departed.record();
+        let newest_pods = newest.clone();
+        let (pods, drive_pods) =
+            reflect(Api::namespaced(client.clone(), namespace), bump.clone(), move |event, store| {
+                newest_pods.note(Kind::Pod, event);
+                record_departed(event, store);
+            });
         tasks.spawn(drive_pods);
+        // EndpointSlices are not a kind steps write, so they need no version bookkeeping.
+        let (slices, drive_slices) = reflect(Api::namespaced(client.clone(), namespace), bump.clone(), |_, _| {});
+        tasks.spawn(drive_slices);
         let view = View {
             pods,
-            slices: feed(Api::namespaced(client.clone(), namespace), bump.clone(), &mut tasks),
-            services: feed(Api::namespaced(client.clone(), namespace), bump.clone(), &mut tasks),
-            replica_sets: feed(Api::namespaced(client.clone(), namespace), bump.clone(), &mut tasks),
-            deployments: feed(Api::namespaced(client.clone(), namespace), bump.clone(), &mut tasks),
-            daemon_sets: feed(Api::namespaced(client.clone(), namespace), bump.clone(), &mut tasks),
+            slices,
+            services: feed(
+                Api::namespaced(client.clone(), namespace),
+                Kind::Service,
+                &newest,
+                bump.clone(),
+                &mut tasks,
+            ),
+            replica_sets: feed(
+                Api::namespaced(client.clone(), namespace),
+                Kind::ReplicaSet,
+                &newest,
+                bump.clone(),
+                &mut tasks,
+            ),
+            deployments: feed(
+                Api::namespaced(client.clone(), namespace),
+                Kind::Deployment,
+                &newest,
+                bump.clone(),
+                &mut tasks,
+            ),
+            daemon_sets: feed(
+                Api::namespaced(client.clone(), namespace),
+                Kind::DaemonSet,
+                &newest,
+                bump.clone(),
+                &mut tasks,
+            ),
             nodes: nodes.store.clone(),
             departed,
+            newest,
             changes,
             tasks,
         };
@@ -219,6 +292,21 @@ impl View {
                 return Err(pending);
             }
         }
+    }
+
+    /// Whether the view has seen a write that the API stored as `version` of `kind`/`name`:
+    /// the object itself at that version or later, or (numeric versions) any later event of
+    /// its kind, which covers an object deleted again before anyone looked.
+    pub fn has_seen(&self, kind: Kind, name: &str, version: &str) -> bool {
+        if let Ok(wanted) = version.parse::<u64>()
+            && self.newest.get(kind) >= wanted
+        {
+            return true;
+        }
+        self.resource_version(kind, name).is_some_and(|seen| match (seen.parse::<u64>(), version.parse::<u64>()) {
+            (Ok(seen), Ok(wanted)) => seen >= wanted,
+            _ => seen == version,
+        })
     }
 
     /// The resourceVersion the view holds for an object, if it holds the object.

@@ -6,6 +6,8 @@ use super::document::ScenarioResult;
 
 #[derive(Serialize)]
 struct Report<'a> {
+    /// Where the scenarios ran: `built-in (kind pace)` or `context NAME`.
+    cluster: &'a str,
     passed: usize,
     failed: usize,
     scenarios: Vec<Scenario<'a>>,
@@ -21,9 +23,10 @@ struct Scenario<'a> {
     step_durations_ms: Vec<u128>,
 }
 
-pub fn render(results: &[ScenarioResult]) -> String {
+pub fn render(results: &[ScenarioResult], cluster: &str) -> String {
     let passed = results.iter().filter(|r| r.status == super::document::Status::Passed).count();
     let report = Report {
+        cluster,
         passed,
         failed: results.len() - passed,
         scenarios: results

@@ -6,11 +6,15 @@ use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::document::{ScenarioResult, Status};
 
-pub fn render(results: &[ScenarioResult]) -> String {
+pub fn render(results: &[ScenarioResult], cluster: &str) -> String {
     let mut report = Report::new("rehearse");
     let mut suites: BTreeMap<&str, TestSuite> = BTreeMap::new();
     for result in results {
-        let suite = suites.entry(&result.file).or_insert_with(|| TestSuite::new(result.file.clone()));
+        let suite = suites.entry(&result.file).or_insert_with(|| {
+            let mut suite = TestSuite::new(result.file.clone());
+            suite.add_property(quick_junit::Property::new("cluster", cluster));
+            suite
+        });
         let status = match result.status {
             Status::Passed => TestCaseStatus::success(),
             Status::Skipped => TestCaseStatus::skipped(),

@@ -1,0 +1,124 @@
+//! The built-in cluster's figures (issue 9), from the release binary as a user runs it:
+//!
+//! 1. `rehearse run scenarios` wall time, process start included: median and best of
+//!    `REHEARSE_BENCH_ROUNDS` (default 11) runs, at both paces;
+//! 2. simple steps per second: a generated scenario that labels one pod, re-selects a 10-pod
+//!    service and checks its traffic, over and over (`REHEARSE_BENCH_STEPS`, default 30,000);
+//!    steps divided by the wall time of the run, minus the wall time of the same scenario with no
+//!    repeated steps;
+//! 3. peak memory (max RSS, from `/usr/bin/time`) of the suite run.
+//!
+//! Run with `cargo bench --bench builtin` (it builds nothing: run `cargo build --release` first).
+//! Targets: suite under 100 ms wall, at least 50,000 steps per second, peak memory under 30 MB.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn binary() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/rehearse");
+    assert!(path.exists(), "build the release binary first: cargo build --release");
+    path
+}
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Runs `rehearse run ARGS` on the built-in cluster; the wall time, and whether it passed.
+fn timed_run(args: &[&str]) -> (Duration, bool) {
+    let started = Instant::now();
+    let status = Command::new(binary())
+        .arg("run")
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .env("CI", "1")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("rehearse runs");
+    (started.elapsed(), status.success())
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+fn suite() {
+    let rounds = env_number("REHEARSE_BENCH_ROUNDS", 11);
+    for pace in ["kind", "fast"] {
+        let mut walls: Vec<Duration> = Vec::new();
+        for _ in 0..rounds {
+            let (wall, passed) = timed_run(&["--pace", pace, "scenarios"]);
+            assert!(passed, "the suite failed on the built-in cluster at the {pace} pace");
+            walls.push(wall);
+        }
+        walls.sort();
+        println!(
+            "suite (scenarios/, {pace} pace): median {:.1} ms, best {:.1} ms wall over {rounds} runs (target < 100 ms)",
+            ms(walls[walls.len() / 2]),
+            ms(walls[0])
+        );
+    }
+}
+
+/// A scenario of `repeats` × 3 simple steps on a 10-pod service.
+fn steps_script(dir: &Path, repeats: usize) -> PathBuf {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut text = format!(
+        "base-dir {:?}\n\nscenario \"steps\" {{\n    apply \"dockercoins/rng.yaml\"\n    scale deployment/rng to 10\n    wait rollout deployment/rng\n    let pod = one pod app=rng\n",
+        examples.display().to_string()
+    );
+    for i in 0..repeats {
+        let value = if i % 2 == 0 { "a" } else { "b" };
+        text.push_str(&format!(
+            "    label $pod round={value}\n    select service/rng app=rng\n    expect-traffic service/rng count 10\n"
+        ));
+    }
+    text.push_str("}\n");
+    let path = dir.join(format!("steps-{repeats}.rollout"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn steps_per_second() {
+    let steps = env_number("REHEARSE_BENCH_STEPS", 30_000);
+    let repeats = steps / 3;
+    let dir = tempfile::tempdir().unwrap();
+    let base = steps_script(dir.path(), 0);
+    let many = steps_script(dir.path(), repeats);
+    let (base_wall, passed) = timed_run(&["--pace", "fast", base.to_str().unwrap()]);
+    assert!(passed, "the base scenario failed");
+    let (wall, passed) = timed_run(&["--pace", "fast", many.to_str().unwrap()]);
+    assert!(passed, "the steps scenario failed");
+    let spent = wall.saturating_sub(base_wall).max(Duration::from_micros(1));
+    println!(
+        "simple steps: {} steps in {:.0} ms ({:.0} ms without them): {:.0} steps/s (target >= 50,000)",
+        repeats * 3,
+        ms(wall),
+        ms(base_wall),
+        (repeats * 3) as f64 / spent.as_secs_f64()
+    );
+}
+
+fn peak_memory() {
+    let output = Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(binary())
+        .args(["run", "scenarios"])
+        .env_remove("KUBECONFIG")
+        .env("CI", "1")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("/usr/bin/time runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let kib: u64 = stderr.lines().last().and_then(|l| l.trim().parse().ok()).expect("a max RSS figure");
+    println!("peak memory (suite, kind pace): {:.1} MB max RSS (target < 30 MB)", kib as f64 / 1024.0);
+}
+
+fn main() {
+    suite();
+    steps_per_second();
+    peak_memory();
+}

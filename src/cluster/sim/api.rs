@@ -1,0 +1,732 @@
+//! Kubernetes' HTTP API, served in-process: `kube::Client` sends its requests here instead of over
+//! a socket, so the executor's code (discovery, server-side apply, patches, list-then-watch
+//! reflectors) is the same on the built-in cluster as on a real one. Nothing listens anywhere.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, mpsc, watch};
+
+use super::controllers::{self, Controllers};
+use super::error::ApiError;
+use super::resources::{self, Resource};
+use super::store::Store;
+use super::{Pace, validate};
+
+pub type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// The field manager whose applied configuration server-side apply remembers, per object.
+type AppliedKey = (Resource, String, String);
+
+struct State {
+    store: Store,
+    controllers: Controllers,
+    /// What each object's last server-side apply set, so a later apply can drop what it no longer
+    /// sets (the part of managedFields a single field manager needs).
+    applied: BTreeMap<AppliedKey, Value>,
+    /// When the controllers next have something due (a pod turning Ready, a grace period ending).
+    next_due: Option<tokio::time::Instant>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// The newest resourceVersion: wakes the watches.
+    changed: watch::Sender<u64>,
+    /// Wakes the timer task when something new is due.
+    timers: Arc<Notify>,
+}
+
+/// The built-in cluster, as a `tower::Service` for `kube::Client::new`.
+#[derive(Clone)]
+pub struct SimCluster {
+    shared: Arc<Shared>,
+}
+
+impl SimCluster {
+    /// A cluster with the testbed's nodes (a tainted control-plane node and `workers` workers).
+    /// Must be called inside the (paused-clock) runtime that will run it: it starts the timer
+    /// task that moves pods along their lifecycle.
+    pub fn start(workers: usize, pace: Pace) -> SimCluster {
+        let mut store = Store::new(super::clock::Clock::default());
+        for node in controllers::default_nodes(workers) {
+            store.create(resources::NODE, "", node).expect("the default nodes are valid");
+        }
+        for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            store
+                .create(resources::NAMESPACE, "", json!({"metadata": {"name": name}, "status": {"phase": "Active"}}))
+                .expect("the system namespaces are valid");
+        }
+        let (changed, _) = watch::channel(store.resource_version());
+        let state = State { store, controllers: Controllers::new(pace), applied: BTreeMap::new(), next_due: None };
+        let timers = Arc::new(Notify::new());
+        let shared = Arc::new(Shared { state: Mutex::new(state), changed, timers: timers.clone() });
+        tokio::spawn(run_timers(Arc::downgrade(&shared), timers));
+        SimCluster { shared }
+    }
+
+    /// A client for this cluster, as kube-rs builds one for a real API server.
+    pub fn client(&self) -> kube::Client {
+        kube::Client::new(self.clone(), "default")
+    }
+}
+
+/// Runs the controllers whenever something they scheduled is due; ends with the cluster.
+async fn run_timers(shared: std::sync::Weak<Shared>, wake: Arc<Notify>) {
+    loop {
+        // Registered before reading the due time, so a wake-up in between is not lost.
+        let notified = wake.notified();
+        let due = {
+            let Some(shared) = shared.upgrade() else { return };
+            let mut state = lock(&shared);
+            match state.next_due {
+                Some(due) if due <= tokio::time::Instant::now() => {
+                    settle(&mut state, &shared.changed);
+                    continue;
+                }
+                due => due,
+            }
+        };
+        match due {
+            Some(due) => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(due) => {}
+                    _ = notified => {}
+                }
+            }
+            None => notified.await,
+        }
+    }
+}
+
+fn lock(shared: &Shared) -> MutexGuard<'_, State> {
+    shared.state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Lets the controllers react to what changed, then wakes the watches.
+fn settle(state: &mut State, changed: &watch::Sender<u64>) {
+    state.next_due = state.controllers.reconcile(&mut state.store);
+    changed.send_replace(state.store.resource_version());
+}
+
+impl tower::Service<Request<kube::client::Body>> for SimCluster {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<kube::client::Body>) -> Self::Future {
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let body = match body.collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(error) => {
+                    return Ok(error_response(&ApiError::bad_request(format!("cannot read the body: {error}"))));
+                }
+            };
+            let content_type =
+                parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            let call = Call {
+                method: parts.method,
+                path: parts.uri.path().to_string(),
+                query: parse_query(parts.uri.query().unwrap_or("")),
+                content_type,
+                body,
+            };
+            Ok(match serve(&shared, call) {
+                Ok(Reply::Json(code, value)) => json_response(code, &value),
+                Ok(Reply::Watch(stream)) => stream,
+                Err(error) => error_response(&error),
+            })
+        })
+    }
+}
+
+struct Call {
+    method: Method,
+    path: String,
+    query: BTreeMap<String, String>,
+    content_type: String,
+    body: Bytes,
+}
+
+enum Reply {
+    Json(StatusCode, Value),
+    Watch(Response<Body>),
+}
+
+/// Where a request points: a kind, maybe a namespace, maybe a name and subresource.
+struct Target {
+    resource: Resource,
+    namespace: String,
+    name: Option<String>,
+}
+
+fn serve(shared: &Arc<Shared>, call: Call) -> Result<Reply, ApiError> {
+    let segments: Vec<&str> = call.path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    match segments.as_slice() {
+        ["version"] => return Ok(Reply::Json(StatusCode::OK, version())),
+        ["api"] => return Ok(Reply::Json(StatusCode::OK, json!({"kind": "APIVersions", "versions": ["v1"]}))),
+        ["apis"] => return Ok(Reply::Json(StatusCode::OK, group_list())),
+        ["api", "v1"] => return Ok(Reply::Json(StatusCode::OK, resource_list("", "v1"))),
+        ["apis", group, version] if resources::ALL.iter().any(|r| r.group == *group && r.version == *version) => {
+            return Ok(Reply::Json(StatusCode::OK, resource_list(group, version)));
+        }
+        _ => {}
+    }
+    let target = route(&segments).ok_or_else(|| ApiError::no_route(&call.path))?;
+    let watching = matches!(call.query.get("watch").map(String::as_str), Some("true" | "1"));
+    match (&call.method, &target.name) {
+        (&Method::GET, None) if watching => watch_stream(shared, &target, &call.query),
+        (&Method::GET, None) => Ok(Reply::Json(StatusCode::OK, list(&lock(shared).store, &target, &call.query)?)),
+        (&Method::GET, Some(name)) => {
+            let state = lock(shared);
+            let object = state.store.get(target.resource, &target.namespace, name);
+            Ok(Reply::Json(StatusCode::OK, object.cloned().ok_or_else(|| ApiError::not_found(target.resource, name))?))
+        }
+        (&Method::POST, None) => {
+            let object = parse_json(&call.body)?;
+            write(shared, |state| create(state, &target, object)).map(|o| Reply::Json(StatusCode::CREATED, o))
+        }
+        (&Method::PUT, Some(name)) => {
+            let object = parse_json(&call.body)?;
+            write(shared, |state| replace(state, &target, name, object)).map(|o| Reply::Json(StatusCode::OK, o))
+        }
+        (&Method::PATCH, Some(name)) => {
+            let body = parse_json(&call.body)?;
+            let content_type = call.content_type.split(';').next().unwrap_or("").trim().to_string();
+            write(shared, |state| match content_type.as_str() {
+                "application/apply-patch+yaml" => apply(state, &target, name, body),
+                "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+                    merge_patch(state, &target, name, &body)
+                }
+                other => Err(ApiError::unsupported_media_type(other)),
+            })
+            .map(|o| Reply::Json(StatusCode::OK, o))
+        }
+        (&Method::DELETE, Some(name)) => {
+            let options = if call.body.is_empty() { json!({}) } else { parse_json(&call.body)? };
+            write(shared, |state| delete(state, &target, name, &options)).map(|o| Reply::Json(StatusCode::OK, o))
+        }
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+/// Runs a write, then the controllers, then wakes the watches and the timer task.
+fn write(shared: &Shared, change: impl FnOnce(&mut State) -> Result<Value, ApiError>) -> Result<Value, ApiError> {
+    let mut state = lock(shared);
+    let before = state.next_due;
+    let written = change(&mut state)?;
+    settle(&mut state, &shared.changed);
+    if state.next_due.is_some() && state.next_due != before {
+        shared.timers.notify_one();
+    }
+    // What the API returns is the object as stored after the write; the controllers may have
+    // changed it since (a status), as on a real cluster, so the write's own version is returned.
+    Ok(written)
+}
+
+/// `/api/v1/...` or `/apis/GROUP/VERSION/...`, then `[namespaces/NS/]PLURAL[/NAME]`.
+fn route(segments: &[&str]) -> Option<Target> {
+    let (group, version, rest) = match segments {
+        ["api", version, rest @ ..] => ("", *version, rest),
+        ["apis", group, version, rest @ ..] => (*group, *version, rest),
+        _ => return None,
+    };
+    let (namespace, rest) = match rest {
+        ["namespaces", namespace, plural, rest @ ..] if resources::by_plural(group, version, plural).is_some() => {
+            (namespace.to_string(), std::iter::once(*plural).chain(rest.iter().copied()).collect::<Vec<_>>())
+        }
+        _ => (String::new(), rest.to_vec()),
+    };
+    let resource = resources::by_plural(group, version, rest.first()?)?;
+    let name = match rest.as_slice() {
+        [_] => None,
+        [_, name] | [_, name, "status"] => Some(name.to_string()),
+        _ => return None,
+    };
+    if resource.namespaced && namespace.is_empty() && name.is_some() {
+        return None;
+    }
+    Some(Target { resource, namespace, name })
+}
+
+fn create(state: &mut State, target: &Target, mut object: Value) -> Result<Value, ApiError> {
+    check_kind(target.resource, &object)?;
+    if target.resource.namespaced {
+        object["metadata"]["namespace"] = target.namespace.clone().into();
+    }
+    validate::create(target.resource, &object)?;
+    let mut created = state.store.create(target.resource, &target.namespace, object)?;
+    if target.resource == resources::NAMESPACE {
+        created["status"] = json!({"phase": "Active"});
+        created = state.store.update(target.resource, "", created)?;
+    }
+    Ok(created)
+}
+
+fn replace(state: &mut State, target: &Target, name: &str, object: Value) -> Result<Value, ApiError> {
+    check_kind(target.resource, &object)?;
+    let current = existing(state, target, name)?;
+    if let Some(expected) = object["metadata"]["resourceVersion"].as_str()
+        && current["metadata"]["resourceVersion"].as_str() != Some(expected)
+    {
+        return Err(ApiError::conflict(format!(
+            "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+            super::error::qualified(target.resource)
+        )));
+    }
+    update(state, target, &current, object)
+}
+
+fn merge_patch(state: &mut State, target: &Target, name: &str, patch: &Value) -> Result<Value, ApiError> {
+    let current = existing(state, target, name)?;
+    let mut patched = current.clone();
+    merge(&mut patched, patch);
+    update(state, target, &current, patched)
+}
+
+/// Server-side apply for one field manager: creates the object, or sets what the applied
+/// configuration sets and drops what the previous apply set and this one no longer does.
+fn apply(state: &mut State, target: &Target, name: &str, mut applied: Value) -> Result<Value, ApiError> {
+    check_kind(target.resource, &applied)?;
+    if applied["metadata"]["name"].as_str() != Some(name) {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({}) does not match the name on the URL ({name})",
+            applied["metadata"]["name"].as_str().unwrap_or_default()
+        )));
+    }
+    if target.resource.namespaced {
+        applied["metadata"]["namespace"] = target.namespace.clone().into();
+    }
+    let key = (target.resource, target.namespace.clone(), name.to_string());
+    let result = match state.store.get(target.resource, &target.namespace, name).cloned() {
+        None => {
+            validate::create(target.resource, &applied)?;
+            state.store.create(target.resource, &target.namespace, applied.clone())?
+        }
+        Some(current) => {
+            let mut merged = current.clone();
+            if let Some(previous) = state.applied.get(&key) {
+                drop_unset(&mut merged, previous, &applied);
+            }
+            merge(&mut merged, &applied);
+            update(state, target, &current, merged)?
+        }
+    };
+    state.applied.insert(key, applied);
+    Ok(result)
+}
+
+fn update(state: &mut State, target: &Target, current: &Value, mut object: Value) -> Result<Value, ApiError> {
+    object["metadata"]["name"] = current["metadata"]["name"].clone();
+    if target.resource.namespaced {
+        object["metadata"]["namespace"] = target.namespace.clone().into();
+    }
+    validate::update(target.resource, current, &object)?;
+    state.store.update(target.resource, &target.namespace, object)
+}
+
+fn delete(state: &mut State, target: &Target, name: &str, options: &Value) -> Result<Value, ApiError> {
+    let current = existing(state, target, name)?;
+    if let Some(uid) = options["preconditions"]["uid"].as_str()
+        && current["metadata"]["uid"].as_str() != Some(uid)
+    {
+        return Err(ApiError::conflict(format!(
+            "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+            current["metadata"]["uid"].as_str().unwrap_or_default()
+        )));
+    }
+    state.applied.remove(&(target.resource, target.namespace.clone(), name.to_string()));
+    if target.resource == resources::POD {
+        let grace = options["gracePeriodSeconds"]
+            .as_i64()
+            .or_else(|| current["spec"]["terminationGracePeriodSeconds"].as_i64())
+            .unwrap_or(30);
+        return Ok(state.store.mark_deleted(target.resource, &target.namespace, name, Some(grace)).unwrap_or(current));
+    }
+    if target.resource == resources::NAMESPACE {
+        let mut marked = state.store.mark_deleted(target.resource, "", name, None).unwrap_or(current);
+        if marked["status"]["phase"] != "Terminating" {
+            marked["status"]["phase"] = "Terminating".into();
+            marked = state.store.update(target.resource, "", marked)?;
+        }
+        return Ok(marked);
+    }
+    Ok(state.store.remove(target.resource, &target.namespace, name).unwrap_or(current))
+}
+
+fn existing(state: &State, target: &Target, name: &str) -> Result<Value, ApiError> {
+    state
+        .store
+        .get(target.resource, &target.namespace, name)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(target.resource, name))
+}
+
+/// A body whose apiVersion and kind name another kind than the URL is refused, as the API does.
+fn check_kind(resource: Resource, object: &Value) -> Result<(), ApiError> {
+    let kind = object["kind"].as_str().unwrap_or(resource.kind);
+    let api_version = object["apiVersion"].as_str().map(str::to_string).unwrap_or_else(|| resource.api_version());
+    if kind != resource.kind || api_version != resource.api_version() {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({api_version}) does not match the expected API version ({})",
+            resource.api_version()
+        )));
+    }
+    Ok(())
+}
+
+/// JSON merge patch (RFC 7386): objects merge key by key, `null` deletes, anything else replaces.
+pub fn merge(target: &mut Value, patch: &Value) {
+    let Some(patch) = patch.as_object() else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = json!({});
+    }
+    let fields = target.as_object_mut().expect("made an object above");
+    for (key, value) in patch {
+        if value.is_null() {
+            fields.remove(key);
+        } else {
+            merge(fields.entry(key.clone()).or_insert(Value::Null), value);
+        }
+    }
+}
+
+/// Removes from `object` the fields `previous` set and `applied` no longer sets.
+fn drop_unset(object: &mut Value, previous: &Value, applied: &Value) {
+    let (Some(previous), Some(fields)) = (previous.as_object(), object.as_object_mut()) else { return };
+    for (key, was) in previous {
+        match applied.get(key) {
+            None => {
+                fields.remove(key);
+            }
+            Some(now) if was.is_object() && now.is_object() => {
+                if let Some(child) = fields.get_mut(key) {
+                    drop_unset(child, was, now);
+                }
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+fn list(store: &Store, target: &Target, query: &BTreeMap<String, String>) -> Result<Value, ApiError> {
+    let selector = LabelSelector::parse(query.get("labelSelector").map(String::as_str).unwrap_or(""))?;
+    let fields = FieldSelector::parse(query.get("fieldSelector").map(String::as_str).unwrap_or(""))?;
+    let namespace = target.resource.namespaced.then_some(target.namespace.as_str()).filter(|ns| !ns.is_empty());
+    let items: Vec<Value> =
+        store.list(target.resource, namespace).filter(|o| selector.matches(o) && fields.matches(o)).cloned().collect();
+    Ok(json!({
+        "apiVersion": target.resource.api_version(),
+        "kind": format!("{}List", target.resource.kind),
+        "metadata": {"resourceVersion": store.resource_version().to_string()},
+        "items": items,
+    }))
+}
+
+/// A watch: the changes after the given resourceVersion (or, without one, the current objects as
+/// ADDED first), then every matching change as it happens, one JSON event per line.
+fn watch_stream(shared: &Arc<Shared>, target: &Target, query: &BTreeMap<String, String>) -> Result<Reply, ApiError> {
+    let selector = LabelSelector::parse(query.get("labelSelector").map(String::as_str).unwrap_or(""))?;
+    let fields = FieldSelector::parse(query.get("fieldSelector").map(String::as_str).unwrap_or(""))?;
+    let resource = target.resource;
+    let namespace = (resource.namespaced && !target.namespace.is_empty()).then(|| target.namespace.clone());
+    let matches = move |object: &Value| selector.matches(object) && fields.matches(object);
+    let since: Option<u64> =
+        query.get("resourceVersion").filter(|v| !v.is_empty() && *v != "0").and_then(|v| v.parse().ok());
+    let (sender, receiver) = mpsc::channel::<Result<http_body::Frame<Bytes>, Infallible>>(256);
+    let mut first = Vec::new();
+    let mut last_seen = {
+        let state = lock(shared);
+        match since {
+            Some(since) => {
+                let _ = state.store.changes_since(since)?;
+                since
+            }
+            None => {
+                let store = &state.store;
+                for object in store.list(resource, namespace.as_deref()).filter(|o| matches(o)) {
+                    first.push(event_line("ADDED", object));
+                }
+                store.resource_version()
+            }
+        }
+    };
+    let weak = Arc::downgrade(shared);
+    let mut changed = shared.changed.subscribe();
+    tokio::spawn(async move {
+        for line in first {
+            if sender.send(Ok(http_body::Frame::data(line))).await.is_err() {
+                return;
+            }
+        }
+        loop {
+            let lines: Result<Vec<Bytes>, ApiError> = {
+                let Some(shared) = weak.upgrade() else { return };
+                let state = lock(&shared);
+                let lines = state.store.changes_since(last_seen).map(|changes| {
+                    changes
+                        .filter(|c| c.resource == resource && namespace.as_ref().is_none_or(|ns| *ns == c.namespace))
+                        .filter(|c| matches(&c.object))
+                        .map(|c| event_line(c.change.as_str(), &c.object))
+                        .collect()
+                });
+                last_seen = state.store.resource_version();
+                lines
+            };
+            // Past the log's end the watch ends with 410 Gone, and the watcher re-lists.
+            let lines = match lines {
+                Ok(lines) => lines,
+                Err(gone) => {
+                    let event = json!({"type": "ERROR", "object": gone.status()});
+                    let _ = sender.send(Ok(http_body::Frame::data(line_of(&event)))).await;
+                    return;
+                }
+            };
+            for line in lines {
+                if sender.send(Ok(http_body::Frame::data(line))).await.is_err() {
+                    return;
+                }
+            }
+            tokio::select! {
+                result = changed.changed() => if result.is_err() { return },
+                _ = sender.closed() => return,
+            }
+        }
+    });
+    let body = StreamBody::new(tokio_stream_from(receiver));
+    let response = Response::builder()
+        .status(StatusCode::OK)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(UnsyncBoxBody::new(body))
+        .expect("a valid response");
+    Ok(Reply::Watch(response))
+}
+
+fn tokio_stream_from<T: Send + 'static>(mut receiver: mpsc::Receiver<T>) -> impl futures::Stream<Item = T> + Send {
+    futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+}
+
+fn event_line(kind: &str, object: &Value) -> Bytes {
+    line_of(&json!({"type": kind, "object": object}))
+}
+
+fn line_of(value: &Value) -> Bytes {
+    let mut line = serde_json::to_vec(value).expect("JSON values serialise");
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))
+}
+
+fn parse_query(query: &str) -> BTreeMap<String, String> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(key), decode(value))
+        })
+        .collect()
+}
+
+/// Percent-decoding of a query component (`+` is a space).
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&text[i + 1..i + 3], 16) {
+                Ok(byte) => {
+                    out.push(byte);
+                    i += 3;
+                    continue;
+                }
+                Err(_) => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A label selector as the API reads it from a query: `k=v`, `k==v`, `k!=v`, `k`, `!k`,
+/// `k in (a,b)`, `k notin (a,b)`, comma-separated.
+struct LabelSelector(Vec<(String, LabelTest)>);
+
+enum LabelTest {
+    In(Vec<String>),
+    NotIn(Vec<String>),
+    Exists,
+    Absent,
+}
+
+impl LabelSelector {
+    fn parse(text: &str) -> Result<LabelSelector, ApiError> {
+        let mut terms = Vec::new();
+        let mut rest = text.trim();
+        while !rest.is_empty() {
+            // A term ends at the first comma outside parentheses.
+            let mut depth = 0;
+            let end = rest
+                .char_indices()
+                .find(|(_, c)| {
+                    match c {
+                        '(' => depth += 1,
+                        ')' => depth -= 1,
+                        _ => {}
+                    }
+                    *c == ',' && depth == 0
+                })
+                .map_or(rest.len(), |(i, _)| i);
+            terms.push(Self::term(rest[..end].trim(), text)?);
+            rest = rest[end..].trim_start_matches(',').trim();
+        }
+        Ok(LabelSelector(terms))
+    }
+
+    fn term(term: &str, whole: &str) -> Result<(String, LabelTest), ApiError> {
+        let invalid = || ApiError::bad_request(format!("unable to parse requirement: invalid label selector: {whole}"));
+        let values = |list: &str| -> Result<Vec<String>, ApiError> {
+            let inner = list.trim().strip_prefix('(').and_then(|l| l.strip_suffix(')')).ok_or_else(invalid)?;
+            Ok(inner.split(',').map(|v| v.trim().to_string()).collect())
+        };
+        if let Some(key) = term.strip_prefix('!') {
+            return Ok((key.trim().to_string(), LabelTest::Absent));
+        }
+        if let Some((key, value)) = term.split_once("!=") {
+            return Ok((key.trim().to_string(), LabelTest::NotIn(vec![value.trim().to_string()])));
+        }
+        if let Some((key, value)) = term.split_once("==").or_else(|| term.split_once('=')) {
+            return Ok((key.trim().to_string(), LabelTest::In(vec![value.trim().to_string()])));
+        }
+        if let Some((key, list)) = term.split_once(" notin ") {
+            return Ok((key.trim().to_string(), LabelTest::NotIn(values(list)?)));
+        }
+        if let Some((key, list)) = term.split_once(" in ") {
+            return Ok((key.trim().to_string(), LabelTest::In(values(list)?)));
+        }
+        if term.contains(char::is_whitespace) || term.is_empty() {
+            return Err(invalid());
+        }
+        Ok((term.to_string(), LabelTest::Exists))
+    }
+
+    fn matches(&self, object: &Value) -> bool {
+        let labels = &object["metadata"]["labels"];
+        self.0.iter().all(|(key, test)| {
+            let value = labels.get(key).and_then(Value::as_str);
+            match test {
+                LabelTest::In(values) => value.is_some_and(|v| values.iter().any(|w| w == v)),
+                LabelTest::NotIn(values) => value.is_none_or(|v| values.iter().all(|w| w != v)),
+                LabelTest::Exists => value.is_some(),
+                LabelTest::Absent => value.is_none(),
+            }
+        })
+    }
+}
+
+/// The field selectors every kind supports: `metadata.name` and `metadata.namespace`.
+struct FieldSelector(Vec<(&'static str, bool, String)>);
+
+impl FieldSelector {
+    fn parse(text: &str) -> Result<FieldSelector, ApiError> {
+        let mut terms = Vec::new();
+        for term in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            let (field, equal, value) = match term.split_once("!=") {
+                Some((field, value)) => (field, false, value),
+                None => {
+                    let (field, value) = term
+                        .split_once("==")
+                        .or_else(|| term.split_once('='))
+                        .ok_or_else(|| ApiError::bad_request(format!("invalid field selector: {term}")))?;
+                    (field, true, value)
+                }
+            };
+            let field = match field.trim() {
+                "metadata.name" => "name",
+                "metadata.namespace" => "namespace",
+                other => {
+                    return Err(ApiError::bad_request(format!("field label not supported: {other}")));
+                }
+            };
+            terms.push((field, equal, value.trim().to_string()));
+        }
+        Ok(FieldSelector(terms))
+    }
+
+    fn matches(&self, object: &Value) -> bool {
+        self.0.iter().all(|(field, equal, value)| (object["metadata"][*field].as_str() == Some(value)) == *equal)
+    }
+}
+
+fn version() -> Value {
+    json!({
+        "major": "1",
+        "minor": "37",
+        "gitVersion": "v1.37.2+rehearse-builtin",
+        "platform": "builtin",
+    })
+}
+
+fn group_list() -> Value {
+    let groups: Vec<Value> = resources::groups()
+        .into_iter()
+        .filter(|g| !g.is_empty())
+        .map(|group| {
+            let version = json!({"groupVersion": format!("{group}/v1"), "version": "v1"});
+            json!({"name": group, "versions": [version.clone()], "preferredVersion": version})
+        })
+        .collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+fn resource_list(group: &str, version: &str) -> Value {
+    let mut listed = Vec::new();
+    for resource in resources::ALL.iter().filter(|r| r.group == group && r.version == version) {
+        listed.push(json!({
+            "name": resource.plural,
+            "singularName": resource.kind.to_ascii_lowercase(),
+            "namespaced": resource.namespaced,
+            "kind": resource.kind,
+            "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+            "shortNames": resource.short_names,
+        }));
+    }
+    let group_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+    json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": listed})
+}
+
+fn json_response(code: StatusCode, value: &Value) -> Response<Body> {
+    let body = Full::new(Bytes::from(serde_json::to_vec(value).expect("JSON values serialise")));
+    Response::builder()
+        .status(code)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(UnsyncBoxBody::new(body.map_err(|never| match never {})))
+        .expect("a valid response")
+}
+
+fn error_response(error: &ApiError) -> Response<Body> {
+    json_response(StatusCode::from_u16(error.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), &error.status())
+}

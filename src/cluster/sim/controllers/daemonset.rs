@@ -1,0 +1,348 @@
+//! The DaemonSet controller, after upstream's pkg/controller/daemon: one pod per node that should
+//! run it (nodeSelector, required node affinity, taints against the template's tolerations plus
+//! the daemon tolerations), ControllerRevisions named by controller-revision-hash, RollingUpdate
+//! with maxUnavailable (a node gets its new pod only once its old one is gone) or OnDelete, and
+//! the status `kubectl rollout status` reads. Pods are pinned to their node by node affinity on
+//! `metadata.name` and bound by the scheduler, as upstream does.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::super::resources::{CONTROLLER_REVISION, DAEMON_SET, NODE, POD};
+use super::super::store::{Store, hash_of};
+use super::nodes::{add_daemon_tolerations, matches_affinity, untolerated_taint};
+use super::{
+    Tick, by_creation, claim, controlled_by, controller_ref, counts, delete, is_available, is_deleting, is_ready,
+    is_terminal, label, name, pod_from_template, uid, write,
+};
+
+const HASH_LABEL: &str = "controller-revision-hash";
+const GENERATION_LABEL: &str = "pod-template-generation";
+const TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
+
+pub fn run(store: &mut Store, tick: &mut Tick) {
+    let nodes: Vec<Value> = store.list(NODE, None).cloned().collect();
+    for namespace in store.namespaces() {
+        for ds in store.list_owned(DAEMON_SET, &namespace) {
+            if !is_deleting(&ds) {
+                sync(store, tick, &namespace, &ds, &nodes);
+            }
+        }
+    }
+}
+
+/// The template generation: the registry's annotation when there is one, else the generation.
+fn template_generation(ds: &Value) -> (String, bool) {
+    match super::annotation(ds, TEMPLATE_GENERATION) {
+        Some(generation) => (generation.to_string(), true),
+        None => (ds["metadata"]["generation"].as_i64().unwrap_or(1).to_string(), false),
+    }
+}
+
+/// Upstream's IsPodUpdated: the pod carries the current hash (or template generation).
+fn is_updated(ds: &Value, pod: &Value, hash: &str) -> bool {
+    let (generation, from_registry) = template_generation(ds);
+    label(pod, HASH_LABEL) == Some(hash) || (from_registry && label(pod, GENERATION_LABEL) == Some(generation.as_str()))
+}
+
+/// The template as its pods get it, for the node rules: the daemon tolerations added.
+fn pod_spec(ds: &Value) -> Value {
+    let mut spec = ds["spec"]["template"]["spec"].clone();
+    if !spec.is_object() {
+        spec = json!({});
+    }
+    add_daemon_tolerations(&mut spec);
+    spec
+}
+
+/// Upstream's NodeShouldRunDaemonPod: (should run, should continue running).
+fn should_run(spec: &Value, node: &Value) -> (bool, bool) {
+    let fits_name = spec["nodeName"].as_str().is_none_or(|n| n.is_empty() || n == name(node));
+    let fits = fits_name && matches_affinity(spec, node);
+    let schedule = untolerated_taint(spec, node, &["NoSchedule", "NoExecute"]).is_none();
+    let execute = untolerated_taint(spec, node, &["NoExecute"]).is_none();
+    (fits && schedule, fits && execute)
+}
+
+/// The node a daemon pod is for: its nodeName, or the node its affinity pins it to.
+fn target_node(pod: &Value) -> Option<String> {
+    if let Some(node) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
+        return Some(node.to_string());
+    }
+    let terms =
+        pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+            .as_array()?;
+    terms.iter().flat_map(|t| t["matchFields"].as_array().into_iter().flatten()).find_map(|f| {
+        let values = f["values"].as_array()?;
+        (f["key"] == "metadata.name" && f["operator"] == "In" && values.len() == 1)
+            .then(|| values[0].as_str().map(str::to_string))
+            .flatten()
+    })
+}
+
+/// Upstream's podByCreationTimestampAndPhase: scheduled first, then oldest, then by name.
+fn oldest_scheduled_first(a: &Value, b: &Value) -> std::cmp::Ordering {
+    let unscheduled = |p: &Value| p["spec"]["nodeName"].as_str().is_none_or(str::is_empty);
+    unscheduled(a).cmp(&unscheduled(b)).then_with(|| by_creation(a, b))
+}
+
+fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, ds: &Value, nodes: &[Value]) {
+    let hash = hash_of(&ds["spec"]["template"]);
+    sync_history(store, namespace, ds, &hash);
+    let spec = pod_spec(ds);
+    let candidates = store.list_owned(POD, namespace);
+    let owned = claim(store, POD, namespace, ds, controller_ref(ds, "apps/v1", "DaemonSet"), candidates);
+    let by_node = pods_by_node(&owned);
+
+    // manage: create where missing, delete what should not run (or runs twice).
+    let mut create = Vec::new();
+    let mut remove: Vec<&Value> = Vec::new();
+    for node in nodes {
+        let (run, keep) = should_run(&spec, node);
+        let pods = by_node.get(name(node));
+        match pods {
+            None if run => create.push(name(node).to_string()),
+            Some(pods) if keep => {
+                let mut running: Vec<&Value> = Vec::new();
+                for pod in pods.iter().filter(|p| !is_deleting(p)) {
+                    if is_terminal(pod) {
+                        remove.push(pod);
+                    } else {
+                        running.push(pod);
+                    }
+                }
+                running.sort_by(|a, b| oldest_scheduled_first(a, b));
+                remove.extend(running.into_iter().skip(1));
+            }
+            Some(pods) if !keep => remove.extend(pods.iter().filter(|p| !is_deleting(p))),
+            _ => {}
+        }
+    }
+    // Pods for nodes that do not exist.
+    for (node, pods) in &by_node {
+        if !nodes.iter().any(|n| name(n) == node) {
+            remove.extend(pods.iter().filter(|p| !is_deleting(p)));
+        }
+    }
+    let managed = !create.is_empty() || !remove.is_empty();
+    for pod in remove {
+        delete(store, POD, namespace, pod);
+    }
+    for node in create {
+        let pod = new_pod(ds, &hash, &node);
+        if store.create(POD, namespace, pod).is_err() {
+            break; // the namespace is being deleted
+        }
+    }
+    // Upstream waits for its creations and deletions to be observed before rolling on.
+    if !managed && ds["spec"]["updateStrategy"]["type"].as_str() != Some("OnDelete") {
+        rolling_update(store, tick, namespace, ds, &hash, &by_node);
+    }
+    cleanup_history(store, namespace, ds, &hash);
+    update_status(store, tick, namespace, ds, &hash, nodes, &spec);
+}
+
+fn pods_by_node(pods: &[Value]) -> BTreeMap<String, Vec<Value>> {
+    let mut by_node: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for pod in pods {
+        if is_terminal(pod) && is_deleting(pod) {
+            continue;
+        }
+        if let Some(node) = target_node(pod) {
+            by_node.entry(node).or_default().push(pod.clone());
+        }
+    }
+    by_node
+}
+
+fn new_pod(ds: &Value, hash: &str, node: &str) -> Value {
+    let mut template = ds["spec"]["template"].clone();
+    template["metadata"]["labels"][HASH_LABEL] = hash.into();
+    template["metadata"]["labels"][GENERATION_LABEL] = template_generation(ds).0.into();
+    let mut pod = pod_from_template(&template, format!("{}-", name(ds)), controller_ref(ds, "apps/v1", "DaemonSet"));
+    add_daemon_tolerations(&mut pod["spec"]);
+    // Upstream's ReplaceDaemonSetPodNodeNameNodeAffinity: the required terms become one term
+    // pinning the pod to its node.
+    let pin = json!([{"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}]);
+    let affinity = &mut pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"];
+    affinity["nodeSelectorTerms"] = pin;
+    pod
+}
+
+/// Upstream's rollingUpdate with maxSurge 0: old pods are deleted while fewer than
+/// maxUnavailable nodes are without an available up-to-date pod; unavailable old pods always.
+fn rolling_update(
+    store: &mut Store,
+    tick: &mut Tick,
+    namespace: &str,
+    ds: &Value,
+    hash: &str,
+    by_node: &BTreeMap<String, Vec<Value>>,
+) {
+    let desired = store.list(NODE, None).filter(|n| should_run(&pod_spec(ds), n).0).count() as i64;
+    let rolling = &ds["spec"]["updateStrategy"]["rollingUpdate"];
+    // maxSurge is taken as 0: the surge path (new pod first, then the old one) is not modelled.
+    let max_unavailable = match rolling.get("maxUnavailable").filter(|v| !v.is_null()) {
+        Some(value) => super::int_or_percent(value, desired, true).max(1),
+        None => 1,
+    };
+    let min_ready = ds["spec"]["minReadySeconds"].as_i64().unwrap_or(0);
+    let mut unavailable = 0;
+    let mut replace_now: Vec<&Value> = Vec::new();
+    let mut candidates: Vec<&Value> = Vec::new();
+    for pods in by_node.values() {
+        let live: Vec<&Value> = pods.iter().filter(|p| !is_deleting(p)).collect();
+        let new: Vec<&Value> = live.iter().copied().filter(|p| is_updated(ds, p, hash)).collect();
+        let old: Vec<&Value> = live.iter().copied().filter(|p| !is_updated(ds, p, hash)).collect();
+        if new.len() > 1 || old.len() > 1 {
+            unavailable += 1;
+            continue;
+        }
+        match (new.first(), old.first()) {
+            (None, None) | (Some(_), Some(_)) => unavailable += 1,
+            (Some(new), None) => {
+                if !is_available(new, min_ready, tick) {
+                    unavailable += 1;
+                }
+            }
+            (None, Some(old)) => {
+                if !is_available(old, min_ready, tick) {
+                    replace_now.push(old);
+                } else if unavailable < max_unavailable {
+                    candidates.push(old);
+                }
+            }
+        }
+    }
+    let room = (max_unavailable - unavailable).clamp(0, candidates.len() as i64) as usize;
+    for pod in replace_now.into_iter().chain(candidates.into_iter().take(room)) {
+        delete(store, POD, namespace, pod);
+    }
+}
+
+/// The ControllerRevision of the current template (`<ds>-<hash>`), created or moved to the
+/// newest revision number.
+fn sync_history(store: &mut Store, namespace: &str, ds: &Value, hash: &str) {
+    let owned: Vec<Value> =
+        store.list(CONTROLLER_REVISION, Some(namespace)).filter(|r| controlled_by(r, uid(ds))).cloned().collect();
+    let max = owned.iter().filter_map(|r| r["revision"].as_i64()).max().unwrap_or(0);
+    let revision_name = format!("{}-{hash}", name(ds));
+    match owned.into_iter().find(|r| name(r) == revision_name) {
+        Some(mut current) => {
+            if current["revision"].as_i64().unwrap_or(0) < max {
+                current["revision"] = (max + 1).into();
+                write(store, CONTROLLER_REVISION, namespace, current);
+            }
+        }
+        None => {
+            let mut labels = ds["spec"]["template"]["metadata"]["labels"].clone();
+            if !labels.is_object() {
+                labels = json!({});
+            }
+            labels[HASH_LABEL] = hash.into();
+            let mut template = ds["spec"]["template"].clone();
+            template["$patch"] = "replace".into();
+            let mut revision = json!({
+                "metadata": {
+                    "name": revision_name,
+                    "labels": labels,
+                    "ownerReferences": [controller_ref(ds, "apps/v1", "DaemonSet")],
+                },
+                "data": {"spec": {"template": template}},
+                "revision": max + 1,
+            });
+            if let Some(generation) = super::annotation(ds, TEMPLATE_GENERATION) {
+                revision["metadata"]["annotations"] = json!({TEMPLATE_GENERATION: generation});
+            }
+            // A name taken by someone else's revision: upstream bumps collisionCount; here the
+            // hash is of the template alone, so the revision is simply not recorded.
+            let _ = store.create(CONTROLLER_REVISION, namespace, revision);
+        }
+    }
+}
+
+/// Upstream's cleanupHistory: old revisions no live pod uses, beyond revisionHistoryLimit,
+/// lowest first.
+fn cleanup_history(store: &mut Store, namespace: &str, ds: &Value, hash: &str) {
+    let limit = ds["spec"]["revisionHistoryLimit"].as_i64().unwrap_or(10);
+    let live: Vec<String> = store
+        .list(POD, Some(namespace))
+        .filter(|p| controlled_by(p, uid(ds)))
+        .filter_map(|p| label(p, HASH_LABEL).map(str::to_string))
+        .collect();
+    let mut old: Vec<Value> = store
+        .list(CONTROLLER_REVISION, Some(namespace))
+        .filter(|r| controlled_by(r, uid(ds)))
+        .filter(|r| {
+            let h = label(r, HASH_LABEL).unwrap_or_default();
+            h != hash && !live.iter().any(|l| l == h)
+        })
+        .cloned()
+        .collect();
+    let excess = old.len() as i64 - limit;
+    if excess <= 0 {
+        return;
+    }
+    old.sort_by_key(|r| r["revision"].as_i64().unwrap_or(0));
+    for revision in old.into_iter().take(excess as usize) {
+        delete(store, CONTROLLER_REVISION, namespace, &revision);
+    }
+}
+
+fn update_status(
+    store: &mut Store,
+    tick: &mut Tick,
+    namespace: &str,
+    ds: &Value,
+    hash: &str,
+    nodes: &[Value],
+    spec: &Value,
+) {
+    let owned: Vec<Value> = store.list(POD, Some(namespace)).filter(|p| controlled_by(p, uid(ds))).cloned().collect();
+    let by_node = pods_by_node(&owned);
+    let min_ready = ds["spec"]["minReadySeconds"].as_i64().unwrap_or(0);
+    let (mut desired, mut scheduled, mut misscheduled, mut ready, mut available, mut updated) = (0, 0, 0, 0, 0, 0);
+    for node in nodes {
+        let pods = by_node.get(name(node)).filter(|p| !p.is_empty());
+        if !should_run(spec, node).0 {
+            misscheduled += i64::from(pods.is_some());
+            continue;
+        }
+        desired += 1;
+        let Some(pods) = pods else { continue };
+        scheduled += 1;
+        let mut pods: Vec<&Value> = pods.iter().collect();
+        pods.sort_by(|a, b| oldest_scheduled_first(a, b));
+        let pod = pods[0];
+        if is_ready(pod) {
+            ready += 1;
+            available += i64::from(is_available(pod, min_ready, tick));
+        }
+        updated += i64::from(is_updated(ds, pod, hash));
+    }
+    let mut status = counts(
+        &[
+            ("currentNumberScheduled", scheduled),
+            ("numberMisscheduled", misscheduled),
+            ("desiredNumberScheduled", desired),
+            ("numberReady", ready),
+            ("observedGeneration", ds["metadata"]["generation"].as_i64().unwrap_or(1)),
+            ("updatedNumberScheduled", updated),
+            ("numberAvailable", available),
+            ("numberUnavailable", desired - available),
+        ],
+        &["currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled", "numberReady"],
+    );
+    for kept in ["collisionCount", "conditions"] {
+        if let Some(value) = ds["status"].get(kept) {
+            status.insert(kept.into(), value.clone());
+        }
+    }
+    let status = Value::Object(status);
+    if ds["status"] != status {
+        let mut current = store.get(DAEMON_SET, namespace, name(ds)).cloned().unwrap_or_else(|| ds.clone());
+        current["status"] = status;
+        write(store, DAEMON_SET, namespace, current);
+    }
+}

@@ -1,0 +1,131 @@
+//! The garbage collector and the namespace controller. An object whose owners are all gone is
+//! deleted (background propagation); owners that are gone are dropped from an object that still
+//! has others. The `orphan` and `foregroundDeletion` finalizers are honoured. A namespace being
+//! deleted has everything in it deleted, and is removed once nothing is left in it.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use super::super::resources::{ALL, NAMESPACE, Resource};
+use super::super::store::Store;
+use super::{delete, is_deleting, name, remove_owner, uid, write};
+
+pub fn run(store: &mut Store) {
+    namespaces(store);
+    owners(store);
+    finalizers(store);
+}
+
+fn namespaced() -> impl Iterator<Item = Resource> {
+    ALL.iter().copied().filter(|r| r.namespaced)
+}
+
+/// Every object, with its namespace ("" for cluster-scoped kinds).
+fn every_object(store: &Store) -> Vec<(Resource, String, Value)> {
+    let mut objects = Vec::new();
+    for resource in ALL.iter().copied() {
+        for object in store.list(resource, None) {
+            let namespace = object["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
+            objects.push((resource, namespace, object.clone()));
+        }
+    }
+    objects
+}
+
+fn namespaces(store: &mut Store) {
+    let terminating: Vec<String> =
+        store.list(NAMESPACE, None).filter(|ns| is_deleting(ns)).map(|ns| name(ns).to_string()).collect();
+    for namespace in terminating {
+        for resource in namespaced() {
+            for object in store.list_owned(resource, &namespace) {
+                delete(store, resource, &namespace, &object);
+            }
+        }
+        let empty = namespaced().all(|r| store.list(r, Some(&namespace)).next().is_none());
+        if empty {
+            store.remove(NAMESPACE, "", &namespace);
+        }
+    }
+}
+
+fn owners(store: &mut Store) {
+    let objects = every_object(store);
+    let uids: BTreeSet<&str> = objects.iter().map(|(_, _, o)| uid(o)).collect();
+    let mut dangling = Vec::new();
+    for (resource, namespace, object) in &objects {
+        let Some(refs) = object["metadata"]["ownerReferences"].as_array().filter(|r| !r.is_empty()) else { continue };
+        let gone: Vec<&str> = refs.iter().filter_map(|r| r["uid"].as_str()).filter(|u| !uids.contains(u)).collect();
+        if gone.is_empty() {
+            continue;
+        }
+        dangling.push((
+            *resource,
+            namespace.clone(),
+            object.clone(),
+            gone.len() == refs.len(),
+            gone.iter().map(|u| u.to_string()).collect::<Vec<_>>(),
+        ));
+    }
+    for (resource, namespace, mut object, all_gone, gone) in dangling {
+        if all_gone {
+            delete(store, resource, &namespace, &object);
+        } else {
+            for owner in &gone {
+                remove_owner(&mut object, owner);
+            }
+            write(store, resource, &namespace, object);
+        }
+    }
+}
+
+/// Owners being deleted with `orphan` (their dependents lose the reference) or
+/// `foregroundDeletion` (their dependents are deleted first; the owner goes once no dependent
+/// that blocks owner deletion is left).
+fn finalizers(store: &mut Store) {
+    for (resource, namespace, owner) in every_object(store) {
+        if !is_deleting(&owner) {
+            continue;
+        }
+        let has = |f: &str| owner["metadata"]["finalizers"].as_array().is_some_and(|l| l.iter().any(|x| x == f));
+        let (orphan, foreground) = (has("orphan"), has("foregroundDeletion"));
+        if !orphan && !foreground {
+            continue;
+        }
+        let owner_uid = uid(&owner).to_string();
+        let dependents: Vec<(Resource, String, Value)> = every_object(store)
+            .into_iter()
+            .filter(|(_, _, o)| {
+                o["metadata"]["ownerReferences"]
+                    .as_array()
+                    .is_some_and(|r| r.iter().any(|r| r["uid"] == owner_uid.as_str()))
+            })
+            .collect();
+        let finalizer = if orphan {
+            for (r, ns, mut dependent) in dependents {
+                remove_owner(&mut dependent, &owner_uid);
+                write(store, r, &ns, dependent);
+            }
+            "orphan"
+        } else {
+            let mut blocking = false;
+            for (r, ns, dependent) in &dependents {
+                blocking |= dependent["metadata"]["ownerReferences"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|x| x["uid"] == owner_uid.as_str() && x["blockOwnerDeletion"].as_bool() == Some(true));
+                delete(store, *r, ns, dependent);
+            }
+            if blocking {
+                continue;
+            }
+            "foregroundDeletion"
+        };
+        let Some(mut current) = store.get(resource, &namespace, name(&owner)).cloned() else { continue };
+        if let Some(list) = current["metadata"]["finalizers"].as_array_mut() {
+            list.retain(|f| f != finalizer);
+        }
+        write(store, resource, &namespace, current);
+    }
+}

@@ -1,0 +1,229 @@
+//! The kubelet stand-in, at the testbed's paces. Fast: a bound pod is Running and Ready at once;
+//! a deleted pod is gone at once. Kind: a bound pod is Pending (ContainerCreating, no IP yet) for
+//! `KIND_START` and then Running and Ready; a deleted pod keeps running, still Ready (the
+//! runbook's processes ignore SIGTERM), until its grace period has passed, then it is gone.
+//! Pod IPs come from each node's pod CIDR, handed out round-robin as host-local IPAM does.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::super::Pace;
+use super::super::resources::{NODE, POD};
+use super::super::store::{Store, hash_of};
+use super::nodes::internal_ip;
+use super::{Tick, has_finalizers, is_deleting, is_ready, is_terminal, name, uid, write};
+
+/// How long a pod takes from binding to Ready at the kind pace.
+pub const KIND_START: Duration = Duration::from_secs(3);
+
+#[derive(Default)]
+pub struct Kubelet {
+    /// Pod uid -> when it turns Ready (kind pace).
+    ready_at: HashMap<String, Instant>,
+    /// Pod uid -> when it is gone (kind pace).
+    gone_at: HashMap<String, Instant>,
+    /// Node name -> the last host number handed out in its pod CIDR.
+    last_ip: BTreeMap<String, u8>,
+}
+
+impl Kubelet {
+    pub fn run(&mut self, store: &mut Store, pace: Pace, tick: &mut Tick) {
+        let nodes: Vec<Value> = store.list(NODE, None).cloned().collect();
+        let mut seen = BTreeSet::new();
+        for namespace in store.namespaces() {
+            for pod in store.list_owned(POD, &namespace) {
+                seen.insert(uid(&pod).to_string());
+                let node_name = pod["spec"]["nodeName"].as_str().unwrap_or_default().to_string();
+                if is_deleting(&pod) {
+                    self.terminate(store, pace, tick, &namespace, &pod, node_name.is_empty());
+                    continue;
+                }
+                let Some(index) = nodes.iter().position(|n| name(n) == node_name) else { continue };
+                if is_terminal(&pod) || (pod["status"]["phase"] == "Running" && is_ready(&pod)) {
+                    continue;
+                }
+                let node = &nodes[index];
+                match pace {
+                    Pace::Fast => self.start(store, &namespace, pod, node, index),
+                    Pace::Kind => {
+                        let due = *self.ready_at.entry(uid(&pod).to_string()).or_insert(tick.now + KIND_START);
+                        if tick.now >= due {
+                            self.start(store, &namespace, pod, node, index);
+                        } else {
+                            creating(store, &namespace, pod, node);
+                            tick.wake_at(due);
+                        }
+                    }
+                }
+            }
+        }
+        self.ready_at.retain(|u, _| seen.contains(u));
+        self.gone_at.retain(|u, _| seen.contains(u));
+    }
+
+    fn terminate(
+        &mut self,
+        store: &mut Store,
+        pace: Pace,
+        tick: &mut Tick,
+        namespace: &str,
+        pod: &Value,
+        unbound: bool,
+    ) {
+        if has_finalizers(pod) {
+            return; // the API removes it when whoever holds the finalizers lets go
+        }
+        let grace = pod["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0).max(0) as u64;
+        if unbound || pace == Pace::Fast || grace == 0 {
+            store.remove(POD, namespace, name(pod));
+            return;
+        }
+        let due = *self.gone_at.entry(uid(pod).to_string()).or_insert(tick.now + Duration::from_secs(grace));
+        if tick.now >= due {
+            store.remove(POD, namespace, name(pod));
+        } else {
+            tick.wake_at(due);
+        }
+    }
+
+    /// The next free IP in the node's pod CIDR (10.244.<index>.0/24 when it has none).
+    fn allocate_ip(&mut self, store: &Store, node: &Value, index: usize) -> String {
+        let prefix = node["spec"]["podCIDR"]
+            .as_str()
+            .and_then(|cidr| cidr.split('/').next())
+            .and_then(|base| base.rsplit_once('.').map(|(prefix, _)| prefix.to_string()))
+            .unwrap_or_else(|| format!("10.244.{index}"));
+        let in_use: BTreeSet<String> =
+            store.list(POD, None).filter_map(|p| p["status"]["podIP"].as_str().map(str::to_string)).collect();
+        let last = self.last_ip.entry(name(node).to_string()).or_insert(1);
+        for _ in 0..253 {
+            *last = if *last >= 254 { 2 } else { *last + 1 };
+            let ip = format!("{prefix}.{last}");
+            if !in_use.contains(&ip) {
+                return ip;
+            }
+        }
+        format!("{prefix}.{last}")
+    }
+
+    /// Running and Ready.
+    fn start(&mut self, store: &mut Store, namespace: &str, mut pod: Value, node: &Value, index: usize) {
+        let now = store.clock.timestamp();
+        let ip = match pod["status"]["podIP"].as_str() {
+            Some(ip) => ip.to_string(),
+            None => self.allocate_ip(store, node, index),
+        };
+        host_status(&mut pod, node, &now);
+        let uid = uid(&pod).to_string();
+        let statuses = containers(&pod, |c| {
+            json!({
+                "name": c["name"],
+                "image": c["image"],
+                "imageID": "",
+                "containerID": format!("containerd://{}", hash_of(&json!([uid, c["name"]]))),
+                "ready": true,
+                "started": true,
+                "restartCount": 0,
+                "state": {"running": {"startedAt": now}},
+                "lastState": {},
+            })
+        });
+        let status = &mut pod["status"];
+        status["phase"] = "Running".into();
+        status["podIP"] = ip.clone().into();
+        status["podIPs"] = json!([{"ip": ip}]);
+        let scheduled = scheduled_condition(status, &now);
+        status["conditions"] = json!([
+            true_condition("PodReadyToStartContainers", &now),
+            true_condition("Initialized", &now),
+            true_condition("Ready", &now),
+            true_condition("ContainersReady", &now),
+            scheduled,
+        ]);
+        status["containerStatuses"] = statuses;
+        write(store, POD, namespace, pod);
+    }
+}
+
+/// hostIP and startTime, once bound.
+fn host_status(pod: &mut Value, node: &Value, now: &str) {
+    if !pod["status"].is_object() {
+        pod["status"] = json!({});
+    }
+    if let Some(host) = internal_ip(node) {
+        pod["status"]["hostIP"] = host.into();
+        pod["status"]["hostIPs"] = json!([{"ip": host}]);
+    }
+    if pod["status"]["startTime"].is_null() {
+        pod["status"]["startTime"] = now.into();
+    }
+}
+
+/// Pending, its containers being created: the kind pace before Ready.
+fn creating(store: &mut Store, namespace: &str, mut pod: Value, node: &Value) {
+    if pod["status"]["containerStatuses"].is_array() {
+        return; // already written
+    }
+    let now = store.clock.timestamp();
+    host_status(&mut pod, node, &now);
+    let names: Vec<String> = containers(&pod, |c| c["name"].clone())
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.as_str().map(str::to_string))
+        .collect();
+    let not_ready = |kind: &str| {
+        json!({
+            "type": kind,
+            "status": "False",
+            "lastProbeTime": null,
+            "lastTransitionTime": now,
+            "reason": "ContainersNotReady",
+            "message": format!("containers with unready status: [{}]", names.join(" ")),
+        })
+    };
+    let statuses = containers(&pod, |c| {
+        json!({
+            "name": c["name"],
+            "image": c["image"],
+            "imageID": "",
+            "ready": false,
+            "started": false,
+            "restartCount": 0,
+            "state": {"waiting": {"reason": "ContainerCreating"}},
+            "lastState": {},
+        })
+    });
+    let status = &mut pod["status"];
+    status["phase"] = "Pending".into();
+    let scheduled = scheduled_condition(status, &now);
+    status["conditions"] = json!([
+        {"type": "PodReadyToStartContainers", "status": "False", "lastProbeTime": null, "lastTransitionTime": now},
+        true_condition("Initialized", &now),
+        not_ready("Ready"),
+        not_ready("ContainersReady"),
+        scheduled,
+    ]);
+    status["containerStatuses"] = statuses;
+    write(store, POD, namespace, pod);
+}
+
+fn containers(pod: &Value, status: impl Fn(&Value) -> Value) -> Value {
+    pod["spec"]["containers"].as_array().into_iter().flatten().map(status).collect()
+}
+
+fn true_condition(kind: &str, now: &str) -> Value {
+    json!({"type": kind, "status": "True", "lastProbeTime": null, "lastTransitionTime": now})
+}
+
+/// The PodScheduled condition the binding wrote, kept as it is.
+fn scheduled_condition(status: &Value, now: &str) -> Value {
+    status["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "PodScheduled"))
+        .cloned()
+        .unwrap_or_else(|| true_condition("PodScheduled", now))
+}

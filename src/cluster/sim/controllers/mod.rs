@@ -1,0 +1,394 @@
+//! The control plane of the built-in cluster: the controller-manager's Deployment, ReplicaSet,
+//! DaemonSet, EndpointSlice, garbage-collector and namespace controllers, the scheduler, and a
+//! kubelet stand-in. Each follows the upstream controller's rules (which pods it adopts, which it
+//! deletes first, when a rollout may go on, what its status says), run synchronously: after every
+//! accepted write the controllers run in turn until none writes any more.
+//!
+//! Everything here is deterministic: objects are visited in store order, names come from
+//! `Store::random_suffix`, hashes from `store::hash_of`, and every delay is fixed.
+
+mod daemonset;
+mod deployment;
+mod endpointslice;
+mod gc;
+mod kubelet;
+mod nodes;
+mod replicaset;
+mod scheduler;
+#[cfg(test)]
+mod tests;
+
+use std::cmp::Ordering;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use tokio::time::Instant;
+
+pub use nodes::default_nodes;
+
+use super::Pace;
+use super::resources::Resource;
+use super::store::Store;
+
+/// How many rounds of all controllers one reconcile may take before it gives up: a loop that
+/// long means two controllers fight over an object.
+const MAX_ROUNDS: usize = 10_000;
+
+/// The controllers, with the little state the kubelet stand-in keeps between calls (when each pod
+/// turns Ready, when each terminating pod is gone, which pod IP each node hands out next).
+pub struct Controllers {
+    pace: Pace,
+    kubelet: kubelet::Kubelet,
+}
+
+impl Controllers {
+    pub fn new(pace: Pace) -> Controllers {
+        Controllers { pace, kubelet: kubelet::Kubelet::default() }
+    }
+
+    /// Runs every controller over every namespace until none writes any more. Returns the
+    /// earliest instant at which something is due (a pod turning Ready at the kind pace, a grace
+    /// period ending, a pod becoming available after minReadySeconds, a progress deadline), so
+    /// the caller can sleep until then and call again.
+    pub fn reconcile(&mut self, store: &mut Store) -> Option<Instant> {
+        for _ in 0..MAX_ROUNDS {
+            let before = store.resource_version();
+            let mut tick = Tick::new(store);
+            gc::run(store);
+            deployment::run(store, &mut tick);
+            replicaset::run(store, &mut tick);
+            daemonset::run(store, &mut tick);
+            scheduler::run(store);
+            self.kubelet.run(store, self.pace, &mut tick);
+            endpointslice::run(store);
+            if store.resource_version() == before {
+                return tick.wake;
+            }
+        }
+        debug_assert!(false, "the controllers did not settle within {MAX_ROUNDS} rounds");
+        None
+    }
+}
+
+/// "Now" for one round of the controllers, and the earliest time something asked to be woken.
+pub(crate) struct Tick {
+    now: Instant,
+    /// Wall-clock seconds as the API's timestamps show them (whole seconds).
+    now_secs: i64,
+    /// How far into the current second `now` is.
+    subsec: Duration,
+    wake: Option<Instant>,
+}
+
+impl Tick {
+    fn new(store: &Store) -> Tick {
+        let elapsed = store.clock.elapsed();
+        Tick {
+            now: store.clock.now(),
+            now_secs: parse_time(&store.clock.timestamp()).unwrap_or_default(),
+            subsec: elapsed - Duration::from_secs(elapsed.as_secs()),
+            wake: None,
+        }
+    }
+
+    fn wake_at(&mut self, at: Instant) {
+        self.wake = Some(self.wake.map_or(at, |w| w.min(at)));
+    }
+
+    /// Asks to be woken when the wall clock reaches `secs` (a timestamp's seconds).
+    fn wake_at_secs(&mut self, secs: i64) {
+        let at = if secs <= self.now_secs {
+            self.now
+        } else {
+            let ahead = Duration::from_secs((secs - self.now_secs) as u64);
+            self.now.checked_sub(self.subsec).unwrap_or(self.now) + ahead
+        };
+        self.wake_at(at);
+    }
+
+    /// Nanoseconds since the Unix epoch, for ranking pods by age on a logarithmic scale.
+    fn now_nanos(&self) -> f64 {
+        self.now_secs as f64 * 1e9 + self.subsec.as_nanos() as f64
+    }
+}
+
+/// Seconds since the Unix epoch of an RFC 3339 timestamp.
+fn parse_time(timestamp: &str) -> Option<i64> {
+    timestamp.parse::<k8s_openapi::jiff::Timestamp>().ok().map(|t| t.as_second())
+}
+
+// ---- metadata ----
+
+fn name(object: &Value) -> &str {
+    object["metadata"]["name"].as_str().unwrap_or_default()
+}
+
+fn uid(object: &Value) -> &str {
+    object["metadata"]["uid"].as_str().unwrap_or_default()
+}
+
+fn creation(object: &Value) -> Option<i64> {
+    object["metadata"]["creationTimestamp"].as_str().and_then(parse_time)
+}
+
+fn is_deleting(object: &Value) -> bool {
+    object["metadata"]["deletionTimestamp"].is_string()
+}
+
+fn has_finalizers(object: &Value) -> bool {
+    object["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty())
+}
+
+fn label<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
+    object["metadata"]["labels"][key].as_str()
+}
+
+fn annotation<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
+    object["metadata"]["annotations"][key].as_str()
+}
+
+fn set_annotation(object: &mut Value, key: &str, value: String) {
+    if !object["metadata"]["annotations"].is_object() {
+        object["metadata"]["annotations"] = json!({});
+    }
+    object["metadata"]["annotations"][key] = value.into();
+}
+
+/// `spec.replicas`, defaulted to 1 as the API server does.
+fn spec_replicas(object: &Value) -> i64 {
+    object["spec"]["replicas"].as_i64().unwrap_or(1)
+}
+
+/// Orders by creationTimestamp, oldest first, then by name (upstream's ...ByCreationTimestamp).
+fn by_creation(a: &Value, b: &Value) -> Ordering {
+    creation(a).cmp(&creation(b)).then_with(|| name(a).cmp(name(b)))
+}
+
+/// The ownerReference a controller puts on what it controls.
+fn controller_ref(owner: &Value, api_version: &str, kind: &str) -> Value {
+    json!({
+        "apiVersion": api_version,
+        "kind": kind,
+        "name": name(owner),
+        "uid": uid(owner),
+        "controller": true,
+        "blockOwnerDeletion": true,
+    })
+}
+
+/// The ownerReference with `controller: true`, if any.
+fn controller_of(object: &Value) -> Option<&Value> {
+    object["metadata"]["ownerReferences"].as_array()?.iter().find(|r| r["controller"].as_bool() == Some(true))
+}
+
+fn controlled_by(object: &Value, owner_uid: &str) -> bool {
+    controller_of(object).is_some_and(|r| r["uid"].as_str() == Some(owner_uid))
+}
+
+/// Whether a LabelSelector selects these labels; a missing selector selects nothing.
+fn selects(selector: &Value, labels: &Value) -> bool {
+    selector.is_object() && super::validate::selects(selector, labels)
+}
+
+/// Whether a map selector (a Service's, a nodeSelector) selects these labels; every key must be
+/// there with the same value.
+fn map_selects(selector: &Map<String, Value>, labels: &Value) -> bool {
+    selector.iter().all(|(k, v)| labels.get(k).is_some_and(|l| l == v))
+}
+
+/// Upstream's ClaimObjects: of `candidates`, the objects `controller` owns once it has adopted
+/// the orphans its selector matches and released what it owns but no longer matches. Adoption
+/// and release are writes.
+fn claim(
+    store: &mut Store,
+    resource: Resource,
+    namespace: &str,
+    controller: &Value,
+    reference: Value,
+    candidates: Vec<Value>,
+) -> Vec<Value> {
+    let selector = &controller["spec"]["selector"];
+    let controller_uid = uid(controller);
+    let mut owned = Vec::new();
+    for mut object in candidates {
+        let matches = selects(selector, &object["metadata"]["labels"]);
+        match controller_of(&object) {
+            Some(r) if r["uid"].as_str() != Some(controller_uid) => {}
+            Some(_) if matches => owned.push(object),
+            Some(_) => {
+                if !is_deleting(controller) {
+                    remove_owner(&mut object, controller_uid);
+                    write(store, resource, namespace, object);
+                }
+            }
+            None => {
+                if matches && !is_deleting(controller) && !is_deleting(&object) {
+                    let refs = &mut object["metadata"]["ownerReferences"];
+                    if !refs.is_array() {
+                        *refs = json!([]);
+                    }
+                    refs.as_array_mut().expect("an array").push(reference.clone());
+                    owned.push(write(store, resource, namespace, object));
+                }
+            }
+        }
+    }
+    owned
+}
+
+fn remove_owner(object: &mut Value, owner_uid: &str) {
+    let metadata = object["metadata"].as_object_mut().expect("metadata is an object");
+    if let Some(refs) = metadata.get_mut("ownerReferences").and_then(Value::as_array_mut) {
+        refs.retain(|r| r["uid"].as_str() != Some(owner_uid));
+        if refs.is_empty() {
+            metadata.remove("ownerReferences");
+        }
+    }
+}
+
+/// Replaces an object (nothing is written when it did not change) and returns it as stored.
+fn write(store: &mut Store, resource: Resource, namespace: &str, object: Value) -> Value {
+    match store.update(resource, namespace, object.clone()) {
+        Ok(stored) => stored,
+        Err(error) => {
+            debug_assert!(false, "a controller's write was refused: {}", error.message);
+            object
+        }
+    }
+}
+
+/// Deletes as the API does with default options: pods get their grace period (the kubelet
+/// removes them), objects with finalizers are marked, everything else goes at once.
+fn delete(store: &mut Store, resource: Resource, namespace: &str, object: &Value) {
+    if is_deleting(object) {
+        return;
+    }
+    if resource == super::resources::POD {
+        store.mark_deleted(resource, namespace, name(object), Some(grace_period(object)));
+    } else if has_finalizers(object) {
+        store.mark_deleted(resource, namespace, name(object), None);
+    } else {
+        store.remove(resource, namespace, name(object));
+    }
+}
+
+// ---- pods ----
+
+fn grace_period(pod: &Value) -> i64 {
+    pod["spec"]["terminationGracePeriodSeconds"].as_i64().unwrap_or(30)
+}
+
+fn phase(pod: &Value) -> &str {
+    pod["status"]["phase"].as_str().unwrap_or_default()
+}
+
+fn is_terminal(pod: &Value) -> bool {
+    matches!(phase(pod), "Succeeded" | "Failed")
+}
+
+/// Upstream's IsPodActive: not terminal and not being deleted.
+fn is_active(pod: &Value) -> bool {
+    !is_terminal(pod) && !is_deleting(pod)
+}
+
+fn condition<'a>(object: &'a Value, kind: &str) -> Option<&'a Value> {
+    object["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == kind)
+}
+
+fn is_ready(pod: &Value) -> bool {
+    condition(pod, "Ready").is_some_and(|c| c["status"] == "True")
+}
+
+/// When the pod's Ready condition last turned True.
+fn ready_since(pod: &Value) -> Option<i64> {
+    condition(pod, "Ready").filter(|c| c["status"] == "True")?["lastTransitionTime"].as_str().and_then(parse_time)
+}
+
+/// Upstream's IsPodAvailable: Ready for at least `min_ready` seconds. When it is not yet, asks to
+/// be woken when it will be.
+fn is_available(pod: &Value, min_ready: i64, tick: &mut Tick) -> bool {
+    if !is_ready(pod) {
+        return false;
+    }
+    if min_ready <= 0 {
+        return true;
+    }
+    let Some(since) = ready_since(pod) else { return false };
+    if since + min_ready <= tick.now_secs {
+        return true;
+    }
+    tick.wake_at_secs(since + min_ready);
+    false
+}
+
+/// A pod from a controller's template, with the defaults the API server gives every pod.
+fn pod_from_template(template: &Value, generate_name: String, owner: Value) -> Value {
+    let mut metadata = json!({
+        "generateName": generate_name,
+        "labels": template["metadata"]["labels"].as_object().cloned().unwrap_or_default(),
+        "ownerReferences": [owner],
+    });
+    for key in ["annotations", "finalizers"] {
+        if let Some(value) = template["metadata"].get(key).filter(|v| !v.is_null()) {
+            metadata[key] = value.clone();
+        }
+    }
+    let mut spec = template["spec"].clone();
+    if !spec.is_object() {
+        spec = json!({});
+    }
+    for (key, default) in [
+        ("restartPolicy", json!("Always")),
+        ("terminationGracePeriodSeconds", json!(30)),
+        ("dnsPolicy", json!("ClusterFirst")),
+        ("schedulerName", json!("default-scheduler")),
+    ] {
+        if spec[key].is_null() {
+            spec[key] = default;
+        }
+    }
+    let qos = qos_class(&spec);
+    json!({"metadata": metadata, "spec": spec, "status": {"phase": "Pending", "qosClass": qos}})
+}
+
+/// The pod's QoS class, as the API server computes it on create.
+fn qos_class(spec: &Value) -> &'static str {
+    let containers: Vec<&Value> =
+        ["initContainers", "containers"].iter().flat_map(|k| spec[*k].as_array().into_iter().flatten()).collect();
+    let set = |c: &Value, kind: &str, resource: &str| !c["resources"][kind][resource].is_null();
+    let any = containers.iter().any(|c| ["cpu", "memory"].iter().any(|r| set(c, "requests", r) || set(c, "limits", r)));
+    if !any {
+        return "BestEffort";
+    }
+    let guaranteed = containers.iter().all(|c| {
+        ["cpu", "memory"].iter().all(|r| {
+            set(c, "limits", r)
+                && (!set(c, "requests", r) || c["resources"]["requests"][r] == c["resources"]["limits"][r])
+        })
+    });
+    if guaranteed { "Guaranteed" } else { "Burstable" }
+}
+
+/// An intOrString such as maxSurge against `total`: a number, or a percentage rounded up or down.
+fn int_or_percent(value: &Value, total: i64, round_up: bool) -> i64 {
+    match value {
+        Value::Number(n) => n.as_i64().unwrap_or_default(),
+        Value::String(s) => match s.strip_suffix('%').map(str::parse::<i64>) {
+            Some(Ok(percent)) => {
+                let scaled = percent * total;
+                if round_up { (scaled + 99).div_euclid(100) } else { scaled.div_euclid(100) }
+            }
+            _ => s.parse().unwrap_or_default(),
+        },
+        _ => 0,
+    }
+}
+
+/// A status with the zero counts left out, as the API's `omitempty` fields are.
+fn counts(fields: &[(&str, i64)], always: &[&str]) -> Map<String, Value> {
+    fields
+        .iter()
+        .filter(|(key, value)| *value != 0 || always.contains(key))
+        .map(|(key, value)| (key.to_string(), (*value).into()))
+        .collect()
+}

@@ -1,0 +1,523 @@
+//! The controllers against the testbed's rules, on a store driven in virtual time.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::time::{Instant, sleep_until};
+
+use super::super::Pace;
+use super::super::clock::Clock;
+use super::super::resources::{
+    self, CONTROLLER_REVISION, DAEMON_SET, DEPLOYMENT, ENDPOINT_SLICE, NAMESPACE, POD, REPLICA_SET, Resource, SERVICE,
+};
+use super::super::store::{ChangeType, Store};
+use super::{Controllers, default_nodes, is_deleting, is_ready, label, name};
+
+const NS: &str = "ns";
+
+struct Cluster {
+    store: Store,
+    controllers: Controllers,
+}
+
+impl Cluster {
+    fn new(pace: Pace) -> Cluster {
+        let mut store = Store::new(Clock::default());
+        for node in default_nodes(2) {
+            store.create(resources::NODE, "", node).unwrap();
+        }
+        store.create(NAMESPACE, "", json!({"metadata": {"name": NS}})).unwrap();
+        Cluster { store, controllers: Controllers::new(pace) }
+    }
+
+    fn create(&mut self, resource: Resource, object: Value) -> Value {
+        let created = self.store.create(resource, NS, object).unwrap();
+        self.controllers.reconcile(&mut self.store);
+        created
+    }
+
+    fn get(&self, resource: Resource, name: &str) -> Value {
+        self.store.get(resource, NS, name).cloned().unwrap_or_else(|| panic!("{name} is missing"))
+    }
+
+    /// Applies a change to an object as a client's update would, then lets the controllers run.
+    fn change(&mut self, resource: Resource, name: &str, edit: impl FnOnce(&mut Value)) {
+        let mut object = self.get(resource, name);
+        edit(&mut object);
+        self.store.update(resource, NS, object).unwrap();
+        self.controllers.reconcile(&mut self.store);
+    }
+
+    fn list(&self, resource: Resource) -> Vec<Value> {
+        self.store.list_owned(resource, NS)
+    }
+
+    fn pods(&self) -> Vec<Value> {
+        self.list(POD)
+    }
+
+    /// Lets `seconds` of virtual time pass, running the controllers whenever they asked to be.
+    async fn wait(&mut self, seconds: u64) {
+        let end = Instant::now() + Duration::from_secs(seconds);
+        for _ in 0..10_000 {
+            match self.controllers.reconcile(&mut self.store) {
+                Some(due) if due <= end => sleep_until(due).await,
+                _ => {
+                    sleep_until(end).await;
+                    self.controllers.reconcile(&mut self.store);
+                    return;
+                }
+            }
+        }
+        panic!("the controllers kept asking to be woken");
+    }
+
+    /// Replays the change log from `since`, calling `check` with the objects of one kind as they
+    /// were after each change to that kind.
+    fn replay(&self, since: u64, resource: Resource, mut check: impl FnMut(&BTreeMap<String, Value>)) {
+        let mut objects: BTreeMap<String, Value> = BTreeMap::new();
+        for change in self.store.changes_since(0).unwrap() {
+            if change.resource != resource || change.namespace != NS {
+                continue;
+            }
+            let key = name(&change.object).to_string();
+            match change.change {
+                ChangeType::Deleted => {
+                    objects.remove(&key);
+                }
+                _ => {
+                    objects.insert(key, (*change.object).clone());
+                }
+            }
+            if change.resource_version > since {
+                check(&objects);
+            }
+        }
+    }
+}
+
+fn deployment(name: &str, replicas: i64, version: &str) -> Value {
+    json!({
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": name, "image": format!("{name}:{version}")}]},
+            },
+        },
+    })
+}
+
+fn condition<'a>(object: &'a Value, kind: &str) -> &'a Value {
+    object["status"]["conditions"].as_array().and_then(|c| c.iter().find(|c| c["type"] == kind)).unwrap_or(&Value::Null)
+}
+
+fn image(pod: &Value) -> &str {
+    pod["spec"]["containers"][0]["image"].as_str().unwrap_or_default()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deployment_creates_its_replica_set_and_pods_and_reports_rolled_out() {
+    let mut cluster = Cluster::new(Pace::Fast);
+    let created = cluster.create(DEPLOYMENT, deployment("web", 3, "v1"));
+
+    let sets = cluster.list(REPLICA_SET);
+    assert_eq!(sets.len(), 1);
+    let rs = &sets[0];
+    let hash = label(rs, "pod-template-hash").unwrap();
+    assert_eq!(name(rs), format!("web-{hash}"));
+    assert_eq!(rs["spec"]["selector"]["matchLabels"], json!({"app": "web", "pod-template-hash": hash}));
+    assert_eq!(rs["spec"]["template"]["metadata"]["labels"], json!({"app": "web", "pod-template-hash": hash}));
+    assert_eq!(rs["metadata"]["ownerReferences"][0]["uid"], created["metadata"]["uid"]);
+    assert_eq!(rs["metadata"]["ownerReferences"][0]["controller"], true);
+    assert_eq!(rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "1");
+    assert_eq!(rs["status"]["readyReplicas"], 3);
+
+    let pods = cluster.pods();
+    assert_eq!(pods.len(), 3);
+    for pod in &pods {
+        assert!(name(pod).starts_with(&format!("web-{hash}-")), "{}", name(pod));
+        assert_eq!(pod["status"]["phase"], "Running");
+        assert!(is_ready(pod));
+        assert_ne!(pod["spec"]["nodeName"], "rehearse-control-plane");
+        assert_eq!(pod["spec"]["terminationGracePeriodSeconds"], 30);
+        assert!(pod["status"]["podIP"].as_str().unwrap().starts_with("10.244."));
+    }
+    // Spread: the fewest pods first, ties by node name.
+    let on_worker = pods.iter().filter(|p| p["spec"]["nodeName"] == "rehearse-worker").count();
+    assert_eq!(on_worker, 2);
+
+    let d = cluster.get(DEPLOYMENT, "web");
+    let status = &d["status"];
+    assert_eq!((status["replicas"].clone(), status["updatedReplicas"].clone()), (json!(3), json!(3)));
+    assert_eq!((status["readyReplicas"].clone(), status["availableReplicas"].clone()), (json!(3), json!(3)));
+    assert_eq!(status["observedGeneration"], 1);
+    assert!(status.get("unavailableReplicas").is_none());
+    assert_eq!(condition(&d, "Available")["status"], "True");
+    assert_eq!(condition(&d, "Available")["reason"], "MinimumReplicasAvailable");
+    assert_eq!(condition(&d, "Progressing")["reason"], "NewReplicaSetAvailable");
+    assert_eq!(
+        condition(&d, "Progressing")["message"],
+        format!("ReplicaSet \"web-{hash}\" has successfully progressed.")
+    );
+    assert_eq!(d["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "1");
+
+    // Settled: another pass writes nothing.
+    let version = cluster.store.resource_version();
+    assert_eq!(cluster.controllers.reconcile(&mut cluster.store), None);
+    assert_eq!(cluster.store.resource_version(), version);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_template_change_rolls_over_within_max_surge_and_max_unavailable() {
+    let mut cluster = Cluster::new(Pace::Kind);
+    cluster.create(DEPLOYMENT, deployment("web", 4, "v1"));
+    cluster.wait(10).await;
+    assert_eq!(cluster.get(DEPLOYMENT, "web")["status"]["availableReplicas"], 4);
+    let since = cluster.store.resource_version();
+
+    cluster.change(DEPLOYMENT, "web", |d| d["spec"]["template"]["spec"]["containers"][0]["image"] = "web:v2".into());
+    cluster.wait(200).await;
+
+    // 25% of 4: maxSurge 1, maxUnavailable 1.
+    cluster.replay(since, REPLICA_SET, |sets| {
+        let total: i64 = sets.values().map(|rs| rs["spec"]["replicas"].as_i64().unwrap()).sum();
+        assert!(total <= 5, "{total} replicas wanted at once");
+    });
+    let mut max_live = 0;
+    cluster.replay(since, POD, |pods| {
+        let serving = pods.values().filter(|p| is_ready(p) && !is_deleting(p)).count();
+        assert!(serving >= 3, "only {serving} pods ready");
+        let live = pods.values().filter(|p| !is_deleting(p)).count();
+        max_live = max_live.max(live);
+    });
+    assert_eq!(max_live, 5);
+
+    let pods = cluster.pods();
+    assert_eq!(pods.len(), 4);
+    assert!(pods.iter().all(|p| image(p) == "web:v2" && is_ready(p)));
+    let d = cluster.get(DEPLOYMENT, "web");
+    assert_eq!(d["status"]["updatedReplicas"], 4);
+    assert_eq!(d["status"]["availableReplicas"], 4);
+    assert_eq!(d["status"]["observedGeneration"], 2);
+    assert_eq!(condition(&d, "Progressing")["reason"], "NewReplicaSetAvailable");
+    assert_eq!(d["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "2");
+    // The old ReplicaSet stays, scaled to 0, as revision history.
+    let sets = cluster.list(REPLICA_SET);
+    assert_eq!(sets.len(), 2);
+    assert_eq!(sets.iter().map(|rs| rs["spec"]["replicas"].as_i64().unwrap()).sum::<i64>(), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn recreate_stops_every_old_pod_before_starting_new_ones() {
+    let mut cluster = Cluster::new(Pace::Kind);
+    let mut d = deployment("web", 2, "v1");
+    d["spec"]["strategy"] = json!({"type": "Recreate"});
+    cluster.create(DEPLOYMENT, d);
+    cluster.wait(10).await;
+    let since = cluster.store.resource_version();
+
+    cluster.change(DEPLOYMENT, "web", |d| d["spec"]["template"]["spec"]["containers"][0]["image"] = "web:v2".into());
+    cluster.wait(5).await;
+    // Old pods terminate for their whole grace period; no new pod meanwhile.
+    assert!(cluster.pods().iter().all(|p| image(p) == "web:v1" && is_deleting(p)));
+    cluster.wait(60).await;
+
+    cluster.replay(since, POD, |pods| {
+        let old = pods.values().any(|p| image(p) == "web:v1");
+        let new = pods.values().any(|p| image(p) == "web:v2");
+        assert!(!(old && new), "old and new pods at once");
+    });
+    let pods = cluster.pods();
+    assert_eq!(pods.len(), 2);
+    assert!(pods.iter().all(|p| image(p) == "web:v2" && is_ready(p)));
+    assert_eq!(cluster.get(DEPLOYMENT, "web")["status"]["availableReplicas"], 2);
+}
+
+fn replica_set(name: &str, replicas: i64) -> Value {
+    json!({
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": name, "image": "img"}]},
+            },
+        },
+    })
+}
+
+fn bare_pod(name: &str, app: &str) -> Value {
+    json!({
+        "metadata": {"name": name, "labels": {"app": app}},
+        "spec": {"containers": [{"name": "c", "image": "img"}]},
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replica_set_adopts_a_matching_bare_pod_and_deletes_the_surplus_in_order() {
+    let mut cluster = Cluster::new(Pace::Fast);
+    // An old pod no scheduler will bind: unassigned pods go first, however old.
+    let mut unbound = bare_pod("unbound", "web");
+    unbound["spec"]["schedulerName"] = "elsewhere".into();
+    cluster.create(POD, unbound);
+    cluster.wait(100).await;
+    let rs = cluster.create(REPLICA_SET, replica_set("web", 3));
+    let owned = |c: &Cluster| {
+        c.pods().into_iter().filter(|p| !is_deleting(p) && super::controlled_by(p, super::uid(&rs))).count()
+    };
+    // Adopted: it counts as one of the 3.
+    assert_eq!(cluster.get(POD, "unbound")["metadata"]["ownerReferences"][0]["uid"], rs["metadata"]["uid"]);
+    assert_eq!(owned(&cluster), 3);
+    assert_eq!(cluster.pods().len(), 3);
+    // Scaled down by one: the unassigned pod goes first, though it is the oldest.
+    cluster.change(REPLICA_SET, "web", |rs| rs["spec"]["replicas"] = 2.into());
+    assert!(cluster.store.get(POD, NS, "unbound").is_none());
+    assert_eq!(owned(&cluster), 2);
+
+    cluster.wait(300).await;
+    // A bare pod matching the selector: adopted, and as the pod ready for the least time, the
+    // one deleted.
+    let since = cluster.store.resource_version();
+    cluster.create(POD, bare_pod("bare", "web"));
+    let mut adopted = false;
+    cluster.replay(since, POD, |pods| {
+        adopted |=
+            pods.get("bare").is_some_and(|p| p["metadata"]["ownerReferences"][0]["uid"] == rs["metadata"]["uid"]);
+    });
+    assert!(adopted);
+    assert!(cluster.store.get(POD, NS, "bare").is_none(), "deleted (and gone at the fast pace)");
+    assert_eq!(owned(&cluster), 2);
+    assert_eq!(cluster.get(REPLICA_SET, "web")["status"]["replicas"], 2);
+
+    // Scaled up and down again: the doubled-up node's pod goes.
+    cluster.change(REPLICA_SET, "web", |rs| rs["spec"]["replicas"] = 3.into());
+    cluster.wait(300).await;
+    cluster.change(REPLICA_SET, "web", |rs| rs["spec"]["replicas"] = 2.into());
+    let mut nodes: Vec<String> = cluster
+        .pods()
+        .iter()
+        .filter(|p| !is_deleting(p))
+        .map(|p| p["spec"]["nodeName"].as_str().unwrap().to_string())
+        .collect();
+    nodes.sort();
+    assert_eq!(nodes, ["rehearse-worker", "rehearse-worker2"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_relabelled_pod_is_released_and_replaced() {
+    let mut cluster = Cluster::new(Pace::Fast);
+    cluster.create(REPLICA_SET, replica_set("web", 2));
+    let victim = name(&cluster.pods()[0]).to_string();
+    cluster.change(POD, &victim, |p| p["metadata"]["labels"]["app"] = "debug".into());
+
+    let released = cluster.get(POD, &victim);
+    assert!(released["metadata"].get("ownerReferences").is_none(), "{released}");
+    assert!(!is_deleting(&released));
+    let pods = cluster.pods();
+    assert_eq!(pods.len(), 3);
+    assert_eq!(pods.iter().filter(|p| label(p, "app") == Some("web") && is_ready(p)).count(), 2);
+}
+
+fn daemon_set(name: &str, version: &str) -> Value {
+    json!({
+        "metadata": {"name": name},
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": name, "image": format!("{name}:{version}")}]},
+            },
+        },
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_daemon_set_runs_one_pod_per_worker_and_rolls_one_node_at_a_time() {
+    let mut cluster = Cluster::new(Pace::Kind);
+    cluster.create(DAEMON_SET, daemon_set("agent", "v1"));
+    cluster.wait(10).await;
+    let mut nodes: Vec<String> =
+        cluster.pods().iter().map(|p| p["spec"]["nodeName"].as_str().unwrap().into()).collect();
+    nodes.sort();
+    assert_eq!(nodes, ["rehearse-worker", "rehearse-worker2"]);
+    let pod = &cluster.pods()[0];
+    assert!(label(pod, "controller-revision-hash").is_some());
+    assert_eq!(label(pod, "pod-template-generation"), Some("1"));
+    assert!(
+        pod["spec"]["tolerations"].as_array().unwrap().iter().any(|t| t["key"] == "node.kubernetes.io/unschedulable")
+    );
+    assert_eq!(cluster.list(CONTROLLER_REVISION).len(), 1);
+    let ds = cluster.get(DAEMON_SET, "agent");
+    let status = &ds["status"];
+    assert_eq!((status["desiredNumberScheduled"].clone(), status["numberReady"].clone()), (json!(2), json!(2)));
+    assert_eq!((status["updatedNumberScheduled"].clone(), status["numberAvailable"].clone()), (json!(2), json!(2)));
+
+    let since = cluster.store.resource_version();
+    cluster
+        .change(DAEMON_SET, "agent", |ds| ds["spec"]["template"]["spec"]["containers"][0]["image"] = "agent:v2".into());
+    cluster.wait(120).await;
+    cluster.replay(since, POD, |pods| {
+        let mut per_node: BTreeMap<&str, usize> = BTreeMap::new();
+        for pod in pods.values() {
+            *per_node.entry(pod["spec"]["nodeName"].as_str().unwrap_or_default()).or_default() += 1;
+        }
+        assert!(per_node.values().all(|n| *n <= 1), "two pods on a node (maxSurge 0): {per_node:?}");
+        let serving = pods.values().filter(|p| is_ready(p) && !is_deleting(p)).count();
+        assert!(serving >= 1, "more than maxUnavailable nodes without a serving pod");
+    });
+    let pods = cluster.pods();
+    assert_eq!(pods.len(), 2);
+    assert!(pods.iter().all(|p| image(p) == "agent:v2" && is_ready(p)));
+    assert_eq!(cluster.get(DAEMON_SET, "agent")["status"]["updatedNumberScheduled"], 2);
+    assert_eq!(cluster.list(CONTROLLER_REVISION).len(), 2);
+
+    // Tolerating the control-plane taint adds its node.
+    cluster.change(DAEMON_SET, "agent", |ds| {
+        ds["spec"]["template"]["spec"]["tolerations"] =
+            json!([{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}]);
+    });
+    cluster.wait(200).await;
+    let mut nodes: Vec<String> =
+        cluster.pods().iter().map(|p| p["spec"]["nodeName"].as_str().unwrap().into()).collect();
+    nodes.sort();
+    assert_eq!(nodes, ["rehearse-control-plane", "rehearse-worker", "rehearse-worker2"]);
+    assert_eq!(cluster.get(DAEMON_SET, "agent")["status"]["numberAvailable"], 3);
+}
+
+fn service(name: &str, app: &str) -> Value {
+    json!({
+        "metadata": {"name": name, "labels": {"team": "a"}},
+        "spec": {"selector": {"app": app}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]},
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn endpoint_slices_follow_pods_at_the_kind_pace() {
+    let mut cluster = Cluster::new(Pace::Kind);
+    let svc = cluster.create(SERVICE, service("web", "web"));
+    cluster.create(DEPLOYMENT, deployment("web", 1, "v1"));
+    let slices = cluster.list(ENDPOINT_SLICE);
+    assert_eq!(slices.len(), 1);
+    let slice = &slices[0];
+    assert!(name(slice).starts_with("web-") && name(slice).len() == 9, "{}", name(slice));
+    assert_eq!(
+        slice["metadata"]["labels"],
+        json!({"team": "a", "kubernetes.io/service-name": "web", "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"})
+    );
+    assert_eq!(slice["metadata"]["ownerReferences"][0]["uid"], svc["metadata"]["uid"]);
+    assert_eq!(slice["endpoints"], json!([]), "the pod has no IP yet");
+
+    cluster.wait(3).await;
+    let slice = &cluster.list(ENDPOINT_SLICE)[0];
+    let pod = &cluster.pods()[0];
+    assert_eq!(slice["ports"], json!([{"name": "http", "protocol": "TCP", "port": 8080}]));
+    assert_eq!(slice["addressType"], "IPv4");
+    assert_eq!(
+        slice["endpoints"],
+        json!([{
+            "addresses": [pod["status"]["podIP"]],
+            "conditions": {"ready": true, "serving": true, "terminating": false},
+            "nodeName": pod["spec"]["nodeName"],
+            "targetRef": {"kind": "Pod", "namespace": NS, "name": name(pod), "uid": pod["metadata"]["uid"]},
+        }])
+    );
+
+    // Deleted: terminating but still serving for its grace period, beside its replacement.
+    let old = name(pod).to_string();
+    cluster.store.mark_deleted(POD, NS, &old, Some(30));
+    cluster.wait(5).await;
+    let slice = &cluster.list(ENDPOINT_SLICE)[0];
+    let endpoints = slice["endpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 2);
+    let of = |pod: &str| endpoints.iter().find(|e| e["targetRef"]["name"] == pod).unwrap()["conditions"].clone();
+    assert_eq!(of(&old), json!({"ready": false, "serving": true, "terminating": true}));
+    let new = cluster.pods().into_iter().find(|p| !is_deleting(p)).unwrap();
+    assert_eq!(of(name(&new)), json!({"ready": true, "serving": true, "terminating": false}));
+    cluster.wait(30).await;
+    assert!(cluster.store.get(POD, NS, &old).is_none());
+    assert_eq!(cluster.list(ENDPOINT_SLICE)[0]["endpoints"].as_array().unwrap().len(), 1);
+    assert_eq!(cluster.list(ENDPOINT_SLICE).len(), 1);
+
+    // A Service deleted takes its slice with it.
+    cluster.store.remove(SERVICE, NS, "web");
+    cluster.controllers.reconcile(&mut cluster.store);
+    assert!(cluster.list(ENDPOINT_SLICE).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_garbage_collector_deletes_dependents() {
+    let mut cluster = Cluster::new(Pace::Kind);
+    cluster.create(DEPLOYMENT, deployment("web", 2, "v1"));
+    cluster.wait(5).await;
+    cluster.store.remove(DEPLOYMENT, NS, "web");
+    cluster.controllers.reconcile(&mut cluster.store);
+    assert!(cluster.list(REPLICA_SET).is_empty());
+    let pods = cluster.pods();
+    assert_eq!(pods.len(), 2);
+    assert!(pods.iter().all(|p| is_deleting(p) && p["metadata"]["deletionGracePeriodSeconds"] == 30));
+    cluster.wait(31).await;
+    assert!(cluster.pods().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deleted_namespace_is_emptied_then_removed() {
+    let mut cluster = Cluster::new(Pace::Kind);
+    cluster.create(DEPLOYMENT, deployment("web", 2, "v1"));
+    cluster.create(SERVICE, service("web", "web"));
+    cluster.wait(5).await;
+    cluster.store.mark_deleted(NAMESPACE, "", NS, None);
+    cluster.controllers.reconcile(&mut cluster.store);
+    assert!(cluster.list(DEPLOYMENT).is_empty() && cluster.list(SERVICE).is_empty());
+    assert!(cluster.pods().iter().all(is_deleting));
+    assert!(cluster.store.get(NAMESPACE, "", NS).is_some(), "the pods are still terminating");
+    cluster.wait(31).await;
+    assert!(cluster.pods().is_empty());
+    assert!(cluster.store.get(NAMESPACE, "", NS).is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pod_no_node_takes_stays_pending_with_the_schedulers_reasons() {
+    let mut cluster = Cluster::new(Pace::Fast);
+    let mut pod = bare_pod("nowhere", "nowhere");
+    pod["spec"]["nodeSelector"] = json!({"rehearse.test/no-such-node": "true"});
+    cluster.create(POD, pod);
+    let pod = cluster.get(POD, "nowhere");
+    assert_eq!(pod["status"]["phase"], "Pending");
+    let scheduled = condition(&pod, "PodScheduled");
+    assert_eq!((scheduled["status"].as_str(), scheduled["reason"].as_str()), (Some("False"), Some("Unschedulable")));
+    assert_eq!(
+        scheduled["message"],
+        "0/3 nodes are available: 1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }, \
+         2 node(s) didn't match Pod's node affinity/selector. preemption: 0/3 nodes are available: \
+         3 Preemption is not helpful for scheduling."
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn scaling_during_a_rollout_is_proportional() {
+    let mut cluster = Cluster::new(Pace::Kind);
+    let mut d = deployment("web", 10, "v1");
+    d["spec"]["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 3, "maxUnavailable": 2}});
+    cluster.create(DEPLOYMENT, d);
+    cluster.wait(10).await;
+    // A new template whose pods never get a node: the rollout stalls at 13 = 10 + maxSurge.
+    cluster.change(DEPLOYMENT, "web", |d| {
+        d["spec"]["template"]["spec"]["nodeSelector"] = json!({"nowhere": "true"});
+    });
+    let sizes = |c: &Cluster| {
+        let mut sizes: Vec<i64> =
+            c.list(REPLICA_SET).iter().map(|rs| rs["spec"]["replicas"].as_i64().unwrap()).collect();
+        sizes.sort();
+        sizes
+    };
+    assert_eq!(sizes(&cluster), [5, 8]);
+    cluster.change(DEPLOYMENT, "web", |d| d["spec"]["replicas"] = 20.into());
+    // 13 -> 23 (20 + 3): 10 more, shared 5:8 between the two ReplicaSets.
+    assert_eq!(sizes(&cluster).iter().sum::<i64>(), 23);
+    assert_eq!(sizes(&cluster), [9, 14]);
+}

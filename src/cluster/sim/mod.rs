@@ -1,0 +1,23 @@
+//! The built-in cluster: Kubernetes' API served in-process to `kube::Client`, over an in-memory
+//! store with the control plane's controllers, a scheduler, a kubelet stand-in and a clock of its
+//! own. The executor cannot tell it from a real API server: it runs the same code, with the same
+//! watches and the same requests, on both.
+
+pub mod api;
+pub mod clock;
+pub mod controllers;
+pub mod error;
+pub mod resources;
+pub mod store;
+pub mod validate;
+
+/// How fast pods come and go, as the testbed's paces have them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pace {
+    /// kwok's fast stages: a scheduled pod is Ready at once; a deleted pod is gone at once.
+    #[default]
+    Fast,
+    /// kind's: containers take seconds to start; a deleted pod terminates for its whole grace
+    /// period (the runbook's services ignore SIGTERM), still serving.
+    Kind,
+}

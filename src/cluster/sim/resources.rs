@@ -1,0 +1,85 @@
+//! The kinds the built-in cluster serves, as its discovery documents list them. Objects of every
+//! kind here are stored and watched; only some have controllers (see `controllers`). A kind not
+//! listed is not served, as on an API server without that CRD.
+
+/// One served kind: where it lives in the API and whether it is namespaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Resource {
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
+    pub plural: &'static str,
+    pub namespaced: bool,
+    pub short_names: &'static [&'static str],
+}
+
+impl Resource {
+    /// `v1` or `apps/v1`, as in an object's `apiVersion`.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() { self.version.to_string() } else { format!("{}/{}", self.group, self.version) }
+    }
+}
+
+const fn kind(
+    group: &'static str,
+    kind: &'static str,
+    plural: &'static str,
+    namespaced: bool,
+    short_names: &'static [&'static str],
+) -> Resource {
+    Resource { group, version: "v1", kind, plural, namespaced, short_names }
+}
+
+pub const NAMESPACE: Resource = kind("", "Namespace", "namespaces", false, &["ns"]);
+pub const NODE: Resource = kind("", "Node", "nodes", false, &["no"]);
+pub const POD: Resource = kind("", "Pod", "pods", true, &["po"]);
+pub const SERVICE: Resource = kind("", "Service", "services", true, &["svc"]);
+pub const DEPLOYMENT: Resource = kind("apps", "Deployment", "deployments", true, &["deploy"]);
+pub const REPLICA_SET: Resource = kind("apps", "ReplicaSet", "replicasets", true, &["rs"]);
+pub const DAEMON_SET: Resource = kind("apps", "DaemonSet", "daemonsets", true, &["ds"]);
+pub const CONTROLLER_REVISION: Resource = kind("apps", "ControllerRevision", "controllerrevisions", true, &[]);
+pub const ENDPOINT_SLICE: Resource = kind("discovery.k8s.io", "EndpointSlice", "endpointslices", true, &[]);
+
+/// Every served kind, grouped by API group in discovery order.
+pub const ALL: &[Resource] = &[
+    NAMESPACE,
+    NODE,
+    POD,
+    SERVICE,
+    kind("", "ConfigMap", "configmaps", true, &["cm"]),
+    kind("", "Secret", "secrets", true, &[]),
+    kind("", "ServiceAccount", "serviceaccounts", true, &["sa"]),
+    kind("", "Endpoints", "endpoints", true, &["ep"]),
+    kind("", "PersistentVolumeClaim", "persistentvolumeclaims", true, &["pvc"]),
+    DEPLOYMENT,
+    REPLICA_SET,
+    DAEMON_SET,
+    kind("apps", "StatefulSet", "statefulsets", true, &["sts"]),
+    CONTROLLER_REVISION,
+    ENDPOINT_SLICE,
+    kind("batch", "Job", "jobs", true, &[]),
+    kind("batch", "CronJob", "cronjobs", true, &["cj"]),
+    kind("policy", "PodDisruptionBudget", "poddisruptionbudgets", true, &["pdb"]),
+    kind("networking.k8s.io", "Ingress", "ingresses", true, &["ing"]),
+    kind("networking.k8s.io", "NetworkPolicy", "networkpolicies", true, &["netpol"]),
+    kind("coordination.k8s.io", "Lease", "leases", true, &[]),
+];
+
+/// The groups served, in discovery order (the core group "" first).
+pub fn groups() -> Vec<&'static str> {
+    let mut groups: Vec<&'static str> = Vec::new();
+    for resource in ALL {
+        if !groups.contains(&resource.group) {
+            groups.push(resource.group);
+        }
+    }
+    groups
+}
+
+pub fn by_plural(group: &str, version: &str, plural: &str) -> Option<Resource> {
+    ALL.iter().copied().find(|r| r.group == group && r.version == version && r.plural == plural)
+}
+
+pub fn by_kind(api_version: &str, kind: &str) -> Option<Resource> {
+    ALL.iter().copied().find(|r| r.api_version() == api_version && r.kind == kind)
+}

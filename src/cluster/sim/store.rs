@@ -1,0 +1,367 @@
+//! The built-in cluster's etcd and registry in one: objects as the API serves them (JSON), one
+//! global resourceVersion counter, uids, generations, and the ordered log of changes that watches
+//! replay. Everything that writes (the API, the controllers) goes through here, so every change
+//! is one watch event in one order.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::clock::Clock;
+use super::error::ApiError;
+use super::resources::{self, Resource};
+
+/// What a watch event says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl ChangeType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeType::Added => "ADDED",
+            ChangeType::Modified => "MODIFIED",
+            ChangeType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change, as a watch delivers it.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub resource_version: u64,
+    pub resource: Resource,
+    pub namespace: String,
+    pub change: ChangeType,
+    pub object: Arc<Value>,
+}
+
+/// How many changes the log keeps for watches that resume; older resourceVersions get 410 Gone
+/// and the watcher re-lists, as with etcd's compaction.
+const LOG_CAPACITY: usize = 100_000;
+
+type Key = (Resource, String, String);
+
+pub struct Store {
+    objects: BTreeMap<Key, Value>,
+    resource_version: u64,
+    log: VecDeque<Change>,
+    /// Counter behind uids and generated names: deterministic, so two runs name things alike.
+    serial: u64,
+    pub clock: Clock,
+}
+
+impl Store {
+    pub fn new(clock: Clock) -> Store {
+        Store { objects: BTreeMap::new(), resource_version: 0, log: VecDeque::new(), serial: 0, clock }
+    }
+
+    pub fn resource_version(&self) -> u64 {
+        self.resource_version
+    }
+
+    pub fn get(&self, resource: Resource, namespace: &str, name: &str) -> Option<&Value> {
+        self.objects.get(&(resource, scope(resource, namespace), name.to_string()))
+    }
+
+    /// Objects of one kind, in one namespace or (None) in all, ordered by namespace and name.
+    pub fn list<'a>(&'a self, resource: Resource, namespace: Option<&'a str>) -> impl Iterator<Item = &'a Value> + 'a {
+        self.objects
+            .range((resource, String::new(), String::new())..)
+            .take_while(move |((r, _, _), _)| *r == resource)
+            .filter(move |((_, ns, _), _)| namespace.is_none_or(|wanted| wanted == ns))
+            .map(|(_, object)| object)
+    }
+
+    /// Owned copies of the objects of one kind in one namespace, for controllers that write while
+    /// they walk.
+    pub fn list_owned(&self, resource: Resource, namespace: &str) -> Vec<Value> {
+        self.list(resource, Some(namespace)).cloned().collect()
+    }
+
+    /// Namespaces that exist, by name.
+    pub fn namespaces(&self) -> Vec<String> {
+        self.list(resources::NAMESPACE, None).filter_map(|n| name_of(n).map(str::to_string)).collect()
+    }
+
+    /// Changes after `resource_version`, or Err when the log no longer reaches back that far.
+    pub fn changes_since(&self, resource_version: u64) -> Result<impl Iterator<Item = &Change>, ApiError> {
+        if let Some(oldest) = self.log.front()
+            && resource_version + 1 < oldest.resource_version
+        {
+            return Err(ApiError::gone(resource_version));
+        }
+        Ok(self.log.iter().filter(move |c| c.resource_version > resource_version))
+    }
+
+    /// A fresh uid: the format of Kubernetes' (UUID v4 layout), from a counter that counts
+    /// down. Where the ReplicaSet controller's time rules cannot tell two pods apart it falls back
+    /// to comparing uids (random on a real cluster); counting down makes that fall on the newer
+    /// pod, the one its time rules pick whenever the clocks do tell them apart.
+    pub fn new_uid(&mut self) -> String {
+        self.serial += 1;
+        let n = 0xff_ffff_ffff_ffffu64 - self.serial;
+        format!(
+            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            0x5e11_0000u32,
+            (n >> 48) & 0xffff,
+            (n >> 36) & 0xfff,
+            (n >> 24) & 0xfff,
+            n & 0xff_ffff_ffff
+        )
+    }
+
+    /// Five characters from the alphabet `generateName` uses, deterministic per call.
+    pub fn random_suffix(&mut self) -> String {
+        self.serial += 1;
+        suffix(self.serial.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 20, 5)
+    }
+
+    /// Creates an object as the registry does: name (or generateName), uid, resourceVersion,
+    /// creationTimestamp, generation; refuses a name in use and a namespace that is missing or
+    /// being deleted.
+    pub fn create(&mut self, resource: Resource, namespace: &str, mut object: Value) -> Result<Value, ApiError> {
+        let namespace = scope(resource, namespace);
+        if resource.namespaced {
+            match self.get(resources::NAMESPACE, "", &namespace) {
+                None => return Err(ApiError::not_found(resources::NAMESPACE, &namespace)),
+                Some(ns) if ns["metadata"]["deletionTimestamp"].is_string() => {
+                    return Err(ApiError::forbidden(format!(
+                        "unable to create new content in namespace {namespace} because it is being terminated"
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        if !object["metadata"].is_object() {
+            object["metadata"] = json!({});
+        }
+        let name = match name_of(&object) {
+            Some(name) if !name.is_empty() => name.to_string(),
+            _ => match object["metadata"]["generateName"].as_str() {
+                Some(prefix) if !prefix.is_empty() => format!("{prefix}{}", self.random_suffix()),
+                _ => return Err(ApiError::invalid_name_required(resource)),
+            },
+        };
+        let key = (resource, namespace.clone(), name.clone());
+        if self.objects.contains_key(&key) {
+            return Err(ApiError::already_exists(resource, &name));
+        }
+        object["apiVersion"] = resource.api_version().into();
+        object["kind"] = resource.kind.into();
+        let uid = self.new_uid();
+        let created = self.clock.timestamp();
+        let metadata = object["metadata"].as_object_mut().expect("metadata is an object");
+        metadata.insert("name".into(), name.into());
+        if resource.namespaced {
+            metadata.insert("namespace".into(), namespace.clone().into());
+        } else {
+            metadata.remove("namespace");
+        }
+        metadata.insert("uid".into(), uid.into());
+        metadata.insert("creationTimestamp".into(), created.into());
+        metadata.remove("resourceVersion");
+        metadata.remove("deletionTimestamp");
+        if has_generation(resource) {
+            metadata.insert("generation".into(), 1.into());
+        }
+        Ok(self.commit(key, object, ChangeType::Added))
+    }
+
+    /// Replaces an object (spec, status, metadata alike), keeping what the server owns: uid,
+    /// creationTimestamp; bumps generation when the spec changed. An object being deleted whose
+    /// finalizers are gone is removed.
+    pub fn update(&mut self, resource: Resource, namespace: &str, mut object: Value) -> Result<Value, ApiError> {
+        let namespace = scope(resource, namespace);
+        let name = name_of(&object).unwrap_or_default().to_string();
+        let key = (resource, namespace, name.clone());
+        let Some(current) = self.objects.get(&key) else {
+            return Err(ApiError::not_found(resource, &name));
+        };
+        if current == &object {
+            return Ok(object);
+        }
+        object["apiVersion"] = resource.api_version().into();
+        object["kind"] = resource.kind.into();
+        for kept in ["uid", "creationTimestamp", "namespace", "deletionTimestamp", "deletionGracePeriodSeconds"] {
+            match current["metadata"].get(kept) {
+                Some(value) => object["metadata"][kept] = value.clone(),
+                None => {
+                    if let Some(m) = object["metadata"].as_object_mut() {
+                        m.remove(kept);
+                    }
+                }
+            }
+        }
+        if has_generation(resource) {
+            let generation = current["metadata"]["generation"].as_i64().unwrap_or(1);
+            let changed = current.get("spec") != object.get("spec");
+            object["metadata"]["generation"] = (generation + i64::from(changed)).into();
+        }
+        if current == &object {
+            return Ok(object);
+        }
+        let finalized = object["metadata"]["deletionTimestamp"].is_string()
+            && object["metadata"]["finalizers"].as_array().is_none_or(Vec::is_empty);
+        if finalized {
+            return Ok(self.remove(resource, &key.1, &name).unwrap_or(object));
+        }
+        Ok(self.commit(key, object, ChangeType::Modified))
+    }
+
+    /// Marks an object as being deleted (deletionTimestamp, and the grace period for pods): the
+    /// object stays until whoever finalizes it (the kubelet, the namespace controller) removes it.
+    pub fn mark_deleted(
+        &mut self,
+        resource: Resource,
+        namespace: &str,
+        name: &str,
+        grace: Option<i64>,
+    ) -> Option<Value> {
+        let mut object = self.get(resource, namespace, name)?.clone();
+        if object["metadata"]["deletionTimestamp"].is_string() {
+            return Some(object);
+        }
+        object["metadata"]["deletionTimestamp"] = self.clock.timestamp_after(grace.unwrap_or(0)).into();
+        if let Some(grace) = grace {
+            object["metadata"]["deletionGracePeriodSeconds"] = grace.into();
+        }
+        if has_generation(resource) {
+            let generation = object["metadata"]["generation"].as_i64().unwrap_or(1);
+            object["metadata"]["generation"] = (generation + 1).into();
+        }
+        let key = (resource, scope(resource, namespace), name.to_string());
+        Some(self.commit(key, object, ChangeType::Modified))
+    }
+
+    /// Removes an object for good (a DELETED event); returns it as it last was.
+    pub fn remove(&mut self, resource: Resource, namespace: &str, name: &str) -> Option<Value> {
+        let key = (resource, scope(resource, namespace), name.to_string());
+        let mut object = self.objects.remove(&key)?;
+        self.resource_version += 1;
+        object["metadata"]["resourceVersion"] = self.resource_version.to_string().into();
+        self.record(key, object.clone(), ChangeType::Deleted);
+        Some(object)
+    }
+
+    fn commit(&mut self, key: Key, mut object: Value, change: ChangeType) -> Value {
+        self.resource_version += 1;
+        object["metadata"]["resourceVersion"] = self.resource_version.to_string().into();
+        self.objects.insert(key.clone(), object.clone());
+        self.record(key, object.clone(), change);
+        object
+    }
+
+    fn record(&mut self, (resource, namespace, _): Key, object: Value, change: ChangeType) {
+        if self.log.len() >= LOG_CAPACITY {
+            self.log.pop_front();
+        }
+        self.log.push_back(Change {
+            resource_version: self.resource_version,
+            resource,
+            namespace,
+            change,
+            object: Arc::new(object),
+        });
+    }
+}
+
+/// The namespace part of a key: empty for cluster-scoped kinds.
+fn scope(resource: Resource, namespace: &str) -> String {
+    if resource.namespaced { namespace.to_string() } else { String::new() }
+}
+
+/// Kinds whose registry keeps metadata.generation (spec changes bump it).
+fn has_generation(resource: Resource) -> bool {
+    resource.group == "apps" || resource.group == "batch" || resource.group == "policy"
+}
+
+pub fn name_of(object: &Value) -> Option<&str> {
+    object["metadata"]["name"].as_str()
+}
+
+/// The characters Kubernetes uses for generated names and hashes (no vowels, no look-alikes).
+const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+/// `length` characters of `ALPHABET` from `value`.
+pub fn suffix(mut value: u64, length: usize) -> String {
+    let mut out = String::with_capacity(length);
+    for _ in 0..length {
+        out.push(ALPHABET[(value % ALPHABET.len() as u64) as usize] as char);
+        value /= ALPHABET.len() as u64;
+    }
+    out
+}
+
+/// A stable hash of a JSON value (FNV-1a over its serialisation), for pod-template-hash and
+/// controller-revision-hash: the same template always gets the same hash.
+pub fn hash_of(value: &Value) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in value.to_string().bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    suffix(hash, 10)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> Store {
+        let mut store = Store::new(Clock::default());
+        store.create(resources::NAMESPACE, "", json!({"metadata": {"name": "ns"}})).unwrap();
+        store
+    }
+
+    #[test]
+    fn every_write_is_one_change_in_order() {
+        let mut store = store();
+        let pod = store.create(resources::POD, "ns", json!({"metadata": {"generateName": "web-"}})).unwrap();
+        let name = name_of(&pod).unwrap().to_string();
+        assert!(name.starts_with("web-") && name.len() == 9, "{name}");
+        let mut changed = pod.clone();
+        changed["metadata"]["labels"] = json!({"app": "web"});
+        store.update(resources::POD, "ns", changed).unwrap();
+        store.remove(resources::POD, "ns", &name).unwrap();
+        let changes: Vec<_> = store.changes_since(1).unwrap().map(|c| (c.resource_version, c.change)).collect();
+        assert_eq!(changes, [(2, ChangeType::Added), (3, ChangeType::Modified), (4, ChangeType::Deleted)]);
+    }
+
+    #[test]
+    fn names_in_use_and_missing_namespaces_are_refused() {
+        let mut store = store();
+        store.create(resources::SERVICE, "ns", json!({"metadata": {"name": "web"}})).unwrap();
+        let again = store.create(resources::SERVICE, "ns", json!({"metadata": {"name": "web"}})).unwrap_err();
+        assert_eq!(again.message, "services \"web\" already exists");
+        let elsewhere = store.create(resources::SERVICE, "other", json!({"metadata": {"name": "web"}})).unwrap_err();
+        assert_eq!(elsewhere.code, 404);
+    }
+
+    #[test]
+    fn a_spec_change_bumps_the_generation_and_a_status_change_does_not() {
+        let mut store = store();
+        let created = store
+            .create(resources::DEPLOYMENT, "ns", json!({"metadata": {"name": "d"}, "spec": {"replicas": 1}}))
+            .unwrap();
+        let mut status = created.clone();
+        status["status"] = json!({"replicas": 1});
+        let status = store.update(resources::DEPLOYMENT, "ns", status).unwrap();
+        assert_eq!(status["metadata"]["generation"], 1);
+        let mut spec = status.clone();
+        spec["spec"]["replicas"] = 2.into();
+        assert_eq!(store.update(resources::DEPLOYMENT, "ns", spec).unwrap()["metadata"]["generation"], 2);
+    }
+
+    #[test]
+    fn hashes_are_stable_and_differ_by_template() {
+        let a = hash_of(&json!({"labels": {"app": "rng"}}));
+        assert_eq!(a, hash_of(&json!({"labels": {"app": "rng"}})));
+        assert_ne!(a, hash_of(&json!({"labels": {"app": "rng", "x": "y"}})));
+        assert_eq!(a.len(), 10);
+    }
+}

@@ -1,0 +1,101 @@
+//! The built-in cluster, through the binary as a user meets it: the default when no cluster is
+//! named, what the reports say, virtual time, failing fast, and the refusals scenarios meet.
+//! Parity with the testbed (the same result bytes for every scenario) is checked by tests/run.sh,
+//! which runs the suite on all four cluster/pace pairs.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{run, script};
+
+/// `rehearse ARGS` with no cluster named: no KUBECONFIG, so the built-in cluster.
+fn builtin(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rehearse"));
+    command.args(args).env_remove("KUBECONFIG").env("CI", "1").env("NO_COLOR", "1");
+    command
+}
+
+#[test]
+fn the_runbook_suite_passes_on_the_builtin_cluster_at_both_paces() {
+    for pace in ["kind", "fast"] {
+        let dir = tempfile::tempdir().unwrap();
+        let report = dir.path().join("report.json");
+        let (code, output) =
+            run(builtin(&["run", "--pace", pace, "--report", &format!("json={}", report.display()), "scenarios"]));
+        assert_eq!(code, 0, "{pace}: {output}");
+        assert!(output.contains(&format!("running on the built-in ({pace} pace) cluster")), "{output}");
+        let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        assert_eq!(report["cluster"], format!("built-in ({pace} pace)"));
+        assert_eq!(report["failed"], 0);
+    }
+}
+
+#[test]
+fn the_junit_report_says_which_cluster_ran() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = script(dir.path(), "ok.rollout", "scenario \"ok\" {\n    apply \"dockercoins/rng.yaml\"\n}\n");
+    let junit = dir.path().join("junit.xml");
+    let (code, output) =
+        run(builtin(&["run", "--report", &format!("junit={}", junit.display()), path.to_str().unwrap()]));
+    assert_eq!(code, 0, "{output}");
+    let xml = std::fs::read_to_string(junit).unwrap();
+    assert!(xml.contains(r#"<property name="cluster" value="built-in (kind pace)"/>"#), "{xml}");
+}
+
+#[test]
+fn grace_periods_and_timeouts_pass_in_virtual_time() {
+    let dir = tempfile::tempdir().unwrap();
+    // At the kind pace each old pod terminates for its 30 s grace period: minutes of cluster time.
+    let path = script(
+        dir.path(),
+        "slow.rollout",
+        "scenario \"rollout over grace periods\" {\n    apply \"dockercoins/rng.yaml\"\n    scale deployment/rng to 4\n    wait rollout deployment/rng\n    template deployment/rng version=2\n    wait rollout deployment/rng within 10m\n    expect pods app=rng,version=2 count 4\n    expect-traffic service/rng -> pods version=2\n}\n",
+    );
+    let started = Instant::now();
+    let (code, output) = run(builtin(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 0, "{output}");
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+}
+
+#[test]
+fn an_expectation_that_cannot_come_true_fails_at_once_with_the_timeout_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = script(
+        dir.path(),
+        "never.rollout",
+        "scenario \"never\" {\n    apply \"dockercoins/rng.yaml\"\n    wait rollout deployment/rng\n    expect pods app=rng count 5 within 10m\n}\n",
+    );
+    let started = Instant::now();
+    let (code, output) = run(builtin(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("not satisfied within 10m"), "{output}");
+    // Ten minutes of cluster time, no wall time to speak of.
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+}
+
+#[test]
+fn the_api_servers_refusals_read_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = script(
+        dir.path(),
+        "refused.rollout",
+        "scenario \"refused\" {\n    apply \"dockercoins/rng.yaml\"\n    wait rollout deployment/rng\n    expect-refused \"does not match template\" template deployment/rng app=other\n    expect-refused \"not found\" template deployment/rgn app=rng\n}\n",
+    );
+    let (code, output) = run(builtin(&["run", path.to_str().unwrap()]));
+    // `not found` is not a refusal: the second step fails, as on a real cluster.
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("refused by the API (422 Invalid)"), "{output}");
+    assert!(output.contains("deployments.apps \"rgn\" not found"), "{output}");
+}
+
+#[test]
+fn naming_a_cluster_never_falls_back_to_the_builtin_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = script(dir.path(), "ok.rollout", "scenario \"ok\" {\n    apply \"dockercoins/rng.yaml\"\n}\n");
+    let (code, output) =
+        run(builtin(&["run", "--cluster", "kube", "--kubeconfig", "/nonexistent", path.to_str().unwrap()]));
+    assert_eq!(code, 2, "{output}");
+    assert!(!output.contains("built-in"), "{output}");
+}
