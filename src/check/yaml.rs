@@ -39,9 +39,20 @@ pub(super) struct Declared<'a> {
 
 pub(super) fn check<'a>(scenario: &'a Scenario, context: &mut Context) -> Vec<Declared<'a>> {
     let mut declared = Vec::new();
-    for step in scenario.all_steps() {
-        let StepKind::Apply(source) = &step.kind else {
-            continue;
+    // An apply under `expect-refused` is meant to be refused: a selector the API server refuses
+    // is what it asserts, not a mistake to report.
+    let applies = scenario.steps().filter_map(|step| match &step.kind {
+        StepKind::Apply(source) => Some((source, false)),
+        StepKind::ExpectRefused { step: inner, .. } => match &inner.kind {
+            StepKind::Apply(source) => Some((source, true)),
+            _ => None,
+        },
+        _ => None,
+    });
+    for (source, meant_to_be_refused) in applies {
+        let context = &mut *context;
+        let collect = |manifest: &Manifest, origin, declared: &mut Vec<Declared<'a>>, context: &mut Context| {
+            collect(manifest, origin, declared, context, meant_to_be_refused)
         };
         match source {
             ApplySource::Inline(yaml) => {
@@ -103,6 +114,7 @@ fn collect<'a>(
     origin: std::rc::Rc<Origin<'a>>,
     declared: &mut Vec<Declared<'a>>,
     context: &mut Context,
+    meant_to_be_refused: bool,
 ) {
     for problem in &manifest.problems {
         let diagnostic = match problem {
@@ -127,7 +139,7 @@ fn collect<'a>(
         context.report(diagnostic);
     }
     for object in &manifest.objects {
-        if let Some(problem) = object.selector_problem() {
+        if let Some(problem) = object.selector_problem().filter(|_| !meant_to_be_refused) {
             context.report(selector_diagnostic(&origin, object, &problem));
         }
         declared.push(Declared { origin: origin.clone(), object: object.clone() });

@@ -365,6 +365,10 @@ fn controller_keys(context: &Context<'_>, pod: &Pod) -> Option<(String, Vec<Stri
     };
     let mut keys: Vec<String> = selector.match_labels.unwrap_or_default().into_keys().collect();
     keys.extend(selector.match_expressions.unwrap_or_default().into_iter().map(|e| e.key));
+    // Named without its generated hash: the refusal is recorded in results.
+    let pod_labels = pod.metadata.labels.clone().unwrap_or_default();
+    let hash = ["pod-template-hash", "controller-revision-hash"].iter().find_map(|k| pod_labels.get(*k));
+    let name = super::describe::normalise_name(&name, hash.map(String::as_str));
     Some((format!("{}/{name}", kind.to_ascii_lowercase()), keys))
 }
 
@@ -404,10 +408,10 @@ async fn remove_from_lb(
     // Decide every label first, so nothing is touched when one pod cannot be taken out.
     let mut plan: Vec<(Arc<Pod>, LabelPairs)> = Vec::new();
     for pod in &pods {
-        let pod_name = pod.metadata.name.clone().unwrap_or_default();
         let services = services_for(context, pod, service)?;
         if services.is_empty() {
-            return Err(StepError::refused(format!("pod {pod_name} is behind no Service; nothing to take it out of")));
+            let pod_name = super::describe::pod(pod, &context.pod_variables());
+            return Err(StepError::refused(format!("{pod_name} is behind no Service; nothing to take it out of")));
         }
         let (controller, controller_keys) = controller_keys(context, pod).unwrap_or_default();
         let labels = labels_of(&pod.metadata);
