@@ -20,7 +20,7 @@ use kube::Client;
 
 use crate::model::Kind;
 
-use crate::diagnostic::line_column;
+use crate::diagnostic::LineIndex;
 use crate::report::document::{GuardResult, ScenarioResult, Status, StepResult};
 use crate::report::snapshot::{SnapshotMode, SnapshotOutcome, Snapshots};
 use crate::syntax::ast::{Scenario, SettingKind, Step, StepKind};
@@ -314,8 +314,9 @@ async fn run_steps(
     let mut guards = Vec::new();
     let steps: Vec<&Step> = job.scenario.steps().collect();
     let mut failed = false;
+    let lines = LineIndex::new(job.source);
     for step in &steps {
-        let (line, column) = line_column(job.source, step.span.start);
+        let (line, column) = lines.line_column(step.span.start);
         let text = match &step.within {
             Some(within) => format!("{} within {}", step_text(step), crate::model::duration::format(within.value)),
             None => step_text(step),

@@ -2,8 +2,10 @@
 //! kind here are stored and watched; only some have controllers (see `controllers`). A kind not
 //! listed is not served, as on an API server without that CRD.
 
-/// One served kind: where it lives in the API and whether it is namespaced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// One served kind: where it lives in the API and whether it is namespaced. Two resources are
+/// the same when their group and plural are: the store's keys compare them constantly, so the
+/// comparison looks at nothing else.
+#[derive(Debug, Clone, Copy)]
 pub struct Resource {
     pub group: &'static str,
     pub version: &'static str,
@@ -11,6 +13,32 @@ pub struct Resource {
     pub plural: &'static str,
     pub namespaced: bool,
     pub short_names: &'static [&'static str],
+}
+
+impl PartialEq for Resource {
+    fn eq(&self, other: &Self) -> bool {
+        self.plural == other.plural && self.group == other.group
+    }
+}
+
+impl Eq for Resource {}
+
+impl std::hash::Hash for Resource {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (self.group, self.plural).hash(state);
+    }
+}
+
+impl PartialOrd for Resource {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Resource {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.plural, self.group).cmp(&(other.plural, other.group))
+    }
 }
 
 impl Resource {

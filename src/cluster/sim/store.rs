@@ -41,8 +41,9 @@ pub struct Change {
 }
 
 /// How many changes the log keeps for watches that resume; older resourceVersions get 410 Gone
-/// and the watcher re-lists, as with etcd's compaction.
-const LOG_CAPACITY: usize = 100_000;
+/// and the watcher re-lists, as with etcd's compaction. Watches in this process keep up with
+/// every change, so the log only serves resumes; it is kept small because it holds objects.
+const LOG_CAPACITY: usize = 10_000;
 
 type Key = (Resource, String, String);
 
@@ -52,12 +53,32 @@ pub struct Store {
     log: VecDeque<Change>,
     /// Counter behind uids and generated names: deterministic, so two runs name things alike.
     serial: u64,
+    /// Namespace -> the version of the last change in it (a change to the Namespace object
+    /// counts as one in it), so the controllers revisit only namespaces that changed.
+    namespace_versions: std::collections::HashMap<String, u64>,
+    /// The version of the last change to a cluster-scoped object other than a namespace (a
+    /// node): every namespace may depend on it.
+    cluster_version: u64,
     pub clock: Clock,
 }
 
 impl Store {
     pub fn new(clock: Clock) -> Store {
-        Store { objects: BTreeMap::new(), resource_version: 0, log: VecDeque::new(), serial: 0, clock }
+        Store {
+            objects: BTreeMap::new(),
+            resource_version: 0,
+            log: VecDeque::new(),
+            serial: 0,
+            namespace_versions: Default::default(),
+            cluster_version: 0,
+            clock,
+        }
+    }
+
+    /// The version of the last change that can matter to `namespace`'s controllers: one in the
+    /// namespace, or one to a cluster-scoped object such as a node.
+    pub fn last_change_for(&self, namespace: &str) -> u64 {
+        self.namespace_versions.get(namespace).copied().unwrap_or(0).max(self.cluster_version)
     }
 
     pub fn resource_version(&self) -> u64 {
@@ -70,10 +91,11 @@ impl Store {
 
     /// Objects of one kind, in one namespace or (None) in all, ordered by namespace and name.
     pub fn list<'a>(&'a self, resource: Resource, namespace: Option<&'a str>) -> impl Iterator<Item = &'a Value> + 'a {
+        // Keys sort by kind, then namespace: one namespace's objects are one contiguous range.
+        let start = scope(resource, namespace.unwrap_or_default());
         self.objects
-            .range((resource, String::new(), String::new())..)
-            .take_while(move |((r, _, _), _)| *r == resource)
-            .filter(move |((_, ns, _), _)| namespace.is_none_or(|wanted| wanted == ns))
+            .range((resource, start, String::new())..)
+            .take_while(move |((r, ns, _), _)| *r == resource && namespace.is_none_or(|wanted| wanted == ns))
             .map(|(_, object)| object)
     }
 
@@ -256,7 +278,14 @@ impl Store {
         object
     }
 
-    fn record(&mut self, (resource, namespace, _): Key, object: Value, change: ChangeType) {
+    fn record(&mut self, (resource, namespace, name): Key, object: Value, change: ChangeType) {
+        if resource == resources::NAMESPACE {
+            self.namespace_versions.insert(name, self.resource_version);
+        } else if resource.namespaced {
+            self.namespace_versions.insert(namespace.clone(), self.resource_version);
+        } else {
+            self.cluster_version = self.resource_version;
+        }
         if self.log.len() >= LOG_CAPACITY {
             self.log.pop_front();
         }

@@ -21,12 +21,12 @@ const HASH_LABEL: &str = "controller-revision-hash";
 const GENERATION_LABEL: &str = "pod-template-generation";
 const TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
 
-pub fn run(store: &mut Store, tick: &mut Tick) {
+pub fn run(store: &mut Store, tick: &mut Tick, namespaces: &[String]) {
     let nodes: Vec<Value> = store.list(NODE, None).cloned().collect();
-    for namespace in store.namespaces() {
-        for ds in store.list_owned(DAEMON_SET, &namespace) {
+    for namespace in namespaces {
+        for ds in store.list_owned(DAEMON_SET, namespace) {
             if !is_deleting(&ds) {
-                sync(store, tick, &namespace, &ds, &nodes);
+                sync(store, tick, namespace, &ds, &nodes);
             }
         }
     }
@@ -91,7 +91,8 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, ds: &Value, nodes: 
     let hash = hash_of(&ds["spec"]["template"]);
     sync_history(store, namespace, ds, &hash);
     let spec = pod_spec(ds);
-    let candidates = store.list_owned(POD, namespace);
+    let candidates: Vec<Value> =
+        store.list(POD, Some(namespace)).filter(|p| super::claimable(p, ds)).cloned().collect();
     let owned = claim(store, POD, namespace, ds, controller_ref(ds, "apps/v1", "DaemonSet"), candidates);
     let by_node = pods_by_node(&owned);
 

@@ -27,14 +27,14 @@ const NOT_COPIED: [&str; 6] = [
     "deprecated.deployment.rollback.to",
 ];
 
-pub fn run(store: &mut Store, tick: &mut Tick) {
-    for namespace in store.namespaces() {
-        for deployment in store.list_owned(DEPLOYMENT, &namespace) {
-            let mut d = Deployment { store, tick, namespace: &namespace, d: deployment.clone() };
+pub fn run(store: &mut Store, tick: &mut Tick, namespaces: &[String]) {
+    for namespace in namespaces {
+        for deployment in store.list_owned(DEPLOYMENT, namespace) {
+            let mut d = Deployment { store, tick, namespace, d: deployment.clone() };
             d.sync();
             let synced = d.d;
             if synced != deployment {
-                write(store, DEPLOYMENT, &namespace, synced);
+                write(store, DEPLOYMENT, namespace, synced);
             }
         }
     }

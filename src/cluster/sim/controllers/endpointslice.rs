@@ -18,15 +18,15 @@ const SERVICE_NAME: &str = "kubernetes.io/service-name";
 const MANAGED_BY: &str = "endpointslice.kubernetes.io/managed-by";
 const CONTROLLER: &str = "endpointslice-controller.k8s.io";
 
-pub fn run(store: &mut Store) {
-    for namespace in store.namespaces() {
-        for service in store.list_owned(SERVICE, &namespace) {
+pub fn run(store: &mut Store, namespaces: &[String]) {
+    for namespace in namespaces {
+        for service in store.list_owned(SERVICE, namespace) {
             let Some(selector) = service["spec"]["selector"].as_object().filter(|s| !s.is_empty()) else { continue };
             if is_deleting(&service) || service["spec"]["type"] == "ExternalName" {
                 continue;
             }
-            let groups = endpoints_by_ports(store, &namespace, &service, selector);
-            reconcile(store, &namespace, &service, groups);
+            let groups = endpoints_by_ports(store, namespace, &service, selector);
+            reconcile(store, namespace, &service, groups);
         }
     }
 }

@@ -11,31 +11,33 @@ use super::super::resources::{ALL, NAMESPACE, Resource};
 use super::super::store::Store;
 use super::{delete, is_deleting, name, remove_owner, uid, write};
 
-pub fn run(store: &mut Store) {
-    namespaces(store);
-    owners(store);
-    finalizers(store);
+pub fn run(store: &mut Store, visited: &[String]) {
+    namespaces(store, visited);
+    owners(store, visited);
+    finalizers(store, visited);
 }
 
 fn namespaced() -> impl Iterator<Item = Resource> {
     ALL.iter().copied().filter(|r| r.namespaced)
 }
 
-/// Every object, with its namespace ("" for cluster-scoped kinds).
-fn every_object(store: &Store) -> Vec<(Resource, String, Value)> {
-    let mut objects = Vec::new();
-    for resource in ALL.iter().copied() {
-        for object in store.list(resource, None) {
-            let namespace = object["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
-            objects.push((resource, namespace, object.clone()));
-        }
-    }
-    objects
+/// Every object, with its namespace ("" for cluster-scoped kinds), borrowed: the collector
+/// runs after every write, so it looks first and clones only what it must change.
+fn every_object<'a>(store: &'a Store, visited: &'a [String]) -> impl Iterator<Item = (Resource, &'a str, &'a Value)> {
+    ALL.iter().copied().flat_map(move |resource| {
+        store
+            .list(resource, None)
+            .map(move |object| (resource, object["metadata"]["namespace"].as_str().unwrap_or_default(), object))
+            .filter(|(resource, namespace, _)| !resource.namespaced || visited.iter().any(|v| v == namespace))
+    })
 }
 
-fn namespaces(store: &mut Store) {
-    let terminating: Vec<String> =
-        store.list(NAMESPACE, None).filter(|ns| is_deleting(ns)).map(|ns| name(ns).to_string()).collect();
+fn namespaces(store: &mut Store, visited: &[String]) {
+    let terminating: Vec<String> = store
+        .list(NAMESPACE, None)
+        .filter(|ns| is_deleting(ns) && visited.iter().any(|v| v == name(ns)))
+        .map(|ns| name(ns).to_string())
+        .collect();
     for namespace in terminating {
         for resource in namespaced() {
             for object in store.list_owned(resource, &namespace) {
@@ -49,23 +51,18 @@ fn namespaces(store: &mut Store) {
     }
 }
 
-fn owners(store: &mut Store) {
-    let objects = every_object(store);
-    let uids: BTreeSet<&str> = objects.iter().map(|(_, _, o)| uid(o)).collect();
+fn owners(store: &mut Store, visited: &[String]) {
+    // Owners live in their dependents' namespace or are cluster-scoped.
+    let uids: BTreeSet<&str> = every_object(store, visited).map(|(_, _, o)| uid(o)).collect();
     let mut dangling = Vec::new();
-    for (resource, namespace, object) in &objects {
+    for (resource, namespace, object) in every_object(store, visited) {
         let Some(refs) = object["metadata"]["ownerReferences"].as_array().filter(|r| !r.is_empty()) else { continue };
-        let gone: Vec<&str> = refs.iter().filter_map(|r| r["uid"].as_str()).filter(|u| !uids.contains(u)).collect();
+        let gone: Vec<String> =
+            refs.iter().filter_map(|r| r["uid"].as_str()).filter(|u| !uids.contains(u)).map(String::from).collect();
         if gone.is_empty() {
             continue;
         }
-        dangling.push((
-            *resource,
-            namespace.clone(),
-            object.clone(),
-            gone.len() == refs.len(),
-            gone.iter().map(|u| u.to_string()).collect::<Vec<_>>(),
-        ));
+        dangling.push((resource, namespace.to_string(), object.clone(), gone.len() == refs.len(), gone));
     }
     for (resource, namespace, mut object, all_gone, gone) in dangling {
         if all_gone {
@@ -82,24 +79,23 @@ fn owners(store: &mut Store) {
 /// Owners being deleted with `orphan` (their dependents lose the reference) or
 /// `foregroundDeletion` (their dependents are deleted first; the owner goes once no dependent
 /// that blocks owner deletion is left).
-fn finalizers(store: &mut Store) {
-    for (resource, namespace, owner) in every_object(store) {
-        if !is_deleting(&owner) {
-            continue;
-        }
-        let has = |f: &str| owner["metadata"]["finalizers"].as_array().is_some_and(|l| l.iter().any(|x| x == f));
-        let (orphan, foreground) = (has("orphan"), has("foregroundDeletion"));
-        if !orphan && !foreground {
-            continue;
-        }
+fn finalizers(store: &mut Store, visited: &[String]) {
+    let has =
+        |owner: &Value, f: &str| owner["metadata"]["finalizers"].as_array().is_some_and(|l| l.iter().any(|x| x == f));
+    let finalizing: Vec<(Resource, String, Value)> = every_object(store, visited)
+        .filter(|(_, _, o)| is_deleting(o) && (has(o, "orphan") || has(o, "foregroundDeletion")))
+        .map(|(r, ns, o)| (r, ns.to_string(), o.clone()))
+        .collect();
+    for (resource, namespace, owner) in finalizing {
+        let orphan = has(&owner, "orphan");
         let owner_uid = uid(&owner).to_string();
-        let dependents: Vec<(Resource, String, Value)> = every_object(store)
-            .into_iter()
+        let dependents: Vec<(Resource, String, Value)> = every_object(store, visited)
             .filter(|(_, _, o)| {
                 o["metadata"]["ownerReferences"]
                     .as_array()
                     .is_some_and(|r| r.iter().any(|r| r["uid"] == owner_uid.as_str()))
             })
+            .map(|(r, ns, o)| (r, ns.to_string(), o.clone()))
             .collect();
         let finalizer = if orphan {
             for (r, ns, mut dependent) in dependents {

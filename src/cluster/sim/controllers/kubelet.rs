@@ -22,23 +22,35 @@ pub const KIND_START: Duration = Duration::from_secs(3);
 #[derive(Default)]
 pub struct Kubelet {
     /// Pod uid -> when it turns Ready (kind pace).
-    ready_at: HashMap<String, Instant>,
+    ready_at: HashMap<(String, String), Instant>,
     /// Pod uid -> when it is gone (kind pace).
-    gone_at: HashMap<String, Instant>,
+    gone_at: HashMap<(String, String), Instant>,
     /// Node name -> the last host number handed out in its pod CIDR.
     last_ip: BTreeMap<String, u8>,
 }
 
 impl Kubelet {
-    pub fn run(&mut self, store: &mut Store, pace: Pace, tick: &mut Tick) {
+    pub fn run(&mut self, store: &mut Store, pace: Pace, tick: &mut Tick, namespaces: &[String]) {
         let nodes: Vec<Value> = store.list(NODE, None).cloned().collect();
-        let mut seen = BTreeSet::new();
-        for namespace in store.namespaces() {
-            for pod in store.list_owned(POD, &namespace) {
-                seen.insert(uid(&pod).to_string());
+        // Timers are kept per (namespace, pod uid): pods gone from a visited namespace lose
+        // theirs; other namespaces' pods keep them.
+        let seen: BTreeSet<(String, String)> = namespaces
+            .iter()
+            .flat_map(|ns| store.list(POD, Some(ns)).map(move |pod| (ns.clone(), uid(pod).to_string())))
+            .collect();
+        for namespace in namespaces {
+            // Only pods with something to do are cloned: a running, ready pod is left alone.
+            let mut pending = Vec::new();
+            for pod in store.list(POD, Some(namespace)) {
+                let settled = pod["status"]["phase"] == "Running" && is_ready(pod);
+                if is_deleting(pod) || !(is_terminal(pod) || settled) {
+                    pending.push(pod.clone());
+                }
+            }
+            for pod in pending {
                 let node_name = pod["spec"]["nodeName"].as_str().unwrap_or_default().to_string();
                 if is_deleting(&pod) {
-                    self.terminate(store, pace, tick, &namespace, &pod, node_name.is_empty());
+                    self.terminate(store, pace, tick, namespace, &pod, node_name.is_empty());
                     continue;
                 }
                 let Some(index) = nodes.iter().position(|n| name(n) == node_name) else { continue };
@@ -47,21 +59,25 @@ impl Kubelet {
                 }
                 let node = &nodes[index];
                 match pace {
-                    Pace::Fast => self.start(store, &namespace, pod, node, index),
+                    Pace::Fast => self.start(store, namespace, pod, node, index),
                     Pace::Kind => {
-                        let due = *self.ready_at.entry(uid(&pod).to_string()).or_insert(tick.now + KIND_START);
+                        let due = *self
+                            .ready_at
+                            .entry((namespace.clone(), uid(&pod).to_string()))
+                            .or_insert(tick.now + KIND_START);
                         if tick.now >= due {
-                            self.start(store, &namespace, pod, node, index);
+                            self.start(store, namespace, pod, node, index);
                         } else {
-                            creating(store, &namespace, pod, node);
+                            creating(store, namespace, pod, node);
                             tick.wake_at(due);
                         }
                     }
                 }
             }
         }
-        self.ready_at.retain(|u, _| seen.contains(u));
-        self.gone_at.retain(|u, _| seen.contains(u));
+        let keep = |key: &(String, String)| seen.contains(key) || !namespaces.contains(&key.0);
+        self.ready_at.retain(|key, _| keep(key));
+        self.gone_at.retain(|key, _| keep(key));
     }
 
     fn terminate(
@@ -81,7 +97,10 @@ impl Kubelet {
             store.remove(POD, namespace, name(pod));
             return;
         }
-        let due = *self.gone_at.entry(uid(pod).to_string()).or_insert(tick.now + Duration::from_secs(grace));
+        let due = *self
+            .gone_at
+            .entry((namespace.to_string(), uid(pod).to_string()))
+            .or_insert(tick.now + Duration::from_secs(grace));
         if tick.now >= due {
             store.remove(POD, namespace, name(pod));
         } else {

@@ -17,16 +17,17 @@ use super::{
 /// Upstream's burstReplicas: at most this many creations or deletions per sync.
 const BURST: i64 = 500;
 
-pub fn run(store: &mut Store, tick: &mut Tick) {
-    for namespace in store.namespaces() {
-        for rs in store.list_owned(REPLICA_SET, &namespace) {
-            sync(store, tick, &namespace, &rs);
+pub fn run(store: &mut Store, tick: &mut Tick, namespaces: &[String]) {
+    for namespace in namespaces {
+        for rs in store.list_owned(REPLICA_SET, namespace) {
+            sync(store, tick, namespace, &rs);
         }
     }
 }
 
 fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, rs: &Value) {
-    let active: Vec<Value> = store.list(POD, Some(namespace)).filter(|p| is_active(p)).cloned().collect();
+    let active: Vec<Value> =
+        store.list(POD, Some(namespace)).filter(|p| is_active(p) && super::claimable(p, rs)).cloned().collect();
     let reference = controller_ref(rs, "apps/v1", "ReplicaSet");
     let owned = claim(store, POD, namespace, rs, reference.clone(), active);
     if !super::is_deleting(rs) {

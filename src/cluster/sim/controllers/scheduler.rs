@@ -12,7 +12,7 @@ use super::super::store::Store;
 use super::nodes::{matches_affinity, untolerated_taint};
 use super::{is_deleting, is_terminal, name, selects, write};
 
-pub fn run(store: &mut Store) {
+pub fn run(store: &mut Store, namespaces: &[String]) {
     let nodes: Vec<Value> = store.list(NODE, None).cloned().collect();
     let mut pods_on: BTreeMap<String, i64> = nodes.iter().map(|n| (name(n).to_string(), 0)).collect();
     let mut waiting = Vec::new();
@@ -26,6 +26,7 @@ pub fn run(store: &mut Store) {
                 }
                 Some(_) => {}
                 None if is_deleting(pod) => {}
+                None if !namespaces.contains(&namespace) => {}
                 None => {
                     let scheduler = pod["spec"]["schedulerName"].as_str().unwrap_or("default-scheduler");
                     if scheduler == "default-scheduler" {
