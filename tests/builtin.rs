@@ -99,3 +99,29 @@ fn naming_a_cluster_never_falls_back_to_the_builtin_one() {
     assert_eq!(code, 2, "{output}");
     assert!(!output.contains("built-in"), "{output}");
 }
+
+#[test]
+fn an_undeclared_field_is_refused_by_server_side_apply_in_the_same_words_on_both_clusters() {
+    let dir = tempfile::tempdir().unwrap();
+    // `selectr` is a typo no schema declares: server-side apply refuses it whatever the field
+    // validation asked for. The testbed's API server is the reference.
+    let path = script(
+        dir.path(),
+        "undeclared.rollout",
+        "scenario \"typo\" {\n    apply <<YAML\napiVersion: v1\nkind: Service\nmetadata:\n  name: typo\nspec:\n  selectr:\n    app: web\n  ports:\n    - port: 80\nYAML\n}\n",
+    );
+    let message = |output: &str| {
+        let line = output.lines().find(|l| l.contains("failed to create typed patch object")).unwrap_or_default();
+        let from = line.find("failed to create").unwrap_or(0);
+        // The namespace is generated per run.
+        regex::Regex::new(r"\([a-z0-9-]+/typo;").unwrap().replace(&line[from..], "(NAMESPACE/typo;").into_owned()
+    };
+    // A 500 from the API server: an infrastructure error (exit 3) on either cluster.
+    let (code, on_builtin) = run(builtin(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 3, "{on_builtin}");
+    let expected = "failed to create typed patch object (NAMESPACE/typo; /v1, Kind=Service): .spec.selectr: field not declared in schema";
+    assert!(message(&on_builtin).starts_with(expected), "{on_builtin}");
+    let (code, on_testbed) = run(common::rehearse(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 3, "{on_testbed}");
+    assert_eq!(message(&on_builtin), message(&on_testbed), "built-in:\n{on_builtin}\ntestbed:\n{on_testbed}");
+}

@@ -308,6 +308,9 @@ fn apply(state: &mut State, target: &Target, name: &str, mut applied: Value) -> 
             applied["metadata"]["name"].as_str().unwrap_or_default()
         )));
     }
+    if let Some(path) = super::schema::undeclared_field(target.resource, &applied) {
+        return Err(ApiError::undeclared_field(target.resource, &target.namespace, name, &path));
+    }
     if target.resource.namespaced {
         applied["metadata"]["namespace"] = target.namespace.clone().into();
     }

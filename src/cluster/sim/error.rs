@@ -33,6 +33,25 @@ impl ApiError {
         ApiError::new(403, "Forbidden", message)
     }
 
+    /// What server-side apply answers when the applied configuration does not fit the kind's
+    /// schema: a 500, in structured-merge-diff's words.
+    pub fn undeclared_field(resource: Resource, namespace: &str, name: &str, path: &str) -> ApiError {
+        let object = if resource.namespaced { format!("{namespace}/{name}") } else { name.to_string() };
+        let group_version = if resource.group.is_empty() {
+            format!("/{}", resource.version)
+        } else {
+            format!("{}/{}", resource.group, resource.version)
+        };
+        ApiError::new(
+            500,
+            "InternalError",
+            format!(
+                "failed to create typed patch object ({object}; {group_version}, Kind={}): {path}: field not declared in schema",
+                resource.kind
+            ),
+        )
+    }
+
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(400, "BadRequest", message)
     }

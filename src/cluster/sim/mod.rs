@@ -8,6 +8,7 @@ pub mod clock;
 pub mod controllers;
 pub mod error;
 pub mod resources;
+pub mod schema;
 pub mod store;
 pub mod validate;
 

@@ -1,0 +1,123 @@
+//! The one schema rule server-side apply enforces whatever the request's field validation: a
+//! field the kind's schema does not declare is refused ("field not declared in schema"). The
+//! schema is k8s-openapi's: an object that survives a round trip through the kind's typed struct
+//! keeps every declared field, so a field present before and missing after is undeclared.
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::resources::Resource;
+
+/// The path of the first field (in key order, depth first) the kind's schema does not declare,
+/// in structured-merge-diff's notation (`.spec.template.spec.containers[name="web"].bogus`).
+/// None when every field is declared, or when the kind has no typed schema here, or the object
+/// does not even fit the schema's types (the API refuses that in its own words elsewhere).
+pub fn undeclared_field(resource: Resource, object: &Value) -> Option<String> {
+    let typed = match resource.kind {
+        "Pod" => round_trip::<Pod>(object),
+        "Service" => round_trip::<Service>(object),
+        "ConfigMap" => round_trip::<ConfigMap>(object),
+        "Secret" => round_trip::<Secret>(object),
+        "ServiceAccount" => round_trip::<ServiceAccount>(object),
+        "Namespace" => round_trip::<Namespace>(object),
+        "Deployment" => round_trip::<Deployment>(object),
+        "ReplicaSet" => round_trip::<ReplicaSet>(object),
+        "DaemonSet" => round_trip::<DaemonSet>(object),
+        "StatefulSet" => round_trip::<StatefulSet>(object),
+        "Job" => round_trip::<Job>(object),
+        "CronJob" => round_trip::<CronJob>(object),
+        "PodDisruptionBudget" => round_trip::<PodDisruptionBudget>(object),
+        "Ingress" => round_trip::<Ingress>(object),
+        "NetworkPolicy" => round_trip::<NetworkPolicy>(object),
+        _ => None,
+    }?;
+    first_missing(object, &typed, &mut String::new())
+}
+
+fn round_trip<K: DeserializeOwned + Serialize>(object: &Value) -> Option<Value> {
+    let typed: K = serde_json::from_value(object.clone()).ok()?;
+    serde_json::to_value(typed).ok()
+}
+
+fn first_missing(given: &Value, kept: &Value, path: &mut String) -> Option<String> {
+    match (given, kept) {
+        (Value::Object(given), Value::Object(kept)) => {
+            let mut keys: Vec<&String> = given.keys().collect();
+            keys.sort();
+            for key in keys {
+                let value = &given[key.as_str()];
+                if value.is_null() {
+                    continue; // an unset optional field, declared or not, is nothing to keep
+                }
+                let len = path.len();
+                path.push('.');
+                path.push_str(key);
+                let found = match kept.get(key.as_str()) {
+                    None => Some(path.clone()),
+                    Some(kept_value) => first_missing(value, kept_value, path),
+                };
+                path.truncate(len);
+                if found.is_some() {
+                    return found;
+                }
+            }
+            None
+        }
+        (Value::Array(given), Value::Array(kept)) => {
+            for (index, (item, kept_item)) in given.iter().zip(kept).enumerate() {
+                let len = path.len();
+                match item["name"].as_str() {
+                    Some(name) => path.push_str(&format!("[name=\"{name}\"]")),
+                    None => path.push_str(&format!("[{index}]")),
+                }
+                let found = first_missing(item, kept_item, path);
+                path.truncate(len);
+                if found.is_some() {
+                    return found;
+                }
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::resources::{DEPLOYMENT, SERVICE};
+    use super::undeclared_field;
+
+    #[test]
+    fn a_field_the_schema_does_not_declare_is_named_by_its_path() {
+        let service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x", "creationTimestamp": null},
+            "spec": {"selectr": {"app": "x"}, "ports": [{"port": 80}]}});
+        assert_eq!(undeclared_field(SERVICE, &service).as_deref(), Some(".spec.selectr"));
+        let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
+            "spec": {"selector": {"matchLabels": {"app": "x"}}, "template": {"metadata": {"labels": {"app": "x"}},
+                "spec": {"containers": [{"name": "c", "image": "i", "bogus": 1}], "alsoBogus": true}}}});
+        // Key order, depth first: `alsoBogus` sorts before `containers`, as the API server reports it.
+        assert_eq!(undeclared_field(DEPLOYMENT, &deployment).as_deref(), Some(".spec.template.spec.alsoBogus"));
+        let mut only_in_container = deployment.clone();
+        only_in_container["spec"]["template"]["spec"].as_object_mut().unwrap().remove("alsoBogus");
+        assert_eq!(
+            undeclared_field(DEPLOYMENT, &only_in_container).as_deref(),
+            Some(".spec.template.spec.containers[name=\"c\"].bogus")
+        );
+    }
+
+    #[test]
+    fn declared_fields_labels_and_nulls_pass() {
+        let service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x",
+            "labels": {"any-key": "v"}, "annotations": {"a/b": "c"}, "creationTimestamp": null},
+            "spec": {"selector": {"app": "x"}, "ports": [{"port": 80, "targetPort": "http"}], "type": "ClusterIP"}});
+        assert_eq!(undeclared_field(SERVICE, &service), None);
+    }
+}
