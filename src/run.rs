@@ -194,6 +194,7 @@ async fn builtin_clusters(
     for count in workers {
         let cluster = SimCluster::start(count as usize, pace);
         let client = cluster.client();
+        let clock = rehearse::exec::ClusterClock::Builtin(cluster.clock());
         let nodes = Nodes::start(&client).await.expect("the built-in cluster serves its nodes");
         by_workers.insert(
             count,
@@ -204,6 +205,7 @@ async fn builtin_clusters(
                 keep_namespace: false,
                 snapshots,
                 progress: progress.clone(),
+                clock,
             },
         );
     }
@@ -252,6 +254,7 @@ async fn real_cluster(args: &RunArgs, snapshots: SnapshotMode, progress: &Progre
         keep_namespace: args.keep,
         snapshots,
         progress: progress.clone(),
+        clock: rehearse::exec::ClusterClock::Wall,
     };
     Ok(Clusters {
         name: format!("context {}", connection.context),

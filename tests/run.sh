@@ -70,6 +70,8 @@ suite builtin kind
 # The traffic-rule and guard tests once more at the kind pace, where pods stay terminating (still
 # serving) for part of their grace period: their verdicts must not change.
 cargo test --locked --test verdicts 2>&1 | tee -a target/test-output.log || test_status=$?
+# And on the built-in cluster: the same verdicts without a real control plane.
+REHEARSE_TEST_CLUSTER=builtin cargo test --locked --test verdicts 2>&1 | tee -a target/test-output.log || test_status=$?
 bash "$testbed" pace fast
 # Parity: every run's result documents the same bytes as the testbed's at the fast pace.
 for other in kube-kind builtin-fast builtin-kind; do

@@ -62,8 +62,11 @@ pub fn tally(descriptions: impl IntoIterator<Item = String>) -> String {
 /// Pods still on their way in or out, for a step that timed out while they were: which pod,
 /// since when, and what it is waiting for (its grace period, or readiness). Empty when every pod
 /// is ready and none is terminating.
-pub fn pods_in_flux(pods: &[std::sync::Arc<Pod>], variables: &HashMap<String, String>) -> Vec<String> {
-    let now = k8s_openapi::jiff::Timestamp::now();
+pub fn pods_in_flux(
+    pods: &[std::sync::Arc<Pod>],
+    variables: &HashMap<String, String>,
+    now: k8s_openapi::jiff::Timestamp,
+) -> Vec<String> {
     let seconds_since = |t: &k8s_openapi::jiff::Timestamp| now.duration_since(*t).as_secs().max(0);
     let mut notes: Vec<String> = pods
         .iter()
@@ -158,7 +161,7 @@ mod tests {
         }));
         let pods: Vec<std::sync::Arc<Pod>> =
             [terminating, starting, unscheduled, ready].into_iter().map(std::sync::Arc::new).collect();
-        let notes = pods_in_flux(&pods, &HashMap::new());
+        let notes = pods_in_flux(&pods, &HashMap::new(), now);
         assert_eq!(notes.len(), 3, "{notes:?}");
         let text = notes.join("\n");
         let pattern = regex::Regex::new(concat!(

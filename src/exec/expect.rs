@@ -41,7 +41,7 @@ pub async fn run(step: &Step, context: &mut Context<'_>, timeout: Duration) -> R
 
 /// A note on the pods still starting or terminating, for a message about a step that timed out.
 fn in_flux(context: &Context<'_>) -> String {
-    let notes = describe::pods_in_flux(&context.view.pods.state(), &context.pod_variables());
+    let notes = describe::pods_in_flux(&context.view.pods.state(), &context.pod_variables(), context.clock.now());
     if notes.is_empty() { String::new() } else { format!("\n  pods in flux:\n  - {}", notes.join("\n  - ")) }
 }
 

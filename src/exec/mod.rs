@@ -41,6 +41,26 @@ pub struct RunOptions {
     pub keep_namespace: bool,
     pub snapshots: SnapshotMode,
     pub progress: crate::report::progress::Progress,
+    /// The cluster's "now", which its timestamps (deletion deadlines, readiness) are read against.
+    pub clock: ClusterClock,
+}
+
+/// Where "now" comes from: the machine's clock for a real cluster, the virtual one for the
+/// built-in cluster (whose timestamps start at its own epoch).
+#[derive(Clone, Copy, Debug, Default)]
+pub enum ClusterClock {
+    #[default]
+    Wall,
+    Builtin(crate::cluster::sim::clock::Clock),
+}
+
+impl ClusterClock {
+    pub fn now(&self) -> k8s_openapi::jiff::Timestamp {
+        match self {
+            ClusterClock::Wall => k8s_openapi::jiff::Timestamp::now(),
+            ClusterClock::Builtin(clock) => clock.now_timestamp(),
+        }
+    }
 }
 
 /// A scenario with what is needed to run and report it.
@@ -141,6 +161,7 @@ impl From<kube::Error> for StepError {
 /// Everything a step can touch while it runs.
 pub struct Context<'a> {
     pub client: Client,
+    pub clock: ClusterClock,
     pub resources: Arc<apply::Resources>,
     pub namespace: String,
     pub view: View,
@@ -298,6 +319,7 @@ async fn run_steps(
     let mut context = Context {
         client: options.client.clone(),
         resources: options.resources.clone(),
+        clock: options.clock,
         namespace: namespace.to_string(),
         view,
         variables: HashMap::new(),

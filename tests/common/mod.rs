@@ -75,7 +75,14 @@ impl Drop for TestNamespace {
 /// `rehearse ARGS` on the testbed; CI=1 so no snapshot is ever written unless a test says so.
 pub fn rehearse(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_rehearse"));
-    command.args(args).env("KUBECONFIG", kubeconfig()).env("CI", "1").env("NO_COLOR", "1");
+    command.args(args).env("CI", "1").env("NO_COLOR", "1");
+    // REHEARSE_TEST_CLUSTER=builtin runs the same tests on the built-in cluster (tests/run.sh
+    // does so for the verdict tests); otherwise they run on the testbed.
+    if std::env::var("REHEARSE_TEST_CLUSTER").is_ok_and(|c| c == "builtin") {
+        command.env_remove("KUBECONFIG");
+    } else {
+        command.env("KUBECONFIG", kubeconfig());
+    }
     command
 }
 

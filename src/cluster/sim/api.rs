@@ -73,6 +73,11 @@ impl SimCluster {
         SimCluster { shared }
     }
 
+    /// The cluster's clock, which its timestamps are read against.
+    pub fn clock(&self) -> super::clock::Clock {
+        lock(&self.shared).store.clock
+    }
+
     /// A client for this cluster, as kube-rs builds one for a real API server.
     pub fn client(&self) -> kube::Client {
         kube::Client::new(self.clone(), "default")

@@ -31,6 +31,12 @@ impl Clock {
         self.started.elapsed()
     }
 
+    /// The cluster's current time.
+    pub fn now_timestamp(&self) -> Timestamp {
+        let elapsed = self.elapsed();
+        Timestamp::new(EPOCH + elapsed.as_secs() as i64, elapsed.subsec_nanos() as i32).unwrap_or_default()
+    }
+
     /// The current time as the API writes timestamps (RFC 3339, whole seconds).
     pub fn timestamp(&self) -> String {
         self.timestamp_after(0)
