@@ -78,7 +78,9 @@ impl Controllers {
                 }
             }
             if dirty.is_empty() {
-                return self.due.values().min().copied();
+                // A timer already served at this instant cannot ask for this instant again:
+                // returning it would have the caller re-run the controllers without end.
+                return self.due.values().filter(|due| **due > now).min().copied();
             }
             for namespace in dirty {
                 let visited_at = store.resource_version();
