@@ -36,7 +36,8 @@ fn median<T: Copy + PartialOrd>(samples: impl IntoIterator<Item = T>) -> Option<
 async fn latency() {
     let options = ConnectOptions { kubeconfig: Some(kubeconfig()), ..Default::default() };
     let client = connect(&options).await.expect("the testbed is up (tests/testbed/testbed.sh up)").client;
-    let own = rehearse::exec::namespace::create(&client, "bench latency").await.unwrap();
+    let run = rehearse::exec::namespace::RunIdentity::new(rehearse::exec::namespace::DEFAULT_LEASE);
+    let own = rehearse::exec::namespace::create(&client, "bench latency", &run).await.unwrap();
     let namespace = own.name.clone();
     let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
     let pod: Pod = serde_json::from_value(serde_json::json!({
@@ -46,7 +47,7 @@ async fn latency() {
     .unwrap();
     pods.create(&PostParams::default(), &pod).await.unwrap();
     let nodes = Nodes::start(&client).await.unwrap();
-    let view = View::start(&client, &namespace, &nodes).await.unwrap();
+    let view = View::start(&client, &own, &nodes, &Default::default()).await.unwrap();
     let (mut from_send, mut from_response) = (Vec::new(), Vec::new());
     for round in 1..=200 {
         let wanted = round.to_string();

@@ -48,6 +48,13 @@ enum Command {
     /// them. Exit codes: 0 all passed, 1 a scenario failed, 2 invalid input, 3 cluster error,
     /// 130 interrupted.
     Run(RunArgs),
+    /// Delete scenario namespaces whose run died without cleaning up (killed, out of memory,
+    /// machine lost).
+    ///
+    /// Only namespaces labelled app.kubernetes.io/managed-by=rehearse whose lease expired are
+    /// deleted: never one a live run still renews, never one without the label. Connects like
+    /// `run` does with a named cluster. Exit codes: 0 done, 2 invalid input, 3 cluster error.
+    Clean(CleanArgs),
     /// Rewrite scripts in the canonical layout (comments are kept).
     ///
     /// Scripts with syntax errors are left alone and reported (exit 2).
@@ -99,6 +106,35 @@ struct RunArgs {
     /// Write a report: `junit=PATH` or `json=PATH` (repeatable).
     #[arg(long = "report", value_name = "FORMAT=PATH", value_parser = parse_report)]
     reports: Vec<(ReportFormat, PathBuf)>,
+    /// How long each scenario namespace's lease lasts without renewal (a real cluster only).
+    /// The run renews it every third of that; if the run dies without cleaning up, `rehearse
+    /// clean` deletes the namespace once the lease has expired.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_lease)]
+    lease: std::time::Duration,
+}
+
+fn parse_lease(text: &str) -> Result<std::time::Duration, String> {
+    match rehearse::model::duration::parse(text) {
+        Some(lease) if lease >= std::time::Duration::from_secs(3) => Ok(lease),
+        Some(_) => Err("a lease shorter than 3s would expire between renewals".into()),
+        None => Err(format!("`{text}` is not a duration: write e.g. 60s or 2m")),
+    }
+}
+
+#[derive(clap::Args)]
+struct CleanArgs {
+    /// The kubeconfig to read (default: $KUBECONFIG, then ~/.kube/config).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// The context to use (default: the kubeconfig's current context).
+    #[arg(long)]
+    context: Option<String>,
+    /// Allow a context that does not look like a throwaway cluster (repeatable).
+    #[arg(long = "allow-context", value_name = "NAME")]
+    allow_context: Vec<String>,
+    /// Only say what would be deleted.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -152,6 +188,13 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Check { paths, deny_warnings } => check(&paths, deny_warnings, &renderer),
         Command::Fmt { paths, check } => fmt(&paths, check, &renderer),
+        Command::Clean(args) => match tokio::runtime::Runtime::new() {
+            Ok(runtime) => runtime.block_on(clean::clean(args)),
+            Err(error) => {
+                eprintln!("error: cannot start the async runtime: {error}");
+                exit::INFRASTRUCTURE
+            }
+        },
         // The built-in cluster runs on one thread with tokio's clock paused: time moves only when
         // every task waits, to the next timer, so grace periods and timeouts cost no wall time.
         Command::Run(args) => match if args.builtin() {
@@ -169,6 +212,7 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
+mod clean;
 mod run;
 
 /// Renders diagnostics: colour and unicode on a terminal, plain ASCII otherwise or with NO_COLOR.

@@ -1,6 +1,7 @@
 //! `rehearse run`: check, connect, run scenarios (in parallel with --jobs), report.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
@@ -8,6 +9,7 @@ use rehearse::check::{CheckedFile, Checker, find_scripts};
 use rehearse::cluster::connect::{ConnectOptions, connect};
 use rehearse::cluster::sim::Pace;
 use rehearse::cluster::sim::api::SimCluster;
+use rehearse::exec::namespace::{LiveNamespaces, RunIdentity};
 use rehearse::exec::view::Nodes;
 use rehearse::exec::{RunOptions, ScenarioJob, run_scenario};
 use rehearse::report::document::{ScenarioResult, Status};
@@ -57,10 +59,12 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
         );
         return exit::INVALID_INPUT;
     }
+    let run = RunIdentity::new(args.lease);
+    let live = LiveNamespaces::default();
     let clusters = if args.builtin() {
-        builtin_clusters(&files, args.pace.unwrap_or(PaceChoice::Kind), snapshots, &progress).await
+        builtin_clusters(&files, args.pace.unwrap_or(PaceChoice::Kind), snapshots, &progress, (&run, &live)).await
     } else {
-        match real_cluster(&args, snapshots, &progress).await {
+        match real_cluster(&args, snapshots, &progress, (&run, &live)).await {
             Ok(cluster) => cluster,
             Err(code) => return code,
         }
@@ -89,15 +93,10 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
         .collect();
 
     let cancel = CancellationToken::new();
-    let interrupt = cancel.clone();
-    let signal = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("interrupted: cleaning up the scenarios' namespaces");
-            interrupt.cancel();
-        }
-    });
+    let stopped_by = Arc::new(std::sync::atomic::AtomicU8::new(0));
+    let signal = tokio::spawn(stop_on_signals(cancel.clone(), stopped_by.clone(), live.clone()));
     let terminal = Terminal::detect();
-    let live = terminal.live(progress.clone());
+    let live_progress = terminal.live(progress.clone());
     let started = Instant::now();
     let mut results: Vec<ScenarioResult> = futures::stream::iter(jobs.iter())
         .map(|job| {
@@ -109,8 +108,8 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
         .collect()
         .await;
     signal.abort();
-    if let Some(live) = live {
-        live.abort();
+    if let Some(live_progress) = live_progress {
+        live_progress.abort();
         eprint!("\r\x1b[2K");
     }
     // Reports list scenarios in script order, whatever order they finished in.
@@ -135,8 +134,19 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
             return exit::INFRASTRUCTURE;
         }
     }
+    let left = live.all();
+    if !left.is_empty() {
+        let names: Vec<&str> = left.iter().map(|n| n.name.as_str()).collect();
+        eprintln!(
+            "left behind: {} namespace(s): {}\n  each holds a lease of {}; `rehearse clean` deletes them once it expires",
+            left.len(),
+            names.join(", "),
+            rehearse::model::duration::format(run.lease)
+        );
+    }
+    let signal = stopped_by.load(std::sync::atomic::Ordering::Acquire);
     if cancel.is_cancelled() {
-        exit::INTERRUPTED
+        if signal == 0 { exit::INTERRUPTED } else { 128 + signal }
     } else if results.iter().any(|r| r.status == Status::Error) {
         exit::INFRASTRUCTURE
     } else if results.iter().any(|r| r.status == Status::Failed) {
@@ -152,6 +162,16 @@ struct Clusters {
     /// What reports and the terminal call it: `built-in (kind pace)` or `context kind-demo`.
     name: String,
     by_workers: BTreeMap<u32, RunOptions>,
+    /// The lease renewal, for as long as the run goes on.
+    _renewal: Option<AbortOnDrop>,
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Worker nodes of the built-in cluster when a script does not say (`nodes N`): the testbed's.
@@ -171,6 +191,7 @@ async fn builtin_clusters(
     pace: PaceChoice,
     snapshots: SnapshotMode,
     progress: &Progress,
+    (run, live): (&RunIdentity, &LiveNamespaces),
 ) -> Clusters {
     let pace = match pace {
         PaceChoice::Fast => Pace::Fast,
@@ -206,16 +227,27 @@ async fn builtin_clusters(
                 snapshots,
                 progress: progress.clone(),
                 clock,
+                health: Default::default(),
+                run: run.clone(),
+                live: live.clone(),
             },
         );
     }
     let name = format!("built-in ({} pace)", if pace == Pace::Kind { "kind" } else { "fast" });
     eprintln!("running on the {name} cluster: in-process, virtual time; name a cluster with --context to use one");
-    Clusters { name, by_workers }
+    Clusters { name, by_workers, _renewal: None }
 }
 
+/// How long `run` waits for a named cluster's first answer before it gives up (exit 3).
+const FIRST_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(12);
+
 /// The cluster the user named, connected like kubectl; Err is the exit code.
-async fn real_cluster(args: &RunArgs, snapshots: SnapshotMode, progress: &Progress) -> Result<Clusters, u8> {
+async fn real_cluster(
+    args: &RunArgs,
+    snapshots: SnapshotMode,
+    progress: &Progress,
+    (run, live): (&RunIdentity, &LiveNamespaces),
+) -> Result<Clusters, u8> {
     let options = ConnectOptions {
         kubeconfig: args.kubeconfig.clone(),
         context: args.context.clone(),
@@ -228,9 +260,22 @@ async fn real_cluster(args: &RunArgs, snapshots: SnapshotMode, progress: &Progre
             return Err(if error.is_invalid_input() { exit::INVALID_INPUT } else { exit::INFRASTRUCTURE });
         }
     };
-    if let Err(error) = connection.client.apiserver_version().await {
+    // A first answer, quickly: whether nothing listens, or something listens and never answers,
+    // the user hears within seconds (the transport retries requests for longer during a run).
+    let asked = tokio::time::Instant::now();
+    let first_answer = tokio::time::timeout(FIRST_ANSWER_TIMEOUT, connection.client.apiserver_version()).await;
+    let silent = match first_answer {
+        Ok(Ok(_)) => None,
+        Ok(Err(error)) => Some(rehearse::cluster::transport::describe(&error)),
+        // Still retrying: say how the attempts failed (nothing listening, or no answer).
+        Err(_) => Some(match connection.health.outage_since(asked) {
+            Some(outage) => format!("{} (tried for {}s)", outage.what, FIRST_ANSWER_TIMEOUT.as_secs()),
+            None => format!("no answer within {}s", FIRST_ANSWER_TIMEOUT.as_secs()),
+        }),
+    };
+    if let Some(why) = silent {
         eprintln!(
-            "error: the cluster of context `{}` does not answer: {error}\n  is it running? (for the testbed: tests/testbed/testbed.sh up)",
+            "error: the cluster of context `{}` does not answer: {why}\n  is it running? (for the testbed: tests/testbed/testbed.sh up)",
             connection.context
         );
         return Err(exit::INFRASTRUCTURE);
@@ -255,9 +300,95 @@ async fn real_cluster(args: &RunArgs, snapshots: SnapshotMode, progress: &Progre
         snapshots,
         progress: progress.clone(),
         clock: rehearse::exec::ClusterClock::Wall,
+        health: connection.health.clone(),
+        run: run.clone(),
+        live: live.clone(),
     };
+    // The lease of every namespace this run makes, renewed while the run lives. (The built-in
+    // cluster ends with the process, so its namespaces need none.)
+    let renewal =
+        tokio::spawn(rehearse::exec::lease::renew_forever(connection.client.clone(), run.clone(), live.clone()));
     Ok(Clusters {
         name: format!("context {}", connection.context),
         by_workers: BTreeMap::from([(DEFAULT_WORKERS, run_options)]),
+        _renewal: Some(AbortOnDrop(renewal)),
     })
+}
+
+/// SIGINT, SIGTERM (what CI systems send to cancel a job) and SIGHUP (a closed terminal) all stop
+/// the run the same way: the scenarios stop and their namespaces are deleted. A second signal
+/// stops at once, naming the namespaces still there (their leases let `rehearse clean` reclaim
+/// them). The first signal's number is stored for the exit code (128 + n, as shells report it).
+async fn stop_on_signals(
+    cancel: CancellationToken,
+    stopped_by: Arc<std::sync::atomic::AtomicU8>,
+    live: LiveNamespaces,
+) {
+    let Ok(mut signals) = Signals::new() else {
+        // Without handlers the default actions apply: the run still stops, without cleanup.
+        return;
+    };
+    let first = signals.next().await;
+    stopped_by.store(first.number, std::sync::atomic::Ordering::Release);
+    eprintln!("{}: stopping; deleting the scenarios' namespaces (send it again to stop at once)", first.name);
+    cancel.cancel();
+    let second = signals.next().await;
+    let left: Vec<String> = live.all().into_iter().map(|n| n.name).collect();
+    if left.is_empty() {
+        eprintln!("{}: stopping at once", second.name);
+    } else {
+        eprintln!(
+            "{}: stopping at once; left behind: {}\n  `rehearse clean` deletes them once their lease expires",
+            second.name,
+            left.join(", ")
+        );
+    }
+    std::process::exit(i32::from(128 + first.number));
+}
+
+/// A signal that stops a run: its name and number.
+#[derive(Clone, Copy)]
+struct StopSignal {
+    name: &'static str,
+    number: u8,
+}
+
+struct Signals {
+    #[cfg(unix)]
+    streams: [(StopSignal, tokio::signal::unix::Signal); 3],
+}
+
+impl Signals {
+    #[cfg(unix)]
+    fn new() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            streams: [
+                (StopSignal { name: "SIGINT", number: 2 }, signal(SignalKind::interrupt())?),
+                (StopSignal { name: "SIGTERM", number: 15 }, signal(SignalKind::terminate())?),
+                (StopSignal { name: "SIGHUP", number: 1 }, signal(SignalKind::hangup())?),
+            ],
+        })
+    }
+
+    #[cfg(unix)]
+    async fn next(&mut self) -> StopSignal {
+        let [(int, int_stream), (term, term_stream), (hup, hup_stream)] = &mut self.streams;
+        tokio::select! {
+            _ = int_stream.recv() => *int,
+            _ = term_stream.recv() => *term,
+            _ = hup_stream.recv() => *hup,
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn new() -> std::io::Result<Signals> {
+        Ok(Signals {})
+    }
+
+    #[cfg(not(unix))]
+    async fn next(&mut self) -> StopSignal {
+        let _ = tokio::signal::ctrl_c().await;
+        StopSignal { name: "Ctrl-C", number: 2 }
+    }
 }

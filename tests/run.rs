@@ -232,7 +232,13 @@ async fn cleanup_deletes_only_the_namespace_it_created() {
     let still = namespaces.get(&foreign.name).await.unwrap();
     assert!(still.metadata.deletion_timestamp.is_none(), "a namespace rehearse did not create was deleted");
     // Its own is deleted, and deleting it again (gone or terminating) is not an error.
-    let own = rehearse::exec::namespace::create(&client, "cleanup test").await.unwrap();
+    let own = rehearse::exec::namespace::create(
+        &client,
+        "cleanup test",
+        &rehearse::exec::namespace::RunIdentity::new(rehearse::exec::namespace::DEFAULT_LEASE),
+    )
+    .await
+    .unwrap();
     rehearse::exec::namespace::delete(&client, &own).await.unwrap();
     let terminating = namespaces.get_opt(&own.name).await.unwrap();
     assert!(terminating.is_none_or(|n| n.metadata.deletion_timestamp.is_some()));

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use kube::{Client, Config};
 
+use super::transport::{self, ApiHealth};
+
 /// Context name prefixes of clusters made to be thrown away.
 const THROWAWAY_PREFIXES: [&str; 4] = ["kind-", "kwok-", "k3d-", "minikube"];
 
@@ -99,6 +101,8 @@ fn kubeconfig_error(options: &ConnectOptions, source: KubeconfigError) -> Connec
 pub struct Connection {
     pub client: Client,
     pub context: String,
+    /// What the client saw of the API server's outages.
+    pub health: ApiHealth,
 }
 
 pub fn is_throwaway(context: &str, allowed: &[String]) -> bool {
@@ -118,12 +122,16 @@ pub async fn connect(options: &ConnectOptions) -> Result<Connection, ConnectErro
         return Err(ConnectError::NotThrowaway(context));
     }
     let kube_options = KubeConfigOptions { context: Some(context.clone()), ..Default::default() };
-    let config = Config::from_custom_kubeconfig(kubeconfig, &kube_options)
+    let mut config = Config::from_custom_kubeconfig(kubeconfig, &kube_options)
         .await
         .map_err(|source| ConnectError::Config { context: context.clone(), source })?;
-    let client =
+    config.connect_timeout = Some(transport::CONNECT_TIMEOUT);
+    let default_namespace = config.default_namespace.clone();
+    let base =
         Client::try_from(config).map_err(|e| ConnectError::Client { context: context.clone(), source: Box::new(e) })?;
-    Ok(Connection { client, context })
+    let health = ApiHealth::default();
+    let client = Client::new(transport::Resilient::new(base, health.clone()), default_namespace);
+    Ok(Connection { client, context, health })
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 pub mod connect;
 pub mod sim;
+pub mod transport;
 pub mod watch;
 
 pub use connect::{ConnectError, Connection, connect};

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Pod;
 use super::describe;
 use super::steps::{objects_of, present, resolve};
 use super::traffic::Backend;
-use super::view::{controller_of, is_ready, labels_of};
+use super::view::{Unmet, controller_of, is_ready, labels_of};
 use super::{Context, StepError, Value};
 use crate::model::{Kind, ObjectRef};
 use crate::syntax::ast::{Count, Expectation, Step, StepKind, Target, TrafficExpectation, WaitFor};
@@ -31,11 +31,12 @@ pub async fn run(step: &Step, context: &mut Context<'_>, timeout: Duration) -> R
         .await;
     match outcome {
         Ok(done) => done,
-        Err(last) => Err(StepError::Failed(format!(
+        Err(Unmet::Pending(last)) => Err(StepError::Failed(format!(
             "not satisfied within {}: {last}{}",
             crate::model::duration::format(timeout),
             in_flux(context)
         ))),
+        Err(Unmet::Cluster(why)) => Err(StepError::Infrastructure(why)),
     }
 }
 
@@ -452,12 +453,13 @@ pub async fn settle(context: &Context<'_>, timeout: Duration, only: Option<&str>
         }
         Ok(())
     };
-    context.view.wait_for(deadline, unsettled).await.map_err(|why| {
-        StepError::Failed(format!(
+    context.view.wait_for(deadline, unsettled).await.map_err(|unmet| match unmet {
+        Unmet::Pending(why) => StepError::Failed(format!(
             "the cluster did not settle within {}: {why}{}",
             crate::model::duration::format(timeout),
             in_flux(context)
-        ))
+        )),
+        Unmet::Cluster(why) => StepError::Infrastructure(why),
     })
 }
 

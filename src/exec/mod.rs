@@ -5,6 +5,7 @@ mod apply;
 pub mod describe;
 mod expect;
 mod guard;
+pub mod lease;
 pub mod namespace;
 mod steps;
 mod substitute;
@@ -43,6 +44,12 @@ pub struct RunOptions {
     pub progress: crate::report::progress::Progress,
     /// The cluster's "now", which its timestamps (deletion deadlines, readiness) are read against.
     pub clock: ClusterClock,
+    /// What the client saw of the API server's outages (never any on the built-in cluster).
+    pub health: crate::cluster::transport::ApiHealth,
+    /// This run, as its namespaces record it (labels and lease).
+    pub run: namespace::RunIdentity,
+    /// The namespaces of this run that exist now.
+    pub live: namespace::LiveNamespaces,
 }
 
 /// Where "now" comes from: the machine's clock for a real cluster, the virtual one for the
@@ -218,8 +225,11 @@ impl Context<'_> {
                 }
             })
             .await;
-        caught_up.map_err(|object| {
-            StepError::Infrastructure(format!("the watch never showed this scenario's own change to {object}"))
+        caught_up.map_err(|unmet| match unmet {
+            view::Unmet::Pending(object) => {
+                StepError::Infrastructure(format!("the watch never showed this scenario's own change to {object}"))
+            }
+            view::Unmet::Cluster(why) => StepError::Infrastructure(why),
         })
     }
 
@@ -254,17 +264,21 @@ pub async fn run_scenario(
 ) -> ScenarioResult {
     let started = Instant::now();
     let mut result = ScenarioResult::new(&job.scenario.name.value, job.path);
-    let namespace = match namespace::create(&options.client, &job.scenario.name.value).await {
+    let namespace = match namespace::create(&options.client, &job.scenario.name.value, &options.run).await {
         Ok(namespace) => namespace,
         Err(error) => {
             result.status = Status::Error;
-            result.failure = Some(format!("cannot create the scenario's namespace: {error}"));
+            result.failure = Some(format!(
+                "cannot create the scenario's namespace: {}",
+                crate::cluster::transport::describe(&error)
+            ));
             return result;
         }
     };
+    options.live.insert(&namespace);
     result.namespace = namespace.name.clone();
     let outcome = tokio::select! {
-        outcome = run_steps(job, options, &namespace.name, &mut result) => outcome,
+        outcome = run_steps(job, options, &namespace, &mut result) => outcome,
         () = cancel.cancelled() => {
             result.status = Status::Error;
             result.failure = Some("interrupted".into());
@@ -278,9 +292,24 @@ pub async fn run_scenario(
     options.progress.step(&job.scenario.name.value, "deleting its namespace");
     if options.keep_namespace {
         result.kept = true;
-    } else if let Err(error) = namespace::delete(&options.client, &namespace).await {
-        result.failure.get_or_insert(format!("cannot delete namespace {}: {error}", namespace.name));
-        result.status = Status::Error;
+    } else {
+        match namespace::delete(&options.client, &namespace).await {
+            Ok(()) => options.live.remove(&namespace),
+            Err(error) => {
+                // Said even when a step failed first: a namespace left behind must be named.
+                let leak = format!(
+                    "cannot delete namespace {}: {}; it holds a lease, so `rehearse clean` deletes it once \
+                     the lease expires",
+                    namespace.name,
+                    crate::cluster::transport::describe(&error)
+                );
+                result.failure = Some(match result.failure.take() {
+                    Some(first) => format!("{first}\n{leak}"),
+                    None => leak,
+                });
+                result.status = Status::Error;
+            }
+        }
     }
     options.progress.done(&job.scenario.name.value);
     result.duration = started.elapsed();
@@ -290,12 +319,13 @@ pub async fn run_scenario(
 async fn run_steps(
     job: &ScenarioJob<'_>,
     options: &RunOptions,
-    namespace: &str,
+    namespace: &namespace::OwnNamespace,
     result: &mut ScenarioResult,
 ) -> Result<(), String> {
-    let view = View::start(&options.client, namespace, &options.nodes)
+    let view = View::start(&options.client, namespace, &options.nodes, &options.health)
         .await
-        .map_err(|e| format!("cannot watch namespace {namespace}: {e}"))?;
+        .map_err(|e| format!("cannot watch namespace {}: {e}", namespace.name))?;
+    let namespace = namespace.name.as_str();
     // A real cluster cannot grow nodes for a scenario: say so up front rather than fail a step later.
     let wanted_nodes = job
         .scenario

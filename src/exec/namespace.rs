@@ -1,5 +1,13 @@
 //! Each scenario runs in a namespace it creates and labels as its own, and deletes afterwards.
 //! rehearse never deletes a namespace it did not create (it deletes by uid).
+//!
+//! A run that is killed outright (SIGKILL, an OOM kill, a lost machine) cannot clean up, so each
+//! namespace also records which run made it and holds a lease that the run renews: `rehearse
+//! clean` ([`super::lease`]) reclaims only namespaces labelled as rehearse's whose lease expired.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
@@ -8,6 +16,50 @@ use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 /// The label that marks a namespace as made by rehearse.
 pub const OWNER_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const OWNER_VALUE: &str = "rehearse";
+/// The label naming the run that made the namespace.
+pub const RUN_LABEL: &str = "rehearse.dev/run";
+/// Who holds the namespace's lease: host and process of the run.
+pub const HOLDER_ANNOTATION: &str = "rehearse.dev/lease-holder";
+/// When the run last renewed the lease (RFC 3339, the run's clock).
+pub const RENEWED_ANNOTATION: &str = "rehearse.dev/lease-renewed";
+/// How long the lease lasts after each renewal, in seconds.
+pub const DURATION_ANNOTATION: &str = "rehearse.dev/lease-seconds";
+
+/// The default lease: renewed every third of it, so two renewals can fail before it expires.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+
+/// How long creating a scenario's namespace keeps trying while the API server is away.
+const CREATE_BUDGET: Duration = Duration::from_secs(30);
+
+/// This run of rehearse, as the namespaces it makes record it.
+#[derive(Clone, Debug)]
+pub struct RunIdentity {
+    /// A random id, the value of [`RUN_LABEL`].
+    pub id: String,
+    /// `host/pid`, so a person reading a namespace knows where its run lives.
+    pub holder: String,
+    pub lease: Duration,
+}
+
+impl RunIdentity {
+    pub fn new(lease: Duration) -> RunIdentity {
+        let host = hostname::get().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "unknown-host".into());
+        RunIdentity {
+            id: format!("{:08x}{:04x}", rand_u32(), rand_u32() & 0xffff),
+            holder: format!("{host}/{}", std::process::id()),
+            lease,
+        }
+    }
+
+    /// The lease annotations as of now.
+    pub fn lease_annotations(&self) -> serde_json::Value {
+        serde_json::json!({
+            HOLDER_ANNOTATION: self.holder,
+            RENEWED_ANNOTATION: k8s_openapi::jiff::Timestamp::now().to_string(),
+            DURATION_ANNOTATION: self.lease.as_secs().to_string(),
+        })
+    }
+}
 
 /// A DNS label made from the scenario name, with a random suffix so parallel runs never collide.
 pub fn name_for(scenario: &str) -> String {
@@ -38,18 +90,81 @@ pub struct OwnNamespace {
     pub uid: String,
 }
 
-pub async fn create(client: &Client, scenario: &str) -> Result<OwnNamespace, kube::Error> {
+/// The namespaces of this run that exist right now (created, not yet deleted): what a lease
+/// renewal touches, and what an interrupted run names as left behind.
+#[derive(Clone, Default)]
+pub struct LiveNamespaces(Arc<Mutex<BTreeMap<String, OwnNamespace>>>);
+
+impl LiveNamespaces {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, OwnNamespace>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn insert(&self, namespace: &OwnNamespace) {
+        self.lock().insert(namespace.name.clone(), namespace.clone());
+    }
+
+    pub fn remove(&self, namespace: &OwnNamespace) {
+        self.lock().remove(&namespace.name);
+    }
+
+    pub fn all(&self) -> Vec<OwnNamespace> {
+        self.lock().values().cloned().collect()
+    }
+}
+
+/// Whether an error means the API server is away or failing (worth trying again) rather than
+/// refusing the request.
+fn is_outage(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => status.code == 429 || status.code >= 500,
+        _ => true,
+    }
+}
+
+/// Creates the scenario's namespace, labelled with the run and holding its lease. While the API
+/// server is away it keeps trying (for up to 30 s); a create whose answer was lost and that
+/// did happen is recognised by its run label and taken as done.
+pub async fn create(client: &Client, scenario: &str, run: &RunIdentity) -> Result<OwnNamespace, kube::Error> {
     let name = name_for(scenario);
     let namespace: Namespace = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": name, "labels": {OWNER_LABEL: OWNER_VALUE}}
+        "metadata": {
+            "name": name,
+            "labels": {OWNER_LABEL: OWNER_VALUE, RUN_LABEL: run.id},
+            "annotations": run.lease_annotations(),
+        }
     }))
     .expect("a valid namespace");
-    let created = Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &namespace).await?;
-    Ok(OwnNamespace { name, uid: created.metadata.uid.unwrap_or_default() })
+    let api = Api::<Namespace>::all(client.clone());
+    let give_up_at = tokio::time::Instant::now() + CREATE_BUDGET;
+    let mut pause = Duration::from_millis(250);
+    loop {
+        let error = match api.create(&PostParams::default(), &namespace).await {
+            Ok(created) => return Ok(OwnNamespace { name, uid: created.metadata.uid.unwrap_or_default() }),
+            Err(error) => error,
+        };
+        match &error {
+            kube::Error::Api(status) if status.code == 409 => {
+                // An earlier attempt got through and its answer was lost: ours if it has our run.
+                if let Some(existing) = api.get_opt(&name).await?
+                    && existing.metadata.labels.as_ref().and_then(|l| l.get(RUN_LABEL)) == Some(&run.id)
+                {
+                    return Ok(OwnNamespace { name, uid: existing.metadata.uid.unwrap_or_default() });
+                }
+                return Err(error);
+            }
+            error if is_outage(error) && tokio::time::Instant::now() + pause < give_up_at => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(4));
+            }
+            _ => return Err(error),
+        }
+    }
 }
 
 /// Deletes the namespace rehearse created, and only that one: the uid precondition makes the API
 /// refuse to delete any other namespace that has the same name by now. Gone already is fine.
+/// (The transport retries the delete while the API server is away.)
 pub async fn delete(client: &Client, namespace: &OwnNamespace) -> Result<(), kube::Error> {
     let params = DeleteParams {
         preconditions: Some(Preconditions { uid: Some(namespace.uid.clone()), resource_version: None }),
@@ -65,7 +180,7 @@ pub async fn delete(client: &Client, namespace: &OwnNamespace) -> Result<(), kub
 
 #[cfg(test)]
 mod tests {
-    use super::name_for;
+    use super::*;
 
     #[test]
     fn namespace_names_are_dns_labels() {
@@ -75,5 +190,16 @@ mod tests {
         assert!(name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
         assert_ne!(name_for("x"), name_for("x"));
         assert!(name_for("").starts_with("rehearse-"));
+    }
+
+    #[test]
+    fn a_run_names_its_host_and_process_and_a_label_safe_id() {
+        let run = RunIdentity::new(Duration::from_secs(60));
+        assert!(run.holder.ends_with(&format!("/{}", std::process::id())), "{}", run.holder);
+        assert_eq!(run.id.len(), 12);
+        assert!(run.id.chars().all(|c| c.is_ascii_hexdigit()));
+        let annotations = run.lease_annotations();
+        assert_eq!(annotations[DURATION_ANNOTATION], "60");
+        assert!(annotations[RENEWED_ANNOTATION].as_str().unwrap().parse::<k8s_openapi::jiff::Timestamp>().is_ok());
     }
 }

@@ -570,10 +570,11 @@ async fn read(
         .await;
     match outcome {
         Ok(done) => done,
-        Err(last) => Err(StepError::Failed(format!(
+        Err(super::view::Unmet::Pending(last)) => Err(StepError::Failed(format!(
             "nothing to read within {}: {last}",
             crate::model::duration::format(timeout)
         ))),
+        Err(super::view::Unmet::Cluster(why)) => Err(StepError::Infrastructure(why)),
     }
 }
 

@@ -8,17 +8,19 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::Api;
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::namespace::OwnNamespace;
 use super::traffic::{self, Backend};
+use crate::cluster::transport::{ApiHealth, describe};
 use crate::model::Kind;
 use crate::model::labels::Labels;
 
@@ -28,6 +30,7 @@ use crate::model::labels::Labels;
 pub struct Nodes {
     store: Store<Node>,
     changes: watch::Receiver<u64>,
+    freshness: Freshness,
     _task: Arc<AbortOnDrop>,
 }
 
@@ -43,9 +46,11 @@ impl Nodes {
     /// Starts the node watch and returns once it holds the initial list.
     pub async fn start(client: &Client) -> Result<Nodes, kube::Error> {
         let (bump, changes) = watch::channel(0);
-        let (store, drive) = reflect(Api::<Node>::all(client.clone()), bump, |_, _| {});
+        let freshness = Freshness::default();
+        let watch = Watch { name: "nodes", bump, freshness: freshness.clone() };
+        let (store, drive) = reflect(Api::<Node>::all(client.clone()), Default::default(), watch, |_, _| {});
         let task = Arc::new(AbortOnDrop(tokio::spawn(drive).abort_handle()));
-        let nodes = Nodes { store, changes, _task: task };
+        let nodes = Nodes { store, changes, freshness, _task: task };
         if tokio::time::timeout(std::time::Duration::from_secs(30), nodes.store.wait_until_ready()).await.is_err() {
             Api::<Node>::all(client.clone()).list(&Default::default()).await?;
         }
@@ -65,7 +70,69 @@ pub struct View {
     departed: DepartedPods,
     newest: NewestVersions,
     changes: watch::Receiver<u64>,
+    /// Whether every watch (nodes included) is current, and the namespace still the scenario's.
+    freshness: Freshness,
+    node_freshness: Freshness,
+    client: Client,
+    health: ApiHealth,
     tasks: JoinSet<()>,
+}
+
+/// Why a wait ended without its condition holding.
+#[derive(Debug)]
+pub enum Unmet<N> {
+    /// The condition did not hold by the deadline; the view was current, so this is a verdict.
+    Pending(N),
+    /// Nothing could be judged: the API server went away, a watch could not catch up, or the
+    /// scenario's namespace is gone. Says which.
+    Cluster(String),
+}
+
+/// Whether a view can be judged. A watch that failed is stale until it has listed everything
+/// again (rehearse re-lists rather than resumes after a failure, so nothing missed while the API
+/// was away can hide); a namespace deleted or replaced under the scenario is lost for good.
+#[derive(Clone, Default)]
+pub struct Freshness(Arc<std::sync::Mutex<FreshnessState>>);
+
+#[derive(Default)]
+struct FreshnessState {
+    /// Watch name -> how it failed, while it has not listed again.
+    stale: std::collections::BTreeMap<&'static str, String>,
+    lost: Option<String>,
+}
+
+impl Freshness {
+    fn state(&self) -> std::sync::MutexGuard<'_, FreshnessState> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn mark_stale(&self, watch: &'static str, why: String) {
+        self.state().stale.entry(watch).or_insert(why);
+    }
+
+    fn mark_current(&self, watch: &'static str) {
+        self.state().stale.remove(watch);
+    }
+
+    fn mark_lost(&self, why: String) {
+        self.state().lost.get_or_insert(why);
+    }
+
+    /// The first stale watch and how it failed.
+    fn stale(&self) -> Option<String> {
+        self.state().stale.iter().next().map(|(watch, why)| format!("the watch of {watch} failed ({why})"))
+    }
+
+    fn lost(&self) -> Option<String> {
+        self.state().lost.clone()
+    }
+}
+
+/// One watch's name, the counter it bumps after each change, and where it says it failed.
+struct Watch {
+    name: &'static str,
+    bump: watch::Sender<u64>,
+    freshness: Freshness,
 }
 
 /// Per watched kind, the newest resourceVersion any of its events carried. Versions are one
@@ -98,11 +165,17 @@ impl NewestVersions {
     }
 }
 
-/// A store fed by a watch, and the future that drives it (bumping `bump` after each change).
-/// `before` sees every event before the store applies it, with the store as it still is.
+/// A store fed by a watch, and the future that drives it (bumping the watch's counter after each
+/// change). `before` sees every event before the store applies it, with the store as it still is.
+///
+/// When the watch fails (the API server went away, or answered an error), the view is marked
+/// stale and the watch starts over with a full list once the API answers again: a resumed watch
+/// would be current too, but a fresh list is the one way to know it, since a quiet namespace sends
+/// nothing that would say so.
 fn reflect<K>(
     api: Api<K>,
-    bump: watch::Sender<u64>,
+    config: watcher::Config,
+    watch: Watch,
     mut before: impl FnMut(&watcher::Event<K>, &Store<K>) + Send + 'static,
 ) -> (Store<K>, impl Future<Output = ()> + Send + 'static)
 where
@@ -111,33 +184,42 @@ where
 {
     let (reader, mut writer) = reflector::store::<K>();
     let store = reader.clone();
-    let stream = watcher(api, watcher::Config::default()).default_backoff();
     let drive = async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some(event) = stream.next().await {
-            if let Ok(event) = event {
-                before(&event, &store);
-                writer.apply_watcher_event(&event);
-                bump.send_modify(|n| *n += 1);
+        let mut pause = std::time::Duration::from_millis(100);
+        loop {
+            let mut stream = std::pin::pin!(watcher(api.clone(), config.clone()));
+            while let Some(event) = stream.next().await {
+                match event {
+                    Ok(event) => {
+                        if matches!(event, watcher::Event::InitDone) {
+                            watch.freshness.mark_current(watch.name);
+                            pause = std::time::Duration::from_millis(100);
+                        }
+                        before(&event, &store);
+                        writer.apply_watcher_event(&event);
+                        watch.bump.send_modify(|n| *n += 1);
+                    }
+                    Err(error) => {
+                        watch.freshness.mark_stale(watch.name, describe(&error));
+                        watch.bump.send_modify(|n| *n += 1);
+                        break;
+                    }
+                }
             }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_secs(2));
         }
     };
     (reader, drive)
 }
 
-fn feed<K>(
-    api: Api<K>,
-    kind: Kind,
-    newest: &NewestVersions,
-    bump: watch::Sender<u64>,
-    tasks: &mut JoinSet<()>,
-) -> Store<K>
+fn feed<K>(api: Api<K>, kind: Kind, newest: &NewestVersions, watch: Watch, tasks: &mut JoinSet<()>) -> Store<K>
 where
     K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
     let newest = newest.clone();
-    let (store, drive) = reflect(api, bump, move |event, _| newest.note(kind, event));
+    let (store, drive) = reflect(api, Default::default(), watch, move |event, _| newest.note(kind, event));
     tasks.spawn(drive);
     store
 }
@@ -198,8 +280,15 @@ impl DepartedPods {
 
 impl View {
     /// Starts the namespace's watches and returns once every store has its initial list.
-    pub async fn start(client: &Client, namespace: &str, nodes: &Nodes) -> Result<View, kube::Error> {
+    pub async fn start(
+        client: &Client,
+        namespace: &OwnNamespace,
+        nodes: &Nodes,
+        health: &ApiHealth,
+    ) -> Result<View, kube::Error> {
         let (bump, changes) = watch::channel(0);
+        let freshness = Freshness::default();
+        let watch = |name| Watch { name, bump: bump.clone(), freshness: freshness.clone() };
         let mut tasks = JoinSet::new();
         // A node change wakes this view's expectations like a change in its own namespace.
         let mut node_changes = nodes.changes.clone();
@@ -209,18 +298,50 @@ impl View {
                 node_bump.send_modify(|n| *n += 1);
             }
         });
+        // The namespace itself: deleted, or replaced by another of the same name, ends the
+        // scenario (whatever it would write next would land in someone else's namespace).
+        let own = namespace.clone();
+        let lost = freshness.clone();
+        let mut listed_it = false;
+        let (_, drive_namespace) = reflect(
+            Api::<Namespace>::all(client.clone()),
+            watcher::Config::default().fields(&format!("metadata.name={}", namespace.name)),
+            watch("the namespace"),
+            move |event: &watcher::Event<Namespace>, _: &Store<Namespace>| {
+                // A re-list that no longer shows it: deleted while the watch was away.
+                match event {
+                    watcher::Event::Init => listed_it = false,
+                    watcher::Event::InitApply(_) => listed_it = true,
+                    watcher::Event::InitDone if !listed_it => lost.mark_lost(format!(
+                        "namespace {} was deleted by someone else: the scenario cannot go on",
+                        own.name
+                    )),
+                    _ => {}
+                }
+                if let Some(why) = namespace_swap(&own, event) {
+                    lost.mark_lost(why);
+                }
+            },
+        );
+        tasks.spawn(drive_namespace);
+        let namespace = namespace.name.as_str();
         let departed = DepartedPods::default();
         let newest = NewestVersions::default();
         let mut record_departed = departed.record();
         let newest_pods = newest.clone();
-        let (pods, drive_pods) =
-            reflect(Api::namespaced(client.clone(), namespace), bump.clone(), move |event, store| {
+        let (pods, drive_pods) = reflect(
+            Api::namespaced(client.clone(), namespace),
+            Default::default(),
+            watch("pods"),
+            move |event, store| {
                 newest_pods.note(Kind::Pod, event);
                 record_departed(event, store);
-            });
+            },
+        );
         tasks.spawn(drive_pods);
         // EndpointSlices are not a kind steps write, so they need no version bookkeeping.
-        let (slices, drive_slices) = reflect(Api::namespaced(client.clone(), namespace), bump.clone(), |_, _| {});
+        let (slices, drive_slices) =
+            reflect(Api::namespaced(client.clone(), namespace), Default::default(), watch("endpointslices"), |_, _| {});
         tasks.spawn(drive_slices);
         let view = View {
             pods,
@@ -229,34 +350,38 @@ impl View {
                 Api::namespaced(client.clone(), namespace),
                 Kind::Service,
                 &newest,
-                bump.clone(),
+                watch("services"),
                 &mut tasks,
             ),
             replica_sets: feed(
                 Api::namespaced(client.clone(), namespace),
                 Kind::ReplicaSet,
                 &newest,
-                bump.clone(),
+                watch("replicasets"),
                 &mut tasks,
             ),
             deployments: feed(
                 Api::namespaced(client.clone(), namespace),
                 Kind::Deployment,
                 &newest,
-                bump.clone(),
+                watch("deployments"),
                 &mut tasks,
             ),
             daemon_sets: feed(
                 Api::namespaced(client.clone(), namespace),
                 Kind::DaemonSet,
                 &newest,
-                bump.clone(),
+                watch("daemonsets"),
                 &mut tasks,
             ),
             nodes: nodes.store.clone(),
             departed,
             newest,
             changes,
+            freshness,
+            node_freshness: nodes.freshness.clone(),
+            client: client.clone(),
+            health: health.clone(),
             tasks,
         };
         let ready = async {
@@ -274,22 +399,67 @@ impl View {
         Ok(view)
     }
 
+    /// Why nothing may be judged now: a watch that has not listed again since it failed, or the
+    /// scenario's namespace gone.
+    pub fn not_current(&self) -> Option<String> {
+        if let Some(lost) = self.freshness.lost() {
+            return Some(lost);
+        }
+        let stale = self.freshness.stale().or_else(|| self.node_freshness.stale())?;
+        Some(format!("the API server went away and the view has not caught up: {stale}; nothing was judged on it"))
+    }
+
+    /// The scenario's namespace was deleted or replaced: nothing more may be written.
+    pub fn namespace_lost(&self) -> Option<String> {
+        self.freshness.lost()
+    }
+
+    /// Whether the API server answers now (a read of its version, at most 5 s), and how it failed
+    /// during the wait that began at `since` if it has not answered since.
+    async fn unreachable_since(&self, since: tokio::time::Instant) -> Option<String> {
+        if let Some(outage) = self.health.outage_since(since).filter(|o| !o.recovered) {
+            return Some(format!("the API server went away during the step: {}", outage.what));
+        }
+        match tokio::time::timeout(std::time::Duration::from_secs(5), self.client.apiserver_version()).await {
+            Ok(Ok(_)) => None,
+            Ok(Err(error)) => Some(format!("the API server does not answer: {}", describe(&error))),
+            Err(_) => Some("the API server does not answer (no reply within 5s): is it stopped or overloaded?".into()),
+        }
+    }
+
     /// Evaluates `check` now and after every change the watches report, until it gives `Some`
-    /// or the deadline passes (`Err` with the last `None`-time evaluation's note).
+    /// while the view is current, or the deadline passes. At the deadline the last `Err` is a
+    /// verdict ([`Unmet::Pending`]) only if the view is current and the API server answers;
+    /// otherwise it is [`Unmet::Cluster`], naming the outage.
     pub async fn wait_for<T, N>(
         &self,
         deadline: tokio::time::Instant,
         mut check: impl FnMut(&View) -> Result<T, N>,
-    ) -> Result<T, N> {
+    ) -> Result<T, Unmet<N>> {
+        let started = tokio::time::Instant::now();
         let mut changes = self.changes.clone();
+        let mut pending = None;
         loop {
             changes.borrow_and_update();
-            let pending = match check(self) {
-                Ok(done) => return Ok(done),
-                Err(pending) => pending,
-            };
+            if let Some(lost) = self.namespace_lost() {
+                return Err(Unmet::Cluster(lost));
+            }
+            match check(self) {
+                Ok(done) if self.not_current().is_none() => return Ok(done),
+                Ok(_) => {}
+                Err(not_yet) => pending = Some(not_yet),
+            }
             if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
-                return Err(pending);
+                if let Some(why) = self.not_current() {
+                    return Err(Unmet::Cluster(why));
+                }
+                if let Some(why) = self.unreachable_since(started).await {
+                    return Err(Unmet::Cluster(why));
+                }
+                return match pending {
+                    Some(pending) => Err(Unmet::Pending(pending)),
+                    None => check(self).map_err(Unmet::Pending),
+                };
             }
         }
     }
@@ -380,6 +550,30 @@ impl View {
             .collect();
         nodes.sort();
         nodes
+    }
+}
+
+/// Why a namespace event means the scenario's namespace is no longer its own, if it does.
+fn namespace_swap(own: &OwnNamespace, event: &watcher::Event<Namespace>) -> Option<String> {
+    match event {
+        watcher::Event::Apply(namespace) | watcher::Event::InitApply(namespace) => {
+            let uid = namespace.metadata.uid.as_deref().unwrap_or_default();
+            if uid != own.uid {
+                Some(format!(
+                    "namespace {} was deleted and made again by someone else (uid {uid}, not {}): \
+                     rehearse stopped rather than write into a namespace it did not make",
+                    own.name, own.uid
+                ))
+            } else if namespace.metadata.deletion_timestamp.is_some() {
+                Some(format!("namespace {} is being deleted by someone else: the scenario cannot go on", own.name))
+            } else {
+                None
+            }
+        }
+        watcher::Event::Delete(_) => {
+            Some(format!("namespace {} was deleted by someone else: the scenario cannot go on", own.name))
+        }
+        watcher::Event::Init | watcher::Event::InitDone => None,
     }
 }
 

@@ -93,7 +93,7 @@ usage() {
   local me
   me=$(basename "$0")
   cat <<EOF
-usage: $me build|up [--pace fast|kind]|pace [fast|kind]|down|status|env|smoke
+usage: $me build|up [--pace fast|kind]|pace [fast|kind]|apiserver VERB|down|status|env|smoke
 
   build   build etcd ${ETCD_VERSION}, Kubernetes ${K8S_VERSION} (kube-apiserver,
           kube-controller-manager, kube-scheduler, kubectl) and kwok ${KWOK_VERSION}
@@ -110,6 +110,12 @@ usage: $me build|up [--pace fast|kind]|pace [fast|kind]|down|status|env|smoke
   pace    print the running cluster's pace; with fast|kind, switch it by
           restarting kwok alone (API server, certificates, kubeconfig and
           objects stay)
+  apiserver kill|start|restart|freeze|thaw
+          faults for tests, on a running cluster: kill the API server
+          (SIGKILL, as a crash), start it again with the same arguments,
+          certificates and etcd data (returns once it is ready), both in
+          turn, or stop and resume it (SIGSTOP/SIGCONT: it keeps its port
+          and connections but answers nothing)
   down    stop every component and remove $RUN_DIR (idempotent)
   status  show which components run and the pace; exit 0 only if healthy
   env     print 'export KUBECONFIG=...' (use: eval "\$($me env)")
@@ -772,6 +778,50 @@ cmd_up() {
   log "up in $((SECONDS - start)) s at pace $pace; KUBECONFIG=$KUBECONFIG_PATH (context $CLUSTER_NAME)"
 }
 
+# --------------------------------------------------------------- apiserver --
+# apiserver VERB : faults for the tests. The other components keep running and
+# reconnect by themselves, as they do when a real control plane restarts.
+cmd_apiserver() {
+  [[ $# == 1 ]] || die "usage: apiserver kill|start|restart|freeze|thaw"
+  local pid
+  case $1 in
+    kill)
+      pid=$(component_pid kube-apiserver) || die "the API server is not running"
+      kill -KILL "$pid"
+      while pid_alive "$pid"; do sleep 0.05; done
+      log "API server killed (pid $pid)"
+      ;;
+    start)
+      if pid=$(component_pid kube-apiserver); then
+        log "API server already running (pid $pid)"
+        return 0
+      fi
+      component_pid etcd >/dev/null || die "etcd is not running ('$0 up' starts the cluster)"
+      start_component kube-apiserver
+      wait_healthy kube-apiserver $((SECONDS + UP_TIMEOUT)) || {
+        show_log kube-apiserver
+        die "the API server did not come back"
+      }
+      FAILED_COMPONENT=
+      ;;
+    restart)
+      cmd_apiserver kill
+      cmd_apiserver start
+      ;;
+    freeze | thaw)
+      pid=$(component_pid kube-apiserver) || die "the API server is not running"
+      if [[ $1 == freeze ]]; then
+        kill -STOP "$pid"
+        log "API server frozen (pid $pid)"
+      else
+        kill -CONT "$pid"
+        log "API server thawed (pid $pid)"
+      fi
+      ;;
+    *) die "usage: apiserver kill|start|restart|freeze|thaw" ;;
+  esac
+}
+
 # -------------------------------------------------------------------- down --
 # Component processes of this testbed that lost their pid file (e.g. the run
 # dir was removed under them): the executable is one of our component
@@ -802,6 +852,8 @@ stop_pid() {
   local pid=$1 name=$2 i
   log "stopping $name (pid $pid)"
   kill -TERM "$pid" 2>/dev/null || return 0
+  # A component frozen by 'apiserver freeze' acts on SIGTERM only once resumed.
+  kill -CONT "$pid" 2>/dev/null || true
   for ((i = 0; i < 200; i++)); do
     pid_alive "$pid" || return 0
     sleep 0.1
@@ -1006,7 +1058,7 @@ take_lock() {
 main() {
   local cmd=${1:-}
   case "$cmd" in
-    build | up | down) take_lock ;;
+    build | up | down | apiserver) take_lock ;;
     pace) if [[ $# -gt 1 ]]; then take_lock; fi ;;
   esac
   if [[ $# -gt 0 ]]; then shift; fi
@@ -1014,6 +1066,7 @@ main() {
     build) cmd_build ;;
     up) cmd_up "$@" ;;
     pace) cmd_pace "$@" ;;
+    apiserver) cmd_apiserver "$@" ;;
     down) cmd_down ;;
     status) cmd_status ;;
     env) cmd_env ;;
