@@ -41,6 +41,7 @@ pub async fn clean(args: CleanArgs) -> u8 {
                 "labelled as rehearse's but holds no lease: delete it yourself if no run uses it".into()
             }
             LeaseState::Terminating => "being deleted already".into(),
+            LeaseState::Kept => "kept by `rehearse run --keep`: delete it yourself when done".into(),
         };
         let action = match &cleaned.outcome {
             CleanOutcome::Deleted => {

@@ -22,6 +22,8 @@ use tokio_util::sync::CancellationToken;
 use super::{PaceChoice, Renderer, ReportFormat, RunArgs, exit};
 
 pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
+    // Taken over before anything else, so that a signal at any moment stops the run cleanly.
+    let signals = Signals::new();
     // Nothing runs unless every script checks clean.
     let scripts = match find_scripts(&args.paths) {
         Ok(scripts) => scripts,
@@ -94,7 +96,7 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
 
     let cancel = CancellationToken::new();
     let stopped_by = Arc::new(std::sync::atomic::AtomicU8::new(0));
-    let signal = tokio::spawn(stop_on_signals(cancel.clone(), stopped_by.clone(), live.clone()));
+    let signal = tokio::spawn(stop_on_signals(signals, cancel.clone(), stopped_by.clone(), live.clone()));
     let terminal = Terminal::detect();
     let live_progress = terminal.live(progress.clone());
     let started = Instant::now();
@@ -320,11 +322,12 @@ async fn real_cluster(
 /// stops at once, naming the namespaces still there (their leases let `rehearse clean` reclaim
 /// them). The first signal's number is stored for the exit code (128 + n, as shells report it).
 async fn stop_on_signals(
+    signals: std::io::Result<Signals>,
     cancel: CancellationToken,
     stopped_by: Arc<std::sync::atomic::AtomicU8>,
     live: LiveNamespaces,
 ) {
-    let Ok(mut signals) = Signals::new() else {
+    let Ok(mut signals) = signals else {
         // Without handlers the default actions apply: the run still stops, without cleanup.
         return;
     };

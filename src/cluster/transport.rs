@@ -171,7 +171,7 @@ impl tower::Service<Request<Body>> for Resilient {
                     Ok(outcome) => outcome,
                     Err(_) => Err(kube::Error::Service(
                         format!(
-                            "the API server did not answer within {}s (is it stopped or overloaded?)",
+                            "the API server does not answer (no reply within {}s): is it stopped or overloaded?",
                             RESPONSE_TIMEOUT.as_secs()
                         )
                         .into(),

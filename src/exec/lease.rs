@@ -14,8 +14,8 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 
 use super::namespace::{
-    DURATION_ANNOTATION, HOLDER_ANNOTATION, LiveNamespaces, OWNER_LABEL, OWNER_VALUE, RENEWED_ANNOTATION, RUN_LABEL,
-    RunIdentity,
+    DURATION_ANNOTATION, HOLDER_ANNOTATION, KEPT_ANNOTATION, LiveNamespaces, OWNER_LABEL, OWNER_VALUE,
+    RENEWED_ANNOTATION, RUN_LABEL, RunIdentity,
 };
 
 /// Renews the lease of every live namespace of this run, every third of the lease, until
@@ -48,6 +48,8 @@ pub enum LeaseState {
     Expired { holder: String, run: String, expired_for: Duration },
     /// Labelled as rehearse's but with no readable lease: left for a person to judge.
     NoLease,
+    /// Kept by `rehearse run --keep` for a person to look at.
+    Kept,
     /// Being deleted already.
     Terminating,
 }
@@ -58,6 +60,9 @@ pub fn lease_state(namespace: &Namespace, now: Timestamp) -> LeaseState {
         return LeaseState::Terminating;
     }
     let annotations = namespace.metadata.annotations.clone().unwrap_or_default();
+    if annotations.contains_key(KEPT_ANNOTATION) {
+        return LeaseState::Kept;
+    }
     let run = namespace.metadata.labels.as_ref().and_then(|l| l.get(RUN_LABEL)).cloned().unwrap_or_default();
     let holder = annotations.get(HOLDER_ANNOTATION).cloned().unwrap_or_default();
     let renewed = annotations.get(RENEWED_ANNOTATION).and_then(|t| t.parse::<Timestamp>().ok());
@@ -169,5 +174,7 @@ mod tests {
         let garbled = serde_json::json!({RENEWED_ANNOTATION: "yesterday", DURATION_ANNOTATION: "60"});
         assert_eq!(lease_state(&namespace(garbled, false), now), LeaseState::NoLease);
         assert_eq!(lease_state(&namespace(serde_json::json!({}), true), now), LeaseState::Terminating);
+        let kept = serde_json::json!({KEPT_ANNOTATION: "kept"});
+        assert_eq!(lease_state(&namespace(kept, false), now), LeaseState::Kept);
     }
 }

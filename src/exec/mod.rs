@@ -147,6 +147,19 @@ impl StepError {
 impl From<kube::Error> for StepError {
     fn from(error: kube::Error) -> Self {
         match error {
+            // Not a refusal of the change: the scenario's namespace is going away under it.
+            kube::Error::Api(status)
+                if status.code == 403
+                    && status
+                        .details
+                        .as_ref()
+                        .is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating")) =>
+            {
+                StepError::Infrastructure(format!(
+                    "the scenario's namespace is being deleted by someone else: the scenario cannot go on ({})",
+                    status.message
+                ))
+            }
             // Validation (422 Invalid), malformed requests (400) and admission denials (403):
             // the API looked at the change and said no.
             kube::Error::Api(status) if matches!(status.code, 400 | 403 | 422) => StepError::Refused {
@@ -292,6 +305,10 @@ pub async fn run_scenario(
     options.progress.step(&job.scenario.name.value, "deleting its namespace");
     if options.keep_namespace {
         result.kept = true;
+        // Kept for a person to look at: it gives up its lease, so `rehearse clean` leaves it.
+        if namespace::keep(&options.client, &namespace).await.is_ok() {
+            options.live.remove(&namespace);
+        }
     } else {
         match namespace::delete(&options.client, &namespace).await {
             Ok(()) => options.live.remove(&namespace),

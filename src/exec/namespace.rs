@@ -25,6 +25,9 @@ pub const RENEWED_ANNOTATION: &str = "rehearse.dev/lease-renewed";
 /// How long the lease lasts after each renewal, in seconds.
 pub const DURATION_ANNOTATION: &str = "rehearse.dev/lease-seconds";
 
+/// Set on a namespace kept by `--keep`, which holds no lease.
+pub const KEPT_ANNOTATION: &str = "rehearse.dev/kept";
+
 /// The default lease: renewed every third of it, so two renewals can fail before it expires.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 
@@ -160,6 +163,17 @@ pub async fn create(client: &Client, scenario: &str, run: &RunIdentity) -> Resul
             _ => return Err(error),
         }
     }
+}
+
+/// Marks a namespace kept by `--keep`: its lease is removed (so `rehearse clean` never deletes
+/// it) and [`KEPT_ANNOTATION`] says why.
+pub async fn keep(client: &Client, namespace: &OwnNamespace) -> Result<(), kube::Error> {
+    let patch = serde_json::json!({"metadata": {"uid": namespace.uid, "annotations": {
+        KEPT_ANNOTATION: "kept by `rehearse run --keep`; delete it with kubectl when done",
+        HOLDER_ANNOTATION: null, RENEWED_ANNOTATION: null, DURATION_ANNOTATION: null,
+    }}});
+    let api = Api::<Namespace>::all(client.clone());
+    api.patch(&namespace.name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.map(|_| ())
 }
 
 /// Deletes the namespace rehearse created, and only that one: the uid precondition makes the API

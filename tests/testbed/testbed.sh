@@ -797,6 +797,14 @@ cmd_apiserver() {
         return 0
       fi
       component_pid etcd >/dev/null || die "etcd is not running ('$0 up' starts the cluster)"
+      # A killed API server's threads may still hold its port for a moment after its main
+      # thread is reaped.
+      local i
+      for ((i = 0; i < 100; i++)); do
+        port_in_use "$APISERVER_PORT" || break
+        sleep 0.1
+      done
+      port_in_use "$APISERVER_PORT" && die "port $APISERVER_PORT is still in use: cannot start the API server"
       start_component kube-apiserver
       wait_healthy kube-apiserver $((SECONDS + UP_TIMEOUT)) || {
         show_log kube-apiserver
