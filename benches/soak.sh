@@ -25,12 +25,11 @@ kubectl=$(ls "$HOME"/.cache/rehearse-testbed/k8s-*/bin/kubectl | head -1)
 work=$(mktemp -d)
 trap 'rm -rf "$work"; bash "$testbed" pace fast >/dev/null 2>&1 || true' EXIT
 
-# COPIES copies of scenarios/ (snapshots included) beside one copy of examples/, which their
+# COPIES copies of scenarios/ (snapshots included), each beside the examples/ that its
 # base-dir "../examples" names.
-cp -r "$here/examples" "$work/examples"
 for ((i = 1; i <= copies; i++)); do
   mkdir -p "$work/copy-$i"
-  cp -r "$here/scenarios" "$work/copy-$i/scenarios"
+  cp -r "$here/scenarios" "$here/examples" "$work/copy-$i/"
 done
 
 active_namespaces() {
@@ -46,7 +45,12 @@ measure() {
   /usr/bin/time -f '%e %M' -o "$work/time" "$bin" run --cluster kube --jobs "$jobs" \
     --report "json=$report" "$@" >"$work/out" 2>&1 || status=$?
   after=$(active_namespaces)
-  read -r wall rss <"$work/time"
+  read -r wall rss <"$work/time" || true
+  if [[ ! -s $report ]]; then
+    echo "$label: no report (exit $status):"
+    tail -5 "$work/out"
+    return
+  fi
   python3 - "$report" "$label" "$wall" "$rss" "$status" "$((after - before))" <<'PY'
 import json, sys
 report, label, wall, rss, status, left = sys.argv[1:]
