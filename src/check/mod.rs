@@ -12,9 +12,7 @@ mod yaml;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use miette::NamedSource;
-
-use crate::diagnostic::{Diagnostic, Severity};
+use crate::diagnostic::{Diagnostic, Severity, SourceFile};
 use crate::syntax::ast::{Script, SettingKind};
 use crate::syntax::parse;
 use manifests::ManifestCache;
@@ -84,7 +82,7 @@ impl Checker {
         diagnostics.append(&mut context.diagnostics);
         diagnostics.sort_by_key(|d| (d.primary_span().start, d.primary_span().end));
         let source: Arc<str> = Arc::from(source);
-        let named = Arc::new(NamedSource::new(path.display().to_string(), source.clone()).with_language("rollout"));
+        let named = Arc::new(SourceFile::new(path.display().to_string(), source.clone()));
         let diagnostics = diagnostics.into_iter().map(|d| d.with_source(named.clone())).collect();
         CheckedFile { path: path.to_path_buf(), source, script, diagnostics }
     }
@@ -97,7 +95,7 @@ impl Checker {
             Err(error) => {
                 let at = error.utf8_error().valid_up_to();
                 let text = String::from_utf8_lossy(error.as_bytes()).into_owned();
-                let source = Arc::new(NamedSource::new(path.display().to_string(), Arc::<str>::from(text)));
+                let source = Arc::new(SourceFile::new(path.display().to_string(), Arc::<str>::from(text)));
                 let diagnostic = Diagnostic::error("rehearse::io::not_utf8", "this script is not UTF-8 text")
                     .label(crate::span::Span::new(at, at + 1), "invalid UTF-8 here")
                     .help("save the script as UTF-8");
