@@ -279,6 +279,69 @@ impl<'a> LineIndex<'a> {
     }
 }
 
+/// Diagnostics kept per file: the first by position. The rest are only counted, so a file of a
+/// million broken lines costs a count, not a million rendered messages in memory.
+pub const KEPT_PER_FILE: usize = 1000;
+
+/// How many diagnostics were counted but not kept.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Omitted {
+    pub errors: usize,
+    pub warnings: usize,
+}
+
+impl Omitted {
+    pub fn total(&self) -> usize {
+        self.errors + self.warnings
+    }
+}
+
+/// The diagnostics of one file: keeps the first [`KEPT_PER_FILE`] by position (ties in the
+/// order reported), counts the others exactly.
+#[derive(Debug, Default)]
+pub struct Diagnostics {
+    kept: Vec<Diagnostic>,
+    omitted: Omitted,
+}
+
+impl Diagnostics {
+    pub fn push(&mut self, diagnostic: Diagnostic) {
+        self.kept.push(diagnostic);
+        // Trimming at twice the bound keeps the cost per diagnostic logarithmic.
+        if self.kept.len() >= 2 * KEPT_PER_FILE {
+            self.trim();
+        }
+    }
+
+    pub fn extend(&mut self, diagnostics: impl IntoIterator<Item = Diagnostic>) {
+        diagnostics.into_iter().for_each(|d| self.push(d));
+    }
+
+    /// Counts diagnostics someone else left out.
+    pub fn add_omitted(&mut self, omitted: Omitted) {
+        self.omitted.errors += omitted.errors;
+        self.omitted.warnings += omitted.warnings;
+    }
+
+    fn trim(&mut self) {
+        self.kept.sort_by_key(|d| (d.primary_span().start, d.primary_span().end));
+        if self.kept.len() > KEPT_PER_FILE {
+            for dropped in self.kept.drain(KEPT_PER_FILE..) {
+                match dropped.severity {
+                    Severity::Error => self.omitted.errors += 1,
+                    Severity::Warning => self.omitted.warnings += 1,
+                }
+            }
+        }
+    }
+
+    /// The kept diagnostics, sorted by position, and the count of the others.
+    pub fn finish(mut self) -> (Vec<Diagnostic>, Omitted) {
+        self.trim();
+        (self.kept, self.omitted)
+    }
+}
+
 impl fmt::Debug for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Diagnostic")

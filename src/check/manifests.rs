@@ -465,11 +465,8 @@ impl ManifestCache {
         self.files
             .entry(path.to_path_buf())
             .or_insert_with(|| {
-                Arc::new(match std::fs::read(path) {
-                    Ok(bytes) => match String::from_utf8(bytes) {
-                        Ok(text) => Ok(scan(&text)),
-                        Err(_) => Err("it is not UTF-8 text".to_string()),
-                    },
+                Arc::new(match crate::input::read_text(path, crate::input::MANIFEST_LIMIT) {
+                    Ok(text) => Ok(scan(&text)),
                     Err(error) => Err(error.to_string()),
                 })
             })
@@ -486,6 +483,7 @@ pub fn manifest_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(path)?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
+        // Regular files only: a FIFO or device in the directory is not a manifest.
         .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml" || e == "json"))
         .collect();
     files.sort();

@@ -19,7 +19,7 @@ pub fn documents_from_path(path: &Path) -> Result<Vec<serde_json::Value>, StepEr
     let files = manifest_files(path).map_err(|e| StepError::Failed(format!("cannot read {}: {e}", path.display())))?;
     let mut documents = Vec::new();
     for file in files {
-        let text = std::fs::read_to_string(&file)
+        let text = crate::input::read_text(&file, crate::input::MANIFEST_LIMIT)
             .map_err(|e| StepError::Failed(format!("cannot read {}: {e}", file.display())))?;
         documents
             .extend(documents_from_text(&text).map_err(|e| StepError::Failed(format!("{}: {e}", file.display())))?);

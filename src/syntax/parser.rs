@@ -7,7 +7,7 @@ use pest::iterators::Pair;
 
 use super::ast::*;
 use super::expected;
-use crate::diagnostic::{Diagnostic, did_you_mean};
+use crate::diagnostic::{Diagnostic, Diagnostics, Omitted, did_you_mean};
 use crate::model::duration;
 use crate::model::{Kind, LabelChange, LabelChangeKind, ObjectRef, Operator, Requirement, Selector};
 use crate::span::{Span, Spanned};
@@ -20,12 +20,15 @@ pub(crate) struct RolloutParser;
 #[derive(Debug)]
 pub struct Parsed {
     pub script: Script,
+    /// The first [`KEPT_PER_FILE`](crate::diagnostic::KEPT_PER_FILE) syntax errors, by position.
     pub diagnostics: Vec<Diagnostic>,
+    /// Syntax errors beyond those.
+    pub omitted: Omitted,
 }
 
 /// Parses a whole script. Never panics; always returns an AST (possibly partial).
 pub fn parse(source: &str) -> Parsed {
-    let mut builder = Builder { source, diagnostics: Vec::new() };
+    let mut builder = Builder { source, diagnostics: Diagnostics::default() };
     let script = match RolloutParser::parse(Rule::script, source) {
         Ok(mut pairs) => builder.script(pairs.next().expect("script rule yields one pair")),
         Err(error) => {
@@ -34,14 +37,13 @@ pub fn parse(source: &str) -> Parsed {
             Script { items: Vec::new(), span: Span::new(0, source.len()) }
         }
     };
-    let mut diagnostics = builder.diagnostics;
-    diagnostics.sort_by_key(|d| d.primary_span().start);
-    Parsed { script, diagnostics }
+    let (diagnostics, omitted) = builder.diagnostics.finish();
+    Parsed { script, diagnostics, omitted }
 }
 
 struct Builder<'s> {
     source: &'s str,
-    diagnostics: Vec<Diagnostic>,
+    diagnostics: Diagnostics,
 }
 
 /// The pair's span without the trailing blanks that pest's implicit whitespace leaves in it.
