@@ -98,6 +98,30 @@ pub fn read_text(path: &Path, limit: u64) -> Result<String, ReadError> {
     })
 }
 
+/// The limits YAML is read with, by `check` and `run` alike: serde-saphyr's budget, which stops
+/// alias bombs ("billion laughs"), deep nesting and floods of nodes before they cost memory.
+/// Written out rather than taken as `Default`, so an upgrade cannot move them silently.
+pub fn yaml_options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_depth = 64;
+    budget.max_documents = 1024;
+    budget.max_nodes = 250_000;
+    budget.max_events = 1_000_000;
+    budget.max_aliases = 50_000;
+    budget.max_anchors = 50_000;
+    budget.max_total_scalar_bytes = MANIFEST_LIMIT as usize;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
+}
+
+/// The YAML documents of a manifest text (null documents left out), read within [`yaml_options`].
+pub fn yaml_documents(text: &str) -> Result<Vec<serde_json::Value>, String> {
+    let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple_with_options(text, yaml_options())
+        .map_err(|e| format!("the YAML does not parse: {e}"))?;
+    Ok(documents.into_iter().filter(|d| !d.is_null()).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -216,6 +216,9 @@ fn is_null(value: &str, style: ScalarStyle) -> bool {
 pub enum YamlProblem {
     /// The text is not YAML.
     Syntax { message: String, at: YamlPosition },
+    /// YAML `rehearse run` would refuse to read: beyond its limits (an alias bomb, nesting too
+    /// deep, too many nodes), or not parsed alike by its reader.
+    Refused { message: String },
     /// A label (or selector, annotation) value that YAML 1.1 reads as something other than a string.
     UnquotedValue { key: String, value: String, reads_as: &'static str, at: YamlPosition },
 }
@@ -253,8 +256,18 @@ enum Frame {
     Sequence,
 }
 
-/// Scans a YAML text (one or more documents). Never panics.
+/// Scans a YAML text (one or more documents). Never panics. YAML that scans but that `run`
+/// would refuse to read (its reader and limits, [`crate::input::yaml_documents`]) is a problem too.
 pub fn scan(text: &str) -> Manifest {
+    let mut manifest = scan_events(text);
+    let has_syntax_error = manifest.problems.iter().any(|p| matches!(p, YamlProblem::Syntax { .. }));
+    if !has_syntax_error && let Err(message) = crate::input::yaml_documents(text) {
+        manifest.problems.push(YamlProblem::Refused { message });
+    }
+    manifest
+}
+
+fn scan_events(text: &str) -> Manifest {
     let mut manifest = Manifest::default();
     let mut stack: Vec<Frame> = Vec::new();
     // The keys from the document root to the current node (`-` for sequence items).
