@@ -74,7 +74,7 @@ impl Checker {
         let script = parsed.script;
         let base_dir = base_dir(path, &script);
         let mut context = Context { base_dir, manifests: &mut self.manifests, diagnostics: Diagnostics::default() };
-        scenarios::check(&script, &mut context);
+        scenarios::check(&script, source, &mut context);
         for scenario in script.scenarios() {
             let facts = yaml::check(scenario, &mut context);
             variables::check(scenario, &mut context);
