@@ -49,10 +49,10 @@ mkfifo fifo.rollout
 run() {
     local name=$1
     shift
-    local started code
+    local code seconds kb
     code=0
     /usr/bin/time -f '%e %M' -o time.txt timeout 120 "$bin" check "$@" >out.txt 2>&1 || code=$?
-    read -r seconds kb <time.txt || { seconds='?'; kb='?'; }
+    read -r seconds kb < <(tail -n 1 time.txt) || { seconds='?'; kb='?'; }
     printf '%-22s %8s s %10s KB  exit %3s  %9s bytes of output\n' "$name" "$seconds" "$kb" "$code" "$(wc -c <out.txt)"
 }
 
