@@ -1,10 +1,11 @@
 //! Problems found in a script, with the span they point at. Rendering is separate: the library
 //! only implements `miette::Diagnostic`; the binary picks the graphical or plain renderer.
 
+use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use miette::{LabeledSpan, NamedSource, SourceCode};
+use miette::{LabeledSpan, MietteError, MietteSpanContents, SourceCode, SourceSpan, SpanContents};
 
 use crate::span::Span;
 
@@ -32,7 +33,7 @@ pub struct Diagnostic {
     pub labels: Vec<Label>,
     pub help: Option<String>,
     // Shared by every diagnostic of a file, and keeps `Diagnostic` small.
-    source: Option<Arc<NamedSource<Arc<str>>>>,
+    source: Option<Arc<SourceFile>>,
 }
 
 impl Diagnostic {
@@ -40,7 +41,7 @@ impl Diagnostic {
         Diagnostic {
             code,
             severity: Severity::Error,
-            message: message.into(),
+            message: escape_controls(message.into()),
             labels: Vec::new(),
             help: None,
             source: None,
@@ -52,16 +53,16 @@ impl Diagnostic {
     }
 
     pub fn label(mut self, span: Span, text: impl Into<String>) -> Self {
-        self.labels.push(Label { span, text: text.into() });
+        self.labels.push(Label { span, text: escape_controls(text.into()) });
         self
     }
 
     pub fn help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
+        self.help = Some(escape_controls(help.into()));
         self
     }
 
-    pub fn with_source(mut self, source: Arc<NamedSource<Arc<str>>>) -> Self {
+    pub fn with_source(mut self, source: Arc<SourceFile>) -> Self {
         self.source = Some(source);
         self
     }
@@ -78,10 +79,167 @@ impl Diagnostic {
     /// `file:line:column` of the primary label, when a source is attached.
     pub fn location(&self) -> Option<String> {
         let source = self.source.as_ref()?;
-        let text: &str = source.inner();
-        let offset = self.primary_span().start.min(text.len());
-        let (line, column) = line_column(text, offset);
-        Some(format!("{}:{line}:{column}", source.name()))
+        let (line, column) = source.line_column(self.primary_span().start);
+        Some(format!("{}:{line}:{column}", source.name))
+    }
+}
+
+/// Control characters that must not reach a terminal as they are (ESC starts escape sequences,
+/// CR overwrites the line, bidirectional overrides reorder it), as visible stand-ins: U+2400's
+/// "control pictures" for C0 and DEL, U+FFFD for the rest. Newlines and tabs are kept.
+fn visible(c: char) -> Option<char> {
+    match c {
+        '\n' | '\t' => None,
+        '\0'..='\x1f' => char::from_u32(0x2400 + c as u32),
+        '\x7f' => Some('\u{2421}'),
+        '\u{80}'..='\u{9f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => Some('\u{fffd}'),
+        _ => None,
+    }
+}
+
+/// `text` with control characters made visible (see [`visible`]); borrowed when it has none.
+pub fn escape_controls_str(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(|c| visible(c).is_some()) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(text.chars().map(|c| visible(c).unwrap_or(c)).collect())
+}
+
+fn escape_controls(text: String) -> String {
+    match escape_controls_str(&text) {
+        Cow::Borrowed(_) => text,
+        Cow::Owned(escaped) => escaped,
+    }
+}
+
+/// A script's text as diagnostics render it: named, with its line starts indexed once (miette's
+/// own `str` source scans from the start of the text for every snippet, so thousands of
+/// diagnostics in a large file would cost time quadratic in its size), and with control
+/// characters shown visibly rather than sent to the terminal.
+pub struct SourceFile {
+    name: String,
+    text: Arc<str>,
+    language: &'static str,
+    /// Line starts of `text`, for `location`.
+    lines: OnceLock<Vec<usize>>,
+    shown: OnceLock<Shown>,
+}
+
+/// The text as rendered: `text` itself, or a copy with control characters replaced.
+struct Shown {
+    escaped: Option<String>,
+    /// Where the copy grew: (offset in `text` just after a replaced character, bytes added so far).
+    growth: Vec<(usize, usize)>,
+    line_starts: Vec<usize>,
+}
+
+fn line_starts(text: &str) -> Vec<usize> {
+    std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect()
+}
+
+impl SourceFile {
+    pub fn new(name: impl Into<String>, text: Arc<str>) -> SourceFile {
+        SourceFile {
+            name: escape_controls(name.into()),
+            text,
+            language: "rollout",
+            lines: OnceLock::new(),
+            shown: OnceLock::new(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// 1-based line and column (in characters) of a byte offset, as [`line_column`].
+    pub fn line_column(&self, offset: usize) -> (usize, usize) {
+        let starts = self.lines.get_or_init(|| line_starts(&self.text));
+        LineIndex { text: &self.text, starts: Cow::Borrowed(starts) }.line_column(offset)
+    }
+
+    fn shown(&self) -> &Shown {
+        self.shown.get_or_init(|| {
+            let text: &str = &self.text;
+            if !text.chars().any(|c| visible(c).is_some() || c == '\r') {
+                return Shown { escaped: None, growth: Vec::new(), line_starts: line_starts(text) };
+            }
+            let mut escaped = String::with_capacity(text.len() + 16);
+            let mut growth = Vec::new();
+            let mut chars = text.char_indices().peekable();
+            while let Some((at, c)) = chars.next() {
+                // CR before LF ends a line; alone it would move the cursor back over the line.
+                let replacement = match c {
+                    '\r' if chars.peek().is_some_and(|(_, next)| *next == '\n') => None,
+                    c => visible(c),
+                };
+                match replacement {
+                    Some(shown) => {
+                        escaped.push(shown);
+                        let added = escaped.len() - (at + c.len_utf8());
+                        growth.push((at + c.len_utf8(), added));
+                    }
+                    None => escaped.push(c),
+                }
+            }
+            let line_starts = line_starts(&escaped);
+            Shown { escaped: Some(escaped), growth, line_starts }
+        })
+    }
+
+    /// A byte offset of `text` in the rendered text.
+    fn shown_offset(&self, offset: usize) -> usize {
+        let growth = &self.shown().growth;
+        match growth.partition_point(|(after, _)| *after <= offset) {
+            0 => offset,
+            i => offset + growth[i - 1].1,
+        }
+    }
+
+    /// A span of `text` as a span of the rendered text.
+    fn shown_span(&self, span: Span) -> SourceSpan {
+        let start = self.shown_offset(span.start);
+        let end = self.shown_offset(span.end.max(span.start));
+        SourceSpan::new(start.into(), end - start)
+    }
+}
+
+impl SourceCode for SourceFile {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let shown = self.shown();
+        let text: &str = shown.escaped.as_deref().unwrap_or(&self.text);
+        let starts = &shown.line_starts;
+        if span.offset() + span.len() > text.len() {
+            return Err(MietteError::OutOfBounds);
+        }
+        // Hand miette only the lines around the span (a few more than it shows: it decides what
+        // to show itself), then put the offsets and line numbers back.
+        let line_of = |offset: usize| starts.partition_point(|start| *start <= offset) - 1;
+        let first_line = line_of(span.offset()).saturating_sub(context_lines_before + 1);
+        let last_line = line_of(span.offset() + span.len().saturating_sub(1)) + context_lines_after + 3;
+        let from = starts[first_line];
+        let to = starts.get(last_line).copied().unwrap_or(text.len());
+        let local = SourceSpan::new((span.offset() - from).into(), span.len());
+        let inner = text[from..to].read_span(&local, context_lines_before, context_lines_after)?;
+        let contents = MietteSpanContents::new_named(
+            self.name.clone(),
+            inner.data(),
+            SourceSpan::new((inner.span().offset() + from).into(), inner.span().len()),
+            inner.line() + first_line,
+            inner.column(),
+            inner.line_count() + first_line,
+        )
+        .with_language(self.language);
+        Ok(Box::new(contents))
     }
 }
 
@@ -101,13 +259,12 @@ pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
 /// text each time (a scenario of thousands of steps asks once per step).
 pub struct LineIndex<'a> {
     text: &'a str,
-    starts: Vec<usize>,
+    starts: Cow<'a, [usize]>,
 }
 
 impl<'a> LineIndex<'a> {
     pub fn new(text: &'a str) -> LineIndex<'a> {
-        let starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
-        LineIndex { text, starts }
+        LineIndex { text, starts: Cow::Owned(line_starts(text)) }
     }
 
     /// The same as [`line_column`], 1-based.
@@ -119,6 +276,69 @@ impl<'a> LineIndex<'a> {
         let line = self.starts.partition_point(|start| *start <= offset);
         let line_start = self.starts[line - 1];
         (line, self.text[line_start..offset].chars().count() + 1)
+    }
+}
+
+/// Diagnostics kept per file: the first by position. The rest are only counted, so a file of a
+/// million broken lines costs a count, not a million rendered messages in memory.
+pub const KEPT_PER_FILE: usize = 1000;
+
+/// How many diagnostics were counted but not kept.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Omitted {
+    pub errors: usize,
+    pub warnings: usize,
+}
+
+impl Omitted {
+    pub fn total(&self) -> usize {
+        self.errors + self.warnings
+    }
+}
+
+/// The diagnostics of one file: keeps the first [`KEPT_PER_FILE`] by position (ties in the
+/// order reported), counts the others exactly.
+#[derive(Debug, Default)]
+pub struct Diagnostics {
+    kept: Vec<Diagnostic>,
+    omitted: Omitted,
+}
+
+impl Diagnostics {
+    pub fn push(&mut self, diagnostic: Diagnostic) {
+        self.kept.push(diagnostic);
+        // Trimming at twice the bound keeps the cost per diagnostic logarithmic.
+        if self.kept.len() >= 2 * KEPT_PER_FILE {
+            self.trim();
+        }
+    }
+
+    pub fn extend(&mut self, diagnostics: impl IntoIterator<Item = Diagnostic>) {
+        diagnostics.into_iter().for_each(|d| self.push(d));
+    }
+
+    /// Counts diagnostics someone else left out.
+    pub fn add_omitted(&mut self, omitted: Omitted) {
+        self.omitted.errors += omitted.errors;
+        self.omitted.warnings += omitted.warnings;
+    }
+
+    fn trim(&mut self) {
+        self.kept.sort_by_key(|d| (d.primary_span().start, d.primary_span().end));
+        if self.kept.len() > KEPT_PER_FILE {
+            for dropped in self.kept.drain(KEPT_PER_FILE..) {
+                match dropped.severity {
+                    Severity::Error => self.omitted.errors += 1,
+                    Severity::Warning => self.omitted.warnings += 1,
+                }
+            }
+        }
+    }
+
+    /// The kept diagnostics, sorted by position, and the count of the others.
+    pub fn finish(mut self) -> (Vec<Diagnostic>, Omitted) {
+        self.trim();
+        (self.kept, self.omitted)
     }
 }
 
@@ -166,13 +386,12 @@ impl miette::Diagnostic for Diagnostic {
         if self.labels.is_empty() || self.source.is_none() {
             return None;
         }
-        Some(Box::new(self.labels.iter().enumerate().map(|(i, label)| {
+        let source = self.source.as_deref()?;
+        Some(Box::new(self.labels.iter().enumerate().map(move |(i, label)| {
             let text = (!label.text.is_empty()).then(|| label.text.clone());
-            if i == 0 {
-                LabeledSpan::new_primary_with_span(text, label.span)
-            } else {
-                LabeledSpan::new_with_span(text, label.span)
-            }
+            // Offsets into the rendered text, where control characters take more bytes.
+            let span = source.shown_span(label.span);
+            if i == 0 { LabeledSpan::new_primary_with_span(text, span) } else { LabeledSpan::new_with_span(text, span) }
         })))
     }
 }

@@ -8,6 +8,7 @@ pub mod check;
 pub mod cluster;
 pub mod diagnostic;
 pub mod exec;
+pub mod input;
 pub mod model;
 pub mod report;
 pub mod span;

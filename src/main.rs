@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use miette::{GraphicalReportHandler, GraphicalTheme};
 
-use rehearse::check::{Checker, find_scripts};
+use rehearse::check::{CheckedFile, Checker, find_scripts_noting};
 use rehearse::diagnostic::Diagnostic;
 use rehearse::syntax::format::format;
 
@@ -236,13 +236,38 @@ impl Renderer {
     }
 }
 
+/// Diagnostics printed per file; the rest are counted in one line, so output stays bounded
+/// however broken a file is.
+const SHOWN_PER_FILE: usize = 100;
+
+/// Prints a file's diagnostics (errors only with `errors_only`), at most [`SHOWN_PER_FILE`].
+fn print_diagnostics(file: &CheckedFile, errors_only: bool, renderer: &Renderer) {
+    let mut shown = file.diagnostics.iter().filter(|d| !errors_only || d.is_error());
+    shown.by_ref().take(SHOWN_PER_FILE).for_each(|d| renderer.print(d));
+    let (mut errors, mut warnings) = (file.omitted.errors, if errors_only { 0 } else { file.omitted.warnings });
+    for diagnostic in shown {
+        if diagnostic.is_error() { errors += 1 } else { warnings += 1 }
+    }
+    let path = rehearse::diagnostic::escape_controls_str(&file.path.display().to_string()).into_owned();
+    match (errors, warnings) {
+        (0, 0) => {}
+        (errors, 0) => eprintln!("... and {errors} more error(s) in {path}"),
+        (0, warnings) => eprintln!("... and {warnings} more warning(s) in {path}"),
+        (errors, warnings) => eprintln!("... and {errors} more error(s) and {warnings} more warning(s) in {path}"),
+    }
+}
+
+/// The scripts under `paths`, after printing what was skipped; `None` (printed) when none can be.
+fn scripts_under(paths: &[PathBuf], renderer: &Renderer) -> Option<Vec<PathBuf>> {
+    let mut skipped = Vec::new();
+    let found = find_scripts_noting(paths, &mut skipped);
+    skipped.iter().for_each(|d| renderer.print(d));
+    found.map_err(|diagnostic| renderer.print(&diagnostic)).ok()
+}
+
 fn check(paths: &[PathBuf], deny_warnings: bool, renderer: &Renderer) -> u8 {
-    let scripts = match find_scripts(paths) {
-        Ok(scripts) => scripts,
-        Err(diagnostic) => {
-            renderer.print(&diagnostic);
-            return exit::INVALID_INPUT;
-        }
+    let Some(scripts) = scripts_under(paths, renderer) else {
+        return exit::INVALID_INPUT;
     };
     let mut checker = Checker::new();
     let (mut errors, mut warnings) = (0, 0);
@@ -251,7 +276,7 @@ fn check(paths: &[PathBuf], deny_warnings: bool, renderer: &Renderer) -> u8 {
             Ok(file) => {
                 errors += file.errors();
                 warnings += file.warnings();
-                file.diagnostics.iter().for_each(|d| renderer.print(d));
+                print_diagnostics(&file, false, renderer);
             }
             Err(diagnostic) => {
                 errors += 1;
@@ -265,19 +290,20 @@ fn check(paths: &[PathBuf], deny_warnings: bool, renderer: &Renderer) -> u8 {
 }
 
 fn fmt(paths: &[PathBuf], check_only: bool, renderer: &Renderer) -> u8 {
-    let scripts = match find_scripts(paths) {
-        Ok(scripts) => scripts,
-        Err(diagnostic) => {
-            renderer.print(&diagnostic);
-            return exit::INVALID_INPUT;
-        }
+    let Some(scripts) = scripts_under(paths, renderer) else {
+        return exit::INVALID_INPUT;
     };
     let mut code = exit::OK;
+    let mut checker = Checker::new();
     for path in &scripts {
-        let source = match std::fs::read_to_string(path) {
+        let source = match rehearse::input::read_text(path, rehearse::input::SCRIPT_LIMIT) {
             Ok(source) => source,
-            Err(error) => {
-                eprintln!("error: cannot read {}: {error}", path.display());
+            Err(_) => {
+                // Report through the checker: the same words as `check` (too large, not UTF-8, a FIFO).
+                match checker.check_file(path) {
+                    Ok(file) => print_diagnostics(&file, true, renderer),
+                    Err(diagnostic) => renderer.print(&diagnostic),
+                }
                 code = exit::INVALID_INPUT;
                 continue;
             }
@@ -285,8 +311,8 @@ fn fmt(paths: &[PathBuf], check_only: bool, renderer: &Renderer) -> u8 {
         let parsed = rehearse::parse(&source);
         if !parsed.diagnostics.is_empty() {
             // Report through the checker so the diagnostics carry the file.
-            let file = rehearse::check_source(path, &source);
-            file.diagnostics.iter().filter(|d| d.is_error()).for_each(|d| renderer.print(d));
+            let file = checker.check_source(path, &source);
+            print_diagnostics(&file, true, renderer);
             eprintln!("{}: not formatted: fix the errors above first", path.display());
             code = exit::INVALID_INPUT;
             continue;

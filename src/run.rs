@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
-use rehearse::check::{CheckedFile, Checker, find_scripts};
+use rehearse::check::{CheckedFile, Checker};
 use rehearse::cluster::connect::{ConnectOptions, connect};
 use rehearse::cluster::sim::Pace;
 use rehearse::cluster::sim::api::SimCluster;
@@ -25,12 +25,8 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
     // Taken over before anything else, so that a signal at any moment stops the run cleanly.
     let signals = Signals::new();
     // Nothing runs unless every script checks clean.
-    let scripts = match find_scripts(&args.paths) {
-        Ok(scripts) => scripts,
-        Err(diagnostic) => {
-            renderer.print(&diagnostic);
-            return exit::INVALID_INPUT;
-        }
+    let Some(scripts) = super::scripts_under(&args.paths, renderer) else {
+        return exit::INVALID_INPUT;
     };
     let mut checker = Checker::new();
     let mut files: Vec<CheckedFile> = Vec::new();
@@ -39,7 +35,7 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
         match checker.check_file(path) {
             Ok(file) => {
                 errors += file.errors();
-                file.diagnostics.iter().filter(|d| d.is_error()).for_each(|d| renderer.print(d));
+                super::print_diagnostics(&file, true, renderer);
                 files.push(file);
             }
             Err(diagnostic) => {

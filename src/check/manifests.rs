@@ -216,6 +216,9 @@ fn is_null(value: &str, style: ScalarStyle) -> bool {
 pub enum YamlProblem {
     /// The text is not YAML.
     Syntax { message: String, at: YamlPosition },
+    /// YAML `rehearse run` would refuse to read: beyond its limits (an alias bomb, nesting too
+    /// deep, too many nodes), or not parsed alike by its reader.
+    Refused { message: String },
     /// A label (or selector, annotation) value that YAML 1.1 reads as something other than a string.
     UnquotedValue { key: String, value: String, reads_as: &'static str, at: YamlPosition },
 }
@@ -253,8 +256,18 @@ enum Frame {
     Sequence,
 }
 
-/// Scans a YAML text (one or more documents). Never panics.
+/// Scans a YAML text (one or more documents). Never panics. YAML that scans but that `run`
+/// would refuse to read (its reader and limits, [`crate::input::yaml_documents`]) is a problem too.
 pub fn scan(text: &str) -> Manifest {
+    let mut manifest = scan_events(text);
+    let has_syntax_error = manifest.problems.iter().any(|p| matches!(p, YamlProblem::Syntax { .. }));
+    if !has_syntax_error && let Err(message) = crate::input::yaml_documents(text) {
+        manifest.problems.push(YamlProblem::Refused { message });
+    }
+    manifest
+}
+
+fn scan_events(text: &str) -> Manifest {
     let mut manifest = Manifest::default();
     let mut stack: Vec<Frame> = Vec::new();
     // The keys from the document root to the current node (`-` for sequence items).
@@ -465,11 +478,8 @@ impl ManifestCache {
         self.files
             .entry(path.to_path_buf())
             .or_insert_with(|| {
-                Arc::new(match std::fs::read(path) {
-                    Ok(bytes) => match String::from_utf8(bytes) {
-                        Ok(text) => Ok(scan(&text)),
-                        Err(_) => Err("it is not UTF-8 text".to_string()),
-                    },
+                Arc::new(match crate::input::read_text(path, crate::input::MANIFEST_LIMIT) {
+                    Ok(text) => Ok(scan(&text)),
                     Err(error) => Err(error.to_string()),
                 })
             })
@@ -486,6 +496,7 @@ pub fn manifest_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(path)?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
+        // Regular files only: a FIFO or device in the directory is not a manifest.
         .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml" || e == "json"))
         .collect();
     files.sort();

@@ -7,8 +7,9 @@ use crate::diagnostic::Diagnostic;
 use crate::span::Span;
 use crate::syntax::ast::{ScenarioItem, Script, Setting, SettingKind};
 
-pub(super) fn check(script: &Script, context: &mut Context) {
-    let mut seen: HashMap<&str, Span> = HashMap::new();
+pub(super) fn check(script: &Script, source: &str, context: &mut Context) {
+    // Each name's first scenario, and the second (reported once, with how many more share it).
+    let mut seen: HashMap<&str, (Span, Option<Span>, usize)> = HashMap::new();
     for scenario in script.scenarios() {
         let name = scenario.name.value.as_str();
         if name.trim().is_empty() {
@@ -20,18 +21,17 @@ pub(super) fn check(script: &Script, context: &mut Context) {
                         .help("name the scenario after what it rehearses; the name labels its results and snapshots"),
                 );
             }
-        } else if let Some(first) = seen.get(name) {
-            context.report(
-                Diagnostic::error("rehearse::check::duplicate_scenario", format!("two scenarios are named \"{name}\""))
-                    .label(scenario.name.span, "second scenario with this name")
-                    .label(*first, "first one here")
-                    .help("scenario names must be unique in a file: results and snapshots are keyed by them"),
-            );
+        } else if let Some((_, second, more)) = seen.get_mut(name) {
+            match second {
+                None => *second = Some(scenario.name.span),
+                Some(_) => *more += 1,
+            }
         } else {
-            seen.insert(name, scenario.name.span);
+            seen.insert(name, (scenario.name.span, None, 0));
         }
         let has_content = scenario.items.iter().any(|i| matches!(i, ScenarioItem::Step(_) | ScenarioItem::Invalid(_)));
-        if !has_content && !scenario.name.value.is_empty() {
+        // An unclosed scenario is reported by the parser; "no steps" would only repeat it.
+        if !has_content && !scenario.name.value.is_empty() && is_closed(scenario, source) {
             context.report(
                 Diagnostic::warning("rehearse::check::empty_scenario", format!("scenario \"{name}\" has no steps"))
                     .label(scenario.name.span, "nothing to run")
@@ -40,7 +40,28 @@ pub(super) fn check(script: &Script, context: &mut Context) {
         }
         check_settings(scenario.settings(), context);
     }
+    let mut duplicates: Vec<_> =
+        seen.into_iter().filter_map(|(name, (first, second, more))| Some((second?, first, more, name))).collect();
+    duplicates.sort_by_key(|(second, ..)| second.start);
+    for (second, first, more, name) in duplicates {
+        let message = match more {
+            0 => format!("two scenarios are named \"{name}\""),
+            more => format!("{} scenarios are named \"{name}\"", more + 2),
+        };
+        context.report(
+            Diagnostic::error("rehearse::check::duplicate_scenario", message)
+                .label(second, "second scenario with this name")
+                .label(first, "first one here")
+                .help("scenario names must be unique in a file: results and snapshots are keyed by them"),
+        );
+    }
     check_settings(script.settings(), context);
+}
+
+/// Whether the scenario ends with its `}` line (its span's last line starts with `}`).
+fn is_closed(scenario: &crate::syntax::ast::Scenario, source: &str) -> bool {
+    let text = source.get(scenario.span.start..scenario.span.end).unwrap_or_default();
+    text.trim_end().lines().next_back().is_some_and(|line| line.trim_start().starts_with('}'))
 }
 
 fn check_settings<'a>(settings: impl Iterator<Item = &'a Setting>, context: &mut Context) {

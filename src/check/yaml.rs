@@ -124,6 +124,16 @@ fn collect<'a>(
                     .label(span, message.clone())
                     .help("fix the YAML; Kubernetes manifests are YAML mappings separated by `---`")
             }
+            YamlProblem::Refused { message } => {
+                let (span, place) = origin.locate(YamlPosition::default(), 1);
+                let span = match origin.as_ref() {
+                    Origin::Inline(yaml) => yaml.span,
+                    Origin::File { .. } => span,
+                };
+                Diagnostic::error("rehearse::yaml::refused", format!("{place}: `rehearse run` would refuse this YAML: {message}"))
+                    .label(span, "this manifest")
+                    .help("manifests are read with limits (64 levels of nesting, 250,000 nodes, 50,000 aliases, 1,024 documents): keep them to what the API server takes")
+            }
             YamlProblem::UnquotedValue { key, value, reads_as, at } => {
                 let (span, place) = origin.locate(*at, value.len());
                 Diagnostic::error(

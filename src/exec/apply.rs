@@ -19,7 +19,7 @@ pub fn documents_from_path(path: &Path) -> Result<Vec<serde_json::Value>, StepEr
     let files = manifest_files(path).map_err(|e| StepError::Failed(format!("cannot read {}: {e}", path.display())))?;
     let mut documents = Vec::new();
     for file in files {
-        let text = std::fs::read_to_string(&file)
+        let text = crate::input::read_text(&file, crate::input::MANIFEST_LIMIT)
             .map_err(|e| StepError::Failed(format!("cannot read {}: {e}", file.display())))?;
         documents
             .extend(documents_from_text(&text).map_err(|e| StepError::Failed(format!("{}: {e}", file.display())))?);
@@ -27,10 +27,9 @@ pub fn documents_from_path(path: &Path) -> Result<Vec<serde_json::Value>, StepEr
     Ok(documents)
 }
 
+/// The same reader and limits `check` uses (see [`crate::input::yaml_documents`]).
 pub fn documents_from_text(text: &str) -> Result<Vec<serde_json::Value>, String> {
-    let documents: Vec<serde_json::Value> =
-        serde_saphyr::from_multiple(text).map_err(|e| format!("the YAML does not parse: {e}"))?;
-    Ok(documents.into_iter().filter(|d| !d.is_null()).collect())
+    crate::input::yaml_documents(text)
 }
 
 /// What discovery said of each kind, asked once per run rather than once per manifest.

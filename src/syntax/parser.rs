@@ -7,7 +7,7 @@ use pest::iterators::Pair;
 
 use super::ast::*;
 use super::expected;
-use crate::diagnostic::{Diagnostic, did_you_mean};
+use crate::diagnostic::{Diagnostic, Diagnostics, Omitted, did_you_mean};
 use crate::model::duration;
 use crate::model::{Kind, LabelChange, LabelChangeKind, ObjectRef, Operator, Requirement, Selector};
 use crate::span::{Span, Spanned};
@@ -20,12 +20,15 @@ pub(crate) struct RolloutParser;
 #[derive(Debug)]
 pub struct Parsed {
     pub script: Script,
+    /// The first [`KEPT_PER_FILE`](crate::diagnostic::KEPT_PER_FILE) syntax errors, by position.
     pub diagnostics: Vec<Diagnostic>,
+    /// Syntax errors beyond those.
+    pub omitted: Omitted,
 }
 
 /// Parses a whole script. Never panics; always returns an AST (possibly partial).
 pub fn parse(source: &str) -> Parsed {
-    let mut builder = Builder { source, diagnostics: Vec::new() };
+    let mut builder = Builder { source, diagnostics: Diagnostics::default(), unclosed: None };
     let script = match RolloutParser::parse(Rule::script, source) {
         Ok(mut pairs) => builder.script(pairs.next().expect("script rule yields one pair")),
         Err(error) => {
@@ -34,14 +37,15 @@ pub fn parse(source: &str) -> Parsed {
             Script { items: Vec::new(), span: Span::new(0, source.len()) }
         }
     };
-    let mut diagnostics = builder.diagnostics;
-    diagnostics.sort_by_key(|d| d.primary_span().start);
-    Parsed { script, diagnostics }
+    let (diagnostics, omitted) = builder.diagnostics.finish();
+    Parsed { script, diagnostics, omitted }
 }
 
 struct Builder<'s> {
     source: &'s str,
-    diagnostics: Vec<Diagnostic>,
+    diagnostics: Diagnostics,
+    /// Set by `scenario` when the scenario it read has no closing `}`.
+    unclosed: Option<Span>,
 }
 
 /// The pair's span without the trailing blanks that pest's implicit whitespace leaves in it.
@@ -69,7 +73,21 @@ impl<'s> Builder<'s> {
     fn script(&mut self, pair: Pair<'s, Rule>) -> Script {
         let span = span_of(&pair);
         let mut items = Vec::new();
+        // The first of consecutive unclosed scenarios, and how many follow it.
+        let mut unclosed_run: Option<(Span, usize)> = None;
         for item in pair.into_inner() {
+            if item.as_rule() == Rule::scenario {
+                if let Some(scenario) = self.scenario(item) {
+                    items.push(FileItem::Scenario(scenario));
+                }
+                match (self.unclosed.take(), &mut unclosed_run) {
+                    (Some(_), Some((_, following))) => *following += 1,
+                    (Some(opened), None) => unclosed_run = Some((opened, 0)),
+                    (None, _) => self.report_unclosed(unclosed_run.take()),
+                }
+                continue;
+            }
+            self.report_unclosed(unclosed_run.take());
             match item.as_rule() {
                 Rule::blank_line => items.push(FileItem::Blank),
                 Rule::comment_line => items.push(FileItem::Comment(self.comment_of(item))),
@@ -83,7 +101,26 @@ impl<'s> Builder<'s> {
                 _ => {}
             }
         }
+        self.report_unclosed(unclosed_run);
         Script { items, span }
+    }
+
+    /// One error for a run of unclosed scenarios: 10,000 `scenario "s" {` lines are one mistake.
+    fn report_unclosed(&mut self, run: Option<(Span, usize)>) {
+        let Some((opened, following)) = run else { return };
+        let message = match following {
+            0 => "this scenario is never closed".to_string(),
+            1 => "this scenario is never closed, nor is the one after it".to_string(),
+            n => format!("this scenario is never closed, nor are the {n} after it"),
+        };
+        let help = if following == 0 {
+            "add a line with `}` after the scenario's last step"
+        } else {
+            "scenarios do not nest: end each with a line holding `}` before the next `scenario`"
+        };
+        self.diagnostics.push(
+            Diagnostic::error("rehearse::syntax::unclosed_scenario", message).label(opened, "opened here").help(help),
+        );
     }
 
     fn comment_of(&mut self, pair: Pair<'s, Rule>) -> Spanned<String> {
@@ -132,11 +169,8 @@ impl<'s> Builder<'s> {
                     self.bad_line(&item, true);
                 }
                 Rule::scenario_close if item.as_str().is_empty() => {
-                    self.diagnostics.push(
-                        Diagnostic::error("rehearse::syntax::unclosed_scenario", "this scenario is never closed")
-                            .label(Span::new(keyword.as_span().start(), name.span.end), "opened here")
-                            .help("add a line with `}` after the scenario's last step"),
-                    );
+                    // Reported by `script`, which folds a run of unclosed scenarios into one error.
+                    self.unclosed = Some(Span::new(keyword.as_span().start(), name.span.end));
                 }
                 _ => {}
             }
