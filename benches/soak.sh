@@ -45,7 +45,7 @@ measure() {
   /usr/bin/time -f '%e %M' -o "$work/time" "$bin" run --cluster kube --jobs "$jobs" \
     --report "json=$report" "$@" >"$work/out" 2>&1 || status=$?
   after=$(active_namespaces)
-  read -r wall rss <"$work/time" || true
+  read -r wall rss < <(tail -1 "$work/time") || true
   if [[ ! -s $report ]]; then
     echo "$label: no report (exit $status):"
     tail -5 "$work/out"
