@@ -1,6 +1,6 @@
 //! `rehearse clean`: reclaim the namespaces of runs that died without cleaning up.
 
-use rehearse::cluster::connect::{ConnectOptions, connect};
+use rehearse::cluster::connect::connect;
 use rehearse::cluster::transport::describe;
 use rehearse::exec::lease::{CleanOutcome, LeaseState};
 use rehearse::model::duration::format;
@@ -8,8 +8,7 @@ use rehearse::model::duration::format;
 use super::{CleanArgs, exit};
 
 pub async fn clean(args: CleanArgs) -> u8 {
-    let options =
-        ConnectOptions { kubeconfig: args.kubeconfig, context: args.context, allowed_contexts: args.allow_context };
+    let options = args.cluster_named.connect_options();
     let connection = match connect(&options).await {
         Ok(connection) => connection,
         Err(error) => {

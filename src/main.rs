@@ -82,15 +82,8 @@ struct RunArgs {
     /// [default: kind]
     #[arg(long, value_enum, value_name = "PACE")]
     pace: Option<PaceChoice>,
-    /// The kubeconfig to read (default: $KUBECONFIG, then ~/.kube/config).
-    #[arg(long)]
-    kubeconfig: Option<PathBuf>,
-    /// The context to use (default: the kubeconfig's current context).
-    #[arg(long)]
-    context: Option<String>,
-    /// Allow a context that does not look like a throwaway cluster (repeatable).
-    #[arg(long = "allow-context", value_name = "NAME")]
-    allow_context: Vec<String>,
+    #[command(flatten)]
+    cluster_named: NamedCluster,
     /// Keep each scenario's namespace instead of deleting it, and print its name.
     #[arg(long)]
     keep: bool,
@@ -121,8 +114,9 @@ fn parse_lease(text: &str) -> Result<std::time::Duration, String> {
     }
 }
 
+/// How a real cluster is named, as kubectl names it.
 #[derive(clap::Args)]
-struct CleanArgs {
+struct NamedCluster {
     /// The kubeconfig to read (default: $KUBECONFIG, then ~/.kube/config).
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
@@ -132,6 +126,22 @@ struct CleanArgs {
     /// Allow a context that does not look like a throwaway cluster (repeatable).
     #[arg(long = "allow-context", value_name = "NAME")]
     allow_context: Vec<String>,
+}
+
+impl NamedCluster {
+    fn connect_options(&self) -> rehearse::cluster::connect::ConnectOptions {
+        rehearse::cluster::connect::ConnectOptions {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            allowed_contexts: self.allow_context.clone(),
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct CleanArgs {
+    #[command(flatten)]
+    cluster_named: NamedCluster,
     /// Only say what would be deleted.
     #[arg(long)]
     dry_run: bool,
@@ -158,7 +168,11 @@ impl RunArgs {
     fn builtin(&self) -> bool {
         match self.cluster {
             Some(choice) => choice == ClusterChoice::Builtin,
-            None => self.context.is_none() && self.kubeconfig.is_none() && std::env::var_os("KUBECONFIG").is_none(),
+            None => {
+                self.cluster_named.context.is_none()
+                    && self.cluster_named.kubeconfig.is_none()
+                    && std::env::var_os("KUBECONFIG").is_none()
+            }
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use futures::StreamExt;
 use rehearse::check::{CheckedFile, Checker};
-use rehearse::cluster::connect::{ConnectOptions, connect};
+use rehearse::cluster::connect::connect;
 use rehearse::cluster::sim::Pace;
 use rehearse::cluster::sim::api::SimCluster;
 use rehearse::exec::namespace::{LiveNamespaces, RunIdentity};
@@ -246,11 +246,7 @@ async fn real_cluster(
     progress: &Progress,
     (run, live): (&RunIdentity, &LiveNamespaces),
 ) -> Result<Clusters, u8> {
-    let options = ConnectOptions {
-        kubeconfig: args.kubeconfig.clone(),
-        context: args.context.clone(),
-        allowed_contexts: args.allow_context.clone(),
-    };
+    let options = args.cluster_named.connect_options();
     let connection = match connect(&options).await {
         Ok(connection) => connection,
         Err(error) => {
