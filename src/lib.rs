@@ -11,9 +11,13 @@ pub mod exec;
 pub mod input;
 pub mod model;
 pub mod report;
+pub mod select;
 pub mod span;
+pub mod suite;
 pub mod syntax;
 
 pub use check::{CheckedFile, check_path, check_source};
 pub use diagnostic::{Diagnostic, Severity};
+pub use select::{ScenarioEntry, Selection, Shard};
+pub use suite::{Cluster, RunConfig, RunError, RunOutcome, Suite};
 pub use syntax::{Parsed, parse};

@@ -55,6 +55,11 @@ enum Command {
     /// deleted: never one a live run still renews, never one without the label. Connects like
     /// `run` does with a named cluster. Exit codes: 0 done, 2 invalid input, 3 cluster error.
     Clean(CleanArgs),
+    /// List the scenarios that `run` would run: file, line and name, in script order.
+    ///
+    /// Takes the same filters and --shard as `run`. Exit codes: 0 listed, 2 invalid input (a
+    /// script with errors, or nothing matches).
+    List(ListArgs),
     /// Rewrite scripts in the canonical layout (comments are kept).
     ///
     /// Scripts with syntax errors are left alone and reported (exit 2).
@@ -84,6 +89,12 @@ struct RunArgs {
     pace: Option<PaceChoice>,
     #[command(flatten)]
     cluster_named: NamedCluster,
+    #[command(flatten)]
+    selection: SelectArgs,
+    /// After the first scenario that does not pass, start no more (those running finish; the
+    /// rest are reported as not run).
+    #[arg(long)]
+    fail_fast: bool,
     /// Keep each scenario's namespace instead of deleting it, and print its name.
     #[arg(long)]
     keep: bool,
@@ -112,6 +123,67 @@ fn parse_lease(text: &str) -> Result<std::time::Duration, String> {
         Some(_) => Err("a lease shorter than 3s would expire between renewals".into()),
         None => Err(format!("`{text}` is not a duration: write e.g. 60s or 2m")),
     }
+}
+
+/// Which scenarios run (shared by `run` and `list`).
+#[derive(clap::Args)]
+struct SelectArgs {
+    /// Run only scenarios whose name or FILE::NAME contains PATTERN (repeatable: any may match),
+    /// like `cargo test NAME`.
+    #[arg(long = "filter", value_name = "PATTERN")]
+    filters: Vec<String>,
+    /// --filter and --skip patterns must equal the whole name or FILE::NAME.
+    #[arg(long)]
+    exact: bool,
+    /// Leave out scenarios whose name or FILE::NAME contains PATTERN (repeatable).
+    #[arg(long = "skip", value_name = "PATTERN")]
+    skips: Vec<String>,
+    /// Run only shard K of N: a deterministic split of the selected scenarios (in script order,
+    /// every Nth from the Kth), so N CI runners together run each scenario exactly once.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<rehearse::Shard>,
+}
+
+impl SelectArgs {
+    fn selection(&self) -> rehearse::Selection {
+        rehearse::Selection {
+            patterns: self.filters.clone(),
+            exact: self.exact,
+            skip: self.skips.clone(),
+            shard: self.shard,
+        }
+    }
+
+    /// The filters, for a message: ` (--filter x, --shard 2/3)`.
+    fn describe(&self) -> String {
+        let mut parts: Vec<String> = self.filters.iter().map(|f| format!("--filter {f}")).collect();
+        parts.extend(self.skips.iter().map(|s| format!("--skip {s}")));
+        if self.exact {
+            parts.push("--exact".into());
+        }
+        if let Some(shard) = self.shard {
+            parts.push(format!("--shard {shard}"));
+        }
+        if parts.is_empty() { String::new() } else { format!(" ({})", parts.join(", ")) }
+    }
+}
+
+#[derive(clap::Args)]
+struct ListArgs {
+    /// .rollout files, or directories searched recursively for them.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    #[command(flatten)]
+    selection: SelectArgs,
+    /// `text` (FILE:LINE: NAME, one per line) or `json` (an array of {file, scenario, line, column}).
+    #[arg(long, value_enum, default_value = "text")]
+    format: ListFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ListFormat {
+    Text,
+    Json,
 }
 
 /// How a real cluster is named, as kubectl names it.
@@ -202,6 +274,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Check { paths, deny_warnings } => check(&paths, deny_warnings, &renderer),
         Command::Fmt { paths, check } => fmt(&paths, check, &renderer),
+        Command::List(args) => list(&args, &renderer),
         Command::Clean(args) => match tokio::runtime::Runtime::new() {
             Ok(runtime) => runtime.block_on(clean::clean(args)),
             Err(error) => {
@@ -211,17 +284,15 @@ fn main() -> ExitCode {
         },
         // The built-in cluster runs on one thread with tokio's clock paused: time moves only when
         // every task waits, to the next timer, so grace periods and timeouts cost no wall time.
-        Command::Run(args) => match if args.builtin() {
-            tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()
-        } else {
-            tokio::runtime::Runtime::new()
-        } {
-            Ok(runtime) => runtime.block_on(run::run(args, &renderer)),
-            Err(error) => {
-                eprintln!("error: cannot start the async runtime: {error}");
-                exit::INFRASTRUCTURE
+        Command::Run(args) => {
+            match if args.builtin() { rehearse::suite::builtin_runtime() } else { tokio::runtime::Runtime::new() } {
+                Ok(runtime) => runtime.block_on(run::run(args, &renderer)),
+                Err(error) => {
+                    eprintln!("error: cannot start the async runtime: {error}");
+                    exit::INFRASTRUCTURE
+                }
             }
-        },
+        }
     };
     ExitCode::from(code)
 }
@@ -279,28 +350,57 @@ fn scripts_under(paths: &[PathBuf], renderer: &Renderer) -> Option<Vec<PathBuf>>
     found.map_err(|diagnostic| renderer.print(&diagnostic)).ok()
 }
 
+/// Loads and checks the scripts under `paths`, printing what was skipped, what could not be read
+/// and each script's diagnostics (errors only with `errors_only`); `None` (printed) when there is
+/// nothing to load.
+fn load_suite(paths: &[PathBuf], renderer: &Renderer, errors_only: bool) -> Option<rehearse::Suite> {
+    let suite = rehearse::Suite::load(paths).map_err(|diagnostic| renderer.print(&diagnostic)).ok()?;
+    suite.skipped().iter().for_each(|d| renderer.print(d));
+    suite.files().iter().for_each(|file| print_diagnostics(file, errors_only, renderer));
+    suite.unreadable().iter().for_each(|d| renderer.print(d));
+    Some(suite)
+}
+
 fn check(paths: &[PathBuf], deny_warnings: bool, renderer: &Renderer) -> u8 {
-    let Some(scripts) = scripts_under(paths, renderer) else {
+    let Some(suite) = load_suite(paths, renderer, false) else {
         return exit::INVALID_INPUT;
     };
-    let mut checker = Checker::new();
-    let (mut errors, mut warnings) = (0, 0);
-    for path in &scripts {
-        match checker.check_file(path) {
-            Ok(file) => {
-                errors += file.errors();
-                warnings += file.warnings();
-                print_diagnostics(&file, false, renderer);
-            }
-            Err(diagnostic) => {
-                errors += 1;
-                renderer.print(&diagnostic);
+    let errors = suite.errors();
+    let warnings: usize = suite.files().iter().map(CheckedFile::warnings).sum();
+    let count = suite.files().len() + suite.unreadable().len();
+    let files = if count == 1 { "file" } else { "files" };
+    eprintln!("checked {count} {files}: {errors} error(s), {warnings} warning(s)");
+    if errors > 0 || (deny_warnings && warnings > 0) { exit::INVALID_INPUT } else { exit::OK }
+}
+
+fn list(args: &ListArgs, renderer: &Renderer) -> u8 {
+    let Some(suite) = load_suite(&args.paths, renderer, true) else {
+        return exit::INVALID_INPUT;
+    };
+    if suite.errors() > 0 {
+        eprintln!("{} error(s): fix them to list the scenarios", suite.errors());
+        return exit::INVALID_INPUT;
+    }
+    let selected = suite.select(&args.selection.selection());
+    if selected.is_empty() {
+        eprintln!("error: no scenario matches the filters{}", args.selection.describe());
+        return exit::INVALID_INPUT;
+    }
+    match args.format {
+        ListFormat::Text => {
+            for entry in &selected {
+                println!("{}:{}: {}", entry.file, entry.line, entry.scenario);
             }
         }
+        ListFormat::Json => match serde_json::to_string_pretty(&selected) {
+            Ok(json) => println!("{json}"),
+            Err(error) => {
+                eprintln!("error: cannot render the list: {error}");
+                return exit::INFRASTRUCTURE;
+            }
+        },
     }
-    let files = if scripts.len() == 1 { "file" } else { "files" };
-    eprintln!("checked {} {files}: {errors} error(s), {warnings} warning(s)", scripts.len());
-    if errors > 0 || (deny_warnings && warnings > 0) { exit::INVALID_INPUT } else { exit::OK }
+    exit::OK
 }
 
 fn fmt(paths: &[PathBuf], check_only: bool, renderer: &Renderer) -> u8 {

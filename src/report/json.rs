@@ -8,9 +8,15 @@ use super::document::ScenarioResult;
 struct Report<'a> {
     /// Where the scenarios ran: `built-in (kind pace)` or `context NAME`.
     cluster: &'a str,
+    /// `K/N` when the run was one shard of the suite (`--shard`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shard: Option<String>,
     passed: usize,
     failed: usize,
     scenarios: Vec<Scenario<'a>>,
+    /// Selected but not started (`--fail-fast` after a failure, or the run was stopped).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    not_run: &'a [crate::select::ScenarioEntry],
 }
 
 #[derive(Serialize)]
@@ -23,10 +29,13 @@ struct Scenario<'a> {
     step_durations_ms: Vec<u128>,
 }
 
-pub fn render(results: &[ScenarioResult], cluster: &str) -> String {
+pub fn render(outcome: &crate::suite::RunOutcome) -> String {
+    let results = &outcome.results;
     let passed = results.iter().filter(|r| r.status == super::document::Status::Passed).count();
     let report = Report {
-        cluster,
+        cluster: &outcome.cluster,
+        shard: outcome.shard.map(|s| s.to_string()),
+        not_run: &outcome.not_run,
         passed,
         failed: results.len() - passed,
         scenarios: results

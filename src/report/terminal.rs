@@ -74,6 +74,7 @@ impl Terminal {
             });
             let _ = writeln!(out, "  {status} {}: {what}", guard.title());
         }
+        let mut pending = false;
         for snapshot in &result.snapshots {
             if let SnapshotOutcome::Mismatch { diff, new, .. } = snapshot {
                 let _ = writeln!(out, "{diff}");
@@ -81,9 +82,32 @@ impl Terminal {
                     let _ = writeln!(out, "  new observation written to {}", new.display());
                 }
             }
-            if let SnapshotOutcome::Missing { path } = snapshot {
-                let _ = writeln!(out, "  no snapshot file {} (CI does not create snapshots)", path.display());
+            if let SnapshotOutcome::Mismatch { new: Some(_), .. } | SnapshotOutcome::Missing { new: Some(_), .. } =
+                snapshot
+            {
+                pending = true;
             }
+            match snapshot {
+                SnapshotOutcome::Missing { path, new: Some(new) } => {
+                    let _ = writeln!(
+                        out,
+                        "  no snapshot file {}; observation written to {}",
+                        path.display(),
+                        new.display()
+                    );
+                }
+                SnapshotOutcome::Missing { path, new: None } => {
+                    let _ = writeln!(
+                        out,
+                        "  no snapshot file {} (nothing is written under CI or with INSTA_UPDATE=no)",
+                        path.display()
+                    );
+                }
+                _ => {}
+            }
+        }
+        if pending {
+            let _ = writeln!(out, "  review with `cargo insta review`, or accept with `cargo insta accept`");
         }
         // A failure already shown on its step or guard line is not repeated.
         let shown = |failure: &str| {

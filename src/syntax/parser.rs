@@ -27,35 +27,23 @@ pub struct Parsed {
 }
 
 /// Parses a whole script. Never panics; always returns an AST (possibly partial).
+///
+/// The file is parsed one top-level item (line, setting or scenario) at a time, so pest's token
+/// queue holds one item, not the whole file: memory stays proportional to the AST.
 pub fn parse(source: &str) -> Parsed {
-    let mut builder = Builder { source, diagnostics: Diagnostics::default(), unclosed: None };
-    let script = match RolloutParser::parse(Rule::script, source) {
-        Ok(mut pairs) => builder.script(pairs.next().expect("script rule yields one pair")),
-        Err(error) => {
-            // Recovery makes this unreachable in practice; keep a clear error if it ever happens.
-            builder.diagnostics.push(expected::describe(source, 0, &error));
-            Script { items: Vec::new(), span: Span::new(0, source.len()) }
-        }
-    };
+    let mut builder = Builder { source, base: 0, diagnostics: Diagnostics::default(), unclosed: None };
+    let script = builder.script();
     let (diagnostics, omitted) = builder.diagnostics.finish();
     Parsed { script, diagnostics, omitted }
 }
 
 struct Builder<'s> {
     source: &'s str,
+    /// Where the text pest is parsing starts in `source`: pairs' positions are relative to it.
+    base: usize,
     diagnostics: Diagnostics,
     /// Set by `scenario` when the scenario it read has no closing `}`.
     unclosed: Option<Span>,
-}
-
-/// The pair's span without the trailing blanks that pest's implicit whitespace leaves in it.
-fn span_of(pair: &Pair<'_, Rule>) -> Span {
-    let start = pair.as_span().start();
-    Span::new(start, start + pair.as_str().trim_end_matches([' ', '\t']).len())
-}
-
-fn spanned_text(pair: &Pair<'_, Rule>) -> Spanned<String> {
-    Spanned::new(pair.as_str().to_string(), span_of(pair))
 }
 
 /// The word a line starts with (what would be a step keyword), and its span.
@@ -70,12 +58,41 @@ fn first_word(text: &str, offset: usize) -> Option<(String, Span)> {
 }
 
 impl<'s> Builder<'s> {
-    fn script(&mut self, pair: Pair<'s, Rule>) -> Script {
-        let span = span_of(&pair);
+    /// Where a pair starts in the whole source.
+    fn start_of(&self, pair: &Pair<'_, Rule>) -> usize {
+        self.base + pair.as_span().start()
+    }
+
+    /// The pair's span without the trailing blanks that pest's implicit whitespace leaves in it.
+    fn span_of(&self, pair: &Pair<'_, Rule>) -> Span {
+        let start = self.start_of(pair);
+        Span::new(start, start + pair.as_str().trim_end_matches([' ', '\t']).len())
+    }
+
+    fn spanned_text(&self, pair: &Pair<'_, Rule>) -> Spanned<String> {
+        Spanned::new(pair.as_str().to_string(), self.span_of(pair))
+    }
+
+    fn script(&mut self) -> Script {
+        let source = self.source;
+        let span = Span::new(0, source.trim_end_matches([' ', '\t']).len());
         let mut items = Vec::new();
         // The first of consecutive unclosed scenarios, and how many follow it.
         let mut unclosed_run: Option<(Span, usize)> = None;
-        for item in pair.into_inner() {
+        while self.base < source.len() {
+            let item = match RolloutParser::parse(Rule::next_item, &source[self.base..]) {
+                Ok(mut pairs) => match pairs.next() {
+                    Some(item) if !item.as_str().is_empty() => item,
+                    // Every non-empty text is some item (a bad line at worst); stop rather than loop.
+                    _ => break,
+                },
+                Err(error) => {
+                    // Recovery makes this unreachable in practice; keep a clear error if it ever happens.
+                    self.diagnostics.push(expected::describe(source, self.base, &error));
+                    break;
+                }
+            };
+            let next = self.base + item.as_span().end();
             if item.as_rule() == Rule::scenario {
                 if let Some(scenario) = self.scenario(item) {
                     items.push(FileItem::Scenario(scenario));
@@ -85,21 +102,17 @@ impl<'s> Builder<'s> {
                     (Some(opened), None) => unclosed_run = Some((opened, 0)),
                     (None, _) => self.report_unclosed(unclosed_run.take()),
                 }
-                continue;
-            }
-            self.report_unclosed(unclosed_run.take());
-            match item.as_rule() {
-                Rule::blank_line => items.push(FileItem::Blank),
-                Rule::comment_line => items.push(FileItem::Comment(self.comment_of(item))),
-                Rule::setting_line => items.push(FileItem::Setting(self.setting_line(item))),
-                Rule::scenario => {
-                    if let Some(scenario) = self.scenario(item) {
-                        items.push(FileItem::Scenario(scenario));
-                    }
+            } else {
+                self.report_unclosed(unclosed_run.take());
+                match item.as_rule() {
+                    Rule::blank_line => items.push(FileItem::Blank),
+                    Rule::comment_line => items.push(FileItem::Comment(self.comment_of(item))),
+                    Rule::setting_line => items.push(FileItem::Setting(self.setting_line(item))),
+                    Rule::bad_line => self.bad_line(&item, false),
+                    _ => {}
                 }
-                Rule::bad_line => self.bad_line(&item, false),
-                _ => {}
             }
+            self.base = next;
         }
         self.report_unclosed(unclosed_run);
         Script { items, span }
@@ -125,16 +138,16 @@ impl<'s> Builder<'s> {
 
     fn comment_of(&mut self, pair: Pair<'s, Rule>) -> Spanned<String> {
         let comment = pair.into_inner().find(|p| p.as_rule() == Rule::comment).expect("comment line has a comment");
-        spanned_text(&comment)
+        self.spanned_text(&comment)
     }
 
     /// The comment inside an `eol` pair, if any.
     fn eol_comment(&mut self, pair: Pair<'s, Rule>) -> Option<Spanned<String>> {
-        pair.into_inner().find(|p| p.as_rule() == Rule::comment).map(|c| spanned_text(&c))
+        pair.into_inner().find(|p| p.as_rule() == Rule::comment).map(|c| self.spanned_text(&c))
     }
 
     fn scenario(&mut self, pair: Pair<'s, Rule>) -> Option<Scenario> {
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         let mut inner = pair.into_inner();
         let keyword = inner.next().expect("scenario keyword");
         let head = inner.next().expect("scenario head");
@@ -145,10 +158,10 @@ impl<'s> Builder<'s> {
             (name, comment)
         } else {
             let text = head.as_str().trim_end();
-            let at = span_of(&head);
+            let at = self.span_of(&head);
             self.diagnostics.push(
                 Diagnostic::error("rehearse::syntax::scenario_header", "a scenario needs a quoted name and `{`")
-                    .label(Span::new(keyword.as_span().start(), at.start + text.len()), "expected `scenario \"name\" {`")
+                    .label(Span::new(self.start_of(&keyword), at.start + text.len()), "expected `scenario \"name\" {`")
                     .help("write the header as `scenario \"what this rehearses\" {` and close it with `}` on its own line"),
             );
             (Spanned::new(String::new(), Span::new(at.start, at.start)), None)
@@ -165,12 +178,12 @@ impl<'s> Builder<'s> {
                     }
                 }
                 Rule::bad_line => {
-                    items.push(ScenarioItem::Invalid(span_of(&item)));
+                    items.push(ScenarioItem::Invalid(self.span_of(&item)));
                     self.bad_line(&item, true);
                 }
                 Rule::scenario_close if item.as_str().is_empty() => {
                     // Reported by `script`, which folds a run of unclosed scenarios into one error.
-                    self.unclosed = Some(Span::new(keyword.as_span().start(), name.span.end));
+                    self.unclosed = Some(Span::new(self.start_of(&keyword), name.span.end));
                 }
                 _ => {}
             }
@@ -179,7 +192,7 @@ impl<'s> Builder<'s> {
     }
 
     fn setting_line(&mut self, pair: Pair<'s, Rule>) -> Setting {
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         let mut inner = pair.into_inner();
         let setting = inner.next().expect("setting").into_inner().next().expect("setting kind");
         let comment = self.eol_comment(inner.next().expect("eol"));
@@ -197,7 +210,7 @@ impl<'s> Builder<'s> {
     }
 
     fn step_line(&mut self, pair: Pair<'s, Rule>) -> Option<Step> {
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         let mut within = None;
         let mut comment = None;
         let mut kind = None;
@@ -216,7 +229,7 @@ impl<'s> Builder<'s> {
 
     fn step(&mut self, pair: Pair<'s, Rule>) -> Option<StepKind> {
         let rule = pair.as_rule();
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         // Operands after the keyword.
         let mut args = pair.into_inner();
         args.next(); // the step's keyword
@@ -231,7 +244,7 @@ impl<'s> Builder<'s> {
             Rule::convert => {
                 let source = self.object_ref(args.next()?);
                 args.next(); // `to`
-                let to = spanned_text(&args.next()?);
+                let to = self.spanned_text(&args.next()?);
                 let to_kind = Kind::parse(&to.value);
                 StepKind::Convert { source, to, to_kind }
             }
@@ -282,21 +295,21 @@ impl<'s> Builder<'s> {
                     Rule::wait_condition => {
                         let target = self.target(inner.next()?);
                         let mut condition = inner.next()?.into_inner();
-                        let name = spanned_text(&condition.next()?);
-                        let status = condition.next().map(|s| spanned_text(&s));
+                        let name = self.spanned_text(&condition.next()?);
+                        let status = condition.next().map(|s| self.spanned_text(&s));
                         WaitFor::Condition { target, condition: name, status }
                     }
                     _ => WaitFor::Deleted(self.target(inner.next()?)),
                 })
             }
             Rule::let_binding => {
-                let name = spanned_text(&args.next()?);
+                let name = self.spanned_text(&args.next()?);
                 let value = args.next()?;
                 let value = match value.as_rule() {
                     Rule::one_of => Binding::OneOf(self.selection(value.into_inner().nth(1)?)),
                     Rule::label_of => {
                         let mut inner = value.into_inner();
-                        let key = spanned_text(&inner.nth(1)?);
+                        let key = self.spanned_text(&inner.nth(1)?);
                         Binding::LabelOf { key, target: self.target(inner.nth(1)?) }
                     }
                     Rule::name_of => Binding::NameOf(self.target(value.into_inner().nth(2)?)),
@@ -310,7 +323,7 @@ impl<'s> Builder<'s> {
                 let service = self.object_ref(args.next()?);
                 let invariant = args.next()?;
                 let invariant = match invariant.as_rule() {
-                    Rule::always_serving => Invariant::AlwaysServing(span_of(&invariant)),
+                    Rule::always_serving => Invariant::AlwaysServing(self.span_of(&invariant)),
                     _ => Invariant::AtLeast(self.count(invariant.into_inner().nth(1)?)),
                 };
                 StepKind::Guard { service, invariant, expect_violation: args.next().is_some() }
@@ -324,7 +337,7 @@ impl<'s> Builder<'s> {
                 } else {
                     None
                 };
-                let inner_span = span_of(&next);
+                let inner_span = self.span_of(&next);
                 let kind = self.step(next)?;
                 let step = Step { kind, within: None, comment: None, span: inner_span };
                 StepKind::ExpectRefused { message, step: Box::new(step) }
@@ -336,7 +349,7 @@ impl<'s> Builder<'s> {
                 StepKind::Scale { target, replicas }
             }
             Rule::run => {
-                let name = spanned_text(&args.next()?);
+                let name = self.spanned_text(&args.next()?);
                 let mut image = None;
                 let mut labels = Vec::new();
                 for option in args {
@@ -366,13 +379,13 @@ impl<'s> Builder<'s> {
 
     fn traffic_expectation(&mut self, pair: Pair<'s, Rule>) -> TrafficExpectation {
         let rule = pair.as_rule();
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         let mut inner = operands(pair);
         match rule {
             Rule::traffic_share => {
                 let percent = inner.next().expect("percent");
                 let value = percent.as_str().trim_end_matches('%').parse().unwrap_or(0.0);
-                let percent = Spanned::new(value, span_of(&percent));
+                let percent = Spanned::new(value, self.span_of(&percent));
                 TrafficExpectation::Share { percent, pods: self.target(inner.next().expect("pods")) }
             }
             Rule::traffic_exact => TrafficExpectation::Exactly(self.target(inner.next().expect("pods"))),
@@ -385,7 +398,7 @@ impl<'s> Builder<'s> {
 
     fn expectation(&mut self, pair: Pair<'s, Rule>) -> Expectation {
         let rule = pair.as_rule();
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         let mut inner = operands(pair);
         match rule {
             Rule::expect_count => Expectation::Count(self.count(inner.next().expect("count"))),
@@ -410,23 +423,23 @@ impl<'s> Builder<'s> {
     }
 
     fn selection(&mut self, pair: Pair<'s, Rule>) -> Selection {
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         let mut inner = pair.into_inner();
-        let kind_text = spanned_text(&inner.next().expect("kind"));
+        let kind_text = self.spanned_text(&inner.next().expect("kind"));
         let kind = Kind::parse(&kind_text.value);
         let selector = inner.find(|p| p.as_rule() == Rule::selector).map(|s| self.selector(s));
         Selection { kind_text, kind, selector, span }
     }
 
     fn variable(&mut self, pair: Pair<'s, Rule>) -> Spanned<String> {
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         Spanned::new(pair.as_str()[1..].to_string(), span)
     }
 
     fn object_ref(&mut self, pair: Pair<'s, Rule>) -> ObjectRef {
         let mut inner = pair.into_inner();
-        let kind_text = spanned_text(&inner.next().expect("kind"));
-        let name = spanned_text(&inner.next().expect("name"));
+        let kind_text = self.spanned_text(&inner.next().expect("kind"));
+        let name = self.spanned_text(&inner.next().expect("name"));
         let kind = Kind::parse(&kind_text.value);
         ObjectRef { kind_text, kind, name }
     }
@@ -440,7 +453,7 @@ impl<'s> Builder<'s> {
     }
 
     fn integer(&mut self, pair: Pair<'s, Rule>) -> Spanned<u64> {
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         let value = pair.as_str().parse().unwrap_or_else(|_| {
             self.diagnostics.push(
                 Diagnostic::error("rehearse::syntax::number_too_large", "this number is too large")
@@ -453,7 +466,7 @@ impl<'s> Builder<'s> {
     }
 
     fn duration(&mut self, pair: Pair<'s, Rule>) -> Spanned<std::time::Duration> {
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         let value = duration::parse(pair.as_str()).unwrap_or_else(|| {
             self.diagnostics.push(
                 Diagnostic::error("rehearse::syntax::duration_too_large", "this duration is too large")
@@ -466,7 +479,7 @@ impl<'s> Builder<'s> {
     }
 
     fn string(&mut self, pair: Pair<'s, Rule>) -> Spanned<String> {
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         let raw = pair.into_inner().next().map_or("", |p| p.as_str());
         let mut value = String::with_capacity(raw.len());
         let mut chars = raw.chars();
@@ -486,11 +499,11 @@ impl<'s> Builder<'s> {
     }
 
     fn label_value(&mut self, pair: Pair<'s, Rule>) -> Spanned<String> {
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         match pair.into_inner().next() {
             Some(inner) if inner.as_rule() == Rule::string => self.string(inner),
             // `$name` is kept as written; exec/substitute.rs replaces it when the step runs.
-            Some(inner) => spanned_text(&inner),
+            Some(inner) => self.spanned_text(&inner),
             None => Spanned::new(String::new(), span),
         }
     }
@@ -499,7 +512,7 @@ impl<'s> Builder<'s> {
         let change = pair.into_inner().next().expect("assignment or removal");
         let is_assignment = change.as_rule() == Rule::assignment;
         let mut inner = change.into_inner();
-        let key = spanned_text(&inner.next().expect("key"));
+        let key = self.spanned_text(&inner.next().expect("key"));
         let kind = if is_assignment {
             LabelChangeKind::Set(self.label_value(inner.next().expect("value")))
         } else {
@@ -509,16 +522,16 @@ impl<'s> Builder<'s> {
     }
 
     fn selector(&mut self, pair: Pair<'s, Rule>) -> Selector {
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         let requirements = pair.into_inner().map(|r| self.requirement(r)).collect();
         Selector { requirements, span }
     }
 
     fn requirement(&mut self, pair: Pair<'s, Rule>) -> Requirement {
         let rule = pair.as_rule();
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         let mut inner = pair.into_inner();
-        let key = spanned_text(&inner.next().expect("key"));
+        let key = self.spanned_text(&inner.next().expect("key"));
         let (operator, values) = match rule {
             Rule::set_requirement => {
                 let operator =
@@ -540,7 +553,7 @@ impl<'s> Builder<'s> {
     }
 
     fn heredoc(&mut self, pair: Pair<'s, Rule>) -> Option<InlineYaml> {
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         let mut tag = String::new();
         let mut comment = None;
         let mut body = None;
@@ -548,7 +561,7 @@ impl<'s> Builder<'s> {
         for part in pair.into_inner() {
             match part.as_rule() {
                 Rule::heredoc_tag => tag = part.as_str().to_string(),
-                Rule::comment => comment = Some(spanned_text(&part)),
+                Rule::comment => comment = Some(self.spanned_text(&part)),
                 Rule::heredoc_body => body = Some(part),
                 Rule::heredoc_close => close = Some(part),
                 _ => {}
@@ -579,7 +592,7 @@ impl<'s> Builder<'s> {
             .unwrap_or("");
         let mut text = String::with_capacity(body_text.len());
         let mut line_starts = Vec::new();
-        let mut offset = body.as_span().start();
+        let mut offset = self.start_of(&body);
         for line in body_text.split_inclusive('\n') {
             let content = line.trim_end_matches(['\n', '\r']);
             let rest = content.strip_prefix(indent).unwrap_or("");
@@ -593,7 +606,7 @@ impl<'s> Builder<'s> {
 
     /// A line that is not a valid statement: say precisely what is wrong with it.
     fn bad_line(&mut self, pair: &Pair<'s, Rule>, in_scenario: bool) {
-        let start = pair.as_span().start();
+        let start = self.start_of(&pair);
         let text = pair.as_str();
         let line_end = text.find('\n').map_or(text.len(), |i| i);
         let line_span = Span::new(start, start + text[..line_end].trim_end().len());

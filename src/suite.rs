@@ -1,0 +1,487 @@
+//! A suite of scripts, loaded, checked, selected and run: what `rehearse run` does, without the
+//! terminal, for the binary and for other Rust projects' tests alike.
+//!
+//! ```no_run
+//! use rehearse::suite::{RunConfig, Suite};
+//!
+//! let suite = Suite::load(&["scenarios"]).expect("the scripts can be read");
+//! assert_eq!(suite.errors(), 0, "the scripts check clean");
+//! let outcome = suite.run(&RunConfig::default()).expect("the built-in cluster runs");
+//! assert!(outcome.passed(), "{:?}", outcome.failures().collect::<Vec<_>>());
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::check::{CheckedFile, Checker, find_scripts_noting};
+use crate::cluster::connect::{ConnectError, ConnectOptions, connect};
+pub use crate::cluster::sim::Pace;
+use crate::cluster::sim::api::SimCluster;
+use crate::diagnostic::{Diagnostic, line_column};
+use crate::exec::namespace::{LiveNamespaces, RunIdentity};
+use crate::exec::view::Nodes;
+use crate::exec::{ClusterClock, RunOptions, ScenarioJob, run_scenario};
+use crate::report::document::{ScenarioResult, Status};
+use crate::report::progress::Progress;
+use crate::report::snapshot::SnapshotMode;
+use crate::select::{ScenarioEntry, Selection, Shard};
+use crate::syntax::ast::SettingKind;
+
+/// Scripts read and checked. Loading never runs anything; [`Suite::errors`] says whether the
+/// scripts may run.
+#[derive(Debug)]
+pub struct Suite {
+    files: Vec<CheckedFile>,
+    /// Scripts that could not be read at all (each a diagnostic naming the file).
+    unreadable: Vec<Diagnostic>,
+    /// What directories held but was not taken (symlink loops, FIFOs): warnings.
+    skipped: Vec<Diagnostic>,
+}
+
+impl Suite {
+    /// Finds the `.rollout` scripts under `paths` (files, or directories searched recursively)
+    /// and checks each. Err when a path does not exist or a directory holds no script.
+    pub fn load<P: AsRef<Path>>(paths: &[P]) -> Result<Suite, Diagnostic> {
+        let paths: Vec<PathBuf> = paths.iter().map(|p| p.as_ref().to_path_buf()).collect();
+        let mut skipped = Vec::new();
+        let scripts = find_scripts_noting(&paths, &mut skipped)?;
+        let mut checker = Checker::new();
+        let mut files = Vec::new();
+        let mut unreadable = Vec::new();
+        for path in &scripts {
+            match checker.check_file(path) {
+                Ok(file) => files.push(file),
+                Err(diagnostic) => unreadable.push(diagnostic),
+            }
+        }
+        Ok(Suite { files, unreadable, skipped })
+    }
+
+    /// The scripts that could be read, in the order they were found.
+    pub fn files(&self) -> &[CheckedFile] {
+        &self.files
+    }
+
+    /// Scripts that could not be read (too large, not a file, not there).
+    pub fn unreadable(&self) -> &[Diagnostic] {
+        &self.unreadable
+    }
+
+    /// Paths found under a directory but not taken, as warnings (symlink loops, FIFOs, a file
+    /// reached twice).
+    pub fn skipped(&self) -> &[Diagnostic] {
+        &self.skipped
+    }
+
+    /// Errors in all scripts (counted ones included) and unreadable scripts. Nothing runs unless
+    /// this is 0.
+    pub fn errors(&self) -> usize {
+        self.files.iter().map(CheckedFile::errors).sum::<usize>() + self.unreadable.len()
+    }
+
+    /// Every scenario, in script order.
+    pub fn scenarios(&self) -> Vec<ScenarioEntry> {
+        self.files
+            .iter()
+            .flat_map(|file| {
+                file.script.scenarios().map(|scenario| {
+                    let (line, column) = line_column(&file.source, scenario.span.start);
+                    ScenarioEntry {
+                        file: file.path.display().to_string(),
+                        scenario: scenario.name.value.clone(),
+                        line,
+                        column,
+                    }
+                })
+            })
+            .collect()
+    }
+
+    /// The scenarios `selection` lets run, in script order.
+    pub fn select(&self, selection: &Selection) -> Vec<ScenarioEntry> {
+        let all = self.scenarios();
+        selection.apply(&all).into_iter().map(|i| all[i].clone()).collect()
+    }
+
+    /// The jobs `selection` lets run, in script order.
+    fn jobs(&self, selection: &Selection) -> Vec<ScenarioJob<'_>> {
+        let all: Vec<ScenarioJob<'_>> = self
+            .files
+            .iter()
+            .flat_map(|file| {
+                let file_timeout = file.script.settings().find_map(|s| match &s.kind {
+                    SettingKind::Timeout(t) => Some(t.value),
+                    _ => None,
+                });
+                let file_nodes = file_nodes(file);
+                let base_dir = file.base_dir();
+                file.script.scenarios().map(move |scenario| ScenarioJob {
+                    path: &file.path,
+                    source: &file.source,
+                    base_dir: base_dir.clone(),
+                    file_timeout,
+                    file_nodes,
+                    scenario,
+                })
+            })
+            .collect();
+        let chosen = selection.apply(&self.scenarios());
+        let mut all: Vec<Option<ScenarioJob<'_>>> = all.into_iter().map(Some).collect();
+        chosen.into_iter().filter_map(|i| all[i].take()).collect()
+    }
+}
+
+fn file_nodes(file: &CheckedFile) -> Option<u32> {
+    file.script.settings().find_map(|s| match &s.kind {
+        SettingKind::Nodes(n) => Some(n.value),
+        _ => None,
+    })
+}
+
+/// Where scenarios run.
+#[derive(Clone, Debug)]
+pub enum Cluster {
+    /// In-process, in virtual time: no cluster, no containers.
+    Builtin { pace: Pace },
+    /// A real cluster, named as kubectl names it. Only contexts that look like throwaway clusters
+    /// (kind-*, kwok-*, k3d-*, minikube) are used unless `allowed_contexts` names them.
+    Kube(ConnectOptions),
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster::Builtin { pace: Pace::Kind }
+    }
+}
+
+/// How to run a suite.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub cluster: Cluster,
+    pub selection: Selection,
+    /// Scenarios run at the same time (at least 1).
+    pub jobs: usize,
+    /// After the first scenario that does not pass, start no more (those running finish).
+    pub fail_fast: bool,
+    /// Keep each scenario's namespace instead of deleting it (a real cluster only).
+    pub keep_namespaces: bool,
+    pub snapshots: SnapshotMode,
+    /// How long a namespace's lease lasts without renewal (a real cluster only).
+    pub lease: Duration,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            cluster: Cluster::default(),
+            selection: Selection::default(),
+            jobs: 1,
+            fail_fast: false,
+            keep_namespaces: false,
+            snapshots: SnapshotMode::Check,
+            lease: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// Where it ran: `built-in (kind pace)` or `context kind-demo`.
+    pub cluster: String,
+    pub shard: Option<Shard>,
+    /// Every scenario that ran, in script order.
+    pub results: Vec<ScenarioResult>,
+    /// Selected scenarios not started: `fail_fast` after a failure, or the run was cancelled.
+    pub not_run: Vec<ScenarioEntry>,
+    /// Namespaces the run could not delete (each holds a lease for `rehearse clean`).
+    pub left_behind: Vec<String>,
+    /// The run was cancelled before it finished.
+    pub cancelled: bool,
+}
+
+impl RunOutcome {
+    /// Every scenario passed and none was left out.
+    pub fn passed(&self) -> bool {
+        !self.cancelled && self.not_run.is_empty() && self.results.iter().all(|r| r.status == Status::Passed)
+    }
+
+    /// Scenarios that did not pass, with why.
+    pub fn failures(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.results
+            .iter()
+            .filter(|r| r.status != Status::Passed)
+            .map(|r| (r.scenario.as_str(), r.failure.as_deref().unwrap_or("did not pass")))
+    }
+}
+
+/// Why a suite did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0} error(s) in the scripts: nothing was run")]
+    InvalidScripts(usize),
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error(
+        "the cluster of context `{context}` does not answer: {why}\n  is it running? (for the testbed: tests/testbed/testbed.sh up)"
+    )]
+    Silent { context: String, why: String },
+    #[error(
+        "cannot watch the nodes of context `{context}`: {error}\n  rehearse needs to list and watch nodes (for `nodes` settings and one-per-node expectations)"
+    )]
+    Nodes { context: String, error: String },
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+impl RunError {
+    /// The user's input is wrong (scripts, kubeconfig, context), as opposed to the cluster.
+    pub fn is_invalid_input(&self) -> bool {
+        match self {
+            RunError::InvalidScripts(_) => true,
+            RunError::Connect(error) => error.is_invalid_input(),
+            _ => false,
+        }
+    }
+}
+
+/// Told what happens during a run, as it happens (the terminal reporter is one).
+pub trait Observer: Sync {
+    /// The cluster is ready and scenarios start.
+    fn started(&self, _cluster: &str) {}
+    /// A scenario finished.
+    fn finished(&self, _result: &ScenarioResult) {}
+}
+
+impl Observer for () {}
+
+/// What a run shares with whoever started it: cancel it, watch its steps, see its namespaces.
+#[derive(Clone, Default)]
+pub struct Controls {
+    /// Cancelling stops the scenarios; their namespaces are still deleted.
+    pub cancel: CancellationToken,
+    /// The steps running now.
+    pub progress: Progress,
+    /// The run's namespaces that exist now.
+    pub live: LiveNamespaces,
+}
+
+impl Suite {
+    /// Runs the selected scenarios and waits for them, on a runtime of its own (on its own thread,
+    /// so it may be called from inside another runtime, e.g. a `#[tokio::test]`).
+    pub fn run(&self, config: &RunConfig) -> Result<RunOutcome, RunError> {
+        std::thread::scope(|scope| {
+            // Made, used and dropped on this thread: a runtime may not be dropped inside another.
+            let run = scope.spawn(|| {
+                let runtime = match config.cluster {
+                    Cluster::Builtin { .. } => builtin_runtime(),
+                    Cluster::Kube(_) => tokio::runtime::Runtime::new(),
+                }
+                .map_err(RunError::Runtime)?;
+                runtime.block_on(self.run_with(config, &(), &Controls::default()))
+            });
+            run.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+
+    /// Runs the selected scenarios on the current runtime. On the built-in cluster, that runtime
+    /// must be the one [`builtin_runtime`] builds (one thread, its clock paused), or the
+    /// cluster's grace periods and timeouts pass in real time.
+    pub async fn run_with(
+        &self,
+        config: &RunConfig,
+        observer: &dyn Observer,
+        controls: &Controls,
+    ) -> Result<RunOutcome, RunError> {
+        let errors = self.errors();
+        if errors > 0 {
+            return Err(RunError::InvalidScripts(errors));
+        }
+        let run = RunIdentity::new(config.lease);
+        let clusters = match &config.cluster {
+            Cluster::Builtin { pace } => builtin_clusters(&self.files, *pace, config, controls, &run).await,
+            Cluster::Kube(options) => real_cluster(options, config, controls, &run).await?,
+        };
+        observer.started(&clusters.name);
+        let jobs = self.jobs(&config.selection);
+        let stop = AtomicBool::new(false);
+        let mut results: Vec<ScenarioResult> = Vec::new();
+        let mut not_run = Vec::new();
+        let outcomes: Vec<(usize, Option<ScenarioResult>)> = futures::stream::iter(jobs.iter().enumerate())
+            .map(|(index, job)| {
+                let (options, stop, cancel) = (clusters.for_job(job), &stop, &controls.cancel);
+                async move {
+                    // Checked when the job would start: after a failure (fail-fast) or a cancel,
+                    // the scenarios not yet started are left out, not run and failed.
+                    if stop.load(Ordering::Acquire) || cancel.is_cancelled() {
+                        return (index, None);
+                    }
+                    (index, Some(run_scenario(job, options, cancel).await))
+                }
+            })
+            .buffer_unordered(config.jobs.max(1))
+            .inspect(|(_, result)| {
+                if let Some(result) = result {
+                    if config.fail_fast && result.status != Status::Passed {
+                        stop.store(true, Ordering::Release);
+                    }
+                    observer.finished(result);
+                }
+            })
+            .collect()
+            .await;
+        let entries = self.select(&config.selection);
+        let mut outcomes = outcomes;
+        // Reports list scenarios in script order, whatever order they finished in.
+        outcomes.sort_by_key(|(index, _)| *index);
+        for (index, result) in outcomes {
+            match result {
+                Some(result) => results.push(result),
+                None => not_run.push(entries[index].clone()),
+            }
+        }
+        let cluster = clusters.name.clone();
+        // Ends the lease renewal: every scenario has finished.
+        drop(clusters);
+        Ok(RunOutcome {
+            cluster,
+            shard: config.selection.shard,
+            results,
+            not_run,
+            left_behind: controls.live.all().into_iter().map(|n| n.name).collect(),
+            cancelled: controls.cancel.is_cancelled(),
+        })
+    }
+}
+
+/// The runtime the built-in cluster needs: one thread, its clock paused, so time moves only when
+/// every task waits, straight to the next timer (grace periods and timeouts cost no wall time).
+pub fn builtin_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()
+}
+
+/// Where the scenarios run: one cluster, or (built-in) one per worker-node count the scripts ask
+/// for with `nodes N`.
+struct Clusters {
+    name: String,
+    by_workers: BTreeMap<u32, RunOptions>,
+    /// The lease renewal, for as long as the run goes on.
+    _renewal: Option<AbortOnDrop>,
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Worker nodes of the built-in cluster when a script does not say (`nodes N`): the testbed's.
+const DEFAULT_WORKERS: u32 = 2;
+
+impl Clusters {
+    fn for_job(&self, job: &ScenarioJob<'_>) -> &RunOptions {
+        let workers = job.file_nodes.unwrap_or(DEFAULT_WORKERS);
+        self.by_workers.get(&workers).or_else(|| self.by_workers.values().next()).expect("at least one cluster")
+    }
+}
+
+fn builtin_name(pace: Pace) -> String {
+    format!("built-in ({} pace)", if pace == Pace::Kind { "kind" } else { "fast" })
+}
+
+/// Built-in clusters for the scripts: the testbed's node set (a tainted control-plane node and two
+/// workers), or as many workers as a script's `nodes N` asks for.
+async fn builtin_clusters(
+    files: &[CheckedFile],
+    pace: Pace,
+    config: &RunConfig,
+    controls: &Controls,
+    run: &RunIdentity,
+) -> Clusters {
+    let mut workers: Vec<u32> = files.iter().map(|file| file_nodes(file).unwrap_or(DEFAULT_WORKERS)).collect();
+    workers.sort_unstable();
+    workers.dedup();
+    let mut by_workers = BTreeMap::new();
+    for count in workers {
+        let cluster = SimCluster::start(count as usize, pace);
+        let client = cluster.client();
+        let clock = ClusterClock::Builtin(cluster.clock());
+        let nodes = Nodes::start(&client).await.expect("the built-in cluster serves its nodes");
+        by_workers.insert(
+            count,
+            RunOptions {
+                client,
+                nodes,
+                resources: Default::default(),
+                keep_namespace: false,
+                snapshots: config.snapshots,
+                progress: controls.progress.clone(),
+                clock,
+                health: Default::default(),
+                run: run.clone(),
+                live: controls.live.clone(),
+            },
+        );
+    }
+    Clusters { name: builtin_name(pace), by_workers, _renewal: None }
+}
+
+/// How long a run waits for a named cluster's first answer before it gives up.
+const FIRST_ANSWER_TIMEOUT: Duration = Duration::from_secs(12);
+
+/// The cluster the user named, connected like kubectl.
+async fn real_cluster(
+    options: &ConnectOptions,
+    config: &RunConfig,
+    controls: &Controls,
+    run: &RunIdentity,
+) -> Result<Clusters, RunError> {
+    let connection = connect(options).await?;
+    // A first answer, quickly: whether nothing listens, or something listens and never answers,
+    // the user hears within seconds (the transport retries requests for longer during a run).
+    let asked = tokio::time::Instant::now();
+    let first_answer = tokio::time::timeout(FIRST_ANSWER_TIMEOUT, connection.client.apiserver_version()).await;
+    let silent = match first_answer {
+        Ok(Ok(_)) => None,
+        Ok(Err(error)) => Some(crate::cluster::transport::describe(&error)),
+        // Still retrying: say how the attempts failed (nothing listening, or no answer).
+        Err(_) => Some(match connection.health.outage_since(asked) {
+            Some(outage) => format!("{} (tried for {}s)", outage.what, FIRST_ANSWER_TIMEOUT.as_secs()),
+            None => format!("no answer within {}s", FIRST_ANSWER_TIMEOUT.as_secs()),
+        }),
+    };
+    if let Some(why) = silent {
+        return Err(RunError::Silent { context: connection.context, why });
+    }
+    let nodes = Nodes::start(&connection.client)
+        .await
+        .map_err(|error| RunError::Nodes { context: connection.context.clone(), error: error.to_string() })?;
+    let run_options = RunOptions {
+        client: connection.client.clone(),
+        nodes,
+        resources: Default::default(),
+        keep_namespace: config.keep_namespaces,
+        snapshots: config.snapshots,
+        progress: controls.progress.clone(),
+        clock: ClusterClock::Wall,
+        health: connection.health.clone(),
+        run: run.clone(),
+        live: controls.live.clone(),
+    };
+    // The lease of every namespace this run makes, renewed while the run lives. (The built-in
+    // cluster ends with the process, so its namespaces need none.)
+    let renewal =
+        tokio::spawn(crate::exec::lease::renew_forever(connection.client.clone(), run.clone(), controls.live.clone()));
+    Ok(Clusters {
+        name: format!("context {}", connection.context),
+        by_workers: BTreeMap::from([(DEFAULT_WORKERS, run_options)]),
+        _renewal: Some(AbortOnDrop(renewal)),
+    })
+}

@@ -1,0 +1,74 @@
+//! The crate as another project's tests use it: only the public API, on the built-in cluster.
+
+use rehearse::report::document::Status;
+use rehearse::suite::{Cluster, Pace, RunConfig, RunError, Suite};
+use rehearse::{Selection, Shard};
+
+#[test]
+fn load_select_and_run_a_suite_from_rust() {
+    let suite = Suite::load(&["scenarios"]).expect("the runbook scenarios load");
+    assert_eq!(suite.errors(), 0);
+    let all = suite.scenarios();
+    assert!(all.iter().any(|s| s.scenario == "blue/green switch without a gap"), "{all:?}");
+
+    let selection = Selection { patterns: vec!["09-advanced".into()], ..Default::default() };
+    let config = RunConfig { cluster: Cluster::Builtin { pace: Pace::Kind }, selection, jobs: 2, ..Default::default() };
+    let outcome = suite.run(&config).expect("the built-in cluster runs");
+    assert!(outcome.passed(), "{:?}", outcome.failures().collect::<Vec<_>>());
+    assert_eq!(outcome.cluster, "built-in (kind pace)");
+    let names: Vec<&str> = outcome.results.iter().map(|r| r.scenario.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "a one-shot debug pod joins the rotation",
+            "a canary takes a quarter of the traffic",
+            "blue/green switch without a gap"
+        ]
+    );
+    // The deterministic result document, as `--results DIR` writes it.
+    let document = outcome.results[1].document();
+    assert!(document.starts_with("scenario: a canary takes a quarter of the traffic\n"), "{document}");
+    assert!(document.contains("status: passed"), "{document}");
+}
+
+#[test]
+fn a_run_from_inside_an_async_test_and_a_shard() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        // `run` brings its own runtime on its own thread, so it works inside another one.
+        let suite = Suite::load(&["scenarios/09-advanced-rollout.rollout"]).unwrap();
+        let selection = Selection { shard: Some(Shard { index: 1, total: 3 }), ..Default::default() };
+        let outcome = suite.run(&RunConfig { selection, ..Default::default() }).unwrap();
+        assert_eq!(outcome.shard, Some(Shard { index: 1, total: 3 }));
+        assert_eq!(outcome.results.len(), 1);
+        assert_eq!(outcome.results[0].status, Status::Passed);
+    });
+}
+
+#[test]
+fn failures_and_broken_scripts_are_typed() {
+    let dir = tempfile::tempdir().unwrap();
+    let failing = dir.path().join("failing.rollout");
+    std::fs::write(&failing, "scenario \"nothing there\" {\n    expect pods app=web count 2 within 10s\n}\n").unwrap();
+    let suite = Suite::load(&[&failing]).unwrap();
+    let outcome = suite.run(&RunConfig::default()).unwrap();
+    assert!(!outcome.passed());
+    let failures: Vec<(&str, &str)> = outcome.failures().collect();
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].0, "nothing there");
+    assert!(failures[0].1.contains("count 2"), "{failures:?}");
+
+    let broken = dir.path().join("broken.rollout");
+    std::fs::write(&broken, "scenario \"x\" {\n    scale deploy/web 3\n}\n").unwrap();
+    let suite = Suite::load(&[&broken]).unwrap();
+    assert_eq!(suite.errors(), 1);
+    let diagnostic = &suite.files()[0].diagnostics[0];
+    assert_eq!(diagnostic.location().as_deref(), Some(format!("{}:2:22", broken.display()).as_str()));
+    match suite.run(&RunConfig::default()) {
+        Err(error @ RunError::InvalidScripts(1)) => assert!(error.is_invalid_input()),
+        other => panic!("{other:?}"),
+    }
+
+    let missing = Suite::load(&[dir.path().join("nowhere")]).unwrap_err();
+    assert!(missing.message.contains("does not exist"), "{}", missing.message);
+}
