@@ -440,11 +440,14 @@ async fn run_steps(
         result.guards.push(outcome);
     }
     result.snapshots = context.snapshots.outcomes().to_vec();
-    if result.snapshots.iter().any(|s| matches!(s, SnapshotOutcome::Mismatch { .. } | SnapshotOutcome::Missing { .. }))
-        && result.status == Status::Passed
-    {
+    let mismatch = result.snapshots.iter().any(|s| matches!(s, SnapshotOutcome::Mismatch { .. }));
+    let missing = result.snapshots.iter().any(|s| matches!(s, SnapshotOutcome::Missing { .. }));
+    if (mismatch || missing) && result.status == Status::Passed {
         result.status = Status::Failed;
-        result.failure = Some("a snapshot does not match its recorded file".into());
+        result.failure = Some(
+            if mismatch { "a snapshot does not match its recorded file" } else { "a snapshot has no recorded file" }
+                .into(),
+        );
     }
     Ok(())
 }
