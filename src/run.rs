@@ -19,7 +19,7 @@ use rehearse::report::terminal::Terminal;
 use rehearse::syntax::ast::SettingKind;
 use tokio_util::sync::CancellationToken;
 
-use super::{PaceChoice, Renderer, ReportFormat, RunArgs, exit};
+use super::{PaceChoice, Renderer, Report, RunArgs, exit};
 
 pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
     // Taken over before anything else, so that a signal at any moment stops the run cleanly.
@@ -93,7 +93,8 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
     let cancel = CancellationToken::new();
     let stopped_by = Arc::new(std::sync::atomic::AtomicU8::new(0));
     let signal = tokio::spawn(stop_on_signals(signals, cancel.clone(), stopped_by.clone(), live.clone()));
-    let terminal = Terminal::detect();
+    let terminal = Terminal::detect(renderer.color);
+    let annotate = args.annotate();
     let live_progress = terminal.live(progress.clone());
     let started = Instant::now();
     let mut results: Vec<ScenarioResult> = futures::stream::iter(jobs.iter())
@@ -102,13 +103,18 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
             async move { run_scenario(job, run_options, cancel).await }
         })
         .buffer_unordered(usize::from(args.jobs))
-        .inspect(|result| terminal.scenario(result))
+        .inspect(|result| {
+            terminal.scenario(result);
+            if annotate {
+                rehearse::report::github::scenario(result).iter().for_each(|line| println!("{line}"));
+            }
+        })
         .collect()
         .await;
     signal.abort();
     if let Some(live_progress) = live_progress {
         live_progress.abort();
-        eprint!("\r\x1b[2K");
+        eprint!("{}", terminal.clear_line());
     }
     // Reports list scenarios in script order, whatever order they finished in.
     results.sort_by(|a, b| (a.file.as_str(), &a.scenario).cmp(&(b.file.as_str(), &b.scenario)));
@@ -122,10 +128,12 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
             return exit::INFRASTRUCTURE;
         }
     }
-    for (format, path) in &args.reports {
-        let text = match format {
-            ReportFormat::Junit => rehearse::report::junit::render(&results, &clusters.name),
-            ReportFormat::Json => rehearse::report::json::render(&results, &clusters.name),
+    for report in &args.reports {
+        let (text, path) = match report {
+            Report::Junit(path) => (rehearse::report::junit::render(&results, &clusters.name), path),
+            Report::Json(path) => (rehearse::report::json::render(&results, &clusters.name), path),
+            // Printed as each scenario finished.
+            Report::Github => continue,
         };
         if let Err(error) = std::fs::write(path, text) {
             eprintln!("error: cannot write the report {}: {error}", path.display());

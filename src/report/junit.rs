@@ -1,4 +1,6 @@
-//! `--report junit=PATH`: one test suite per script, one test case per scenario.
+//! `--report junit=PATH`: one test suite per script, one test case per scenario, carrying the
+//! script's path and the line of its `scenario` keyword (`file` and `line` attributes, as pytest
+//! writes them and GitLab and most JUnit readers link them).
 
 use std::collections::BTreeMap;
 
@@ -32,8 +34,32 @@ pub fn render(results: &[ScenarioResult], cluster: &str) -> String {
         let mut case = TestCase::new(result.scenario.clone(), status);
         case.set_time(result.duration);
         case.set_classname(result.file.clone());
+        case.extra.insert("file".into(), result.file.as_str().into());
+        if result.line > 0 {
+            case.extra.insert("line".into(), result.line.to_string().into());
+        }
         suite.add_test_case(case);
     }
     report.add_test_suites(suites.into_values());
     report.to_string().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn each_test_case_carries_its_file_and_line() {
+        let mut failed = ScenarioResult::new("b & c", Path::new("plans/x.rollout"));
+        (failed.line, failed.status, failed.failure) = (12, Status::Failed, Some("it broke".into()));
+        let mut passed = ScenarioResult::new("a", Path::new("plans/x.rollout"));
+        passed.line = 3;
+        let xml = render(&[passed, failed], "built-in (kind pace)");
+        assert!(xml.contains(r#"<testcase name="a" classname="plans/x.rollout" "#), "{xml}");
+        assert!(xml.contains(r#"file="plans/x.rollout" line="3""#), "{xml}");
+        assert!(xml.contains(r#"<testcase name="b &amp; c" "#), "{xml}");
+        assert!(xml.contains(r#"file="plans/x.rollout" line="12""#), "{xml}");
+    }
 }
