@@ -78,9 +78,15 @@ impl Diagnostic {
 
     /// `file:line:column` of the primary label, when a source is attached.
     pub fn location(&self) -> Option<String> {
+        let (file, line, column) = self.position()?;
+        Some(format!("{file}:{line}:{column}"))
+    }
+
+    /// The file, 1-based line and column of the primary label, when a source is attached.
+    pub fn position(&self) -> Option<(&str, usize, usize)> {
         let source = self.source.as_ref()?;
         let (line, column) = source.line_column(self.primary_span().start);
-        Some(format!("{}:{line}:{column}", source.name))
+        Some((source.name(), line, column))
     }
 }
 

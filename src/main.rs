@@ -4,11 +4,13 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use miette::{GraphicalReportHandler, GraphicalTheme};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use miette::{GraphicalReportHandler, GraphicalTheme, ThemeCharacters, ThemeStyles};
 
 use rehearse::check::{CheckedFile, Checker, find_scripts_noting};
 use rehearse::diagnostic::Diagnostic;
+use rehearse::report::color::ColorChoice;
+use rehearse::report::github;
 use rehearse::syntax::format::format;
 
 /// Exit codes, as documented in the README.
@@ -23,8 +25,48 @@ mod exit {
 #[derive(Parser)]
 #[command(name = "rehearse", version, about = "Rehearse Kubernetes traffic changes: checked, run, proven and recorded")]
 struct Cli {
+    /// When to colour output: `auto` colours a terminal unless NO_COLOR is set (CLICOLOR_FORCE=1
+    /// colours a pipe too), `always`, or `never` (no escape sequences at all).
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto)]
+    color: ColorWhen,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorWhen {
+    fn choice(self) -> ColorChoice {
+        match self {
+            ColorWhen::Auto => ColorChoice::Auto,
+            ColorWhen::Always => ColorChoice::Always,
+            ColorWhen::Never => ColorChoice::Never,
+        }
+    }
+
+    /// The last `--color WHEN` or `--color=WHEN` before `--`, read before clap parses (so that
+    /// clap's own help and errors follow it too).
+    fn from_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Option<ColorWhen> {
+        let mut found = None;
+        let mut args = args.into_iter().skip(1);
+        while let Some(arg) = args.next() {
+            let Some(arg) = arg.to_str() else { continue };
+            let value = match arg {
+                "--" => break,
+                "--color" => args.next().and_then(|v| v.into_string().ok()),
+                _ => arg.strip_prefix("--color=").map(str::to_string),
+            };
+            if let Some(when) = value.and_then(|v| ColorWhen::from_str(&v, true).ok()) {
+                found = Some(when);
+            }
+        }
+        found
+    }
 }
 
 #[derive(Subcommand)]
@@ -71,6 +113,22 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Print a shell completion script for bash, zsh, fish, elvish or powershell.
+    ///
+    /// E.g. `rehearse completions bash > ~/.local/share/bash-completion/completions/rehearse`,
+    /// `rehearse completions zsh > ~/.zfunc/_rehearse`, or
+    /// `rehearse completions fish > ~/.config/fish/completions/rehearse.fish`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), of rehearse or of one of its commands.
+    ///
+    /// E.g. `rehearse man | man -l -`, or `rehearse man run > rehearse-run.1`.
+    Man {
+        /// The command whose page to print (check, run, clean, fmt, ...).
+        command: Option<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -107,9 +165,11 @@ struct RunArgs {
     /// Write each scenario's deterministic result document (YAML) into this directory.
     #[arg(long, value_name = "DIR")]
     results: Option<PathBuf>,
-    /// Write a report: `junit=PATH` or `json=PATH` (repeatable).
-    #[arg(long = "report", value_name = "FORMAT=PATH", value_parser = parse_report)]
-    reports: Vec<(ReportFormat, PathBuf)>,
+    /// Write a report: `junit=PATH`, `json=PATH`, or `github` (annotations on stdout, which
+    /// GitHub Actions shows on the failing line; on by default when GITHUB_ACTIONS=true).
+    /// Repeatable.
+    #[arg(long = "report", value_name = "FORMAT[=PATH]", value_parser = parse_report)]
+    reports: Vec<Report>,
     /// How long each scenario namespace's lease lasts without renewal (a real cluster only).
     /// The run renews it every third of that; if the run dies without cleaning up, `rehearse
     /// clean` deletes the namespace once the lease has expired.
@@ -249,32 +309,64 @@ impl RunArgs {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
-enum ReportFormat {
-    Junit,
-    Json,
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Report {
+    Junit(PathBuf),
+    Json(PathBuf),
+    /// Workflow commands on stdout.
+    Github,
 }
 
-fn parse_report(text: &str) -> Result<(ReportFormat, PathBuf), String> {
-    let (format, path) = text.split_once('=').ok_or("expected FORMAT=PATH, e.g. junit=results.xml")?;
-    let format = match format {
-        "junit" => ReportFormat::Junit,
-        "json" => ReportFormat::Json,
-        other => return Err(format!("unknown report format `{other}`: use junit or json")),
+fn parse_report(text: &str) -> Result<Report, String> {
+    if text == "github" {
+        return Ok(Report::Github);
+    }
+    let Some((format, path)) = text.split_once('=') else {
+        return Err("expected FORMAT=PATH (e.g. junit=results.xml) or github".into());
     };
-    if path.is_empty() {
+    if path.is_empty() && format != "github" {
         return Err("the report path is empty".into());
     }
-    Ok((format, PathBuf::from(path)))
+    match format {
+        "junit" => Ok(Report::Junit(PathBuf::from(path))),
+        "json" => Ok(Report::Json(PathBuf::from(path))),
+        "github" => Err("`github` takes no path: its annotations go to stdout, where GitHub Actions reads them".into()),
+        other => Err(format!("unknown report format `{other}`: use junit=PATH, json=PATH or github")),
+    }
+}
+
+impl RunArgs {
+    /// GitHub annotations: under GitHub Actions, or asked for with `--report github`.
+    fn annotate(&self) -> bool {
+        github::in_github_actions() || self.reports.contains(&Report::Github)
+    }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let renderer = Renderer::for_stderr();
+    // clap's help and errors follow --color too (its `auto` reads NO_COLOR and CLICOLOR_FORCE).
+    let clap_color = match ColorWhen::from_args(std::env::args_os()) {
+        Some(ColorWhen::Always) => clap::ColorChoice::Always,
+        Some(ColorWhen::Never) => clap::ColorChoice::Never,
+        Some(ColorWhen::Auto) | None => clap::ColorChoice::Auto,
+    };
+    let matches = Cli::command().color(clap_color).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    let annotate = match &cli.command {
+        Command::Run(args) => args.annotate(),
+        _ => github::in_github_actions(),
+    };
+    let renderer = Renderer::for_stderr(cli.color.choice(), annotate);
     let code = match cli.command {
         Command::Check { paths, deny_warnings } => check(&paths, deny_warnings, &renderer),
         Command::Fmt { paths, check } => fmt(&paths, check, &renderer),
         Command::List(args) => list(&args, &renderer),
+        Command::Completions { shell } => {
+            // Into memory first: clap_complete panics on a write error (`| head` closing the pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "rehearse", &mut script);
+            write_stdout(&script)
+        }
+        Command::Man { command } => man(command.as_deref()),
         Command::Clean(args) => match tokio::runtime::Runtime::new() {
             Ok(runtime) => runtime.block_on(clean::clean(args)),
             Err(error) => {
@@ -300,16 +392,63 @@ fn main() -> ExitCode {
 mod clean;
 mod run;
 
-/// Renders diagnostics: colour and unicode on a terminal, plain ASCII otherwise or with NO_COLOR.
+/// Prints the man page of rehearse, or of one of its commands (`rehearse-run(1)`).
+fn man(command: Option<&str>) -> u8 {
+    let mut cli = Cli::command();
+    // Gives each command its display name (`rehearse-run`) and usage (`rehearse run`).
+    cli.build();
+    let page = match command {
+        None => cli,
+        Some(name) => match cli.find_subcommand(name) {
+            Some(sub) => sub.clone(),
+            None => {
+                let names: Vec<&str> = cli.get_subcommands().map(|c| c.get_name()).collect();
+                eprintln!("error: no command `{name}`: rehearse has {}", names.join(", "));
+                return exit::INVALID_INPUT;
+            }
+        },
+    };
+    let mut out = Vec::new();
+    if let Err(error) = clap_mangen::Man::new(page).render(&mut out) {
+        eprintln!("error: cannot render the man page: {error}");
+        return exit::INFRASTRUCTURE;
+    }
+    write_stdout(&out)
+}
+
+/// Writes generated text to stdout; a reader that stops early (`| head`) is no error.
+fn write_stdout(bytes: &[u8]) -> u8 {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => exit::OK,
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
+        Err(error) => {
+            eprintln!("error: cannot write to stdout: {error}");
+            exit::INFRASTRUCTURE
+        }
+    }
+}
+
+/// Renders diagnostics to stderr: unicode and colour on a terminal, plain ASCII otherwise, colour
+/// as --color says. Under GitHub Actions (or `run --report github`) each also becomes an
+/// annotation on stdout.
 struct Renderer {
     handler: GraphicalReportHandler,
+    /// --color, for the other output on stderr (the terminal reporter).
+    color: ColorChoice,
+    annotate: bool,
 }
 
 impl Renderer {
-    fn for_stderr() -> Self {
-        let plain = !std::io::stderr().is_terminal() || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let theme = if plain { GraphicalTheme::none() } else { GraphicalTheme::unicode() };
-        Renderer { handler: GraphicalReportHandler::new_themed(theme) }
+    fn for_stderr(color: ColorChoice, annotate: bool) -> Self {
+        let terminal = std::io::stderr().is_terminal();
+        let colored = color.enabled(terminal);
+        let theme = GraphicalTheme {
+            characters: if terminal && colored { ThemeCharacters::unicode() } else { ThemeCharacters::ascii() },
+            styles: if colored { ThemeStyles::ansi() } else { ThemeStyles::none() },
+        };
+        Renderer { handler: GraphicalReportHandler::new_themed(theme), color, annotate }
     }
 
     pub fn print(&self, diagnostic: &Diagnostic) {
@@ -318,6 +457,9 @@ impl Renderer {
             out = format!("{}: {}\n", diagnostic.code, diagnostic.message);
         }
         eprint!("{out}");
+        if self.annotate {
+            println!("{}", github::diagnostic(diagnostic));
+        }
     }
 }
 

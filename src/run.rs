@@ -11,11 +11,13 @@ use rehearse::report::terminal::Terminal;
 use rehearse::suite::{Cluster, Controls, Observer, RunConfig};
 use tokio_util::sync::CancellationToken;
 
-use super::{PaceChoice, Renderer, ReportFormat, RunArgs, exit};
+use super::{PaceChoice, Renderer, Report, RunArgs, exit};
 
 /// The terminal, told of each scenario as it finishes.
 struct Printer<'a> {
     terminal: &'a Terminal,
+    /// GitHub workflow annotations for failures, on stdout (under GitHub Actions, or asked for).
+    annotate: bool,
 }
 
 impl Observer for Printer<'_> {
@@ -31,6 +33,9 @@ impl Observer for Printer<'_> {
 
     fn finished(&self, result: &ScenarioResult) {
         self.terminal.scenario(result);
+        if self.annotate {
+            rehearse::report::github::scenario(result).iter().for_each(|line| println!("{line}"));
+        }
     }
 }
 
@@ -88,14 +93,15 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
     let stopped_by = Arc::new(std::sync::atomic::AtomicU8::new(0));
     let signal =
         tokio::spawn(stop_on_signals(signals, controls.cancel.clone(), stopped_by.clone(), controls.live.clone()));
-    let terminal = Terminal::detect();
+    let terminal = Terminal::detect(renderer.color);
     let live_progress = terminal.live(controls.progress.clone());
     let started = Instant::now();
-    let outcome = suite.run_with(&config, &Printer { terminal: &terminal }, &controls).await;
+    let printer = Printer { terminal: &terminal, annotate: args.annotate() };
+    let outcome = suite.run_with(&config, &printer, &controls).await;
     signal.abort();
     if let Some(live_progress) = live_progress {
         live_progress.abort();
-        eprint!("\r\x1b[2K");
+        eprint!("{}", terminal.clear_line());
     }
     let outcome = match outcome {
         Ok(outcome) => outcome,
@@ -118,10 +124,12 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
             return exit::INFRASTRUCTURE;
         }
     }
-    for (format, path) in &args.reports {
-        let text = match format {
-            ReportFormat::Junit => rehearse::report::junit::render(&outcome),
-            ReportFormat::Json => rehearse::report::json::render(&outcome),
+    for report in &args.reports {
+        let (text, path) = match report {
+            Report::Junit(path) => (rehearse::report::junit::render(&outcome), path),
+            Report::Json(path) => (rehearse::report::json::render(&outcome), path),
+            // Printed as each scenario finished.
+            Report::Github => continue,
         };
         if let Err(error) = std::fs::write(path, text) {
             eprintln!("error: cannot write the report {}: {error}", path.display());

@@ -285,6 +285,7 @@ impl About {
             service: format!("service/{}", self.service),
             invariant: self.invariant.clone(),
             line: self.line,
+            column: 0,
             expect_violation: self.expect_violation,
             violations,
             status,

@@ -277,6 +277,7 @@ pub async fn run_scenario(
 ) -> ScenarioResult {
     let started = Instant::now();
     let mut result = ScenarioResult::new(&job.scenario.name.value, job.path);
+    (result.line, result.column) = crate::diagnostic::line_column(job.source, job.scenario.span.start);
     let namespace = match namespace::create(&options.client, &job.scenario.name.value, &options.run).await {
         Ok(namespace) => namespace,
         Err(error) => {
@@ -391,7 +392,7 @@ async fn run_steps(
             None => step_text(step),
         };
         if failed {
-            result.steps.push(StepResult::skipped(line, text));
+            result.steps.push(StepResult::skipped((line, column), text));
             continue;
         }
         context.current_line = line;
@@ -405,7 +406,7 @@ async fn run_steps(
             let started = guard::start(&context, service, invariant, *expect_violation, line, timeout).await;
             started.map(|g| {
                 let note = g.describe();
-                guards.push(g);
+                guards.push((g, column));
                 note
             })
         } else {
@@ -417,7 +418,7 @@ async fn run_steps(
         let elapsed = step_started.elapsed();
         let location = format!("{}:{line}:{column}", job.path.display());
         match outcome {
-            Ok(observed) => result.steps.push(StepResult::passed(line, text, observed, elapsed)),
+            Ok(observed) => result.steps.push(StepResult::passed((line, column), text, observed, elapsed)),
             Err(error) => {
                 failed = true;
                 let message = format!("{location}: `{text}`: {}", error.message());
@@ -426,13 +427,14 @@ async fn run_steps(
                     StepError::Infrastructure(_) => Status::Error,
                 };
                 result.failure = Some(message.clone());
-                result.steps.push(StepResult::failed(line, text, message, elapsed));
+                result.steps.push(StepResult::failed((line, column), text, message, elapsed));
             }
         }
     }
     // The guards watched until now; each passes or fails on what it saw.
-    for guard in guards {
-        let outcome: GuardResult = guard.finish(&context, context.timeout).await;
+    for (guard, column) in guards {
+        let mut outcome: GuardResult = guard.finish(&context, context.timeout).await;
+        outcome.column = column;
         if let Some(message) = outcome.message.as_ref().filter(|_| result.status == Status::Passed) {
             result.status = if outcome.status == Status::Error { Status::Error } else { Status::Failed };
             result.failure = Some(format!("{}:{}: {} {message}", job.path.display(), outcome.line, outcome.title()));

@@ -21,6 +21,9 @@ pub enum Status {
 #[derive(Clone, Debug, Serialize)]
 pub struct StepResult {
     pub line: usize,
+    /// 1-based column of the step: for annotations, not the document (which predates it).
+    #[serde(skip)]
+    pub column: usize,
     pub step: String,
     pub status: Status,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -32,17 +35,28 @@ pub struct StepResult {
 }
 
 impl StepResult {
-    pub fn passed(line: usize, step: String, observed: String, elapsed: Duration) -> Self {
+    /// `at` is the step's 1-based (line, column).
+    pub fn passed(at: (usize, usize), step: String, observed: String, elapsed: Duration) -> Self {
         let observed = (!observed.is_empty()).then_some(observed);
-        StepResult { line, step, status: Status::Passed, observed, message: None, elapsed }
+        StepResult { line: at.0, column: at.1, step, status: Status::Passed, observed, message: None, elapsed }
     }
 
-    pub fn failed(line: usize, step: String, message: String, elapsed: Duration) -> Self {
-        StepResult { line, step, status: Status::Failed, observed: None, message: Some(message), elapsed }
+    pub fn failed(at: (usize, usize), step: String, message: String, elapsed: Duration) -> Self {
+        let (line, column) = at;
+        StepResult { line, column, step, status: Status::Failed, observed: None, message: Some(message), elapsed }
     }
 
-    pub fn skipped(line: usize, step: String) -> Self {
-        StepResult { line, step, status: Status::Skipped, observed: None, message: None, elapsed: Duration::ZERO }
+    pub fn skipped(at: (usize, usize), step: String) -> Self {
+        let (line, column) = at;
+        StepResult {
+            line,
+            column,
+            step,
+            status: Status::Skipped,
+            observed: None,
+            message: None,
+            elapsed: Duration::ZERO,
+        }
     }
 }
 
@@ -51,6 +65,9 @@ pub struct GuardResult {
     pub service: String,
     pub invariant: String,
     pub line: usize,
+    /// 1-based column of the `guard` step (not in the document).
+    #[serde(skip)]
+    pub column: usize,
     pub expect_violation: bool,
     pub violations: Vec<String>,
     pub status: Status,
@@ -74,6 +91,11 @@ impl GuardResult {
 pub struct ScenarioResult {
     pub scenario: String,
     pub file: String,
+    /// 1-based line and column of the `scenario` keyword (not in the document, which predates them).
+    #[serde(skip)]
+    pub line: usize,
+    #[serde(skip)]
+    pub column: usize,
     pub status: Status,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
@@ -95,6 +117,8 @@ impl ScenarioResult {
         ScenarioResult {
             scenario: scenario.to_string(),
             file: file.display().to_string(),
+            line: 0,
+            column: 0,
             status: Status::Passed,
             failure: None,
             steps: Vec::new(),

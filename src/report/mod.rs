@@ -1,7 +1,9 @@
 //! What a run produces: result documents (deterministic), snapshot files, and reports for people
-//! (terminal) and CI (JUnit XML, JSON).
+//! (terminal) and CI (JUnit XML, JSON, GitHub Actions annotations).
 
+pub mod color;
 pub mod document;
+pub mod github;
 pub mod json;
 pub mod junit;
 pub mod progress;

@@ -3,17 +3,56 @@
 
 use std::io::{IsTerminal, Write};
 
+use owo_colors::{OwoColorize, Style};
+
+use super::color::ColorChoice;
 use super::document::{ScenarioResult, Status};
 use super::progress::Progress;
 use super::snapshot::SnapshotOutcome;
 
 pub struct Terminal {
+    /// stderr is a terminal: redraw a live line.
     pub interactive: bool,
+    /// Colour the marks; when off, no escape sequence at all is written.
+    pub color: bool,
 }
 
+/// The width the live line is cut to, in characters.
+const LIVE_WIDTH: usize = 150;
+
 impl Terminal {
-    pub fn detect() -> Self {
-        Terminal { interactive: std::io::stderr().is_terminal() }
+    pub fn detect(color: ColorChoice) -> Self {
+        let interactive = std::io::stderr().is_terminal();
+        Terminal { interactive, color: color.enabled(interactive) }
+    }
+
+    /// What erases the live line: an ANSI "erase line" when escapes are allowed, else spaces.
+    pub fn clear_line(&self) -> String {
+        if self.color { "\r\x1b[2K".to_string() } else { format!("\r{:LIVE_WIDTH$}\r", "") }
+    }
+
+    /// `text` in `style` when colour is on.
+    fn paint(&self, text: &str, style: Style) -> String {
+        if self.color { text.style(style).to_string() } else { text.to_string() }
+    }
+
+    /// A scenario's mark: PASS green, FAIL red, ERROR bold red, SKIP yellow (when colour is on).
+    pub fn mark(&self, status: Status) -> String {
+        match status {
+            Status::Passed => self.paint("PASS", Style::new().green()),
+            Status::Failed => self.paint("FAIL", Style::new().red()),
+            Status::Error => self.paint("ERROR", Style::new().red().bold()),
+            Status::Skipped => self.paint("SKIP", Style::new().yellow()),
+        }
+    }
+
+    /// A step's or guard's mark, four characters wide.
+    fn step_mark(&self, status: Status) -> String {
+        match status {
+            Status::Passed => self.paint("ok  ", Style::new().green()),
+            Status::Failed | Status::Error => self.paint("FAIL", Style::new().red()),
+            Status::Skipped => self.paint("skip", Style::new().yellow()),
+        }
     }
 
     /// On a terminal, redraws one line with the running steps and their elapsed time every 100 ms
@@ -22,6 +61,7 @@ impl Terminal {
         if !self.interactive {
             return None;
         }
+        let (clear, color) = (self.clear_line(), self.color);
         Some(tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
             loop {
@@ -30,9 +70,12 @@ impl Terminal {
                 let Some((scenario, step, elapsed)) = running.first() else { continue };
                 let more = if running.len() > 1 { format!(" (+{} more)", running.len() - 1) } else { String::new() };
                 let mut line = format!("running {scenario} › {step} {:.1}s{more}", elapsed.as_secs_f64());
-                line.truncate(line.char_indices().nth(150).map_or(line.len(), |(i, _)| i));
+                line.truncate(line.char_indices().nth(LIVE_WIDTH).map_or(line.len(), |(i, _)| i));
+                if color {
+                    line = line.dimmed().to_string();
+                }
                 let mut out = std::io::stderr().lock();
-                let _ = write!(out, "\r\x1b[2K{line}");
+                let _ = write!(out, "{clear}{line}");
                 let _ = out.flush();
             }
         }))
@@ -42,21 +85,12 @@ impl Terminal {
     pub fn scenario(&self, result: &ScenarioResult) {
         let mut out = std::io::stderr().lock();
         if self.interactive {
-            let _ = write!(out, "\r\x1b[2K");
+            let _ = write!(out, "{}", self.clear_line());
         }
-        let mark = match result.status {
-            Status::Passed => "PASS",
-            Status::Failed => "FAIL",
-            Status::Error => "ERROR",
-            Status::Skipped => "SKIP",
-        };
+        let mark = self.mark(result.status);
         let _ = writeln!(out, "{mark} {} ({}) in {:.1}s", result.scenario, result.file, result.duration.as_secs_f64());
         for step in &result.steps {
-            let status = match step.status {
-                Status::Passed => "ok  ",
-                Status::Failed | Status::Error => "FAIL",
-                Status::Skipped => "skip",
-            };
+            let status = self.step_mark(step.status);
             let detail = step.message.as_deref().or(step.observed.as_deref()).unwrap_or("");
             let _ = writeln!(
                 out,
@@ -67,7 +101,7 @@ impl Terminal {
             );
         }
         for guard in &result.guards {
-            let status = if guard.status == Status::Passed { "ok  " } else { "FAIL" };
+            let status = self.step_mark(if guard.status == Status::Passed { Status::Passed } else { Status::Failed });
             let what = guard.message.clone().unwrap_or_else(|| match guard.details.as_slice() {
                 [] => "never violated".into(),
                 seen => format!("fired as expected: {}", seen.join("; ")),
