@@ -89,6 +89,15 @@ if [ "$started_here" = 1 ]; then
 else
   trap - EXIT
 fi
+# The parser's fuzz target (any bytes through parse, check and format) for a bounded time: a
+# crash, a hang or a leak past its limits fails the run.
+if bash fuzz/run.sh 60 >target/fuzz.log 2>&1; then
+  result ok "fuzz target parse for 60 s: $(grep -Eo 'Done [0-9]+ runs' target/fuzz.log | tail -1), no crash"
+else
+  tail -n 40 target/fuzz.log
+  result failed "fuzz target parse (whole log in target/fuzz.log)"
+fi
+
 # One closing line for CI: every test binary's counts added up, plus the checks above.
 echo "tests: $(($(count 4) + extra_passed)) passed, $(($(count 6) + extra_failed)) failed"
 [ "$extra_failed" = 0 ] && [ "$test_status" = 0 ]
