@@ -170,3 +170,38 @@ fn clap_help_follows_color_too() {
         assert!(help.contains("--color <WHEN>") && !help.contains(ESC), "{args:?}: {help}");
     }
 }
+
+/// The testbed's kubectl (tests/testbed/testbed.sh build puts it in its cache), or kubectl on the PATH.
+fn kubectl() -> std::path::PathBuf {
+    let cache = std::path::PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/rehearse-testbed");
+    let built = std::fs::read_dir(&cache)
+        .into_iter()
+        .flatten()
+        .map(|e| e.unwrap().path().join("bin/kubectl"))
+        .find(|p| p.is_file());
+    match built {
+        Some(path) => path,
+        None => {
+            assert!(installed("kubectl"), "no kubectl: build the testbed (tests/testbed/testbed.sh build)");
+            "kubectl".into()
+        }
+    }
+}
+
+#[test]
+fn kubectl_runs_rehearse_as_its_plugin() {
+    let plugin = std::path::Path::new(env!("CARGO_BIN_EXE_kubectl-rehearse"));
+    // kubectl finds `kubectl-rehearse` on the PATH; the plugin runs the `rehearse` beside it.
+    let path = std::env::join_paths(
+        std::iter::once(plugin.parent().unwrap().to_path_buf())
+            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+    let output = Command::new(kubectl()).args(["rehearse", "list", "scenarios"]).env("PATH", &path).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{stderr}");
+    assert!(stdout.contains("scenarios/09-advanced-rollout.rollout:31: blue/green switch without a gap"), "{stdout}");
+    // rehearse's own exit codes come through kubectl.
+    let output = Command::new(kubectl()).args(["rehearse", "list", "no/such/dir"]).env("PATH", &path).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", String::from_utf8_lossy(&output.stderr));
+}
