@@ -48,7 +48,9 @@ const LOG_CAPACITY: usize = 10_000;
 type Key = (Resource, String, String);
 
 pub struct Store {
-    objects: BTreeMap<Key, Value>,
+    /// Shared with the change log and with controllers' snapshots of a namespace: a write
+    /// replaces an object, it never changes one in place.
+    objects: BTreeMap<Key, Arc<Value>>,
     resource_version: u64,
     log: VecDeque<Change>,
     /// Counter behind uids and generated names: deterministic, so two runs name things alike.
@@ -86,7 +88,7 @@ impl Store {
     }
 
     pub fn get(&self, resource: Resource, namespace: &str, name: &str) -> Option<&Value> {
-        self.objects.get(&(resource, scope(resource, namespace), name.to_string()))
+        self.objects.get(&(resource, scope(resource, namespace), name.to_string())).map(|object| &**object)
     }
 
     /// Objects of one kind, in one namespace or (None) in all, ordered by namespace and name.
@@ -96,13 +98,18 @@ impl Store {
         self.objects
             .range((resource, start, String::new())..)
             .take_while(move |((r, ns, _), _)| *r == resource && namespace.is_none_or(|wanted| wanted == ns))
-            .map(|(_, object)| object)
+            .map(|(_, object)| &**object)
     }
 
-    /// Owned copies of the objects of one kind in one namespace, for controllers that write while
-    /// they walk.
-    pub fn list_owned(&self, resource: Resource, namespace: &str) -> Vec<Value> {
-        self.list(resource, Some(namespace)).cloned().collect()
+    /// The objects of one kind in one namespace as they are now, for controllers that write while
+    /// they walk (shared, not copied).
+    pub fn list_owned(&self, resource: Resource, namespace: &str) -> Vec<Arc<Value>> {
+        let start = scope(resource, namespace);
+        self.objects
+            .range((resource, start, String::new())..)
+            .take_while(|((r, ns, _), _)| *r == resource && ns == namespace)
+            .map(|(_, object)| object.clone())
+            .collect()
     }
 
     /// Namespaces that exist, by name.
@@ -204,7 +211,7 @@ impl Store {
         let Some(current) = self.objects.get(&key) else {
             return Err(ApiError::not_found(resource, &name));
         };
-        if current == &object {
+        if **current == object {
             return Ok(object);
         }
         object["apiVersion"] = resource.api_version().into();
@@ -224,7 +231,7 @@ impl Store {
             let changed = current.get("spec") != object.get("spec");
             object["metadata"]["generation"] = (generation + i64::from(changed)).into();
         }
-        if current == &object {
+        if **current == object {
             return Ok(object);
         }
         let finalized = object["metadata"]["deletionTimestamp"].is_string()
@@ -263,22 +270,23 @@ impl Store {
     /// Removes an object for good (a DELETED event); returns it as it last was.
     pub fn remove(&mut self, resource: Resource, namespace: &str, name: &str) -> Option<Value> {
         let key = (resource, scope(resource, namespace), name.to_string());
-        let mut object = self.objects.remove(&key)?;
+        let mut object = Arc::unwrap_or_clone(self.objects.remove(&key)?);
         self.resource_version += 1;
         object["metadata"]["resourceVersion"] = self.resource_version.to_string().into();
-        self.record(key, object.clone(), ChangeType::Deleted);
+        self.record(key, Arc::new(object.clone()), ChangeType::Deleted);
         Some(object)
     }
 
     fn commit(&mut self, key: Key, mut object: Value, change: ChangeType) -> Value {
         self.resource_version += 1;
         object["metadata"]["resourceVersion"] = self.resource_version.to_string().into();
-        self.objects.insert(key.clone(), object.clone());
-        self.record(key, object.clone(), change);
+        let shared = Arc::new(object.clone());
+        self.objects.insert(key.clone(), shared.clone());
+        self.record(key, shared, change);
         object
     }
 
-    fn record(&mut self, (resource, namespace, name): Key, object: Value, change: ChangeType) {
+    fn record(&mut self, (resource, namespace, name): Key, object: Arc<Value>, change: ChangeType) {
         if resource == resources::NAMESPACE {
             self.namespace_versions.insert(name, self.resource_version);
         } else if resource.namespaced {
@@ -294,7 +302,7 @@ impl Store {
             resource,
             namespace,
             change,
-            object: Arc::new(object),
+            object,
         });
     }
 }

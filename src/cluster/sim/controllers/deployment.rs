@@ -30,10 +30,10 @@ const NOT_COPIED: [&str; 6] = [
 pub fn run(store: &mut Store, tick: &mut Tick, namespaces: &[String]) {
     for namespace in namespaces {
         for deployment in store.list_owned(DEPLOYMENT, namespace) {
-            let mut d = Deployment { store, tick, namespace, d: deployment.clone() };
+            let mut d = Deployment { store, tick, namespace, d: (*deployment).clone() };
             d.sync();
             let synced = d.d;
-            if synced != deployment {
+            if synced != *deployment {
                 write(store, DEPLOYMENT, namespace, synced);
             }
         }
@@ -137,6 +137,7 @@ impl Deployment<'_> {
         }
         let candidates = self.store.list_owned(REPLICA_SET, self.namespace);
         let reference = controller_ref(&self.d, "apps/v1", "Deployment");
+        let candidates = candidates.into_iter().map(std::sync::Arc::unwrap_or_clone).collect();
         let mut rss = claim(self.store, REPLICA_SET, self.namespace, &self.d, reference, candidates);
         rss.sort_by(by_creation);
         if is_deleting(&self.d) {
