@@ -50,7 +50,7 @@ impl Cluster {
     }
 
     fn list(&self, resource: Resource) -> Vec<Value> {
-        self.store.list_owned(resource, NS)
+        self.store.list(resource, Some(NS)).cloned().collect()
     }
 
     fn pods(&self) -> Vec<Value> {
