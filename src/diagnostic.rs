@@ -103,7 +103,7 @@ fn visible(c: char) -> Option<char> {
     }
 }
 
-/// `text` with control characters made visible (see [`visible`]); borrowed when it has none.
+/// `text` with control characters made visible (see `visible`); borrowed when it has none.
 pub fn escape_controls_str(text: &str) -> Cow<'_, str> {
     if !text.chars().any(|c| visible(c).is_some()) {
         return Cow::Borrowed(text);
