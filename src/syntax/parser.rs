@@ -606,7 +606,7 @@ impl<'s> Builder<'s> {
 
     /// A line that is not a valid statement: say precisely what is wrong with it.
     fn bad_line(&mut self, pair: &Pair<'s, Rule>, in_scenario: bool) {
-        let start = self.start_of(&pair);
+        let start = self.start_of(pair);
         let text = pair.as_str();
         let line_end = text.find('\n').map_or(text.len(), |i| i);
         let line_span = Span::new(start, start + text[..line_end].trim_end().len());

@@ -297,13 +297,7 @@ impl Store {
         if self.log.len() >= LOG_CAPACITY {
             self.log.pop_front();
         }
-        self.log.push_back(Change {
-            resource_version: self.resource_version,
-            resource,
-            namespace,
-            change,
-            object,
-        });
+        self.log.push_back(Change { resource_version: self.resource_version, resource, namespace, change, object });
     }
 }
 
