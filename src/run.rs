@@ -16,13 +16,14 @@ use super::{PaceChoice, Renderer, Report, RunArgs, exit};
 /// The terminal, told of each scenario as it finishes.
 struct Printer<'a> {
     terminal: &'a Terminal,
+    builtin: bool,
     /// GitHub workflow annotations for failures, on stdout (under GitHub Actions, or asked for).
     annotate: bool,
 }
 
 impl Observer for Printer<'_> {
     fn started(&self, cluster: &str) {
-        if cluster.starts_with("built-in") {
+        if self.builtin {
             eprintln!(
                 "running on the {cluster} cluster: in-process, virtual time; name a cluster with --context to use one"
             );
@@ -96,7 +97,7 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
     let terminal = Terminal::detect(renderer.color);
     let live_progress = terminal.live(controls.progress.clone());
     let started = Instant::now();
-    let printer = Printer { terminal: &terminal, annotate: args.annotate() };
+    let printer = Printer { terminal: &terminal, builtin: args.builtin(), annotate: args.annotate() };
     let outcome = suite.run_with(&config, &printer, &controls).await;
     signal.abort();
     if let Some(live_progress) = live_progress {

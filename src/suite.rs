@@ -108,30 +108,28 @@ impl Suite {
         selection.apply(&all).into_iter().map(|i| all[i].clone()).collect()
     }
 
-    /// The jobs `selection` lets run, in script order.
-    fn jobs(&self, selection: &Selection) -> Vec<ScenarioJob<'_>> {
-        let all: Vec<ScenarioJob<'_>> = self
-            .files
-            .iter()
-            .flat_map(|file| {
-                let file_timeout = file.script.settings().find_map(|s| match &s.kind {
-                    SettingKind::Timeout(t) => Some(t.value),
-                    _ => None,
-                });
-                let file_nodes = file_nodes(file);
-                let base_dir = file.base_dir();
-                file.script.scenarios().map(move |scenario| ScenarioJob {
-                    path: &file.path,
-                    source: &file.source,
-                    base_dir: base_dir.clone(),
-                    file_timeout,
-                    file_nodes,
-                    scenario,
-                })
+    /// The scenarios `selection` lets run, each with its job, in script order.
+    fn jobs(&self, selection: &Selection) -> Vec<(ScenarioEntry, ScenarioJob<'_>)> {
+        let entries = self.scenarios();
+        let chosen = selection.apply(&entries);
+        let jobs = self.files.iter().flat_map(|file| {
+            let file_timeout = file.script.settings().find_map(|s| match &s.kind {
+                SettingKind::Timeout(t) => Some(t.value),
+                _ => None,
+            });
+            let file_nodes = file_nodes(file);
+            let base_dir = file.base_dir();
+            file.script.scenarios().map(move |scenario| ScenarioJob {
+                path: &file.path,
+                source: &file.source,
+                base_dir: base_dir.clone(),
+                file_timeout,
+                file_nodes,
+                scenario,
             })
-            .collect();
-        let chosen = selection.apply(&self.scenarios());
-        let mut all: Vec<Option<ScenarioJob<'_>>> = all.into_iter().map(Some).collect();
+        });
+        // Both lists are every scenario in script order, so they pair up one to one.
+        let mut all: Vec<Option<(ScenarioEntry, ScenarioJob<'_>)>> = entries.into_iter().zip(jobs).map(Some).collect();
         chosen.into_iter().filter_map(|i| all[i].take()).collect()
     }
 }
@@ -313,7 +311,7 @@ impl Suite {
         let mut results: Vec<ScenarioResult> = Vec::new();
         let mut not_run = Vec::new();
         let outcomes: Vec<(usize, Option<ScenarioResult>)> = futures::stream::iter(jobs.iter().enumerate())
-            .map(|(index, job)| {
+            .map(|(index, (_, job))| {
                 let (options, stop, cancel) = (clusters.for_job(job), &stop, &controls.cancel);
                 async move {
                     // Checked when the job would start: after a failure (fail-fast) or a cancel,
@@ -335,14 +333,13 @@ impl Suite {
             })
             .collect()
             .await;
-        let entries = self.select(&config.selection);
         let mut outcomes = outcomes;
         // Reports list scenarios in script order, whatever order they finished in.
         outcomes.sort_by_key(|(index, _)| *index);
         for (index, result) in outcomes {
             match result {
                 Some(result) => results.push(result),
-                None => not_run.push(entries[index].clone()),
+                None => not_run.push(jobs[index].0.clone()),
             }
         }
         let cluster = clusters.name.clone();
