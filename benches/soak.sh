@@ -46,6 +46,17 @@ measure() {
     --report "json=$report" "$@" >"$work/out" 2>&1 || status=$?
   after=$(active_namespaces)
   read -r wall rss < <(tail -1 "$work/time") || true
+  # A failing run's whole output (snapshot diffs, guard details) is kept: a rare failure is
+  # evidence to read, and the next round would overwrite it (a matching run also removes the
+  # scenario's .snap.new).
+  if [[ $status != 0 ]]; then
+    mkdir -p "$here/target/soak-failures"
+    local kept
+    kept="$here/target/soak-failures/$(date +%s)-${label//[^a-zA-Z0-9]/_}"
+    cp "$work/out" "$kept.log"
+    [[ -s $report ]] && cp "$report" "$kept.json"
+    echo "  (whole output kept in $kept.log)"
+  fi
   if [[ ! -s $report ]]; then
     echo "$label: no report (exit $status):"
     tail -5 "$work/out"
