@@ -215,8 +215,9 @@ impl Guard {
         }
         if history.relists > 0 {
             let message = format!(
-                "its watch had to list the service's EndpointSlices again {} time(s), so changes in between were \
-                 never seen: the history it judged is incomplete",
+                "the API server broke its watch {} time(s) (a restart or an outage: the guard had to list the \
+                 service's EndpointSlices again), so changes in between were never seen: the history it judged is \
+                 incomplete",
                 history.relists
             );
             return about.result(Vec::new(), Status::Error, Some(message));
