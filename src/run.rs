@@ -113,8 +113,10 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
     };
     let results = &outcome.results;
     terminal.summary(results, started.elapsed());
-    if !outcome.not_run.is_empty() && !outcome.cancelled {
-        eprintln!("{} scenario(s) not run: --fail-fast stopped the run after a failure", outcome.not_run.len());
+    if !outcome.not_run.is_empty() {
+        let why =
+            if outcome.cancelled { "the run was interrupted" } else { "--fail-fast stopped the run after a failure" };
+        eprintln!("{} scenario(s) not run: {why}", outcome.not_run.len());
     }
 
     if let Some(dir) = &args.results {
