@@ -22,7 +22,7 @@ use crate::check::{CheckedFile, Checker, find_scripts_noting};
 use crate::cluster::connect::{ConnectError, ConnectOptions, connect};
 pub use crate::cluster::sim::Pace;
 use crate::cluster::sim::api::SimCluster;
-use crate::diagnostic::{Diagnostic, line_column};
+use crate::diagnostic::{Diagnostic, LineIndex};
 use crate::exec::namespace::{LiveNamespaces, RunIdentity};
 use crate::exec::view::Nodes;
 use crate::exec::{ClusterClock, RunOptions, ScenarioJob, run_scenario};
@@ -89,8 +89,11 @@ impl Suite {
         self.files
             .iter()
             .flat_map(|file| {
-                file.script.scenarios().map(|scenario| {
-                    let (line, column) = line_column(&file.source, scenario.span.start);
+                // One index per file: a scan from the start per scenario would be quadratic in a
+                // large script of many scenarios.
+                let lines = LineIndex::new(&file.source);
+                file.script.scenarios().map(move |scenario| {
+                    let (line, column) = lines.line_column(scenario.span.start);
                     ScenarioEntry {
                         file: file.path.display().to_string(),
                         scenario: scenario.name.value.clone(),
