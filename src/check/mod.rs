@@ -1,6 +1,7 @@
 //! Semantic checks: everything that can be known to be wrong before a scenario runs. Each check
 //! lives in its own module and adds diagnostics; none stops the others, so one run reports all.
 
+mod annotations;
 mod kinds;
 mod labels;
 pub mod manifests;
@@ -80,6 +81,7 @@ impl Checker {
             variables::check(scenario, &mut context);
             kinds::check(scenario, &mut context);
             labels::check(scenario, &mut context);
+            annotations::check(scenario, &mut context);
             traffic::check(scenario, &facts, &mut context);
         }
         // Syntax errors first among those at the same position.

@@ -100,7 +100,7 @@ const ANY: &[Holds] = &[Holds::Object(None), Holds::Text, Holds::Number];
 /// The variables a step substitutes as text: `$x` label and selector values, and `${{ x }}` in
 /// its inline YAML (reporting a `${{` that names no variable).
 fn substituted(step: &Step, context: &mut Context) -> Vec<Spanned<String>> {
-    let values = step.label_changes().iter().filter_map(|c| match &c.kind {
+    let values = step.label_changes().iter().chain(step.annotation_changes()).filter_map(|c| match &c.kind {
         LabelChangeKind::Set(value) => Some(value),
         LabelChangeKind::Remove => None,
     });

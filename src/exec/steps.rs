@@ -54,7 +54,8 @@ pub async fn run(step: &Step, context: &mut Context<'_>, timeout: Duration) -> R
             context.wrote(Some(Kind::DaemonSet), &created.metadata);
             Ok(format!("created daemonset/{} from deployment/{}", source.name.value, source.name.value))
         }
-        StepKind::Label { target, changes } => label(context, target, changes).await,
+        StepKind::Label { target, changes } => patch_metadata(context, target, "labels", changes).await,
+        StepKind::Annotate { target, changes } => patch_metadata(context, target, "annotations", changes).await,
         StepKind::Select { service, mode, selector } => select(context, service, *mode, selector).await,
         StepKind::Template { controller, changes } => template(context, controller, changes).await,
         StepKind::RemoveFromLb { pods, service } => remove_from_lb(context, pods, service.as_ref()).await,
@@ -225,8 +226,9 @@ pub fn present(context: &Context<'_>, target: &Target, with_terminating: bool) -
     }
 }
 
-fn label_patch(changes: &[LabelChange]) -> serde_json::Value {
-    let labels: serde_json::Map<String, serde_json::Value> = changes
+/// A merge patch of `metadata.<field>` (labels or annotations): `null` removes a key.
+fn metadata_patch(field: &str, changes: &[LabelChange]) -> serde_json::Value {
+    let entries: serde_json::Map<String, serde_json::Value> = changes
         .iter()
         .map(|c| {
             let value = match &c.kind {
@@ -236,22 +238,30 @@ fn label_patch(changes: &[LabelChange]) -> serde_json::Value {
             (c.key.value.clone(), value)
         })
         .collect();
-    serde_json::json!({"metadata": {"labels": labels}})
+    serde_json::json!({"metadata": {field: entries}})
 }
 
-async fn label(context: &mut Context<'_>, target: &Target, changes: &[LabelChange]) -> Result<String, StepError> {
+/// `label` and `annotate`: one merge patch of `metadata.<field>` on every object the target
+/// names. The changes are in the step's own text (values a variable held may differ between
+/// runs), so the summary only counts.
+async fn patch_metadata(
+    context: &mut Context<'_>,
+    target: &Target,
+    field: &str,
+    changes: &[LabelChange],
+) -> Result<String, StepError> {
     let objects = resolve(context, target)?;
     if objects.is_empty() {
         return Err(StepError::Failed(format!("no object matches `{}`", crate::syntax::format::target(target))));
     }
-    let patch = label_patch(changes);
+    let patch = metadata_patch(field, changes);
     for (kind, name) in &objects {
         let patched = api_for(context, *kind).patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
         context.wrote(Some(*kind), &patched.metadata);
     }
     let what = objects.first().map(|(k, _)| k.name()).unwrap_or("object");
-    // The changes are in the step's own text; values a variable held may differ between runs.
-    Ok(format!("labelled {} {what}(s)", objects.len()))
+    let done = if field == "labels" { "labelled" } else { "annotated" };
+    Ok(format!("{done} {} {what}(s)", objects.len()))
 }
 
 async fn select(
@@ -300,7 +310,7 @@ async fn template(
     controller: &ObjectRef,
     changes: &[LabelChange],
 ) -> Result<String, StepError> {
-    let patch = serde_json::json!({"spec": {"template": label_patch(changes)}});
+    let patch = serde_json::json!({"spec": {"template": metadata_patch("labels", changes)}});
     let kind = controller.kind.unwrap_or(Kind::Deployment);
     let patched =
         api_for(context, kind).patch(&controller.name.value, &PatchParams::default(), &Patch::Merge(&patch)).await?;

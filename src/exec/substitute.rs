@@ -34,6 +34,12 @@ fn substitute_in(step: &mut Step, variables: &HashMap<String, Value>) -> Result<
         value.value = text;
         changed = true;
     }
+    // Annotation values are any text: the API server judges them (a pod's deletion cost, say).
+    for value in step.annotation_values_mut() {
+        let Some(name) = value_variable(&value.value) else { continue };
+        value.value = text_of(name, variables)?;
+        changed = true;
+    }
     match &mut step.kind {
         StepKind::Apply(ApplySource::Inline(yaml)) => {
             if let Some(text) = substitute_text(&yaml.text, variables)? {

@@ -1,6 +1,8 @@
 //! The pure vocabulary shared by the checker, the executor and the reports: label keys and
-//! values, label changes, selectors, object kinds and references. Nothing here talks to a cluster.
+//! values, label changes, annotation rules, selectors, object kinds and references. Nothing here
+//! talks to a cluster.
 
+pub mod annotations;
 pub mod duration;
 pub mod labels;
 pub mod object_ref;

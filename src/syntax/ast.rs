@@ -112,6 +112,7 @@ pub enum StepKind {
     Apply(ApplySource),
     Convert { source: ObjectRef, to: Spanned<String>, to_kind: Option<Kind> },
     Label { target: Target, changes: Vec<LabelChange> },
+    Annotate { target: Target, changes: Vec<LabelChange> },
     Select { service: ObjectRef, mode: SelectMode, selector: Selector },
     Template { controller: ObjectRef, changes: Vec<LabelChange> },
     RemoveFromLb { pods: Target, service: Option<ObjectRef> },
@@ -134,6 +135,7 @@ impl StepKind {
             StepKind::Apply(_) => "apply",
             StepKind::Convert { .. } => "convert",
             StepKind::Label { .. } => "label",
+            StepKind::Annotate { .. } => "annotate",
             StepKind::Select { .. } => "select",
             StepKind::Template { .. } => "template",
             StepKind::RemoveFromLb { .. } => "remove-from-lb",
@@ -153,10 +155,11 @@ impl StepKind {
 }
 
 /// Every step keyword, for "did you mean".
-pub const STEP_KEYWORDS: [&str; 17] = [
+pub const STEP_KEYWORDS: [&str; 18] = [
     "apply",
     "convert",
     "label",
+    "annotate",
     "select",
     "template",
     "remove-from-lb",

@@ -133,6 +133,7 @@ pub fn step_text(step: &Step) -> String {
             format!("convert {} to {}", object(source), to.value)
         }
         StepKind::Label { target: t, changes: c } => format!("label {} {}", target(t), changes(c)),
+        StepKind::Annotate { target: t, changes: c } => format!("annotate {} {}", target(t), changes(c)),
         StepKind::Select { service, mode, selector: s } => {
             let op = match mode {
                 SelectMode::Replace => "",

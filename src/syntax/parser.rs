@@ -252,6 +252,10 @@ impl<'s> Builder<'s> {
                 let target = self.target(args.next()?);
                 StepKind::Label { target, changes: args.map(|c| self.label_change(c)).collect() }
             }
+            Rule::annotate => {
+                let target = self.target(args.next()?);
+                StepKind::Annotate { target, changes: args.map(|c| self.label_change(c)).collect() }
+            }
             Rule::select => {
                 let service = self.object_ref(args.next()?);
                 let mut next = args.next()?;

@@ -32,7 +32,9 @@ impl Step {
     /// The targets this step acts on or inspects (not those of a wrapped step).
     pub fn targets(&self) -> Vec<&Target> {
         match &self.kind {
-            StepKind::Label { target, .. } | StepKind::Delete { target } => vec![target],
+            StepKind::Label { target, .. } | StepKind::Annotate { target, .. } | StepKind::Delete { target } => {
+                vec![target]
+            }
             StepKind::RemoveFromLb { pods, .. } | StepKind::AddToLb { pods, .. } => vec![pods],
             StepKind::ExpectTraffic { expectation, .. } => match expectation {
                 TrafficExpectation::Exactly(t) | TrafficExpectation::Includes(t) | TrafficExpectation::Excludes(t) => {
@@ -112,6 +114,28 @@ impl Step {
         }
     }
 
+    /// Every annotation change written in the step (`annotate`): label syntax, but not label values.
+    pub fn annotation_changes(&self) -> &[LabelChange] {
+        match &self.kind {
+            StepKind::Annotate { changes, .. } => changes,
+            _ => &[],
+        }
+    }
+
+    /// The values of the step's annotation changes, to substitute variables in.
+    pub fn annotation_values_mut(&mut self) -> Vec<&mut Spanned<String>> {
+        match &mut self.kind {
+            StepKind::Annotate { changes, .. } => changes
+                .iter_mut()
+                .filter_map(|c| match &mut c.kind {
+                    LabelChangeKind::Set(value) => Some(value),
+                    LabelChangeKind::Remove => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Every label value written in the step, to substitute variables in: the values of its label
     /// changes and of its selectors, including those in targets (not those of a wrapped step).
     /// The same values as [`Step::label_changes`] and [`Step::selectors`] show; every step kind is
@@ -145,6 +169,7 @@ impl Step {
                 target(t, &mut values);
                 changes(c, &mut values);
             }
+            StepKind::Annotate { target: t, .. } => target(t, &mut values),
             StepKind::Select { selector: s, .. } => selector(s, &mut values),
             StepKind::Template { changes: c, .. } | StepKind::Run { labels: c, .. } => changes(c, &mut values),
             StepKind::RemoveFromLb { pods, .. } | StepKind::AddToLb { pods, .. } => target(pods, &mut values),

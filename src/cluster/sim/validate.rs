@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::error::{ApiError, invalid};
 use super::resources::{self, Resource};
+use crate::model::annotations::{POD_DELETION_COST, TOTAL_LIMIT, is_deletion_cost};
 
 const MISMATCH: &str = "`selector` does not match template `labels`";
 
@@ -44,6 +45,7 @@ fn common(resource: Resource, object: &Value) -> Vec<String> {
         causes.push(format!("metadata.name: Invalid value: \"{name}\": {problem}"));
     }
     causes.extend(label_map("metadata.labels", &object["metadata"]["labels"]));
+    causes.extend(annotations(resource, &object["metadata"]["annotations"]));
     if resource == resources::SERVICE {
         causes.extend(label_map("spec.selector", &object["spec"]["selector"]));
     }
@@ -138,6 +140,32 @@ fn label_map(path: &str, labels: &Value) -> Vec<String> {
             }
             _ => {}
         }
+    }
+    causes
+}
+
+/// Keys are label keys; all keys and values together fit in 256 KiB; a pod's deletion cost is an
+/// int32.
+fn annotations(resource: Resource, annotations: &Value) -> Vec<String> {
+    let Some(annotations) = annotations.as_object() else { return Vec::new() };
+    let mut causes = Vec::new();
+    let mut total = 0;
+    for (key, value) in annotations {
+        if let Some(problem) = label_key_problem(key) {
+            causes.push(format!("metadata.annotations: Invalid value: \"{key}\": {problem}"));
+        }
+        total += key.len() + value.as_str().map_or(0, str::len);
+    }
+    if total > TOTAL_LIMIT {
+        causes.push(format!("metadata.annotations: Too long: may not be more than {TOTAL_LIMIT} bytes"));
+    }
+    if resource == resources::POD
+        && let Some(cost) = annotations.get(POD_DELETION_COST).and_then(Value::as_str)
+        && !is_deletion_cost(cost)
+    {
+        causes.push(format!(
+            "metadata.annotations[{POD_DELETION_COST}]: Invalid value: \"{cost}\": must be a 32bit integer"
+        ));
     }
     causes
 }
@@ -245,6 +273,36 @@ mod tests {
         );
         assert!(
             create(resources::POD, &json!({"metadata": {"name": "p", "labels": {"example.com/app": "x"}}})).is_ok()
+        );
+    }
+
+    #[test]
+    fn annotations_are_refused_in_the_api_servers_words() {
+        let pod = |annotations: Value| json!({"metadata": {"name": "p", "annotations": annotations}});
+        let refused = |resource, annotations| create(resource, &pod(annotations)).unwrap_err().message;
+        assert_eq!(
+            refused(resources::POD, json!({"controller.kubernetes.io/pod-deletion-cost": "007"})),
+            "Pod \"p\" is invalid: metadata.annotations[controller.kubernetes.io/pod-deletion-cost]: Invalid value: \
+             \"007\": must be a 32bit integer"
+        );
+        // Only a pod's cost is judged.
+        assert!(
+            create(resources::SERVICE, &pod(json!({"controller.kubernetes.io/pod-deletion-cost": "high"}))).is_ok()
+        );
+        assert!(
+            create(
+                resources::POD,
+                &pod(json!({"controller.kubernetes.io/pod-deletion-cost": "-0", "note": "any text"}))
+            )
+            .is_ok()
+        );
+        assert!(refused(resources::POD, json!({"bad key": "1"})).contains(
+            "metadata.annotations: Invalid value: \"bad key\": name part must consist of alphanumeric characters"
+        ));
+        let big = "x".repeat(TOTAL_LIMIT);
+        assert!(
+            refused(resources::POD, json!({ "big": big }))
+                .ends_with("metadata.annotations: Too long: may not be more than 262144 bytes")
         );
     }
 }

@@ -13,6 +13,7 @@ use super::{
     Tick, claim, controlled_by, controller_of, controller_ref, counts, delete, is_active, is_available, is_ready, name,
     phase, pod_from_template, ready_since, spec_replicas, uid, write,
 };
+use crate::model::annotations::POD_DELETION_COST;
 
 /// Upstream's burstReplicas: at most this many creations or deletions per sync.
 const BURST: i64 = 500;
@@ -151,10 +152,7 @@ fn delete_order((rank_a, a): &(usize, Value), (rank_b, b): &(usize, Value), now:
     }
     // 4. Lower pod-deletion-cost first.
     let cost = |p: &Value| {
-        p["metadata"]["annotations"]["controller.kubernetes.io/pod-deletion-cost"]
-            .as_str()
-            .and_then(|c| c.parse::<i32>().ok())
-            .unwrap_or(0)
+        p["metadata"]["annotations"][POD_DELETION_COST].as_str().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0)
     };
     if cost(a) != cost(b) {
         return cost(a).cmp(&cost(b));
