@@ -7,6 +7,7 @@
 #
 #   bash benches/soak.sh [PACE...]        (default: fast kind)
 #   COPIES=50 JOBS=8 ROUNDS=20 bash benches/soak.sh fast
+#   REHEARSE_BIN=/tmp/rehearse bash benches/soak.sh kind
 #
 # Needs the testbed (bash tests/testbed/testbed.sh up) and a release build (cargo build --release).
 set -euo pipefail
@@ -17,7 +18,8 @@ rounds=${ROUNDS:-20}
 paces=("$@")
 [[ ${#paces[@]} -gt 0 ]] || paces=(fast kind)
 testbed="$here/tests/testbed/testbed.sh"
-bin="$here/target/release/rehearse"
+# REHEARSE_BIN runs another build (a copy, so that rebuilding meanwhile does not swap it mid-soak).
+bin=${REHEARSE_BIN:-$here/target/release/rehearse}
 [[ -x $bin ]] || { echo "soak: build first: cargo build --release" >&2; exit 2; }
 bash "$testbed" status >/dev/null || { echo "soak: the testbed is not up (bash $testbed up)" >&2; exit 2; }
 eval "$(bash "$testbed" env)"

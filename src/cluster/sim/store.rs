@@ -56,8 +56,14 @@ pub struct Store {
     /// Counter behind uids and generated names: deterministic, so two runs name things alike.
     serial: u64,
     /// Namespace -> the version of the last change in it (a change to the Namespace object
-    /// counts as one in it), so the controllers revisit only namespaces that changed.
+    /// counts as one in it), so the controllers revisit only namespaces that changed...
     namespace_versions: std::collections::HashMap<String, u64>,
+    /// ... and, within one, kind -> the version of the last change to an object of that kind,
+    /// so each controller runs only where something it reads changed.
+    kind_versions: std::collections::HashMap<String, std::collections::HashMap<Resource, u64>>,
+    /// Namespace -> the version of the last change to the Namespace object itself (its deletion
+    /// concerns every controller).
+    namespace_object_versions: std::collections::HashMap<String, u64>,
     /// The version of the last change to a cluster-scoped object other than a namespace (a
     /// node): every namespace may depend on it.
     cluster_version: u64,
@@ -72,13 +78,32 @@ impl Store {
             log: VecDeque::new(),
             serial: 0,
             namespace_versions: Default::default(),
+            kind_versions: Default::default(),
+            namespace_object_versions: Default::default(),
             cluster_version: 0,
             clock,
         }
     }
 
-    /// The version of the last change that can matter to `namespace`'s controllers: one in the
-    /// namespace, or one to a cluster-scoped object such as a node.
+    /// The version of the last change in `namespace` that a controller reading `kinds` must see:
+    /// to an object of one of those kinds there, to the Namespace itself, or (when it reads a
+    /// cluster-scoped kind such as nodes) to a cluster-scoped object.
+    pub fn last_change_of(&self, namespace: &str, kinds: &[Resource]) -> u64 {
+        let mut last = self.namespace_object_versions.get(namespace).copied().unwrap_or(0);
+        let in_namespace = self.kind_versions.get(namespace);
+        for resource in kinds {
+            let version = if resource.namespaced {
+                in_namespace.and_then(|kinds| kinds.get(resource)).copied().unwrap_or(0)
+            } else {
+                self.cluster_version
+            };
+            last = last.max(version);
+        }
+        last
+    }
+
+    /// The version of the last change that can matter to any of `namespace`'s controllers: one
+    /// in the namespace, or one to a cluster-scoped object such as a node.
     pub fn last_change_for(&self, namespace: &str) -> u64 {
         self.namespace_versions.get(namespace).copied().unwrap_or(0).max(self.cluster_version)
     }
@@ -288,9 +313,17 @@ impl Store {
 
     fn record(&mut self, (resource, namespace, name): Key, object: Arc<Value>, change: ChangeType) {
         if resource == resources::NAMESPACE {
-            self.namespace_versions.insert(name, self.resource_version);
+            if change == ChangeType::Deleted {
+                self.namespace_versions.remove(&name);
+                self.kind_versions.remove(&name);
+                self.namespace_object_versions.remove(&name);
+            } else {
+                self.namespace_versions.insert(name.clone(), self.resource_version);
+                self.namespace_object_versions.insert(name.clone(), self.resource_version);
+            }
         } else if resource.namespaced {
             self.namespace_versions.insert(namespace.clone(), self.resource_version);
+            self.kind_versions.entry(namespace.clone()).or_default().insert(resource, self.resource_version);
         } else {
             self.cluster_version = self.resource_version;
         }
@@ -361,6 +394,25 @@ mod tests {
         store.remove(resources::POD, "ns", &name).unwrap();
         let changes: Vec<_> = store.changes_since(1).unwrap().map(|c| (c.resource_version, c.change)).collect();
         assert_eq!(changes, [(2, ChangeType::Added), (3, ChangeType::Modified), (4, ChangeType::Deleted)]);
+    }
+
+    #[test]
+    fn changes_are_tracked_per_namespace_and_kind_for_the_controllers() {
+        let mut store = store();
+        store.create(resources::NAMESPACE, "", json!({"metadata": {"name": "other"}})).unwrap();
+        let before = store.resource_version();
+        store.create(resources::SERVICE, "ns", json!({"metadata": {"name": "web"}})).unwrap();
+        let service = store.resource_version();
+        // A controller that reads only pods has nothing new; one that reads services has.
+        assert!(store.last_change_of("ns", &[resources::POD]) <= before);
+        assert_eq!(store.last_change_of("ns", &[resources::POD, resources::SERVICE]), service);
+        assert!(store.last_change_of("other", &[resources::SERVICE]) <= before);
+        assert_eq!(store.last_change_for("ns"), service);
+        // Nodes are cluster-scoped: every namespace's node readers see them.
+        store.create(resources::NODE, "", json!({"metadata": {"name": "n1"}})).unwrap();
+        let node = store.resource_version();
+        assert_eq!(store.last_change_of("other", &[resources::POD, resources::NODE]), node);
+        assert!(store.last_change_of("other", &[resources::POD]) < node);
     }
 
     #[test]

@@ -40,6 +40,11 @@ pub fn run(store: &mut Store, tick: &mut Tick, namespaces: &[String]) {
     }
 }
 
+/// Whether a Deployment in `namespace` rolls out by Recreate (and so waits on pods).
+pub(super) fn any_recreate(store: &Store, namespace: &str) -> bool {
+    store.list(DEPLOYMENT, Some(namespace)).any(|d| d["spec"]["strategy"]["type"] == "Recreate")
+}
+
 /// One sync of one Deployment; `d` is the working copy, written once at the end.
 struct Deployment<'a> {
     store: &'a mut Store,

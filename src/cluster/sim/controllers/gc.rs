@@ -24,11 +24,17 @@ fn namespaced() -> impl Iterator<Item = Resource> {
 /// Every object, with its namespace ("" for cluster-scoped kinds), borrowed: the collector
 /// runs after every write, so it looks first and clones only what it must change.
 fn every_object<'a>(store: &'a Store, visited: &'a [String]) -> impl Iterator<Item = (Resource, &'a str, &'a Value)> {
+    // Namespaced kinds are read one visited namespace at a time: the store keeps each
+    // namespace's objects of a kind together, and the other namespaces' are not this pass's.
+    let scopes = |resource: Resource| -> Vec<Option<&'a str>> {
+        if resource.namespaced { visited.iter().map(|ns| Some(ns.as_str())).collect() } else { vec![None] }
+    };
     ALL.iter().copied().flat_map(move |resource| {
-        store
-            .list(resource, None)
-            .map(move |object| (resource, object["metadata"]["namespace"].as_str().unwrap_or_default(), object))
-            .filter(|(resource, namespace, _)| !resource.namespaced || visited.iter().any(|v| v == namespace))
+        scopes(resource).into_iter().flat_map(move |scope| {
+            store
+                .list(resource, scope)
+                .map(move |object| (resource, object["metadata"]["namespace"].as_str().unwrap_or_default(), object))
+        })
     })
 }
 

@@ -34,74 +34,146 @@ use super::store::Store;
 /// long means two controllers fight over an object.
 const MAX_ROUNDS: usize = 10_000;
 
+/// One controller of the control plane, in the order a round runs them.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum Controller {
+    GarbageCollector,
+    Deployment,
+    ReplicaSet,
+    DaemonSet,
+    Scheduler,
+    Kubelet,
+    EndpointSlice,
+}
+
+impl Controller {
+    const IN_ORDER: [Controller; 7] = [
+        Controller::GarbageCollector,
+        Controller::Deployment,
+        Controller::ReplicaSet,
+        Controller::DaemonSet,
+        Controller::Scheduler,
+        Controller::Kubelet,
+        Controller::EndpointSlice,
+    ];
+
+    /// The kinds whose objects the controller reads in `namespace` (as its informers would
+    /// watch them): a change to anything else cannot give it work.
+    fn reads(self, store: &Store, namespace: &str) -> &'static [Resource] {
+        use super::resources::*;
+        match self {
+            Controller::GarbageCollector => ALL,
+            // Pods matter to a Deployment only while a Recreate rollout waits for the old ones to
+            // go (upstream's pod handler enqueues only those); the rest it reads from its
+            // ReplicaSets' status.
+            Controller::Deployment if deployment::any_recreate(store, namespace) => &[DEPLOYMENT, REPLICA_SET, POD],
+            Controller::Deployment => &[DEPLOYMENT, REPLICA_SET],
+            Controller::ReplicaSet => &[REPLICA_SET, POD],
+            Controller::DaemonSet => &[DAEMON_SET, CONTROLLER_REVISION, POD, NODE],
+            Controller::Scheduler | Controller::Kubelet => &[POD, NODE],
+            Controller::EndpointSlice => &[SERVICE, ENDPOINT_SLICE, POD, NODE],
+        }
+    }
+}
+
+/// What the controllers remember of one namespace, per controller (indexed as `IN_ORDER`).
+#[derive(Default)]
+struct Visits {
+    /// The store's version when the controller last went through the namespace: if nothing it
+    /// reads has changed there since, it has nothing new to do (unless its timer is due).
+    at: [Option<u64>; 7],
+    /// The earliest time the controller asked to be woken there.
+    due: [Option<Instant>; 7],
+    /// Whether its due timer was already served in this call of `reconcile`.
+    woken: [bool; 7],
+}
+
+impl Visits {
+    /// Whether nothing in the namespace can have work: no change since every controller's last
+    /// visit, and no timer left to serve at `now`.
+    fn settled(&self, last_change: u64, now: Instant) -> bool {
+        let seen = self.at.iter().all(|at| at.is_some_and(|at| at >= last_change));
+        seen && (0..7).all(|i| self.woken[i] || self.due[i].is_none_or(|due| due > now))
+    }
+}
+
 /// The controllers, with the little state the kubelet stand-in keeps between calls (when each pod
 /// turns Ready, when each terminating pod is gone, which pod IP each node hands out next).
 pub struct Controllers {
     pace: Pace,
     kubelet: kubelet::Kubelet,
-    /// Namespace -> the store's version when the controllers last went through it: a namespace
-    /// nothing has changed in since (nor any node) has nothing new for them.
-    visited_at: std::collections::HashMap<String, u64>,
-    /// Namespace -> the earliest time its controllers asked to be woken.
-    due: std::collections::HashMap<String, Instant>,
+    visits: std::collections::HashMap<String, Visits>,
 }
 
 impl Controllers {
     pub fn new(pace: Pace) -> Controllers {
-        Controllers {
-            pace,
-            kubelet: kubelet::Kubelet::default(),
-            visited_at: Default::default(),
-            due: Default::default(),
-        }
+        Controllers { pace, kubelet: kubelet::Kubelet::default(), visits: Default::default() }
     }
 
     /// Runs every controller over every namespace that changed (or whose timer is due) until
     /// none writes any more. Returns the earliest instant at which something is due (a pod
     /// turning Ready at the kind pace, a grace period ending, a pod becoming available after
     /// minReadySeconds, a progress deadline), so the caller can sleep until then and call again.
+    ///
+    /// A controller runs in a namespace only when something it reads changed there since it last
+    /// ran (its own writes included, as its informers would tell it) or its timer is due: the
+    /// others would find nothing to do, and skipping them is most of the built-in cluster's speed.
     pub fn reconcile(&mut self, store: &mut Store) -> Option<Instant> {
-        let mut woken = std::collections::HashSet::new();
+        // A due timer wakes a controller once per call, so a timer set for "now" by a controller
+        // with nothing to do cannot spin.
+        self.visits.values_mut().for_each(|v| v.woken = [false; 7]);
         for _ in 0..MAX_ROUNDS {
             let now = store.clock.now();
             let namespaces = store.namespaces();
-            self.visited_at.retain(|ns, _| namespaces.contains(ns));
-            self.due.retain(|ns, _| namespaces.contains(ns));
-            let mut dirty = Vec::new();
+            self.visits.retain(|ns, _| namespaces.contains(ns));
+            let mut ran = false;
             for namespace in namespaces {
-                let changed = self.visited_at.get(&namespace).is_none_or(|at| store.last_change_for(&namespace) > *at);
-                // A due timer wakes a namespace once per call, so a timer set for "now" by a
-                // controller with nothing to do cannot spin.
-                let timer = self.due.get(&namespace).is_some_and(|due| *due <= now) && woken.insert(namespace.clone());
-                if changed || timer {
-                    dirty.push(namespace);
+                let visits = self.visits.entry(namespace.clone()).or_default();
+                if visits.settled(store.last_change_for(&namespace), now) {
+                    continue;
+                }
+                let mut tick: Option<Tick> = None;
+                for (i, controller) in Controller::IN_ORDER.into_iter().enumerate() {
+                    let visits = self.visits.get_mut(&namespace).expect("entered above");
+                    let changed = visits.at[i]
+                        .is_none_or(|at| store.last_change_of(&namespace, controller.reads(store, &namespace)) > at);
+                    let timer = !changed && !visits.woken[i] && visits.due[i].is_some_and(|due| due <= now);
+                    if !(changed || timer) {
+                        continue;
+                    }
+                    visits.woken[i] |= timer;
+                    ran = true;
+                    let visited_at = store.resource_version();
+                    // "Now" is the same for every controller of one pass over a namespace.
+                    let tick = tick.get_or_insert_with(|| Tick::new(store));
+                    tick.wake = None;
+                    self.run_one(controller, store, tick, &namespace);
+                    let visits = self.visits.get_mut(&namespace).expect("entered above");
+                    visits.due[i] = tick.wake;
+                    visits.at[i] = Some(visited_at);
                 }
             }
-            if dirty.is_empty() {
+            if !ran {
                 // A timer already served at this instant cannot ask for this instant again:
                 // returning it would have the caller re-run the controllers without end.
-                return self.due.values().filter(|due| **due > now).min().copied();
-            }
-            for namespace in dirty {
-                let visited_at = store.resource_version();
-                let mut tick = Tick::new(store);
-                let one = std::slice::from_ref(&namespace);
-                gc::run(store, one);
-                deployment::run(store, &mut tick, one);
-                replicaset::run(store, &mut tick, one);
-                daemonset::run(store, &mut tick, one);
-                scheduler::run(store, one);
-                self.kubelet.run(store, self.pace, &mut tick, one);
-                endpointslice::run(store, one);
-                match tick.wake {
-                    Some(wake) => self.due.insert(namespace.clone(), wake),
-                    None => self.due.remove(&namespace),
-                };
-                self.visited_at.insert(namespace, visited_at);
+                return self.visits.values().flat_map(|v| v.due).flatten().filter(|due| *due > now).min();
             }
         }
         debug_assert!(false, "the controllers did not settle within {MAX_ROUNDS} rounds");
         None
+    }
+
+    fn run_one(&mut self, controller: Controller, store: &mut Store, tick: &mut Tick, namespace: &String) {
+        let one = std::slice::from_ref(namespace);
+        match controller {
+            Controller::GarbageCollector => gc::run(store, one),
+            Controller::Deployment => deployment::run(store, tick, one),
+            Controller::ReplicaSet => replicaset::run(store, tick, one),
+            Controller::DaemonSet => daemonset::run(store, tick, one),
+            Controller::Scheduler => scheduler::run(store, one),
+            Controller::Kubelet => self.kubelet.run(store, self.pace, tick, one),
+            Controller::EndpointSlice => endpointslice::run(store, one),
+        }
     }
 }
 
