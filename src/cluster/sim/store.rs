@@ -364,12 +364,23 @@ pub fn suffix(mut value: u64, length: usize) -> String {
 /// A stable hash of a JSON value (FNV-1a over its serialisation), for pod-template-hash and
 /// controller-revision-hash: the same template always gets the same hash.
 pub fn hash_of(value: &Value) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in value.to_string().bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    /// FNV-1a over the bytes serde_json writes, hashed as they are written (no string built).
+    struct Fnv(u64);
+    impl std::io::Write for Fnv {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            for byte in bytes {
+                self.0 ^= u64::from(*byte);
+                self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+            }
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
-    suffix(hash, 10)
+    let mut hash = Fnv(0xcbf2_9ce4_8422_2325);
+    serde_json::to_writer(&mut hash, value).expect("a JSON value always serializes");
+    suffix(hash.0, 10)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! `metadata.name` and bound by the scheduler, as upstream does.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
@@ -91,8 +92,8 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, ds: &Value, nodes: 
     let hash = hash_of(&ds["spec"]["template"]);
     sync_history(store, namespace, ds, &hash);
     let spec = pod_spec(ds);
-    let candidates: Vec<Value> =
-        store.list(POD, Some(namespace)).filter(|p| super::claimable(p, ds)).cloned().collect();
+    let candidates: Vec<Arc<Value>> =
+        store.list_owned(POD, namespace).into_iter().filter(|p| super::claimable(p, ds)).collect();
     let owned = claim(store, POD, namespace, ds, controller_ref(ds, "apps/v1", "DaemonSet"), candidates);
     let by_node = pods_by_node(&owned);
 
@@ -116,14 +117,14 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, ds: &Value, nodes: 
                 running.sort_by(|a, b| oldest_scheduled_first(a, b));
                 remove.extend(running.into_iter().skip(1));
             }
-            Some(pods) if !keep => remove.extend(pods.iter().filter(|p| !is_deleting(p))),
+            Some(pods) if !keep => remove.extend(pods.iter().map(|p| &**p).filter(|p| !is_deleting(p))),
             _ => {}
         }
     }
     // Pods for nodes that do not exist.
     for (node, pods) in &by_node {
         if !nodes.iter().any(|n| name(n) == node) {
-            remove.extend(pods.iter().filter(|p| !is_deleting(p)));
+            remove.extend(pods.iter().map(|p| &**p).filter(|p| !is_deleting(p)));
         }
     }
     let managed = !create.is_empty() || !remove.is_empty();
@@ -144,8 +145,8 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, ds: &Value, nodes: 
     update_status(store, tick, namespace, ds, &hash, nodes, &spec);
 }
 
-fn pods_by_node(pods: &[Value]) -> BTreeMap<String, Vec<Value>> {
-    let mut by_node: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+fn pods_by_node(pods: &[Arc<Value>]) -> BTreeMap<String, Vec<Arc<Value>>> {
+    let mut by_node: BTreeMap<String, Vec<Arc<Value>>> = BTreeMap::new();
     for pod in pods {
         if is_terminal(pod) && is_deleting(pod) {
             continue;
@@ -179,7 +180,7 @@ fn rolling_update(
     namespace: &str,
     ds: &Value,
     hash: &str,
-    by_node: &BTreeMap<String, Vec<Value>>,
+    by_node: &BTreeMap<String, Vec<Arc<Value>>>,
 ) {
     let desired = store.list(NODE, None).filter(|n| should_run(&pod_spec(ds), n).0).count() as i64;
     let rolling = &ds["spec"]["updateStrategy"]["rollingUpdate"];
@@ -193,7 +194,7 @@ fn rolling_update(
     let mut replace_now: Vec<&Value> = Vec::new();
     let mut candidates: Vec<&Value> = Vec::new();
     for pods in by_node.values() {
-        let live: Vec<&Value> = pods.iter().filter(|p| !is_deleting(p)).collect();
+        let live: Vec<&Value> = pods.iter().map(|p| &**p).filter(|p| !is_deleting(p)).collect();
         let new: Vec<&Value> = live.iter().copied().filter(|p| is_updated(ds, p, hash)).collect();
         let old: Vec<&Value> = live.iter().copied().filter(|p| !is_updated(ds, p, hash)).collect();
         if new.len() > 1 || old.len() > 1 {
@@ -300,7 +301,8 @@ fn update_status(
     nodes: &[Value],
     spec: &Value,
 ) {
-    let owned: Vec<Value> = store.list(POD, Some(namespace)).filter(|p| controlled_by(p, uid(ds))).cloned().collect();
+    let owned: Vec<Arc<Value>> =
+        store.list_owned(POD, namespace).into_iter().filter(|p| controlled_by(p, uid(ds))).collect();
     let by_node = pods_by_node(&owned);
     let min_ready = ds["spec"]["minReadySeconds"].as_i64().unwrap_or(0);
     let (mut desired, mut scheduled, mut misscheduled, mut ready, mut available, mut updated) = (0, 0, 0, 0, 0, 0);
@@ -313,7 +315,7 @@ fn update_status(
         desired += 1;
         let Some(pods) = pods else { continue };
         scheduled += 1;
-        let mut pods: Vec<&Value> = pods.iter().collect();
+        let mut pods: Vec<&Value> = pods.iter().map(|p| &**p).collect();
         pods.sort_by(|a, b| oldest_scheduled_first(a, b));
         let pod = pods[0];
         if is_ready(pod) {

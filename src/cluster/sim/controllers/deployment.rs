@@ -67,20 +67,45 @@ fn revision(rs: &Value) -> i64 {
 
 /// Templates equal but for the pod-template-hash label (upstream's EqualIgnoreHash).
 fn equal_ignoring_hash(a: &Value, b: &Value) -> bool {
-    let strip = |t: &Value| {
-        let mut t = t.clone();
-        if let Some(labels) = t["metadata"]["labels"].as_object_mut() {
-            labels.remove(HASH_LABEL);
-            if labels.is_empty() {
-                t["metadata"].as_object_mut().expect("metadata").remove("labels");
-            }
+    // Compared in place (no copies): this runs for every ReplicaSet on every sync.
+    fn labels_equal(a: Option<&Value>, b: Option<&Value>) -> bool {
+        match (as_map(a), as_map(b)) {
+            (Some(a), Some(b)) => equal_except(a, b, HASH_LABEL, |_, _| true),
+            _ => a == b,
         }
-        if t["metadata"].as_object().is_some_and(Map::is_empty) {
-            t.as_object_mut().expect("template").remove("metadata");
+    }
+    fn metadata_equal(a: Option<&Value>, b: Option<&Value>) -> bool {
+        match (as_map(a), as_map(b)) {
+            (Some(a), Some(b)) => equal_except(a, b, "labels", labels_equal),
+            _ => a == b,
         }
-        t
-    };
-    strip(a) == strip(b)
+    }
+    match (a.as_object(), b.as_object()) {
+        (Some(a), Some(b)) => equal_except(a, b, "metadata", metadata_equal),
+        _ => a == b,
+    }
+}
+
+/// A missing map reads as an empty one; anything but a map as None.
+fn as_map(value: Option<&Value>) -> Option<&Map<String, Value>> {
+    static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+    match value {
+        None => Some(&EMPTY),
+        Some(value) => value.as_object(),
+    }
+}
+
+/// Whether two maps hold the same entries apart from `key`, and `key`'s values pass `same`.
+fn equal_except(
+    a: &Map<String, Value>,
+    b: &Map<String, Value>,
+    key: &str,
+    same: impl Fn(Option<&Value>, Option<&Value>) -> bool,
+) -> bool {
+    let others = |m: &Map<String, Value>| m.len() - usize::from(m.contains_key(key));
+    others(a) == others(b)
+        && a.iter().filter(|(k, _)| *k != key).all(|(k, v)| b.get(k) == Some(v))
+        && same(a.get(key), b.get(key))
 }
 
 fn sum(rss: &[Value], field: impl Fn(&Value) -> i64) -> i64 {
@@ -142,8 +167,8 @@ impl Deployment<'_> {
         }
         let candidates = self.store.list_owned(REPLICA_SET, self.namespace);
         let reference = controller_ref(&self.d, "apps/v1", "Deployment");
-        let candidates = candidates.into_iter().map(std::sync::Arc::unwrap_or_clone).collect();
-        let mut rss = claim(self.store, REPLICA_SET, self.namespace, &self.d, reference, candidates);
+        let claimed = claim(self.store, REPLICA_SET, self.namespace, &self.d, reference, candidates);
+        let mut rss: Vec<Value> = claimed.into_iter().map(std::sync::Arc::unwrap_or_clone).collect();
         rss.sort_by(by_creation);
         if is_deleting(&self.d) {
             let (new, old) = self.new_and_old(&rss, false);
@@ -731,4 +756,27 @@ fn push_condition(status: &mut Value, condition: Value) {
         status["conditions"] = json!([]);
     }
     status["conditions"].as_array_mut().expect("an array").push(condition);
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::equal_ignoring_hash;
+
+    #[test]
+    fn templates_compare_without_their_hash_label() {
+        let template = |labels: serde_json::Value| json!({"metadata": {"labels": labels}, "spec": {"x": 1}});
+        let plain = template(json!({"app": "web"}));
+        assert!(equal_ignoring_hash(&plain, &template(json!({"app": "web", "pod-template-hash": "abc"}))));
+        assert!(!equal_ignoring_hash(&plain, &template(json!({"app": "api"}))));
+        assert!(!equal_ignoring_hash(&plain, &template(json!({"app": "web", "tier": "x"}))));
+        // Labels that are only the hash, empty labels and no metadata are all "no labels".
+        let bare = json!({"spec": {"x": 1}});
+        assert!(equal_ignoring_hash(&bare, &template(json!({"pod-template-hash": "abc"}))));
+        assert!(equal_ignoring_hash(&bare, &json!({"metadata": {}, "spec": {"x": 1}})));
+        assert!(!equal_ignoring_hash(&bare, &json!({"metadata": {"annotations": {"a": "b"}}, "spec": {"x": 1}})));
+        assert!(!equal_ignoring_hash(&bare, &json!({"spec": {"x": 2}})));
+        assert!(!equal_ignoring_hash(&bare, &json!({"spec": {"x": 1}, "extra": true})));
+    }
 }

@@ -19,6 +19,7 @@ mod scheduler;
 mod tests;
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
@@ -312,30 +313,33 @@ fn claim(
     namespace: &str,
     controller: &Value,
     reference: Value,
-    candidates: Vec<Value>,
-) -> Vec<Value> {
+    candidates: Vec<Arc<Value>>,
+) -> Vec<Arc<Value>> {
     let selector = &controller["spec"]["selector"];
     let controller_uid = uid(controller);
     let mut owned = Vec::new();
-    for mut object in candidates {
+    for object in candidates {
         let matches = selects(selector, &object["metadata"]["labels"]);
         match controller_of(&object) {
             Some(r) if r["uid"].as_str() != Some(controller_uid) => {}
+            // Kept as it is: shared with the store, not copied.
             Some(_) if matches => owned.push(object),
             Some(_) => {
                 if !is_deleting(controller) {
+                    let mut object = Arc::unwrap_or_clone(object);
                     remove_owner(&mut object, controller_uid);
                     write(store, resource, namespace, object);
                 }
             }
             None => {
                 if matches && !is_deleting(controller) && !is_deleting(&object) {
+                    let mut object = Arc::unwrap_or_clone(object);
                     let refs = &mut object["metadata"]["ownerReferences"];
                     if !refs.is_array() {
                         *refs = json!([]);
                     }
                     refs.as_array_mut().expect("an array").push(reference.clone());
-                    owned.push(write(store, resource, namespace, object));
+                    owned.push(Arc::new(write(store, resource, namespace, object)));
                 }
             }
         }

@@ -4,6 +4,7 @@
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -27,8 +28,8 @@ pub fn run(store: &mut Store, tick: &mut Tick, namespaces: &[String]) {
 }
 
 fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, rs: &Value) {
-    let active: Vec<Value> =
-        store.list(POD, Some(namespace)).filter(|p| is_active(p) && super::claimable(p, rs)).cloned().collect();
+    let active: Vec<Arc<Value>> =
+        store.list_owned(POD, namespace).into_iter().filter(|p| is_active(p) && super::claimable(p, rs)).collect();
     let reference = controller_ref(rs, "apps/v1", "ReplicaSet");
     let owned = claim(store, POD, namespace, rs, reference.clone(), active);
     if !super::is_deleting(rs) {
@@ -41,6 +42,7 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, rs: &Value) {
                 }
             }
         } else if diff > 0 {
+            let owned = owned.into_iter().map(Arc::unwrap_or_clone).collect();
             for pod in pods_to_delete(store, tick, namespace, rs, owned, diff.min(BURST) as usize) {
                 delete(store, POD, namespace, &pod);
             }

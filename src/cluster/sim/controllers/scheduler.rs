@@ -12,7 +12,18 @@ use super::super::store::Store;
 use super::nodes::{matches_affinity, untolerated_taint};
 use super::{is_deleting, is_terminal, name, selects, write};
 
+/// Whether the pod waits for this scheduler: no node yet, not being deleted.
+fn waits(pod: &Value) -> bool {
+    pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty)
+        && !is_deleting(pod)
+        && pod["spec"]["schedulerName"].as_str().unwrap_or("default-scheduler") == "default-scheduler"
+}
+
 pub fn run(store: &mut Store, namespaces: &[String]) {
+    // Most rounds have no pod to place: only then is every node's load worth counting.
+    if !namespaces.iter().any(|ns| store.list(POD, Some(ns)).any(waits)) {
+        return;
+    }
     let nodes: Vec<Value> = store.list(NODE, None).cloned().collect();
     let mut pods_on: BTreeMap<String, i64> = nodes.iter().map(|n| (name(n).to_string(), 0)).collect();
     let mut waiting = Vec::new();
@@ -25,14 +36,8 @@ pub fn run(store: &mut Store, namespaces: &[String]) {
                     placed.push(Placed::new(&namespace, pod, node));
                 }
                 Some(_) => {}
-                None if is_deleting(pod) => {}
-                None if !namespaces.contains(&namespace) => {}
-                None => {
-                    let scheduler = pod["spec"]["schedulerName"].as_str().unwrap_or("default-scheduler");
-                    if scheduler == "default-scheduler" {
-                        waiting.push((namespace.clone(), pod.clone()));
-                    }
-                }
+                None if waits(pod) && namespaces.contains(&namespace) => waiting.push((namespace.clone(), pod.clone())),
+                None => {}
             }
         }
     }
