@@ -23,6 +23,10 @@ const GENERATION_LABEL: &str = "pod-template-generation";
 const TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
 
 pub fn run(store: &mut Store, tick: &mut Tick, namespaces: &[String]) {
+    // Most namespaces have no daemon set: then the nodes are not worth copying.
+    if namespaces.iter().all(|ns| store.list(DAEMON_SET, Some(ns)).next().is_none()) {
+        return;
+    }
     let nodes: Vec<Value> = store.list(NODE, None).cloned().collect();
     for namespace in namespaces {
         for ds in store.list_owned(DAEMON_SET, namespace) {
