@@ -173,7 +173,18 @@ impl From<kube::Error> for StepError {
             kube::Error::Api(status) => {
                 StepError::Failed(format!("the API answered {} {}: {}", status.code, status.reason, status.message))
             }
-            other => StepError::Infrastructure(format!("the cluster did not answer: {other}")),
+            // No usable answer at all (no connection, no reply in time, a connection cut): an
+            // outage, named as one whatever request it caught.
+            error @ (kube::Error::Service(_) | kube::Error::HyperError(_) | kube::Error::ReadEvents(_)) => {
+                let why = crate::cluster::transport::describe(&error);
+                let why = why.strip_prefix("ServiceError: ").unwrap_or(&why);
+                StepError::Infrastructure(if why.starts_with("the API server does not answer") {
+                    why.to_string()
+                } else {
+                    format!("the API server does not answer: {why}")
+                })
+            }
+            other => StepError::Infrastructure(format!("the cluster's answer could not be used: {other}")),
         }
     }
 }

@@ -36,7 +36,7 @@ use super::store::Store;
 const MAX_ROUNDS: usize = 10_000;
 
 /// One controller of the control plane, in the order a round runs them.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, Copy, Debug)]
 enum Controller {
     GarbageCollector,
     Deployment,
@@ -48,7 +48,7 @@ enum Controller {
 }
 
 impl Controller {
-    const IN_ORDER: [Controller; 7] = [
+    const IN_ORDER: [Controller; CONTROLLERS] = [
         Controller::GarbageCollector,
         Controller::Deployment,
         Controller::ReplicaSet,
@@ -77,16 +77,18 @@ impl Controller {
     }
 }
 
+const CONTROLLERS: usize = 7;
+
 /// What the controllers remember of one namespace, per controller (indexed as `IN_ORDER`).
 #[derive(Default)]
 struct Visits {
     /// The store's version when the controller last went through the namespace: if nothing it
     /// reads has changed there since, it has nothing new to do (unless its timer is due).
-    at: [Option<u64>; 7],
+    at: [Option<u64>; CONTROLLERS],
     /// The earliest time the controller asked to be woken there.
-    due: [Option<Instant>; 7],
+    due: [Option<Instant>; CONTROLLERS],
     /// Whether its due timer was already served in this call of `reconcile`.
-    woken: [bool; 7],
+    woken: [bool; CONTROLLERS],
 }
 
 impl Visits {
@@ -94,7 +96,7 @@ impl Visits {
     /// visit, and no timer left to serve at `now`.
     fn settled(&self, last_change: u64, now: Instant) -> bool {
         let seen = self.at.iter().all(|at| at.is_some_and(|at| at >= last_change));
-        seen && (0..7).all(|i| self.woken[i] || self.due[i].is_none_or(|due| due > now))
+        seen && (0..CONTROLLERS).all(|i| self.woken[i] || self.due[i].is_none_or(|due| due > now))
     }
 }
 
@@ -122,20 +124,21 @@ impl Controllers {
     pub fn reconcile(&mut self, store: &mut Store) -> Option<Instant> {
         // A due timer wakes a controller once per call, so a timer set for "now" by a controller
         // with nothing to do cannot spin.
-        self.visits.values_mut().for_each(|v| v.woken = [false; 7]);
+        self.visits.values_mut().for_each(|v| v.woken = [false; CONTROLLERS]);
         for _ in 0..MAX_ROUNDS {
             let now = store.clock.now();
             let namespaces = store.namespaces();
             self.visits.retain(|ns, _| namespaces.contains(ns));
             let mut ran = false;
             for namespace in namespaces {
-                let visits = self.visits.entry(namespace.clone()).or_default();
+                // Taken out while its controllers run (the kubelet's state is borrowed meanwhile).
+                let mut visits = self.visits.remove(&namespace).unwrap_or_default();
                 if visits.settled(store.last_change_for(&namespace), now) {
+                    self.visits.insert(namespace, visits);
                     continue;
                 }
                 let mut tick: Option<Tick> = None;
                 for (i, controller) in Controller::IN_ORDER.into_iter().enumerate() {
-                    let visits = self.visits.get_mut(&namespace).expect("entered above");
                     let changed = visits.at[i]
                         .is_none_or(|at| store.last_change_of(&namespace, controller.reads(store, &namespace)) > at);
                     let timer = !changed && !visits.woken[i] && visits.due[i].is_some_and(|due| due <= now);
@@ -149,10 +152,10 @@ impl Controllers {
                     let tick = tick.get_or_insert_with(|| Tick::new(store));
                     tick.wake = None;
                     self.run_one(controller, store, tick, &namespace);
-                    let visits = self.visits.get_mut(&namespace).expect("entered above");
                     visits.due[i] = tick.wake;
                     visits.at[i] = Some(visited_at);
                 }
+                self.visits.insert(namespace, visits);
             }
             if !ran {
                 // A timer already served at this instant cannot ask for this instant again:
