@@ -118,9 +118,10 @@ pub async fn run(step: &Step, context: &mut Context<'_>, timeout: Duration) -> R
     }
 }
 
-/// API messages carry generated names and hashes; keep the part a reader needs, deterministically.
+/// API messages carry generated names and hashes (`Pod "web-5c59-8tl8c" is invalid: ...`); keep
+/// the part a reader needs, deterministically: the cause, from the field it names on.
 fn normalise_refusal(message: &str) -> String {
-    match message.find(": spec.") {
+    match [": spec.", ": metadata."].iter().filter_map(|field| message.find(field)).min() {
         Some(i) => message[i + 2..].to_string(),
         None => message.to_string(),
     }
@@ -715,4 +716,21 @@ async fn delete(context: &mut Context<'_>, target: &Target) -> Result<String, St
         }
     }
     Ok(format!("deleted {} object(s)", objects.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalise_refusal;
+
+    #[test]
+    fn refusals_keep_the_cause_not_the_generated_name() {
+        let cost = "Pod \"web-5c5958f8bf-8tl8c\" is invalid: metadata.annotations[controller.kubernetes.io/pod-deletion-cost]: Invalid value: \"high\": must be a 32bit integer";
+        assert_eq!(
+            normalise_refusal(cost),
+            "metadata.annotations[controller.kubernetes.io/pod-deletion-cost]: Invalid value: \"high\": must be a 32bit integer"
+        );
+        let template = "Deployment.apps \"rng\" is invalid: spec.template.metadata.labels: Invalid value: {}: x";
+        assert_eq!(normalise_refusal(template), "spec.template.metadata.labels: Invalid value: {}: x");
+        assert_eq!(normalise_refusal("namespaces \"x\" not found"), "namespaces \"x\" not found");
+    }
 }
