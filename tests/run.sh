@@ -33,7 +33,7 @@ cargo build --locked
 mkdir -p target
 # A failing test binary must not stop the run before the closing count line below.
 test_status=0
-cargo test --locked 2>&1 | tee target/test-output.log || test_status=$?
+cargo test --locked --no-fail-fast 2>&1 | tee target/test-output.log || test_status=$?
 count() { grep -Eo "test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed" target/test-output.log | awk -v f="$1" '{s += $f} END {print s + 0}'; }
 
 # The runbook suite at both paces: three more results (the suite at the fast pace, the suite at
