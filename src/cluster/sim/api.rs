@@ -168,7 +168,8 @@ struct Call {
 }
 
 enum Reply {
-    Json(StatusCode, Value),
+    /// An object as stored (shared with the store), or any other JSON answer.
+    Json(StatusCode, Arc<Value>),
     Watch(Response<Body>),
 }
 
@@ -182,12 +183,14 @@ struct Target {
 fn serve(shared: &Arc<Shared>, call: Call) -> Result<Reply, ApiError> {
     let segments: Vec<&str> = call.path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
     match segments.as_slice() {
-        ["version"] => return Ok(Reply::Json(StatusCode::OK, version())),
-        ["api"] => return Ok(Reply::Json(StatusCode::OK, json!({"kind": "APIVersions", "versions": ["v1"]}))),
-        ["apis"] => return Ok(Reply::Json(StatusCode::OK, group_list())),
-        ["api", "v1"] => return Ok(Reply::Json(StatusCode::OK, resource_list("", "v1"))),
+        ["version"] => return Ok(Reply::Json(StatusCode::OK, Arc::new(version()))),
+        ["api"] => {
+            return Ok(Reply::Json(StatusCode::OK, Arc::new(json!({"kind": "APIVersions", "versions": ["v1"]}))));
+        }
+        ["apis"] => return Ok(Reply::Json(StatusCode::OK, Arc::new(group_list()))),
+        ["api", "v1"] => return Ok(Reply::Json(StatusCode::OK, Arc::new(resource_list("", "v1")))),
         ["apis", group, version] if resources::ALL.iter().any(|r| r.group == *group && r.version == *version) => {
-            return Ok(Reply::Json(StatusCode::OK, resource_list(group, version)));
+            return Ok(Reply::Json(StatusCode::OK, Arc::new(resource_list(group, version))));
         }
         _ => {}
     }
@@ -195,11 +198,12 @@ fn serve(shared: &Arc<Shared>, call: Call) -> Result<Reply, ApiError> {
     let watching = matches!(call.query.get("watch").map(String::as_str), Some("true" | "1"));
     match (&call.method, &target.name) {
         (&Method::GET, None) if watching => watch_stream(shared, &target, &call.query),
-        (&Method::GET, None) => Ok(Reply::Json(StatusCode::OK, list(&lock(shared).store, &target, &call.query)?)),
+        (&Method::GET, None) => {
+            Ok(Reply::Json(StatusCode::OK, Arc::new(list(&lock(shared).store, &target, &call.query)?)))
+        }
         (&Method::GET, Some(name)) => {
-            let state = lock(shared);
-            let object = state.store.get(target.resource, &target.namespace, name);
-            Ok(Reply::Json(StatusCode::OK, object.cloned().ok_or_else(|| ApiError::not_found(target.resource, name))?))
+            let object = lock(shared).store.get_shared(target.resource, &target.namespace, name);
+            Ok(Reply::Json(StatusCode::OK, object.ok_or_else(|| ApiError::not_found(target.resource, name))?))
         }
         (&Method::POST, None) => {
             let object = parse_json(&call.body)?;
@@ -230,7 +234,10 @@ fn serve(shared: &Arc<Shared>, call: Call) -> Result<Reply, ApiError> {
 }
 
 /// Runs a write, then the controllers, then wakes the watches and the timer task.
-fn write(shared: &Shared, change: impl FnOnce(&mut State) -> Result<Value, ApiError>) -> Result<Value, ApiError> {
+fn write(
+    shared: &Shared,
+    change: impl FnOnce(&mut State) -> Result<Arc<Value>, ApiError>,
+) -> Result<Arc<Value>, ApiError> {
     let mut state = lock(shared);
     let before = state.next_due;
     let written = change(&mut state)?;
@@ -268,7 +275,7 @@ fn route(segments: &[&str]) -> Option<Target> {
     Some(Target { resource, namespace, name })
 }
 
-fn create(state: &mut State, target: &Target, mut object: Value) -> Result<Value, ApiError> {
+fn create(state: &mut State, target: &Target, mut object: Value) -> Result<Arc<Value>, ApiError> {
     check_kind(target.resource, &object)?;
     if target.resource.namespaced {
         object["metadata"]["namespace"] = target.namespace.clone().into();
@@ -276,13 +283,14 @@ fn create(state: &mut State, target: &Target, mut object: Value) -> Result<Value
     validate::create(target.resource, &object)?;
     let mut created = state.store.create(target.resource, &target.namespace, object)?;
     if target.resource == resources::NAMESPACE {
-        created["status"] = json!({"phase": "Active"});
-        created = state.store.update(target.resource, "", created)?;
+        let mut active = Arc::unwrap_or_clone(created);
+        active["status"] = json!({"phase": "Active"});
+        created = state.store.update(target.resource, "", active)?;
     }
     Ok(created)
 }
 
-fn replace(state: &mut State, target: &Target, name: &str, object: Value) -> Result<Value, ApiError> {
+fn replace(state: &mut State, target: &Target, name: &str, object: Value) -> Result<Arc<Value>, ApiError> {
     check_kind(target.resource, &object)?;
     let current = existing(state, target, name)?;
     if let Some(expected) = object["metadata"]["resourceVersion"].as_str()
@@ -296,16 +304,16 @@ fn replace(state: &mut State, target: &Target, name: &str, object: Value) -> Res
     update(state, target, &current, object)
 }
 
-fn merge_patch(state: &mut State, target: &Target, name: &str, patch: &Value) -> Result<Value, ApiError> {
+fn merge_patch(state: &mut State, target: &Target, name: &str, patch: &Value) -> Result<Arc<Value>, ApiError> {
     let current = existing(state, target, name)?;
-    let mut patched = current.clone();
+    let mut patched = (*current).clone();
     merge(&mut patched, patch);
     update(state, target, &current, patched)
 }
 
 /// Server-side apply for one field manager: creates the object, or sets what the applied
 /// configuration sets and drops what the previous apply set and this one no longer does.
-fn apply(state: &mut State, target: &Target, name: &str, mut applied: Value) -> Result<Value, ApiError> {
+fn apply(state: &mut State, target: &Target, name: &str, mut applied: Value) -> Result<Arc<Value>, ApiError> {
     check_kind(target.resource, &applied)?;
     if applied["metadata"]["name"].as_str() != Some(name) {
         return Err(ApiError::bad_request(format!(
@@ -320,13 +328,13 @@ fn apply(state: &mut State, target: &Target, name: &str, mut applied: Value) -> 
         applied["metadata"]["namespace"] = target.namespace.clone().into();
     }
     let key = (target.resource, target.namespace.clone(), name.to_string());
-    let result = match state.store.get(target.resource, &target.namespace, name).cloned() {
+    let result = match state.store.get_shared(target.resource, &target.namespace, name) {
         None => {
             validate::create(target.resource, &applied)?;
             state.store.create(target.resource, &target.namespace, applied.clone())?
         }
         Some(current) => {
-            let mut merged = current.clone();
+            let mut merged = (*current).clone();
             if let Some(previous) = state.applied.get(&key) {
                 drop_unset(&mut merged, previous, &applied);
             }
@@ -338,7 +346,7 @@ fn apply(state: &mut State, target: &Target, name: &str, mut applied: Value) -> 
     Ok(result)
 }
 
-fn update(state: &mut State, target: &Target, current: &Value, mut object: Value) -> Result<Value, ApiError> {
+fn update(state: &mut State, target: &Target, current: &Value, mut object: Value) -> Result<Arc<Value>, ApiError> {
     object["metadata"]["name"] = current["metadata"]["name"].clone();
     if target.resource.namespaced {
         object["metadata"]["namespace"] = target.namespace.clone().into();
@@ -347,7 +355,7 @@ fn update(state: &mut State, target: &Target, current: &Value, mut object: Value
     state.store.update(target.resource, &target.namespace, object)
 }
 
-fn delete(state: &mut State, target: &Target, name: &str, options: &Value) -> Result<Value, ApiError> {
+fn delete(state: &mut State, target: &Target, name: &str, options: &Value) -> Result<Arc<Value>, ApiError> {
     let current = existing(state, target, name)?;
     if let Some(uid) = options["preconditions"]["uid"].as_str()
         && current["metadata"]["uid"].as_str() != Some(uid)
@@ -368,19 +376,19 @@ fn delete(state: &mut State, target: &Target, name: &str, options: &Value) -> Re
     if target.resource == resources::NAMESPACE {
         let mut marked = state.store.mark_deleted(target.resource, "", name, None).unwrap_or(current);
         if marked["status"]["phase"] != "Terminating" {
-            marked["status"]["phase"] = "Terminating".into();
-            marked = state.store.update(target.resource, "", marked)?;
+            let mut terminating = Arc::unwrap_or_clone(marked);
+            terminating["status"]["phase"] = "Terminating".into();
+            marked = state.store.update(target.resource, "", terminating)?;
         }
         return Ok(marked);
     }
     Ok(state.store.remove(target.resource, &target.namespace, name).unwrap_or(current))
 }
 
-fn existing(state: &State, target: &Target, name: &str) -> Result<Value, ApiError> {
+fn existing(state: &State, target: &Target, name: &str) -> Result<Arc<Value>, ApiError> {
     state
         .store
-        .get(target.resource, &target.namespace, name)
-        .cloned()
+        .get_shared(target.resource, &target.namespace, name)
         .ok_or_else(|| ApiError::not_found(target.resource, name))
 }
 

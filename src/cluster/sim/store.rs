@@ -116,6 +116,11 @@ impl Store {
         self.objects.get(&(resource, scope(resource, namespace), name.to_string())).map(|object| &**object)
     }
 
+    /// The object as stored, shared (a write replaces it; it is never changed in place).
+    pub fn get_shared(&self, resource: Resource, namespace: &str, name: &str) -> Option<Arc<Value>> {
+        self.objects.get(&(resource, scope(resource, namespace), name.to_string())).cloned()
+    }
+
     /// Objects of one kind, in one namespace or (None) in all, ordered by namespace and name.
     pub fn list<'a>(&'a self, resource: Resource, namespace: Option<&'a str>) -> impl Iterator<Item = &'a Value> + 'a {
         // Keys sort by kind, then namespace: one namespace's objects are one contiguous range.
@@ -149,7 +154,10 @@ impl Store {
         {
             return Err(ApiError::gone(resource_version));
         }
-        Ok(self.log.iter().filter(move |c| c.resource_version > resource_version))
+        // The log is in resourceVersion order: every watch looks here after every write, so
+        // it finds where to start instead of walking the whole log.
+        let start = self.log.partition_point(|c| c.resource_version <= resource_version);
+        Ok(self.log.range(start..))
     }
 
     /// A fresh uid: the format of Kubernetes' (UUID v4 layout), from a counter that counts
@@ -178,7 +186,7 @@ impl Store {
     /// Creates an object as the registry does: name (or generateName), uid, resourceVersion,
     /// creationTimestamp, generation; refuses a name in use and a namespace that is missing or
     /// being deleted.
-    pub fn create(&mut self, resource: Resource, namespace: &str, mut object: Value) -> Result<Value, ApiError> {
+    pub fn create(&mut self, resource: Resource, namespace: &str, mut object: Value) -> Result<Arc<Value>, ApiError> {
         let namespace = scope(resource, namespace);
         if resource.namespaced {
             match self.get(resources::NAMESPACE, "", &namespace) {
@@ -229,7 +237,7 @@ impl Store {
     /// Replaces an object (spec, status, metadata alike), keeping what the server owns: uid,
     /// creationTimestamp; bumps generation when the spec changed. An object being deleted whose
     /// finalizers are gone is removed.
-    pub fn update(&mut self, resource: Resource, namespace: &str, mut object: Value) -> Result<Value, ApiError> {
+    pub fn update(&mut self, resource: Resource, namespace: &str, mut object: Value) -> Result<Arc<Value>, ApiError> {
         let namespace = scope(resource, namespace);
         let name = name_of(&object).unwrap_or_default().to_string();
         let key = (resource, namespace, name.clone());
@@ -237,7 +245,7 @@ impl Store {
             return Err(ApiError::not_found(resource, &name));
         };
         if **current == object {
-            return Ok(object);
+            return Ok(current.clone());
         }
         object["apiVersion"] = resource.api_version().into();
         object["kind"] = resource.kind.into();
@@ -257,12 +265,12 @@ impl Store {
             object["metadata"]["generation"] = (generation + i64::from(changed)).into();
         }
         if **current == object {
-            return Ok(object);
+            return Ok(current.clone());
         }
         let finalized = object["metadata"]["deletionTimestamp"].is_string()
             && object["metadata"]["finalizers"].as_array().is_none_or(Vec::is_empty);
         if finalized {
-            return Ok(self.remove(resource, &key.1, &name).unwrap_or(object));
+            return Ok(self.remove(resource, &key.1, &name).unwrap_or_else(|| Arc::new(object)));
         }
         Ok(self.commit(key, object, ChangeType::Modified))
     }
@@ -275,11 +283,12 @@ impl Store {
         namespace: &str,
         name: &str,
         grace: Option<i64>,
-    ) -> Option<Value> {
-        let mut object = self.get(resource, namespace, name)?.clone();
-        if object["metadata"]["deletionTimestamp"].is_string() {
-            return Some(object);
+    ) -> Option<Arc<Value>> {
+        let current = self.get_shared(resource, namespace, name)?;
+        if current["metadata"]["deletionTimestamp"].is_string() {
+            return Some(current);
         }
+        let mut object = Arc::unwrap_or_clone(current);
         object["metadata"]["deletionTimestamp"] = self.clock.timestamp_after(grace.unwrap_or(0)).into();
         if let Some(grace) = grace {
             object["metadata"]["deletionGracePeriodSeconds"] = grace.into();
@@ -293,22 +302,23 @@ impl Store {
     }
 
     /// Removes an object for good (a DELETED event); returns it as it last was.
-    pub fn remove(&mut self, resource: Resource, namespace: &str, name: &str) -> Option<Value> {
+    pub fn remove(&mut self, resource: Resource, namespace: &str, name: &str) -> Option<Arc<Value>> {
         let key = (resource, scope(resource, namespace), name.to_string());
         let mut object = Arc::unwrap_or_clone(self.objects.remove(&key)?);
         self.resource_version += 1;
         object["metadata"]["resourceVersion"] = self.resource_version.to_string().into();
-        self.record(key, Arc::new(object.clone()), ChangeType::Deleted);
-        Some(object)
+        let shared = Arc::new(object);
+        self.record(key, shared.clone(), ChangeType::Deleted);
+        Some(shared)
     }
 
-    fn commit(&mut self, key: Key, mut object: Value, change: ChangeType) -> Value {
+    fn commit(&mut self, key: Key, mut object: Value, change: ChangeType) -> Arc<Value> {
         self.resource_version += 1;
         object["metadata"]["resourceVersion"] = self.resource_version.to_string().into();
-        let shared = Arc::new(object.clone());
+        let shared = Arc::new(object);
         self.objects.insert(key.clone(), shared.clone());
-        self.record(key, shared, change);
-        object
+        self.record(key, shared.clone(), change);
+        shared
     }
 
     fn record(&mut self, (resource, namespace, name): Key, object: Arc<Value>, change: ChangeType) {

@@ -4,6 +4,8 @@
 //! gone before the new ones start), proportional scaling during a rollout, revision history, and
 //! the status `kubectl rollout status` reads.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value, json};
 
 use super::super::resources::{DEPLOYMENT, POD, REPLICA_SET};
@@ -238,7 +240,11 @@ impl Deployment<'_> {
             updated["spec"]["minReadySeconds"] = min_ready.into();
             changed = true;
         }
-        let rs = if changed { write(self.store, REPLICA_SET, self.namespace, updated) } else { rs };
+        let rs = if changed {
+            write(self.store, REPLICA_SET, self.namespace, updated).map_or(rs, Arc::unwrap_or_clone)
+        } else {
+            rs
+        };
         let rs_revision = super::annotation(&rs, REVISION).unwrap_or_default().to_string();
         if super::annotation(&self.d, REVISION) != Some(rs_revision.as_str()) {
             super::set_annotation(&mut self.d, REVISION, rs_revision);
@@ -284,7 +290,7 @@ impl Deployment<'_> {
                     let message = format!("Created new replica set \"{}\"", name(&created));
                     self.set_condition("Progressing", "True", "NewReplicaSetCreated", &message);
                 }
-                Some(created)
+                Some(Arc::unwrap_or_clone(created))
             }
             Err(error) if error.code == 409 => {
                 // A ReplicaSet of that name that is not ours: hash again with a collision count.

@@ -8,6 +8,8 @@
 //! selector removed leaves the slices as they were (kubernetes/kubernetes#118376); a Service
 //! deleted takes its slices with it through the garbage collector.
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Value, json};
 
 use super::super::resources::{ENDPOINT_SLICE, NODE, POD, SERVICE};
@@ -17,18 +19,97 @@ use super::{controller_ref, is_deleting, is_ready, is_terminal, label, map_selec
 const SERVICE_NAME: &str = "kubernetes.io/service-name";
 const MANAGED_BY: &str = "endpointslice.kubernetes.io/managed-by";
 const CONTROLLER: &str = "endpointslice-controller.k8s.io";
+const ZONE: &str = "topology.kubernetes.io/zone";
 
-pub fn run(store: &mut Store, namespaces: &[String]) {
-    for namespace in namespaces {
-        for service in store.list_owned(SERVICE, namespace) {
-            let Some(selector) = service["spec"]["selector"].as_object().filter(|s| !s.is_empty()) else { continue };
-            if is_deleting(&service) || service["spec"]["type"] == "ExternalName" {
-                continue;
+/// The controller, with what each service's slices were last computed from.
+#[derive(Default)]
+pub struct EndpointSlices {
+    /// Namespace -> service name -> the inputs of its last pass and its slices as that pass
+    /// left them.
+    last: HashMap<String, HashMap<String, Memo>>,
+}
+
+#[derive(PartialEq, Eq)]
+struct Memo {
+    inputs: Vec<u8>,
+    slices: Vec<u8>,
+}
+
+impl EndpointSlices {
+    pub fn run(&mut self, store: &mut Store, namespaces: &[String]) {
+        for namespace in namespaces {
+            let mut last = self.last.remove(namespace).unwrap_or_default();
+            let mut now = HashMap::new();
+            for service in store.list_owned(SERVICE, namespace) {
+                let Some(selector) = service["spec"]["selector"].as_object().filter(|s| !s.is_empty()) else {
+                    continue;
+                };
+                if is_deleting(&service) || service["spec"]["type"] == "ExternalName" {
+                    continue;
+                }
+                // A pass over the same inputs onto the slices it left would write nothing: most
+                // writes (a label no selector reads, another service's change) end here.
+                let inputs = inputs(store, namespace, &service, selector);
+                let mut memo = Memo { inputs, slices: slices(store, namespace, &service) };
+                if last.remove(name(&service)).is_none_or(|last| last != memo) {
+                    let groups = endpoints_by_ports(store, namespace, &service, selector);
+                    reconcile(store, namespace, &service, groups);
+                    memo.slices = slices(store, namespace, &service);
+                }
+                now.insert(name(&service).to_string(), memo);
             }
-            let groups = endpoints_by_ports(store, namespace, &service, selector);
-            reconcile(store, namespace, &service, groups);
+            if !now.is_empty() {
+                self.last.insert(namespace.clone(), now);
+            }
         }
     }
+}
+
+/// Everything a service's endpoints are computed from, written out so that two passes can be
+/// compared exactly: the service as stored, the nodes' zones, and for each selected pod with an
+/// IP, what its endpoint shows (pods not selected or without an IP are not listed at all).
+fn inputs(store: &Store, namespace: &str, service: &Value, selector: &Map<String, Value>) -> Vec<u8> {
+    let mut out = Vec::new();
+    put(&mut out, service["metadata"]["resourceVersion"].as_str().unwrap_or_default());
+    for node in store.list(NODE, None) {
+        put(&mut out, name(node));
+        put(&mut out, label(node, ZONE).unwrap_or_default());
+    }
+    let service_ports: Vec<&Value> = service["spec"]["ports"].as_array().into_iter().flatten().collect();
+    for pod in store.list(POD, Some(namespace)) {
+        let Some(ip) = pod["status"]["podIP"].as_str().filter(|ip| !ip.is_empty()) else { continue };
+        if is_terminal(pod) || !map_selects(selector, &pod["metadata"]["labels"]) {
+            continue;
+        }
+        for text in [name(pod), uid(pod), ip] {
+            put(&mut out, text);
+        }
+        for field in ["nodeName", "hostname", "subdomain"] {
+            put(&mut out, pod["spec"][field].as_str().unwrap_or_default());
+        }
+        out.extend([u8::from(is_ready(pod)), u8::from(is_deleting(pod))]);
+        for service_port in &service_ports {
+            out.extend(pod_port(service_port, pod).map_or([0xff; 8], i64::to_le_bytes));
+        }
+    }
+    out
+}
+
+/// The service's managed slices as stored (name and resourceVersion): any change to one, by
+/// this controller or anyone else, shows here.
+fn slices(store: &Store, namespace: &str, service: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    for slice in store.list(ENDPOINT_SLICE, Some(namespace)).filter(|s| label(s, SERVICE_NAME) == Some(name(service))) {
+        put(&mut out, name(slice));
+        put(&mut out, slice["metadata"]["resourceVersion"].as_str().unwrap_or_default());
+    }
+    out
+}
+
+/// Appends one length-prefixed text, so that no two lists of texts write the same bytes.
+fn put(out: &mut Vec<u8>, text: &str) {
+    out.extend((text.len() as u64).to_le_bytes());
+    out.extend(text.as_bytes());
 }
 
 /// The service port a pod serves on (upstream's FindPort): a numeric targetPort as is, a named
@@ -100,7 +181,7 @@ fn endpoints_by_ports(
         });
         if let Some(node) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
             endpoint["nodeName"] = node.into();
-            if let Some(zone) = store.get(NODE, "", node).and_then(|n| label(n, "topology.kubernetes.io/zone")) {
+            if let Some(zone) = store.get(NODE, "", node).and_then(|n| label(n, ZONE)) {
                 endpoint["zone"] = zone.into();
             }
         }

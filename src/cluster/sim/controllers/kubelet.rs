@@ -5,6 +5,7 @@
 //! Pod IPs come from each node's pod CIDR, handed out round-robin as host-local IPAM does.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -31,53 +32,61 @@ pub struct Kubelet {
 
 impl Kubelet {
     pub fn run(&mut self, store: &mut Store, pace: Pace, tick: &mut Tick, namespaces: &[String]) {
-        let nodes: Vec<Value> = store.list(NODE, None).cloned().collect();
+        let nodes = store.list_owned(NODE, "");
         // Timers are kept per (namespace, pod uid): pods gone from a visited namespace lose
         // theirs; other namespaces' pods keep them.
-        let seen: BTreeSet<(String, String)> = namespaces
-            .iter()
-            .flat_map(|ns| store.list(POD, Some(ns)).map(move |pod| (ns.clone(), uid(pod).to_string())))
-            .collect();
+        let has_timers = !self.ready_at.is_empty() || !self.gone_at.is_empty();
+        let seen: BTreeSet<(String, String)> = if has_timers {
+            namespaces
+                .iter()
+                .flat_map(|ns| store.list(POD, Some(ns)).map(move |pod| (ns.clone(), uid(pod).to_string())))
+                .collect()
+        } else {
+            BTreeSet::new()
+        };
         for namespace in namespaces {
-            // Only pods with something to do are cloned: a running, ready pod is left alone.
-            let mut pending = Vec::new();
-            for pod in store.list(POD, Some(namespace)) {
-                let settled = pod["status"]["phase"] == "Running" && is_ready(pod);
-                if is_deleting(pod) || !(is_terminal(pod) || settled) {
-                    pending.push(pod.clone());
-                }
-            }
+            // Only pods with something to do are taken (shared with the store, copied only to
+            // be written): a running, ready pod is left alone.
+            let pending: Vec<_> = store
+                .list_owned(POD, namespace)
+                .into_iter()
+                .filter(|pod| {
+                    let settled = pod["status"]["phase"] == "Running" && is_ready(pod);
+                    is_deleting(pod) || !(is_terminal(pod) || settled)
+                })
+                .collect();
             for pod in pending {
-                let node_name = pod["spec"]["nodeName"].as_str().unwrap_or_default().to_string();
+                let node_name = pod["spec"]["nodeName"].as_str().unwrap_or_default();
                 if is_deleting(&pod) {
                     self.terminate(store, pace, tick, namespace, &pod, node_name.is_empty());
                     continue;
                 }
                 let Some(index) = nodes.iter().position(|n| name(n) == node_name) else { continue };
-                if is_terminal(&pod) || (pod["status"]["phase"] == "Running" && is_ready(&pod)) {
-                    continue;
-                }
                 let node = &nodes[index];
                 match pace {
-                    Pace::Fast => self.start(store, namespace, pod, node, index),
+                    Pace::Fast => self.start(store, namespace, Arc::unwrap_or_clone(pod), node, index),
                     Pace::Kind => {
                         let due = *self
                             .ready_at
                             .entry((namespace.clone(), uid(&pod).to_string()))
                             .or_insert(tick.now + KIND_START);
                         if tick.now >= due {
-                            self.start(store, namespace, pod, node, index);
+                            self.start(store, namespace, Arc::unwrap_or_clone(pod), node, index);
                         } else {
-                            creating(store, namespace, pod, node);
+                            if !pod["status"]["containerStatuses"].is_array() {
+                                creating(store, namespace, Arc::unwrap_or_clone(pod), node);
+                            }
                             tick.wake_at(due);
                         }
                     }
                 }
             }
         }
-        let keep = |key: &(String, String)| seen.contains(key) || !namespaces.contains(&key.0);
-        self.ready_at.retain(|key, _| keep(key));
-        self.gone_at.retain(|key, _| keep(key));
+        if has_timers {
+            let keep = |key: &(String, String)| seen.contains(key) || !namespaces.contains(&key.0);
+            self.ready_at.retain(|key, _| keep(key));
+            self.gone_at.retain(|key, _| keep(key));
+        }
     }
 
     fn terminate(
@@ -183,9 +192,6 @@ fn host_status(pod: &mut Value, node: &Value, now: &str) {
 
 /// Pending, its containers being created: the kind pace before Ready.
 fn creating(store: &mut Store, namespace: &str, mut pod: Value, node: &Value) {
-    if pod["status"]["containerStatuses"].is_array() {
-        return; // already written
-    }
     let now = store.clock.timestamp();
     host_status(&mut pod, node, &now);
     let names: Vec<String> = containers(&pod, |c| c["name"].clone())

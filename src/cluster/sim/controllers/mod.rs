@@ -105,12 +105,18 @@ impl Visits {
 pub struct Controllers {
     pace: Pace,
     kubelet: kubelet::Kubelet,
+    endpoint_slices: endpointslice::EndpointSlices,
     visits: std::collections::HashMap<String, Visits>,
 }
 
 impl Controllers {
     pub fn new(pace: Pace) -> Controllers {
-        Controllers { pace, kubelet: kubelet::Kubelet::default(), visits: Default::default() }
+        Controllers {
+            pace,
+            kubelet: kubelet::Kubelet::default(),
+            endpoint_slices: Default::default(),
+            visits: Default::default(),
+        }
     }
 
     /// Runs every controller over every namespace that changed (or whose timer is due) until
@@ -176,7 +182,7 @@ impl Controllers {
             Controller::DaemonSet => daemonset::run(store, tick, one),
             Controller::Scheduler => scheduler::run(store, one),
             Controller::Kubelet => self.kubelet.run(store, self.pace, tick, one),
-            Controller::EndpointSlice => endpointslice::run(store, one),
+            Controller::EndpointSlice => self.endpoint_slices.run(store, one),
         }
     }
 }
@@ -342,7 +348,7 @@ fn claim(
                         *refs = json!([]);
                     }
                     refs.as_array_mut().expect("an array").push(reference.clone());
-                    owned.push(Arc::new(write(store, resource, namespace, object)));
+                    owned.extend(write(store, resource, namespace, object));
                 }
             }
         }
@@ -367,12 +373,13 @@ fn remove_owner(object: &mut Value, owner_uid: &str) {
 }
 
 /// Replaces an object (nothing is written when it did not change) and returns it as stored.
-fn write(store: &mut Store, resource: Resource, namespace: &str, object: Value) -> Value {
-    match store.update(resource, namespace, object.clone()) {
-        Ok(stored) => stored,
+fn write(store: &mut Store, resource: Resource, namespace: &str, object: Value) -> Option<Arc<Value>> {
+    match store.update(resource, namespace, object) {
+        Ok(stored) => Some(stored),
         Err(error) => {
+            // Only a missing object is refused here: its controller learns so on its next pass.
             debug_assert!(false, "a controller's write was refused: {}", error.message);
-            object
+            None
         }
     }
 }
