@@ -409,12 +409,16 @@ mod tests {
         let pod = store.create(resources::POD, "ns", json!({"metadata": {"generateName": "web-"}})).unwrap();
         let name = name_of(&pod).unwrap().to_string();
         assert!(name.starts_with("web-") && name.len() == 9, "{name}");
-        let mut changed = pod.clone();
+        let mut changed = (*pod).clone();
         changed["metadata"]["labels"] = json!({"app": "web"});
         store.update(resources::POD, "ns", changed).unwrap();
         store.remove(resources::POD, "ns", &name).unwrap();
         let changes: Vec<_> = store.changes_since(1).unwrap().map(|c| (c.resource_version, c.change)).collect();
         assert_eq!(changes, [(2, ChangeType::Added), (3, ChangeType::Modified), (4, ChangeType::Deleted)]);
+        // A watch resuming mid-log gets exactly what came after its version.
+        let versions = |since| store.changes_since(since).unwrap().map(|c| c.resource_version).collect::<Vec<_>>();
+        assert_eq!(versions(3), [4]);
+        assert_eq!(versions(4), Vec::<u64>::new());
     }
 
     #[test]
@@ -452,11 +456,11 @@ mod tests {
         let created = store
             .create(resources::DEPLOYMENT, "ns", json!({"metadata": {"name": "d"}, "spec": {"replicas": 1}}))
             .unwrap();
-        let mut status = created.clone();
+        let mut status = (*created).clone();
         status["status"] = json!({"replicas": 1});
         let status = store.update(resources::DEPLOYMENT, "ns", status).unwrap();
         assert_eq!(status["metadata"]["generation"], 1);
-        let mut spec = status.clone();
+        let mut spec = (*status).clone();
         spec["spec"]["replicas"] = 2.into();
         assert_eq!(store.update(resources::DEPLOYMENT, "ns", spec).unwrap()["metadata"]["generation"], 2);
     }

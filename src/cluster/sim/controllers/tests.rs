@@ -34,7 +34,7 @@ impl Cluster {
     fn create(&mut self, resource: Resource, object: Value) -> Value {
         let created = self.store.create(resource, NS, object).unwrap();
         self.controllers.reconcile(&mut self.store);
-        created
+        (*created).clone()
     }
 
     fn get(&self, resource: Resource, name: &str) -> Value {
@@ -447,6 +447,40 @@ async fn endpoint_slices_follow_pods_at_the_kind_pace() {
     cluster.store.remove(SERVICE, NS, "web");
     cluster.controllers.reconcile(&mut cluster.store);
     assert!(cluster.list(ENDPOINT_SLICE).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn endpoint_slices_are_rewritten_only_when_what_they_show_changes() {
+    let mut cluster = Cluster::new(Pace::Fast);
+    cluster.create(SERVICE, service("web", "web"));
+    cluster.create(DEPLOYMENT, deployment("web", 2, "v1"));
+    let version = |c: &Cluster| c.list(ENDPOINT_SLICE)[0]["metadata"]["resourceVersion"].clone();
+    let addresses = |c: &Cluster| c.list(ENDPOINT_SLICE)[0]["endpoints"].as_array().unwrap().len();
+    assert_eq!(addresses(&cluster), 2);
+    let before = version(&cluster);
+    let pod = name(&cluster.pods()[0]).to_string();
+
+    // A label the selector does not read: the slice is not written.
+    cluster.change(POD, &pod, |p| p["metadata"]["labels"]["round"] = "a".into());
+    assert_eq!(version(&cluster), before);
+
+    // A label it reads: the pod leaves the slice (and its replacement joins).
+    cluster.change(POD, &pod, |p| p["metadata"]["labels"]["app"] = "debug".into());
+    let slice = &cluster.list(ENDPOINT_SLICE)[0];
+    assert_ne!(slice["metadata"]["resourceVersion"], before);
+    assert!(slice["endpoints"].as_array().unwrap().iter().all(|e| e["targetRef"]["name"] != pod.as_str()));
+    assert_eq!(addresses(&cluster), 2);
+
+    // Someone else's edit of the slice is undone, though nothing the slice shows changed.
+    let slice = name(&cluster.list(ENDPOINT_SLICE)[0]).to_string();
+    cluster.change(ENDPOINT_SLICE, &slice, |s| s["endpoints"] = json!([]));
+    assert_eq!(addresses(&cluster), 2);
+
+    // A service changed: its new selector is served at once.
+    cluster.change(SERVICE, "web", |s| s["spec"]["selector"]["app"] = "debug".into());
+    let endpoints = cluster.list(ENDPOINT_SLICE)[0]["endpoints"].clone();
+    assert_eq!(endpoints.as_array().unwrap().len(), 1);
+    assert_eq!(endpoints[0]["targetRef"]["name"], pod.as_str());
 }
 
 #[tokio::test(start_paused = true)]
