@@ -122,6 +122,23 @@ fn never_sent(error: &kube::Error) -> bool {
 }
 
 /// The error's chain in one line: "connection refused" sits at the bottom of several wrappers.
+/// No response within a deadline: the API server may be stopped, frozen or overloaded.
+#[derive(Debug, thiserror::Error)]
+#[error("the API server does not answer (no reply within {}s): is it stopped or overloaded?", .0.as_secs())]
+pub struct NoReply(pub Duration);
+
+/// A request that got no usable answer (no connection, no reply in time, a connection cut),
+/// worded as the outage it is. Every message that names one is worded here.
+pub fn no_answer(error: &kube::Error) -> String {
+    if let kube::Error::Service(inner) = error
+        && let Some(no_reply) = inner.downcast_ref::<NoReply>()
+    {
+        return no_reply.to_string();
+    }
+    let why = describe(error);
+    format!("the API server does not answer: {}", why.strip_prefix("ServiceError: ").unwrap_or(&why))
+}
+
 pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -169,13 +186,7 @@ impl tower::Service<Request<Body>> for Resilient {
                 let again = if retries { replay(&request) } else { None };
                 let outcome = match tokio::time::timeout(RESPONSE_TIMEOUT, inner.send(request)).await {
                     Ok(outcome) => outcome,
-                    Err(_) => Err(kube::Error::Service(
-                        format!(
-                            "the API server does not answer (no reply within {}s): is it stopped or overloaded?",
-                            RESPONSE_TIMEOUT.as_secs()
-                        )
-                        .into(),
-                    )),
+                    Err(_) => Err(kube::Error::Service(Box::new(NoReply(RESPONSE_TIMEOUT)))),
                 };
                 let retry_safe = match &outcome {
                     Ok(response) if is_transient(response.status()) => {
@@ -208,6 +219,17 @@ impl tower::Service<Request<Body>> for Resilient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_outage_is_worded_once_whatever_caught_it() {
+        let timeout = kube::Error::Service(Box::new(NoReply(Duration::from_secs(10))));
+        assert_eq!(
+            no_answer(&timeout),
+            "the API server does not answer (no reply within 10s): is it stopped or overloaded?"
+        );
+        let refused = kube::Error::Service("client error (Connect)".into());
+        assert_eq!(no_answer(&refused), "the API server does not answer: client error (Connect)");
+    }
 
     #[test]
     fn only_requests_that_do_no_harm_twice_are_idempotent() {

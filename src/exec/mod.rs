@@ -176,13 +176,7 @@ impl From<kube::Error> for StepError {
             // No usable answer at all (no connection, no reply in time, a connection cut): an
             // outage, named as one whatever request it caught.
             error @ (kube::Error::Service(_) | kube::Error::HyperError(_) | kube::Error::ReadEvents(_)) => {
-                let why = crate::cluster::transport::describe(&error);
-                let why = why.strip_prefix("ServiceError: ").unwrap_or(&why);
-                StepError::Infrastructure(if why.starts_with("the API server does not answer") {
-                    why.to_string()
-                } else {
-                    format!("the API server does not answer: {why}")
-                })
+                StepError::Infrastructure(crate::cluster::transport::no_answer(&error))
             }
             other => StepError::Infrastructure(format!("the cluster's answer could not be used: {other}")),
         }

@@ -20,9 +20,12 @@ use tokio::task::JoinSet;
 
 use super::namespace::OwnNamespace;
 use super::traffic::{self, Backend};
-use crate::cluster::transport::{ApiHealth, describe};
+use crate::cluster::transport::{ApiHealth, NoReply, describe, no_answer};
 use crate::model::Kind;
 use crate::model::labels::Labels;
+
+/// How long a step that timed out waits for the API server's version before calling it away.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The cluster's nodes, watched once per run and shared by every scenario's view: nodes are
 /// cluster-wide, so one watch serves all namespaces.
@@ -420,10 +423,10 @@ impl View {
         if let Some(outage) = self.health.outage_since(since).filter(|o| !o.recovered) {
             return Some(format!("the API server went away during the step: {}", outage.what));
         }
-        match tokio::time::timeout(std::time::Duration::from_secs(5), self.client.apiserver_version()).await {
+        match tokio::time::timeout(PROBE_TIMEOUT, self.client.apiserver_version()).await {
             Ok(Ok(_)) => None,
-            Ok(Err(error)) => Some(format!("the API server does not answer: {}", describe(&error))),
-            Err(_) => Some("the API server does not answer (no reply within 5s): is it stopped or overloaded?".into()),
+            Ok(Err(error)) => Some(no_answer(&error)),
+            Err(_) => Some(NoReply(PROBE_TIMEOUT).to_string()),
         }
     }
 

@@ -111,7 +111,7 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, ds: &Value, nodes: 
             None if run => create.push(name(node).to_string()),
             Some(pods) if keep => {
                 let mut running: Vec<&Value> = Vec::new();
-                for pod in pods.iter().filter(|p| !is_deleting(p)) {
+                for pod in live(pods) {
                     if is_terminal(pod) {
                         remove.push(pod);
                     } else {
@@ -121,14 +121,14 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, ds: &Value, nodes: 
                 running.sort_by(|a, b| oldest_scheduled_first(a, b));
                 remove.extend(running.into_iter().skip(1));
             }
-            Some(pods) if !keep => remove.extend(pods.iter().map(|p| &**p).filter(|p| !is_deleting(p))),
+            Some(pods) if !keep => remove.extend(live(pods)),
             _ => {}
         }
     }
     // Pods for nodes that do not exist.
     for (node, pods) in &by_node {
         if !nodes.iter().any(|n| name(n) == node) {
-            remove.extend(pods.iter().map(|p| &**p).filter(|p| !is_deleting(p)));
+            remove.extend(live(pods));
         }
     }
     let managed = !create.is_empty() || !remove.is_empty();
@@ -198,7 +198,7 @@ fn rolling_update(
     let mut replace_now: Vec<&Value> = Vec::new();
     let mut candidates: Vec<&Value> = Vec::new();
     for pods in by_node.values() {
-        let live: Vec<&Value> = pods.iter().map(|p| &**p).filter(|p| !is_deleting(p)).collect();
+        let live: Vec<&Value> = live(pods).collect();
         let new: Vec<&Value> = live.iter().copied().filter(|p| is_updated(ds, p, hash)).collect();
         let old: Vec<&Value> = live.iter().copied().filter(|p| !is_updated(ds, p, hash)).collect();
         if new.len() > 1 || old.len() > 1 {
@@ -352,4 +352,9 @@ fn update_status(
         current["status"] = status;
         write(store, DAEMON_SET, namespace, current);
     }
+}
+
+/// The pods not being deleted, borrowed from the shared list.
+fn live(pods: &[Arc<Value>]) -> impl Iterator<Item = &Value> {
+    pods.iter().map(|pod| &**pod).filter(|pod| !is_deleting(pod))
 }
