@@ -83,7 +83,8 @@ impl Terminal {
 
     /// Prints a finished scenario with its steps and anything to review.
     pub fn scenario(&self, result: &ScenarioResult) {
-        let mut out = std::io::stderr().lock();
+        // stderr is unbuffered: one write per line would be one system call per step.
+        let mut out = std::io::BufWriter::new(std::io::stderr().lock());
         if self.interactive {
             let _ = write!(out, "{}", self.clear_line());
         }

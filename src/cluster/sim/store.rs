@@ -67,6 +67,11 @@ pub struct Store {
     /// The version of the last change to a cluster-scoped object other than a namespace (a
     /// node): every namespace may depend on it.
     cluster_version: u64,
+    /// Namespace -> the version of the last change that can give the garbage collector work
+    /// there: an object removed, one being deleted, or one whose owner references changed.
+    owner_versions: std::collections::HashMap<String, u64>,
+    /// The same for cluster-scoped objects (an owner of anything, anywhere).
+    cluster_owner_version: u64,
     pub clock: Clock,
 }
 
@@ -81,6 +86,8 @@ impl Store {
             kind_versions: Default::default(),
             namespace_object_versions: Default::default(),
             cluster_version: 0,
+            owner_versions: Default::default(),
+            cluster_owner_version: 0,
             clock,
         }
     }
@@ -100,6 +107,16 @@ impl Store {
             last = last.max(version);
         }
         last
+    }
+
+    /// The version of the last change in `namespace` that can give the garbage collector work:
+    /// to owner references, a deletion or a removal there or of a cluster-scoped object, or to
+    /// the Namespace itself. Nothing else can leave an owner reference dangling or a deletion to
+    /// finish.
+    pub fn last_owner_change(&self, namespace: &str) -> u64 {
+        let in_namespace = self.owner_versions.get(namespace).copied().unwrap_or(0);
+        let namespace_object = self.namespace_object_versions.get(namespace).copied().unwrap_or(0);
+        in_namespace.max(namespace_object).max(self.cluster_owner_version)
     }
 
     /// The version of the last change that can matter to any of `namespace`'s controllers: one
@@ -308,6 +325,7 @@ impl Store {
         self.resource_version += 1;
         object["metadata"]["resourceVersion"] = self.resource_version.to_string().into();
         let shared = Arc::new(object);
+        self.note_owner_change(&key);
         self.record(key, shared.clone(), ChangeType::Deleted);
         Some(shared)
     }
@@ -316,9 +334,22 @@ impl Store {
         self.resource_version += 1;
         object["metadata"]["resourceVersion"] = self.resource_version.to_string().into();
         let shared = Arc::new(object);
-        self.objects.insert(key.clone(), shared.clone());
+        let previous = self.objects.insert(key.clone(), shared.clone());
+        if is_being_deleted(&shared) || previous.as_deref().and_then(owner_references) != owner_references(&shared) {
+            self.note_owner_change(&key);
+        }
         self.record(key, shared.clone(), change);
         shared
+    }
+
+    /// Marks the change being committed (its version already counted) as one for the collector.
+    fn note_owner_change(&mut self, (resource, namespace, _): &Key) {
+        let version = self.resource_version;
+        if resource.namespaced {
+            self.owner_versions.insert(namespace.clone(), version);
+        } else {
+            self.cluster_owner_version = version;
+        }
     }
 
     fn record(&mut self, (resource, namespace, name): Key, object: Arc<Value>, change: ChangeType) {
@@ -327,6 +358,7 @@ impl Store {
                 self.namespace_versions.remove(&name);
                 self.kind_versions.remove(&name);
                 self.namespace_object_versions.remove(&name);
+                self.owner_versions.remove(&name);
             } else {
                 self.namespace_versions.insert(name.clone(), self.resource_version);
                 self.namespace_object_versions.insert(name.clone(), self.resource_version);
@@ -342,6 +374,14 @@ impl Store {
         }
         self.log.push_back(Change { resource_version: self.resource_version, resource, namespace, change, object });
     }
+}
+
+fn owner_references(object: &Value) -> Option<&Value> {
+    object["metadata"].get("ownerReferences")
+}
+
+fn is_being_deleted(object: &Value) -> bool {
+    object["metadata"]["deletionTimestamp"].is_string()
 }
 
 /// The namespace part of a key: empty for cluster-scoped kinds.
@@ -438,6 +478,33 @@ mod tests {
         let node = store.resource_version();
         assert_eq!(store.last_change_of("other", &[resources::POD, resources::NODE]), node);
         assert!(store.last_change_of("other", &[resources::POD]) < node);
+    }
+
+    #[test]
+    fn only_owner_references_deletions_and_removals_concern_the_garbage_collector() {
+        let mut store = store();
+        let owner = store.create(resources::REPLICA_SET, "ns", json!({"metadata": {"name": "rs"}})).unwrap();
+        let start = store.last_owner_change("ns");
+        let pod = store.create(resources::POD, "ns", json!({"metadata": {"name": "p"}})).unwrap();
+        assert_eq!(store.last_owner_change("ns"), start, "created with no owner");
+        let mut labelled = (*pod).clone();
+        labelled["metadata"]["labels"] = json!({"app": "web"});
+        let labelled = store.update(resources::POD, "ns", labelled).unwrap();
+        assert_eq!(store.last_owner_change("ns"), start, "a label");
+        let mut owned = (*labelled).clone();
+        owned["metadata"]["ownerReferences"] = json!([{"uid": owner["metadata"]["uid"], "controller": true}]);
+        store.update(resources::POD, "ns", owned).unwrap();
+        let adopted = store.resource_version();
+        assert_eq!(store.last_owner_change("ns"), adopted, "an owner reference added");
+        store.mark_deleted(resources::POD, "ns", "p", Some(30)).unwrap();
+        assert_eq!(store.last_owner_change("ns"), store.resource_version(), "a deletion");
+        let marked = store.resource_version();
+        store.remove(resources::REPLICA_SET, "ns", "rs").unwrap();
+        assert!(store.last_owner_change("ns") > marked, "a removal");
+        store.create(resources::NODE, "", json!({"metadata": {"name": "n1"}})).unwrap();
+        let before_node_removal = store.last_owner_change("ns");
+        store.remove(resources::NODE, "", "n1").unwrap();
+        assert!(store.last_owner_change("ns") > before_node_removal, "a cluster-scoped owner removed");
     }
 
     #[test]

@@ -58,6 +58,16 @@ impl Controller {
         Controller::EndpointSlice,
     ];
 
+    /// The version of the last change in `namespace` that can give the controller work.
+    fn last_change(self, store: &Store, namespace: &str) -> u64 {
+        match self {
+            // It reads every kind, but only removals, deletions and changed owner references
+            // can leave a reference dangling or a deletion to finish.
+            Controller::GarbageCollector => store.last_owner_change(namespace),
+            other => store.last_change_of(namespace, other.reads(store, namespace)),
+        }
+    }
+
     /// The kinds whose objects the controller reads in `namespace` (as its informers would
     /// watch them): a change to anything else cannot give it work.
     fn reads(self, store: &Store, namespace: &str) -> &'static [Resource] {
@@ -145,8 +155,7 @@ impl Controllers {
                 }
                 let mut tick: Option<Tick> = None;
                 for (i, controller) in Controller::IN_ORDER.into_iter().enumerate() {
-                    let changed = visits.at[i]
-                        .is_none_or(|at| store.last_change_of(&namespace, controller.reads(store, &namespace)) > at);
+                    let changed = visits.at[i].is_none_or(|at| controller.last_change(store, &namespace) > at);
                     let timer = !changed && !visits.woken[i] && visits.due[i].is_some_and(|due| due <= now);
                     if !(changed || timer) {
                         continue;
