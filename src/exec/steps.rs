@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Pod, Service};
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, PartialObjectMeta, Patch, PatchParams, PostParams};
 
 use super::apply::{FIELD_MANAGER, apply_all, daemonset_from_deployment, documents_from_path, documents_from_text};
 use super::describe;
@@ -128,14 +128,17 @@ fn normalise_refusal(message: &str) -> String {
 }
 
 pub fn api_for(context: &Context<'_>, kind: Kind) -> Api<DynamicObject> {
-    let resource = match kind {
+    Api::namespaced_with(context.client.clone(), &context.namespace, &api_resource(kind))
+}
+
+fn api_resource(kind: Kind) -> ApiResource {
+    match kind {
         Kind::Pod => ApiResource::erase::<Pod>(&()),
         Kind::Deployment => ApiResource::erase::<Deployment>(&()),
         Kind::ReplicaSet => ApiResource::erase::<ReplicaSet>(&()),
         Kind::DaemonSet => ApiResource::erase::<DaemonSet>(&()),
         Kind::Service => ApiResource::erase::<Service>(&()),
-    };
-    Api::namespaced_with(context.client.clone(), &context.namespace, &resource)
+    }
 }
 
 pub fn count(context: &Context<'_>, count: &Count) -> Result<u64, StepError> {
@@ -257,7 +260,11 @@ async fn patch_metadata(
     }
     let patch = metadata_patch(field, changes);
     for (kind, name) in &objects {
-        let patched = api_for(context, *kind).patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        // Only the metadata comes back (the API server's PartialObjectMetadata): all a write
+        // needs to know is the version it made.
+        let api: Api<PartialObjectMeta<DynamicObject>> =
+            Api::namespaced_with(context.client.clone(), &context.namespace, &api_resource(*kind));
+        let patched = api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
         context.wrote(Some(*kind), &patched.metadata);
     }
     let what = objects.first().map(|(k, _)| k.name()).unwrap_or("object");

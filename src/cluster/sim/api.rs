@@ -143,6 +143,11 @@ impl tower::Service<Request<kube::client::Body>> for SimCluster {
             };
             let content_type =
                 parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            let metadata_only = parts
+                .headers
+                .get(http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|accept| accept.split(';').any(|p| p.trim() == "as=PartialObjectMetadata"));
             let call = Call {
                 method: parts.method,
                 path: parts.uri.path().to_string(),
@@ -151,6 +156,11 @@ impl tower::Service<Request<kube::client::Body>> for SimCluster {
                 body,
             };
             Ok(match serve(&shared, call) {
+                // The client asked for the object's metadata only, as the API server serves it.
+                Ok(Reply::Json(code, value)) if metadata_only && value["metadata"].is_object() => json_response(
+                    code,
+                    &json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": value["metadata"]}),
+                ),
                 Ok(Reply::Json(code, value)) => json_response(code, &value),
                 Ok(Reply::Watch(stream)) => stream,
                 Err(error) => error_response(&error),
