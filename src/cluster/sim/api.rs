@@ -756,3 +756,40 @@ fn json_response(code: StatusCode, value: &Value) -> Response<Body> {
 fn error_response(error: &ApiError) -> Response<Body> {
     json_response(StatusCode::from_u16(error.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), &error.status())
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, DynamicObject, PartialObjectMeta, Patch, PatchParams, PostParams};
+    use kube::core::ApiResource;
+    use serde_json::json;
+
+    use super::SimCluster;
+    use crate::cluster::sim::Pace;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_asks_for_metadata_only_gets_partial_object_metadata() {
+        let client = SimCluster::start(2, Pace::Fast).client();
+        let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+        let pod = serde_json::from_value(json!({
+            "metadata": {"name": "web", "labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "web", "image": "web:1"}]},
+        }))
+        .unwrap();
+        pods.create(&PostParams::default(), &pod).await.unwrap();
+
+        let resource = ApiResource::erase::<Pod>(&());
+        let metadata: Api<PartialObjectMeta<DynamicObject>> =
+            Api::namespaced_with(client.clone(), "default", &resource);
+        let patch = Patch::Merge(json!({"metadata": {"labels": {"round": "a"}}}));
+        let patched = metadata.patch("web", &PatchParams::default(), &patch).await.unwrap();
+        let types = patched.types.expect("the answer names its kind");
+        assert_eq!((types.api_version.as_str(), types.kind.as_str()), ("meta.k8s.io/v1", "PartialObjectMetadata"));
+        assert_eq!(patched.metadata.labels.unwrap()["round"], "a");
+
+        // The write happened in full, and an ordinary read still gets the whole object.
+        let stored = pods.get("web").await.unwrap();
+        assert_eq!(stored.metadata.resource_version, patched.metadata.resource_version);
+        assert_eq!(stored.spec.unwrap().containers[0].image.as_deref(), Some("web:1"));
+    }
+}
