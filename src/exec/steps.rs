@@ -65,11 +65,7 @@ pub async fn run(step: &Step, context: &mut Context<'_>, timeout: Duration) -> R
         StepKind::Scale { target, replicas } => {
             let replicas = count(context, replicas)?;
             let patch = serde_json::json!({"spec": {"replicas": replicas}});
-            let kind = target.kind.unwrap_or(Kind::Deployment);
-            let scaled = api_for(context, kind)
-                .patch(&target.name.value, &PatchParams::default(), &Patch::Merge(&patch))
-                .await?;
-            context.wrote(Some(kind), &scaled.metadata);
+            merge_patch(context, target.kind.unwrap_or(Kind::Deployment), &target.name.value, &patch).await?;
             Ok(format!("scaled {target} to {replicas}"))
         }
         StepKind::Run { name, image, labels } => {
@@ -260,12 +256,7 @@ async fn patch_metadata(
     }
     let patch = metadata_patch(field, changes);
     for (kind, name) in &objects {
-        // Only the metadata comes back (the API server's PartialObjectMetadata): all a write
-        // needs to know is the version it made.
-        let api: Api<PartialObjectMeta<DynamicObject>> =
-            Api::namespaced_with(context.client.clone(), &context.namespace, &api_resource(*kind));
-        let patched = api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
-        context.wrote(Some(*kind), &patched.metadata);
+        merge_patch(context, *kind, name, &patch).await?;
     }
     let what = objects.first().map(|(k, _)| k.name()).unwrap_or("object");
     let done = if field == "labels" { "labelled" } else { "annotated" };
@@ -302,14 +293,7 @@ async fn select(
     for key in old.keys().filter(|k| !new.contains_key(*k)) {
         patch.insert(key.clone(), serde_json::Value::Null);
     }
-    let patched = api
-        .patch(
-            &service.name.value,
-            &PatchParams::default(),
-            &Patch::Merge(&serde_json::json!({"spec": {"selector": patch}})),
-        )
-        .await?;
-    context.wrote(Some(Kind::Service), &patched.metadata);
+    merge_patch(context, Kind::Service, &service.name.value, &serde_json::json!({"spec": {"selector": patch}})).await?;
     Ok(format!("{service} selects {}", describe::labels(&new)))
 }
 
@@ -319,10 +303,7 @@ async fn template(
     changes: &[LabelChange],
 ) -> Result<String, StepError> {
     let patch = serde_json::json!({"spec": {"template": metadata_patch("labels", changes)}});
-    let kind = controller.kind.unwrap_or(Kind::Deployment);
-    let patched =
-        api_for(context, kind).patch(&controller.name.value, &PatchParams::default(), &Patch::Merge(&patch)).await?;
-    context.wrote(Some(kind), &patched.metadata);
+    merge_patch(context, controller.kind.unwrap_or(Kind::Deployment), &controller.name.value, &patch).await?;
     let changes: Vec<String> = changes.iter().map(ToString::to_string).collect();
     Ok(format!("{controller} template {}", changes.join(" ")))
 }
@@ -348,10 +329,21 @@ fn some_pods_of(context: &Context<'_>, target: &Target) -> Result<Vec<Arc<Pod>>,
 
 /// Merge-patches a pod's labels (`null` removes a key) and records the write.
 async fn patch_pod_labels(context: &mut Context<'_>, pod: &str, labels: serde_json::Value) -> Result<(), StepError> {
-    let patched = Api::<Pod>::namespaced(context.client.clone(), &context.namespace)
-        .patch(pod, &PatchParams::default(), &Patch::Merge(&serde_json::json!({"metadata": {"labels": labels}})))
-        .await?;
-    context.wrote(Some(Kind::Pod), &patched.metadata);
+    merge_patch(context, Kind::Pod, pod, &serde_json::json!({"metadata": {"labels": labels}})).await
+}
+
+/// Merge-patches one object and records the write. Only its metadata comes back (the API
+/// server's PartialObjectMetadata): all a write needs to know is the version it made.
+async fn merge_patch(
+    context: &mut Context<'_>,
+    kind: Kind,
+    name: &str,
+    patch: &serde_json::Value,
+) -> Result<(), StepError> {
+    let api: Api<PartialObjectMeta<DynamicObject>> =
+        Api::namespaced_with(context.client.clone(), &context.namespace, &api_resource(kind));
+    let patched = api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await?;
+    context.wrote(Some(kind), &patched.metadata);
     Ok(())
 }
 
