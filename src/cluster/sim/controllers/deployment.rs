@@ -170,7 +170,7 @@ impl Deployment<'_> {
         let candidates = self.store.list_owned(REPLICA_SET, self.namespace);
         let reference = controller_ref(&self.d, "apps/v1", "Deployment");
         let claimed = claim(self.store, REPLICA_SET, self.namespace, &self.d, reference, candidates);
-        let mut rss: Vec<Value> = claimed.into_iter().map(std::sync::Arc::unwrap_or_clone).collect();
+        let mut rss: Vec<Value> = claimed.into_iter().map(Arc::unwrap_or_clone).collect();
         rss.sort_by(by_creation);
         if is_deleting(&self.d) {
             let (new, old) = self.new_and_old(&rss, false);
