@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::core::v1::Pod;
 
-use super::view::controller_of;
+use super::view::controller_ref;
 use crate::model::labels::Labels;
 
 /// Label keys whose values are generated hashes.
@@ -31,16 +31,14 @@ pub fn labels(labels: &Labels) -> String {
 
 /// How a pod is named in results.
 pub fn pod(pod: &Pod, variables: &HashMap<String, String>) -> String {
-    let uid = pod.metadata.uid.clone().unwrap_or_default();
-    if let Some(variable) = variables.get(&uid) {
+    if let Some(variable) = pod.metadata.uid.as_ref().and_then(|uid| variables.get(uid)) {
         return format!("${variable}");
     }
-    let pod_labels = pod.metadata.labels.clone().unwrap_or_default();
-    let hash = HASH_KEYS.iter().find_map(|k| pod_labels.get(*k)).map(String::as_str);
-    if let Some((kind, name, _)) = controller_of(&pod.metadata) {
-        return format!("pod of {}/{}", kind.to_ascii_lowercase(), normalise_name(&name, hash));
+    let hash = pod.metadata.labels.as_ref().and_then(|l| HASH_KEYS.iter().find_map(|k| l.get(*k))).map(String::as_str);
+    if let Some(owner) = controller_ref(&pod.metadata) {
+        return format!("pod of {}/{}", owner.kind.to_ascii_lowercase(), normalise_name(&owner.name, hash));
     }
-    let name = pod.metadata.name.clone().unwrap_or_default();
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
     match &pod.metadata.generate_name {
         Some(prefix) if name.starts_with(prefix.as_str()) => format!("pod/{}{{id}}", normalise_name(prefix, hash)),
         _ => format!("pod/{name}"),

@@ -601,9 +601,12 @@ pub fn is_ready(pod: &Pod) -> bool {
 pub fn controller_of(
     meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
 ) -> Option<(String, String, String)> {
-    meta.owner_references
-        .as_ref()?
-        .iter()
-        .find(|o| o.controller == Some(true))
-        .map(|o| (o.kind.clone(), o.name.clone(), o.uid.clone()))
+    controller_ref(meta).map(|o| (o.kind.clone(), o.name.clone(), o.uid.clone()))
+}
+
+/// The owner reference of an object's controller, borrowed.
+pub fn controller_ref(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference> {
+    meta.owner_references.as_ref()?.iter().find(|o| o.controller == Some(true))
 }

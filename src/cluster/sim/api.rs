@@ -520,8 +520,8 @@ fn watch_stream(shared: &Arc<Shared>, target: &Target, query: &BTreeMap<String, 
             let lines = match lines {
                 Ok(lines) => lines,
                 Err(gone) => {
-                    let event = json!({"type": "ERROR", "object": gone.status()});
-                    let _ = sender.send(Ok(http_body::Frame::data(line_of(&event)))).await;
+                    let line = event_line("ERROR", &gone.status());
+                    let _ = sender.send(Ok(http_body::Frame::data(line))).await;
                     return;
                 }
             };
@@ -549,11 +549,21 @@ fn tokio_stream_from<T: Send + 'static>(mut receiver: mpsc::Receiver<T>) -> impl
     futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }
 
-fn event_line(kind: &str, object: &Value) -> Bytes {
-    line_of(&json!({"type": kind, "object": object}))
+/// One watch event as the API server writes it: "type" before "object". A client can then read
+/// the object straight into its type, where the other order makes it buffer the whole object
+/// first; and the object is serialised where it lies, not copied into a new value.
+#[derive(serde::Serialize)]
+struct WatchEvent<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    object: &'a Value,
 }
 
-fn line_of(value: &Value) -> Bytes {
+fn event_line(kind: &str, object: &Value) -> Bytes {
+    line_of(&WatchEvent { kind, object })
+}
+
+fn line_of(value: &impl serde::Serialize) -> Bytes {
     let mut line = serde_json::to_vec(value).expect("JSON values serialise");
     line.push(b'\n');
     Bytes::from(line)
@@ -791,5 +801,30 @@ mod tests {
         let stored = pods.get("web").await.unwrap();
         assert_eq!(stored.metadata.resource_version, patched.metadata.resource_version);
         assert_eq!(stored.spec.unwrap().containers[0].image.as_deref(), Some("web:1"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_watch_event_names_its_type_before_its_object_as_the_api_server_does() {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+
+        let sim = SimCluster::start(2, Pace::Fast);
+        let pods: Api<Pod> = Api::namespaced(sim.client(), "default");
+        let pod = serde_json::from_value(json!({
+            "metadata": {"name": "web"},
+            "spec": {"containers": [{"name": "web", "image": "web:1"}]},
+        }))
+        .unwrap();
+        pods.create(&PostParams::default(), &pod).await.unwrap();
+
+        let request =
+            http::Request::get("/api/v1/namespaces/default/pods?watch=true").body(kube::client::Body::empty()).unwrap();
+        let mut body = sim.oneshot(request).await.unwrap().into_body();
+        let frame = body.frame().await.expect("an event").unwrap().into_data().unwrap();
+        let line = std::str::from_utf8(&frame).unwrap();
+        assert!(line.starts_with(r#"{"type":"ADDED","object":{"#), "{line}");
+        assert!(line.ends_with("}\n"), "{line}");
+        let event: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(event["object"]["metadata"]["name"], "web");
     }
 }

@@ -96,8 +96,9 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, ds: &Value, nodes: 
     let hash = hash_of(&ds["spec"]["template"]);
     sync_history(store, namespace, ds, &hash);
     let spec = pod_spec(ds);
+    let ds_uid = uid(ds);
     let candidates: Vec<Arc<Value>> =
-        store.list_owned(POD, namespace).into_iter().filter(|p| super::claimable(p, ds)).collect();
+        store.list_owned(POD, namespace).into_iter().filter(|p| super::claimable(p, ds_uid)).collect();
     let owned = claim(store, POD, namespace, ds, controller_ref(ds, "apps/v1", "DaemonSet"), candidates);
     let by_node = pods_by_node(&owned);
 

@@ -365,10 +365,10 @@ fn claim(
     owned
 }
 
-/// Whether `claim` could take or keep `object` for `controller`: it is the controller's or
-/// nobody's. (Filtering before cloning keeps every round of the controllers cheap.)
-fn claimable(object: &Value, controller: &Value) -> bool {
-    controller_of(object).is_none_or(|r| r["uid"].as_str() == Some(uid(controller)))
+/// Whether `claim` could take or keep `object` for the controller with uid `controller_uid`: it
+/// is that controller's or nobody's. (Filtering before cloning keeps every round of the controllers cheap.)
+fn claimable(object: &Value, controller_uid: &str) -> bool {
+    controller_of(object).is_none_or(|r| r["uid"].as_str() == Some(controller_uid))
 }
 
 fn remove_owner(object: &mut Value, owner_uid: &str) {
@@ -443,9 +443,11 @@ fn ready_since(pod: &Value) -> Option<i64> {
 /// Upstream's IsPodAvailable: Ready for at least `min_ready` seconds. When it is not yet, asks to
 /// be woken when it will be.
 fn is_available(pod: &Value, min_ready: i64, tick: &mut Tick) -> bool {
-    if !is_ready(pod) {
-        return false;
-    }
+    is_ready(pod) && ready_long_enough(pod, min_ready, tick)
+}
+
+/// `is_available` for a pod known to be Ready.
+fn ready_long_enough(pod: &Value, min_ready: i64, tick: &mut Tick) -> bool {
     if min_ready <= 0 {
         return true;
     }

@@ -11,8 +11,8 @@ use serde_json::Value;
 use super::super::resources::{POD, REPLICA_SET};
 use super::super::store::Store;
 use super::{
-    Tick, claim, controlled_by, controller_of, controller_ref, counts, delete, is_active, is_available, is_ready, name,
-    phase, pod_from_template, ready_since, spec_replicas, uid, write,
+    Tick, claim, controlled_by, controller_of, controller_ref, counts, delete, is_active, is_ready, name, phase,
+    pod_from_template, ready_long_enough, ready_since, spec_replicas, uid, write,
 };
 use crate::model::annotations::POD_DELETION_COST;
 
@@ -28,8 +28,9 @@ pub fn run(store: &mut Store, tick: &mut Tick, namespaces: &[String]) {
 }
 
 fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, rs: &Value) {
+    let rs_uid = uid(rs);
     let active: Vec<Arc<Value>> =
-        store.list_owned(POD, namespace).into_iter().filter(|p| is_active(p) && super::claimable(p, rs)).collect();
+        store.list_owned(POD, namespace).into_iter().filter(|p| super::claimable(p, rs_uid) && is_active(p)).collect();
     let reference = controller_ref(rs, "apps/v1", "ReplicaSet");
     let owned = claim(store, POD, namespace, rs, reference.clone(), active);
     if !super::is_deleting(rs) {
@@ -53,19 +54,24 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, rs: &Value) {
 
 fn update_status(store: &mut Store, tick: &mut Tick, namespace: &str, rs: &Value) {
     let rs_uid = uid(rs);
-    let pods: Vec<&Value> =
-        store.list(POD, Some(namespace)).filter(|p| is_active(p) && controlled_by(p, rs_uid)).collect();
-    let template_labels = rs["spec"]["template"]["metadata"]["labels"].as_object().cloned().unwrap_or_default();
+    let template_labels = rs["spec"]["template"]["metadata"]["labels"].as_object();
     let min_ready = rs["spec"]["minReadySeconds"].as_i64().unwrap_or(0);
-    let fully_labeled = pods.iter().filter(|p| super::map_selects(&template_labels, &p["metadata"]["labels"])).count();
-    let ready = pods.iter().filter(|p| is_ready(p)).count();
-    let available = pods.iter().filter(|p| is_available(p, min_ready, tick)).count();
+    // One pass, each pod's readiness read once: this runs after every write to a pod.
+    let (mut replicas, mut fully_labeled, mut ready, mut available) = (0, 0, 0, 0);
+    for pod in store.list(POD, Some(namespace)).filter(|p| controlled_by(p, rs_uid) && is_active(p)) {
+        replicas += 1;
+        fully_labeled += i64::from(template_labels.is_none_or(|t| super::map_selects(t, &pod["metadata"]["labels"])));
+        if is_ready(pod) {
+            ready += 1;
+            available += i64::from(ready_long_enough(pod, min_ready, tick));
+        }
+    }
     let mut status = counts(
         &[
-            ("replicas", pods.len() as i64),
-            ("fullyLabeledReplicas", fully_labeled as i64),
-            ("readyReplicas", ready as i64),
-            ("availableReplicas", available as i64),
+            ("replicas", replicas),
+            ("fullyLabeledReplicas", fully_labeled),
+            ("readyReplicas", ready),
+            ("availableReplicas", available),
             ("observedGeneration", rs["metadata"]["generation"].as_i64().unwrap_or(1)),
         ],
         &["replicas"],
