@@ -161,15 +161,23 @@ fn a_timeout_names_the_pods_still_in_flux() {
     // says which pod is not ready, for how long, and what it waits for.
     let text = "scenario \"unschedulable\" {\n    apply <<YAML\napiVersion: v1\nkind: Pod\nmetadata:\n  name: nowhere\n  labels:\n    app: nowhere\nspec:\n  nodeSelector:\n    rehearse.test/no-such-node: \"true\"\n  containers:\n    - name: c\n      image: registry.k8s.io/pause:3.10\nYAML\n    wait pod/nowhere condition=Ready within 1s\n}\n";
     let path = script(dir.path(), "pending.rollout", text);
-    let (code, output) = run(rehearse(&["run", path.to_str().unwrap()]));
+    let results = dir.path().join("results");
+    let (code, output) = run(rehearse(&["run", path.to_str().unwrap(), "--results", results.to_str().unwrap()]));
     assert_eq!(code, 1, "{output}");
-    assert!(output.contains("pods in flux:"), "{output}");
-    assert!(
-        regex::Regex::new(r"pod/nowhere \(pod/nowhere\) has not been ready for \d+s: waiting to be scheduled")
-            .unwrap()
-            .is_match(&output),
-        "{output}"
-    );
+    // What it waits for, in the scheduler's words: recorded.
+    let summary = "pods in flux:\n  - pod/nowhere not ready: waiting to be scheduled (0/3 nodes are available: 1 node(s) \
+                   had untolerated taint {node-role.kubernetes.io/control-plane: }, 2 node(s) didn't match Pod's node \
+                   affinity/selector.";
+    assert!(output.contains(summary), "{output}");
+    // For how long: shown, not recorded, as it differs from run to run.
+    let detail = regex::Regex::new(
+        r"which pods, and for how long:\n  - pod/nowhere \(pod/nowhere\) has not been ready for \d+s\n",
+    )
+    .unwrap();
+    assert!(detail.is_match(&output), "{output}");
+    let document = std::fs::read_to_string(results.join("pending__unschedulable.yaml")).unwrap();
+    assert!(document.contains("pod/nowhere not ready: waiting to be scheduled (0/3 nodes are available"), "{document}");
+    assert!(!document.contains("has not been ready for"), "{document}");
 }
 
 #[test]

@@ -57,49 +57,109 @@ pub fn tally(descriptions: impl IntoIterator<Item = String>) -> String {
     counts.into_iter().map(|(d, n)| if n == 1 { d } else { format!("{n} × {d}") }).collect::<Vec<_>>().join(", ")
 }
 
-/// Pods still on their way in or out, for a step that timed out while they were: which pod,
-/// since when, and what it is waiting for (its grace period, or readiness). Empty when every pod
-/// is ready and none is terminating.
-pub fn pods_in_flux(
-    pods: &[std::sync::Arc<Pod>],
-    variables: &HashMap<String, String>,
-    now: k8s_openapi::jiff::Timestamp,
-) -> Vec<String> {
-    let seconds_since = |t: &k8s_openapi::jiff::Timestamp| now.duration_since(*t).as_secs().max(0);
-    let mut notes: Vec<String> = pods
-        .iter()
-        .filter_map(|p| {
-            let name = format!("pod/{} ({})", p.metadata.name.clone().unwrap_or_default(), pod(p, variables));
-            if let Some(deadline) = &p.metadata.deletion_timestamp {
-                let grace = p.metadata.deletion_grace_period_seconds.unwrap_or(0);
-                let since = deadline.0 - k8s_openapi::jiff::SignedDuration::from_secs(grace);
-                let left = deadline.0.duration_since(now).as_secs().max(0);
-                return Some(format!(
-                    "{name} has been terminating for {}s: its grace period is {grace}s, so it is gone within {left}s \
-                     (until then it still holds its node and may still serve)",
-                    seconds_since(&since)
-                ));
+/// The pods still on their way in or out when a step timed out: what each is waiting for, and
+/// which pod it is and for how long.
+pub struct PodsInFlux {
+    pods: Vec<InFlux>,
+}
+
+struct InFlux {
+    /// Its role (`pod of replicaset/rng-{hash}`, `$victim`) and what it waits for: the same
+    /// on every run of the scenario.
+    what: String,
+    /// Its name and how long it has waited: different on every run (generated names, seconds).
+    which: String,
+}
+
+/// How many pods the detail names before it only counts the rest.
+const NAMED_IN_FLUX: usize = 10;
+
+impl PodsInFlux {
+    /// Every pod that is not Ready, or is terminating.
+    pub fn of(
+        pods: &[std::sync::Arc<Pod>],
+        variables: &HashMap<String, String>,
+        now: k8s_openapi::jiff::Timestamp,
+    ) -> PodsInFlux {
+        let seconds_since = |t: &k8s_openapi::jiff::Timestamp| now.duration_since(*t).as_secs().max(0);
+        let mut pods: Vec<InFlux> = pods
+            .iter()
+            .filter_map(|p| {
+                let role = pod(p, variables);
+                let name = format!("pod/{}", p.metadata.name.as_deref().unwrap_or_default());
+                if let Some(deadline) = &p.metadata.deletion_timestamp {
+                    let grace = p.metadata.deletion_grace_period_seconds.unwrap_or(0);
+                    let since = deadline.0 - k8s_openapi::jiff::SignedDuration::from_secs(grace);
+                    let left = deadline.0.duration_since(now).as_secs().max(0);
+                    return Some(InFlux {
+                        what: format!(
+                            "{role} terminating: its grace period is {grace}s (until it ends the pod still holds its \
+                             node and may still serve)"
+                        ),
+                        which: format!(
+                            "{name} ({role}) has been terminating for {}s, gone within {left}s",
+                            seconds_since(&since)
+                        ),
+                    });
+                }
+                let status = p.status.as_ref();
+                let condition =
+                    |kind: &str| status.and_then(|s| s.conditions.as_ref())?.iter().find(|c| c.type_ == kind);
+                let ready = condition("Ready");
+                if ready.is_some_and(|c| c.status == "True") {
+                    return None;
+                }
+                let since = ready
+                    .and_then(|c| c.last_transition_time.as_ref())
+                    .or(p.metadata.creation_timestamp.as_ref())
+                    .map_or(0, |t| seconds_since(&t.0));
+                let waiting = if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none() {
+                    // The scheduler says why it placed the pod nowhere.
+                    match condition("PodScheduled").and_then(|c| c.message.as_deref()).filter(|m| !m.is_empty()) {
+                        Some(why) => format!("waiting to be scheduled ({why})"),
+                        None => "waiting to be scheduled".into(),
+                    }
+                } else {
+                    let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
+                    format!("waiting for readiness (phase {phase})")
+                };
+                Some(InFlux {
+                    what: format!("{role} not ready: {waiting}"),
+                    which: format!("{name} ({role}) has not been ready for {since}s"),
+                })
+            })
+            .collect();
+        pods.sort_by(|a, b| (&a.what, &a.which).cmp(&(&b.what, &b.which)));
+        PodsInFlux { pods }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pods.is_empty()
+    }
+
+    /// What the pods wait for, alike ones counted together (`3 × pod of replicaset/rng-{hash} not
+    /// ready: ...`): nothing that differs between two runs of the scenario, so a result may
+    /// record it.
+    pub fn summary(&self) -> Vec<String> {
+        let mut counts: Vec<(&str, usize)> = Vec::new();
+        for pod in &self.pods {
+            match counts.last_mut() {
+                Some((what, n)) if *what == pod.what => *n += 1,
+                _ => counts.push((&pod.what, 1)),
             }
-            let conditions = p.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
-            let ready = conditions.iter().find(|c| c.type_ == "Ready");
-            if ready.is_some_and(|c| c.status == "True") {
-                return None;
-            }
-            let since = ready
-                .and_then(|c| c.last_transition_time.as_ref())
-                .or(p.metadata.creation_timestamp.as_ref())
-                .map_or(0, |t| seconds_since(&t.0));
-            let phase = p.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_else(|| "Pending".into());
-            let waiting = if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none() {
-                "waiting to be scheduled".to_string()
-            } else {
-                format!("waiting for readiness (phase {phase})")
-            };
-            Some(format!("{name} has not been ready for {since}s: {waiting}"))
-        })
-        .collect();
-    notes.sort();
-    notes
+        }
+        counts.into_iter().map(|(what, n)| if n == 1 { what.to_string() } else { format!("{n} × {what}") }).collect()
+    }
+
+    /// Which pods they are and how long they have waited, the first few by name: for the person
+    /// reading the run, never recorded.
+    pub fn detail(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self.pods.iter().take(NAMED_IN_FLUX).map(|p| p.which.clone()).collect();
+        if self.pods.len() > NAMED_IN_FLUX {
+            lines.push(format!("and {} more", self.pods.len() - NAMED_IN_FLUX));
+        }
+        lines
+    }
 }
 
 #[cfg(test)]
@@ -139,7 +199,7 @@ mod tests {
     }
 
     #[test]
-    fn pods_in_flux_say_what_they_wait_for() {
+    fn pods_in_flux_say_what_they_wait_for_and_apart_from_that_which_and_for_how_long() {
         let now = k8s_openapi::jiff::Timestamp::now();
         let at = |seconds: i64| (now + k8s_openapi::jiff::SignedDuration::from_secs(seconds)).to_string();
         let terminating = pod_json(serde_json::json!({
@@ -151,23 +211,50 @@ mod tests {
             "spec": {"nodeName": "worker", "containers": []},
             "status": {"phase": "Pending", "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": at(-2)}]},
         }));
-        let unscheduled =
-            pod_json(serde_json::json!({"metadata": {"name": "nowhere", "uid": "u3", "creationTimestamp": at(-5)}}));
+        let unscheduled = |name: &str, uid: &str| {
+            pod_json(serde_json::json!({
+                "metadata": {
+                    "name": name, "uid": uid, "generateName": "web-abc-", "creationTimestamp": at(-5),
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-abc", "uid": "rs", "controller": true}],
+                },
+                "status": {"phase": "Pending", "conditions": [{
+                    "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                    "message": "0/3 nodes are available: 3 Too many pods.",
+                }]},
+            }))
+        };
         let ready = pod_json(serde_json::json!({
             "metadata": {"name": "fine", "uid": "u4"},
             "status": {"conditions": [{"type": "Ready", "status": "True"}]},
         }));
-        let pods: Vec<std::sync::Arc<Pod>> =
-            [terminating, starting, unscheduled, ready].into_iter().map(std::sync::Arc::new).collect();
-        let notes = pods_in_flux(&pods, &HashMap::new(), now);
-        assert_eq!(notes.len(), 3, "{notes:?}");
-        let text = notes.join("\n");
-        let pattern = regex::Regex::new(concat!(
-            r"pod/new \(pod/new\) has not been ready for [23]s: waiting for readiness \(phase Pending\)\n",
-            r"pod/nowhere \(pod/nowhere\) has not been ready for [56]s: waiting to be scheduled\n",
-            r"pod/old \(pod/old\) has been terminating for 1[12]s: its grace period is 30s, so it is gone within 1[78]s"
-        ))
-        .unwrap();
-        assert!(pattern.is_match(&text), "{text}");
+        let mut pods = vec![terminating, starting, ready];
+        pods.extend((0..12).map(|i| unscheduled(&format!("web-abc-{i:02}"), &format!("w{i}"))));
+        let pods: Vec<std::sync::Arc<Pod>> = pods.into_iter().map(std::sync::Arc::new).collect();
+        let variables = HashMap::from([("u2".to_string(), "canary".to_string())]);
+        let in_flux = PodsInFlux::of(&pods, &variables, now);
+
+        assert_eq!(
+            in_flux.summary(),
+            [
+                "$canary not ready: waiting for readiness (phase Pending)",
+                "12 × pod of replicaset/web-abc not ready: waiting to be scheduled (0/3 nodes are available: 3 Too \
+                 many pods.)",
+                "pod/old terminating: its grace period is 30s (until it ends the pod still holds its node and may \
+                 still serve)",
+            ]
+        );
+        let detail = in_flux.detail();
+        assert_eq!(detail.len(), NAMED_IN_FLUX + 1, "{detail:?}");
+        assert!(
+            regex::Regex::new(r"^pod/new \(\$canary\) has not been ready for [23]s$").unwrap().is_match(&detail[0])
+        );
+        assert!(
+            regex::Regex::new(r"^pod/web-abc-00 \(pod of replicaset/web-abc\) has not been ready for [56]s$")
+                .unwrap()
+                .is_match(&detail[1]),
+            "{detail:?}"
+        );
+        assert_eq!(detail[NAMED_IN_FLUX], "and 4 more");
+        assert!(PodsInFlux::of(&pods[2..3], &variables, now).is_empty());
     }
 }

@@ -31,19 +31,20 @@ pub async fn run(step: &Step, context: &mut Context<'_>, timeout: Duration) -> R
         .await;
     match outcome {
         Ok(done) => done,
-        Err(Unmet::Pending(last)) => Err(StepError::Failed(format!(
-            "not satisfied within {}: {last}{}",
-            crate::model::duration::format(timeout),
-            in_flux(context)
-        ))),
+        Err(Unmet::Pending(last)) => {
+            Err(timed_out(context, format!("not satisfied within {}: {last}", crate::model::duration::format(timeout))))
+        }
         Err(Unmet::Cluster(why)) => Err(StepError::Infrastructure(why)),
     }
 }
 
-/// A note on the pods still starting or terminating, for a message about a step that timed out.
-fn in_flux(context: &Context<'_>) -> String {
-    let notes = describe::pods_in_flux(&context.view.pods.state(), &context.pod_variables(), context.clock.now());
-    if notes.is_empty() { String::new() } else { format!("\n  pods in flux:\n  - {}", notes.join("\n  - ")) }
+/// A step that timed out: `message`, then what the pods still starting or terminating wait for.
+fn timed_out(context: &Context<'_>, mut message: String) -> StepError {
+    let in_flux = describe::PodsInFlux::of(&context.view.pods.state(), &context.pod_variables(), context.clock.now());
+    if !in_flux.is_empty() {
+        message.push_str(&format!("\n  pods in flux:\n  - {}", in_flux.summary().join("\n  - ")));
+    }
+    StepError::TimedOut { message, detail: in_flux.detail() }
 }
 
 fn evaluate(step: &Step, context: &Context<'_>) -> Result<Verdict, StepError> {
@@ -454,11 +455,10 @@ pub async fn settle(context: &Context<'_>, timeout: Duration, only: Option<&str>
         Ok(())
     };
     context.view.wait_for(deadline, unsettled).await.map_err(|unmet| match unmet {
-        Unmet::Pending(why) => StepError::Failed(format!(
-            "the cluster did not settle within {}: {why}{}",
-            crate::model::duration::format(timeout),
-            in_flux(context)
-        )),
+        Unmet::Pending(why) => timed_out(
+            context,
+            format!("the cluster did not settle within {}: {why}", crate::model::duration::format(timeout)),
+        ),
         Unmet::Cluster(why) => StepError::Infrastructure(why),
     })
 }

@@ -105,6 +105,11 @@ pub enum Value {
 pub enum StepError {
     /// The scenario's expectation did not hold, or the step could not do its work (exit code 1).
     Failed(String),
+    /// An expectation or wait did not come true within its timeout (exit code 1). `message` says
+    /// what was last observed and what the pods still in flux wait for; `detail` names those
+    /// pods and how long they have waited, which differs from run to run, so it is shown and
+    /// never recorded.
+    TimedOut { message: String, detail: Vec<String> },
     /// The change was refused before it took effect (exit code 1, unless `expect-refused`).
     Refused { by: RefusedBy, message: String },
     /// The cluster or the API failed (exit code 3).
@@ -133,7 +138,7 @@ impl std::fmt::Display for RefusedBy {
 impl StepError {
     fn message(&self) -> String {
         match self {
-            StepError::Failed(m) | StepError::Infrastructure(m) => m.clone(),
+            StepError::Failed(m) | StepError::Infrastructure(m) | StepError::TimedOut { message: m, .. } => m.clone(),
             StepError::Refused { by, message } => format!("refused by {by}: {message}"),
         }
     }
@@ -428,11 +433,15 @@ async fn run_steps(
                 failed = true;
                 let message = format!("{location}: `{text}`: {}", error.message());
                 result.status = match error {
-                    StepError::Failed(_) | StepError::Refused { .. } => Status::Failed,
+                    StepError::Failed(_) | StepError::TimedOut { .. } | StepError::Refused { .. } => Status::Failed,
                     StepError::Infrastructure(_) => Status::Error,
                 };
                 result.failure = Some(message.clone());
-                result.steps.push(StepResult::failed((line, column), text, message, elapsed));
+                let mut failed = StepResult::failed((line, column), text, message, elapsed);
+                if let StepError::TimedOut { detail, .. } = error {
+                    failed.detail = detail;
+                }
+                result.steps.push(failed);
             }
         }
     }

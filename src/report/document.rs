@@ -30,6 +30,10 @@ pub struct StepResult {
     pub observed: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Lines that follow the message on the terminal but are not recorded: they differ from run
+    /// to run (the generated names of the pods in flux, and how long they have waited).
+    #[serde(skip)]
+    pub detail: Vec<String>,
     #[serde(skip)]
     pub elapsed: Duration,
 }
@@ -38,12 +42,30 @@ impl StepResult {
     /// `at` is the step's 1-based (line, column).
     pub fn passed(at: (usize, usize), step: String, observed: String, elapsed: Duration) -> Self {
         let observed = (!observed.is_empty()).then_some(observed);
-        StepResult { line: at.0, column: at.1, step, status: Status::Passed, observed, message: None, elapsed }
+        StepResult {
+            line: at.0,
+            column: at.1,
+            step,
+            status: Status::Passed,
+            observed,
+            message: None,
+            detail: Vec::new(),
+            elapsed,
+        }
     }
 
     pub fn failed(at: (usize, usize), step: String, message: String, elapsed: Duration) -> Self {
         let (line, column) = at;
-        StepResult { line, column, step, status: Status::Failed, observed: None, message: Some(message), elapsed }
+        StepResult {
+            line,
+            column,
+            step,
+            status: Status::Failed,
+            observed: None,
+            message: Some(message),
+            detail: Vec::new(),
+            elapsed,
+        }
     }
 
     pub fn skipped(at: (usize, usize), step: String) -> Self {
@@ -55,6 +77,7 @@ impl StepResult {
             status: Status::Skipped,
             observed: None,
             message: None,
+            detail: Vec::new(),
             elapsed: Duration::ZERO,
         }
     }

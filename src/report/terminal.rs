@@ -100,6 +100,9 @@ impl Terminal {
                 step.step,
                 step.elapsed.as_millis()
             );
+            if !step.detail.is_empty() {
+                let _ = writeln!(out, "  which pods, and for how long:\n  - {}", step.detail.join("\n  - "));
+            }
         }
         for guard in &result.guards {
             let status = self.step_mark(if guard.status == Status::Passed { Status::Passed } else { Status::Failed });
