@@ -166,8 +166,8 @@ fn a_timeout_names_the_pods_still_in_flux() {
     assert_eq!(code, 1, "{output}");
     // What it waits for, in the scheduler's words: recorded.
     let summary = "pods in flux:\n  - pod/nowhere not ready: waiting to be scheduled (0/3 nodes are available: 1 node(s) \
-                   had untolerated taint {node-role.kubernetes.io/control-plane: }, 2 node(s) didn't match Pod's node \
-                   affinity/selector.";
+                   had untolerated taint(s), 2 node(s) didn't match Pod's node affinity/selector. preemption: 0/3 \
+                   nodes are available: 3 Preemption is not helpful for scheduling.)\n";
     assert!(output.contains(summary), "{output}");
     // For how long: shown, not recorded, as it differs from run to run.
     let detail = regex::Regex::new(
@@ -178,6 +178,26 @@ fn a_timeout_names_the_pods_still_in_flux() {
     let document = std::fs::read_to_string(results.join("pending__unschedulable.yaml")).unwrap();
     assert!(document.contains("pod/nowhere not ready: waiting to be scheduled (0/3 nodes are available"), "{document}");
     assert!(!document.contains("has not been ready for"), "{document}");
+}
+
+#[test]
+fn a_rollout_that_overfills_the_nodes_waits_for_room_in_the_schedulers_words() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two workers of 110 pods each, as kind's: the 221st pod fits nowhere, and nothing can be
+    // evicted for it (every pod has the same priority).
+    let text = "scenario \"full\" {\n    apply \"dockercoins/rng.yaml\"\n    scale deployment/rng to 220\n    \
+                wait rollout deployment/rng within 120s\n    scale deployment/rng to 221\n    \
+                wait rollout deployment/rng within 2s\n}\n";
+    let path = script(dir.path(), "full.rollout", text);
+    let results = dir.path().join("results");
+    let (code, output) = run(rehearse(&["run", path.to_str().unwrap(), "--results", results.to_str().unwrap()]));
+    assert_eq!(code, 1, "{output}");
+    let document = std::fs::read_to_string(results.join("full__full.yaml")).unwrap();
+    let expected = "not satisfied within 2s: 221 of 221 updated, 220 available\n    pods in flux:\n    - pod of \
+                    replicaset/rng-{hash} not ready: waiting to be scheduled (0/3 nodes are available: 1 node(s) had \
+                    untolerated taint(s), 2 Too many pods. preemption: 0/3 nodes are available: 1 Preemption is not \
+                    helpful for scheduling, 2 No preemption victims found for incoming pod.)\n";
+    assert!(document.contains(expected), "{document}");
 }
 
 #[test]

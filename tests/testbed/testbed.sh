@@ -600,6 +600,17 @@ spec:
     effect: NoSchedule
 EOF
     fi
+    # kind's pod limit (the kubelet's default of 110), which kwok keeps instead of its own
+    # default of 1M: a rollout that overfills the workers fails here as on kind and on the
+    # built-in cluster, whose nodes show the same. CPU and memory stay kwok's plenty.
+    cat <<EOF
+status:
+  allocatable: &capacity
+    cpu: 1k
+    memory: 1Ti
+    pods: "110"
+  capacity: *capacity
+EOF
   done
 }
 

@@ -39,13 +39,9 @@ fn node(name: &str, index: usize, control_plane: bool) -> Value {
         labels["node.kubernetes.io/exclude-from-external-load-balancers"] = "".into();
         spec["taints"] = json!([{"key": CONTROL_PLANE_LABEL, "effect": "NoSchedule"}]);
     }
-    let capacity = json!({
-        "cpu": "8",
-        "ephemeral-storage": "102400000Ki",
-        "hugepages-2Mi": "0",
-        "memory": "16384000Ki",
-        "pods": "110",
-    });
+    // The testbed's nodes: kind's pod limit (the kubelet's default), CPU and memory that no
+    // scenario fills (requests are not counted here).
+    let capacity = json!({"cpu": "1k", "memory": "1Ti", "pods": "110"});
     json!({
         "apiVersion": "v1",
         "kind": "Node",

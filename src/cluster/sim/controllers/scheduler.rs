@@ -90,12 +90,9 @@ fn filter(spec: &Value, node: &Value, pods_on_node: i64) -> Option<String> {
     if node["spec"]["unschedulable"].as_bool() == Some(true) && !unschedulable_tolerated {
         return Some("node(s) were unschedulable".into());
     }
-    if let Some(taint) = untolerated_taint(spec, node, &["NoSchedule", "NoExecute"]) {
-        return Some(format!(
-            "node(s) had untolerated taint {{{}: {}}}",
-            taint["key"].as_str().unwrap_or_default(),
-            taint["value"].as_str().unwrap_or_default()
-        ));
+    // Today's scheduler no longer names the taint (older ones said `untolerated taint {key: value}`).
+    if untolerated_taint(spec, node, &["NoSchedule", "NoExecute"]).is_some() {
+        return Some("node(s) had untolerated taint(s)".into());
     }
     if !matches_affinity(spec, node) {
         return Some("node(s) didn't match Pod's node affinity/selector".into());
@@ -182,18 +179,42 @@ fn inter_pod_affinity(
     None
 }
 
-/// `0/3 nodes are available: 1 node(s) had untolerated taint {...}, 2 node(s) didn't match
-/// Pod's node affinity/selector. preemption: 0/3 nodes are available: 3 Preemption is not
-/// helpful for scheduling.`
+/// `0/3 nodes are available: 1 node(s) had untolerated taint(s), 2 Too many pods. preemption: 0/3
+/// nodes are available: 1 Preemption is not helpful for scheduling, 2 No preemption victims found
+/// for incoming pod.` Parts are sorted as whole strings, as upstream's are.
 fn unschedulable_message(nodes: usize, reasons: &BTreeMap<String, usize>) -> String {
     if nodes == 0 {
         return "no nodes available to schedule pods".to_string();
     }
-    let mut parts: Vec<String> = reasons.iter().map(|(reason, count)| format!("{count} {reason}")).collect();
-    parts.sort();
-    format!(
-        "0/{nodes} nodes are available: {}. preemption: 0/{nodes} nodes are available: {nodes} Preemption is not helpful for scheduling.",
+    let histogram = |counts: &mut dyn Iterator<Item = (&str, usize)>| {
+        let mut parts: Vec<String> =
+            counts.filter(|(_, count)| *count > 0).map(|(reason, count)| format!("{count} {reason}")).collect();
+        parts.sort();
         parts.join(", ")
+    };
+    let found = histogram(&mut reasons.iter().map(|(reason, count)| (reason.as_str(), *count)));
+    let (resolvable, unresolvable): (Vec<_>, Vec<_>) =
+        reasons.iter().partition(|(reason, _)| preemption_might_help(reason));
+    let sum = |nodes: Vec<(&String, &usize)>| nodes.into_iter().map(|(_, count)| count).sum::<usize>();
+    // Every pod here has the same priority, so preemption never finds a pod to evict.
+    let preemption = histogram(
+        &mut [
+            ("Preemption is not helpful for scheduling", sum(unresolvable)),
+            ("No preemption victims found for incoming pod", sum(resolvable)),
+        ]
+        .into_iter(),
+    );
+    format!("0/{nodes} nodes are available: {found}. preemption: 0/{nodes} nodes are available: {preemption}.")
+}
+
+/// Whether evicting pods could make the node fit (upstream's Unschedulable, where taints, node
+/// affinity, an unschedulable node or the pod's own affinity are UnschedulableAndUnresolvable).
+fn preemption_might_help(reason: &str) -> bool {
+    matches!(
+        reason,
+        "Too many pods"
+            | "node(s) didn't match pod anti-affinity rules"
+            | "node(s) didn't satisfy existing pods anti-affinity rules"
     )
 }
 
@@ -224,4 +245,37 @@ fn set_scheduled(store: &mut Store, namespace: &str, mut pod: Value, status: &st
         None => conditions.push(condition),
     }
     write(store, POD, namespace, pod);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::unschedulable_message;
+
+    #[test]
+    fn preemption_is_said_to_find_no_victims_only_where_evicting_pods_could_help() {
+        let reasons = |pairs: &[(&str, usize)]| -> BTreeMap<String, usize> {
+            pairs.iter().map(|(reason, count)| (reason.to_string(), *count)).collect()
+        };
+        // The testbed's words for a rollout that overfills both workers (kube-scheduler v1.37).
+        assert_eq!(
+            unschedulable_message(3, &reasons(&[("node(s) had untolerated taint(s)", 1), ("Too many pods", 2)])),
+            "0/3 nodes are available: 1 node(s) had untolerated taint(s), 2 Too many pods. preemption: 0/3 nodes \
+             are available: 1 Preemption is not helpful for scheduling, 2 No preemption victims found for incoming \
+             pod."
+        );
+        assert_eq!(
+            unschedulable_message(
+                3,
+                &reasons(&[
+                    ("node(s) had untolerated taint(s)", 1),
+                    ("node(s) didn't match Pod's node affinity/selector", 2)
+                ])
+            ),
+            "0/3 nodes are available: 1 node(s) had untolerated taint(s), 2 node(s) didn't match Pod's node \
+             affinity/selector. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
+        );
+        assert_eq!(unschedulable_message(0, &BTreeMap::new()), "no nodes available to schedule pods");
+    }
 }

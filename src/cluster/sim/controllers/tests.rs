@@ -526,8 +526,7 @@ async fn a_pod_no_node_takes_stays_pending_with_the_schedulers_reasons() {
     assert_eq!((scheduled["status"].as_str(), scheduled["reason"].as_str()), (Some("False"), Some("Unschedulable")));
     assert_eq!(
         scheduled["message"],
-        "0/3 nodes are available: 1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }, \
-         2 node(s) didn't match Pod's node affinity/selector. preemption: 0/3 nodes are available: \
+        "0/3 nodes are available: 1 node(s) had untolerated taint(s), 2 node(s) didn't match Pod's node affinity/selector. preemption: 0/3 nodes are available: \
          3 Preemption is not helpful for scheduling."
     );
 }
