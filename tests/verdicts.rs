@@ -181,22 +181,61 @@ fn a_timeout_names_the_pods_still_in_flux() {
 }
 
 #[test]
-fn a_rollout_that_overfills_the_nodes_waits_for_room_in_the_schedulers_words() {
+fn a_pod_that_fits_no_node_waits_in_the_schedulers_words_preemption_included() {
     let dir = tempfile::tempdir().unwrap();
-    // Two workers of 110 pods each, as kind's: the 221st pod fits nowhere, and nothing can be
-    // evicted for it (every pod has the same priority).
-    let text = "scenario \"full\" {\n    apply \"dockercoins/rng.yaml\"\n    scale deployment/rng to 220\n    \
-                wait rollout deployment/rng within 120s\n    scale deployment/rng to 221\n    \
-                wait rollout deployment/rng within 2s\n}\n";
-    let path = script(dir.path(), "full.rollout", text);
+    // Required anti-affinity, one pod per node: the third replica fits neither worker, and
+    // evicting its siblings could make room, but none has a lower priority to be evicted for it.
+    let text = r#"scenario "spread" {
+    apply <<YAML
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata:
+          name: spread
+        spec:
+          replicas: 3
+          selector:
+            matchLabels:
+              app: spread
+          template:
+            metadata:
+              labels:
+                app: spread
+            spec:
+              affinity:
+                podAntiAffinity:
+                  requiredDuringSchedulingIgnoredDuringExecution:
+                    - labelSelector:
+                        matchLabels:
+                          app: spread
+                      topologyKey: kubernetes.io/hostname
+              containers:
+                - name: spread
+                  image: nginx:1.27
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata:
+          name: spread
+        spec:
+          selector:
+            app: spread
+          ports:
+            - port: 80
+    YAML
+    expect-traffic service/spread count 2 within 60s
+    wait rollout deployment/spread within 2s
+}
+"#;
+    let path = script(dir.path(), "spread.rollout", text);
     let results = dir.path().join("results");
     let (code, output) = run(rehearse(&["run", path.to_str().unwrap(), "--results", results.to_str().unwrap()]));
     assert_eq!(code, 1, "{output}");
-    let document = std::fs::read_to_string(results.join("full__full.yaml")).unwrap();
-    let expected = "not satisfied within 2s: 221 of 221 updated, 220 available\n    pods in flux:\n    - pod of \
-                    replicaset/rng-{hash} not ready: waiting to be scheduled (0/3 nodes are available: 1 node(s) had \
-                    untolerated taint(s), 2 Too many pods. preemption: 0/3 nodes are available: 1 Preemption is not \
-                    helpful for scheduling, 2 No preemption victims found for incoming pod.)\n";
+    let document = std::fs::read_to_string(results.join("spread__spread.yaml")).unwrap();
+    let expected = "not satisfied within 2s: 3 of 3 updated, 2 available\n    pods in flux:\n    - pod of \
+                    replicaset/spread-{hash} not ready: waiting to be scheduled (0/3 nodes are available: 1 node(s) \
+                    had untolerated taint(s), 2 node(s) didn't match pod anti-affinity rules. preemption: 0/3 nodes \
+                    are available: 1 Preemption is not helpful for scheduling, 2 No preemption victims found for \
+                    incoming pod.)\n";
     assert!(document.contains(expected), "{document}");
 }
 

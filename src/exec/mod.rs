@@ -437,11 +437,11 @@ async fn run_steps(
                     StepError::Infrastructure(_) => Status::Error,
                 };
                 result.failure = Some(message.clone());
-                let mut failed = StepResult::failed((line, column), text, message, elapsed);
+                let mut step_result = StepResult::failed((line, column), text, message, elapsed);
                 if let StepError::TimedOut { detail, .. } = error {
-                    failed.detail = detail;
+                    step_result.detail = detail;
                 }
-                result.steps.push(failed);
+                result.steps.push(step_result);
             }
         }
     }
