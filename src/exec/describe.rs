@@ -47,14 +47,17 @@ pub fn pod(pod: &Pod, variables: &HashMap<String, String>) -> String {
 
 /// A multiset of descriptions, printed sorted with counts: `3 × pod of replicaset/rng-{hash}, $victim`.
 pub fn tally(descriptions: impl IntoIterator<Item = String>) -> String {
+    let counted = counted(descriptions);
+    if counted.is_empty() { "nothing".into() } else { counted.join(", ") }
+}
+
+/// Each distinct description once, sorted, prefixed with its count when it is more than one.
+fn counted(descriptions: impl IntoIterator<Item = String>) -> Vec<String> {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for d in descriptions {
         *counts.entry(d).or_default() += 1;
     }
-    if counts.is_empty() {
-        return "nothing".into();
-    }
-    counts.into_iter().map(|(d, n)| if n == 1 { d } else { format!("{n} × {d}") }).collect::<Vec<_>>().join(", ")
+    counts.into_iter().map(|(d, n)| if n == 1 { d } else { format!("{n} × {d}") }).collect()
 }
 
 /// The pods still on their way in or out when a step timed out: what each is waiting for, and
@@ -141,14 +144,7 @@ impl PodsInFlux {
     /// ready: ...`): nothing that differs between two runs of the scenario, so a result may
     /// record it.
     pub fn summary(&self) -> Vec<String> {
-        let mut counts: Vec<(&str, usize)> = Vec::new();
-        for pod in &self.pods {
-            match counts.last_mut() {
-                Some((what, n)) if *what == pod.what => *n += 1,
-                _ => counts.push((&pod.what, 1)),
-            }
-        }
-        counts.into_iter().map(|(what, n)| if n == 1 { what.to_string() } else { format!("{n} × {what}") }).collect()
+        counted(self.pods.iter().map(|p| p.what.clone()))
     }
 
     /// Which pods they are and how long they have waited, the first few by name: for the person

@@ -186,25 +186,25 @@ fn unschedulable_message(nodes: usize, reasons: &BTreeMap<String, usize>) -> Str
     if nodes == 0 {
         return "no nodes available to schedule pods".to_string();
     }
-    let histogram = |counts: &mut dyn Iterator<Item = (&str, usize)>| {
-        let mut parts: Vec<String> =
-            counts.filter(|(_, count)| *count > 0).map(|(reason, count)| format!("{count} {reason}")).collect();
-        parts.sort();
-        parts.join(", ")
+    let found = histogram(reasons.iter().map(|(reason, count)| (reason.as_str(), *count)));
+    let nodes_where = |helps: bool| -> usize {
+        reasons.iter().filter(|(reason, _)| preemption_might_help(reason) == helps).map(|(_, n)| n).sum()
     };
-    let found = histogram(&mut reasons.iter().map(|(reason, count)| (reason.as_str(), *count)));
-    let (resolvable, unresolvable): (Vec<_>, Vec<_>) =
-        reasons.iter().partition(|(reason, _)| preemption_might_help(reason));
-    let sum = |nodes: Vec<(&String, &usize)>| nodes.into_iter().map(|(_, count)| count).sum::<usize>();
     // Every pod here has the same priority, so preemption never finds a pod to evict.
-    let preemption = histogram(
-        &mut [
-            ("Preemption is not helpful for scheduling", sum(unresolvable)),
-            ("No preemption victims found for incoming pod", sum(resolvable)),
-        ]
-        .into_iter(),
-    );
+    let preemption = histogram([
+        ("Preemption is not helpful for scheduling", nodes_where(false)),
+        ("No preemption victims found for incoming pod", nodes_where(true)),
+    ]);
     format!("0/{nodes} nodes are available: {found}. preemption: 0/{nodes} nodes are available: {preemption}.")
+}
+
+/// `2 Too many pods, 1 node(s) ...`: each reason with its count of nodes (none left out), sorted
+/// as whole strings.
+fn histogram<'a>(counts: impl IntoIterator<Item = (&'a str, usize)>) -> String {
+    let mut parts: Vec<String> =
+        counts.into_iter().filter(|(_, count)| *count > 0).map(|(reason, count)| format!("{count} {reason}")).collect();
+    parts.sort();
+    parts.join(", ")
 }
 
 /// Whether evicting pods could make the node fit (upstream's Unschedulable, where taints, node
