@@ -166,13 +166,14 @@ fn traffic(context: &Context<'_>, service: &ObjectRef, expectation: &TrafficExpe
         return Ok(Err(format!("{service} does not exist")));
     }
     let backends = context.view.routed(name);
-    let observed = format!("{service} sends traffic to {}", describe_backends(context, &backends));
+    // Described only for a pending verdict: a passing one does not show it.
+    let observed = || format!("{service} sends traffic to {}", describe_backends(context, &backends));
     // The pods behind the endpoints; one never seen (its events not yet arrived) cannot be judged.
     let mut behind: Vec<std::sync::Arc<Pod>> = Vec::new();
     for backend in &backends {
         match context.view.pod_behind(backend) {
             Some(found) => behind.push(found.pod),
-            None => return Ok(Err(observed)),
+            None => return Ok(Err(observed())),
         }
     }
     let uid_of = |pod: &Pod| pod.metadata.uid.clone().unwrap_or_default();
@@ -184,7 +185,7 @@ fn traffic(context: &Context<'_>, service: &ObjectRef, expectation: &TrafficExpe
             let wanted: BTreeSet<String> =
                 context.view.live_pods().iter().filter(|p| filter.matches(p)).map(|p| uid_of(p)).collect();
             if wanted.is_empty() {
-                return Ok(Err(format!("no live pod matches `{}`; {observed}", target_text(target))));
+                return Ok(Err(format!("no live pod matches `{}`; {}", target_text(target), observed())));
             }
             (wanted == routed_uids, format!("{service} sends traffic to exactly the matching pods"))
         }
@@ -194,7 +195,7 @@ fn traffic(context: &Context<'_>, service: &ObjectRef, expectation: &TrafficExpe
             let share = matching as f64 * 100.0 / behind.len().max(1) as f64;
             let holds = !behind.is_empty() && (share - percent.value).abs() < 0.5;
             if !holds {
-                return Ok(Err(format!("{observed} ({share:.1}% to `{}`)", target_text(target))));
+                return Ok(Err(format!("{} ({share:.1}% to `{}`)", observed(), target_text(target))));
             }
             (true, format!("{service} sends {}% of its traffic to the matching pods", percent.value))
         }
@@ -215,7 +216,7 @@ fn traffic(context: &Context<'_>, service: &ObjectRef, expectation: &TrafficExpe
         }
         TrafficExpectation::None(_) => (backends.is_empty(), format!("{service} sends traffic nowhere")),
     };
-    Ok(if holds { Ok(assertion) } else { Err(observed) })
+    Ok(if holds { Ok(assertion) } else { Err(observed()) })
 }
 
 fn expect(context: &Context<'_>, subject: &Target, expectation: &Expectation) -> Result<Verdict, StepError> {
