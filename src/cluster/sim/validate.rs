@@ -1,6 +1,7 @@
 //! The API server's validation that scenarios meet, in its own words: object names, label keys
-//! and values, Service selectors, and the apps/v1 controllers' selector rules (required, not
-//! empty, matching the pod template, immutable once created).
+//! and values, Service selectors, the apps/v1 controllers' selector rules (required, not
+//! empty, matching the pod template, immutable once created), and a DaemonSet's rolling-update
+//! settings.
 
 use serde_json::Value;
 
@@ -14,6 +15,7 @@ const MISMATCH: &str = "`selector` does not match template `labels`";
 pub fn create(resource: Resource, object: &Value) -> Result<(), ApiError> {
     let mut causes = common(resource, object);
     causes.extend(controller_selector(resource, object));
+    causes.extend(daemon_set_update_strategy(resource, object));
     finish(resource, object, causes)
 }
 
@@ -27,6 +29,7 @@ pub fn update(resource: Resource, current: &Value, object: &Value) -> Result<(),
             compact(&object["spec"]["selector"])
         ));
     }
+    causes.extend(daemon_set_update_strategy(resource, object));
     finish(resource, object, causes)
 }
 
@@ -106,6 +109,60 @@ pub fn selects(selector: &Value, labels: &Value) -> bool {
     by_labels && by_expressions
 }
 
+/// A DaemonSet's RollingUpdate settings (upstream's ValidateRollingUpdateDaemonSet): each a
+/// count of at least 0 or a percentage of at most 100%, and exactly one of them non-zero once
+/// the API's defaults are in (maxUnavailable 1, maxSurge 0): so `maxSurge: 1` alone is refused.
+fn daemon_set_update_strategy(resource: Resource, object: &Value) -> Vec<String> {
+    let strategy = &object["spec"]["updateStrategy"];
+    if resource != resources::DAEMON_SET || strategy["type"].as_str().is_some_and(|t| t != "RollingUpdate") {
+        return Vec::new();
+    }
+    let setting = |key: &str, default: i64| {
+        let value = strategy["rollingUpdate"].get(key).filter(|v| !v.is_null()).cloned().unwrap_or(default.into());
+        (format!("spec.updateStrategy.rollingUpdate.{key}"), value)
+    };
+    let (unavailable_path, unavailable) = setting("maxUnavailable", 1);
+    let (surge_path, surge) = setting("maxSurge", 0);
+    let mut causes = Vec::new();
+    for (path, value) in [(&unavailable_path, &unavailable), (&surge_path, &surge)] {
+        match value {
+            Value::Number(n) if n.as_i64().is_some_and(|n| n < 0) => {
+                causes.push(format!("{path}: Invalid value: {}: must be greater than or equal to 0", compact(value)));
+            }
+            Value::String(s) if percent(s).is_none() => {
+                causes.push(format!("{path}: Invalid value: {}: {PERCENT}", compact(value)));
+            }
+            _ => {}
+        }
+    }
+    for (path, value) in [(&unavailable_path, &unavailable), (&surge_path, &surge)] {
+        if value.as_str().and_then(percent).is_some_and(|p| p > 100) {
+            causes.push(format!("{path}: Invalid value: {}: must not be greater than 100%", compact(value)));
+        }
+    }
+    // An invalid percentage counts as 0 here, as upstream's does.
+    let amount = |value: &Value| match value {
+        Value::String(s) => percent(s).unwrap_or(0),
+        other => other.as_i64().unwrap_or(0),
+    };
+    match (amount(&unavailable) != 0, amount(&surge) != 0) {
+        (true, true) => causes.push(format!(
+            "{surge_path}: Invalid value: {}: may not be set when maxUnavailable is non-zero",
+            compact(&surge)
+        )),
+        (false, false) => causes.push(format!("{unavailable_path}: Required value: cannot be 0 when maxSurge is 0")),
+        _ => {}
+    }
+    causes
+}
+
+/// The number of a percentage such as `25%` (digits, then `%`); a number too long to hold is
+/// more than 100 all the same.
+fn percent(text: &str) -> Option<i64> {
+    let digits = text.strip_suffix('%').filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))?;
+    Some(digits.parse().unwrap_or(i64::MAX))
+}
+
 /// JSON as the API server prints an invalid value (compact, keys sorted).
 fn compact(value: &Value) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".into())
@@ -115,6 +172,7 @@ const SUBDOMAIN: &str = "a lowercase RFC 1123 subdomain must consist of lower ca
 const DNS_LABEL: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 const DNS_1035: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
 const NAME_PART: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+const PERCENT: &str = "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')";
 const LABEL_VALUE: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
 
 fn name_problem(resource: Resource, name: &str) -> Option<&'static str> {
@@ -304,5 +362,71 @@ mod tests {
             refused(resources::POD, json!({ "big": big }))
                 .ends_with("metadata.annotations: Too long: may not be more than 262144 bytes")
         );
+    }
+
+    /// The messages kube-apiserver v1.37 gives for the same settings (checked on the testbed
+    /// with `kubectl apply --dry-run=server`).
+    #[test]
+    fn a_daemon_sets_rolling_update_surges_or_leaves_nodes_unavailable_never_both() {
+        let daemon_set = |strategy: Value| {
+            let mut ds = deployment(json!({"matchLabels": {"app": "d"}}), json!({"app": "d"}));
+            ds["metadata"]["name"] = "d".into();
+            ds["spec"]["updateStrategy"] = strategy;
+            ds
+        };
+        let verdict = |strategy: Value| match create(resources::DAEMON_SET, &daemon_set(strategy)) {
+            Ok(()) => "accepted".to_string(),
+            Err(error) => error.message.trim_start_matches("DaemonSet.apps \"d\" is invalid: ").to_string(),
+        };
+        let path = "spec.updateStrategy.rollingUpdate";
+        let percent = "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')";
+        for accepted in [
+            json!(null),
+            json!({"type": "RollingUpdate"}),
+            json!({"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}),
+            json!({"rollingUpdate": {"maxSurge": "10%", "maxUnavailable": 0}}),
+            json!({"rollingUpdate": {"maxUnavailable": "100%"}}),
+            // OnDelete never rolls: its rollingUpdate is not looked at.
+            json!({"type": "OnDelete", "rollingUpdate": {"maxSurge": 1}}),
+        ] {
+            assert_eq!(verdict(accepted.clone()), "accepted", "{accepted}");
+        }
+        assert_eq!(
+            verdict(json!({"rollingUpdate": {"maxSurge": 1}})),
+            format!("{path}.maxSurge: Invalid value: 1: may not be set when maxUnavailable is non-zero")
+        );
+        assert_eq!(
+            verdict(json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 2, "maxUnavailable": 1}})),
+            format!("{path}.maxSurge: Invalid value: 2: may not be set when maxUnavailable is non-zero")
+        );
+        assert_eq!(
+            verdict(json!({"rollingUpdate": {"maxSurge": "0%", "maxUnavailable": 0}})),
+            format!("{path}.maxUnavailable: Required value: cannot be 0 when maxSurge is 0")
+        );
+        assert_eq!(
+            verdict(json!({"rollingUpdate": {"maxSurge": -1, "maxUnavailable": 0}})),
+            format!("{path}.maxSurge: Invalid value: -1: must be greater than or equal to 0")
+        );
+        assert_eq!(
+            verdict(json!({"rollingUpdate": {"maxSurge": "abc", "maxUnavailable": 0}})),
+            format!(
+                "[{path}.maxSurge: Invalid value: \"abc\": {percent}, {path}.maxUnavailable: Required value: cannot be 0 when maxSurge is 0]"
+            )
+        );
+        assert_eq!(
+            verdict(json!({"rollingUpdate": {"maxSurge": "5", "maxUnavailable": 0}})),
+            format!(
+                "[{path}.maxSurge: Invalid value: \"5\": {percent}, {path}.maxUnavailable: Required value: cannot be 0 when maxSurge is 0]"
+            )
+        );
+        assert_eq!(
+            verdict(json!({"rollingUpdate": {"maxUnavailable": "150%"}})),
+            format!("{path}.maxUnavailable: Invalid value: \"150%\": must not be greater than 100%")
+        );
+        // A change is held to the same rules.
+        let before = daemon_set(json!(null));
+        let after = daemon_set(json!({"rollingUpdate": {"maxSurge": 1}}));
+        assert!(update(resources::DAEMON_SET, &before, &after).is_err());
+        assert!(create(resources::DEPLOYMENT, &after).is_ok(), "a Deployment's updateStrategy is not a DaemonSet's");
     }
 }

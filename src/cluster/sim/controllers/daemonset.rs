@@ -1,7 +1,8 @@
 //! The DaemonSet controller, after upstream's pkg/controller/daemon: one pod per node that should
 //! run it (nodeSelector, required node affinity, taints against the template's tolerations plus
 //! the daemon tolerations), ControllerRevisions named by controller-revision-hash, RollingUpdate
-//! with maxUnavailable (a node gets its new pod only once its old one is gone) or OnDelete, and
+//! with maxUnavailable (a node gets its new pod only once its old one is gone) or with maxSurge
+//! (the new pod starts beside the old one, which goes once the new one is ready), OnDelete, and
 //! the status `kubectl rollout status` reads. Pods are pinned to their node by node affinity on
 //! `metadata.name` and bound by the scheduler, as upstream does.
 
@@ -101,6 +102,7 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, ds: &Value, nodes: 
         store.list_owned(POD, namespace).into_iter().filter(|p| super::claimable(p, ds_uid)).collect();
     let owned = claim(store, POD, namespace, ds, controller_ref(ds, "apps/v1", "DaemonSet"), candidates);
     let by_node = pods_by_node(&owned);
+    let surge = allows_surge(ds);
 
     // manage: create where missing, delete what should not run (or runs twice).
     let mut create = Vec::new();
@@ -120,7 +122,7 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, ds: &Value, nodes: 
                     }
                 }
                 running.sort_by(|a, b| oldest_scheduled_first(a, b));
-                remove.extend(running.into_iter().skip(1));
+                remove.extend(surplus(running, &hash, surge));
             }
             Some(pods) if !keep => remove.extend(live(pods)),
             _ => {}
@@ -144,7 +146,12 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, ds: &Value, nodes: 
     }
     // Upstream waits for its creations and deletions to be observed before rolling on.
     if !managed && ds["spec"]["updateStrategy"]["type"].as_str() != Some("OnDelete") {
-        rolling_update(store, tick, namespace, ds, &hash, &by_node);
+        let budget = Budget::of(ds, nodes, &spec);
+        if surge {
+            surging_update(store, tick, namespace, ds, &hash, &by_node, nodes, budget);
+        } else {
+            rolling_update(store, tick, namespace, ds, &hash, &by_node, budget);
+        }
     }
     cleanup_history(store, namespace, ds, &hash);
     update_status(store, tick, namespace, ds, &hash, nodes, &spec);
@@ -177,6 +184,77 @@ fn new_pod(ds: &Value, hash: &str, node: &str) -> Value {
     pod
 }
 
+/// The pods to delete of those running on a node that should keep its daemon pod, oldest
+/// (scheduled) first. Without surge only the oldest stays. With it (upstream's
+/// podsShouldBeOnNode) the oldest pod of the current revision and the oldest of an older one may
+/// both stay, the old one only while it is ready and its successor is not.
+fn surplus<'a>(running: Vec<&'a Value>, hash: &str, surge: bool) -> Vec<&'a Value> {
+    if !surge {
+        return running.into_iter().skip(1).collect();
+    }
+    let (mut current, mut older): (Option<&Value>, Option<&Value>) = (None, None);
+    let mut remove = Vec::new();
+    for pod in running {
+        let slot = if label(pod, HASH_LABEL) == Some(hash) { &mut current } else { &mut older };
+        match slot {
+            None => *slot = Some(pod),
+            Some(_) => remove.push(pod),
+        }
+    }
+    if let (Some(current), Some(older)) = (current, older)
+        && (!is_ready(older) || is_ready(current))
+    {
+        remove.push(older);
+    }
+    remove
+}
+
+/// Upstream's AllowsSurge: a RollingUpdate whose maxSurge is not zero.
+fn allows_surge(ds: &Value) -> bool {
+    let strategy = &ds["spec"]["updateStrategy"];
+    strategy["type"].as_str().is_none_or(|t| t == "RollingUpdate")
+        && strategy["rollingUpdate"].get("maxSurge").is_some_and(|surge| super::int_or_percent(surge, 1, true) != 0)
+}
+
+/// How far a rolling update may go (upstream's updatedDesiredNodeCounts): maxSurge and
+/// maxUnavailable against the nodes that should run the pod, percentages rounded up; when both
+/// come to 0, one node at a time may be without its pod.
+#[derive(Clone, Copy)]
+struct Budget {
+    desired: i64,
+    surge: i64,
+    unavailable: i64,
+}
+
+impl Budget {
+    fn of(ds: &Value, nodes: &[Value], spec: &Value) -> Budget {
+        let desired = nodes.iter().filter(|node| should_run(spec, node).0).count() as i64;
+        let rolling = &ds["spec"]["updateStrategy"]["rollingUpdate"];
+        let setting = |key: &str, default: i64| {
+            rolling.get(key).filter(|v| !v.is_null()).map_or(default, |v| super::int_or_percent(v, desired, true))
+        };
+        let surge = setting("maxSurge", 0);
+        let mut unavailable = setting("maxUnavailable", 1);
+        if desired > 0 && surge == 0 && unavailable == 0 {
+            unavailable = 1;
+        }
+        Budget { desired, surge, unavailable }
+    }
+}
+
+/// Upstream's findUpdatedPodsOnNode: the node's live pod of the current revision and its live
+/// pod of an older one, or None when it has two of either (the manage pass deals with those).
+fn new_and_old<'a>(ds: &Value, pods: &'a [Arc<Value>], hash: &str) -> Option<(Option<&'a Value>, Option<&'a Value>)> {
+    let (mut new, mut old) = (None, None);
+    for pod in live(pods) {
+        let slot = if is_updated(ds, pod, hash) { &mut new } else { &mut old };
+        if slot.replace(pod).is_some() {
+            return None;
+        }
+    }
+    Some((new, old))
+}
+
 /// Upstream's rollingUpdate with maxSurge 0: old pods are deleted while fewer than
 /// maxUnavailable nodes are without an available up-to-date pod; unavailable old pods always.
 fn rolling_update(
@@ -186,27 +264,18 @@ fn rolling_update(
     ds: &Value,
     hash: &str,
     by_node: &BTreeMap<String, Vec<Arc<Value>>>,
+    budget: Budget,
 ) {
-    let desired = store.list(NODE, None).filter(|n| should_run(&pod_spec(ds), n).0).count() as i64;
-    let rolling = &ds["spec"]["updateStrategy"]["rollingUpdate"];
-    // maxSurge is taken as 0: the surge path (new pod first, then the old one) is not modelled.
-    let max_unavailable = match rolling.get("maxUnavailable").filter(|v| !v.is_null()) {
-        Some(value) => super::int_or_percent(value, desired, true).max(1),
-        None => 1,
-    };
     let min_ready = ds["spec"]["minReadySeconds"].as_i64().unwrap_or(0);
     let mut unavailable = 0;
     let mut replace_now: Vec<&Value> = Vec::new();
     let mut candidates: Vec<&Value> = Vec::new();
     for pods in by_node.values() {
-        let live: Vec<&Value> = live(pods).collect();
-        let new: Vec<&Value> = live.iter().copied().filter(|p| is_updated(ds, p, hash)).collect();
-        let old: Vec<&Value> = live.iter().copied().filter(|p| !is_updated(ds, p, hash)).collect();
-        if new.len() > 1 || old.len() > 1 {
+        let Some((new, old)) = new_and_old(ds, pods, hash) else {
             unavailable += 1;
             continue;
-        }
-        match (new.first(), old.first()) {
+        };
+        match (new, old) {
             (None, None) | (Some(_), Some(_)) => unavailable += 1,
             (Some(new), None) => {
                 if !is_available(new, min_ready, tick) {
@@ -216,15 +285,83 @@ fn rolling_update(
             (None, Some(old)) => {
                 if !is_available(old, min_ready, tick) {
                     replace_now.push(old);
-                } else if unavailable < max_unavailable {
+                } else if unavailable < budget.unavailable {
                     candidates.push(old);
                 }
             }
         }
     }
-    let room = (max_unavailable - unavailable).clamp(0, candidates.len() as i64) as usize;
+    let room = (budget.unavailable - unavailable).clamp(0, candidates.len() as i64) as usize;
     for pod in replace_now.into_iter().chain(candidates.into_iter().take(room)) {
         delete(store, POD, namespace, pod);
+    }
+}
+
+/// Upstream's rollingUpdate with maxSurge: a node whose old pod is unavailable gets its new pod
+/// at once, up to maxSurge nodes with an available old pod get theirs beside it, and an old pod
+/// goes once the new one on its node is available. An available old pod on a node that should
+/// no longer run the daemon goes only while more pods are available than nodes want one. (Which
+/// nodes surge first is up to map order upstream; here it is node-name order.)
+#[allow(clippy::too_many_arguments)]
+fn surging_update(
+    store: &mut Store,
+    tick: &mut Tick,
+    namespace: &str,
+    ds: &Value,
+    hash: &str,
+    by_node: &BTreeMap<String, Vec<Arc<Value>>>,
+    nodes: &[Value],
+    budget: Budget,
+) {
+    let min_ready = ds["spec"]["minReadySeconds"].as_i64().unwrap_or(0);
+    let spec = pod_spec(ds);
+    let should_run_on = |node: &str| nodes.iter().find(|n| name(n) == node).is_some_and(|n| should_run(&spec, n).0);
+    let (mut surging, mut available) = (0, 0);
+    let mut delete_now: Vec<&Value> = Vec::new();
+    let mut off_node: Vec<&Value> = Vec::new();
+    let mut replace_now: Vec<&str> = Vec::new();
+    let mut candidates: Vec<&str> = Vec::new();
+    for (node, pods) in by_node {
+        let Some((new, old)) = new_and_old(ds, pods, hash) else {
+            surging += 1;
+            continue;
+        };
+        if let Some(pod) = old.or(new)
+            && is_available(pod, min_ready, tick)
+        {
+            available += 1;
+        }
+        match (new, old) {
+            (_, None) => {}
+            (None, Some(old)) => {
+                let old_available = is_available(old, min_ready, tick);
+                match (old_available, should_run_on(node)) {
+                    (false, false) => delete_now.push(old),
+                    (false, true) => replace_now.push(node),
+                    (true, false) => off_node.push(old),
+                    (true, true) if surging < budget.surge => candidates.push(node),
+                    (true, true) => {}
+                }
+            }
+            (Some(new), Some(old)) => {
+                if is_available(new, min_ready, tick) {
+                    delete_now.push(old);
+                } else {
+                    surging += 1;
+                }
+            }
+        }
+    }
+    let deletable = (available - budget.desired).clamp(0, off_node.len() as i64) as usize;
+    delete_now.extend(off_node.into_iter().take(deletable));
+    let room = (budget.surge - surging).clamp(0, candidates.len() as i64) as usize;
+    for pod in delete_now {
+        delete(store, POD, namespace, pod);
+    }
+    for node in replace_now.into_iter().chain(candidates.into_iter().take(room)) {
+        if store.create(POD, namespace, new_pod(ds, hash, node)).is_err() {
+            break; // the namespace is being deleted
+        }
     }
 }
 

@@ -389,6 +389,51 @@ async fn a_daemon_set_runs_one_pod_per_worker_and_rolls_one_node_at_a_time() {
     assert_eq!(cluster.get(DAEMON_SET, "agent")["status"]["numberAvailable"], 3);
 }
 
+/// maxSurge 1, maxUnavailable 0 (the testbed's kube-controller-manager does the same; see
+/// tests/parity/daemonset-surge.rollout): one node at a time gets its new pod beside the old one,
+/// and the old one goes only once the new one is ready, so every node always has a serving pod.
+#[tokio::test(start_paused = true)]
+async fn a_daemon_set_with_max_surge_starts_each_new_pod_beside_the_old_one() {
+    let mut cluster = Cluster::new(Pace::Kind);
+    let mut ds = daemon_set("agent", "v1");
+    ds["spec"]["updateStrategy"] =
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}});
+    cluster.create(DAEMON_SET, ds);
+    cluster.wait(10).await;
+    assert_eq!(cluster.get(DAEMON_SET, "agent")["status"]["numberAvailable"], 2);
+
+    let since = cluster.store.resource_version();
+    cluster
+        .change(DAEMON_SET, "agent", |ds| ds["spec"]["template"]["spec"]["containers"][0]["image"] = "agent:v2".into());
+    cluster.wait(120).await;
+    let mut most_surging = 0;
+    cluster.replay(since, POD, |pods| {
+        let mut live_per_node: BTreeMap<&str, usize> = BTreeMap::new();
+        for pod in pods.values().filter(|p| !is_deleting(p)) {
+            *live_per_node.entry(pod["spec"]["nodeName"].as_str().unwrap_or_default()).or_default() += 1;
+        }
+        assert!(live_per_node.values().all(|n| *n <= 2), "more than an old and a new pod on a node: {live_per_node:?}");
+        let surging = live_per_node.values().filter(|n| **n == 2).count();
+        assert!(surging <= 1, "more than maxSurge nodes surging at once: {live_per_node:?}");
+        most_surging = most_surging.max(surging);
+        let serving: Vec<&str> = pods
+            .values()
+            .filter(|p| is_ready(p) && !is_deleting(p))
+            .map(|p| p["spec"]["nodeName"].as_str().unwrap_or_default())
+            .collect();
+        assert!(
+            ["rehearse-worker", "rehearse-worker2"].iter().all(|node| serving.contains(node)),
+            "a node without a serving pod (maxUnavailable 0): {serving:?}"
+        );
+    });
+    assert_eq!(most_surging, 1, "no node ever ran its new pod beside the old one");
+    let pods = cluster.pods();
+    assert_eq!(pods.len(), 2);
+    assert!(pods.iter().all(|p| image(p) == "agent:v2" && is_ready(p)));
+    let status = &cluster.get(DAEMON_SET, "agent")["status"];
+    assert_eq!((status["updatedNumberScheduled"].clone(), status["numberAvailable"].clone()), (json!(2), json!(2)));
+}
+
 fn service(name: &str, app: &str) -> Value {
     json!({
         "metadata": {"name": name, "labels": {"team": "a"}},
