@@ -290,6 +290,7 @@ fn create(state: &mut State, target: &Target, mut object: Value) -> Result<Arc<V
     if target.resource.namespaced {
         object["metadata"]["namespace"] = target.namespace.clone().into();
     }
+    super::defaults::apply(target.resource, &mut object);
     validate::create(target.resource, &object)?;
     let mut created = state.store.create(target.resource, &target.namespace, object)?;
     if target.resource == resources::NAMESPACE {
@@ -340,8 +341,11 @@ fn apply(state: &mut State, target: &Target, name: &str, mut applied: Value) -> 
     let key = (target.resource, target.namespace.clone(), name.to_string());
     let result = match state.store.get_shared(target.resource, &target.namespace, name) {
         None => {
-            validate::create(target.resource, &applied)?;
-            state.store.create(target.resource, &target.namespace, applied.clone())?
+            // The applied configuration is remembered as sent; the object is stored defaulted.
+            let mut object = applied.clone();
+            super::defaults::apply(target.resource, &mut object);
+            validate::create(target.resource, &object)?;
+            state.store.create(target.resource, &target.namespace, object)?
         }
         Some(current) => {
             let mut merged = (*current).clone();
@@ -361,6 +365,7 @@ fn update(state: &mut State, target: &Target, current: &Value, mut object: Value
     if target.resource.namespaced {
         object["metadata"]["namespace"] = target.namespace.clone().into();
     }
+    super::defaults::apply(target.resource, &mut object);
     validate::update(target.resource, current, &object)?;
     state.store.update(target.resource, &target.namespace, object)
 }

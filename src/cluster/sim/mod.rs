@@ -6,6 +6,7 @@
 pub mod api;
 pub mod clock;
 pub mod controllers;
+pub mod defaults;
 pub mod error;
 pub mod resources;
 pub mod schema;

@@ -1,7 +1,7 @@
 //! The API server's validation that scenarios meet, in its own words: object names, label keys
 //! and values, Service selectors, the apps/v1 controllers' selector rules (required, not
-//! empty, matching the pod template, immutable once created), and a DaemonSet's rolling-update
-//! settings.
+//! empty, matching the pod template, immutable once created), and how a Deployment or a
+//! DaemonSet rolls.
 
 use serde_json::Value;
 
@@ -15,7 +15,7 @@ const MISMATCH: &str = "`selector` does not match template `labels`";
 pub fn create(resource: Resource, object: &Value) -> Result<(), ApiError> {
     let mut causes = common(resource, object);
     causes.extend(controller_selector(resource, object));
-    causes.extend(daemon_set_update_strategy(resource, object));
+    causes.extend(update_strategy(resource, object));
     finish(resource, object, causes)
 }
 
@@ -29,7 +29,7 @@ pub fn update(resource: Resource, current: &Value, object: &Value) -> Result<(),
             compact(&object["spec"]["selector"])
         ));
     }
-    causes.extend(daemon_set_update_strategy(resource, object));
+    causes.extend(update_strategy(resource, object));
     finish(resource, object, causes)
 }
 
@@ -109,20 +109,62 @@ pub fn selects(selector: &Value, labels: &Value) -> bool {
     by_labels && by_expressions
 }
 
-/// A DaemonSet's RollingUpdate settings (upstream's ValidateRollingUpdateDaemonSet): each a
-/// count of at least 0 or a percentage of at most 100%, and exactly one of them non-zero once
-/// the API's defaults are in (maxUnavailable 1, maxSurge 0): so `maxSurge: 1` alone is refused.
-fn daemon_set_update_strategy(resource: Resource, object: &Value) -> Vec<String> {
-    let strategy = &object["spec"]["updateStrategy"];
-    if resource != resources::DAEMON_SET || strategy["type"].as_str().is_some_and(|t| t != "RollingUpdate") {
+/// How a Deployment (`spec.strategy`) or a DaemonSet (`spec.updateStrategy`) rolls, as upstream's
+/// ValidateDeploymentStrategy and ValidateDaemonSetUpdateStrategy judge it once the defaults are
+/// in (see `defaults`): a known type, and for a rolling one counts of at least 0 or percentages.
+/// A Deployment may not leave both maxSurge and maxUnavailable at 0, nor give Recreate a
+/// `rollingUpdate`; a DaemonSet must set exactly one of the two (so `maxSurge: 1` alone, beside
+/// the default maxUnavailable of 1, is refused).
+fn update_strategy(resource: Resource, object: &Value) -> Vec<String> {
+    let (field, types) = if resource == resources::DEPLOYMENT {
+        ("strategy", ["Recreate", "RollingUpdate"])
+    } else if resource == resources::DAEMON_SET {
+        ("updateStrategy", ["RollingUpdate", "OnDelete"])
+    } else {
+        return Vec::new();
+    };
+    let strategy = &object["spec"][field];
+    let kind = strategy["type"].as_str().unwrap_or("RollingUpdate");
+    let rolling = &strategy["rollingUpdate"];
+    let path = format!("spec.{field}");
+    if !types.contains(&kind) {
+        // The API prints its internal form of the strategy, Go field names and all.
+        let settings = if rolling.is_object() {
+            let count = |key: &str| compact(rolling.get(key).filter(|v| !v.is_null()).unwrap_or(&Value::from(0)));
+            format!("{{\"MaxUnavailable\":{},\"MaxSurge\":{}}}", count("maxUnavailable"), count("maxSurge"))
+        } else {
+            "null".to_string()
+        };
+        let supported: Vec<String> = types.iter().map(|t| format!("\"{t}\"")).collect();
+        return vec![format!(
+            "{path}: Unsupported value: {{\"Type\":{},\"RollingUpdate\":{settings}}}: supported values: {}",
+            compact(&kind.into()),
+            supported.join(", ")
+        )];
+    }
+    if kind == "Recreate" {
+        return match rolling.is_null() {
+            true => Vec::new(),
+            false => vec![format!(
+                "{path}.rollingUpdate: Forbidden: may not be specified when strategy `type` is 'Recreate'"
+            )],
+        };
+    }
+    if kind != "RollingUpdate" {
         return Vec::new();
     }
-    let setting = |key: &str, default: i64| {
-        let value = strategy["rollingUpdate"].get(key).filter(|v| !v.is_null()).cloned().unwrap_or(default.into());
-        (format!("spec.updateStrategy.rollingUpdate.{key}"), value)
+    let daemon_set = resource == resources::DAEMON_SET;
+    let setting = |key: &str| {
+        let default = match (daemon_set, key) {
+            (true, "maxUnavailable") => Value::from(1),
+            (true, _) => Value::from(0),
+            (false, _) => Value::from("25%"),
+        };
+        let value = rolling.get(key).filter(|v| !v.is_null()).cloned().unwrap_or(default);
+        (format!("{path}.rollingUpdate.{key}"), value)
     };
-    let (unavailable_path, unavailable) = setting("maxUnavailable", 1);
-    let (surge_path, surge) = setting("maxSurge", 0);
+    let (unavailable_path, unavailable) = setting("maxUnavailable");
+    let (surge_path, surge) = setting("maxSurge");
     let mut causes = Vec::new();
     for (path, value) in [(&unavailable_path, &unavailable), (&surge_path, &surge)] {
         match value {
@@ -135,23 +177,40 @@ fn daemon_set_update_strategy(resource: Resource, object: &Value) -> Vec<String>
             _ => {}
         }
     }
-    for (path, value) in [(&unavailable_path, &unavailable), (&surge_path, &surge)] {
-        if value.as_str().and_then(percent).is_some_and(|p| p > 100) {
-            causes.push(format!("{path}: Invalid value: {}: must not be greater than 100%", compact(value)));
-        }
-    }
+    let over_100 = |path: &str, value: &Value| {
+        value
+            .as_str()
+            .and_then(percent)
+            .is_some_and(|p| p > 100)
+            .then(|| format!("{path}: Invalid value: {}: must not be greater than 100%", compact(value)))
+    };
     // An invalid percentage counts as 0 here, as upstream's does.
     let amount = |value: &Value| match value {
         Value::String(s) => percent(s).unwrap_or(0),
         other => other.as_i64().unwrap_or(0),
     };
-    match (amount(&unavailable) != 0, amount(&surge) != 0) {
-        (true, true) => causes.push(format!(
-            "{surge_path}: Invalid value: {}: may not be set when maxUnavailable is non-zero",
-            compact(&surge)
-        )),
-        (false, false) => causes.push(format!("{unavailable_path}: Required value: cannot be 0 when maxSurge is 0")),
-        _ => {}
+    let (unavailable_set, surge_set) = (amount(&unavailable) != 0, amount(&surge) != 0);
+    if daemon_set {
+        causes.extend(over_100(&unavailable_path, &unavailable));
+        causes.extend(over_100(&surge_path, &surge));
+        match (unavailable_set, surge_set) {
+            (true, true) => causes.push(format!(
+                "{surge_path}: Invalid value: {}: may not be set when maxUnavailable is non-zero",
+                compact(&surge)
+            )),
+            (false, false) => {
+                causes.push(format!("{unavailable_path}: Required value: cannot be 0 when maxSurge is 0"))
+            }
+            _ => {}
+        }
+    } else {
+        if !unavailable_set && !surge_set {
+            causes.push(format!(
+                "{unavailable_path}: Invalid value: {}: may not be 0 when `maxSurge` is 0",
+                compact(&unavailable)
+            ));
+        }
+        causes.extend(over_100(&unavailable_path, &unavailable));
     }
     causes
 }
@@ -428,5 +487,86 @@ mod tests {
         let after = daemon_set(json!({"rollingUpdate": {"maxSurge": 1}}));
         assert!(update(resources::DAEMON_SET, &before, &after).is_err());
         assert!(create(resources::DEPLOYMENT, &after).is_ok(), "a Deployment's updateStrategy is not a DaemonSet's");
+    }
+
+    /// kube-apiserver v1.37's messages for the same Deployment strategies (checked on the testbed
+    /// with `kubectl apply --dry-run=server`; the merge patch of `type: Recreate` onto a defaulted
+    /// Deployment with `kubectl patch`).
+    #[test]
+    fn a_deployments_strategy_is_judged_in_the_api_servers_words() {
+        let verdict = |strategy: Value| {
+            let mut deployment = deployment(json!({"matchLabels": {"app": "d"}}), json!({"app": "d"}));
+            deployment["metadata"]["name"] = "d".into();
+            deployment["spec"]["strategy"] = strategy;
+            super::super::defaults::apply(resources::DEPLOYMENT, &mut deployment);
+            match create(resources::DEPLOYMENT, &deployment) {
+                Ok(()) => "accepted".to_string(),
+                Err(error) => error.message.trim_start_matches("Deployment.apps \"d\" is invalid: ").to_string(),
+            }
+        };
+        let path = "spec.strategy.rollingUpdate";
+        for accepted in [
+            json!(null),
+            json!({"type": "Recreate"}),
+            json!({"type": "Recreate", "rollingUpdate": null}),
+            json!({"rollingUpdate": {"maxSurge": 0}}),
+            json!({"rollingUpdate": {"maxSurge": "150%", "maxUnavailable": "0%"}}),
+        ] {
+            assert_eq!(verdict(accepted.clone()), "accepted", "{accepted}");
+        }
+        assert_eq!(
+            verdict(json!({"rollingUpdate": {"maxSurge": 0, "maxUnavailable": 0}})),
+            format!("{path}.maxUnavailable: Invalid value: 0: may not be 0 when `maxSurge` is 0")
+        );
+        assert_eq!(
+            verdict(json!({"rollingUpdate": {"maxSurge": 0, "maxUnavailable": "0%"}})),
+            format!("{path}.maxUnavailable: Invalid value: \"0%\": may not be 0 when `maxSurge` is 0")
+        );
+        assert_eq!(
+            verdict(json!({"rollingUpdate": {"maxSurge": -1}})),
+            format!("{path}.maxSurge: Invalid value: -1: must be greater than or equal to 0")
+        );
+        assert_eq!(
+            verdict(json!({"rollingUpdate": {"maxUnavailable": "200%"}})),
+            format!("{path}.maxUnavailable: Invalid value: \"200%\": must not be greater than 100%")
+        );
+        assert!(verdict(json!({"rollingUpdate": {"maxSurge": "abc", "maxUnavailable": 0}})).starts_with(&format!(
+            "[{path}.maxSurge: Invalid value: \"abc\": a valid percent string must be a numeric string followed by an ending '%'"
+        )));
+        assert_eq!(
+            verdict(json!({"type": "Recreate", "rollingUpdate": {"maxSurge": 1}})),
+            format!("{path}: Forbidden: may not be specified when strategy `type` is 'Recreate'")
+        );
+        assert_eq!(
+            verdict(json!({"type": "Foo"})),
+            "spec.strategy: Unsupported value: {\"Type\":\"Foo\",\"RollingUpdate\":null}: supported values: \"Recreate\", \"RollingUpdate\""
+        );
+        assert_eq!(
+            verdict(json!({"type": "Foo", "rollingUpdate": {"maxSurge": 1}})),
+            "spec.strategy: Unsupported value: {\"Type\":\"Foo\",\"RollingUpdate\":{\"MaxUnavailable\":0,\"MaxSurge\":1}}: supported values: \"Recreate\", \"RollingUpdate\""
+        );
+
+        // Switching a Deployment created without a strategy to Recreate keeps the rollingUpdate
+        // it was given by default: refused, until the change clears it.
+        let mut current = deployment(json!({"matchLabels": {"app": "d"}}), json!({"app": "d"}));
+        super::super::defaults::apply(resources::DEPLOYMENT, &mut current);
+        let mut recreate = current.clone();
+        recreate["spec"]["strategy"]["type"] = "Recreate".into();
+        super::super::defaults::apply(resources::DEPLOYMENT, &mut recreate);
+        let refused = update(resources::DEPLOYMENT, &current, &recreate).unwrap_err().message;
+        assert!(refused.ends_with("may not be specified when strategy `type` is 'Recreate'"), "{refused}");
+        recreate["spec"]["strategy"].as_object_mut().unwrap().remove("rollingUpdate");
+        assert!(update(resources::DEPLOYMENT, &current, &recreate).is_ok());
+    }
+
+    #[test]
+    fn an_unknown_daemon_set_update_strategy_is_named_with_the_supported_ones() {
+        let mut ds = deployment(json!({"matchLabels": {"app": "d"}}), json!({"app": "d"}));
+        ds["metadata"]["name"] = "d".into();
+        ds["spec"]["updateStrategy"] = json!({"type": "Recreate"});
+        assert_eq!(
+            create(resources::DAEMON_SET, &ds).unwrap_err().message,
+            "DaemonSet.apps \"d\" is invalid: spec.updateStrategy: Unsupported value: {\"Type\":\"Recreate\",\"RollingUpdate\":null}: supported values: \"RollingUpdate\", \"OnDelete\""
+        );
     }
 }
