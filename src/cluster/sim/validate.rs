@@ -1,7 +1,7 @@
 //! The API server's validation that scenarios meet, in its own words: object names, label keys
 //! and values, Service selectors, the apps/v1 controllers' selector rules (required, not
-//! empty, matching the pod template, immutable once created), and how a Deployment or a
-//! DaemonSet rolls.
+//! empty, matching the pod template, immutable once created), how a Deployment or a DaemonSet
+//! rolls, and a Service's ports.
 
 use serde_json::Value;
 
@@ -16,6 +16,7 @@ pub fn create(resource: Resource, object: &Value) -> Result<(), ApiError> {
     let mut causes = common(resource, object);
     causes.extend(controller_selector(resource, object));
     causes.extend(update_strategy(resource, object));
+    causes.extend(service_ports(resource, object));
     finish(resource, object, causes)
 }
 
@@ -30,6 +31,7 @@ pub fn update(resource: Resource, current: &Value, object: &Value) -> Result<(),
         ));
     }
     causes.extend(update_strategy(resource, object));
+    causes.extend(service_ports(resource, object));
     finish(resource, object, causes)
 }
 
@@ -213,6 +215,97 @@ fn update_strategy(resource: Resource, object: &Value) -> Vec<String> {
         causes.extend(over_100(&unavailable_path, &unavailable));
     }
     causes
+}
+
+/// A Service's ports, as upstream's ValidateService judges them: required unless the Service is
+/// headless or an ExternalName; each named (a DNS label, unique) when there are several; port and
+/// numeric targetPort within 1-65535 (a missing or 0 targetPort is the port, as the API defaults
+/// it); a named targetPort an IANA service name; a known protocol; no port twice per protocol.
+fn service_ports(resource: Resource, object: &Value) -> Vec<String> {
+    if resource != resources::SERVICE {
+        return Vec::new();
+    }
+    let spec = &object["spec"];
+    let ports: &[Value] = spec["ports"].as_array().map_or(&[], Vec::as_slice);
+    if ports.is_empty() {
+        let exempt = spec["clusterIP"] == "None" || spec["type"] == "ExternalName";
+        return if exempt { Vec::new() } else { vec!["spec.ports: Required value".to_string()] };
+    }
+    let mut causes = Vec::new();
+    let mut names: Vec<&str> = Vec::new();
+    let in_range = |n: i64| (1..=65535).contains(&n);
+    for (i, port) in ports.iter().enumerate() {
+        let path = format!("spec.ports[{i}]");
+        let name = port["name"].as_str().unwrap_or_default();
+        if name.is_empty() {
+            if ports.len() > 1 {
+                causes.push(format!("{path}.name: Required value"));
+            }
+        } else if !is_dns_label(name) {
+            causes.push(format!("{path}.name: Invalid value: \"{name}\": {DNS_LABEL}"));
+        } else if names.contains(&name) {
+            causes.push(format!("{path}.name: Duplicate value: \"{name}\""));
+        } else {
+            names.push(name);
+        }
+        let number = port["port"].as_i64().unwrap_or(0);
+        if !in_range(number) {
+            causes.push(format!("{path}.port: Invalid value: {number}: must be between 1 and 65535, inclusive"));
+        }
+        let protocol = port["protocol"].as_str().unwrap_or("TCP");
+        if !["TCP", "UDP", "SCTP"].contains(&protocol) {
+            causes.push(format!(
+                "{path}.protocol: Unsupported value: \"{protocol}\": supported values: \"SCTP\", \"TCP\", \"UDP\""
+            ));
+        }
+        match &port["targetPort"] {
+            Value::String(target) => {
+                for problem in port_name_problems(target) {
+                    causes.push(format!("{path}.targetPort: Invalid value: \"{target}\": {problem}"));
+                }
+            }
+            other => {
+                let target = other.as_i64().filter(|n| *n != 0).unwrap_or(number);
+                if !in_range(target) {
+                    causes.push(format!(
+                        "{path}.targetPort: Invalid value: {target}: must be between 1 and 65535, inclusive"
+                    ));
+                }
+            }
+        }
+    }
+    // The same port and protocol twice: the API prints its internal form of the port.
+    for (j, port) in ports.iter().enumerate() {
+        let key = |p: &Value| (p["port"].as_i64().unwrap_or(0), p["protocol"].as_str().unwrap_or("TCP").to_string());
+        if ports[..j].iter().any(|earlier| key(earlier) == key(port)) {
+            let (number, protocol) = key(port);
+            causes.push(format!(
+                "spec.ports[{j}]: Duplicate value: {{\"Name\":\"\",\"Protocol\":\"{protocol}\",\"AppProtocol\":null,\"Port\":{number},\"TargetPort\":0,\"NodePort\":0}}"
+            ));
+        }
+    }
+    causes
+}
+
+/// Upstream's IsValidPortName (an IANA service name), every problem it finds, in its order.
+fn port_name_problems(name: &str) -> Vec<&'static str> {
+    let mut problems = Vec::new();
+    if name.len() > 15 {
+        problems.push("must be no more than 15 characters");
+    }
+    if !name.bytes().all(|b| b == b'-' || b.is_ascii_lowercase() || b.is_ascii_digit()) {
+        problems.push("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)");
+    }
+    if name.contains("--") {
+        problems.push("must not contain consecutive hyphens");
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        problems.push("must not begin or end with a hyphen");
+    }
+    if !name.bytes().any(|b| b.is_ascii_lowercase()) {
+        problems.push("must contain at least one letter (a-z)");
+    }
+    problems
 }
 
 /// The number of a percentage such as `25%` (digits, then `%`); a number too long to hold is
@@ -403,9 +496,9 @@ mod tests {
              \"007\": must be a 32bit integer"
         );
         // Only a pod's cost is judged.
-        assert!(
-            create(resources::SERVICE, &pod(json!({"controller.kubernetes.io/pod-deletion-cost": "high"}))).is_ok()
-        );
+        let mut service = pod(json!({"controller.kubernetes.io/pod-deletion-cost": "high"}));
+        service["spec"] = json!({"ports": [{"port": 80}]});
+        assert!(create(resources::SERVICE, &service).is_ok());
         assert!(
             create(
                 resources::POD,
@@ -567,6 +660,65 @@ mod tests {
         assert_eq!(
             create(resources::DAEMON_SET, &ds).unwrap_err().message,
             "DaemonSet.apps \"d\" is invalid: spec.updateStrategy: Unsupported value: {\"Type\":\"Recreate\",\"RollingUpdate\":null}: supported values: \"RollingUpdate\", \"OnDelete\""
+        );
+    }
+
+    /// kube-apiserver v1.37's messages for the same Service specs (`kubectl apply --dry-run=server`
+    /// on the testbed).
+    #[test]
+    fn a_services_ports_are_judged_in_the_api_servers_words() {
+        let verdict = |spec: Value| {
+            let service = json!({"metadata": {"name": "s"}, "spec": spec});
+            match create(resources::SERVICE, &service) {
+                Ok(()) => "accepted".to_string(),
+                Err(error) => error.message.trim_start_matches("Service \"s\" is invalid: ").to_string(),
+            }
+        };
+        for accepted in [
+            json!({"selector": {"app": "x"}, "ports": [{"port": 80}]}),
+            json!({"selector": {"app": "x"}, "clusterIP": "None"}),
+            json!({"type": "ExternalName", "externalName": "foo.example.com"}),
+            json!({"selector": {"app": "x"}, "ports": [{"port": 80, "targetPort": 0}]}),
+            json!({"ports": [{"name": "http", "port": 80, "targetPort": "http"}, {"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "dns-tcp", "port": 53}]}),
+        ] {
+            assert_eq!(verdict(accepted.clone()), "accepted", "{accepted}");
+        }
+        assert_eq!(verdict(json!({"selector": {"app": "x"}})), "spec.ports: Required value");
+        assert_eq!(
+            verdict(json!({"ports": [{"port": 80}, {"port": 81}]})),
+            "[spec.ports[0].name: Required value, spec.ports[1].name: Required value]"
+        );
+        assert_eq!(
+            verdict(json!({"ports": [{"name": "a", "port": 80}, {"name": "a", "port": 81}]})),
+            "spec.ports[1].name: Duplicate value: \"a\""
+        );
+        assert!(
+            verdict(json!({"ports": [{"name": "Http", "port": 80}]}))
+                .starts_with("spec.ports[0].name: Invalid value: \"Http\": a lowercase RFC 1123 label must consist of")
+        );
+        assert_eq!(
+            verdict(json!({"ports": [{"port": 0}]})),
+            "[spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive, spec.ports[0].targetPort: Invalid value: 0: must be between 1 and 65535, inclusive]"
+        );
+        assert_eq!(
+            verdict(json!({"ports": [{"port": 80, "protocol": "HTTP"}]})),
+            "spec.ports[0].protocol: Unsupported value: \"HTTP\": supported values: \"SCTP\", \"TCP\", \"UDP\""
+        );
+        for (target, problem) in [
+            ("Http_Port", "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)"),
+            ("a-very-long-port-name", "must be no more than 15 characters"),
+            ("123", "must contain at least one letter (a-z)"),
+            ("a--b", "must not contain consecutive hyphens"),
+            ("-ab", "must not begin or end with a hyphen"),
+        ] {
+            assert_eq!(
+                verdict(json!({"ports": [{"port": 80, "targetPort": target}]})),
+                format!("spec.ports[0].targetPort: Invalid value: \"{target}\": {problem}")
+            );
+        }
+        assert_eq!(
+            verdict(json!({"ports": [{"name": "a", "port": 80}, {"name": "b", "port": 80}]})),
+            "spec.ports[1]: Duplicate value: {\"Name\":\"\",\"Protocol\":\"TCP\",\"AppProtocol\":null,\"Port\":80,\"TargetPort\":0,\"NodePort\":0}"
         );
     }
 }
