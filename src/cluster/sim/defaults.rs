@@ -8,16 +8,21 @@ use serde_json::{Value, json};
 
 use super::resources::{self, Resource};
 
+/// Where a kind keeps how it rolls, and the API's defaults for a rolling update:
+/// `(field, maxUnavailable, maxSurge)`.
+pub fn rollout(resource: Resource) -> Option<(&'static str, Value, Value)> {
+    if resource == resources::DEPLOYMENT {
+        Some(("strategy", json!("25%"), json!("25%")))
+    } else if resource == resources::DAEMON_SET {
+        Some(("updateStrategy", json!(1), json!(0)))
+    } else {
+        None
+    }
+}
+
 /// Fills in the defaults of `object`, about to be stored as `resource`.
 pub fn apply(resource: Resource, object: &mut Value) {
-    // (field, maxUnavailable, maxSurge)
-    let (field, unavailable, surge) = if resource == resources::DEPLOYMENT {
-        ("strategy", json!("25%"), json!("25%"))
-    } else if resource == resources::DAEMON_SET {
-        ("updateStrategy", json!(1), json!(0))
-    } else {
-        return;
-    };
+    let Some((field, unavailable, surge)) = rollout(resource) else { return };
     let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) else { return };
     let strategy = spec.entry(field).or_insert_with(|| json!({}));
     let Some(strategy) = strategy.as_object_mut() else { return };

@@ -118,13 +118,11 @@ pub fn selects(selector: &Value, labels: &Value) -> bool {
 /// `rollingUpdate`; a DaemonSet must set exactly one of the two (so `maxSurge: 1` alone, beside
 /// the default maxUnavailable of 1, is refused).
 fn update_strategy(resource: Resource, object: &Value) -> Vec<String> {
-    let (field, types) = if resource == resources::DEPLOYMENT {
-        ("strategy", ["Recreate", "RollingUpdate"])
-    } else if resource == resources::DAEMON_SET {
-        ("updateStrategy", ["RollingUpdate", "OnDelete"])
-    } else {
+    let Some((field, default_unavailable, default_surge)) = super::defaults::rollout(resource) else {
         return Vec::new();
     };
+    let daemon_set = resource == resources::DAEMON_SET;
+    let types = if daemon_set { ["RollingUpdate", "OnDelete"] } else { ["Recreate", "RollingUpdate"] };
     let strategy = &object["spec"][field];
     let kind = strategy["type"].as_str().unwrap_or("RollingUpdate");
     let rolling = &strategy["rollingUpdate"];
@@ -144,29 +142,20 @@ fn update_strategy(resource: Resource, object: &Value) -> Vec<String> {
             supported.join(", ")
         )];
     }
-    if kind == "Recreate" {
-        return match rolling.is_null() {
-            true => Vec::new(),
-            false => vec![format!(
-                "{path}.rollingUpdate: Forbidden: may not be specified when strategy `type` is 'Recreate'"
-            )],
-        };
+    if kind == "Recreate" && !rolling.is_null() {
+        return vec![format!(
+            "{path}.rollingUpdate: Forbidden: may not be specified when strategy `type` is 'Recreate'"
+        )];
     }
     if kind != "RollingUpdate" {
         return Vec::new();
     }
-    let daemon_set = resource == resources::DAEMON_SET;
-    let setting = |key: &str| {
-        let default = match (daemon_set, key) {
-            (true, "maxUnavailable") => Value::from(1),
-            (true, _) => Value::from(0),
-            (false, _) => Value::from("25%"),
-        };
+    let setting = |key: &str, default: Value| {
         let value = rolling.get(key).filter(|v| !v.is_null()).cloned().unwrap_or(default);
         (format!("{path}.rollingUpdate.{key}"), value)
     };
-    let (unavailable_path, unavailable) = setting("maxUnavailable");
-    let (surge_path, surge) = setting("maxSurge");
+    let (unavailable_path, unavailable) = setting("maxUnavailable", default_unavailable);
+    let (surge_path, surge) = setting("maxSurge", default_surge);
     let mut causes = Vec::new();
     for (path, value) in [(&unavailable_path, &unavailable), (&surge_path, &surge)] {
         match value {

@@ -355,13 +355,14 @@ fn surging_update(
     let deletable = (available - budget.desired).clamp(0, off_node.len() as i64) as usize;
     delete_now.extend(off_node.into_iter().take(deletable));
     let room = (budget.surge - surging).clamp(0, candidates.len() as i64) as usize;
-    for pod in delete_now {
-        delete(store, POD, namespace, pod);
-    }
+    // Creations before deletions, as upstream's syncNodes.
     for node in replace_now.into_iter().chain(candidates.into_iter().take(room)) {
         if store.create(POD, namespace, new_pod(ds, hash, node)).is_err() {
             break; // the namespace is being deleted
         }
+    }
+    for pod in delete_now {
+        delete(store, POD, namespace, pod);
     }
 }
 
