@@ -94,6 +94,22 @@ fn the_runbook_slip_is_caught() {
     assert_eq!(near_miss.location().unwrap(), "tests/fixtures/err/enable-slip.rollout:8:28");
 }
 
+/// A manifest applied under `expect-refused` never reaches the cluster: its Service selects
+/// nothing and its pod labels label nothing, so neither counts for the traffic checks.
+#[test]
+fn a_refused_manifest_neither_selects_nor_labels() {
+    let source = "scenario \"refused\" {\n    expect-refused \"spec.ports: Required value\" apply <<YAML\n        apiVersion: v1\n        kind: Service\n        metadata:\n          name: api\n        spec:\n          selector:\n            tier: api\n    YAML\n    select service/web app=web\n}\n";
+    let file = rehearse::check::check_source(Path::new("refused.rollout"), source);
+    let unset: Vec<&str> = file
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == "rehearse::traffic::unset_selector_key")
+        .map(|d| d.message.as_str())
+        .collect();
+    // `app`, which the script selects, is still reported; `tier`, only in the refused Service, is not.
+    assert_eq!(unset, ["nothing in this scenario puts the label `app` on a pod"], "{:?}", file.diagnostics);
+}
+
 #[test]
 fn formatting_is_canonical_idempotent_and_keeps_the_ast() {
     let mut inputs: Vec<PathBuf> = fixtures("ok");

@@ -148,8 +148,13 @@ fn collect<'a>(
         };
         context.report(diagnostic);
     }
+    // What a refused apply declares never reaches the cluster: its labels put nothing on a pod,
+    // its selectors route nothing, so the other checks do not see it.
+    if meant_to_be_refused {
+        return;
+    }
     for object in &manifest.objects {
-        if let Some(problem) = object.selector_problem().filter(|_| !meant_to_be_refused) {
+        if let Some(problem) = object.selector_problem() {
             context.report(selector_diagnostic(&origin, object, &problem));
         }
         declared.push(Declared { origin: origin.clone(), object: object.clone() });
