@@ -146,11 +146,19 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, ds: &Value, nodes: 
     }
     // Upstream waits for its creations and deletions to be observed before rolling on.
     if !managed && ds["spec"]["updateStrategy"]["type"].as_str() != Some("OnDelete") {
-        let budget = Budget::of(ds, nodes, &spec);
+        let rollout = Rollout {
+            namespace,
+            ds,
+            hash: &hash,
+            by_node: &by_node,
+            nodes,
+            budget: Budget::of(ds, nodes, &spec),
+            min_ready: ds["spec"]["minReadySeconds"].as_i64().unwrap_or(0),
+        };
         if surge {
-            surging_update(store, tick, namespace, ds, &hash, &by_node, nodes, budget);
+            rollout.surging(store, tick);
         } else {
-            rolling_update(store, tick, namespace, ds, &hash, &by_node, budget);
+            rollout.rolling(store, tick);
         }
     }
     cleanup_history(store, namespace, ds, &hash);
@@ -255,114 +263,110 @@ fn new_and_old<'a>(ds: &Value, pods: &'a [Arc<Value>], hash: &str) -> Option<(Op
     Some((new, old))
 }
 
-/// Upstream's rollingUpdate with maxSurge 0: old pods are deleted while fewer than
-/// maxUnavailable nodes are without an available up-to-date pod; unavailable old pods always.
-fn rolling_update(
-    store: &mut Store,
-    tick: &mut Tick,
-    namespace: &str,
-    ds: &Value,
-    hash: &str,
-    by_node: &BTreeMap<String, Vec<Arc<Value>>>,
+/// One rolling-update pass over a DaemonSet's pods, node by node.
+struct Rollout<'a> {
+    namespace: &'a str,
+    ds: &'a Value,
+    hash: &'a str,
+    by_node: &'a BTreeMap<String, Vec<Arc<Value>>>,
+    nodes: &'a [Value],
     budget: Budget,
-) {
-    let min_ready = ds["spec"]["minReadySeconds"].as_i64().unwrap_or(0);
-    let mut unavailable = 0;
-    let mut replace_now: Vec<&Value> = Vec::new();
-    let mut candidates: Vec<&Value> = Vec::new();
-    for pods in by_node.values() {
-        let Some((new, old)) = new_and_old(ds, pods, hash) else {
-            unavailable += 1;
-            continue;
-        };
-        match (new, old) {
-            (None, None) | (Some(_), Some(_)) => unavailable += 1,
-            (Some(new), None) => {
-                if !is_available(new, min_ready, tick) {
-                    unavailable += 1;
-                }
-            }
-            (None, Some(old)) => {
-                if !is_available(old, min_ready, tick) {
-                    replace_now.push(old);
-                } else if unavailable < budget.unavailable {
-                    candidates.push(old);
-                }
-            }
-        }
-    }
-    let room = (budget.unavailable - unavailable).clamp(0, candidates.len() as i64) as usize;
-    for pod in replace_now.into_iter().chain(candidates.into_iter().take(room)) {
-        delete(store, POD, namespace, pod);
-    }
+    min_ready: i64,
 }
 
-/// Upstream's rollingUpdate with maxSurge: a node whose old pod is unavailable gets its new pod
-/// at once, up to maxSurge nodes with an available old pod get theirs beside it, and an old pod
-/// goes once the new one on its node is available. An available old pod on a node that should
-/// no longer run the daemon goes only while more pods are available than nodes want one. (Which
-/// nodes surge first is up to map order upstream; here it is node-name order.)
-#[allow(clippy::too_many_arguments)]
-fn surging_update(
-    store: &mut Store,
-    tick: &mut Tick,
-    namespace: &str,
-    ds: &Value,
-    hash: &str,
-    by_node: &BTreeMap<String, Vec<Arc<Value>>>,
-    nodes: &[Value],
-    budget: Budget,
-) {
-    let min_ready = ds["spec"]["minReadySeconds"].as_i64().unwrap_or(0);
-    let spec = pod_spec(ds);
-    let should_run_on = |node: &str| nodes.iter().find(|n| name(n) == node).is_some_and(|n| should_run(&spec, n).0);
-    let (mut surging, mut available) = (0, 0);
-    let mut delete_now: Vec<&Value> = Vec::new();
-    let mut off_node: Vec<&Value> = Vec::new();
-    let mut replace_now: Vec<&str> = Vec::new();
-    let mut candidates: Vec<&str> = Vec::new();
-    for (node, pods) in by_node {
-        let Some((new, old)) = new_and_old(ds, pods, hash) else {
-            surging += 1;
-            continue;
-        };
-        if let Some(pod) = old.or(new)
-            && is_available(pod, min_ready, tick)
-        {
-            available += 1;
-        }
-        match (new, old) {
-            (_, None) => {}
-            (None, Some(old)) => {
-                let old_available = is_available(old, min_ready, tick);
-                match (old_available, should_run_on(node)) {
-                    (false, false) => delete_now.push(old),
-                    (false, true) => replace_now.push(node),
-                    (true, false) => off_node.push(old),
-                    (true, true) if surging < budget.surge => candidates.push(node),
-                    (true, true) => {}
+impl Rollout<'_> {
+    /// Upstream's rollingUpdate with maxSurge 0: old pods are deleted while fewer than
+    /// maxUnavailable nodes are without an available up-to-date pod; unavailable old pods always.
+    fn rolling(&self, store: &mut Store, tick: &mut Tick) {
+        let (ds, hash, budget, min_ready) = (self.ds, self.hash, self.budget, self.min_ready);
+        let mut unavailable = 0;
+        let mut replace_now: Vec<&Value> = Vec::new();
+        let mut candidates: Vec<&Value> = Vec::new();
+        for pods in self.by_node.values() {
+            let Some((new, old)) = new_and_old(ds, pods, hash) else {
+                unavailable += 1;
+                continue;
+            };
+            match (new, old) {
+                (None, None) | (Some(_), Some(_)) => unavailable += 1,
+                (Some(new), None) => {
+                    if !is_available(new, min_ready, tick) {
+                        unavailable += 1;
+                    }
                 }
-            }
-            (Some(new), Some(old)) => {
-                if is_available(new, min_ready, tick) {
-                    delete_now.push(old);
-                } else {
-                    surging += 1;
+                (None, Some(old)) => {
+                    if !is_available(old, min_ready, tick) {
+                        replace_now.push(old);
+                    } else if unavailable < budget.unavailable {
+                        candidates.push(old);
+                    }
                 }
             }
         }
-    }
-    let deletable = (available - budget.desired).clamp(0, off_node.len() as i64) as usize;
-    delete_now.extend(off_node.into_iter().take(deletable));
-    let room = (budget.surge - surging).clamp(0, candidates.len() as i64) as usize;
-    // Creations before deletions, as upstream's syncNodes.
-    for node in replace_now.into_iter().chain(candidates.into_iter().take(room)) {
-        if store.create(POD, namespace, new_pod(ds, hash, node)).is_err() {
-            break; // the namespace is being deleted
+        let room = (budget.unavailable - unavailable).clamp(0, candidates.len() as i64) as usize;
+        for pod in replace_now.into_iter().chain(candidates.into_iter().take(room)) {
+            delete(store, POD, self.namespace, pod);
         }
     }
-    for pod in delete_now {
-        delete(store, POD, namespace, pod);
+
+    /// Upstream's rollingUpdate with maxSurge: a node whose old pod is unavailable gets its new pod
+    /// at once, up to maxSurge nodes with an available old pod get theirs beside it, and an old pod
+    /// goes once the new one on its node is available. An available old pod on a node that should
+    /// no longer run the daemon goes only while more pods are available than nodes want one. (Which
+    /// nodes surge first is up to map order upstream; here it is node-name order.)
+    fn surging(&self, store: &mut Store, tick: &mut Tick) {
+        let (ds, hash, budget, min_ready) = (self.ds, self.hash, self.budget, self.min_ready);
+        let spec = pod_spec(ds);
+        let should_run_on =
+            |node: &str| self.nodes.iter().find(|n| name(n) == node).is_some_and(|n| should_run(&spec, n).0);
+        let (mut surging, mut available) = (0, 0);
+        let mut delete_now: Vec<&Value> = Vec::new();
+        let mut off_node: Vec<&Value> = Vec::new();
+        let mut replace_now: Vec<&str> = Vec::new();
+        let mut candidates: Vec<&str> = Vec::new();
+        for (node, pods) in self.by_node {
+            let Some((new, old)) = new_and_old(ds, pods, hash) else {
+                surging += 1;
+                continue;
+            };
+            if let Some(pod) = old.or(new)
+                && is_available(pod, min_ready, tick)
+            {
+                available += 1;
+            }
+            match (new, old) {
+                (_, None) => {}
+                (None, Some(old)) => {
+                    let old_available = is_available(old, min_ready, tick);
+                    match (old_available, should_run_on(node)) {
+                        (false, false) => delete_now.push(old),
+                        (false, true) => replace_now.push(node),
+                        (true, false) => off_node.push(old),
+                        (true, true) if surging < budget.surge => candidates.push(node),
+                        (true, true) => {}
+                    }
+                }
+                (Some(new), Some(old)) => {
+                    if is_available(new, min_ready, tick) {
+                        delete_now.push(old);
+                    } else {
+                        surging += 1;
+                    }
+                }
+            }
+        }
+        let deletable = (available - budget.desired).clamp(0, off_node.len() as i64) as usize;
+        delete_now.extend(off_node.into_iter().take(deletable));
+        let room = (budget.surge - surging).clamp(0, candidates.len() as i64) as usize;
+        // Creations before deletions, as upstream's syncNodes.
+        for node in replace_now.into_iter().chain(candidates.into_iter().take(room)) {
+            if store.create(POD, self.namespace, new_pod(ds, hash, node)).is_err() {
+                break; // the namespace is being deleted
+            }
+        }
+        for pod in delete_now {
+            delete(store, POD, self.namespace, pod);
+        }
     }
 }
 
