@@ -24,7 +24,10 @@ pub fn rollout(resource: Resource) -> Option<(&'static str, Value, Value)> {
 pub fn apply(resource: Resource, object: &mut Value) {
     let Some((field, unavailable, surge)) = rollout(resource) else { return };
     let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) else { return };
-    let strategy = spec.entry(field).or_insert_with(|| json!({}));
+    let strategy = spec.entry(field).or_insert(Value::Null);
+    if strategy.is_null() {
+        *strategy = json!({});
+    }
     let Some(strategy) = strategy.as_object_mut() else { return };
     if strategy.get("type").and_then(Value::as_str).is_none_or(str::is_empty) {
         strategy.insert("type".into(), "RollingUpdate".into());
@@ -68,6 +71,11 @@ mod tests {
         assert_eq!(
             defaulted(DEPLOYMENT, json!({}))["strategy"],
             json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}})
+        );
+        assert_eq!(
+            defaulted(DEPLOYMENT, json!({"strategy": null})),
+            defaulted(DEPLOYMENT, json!({})),
+            "null is absent"
         );
         assert_eq!(
             defaulted(DEPLOYMENT, json!({"strategy": {"rollingUpdate": {"maxSurge": 0}}}))["strategy"],

@@ -429,6 +429,25 @@ mod tests {
         json!({"metadata": {"name": "rng"}, "spec": {"selector": selector, "template": {"metadata": {"labels": labels}}}})
     }
 
+    /// A controller named `d` whose `spec.<field>` is `strategy`, defaulted as a write is.
+    fn rolling(resource: Resource, field: &str, strategy: Value) -> Value {
+        let mut object = deployment(json!({"matchLabels": {"app": "d"}}), json!({"app": "d"}));
+        object["metadata"]["name"] = "d".into();
+        object["spec"][field] = strategy;
+        super::super::defaults::apply(resource, &mut object);
+        object
+    }
+
+    /// What the API says to creating it: "accepted", or the causes of its refusal.
+    fn strategy_verdict(resource: Resource, field: &str, strategy: Value) -> String {
+        match create(resource, &rolling(resource, field, strategy)) {
+            Ok(()) => "accepted".to_string(),
+            Err(error) => {
+                error.message.split_once(" is invalid: ").map_or(error.message.clone(), |(_, c)| c.to_string())
+            }
+        }
+    }
+
     #[test]
     fn a_template_its_selector_misses_is_refused_in_the_api_servers_words() {
         let error =
@@ -509,16 +528,7 @@ mod tests {
     /// with `kubectl apply --dry-run=server`).
     #[test]
     fn a_daemon_sets_rolling_update_surges_or_leaves_nodes_unavailable_never_both() {
-        let daemon_set = |strategy: Value| {
-            let mut ds = deployment(json!({"matchLabels": {"app": "d"}}), json!({"app": "d"}));
-            ds["metadata"]["name"] = "d".into();
-            ds["spec"]["updateStrategy"] = strategy;
-            ds
-        };
-        let verdict = |strategy: Value| match create(resources::DAEMON_SET, &daemon_set(strategy)) {
-            Ok(()) => "accepted".to_string(),
-            Err(error) => error.message.trim_start_matches("DaemonSet.apps \"d\" is invalid: ").to_string(),
-        };
+        let verdict = |strategy: Value| strategy_verdict(resources::DAEMON_SET, "updateStrategy", strategy);
         let path = "spec.updateStrategy.rollingUpdate";
         let percent = "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')";
         for accepted in [
@@ -565,8 +575,8 @@ mod tests {
             format!("{path}.maxUnavailable: Invalid value: \"150%\": must not be greater than 100%")
         );
         // A change is held to the same rules.
-        let before = daemon_set(json!(null));
-        let after = daemon_set(json!({"rollingUpdate": {"maxSurge": 1}}));
+        let before = rolling(resources::DAEMON_SET, "updateStrategy", json!(null));
+        let after = rolling(resources::DAEMON_SET, "updateStrategy", json!({"rollingUpdate": {"maxSurge": 1}}));
         assert!(update(resources::DAEMON_SET, &before, &after).is_err());
         assert!(create(resources::DEPLOYMENT, &after).is_ok(), "a Deployment's updateStrategy is not a DaemonSet's");
     }
@@ -576,16 +586,7 @@ mod tests {
     /// Deployment with `kubectl patch`).
     #[test]
     fn a_deployments_strategy_is_judged_in_the_api_servers_words() {
-        let verdict = |strategy: Value| {
-            let mut deployment = deployment(json!({"matchLabels": {"app": "d"}}), json!({"app": "d"}));
-            deployment["metadata"]["name"] = "d".into();
-            deployment["spec"]["strategy"] = strategy;
-            super::super::defaults::apply(resources::DEPLOYMENT, &mut deployment);
-            match create(resources::DEPLOYMENT, &deployment) {
-                Ok(()) => "accepted".to_string(),
-                Err(error) => error.message.trim_start_matches("Deployment.apps \"d\" is invalid: ").to_string(),
-            }
-        };
+        let verdict = |strategy: Value| strategy_verdict(resources::DEPLOYMENT, "strategy", strategy);
         let path = "spec.strategy.rollingUpdate";
         for accepted in [
             json!(null),
@@ -630,8 +631,7 @@ mod tests {
 
         // Switching a Deployment created without a strategy to Recreate keeps the rollingUpdate
         // it was given by default: refused, until the change clears it.
-        let mut current = deployment(json!({"matchLabels": {"app": "d"}}), json!({"app": "d"}));
-        super::super::defaults::apply(resources::DEPLOYMENT, &mut current);
+        let current = rolling(resources::DEPLOYMENT, "strategy", json!(null));
         let mut recreate = current.clone();
         recreate["spec"]["strategy"]["type"] = "Recreate".into();
         super::super::defaults::apply(resources::DEPLOYMENT, &mut recreate);
@@ -643,12 +643,9 @@ mod tests {
 
     #[test]
     fn an_unknown_daemon_set_update_strategy_is_named_with_the_supported_ones() {
-        let mut ds = deployment(json!({"matchLabels": {"app": "d"}}), json!({"app": "d"}));
-        ds["metadata"]["name"] = "d".into();
-        ds["spec"]["updateStrategy"] = json!({"type": "Recreate"});
         assert_eq!(
-            create(resources::DAEMON_SET, &ds).unwrap_err().message,
-            "DaemonSet.apps \"d\" is invalid: spec.updateStrategy: Unsupported value: {\"Type\":\"Recreate\",\"RollingUpdate\":null}: supported values: \"RollingUpdate\", \"OnDelete\""
+            strategy_verdict(resources::DAEMON_SET, "updateStrategy", json!({"type": "Recreate"})),
+            "spec.updateStrategy: Unsupported value: {\"Type\":\"Recreate\",\"RollingUpdate\":null}: supported values: \"RollingUpdate\", \"OnDelete\""
         );
     }
 
