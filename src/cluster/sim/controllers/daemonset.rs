@@ -329,25 +329,24 @@ impl Rollout<'_> {
                 surging += 1;
                 continue;
             };
-            if let Some(pod) = old.or(new)
-                && is_available(pod, min_ready, tick)
-            {
+            // Each pod's availability read once (it may also ask for a wake-up).
+            let new_available = new.is_some_and(|pod| is_available(pod, min_ready, tick));
+            let old_available = old.is_some_and(|pod| is_available(pod, min_ready, tick));
+            // A node counts as available by its old pod when it has one, else by its new one.
+            if (old.is_some() && old_available) || (old.is_none() && new_available) {
                 available += 1;
             }
             match (new, old) {
                 (_, None) => {}
-                (None, Some(old)) => {
-                    let old_available = is_available(old, min_ready, tick);
-                    match (old_available, should_run_on(node)) {
-                        (false, false) => delete_now.push(old),
-                        (false, true) => replace_now.push(node),
-                        (true, false) => off_node.push(old),
-                        (true, true) if surging < budget.surge => candidates.push(node),
-                        (true, true) => {}
-                    }
-                }
-                (Some(new), Some(old)) => {
-                    if is_available(new, min_ready, tick) {
+                (None, Some(old)) => match (old_available, should_run_on(node)) {
+                    (false, false) => delete_now.push(old),
+                    (false, true) => replace_now.push(node),
+                    (true, false) => off_node.push(old),
+                    (true, true) if surging < budget.surge => candidates.push(node),
+                    (true, true) => {}
+                },
+                (Some(_), Some(old)) => {
+                    if new_available {
                         delete_now.push(old);
                     } else {
                         surging += 1;
