@@ -125,3 +125,33 @@ fn an_undeclared_field_is_refused_by_server_side_apply_in_the_same_words_on_both
     assert_eq!(code, 3, "{on_testbed}");
     assert_eq!(message(&on_builtin), message(&on_testbed), "built-in:\n{on_builtin}\ntestbed:\n{on_testbed}");
 }
+
+/// A StatefulSet, whose controller the built-in cluster does not run; `refused` wraps its apply
+/// in `expect-refused`.
+fn stateful_set_scenario(refused: bool) -> String {
+    let apply = if refused { "expect-refused apply" } else { "apply" };
+    format!(
+        "scenario \"stateful\" {{\n    {apply} <<YAML\napiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  serviceName: web\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n        - name: web\n          image: nginx\nYAML\n    expect pods app=web count 2\n}}\n"
+    )
+}
+
+#[test]
+fn a_kind_whose_pods_the_builtin_cluster_would_not_start_stops_the_scenario_instead_of_deciding_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = script(dir.path(), "stateful.rollout", &stateful_set_scenario(false));
+    // On a cluster the StatefulSet's pods start and the scenario passes...
+    let (code, on_testbed) = run(common::rehearse(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 0, "{on_testbed}");
+    // ...so the built-in cluster, which would start none, must not give a verdict: it stops
+    // with an infrastructure error (exit 3) that says where to run the scenario instead.
+    let (code, on_builtin) = run(builtin(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 3, "{on_builtin}");
+    assert!(on_builtin.contains("the built-in cluster does not run the StatefulSet controller"), "{on_builtin}");
+    assert!(on_builtin.contains("statefulset/web would start pods"), "{on_builtin}");
+    assert!(on_builtin.contains("run it on a cluster (--context, --kubeconfig or KUBECONFIG)"), "{on_builtin}");
+    // It is not a refusal of the object: `expect-refused` does not take it.
+    let path = script(dir.path(), "refused.rollout", &stateful_set_scenario(true));
+    let (code, on_builtin) = run(builtin(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 3, "{on_builtin}");
+    assert!(!on_builtin.contains("refused by the API"), "{on_builtin}");
+}

@@ -171,6 +171,11 @@ impl From<kube::Error> for StepError {
                 by: RefusedBy::Api { code: status.code, reason: status.reason.clone() },
                 message: status.message,
             },
+            // The built-in cluster cannot rehearse this scenario truthfully; its message says why
+            // and where to run it instead.
+            kube::Error::Api(status) if status.reason == crate::cluster::sim::error::NOT_RUN => {
+                StepError::Infrastructure(status.message)
+            }
             kube::Error::Api(status) if status.code == 429 || status.code >= 500 => StepError::Infrastructure(format!(
                 "the API server failed ({} {}): {}",
                 status.code, status.reason, status.message

@@ -292,6 +292,7 @@ fn create(state: &mut State, target: &Target, mut object: Value) -> Result<Arc<V
     }
     super::defaults::apply(target.resource, &mut object);
     validate::create(target.resource, &object)?;
+    refuse_unrun(target.resource, &object)?;
     let mut created = state.store.create(target.resource, &target.namespace, object)?;
     if target.resource == resources::NAMESPACE {
         let mut active = Arc::unwrap_or_clone(created);
@@ -299,6 +300,17 @@ fn create(state: &mut State, target: &Target, mut object: Value) -> Result<Arc<V
         created = state.store.update(target.resource, "", active)?;
     }
     Ok(created)
+}
+
+/// After validation, as the API server would have accepted the object: only a valid object of
+/// a kind whose controller does not run here is turned away.
+fn refuse_unrun(resource: Resource, object: &Value) -> Result<(), ApiError> {
+    if resources::CONTROLLER_NOT_RUN.contains(&resource) {
+        let metadata = &object["metadata"];
+        let name = metadata["name"].as_str().or_else(|| metadata["generateName"].as_str()).unwrap_or_default();
+        return Err(ApiError::controller_not_run(resource, name));
+    }
+    Ok(())
 }
 
 fn replace(state: &mut State, target: &Target, name: &str, object: Value) -> Result<Arc<Value>, ApiError> {
@@ -345,6 +357,7 @@ fn apply(state: &mut State, target: &Target, name: &str, mut applied: Value) -> 
             let mut object = applied.clone();
             super::defaults::apply(target.resource, &mut object);
             validate::create(target.resource, &object)?;
+            refuse_unrun(target.resource, &object)?;
             state.store.create(target.resource, &target.namespace, object)?
         }
         Some(current) => {
@@ -831,5 +844,38 @@ mod tests {
         assert!(line.ends_with("}\n"), "{line}");
         let event: serde_json::Value = serde_json::from_str(line).unwrap();
         assert_eq!(event["object"]["metadata"]["name"], "web");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_kind_that_starts_pods_on_a_cluster_but_not_here_is_not_created() {
+        let client = SimCluster::start(2, Pace::Fast).client();
+        let template = json!({
+            "metadata": {"labels": {"app": "batch"}},
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "batch", "image": "batch:1"}]},
+        });
+        let job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "once"}, "spec": {"template": template}});
+        let cron = json!({
+            "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "nightly"},
+            "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": template}}},
+        });
+        for (plural, object) in [("jobs", job), ("cronjobs", cron)] {
+            let resource = ApiResource::from_gvk_with_plural(
+                &kube::core::GroupVersionKind::gvk("batch", "v1", object["kind"].as_str().unwrap()),
+                plural,
+            );
+            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &resource);
+            let name = object["metadata"]["name"].as_str().unwrap();
+            let typed: DynamicObject = serde_json::from_value(object.clone()).unwrap();
+            // By create and by server-side apply alike.
+            let created = api.create(&PostParams::default(), &typed).await;
+            let applied = api.patch(name, &PatchParams::apply("rehearse"), &Patch::Apply(&object)).await;
+            for answer in [created.map(|_| ()), applied.map(|_| ())] {
+                let Err(kube::Error::Api(status)) = answer else { panic!("{plural}: {answer:?}") };
+                assert_eq!((status.code, status.reason.as_str()), (501, crate::cluster::sim::error::NOT_RUN));
+                let kind = object["kind"].as_str().unwrap();
+                assert!(status.message.contains(&format!("does not run the {kind} controller")), "{}", status.message);
+            }
+            assert!(api.list(&Default::default()).await.unwrap().items.is_empty(), "{plural} stored");
+        }
     }
 }

@@ -5,6 +5,9 @@ use serde_json::{Value, json};
 
 use super::resources::Resource;
 
+/// The reason of `ApiError::controller_not_run`, which the executor tells from an outage.
+pub const NOT_RUN: &str = "NotRunByBuiltinCluster";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub code: u16,
@@ -72,6 +75,21 @@ impl ApiError {
 
     pub fn no_route(path: &str) -> ApiError {
         ApiError::new(404, "NotFound", format!("the server could not find the requested resource ({path})"))
+    }
+
+    /// What the built-in cluster answers to the creation of a kind in
+    /// `resources::CONTROLLER_NOT_RUN`: not a refusal of the object (a cluster would take it),
+    /// but a scenario it cannot rehearse truthfully. 501, so that no `expect-refused` takes it.
+    pub fn controller_not_run(resource: Resource, name: &str) -> ApiError {
+        ApiError::new(
+            501,
+            NOT_RUN,
+            format!(
+                "the built-in cluster does not run the {kind} controller: on a real cluster {lower}/{name} would start pods, here none would, so no verdict of this scenario could be trusted; run it on a cluster (--context, --kubeconfig or KUBECONFIG)",
+                kind = resource.kind,
+                lower = resource.kind.to_ascii_lowercase(),
+            ),
+        )
     }
 
     pub fn gone(resource_version: u64) -> ApiError {

@@ -68,6 +68,15 @@ pub const DAEMON_SET: Resource = kind("apps", "DaemonSet", "daemonsets", true, &
 pub const CONTROLLER_REVISION: Resource = kind("apps", "ControllerRevision", "controllerrevisions", true, &[]);
 pub const ENDPOINT_SLICE: Resource = kind("discovery.k8s.io", "EndpointSlice", "endpointslices", true, &[]);
 
+pub const STATEFUL_SET: Resource = kind("apps", "StatefulSet", "statefulsets", true, &["sts"]);
+pub const JOB: Resource = kind("batch", "Job", "jobs", true, &[]);
+pub const CRON_JOB: Resource = kind("batch", "CronJob", "cronjobs", true, &["cj"]);
+
+/// Kinds whose controllers start pods on a real cluster but do not run here. Storing one
+/// silently would let a scenario pass or fail for want of pods a cluster would have started,
+/// so the built-in cluster will not create one (see `ApiError::controller_not_run`).
+pub const CONTROLLER_NOT_RUN: &[Resource] = &[STATEFUL_SET, JOB, CRON_JOB];
+
 /// Every served kind, grouped by API group in discovery order.
 pub const ALL: &[Resource] = &[
     NAMESPACE,
@@ -82,11 +91,11 @@ pub const ALL: &[Resource] = &[
     DEPLOYMENT,
     REPLICA_SET,
     DAEMON_SET,
-    kind("apps", "StatefulSet", "statefulsets", true, &["sts"]),
+    STATEFUL_SET,
     CONTROLLER_REVISION,
     ENDPOINT_SLICE,
-    kind("batch", "Job", "jobs", true, &[]),
-    kind("batch", "CronJob", "cronjobs", true, &["cj"]),
+    JOB,
+    CRON_JOB,
     kind("policy", "PodDisruptionBudget", "poddisruptionbudgets", true, &["pdb"]),
     kind("networking.k8s.io", "Ingress", "ingresses", true, &["ing"]),
     kind("networking.k8s.io", "NetworkPolicy", "networkpolicies", true, &["netpol"]),
