@@ -2,7 +2,9 @@
 //! `<service>-<suffix>` listing every selected pod that has an IP (terminating ones included),
 //! with upstream's conditions (ready = serving and not terminating, unless
 //! publishNotReadyAddresses; serving = the pod's Ready; terminating = being deleted). Pods whose
-//! target ports resolve differently go to different slices, as upstream groups them by port set.
+//! target ports resolve differently go to different slices, as upstream groups them by port set;
+//! a port a pod does not serve (a named targetPort it does not declare) is left out of its
+//! endpoint, and the pod still listed.
 //!
 //! As upstream, the controller leaves a Service without a selector alone, slices included: a
 //! selector removed leaves the slices as they were (kubernetes/kubernetes#118376); a Service
@@ -149,12 +151,10 @@ fn endpoints_by_ports(
             continue;
         }
         let mut ports = Vec::new();
-        let mut resolved = true;
         for service_port in &service_ports {
-            let Some(port) = pod_port(service_port, pod) else {
-                resolved = false;
-                break;
-            };
+            // As upstream's getEndpointPorts: a port the pod does not serve is left out of its
+            // endpoint, not the pod out of the service.
+            let Some(port) = pod_port(service_port, pod) else { continue };
             let mut port = json!({
                 "name": service_port["name"].as_str().unwrap_or_default(),
                 "protocol": service_port["protocol"].as_str().unwrap_or("TCP"),
@@ -164,9 +164,6 @@ fn endpoints_by_ports(
                 port["appProtocol"] = app.clone();
             }
             ports.push(port);
-        }
-        if !resolved {
-            continue;
         }
         let serving = is_ready(pod);
         let terminating = is_deleting(pod);
@@ -190,7 +187,7 @@ fn endpoints_by_ports(
         {
             endpoint["hostname"] = hostname.into();
         }
-        let ports = Value::Array(ports);
+        let ports = null_if_empty(ports);
         match groups.iter_mut().find(|(p, _)| *p == ports) {
             Some((_, endpoints)) => endpoints.push(endpoint),
             None => groups.push((ports, vec![endpoint])),
@@ -198,6 +195,12 @@ fn endpoints_by_ports(
     }
     // Store order is already by pod name within the namespace.
     groups
+}
+
+/// A list as the API server writes an empty one in an EndpointSlice (`ports` and `endpoints`
+/// are not omitted when empty): `null`.
+fn null_if_empty(items: Vec<Value>) -> Value {
+    if items.is_empty() { Value::Null } else { Value::Array(items) }
 }
 
 /// Brings the service's managed slices to `groups` (one slice per port set; one empty slice when
@@ -234,13 +237,8 @@ fn reconcile(store: &mut Store, namespace: &str, service: &Value, mut groups: Ve
         desired["metadata"]["labels"] = Value::Object(labels.clone());
         desired["metadata"]["ownerReferences"] = json!([controller_ref(service, "v1", "Service")]);
         desired["addressType"] = "IPv4".into();
-        desired["endpoints"] = Value::Array(endpoints);
-        match ports {
-            Value::Null => {
-                desired.as_object_mut().expect("an object").remove("ports");
-            }
-            ports => desired["ports"] = ports,
-        }
+        desired["endpoints"] = null_if_empty(endpoints);
+        desired["ports"] = ports;
         match slice {
             Some(slice) if slice == desired => {}
             Some(_) => {

@@ -455,7 +455,9 @@ async fn endpoint_slices_follow_pods_at_the_kind_pace() {
         json!({"team": "a", "kubernetes.io/service-name": "web", "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"})
     );
     assert_eq!(slice["metadata"]["ownerReferences"][0]["uid"], svc["metadata"]["uid"]);
-    assert_eq!(slice["endpoints"], json!([]), "the pod has no IP yet");
+    // The placeholder, as the API server stores it: empty lists written as null.
+    assert_eq!((&slice["endpoints"], &slice["ports"]), (&Value::Null, &Value::Null), "the pod has no IP yet");
+    assert!(slice.as_object().unwrap().contains_key("ports"));
 
     cluster.wait(3).await;
     let slice = &cluster.list(ENDPOINT_SLICE)[0];
@@ -492,6 +494,29 @@ async fn endpoint_slices_follow_pods_at_the_kind_pace() {
     cluster.store.remove(SERVICE, NS, "web");
     cluster.controllers.reconcile(&mut cluster.store);
     assert!(cluster.list(ENDPOINT_SLICE).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_port_a_pod_does_not_declare_is_left_out_of_its_endpoint_not_the_pod_out_of_the_service() {
+    let mut cluster = Cluster::new(Pace::Fast);
+    let mut svc = service("web", "web");
+    svc["spec"]["ports"] = json!([
+        {"name": "numbered", "port": 80, "targetPort": 8080},
+        {"name": "named", "port": 81, "targetPort": "metrics"},
+    ]);
+    cluster.create(SERVICE, svc);
+    cluster.create(DEPLOYMENT, deployment("web", 2, "v1"));
+    let slices = cluster.list(ENDPOINT_SLICE);
+    assert_eq!(slices.len(), 1);
+    assert_eq!(slices[0]["ports"], json!([{"name": "numbered", "protocol": "TCP", "port": 8080}]));
+    assert_eq!(slices[0]["endpoints"].as_array().unwrap().len(), 2);
+
+    // With no port left, the pods are still listed, in a slice whose ports are null.
+    cluster.change(SERVICE, "web", |s| s["spec"]["ports"] = json!([{"port": 81, "targetPort": "metrics"}]));
+    let slices = cluster.list(ENDPOINT_SLICE);
+    assert_eq!(slices.len(), 1);
+    assert_eq!(slices[0]["ports"], Value::Null);
+    assert_eq!(slices[0]["endpoints"].as_array().unwrap().len(), 2);
 }
 
 #[tokio::test(start_paused = true)]
