@@ -155,3 +155,38 @@ fn a_kind_whose_pods_the_builtin_cluster_would_not_start_stops_the_scenario_inst
     assert_eq!(code, 3, "{on_builtin}");
     assert!(!on_builtin.contains("refused by the API"), "{on_builtin}");
 }
+
+#[test]
+fn a_rollout_past_its_progress_deadline_fails_at_once_with_the_same_words_on_both_clusters() {
+    let dir = tempfile::tempdir().unwrap();
+    // No node carries `disk: ssd`: the pods never schedule, and after 5 s without progress the
+    // Deployment controller gives up (Progressing=False, ProgressDeadlineExceeded), as
+    // `kubectl rollout status` reports. Neither the wait nor the snapshot waits out its timeout.
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  progressDeadlineSeconds: 5\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      nodeSelector:\n        disk: ssd\n      containers:\n        - name: web\n          image: nginx\n";
+    let path = script(
+        dir.path(),
+        "stalled.rollout",
+        &format!(
+            "scenario \"wait\" {{\n    apply <<YAML\n{deployment}YAML\n    wait rollout deployment/web within 2m\n}}\n\nscenario \"snapshot\" {{\n    apply <<YAML\n{deployment}YAML\n    expect pods app=web count 2\n    snapshot \"stalled\" within 2m\n}}\n"
+        ),
+    );
+    let failures = |output: &str| -> Vec<String> {
+        output
+            .lines()
+            .filter(|l| l.contains("FAIL ") && l.contains("stalled.rollout:"))
+            .map(|l| l[l.find("stalled.rollout:").unwrap()..].to_string())
+            .collect()
+    };
+    let started = Instant::now();
+    let (code, on_testbed) = run(common::rehearse(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 1, "{on_testbed}");
+    assert!(started.elapsed() < Duration::from_secs(100), "waited out the timeouts: {on_testbed}");
+    let (code, on_builtin) = run(builtin(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 1, "{on_builtin}");
+    let expected = [
+        "stalled.rollout:26:5: `wait rollout deployment/web within 2m`: deployment/web exceeded its progress deadline (5s without progress): 2 of 2 updated, 0 available",
+        "stalled.rollout:53:5: `snapshot \"stalled\" within 2m`: the cluster will not settle: deployment/web exceeded its progress deadline (5s without progress): 2 of 2 updated, 0 available",
+    ];
+    assert_eq!(failures(&on_builtin), expected, "{on_builtin}");
+    assert_eq!(failures(&on_testbed), expected, "{on_testbed}");
+}

@@ -51,7 +51,7 @@ fn evaluate(step: &Step, context: &Context<'_>) -> Result<Verdict, StepError> {
     match &step.kind {
         StepKind::ExpectTraffic { service, expectation } => traffic(context, service, expectation),
         StepKind::Expect { subject, expectation } => expect(context, subject, expectation),
-        StepKind::Wait(WaitFor::Rollout(target)) => Ok(rolled_out(context, target)),
+        StepKind::Wait(WaitFor::Rollout(target)) => rolled_out(context, target),
         StepKind::Wait(WaitFor::Condition { target, condition, status }) => {
             let status = status.as_ref().map_or("True", |s| s.value.as_str());
             let pods = pods(context, target)?;
@@ -300,7 +300,7 @@ fn expect(context: &Context<'_>, subject: &Target, expectation: &Expectation) ->
             })
         }
         Expectation::RolledOut(_) => match subject {
-            Target::Object(object) => Ok(rolled_out(context, object)),
+            Target::Object(object) => rolled_out(context, object),
             _ => Err(StepError::Failed("`rolled-out` needs a deployment or daemonset".into())),
         },
         Expectation::OnePerNode(_) => {
@@ -354,38 +354,68 @@ fn owned_by(context: &Context<'_>, kind: &str, name: &str, owner: &ObjectRef) ->
     false
 }
 
-fn rolled_out(context: &Context<'_>, target: &ObjectRef) -> Verdict {
-    rollout(&context.view, target.kind, &target.name.value)
+fn rolled_out(context: &Context<'_>, target: &ObjectRef) -> Result<Verdict, StepError> {
+    match rollout(&context.view, target.kind, &target.name.value) {
+        Rollout::Done(observed) => Ok(Ok(observed)),
+        Rollout::Rolling { observed, .. } => Ok(Err(observed)),
+        Rollout::Stalled(why) => Err(stalled(context, why)),
+    }
 }
 
-/// Whether a Deployment or DaemonSet has rolled out: its controller saw the current spec and
-/// every wanted pod is updated and available.
-fn rollout(view: &super::view::View, kind: Option<Kind>, name: &str) -> Verdict {
+/// How far a Deployment or DaemonSet has rolled out.
+enum Rollout {
+    /// Its controller saw the current spec and every wanted pod is updated and available.
+    Done(String),
+    /// Not yet. `paused_and_scaled`: a paused Deployment whose controller has done all it will
+    /// do while paused (every wanted pod exists and is available; the update waits for a resume).
+    Rolling { observed: String, paused_and_scaled: bool },
+    /// It will not finish: the Deployment controller gave up on it, as `kubectl rollout status`
+    /// reports (its Progressing condition says ProgressDeadlineExceeded).
+    Stalled(String),
+}
+
+/// Where a Deployment or DaemonSet's rollout stands, from its status as its controller wrote it.
+fn rollout(view: &super::view::View, kind: Option<Kind>, name: &str) -> Rollout {
     let target = format!("{}/{name}", kind.map_or("object", |k| k.name()));
+    let rolling = |observed: String| Rollout::Rolling { observed, paused_and_scaled: false };
     match kind {
         Some(Kind::Deployment) => {
             let Some(d) = view.deployments.state().into_iter().find(|d| d.metadata.name.as_deref() == Some(name))
             else {
-                return Err(format!("{target} does not exist"));
+                return rolling(format!("{target} does not exist"));
             };
-            let wanted = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+            let spec = d.spec.as_ref();
+            let wanted = spec.and_then(|s| s.replicas).unwrap_or(1);
             let status = d.status.clone().unwrap_or_default();
             let current = status.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0);
-            let done = current
-                && status.updated_replicas.unwrap_or(0) == wanted
-                && status.replicas.unwrap_or(0) == wanted
-                && status.available_replicas.unwrap_or(0) == wanted;
+            let scaled =
+                current && status.replicas.unwrap_or(0) == wanted && status.available_replicas.unwrap_or(0) == wanted;
             let observed = format!(
                 "{} of {wanted} updated, {} available",
                 status.updated_replicas.unwrap_or(0),
                 status.available_replicas.unwrap_or(0)
             );
-            if done { Ok(format!("rolled out: {wanted} available")) } else { Err(observed) }
+            let deadline_passed = status
+                .conditions
+                .iter()
+                .flatten()
+                .any(|c| c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded"));
+            if scaled && status.updated_replicas.unwrap_or(0) == wanted {
+                Rollout::Done(format!("rolled out: {wanted} available"))
+            } else if current && deadline_passed {
+                let seconds = spec.and_then(|s| s.progress_deadline_seconds).unwrap_or(600);
+                Rollout::Stalled(format!(
+                    "{target} exceeded its progress deadline ({seconds}s without progress): {observed}"
+                ))
+            } else {
+                let paused = spec.and_then(|s| s.paused).unwrap_or(false);
+                Rollout::Rolling { observed, paused_and_scaled: paused && scaled }
+            }
         }
         Some(Kind::DaemonSet) => {
             let Some(d) = view.daemon_sets.state().into_iter().find(|d| d.metadata.name.as_deref() == Some(name))
             else {
-                return Err(format!("{target} does not exist"));
+                return rolling(format!("{target} does not exist"));
             };
             let status = d.status.clone().unwrap_or_default();
             let current = status.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0);
@@ -400,20 +430,32 @@ fn rollout(view: &super::view::View, kind: Option<Kind>, name: &str) -> Verdict 
                 status.updated_number_scheduled.unwrap_or(0),
                 status.number_available.unwrap_or(0)
             );
-            if done { Ok(format!("rolled out: {desired} available")) } else { Err(observed) }
+            if done { Rollout::Done(format!("rolled out: {desired} available")) } else { rolling(observed) }
         }
-        _ => Err(format!("{target} has no rollout")),
+        _ => rolling(format!("{target} has no rollout")),
     }
+}
+
+/// A rollout that will not finish: `why`, then what the pods still starting wait for.
+fn stalled(context: &Context<'_>, mut why: String) -> StepError {
+    let in_flux = describe::PodsInFlux::of(&context.view.pods.state(), &context.pod_variables(), context.clock.now());
+    if !in_flux.is_empty() {
+        why.push_str(&format!("\n  pods in flux:\n  - {}", in_flux.summary().join("\n  - ")));
+    }
+    StepError::Failed(why)
 }
 
 /// Waits until the cluster has settled, so that what is recorded next does not depend on the
 /// moment: the endpoints of every Service (or of `only` that one) route to exactly the ready pods
 /// its selector matches (the endpoint controller lags the pods, by its batching or a retry), and,
-/// for a whole snapshot, every Deployment and DaemonSet has rolled out. A guard starts from the
-/// first; a snapshot records only after both, so it reads the same at every pace.
+/// for a whole snapshot, every Deployment and DaemonSet has rolled out (a paused Deployment,
+/// as far as it will while paused). A guard starts from the first; a snapshot records only after
+/// both, so it reads the same at every pace. A rollout past its progress deadline will not
+/// settle: that fails at once.
 pub async fn settle(context: &Context<'_>, timeout: Duration, only: Option<&str>) -> Result<(), StepError> {
     let deadline = tokio::time::Instant::now() + timeout;
-    let unsettled = |view: &super::view::View| -> Result<(), String> {
+    // Ok(None) once settled, Ok(Some(why)) when it never will, Err(why) while it has not yet.
+    let unsettled = |view: &super::view::View| -> Result<Option<String>, String> {
         for service in view.services.state() {
             let Some(name) = service.metadata.name.clone().filter(|name| only.is_none_or(|only| only == name)) else {
                 continue;
@@ -437,7 +479,7 @@ pub async fn settle(context: &Context<'_>, timeout: Duration, only: Option<&str>
             }
         }
         if only.is_some() {
-            return Ok(());
+            return Ok(None);
         }
         let controllers = view
             .deployments
@@ -449,19 +491,25 @@ pub async fn settle(context: &Context<'_>, timeout: Duration, only: Option<&str>
             )
             .collect::<Vec<_>>();
         for (kind, name) in controllers {
-            if let Err(observed) = rollout(view, Some(kind), &name) {
-                return Err(format!("{kind}/{name} never finished rolling out: {observed}"));
+            match rollout(view, Some(kind), &name) {
+                Rollout::Done(_) | Rollout::Rolling { paused_and_scaled: true, .. } => {}
+                Rollout::Rolling { observed, .. } => {
+                    return Err(format!("{kind}/{name} never finished rolling out: {observed}"));
+                }
+                Rollout::Stalled(why) => return Ok(Some(why)),
             }
         }
-        Ok(())
+        Ok(None)
     };
-    context.view.wait_for(deadline, unsettled).await.map_err(|unmet| match unmet {
-        Unmet::Pending(why) => timed_out(
+    match context.view.wait_for(deadline, unsettled).await {
+        Ok(None) => Ok(()),
+        Ok(Some(stalled_rollout)) => Err(stalled(context, format!("the cluster will not settle: {stalled_rollout}"))),
+        Err(Unmet::Pending(why)) => Err(timed_out(
             context,
             format!("the cluster did not settle within {}: {why}", crate::model::duration::format(timeout)),
-        ),
-        Unmet::Cluster(why) => StepError::Infrastructure(why),
-    })
+        )),
+        Err(Unmet::Cluster(why)) => Err(StepError::Infrastructure(why)),
+    }
 }
 
 /// The observed state recorded by `snapshot`: services and where their traffic goes, pods by
