@@ -190,3 +190,44 @@ fn a_rollout_past_its_progress_deadline_fails_at_once_with_the_same_words_on_bot
     assert_eq!(failures(&on_builtin), expected, "{on_builtin}");
     assert_eq!(failures(&on_testbed), expected, "{on_testbed}");
 }
+
+#[test]
+fn a_rollout_that_waits_for_the_user_fails_a_wait_at_once_with_the_same_words_on_both_clusters() {
+    let dir = tempfile::tempdir().unwrap();
+    // A paused Deployment and an OnDelete DaemonSet take a new template but roll it out only when
+    // the user resumes or deletes: nothing in a scenario does so while a step waits.
+    let deployment = |paused: bool, version: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  paused: {paused}\n  replicas: 2\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n        version: \"{version}\"\n    spec:\n      containers:\n        - name: web\n          image: nginx\n"
+        )
+    };
+    let daemon_set = "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: agent\nspec:\n  updateStrategy:\n    type: OnDelete\n  selector:\n    matchLabels:\n      app: agent\n  template:\n    metadata:\n      labels:\n        app: agent\n    spec:\n      containers:\n        - name: agent\n          image: nginx\n";
+    let path = script(
+        dir.path(),
+        "held.rollout",
+        &format!(
+            "scenario \"paused\" {{\n    apply <<YAML\n{}YAML\n    wait rollout deployment/web\n    apply <<YAML\n{}YAML\n    wait rollout deployment/web within 2m\n}}\n\nscenario \"on delete\" {{\n    apply <<YAML\n{daemon_set}YAML\n    wait rollout daemonset/agent\n    template daemonset/agent version=2\n    expect daemonset/agent rolled-out within 2m\n}}\n",
+            deployment(false, "1"),
+            deployment(true, "2"),
+        ),
+    );
+    let failures = |output: &str| -> Vec<String> {
+        output
+            .lines()
+            .filter(|l| l.contains("FAIL ") && l.contains("held.rollout:"))
+            .map(|l| l[l.find("held.rollout:").unwrap()..].to_string())
+            .collect()
+    };
+    let started = Instant::now();
+    let (code, on_testbed) = run(common::rehearse(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 1, "{on_testbed}");
+    assert!(started.elapsed() < Duration::from_secs(100), "waited out the timeouts: {on_testbed}");
+    let (code, on_builtin) = run(builtin(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 1, "{on_builtin}");
+    let expected = [
+        "held.rollout:47:5: `wait rollout deployment/web within 2m`: deployment/web is paused: its template rolls out once it is resumed: 0 of 2 updated, 2 available",
+        "held.rollout:73:5: `expect daemonset/agent rolled-out within 2m`: daemonset/agent updates a node's pod only once that pod is deleted (updateStrategy OnDelete): 0 of 2 updated, 2 available",
+    ];
+    assert_eq!(failures(&on_builtin), expected, "{on_builtin}");
+    assert_eq!(failures(&on_testbed), expected, "{on_testbed}");
+}

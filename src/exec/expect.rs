@@ -357,8 +357,9 @@ fn owned_by(context: &Context<'_>, kind: &str, name: &str, owner: &ObjectRef) ->
 fn rolled_out(context: &Context<'_>, target: &ObjectRef) -> Result<Verdict, StepError> {
     match rollout(&context.view, target.kind, &target.name.value) {
         Rollout::Done(observed) => Ok(Ok(observed)),
-        Rollout::Rolling { observed, .. } => Ok(Err(observed)),
-        Rollout::Stalled(why) => Err(stalled(context, why)),
+        Rollout::Rolling(observed) => Ok(Err(observed)),
+        // Nothing in a scenario can resume it while a step waits: waiting could only time out.
+        Rollout::Held(why) | Rollout::Stalled(why) => Err(stalled(context, why)),
     }
 }
 
@@ -366,9 +367,11 @@ fn rolled_out(context: &Context<'_>, target: &ObjectRef) -> Result<Verdict, Step
 enum Rollout {
     /// Its controller saw the current spec and every wanted pod is updated and available.
     Done(String),
-    /// Not yet. `paused_and_scaled`: a paused Deployment whose controller has done all it will
-    /// do while paused (every wanted pod exists and is available; the update waits for a resume).
-    Rolling { observed: String, paused_and_scaled: bool },
+    /// Not yet: what was observed.
+    Rolling(String),
+    /// As far as it will go on its own: every wanted pod is available, and the update waits for
+    /// the user (a paused Deployment, an OnDelete DaemonSet whose old pods nobody deleted).
+    Held(String),
     /// It will not finish: the Deployment controller gave up on it, as `kubectl rollout status`
     /// reports (its Progressing condition says ProgressDeadlineExceeded).
     Stalled(String),
@@ -377,12 +380,11 @@ enum Rollout {
 /// Where a Deployment or DaemonSet's rollout stands, from its status as its controller wrote it.
 fn rollout(view: &super::view::View, kind: Option<Kind>, name: &str) -> Rollout {
     let target = format!("{}/{name}", kind.map_or("object", |k| k.name()));
-    let rolling = |observed: String| Rollout::Rolling { observed, paused_and_scaled: false };
     match kind {
         Some(Kind::Deployment) => {
             let Some(d) = view.deployments.state().into_iter().find(|d| d.metadata.name.as_deref() == Some(name))
             else {
-                return rolling(format!("{target} does not exist"));
+                return Rollout::Rolling(format!("{target} does not exist"));
             };
             let spec = d.spec.as_ref();
             let wanted = spec.and_then(|s| s.replicas).unwrap_or(1);
@@ -407,36 +409,45 @@ fn rollout(view: &super::view::View, kind: Option<Kind>, name: &str) -> Rollout 
                 Rollout::Stalled(format!(
                     "{target} exceeded its progress deadline ({seconds}s without progress): {observed}"
                 ))
+            } else if scaled && spec.and_then(|s| s.paused).unwrap_or(false) {
+                Rollout::Held(format!("{target} is paused: its template rolls out once it is resumed: {observed}"))
             } else {
-                let paused = spec.and_then(|s| s.paused).unwrap_or(false);
-                Rollout::Rolling { observed, paused_and_scaled: paused && scaled }
+                Rollout::Rolling(observed)
             }
         }
         Some(Kind::DaemonSet) => {
             let Some(d) = view.daemon_sets.state().into_iter().find(|d| d.metadata.name.as_deref() == Some(name))
             else {
-                return rolling(format!("{target} does not exist"));
+                return Rollout::Rolling(format!("{target} does not exist"));
             };
             let status = d.status.clone().unwrap_or_default();
             let current = status.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0);
+            // No node to run on is a finished rollout too, as kubectl reads it.
             let desired = status.desired_number_scheduled;
-            let done = current
-                && desired > 0
-                && status.updated_number_scheduled.unwrap_or(0) == desired
-                && status.number_available.unwrap_or(0) == desired
-                && status.number_ready == desired;
+            let available =
+                current && status.number_available.unwrap_or(0) == desired && status.number_ready == desired;
             let observed = format!(
                 "{} of {desired} updated, {} available",
                 status.updated_number_scheduled.unwrap_or(0),
                 status.number_available.unwrap_or(0)
             );
-            if done { Rollout::Done(format!("rolled out: {desired} available")) } else { rolling(observed) }
+            let on_delete = d.spec.as_ref().and_then(|s| s.update_strategy.as_ref()).and_then(|u| u.type_.as_deref())
+                == Some("OnDelete");
+            if available && status.updated_number_scheduled.unwrap_or(0) == desired {
+                Rollout::Done(format!("rolled out: {desired} available"))
+            } else if available && on_delete {
+                Rollout::Held(format!(
+                    "{target} updates a node's pod only once that pod is deleted (updateStrategy OnDelete): {observed}"
+                ))
+            } else {
+                Rollout::Rolling(observed)
+            }
         }
-        _ => rolling(format!("{target} has no rollout")),
+        _ => Rollout::Rolling(format!("{target} has no rollout")),
     }
 }
 
-/// A rollout that will not finish: `why`, then what the pods still starting wait for.
+/// A rollout that will not finish on its own: `why`, then what the pods still starting wait for.
 fn stalled(context: &Context<'_>, mut why: String) -> StepError {
     let in_flux = describe::PodsInFlux::of(&context.view.pods.state(), &context.pod_variables(), context.clock.now());
     if !in_flux.is_empty() {
@@ -448,8 +459,8 @@ fn stalled(context: &Context<'_>, mut why: String) -> StepError {
 /// Waits until the cluster has settled, so that what is recorded next does not depend on the
 /// moment: the endpoints of every Service (or of `only` that one) route to exactly the ready pods
 /// its selector matches (the endpoint controller lags the pods, by its batching or a retry), and,
-/// for a whole snapshot, every Deployment and DaemonSet has rolled out (a paused Deployment,
-/// as far as it will while paused). A guard starts from the first; a snapshot records only after
+/// for a whole snapshot, every Deployment and DaemonSet has rolled out (or gone as far as it will
+/// until the user acts: paused, or OnDelete). A guard starts from the first; a snapshot records only after
 /// both, so it reads the same at every pace. A rollout past its progress deadline will not
 /// settle: that fails at once.
 pub async fn settle(context: &Context<'_>, timeout: Duration, only: Option<&str>) -> Result<(), StepError> {
@@ -492,8 +503,8 @@ pub async fn settle(context: &Context<'_>, timeout: Duration, only: Option<&str>
             .collect::<Vec<_>>();
         for (kind, name) in controllers {
             match rollout(view, Some(kind), &name) {
-                Rollout::Done(_) | Rollout::Rolling { paused_and_scaled: true, .. } => {}
-                Rollout::Rolling { observed, .. } => {
+                Rollout::Done(_) | Rollout::Held(_) => {}
+                Rollout::Rolling(observed) => {
                     return Err(format!("{kind}/{name} never finished rolling out: {observed}"));
                 }
                 Rollout::Stalled(why) => return Ok(Some(why)),
