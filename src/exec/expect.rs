@@ -460,9 +460,9 @@ fn stalled(context: &Context<'_>, mut why: String) -> StepError {
 /// moment: the endpoints of every Service (or of `only` that one) route to exactly the ready pods
 /// its selector matches (the endpoint controller lags the pods, by its batching or a retry), and,
 /// for a whole snapshot, every Deployment and DaemonSet has rolled out (or gone as far as it will
-/// until the user acts: paused, or OnDelete). A guard starts from the first; a snapshot records only after
-/// both, so it reads the same at every pace. A rollout past its progress deadline will not
-/// settle: that fails at once.
+/// until the user acts: paused, or OnDelete). A guard starts from the first; a snapshot records
+/// only after both, so it reads the same at every pace. A rollout past its progress deadline
+/// will not settle: that fails at once.
 pub async fn settle(context: &Context<'_>, timeout: Duration, only: Option<&str>) -> Result<(), StepError> {
     let deadline = tokio::time::Instant::now() + timeout;
     // Ok(None) once settled, Ok(Some(why)) when it never will, Err(why) while it has not yet.
