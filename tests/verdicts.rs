@@ -253,3 +253,20 @@ fn named_objects_exist_only_when_the_cluster_has_them() {
         "{output}"
     );
 }
+
+#[test]
+fn a_gap_opened_by_a_delete_is_traced_to_the_delete_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "scenario \"delete\" {\n    run web labels app=web\n    run web2 labels app=web\n    apply <<YAML\napiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector:\n    app: web\n  ports:\n    - port: 80\nYAML\n    wait pods app=web condition=Ready\n    expect-traffic service/web count 2\n    guard service/web at-least 2 expect-violation\n    delete pod/web\n    expect-traffic service/web count 1\n}\n";
+    // `script` puts two lines (base-dir, a blank) before the text.
+    let delete_line = text.lines().position(|l| l.contains("delete pod/web")).unwrap() + 3;
+    let path = script(dir.path(), "delete.rollout", text);
+    let (code, output) = run(rehearse(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 0, "{output}");
+    assert!(
+        output.contains(&format!(
+            "fired as expected: fewer than 2 serving endpoints from the step at line {delete_line} until the end of the scenario (as few as 1): opened when pod/web stopped serving"
+        )),
+        "{output}"
+    );
+}

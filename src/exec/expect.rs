@@ -471,8 +471,9 @@ pub async fn settle(context: &Context<'_>, timeout: Duration, only: Option<&str>
             let Some(name) = service.metadata.name.clone().filter(|name| only.is_none_or(|only| only == name)) else {
                 continue;
             };
-            let Some(selector) = service.spec.as_ref().and_then(|s| s.selector.clone()).filter(|s| !s.is_empty())
-            else {
+            // No endpoints are kept for an ExternalName Service, whatever its selector says.
+            let spec = service.spec.as_ref().filter(|s| s.type_.as_deref() != Some("ExternalName"));
+            let Some(selector) = spec.and_then(|s| s.selector.clone()).filter(|s| !s.is_empty()) else {
                 continue;
             };
             let expected: BTreeSet<Option<String>> = view

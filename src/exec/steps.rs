@@ -709,7 +709,13 @@ async fn delete(context: &mut Context<'_>, target: &Target) -> Result<String, St
     let objects = resolve(context, target)?;
     for (kind, name) in &objects {
         match api_for(context, *kind).delete(name, &DeleteParams::background()).await {
-            Ok(_) => {}
+            // The object as deleted or marked for deletion, at the version of that write: the
+            // write a guard's violation is traced to, and that later steps wait to see.
+            Ok(answer) => {
+                if let Some(deleted) = answer.left() {
+                    context.wrote(Some(*kind), &deleted.metadata);
+                }
+            }
             Err(kube::Error::Api(status)) if status.code == 404 => {}
             Err(other) => return Err(other.into()),
         }
