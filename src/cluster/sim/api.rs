@@ -292,7 +292,7 @@ fn create(state: &mut State, target: &Target, mut object: Value) -> Result<Arc<V
     }
     super::defaults::apply(target.resource, &mut object);
     validate::create(target.resource, &object)?;
-    refuse_unrun(target.resource, &object)?;
+    refuse_without_its_controller(target.resource, &object)?;
     let mut created = state.store.create(target.resource, &target.namespace, object)?;
     if target.resource == resources::NAMESPACE {
         let mut active = Arc::unwrap_or_clone(created);
@@ -304,7 +304,7 @@ fn create(state: &mut State, target: &Target, mut object: Value) -> Result<Arc<V
 
 /// After validation, as the API server would have accepted the object: only a valid object of
 /// a kind whose controller does not run here is turned away.
-fn refuse_unrun(resource: Resource, object: &Value) -> Result<(), ApiError> {
+fn refuse_without_its_controller(resource: Resource, object: &Value) -> Result<(), ApiError> {
     if resources::CONTROLLER_NOT_RUN.contains(&resource) {
         let metadata = &object["metadata"];
         let name = metadata["name"].as_str().or_else(|| metadata["generateName"].as_str()).unwrap_or_default();
@@ -357,7 +357,7 @@ fn apply(state: &mut State, target: &Target, name: &str, mut applied: Value) -> 
             let mut object = applied.clone();
             super::defaults::apply(target.resource, &mut object);
             validate::create(target.resource, &object)?;
-            refuse_unrun(target.resource, &object)?;
+            refuse_without_its_controller(target.resource, &object)?;
             state.store.create(target.resource, &target.namespace, object)?
         }
         Some(current) => {
