@@ -156,6 +156,28 @@ fn a_kind_whose_pods_the_builtin_cluster_would_not_start_stops_the_scenario_inst
     assert!(!on_builtin.contains("refused by the API"), "{on_builtin}");
 }
 
+/// Runs the script at `path` on the testbed and on the built-in cluster: on both it fails (exit 1)
+/// with exactly the `expected` failure lines (from the file name on), and on the testbed well
+/// before the scenarios' 2 minute timeouts.
+fn fails_at_once_alike(path: &std::path::Path, expected: &[&str]) {
+    let file = format!("{}:", path.file_name().unwrap().to_str().unwrap());
+    let failures = |output: &str| -> Vec<String> {
+        output
+            .lines()
+            .filter(|l| l.contains("FAIL "))
+            .filter_map(|l| l.find(&file).map(|at| l[at..].to_string()))
+            .collect()
+    };
+    let started = Instant::now();
+    let (code, on_testbed) = run(common::rehearse(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 1, "{on_testbed}");
+    assert!(started.elapsed() < Duration::from_secs(100), "waited out the timeouts: {on_testbed}");
+    let (code, on_builtin) = run(builtin(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 1, "{on_builtin}");
+    assert_eq!(failures(&on_builtin), expected, "{on_builtin}");
+    assert_eq!(failures(&on_testbed), expected, "{on_testbed}");
+}
+
 #[test]
 fn a_rollout_past_its_progress_deadline_fails_at_once_with_the_same_words_on_both_clusters() {
     let dir = tempfile::tempdir().unwrap();
@@ -170,25 +192,13 @@ fn a_rollout_past_its_progress_deadline_fails_at_once_with_the_same_words_on_bot
             "scenario \"wait\" {{\n    apply <<YAML\n{deployment}YAML\n    wait rollout deployment/web within 2m\n}}\n\nscenario \"snapshot\" {{\n    apply <<YAML\n{deployment}YAML\n    expect pods app=web count 2\n    snapshot \"stalled\" within 2m\n}}\n"
         ),
     );
-    let failures = |output: &str| -> Vec<String> {
-        output
-            .lines()
-            .filter(|l| l.contains("FAIL ") && l.contains("stalled.rollout:"))
-            .map(|l| l[l.find("stalled.rollout:").unwrap()..].to_string())
-            .collect()
-    };
-    let started = Instant::now();
-    let (code, on_testbed) = run(common::rehearse(&["run", path.to_str().unwrap()]));
-    assert_eq!(code, 1, "{on_testbed}");
-    assert!(started.elapsed() < Duration::from_secs(100), "waited out the timeouts: {on_testbed}");
-    let (code, on_builtin) = run(builtin(&["run", path.to_str().unwrap()]));
-    assert_eq!(code, 1, "{on_builtin}");
-    let expected = [
-        "stalled.rollout:26:5: `wait rollout deployment/web within 2m`: deployment/web exceeded its progress deadline (5s without progress): 2 of 2 updated, 0 available",
-        "stalled.rollout:53:5: `snapshot \"stalled\" within 2m`: the cluster will not settle: deployment/web exceeded its progress deadline (5s without progress): 2 of 2 updated, 0 available",
-    ];
-    assert_eq!(failures(&on_builtin), expected, "{on_builtin}");
-    assert_eq!(failures(&on_testbed), expected, "{on_testbed}");
+    fails_at_once_alike(
+        &path,
+        &[
+            "stalled.rollout:26:5: `wait rollout deployment/web within 2m`: deployment/web exceeded its progress deadline (5s without progress): 2 of 2 updated, 0 available",
+            "stalled.rollout:53:5: `snapshot \"stalled\" within 2m`: the cluster will not settle: deployment/web exceeded its progress deadline (5s without progress): 2 of 2 updated, 0 available",
+        ],
+    );
 }
 
 #[test]
@@ -211,23 +221,11 @@ fn a_rollout_that_waits_for_the_user_fails_a_wait_at_once_with_the_same_words_on
             deployment(true, "2"),
         ),
     );
-    let failures = |output: &str| -> Vec<String> {
-        output
-            .lines()
-            .filter(|l| l.contains("FAIL ") && l.contains("held.rollout:"))
-            .map(|l| l[l.find("held.rollout:").unwrap()..].to_string())
-            .collect()
-    };
-    let started = Instant::now();
-    let (code, on_testbed) = run(common::rehearse(&["run", path.to_str().unwrap()]));
-    assert_eq!(code, 1, "{on_testbed}");
-    assert!(started.elapsed() < Duration::from_secs(100), "waited out the timeouts: {on_testbed}");
-    let (code, on_builtin) = run(builtin(&["run", path.to_str().unwrap()]));
-    assert_eq!(code, 1, "{on_builtin}");
-    let expected = [
-        "held.rollout:47:5: `wait rollout deployment/web within 2m`: deployment/web is paused: its template rolls out once it is resumed: 0 of 2 updated, 2 available",
-        "held.rollout:73:5: `expect daemonset/agent rolled-out within 2m`: daemonset/agent updates a node's pod only once that pod is deleted (updateStrategy OnDelete): 0 of 2 updated, 2 available",
-    ];
-    assert_eq!(failures(&on_builtin), expected, "{on_builtin}");
-    assert_eq!(failures(&on_testbed), expected, "{on_testbed}");
+    fails_at_once_alike(
+        &path,
+        &[
+            "held.rollout:47:5: `wait rollout deployment/web within 2m`: deployment/web is paused: its template rolls out once it is resumed: 0 of 2 updated, 2 available",
+            "held.rollout:73:5: `expect daemonset/agent rolled-out within 2m`: daemonset/agent updates a node's pod only once that pod is deleted (updateStrategy OnDelete): 0 of 2 updated, 2 available",
+        ],
+    );
 }

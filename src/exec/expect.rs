@@ -6,11 +6,12 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::describe;
 use super::steps::{objects_of, present, resolve};
 use super::traffic::Backend;
-use super::view::{Unmet, controller_of, is_ready, labels_of};
+use super::view::{Unmet, controller_of, controller_ref, is_ready, labels_of};
 use super::{Context, StepError, Value};
 use crate::model::{Kind, ObjectRef};
 use crate::syntax::ast::{Count, Expectation, Step, StepKind, Target, TrafficExpectation, WaitFor};
@@ -409,7 +410,10 @@ fn rollout(view: &super::view::View, kind: Option<Kind>, name: &str) -> Rollout 
                 Rollout::Stalled(format!(
                     "{target} exceeded its progress deadline ({seconds}s without progress): {observed}"
                 ))
-            } else if scaled && spec.and_then(|s| s.paused).unwrap_or(false) {
+            } else if scaled
+                && spec.and_then(|s| s.paused).unwrap_or(false)
+                && pods_bear_out(view, Kind::Deployment, name, wanted)
+            {
                 Rollout::Held(format!("{target} is paused: its template rolls out once it is resumed: {observed}"))
             } else {
                 Rollout::Rolling(observed)
@@ -435,7 +439,7 @@ fn rollout(view: &super::view::View, kind: Option<Kind>, name: &str) -> Rollout 
                 == Some("OnDelete");
             if available && status.updated_number_scheduled.unwrap_or(0) == desired {
                 Rollout::Done(format!("rolled out: {desired} available"))
-            } else if available && on_delete {
+            } else if available && on_delete && pods_bear_out(view, Kind::DaemonSet, name, desired) {
                 Rollout::Held(format!(
                     "{target} updates a node's pod only once that pod is deleted (updateStrategy OnDelete): {observed}"
                 ))
@@ -445,6 +449,25 @@ fn rollout(view: &super::view::View, kind: Option<Kind>, name: &str) -> Rollout 
         }
         _ => Rollout::Rolling(format!("{target} has no rollout")),
     }
+}
+
+/// Whether the controller's own pods bear out a status that says all `wanted` are available:
+/// there are that many live pods it controls (through its ReplicaSets, for a Deployment), every
+/// one ready. A status lags a pod deleted a moment ago; the pods in the view do not.
+fn pods_bear_out(view: &super::view::View, kind: Kind, name: &str, wanted: i32) -> bool {
+    let replica_sets = view.replica_sets.state();
+    fn controlled_by(meta: &ObjectMeta, owner_kind: &str, owner: &str) -> bool {
+        controller_ref(meta).is_some_and(|c| c.kind == owner_kind && c.name == owner)
+    }
+    let controls = |pod: &Pod| match kind {
+        Kind::DaemonSet => controlled_by(&pod.metadata, "DaemonSet", name),
+        _ => replica_sets.iter().any(|rs| {
+            controlled_by(&rs.metadata, "Deployment", name)
+                && rs.metadata.name.as_deref().is_some_and(|rs| controlled_by(&pod.metadata, "ReplicaSet", rs))
+        }),
+    };
+    let pods: Vec<_> = view.live_pods().into_iter().filter(|pod| controls(pod)).collect();
+    pods.len() == usize::try_from(wanted).unwrap_or(0) && pods.iter().all(|pod| is_ready(pod))
 }
 
 /// A rollout that will not finish on its own: `why`, then what the pods still starting wait for.

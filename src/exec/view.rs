@@ -50,7 +50,7 @@ impl Nodes {
     pub async fn start(client: &Client) -> Result<Nodes, kube::Error> {
         let (bump, changes) = watch::channel(0);
         let freshness = Freshness::default();
-        let watch = Watch { name: "nodes", bump, freshness: freshness.clone() };
+        let watch = Watch { name: "nodes", bump, freshness: freshness.clone(), versions: None };
         let (store, drive) = reflect(Api::<Node>::all(client.clone()), Default::default(), watch, |_, _| {});
         let task = Arc::new(AbortOnDrop(tokio::spawn(drive).abort_handle()));
         let nodes = Nodes { store, changes, freshness, _task: task };
@@ -136,6 +136,8 @@ struct Watch {
     name: &'static str,
     bump: watch::Sender<u64>,
     freshness: Freshness,
+    /// Where the watch notes the versions its events carry (for the kinds steps write).
+    versions: Option<(NewestVersions, Kind)>,
 }
 
 /// Per watched kind, the newest resourceVersion any of its events carried. Versions are one
@@ -154,7 +156,8 @@ impl NewestVersions {
         self.slot(kind).load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// Called before the store applies an event (so a waiter woken after it sees both).
+    /// Called once the store has applied an event, never before: a step that finds its write's
+    /// version here must find the write in the store too.
     fn note<K: Resource>(&self, kind: Kind, event: &watcher::Event<K>) {
         let version = match event {
             watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o) => {
@@ -200,6 +203,9 @@ where
                         }
                         before(&event, &store);
                         writer.apply_watcher_event(&event);
+                        if let Some((newest, kind)) = &watch.versions {
+                            newest.note(*kind, &event);
+                        }
                         watch.bump.send_modify(|n| *n += 1);
                     }
                     Err(error) => {
@@ -221,8 +227,8 @@ where
     K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
-    let newest = newest.clone();
-    let (store, drive) = reflect(api, Default::default(), watch, move |event, _| newest.note(kind, event));
+    let watch = Watch { versions: Some((newest.clone(), kind)), ..watch };
+    let (store, drive) = reflect(api, Default::default(), watch, |_, _| {});
     tasks.spawn(drive);
     store
 }
@@ -291,7 +297,7 @@ impl View {
     ) -> Result<View, kube::Error> {
         let (bump, changes) = watch::channel(0);
         let freshness = Freshness::default();
-        let watch = |name| Watch { name, bump: bump.clone(), freshness: freshness.clone() };
+        let watch = |name| Watch { name, bump: bump.clone(), freshness: freshness.clone(), versions: None };
         let mut tasks = JoinSet::new();
         // A node change wakes this view's expectations like a change in its own namespace.
         let mut node_changes = nodes.changes.clone();
@@ -331,15 +337,11 @@ impl View {
         let departed = DepartedPods::default();
         let newest = NewestVersions::default();
         let mut record_departed = departed.record();
-        let newest_pods = newest.clone();
         let (pods, drive_pods) = reflect(
             Api::namespaced(client.clone(), namespace),
             Default::default(),
-            watch("pods"),
-            move |event, store| {
-                newest_pods.note(Kind::Pod, event);
-                record_departed(event, store);
-            },
+            Watch { versions: Some((newest.clone(), Kind::Pod)), ..watch("pods") },
+            move |event, store| record_departed(event, store),
         );
         tasks.spawn(drive_pods);
         // EndpointSlices are not a kind steps write, so they need no version bookkeeping.
