@@ -6,7 +6,6 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::describe;
 use super::steps::{objects_of, present, resolve};
@@ -270,9 +269,9 @@ fn expect(context: &Context<'_>, subject: &Target, expectation: &Expectation) ->
             let holds = match expectation {
                 Expectation::Orphaned(_) => controller.is_none(),
                 Expectation::Adopted { by: None, .. } => controller.is_some(),
-                Expectation::Adopted { by: Some(owner), .. } => {
-                    controller.as_ref().is_some_and(|(kind, name, _)| owned_by(context, kind, name, owner))
-                }
+                Expectation::Adopted { by: Some(owner), .. } => controller
+                    .as_ref()
+                    .is_some_and(|(kind, name, _)| owned_by(&context.view, kind, name, owner.kind, &owner.name.value)),
                 _ => false,
             };
             let observed = match &controller {
@@ -339,20 +338,18 @@ fn variable<'c>(context: &'c Context<'_>, target: &Target) -> Option<&'c Value> 
     }
 }
 
-/// Whether the controller (kind, name) is `owner` or is itself controlled by it.
-fn owned_by(context: &Context<'_>, kind: &str, name: &str, owner: &ObjectRef) -> bool {
-    if owner.kind.map(|k| k.api_kind()) == Some(kind) && owner.name.value == name {
+/// Whether the controller (kind, name) is the owner (`owner_kind`/`owner`) or is itself
+/// controlled by it (a Deployment's ReplicaSet).
+fn owned_by(view: &super::view::View, kind: &str, name: &str, owner_kind: Option<Kind>, owner: &str) -> bool {
+    let owner_kind = owner_kind.map(|k| k.api_kind());
+    if owner_kind == Some(kind) && owner == name {
         return true;
     }
-    if kind == "ReplicaSet" {
-        return context.view.replica_sets.state().iter().any(|rs| {
+    kind == "ReplicaSet"
+        && view.replica_sets.state().iter().any(|rs| {
             rs.metadata.name.as_deref() == Some(name)
-                && controller_of(&rs.metadata).is_some_and(|(k, n, _)| {
-                    owner.kind.map(|o| o.api_kind()) == Some(k.as_str()) && n == owner.name.value
-                })
-        });
-    }
-    false
+                && controller_ref(&rs.metadata).is_some_and(|c| owner_kind == Some(c.kind.as_str()) && c.name == owner)
+        })
 }
 
 fn rolled_out(context: &Context<'_>, target: &ObjectRef) -> Result<Verdict, StepError> {
@@ -455,17 +452,8 @@ fn rollout(view: &super::view::View, kind: Option<Kind>, name: &str) -> Rollout 
 /// there are that many live pods it controls (through its ReplicaSets, for a Deployment), every
 /// one ready. A status lags a pod deleted a moment ago; the pods in the view do not.
 fn pods_bear_out(view: &super::view::View, kind: Kind, name: &str, wanted: i32) -> bool {
-    let replica_sets = view.replica_sets.state();
-    fn controlled_by(meta: &ObjectMeta, owner_kind: &str, owner: &str) -> bool {
-        controller_ref(meta).is_some_and(|c| c.kind == owner_kind && c.name == owner)
-    }
-    let controls = |pod: &Pod| match kind {
-        Kind::DaemonSet => controlled_by(&pod.metadata, "DaemonSet", name),
-        _ => replica_sets.iter().any(|rs| {
-            controlled_by(&rs.metadata, "Deployment", name)
-                && rs.metadata.name.as_deref().is_some_and(|rs| controlled_by(&pod.metadata, "ReplicaSet", rs))
-        }),
-    };
+    let controls =
+        |pod: &Pod| controller_ref(&pod.metadata).is_some_and(|c| owned_by(view, &c.kind, &c.name, Some(kind), name));
     let pods: Vec<_> = view.live_pods().into_iter().filter(|pod| controls(pod)).collect();
     pods.len() == usize::try_from(wanted).unwrap_or(0) && pods.iter().all(|pod| is_ready(pod))
 }
