@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{namespaces_left, rehearse, run, script};
+use common::{finish, namespaces_left, rehearse, run, script, signal, start_waiting, unique};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, PostParams};
 
@@ -27,49 +26,6 @@ impl Drop for Thaw {
     fn drop(&mut self) {
         let _ = Command::new("bash").args(["tests/testbed/testbed.sh", "apiserver", "thaw"]).status();
     }
-}
-
-/// A scenario name no other run on the testbed has (its namespace starts `rehearse-NAME-`).
-fn unique(what: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!("{what} {} {}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
-}
-
-/// Starts `rehearse run` on a scenario that waits in a long step, and returns once the scenario's
-/// Deployment exists (watched, not polled), with the namespace's name.
-async fn start_waiting(dir: &Path, extra: &[&str]) -> (Child, String, std::path::PathBuf) {
-    let scenario = unique("waits");
-    let prefix = format!("rehearse-{}-", scenario.replace(' ', "-"));
-    let text = format!(
-        "scenario {scenario:?} {{\n    apply \"dockercoins/rng.yaml\"\n    expect pods app=never count 1 within 5m\n}}\n"
-    );
-    let path = script(dir, "waits.rollout", &text);
-    let json = dir.join("report.json");
-    let report = format!("json={}", json.display());
-    let mut args = vec!["run", path.to_str().unwrap(), "--report", &report];
-    args.extend_from_slice(extra);
-    let child = rehearse(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let client = common::client().await;
-    let name = rehearse::cluster::until(
-        Api::<k8s_openapi::api::apps::v1::Deployment>::all(client),
-        kube::runtime::watcher::Config::default(),
-        Duration::from_secs(30),
-        |all| all.iter().filter_map(|d| d.metadata.namespace.clone()).find(|n| n.starts_with(&prefix)),
-    )
-    .await
-    .expect("the scenario started");
-    (child, name, json)
-}
-
-fn signal(child: &Child, name: &str) {
-    assert!(Command::new("kill").args([&format!("-{name}"), &child.id().to_string()]).status().unwrap().success());
-}
-
-async fn finish(child: Child) -> (Option<i32>, String) {
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    (output.status.code(), text)
 }
 
 /// Whether the namespace is gone or being deleted.

@@ -4,13 +4,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams};
 
-use common::{namespaces_left, rehearse, run, script};
+use common::{finish, namespaces_left, rehearse, run, script, signal, start_waiting};
 
 #[tokio::test]
 async fn the_runbook_scenarios_pass_in_parallel_with_reports() {
@@ -248,37 +247,12 @@ async fn cleanup_deletes_only_the_namespace_it_created() {
 #[tokio::test]
 async fn ctrl_c_stops_the_run_and_deletes_the_namespace() {
     let dir = tempfile::tempdir().unwrap();
-    let path = script(
-        dir.path(),
-        "slow.rollout",
-        "scenario \"waits\" {\n    apply \"dockercoins/rng.yaml\"\n    expect pods app=never count 1 within 5m\n}\n",
-    );
-    let json = dir.path().join("report.json");
-    let child = rehearse(&["run", path.to_str().unwrap(), "--report", &format!("json={}", json.display())])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait, by watching, until the scenario's Deployment exists: the run is inside its long step.
-    let client = common::client().await;
-    rehearse::cluster::until(
-        Api::<k8s_openapi::api::apps::v1::Deployment>::all(client),
-        kube::runtime::watcher::Config::default(),
-        Duration::from_secs(30),
-        |all| {
-            all.iter()
-                .any(|d| d.metadata.namespace.as_deref().is_some_and(|n| n.starts_with("rehearse-waits-")))
-                .then_some(())
-        },
-    )
-    .await
-    .expect("the scenario started");
-    let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    // Returns once the scenario's Deployment exists: the run is inside its long step.
+    let (child, _, json) = start_waiting(dir.path(), &[]).await;
+    signal(&child, "INT");
     let started = Instant::now();
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
-    let text = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(130), "{text}");
+    let (status, text) = finish(child).await;
+    assert_eq!(status, Some(130), "{text}");
     assert!(started.elapsed() < Duration::from_secs(10), "stopped promptly: {:?}", started.elapsed());
     assert!(text.contains("interrupted"), "{text}");
     assert!(namespaces_left(&json).await.is_empty(), "the namespace is deleted after Ctrl-C");

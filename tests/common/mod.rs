@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
@@ -114,4 +114,48 @@ pub async fn namespaces_left(report: &Path) -> Vec<String> {
         }
     }
     left
+}
+
+/// A scenario name no other run on the testbed has (its namespace starts `rehearse-NAME-`).
+pub fn unique(what: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("{what} {} {}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Starts `rehearse run` on a scenario (named uniquely: a namespace another test left terminating
+/// must not be mistaken for this run's) that waits in a long step, and returns once the scenario's
+/// Deployment exists (watched, not polled), with the namespace's name.
+pub async fn start_waiting(dir: &Path, extra: &[&str]) -> (Child, String, std::path::PathBuf) {
+    let scenario = unique("waits");
+    let prefix = format!("rehearse-{}-", scenario.replace(' ', "-"));
+    let text = format!(
+        "scenario {scenario:?} {{\n    apply \"dockercoins/rng.yaml\"\n    expect pods app=never count 1 within 5m\n}}\n"
+    );
+    let path = script(dir, "waits.rollout", &text);
+    let json = dir.join("report.json");
+    let report = format!("json={}", json.display());
+    let mut args = vec!["run", path.to_str().unwrap(), "--report", &report];
+    args.extend_from_slice(extra);
+    let child = rehearse(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let client = client().await;
+    let name = rehearse::cluster::until(
+        Api::<k8s_openapi::api::apps::v1::Deployment>::all(client),
+        kube::runtime::watcher::Config::default(),
+        Duration::from_secs(30),
+        |all| all.iter().filter_map(|d| d.metadata.namespace.clone()).find(|n| n.starts_with(&prefix)),
+    )
+    .await
+    .expect("the scenario started");
+    (child, name, json)
+}
+
+pub fn signal(child: &Child, name: &str) {
+    assert!(Command::new("kill").args([&format!("-{name}"), &child.id().to_string()]).status().unwrap().success());
+}
+
+pub async fn finish(child: Child) -> (Option<i32>, String) {
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.code(), text)
 }
