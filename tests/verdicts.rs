@@ -240,6 +240,76 @@ fn a_pod_that_fits_no_node_waits_in_the_schedulers_words_preemption_included() {
 }
 
 #[test]
+fn a_pod_waits_for_a_free_host_port_and_for_room_for_its_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    // The surge pod of a host-port rollout finds the port taken on both workers: eviction could
+    // free it. A request larger than any node's allocatable (1k CPUs) no eviction can meet.
+    let text = r#"scenario "ports" {
+    apply <<YAML
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata:
+          name: ports
+        spec:
+          replicas: 2
+          selector:
+            matchLabels:
+              app: ports
+          template:
+            metadata:
+              labels:
+                app: ports
+            spec:
+              terminationGracePeriodSeconds: 2
+              containers:
+                - name: ports
+                  image: nginx:1.27
+                  ports:
+                    - containerPort: 18081
+                      hostPort: 18081
+    YAML
+    wait rollout deployment/ports within 1m
+    template deployment/ports version=2
+    wait rollout deployment/ports within 2s
+}
+
+scenario "requests" {
+    apply <<YAML
+        apiVersion: v1
+        kind: Pod
+        metadata:
+          name: huge
+        spec:
+          containers:
+            - name: huge
+              image: nginx:1.27
+              resources:
+                limits:
+                  cpu: "1001"
+                  memory: 2Ti
+    YAML
+    wait pod/huge condition=Ready within 2s
+}
+"#;
+    let path = script(dir.path(), "room.rollout", text);
+    let results = dir.path().join("results");
+    let (code, output) = run(rehearse(&["run", path.to_str().unwrap(), "--results", results.to_str().unwrap()]));
+    assert_eq!(code, 1, "{output}");
+    let document = std::fs::read_to_string(results.join("room__ports.yaml")).unwrap();
+    let expected = "not satisfied within 2s: 1 of 2 updated, 2 available\n    pods in flux:\n    - pod of \
+                    replicaset/ports-{hash} not ready: waiting to be scheduled (0/3 nodes are available: 1 node(s) \
+                    had untolerated taint(s), 2 node(s) didn't have free ports for the requested pod ports. \
+                    preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, 2 No \
+                    preemption victims found for incoming pod.)\n";
+    assert!(document.contains(expected), "{document}");
+    let document = std::fs::read_to_string(results.join("room__requests.yaml")).unwrap();
+    let expected = "waiting to be scheduled (0/3 nodes are available: 1 node(s) had untolerated taint(s), 2 \
+                    Insufficient cpu, 2 Insufficient memory. preemption: 0/3 nodes are available: 3 Preemption is \
+                    not helpful for scheduling.)";
+    assert!(document.contains(expected), "{document}");
+}
+
+#[test]
 fn named_objects_exist_only_when_the_cluster_has_them() {
     let dir = tempfile::tempdir().unwrap();
     // A one-second grace period: at kind's pace a deleted pod lives until its grace period ends.

@@ -8,6 +8,7 @@
 //! `Store::random_suffix`, hashes from `store::hash_of`, and every delay is fixed.
 
 mod daemonset;
+mod demand;
 mod deployment;
 mod endpointslice;
 mod gc;

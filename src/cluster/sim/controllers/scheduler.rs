@@ -1,14 +1,17 @@
 //! The scheduler: binds each pod that has no node (and is not being deleted) to the node that
-//! passes upstream's filters (NodeUnschedulable, TaintToleration, NodeAffinity, the pod count of
-//! NodeResourcesFit, InterPodAffinity's required terms) with the fewest pods, ties by name; a pod no node takes stays Pending with
-//! PodScheduled False, Unschedulable, and the scheduler's message.
+//! passes upstream's filters, in upstream's order (NodeUnschedulable, TaintToleration,
+//! NodeAffinity, NodePorts, NodeResourcesFit, InterPodAffinity's required terms), with the fewest
+//! pods, ties by name; a pod no node takes stays Pending with PodScheduled False, Unschedulable,
+//! and the scheduler's message.
 
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use super::super::quantity::Quantity;
 use super::super::resources::{NODE, POD};
 use super::super::store::Store;
+use super::demand::{self, HostPort, Resources};
 use super::nodes::{matches_affinity, untolerated_taint};
 use super::{is_deleting, is_terminal, name, selects, write};
 
@@ -25,14 +28,15 @@ pub fn run(store: &mut Store, namespaces: &[String]) {
         return;
     }
     let nodes: Vec<Value> = store.list(NODE, None).cloned().collect();
-    let mut pods_on: BTreeMap<String, i64> = nodes.iter().map(|n| (name(n).to_string(), 0)).collect();
+    let mut loads: BTreeMap<String, Load> = nodes.iter().map(|n| (name(n).to_string(), Load::default())).collect();
     let mut waiting = Vec::new();
     let mut placed = Vec::new();
     for namespace in store.namespaces() {
         for pod in store.list(POD, Some(&namespace)) {
             match pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
+                // Pods that have ended no longer hold their node (the scheduler does not watch them).
                 Some(node) if !is_terminal(pod) => {
-                    *pods_on.entry(node.to_string()).or_default() += 1;
+                    loads.entry(node.to_string()).or_default().add(&pod["spec"]);
                     placed.push(Placed::new(&namespace, pod, node));
                 }
                 Some(_) => {}
@@ -47,38 +51,88 @@ pub fn run(store: &mut Store, namespaces: &[String]) {
             set_scheduled(store, &namespace, pod, "False", Some(("SchedulingGated", message)));
             continue;
         }
-        let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+        let wants = Wants::of(&pod["spec"]);
+        let mut refusals = Vec::new();
         let mut best: Option<(i64, &Value)> = None;
         for node in &nodes {
-            let reason = filter(&pod["spec"], node, pods_on[name(node)])
+            let load = &loads[name(node)];
+            let refusal = filter(&pod["spec"], &wants, node, load)
                 .or_else(|| inter_pod_affinity(&namespace, &pod, node, &nodes, &placed));
-            match reason {
-                Some(reason) => *reasons.entry(reason).or_default() += 1,
+            match refusal {
+                Some(refusal) => refusals.push(refusal),
                 None => {
-                    let count = pods_on[name(node)];
-                    if best.is_none_or(|(fewest, _)| count < fewest) {
-                        best = Some((count, node));
+                    if best.is_none_or(|(fewest, _)| load.pods < fewest) {
+                        best = Some((load.pods, node));
                     }
                 }
             }
         }
         match best {
             Some((_, node)) => {
-                *pods_on.get_mut(name(node)).expect("a known node") += 1;
+                loads.get_mut(name(node)).expect("a known node").add(&pod["spec"]);
                 pod["spec"]["nodeName"] = name(node).into();
                 placed.push(Placed::new(&namespace, &pod, name(node)));
                 set_scheduled(store, &namespace, pod, "True", None);
             }
             None => {
-                let message = unschedulable_message(nodes.len(), &reasons);
+                let message = unschedulable_message(nodes.len(), &refusals);
                 set_scheduled(store, &namespace, pod, "False", Some(("Unschedulable", &message)));
             }
         }
     }
 }
 
-/// The first filter the node fails, in the scheduler's words; None when it passes them all.
-fn filter(spec: &Value, node: &Value, pods_on_node: i64) -> Option<String> {
+/// What the pods bound to a node hold of it: their number, their requests, their host ports.
+#[derive(Default)]
+struct Load {
+    pods: i64,
+    requested: Resources,
+    ports: Vec<HostPort>,
+}
+
+impl Load {
+    fn add(&mut self, spec: &Value) {
+        self.pods += 1;
+        for (resource, amount) in demand::requests(spec) {
+            *self.requested.entry(resource).or_default() += amount;
+        }
+        self.ports.extend(demand::host_ports(spec));
+    }
+}
+
+/// What the pod being placed asks for, worked out once for every node.
+struct Wants {
+    requests: Resources,
+    ports: Vec<HostPort>,
+}
+
+impl Wants {
+    fn of(spec: &Value) -> Wants {
+        Wants { requests: demand::requests(spec), ports: demand::host_ports(spec) }
+    }
+}
+
+/// Why a node cannot take the pod, in the scheduler's words (one filter can give several
+/// reasons), and whether evicting pods could change that: upstream's Unschedulable, against
+/// UnschedulableAndUnresolvable (taints, node affinity, an unschedulable node, a request larger
+/// than the whole node).
+struct Refusal {
+    reasons: Vec<String>,
+    preemption_might_help: bool,
+}
+
+impl Refusal {
+    fn unresolvable(reason: &str) -> Refusal {
+        Refusal { reasons: vec![reason.to_string()], preemption_might_help: false }
+    }
+
+    fn resolvable(reason: &str) -> Refusal {
+        Refusal { reasons: vec![reason.to_string()], preemption_might_help: true }
+    }
+}
+
+/// The first filter the node fails; None when it passes them all.
+fn filter(spec: &Value, wants: &Wants, node: &Value, load: &Load) -> Option<Refusal> {
     let unschedulable_tolerated = spec["tolerations"].as_array().is_some_and(|tolerations| {
         tolerations.iter().any(|t| {
             let key_ok = t["key"].as_str().is_none_or(|k| k.is_empty() || k == "node.kubernetes.io/unschedulable");
@@ -88,20 +142,44 @@ fn filter(spec: &Value, node: &Value, pods_on_node: i64) -> Option<String> {
         })
     });
     if node["spec"]["unschedulable"].as_bool() == Some(true) && !unschedulable_tolerated {
-        return Some("node(s) were unschedulable".into());
+        return Some(Refusal::unresolvable("node(s) were unschedulable"));
     }
     // Today's scheduler no longer names the taint (older ones said `untolerated taint {key: value}`).
     if untolerated_taint(spec, node, &["NoSchedule", "NoExecute"]).is_some() {
-        return Some("node(s) had untolerated taint(s)".into());
+        return Some(Refusal::unresolvable("node(s) had untolerated taint(s)"));
     }
     if !matches_affinity(spec, node) {
-        return Some("node(s) didn't match Pod's node affinity/selector".into());
+        return Some(Refusal::unresolvable("node(s) didn't match Pod's node affinity/selector"));
     }
-    let allowed = node["status"]["allocatable"]["pods"].as_str().and_then(|p| p.parse::<i64>().ok()).unwrap_or(110);
-    if pods_on_node >= allowed {
-        return Some("Too many pods".into());
+    if wants.ports.iter().any(|port| load.ports.iter().any(|used| port.conflicts_with(used))) {
+        return Some(Refusal::resolvable("node(s) didn't have free ports for the requested pod ports"));
     }
-    None
+    fits_resources(wants, node, load)
+}
+
+/// NodeResourcesFit: room for one more pod, and for each resource the pod requests, what the
+/// node's pods have not yet requested of its allocatable. Every shortfall is a reason.
+fn fits_resources(wants: &Wants, node: &Value, load: &Load) -> Option<Refusal> {
+    let allocatable = demand::amounts(&node["status"]["allocatable"]);
+    let mut reasons = Vec::new();
+    let mut preemption_might_help = true;
+    let allowed_pods = node["status"]["allocatable"]
+        .get("pods")
+        .and_then(Quantity::from_json)
+        .map_or(110, |pods| i64::try_from(pods.units()).unwrap_or(i64::MAX));
+    if load.pods + 1 > allowed_pods {
+        reasons.push("Too many pods".to_string());
+    }
+    for (resource, wanted) in wants.requests.iter().filter(|(_, wanted)| **wanted > 0) {
+        let capacity = allocatable.get(resource).copied().unwrap_or(0);
+        let used = load.requested.get(resource).copied().unwrap_or(0);
+        if *wanted > capacity - used {
+            reasons.push(format!("Insufficient {resource}"));
+            // No eviction makes room for more than the whole node has.
+            preemption_might_help &= *wanted <= capacity;
+        }
+    }
+    (!reasons.is_empty()).then_some(Refusal { reasons, preemption_might_help })
 }
 
 /// A pod bound to a node, as inter-pod affinity sees it.
@@ -132,7 +210,7 @@ fn inter_pod_affinity(
     node: &Value,
     nodes: &[Value],
     placed: &[Placed],
-) -> Option<String> {
+) -> Option<Refusal> {
     let node_labels = |node_name: &str| {
         nodes.iter().find(|n| name(n) == node_name).map(|n| n["metadata"]["labels"].clone()).unwrap_or(Value::Null)
     };
@@ -156,14 +234,14 @@ fn inter_pod_affinity(
     for term in required(affinity, "podAntiAffinity") {
         let key = term["topologyKey"].as_str().unwrap_or_default();
         if placed.iter().any(|p| same_domain(key, &p.node) && term_selects(&term, namespace, &p.namespace, &p.labels)) {
-            return Some("node(s) didn't match pod anti-affinity rules".into());
+            return Some(Refusal::resolvable("node(s) didn't match pod anti-affinity rules"));
         }
     }
     for existing in placed {
         for term in required(&existing.affinity, "podAntiAffinity") {
             let key = term["topologyKey"].as_str().unwrap_or_default();
             if same_domain(key, &existing.node) && term_selects(&term, &existing.namespace, namespace, labels) {
-                return Some("node(s) didn't satisfy existing pods anti-affinity rules".into());
+                return Some(Refusal::resolvable("node(s) didn't satisfy existing pods anti-affinity rules"));
             }
         }
     }
@@ -173,7 +251,7 @@ fn inter_pod_affinity(
             placed.iter().filter(|p| term_selects(&term, namespace, &p.namespace, &p.labels)).collect();
         let first_of_its_kind = matching.is_empty() && term_selects(&term, namespace, namespace, labels);
         if !first_of_its_kind && !matching.iter().any(|p| same_domain(key, &p.node)) {
-            return Some("node(s) didn't match pod affinity rules".into());
+            return Some(Refusal::unresolvable("node(s) didn't match pod affinity rules"));
         }
     }
     None
@@ -181,15 +259,18 @@ fn inter_pod_affinity(
 
 /// `0/3 nodes are available: 1 node(s) had untolerated taint(s), 2 Too many pods. preemption: 0/3
 /// nodes are available: 1 Preemption is not helpful for scheduling, 2 No preemption victims found
-/// for incoming pod.` Parts are sorted as whole strings, as upstream's are.
-fn unschedulable_message(nodes: usize, reasons: &BTreeMap<String, usize>) -> String {
+/// for incoming pod.` The first part counts reasons (a node short of CPU and memory gives two),
+/// the second nodes. Parts are sorted as whole strings, as upstream's are.
+fn unschedulable_message(nodes: usize, refusals: &[Refusal]) -> String {
     if nodes == 0 {
         return "no nodes available to schedule pods".to_string();
     }
-    let found = histogram(reasons.iter().map(|(reason, count)| (reason.as_str(), *count)));
-    let nodes_where = |helps: bool| -> usize {
-        reasons.iter().filter(|(reason, _)| preemption_might_help(reason) == helps).map(|(_, n)| n).sum()
-    };
+    let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
+    for reason in refusals.iter().flat_map(|r| &r.reasons) {
+        *reasons.entry(reason).or_default() += 1;
+    }
+    let found = histogram(reasons);
+    let nodes_where = |helps: bool| refusals.iter().filter(|r| r.preemption_might_help == helps).count();
     // Every pod here has the same priority, so preemption never finds a pod to evict.
     let preemption = histogram([
         ("Preemption is not helpful for scheduling", nodes_where(false)),
@@ -198,24 +279,13 @@ fn unschedulable_message(nodes: usize, reasons: &BTreeMap<String, usize>) -> Str
     format!("0/{nodes} nodes are available: {found}. preemption: 0/{nodes} nodes are available: {preemption}.")
 }
 
-/// `2 Too many pods, 1 node(s) ...`: each reason with its count of nodes (none left out), sorted
-/// as whole strings.
+/// `2 Too many pods, 1 node(s) ...`: each reason with its count (none left out), sorted as whole
+/// strings.
 fn histogram<'a>(counts: impl IntoIterator<Item = (&'a str, usize)>) -> String {
     let mut parts: Vec<String> =
         counts.into_iter().filter(|(_, count)| *count > 0).map(|(reason, count)| format!("{count} {reason}")).collect();
     parts.sort();
     parts.join(", ")
-}
-
-/// Whether evicting pods could make the node fit (upstream's Unschedulable, where taints, node
-/// affinity, an unschedulable node or the pod's own affinity are UnschedulableAndUnresolvable).
-fn preemption_might_help(reason: &str) -> bool {
-    matches!(
-        reason,
-        "Too many pods"
-            | "node(s) didn't match pod anti-affinity rules"
-            | "node(s) didn't satisfy existing pods anti-affinity rules"
-    )
 }
 
 /// Writes the PodScheduled condition (and the binding, already in `pod`); the transition time
@@ -249,33 +319,96 @@ fn set_scheduled(store: &mut Store, namespace: &str, mut pod: Value, status: &st
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
+    use serde_json::json;
 
-    use super::unschedulable_message;
+    use super::*;
+
+    fn refusals(pairs: &[(&[&str], bool, usize)]) -> Vec<Refusal> {
+        pairs
+            .iter()
+            .flat_map(|(reasons, helps, nodes)| {
+                (0..*nodes).map(|_| Refusal {
+                    reasons: reasons.iter().map(|r| r.to_string()).collect(),
+                    preemption_might_help: *helps,
+                })
+            })
+            .collect()
+    }
+
+    const TAINT: &[&str] = &["node(s) had untolerated taint(s)"];
 
     #[test]
     fn preemption_is_said_to_find_no_victims_only_where_evicting_pods_could_help() {
-        let reasons = |pairs: &[(&str, usize)]| -> BTreeMap<String, usize> {
-            pairs.iter().map(|(reason, count)| (reason.to_string(), *count)).collect()
-        };
-        // The testbed's words for a rollout that overfills both workers (kube-scheduler v1.37).
+        // The testbed's words (kube-scheduler v1.37): a rollout that overfills both workers.
         assert_eq!(
-            unschedulable_message(3, &reasons(&[("node(s) had untolerated taint(s)", 1), ("Too many pods", 2)])),
+            unschedulable_message(3, &refusals(&[(TAINT, false, 1), (&["Too many pods"], true, 2)])),
             "0/3 nodes are available: 1 node(s) had untolerated taint(s), 2 Too many pods. preemption: 0/3 nodes \
              are available: 1 Preemption is not helpful for scheduling, 2 No preemption victims found for incoming \
              pod."
         );
+        let affinity: &[&str] = &["node(s) didn't match Pod's node affinity/selector"];
         assert_eq!(
-            unschedulable_message(
-                3,
-                &reasons(&[
-                    ("node(s) had untolerated taint(s)", 1),
-                    ("node(s) didn't match Pod's node affinity/selector", 2)
-                ])
-            ),
+            unschedulable_message(3, &refusals(&[(TAINT, false, 1), (affinity, false, 2)])),
             "0/3 nodes are available: 1 node(s) had untolerated taint(s), 2 node(s) didn't match Pod's node \
              affinity/selector. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
         );
-        assert_eq!(unschedulable_message(0, &BTreeMap::new()), "no nodes available to schedule pods");
+        // A node short of two resources gives two reasons, and counts once as a node.
+        let short: &[&str] = &["Insufficient cpu", "Insufficient memory"];
+        assert_eq!(
+            unschedulable_message(3, &refusals(&[(TAINT, false, 1), (short, true, 2)])),
+            "0/3 nodes are available: 1 node(s) had untolerated taint(s), 2 Insufficient cpu, 2 Insufficient \
+             memory. preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, 2 No \
+             preemption victims found for incoming pod."
+        );
+        assert_eq!(unschedulable_message(0, &[]), "no nodes available to schedule pods");
+    }
+
+    fn worker() -> Value {
+        json!({"status": {"allocatable": {"cpu": "1k", "memory": "1Ti", "pods": "110"}}})
+    }
+
+    fn pod(requests: Value, host_port: Option<i64>) -> Value {
+        let mut container = json!({"name": "web", "resources": {"requests": requests}});
+        if let Some(port) = host_port {
+            container["ports"] = json!([{"containerPort": port, "hostPort": port}]);
+        }
+        json!({"containers": [container]})
+    }
+
+    fn refusal(spec: &Value, node: &Value, load: &Load) -> Option<(Vec<String>, bool)> {
+        filter(spec, &Wants::of(spec), node, load).map(|r| (r.reasons, r.preemption_might_help))
+    }
+
+    #[test]
+    fn a_node_takes_a_pod_only_with_room_for_its_requests_and_free_host_ports() {
+        let node = worker();
+        let mut load = Load::default();
+        load.add(&pod(json!({"cpu": "600"}), Some(8080)));
+        assert_eq!(refusal(&pod(json!({"cpu": "400"}), None), &node, &load), None, "exactly full");
+        assert_eq!(
+            refusal(&pod(json!({"cpu": "401", "memory": "1Gi"}), None), &node, &load),
+            Some((vec!["Insufficient cpu".to_string()], true)),
+            "a node that would fit it empty: eviction could help"
+        );
+        assert_eq!(
+            refusal(&pod(json!({"cpu": "1001", "memory": "2Ti", "example.com/dongle": "1"}), None), &node, &load),
+            Some((
+                vec![
+                    "Insufficient cpu".to_string(),
+                    "Insufficient example.com/dongle".to_string(),
+                    "Insufficient memory".to_string()
+                ],
+                false
+            )),
+            "more than the whole node: no eviction helps"
+        );
+        // Ports come before resources, as NodePorts runs before NodeResourcesFit.
+        assert_eq!(
+            refusal(&pod(json!({"cpu": "999"}), Some(8080)), &node, &load),
+            Some((vec!["node(s) didn't have free ports for the requested pod ports".to_string()], true))
+        );
+        assert_eq!(refusal(&pod(json!({}), Some(8081)), &node, &load), None);
+        let full = Load { pods: 110, ..Load::default() };
+        assert_eq!(refusal(&pod(json!({}), None), &node, &full), Some((vec!["Too many pods".to_string()], true)));
     }
 }
