@@ -126,6 +126,30 @@ fn an_undeclared_field_is_refused_by_server_side_apply_in_the_same_words_on_both
     assert_eq!(message(&on_builtin), message(&on_testbed), "built-in:\n{on_builtin}\ntestbed:\n{on_testbed}");
 }
 
+#[test]
+fn an_unreadable_quantity_is_refused_before_validation_with_the_same_document_on_both_clusters() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = script(
+        dir.path(),
+        "quantity.rollout",
+        "scenario \"unreadable\" {\n    apply <<YAML\napiVersion: v1\nkind: Pod\nmetadata:\n  name: bad\nspec:\n  containers:\n    - name: web\n      image: nginx\n      resources:\n        requests:\n          cpu: abc\nYAML\n}\n",
+    );
+    let document = |command: Command, results: &str| {
+        let results = dir.path().join(results);
+        let mut command = command;
+        command.args(["run", path.to_str().unwrap(), "--results", results.to_str().unwrap()]);
+        let (code, output) = run(command);
+        // The API server cannot even decode it: a 500 to server-side apply, exit 3.
+        assert_eq!(code, 3, "{output}");
+        std::fs::read_to_string(results.join("quantity__unreadable.yaml")).unwrap()
+    };
+    let on_builtin = document(builtin(&[]), "builtin");
+    let expected = "failed to convert new object ({namespace}/bad; /v1, Kind=Pod) to proper version: unable to convert \
+                    unstructured object to /v1, Kind=Pod: quantities must match the regular expression";
+    assert!(on_builtin.contains(expected), "{on_builtin}");
+    assert_eq!(on_builtin, document(common::rehearse(&[]), "testbed"));
+}
+
 /// A StatefulSet, whose controller the built-in cluster does not run; `refused` wraps its apply
 /// in `expect-refused`.
 fn stateful_set_scenario(refused: bool) -> String {

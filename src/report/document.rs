@@ -166,8 +166,27 @@ impl ScenarioResult {
         format!("{stem}__{slug}.yaml")
     }
 
-    /// The deterministic result document, as YAML.
+    /// The deterministic result document, as YAML. The scenario's namespace, random per run,
+    /// reads `{namespace}` wherever a message quotes it (an API server's 500 names the object).
     pub fn document(&self) -> String {
-        serde_saphyr::to_string(self).unwrap_or_else(|e| format!("# cannot render the result: {e}\n"))
+        let document = serde_saphyr::to_string(self).unwrap_or_else(|e| format!("# cannot render the result: {e}\n"));
+        if self.namespace.is_empty() { document } else { document.replace(&self.namespace, "{namespace}") }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_names_no_namespace() {
+        let mut result = ScenarioResult::new("web", Path::new("web.rollout"));
+        result.namespace = "rehearse-web-1a2b3c4d".into();
+        result.status = Status::Error;
+        result.failure =
+            Some("the API server failed (500 ): failed to convert new object (rehearse-web-1a2b3c4d/bad; ...)".into());
+        let document = result.document();
+        assert!(document.contains("(500 ): failed to convert new object ({namespace}/bad; ...)"), "{document}");
+        assert!(!document.contains("1a2b3c4d"), "{document}");
     }
 }

@@ -287,6 +287,7 @@ fn route(segments: &[&str]) -> Option<Target> {
 
 fn create(state: &mut State, target: &Target, mut object: Value) -> Result<Arc<Value>, ApiError> {
     check_kind(target.resource, &object)?;
+    decodable(target.resource, &object)?;
     if target.resource.namespaced {
         object["metadata"]["namespace"] = target.namespace.clone().into();
     }
@@ -302,6 +303,14 @@ fn create(state: &mut State, target: &Target, mut object: Value) -> Result<Arc<V
     Ok(created)
 }
 
+/// A body the API server could not decode into the kind's types is refused before anything else.
+fn decodable(resource: Resource, object: &Value) -> Result<(), ApiError> {
+    if super::schema::holds_unreadable_quantity(resource, object) {
+        return Err(ApiError::undecodable(resource, super::quantity::FORMAT_ERROR));
+    }
+    Ok(())
+}
+
 /// After validation, as the API server would have accepted the object: only a valid object of
 /// a kind whose controller does not run here is turned away.
 fn refuse_without_its_controller(resource: Resource, object: &Value) -> Result<(), ApiError> {
@@ -315,6 +324,7 @@ fn refuse_without_its_controller(resource: Resource, object: &Value) -> Result<(
 
 fn replace(state: &mut State, target: &Target, name: &str, object: Value) -> Result<Arc<Value>, ApiError> {
     check_kind(target.resource, &object)?;
+    decodable(target.resource, &object)?;
     let current = existing(state, target, name)?;
     if let Some(expected) = object["metadata"]["resourceVersion"].as_str()
         && current["metadata"]["resourceVersion"].as_str() != Some(expected)
@@ -346,6 +356,10 @@ fn apply(state: &mut State, target: &Target, name: &str, mut applied: Value) -> 
     }
     if let Some(path) = super::schema::undeclared_field(target.resource, &applied) {
         return Err(ApiError::undeclared_field(target.resource, &target.namespace, name, &path));
+    }
+    if super::schema::holds_unreadable_quantity(target.resource, &applied) {
+        let why = super::quantity::FORMAT_ERROR;
+        return Err(ApiError::unconvertible(target.resource, &target.namespace, name, why));
     }
     if target.resource.namespaced {
         applied["metadata"]["namespace"] = target.namespace.clone().into();

@@ -1,8 +1,9 @@
-//! The API server's defaulting (upstream's SetDefaults_Deployment and SetDefaults_DaemonSet) for
-//! the fields its validation and later changes depend on: a Deployment's `spec.strategy` and a
-//! DaemonSet's `spec.updateStrategy`. It runs on every create and update, before validation, as
-//! the API server's does, so the stored object holds them: a Deployment switched to Recreate
-//! without clearing the `rollingUpdate` it was given by default is refused, as on a real cluster.
+//! The API server's defaulting (upstream's SetDefaults_Deployment, SetDefaults_DaemonSet and
+//! SetDefaults_Pod) for the fields its validation and later changes depend on: a Deployment's
+//! `spec.strategy`, a DaemonSet's `spec.updateStrategy`, a Pod's container requests. It runs on
+//! every create and update, before validation, as the API server's does, so the stored object
+//! holds them: a Deployment switched to Recreate without clearing the `rollingUpdate` it was
+//! given by default is refused, as on a real cluster.
 
 use serde_json::{Value, json};
 
@@ -22,6 +23,9 @@ pub fn rollout(resource: Resource) -> Option<(&'static str, Value, Value)> {
 
 /// Fills in the defaults of `object`, about to be stored as `resource`.
 pub fn apply(resource: Resource, object: &mut Value) {
+    if resource == resources::POD {
+        requests_from_limits(object);
+    }
     let Some((field, unavailable, surge)) = rollout(resource) else { return };
     let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) else { return };
     let strategy = spec.entry(field).or_insert(Value::Null);
@@ -51,6 +55,25 @@ pub fn apply(resource: Resource, object: &mut Value) {
             }
         }
         Some(_) => {}
+    }
+}
+
+/// SetDefaults_Pod: a container's limit without a request is its request too (on a Pod only, not
+/// on a template, so a controller's pods get it when they are created).
+fn requests_from_limits(pod: &mut Value) {
+    for field in ["containers", "initContainers"] {
+        let Some(containers) = pod["spec"][field].as_array_mut() else { continue };
+        for container in containers {
+            let Some(limits) = container["resources"]["limits"].as_object().cloned() else { continue };
+            let resources = &mut container["resources"];
+            if !resources["requests"].is_object() {
+                resources["requests"] = json!({});
+            }
+            let requests = resources["requests"].as_object_mut().expect("an object");
+            for (name, limit) in limits {
+                requests.entry(name).or_insert(limit);
+            }
+        }
     }
 }
 
@@ -98,5 +121,27 @@ mod tests {
             json!({"type": "OnDelete", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}})
         );
         assert_eq!(defaulted(resources::REPLICA_SET, json!({})), json!({}), "only the two kinds");
+    }
+
+    #[test]
+    fn a_pods_limits_are_its_requests_where_it_sets_none() {
+        let mut pod = json!({"spec": {
+            "initContainers": [{"name": "setup", "resources": {"limits": {"cpu": "1"}}}],
+            "containers": [
+                {"name": "web", "resources": {"requests": {"cpu": "100m"}, "limits": {"cpu": "1", "memory": "1Gi"}}},
+                {"name": "log"},
+            ],
+        }});
+        apply(resources::POD, &mut pod);
+        assert_eq!(pod["spec"]["initContainers"][0]["resources"]["requests"], json!({"cpu": "1"}));
+        assert_eq!(pod["spec"]["containers"][0]["resources"]["requests"], json!({"cpu": "100m", "memory": "1Gi"}));
+        assert_eq!(pod["spec"]["containers"][1], json!({"name": "log"}));
+        let mut deployment = json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "resources": {"limits": {"cpu": "1"}}}]}}}});
+        apply(resources::DEPLOYMENT, &mut deployment);
+        assert_eq!(
+            deployment["spec"]["template"]["spec"]["containers"][0]["resources"],
+            json!({"limits": {"cpu": "1"}}),
+            "not a template's"
+        );
     }
 }

@@ -55,6 +55,35 @@ impl ApiError {
         )
     }
 
+    /// A create or replace whose body does not decode into the kind's types.
+    pub fn undecodable(resource: Resource, why: &str) -> ApiError {
+        let kind = resource.kind;
+        ApiError::bad_request(format!(
+            "{kind} in version \"{}\" cannot be handled as a {kind}: {why}",
+            resource.version
+        ))
+    }
+
+    /// A server-side apply whose merged object does not convert into the kind's types (a 500
+    /// without a reason, as the API server sends it).
+    pub fn unconvertible(resource: Resource, namespace: &str, name: &str, why: &str) -> ApiError {
+        let object = if resource.namespaced { format!("{namespace}/{name}") } else { name.to_string() };
+        let group_version = if resource.group.is_empty() {
+            format!("/{}", resource.version)
+        } else {
+            format!("{}/{}", resource.group, resource.version)
+        };
+        let kind = resource.kind;
+        ApiError::new(
+            500,
+            "",
+            format!(
+                "failed to convert new object ({object}; {group_version}, Kind={kind}) to proper version: unable to \
+                 convert unstructured object to {group_version}, Kind={kind}: {why}"
+            ),
+        )
+    }
+
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(400, "BadRequest", message)
     }

@@ -40,6 +40,42 @@ pub fn undeclared_field(resource: Resource, object: &Value) -> Option<String> {
     first_missing(object, &typed, &mut String::new())
 }
 
+/// Where a kind keeps its pod spec, and that spec's path in messages: a Pod's own, a
+/// controller's template, a CronJob's job template.
+pub fn pod_spec(resource: Resource, object: &Value) -> Option<(&Value, &'static str)> {
+    match resource.kind {
+        "Pod" => Some((&object["spec"], "spec")),
+        "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet" | "Job" => {
+            Some((&object["spec"]["template"]["spec"], "spec.template.spec"))
+        }
+        "CronJob" => {
+            Some((&object["spec"]["jobTemplate"]["spec"]["template"]["spec"], "spec.jobTemplate.spec.template.spec"))
+        }
+        _ => None,
+    }
+}
+
+/// Whether the object holds a resource quantity its kind's types cannot hold (`cpu: abc`): the
+/// API server cannot even decode it, before any validation (the caller answers in the API's
+/// words for the request, [`super::quantity::FORMAT_ERROR`]).
+pub fn holds_unreadable_quantity(resource: Resource, object: &Value) -> bool {
+    let Some((spec, _)) = pod_spec(resource, object) else { return false };
+    let unreadable = |list: &Value| {
+        list.as_object().is_some_and(|list| list.values().any(|q| super::quantity::Quantity::from_json(q).is_none()))
+    };
+    let containers = ["containers", "initContainers", "ephemeralContainers"]
+        .into_iter()
+        .flat_map(|field| spec[field].as_array().into_iter().flatten());
+    let lists = containers.flat_map(|c| [&c["resources"]["requests"], &c["resources"]["limits"]]).chain([
+        &spec["overhead"],
+        &spec["resources"]["requests"],
+        &spec["resources"]["limits"],
+    ]);
+    let volumes = spec["volumes"].as_array().into_iter().flatten().map(|v| &v["emptyDir"]["sizeLimit"]);
+    lists.into_iter().any(unreadable)
+        || volumes.into_iter().any(|size| !size.is_null() && super::quantity::Quantity::from_json(size).is_none())
+}
+
 fn round_trip<K: DeserializeOwned + Serialize>(object: &Value) -> Option<Value> {
     let typed: K = serde_json::from_value(object.clone()).ok()?;
     serde_json::to_value(typed).ok()

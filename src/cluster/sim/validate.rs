@@ -3,9 +3,12 @@
 //! empty, matching the pod template, immutable once created), how a Deployment or a DaemonSet
 //! rolls, and a Service's ports.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 use super::error::{ApiError, invalid};
+use super::quantity::Quantity;
 use super::resources::{self, Resource};
 use crate::model::annotations::{POD_DELETION_COST, TOTAL_LIMIT, is_deletion_cost};
 
@@ -15,6 +18,7 @@ const MISMATCH: &str = "`selector` does not match template `labels`";
 pub fn create(resource: Resource, object: &Value) -> Result<(), ApiError> {
     let mut causes = common(resource, object);
     causes.extend(controller_selector(resource, object));
+    causes.extend(container_resources(resource, object));
     causes.extend(update_strategy(resource, object));
     causes.extend(service_ports(resource, object));
     finish(resource, object, causes)
@@ -30,6 +34,7 @@ pub fn update(resource: Resource, current: &Value, object: &Value) -> Result<(),
             compact(&object["spec"]["selector"])
         ));
     }
+    causes.extend(container_resources(resource, object));
     causes.extend(update_strategy(resource, object));
     causes.extend(service_ports(resource, object));
     finish(resource, object, causes)
@@ -210,6 +215,68 @@ fn update_strategy(resource: Resource, object: &Value) -> Vec<String> {
 /// headless or an ExternalName; each named (a DNS label, unique) when there are several; port and
 /// numeric targetPort within 1-65535 (a missing or 0 targetPort is the port, as the API defaults
 /// it); a named targetPort an IANA service name; a known protocol; no port twice per protocol.
+/// Each container's resource requirements (ValidateContainerResourceRequirements), containers
+/// before init containers: no negative quantity, a whole number of an extended resource, and a
+/// request no larger than its limit; an extended resource (`example.com/dongle`) cannot be
+/// overcommitted, so its request must equal a limit, which must be set.
+fn container_resources(resource: Resource, object: &Value) -> Vec<String> {
+    let Some((spec, prefix)) = super::schema::pod_spec(resource, object) else { return Vec::new() };
+    let mut causes = Vec::new();
+    for field in ["containers", "initContainers"] {
+        for (index, container) in spec[field].as_array().into_iter().flatten().enumerate() {
+            causes.extend(requirements(&format!("{prefix}.{field}[{index}].resources"), &container["resources"]));
+        }
+    }
+    causes
+}
+
+fn requirements(path: &str, resources: &Value) -> Vec<String> {
+    // Unreadable quantities never get this far (the body is refused undecoded).
+    let quantities = |list: &Value| -> BTreeMap<String, Quantity> {
+        let Some(list) = list.as_object() else { return BTreeMap::new() };
+        list.iter().filter_map(|(name, q)| Some((name.clone(), Quantity::from_json(q)?))).collect()
+    };
+    let (limits, requests) = (quantities(&resources["limits"]), quantities(&resources["requests"]));
+    let mut causes = Vec::new();
+    for (name, limit) in &limits {
+        causes.extend(quantity_value(&format!("{path}.limits[{name}]"), name, limit));
+    }
+    for (name, request) in &requests {
+        causes.extend(quantity_value(&format!("{path}.requests[{name}]"), name, request));
+        let overcommit = is_native_resource(name) && !name.starts_with("hugepages-");
+        match limits.get(name) {
+            Some(limit) if !overcommit && request != limit => causes.push(format!(
+                "{path}.requests: Invalid value: \"{request}\": must be equal to {name} limit of {limit}"
+            )),
+            Some(limit) if request > limit => causes.push(format!(
+                "{path}.requests: Invalid value: \"{request}\": must be less than or equal to {name} limit of {limit}"
+            )),
+            None if !overcommit => causes
+                .push(format!("{path}.limits: Required value: Limit must be set for non overcommitable resources")),
+            _ => {}
+        }
+    }
+    causes
+}
+
+/// ValidateResourceQuantityValue: never negative, and whole for the resources counted in units
+/// (extended resources).
+fn quantity_value(path: &str, name: &str, quantity: &Quantity) -> Vec<String> {
+    let mut causes = Vec::new();
+    if quantity.is_negative() {
+        causes.push(format!("{path}: Invalid value: \"{quantity}\": must be greater than or equal to 0"));
+    }
+    if !is_native_resource(name) && quantity.milli() % 1000 != 0 {
+        causes.push(format!("{path}: Invalid value: \"{quantity}\": must be an integer"));
+    }
+    causes
+}
+
+/// A resource Kubernetes itself defines: unprefixed, or in the `kubernetes.io/` namespace.
+fn is_native_resource(name: &str) -> bool {
+    !name.contains('/') || name.contains("kubernetes.io/")
+}
+
 fn service_ports(resource: Resource, object: &Value) -> Vec<String> {
     if resource != resources::SERVICE {
         return Vec::new();
@@ -706,5 +773,63 @@ mod tests {
             verdict(json!({"ports": [{"name": "a", "port": 80}, {"name": "b", "port": 80}]})),
             "spec.ports[1]: Duplicate value: {\"Name\":\"\",\"Protocol\":\"TCP\",\"AppProtocol\":null,\"Port\":80,\"TargetPort\":0,\"NodePort\":0}"
         );
+    }
+
+    #[test]
+    fn resource_requirements_are_judged_in_the_api_servers_words() {
+        let pod = |resources: Value| {
+            let mut pod =
+                json!({"metadata": {"name": "q"}, "spec": {"containers": [{"name": "c", "resources": resources}]}});
+            super::super::defaults::apply(resources::POD, &mut pod);
+            match create(resources::POD, &pod) {
+                Ok(()) => "accepted".to_string(),
+                Err(error) => error.message,
+            }
+        };
+        // The testbed's API server's words (v1.37).
+        assert_eq!(pod(json!({"requests": {"cpu": "500m"}, "limits": {"cpu": 1}})), "accepted");
+        assert_eq!(
+            pod(json!({"requests": {"cpu": "2"}, "limits": {"cpu": "1.5"}})),
+            "Pod \"q\" is invalid: spec.containers[0].resources.requests: Invalid value: \"2\": must be less than or \
+             equal to cpu limit of 1500m"
+        );
+        assert_eq!(
+            pod(json!({"requests": {"memory": "-0.5Gi"}})),
+            "Pod \"q\" is invalid: spec.containers[0].resources.requests[memory]: Invalid value: \"-512Mi\": must be \
+             greater than or equal to 0"
+        );
+        assert_eq!(
+            pod(json!({"requests": {"example.com/dongle": 1}, "limits": {"example.com/dongle": 2}})),
+            "Pod \"q\" is invalid: spec.containers[0].resources.requests: Invalid value: \"1\": must be equal to \
+             example.com/dongle limit of 2"
+        );
+        assert_eq!(
+            pod(json!({"requests": {"example.com/dongle": 1}})),
+            "Pod \"q\" is invalid: spec.containers[0].resources.limits: Required value: Limit must be set for non \
+             overcommitable resources"
+        );
+        // The limit is the request too (defaulted before validation), so both are judged.
+        assert_eq!(
+            pod(json!({"limits": {"example.com/dongle": "500m"}})),
+            "Pod \"q\" is invalid: [spec.containers[0].resources.limits[example.com/dongle]: Invalid value: \
+             \"500m\": must be an integer, spec.containers[0].resources.requests[example.com/dongle]: Invalid value: \
+             \"500m\": must be an integer]"
+        );
+        let template = json!({"metadata": {"name": "q"}, "spec": {
+            "selector": {"matchLabels": {"app": "q"}},
+            "template": {"metadata": {"labels": {"app": "q"}}, "spec": {"initContainers": [
+                {"name": "i", "resources": {"requests": {"cpu": "-1"}}}
+            ]}},
+        }});
+        assert_eq!(
+            create(resources::DEPLOYMENT, &template).unwrap_err().message,
+            "Deployment.apps \"q\" is invalid: spec.template.spec.initContainers[0].resources.requests[cpu]: Invalid \
+             value: \"-1\": must be greater than or equal to 0"
+        );
+        assert!(super::super::schema::holds_unreadable_quantity(
+            resources::DEPLOYMENT,
+            &json!({"spec": {"template": {"spec": {"containers": [{"resources": {"limits": {"cpu": "abc"}}}]}}}})
+        ));
+        assert!(!super::super::schema::holds_unreadable_quantity(resources::DEPLOYMENT, &template));
     }
 }
