@@ -310,6 +310,64 @@ scenario "requests" {
 }
 
 #[test]
+fn a_pod_waits_while_a_hard_spread_constraint_would_be_broken() {
+    let dir = tempfile::tempdir().unwrap();
+    // Over hostnames, the tainted control-plane node counts as an empty domain: two workers take
+    // one pod each. Over zones, no testbed node has the key at all.
+    let deployment = |name: &str, replicas: u32, key: &str| {
+        format!(
+            r#"scenario "{name}" {{
+    apply <<YAML
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata:
+          name: {name}
+        spec:
+          replicas: {replicas}
+          selector:
+            matchLabels:
+              app: {name}
+          template:
+            metadata:
+              labels:
+                app: {name}
+            spec:
+              topologySpreadConstraints:
+                - maxSkew: 1
+                  topologyKey: {key}
+                  whenUnsatisfiable: DoNotSchedule
+                  labelSelector:
+                    matchLabels:
+                      app: {name}
+              containers:
+                - name: {name}
+                  image: nginx:1.27
+    YAML
+    expect pods app={name} count {replicas}
+    wait rollout deployment/{name} within 3s
+}}
+"#
+        )
+    };
+    let text =
+        deployment("hostnames", 3, "kubernetes.io/hostname") + &deployment("zones", 1, "topology.kubernetes.io/zone");
+    let path = script(dir.path(), "spread.rollout", &text);
+    let results = dir.path().join("results");
+    let (code, output) = run(rehearse(&["run", path.to_str().unwrap(), "--results", results.to_str().unwrap()]));
+    assert_eq!(code, 1, "{output}");
+    let document = std::fs::read_to_string(results.join("spread__hostnames.yaml")).unwrap();
+    let expected = "waiting to be scheduled (0/3 nodes are available: 1 node(s) had untolerated taint(s), 2 node(s) \
+                    didn't match pod topology spread constraints. preemption: 0/3 nodes are available: 1 Preemption \
+                    is not helpful for scheduling, 2 No preemption victims found for incoming pod.)";
+    assert!(document.contains(expected), "{document}");
+    let document = std::fs::read_to_string(results.join("spread__zones.yaml")).unwrap();
+    let expected = "waiting to be scheduled (0/3 nodes are available: 1 node(s) had untolerated taint(s), 2 node(s) \
+                    didn't match pod topology spread constraints (missing required label). preemption: 0/3 nodes are \
+                    available: 3 Preemption is not helpful for scheduling.)";
+    assert!(document.contains(expected), "{document}");
+}
+
+#[test]
 fn named_objects_exist_only_when_the_cluster_has_them() {
     let dir = tempfile::tempdir().unwrap();
     // A one-second grace period: at kind's pace a deleted pod lives until its grace period ends.

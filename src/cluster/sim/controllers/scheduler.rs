@@ -1,6 +1,7 @@
 //! The scheduler: binds each pod that has no node (and is not being deleted) to the node that
 //! passes upstream's filters, in upstream's order (NodeUnschedulable, TaintToleration,
-//! NodeAffinity, NodePorts, NodeResourcesFit, InterPodAffinity's required terms), with the fewest
+//! NodeAffinity, NodePorts, NodeResourcesFit, PodTopologySpread's hard constraints,
+//! InterPodAffinity's required terms), with the fewest
 //! pods, ties by name; a pod no node takes stays Pending with PodScheduled False, Unschedulable,
 //! and the scheduler's message.
 
@@ -57,6 +58,7 @@ pub fn run(store: &mut Store, namespaces: &[String]) {
         for node in &nodes {
             let load = &loads[name(node)];
             let refusal = filter(&pod["spec"], &wants, node, load)
+                .or_else(|| topology_spread(&namespace, &pod, node, &nodes, &placed))
                 .or_else(|| inter_pod_affinity(&namespace, &pod, node, &nodes, &placed));
             match refusal {
                 Some(refusal) => refusals.push(refusal),
@@ -182,12 +184,93 @@ fn fits_resources(wants: &Wants, node: &Value, load: &Load) -> Option<Refusal> {
     (!reasons.is_empty()).then_some(Refusal { reasons, preemption_might_help })
 }
 
-/// A pod bound to a node, as inter-pod affinity sees it.
+/// PodTopologySpread's filter, for the pod's `DoNotSchedule` constraints: the node must carry
+/// each constraint's topology key, and the pod there must leave its domain no more than
+/// `maxSkew` matching pods above the emptiest eligible domain. Eligible are the nodes with every
+/// constraint's key that the pod's node affinity allows (`nodeAffinityPolicy: Honor`, the
+/// default) whatever their taints (`nodeTaintsPolicy: Ignore`, the default): so a tainted
+/// control-plane node, holding none, keeps the minimum at 0. Terminating pods do not count.
+fn topology_spread(namespace: &str, pod: &Value, node: &Value, nodes: &[Value], placed: &[Placed]) -> Option<Refusal> {
+    let spec = &pod["spec"];
+    let constraints: Vec<&Value> = spec["topologySpreadConstraints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["whenUnsatisfiable"] == "DoNotSchedule")
+        .collect();
+    if constraints.is_empty() {
+        return None;
+    }
+    let key = |c: &Value| c["topologyKey"].as_str().unwrap_or_default().to_string();
+    let has_every_key = |n: &Value| constraints.iter().all(|c| n["metadata"]["labels"].get(key(c)).is_some());
+    let labels = &pod["metadata"]["labels"];
+    for constraint in &constraints {
+        let topology_key = key(constraint);
+        let Some(domain) = node["metadata"]["labels"][&topology_key].as_str() else {
+            return Some(Refusal::unresolvable(
+                "node(s) didn't match pod topology spread constraints (missing required label)",
+            ));
+        };
+        // matchLabelKeys narrow the selector to the pod's own values (its pod-template-hash).
+        let narrowed_to: Vec<(&str, &Value)> = constraint["matchLabelKeys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|k| k.as_str())
+            .filter_map(|k| labels.get(k).map(|v| (k, v)))
+            .collect();
+        let selector = &constraint["labelSelector"];
+        let matches =
+            |other: &Value| selects(selector, other) && narrowed_to.iter().all(|(k, v)| other.get(*k) == Some(*v));
+        // An empty selector counts no pod (upstream skips it), though the pod matches it.
+        let empty = |field: &str| match &selector[field] {
+            Value::Object(map) => map.is_empty(),
+            Value::Array(list) => list.is_empty(),
+            _ => true,
+        };
+        let counts_none =
+            selector.is_object() && empty("matchLabels") && empty("matchExpressions") && narrowed_to.is_empty();
+        let eligible = |n: &&Value| {
+            has_every_key(n)
+                && (constraint["nodeAffinityPolicy"] == "Ignore" || matches_affinity(spec, n))
+                && (constraint["nodeTaintsPolicy"] != "Honor"
+                    || untolerated_taint(spec, n, &["NoSchedule", "NoExecute"]).is_none())
+        };
+        let mut per_domain: BTreeMap<&str, usize> = BTreeMap::new();
+        for eligible_node in nodes.iter().filter(eligible) {
+            let value = eligible_node["metadata"]["labels"][&topology_key].as_str().unwrap_or_default();
+            let count = if counts_none {
+                0
+            } else {
+                placed
+                    .iter()
+                    .filter(|p| {
+                        p.node == name(eligible_node) && p.namespace == namespace && !p.deleting && matches(&p.labels)
+                    })
+                    .count()
+            };
+            *per_domain.entry(value).or_default() += count;
+        }
+        // Fewer domains than minDomains (1 unless set): the minimum is 0.
+        let min_domains = constraint["minDomains"].as_u64().and_then(|m| usize::try_from(m).ok()).unwrap_or(1);
+        let minimum =
+            if per_domain.len() < min_domains { 0 } else { per_domain.values().copied().min().unwrap_or(usize::MAX) };
+        let here = per_domain.get(domain).copied().unwrap_or(0) + usize::from(matches(labels));
+        let max_skew = constraint["maxSkew"].as_u64().and_then(|m| usize::try_from(m).ok()).unwrap_or(1);
+        if here.saturating_sub(minimum) > max_skew {
+            return Some(Refusal::resolvable("node(s) didn't match pod topology spread constraints"));
+        }
+    }
+    None
+}
+
+/// A pod bound to a node, as inter-pod affinity and topology spreading see it.
 struct Placed {
     namespace: String,
     labels: Value,
     node: String,
     affinity: Value,
+    deleting: bool,
 }
 
 impl Placed {
@@ -197,6 +280,7 @@ impl Placed {
             labels: pod["metadata"]["labels"].clone(),
             node: node.to_string(),
             affinity: pod["spec"]["affinity"].clone(),
+            deleting: is_deleting(pod),
         }
     }
 }
@@ -410,5 +494,56 @@ mod tests {
         assert_eq!(refusal(&pod(json!({}), Some(8081)), &node, &load), None);
         let full = Load { pods: 110, ..Load::default() };
         assert_eq!(refusal(&pod(json!({}), None), &node, &full), Some((vec!["Too many pods".to_string()], true)));
+    }
+
+    #[test]
+    fn a_hard_spread_constraint_counts_every_node_with_the_key_tainted_or_not() {
+        let node = |name: &str, zone: Option<&str>, tainted: bool| {
+            let mut node = json!({"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}}, "spec": {}});
+            if let Some(zone) = zone {
+                node["metadata"]["labels"]["topology.kubernetes.io/zone"] = zone.into();
+            }
+            if tainted {
+                node["spec"]["taints"] =
+                    json!([{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]);
+            }
+            node
+        };
+        let nodes = [node("cp", Some("a"), true), node("w1", Some("a"), false), node("w2", None, false)];
+        let pod = |key: &str, taints: &str| {
+            json!({"metadata": {"labels": {"app": "web"}}, "spec": {"topologySpreadConstraints": [{
+                "maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": "DoNotSchedule",
+                "nodeTaintsPolicy": taints, "labelSelector": {"matchLabels": {"app": "web"}},
+            }]}})
+        };
+        let on = |node: &str, deleting: bool| Placed {
+            namespace: "ns".into(),
+            labels: json!({"app": "web"}),
+            node: node.into(),
+            affinity: Value::Null,
+            deleting,
+        };
+        let verdict = |pod: &Value, node: usize, placed: &[Placed]| {
+            topology_spread("ns", pod, &nodes[node], &nodes, placed)
+                .map(|r| (r.reasons[0].clone(), r.preemption_might_help))
+        };
+        let skewed = Some(("node(s) didn't match pod topology spread constraints".to_string(), true));
+        let hostname = pod("kubernetes.io/hostname", "Ignore");
+        // The control-plane node holds none, so the minimum is 0: w1 may hold one, not two.
+        assert_eq!(verdict(&hostname, 1, &[]), None);
+        assert_eq!(verdict(&hostname, 1, &[on("w1", false)]), skewed);
+        assert_eq!(verdict(&hostname, 1, &[on("w1", true)]), None, "a terminating pod does not count");
+        // Honouring taints leaves the control-plane node out: w2 now sets the minimum.
+        let honoured = pod("kubernetes.io/hostname", "Honor");
+        assert_eq!(verdict(&honoured, 1, &[on("w1", false), on("w2", false)]), None);
+        assert_eq!(verdict(&honoured, 1, &[on("w1", false), on("w1", false), on("w2", false)]), skewed);
+        // A node without the key can never take the pod, and no eviction changes that.
+        let zone = pod("topology.kubernetes.io/zone", "Ignore");
+        assert_eq!(
+            verdict(&zone, 2, &[]),
+            Some(("node(s) didn't match pod topology spread constraints (missing required label)".to_string(), false))
+        );
+        // Zone a is the only domain (w2 has no zone): its own count is the minimum.
+        assert_eq!(verdict(&zone, 1, &[on("w1", false), on("cp", false)]), None);
     }
 }
