@@ -115,9 +115,11 @@ pub async fn run(step: &Step, context: &mut Context<'_>, timeout: Duration) -> R
 }
 
 /// API messages carry generated names and hashes (`Pod "web-5c59-8tl8c" is invalid: ...`); keep
-/// the part a reader needs, deterministically: the cause, from the field it names on.
+/// the part a reader needs, deterministically: the cause, from the field it names on (several
+/// causes come as one bracketed list).
 fn normalise_refusal(message: &str) -> String {
-    match [": spec.", ": metadata."].iter().filter_map(|field| message.find(field)).min() {
+    let causes = [": spec.", ": metadata.", ": [spec.", ": [metadata."];
+    match causes.iter().filter_map(|field| message.find(field)).min() {
         Some(i) => message[i + 2..].to_string(),
         None => message.to_string(),
     }
@@ -737,5 +739,9 @@ mod tests {
         let template = "Deployment.apps \"rng\" is invalid: spec.template.metadata.labels: Invalid value: {}: x";
         assert_eq!(normalise_refusal(template), "spec.template.metadata.labels: Invalid value: {}: x");
         assert_eq!(normalise_refusal("namespaces \"x\" not found"), "namespaces \"x\" not found");
+        let several = "Pod \"web-8tl8c\" is invalid: [spec.containers[0].resources.limits[example.com/x]: Invalid value: \
+                       \"500m\": must be an integer, spec.containers[0].resources.requests[example.com/x]: Invalid value: \
+                       \"500m\": must be an integer]";
+        assert_eq!(normalise_refusal(several), several.split_once("is invalid: ").unwrap().1);
     }
 }
