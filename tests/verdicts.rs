@@ -44,6 +44,17 @@ fn endpoint(pod: &str, address: &str, ready: bool, serving: bool, terminating: b
     )
 }
 
+/// Runs a script whose scenarios all fail (exit 1) and returns the result document of each of
+/// `scenarios`, in order.
+fn failing_documents(file: &str, text: &str, scenarios: &[&str]) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = script(dir.path(), &format!("{file}.rollout"), text);
+    let results = dir.path().join("results");
+    let (code, output) = run(rehearse(&["run", path.to_str().unwrap(), "--results", results.to_str().unwrap()]));
+    assert_eq!(code, 1, "{output}");
+    scenarios.iter().map(|s| std::fs::read_to_string(results.join(format!("{file}__{s}.yaml"))).unwrap()).collect()
+}
+
 #[test]
 fn traffic_to_a_deleted_pod_still_counts_until_its_endpoint_goes() {
     let dir = tempfile::tempdir().unwrap();
@@ -182,7 +193,6 @@ fn a_timeout_names_the_pods_still_in_flux() {
 
 #[test]
 fn a_pod_that_fits_no_node_waits_in_the_schedulers_words_preemption_included() {
-    let dir = tempfile::tempdir().unwrap();
     // Required anti-affinity, one pod per node: the third replica fits neither worker, and
     // evicting its siblings could make room, but none has a lower priority to be evicted for it.
     let text = r#"scenario "spread" {
@@ -226,11 +236,7 @@ fn a_pod_that_fits_no_node_waits_in_the_schedulers_words_preemption_included() {
     wait rollout deployment/spread within 2s
 }
 "#;
-    let path = script(dir.path(), "spread.rollout", text);
-    let results = dir.path().join("results");
-    let (code, output) = run(rehearse(&["run", path.to_str().unwrap(), "--results", results.to_str().unwrap()]));
-    assert_eq!(code, 1, "{output}");
-    let document = std::fs::read_to_string(results.join("spread__spread.yaml")).unwrap();
+    let [document] = <[String; 1]>::try_from(failing_documents("spread", text, &["spread"])).unwrap();
     let expected = "not satisfied within 2s: 3 of 3 updated, 2 available\n    pods in flux:\n    - pod of \
                     replicaset/spread-{hash} not ready: waiting to be scheduled (0/3 nodes are available: 1 node(s) \
                     had untolerated taint(s), 2 node(s) didn't match pod anti-affinity rules. preemption: 0/3 nodes \
@@ -241,7 +247,6 @@ fn a_pod_that_fits_no_node_waits_in_the_schedulers_words_preemption_included() {
 
 #[test]
 fn a_pod_waits_for_a_free_host_port_and_for_room_for_its_requests() {
-    let dir = tempfile::tempdir().unwrap();
     // The surge pod of a host-port rollout finds the port taken on both workers: eviction could
     // free it. A request larger than any node's allocatable (1k CPUs) no eviction can meet.
     let text = r#"scenario "ports" {
@@ -291,27 +296,21 @@ scenario "requests" {
     wait pod/huge condition=Ready within 2s
 }
 "#;
-    let path = script(dir.path(), "room.rollout", text);
-    let results = dir.path().join("results");
-    let (code, output) = run(rehearse(&["run", path.to_str().unwrap(), "--results", results.to_str().unwrap()]));
-    assert_eq!(code, 1, "{output}");
-    let document = std::fs::read_to_string(results.join("room__ports.yaml")).unwrap();
+    let [ports, requests] = <[String; 2]>::try_from(failing_documents("room", text, &["ports", "requests"])).unwrap();
     let expected = "not satisfied within 2s: 1 of 2 updated, 2 available\n    pods in flux:\n    - pod of \
                     replicaset/ports-{hash} not ready: waiting to be scheduled (0/3 nodes are available: 1 node(s) \
                     had untolerated taint(s), 2 node(s) didn't have free ports for the requested pod ports. \
                     preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, 2 No \
                     preemption victims found for incoming pod.)\n";
-    assert!(document.contains(expected), "{document}");
-    let document = std::fs::read_to_string(results.join("room__requests.yaml")).unwrap();
+    assert!(ports.contains(expected), "{ports}");
     let expected = "waiting to be scheduled (0/3 nodes are available: 1 node(s) had untolerated taint(s), 2 \
                     Insufficient cpu, 2 Insufficient memory. preemption: 0/3 nodes are available: 3 Preemption is \
                     not helpful for scheduling.)";
-    assert!(document.contains(expected), "{document}");
+    assert!(requests.contains(expected), "{requests}");
 }
 
 #[test]
 fn a_pod_waits_while_a_hard_spread_constraint_would_be_broken() {
-    let dir = tempfile::tempdir().unwrap();
     // Over hostnames, the tainted control-plane node counts as an empty domain: two workers take
     // one pod each. Over zones, no testbed node has the key at all.
     let deployment = |name: &str, replicas: u32, key: &str| {
@@ -351,20 +350,16 @@ fn a_pod_waits_while_a_hard_spread_constraint_would_be_broken() {
     };
     let text =
         deployment("hostnames", 3, "kubernetes.io/hostname") + &deployment("zones", 1, "topology.kubernetes.io/zone");
-    let path = script(dir.path(), "spread.rollout", &text);
-    let results = dir.path().join("results");
-    let (code, output) = run(rehearse(&["run", path.to_str().unwrap(), "--results", results.to_str().unwrap()]));
-    assert_eq!(code, 1, "{output}");
-    let document = std::fs::read_to_string(results.join("spread__hostnames.yaml")).unwrap();
+    let [hostnames, zones] =
+        <[String; 2]>::try_from(failing_documents("spread", &text, &["hostnames", "zones"])).unwrap();
     let expected = "waiting to be scheduled (0/3 nodes are available: 1 node(s) had untolerated taint(s), 2 node(s) \
                     didn't match pod topology spread constraints. preemption: 0/3 nodes are available: 1 Preemption \
                     is not helpful for scheduling, 2 No preemption victims found for incoming pod.)";
-    assert!(document.contains(expected), "{document}");
-    let document = std::fs::read_to_string(results.join("spread__zones.yaml")).unwrap();
+    assert!(hostnames.contains(expected), "{hostnames}");
     let expected = "waiting to be scheduled (0/3 nodes are available: 1 node(s) had untolerated taint(s), 2 node(s) \
                     didn't match pod topology spread constraints (missing required label). preemption: 0/3 nodes are \
                     available: 3 Preemption is not helpful for scheduling.)";
-    assert!(document.contains(expected), "{document}");
+    assert!(zones.contains(expected), "{zones}");
 }
 
 #[test]

@@ -39,12 +39,7 @@ impl ApiError {
     /// What server-side apply answers when the applied configuration does not fit the kind's
     /// schema: a 500, in structured-merge-diff's words.
     pub fn undeclared_field(resource: Resource, namespace: &str, name: &str, path: &str) -> ApiError {
-        let object = if resource.namespaced { format!("{namespace}/{name}") } else { name.to_string() };
-        let group_version = if resource.group.is_empty() {
-            format!("/{}", resource.version)
-        } else {
-            format!("{}/{}", resource.group, resource.version)
-        };
+        let (object, group_version) = object_and_group_version(resource, namespace, name);
         ApiError::new(
             500,
             "InternalError",
@@ -67,12 +62,7 @@ impl ApiError {
     /// A server-side apply whose merged object does not convert into the kind's types (a 500
     /// without a reason, as the API server sends it).
     pub fn unconvertible(resource: Resource, namespace: &str, name: &str, why: &str) -> ApiError {
-        let object = if resource.namespaced { format!("{namespace}/{name}") } else { name.to_string() };
-        let group_version = if resource.group.is_empty() {
-            format!("/{}", resource.version)
-        } else {
-            format!("{}/{}", resource.group, resource.version)
-        };
+        let (object, group_version) = object_and_group_version(resource, namespace, name);
         let kind = resource.kind;
         ApiError::new(
             500,
@@ -141,6 +131,14 @@ impl ApiError {
             "code": self.code,
         })
     }
+}
+
+/// How the API server's conversion errors name an object and its kind's version:
+/// `(ns/name, apps/v1)`, or `(name, /v1)` for a cluster-scoped object of the core group.
+fn object_and_group_version(resource: Resource, namespace: &str, name: &str) -> (String, String) {
+    let object = if resource.namespaced { format!("{namespace}/{name}") } else { name.to_string() };
+    let group_version = format!("{}/{}", resource.group, resource.version);
+    (object, group_version)
 }
 
 /// `Deployment.apps "rng" is invalid: <cause>` or, for several, `[<cause>, <cause>]`: the
