@@ -892,4 +892,40 @@ mod tests {
             assert!(api.list(&Default::default()).await.unwrap().items.is_empty(), "{plural} stored");
         }
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quantity_the_api_cannot_read_is_refused_before_validation_in_its_words() {
+        let client = SimCluster::start(2, Pace::Fast).client();
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client, "default", &ApiResource::erase::<k8s_openapi::api::core::v1::Pod>(&()));
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bad"}, "spec": {"containers": [
+            {"name": "web", "image": "nginx", "resources": {"requests": {"cpu": "abc"}}}
+        ]}});
+        let typed: DynamicObject = serde_json::from_value(pod.clone()).unwrap();
+        let refusal = |answer: Result<DynamicObject, kube::Error>| match answer {
+            Err(kube::Error::Api(status)) => (status.code, status.message),
+            other => panic!("{other:?}"),
+        };
+        // The testbed's API server's words (v1.37): a create cannot decode the body; a
+        // server-side apply cannot convert the merged object.
+        let (code, message) = refusal(api.create(&PostParams::default(), &typed).await);
+        assert_eq!(code, 400);
+        assert_eq!(
+            message,
+            format!(
+                "Pod in version \"v1\" cannot be handled as a Pod: {}",
+                crate::cluster::sim::quantity::FORMAT_ERROR
+            )
+        );
+        let (code, message) = refusal(api.patch("bad", &PatchParams::apply("rehearse"), &Patch::Apply(&pod)).await);
+        assert_eq!(code, 500);
+        assert!(
+            message.starts_with(
+                "failed to convert new object (default/bad; /v1, Kind=Pod) to proper version: unable to convert \
+                 unstructured object to /v1, Kind=Pod: quantities must match the regular expression"
+            ),
+            "{message}"
+        );
+        assert!(api.list(&Default::default()).await.unwrap().items.is_empty());
+    }
 }
