@@ -29,7 +29,7 @@ pub fn run(store: &mut Store, namespaces: &[String]) {
         return;
     }
     let nodes: Vec<Value> = store.list(NODE, None).cloned().collect();
-    let mut loads: BTreeMap<String, Load> = nodes.iter().map(|n| (name(n).to_string(), Load::default())).collect();
+    let mut loads: BTreeMap<String, Load> = nodes.iter().map(|n| (name(n).to_string(), Load::on(n))).collect();
     let mut waiting = Vec::new();
     let mut placed = Vec::new();
     for namespace in store.namespaces() {
@@ -37,7 +37,9 @@ pub fn run(store: &mut Store, namespaces: &[String]) {
             match pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
                 // Pods that have ended no longer hold their node (the scheduler does not watch them).
                 Some(node) if !is_terminal(pod) => {
-                    loads.entry(node.to_string()).or_default().add(&pod["spec"]);
+                    if let Some(load) = loads.get_mut(node) {
+                        load.add(&pod["spec"]);
+                    }
                     placed.push(Placed::new(&namespace, pod, node));
                 }
                 Some(_) => {}
@@ -84,15 +86,27 @@ pub fn run(store: &mut Store, namespaces: &[String]) {
     }
 }
 
-/// What the pods bound to a node hold of it: their number, their requests, their host ports.
+/// A node's room, read once per round: what it allocates (pods apart), and what the pods bound
+/// to it hold: their number, their requests, their host ports.
 #[derive(Default)]
 struct Load {
+    allocatable: Resources,
+    allowed_pods: i64,
     pods: i64,
     requested: Resources,
     ports: Vec<HostPort>,
 }
 
 impl Load {
+    fn on(node: &Value) -> Load {
+        let allocatable = &node["status"]["allocatable"];
+        let allowed_pods = allocatable
+            .get("pods")
+            .and_then(Quantity::from_json)
+            .map_or(110, |pods| i64::try_from(pods.units()).unwrap_or(i64::MAX));
+        Load { allocatable: demand::amounts(allocatable), allowed_pods, ..Load::default() }
+    }
+
     fn add(&mut self, spec: &Value) {
         self.pods += 1;
         for (resource, amount) in demand::requests(spec) {
@@ -156,24 +170,19 @@ fn filter(spec: &Value, wants: &Wants, node: &Value, load: &Load) -> Option<Refu
     if wants.ports.iter().any(|port| load.ports.iter().any(|used| port.conflicts_with(used))) {
         return Some(Refusal::resolvable("node(s) didn't have free ports for the requested pod ports"));
     }
-    fits_resources(wants, node, load)
+    fits_resources(wants, load)
 }
 
 /// NodeResourcesFit: room for one more pod, and for each resource the pod requests, what the
 /// node's pods have not yet requested of its allocatable. Every shortfall is a reason.
-fn fits_resources(wants: &Wants, node: &Value, load: &Load) -> Option<Refusal> {
-    let allocatable = demand::amounts(&node["status"]["allocatable"]);
+fn fits_resources(wants: &Wants, load: &Load) -> Option<Refusal> {
     let mut reasons = Vec::new();
     let mut preemption_might_help = true;
-    let allowed_pods = node["status"]["allocatable"]
-        .get("pods")
-        .and_then(Quantity::from_json)
-        .map_or(110, |pods| i64::try_from(pods.units()).unwrap_or(i64::MAX));
-    if load.pods + 1 > allowed_pods {
+    if load.pods + 1 > load.allowed_pods {
         reasons.push("Too many pods".to_string());
     }
     for (resource, wanted) in wants.requests.iter().filter(|(_, wanted)| **wanted > 0) {
-        let capacity = allocatable.get(resource).copied().unwrap_or(0);
+        let capacity = load.allocatable.get(resource).copied().unwrap_or(0);
         let used = load.requested.get(resource).copied().unwrap_or(0);
         if *wanted > capacity - used {
             reasons.push(format!("Insufficient {resource}"));
@@ -466,7 +475,7 @@ mod tests {
     #[test]
     fn a_node_takes_a_pod_only_with_room_for_its_requests_and_free_host_ports() {
         let node = worker();
-        let mut load = Load::default();
+        let mut load = Load::on(&node);
         load.add(&pod(json!({"cpu": "600"}), Some(8080)));
         assert_eq!(refusal(&pod(json!({"cpu": "400"}), None), &node, &load), None, "exactly full");
         assert_eq!(
@@ -492,7 +501,7 @@ mod tests {
             Some((vec!["node(s) didn't have free ports for the requested pod ports".to_string()], true))
         );
         assert_eq!(refusal(&pod(json!({}), Some(8081)), &node, &load), None);
-        let full = Load { pods: 110, ..Load::default() };
+        let full = Load { pods: 110, ..Load::on(&node) };
         assert_eq!(refusal(&pod(json!({}), None), &node, &full), Some((vec!["Too many pods".to_string()], true)));
     }
 
