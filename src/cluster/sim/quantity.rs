@@ -10,6 +10,8 @@ use serde_json::Value;
 pub const FORMAT_ERROR: &str =
     "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
 
+const MAX_EXPONENT: i32 = 40;
+
 /// A quantity's exact value, `mantissa × 10^exponent` (the API keeps nothing finer than 10^-9,
 /// rounding up), and how the API server writes it back (`written`). Values beyond i128
 /// saturate (no scenario asks for 10^30 CPUs and means it).
@@ -155,6 +157,9 @@ pub fn parse(text: &str) -> Option<Quantity> {
         mantissa = scaled_up(mantissa, exponent + 9);
         exponent = -9;
     }
+    // Beyond 10^40 every amount saturates i128 already; a larger exponent (`1e2147483647`) would
+    // only overflow the arithmetic on it.
+    exponent = exponent.min(MAX_EXPONENT);
     if negative {
         mantissa = -mantissa;
     }
@@ -301,6 +306,17 @@ mod tests {
         for (given, stored) in table {
             assert_eq!(parse(given).unwrap().to_string(), stored, "{given}");
         }
+    }
+
+    #[test]
+    fn hostile_quantities_saturate_rather_than_overflow() {
+        for text in ["1e2147483647", "-1e2147483647", "1e-2147483648", "99999999999999999999999999999999999999999Ei"] {
+            let quantity = parse(text).unwrap();
+            let _ = (quantity.milli(), quantity.units(), quantity.to_string(), quantity.cmp(&parse("1").unwrap()));
+        }
+        assert_eq!(parse("1e2147483647").unwrap().units(), i128::MAX);
+        assert_eq!(parse("1e-2147483648").unwrap().milli(), 1, "rounded up to the least there is");
+        assert_eq!(parse("1e99999999999"), None, "an exponent beyond i32 is not read");
     }
 
     #[test]

@@ -37,7 +37,8 @@ pub fn amounts(list: &Value) -> Resources {
 
 fn add(total: &mut Resources, more: &Resources) {
     for (name, amount) in more {
-        *total.entry(name.clone()).or_default() += amount;
+        let sum = total.entry(name.clone()).or_default();
+        *sum = sum.saturating_add(*amount);
     }
 }
 

@@ -110,7 +110,8 @@ impl Load {
     fn add(&mut self, spec: &Value) {
         self.pods += 1;
         for (resource, amount) in demand::requests(spec) {
-            *self.requested.entry(resource).or_default() += amount;
+            let sum = self.requested.entry(resource).or_default();
+            *sum = sum.saturating_add(amount);
         }
         self.ports.extend(demand::host_ports(spec));
     }
@@ -184,7 +185,7 @@ fn fits_resources(wants: &Wants, load: &Load) -> Option<Refusal> {
     for (resource, wanted) in wants.requests.iter().filter(|(_, wanted)| **wanted > 0) {
         let capacity = load.allocatable.get(resource).copied().unwrap_or(0);
         let used = load.requested.get(resource).copied().unwrap_or(0);
-        if *wanted > capacity - used {
+        if *wanted > capacity.saturating_sub(used) {
             reasons.push(format!("Insufficient {resource}"));
             // No eviction makes room for more than the whole node has.
             preemption_might_help &= *wanted <= capacity;
