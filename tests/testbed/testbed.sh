@@ -573,7 +573,7 @@ wait_healthy() {
 }
 
 nodes_manifest() {
-  local n
+  local n index=2
   for n in "${NODES[@]}"; do
     cat <<EOF
 ---
@@ -603,14 +603,23 @@ EOF
     # kind's pod limit (the kubelet's default of 110), which kwok keeps instead of its own
     # default of 1M: a rollout that overfills the workers fails here as on kind and on the
     # built-in cluster, whose nodes show the same. CPU and memory stay kwok's plenty.
+    # Addresses as kind's nodes have them (fake: nothing connects to them): kwok gives a pod
+    # its node's InternalIP as hostIP, and a hostNetwork pod that IP as its own; without one a
+    # hostNetwork pod would get no IP and never be an endpoint.
     cat <<EOF
 status:
+  addresses:
+  - type: InternalIP
+    address: 172.18.0.$index
+  - type: Hostname
+    address: $n
   allocatable: &capacity
     cpu: 1k
     memory: 1Ti
     pods: "110"
   capacity: *capacity
 EOF
+    index=$((index + 1))
   done
 }
 

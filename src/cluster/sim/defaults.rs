@@ -1,6 +1,7 @@
 //! The API server's defaulting (upstream's SetDefaults_Deployment, SetDefaults_DaemonSet and
 //! SetDefaults_Pod) for the fields its validation and later changes depend on: a Deployment's
-//! `spec.strategy`, a DaemonSet's `spec.updateStrategy`, a Pod's container requests. It runs on
+//! `spec.strategy`, a DaemonSet's `spec.updateStrategy`, a Pod's container requests and, on the
+//! host's network, its host ports. It runs on
 //! every create and update, before validation, as the API server's does, so the stored object
 //! holds them: a Deployment switched to Recreate without clearing the `rollingUpdate` it was
 //! given by default is refused, as on a real cluster.
@@ -25,6 +26,7 @@ pub fn rollout(resource: Resource) -> Option<(&'static str, Value, Value)> {
 pub fn apply(resource: Resource, object: &mut Value) {
     if resource == resources::POD {
         requests_from_limits(object);
+        host_network_ports(object);
     }
     let Some((field, unavailable, surge)) = rollout(resource) else { return };
     let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) else { return };
@@ -72,6 +74,22 @@ fn requests_from_limits(pod: &mut Value) {
             let requests = resources["requests"].as_object_mut().expect("an object");
             for (name, limit) in limits {
                 requests.entry(name).or_insert(limit);
+            }
+        }
+    }
+}
+
+/// SetDefaults_Pod: on the host's network a container port is a host port, the same number
+/// unless one is given (on a Pod only: a template keeps 0, its pods get the port).
+fn host_network_ports(pod: &mut Value) {
+    if pod["spec"]["hostNetwork"] != true {
+        return;
+    }
+    for field in ["containers", "initContainers"] {
+        let Some(containers) = pod["spec"][field].as_array_mut() else { continue };
+        for port in containers.iter_mut().filter_map(|c| c["ports"].as_array_mut()).flatten() {
+            if port["hostPort"].as_i64().unwrap_or(0) == 0 && port["containerPort"].is_number() {
+                port["hostPort"] = port["containerPort"].clone();
             }
         }
     }
@@ -143,5 +161,29 @@ mod tests {
             json!({"limits": {"cpu": "1"}}),
             "not a template's"
         );
+    }
+
+    #[test]
+    fn on_the_hosts_network_a_pods_container_ports_are_host_ports() {
+        let spec = json!({"hostNetwork": true,
+            "initContainers": [{"name": "setup", "ports": [{"containerPort": 9000}]}],
+            "containers": [{"name": "web", "ports": [
+                {"containerPort": 8080},
+                {"containerPort": 8443, "hostPort": 0},
+                {"containerPort": 9090, "hostPort": 9091},
+            ]}],
+        });
+        let mut pod = json!({"spec": spec.clone()});
+        apply(resources::POD, &mut pod);
+        assert_eq!(pod["spec"]["initContainers"][0]["ports"][0]["hostPort"], 9000);
+        let host_ports: Vec<&Value> =
+            pod["spec"]["containers"][0]["ports"].as_array().unwrap().iter().map(|p| &p["hostPort"]).collect();
+        assert_eq!(host_ports, [8080, 8443, 9091], "a port given is kept (validation refuses it)");
+        let mut elsewhere = json!({"spec": {"containers": [{"name": "web", "ports": [{"containerPort": 8080}]}]}});
+        apply(resources::POD, &mut elsewhere);
+        assert_eq!(elsewhere["spec"]["containers"][0]["ports"][0], json!({"containerPort": 8080}));
+        let mut deployment = json!({"spec": {"template": {"spec": spec}}});
+        apply(resources::DEPLOYMENT, &mut deployment);
+        assert_eq!(deployment["spec"]["template"]["spec"]["containers"][0]["ports"][0], json!({"containerPort": 8080}));
     }
 }

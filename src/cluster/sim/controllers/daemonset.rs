@@ -140,7 +140,7 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, ds: &Value, nodes: 
     }
     for node in create {
         let pod = new_pod(ds, &hash, &node);
-        if store.create(POD, namespace, pod).is_err() {
+        if !super::create_pod(store, namespace, pod) {
             break; // the namespace is being deleted
         }
     }
@@ -359,7 +359,7 @@ impl Rollout<'_> {
         let room = (budget.surge - surging).clamp(0, candidates.len() as i64) as usize;
         // Creations before deletions, as upstream's syncNodes.
         for node in replace_now.into_iter().chain(candidates.into_iter().take(room)) {
-            if store.create(POD, self.namespace, new_pod(ds, hash, node)).is_err() {
+            if !super::create_pod(store, self.namespace, new_pod(ds, hash, node)) {
                 break; // the namespace is being deleted
             }
         }

@@ -141,8 +141,11 @@ impl Kubelet {
     fn start(&mut self, store: &mut Store, namespace: &str, mut pod: Value, node: &Value, index: usize) {
         let now = store.clock.timestamp();
         let ip = match pod["status"]["podIP"].as_str() {
-            Some(ip) => ip.to_string(),
-            None => self.allocate_ip(store, node, index),
+            Some(ip) => Some(ip.to_string()),
+            // A pod on the host's network has the host's address, as kwok and a kubelet give it
+            // (none when the node has none: such a pod is never an endpoint).
+            None if pod["spec"]["hostNetwork"] == true => internal_ip(node).map(str::to_string),
+            None => Some(self.allocate_ip(store, node, index)),
         };
         host_status(&mut pod, node, &now);
         let uid = uid(&pod).to_string();
@@ -161,8 +164,10 @@ impl Kubelet {
         });
         let status = &mut pod["status"];
         status["phase"] = "Running".into();
-        status["podIP"] = ip.clone().into();
-        status["podIPs"] = json!([{"ip": ip}]);
+        if let Some(ip) = ip {
+            status["podIP"] = ip.clone().into();
+            status["podIPs"] = json!([{"ip": ip}]);
+        }
         let scheduled = scheduled_condition(status, &now);
         status["conditions"] = json!([
             true_condition("PodReadyToStartContainers", &now),

@@ -383,6 +383,14 @@ fn remove_owner(object: &mut Value, owner_uid: &str) {
 }
 
 /// Replaces an object (nothing is written when it did not change) and returns it as stored.
+/// Creates a controller's pod as the API server would: defaulted first (a container's limits as
+/// its requests, host ports on the host's network). False when it cannot be (the namespace is
+/// being deleted).
+fn create_pod(store: &mut Store, namespace: &str, mut pod: Value) -> bool {
+    super::defaults::apply(super::resources::POD, &mut pod);
+    store.create(super::resources::POD, namespace, pod).is_ok()
+}
+
 fn write(store: &mut Store, resource: Resource, namespace: &str, object: Value) -> Option<Arc<Value>> {
     match store.update(resource, namespace, object) {
         Ok(stored) => Some(stored),

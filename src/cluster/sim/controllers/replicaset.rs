@@ -38,7 +38,7 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, rs: &Value) {
         if diff < 0 {
             for _ in 0..(-diff).min(BURST) {
                 let pod = pod_from_template(&rs["spec"]["template"], format!("{}-", name(rs)), reference.clone());
-                if store.create(POD, namespace, pod).is_err() {
+                if !super::create_pod(store, namespace, pod) {
                     break; // the namespace is being deleted
                 }
             }

@@ -624,3 +624,26 @@ async fn scaling_during_a_rollout_is_proportional() {
     assert_eq!(sizes(&cluster).iter().sum::<i64>(), 23);
     assert_eq!(sizes(&cluster), [9, 14]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_pod_on_the_hosts_network_has_its_nodes_address_and_holds_its_ports_there() {
+    let mut cluster = Cluster::new(Pace::Fast);
+    let mut web = deployment("web", 3, "v1");
+    web["spec"]["template"]["spec"]["hostNetwork"] = json!(true);
+    web["spec"]["template"]["spec"]["containers"][0]["ports"] = json!([{"containerPort": 8080}]);
+    cluster.create(DEPLOYMENT, web);
+    let pods = cluster.pods();
+    assert_eq!(pods.len(), 3);
+    let running: Vec<&Value> = pods.iter().filter(|p| is_ready(p)).collect();
+    // The API defaults the port to a host port on each pod: one such pod per worker.
+    for pod in &pods {
+        assert_eq!(pod["spec"]["containers"][0]["ports"][0]["hostPort"], 8080);
+    }
+    assert_eq!(running.len(), 2, "a third pod finds the port taken on both workers");
+    for pod in running {
+        let node = cluster.store.get(resources::NODE, "", pod["spec"]["nodeName"].as_str().unwrap()).unwrap();
+        let address = super::nodes::internal_ip(node).unwrap();
+        assert_eq!(pod["status"]["podIP"], address);
+        assert_eq!(pod["status"]["hostIP"], address);
+    }
+}
