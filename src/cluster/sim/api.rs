@@ -20,7 +20,7 @@ use super::controllers::{self, Controllers};
 use super::error::ApiError;
 use super::resources::{self, Resource};
 use super::store::Store;
-use super::{Pace, validate};
+use super::{Pace, node_ports, validate};
 
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -292,6 +292,7 @@ fn create(state: &mut State, target: &Target, mut object: Value) -> Result<Arc<V
         object["metadata"]["namespace"] = target.namespace.clone().into();
     }
     super::defaults::apply(target.resource, &mut object);
+    node_ports::allocate(&state.store, &target.namespace, None, &mut object)?;
     validate::create(target.resource, &object)?;
     refuse_without_its_controller(target.resource, &object)?;
     let mut created = state.store.create(target.resource, &target.namespace, object)?;
@@ -370,6 +371,7 @@ fn apply(state: &mut State, target: &Target, name: &str, mut applied: Value) -> 
             // The applied configuration is remembered as sent; the object is stored defaulted.
             let mut object = applied.clone();
             super::defaults::apply(target.resource, &mut object);
+            node_ports::allocate(&state.store, &target.namespace, None, &mut object)?;
             validate::create(target.resource, &object)?;
             refuse_without_its_controller(target.resource, &object)?;
             state.store.create(target.resource, &target.namespace, object)?
@@ -393,6 +395,7 @@ fn update(state: &mut State, target: &Target, current: &Value, mut object: Value
         object["metadata"]["namespace"] = target.namespace.clone().into();
     }
     super::defaults::apply(target.resource, &mut object);
+    node_ports::allocate(&state.store, &target.namespace, Some(current), &mut object)?;
     validate::update(target.resource, current, &object)?;
     state.store.update(target.resource, &target.namespace, object)
 }

@@ -78,6 +78,11 @@ impl ApiError {
         ApiError::new(400, "BadRequest", message)
     }
 
+    /// A 500 as apierrors.NewInternalError words it.
+    pub fn internal(why: &str) -> ApiError {
+        ApiError::new(500, "InternalError", format!("Internal error occurred: {why}"))
+    }
+
     pub fn unsupported_media_type(content_type: &str) -> ApiError {
         ApiError::new(
             415,

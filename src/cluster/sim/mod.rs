@@ -8,6 +8,7 @@ pub mod clock;
 pub mod controllers;
 pub mod defaults;
 pub mod error;
+pub mod node_ports;
 pub mod quantity;
 pub mod resources;
 pub mod schema;

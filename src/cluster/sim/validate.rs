@@ -355,6 +355,20 @@ fn service_ports(resource: Resource, object: &Value) -> Vec<String> {
             }
         }
     }
+    let node_port = |p: &Value| p["nodePort"].as_i64().unwrap_or(0);
+    if spec["type"].as_str().is_none_or(|t| t == "ClusterIP") {
+        for (i, _) in ports.iter().enumerate().filter(|(_, p)| node_port(p) != 0) {
+            causes.push(format!("spec.ports[{i}].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"));
+        }
+    }
+    // One node port per protocol (TCP and UDP may share a number).
+    for (j, port) in ports.iter().enumerate().filter(|(_, p)| node_port(p) != 0) {
+        let protocol = |p: &Value| p["protocol"].as_str().unwrap_or("TCP").to_string();
+        if ports[..j].iter().any(|earlier| node_port(earlier) == node_port(port) && protocol(earlier) == protocol(port))
+        {
+            causes.push(format!("spec.ports[{j}].nodePort: Duplicate value: {}", node_port(port)));
+        }
+    }
     // The same port and protocol twice: the API prints its internal form of the port.
     for (j, port) in ports.iter().enumerate() {
         let key = |p: &Value| (p["port"].as_i64().unwrap_or(0), p["protocol"].as_str().unwrap_or("TCP").to_string());
@@ -794,6 +808,18 @@ mod tests {
                 format!("spec.ports[0].targetPort: Invalid value: \"{target}\": {problem}")
             );
         }
+        // The testbed's words for node ports on a ClusterIP Service (NodePort Services meet the
+        // registry's allocator first: node_ports.rs).
+        assert_eq!(
+            verdict(json!({"ports": [
+                {"name": "a", "port": 80, "nodePort": 31090},
+                {"name": "b", "port": 81, "nodePort": 31090},
+                {"name": "c", "port": 82, "nodePort": 31090, "protocol": "UDP"},
+            ]})),
+            "[spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP', spec.ports[1].nodePort: \
+             Forbidden: may not be used when `type` is 'ClusterIP', spec.ports[2].nodePort: Forbidden: may not be used \
+             when `type` is 'ClusterIP', spec.ports[1].nodePort: Duplicate value: 31090]"
+        );
         assert_eq!(
             verdict(json!({"ports": [{"name": "a", "port": 80}, {"name": "b", "port": 80}]})),
             "spec.ports[1]: Duplicate value: {\"Name\":\"\",\"Protocol\":\"TCP\",\"AppProtocol\":null,\"Port\":80,\"TargetPort\":0,\"NodePort\":0}"
