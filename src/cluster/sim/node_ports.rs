@@ -49,14 +49,14 @@ pub fn allocate(store: &Store, namespace: &str, current: Option<&Value>, service
     // Upstream's initNodePorts, in one pass: a port number served over two protocols shares
     // one node port; any other node port, named or not, must be free.
     let mut by_port_number: Vec<(Option<i64>, i64)> = Vec::new();
-    for index in 0..ports.len() {
-        let wanted = node_port(&ports[index]);
-        let shared = by_port_number.iter().find(|(number, _)| *number == ports[index]["port"].as_i64()).map(|p| p.1);
+    for (index, port) in ports.iter_mut().enumerate() {
+        let wanted = node_port(port);
+        let shared = by_port_number.iter().find(|(number, _)| *number == port["port"].as_i64()).map(|p| p.1);
         let given = match (shared, wanted) {
             (Some(shared), 0) => shared,
             (Some(shared), wanted) if wanted == shared => continue,
             (_, 0) => {
-                let kept = held.iter().find(|old| key(old) == key(&ports[index])).map(|old| node_port(old));
+                let kept = held.iter().find(|old| key(old) == key(port)).map(|old| node_port(old));
                 // A real API server picks at random; here the highest free port, far from the
                 // low end where scenarios name theirs.
                 let Some(picked) = kept
@@ -88,9 +88,9 @@ pub fn allocate(store: &Store, namespace: &str, current: Option<&Value>, service
         };
         in_use.insert(given);
         if shared.is_none() {
-            by_port_number.push((ports[index]["port"].as_i64(), given));
+            by_port_number.push((port["port"].as_i64(), given));
         }
-        ports[index]["nodePort"] = given.into();
+        port["nodePort"] = given.into();
     }
     Ok(())
 }
