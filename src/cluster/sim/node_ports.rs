@@ -69,17 +69,17 @@ pub fn allocate(store: &Store, namespace: &str, current: Option<&Value>, service
             }
             (_, wanted) => {
                 let problem = if !RANGE.contains(&wanted) {
-                    format!(
+                    Some(format!(
                         "provided port is not in the valid range. The range of valid ports is {}-{}",
                         RANGE.start(),
                         RANGE.end()
-                    )
+                    ))
                 } else if in_use.contains(&wanted) {
-                    "provided port is already allocated".to_string()
+                    Some("provided port is already allocated".to_string())
                 } else {
-                    String::new()
+                    None
                 };
-                if !problem.is_empty() {
+                if let Some(problem) = problem {
                     let cause = format!("spec.ports[{index}].nodePort: Invalid value: {wanted}: {problem}");
                     return Err(invalid(resources::SERVICE, &name, &[cause]));
                 }
