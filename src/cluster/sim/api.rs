@@ -292,7 +292,7 @@ fn create(state: &mut State, target: &Target, mut object: Value) -> Result<Arc<V
         object["metadata"]["namespace"] = target.namespace.clone().into();
     }
     super::defaults::apply(target.resource, &mut object);
-    node_ports::allocate(&state.store, &target.namespace, None, &mut object)?;
+    node_ports::allocate(&state.store, target.resource, &target.namespace, None, &mut object)?;
     validate::create(target.resource, &object)?;
     refuse_without_its_controller(target.resource, &object)?;
     let mut created = state.store.create(target.resource, &target.namespace, object)?;
@@ -371,7 +371,7 @@ fn apply(state: &mut State, target: &Target, name: &str, mut applied: Value) -> 
             // The applied configuration is remembered as sent; the object is stored defaulted.
             let mut object = applied.clone();
             super::defaults::apply(target.resource, &mut object);
-            node_ports::allocate(&state.store, &target.namespace, None, &mut object)?;
+            node_ports::allocate(&state.store, target.resource, &target.namespace, None, &mut object)?;
             validate::create(target.resource, &object)?;
             refuse_without_its_controller(target.resource, &object)?;
             state.store.create(target.resource, &target.namespace, object)?
@@ -395,7 +395,8 @@ fn update(state: &mut State, target: &Target, current: &Value, mut object: Value
         object["metadata"]["namespace"] = target.namespace.clone().into();
     }
     super::defaults::apply(target.resource, &mut object);
-    node_ports::allocate(&state.store, &target.namespace, Some(current), &mut object)?;
+    node_ports::allocate(&state.store, target.resource, &target.namespace, Some(current), &mut object)?;
+    node_ports::drop_unneeded(target.resource, current, &mut object);
     validate::update(target.resource, current, &object)?;
     state.store.update(target.resource, &target.namespace, object)
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use super::error::{ApiError, invalid};
-use super::resources;
+use super::resources::{self, Resource};
 use super::store::Store;
 
 /// The API server's default `--service-node-port-range`.
@@ -26,8 +26,14 @@ fn node_port(port: &Value) -> i64 {
 /// node ports: those it names, if free and in range; for each other port, the one it held before
 /// (same port and protocol) or a free one. Runs before validation, as the registry's allocation
 /// does, so its refusal comes first.
-pub fn allocate(store: &Store, namespace: &str, current: Option<&Value>, service: &mut Value) -> Result<(), ApiError> {
-    if !needs_node_ports(service) {
+pub fn allocate(
+    store: &Store,
+    resource: Resource,
+    namespace: &str,
+    current: Option<&Value>,
+    service: &mut Value,
+) -> Result<(), ApiError> {
+    if resource != resources::SERVICE || !needs_node_ports(service) {
         return Ok(());
     }
     let name = service["metadata"]["name"].as_str().unwrap_or_default().to_string();
@@ -95,6 +101,22 @@ pub fn allocate(store: &Store, namespace: &str, current: Option<&Value>, service
     Ok(())
 }
 
+/// Upstream's dropTypeDependentFields for node ports: a Service switched to a type without them
+/// (ClusterIP, ExternalName) loses those it held, unless the change also names a new one (which
+/// validation then refuses). Runs on updates, before validation.
+pub fn drop_unneeded(resource: Resource, current: &Value, service: &mut Value) {
+    if resource != resources::SERVICE || !needs_node_ports(current) || needs_node_ports(service) {
+        return;
+    }
+    let held: BTreeSet<i64> = current["spec"]["ports"].as_array().into_iter().flatten().map(node_port).collect();
+    let Some(ports) = service["spec"]["ports"].as_array_mut() else { return };
+    if ports.iter().map(node_port).all(|port| port == 0 || held.contains(&port)) {
+        for port in ports.iter_mut().filter_map(Value::as_object_mut) {
+            port.remove("nodePort");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -107,7 +129,7 @@ mod tests {
     }
 
     fn stored(store: &mut Store, mut object: Value) {
-        allocate(store, "ns", None, &mut object).unwrap();
+        allocate(store, resources::SERVICE, "ns", None, &mut object).unwrap();
         store.create(resources::SERVICE, "ns", object).unwrap();
     }
 
@@ -117,7 +139,7 @@ mod tests {
         store.create(resources::NAMESPACE, "", json!({"metadata": {"name": "ns"}})).unwrap();
         stored(&mut store, service("a", "NodePort", json!([{"port": 80, "nodePort": 31080}])));
         let refusal = |store: &Store, ports: Value| {
-            allocate(store, "ns", None, &mut service("b", "NodePort", ports)).unwrap_err().message
+            allocate(store, resources::SERVICE, "ns", None, &mut service("b", "NodePort", ports)).unwrap_err().message
         };
         // The testbed's API server's words (v1.37).
         assert_eq!(
@@ -135,16 +157,26 @@ mod tests {
             "within one service too"
         );
         let mut lb = service("b", "LoadBalancer", json!([{"port": 80}, {"port": 53, "protocol": "UDP"}, {"port": 53}]));
-        allocate(&store, "ns", None, &mut lb).unwrap();
+        allocate(&store, resources::SERVICE, "ns", None, &mut lb).unwrap();
         let given: Vec<i64> = lb["spec"]["ports"].as_array().unwrap().iter().map(node_port).collect();
         assert_eq!(given, [32767, 32766, 32766], "one port number, one node port");
         // The service itself may keep what it holds; a port it no longer names keeps its own.
         let current = store.get(resources::SERVICE, "ns", "a").unwrap().clone();
         let mut changed = service("a", "NodePort", json!([{"port": 80}, {"port": 443, "nodePort": 31443}]));
-        allocate(&store, "ns", Some(&current), &mut changed).unwrap();
+        allocate(&store, resources::SERVICE, "ns", Some(&current), &mut changed).unwrap();
         assert_eq!(changed["spec"]["ports"][0]["nodePort"], 31080);
+        // Switched to ClusterIP, it gives up what it held, unless it names a new one.
+        let mut switched = current.clone();
+        switched["spec"]["type"] = json!("ClusterIP");
+        drop_unneeded(resources::SERVICE, &current, &mut switched);
+        assert_eq!(switched["spec"]["ports"], json!([{"port": 80}]));
+        let mut renamed = current.clone();
+        renamed["spec"]["type"] = json!("ClusterIP");
+        renamed["spec"]["ports"][0]["nodePort"] = json!(31081);
+        drop_unneeded(resources::SERVICE, &current, &mut renamed);
+        assert_eq!(renamed["spec"]["ports"][0]["nodePort"], 31081, "left for validation to refuse");
         let mut cluster_ip = service("c", "ClusterIP", json!([{"port": 80}]));
-        allocate(&store, "ns", None, &mut cluster_ip).unwrap();
+        allocate(&store, resources::SERVICE, "ns", None, &mut cluster_ip).unwrap();
         assert!(cluster_ip["spec"]["ports"][0].get("nodePort").is_none());
     }
 }
