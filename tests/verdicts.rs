@@ -248,7 +248,8 @@ fn a_pod_that_fits_no_node_waits_in_the_schedulers_words_preemption_included() {
 #[test]
 fn a_pod_waits_for_a_free_host_port_and_for_room_for_its_requests() {
     // The surge pod of a host-port rollout finds the port taken on both workers: eviction could
-    // free it. A request larger than any node's allocatable (1k CPUs) no eviction can meet.
+    // free it. A request larger than any node's allocatable (1k CPUs) no eviction can meet. A
+    // host-network daemon set that surges finds its own node's port taken.
     let text = r#"scenario "ports" {
     apply <<YAML
         apiVersion: apps/v1
@@ -295,8 +296,41 @@ scenario "requests" {
     YAML
     wait pod/huge condition=Ready within 2s
 }
+
+scenario "daemon" {
+    apply <<YAML
+        apiVersion: apps/v1
+        kind: DaemonSet
+        metadata:
+          name: daemon
+        spec:
+          selector:
+            matchLabels:
+              app: daemon
+          updateStrategy:
+            rollingUpdate:
+              maxSurge: 1
+              maxUnavailable: 0
+          template:
+            metadata:
+              labels:
+                app: daemon
+            spec:
+              hostNetwork: true
+              terminationGracePeriodSeconds: 2
+              containers:
+                - name: daemon
+                  image: nginx:1.27
+                  ports:
+                    - containerPort: 18086
+    YAML
+    wait rollout daemonset/daemon within 1m
+    template daemonset/daemon version=2
+    wait rollout daemonset/daemon within 2s
+}
 "#;
-    let [ports, requests] = <[String; 2]>::try_from(failing_documents("room", text, &["ports", "requests"])).unwrap();
+    let [ports, requests, daemon] =
+        <[String; 3]>::try_from(failing_documents("room", text, &["ports", "requests", "daemon"])).unwrap();
     let expected = "not satisfied within 2s: 1 of 2 updated, 2 available\n    pods in flux:\n    - pod of \
                     replicaset/ports-{hash} not ready: waiting to be scheduled (0/3 nodes are available: 1 node(s) \
                     had untolerated taint(s), 2 node(s) didn't have free ports for the requested pod ports. \
@@ -307,6 +341,13 @@ scenario "requests" {
                     Insufficient cpu, 2 Insufficient memory. preemption: 0/3 nodes are available: 3 Preemption is \
                     not helpful for scheduling.)";
     assert!(requests.contains(expected), "{requests}");
+    // A daemon pod is for one node: the others are never weighed (NodeAffinity's pre-filter),
+    // and a host-network surge pod finds its own node's port taken by the pod it replaces.
+    let expected = "waiting to be scheduled (0/3 nodes are available: 1 node(s) didn't have free ports for the \
+                    requested pod ports, 2 node(s) didn't satisfy plugin(s) [NodeAffinity]. preemption: 0/3 nodes \
+                    are available: 1 No preemption victims found for incoming pod, 2 Preemption is not helpful for \
+                    scheduling.)";
+    assert!(daemon.contains(expected), "{daemon}");
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! pods, ties by name; a pod no node takes stays Pending with PodScheduled False, Unschedulable,
 //! and the scheduler's message.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
@@ -55,11 +55,16 @@ pub fn run(store: &mut Store, namespaces: &[String]) {
             continue;
         }
         let wants = Wants::of(&pod["spec"]);
+        let only = named_nodes(&pod["spec"]);
         let mut refusals = Vec::new();
         let mut best: Option<(i64, &Value)> = None;
         for node in &nodes {
             let load = &loads[name(node)];
-            let refusal = filter(&pod["spec"], &wants, node, load)
+            // Nodes the pre-filter left out are never weighed (a daemon pod's other nodes).
+            let left_out = only.as_ref().is_some_and(|only| !only.contains(name(node)));
+            let refusal = left_out
+                .then(|| Refusal::unresolvable("node(s) didn't satisfy plugin(s) [NodeAffinity]"))
+                .or_else(|| filter(&pod["spec"], &wants, node, load))
                 .or_else(|| topology_spread(&namespace, &pod, node, &nodes, &placed))
                 .or_else(|| inter_pod_affinity(&namespace, &pod, node, &nodes, &placed));
             match refusal {
@@ -84,6 +89,42 @@ pub fn run(store: &mut Store, namespaces: &[String]) {
             }
         }
     }
+}
+
+/// NodeAffinity's pre-filter: when every required node selector term names nodes by
+/// `metadata.name In [...]` (as a DaemonSet's pods do), only those nodes are weighed at all. None
+/// when any term leaves every node eligible, or the terms name no node in common with one
+/// another (then the filter refuses each node on its own).
+fn named_nodes(spec: &Value) -> Option<BTreeSet<String>> {
+    let terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+        .as_array()
+        .filter(|terms| !terms.is_empty())?;
+    let mut names = BTreeSet::new();
+    for term in terms {
+        let mut term_names: Option<BTreeSet<String>> = None;
+        let by_name = term["matchFields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["key"] == "metadata.name" && r["operator"] == "In");
+        for requirement in by_name {
+            let values: BTreeSet<String> = requirement["values"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect();
+            // Requirements of one term are ANDed.
+            term_names = Some(match term_names {
+                None => values,
+                Some(earlier) => earlier.intersection(&values).cloned().collect(),
+            });
+        }
+        // Terms are ORed: one without names leaves every node eligible.
+        names.extend(term_names?);
+    }
+    (!names.is_empty()).then_some(names)
 }
 
 /// A node's room, read once per round: what it allocates (pods apart), and what the pods bound
@@ -455,6 +496,24 @@ mod tests {
              preemption victims found for incoming pod."
         );
         assert_eq!(unschedulable_message(0, &[]), "no nodes available to schedule pods");
+    }
+
+    #[test]
+    fn only_the_nodes_every_required_term_names_are_weighed() {
+        let spec = |terms: Value| json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}}});
+        let by_name = |names: Value| json!({"key": "metadata.name", "operator": "In", "values": names});
+        let names = |list: &[&str]| Some(list.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>());
+        // A daemon pod's pin.
+        assert_eq!(named_nodes(&spec(json!([{"matchFields": [by_name(json!(["w1"]))]}]))), names(&["w1"]));
+        // ANDed within a term, ORed across terms.
+        let anded = json!({"matchFields": [by_name(json!(["w1", "w2"])), by_name(json!(["w2", "w3"]))]});
+        let other = json!({"matchFields": [by_name(json!(["w4"]))]});
+        assert_eq!(named_nodes(&spec(json!([anded, other]))), names(&["w2", "w4"]));
+        // A term without names leaves every node eligible; no terms, no restriction.
+        let by_label = json!({"matchExpressions": [{"key": "zone", "operator": "Exists"}]});
+        assert_eq!(named_nodes(&spec(json!([{"matchFields": [by_name(json!(["w1"]))]}, by_label]))), None);
+        assert_eq!(named_nodes(&spec(json!([]))), None);
+        assert_eq!(named_nodes(&json!({"nodeSelector": {"a": "b"}})), None);
     }
 
     fn worker() -> Value {
