@@ -306,6 +306,9 @@ fn create(state: &mut State, target: &Target, mut object: Value) -> Result<Arc<V
 
 /// A body the API server could not decode into the kind's types is refused before anything else.
 fn decodable(resource: Resource, object: &Value) -> Result<(), ApiError> {
+    if let Some(why) = super::schema::type_error(resource, object) {
+        return Err(ApiError::undecodable(resource, &why));
+    }
     if super::schema::holds_unreadable_quantity(resource, object) {
         return Err(ApiError::undecodable(resource, super::quantity::FORMAT_ERROR));
     }
@@ -354,6 +357,9 @@ fn apply(state: &mut State, target: &Target, name: &str, mut applied: Value) -> 
             "the name of the object ({}) does not match the name on the URL ({name})",
             applied["metadata"]["name"].as_str().unwrap_or_default()
         )));
+    }
+    if let Some(why) = super::schema::type_error(target.resource, &applied) {
+        return Err(ApiError::unconvertible(target.resource, &target.namespace, name, &why));
     }
     if let Some(path) = super::schema::undeclared_field(target.resource, &applied) {
         return Err(ApiError::undeclared_field(target.resource, &target.namespace, name, &path));
@@ -931,5 +937,36 @@ mod tests {
             "{message}"
         );
         assert!(api.list(&Default::default()).await.unwrap().items.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_does_not_fit_its_kinds_types_is_refused_before_anything_reads_it() {
+        // Defaulting, node port allocation and the controllers read these shapes; a container
+        // or a port that is not an object once panicked there.
+        let client = SimCluster::start(2, Pace::Fast).client();
+        for (resource, object) in [
+            (
+                ApiResource::erase::<k8s_openapi::api::core::v1::Pod>(&()),
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "odd"},
+                       "spec": {"hostNetwork": true, "containers": [1]}}),
+            ),
+            (
+                ApiResource::erase::<k8s_openapi::api::core::v1::Service>(&()),
+                json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "odd"},
+                       "spec": {"type": "NodePort", "ports": [1]}}),
+            ),
+        ] {
+            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &resource);
+            let typed: DynamicObject = serde_json::from_value(object.clone()).unwrap();
+            let code = |answer: Result<DynamicObject, kube::Error>| match answer {
+                Err(kube::Error::Api(status)) => status.code,
+                other => panic!("{other:?}"),
+            };
+            // As the testbed answers: a create cannot decode it (400), server-side apply cannot
+            // convert it (500); the testbed's words name the field its own way.
+            assert_eq!(code(api.create(&PostParams::default(), &typed).await), 400);
+            assert_eq!(code(api.patch("odd", &PatchParams::apply("rehearse"), &Patch::Apply(&object)).await), 500);
+            assert!(api.list(&Default::default()).await.unwrap().items.is_empty());
+        }
     }
 }

@@ -17,9 +17,23 @@ use super::resources::Resource;
 /// The path of the first field (in key order, depth first) the kind's schema does not declare,
 /// in structured-merge-diff's notation (`.spec.template.spec.containers[name="web"].bogus`).
 /// None when every field is declared, or when the kind has no typed schema here, or the object
-/// does not even fit the schema's types (the API refuses that in its own words elsewhere).
+/// does not even fit the schema's types ([`type_error`] says why).
 pub fn undeclared_field(resource: Resource, object: &Value) -> Option<String> {
-    let typed = match resource.kind {
+    let typed = through_types(resource, object)?.ok()?;
+    first_missing(object, &typed, &mut String::new())
+}
+
+/// Why the object does not fit its kind's types (`containers: [1]`), in serde's words: the API
+/// server cannot decode such a body and refuses it before anything else reads it. None when it
+/// fits, or the kind has no typed schema here.
+pub fn type_error(resource: Resource, object: &Value) -> Option<String> {
+    through_types(resource, object)?.err()
+}
+
+/// The object after a round trip through its kind's typed struct, or why it does not fit; None
+/// for a kind without one here.
+fn through_types(resource: Resource, object: &Value) -> Option<Result<Value, String>> {
+    Some(match resource.kind {
         "Pod" => round_trip::<Pod>(object),
         "Service" => round_trip::<Service>(object),
         "ConfigMap" => round_trip::<ConfigMap>(object),
@@ -35,9 +49,8 @@ pub fn undeclared_field(resource: Resource, object: &Value) -> Option<String> {
         "PodDisruptionBudget" => round_trip::<PodDisruptionBudget>(object),
         "Ingress" => round_trip::<Ingress>(object),
         "NetworkPolicy" => round_trip::<NetworkPolicy>(object),
-        _ => None,
-    }?;
-    first_missing(object, &typed, &mut String::new())
+        _ => return None,
+    })
 }
 
 /// Where a kind keeps its pod spec, and that spec's path in messages: a Pod's own, a
@@ -76,9 +89,9 @@ pub fn holds_unreadable_quantity(resource: Resource, object: &Value) -> bool {
         || volumes.into_iter().any(|size| !size.is_null() && super::quantity::Quantity::from_json(size).is_none())
 }
 
-fn round_trip<K: DeserializeOwned + Serialize>(object: &Value) -> Option<Value> {
-    let typed: K = serde_json::from_value(object.clone()).ok()?;
-    serde_json::to_value(typed).ok()
+fn round_trip<K: DeserializeOwned + Serialize>(object: &Value) -> Result<Value, String> {
+    let typed: K = serde_json::from_value(object.clone()).map_err(|e| e.to_string())?;
+    serde_json::to_value(typed).map_err(|e| e.to_string())
 }
 
 fn first_missing(given: &Value, kept: &Value, path: &mut String) -> Option<String> {
