@@ -32,6 +32,12 @@ for name, size in (("valid15m.rollout", 15 << 20), ("valid50m.rollout", 50 << 20
             f.write(text)
             written += len(text)
             i += 1
+# 4b. 15 MB of valid steps in one scenario (the parser reads a scenario one line at a time).
+with open("onescenario15m.rollout", "w") as f:
+    f.write('scenario "s" {\n')
+    line = "    label pods app=rng round=a\n"
+    f.write(line * ((15 << 20) // len(line)))
+    f.write("}\n")
 # 8. YAML run would refuse: an alias bomb and nesting 3,000 deep.
 laughs = ["  l0: &a0 [lol]"] + [f"  l{i}: &a{i} [" + ",".join([f"*a{i-1}"] * 10) + "]" for i in range(1, 10)]
 write("laughs.yaml", "kind: ConfigMap\ndata:\n" + "\n".join(laughs) + "\n")
@@ -61,6 +67,7 @@ run "10,000 bad lines" bad10000.rollout
 run "40,000 bad lines" bad40000.rollout
 run "10,000 unclosed" nested.rollout
 run "15 MB valid" valid15m.rollout
+run "15 MB, one scenario" onescenario15m.rollout
 run "50 MB valid" valid50m.rollout
 run "symlink loop" loop
 run "FIFO" fifo.rollout

@@ -93,15 +93,15 @@ impl<'s> Builder<'s> {
                 }
             };
             let next = self.base + item.as_span().end();
-            if item.as_rule() == Rule::scenario {
-                if let Some(scenario) = self.scenario(item) {
-                    items.push(FileItem::Scenario(scenario));
-                }
+            if item.as_rule() == Rule::scenario_open {
+                // Reads on to the scenario's end, and leaves `self.base` there.
+                items.push(FileItem::Scenario(self.scenario(item, next)));
                 match (self.unclosed.take(), &mut unclosed_run) {
                     (Some(_), Some((_, following))) => *following += 1,
                     (Some(opened), None) => unclosed_run = Some((opened, 0)),
                     (None, _) => self.report_unclosed(unclosed_run.take()),
                 }
+                continue;
             } else {
                 self.report_unclosed(unclosed_run.take());
                 match item.as_rule() {
@@ -146,10 +146,13 @@ impl<'s> Builder<'s> {
         pair.into_inner().find(|p| p.as_rule() == Rule::comment).map(|c| self.spanned_text(&c))
     }
 
-    fn scenario(&mut self, pair: Pair<'s, Rule>) -> Option<Scenario> {
-        let span = self.span_of(&pair);
-        let mut inner = pair.into_inner();
+    /// A scenario, from its opening line (`open`, which ends at `end`) to its close, read one
+    /// item at a time like the file; leaves `self.base` where the scenario ends.
+    fn scenario(&mut self, open: Pair<'s, Rule>, mut end: usize) -> Scenario {
+        let start = self.start_of(&open);
+        let mut inner = open.into_inner();
         let keyword = inner.next().expect("scenario keyword");
+        let keyword_start = self.start_of(&keyword);
         let head = inner.next().expect("scenario head");
         let (name, comment) = if head.as_rule() == Rule::scenario_head {
             let mut head = head.into_inner();
@@ -166,8 +169,22 @@ impl<'s> Builder<'s> {
             );
             (Spanned::new(String::new(), Span::new(at.start, at.start)), None)
         };
+        let source = self.source;
         let mut items = Vec::new();
-        for item in inner {
+        loop {
+            self.base = end;
+            let item = match RolloutParser::parse(Rule::next_scenario_item, &source[end..]) {
+                Ok(mut pairs) => match pairs.next() {
+                    Some(item) => item,
+                    None => break,
+                },
+                Err(error) => {
+                    // Recovery makes this unreachable in practice; keep a clear error if it ever happens.
+                    self.diagnostics.push(expected::describe(source, end, &error));
+                    break;
+                }
+            };
+            end += item.as_span().end();
             match item.as_rule() {
                 Rule::blank_line => items.push(ScenarioItem::Blank),
                 Rule::comment_line => items.push(ScenarioItem::Comment(self.comment_of(item))),
@@ -181,14 +198,21 @@ impl<'s> Builder<'s> {
                     items.push(ScenarioItem::Invalid(self.span_of(&item)));
                     self.bad_line(&item, true);
                 }
-                Rule::scenario_close if item.as_str().is_empty() => {
-                    // Reported by `script`, which folds a run of unclosed scenarios into one error.
-                    self.unclosed = Some(Span::new(self.start_of(&keyword), name.span.end));
+                Rule::scenario_close => {
+                    if item.as_str().is_empty() {
+                        // Reported by `script`, which folds a run of unclosed scenarios into one error.
+                        self.unclosed = Some(Span::new(keyword_start, name.span.end));
+                    }
+                    break;
                 }
+                // Every other item takes at least one character; stop rather than loop.
+                _ if item.as_str().is_empty() => break,
                 _ => {}
             }
         }
-        Some(Scenario { name, items, comment, span })
+        self.base = end;
+        let span = Span::new(start, start + source[start..end].trim_end_matches([' ', '\t']).len());
+        Scenario { name, items, comment, span }
     }
 
     fn setting_line(&mut self, pair: Pair<'s, Rule>) -> Setting {
