@@ -551,8 +551,8 @@ fn watch_stream(shared: &Arc<Shared>, target: &Target, query: &BTreeMap<String, 
                 let lines = state.store.changes_since(last_seen).map(|changes| {
                     changes
                         .filter(|c| c.resource == resource && namespace.as_ref().is_none_or(|ns| *ns == c.namespace))
-                        .filter(|c| matches(&c.object))
-                        .map(|c| event_line(c.change.as_str(), &c.object))
+                        .filter(|c| matches(&c.selectable))
+                        .map(|c| event_line_of_json(c.change.as_str(), &c.json))
                         .collect()
                 });
                 last_seen = state.store.resource_version();
@@ -603,6 +603,17 @@ struct WatchEvent<'a> {
 
 fn event_line(kind: &str, object: &Value) -> Bytes {
     line_of(&WatchEvent { kind, object })
+}
+
+/// [`event_line`] of an object already in JSON: the same bytes, without serialising it again.
+fn event_line_of_json(kind: &str, object: &[u8]) -> Bytes {
+    let mut line = Vec::with_capacity(object.len() + kind.len() + 24);
+    line.extend_from_slice(b"{\"type\":\"");
+    line.extend_from_slice(kind.as_bytes());
+    line.extend_from_slice(b"\",\"object\":");
+    line.extend_from_slice(object);
+    line.extend_from_slice(b"}\n");
+    Bytes::from(line)
 }
 
 fn line_of(value: &impl serde::Serialize) -> Bytes {
@@ -818,6 +829,16 @@ mod tests {
 
     use super::SimCluster;
     use crate::cluster::sim::Pace;
+
+    #[test]
+    fn a_logged_change_makes_the_same_watch_line_as_its_object() {
+        let object =
+            json!({"metadata": {"name": "web", "labels": {"app": "web \"1\""}}, "spec": {"n": [1, 2.5, null]}});
+        let text = serde_json::to_vec(&object).unwrap();
+        for kind in ["ADDED", "MODIFIED", "DELETED"] {
+            assert_eq!(super::event_line_of_json(kind, &text), super::event_line(kind, &object));
+        }
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_client_that_asks_for_metadata_only_gets_partial_object_metadata() {

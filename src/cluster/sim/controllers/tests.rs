@@ -81,13 +81,14 @@ impl Cluster {
             if change.resource != resource || change.namespace != NS {
                 continue;
             }
-            let key = name(&change.object).to_string();
+            let object = change.object();
+            let key = name(&object).to_string();
             match change.change {
                 ChangeType::Deleted => {
                     objects.remove(&key);
                 }
                 _ => {
-                    objects.insert(key, (*change.object).clone());
+                    objects.insert(key, object);
                 }
             }
             if change.resource_version > since {
