@@ -20,7 +20,7 @@ use super::controllers::{self, Controllers};
 use super::error::ApiError;
 use super::resources::{self, Resource};
 use super::store::Store;
-use super::{Pace, node_ports, validate};
+use super::{Pace, cluster_ips, node_ports, validate};
 
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -292,6 +292,7 @@ fn create(state: &mut State, target: &Target, mut object: Value) -> Result<Arc<V
         object["metadata"]["namespace"] = target.namespace.clone().into();
     }
     super::defaults::apply(target.resource, &mut object);
+    cluster_ips::allocate(&state.store, target.resource, &target.namespace, None, &mut object)?;
     node_ports::allocate(&state.store, target.resource, &target.namespace, None, &mut object)?;
     validate::create(target.resource, &object)?;
     refuse_without_its_controller(target.resource, &object)?;
@@ -377,6 +378,7 @@ fn apply(state: &mut State, target: &Target, name: &str, mut applied: Value) -> 
             // The applied configuration is remembered as sent; the object is stored defaulted.
             let mut object = applied.clone();
             super::defaults::apply(target.resource, &mut object);
+            cluster_ips::allocate(&state.store, target.resource, &target.namespace, None, &mut object)?;
             node_ports::allocate(&state.store, target.resource, &target.namespace, None, &mut object)?;
             validate::create(target.resource, &object)?;
             refuse_without_its_controller(target.resource, &object)?;
@@ -401,7 +403,9 @@ fn update(state: &mut State, target: &Target, current: &Value, mut object: Value
         object["metadata"]["namespace"] = target.namespace.clone().into();
     }
     super::defaults::apply(target.resource, &mut object);
+    cluster_ips::allocate(&state.store, target.resource, &target.namespace, Some(current), &mut object)?;
     node_ports::allocate(&state.store, target.resource, &target.namespace, Some(current), &mut object)?;
+    cluster_ips::drop_unneeded(target.resource, current, &mut object);
     node_ports::drop_unneeded(target.resource, current, &mut object);
     validate::update(target.resource, current, &object)?;
     state.store.update(target.resource, &target.namespace, object)

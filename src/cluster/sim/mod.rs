@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod clock;
+pub mod cluster_ips;
 pub mod controllers;
 pub mod defaults;
 pub mod error;

@@ -22,12 +22,17 @@ pub fn create(resource: Resource, object: &Value) -> Result<(), ApiError> {
     causes.extend(host_network_ports(resource, object));
     causes.extend(update_strategy(resource, object));
     causes.extend(service_ports(resource, object));
+    causes.extend(service_cluster_ips(resource, object));
     finish(resource, object, causes)
 }
 
 /// Validation of a change: everything a new object must satisfy, and what may not change.
 pub fn update(resource: Resource, current: &Value, object: &Value) -> Result<(), ApiError> {
-    let mut causes = common(resource, object);
+    let mut causes = metadata(resource, object);
+    if resource == resources::SERVICE {
+        causes.extend(super::cluster_ips::change_causes(current, object));
+    }
+    causes.extend(spec_labels(resource, object));
     causes.extend(controller_selector(resource, object));
     if is_apps_controller(resource) && current["spec"]["selector"] != object["spec"]["selector"] {
         causes.push(format!(
@@ -39,6 +44,7 @@ pub fn update(resource: Resource, current: &Value, object: &Value) -> Result<(),
     causes.extend(host_network_ports(resource, object));
     causes.extend(update_strategy(resource, object));
     causes.extend(service_ports(resource, object));
+    causes.extend(service_cluster_ips(resource, object));
     finish(resource, object, causes)
 }
 
@@ -50,6 +56,12 @@ fn finish(resource: Resource, object: &Value, causes: Vec<String>) -> Result<(),
 }
 
 fn common(resource: Resource, object: &Value) -> Vec<String> {
+    let mut causes = metadata(resource, object);
+    causes.extend(spec_labels(resource, object));
+    causes
+}
+
+fn metadata(resource: Resource, object: &Value) -> Vec<String> {
     let mut causes = Vec::new();
     if let Some(name) = object["metadata"]["name"].as_str()
         && let Some(problem) = name_problem(resource, name)
@@ -58,6 +70,12 @@ fn common(resource: Resource, object: &Value) -> Vec<String> {
     }
     causes.extend(label_map("metadata.labels", &object["metadata"]["labels"]));
     causes.extend(annotations(resource, &object["metadata"]["annotations"]));
+    causes
+}
+
+/// The label maps in a spec (a Service's selector, a controller's template labels).
+fn spec_labels(resource: Resource, object: &Value) -> Vec<String> {
+    let mut causes = Vec::new();
     if resource == resources::SERVICE {
         causes.extend(label_map("spec.selector", &object["spec"]["selector"]));
     }
@@ -65,6 +83,28 @@ fn common(resource: Resource, object: &Value) -> Vec<String> {
         causes.extend(label_map("spec.template.metadata.labels", &object["spec"]["template"]["metadata"]["labels"]));
     }
     causes
+}
+
+/// A Service's cluster IPs: addresses, or `None` (headless) where the type allows it.
+fn service_cluster_ips(resource: Resource, object: &Value) -> Vec<String> {
+    if resource != resources::SERVICE {
+        return Vec::new();
+    }
+    let kind = object["spec"]["type"].as_str().unwrap_or("ClusterIP");
+    let ips = object["spec"]["clusterIPs"].as_array().into_iter().flatten().enumerate();
+    ips.filter_map(|(i, ip)| {
+        let text = ip.as_str().unwrap_or_default();
+        let problem = match text {
+            "None" if i == 0 && matches!(kind, "NodePort" | "LoadBalancer") => {
+                format!("may not be set to 'None' for {kind} services")
+            }
+            "None" if i == 0 => return None,
+            _ if text.parse::<std::net::IpAddr>().is_ok() => return None,
+            _ => "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)".to_string(),
+        };
+        Some(format!("spec.clusterIPs[{i}]: Invalid value: \"{text}\": {problem}"))
+    })
+    .collect()
 }
 
 fn is_apps_controller(resource: Resource) -> bool {

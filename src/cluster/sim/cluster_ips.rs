@@ -1,0 +1,284 @@
+//! The Service registry's cluster IPs: every Service but an ExternalName one holds an address
+//! from the service range (kind's 10.96.0.0/16, the testbed's too), one the user names or one
+//! the API picks, never one another Service holds; or it is headless (`None`). Once set, it stays:
+//! a re-applied Service that leaves it out keeps it, one that changes it is refused. Upstream's
+//! beginCreate/beginUpdate (patchAllocatedValues, normalizeClusterIPs, the allocator) and the
+//! update validation, in the API server's words.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+
+use serde_json::{Value, json};
+
+use super::error::{ApiError, invalid};
+use super::resources::{self, Resource};
+use super::store::Store;
+
+/// The API server's `--service-cluster-ip-range` (10.96.0.0/16), as kind and the testbed set it.
+const FIRST: u32 = u32::from_be_bytes([10, 96, 0, 0]);
+const SIZE: u32 = 1 << 16;
+/// Every cluster's `default/kubernetes` Service holds the range's first address.
+const KUBERNETES_SERVICE: u32 = FIRST + 1;
+
+fn needs_cluster_ip(service: &Value) -> bool {
+    service["spec"]["type"] != "ExternalName"
+}
+
+fn cluster_ip(service: &Value) -> &str {
+    service["spec"]["clusterIP"].as_str().unwrap_or_default()
+}
+
+fn cluster_ips(service: &Value) -> Vec<String> {
+    let ips = service["spec"]["clusterIPs"].as_array().into_iter().flatten();
+    ips.map(|ip| ip.as_str().unwrap_or_default().to_string()).collect()
+}
+
+fn set_cluster_ips(service: &mut Value, ips: &[String]) {
+    if ips.is_empty() {
+        if let Some(spec) = service["spec"].as_object_mut() {
+            spec.remove("clusterIPs");
+        }
+    } else {
+        service["spec"]["clusterIPs"] = json!(ips);
+    }
+}
+
+/// An address of the range a Service may hold (not the network's nor the broadcast address).
+fn in_range(ip: Ipv4Addr) -> bool {
+    let ip = u32::from(ip);
+    ip > FIRST && ip < FIRST + SIZE - 1
+}
+
+/// Gives `service` (about to be stored in `namespace`, replacing `current` if there is one) its
+/// cluster IP: the one it held if it leaves it out, the one it names if free and in range, or a
+/// free one. Runs before validation, as the registry's allocation does.
+pub fn allocate(
+    store: &Store,
+    resource: Resource,
+    namespace: &str,
+    current: Option<&Value>,
+    service: &mut Value,
+) -> Result<(), ApiError> {
+    if resource != resources::SERVICE || !service["spec"].is_object() {
+        return Ok(());
+    }
+    if let Some(current) = current {
+        patch_allocated(current, service);
+    }
+    normalize(current, service);
+    if !needs_cluster_ip(service) || current.is_some_and(needs_cluster_ip) {
+        // Kept (or changed, which validation refuses), or not wanted.
+        return Ok(());
+    }
+    let name = service["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let wanted = cluster_ips(service);
+    match wanted.first().map(String::as_str) {
+        Some("None") => Ok(()),
+        Some(ip) => {
+            // An address that is not one is validation's to refuse.
+            let Ok(address) = ip.parse::<Ipv4Addr>() else { return Ok(()) };
+            let problem = if !in_range(address) {
+                "the provided network does not match the current range".to_string()
+            } else if held(store, namespace, &name).contains(&u32::from(address)) {
+                "provided IP is already allocated".to_string()
+            } else {
+                return Ok(());
+            };
+            let cause =
+                format!("spec.clusterIPs: Invalid value: {}: failed to allocate IP {ip}: {problem}", json!(wanted));
+            Err(invalid(resources::SERVICE, &name, &[cause]))
+        }
+        None => {
+            let taken = held(store, namespace, &name);
+            // A real API server picks at random; here the highest free address, far from the
+            // low end where scenarios name theirs.
+            let Some(picked) = (FIRST + 1..FIRST + SIZE - 1).rev().find(|ip| !taken.contains(ip)) else {
+                return Err(ApiError::internal("failed to allocate a serviceIP: range is full"));
+            };
+            let ip = Ipv4Addr::from(picked).to_string();
+            service["spec"]["clusterIP"] = json!(ip);
+            set_cluster_ips(service, &[ip]);
+            Ok(())
+        }
+    }
+}
+
+/// The addresses held by every Service in the cluster but this one.
+fn held(store: &Store, namespace: &str, name: &str) -> BTreeSet<u32> {
+    let mut held: BTreeSet<u32> = store
+        .list(resources::SERVICE, None)
+        .filter(|other| !(other["metadata"]["namespace"] == namespace && other["metadata"]["name"] == name))
+        .filter(|other| needs_cluster_ip(other))
+        .flat_map(cluster_ips)
+        .filter_map(|ip| ip.parse::<Ipv4Addr>().ok().map(u32::from))
+        .collect();
+    held.insert(KUBERNETES_SERVICE);
+    held
+}
+
+/// Upstream's patchAllocatedValues: a Service that still needs a cluster IP and leaves it out
+/// keeps the one it holds, so re-applying the same manifest succeeds.
+fn patch_allocated(current: &Value, service: &mut Value) {
+    if !(needs_cluster_ip(current) && needs_cluster_ip(service)) {
+        return;
+    }
+    if cluster_ip(service).is_empty() && !current["spec"]["clusterIP"].is_null() {
+        service["spec"]["clusterIP"] = current["spec"]["clusterIP"].clone();
+    }
+    let held = cluster_ips(current);
+    if cluster_ips(service).is_empty() && !held.is_empty() {
+        set_cluster_ips(service, &held);
+    }
+}
+
+/// Upstream's normalizeClusterIPs: keeps `clusterIPs` in step with `clusterIP` where the client
+/// set only the singular field.
+fn normalize(current: Option<&Value>, service: &mut Value) {
+    let (ip, ips) = (cluster_ip(service).to_string(), cluster_ips(service));
+    let Some(current) = current else {
+        if !ip.is_empty() && ips.is_empty() {
+            set_cluster_ips(service, &[ip]);
+        }
+        return;
+    };
+    let (old_ip, old_ips) = (cluster_ip(current), cluster_ips(current));
+    let mut ips = ips;
+    if !old_ips.is_empty() && ips.is_empty() && old_ip == ip {
+        ips.clone_from(&old_ips);
+    }
+    if old_ip != ip {
+        let same = ips == old_ips;
+        if !old_ip.is_empty() && ip.is_empty() {
+            if same {
+                ips.clear();
+            }
+        } else if same {
+            ips = vec![ip.clone()];
+        }
+    }
+    set_cluster_ips(service, &ips);
+}
+
+/// Upstream's validateUpgradeDowngradeClusterIPs (single-stack): the cluster IP may not change
+/// once set, unless the Service is or was an ExternalName one, or stays headless.
+pub fn change_causes(current: &Value, service: &Value) -> Vec<String> {
+    if !needs_cluster_ip(current) || !needs_cluster_ip(service) {
+        return Vec::new();
+    }
+    let (old, new) = (cluster_ips(current), cluster_ips(service));
+    let headless = |ips: &[String]| ips.len() == 1 && ips[0] == "None";
+    if headless(&old) && headless(&new) {
+        return Vec::new();
+    }
+    // Go shows a list that was cleared as `null`.
+    let shown = if new.is_empty() { "null".to_string() } else { json!(new).to_string() };
+    let changed = |i: usize| format!("spec.clusterIPs[{i}]: Invalid value: {shown}: may not change once set");
+    if old.len() == new.len() {
+        (0..old.len()).filter(|&i| old[i] != new[i]).map(changed).collect()
+    } else if new.is_empty() {
+        vec![format!("spec.clusterIPs[0]: Invalid value: {shown}: primary clusterIP can not be unset")]
+    } else if !old.is_empty() && old[0] != new[0] {
+        vec![changed(0)]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Upstream's dropTypeDependentFields for cluster IPs: a Service switched to ExternalName lets
+/// go of the address it held, unless the change also names another (which validation refuses).
+pub fn drop_unneeded(resource: Resource, current: &Value, service: &mut Value) {
+    if resource != resources::SERVICE || !needs_cluster_ip(current) || needs_cluster_ip(service) {
+        return;
+    }
+    if cluster_ips(service) == cluster_ips(current)
+        && let Some(spec) = service["spec"].as_object_mut()
+    {
+        spec.remove("clusterIP");
+        spec.remove("clusterIPs");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::sim::clock::Clock;
+
+    fn service(name: &str, spec: Value) -> Value {
+        json!({"metadata": {"name": name, "namespace": "ns"}, "spec": spec})
+    }
+
+    fn store() -> Store {
+        let mut store = Store::new(Clock::default());
+        store.create(resources::NAMESPACE, "", json!({"metadata": {"name": "ns"}})).unwrap();
+        store
+    }
+
+    fn given(store: &Store, current: Option<&Value>, mut service: Value) -> Result<Value, String> {
+        allocate(store, resources::SERVICE, "ns", current, &mut service).map_err(|e| e.message)?;
+        Ok(service)
+    }
+
+    #[test]
+    fn a_service_gets_a_free_address_and_keeps_it_when_re_applied_without_it() {
+        let mut store = store();
+        let first = given(&store, None, service("a", json!({"ports": [{"port": 80}]}))).unwrap();
+        assert_eq!(first["spec"]["clusterIP"], "10.96.255.254");
+        assert_eq!(first["spec"]["clusterIPs"], json!(["10.96.255.254"]));
+        store.create(resources::SERVICE, "ns", first.clone()).unwrap();
+        let second = given(&store, None, service("b", json!({"ports": [{"port": 80}]}))).unwrap();
+        assert_eq!(second["spec"]["clusterIP"], "10.96.255.253", "never one another service holds");
+        let again = given(&store, Some(&first), service("a", json!({"ports": [{"port": 80}]}))).unwrap();
+        assert_eq!(
+            (&again["spec"]["clusterIP"], &again["spec"]["clusterIPs"]),
+            (&first["spec"]["clusterIP"], &first["spec"]["clusterIPs"])
+        );
+        let headless = given(&store, None, service("h", json!({"clusterIP": "None"}))).unwrap();
+        assert_eq!(headless["spec"]["clusterIPs"], json!(["None"]), "the plural follows the singular");
+        let external = given(&store, None, service("e", json!({"type": "ExternalName"}))).unwrap();
+        assert!(external["spec"].get("clusterIP").is_none());
+    }
+
+    #[test]
+    fn a_named_address_must_be_free_and_in_range_in_the_api_servers_words() {
+        let store = store();
+        let refusal = |ip: &str| given(&store, None, service("b", json!({"clusterIP": ip}))).unwrap_err();
+        // The testbed's API server's words (v1.37).
+        assert_eq!(
+            refusal("10.96.0.1"),
+            "Service \"b\" is invalid: spec.clusterIPs: Invalid value: [\"10.96.0.1\"]: failed to allocate IP \
+             10.96.0.1: provided IP is already allocated"
+        );
+        for outside in ["10.0.0.5", "10.96.0.0", "10.96.255.255"] {
+            assert_eq!(
+                refusal(outside),
+                format!(
+                    "Service \"b\" is invalid: spec.clusterIPs: Invalid value: [\"{outside}\"]: failed to allocate IP \
+                     {outside}: the provided network does not match the current range"
+                )
+            );
+        }
+        assert!(given(&store, None, service("b", json!({"clusterIP": "10.96.3.4"}))).is_ok());
+        assert!(
+            given(&store, None, service("b", json!({"clusterIP": "10.96.0.300"}))).is_ok(),
+            "validation's to refuse"
+        );
+    }
+
+    #[test]
+    fn a_cluster_ip_may_not_change_once_set_unless_through_external_name() {
+        let store = store();
+        let held = service("a", json!({"clusterIP": "10.96.9.9", "clusterIPs": ["10.96.9.9"]}));
+        let headless = given(&store, Some(&held), service("a", json!({"clusterIP": "None"}))).unwrap();
+        assert_eq!(
+            change_causes(&held, &headless),
+            ["spec.clusterIPs[0]: Invalid value: [\"None\"]: may not change once set"]
+        );
+        let was_headless = service("a", json!({"clusterIP": "None", "clusterIPs": ["None"]}));
+        assert!(change_causes(&was_headless, &was_headless).is_empty());
+        let mut external =
+            service("a", json!({"type": "ExternalName", "clusterIP": "10.96.9.9", "clusterIPs": ["10.96.9.9"]}));
+        drop_unneeded(resources::SERVICE, &held, &mut external);
+        assert!(external["spec"].get("clusterIP").is_none() && external["spec"].get("clusterIPs").is_none());
+        assert!(change_causes(&held, &external).is_empty());
+    }
+}
