@@ -91,6 +91,13 @@ fn service_cluster_ips(resource: Resource, object: &Value) -> Vec<String> {
         return Vec::new();
     }
     let kind = object["spec"]["type"].as_str().unwrap_or("ClusterIP");
+    if kind == "ExternalName" {
+        let set = object["spec"]["clusterIPs"].as_array().is_some_and(|ips| !ips.is_empty());
+        return set
+            .then(|| "spec.clusterIPs: Forbidden: may not be set for ExternalName services".to_string())
+            .into_iter()
+            .collect();
+    }
     let ips = object["spec"]["clusterIPs"].as_array().into_iter().flatten().enumerate();
     ips.filter_map(|(i, ip)| {
         let text = ip.as_str().unwrap_or_default();
@@ -864,6 +871,21 @@ mod tests {
             verdict(json!({"ports": [{"name": "a", "port": 80}, {"name": "b", "port": 80}]})),
             "spec.ports[1]: Duplicate value: {\"Name\":\"\",\"Protocol\":\"TCP\",\"AppProtocol\":null,\"Port\":80,\"TargetPort\":0,\"NodePort\":0}"
         );
+        // The testbed's words for cluster IPs the Service's type does not allow, or that are not
+        // addresses (those out of range meet the registry's allocator first: cluster_ips.rs).
+        assert_eq!(
+            verdict(json!({"type": "ExternalName", "externalName": "a.example.com", "clusterIPs": ["None"]})),
+            "spec.clusterIPs: Forbidden: may not be set for ExternalName services"
+        );
+        assert_eq!(
+            verdict(json!({"type": "LoadBalancer", "ports": [{"port": 80}], "clusterIPs": ["None"]})),
+            "spec.clusterIPs[0]: Invalid value: \"None\": may not be set to 'None' for LoadBalancer services"
+        );
+        assert_eq!(
+            verdict(json!({"ports": [{"port": 80}], "clusterIPs": ["10.96.0.300"]})),
+            "spec.clusterIPs[0]: Invalid value: \"10.96.0.300\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+        );
+        assert_eq!(verdict(json!({"ports": [{"port": 80}], "clusterIPs": ["None"]})), "accepted", "headless");
     }
 
     #[test]
