@@ -407,6 +407,7 @@ fn update(state: &mut State, target: &Target, current: &Value, mut object: Value
     node_ports::allocate(&state.store, target.resource, &target.namespace, Some(current), &mut object)?;
     cluster_ips::drop_unneeded(target.resource, current, &mut object);
     node_ports::drop_unneeded(target.resource, current, &mut object);
+    super::defaults::drop_type_dependent(target.resource, current, &mut object);
     validate::update(target.resource, current, &object)?;
     state.store.update(target.resource, &target.namespace, object)
 }

@@ -1,7 +1,7 @@
-//! The API server's defaulting (upstream's SetDefaults_Deployment, SetDefaults_DaemonSet and
-//! SetDefaults_Pod) for the fields its validation and later changes depend on: a Deployment's
+//! The API server's defaulting (upstream's SetDefaults_Deployment, SetDefaults_DaemonSet,
+//! SetDefaults_Pod and SetDefaults_Service) for the fields its validation and later changes depend on: a Deployment's
 //! `spec.strategy`, a DaemonSet's `spec.updateStrategy`, a Pod's container requests and, on the
-//! host's network, its host ports. It runs on
+//! host's network, its host ports, a Service's session affinity settings. It runs on
 //! every create and update, before validation, as the API server's does, so the stored object
 //! holds them: a Deployment switched to Recreate without clearing the `rollingUpdate` it was
 //! given by default is refused, as on a real cluster.
@@ -24,6 +24,9 @@ pub fn rollout(resource: Resource) -> Option<(&'static str, Value, Value)> {
 
 /// Fills in the defaults of `object`, about to be stored as `resource`.
 pub fn apply(resource: Resource, object: &mut Value) {
+    if resource == resources::SERVICE {
+        session_affinity(object);
+    }
     if resource == resources::POD {
         requests_from_limits(object);
         host_network_ports(object);
@@ -91,6 +94,50 @@ fn host_network_ports(pod: &mut Value) {
             if port["hostPort"].as_i64().unwrap_or(0) == 0 && port["containerPort"].is_number() {
                 port["hostPort"] = port["containerPort"].clone();
             }
+        }
+    }
+}
+
+/// SetDefaults_Service: a Service without session affinity (`None`, the default) keeps no
+/// sessionAffinityConfig.
+fn session_affinity(service: &mut Value) {
+    if service["spec"]["sessionAffinity"].as_str().is_none_or(|affinity| affinity == "None")
+        && let Some(spec) = service["spec"].as_object_mut()
+    {
+        spec.remove("sessionAffinityConfig");
+    }
+}
+
+/// Upstream's dropTypeDependentFields for the fields only some Service types may set (node ports
+/// and cluster IPs have their own, in node_ports.rs and cluster_ips.rs): a Service switched away
+/// from LoadBalancer, or to a type not reachable from outside, lets go of those it held, unless
+/// the change sets them anew (which validation then refuses). Runs on updates, before validation.
+pub fn drop_type_dependent(resource: Resource, current: &Value, object: &mut Value) {
+    if resource != resources::SERVICE {
+        return;
+    }
+    let kind = |service: &Value| service["spec"]["type"].as_str().unwrap_or("ClusterIP").to_string();
+    let externally_accessible = |service: &Value| match kind(service).as_str() {
+        "LoadBalancer" | "NodePort" => true,
+        "ClusterIP" => service["spec"]["externalIPs"].as_array().is_some_and(|ips| !ips.is_empty()),
+        _ => false,
+    };
+    let (old, new) = (kind(current), kind(object));
+    let mut dropped: Vec<&str> = Vec::new();
+    if old == "LoadBalancer" && new != "LoadBalancer" {
+        dropped.extend(["allocateLoadBalancerNodePorts", "loadBalancerClass"]);
+        if current["spec"]["externalTrafficPolicy"] == "Local" {
+            dropped.push("healthCheckNodePort");
+        }
+    }
+    if externally_accessible(current) && !externally_accessible(object) {
+        dropped.push("externalTrafficPolicy");
+    }
+    let unchanged: Vec<&str> =
+        dropped.into_iter().filter(|field| object["spec"][*field] == current["spec"][*field]).collect();
+    if let Some(spec) = object["spec"].as_object_mut() {
+        for field in unchanged {
+            spec.remove(field);
         }
     }
 }

@@ -14,8 +14,13 @@ use super::store::Store;
 /// The API server's default `--service-node-port-range`.
 const RANGE: std::ops::RangeInclusive<i64> = 30000..=32767;
 
+/// Upstream's needsNodePort: a NodePort Service, or a LoadBalancer one that does not opt out.
 fn needs_node_ports(service: &Value) -> bool {
-    matches!(service["spec"]["type"].as_str(), Some("NodePort" | "LoadBalancer"))
+    match service["spec"]["type"].as_str() {
+        Some("NodePort") => true,
+        Some("LoadBalancer") => service["spec"]["allocateLoadBalancerNodePorts"] != false,
+        _ => false,
+    }
 }
 
 fn node_port(port: &Value) -> i64 {
@@ -175,6 +180,10 @@ mod tests {
         renamed["spec"]["ports"][0]["nodePort"] = json!(31081);
         drop_unneeded(resources::SERVICE, &current, &mut renamed);
         assert_eq!(renamed["spec"]["ports"][0]["nodePort"], 31081, "left for validation to refuse");
+        let mut opted_out = service("d", "LoadBalancer", json!([{"port": 80}]));
+        opted_out["spec"]["allocateLoadBalancerNodePorts"] = json!(false);
+        allocate(&store, resources::SERVICE, "ns", None, &mut opted_out).unwrap();
+        assert!(opted_out["spec"]["ports"][0].get("nodePort").is_none(), "a load balancer may do without");
         let mut cluster_ip = service("c", "ClusterIP", json!([{"port": 80}]));
         allocate(&store, resources::SERVICE, "ns", None, &mut cluster_ip).unwrap();
         assert!(cluster_ip["spec"]["ports"][0].get("nodePort").is_none());

@@ -23,6 +23,7 @@ pub fn create(resource: Resource, object: &Value) -> Result<(), ApiError> {
     causes.extend(update_strategy(resource, object));
     causes.extend(service_ports(resource, object));
     causes.extend(service_cluster_ips(resource, object));
+    causes.extend(service_fields(resource, object));
     finish(resource, object, causes)
 }
 
@@ -31,6 +32,7 @@ pub fn update(resource: Resource, current: &Value, object: &Value) -> Result<(),
     let mut causes = metadata(resource, object);
     if resource == resources::SERVICE {
         causes.extend(super::cluster_ips::change_causes(current, object));
+        causes.extend(load_balancer_class_change(current, object));
     }
     causes.extend(spec_labels(resource, object));
     causes.extend(controller_selector(resource, object));
@@ -45,13 +47,18 @@ pub fn update(resource: Resource, current: &Value, object: &Value) -> Result<(),
     causes.extend(update_strategy(resource, object));
     causes.extend(service_ports(resource, object));
     causes.extend(service_cluster_ips(resource, object));
+    causes.extend(service_fields(resource, object));
     finish(resource, object, causes)
 }
 
-fn finish(resource: Resource, object: &Value, causes: Vec<String>) -> Result<(), ApiError> {
+fn finish(resource: Resource, object: &Value, mut causes: Vec<String>) -> Result<(), ApiError> {
     if causes.is_empty() {
         return Ok(());
     }
+    // The API server's error list drops a cause said twice (an update check and the same check
+    // of the new object), keeping the first.
+    let mut seen = std::collections::HashSet::new();
+    causes.retain(|cause| seen.insert(cause.clone()));
     Err(invalid(resource, object["metadata"]["name"].as_str().unwrap_or_default(), &causes))
 }
 
@@ -112,6 +119,160 @@ fn service_cluster_ips(resource: Resource, object: &Value) -> Vec<String> {
         Some(format!("spec.clusterIPs[{i}]: Invalid value: \"{text}\": {problem}"))
     })
     .collect()
+}
+
+/// `field: Unsupported value: "x": supported values: "a", "b"`, as the API server words it.
+fn unsupported(path: &str, value: &str, supported: &[&str]) -> String {
+    let supported: Vec<String> = supported.iter().map(|v| format!("\"{v}\"")).collect();
+    format!("{path}: Unsupported value: \"{value}\": supported values: {}", supported.join(", "))
+}
+
+/// The rest of a Service's spec, in the order upstream's validateService judges it: the
+/// ExternalName target, session affinity, IP families, external IPs, the type, the fields only
+/// some types may set, and the traffic policies. Fields the API defaults are judged only when set.
+fn service_fields(resource: Resource, object: &Value) -> Vec<String> {
+    if resource != resources::SERVICE {
+        return Vec::new();
+    }
+    let spec = &object["spec"];
+    let text = |field: &str| spec[field].as_str();
+    let kind = text("type").unwrap_or("ClusterIP");
+    let mut causes = Vec::new();
+    if kind == "ExternalName" {
+        for field in ["ipFamilies", "ipFamilyPolicy"] {
+            if !spec[field].is_null() {
+                causes.push(format!("spec.{field}: Forbidden: may not be set for ExternalName services"));
+            }
+        }
+        match text("externalName").map(|name| name.trim_end_matches('.')) {
+            None | Some("") => causes.push("spec.externalName: Required value".to_string()),
+            Some(name) if !is_subdomain(name) => {
+                causes.push(format!("spec.externalName: Invalid value: \"{name}\": {SUBDOMAIN}"));
+            }
+            Some(_) => {}
+        }
+    }
+    match text("sessionAffinity") {
+        // With `None` the API drops any sessionAffinityConfig first (defaults.rs).
+        Some(affinity @ ("ClientIP" | "None")) => {
+            let timeout = &spec["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"];
+            if affinity == "ClientIP" && timeout.as_i64().is_some_and(|t| t <= 0 || t > 86400) {
+                causes.push(format!(
+                    "spec.sessionAffinityConfig.clientIP.timeoutSeconds: Invalid value: {timeout}: must be greater than 0 and less than 86400"
+                ));
+            }
+        }
+        Some(other) => causes.push(unsupported("spec.sessionAffinity", other, &["ClientIP", "None"])),
+        None => {}
+    }
+    if let Some(policy) = text("ipFamilyPolicy")
+        && !["PreferDualStack", "RequireDualStack", "SingleStack"].contains(&policy)
+    {
+        causes.push(unsupported(
+            "spec.ipFamilyPolicy",
+            policy,
+            &["PreferDualStack", "RequireDualStack", "SingleStack"],
+        ));
+    }
+    for (i, family) in spec["ipFamilies"].as_array().into_iter().flatten().enumerate() {
+        let family = family.as_str().unwrap_or_default();
+        if family != "IPv4" && family != "IPv6" {
+            causes.push(unsupported(&format!("spec.ipFamilies[{i}]"), family, &["IPv4", "IPv6"]));
+        }
+    }
+    for (i, ip) in spec["externalIPs"].as_array().into_iter().flatten().enumerate() {
+        let ip = ip.as_str().unwrap_or_default();
+        if ip.parse::<std::net::IpAddr>().is_err() {
+            causes.push(format!(
+                "spec.externalIPs[{i}]: Invalid value: \"{ip}\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+            ));
+        }
+    }
+    const TYPES: [&str; 4] = ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"];
+    if !TYPES.contains(&kind) {
+        causes.push(unsupported("spec.type", kind, &TYPES));
+    }
+    let load_balancer = kind == "LoadBalancer";
+    let only_load_balancer =
+        |field: &str| format!("{field}: Forbidden: may only be used when `type` is 'LoadBalancer'");
+    if let Some(ranges) = spec["loadBalancerSourceRanges"].as_array().filter(|r| !r.is_empty()) {
+        if !load_balancer {
+            causes.push(only_load_balancer("spec.LoadBalancerSourceRanges"));
+        }
+        for (i, range) in ranges.iter().enumerate() {
+            let range = range.as_str().unwrap_or_default().trim();
+            if !is_cidr(range) {
+                causes.push(format!(
+                    "spec.LoadBalancerSourceRanges[{i}]: Invalid value: \"{range}\": must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"
+                ));
+            }
+        }
+    }
+    if !spec["allocateLoadBalancerNodePorts"].is_null() && !load_balancer {
+        causes.push(only_load_balancer("spec.allocateLoadBalancerNodePorts"));
+    }
+    if !spec["loadBalancerClass"].is_null() && !load_balancer {
+        causes.push(only_load_balancer("spec.loadBalancerClass"));
+    }
+    let externally_accessible = load_balancer
+        || kind == "NodePort"
+        || (kind == "ClusterIP" && spec["externalIPs"].as_array().is_some_and(|ips| !ips.is_empty()));
+    match text("externalTrafficPolicy").filter(|policy| !policy.is_empty()) {
+        Some(policy) if !externally_accessible => causes.push(format!(
+            "spec.externalTrafficPolicy: Invalid value: \"{policy}\": may only be set for externally-accessible services"
+        )),
+        Some(policy) if policy != "Cluster" && policy != "Local" => {
+            causes.push(unsupported("spec.externalTrafficPolicy", policy, &["Cluster", "Local"]));
+        }
+        _ => {}
+    }
+    let needs_health_check = load_balancer && text("externalTrafficPolicy") == Some("Local");
+    if let Some(port) = spec["healthCheckNodePort"].as_i64().filter(|port| *port != 0)
+        && !needs_health_check
+    {
+        causes.push(format!(
+            "spec.healthCheckNodePort: Invalid value: {port}: may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'"
+        ));
+    }
+    if let Some(policy) = text("internalTrafficPolicy")
+        && policy != "Cluster"
+        && policy != "Local"
+    {
+        causes.push(unsupported("spec.internalTrafficPolicy", policy, &["Cluster", "Local"]));
+    }
+    const DISTRIBUTIONS: [&str; 3] = ["PreferClose", "PreferSameZone", "PreferSameNode"];
+    if let Some(distribution) = text("trafficDistribution")
+        && !DISTRIBUTIONS.contains(&distribution)
+    {
+        causes.push(unsupported("spec.trafficDistribution", distribution, &DISTRIBUTIONS));
+    }
+    causes
+}
+
+/// Upstream's validateLoadBalancerClassField on an update: a load balancer's class may not
+/// change, and a Service that is no longer one may not name a class (said here first, before the
+/// checks of the new object).
+fn load_balancer_class_change(current: &Value, service: &Value) -> Vec<String> {
+    let class = &service["spec"]["loadBalancerClass"];
+    let is_load_balancer = |service: &Value| service["spec"]["type"] == "LoadBalancer";
+    if is_load_balancer(current) && is_load_balancer(service) && current["spec"]["loadBalancerClass"] != *class {
+        return vec![format!("spec.loadBalancerClass: Invalid value: {}: may not change once set", compact(class))];
+    }
+    if !is_load_balancer(service) && !class.is_null() {
+        return vec!["spec.loadBalancerClass: Forbidden: may only be used when `type` is 'LoadBalancer'".to_string()];
+    }
+    Vec::new()
+}
+
+/// An IP network in CIDR notation (`10.0.0.0/8`, `2001:db8::/64`).
+fn is_cidr(text: &str) -> bool {
+    let Some((address, bits)) = text.split_once('/') else { return false };
+    let Ok(bits) = bits.parse::<u8>() else { return false };
+    match address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(_)) => bits <= 32,
+        Ok(std::net::IpAddr::V6(_)) => bits <= 128,
+        Err(_) => false,
+    }
 }
 
 fn is_apps_controller(resource: Resource) -> bool {
@@ -400,6 +561,11 @@ fn service_ports(resource: Resource, object: &Value) -> Vec<String> {
                     ));
                 }
             }
+        }
+        if let Some(protocol) = port["appProtocol"].as_str()
+            && let Some(problem) = label_key_problem(protocol)
+        {
+            causes.push(format!("{path}.appProtocol: Invalid value: \"{protocol}\": {problem}"));
         }
     }
     let node_port = |p: &Value| p["nodePort"].as_i64().unwrap_or(0);
@@ -886,6 +1052,75 @@ mod tests {
             "spec.clusterIPs[0]: Invalid value: \"10.96.0.300\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
         );
         assert_eq!(verdict(json!({"ports": [{"port": 80}], "clusterIPs": ["None"]})), "accepted", "headless");
+        // The testbed's words for the rest of a Service's spec (v1.37).
+        for (spec, words) in [
+            (
+                json!({"type": "Nodeport", "ports": [{"port": 80}]}),
+                "spec.type: Unsupported value: \"Nodeport\": supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\"",
+            ),
+            (
+                json!({"externalTrafficPolicy": "Local", "ports": [{"port": 80}]}),
+                "spec.externalTrafficPolicy: Invalid value: \"Local\": may only be set for externally-accessible services",
+            ),
+            (
+                json!({"type": "NodePort", "externalTrafficPolicy": "Nearest", "ports": [{"port": 80}]}),
+                "spec.externalTrafficPolicy: Unsupported value: \"Nearest\": supported values: \"Cluster\", \"Local\"",
+            ),
+            (
+                json!({"internalTrafficPolicy": "Node", "ports": [{"port": 80}]}),
+                "spec.internalTrafficPolicy: Unsupported value: \"Node\": supported values: \"Cluster\", \"Local\"",
+            ),
+            (
+                json!({"sessionAffinity": "Sticky", "ports": [{"port": 80}]}),
+                "spec.sessionAffinity: Unsupported value: \"Sticky\": supported values: \"ClientIP\", \"None\"",
+            ),
+            (
+                json!({"sessionAffinity": "ClientIP", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 0}}, "ports": [{"port": 80}]}),
+                "spec.sessionAffinityConfig.clientIP.timeoutSeconds: Invalid value: 0: must be greater than 0 and less than 86400",
+            ),
+            (json!({"type": "ExternalName"}), "spec.externalName: Required value"),
+            (
+                json!({"type": "ExternalName", "externalName": "db host"}),
+                &format!("spec.externalName: Invalid value: \"db host\": {SUBDOMAIN}"),
+            ),
+            (
+                json!({"loadBalancerClass": "example.com/lb", "ports": [{"port": 80}]}),
+                "spec.loadBalancerClass: Forbidden: may only be used when `type` is 'LoadBalancer'",
+            ),
+            (
+                json!({"healthCheckNodePort": 31000, "ports": [{"port": 80}]}),
+                "spec.healthCheckNodePort: Invalid value: 31000: may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'",
+            ),
+            (
+                json!({"externalIPs": ["not-an-ip"], "ports": [{"port": 80}]}),
+                "spec.externalIPs[0]: Invalid value: \"not-an-ip\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+            ),
+            (
+                json!({"type": "LoadBalancer", "loadBalancerSourceRanges": ["10.0.0.0/33"], "ports": [{"port": 80}]}),
+                "spec.LoadBalancerSourceRanges[0]: Invalid value: \"10.0.0.0/33\": must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)",
+            ),
+            (
+                json!({"trafficDistribution": "Nearby", "ports": [{"port": 80}]}),
+                "spec.trafficDistribution: Unsupported value: \"Nearby\": supported values: \"PreferClose\", \"PreferSameZone\", \"PreferSameNode\"",
+            ),
+            (
+                json!({"ipFamilyPolicy": "DualStack", "ports": [{"port": 80}]}),
+                "spec.ipFamilyPolicy: Unsupported value: \"DualStack\": supported values: \"PreferDualStack\", \"RequireDualStack\", \"SingleStack\"",
+            ),
+            (
+                json!({"ports": [{"port": 80, "appProtocol": "bad proto!"}]}),
+                &format!("spec.ports[0].appProtocol: Invalid value: \"bad proto!\": {NAME_PART}"),
+            ),
+        ] {
+            assert_eq!(verdict(spec.clone()), words, "{spec}");
+        }
+        for accepted in [
+            json!({"type": "LoadBalancer", "externalTrafficPolicy": "Local", "healthCheckNodePort": 31000, "loadBalancerClass": "example.com/lb", "loadBalancerSourceRanges": ["10.0.0.0/8", " 2001:db8::/64 "], "ports": [{"port": 80}]}),
+            json!({"externalIPs": ["203.0.113.7"], "externalTrafficPolicy": "Local", "ports": [{"port": 80}]}),
+            json!({"type": "ExternalName", "externalName": "db.example.com."}),
+        ] {
+            assert_eq!(verdict(accepted.clone()), "accepted", "{accepted}");
+        }
     }
 
     #[test]
