@@ -292,8 +292,7 @@ fn create(state: &mut State, target: &Target, mut object: Value) -> Result<Arc<V
         object["metadata"]["namespace"] = target.namespace.clone().into();
     }
     super::defaults::apply(target.resource, &mut object);
-    cluster_ips::allocate(&state.store, target.resource, &target.namespace, None, &mut object)?;
-    node_ports::allocate(&state.store, target.resource, &target.namespace, None, &mut object)?;
+    begin_write(&state.store, target, None, &mut object)?;
     validate::create(target.resource, &object)?;
     refuse_without_its_controller(target.resource, &object)?;
     let mut created = state.store.create(target.resource, &target.namespace, object)?;
@@ -378,8 +377,7 @@ fn apply(state: &mut State, target: &Target, name: &str, mut applied: Value) -> 
             // The applied configuration is remembered as sent; the object is stored defaulted.
             let mut object = applied.clone();
             super::defaults::apply(target.resource, &mut object);
-            cluster_ips::allocate(&state.store, target.resource, &target.namespace, None, &mut object)?;
-            node_ports::allocate(&state.store, target.resource, &target.namespace, None, &mut object)?;
+            begin_write(&state.store, target, None, &mut object)?;
             validate::create(target.resource, &object)?;
             refuse_without_its_controller(target.resource, &object)?;
             state.store.create(target.resource, &target.namespace, object)?
@@ -397,17 +395,27 @@ fn apply(state: &mut State, target: &Target, name: &str, mut applied: Value) -> 
     Ok(result)
 }
 
+/// What the registry does to a defaulted object before validation (upstream's BeginCreate and
+/// BeginUpdate, then PrepareForUpdate's dropTypeDependentFields): a Service's cluster IP and node
+/// ports are allocated, or kept; on an update, the fields its new type does not allow are dropped.
+fn begin_write(store: &Store, target: &Target, current: Option<&Value>, object: &mut Value) -> Result<(), ApiError> {
+    cluster_ips::allocate(store, target.resource, &target.namespace, current, object)?;
+    node_ports::allocate(store, target.resource, &target.namespace, current, object)?;
+    if let Some(current) = current {
+        cluster_ips::drop_unneeded(target.resource, current, object);
+        node_ports::drop_unneeded(target.resource, current, object);
+        super::defaults::drop_type_dependent(target.resource, current, object);
+    }
+    Ok(())
+}
+
 fn update(state: &mut State, target: &Target, current: &Value, mut object: Value) -> Result<Arc<Value>, ApiError> {
     object["metadata"]["name"] = current["metadata"]["name"].clone();
     if target.resource.namespaced {
         object["metadata"]["namespace"] = target.namespace.clone().into();
     }
     super::defaults::apply(target.resource, &mut object);
-    cluster_ips::allocate(&state.store, target.resource, &target.namespace, Some(current), &mut object)?;
-    node_ports::allocate(&state.store, target.resource, &target.namespace, Some(current), &mut object)?;
-    cluster_ips::drop_unneeded(target.resource, current, &mut object);
-    node_ports::drop_unneeded(target.resource, current, &mut object);
-    super::defaults::drop_type_dependent(target.resource, current, &mut object);
+    begin_write(&state.store, target, Some(current), &mut object)?;
     validate::update(target.resource, current, &object)?;
     state.store.update(target.resource, &target.namespace, object)
 }

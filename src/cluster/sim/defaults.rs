@@ -25,7 +25,7 @@ pub fn rollout(resource: Resource) -> Option<(&'static str, Value, Value)> {
 /// Fills in the defaults of `object`, about to be stored as `resource`.
 pub fn apply(resource: Resource, object: &mut Value) {
     if resource == resources::SERVICE {
-        session_affinity(object);
+        service_defaults(object);
     }
     if resource == resources::POD {
         requests_from_limits(object);
@@ -98,12 +98,17 @@ fn host_network_ports(pod: &mut Value) {
     }
 }
 
-/// SetDefaults_Service: a Service without session affinity (`None`, the default) keeps no
-/// sessionAffinityConfig.
-fn session_affinity(service: &mut Value) {
-    if service["spec"]["sessionAffinity"].as_str().is_none_or(|affinity| affinity == "None")
-        && let Some(spec) = service["spec"].as_object_mut()
-    {
+/// SetDefaults_Service, as far as validation reads it: an empty `type` or `sessionAffinity` is
+/// the default (left unset here: ClusterIP, None), and a Service without session affinity keeps
+/// no sessionAffinityConfig.
+fn service_defaults(service: &mut Value) {
+    let Some(spec) = service["spec"].as_object_mut() else { return };
+    for field in ["type", "sessionAffinity"] {
+        if spec.get(field).and_then(Value::as_str) == Some("") {
+            spec.remove(field);
+        }
+    }
+    if spec.get("sessionAffinity").and_then(Value::as_str).is_none_or(|affinity| affinity == "None") {
         spec.remove("sessionAffinityConfig");
     }
 }
@@ -232,5 +237,29 @@ mod tests {
         let mut deployment = json!({"spec": {"template": {"spec": spec}}});
         apply(resources::DEPLOYMENT, &mut deployment);
         assert_eq!(deployment["spec"]["template"]["spec"]["containers"][0]["ports"][0], json!({"containerPort": 8080}));
+    }
+
+    #[test]
+    fn a_service_defaults_empty_fields_and_a_type_switch_drops_what_the_old_type_allowed() {
+        let config = json!({"clientIP": {"timeoutSeconds": 60}});
+        let spec =
+            defaulted(resources::SERVICE, json!({"type": "", "sessionAffinity": "", "sessionAffinityConfig": config}));
+        assert_eq!(spec, json!({}), "empty is the default, and None keeps no config");
+        let sticky = json!({"sessionAffinity": "ClientIP", "sessionAffinityConfig": config});
+        assert_eq!(defaulted(resources::SERVICE, sticky.clone()), sticky);
+
+        let balancer = json!({"metadata": {"name": "x"}, "spec": {
+            "type": "LoadBalancer", "loadBalancerClass": "example.com/lb", "allocateLoadBalancerNodePorts": false,
+            "externalTrafficPolicy": "Local", "healthCheckNodePort": 31000, "selector": {"app": "x"}}});
+        let mut switched = balancer.clone();
+        switched["spec"]["type"] = json!("ClusterIP");
+        drop_type_dependent(resources::SERVICE, &balancer, &mut switched);
+        assert_eq!(switched["spec"], json!({"type": "ClusterIP", "selector": {"app": "x"}}));
+        let mut renamed = balancer.clone();
+        renamed["spec"]["type"] = json!("NodePort");
+        renamed["spec"]["loadBalancerClass"] = json!("example.com/other");
+        drop_type_dependent(resources::SERVICE, &balancer, &mut renamed);
+        assert_eq!(renamed["spec"]["loadBalancerClass"], "example.com/other", "a change is validation's to refuse");
+        assert_eq!(renamed["spec"]["externalTrafficPolicy"], "Local", "a NodePort Service is reachable from outside");
     }
 }
