@@ -134,7 +134,7 @@ fn patch_allocated(current: &Value, service: &mut Value) {
 /// Upstream's normalizeClusterIPs: keeps `clusterIPs` in step with `clusterIP` where the client
 /// set only the singular field.
 fn normalize(current: Option<&Value>, service: &mut Value) {
-    let (ip, ips) = (cluster_ip(service).to_string(), cluster_ips(service));
+    let (ip, mut ips) = (cluster_ip(service).to_string(), cluster_ips(service));
     let Some(current) = current else {
         if !ip.is_empty() && ips.is_empty() {
             set_cluster_ips(service, &[ip]);
@@ -142,7 +142,6 @@ fn normalize(current: Option<&Value>, service: &mut Value) {
         return;
     };
     let (old_ip, old_ips) = (cluster_ip(current), cluster_ips(current));
-    let mut ips = ips;
     if !old_ips.is_empty() && ips.is_empty() && old_ip == ip {
         ips.clone_from(&old_ips);
     }

@@ -45,8 +45,9 @@ pub struct Change {
     pub json: Bytes,
 }
 
+#[cfg(test)]
 impl Change {
-    /// The object as it was after this change.
+    /// The object as it was after this change (tests replay the log).
     pub fn object(&self) -> Value {
         serde_json::from_slice(&self.json).expect("the log holds JSON it wrote")
     }
