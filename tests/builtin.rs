@@ -100,30 +100,54 @@ fn naming_a_cluster_never_falls_back_to_the_builtin_one() {
     assert!(!output.contains("built-in"), "{output}");
 }
 
+/// Server-side apply's own refusals (a 500 before validation), each its own run, in the same
+/// words on both clusters; the testbed's API server is the reference.
 #[test]
-fn an_undeclared_field_is_refused_by_server_side_apply_in_the_same_words_on_both_clusters() {
+fn a_configuration_server_side_apply_cannot_merge_is_refused_in_the_same_words_on_both_clusters() {
     let dir = tempfile::tempdir().unwrap();
-    // `selectr` is a typo no schema declares: server-side apply refuses it whatever the field
-    // validation asked for. The testbed's API server is the reference.
-    let path = script(
-        dir.path(),
-        "undeclared.rollout",
-        "scenario \"typo\" {\n    apply <<YAML\napiVersion: v1\nkind: Service\nmetadata:\n  name: typo\nspec:\n  selectr:\n    app: web\n  ports:\n    - port: 80\nYAML\n}\n",
-    );
-    let message = |output: &str| {
-        let line = output.lines().find(|l| l.contains("failed to create typed patch object")).unwrap_or_default();
-        let from = line.find("failed to create").unwrap_or(0);
-        // The namespace is generated per run.
-        regex::Regex::new(r"\([a-z0-9-]+/typo;").unwrap().replace(&line[from..], "(NAMESPACE/typo;").into_owned()
-    };
-    // A 500 from the API server: an infrastructure error (exit 3) on either cluster.
-    let (code, on_builtin) = run(builtin(&["run", path.to_str().unwrap()]));
-    assert_eq!(code, 3, "{on_builtin}");
-    let expected = "failed to create typed patch object (NAMESPACE/typo; /v1, Kind=Service): .spec.selectr: field not declared in schema";
-    assert!(message(&on_builtin).starts_with(expected), "{on_builtin}");
-    let (code, on_testbed) = run(common::rehearse(&["run", path.to_str().unwrap()]));
-    assert_eq!(code, 3, "{on_testbed}");
-    assert_eq!(message(&on_builtin), message(&on_testbed), "built-in:\n{on_builtin}\ntestbed:\n{on_testbed}");
+    let cases = [
+        // `selectr` is a typo no schema declares, refused whatever the field validation asked for.
+        (
+            "typo",
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: typo\nspec:\n  selectr:\n    app: web\n  ports:\n    - port: 80\n",
+            "(NAMESPACE/typo; /v1, Kind=Service): .spec.selectr: field not declared in schema",
+        ),
+        // A copied container keeps its name: the list is keyed by name and cannot hold it twice.
+        (
+            "twins",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: twins\nspec:\n  selector:\n    matchLabels:\n      app: twins\n  template:\n    metadata:\n      labels:\n        app: twins\n    spec:\n      containers:\n        - name: web\n          image: nginx\n        - name: web\n          image: nginx:2\n",
+            "(NAMESPACE/twins; apps/v1, Kind=Deployment): .spec.template.spec.containers: duplicate entries for key [name=\"web\"]",
+        ),
+        // Ports are keyed by port and protocol, TCP when left out.
+        (
+            "ports",
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: ports\nspec:\n  selector:\n    app: web\n  ports:\n    - port: 80\n      name: a\n    - port: 80\n      name: b\n",
+            "(NAMESPACE/ports; /v1, Kind=Service): .spec.ports: duplicate entries for key [port=80,protocol=\"TCP\"]",
+        ),
+    ];
+    for (name, manifest, expected) in cases {
+        let body: String = manifest.lines().map(|line| format!("        {line}\n")).collect();
+        let path = script(
+            dir.path(),
+            &format!("{name}.rollout"),
+            &format!("scenario \"{name}\" {{\n    apply <<YAML\n{body}    YAML\n}}\n"),
+        );
+        let message = |output: &str| {
+            let line = output.lines().find(|l| l.contains("failed to create typed patch object")).unwrap_or_default();
+            let from = line.find("the API server failed").unwrap_or(0);
+            // The namespace is generated per run.
+            let pattern = regex::Regex::new(&format!(r"\([a-z0-9-]+/{name};")).unwrap();
+            pattern.replace(&line[from..], format!("(NAMESPACE/{name};")).into_owned()
+        };
+        // A 500 from the API server: an infrastructure error (exit 3) on either cluster.
+        let (code, on_builtin) = run(builtin(&["run", path.to_str().unwrap()]));
+        assert_eq!(code, 3, "{on_builtin}");
+        let expected = format!("the API server failed (500 ): failed to create typed patch object {expected}");
+        assert!(message(&on_builtin).starts_with(&expected), "{on_builtin}");
+        let (code, on_testbed) = run(common::rehearse(&["run", path.to_str().unwrap()]));
+        assert_eq!(code, 3, "{on_testbed}");
+        assert_eq!(message(&on_builtin), message(&on_testbed), "built-in:\n{on_builtin}\ntestbed:\n{on_testbed}");
+    }
 }
 
 #[test]

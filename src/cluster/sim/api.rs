@@ -362,7 +362,12 @@ fn apply(state: &mut State, target: &Target, name: &str, mut applied: Value) -> 
         return Err(ApiError::unconvertible(target.resource, &target.namespace, name, &why));
     }
     if let Some(path) = super::schema::undeclared_field(target.resource, &applied) {
-        return Err(ApiError::undeclared_field(target.resource, &target.namespace, name, &path));
+        let problem = format!("{path}: field not declared in schema");
+        return Err(ApiError::untyped_patch(target.resource, &target.namespace, name, &[problem]));
+    }
+    let duplicates = super::schema::duplicate_entries(target.resource, &applied);
+    if !duplicates.is_empty() {
+        return Err(ApiError::untyped_patch(target.resource, &target.namespace, name, &duplicates));
     }
     if super::schema::holds_unreadable_quantity(target.resource, &applied) {
         let why = super::quantity::FORMAT_ERROR;

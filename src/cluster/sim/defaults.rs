@@ -1,6 +1,6 @@
 //! The API server's defaulting (upstream's SetDefaults_Deployment, SetDefaults_DaemonSet,
 //! SetDefaults_Pod and SetDefaults_Service) for the fields its validation and later changes depend on: a Deployment's
-//! `spec.strategy`, a DaemonSet's `spec.updateStrategy`, a Pod's container requests and, on the
+//! `spec.strategy`, a DaemonSet's `spec.updateStrategy`, a Pod's grace period, container requests and, on the
 //! host's network, its host ports, a Service's session affinity settings. It runs on
 //! every create and update, before validation, as the API server's does, so the stored object
 //! holds them: a Deployment switched to Recreate without clearing the `rollingUpdate` it was
@@ -28,6 +28,12 @@ pub fn apply(resource: Resource, object: &mut Value) {
         service_defaults(object);
     }
     if resource == resources::POD {
+        // SetDefaults_Pod: a negative grace period is 1 s (a template keeps its own, its pods
+        // get this).
+        let grace = object.get_mut("spec").and_then(|spec| spec.get_mut("terminationGracePeriodSeconds"));
+        if let Some(grace) = grace.filter(|g| g.as_i64().is_some_and(|g| g < 0)) {
+            *grace = 1.into();
+        }
         requests_from_limits(object);
         host_network_ports(object);
     }
@@ -206,13 +212,18 @@ mod tests {
         assert_eq!(pod["spec"]["initContainers"][0]["resources"]["requests"], json!({"cpu": "1"}));
         assert_eq!(pod["spec"]["containers"][0]["resources"]["requests"], json!({"cpu": "100m", "memory": "1Gi"}));
         assert_eq!(pod["spec"]["containers"][1], json!({"name": "log"}));
-        let mut deployment = json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "resources": {"limits": {"cpu": "1"}}}]}}}});
+        assert!(pod["spec"].get("terminationGracePeriodSeconds").is_none(), "left to the API's own default");
+        let mut negative = json!({"spec": {"terminationGracePeriodSeconds": -5, "containers": []}});
+        apply(resources::POD, &mut negative);
+        assert_eq!(negative["spec"]["terminationGracePeriodSeconds"], 1, "a negative grace period is 1 s");
+        let mut deployment = json!({"spec": {"template": {"spec": {"terminationGracePeriodSeconds": -5, "containers": [{"name": "web", "resources": {"limits": {"cpu": "1"}}}]}}}});
         apply(resources::DEPLOYMENT, &mut deployment);
         assert_eq!(
             deployment["spec"]["template"]["spec"]["containers"][0]["resources"],
             json!({"limits": {"cpu": "1"}}),
             "not a template's"
         );
+        assert_eq!(deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"], -5, "nor its grace period");
     }
 
     #[test]

@@ -37,14 +37,20 @@ impl ApiError {
     }
 
     /// What server-side apply answers when the applied configuration does not fit the kind's
-    /// schema: a 500, in structured-merge-diff's words.
-    pub fn undeclared_field(resource: Resource, namespace: &str, name: &str, path: &str) -> ApiError {
+    /// schema (a field it does not declare, entries of an associative list sharing a key): a 500,
+    /// in structured-merge-diff's words, each problem on a line of its own when there are several,
+    /// without a reason (as the API server sends it).
+    pub fn untyped_patch(resource: Resource, namespace: &str, name: &str, problems: &[String]) -> ApiError {
         let (object, group_version) = object_and_group_version(resource, namespace, name);
+        let problems = match problems {
+            [one] => one.clone(),
+            several => format!("errors:\n  {}", several.join("\n  ")),
+        };
         ApiError::new(
             500,
-            "InternalError",
+            "",
             format!(
-                "failed to create typed patch object ({object}; {group_version}, Kind={}): {path}: field not declared in schema",
+                "failed to create typed patch object ({object}; {group_version}, Kind={}): {problems}",
                 resource.kind
             ),
         )

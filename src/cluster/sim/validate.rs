@@ -1,29 +1,22 @@
 //! The API server's validation that scenarios meet, in its own words: object names, label keys
-//! and values, Service selectors, the apps/v1 controllers' selector rules (required, not
-//! empty, matching the pod template, immutable once created), how a Deployment or a DaemonSet
-//! rolls, and a Service's ports.
-
-use std::collections::BTreeMap;
+//! and values, a Service's selector, ports and fields, the apps/v1 controllers' counts and
+//! selector rules (required, well formed, not empty, matching the pod template, immutable once
+//! created), how a Deployment or a DaemonSet rolls, and a pod's spec (`validate/pod.rs`).
 
 use serde_json::Value;
 
 use super::error::{ApiError, invalid};
-use super::quantity::Quantity;
 use super::resources::{self, Resource};
 use crate::model::annotations::{POD_DELETION_COST, TOTAL_LIMIT, is_deletion_cost};
+
+mod pod;
 
 const MISMATCH: &str = "`selector` does not match template `labels`";
 
 /// Validation of a new object.
 pub fn create(resource: Resource, object: &Value) -> Result<(), ApiError> {
-    let mut causes = common(resource, object);
-    causes.extend(controller_selector(resource, object));
-    causes.extend(container_resources(resource, object));
-    causes.extend(host_network_ports(resource, object));
-    causes.extend(update_strategy(resource, object));
-    causes.extend(service_ports(resource, object));
-    causes.extend(service_cluster_ips(resource, object));
-    causes.extend(service_fields(resource, object));
+    let mut causes = metadata(resource, object);
+    causes.extend(kind_spec(resource, object));
     finish(resource, object, causes)
 }
 
@@ -34,21 +27,35 @@ pub fn update(resource: Resource, current: &Value, object: &Value) -> Result<(),
         causes.extend(super::cluster_ips::change_causes(current, object));
         causes.extend(load_balancer_class_change(current, object));
     }
-    causes.extend(spec_labels(resource, object));
-    causes.extend(controller_selector(resource, object));
-    if is_apps_controller(resource) && current["spec"]["selector"] != object["spec"]["selector"] {
-        causes.push(format!(
-            "spec.selector: Invalid value: {}: field is immutable",
-            compact(&object["spec"]["selector"])
-        ));
+    let selector_changed = is_apps_controller(resource) && current["spec"]["selector"] != object["spec"]["selector"];
+    let immutable =
+        || format!("spec.selector: Invalid value: {}: field is immutable", compact(&object["spec"]["selector"]));
+    // A DaemonSet's update checks come before its spec's; the others' after.
+    if selector_changed && resource == resources::DAEMON_SET {
+        causes.push(immutable());
     }
-    causes.extend(container_resources(resource, object));
-    causes.extend(host_network_ports(resource, object));
-    causes.extend(update_strategy(resource, object));
-    causes.extend(service_ports(resource, object));
-    causes.extend(service_cluster_ips(resource, object));
-    causes.extend(service_fields(resource, object));
+    causes.extend(kind_spec(resource, object));
+    if selector_changed && resource != resources::DAEMON_SET {
+        causes.push(immutable());
+    }
     finish(resource, object, causes)
+}
+
+/// The checks of the object's own kind, after its metadata.
+fn kind_spec(resource: Resource, object: &Value) -> Vec<String> {
+    if resource == resources::SERVICE {
+        let mut causes = label_map("spec.selector", &object["spec"]["selector"]);
+        causes.extend(service_ports(resource, object));
+        causes.extend(service_cluster_ips(resource, object));
+        causes.extend(service_fields(resource, object));
+        causes
+    } else if is_apps_controller(resource) {
+        controller_spec(resource, object)
+    } else if let Some((spec, path)) = super::schema::pod_spec(resource, object) {
+        pod::spec(spec, path, resource == resources::POD)
+    } else {
+        Vec::new()
+    }
 }
 
 fn finish(resource: Resource, object: &Value, mut causes: Vec<String>) -> Result<(), ApiError> {
@@ -62,12 +69,6 @@ fn finish(resource: Resource, object: &Value, mut causes: Vec<String>) -> Result
     Err(invalid(resource, object["metadata"]["name"].as_str().unwrap_or_default(), &causes))
 }
 
-fn common(resource: Resource, object: &Value) -> Vec<String> {
-    let mut causes = metadata(resource, object);
-    causes.extend(spec_labels(resource, object));
-    causes
-}
-
 fn metadata(resource: Resource, object: &Value) -> Vec<String> {
     let mut causes = Vec::new();
     if let Some(name) = object["metadata"]["name"].as_str()
@@ -77,18 +78,6 @@ fn metadata(resource: Resource, object: &Value) -> Vec<String> {
     }
     causes.extend(label_map("metadata.labels", &object["metadata"]["labels"]));
     causes.extend(annotations(resource, &object["metadata"]["annotations"]));
-    causes
-}
-
-/// The label maps in a spec (a Service's selector, a controller's template labels).
-fn spec_labels(resource: Resource, object: &Value) -> Vec<String> {
-    let mut causes = Vec::new();
-    if resource == resources::SERVICE {
-        causes.extend(label_map("spec.selector", &object["spec"]["selector"]));
-    }
-    if is_apps_controller(resource) {
-        causes.extend(label_map("spec.template.metadata.labels", &object["spec"]["template"]["metadata"]["labels"]));
-    }
     causes
 }
 
@@ -279,29 +268,103 @@ fn is_apps_controller(resource: Resource) -> bool {
     resource == resources::DEPLOYMENT || resource == resources::REPLICA_SET || resource == resources::DAEMON_SET
 }
 
-/// The selector rules of Deployments, ReplicaSets and DaemonSets.
-fn controller_selector(resource: Resource, object: &Value) -> Vec<String> {
-    if !is_apps_controller(resource) {
-        return Vec::new();
-    }
-    let selector = &object["spec"]["selector"];
-    let template_labels = &object["spec"]["template"]["metadata"]["labels"];
-    let mismatch = || format!("spec.template.metadata.labels: Invalid value: {}: {MISMATCH}", compact(template_labels));
+/// ValidateDeploymentSpec, ValidateReplicaSetSpec and ValidateDaemonSetSpec, in their orders: the
+/// counts, the selector (required, well formed, not empty, matching the pod template), the pod
+/// template (a Deployment's or ReplicaSet's only when its selector could be read), how it rolls.
+fn controller_spec(resource: Resource, object: &Value) -> Vec<String> {
+    let spec = &object["spec"];
     let daemon_set = resource == resources::DAEMON_SET;
-    if selector.is_null() {
-        // A DaemonSet's missing selector matches nothing, so its template fails the match.
-        return vec![if daemon_set { mismatch() } else { "spec.selector: Required value".to_string() }];
+    let mut causes = Vec::new();
+    if !daemon_set {
+        causes.extend(pod::nonnegative(&spec["replicas"], "spec.replicas"));
     }
-    let match_labels = selector["matchLabels"].as_object().filter(|m| !m.is_empty());
-    let expressions = selector["matchExpressions"].as_array().filter(|e| !e.is_empty());
-    if match_labels.is_none() && expressions.is_none() {
+    if resource == resources::REPLICA_SET {
+        causes.extend(pod::nonnegative(&spec["minReadySeconds"], "spec.minReadySeconds"));
+    }
+    let selector = &spec["selector"];
+    let syntax = selector_syntax(selector, "spec.selector");
+    let readable = syntax.is_empty();
+    let empty = selector.is_object()
+        && selector["matchLabels"].as_object().is_none_or(|m| m.is_empty())
+        && selector["matchExpressions"].as_array().is_none_or(|e| e.is_empty());
+    let template_labels = &spec["template"]["metadata"]["labels"];
+    // A missing selector selects nothing, an empty one everything (and is refused on its own).
+    let mismatch = readable && !empty && !(selector.is_object() && selects(selector, template_labels));
+    let mismatch = mismatch
+        .then(|| format!("spec.template.metadata.labels: Invalid value: {}: {MISMATCH}", compact(template_labels)));
+    if selector.is_null() && !daemon_set {
+        causes.push("spec.selector: Required value".to_string());
+    }
+    causes.extend(syntax);
+    if daemon_set {
+        causes.extend(mismatch.clone());
+    }
+    if empty {
         // ReplicaSets share the Deployment's wording.
-        return vec![format!(
-            "spec.selector: Invalid value: {{}}: empty selector is invalid for {}",
-            if daemon_set { "daemonset" } else { "deployment" }
-        )];
+        let kind = if daemon_set { "daemonset" } else { "deployment" };
+        causes.push(format!("spec.selector: Invalid value: {{}}: empty selector is invalid for {kind}"));
     }
-    if selects(selector, template_labels) { Vec::new() } else { vec![mismatch()] }
+    if !readable && !daemon_set {
+        causes.push(format!("spec.selector: Invalid value: {}: invalid label selector", compact(selector)));
+    }
+    if readable || daemon_set {
+        if !daemon_set {
+            causes.extend(mismatch);
+        }
+        let pod_spec = &spec["template"]["spec"];
+        causes.extend(label_map("spec.template.labels", template_labels));
+        causes.extend(pod::spec(pod_spec, "spec.template.spec", false));
+        causes.extend(pod::template_restart_policy(pod_spec, "spec.template.spec"));
+    }
+    if daemon_set {
+        causes.extend(pod::nonnegative(&spec["minReadySeconds"], "spec.minReadySeconds"));
+        causes.extend(update_strategy(resource, object));
+        causes.extend(pod::nonnegative(&spec["revisionHistoryLimit"], "spec.revisionHistoryLimit"));
+    } else if resource == resources::DEPLOYMENT {
+        causes.extend(update_strategy(resource, object));
+        causes.extend(pod::nonnegative(&spec["minReadySeconds"], "spec.minReadySeconds"));
+        causes.extend(pod::nonnegative(&spec["revisionHistoryLimit"], "spec.revisionHistoryLimit"));
+        if let Some(deadline) = spec["progressDeadlineSeconds"].as_i64() {
+            causes.extend(pod::nonnegative(&spec["progressDeadlineSeconds"], "spec.progressDeadlineSeconds"));
+            if deadline <= spec["minReadySeconds"].as_i64().unwrap_or(0) {
+                causes.push(format!(
+                    "spec.progressDeadlineSeconds: Invalid value: {deadline}: must be greater than minReadySeconds"
+                ));
+            }
+        }
+    }
+    causes
+}
+
+/// ValidateLabelSelector: label keys and values, and each expression's operator and values.
+fn selector_syntax(selector: &Value, path: &str) -> Vec<String> {
+    let mut causes = label_map(&format!("{path}.matchLabels"), &selector["matchLabels"]);
+    let expressions = selector["matchExpressions"].as_array().map_or(&[][..], Vec::as_slice);
+    for (index, expression) in expressions.iter().enumerate() {
+        let path = format!("{path}.matchExpressions[{index}]");
+        let values = expression["values"].as_array().map_or(&[][..], Vec::as_slice);
+        let operator = expression["operator"].as_str().unwrap_or_default();
+        match operator {
+            "In" | "NotIn" if values.is_empty() => causes
+                .push(format!("{path}.values: Required value: must be specified when `operator` is 'In' or 'NotIn'")),
+            "Exists" | "DoesNotExist" if !values.is_empty() => causes.push(format!(
+                "{path}.values: Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'"
+            )),
+            "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
+            _ => causes.push(format!("{path}.operator: Invalid value: \"{operator}\": not a valid selector operator")),
+        }
+        let key = expression["key"].as_str().unwrap_or_default();
+        if let Some(problem) = label_key_problem(key) {
+            causes.push(format!("{path}.key: Invalid value: \"{key}\": {problem}"));
+        }
+        for (value_index, value) in values.iter().enumerate() {
+            let value = value.as_str().unwrap_or_default();
+            if !is_label_value(value) {
+                causes.push(format!("{path}.values[{value_index}]: Invalid value: \"{value}\": {LABEL_VALUE}"));
+            }
+        }
+    }
+    causes
 }
 
 /// Whether a LabelSelector (matchLabels and matchExpressions) selects these labels.
@@ -419,95 +482,6 @@ fn update_strategy(resource: Resource, object: &Value) -> Vec<String> {
         causes.extend(over_100(&unavailable_path, &unavailable));
     }
     causes
-}
-
-/// A Service's ports, as upstream's ValidateService judges them: required unless the Service is
-/// headless or an ExternalName; each named (a DNS label, unique) when there are several; port and
-/// numeric targetPort within 1-65535 (a missing or 0 targetPort is the port, as the API defaults
-/// it); a named targetPort an IANA service name; a known protocol; no port twice per protocol.
-/// Each container's resource requirements (ValidateContainerResourceRequirements), containers
-/// before init containers: no negative quantity, a whole number of an extended resource, and a
-/// request no larger than its limit; an extended resource (`example.com/dongle`) cannot be
-/// overcommitted, so its request must equal a limit, which must be set.
-fn container_resources(resource: Resource, object: &Value) -> Vec<String> {
-    let Some((spec, prefix)) = super::schema::pod_spec(resource, object) else { return Vec::new() };
-    let mut causes = Vec::new();
-    for field in ["containers", "initContainers"] {
-        for (index, container) in spec[field].as_array().into_iter().flatten().enumerate() {
-            causes.extend(requirements(&format!("{prefix}.{field}[{index}].resources"), &container["resources"]));
-        }
-    }
-    causes
-}
-
-/// validatePodHostNetworkDeps: on the host's network a container's host port is its container
-/// port. A Pod's must equal it (defaulting has filled in a missing one); a template may leave it
-/// 0, since its pods get it defaulted, but may not give another.
-fn host_network_ports(resource: Resource, object: &Value) -> Vec<String> {
-    let Some((spec, prefix)) = super::schema::pod_spec(resource, object) else { return Vec::new() };
-    if spec["hostNetwork"] != true {
-        return Vec::new();
-    }
-    let is_pod = resource == resources::POD;
-    let mut causes = Vec::new();
-    for (index, container) in spec["containers"].as_array().into_iter().flatten().enumerate() {
-        for (port_index, port) in container["ports"].as_array().into_iter().flatten().enumerate() {
-            let host_port = port["hostPort"].as_i64().unwrap_or(0);
-            if (is_pod || host_port != 0) && Some(host_port) != port["containerPort"].as_i64() {
-                causes.push(format!(
-                    "{prefix}.containers[{index}].ports[{port_index}].hostPort: Invalid value: {host_port}: must match `containerPort` when `hostNetwork` is true"
-                ));
-            }
-        }
-    }
-    causes
-}
-
-fn requirements(path: &str, resources: &Value) -> Vec<String> {
-    // Unreadable quantities never get this far (the body is refused undecoded).
-    let quantities = |list: &Value| -> BTreeMap<String, Quantity> {
-        let Some(list) = list.as_object() else { return BTreeMap::new() };
-        list.iter().filter_map(|(name, q)| Some((name.clone(), Quantity::from_json(q)?))).collect()
-    };
-    let (limits, requests) = (quantities(&resources["limits"]), quantities(&resources["requests"]));
-    let mut causes = Vec::new();
-    for (name, limit) in &limits {
-        causes.extend(quantity_value(&format!("{path}.limits[{name}]"), name, limit));
-    }
-    for (name, request) in &requests {
-        causes.extend(quantity_value(&format!("{path}.requests[{name}]"), name, request));
-        let overcommit = is_native_resource(name) && !name.starts_with("hugepages-");
-        match limits.get(name) {
-            Some(limit) if !overcommit && request != limit => causes.push(format!(
-                "{path}.requests: Invalid value: \"{request}\": must be equal to {name} limit of {limit}"
-            )),
-            Some(limit) if request > limit => causes.push(format!(
-                "{path}.requests: Invalid value: \"{request}\": must be less than or equal to {name} limit of {limit}"
-            )),
-            None if !overcommit => causes
-                .push(format!("{path}.limits: Required value: Limit must be set for non overcommitable resources")),
-            _ => {}
-        }
-    }
-    causes
-}
-
-/// ValidateResourceQuantityValue: never negative, and whole for the resources counted in units
-/// (extended resources).
-fn quantity_value(path: &str, name: &str, quantity: &Quantity) -> Vec<String> {
-    let mut causes = Vec::new();
-    if quantity.is_negative() {
-        causes.push(format!("{path}: Invalid value: \"{quantity}\": must be greater than or equal to 0"));
-    }
-    if !is_native_resource(name) && quantity.milli() % 1000 != 0 {
-        causes.push(format!("{path}: Invalid value: \"{quantity}\": must be an integer"));
-    }
-    causes
-}
-
-/// A resource Kubernetes itself defines: unprefixed, or in the `kubernetes.io/` namespace.
-fn is_native_resource(name: &str) -> bool {
-    !name.contains('/') || name.contains("kubernetes.io/")
 }
 
 fn service_ports(resource: Resource, object: &Value) -> Vec<String> {
@@ -744,8 +718,12 @@ mod tests {
 
     use super::*;
 
+    /// A pod spec of one container, as the API requires.
+    static CONTAINER: std::sync::LazyLock<Value> =
+        std::sync::LazyLock::new(|| json!({"containers": [{"name": "web", "image": "nginx"}]}));
+
     fn deployment(selector: Value, labels: Value) -> Value {
-        json!({"metadata": {"name": "rng"}, "spec": {"selector": selector, "template": {"metadata": {"labels": labels}}}})
+        json!({"metadata": {"name": "rng"}, "spec": {"selector": selector, "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}})
     }
 
     /// A controller named `d` whose `spec.<field>` is `strategy`, defaulted as a write is.
@@ -797,7 +775,7 @@ mod tests {
         assert!(
             create(resources::DEPLOYMENT, &bad_name).unwrap_err().message.contains("a lowercase RFC 1123 subdomain")
         );
-        let bad_value = json!({"metadata": {"name": "rng", "labels": {"ok": "bad value!"}}});
+        let bad_value = json!({"metadata": {"name": "rng", "labels": {"ok": "bad value!"}}, "spec": CONTAINER.clone()});
         assert!(create(resources::POD, &bad_value).unwrap_err().message.starts_with(
             "Pod \"rng\" is invalid: metadata.labels: Invalid value: \"bad value!\": a valid label must be an empty string"
         ));
@@ -809,13 +787,17 @@ mod tests {
                 .contains("spec.selector: Invalid value: \"-x\"")
         );
         assert!(
-            create(resources::POD, &json!({"metadata": {"name": "p", "labels": {"example.com/app": "x"}}})).is_ok()
+            create(
+                resources::POD,
+                &json!({"metadata": {"name": "p", "labels": {"example.com/app": "x"}}, "spec": CONTAINER.clone()})
+            )
+            .is_ok()
         );
     }
 
     #[test]
     fn annotations_are_refused_in_the_api_servers_words() {
-        let pod = |annotations: Value| json!({"metadata": {"name": "p", "annotations": annotations}});
+        let pod = |annotations: Value| json!({"metadata": {"name": "p", "annotations": annotations}, "spec": CONTAINER.clone()});
         let refused = |resource, annotations| create(resource, &pod(annotations)).unwrap_err().message;
         assert_eq!(
             refused(resources::POD, json!({"controller.kubernetes.io/pod-deletion-cost": "007"})),
@@ -1126,8 +1108,8 @@ mod tests {
     #[test]
     fn on_the_hosts_network_a_host_port_must_be_the_container_port() {
         let spec = json!({"hostNetwork": true,
-            "initContainers": [{"name": "i", "ports": [{"containerPort": 70, "hostPort": 71}]}],
-            "containers": [{"name": "c",
+            "initContainers": [{"name": "i", "image": "x", "ports": [{"containerPort": 70, "hostPort": 71}]}],
+            "containers": [{"name": "c", "image": "x",
                 "ports": [{"containerPort": 80}, {"containerPort": 81, "hostPort": 82}],
                 "resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}},
             }],
@@ -1159,8 +1141,7 @@ mod tests {
     #[test]
     fn resource_requirements_are_judged_in_the_api_servers_words() {
         let pod = |resources: Value| {
-            let mut pod =
-                json!({"metadata": {"name": "q"}, "spec": {"containers": [{"name": "c", "resources": resources}]}});
+            let mut pod = json!({"metadata": {"name": "q"}, "spec": {"containers": [{"name": "c", "image": "x", "resources": resources}]}});
             super::super::defaults::apply(resources::POD, &mut pod);
             match create(resources::POD, &pod) {
                 Ok(()) => "accepted".to_string(),
@@ -1198,8 +1179,8 @@ mod tests {
         );
         let template = json!({"metadata": {"name": "q"}, "spec": {
             "selector": {"matchLabels": {"app": "q"}},
-            "template": {"metadata": {"labels": {"app": "q"}}, "spec": {"initContainers": [
-                {"name": "i", "resources": {"requests": {"cpu": "-1"}}}
+            "template": {"metadata": {"labels": {"app": "q"}}, "spec": {"containers": [{"name": "c", "image": "x"}], "initContainers": [
+                {"name": "i", "image": "x", "resources": {"requests": {"cpu": "-1"}}}
             ]}},
         }});
         assert_eq!(

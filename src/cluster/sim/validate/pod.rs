@@ -1,0 +1,583 @@
+//! A pod's spec, as upstream's ValidatePodSpec judges a Pod or a controller's pod template, in
+//! its order: volumes, containers (each one's name, image, ports, environment, mounts, pull
+//! policy and resources, then its probes), init containers, the host network's ports, restart
+//! and DNS policies, the node selector and tolerations. Defaulting runs before upstream's
+//! validation, so an empty or missing field the API defaults (a port's protocol, a pull policy,
+//! a probe's counts) is taken as its default here.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use super::super::quantity::Quantity;
+use super::{DNS_LABEL, LABEL_VALUE, compact, label_key_problem, label_map, port_name_problems};
+
+/// The pod spec at `path` (`spec` for a Pod, `spec.template.spec` for a template).
+pub(super) fn spec(spec: &Value, path: &str, is_pod: bool) -> Vec<String> {
+    let (volumes, mut causes) = volumes(&spec["volumes"], &format!("{path}.volumes"));
+    causes.extend(containers(spec, path, &volumes));
+    causes.extend(init_containers(spec, path, &volumes));
+    causes.extend(host_network_ports(spec, path, is_pod));
+    causes.extend(one_of(&spec["restartPolicy"], &format!("{path}.restartPolicy"), &["Always", "OnFailure", "Never"]));
+    causes.extend(one_of(
+        &spec["dnsPolicy"],
+        &format!("{path}.dnsPolicy"),
+        &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"],
+    ));
+    causes.extend(label_map(&format!("{path}.nodeSelector"), &spec["nodeSelector"]));
+    causes.extend(tolerations(&spec["tolerations"], &format!("{path}.tolerations")));
+    if is_pod {
+        // validateContainersOnlyForPod: a template keeps such an image for backward compatibility.
+        for field in ["containers", "initContainers"] {
+            for (index, container) in items(&spec[field]).iter().enumerate() {
+                let image = container["image"].as_str().unwrap_or_default();
+                if image.trim() != image {
+                    causes.push(format!(
+                        "{path}.{field}[{index}].image: Invalid value: \"{image}\": must not have leading or trailing whitespace"
+                    ));
+                }
+            }
+        }
+    }
+    causes
+}
+
+/// The template of an apps/v1 controller runs its pods for good: `Always` is its only restart
+/// policy (the default).
+pub(super) fn template_restart_policy(spec: &Value, path: &str) -> Option<String> {
+    let policy = text(&spec["restartPolicy"]);
+    (!policy.is_empty() && policy != "Always")
+        .then(|| format!("{path}.restartPolicy: Unsupported value: \"{policy}\": supported values: \"Always\""))
+}
+
+fn items(list: &Value) -> &[Value] {
+    list.as_array().map_or(&[], Vec::as_slice)
+}
+
+fn text(value: &Value) -> &str {
+    value.as_str().unwrap_or_default()
+}
+
+/// A field the API defaults when empty, so only a value outside the list is refused.
+fn one_of(value: &Value, path: &str, supported: &[&str]) -> Option<String> {
+    let value = text(value);
+    (!value.is_empty() && !supported.contains(&value)).then(|| super::unsupported(path, value, supported))
+}
+
+/// `field: Invalid value: n: must be greater than or equal to 0` for a negative number.
+pub(super) fn nonnegative(value: &Value, path: &str) -> Option<String> {
+    value.as_i64().filter(|n| *n < 0).map(|n| format!("{path}: Invalid value: {n}: must be greater than or equal to 0"))
+}
+
+/// ValidateDNS1123Label, every problem in its order.
+fn dns_label(name: &str, path: &str) -> Vec<String> {
+    let mut causes = Vec::new();
+    if name.len() > 63 {
+        causes.push(format!("{path}: Invalid value: \"{name}\": must be no more than 63 characters"));
+    }
+    // The pattern, whatever the length.
+    let bytes = name.as_bytes();
+    let pattern = !bytes.is_empty()
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
+    if !pattern {
+        causes.push(format!("{path}: Invalid value: \"{name}\": {DNS_LABEL}"));
+    }
+    causes
+}
+
+/// ValidateVolumes: each volume names one source and has a unique DNS label for a name. Only a
+/// volume without problems can be mounted (the names are returned).
+fn volumes(list: &Value, path: &str) -> (BTreeSet<String>, Vec<String>) {
+    let mut names = BTreeSet::new();
+    let mut causes = Vec::new();
+    for (index, volume) in items(list).iter().enumerate() {
+        let path = format!("{path}[{index}]");
+        let mut problems = Vec::new();
+        let sources = volume.as_object().map_or(0, |v| v.keys().filter(|k| *k != "name").count());
+        if sources == 0 {
+            problems.push(format!("{path}: Required value: must specify a volume type"));
+        }
+        let name = text(&volume["name"]);
+        if name.is_empty() {
+            problems.push(format!("{path}.name: Required value"));
+        } else {
+            problems.extend(dns_label(name, &format!("{path}.name")));
+        }
+        if names.contains(name) {
+            problems.push(format!("{path}.name: Duplicate value: \"{name}\""));
+        }
+        if problems.is_empty() {
+            names.insert(name.to_string());
+        }
+        causes.extend(problems);
+    }
+    (names, causes)
+}
+
+/// validateContainers: at least one; each judged on its own (validateContainerCommon), its name
+/// unique, its probes; then host ports across them all.
+fn containers(spec: &Value, path: &str, volumes: &BTreeSet<String>) -> Vec<String> {
+    let path = format!("{path}.containers");
+    let containers = items(&spec["containers"]);
+    if containers.is_empty() {
+        return vec![format!("{path}: Required value")];
+    }
+    let mut causes = Vec::new();
+    let mut names = BTreeSet::new();
+    for (index, container) in containers.iter().enumerate() {
+        let path = format!("{path}[{index}]");
+        causes.extend(container_common(container, &path, volumes));
+        let name = text(&container["name"]);
+        if !names.insert(name) {
+            causes.push(format!("{path}.name: Duplicate value: \"{name}\""));
+        }
+        for (probe, kind) in [
+            ("livenessProbe", ProbeKind::Liveness),
+            ("readinessProbe", ProbeKind::Readiness),
+            ("startupProbe", ProbeKind::Startup),
+        ] {
+            causes.extend(self::probe(&container[probe], &format!("{path}.{probe}"), kind));
+        }
+    }
+    causes.extend(host_port_conflicts(containers, &path));
+    causes
+}
+
+/// validateInitContainers: as a container, its name unique among all containers, host ports
+/// unique within it, and no probe unless it restarts (a sidecar).
+fn init_containers(spec: &Value, path: &str, volumes: &BTreeSet<String>) -> Vec<String> {
+    let path = format!("{path}.initContainers");
+    let mut names: BTreeSet<&str> = items(&spec["containers"]).iter().map(|c| text(&c["name"])).collect();
+    let mut causes = Vec::new();
+    for (index, container) in items(&spec["initContainers"]).iter().enumerate() {
+        let item = format!("{path}[{index}]");
+        causes.extend(container_common(container, &item, volumes));
+        let name = text(&container["name"]);
+        if !names.insert(name) {
+            causes.push(format!("{item}.name: Duplicate value: \"{name}\""));
+        }
+        causes.extend(host_port_conflicts(std::slice::from_ref(container), &path));
+        let sidecar = container["restartPolicy"] == "Always";
+        for (probe, kind) in [
+            ("lifecycle", ProbeKind::Liveness),
+            ("livenessProbe", ProbeKind::Liveness),
+            ("readinessProbe", ProbeKind::Readiness),
+            ("startupProbe", ProbeKind::Startup),
+        ] {
+            if container[probe].is_null() {
+                continue;
+            }
+            if !sidecar {
+                causes.push(format!(
+                    "{item}.{probe}: Forbidden: may not be set for init containers without restartPolicy=Always"
+                ));
+            } else if probe != "lifecycle" {
+                causes.extend(self::probe(&container[probe], &format!("{item}.{probe}"), kind));
+            }
+        }
+    }
+    causes
+}
+
+/// validateContainerCommon, as far as the built-in cluster reads a container.
+fn container_common(container: &Value, path: &str, volumes: &BTreeSet<String>) -> Vec<String> {
+    let mut causes = Vec::new();
+    let name = text(&container["name"]);
+    if name.is_empty() {
+        causes.push(format!("{path}.name: Required value"));
+    } else {
+        causes.extend(dns_label(name, &format!("{path}.name")));
+    }
+    if text(&container["image"]).is_empty() {
+        causes.push(format!("{path}.image: Required value"));
+    }
+    causes.extend(one_of(
+        &container["terminationMessagePolicy"],
+        &format!("{path}.terminationMessagePolicy"),
+        &["File", "FallbackToLogsOnError"],
+    ));
+    causes.extend(container_ports(&container["ports"], &format!("{path}.ports")));
+    causes.extend(environment(&container["env"], &format!("{path}.env")));
+    causes.extend(volume_mounts(&container["volumeMounts"], volumes, &format!("{path}.volumeMounts")));
+    causes.extend(one_of(
+        &container["imagePullPolicy"],
+        &format!("{path}.imagePullPolicy"),
+        &["Always", "IfNotPresent", "Never"],
+    ));
+    causes.extend(requirements(&format!("{path}.resources"), &container["resources"]));
+    causes
+}
+
+/// validateContainerPorts: a name is an IANA service name, unique; a container port is given and
+/// in range, a host port in range; a known protocol (TCP when left out).
+fn container_ports(list: &Value, path: &str) -> Vec<String> {
+    let mut causes = Vec::new();
+    let mut names = BTreeSet::new();
+    for (index, port) in items(list).iter().enumerate() {
+        let path = format!("{path}[{index}]");
+        let name = text(&port["name"]);
+        if !name.is_empty() {
+            let problems = port_name_problems(name);
+            if !problems.is_empty() {
+                causes.extend(problems.iter().map(|p| format!("{path}.name: Invalid value: \"{name}\": {p}")));
+            } else if !names.insert(name) {
+                causes.push(format!("{path}.name: Duplicate value: \"{name}\""));
+            }
+        }
+        match port["containerPort"].as_i64().unwrap_or(0) {
+            0 => causes.push(format!("{path}.containerPort: Required value")),
+            number => causes.extend(port_number(number, &format!("{path}.containerPort"))),
+        }
+        match port["hostPort"].as_i64().unwrap_or(0) {
+            0 => {}
+            number => causes.extend(port_number(number, &format!("{path}.hostPort"))),
+        }
+        causes.extend(one_of(&port["protocol"], &format!("{path}.protocol"), &["SCTP", "TCP", "UDP"]));
+    }
+    causes
+}
+
+fn port_number(number: i64, path: &str) -> Option<String> {
+    (!(1..=65535).contains(&number))
+        .then(|| format!("{path}: Invalid value: {number}: must be between 1 and 65535, inclusive"))
+}
+
+/// ValidatePortNumOrName: a probe's port, a number in range or a port's name.
+fn port_number_or_name(port: &Value, path: &str) -> Vec<String> {
+    match port {
+        Value::String(name) => {
+            port_name_problems(name).iter().map(|p| format!("{path}: Invalid value: \"{name}\": {p}")).collect()
+        }
+        other => port_number(other.as_i64().unwrap_or(0), path).into_iter().collect(),
+    }
+}
+
+/// AccumulateUniqueHostPorts: a host port (with its protocol and address) is bound once.
+fn host_port_conflicts(containers: &[Value], path: &str) -> Vec<String> {
+    let mut bound = BTreeSet::new();
+    let mut causes = Vec::new();
+    for (index, container) in containers.iter().enumerate() {
+        for (port_index, port) in items(&container["ports"]).iter().enumerate() {
+            let host_port = port["hostPort"].as_i64().unwrap_or(0);
+            if host_port == 0 {
+                continue;
+            }
+            let protocol = Some(text(&port["protocol"])).filter(|p| !p.is_empty()).unwrap_or("TCP");
+            let key = format!("{protocol}/{}/{host_port}", text(&port["hostIP"]));
+            if !bound.insert(key.clone()) {
+                causes.push(format!("{path}[{index}].ports[{port_index}].hostPort: Duplicate value: \"{key}\""));
+            }
+        }
+    }
+    causes
+}
+
+/// ValidateEnv with relaxed names (the default since Kubernetes 1.34): any printable ASCII but `=`.
+fn environment(list: &Value, path: &str) -> Vec<String> {
+    let mut causes = Vec::new();
+    for (index, variable) in items(list).iter().enumerate() {
+        let name = text(&variable["name"]);
+        if name.is_empty() {
+            causes.push(format!("{path}[{index}].name: Required value"));
+        } else if !name.bytes().all(|b| b.is_ascii_graphic() || b == b' ') || name.contains('=') {
+            causes.push(format!(
+                "{path}[{index}].name: Invalid value: \"{name}\": a valid environment variable name must consist only of printable ASCII characters other than '='"
+            ));
+        }
+    }
+    causes
+}
+
+/// ValidateVolumeMounts: a mount names a volume of the pod and a path of its own.
+fn volume_mounts(list: &Value, volumes: &BTreeSet<String>, path: &str) -> Vec<String> {
+    let mut causes = Vec::new();
+    let mut paths = BTreeSet::new();
+    for (index, mount) in items(list).iter().enumerate() {
+        let path = format!("{path}[{index}]");
+        let name = text(&mount["name"]);
+        if name.is_empty() {
+            causes.push(format!("{path}.name: Required value"));
+        }
+        if !volumes.contains(name) {
+            causes.push(format!("{path}.name: Not found: \"{name}\""));
+        }
+        let mount_path = text(&mount["mountPath"]);
+        if mount_path.is_empty() {
+            causes.push(format!("{path}.mountPath: Required value"));
+        }
+        if !paths.insert(mount_path) {
+            causes.push(format!("{path}.mountPath: Invalid value: \"{mount_path}\": must be unique"));
+        }
+    }
+    causes
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum ProbeKind {
+    Liveness,
+    Readiness,
+    Startup,
+}
+
+/// validateProbe and its kind's rules: one handler, counts not negative (0 is defaulted), a
+/// liveness or startup probe succeeds once, a readiness probe has no grace period of its own.
+fn probe(probe: &Value, path: &str, kind: ProbeKind) -> Vec<String> {
+    if probe.is_null() {
+        return Vec::new();
+    }
+    let mut causes = handler(probe, path);
+    for field in ["initialDelaySeconds", "timeoutSeconds", "periodSeconds", "successThreshold", "failureThreshold"] {
+        causes.extend(nonnegative(&probe[field], &format!("{path}.{field}")));
+    }
+    let grace = &probe["terminationGracePeriodSeconds"];
+    if let Some(grace) = grace.as_i64().filter(|g| *g <= 0) {
+        causes.push(format!("{path}.terminationGracePeriodSeconds: Invalid value: {grace}: must be greater than 0"));
+    }
+    let successes = probe["successThreshold"].as_i64().filter(|n| *n != 0).unwrap_or(1);
+    match kind {
+        ProbeKind::Liveness | ProbeKind::Startup if successes != 1 => {
+            causes.push(format!("{path}.successThreshold: Invalid value: {successes}: must be 1"));
+        }
+        ProbeKind::Readiness if !grace.is_null() => causes.push(format!(
+            "{path}.terminationGracePeriodSeconds: Invalid value: {}: must not be set for readinessProbes",
+            compact(grace)
+        )),
+        _ => {}
+    }
+    causes
+}
+
+/// validateHandler: exactly one of exec, httpGet, tcpSocket, grpc, each well formed.
+fn handler(probe: &Value, path: &str) -> Vec<String> {
+    let mut causes = Vec::new();
+    let mut handlers = 0;
+    for kind in ["exec", "httpGet", "tcpSocket", "grpc"] {
+        let action = &probe[kind];
+        if action.is_null() {
+            continue;
+        }
+        let path = format!("{path}.{kind}");
+        if handlers > 0 {
+            causes.push(format!("{path}: Forbidden: may not specify more than 1 handler type"));
+            continue;
+        }
+        handlers += 1;
+        match kind {
+            "exec" if items(&action["command"]).is_empty() => causes.push(format!("{path}.command: Required value")),
+            "httpGet" => {
+                causes.extend(port_number_or_name(&action["port"], &format!("{path}.port")));
+                causes.extend(one_of(&action["scheme"], &format!("{path}.scheme"), &["HTTP", "HTTPS"]));
+            }
+            "tcpSocket" | "grpc" => causes.extend(port_number_or_name(&action["port"], &format!("{path}.port"))),
+            _ => {}
+        }
+    }
+    if handlers == 0 {
+        causes.push(format!("{path}: Required value: must specify a handler type"));
+    }
+    causes
+}
+
+/// ValidateTolerations: a label key; an empty key only with `Exists`; a toleration time only for
+/// `NoExecute`; `Exists` without a value, `Equal` with a label value; a known effect.
+fn tolerations(list: &Value, path: &str) -> Vec<String> {
+    let mut causes = Vec::new();
+    for (index, toleration) in items(list).iter().enumerate() {
+        let path = format!("{path}[{index}]");
+        let (key, operator) = (text(&toleration["key"]), text(&toleration["operator"]));
+        let (value, effect) = (text(&toleration["value"]), text(&toleration["effect"]));
+        if !key.is_empty()
+            && let Some(problem) = label_key_problem(key)
+        {
+            causes.push(format!("{path}.key: Invalid value: \"{key}\": {problem}"));
+        }
+        if key.is_empty() && operator != "Exists" {
+            causes.push(format!(
+                "{path}.operator: Invalid value: \"{operator}\": operator must be Exists when `key` is empty, which means \"match all values and all keys\""
+            ));
+        }
+        if !toleration["tolerationSeconds"].is_null() && effect != "NoExecute" {
+            causes.push(format!(
+                "{path}.effect: Invalid value: \"{effect}\": effect must be 'NoExecute' when `tolerationSeconds` is set"
+            ));
+        }
+        match operator {
+            "Equal" | "" if !super::is_label_value(value) => {
+                causes.push(format!("{path}.operator: Invalid value: \"{value}\": {LABEL_VALUE}"));
+            }
+            "Equal" | "" => {}
+            "Exists" if !value.is_empty() => causes.push(format!(
+                "{path}.operator: Invalid value: \"{value}\": value must be empty when `operator` is 'Exists'"
+            )),
+            "Exists" => {}
+            // Numeric comparisons are behind a feature gate the testbed leaves off.
+            "Lt" | "Gt" => {
+                causes.push(super::unsupported(&format!("{path}.operator"), operator, &["Equal", "Exists", "Lt", "Gt"]))
+            }
+            _ => causes.push(super::unsupported(&format!("{path}.operator"), operator, &["Equal", "Exists"])),
+        }
+        if !effect.is_empty() {
+            causes.extend(one_of(
+                &toleration["effect"],
+                &format!("{path}.effect"),
+                &["NoSchedule", "PreferNoSchedule", "NoExecute"],
+            ));
+        }
+    }
+    causes
+}
+
+/// validatePodHostNetworkDeps: on the host's network a container's host port is its container
+/// port. A Pod's must equal it (defaulting has filled in a missing one); a template may leave it
+/// 0, since its pods get it defaulted, but may not give another.
+fn host_network_ports(spec: &Value, path: &str, is_pod: bool) -> Vec<String> {
+    if spec["hostNetwork"] != true {
+        return Vec::new();
+    }
+    let mut causes = Vec::new();
+    for (index, container) in items(&spec["containers"]).iter().enumerate() {
+        for (port_index, port) in items(&container["ports"]).iter().enumerate() {
+            let host_port = port["hostPort"].as_i64().unwrap_or(0);
+            if (is_pod || host_port != 0) && Some(host_port) != port["containerPort"].as_i64() {
+                causes.push(format!(
+                    "{path}.containers[{index}].ports[{port_index}].hostPort: Invalid value: {host_port}: must match `containerPort` when `hostNetwork` is true"
+                ));
+            }
+        }
+    }
+    causes
+}
+
+/// ValidateContainerResourceRequirements: no negative quantity, a whole number of an extended
+/// resource, and a request no larger than its limit; an extended resource
+/// (`example.com/dongle`) cannot be overcommitted, so its request must equal a limit, which must
+/// be set.
+fn requirements(path: &str, resources: &Value) -> Vec<String> {
+    // Unreadable quantities never get this far (the body is refused undecoded).
+    let quantities = |list: &Value| -> BTreeMap<String, Quantity> {
+        let Some(list) = list.as_object() else { return BTreeMap::new() };
+        list.iter().filter_map(|(name, q)| Some((name.clone(), Quantity::from_json(q)?))).collect()
+    };
+    let (limits, requests) = (quantities(&resources["limits"]), quantities(&resources["requests"]));
+    let mut causes = Vec::new();
+    for (name, limit) in &limits {
+        causes.extend(quantity_value(&format!("{path}.limits[{name}]"), name, limit));
+    }
+    for (name, request) in &requests {
+        causes.extend(quantity_value(&format!("{path}.requests[{name}]"), name, request));
+        let overcommit = is_native_resource(name) && !name.starts_with("hugepages-");
+        match limits.get(name) {
+            Some(limit) if !overcommit && request != limit => causes.push(format!(
+                "{path}.requests: Invalid value: \"{request}\": must be equal to {name} limit of {limit}"
+            )),
+            Some(limit) if request > limit => causes.push(format!(
+                "{path}.requests: Invalid value: \"{request}\": must be less than or equal to {name} limit of {limit}"
+            )),
+            None if !overcommit => causes
+                .push(format!("{path}.limits: Required value: Limit must be set for non overcommitable resources")),
+            _ => {}
+        }
+    }
+    causes
+}
+
+/// ValidateResourceQuantityValue: never negative, and whole for the resources counted in units
+/// (extended resources).
+fn quantity_value(path: &str, name: &str, quantity: &Quantity) -> Vec<String> {
+    let mut causes = Vec::new();
+    if quantity.is_negative() {
+        causes.push(format!("{path}: Invalid value: \"{quantity}\": must be greater than or equal to 0"));
+    }
+    if !is_native_resource(name) && quantity.milli() % 1000 != 0 {
+        causes.push(format!("{path}: Invalid value: \"{quantity}\": must be an integer"));
+    }
+    causes
+}
+
+/// A resource Kubernetes itself defines: unprefixed, or in the `kubernetes.io/` namespace.
+fn is_native_resource(name: &str) -> bool {
+    !name.contains('/') || name.contains("kubernetes.io/")
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::spec;
+
+    #[test]
+    fn a_containers_problems_are_listed_in_the_api_servers_order_and_words() {
+        let template = json!({
+            "dnsPolicy": "Nope",
+            "volumes": [{"name": "cache", "emptyDir": {}}, {"name": "bare"}],
+            "containers": [
+                {"name": "Web", "ports": [{"containerPort": 0, "protocol": "tcp"}],
+                 "volumeMounts": [{"name": "bare", "mountPath": "/b"}], "imagePullPolicy": "always"},
+                {"name": "Web", "image": "nginx", "readinessProbe": {"periodSeconds": -1}},
+            ],
+        });
+        // The testbed's words (v1.37), in its order: volumes, each container (its own checks, then
+        // its name's uniqueness, then its probes), then the pod's policies.
+        assert_eq!(
+            spec(&template, "spec.template.spec", false),
+            [
+                "spec.template.spec.volumes[1]: Required value: must specify a volume type",
+                "spec.template.spec.containers[0].name: Invalid value: \"Web\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+                "spec.template.spec.containers[0].image: Required value",
+                "spec.template.spec.containers[0].ports[0].containerPort: Required value",
+                "spec.template.spec.containers[0].ports[0].protocol: Unsupported value: \"tcp\": supported values: \"SCTP\", \"TCP\", \"UDP\"",
+                "spec.template.spec.containers[0].volumeMounts[0].name: Not found: \"bare\"",
+                "spec.template.spec.containers[0].imagePullPolicy: Unsupported value: \"always\": supported values: \"Always\", \"IfNotPresent\", \"Never\"",
+                "spec.template.spec.containers[1].name: Invalid value: \"Web\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+                "spec.template.spec.containers[1].name: Duplicate value: \"Web\"",
+                "spec.template.spec.containers[1].readinessProbe: Required value: must specify a handler type",
+                "spec.template.spec.containers[1].readinessProbe.periodSeconds: Invalid value: -1: must be greater than or equal to 0",
+                "spec.template.spec.dnsPolicy: Unsupported value: \"Nope\": supported values: \"ClusterFirstWithHostNet\", \"ClusterFirst\", \"Default\", \"None\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn fields_the_api_defaults_pass_empty_and_a_pods_own_rules_apply_to_pods_only() {
+        let defaults = json!({
+            "restartPolicy": "", "dnsPolicy": "",
+            "containers": [{"name": "web", "image": " nginx", "imagePullPolicy": "",
+                "ports": [{"containerPort": 80, "protocol": ""}],
+                "livenessProbe": {"tcpSocket": {"port": "http"}, "successThreshold": 0, "failureThreshold": 0}}],
+        });
+        assert_eq!(spec(&defaults, "spec.template.spec", false), Vec::<String>::new());
+        assert_eq!(
+            spec(&defaults, "spec", true),
+            ["spec.containers[0].image: Invalid value: \" nginx\": must not have leading or trailing whitespace"]
+        );
+    }
+
+    #[test]
+    fn init_containers_and_tolerations_are_judged_in_the_api_servers_words() {
+        let pod = json!({
+            "containers": [{"name": "web", "image": "nginx"}],
+            "initContainers": [
+                {"name": "setup", "image": "busybox"},
+                {"name": "web", "image": "busybox", "readinessProbe": {"exec": {"command": ["true"]}},
+                 "ports": [{"containerPort": 80, "hostPort": 9000}, {"containerPort": 81, "hostPort": 9000}]},
+            ],
+            "tolerations": [{"operator": "Equal", "value": "x"}, {"key": "k", "operator": "Exists", "value": "v"},
+                {"key": "k", "effect": "NoSchedul", "tolerationSeconds": 5}],
+        });
+        assert_eq!(
+            spec(&pod, "spec", true),
+            [
+                "spec.initContainers[1].name: Duplicate value: \"web\"",
+                // Upstream judges each init container's host ports alone, so its index reads 0.
+                "spec.initContainers[0].ports[1].hostPort: Duplicate value: \"TCP//9000\"",
+                "spec.initContainers[1].readinessProbe: Forbidden: may not be set for init containers without restartPolicy=Always",
+                "spec.tolerations[0].operator: Invalid value: \"Equal\": operator must be Exists when `key` is empty, which means \"match all values and all keys\"",
+                "spec.tolerations[1].operator: Invalid value: \"v\": value must be empty when `operator` is 'Exists'",
+                "spec.tolerations[2].effect: Invalid value: \"NoSchedul\": effect must be 'NoExecute' when `tolerationSeconds` is set",
+                "spec.tolerations[2].effect: Unsupported value: \"NoSchedul\": supported values: \"NoSchedule\", \"PreferNoSchedule\", \"NoExecute\"",
+            ]
+        );
+    }
+}
