@@ -100,29 +100,42 @@ fn naming_a_cluster_never_falls_back_to_the_builtin_one() {
     assert!(!output.contains("built-in"), "{output}");
 }
 
-/// Server-side apply's own refusals (a 500 before validation), each its own run, in the same
-/// words on both clusters; the testbed's API server is the reference.
+/// Server-side apply's own refusals (a 500 before validation: a configuration it cannot type or
+/// merge, or convert to the kind), each its own run, in the same words on both clusters; the
+/// testbed's API server is the reference.
 #[test]
-fn a_configuration_server_side_apply_cannot_merge_is_refused_in_the_same_words_on_both_clusters() {
+fn a_configuration_server_side_apply_cannot_type_or_merge_is_refused_in_the_same_words_on_both_clusters() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
         // `selectr` is a typo no schema declares, refused whatever the field validation asked for.
         (
             "typo",
             "apiVersion: v1\nkind: Service\nmetadata:\n  name: typo\nspec:\n  selectr:\n    app: web\n  ports:\n    - port: 80\n",
-            "(NAMESPACE/typo; /v1, Kind=Service): .spec.selectr: field not declared in schema",
+            "failed to create typed patch object (NAMESPACE/typo; /v1, Kind=Service): .spec.selectr: field not declared in schema",
         ),
         // A copied container keeps its name: the list is keyed by name and cannot hold it twice.
         (
             "twins",
             "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: twins\nspec:\n  selector:\n    matchLabels:\n      app: twins\n  template:\n    metadata:\n      labels:\n        app: twins\n    spec:\n      containers:\n        - name: web\n          image: nginx\n        - name: web\n          image: nginx:2\n",
-            "(NAMESPACE/twins; apps/v1, Kind=Deployment): .spec.template.spec.containers: duplicate entries for key [name=\"web\"]",
+            "failed to create typed patch object (NAMESPACE/twins; apps/v1, Kind=Deployment): .spec.template.spec.containers: duplicate entries for key [name=\"web\"]",
         ),
         // Ports are keyed by port and protocol, TCP when left out.
         (
             "ports",
             "apiVersion: v1\nkind: Service\nmetadata:\n  name: ports\nspec:\n  selector:\n    app: web\n  ports:\n    - port: 80\n      name: a\n    - port: 80\n      name: b\n",
-            "(NAMESPACE/ports; /v1, Kind=Service): .spec.ports: duplicate entries for key [port=80,protocol=\"TCP\"]",
+            "failed to create typed patch object (NAMESPACE/ports; /v1, Kind=Service): .spec.ports: duplicate entries for key [port=80,protocol=\"TCP\"]",
+        ),
+        // YAML reads 8080 as a number, where an environment variable's value is text.
+        (
+            "env",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: env\nspec:\n  selector:\n    matchLabels:\n      app: env\n  template:\n    metadata:\n      labels:\n        app: env\n    spec:\n      containers:\n        - name: web\n          image: nginx\n          env:\n            - name: PORT\n              value: 8080\n",
+            "failed to create typed patch object (NAMESPACE/env; apps/v1, Kind=Deployment): .spec.template.spec.containers[name=\"web\"].env[name=\"PORT\"].value: expected string, got &value.valueUnstructured{Value:8080}",
+        ),
+        // A number, but not a whole one: only the conversion to the kind refuses it.
+        (
+            "half",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: half\nspec:\n  replicas: 1.5\n  selector:\n    matchLabels:\n      app: half\n  template:\n    metadata:\n      labels:\n        app: half\n    spec:\n      containers:\n        - name: web\n          image: nginx\n",
+            "failed to convert new object (NAMESPACE/half; apps/v1, Kind=Deployment) to proper version: unable to convert unstructured object to apps/v1, Kind=Deployment: cannot convert float64 to int32",
         ),
     ];
     for (name, manifest, expected) in cases {
@@ -133,7 +146,7 @@ fn a_configuration_server_side_apply_cannot_merge_is_refused_in_the_same_words_o
             &format!("scenario \"{name}\" {{\n    apply <<YAML\n{body}    YAML\n}}\n"),
         );
         let message = |output: &str| {
-            let line = output.lines().find(|l| l.contains("failed to create typed patch object")).unwrap_or_default();
+            let line = output.lines().find(|l| l.contains("the API server failed")).unwrap_or_default();
             let from = line.find("the API server failed").unwrap_or(0);
             // The namespace is generated per run.
             let pattern = regex::Regex::new(&format!(r"\([a-z0-9-]+/{name};")).unwrap();
@@ -142,7 +155,7 @@ fn a_configuration_server_side_apply_cannot_merge_is_refused_in_the_same_words_o
         // A 500 from the API server: an infrastructure error (exit 3) on either cluster.
         let (code, on_builtin) = run(builtin(&["run", path.to_str().unwrap()]));
         assert_eq!(code, 3, "{on_builtin}");
-        let expected = format!("the API server failed (500 ): failed to create typed patch object {expected}");
+        let expected = format!("the API server failed (500 ): {expected}");
         assert!(message(&on_builtin).starts_with(&expected), "{on_builtin}");
         let (code, on_testbed) = run(common::rehearse(&["run", path.to_str().unwrap()]));
         assert_eq!(code, 3, "{on_testbed}");

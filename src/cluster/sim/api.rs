@@ -20,6 +20,7 @@ use super::controllers::{self, Controllers};
 use super::error::ApiError;
 use super::resources::{self, Resource};
 use super::store::Store;
+use super::typed_patch::Refusal;
 use super::{Pace, cluster_ips, node_ports, validate};
 
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -358,8 +359,14 @@ fn apply(state: &mut State, target: &Target, name: &str, mut applied: Value) -> 
             applied["metadata"]["name"].as_str().unwrap_or_default()
         )));
     }
-    if let Some(why) = super::schema::type_error(target.resource, &applied) {
-        return Err(ApiError::unconvertible(target.resource, &target.namespace, name, &why));
+    match super::typed_patch::check(target.resource, &mut applied) {
+        Some(Refusal::Typed(problem)) => {
+            return Err(ApiError::untyped_patch(target.resource, &target.namespace, name, &[problem]));
+        }
+        Some(Refusal::Unconvertible(why)) => {
+            return Err(ApiError::unconvertible(target.resource, &target.namespace, name, &why));
+        }
+        None => {}
     }
     if let Some(path) = super::schema::undeclared_field(target.resource, &applied) {
         let problem = format!("{path}: field not declared in schema");

@@ -14,6 +14,7 @@ pub mod quantity;
 pub mod resources;
 pub mod schema;
 pub mod store;
+pub mod typed_patch;
 pub mod validate;
 
 /// How fast pods come and go, as the testbed's paces have them.

@@ -27,12 +27,31 @@ pub fn undeclared_field(resource: Resource, object: &Value) -> Option<String> {
 /// server cannot decode such a body and refuses it before anything else reads it. None when it
 /// fits, or the kind has no typed schema here.
 pub fn type_error(resource: Resource, object: &Value) -> Option<String> {
+    misfit(resource, object).map(|misfit| misfit.why)
+}
+
+/// Where an object first does not fit its kind's types, and serde's words for why.
+pub struct Misfit {
+    pub path: Vec<Step>,
+    pub why: String,
+}
+
+/// One step into a JSON object: a field, or an item of a list.
+#[derive(Debug, PartialEq)]
+pub enum Step {
+    Field(String),
+    Item(usize),
+}
+
+/// The first value of the object that does not fit its kind's types; None when it fits, or the
+/// kind has no typed schema here.
+pub fn misfit(resource: Resource, object: &Value) -> Option<Misfit> {
     through_types(resource, object)?.err()
 }
 
-/// The object after a round trip through its kind's typed struct, or why it does not fit; None
+/// The object after a round trip through its kind's typed struct, or where it does not fit; None
 /// for a kind without one here.
-fn through_types(resource: Resource, object: &Value) -> Option<Result<Value, String>> {
+fn through_types(resource: Resource, object: &Value) -> Option<Result<Value, Misfit>> {
     Some(match resource.kind {
         "Pod" => round_trip::<Pod>(object),
         "Service" => round_trip::<Service>(object),
@@ -157,9 +176,20 @@ fn quoted(text: &str) -> String {
     serde_json::to_string(text).unwrap_or_default()
 }
 
-fn round_trip<K: DeserializeOwned + Serialize>(object: &Value) -> Result<Value, String> {
-    let typed: K = serde_json::from_value(object.clone()).map_err(|e| e.to_string())?;
-    serde_json::to_value(typed).map_err(|e| e.to_string())
+fn round_trip<K: DeserializeOwned + Serialize>(object: &Value) -> Result<Value, Misfit> {
+    let typed: K = serde_path_to_error::deserialize(object).map_err(|error| {
+        let path = error
+            .path()
+            .iter()
+            .map_while(|segment| match segment {
+                serde_path_to_error::Segment::Map { key } => Some(Step::Field(key.clone())),
+                serde_path_to_error::Segment::Seq { index } => Some(Step::Item(*index)),
+                _ => None,
+            })
+            .collect();
+        Misfit { path, why: error.into_inner().to_string() }
+    })?;
+    serde_json::to_value(typed).map_err(|e| Misfit { path: Vec::new(), why: e.to_string() })
 }
 
 fn first_missing(given: &Value, kept: &Value, path: &mut String) -> Option<String> {

@@ -1,0 +1,287 @@
+//! How server-side apply reads the types of an applied configuration, before the API server
+//! converts it to the kind: structured-merge-diff refuses a value of the wrong kind of scalar,
+//! or a scalar where a map or a list belongs, naming its path in its own notation
+//! (`.spec.template.spec.containers[name="web"].env[name="PORT"].value: expected string, got
+//! &value.valueUnstructured{Value:8080}`); its schema knows numbers, not integers, so a whole
+//! number written as a float (`replicas: 2.0`) is taken as the integer, and only the conversion
+//! refuses another one (`cannot convert float64 to int32`).
+
+use serde_json::Value;
+
+use super::resources::Resource;
+use super::schema::{self, Step};
+
+/// Why server-side apply refuses an applied configuration's types.
+#[derive(Debug, PartialEq)]
+pub enum Refusal {
+    /// structured-merge-diff's words, with the path (a "failed to create typed patch object").
+    Typed(String),
+    /// The conversion to the kind's types failed ("failed to convert new object").
+    Unconvertible(String),
+}
+
+/// Makes the whole floats of `object` that its kind holds as integers integers, then says why
+/// the rest does not fit its kind's types, if it does not.
+pub fn check(resource: Resource, object: &mut Value) -> Option<Refusal> {
+    // Each pass mends one whole float; a configuration holds few.
+    for _ in 0..1024 {
+        let misfit = schema::misfit(resource, object)?;
+        let Some(value) = value_at(object, &misfit.path) else {
+            return Some(Refusal::Unconvertible(misfit.why));
+        };
+        let refusal = match (expectation(&misfit.why), &*value) {
+            (Expected::Integer(bits), Value::Number(number)) => {
+                let float = number.as_f64().unwrap_or(f64::NAN);
+                if float.fract() == 0.0 && float.abs() < 2f64.powi(bits as i32 - 1) {
+                    *value = Value::from(float as i64);
+                    continue;
+                }
+                Refusal::Unconvertible(format!("cannot convert float64 to int{bits}"))
+            }
+            (Expected::String, found) => {
+                Refusal::Typed(format!("expected string, got &value.valueUnstructured{{Value:{}}}", go_syntax(found)))
+            }
+            (Expected::Integer(_) | Expected::Float, found) => {
+                Refusal::Typed(format!("expected numeric (int or float), got {}", go_type(found)))
+            }
+            (Expected::Boolean, found) => Refusal::Typed(format!("expected boolean, got &{{{}}}", go_value(found))),
+            (Expected::List, found) => Refusal::Typed(format!("expected list, got &{{{}}}", go_value(found))),
+            (Expected::Map, found) if !found.is_object() => {
+                Refusal::Typed(format!("expected map, got &{{{}}}", go_value(found)))
+            }
+            _ => Refusal::Unconvertible(misfit.why),
+        };
+        return Some(match refusal {
+            Refusal::Typed(problem) => {
+                Refusal::Typed(format!("{}: {problem}", path_text(resource, object, &misfit.path)))
+            }
+            other => other,
+        });
+    }
+    None
+}
+
+/// What serde expected where the value did not fit (`invalid type: ..., expected a string`).
+#[derive(Debug, PartialEq)]
+enum Expected {
+    String,
+    Integer(u32),
+    Float,
+    Boolean,
+    List,
+    Map,
+    Other,
+}
+
+fn expectation(why: &str) -> Expected {
+    let Some((_, expected)) = why.rsplit_once(", expected ") else { return Expected::Other };
+    if !why.starts_with("invalid type: ") {
+        return Expected::Other;
+    }
+    match expected {
+        "a string" => Expected::String,
+        "a boolean" => Expected::Boolean,
+        "a sequence" => Expected::List,
+        "f32" | "f64" => Expected::Float,
+        "a map" => Expected::Map,
+        number if number.len() > 1 && matches!(&number[..1], "i" | "u") => {
+            number[1..].parse().map_or(Expected::Other, Expected::Integer)
+        }
+        // k8s-openapi names its structs (`ResourceRequirements`): an object belongs there.
+        name if name.starts_with(|c: char| c.is_ascii_uppercase()) => Expected::Map,
+        _ => Expected::Other,
+    }
+}
+
+fn value_at<'a>(object: &'a mut Value, path: &[Step]) -> Option<&'a mut Value> {
+    path.iter().try_fold(object, |value, step| match step {
+        Step::Field(name) => value.get_mut(name.as_str()),
+        Step::Item(index) => value.get_mut(*index),
+    })
+}
+
+/// The path in structured-merge-diff's notation: `.field`, and an item of an associative list by
+/// its keys (`[name="web"]`, `[containerPort=80,protocol="TCP"]`), of another list by its index.
+fn path_text(resource: Resource, object: &Value, path: &[Step]) -> String {
+    let mut text = String::new();
+    let mut value = object;
+    let mut in_container = false;
+    let mut field = "";
+    for step in path {
+        match step {
+            Step::Field(name) => {
+                text.push('.');
+                text.push_str(name);
+                field = name;
+                value = &value[name.as_str()];
+            }
+            Step::Item(index) => {
+                let item = &value[*index];
+                let keys: &[&str] = match field {
+                    "containers"
+                    | "initContainers"
+                    | "ephemeralContainers"
+                    | "env"
+                    | "volumes"
+                    | "imagePullSecrets" => &["name"],
+                    "ports" if in_container => &["containerPort", "protocol"],
+                    "ports" if resource.kind == "Service" => &["port", "protocol"],
+                    "volumeMounts" => &["mountPath"],
+                    _ => &[],
+                };
+                let rendered: Option<Vec<String>> = keys
+                    .iter()
+                    .map(|key| match (&item[*key], *key) {
+                        (Value::Null, "protocol") => Some(format!("{key}=\"TCP\"")),
+                        (Value::Null, _) => None,
+                        (found, _) => Some(format!("{key}={found}")),
+                    })
+                    .collect();
+                match rendered.filter(|r| !r.is_empty()) {
+                    Some(rendered) => text.push_str(&format!("[{}]", rendered.join(","))),
+                    None => text.push_str(&format!("[{index}]")),
+                }
+                in_container |= matches!(field, "containers" | "initContainers" | "ephemeralContainers");
+                value = item;
+            }
+        }
+    }
+    text
+}
+
+/// The value as Go's `%#v` prints it once decoded from JSON (`8080`, `"x"`,
+/// `map[string]interface {}{"a":"b"}`).
+fn go_syntax(value: &Value) -> String {
+    match value {
+        Value::Null => "interface {}(nil)".to_string(),
+        Value::String(text) => format!("{text:?}"),
+        Value::Array(items) => {
+            format!("[]interface {{}}{{{}}}", items.iter().map(go_syntax).collect::<Vec<_>>().join(", "))
+        }
+        Value::Object(fields) => {
+            let mut fields: Vec<_> = fields.iter().collect();
+            fields.sort_by_key(|(key, _)| *key);
+            let fields: Vec<String> = fields.iter().map(|(k, v)| format!("{k:?}:{}", go_syntax(v))).collect();
+            format!("map[string]interface {{}}{{{}}}", fields.join(", "))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The value as Go's `%v` prints it (`disk`, `map[a:b]`, `[a b]`).
+fn go_value(value: &Value) -> String {
+    match value {
+        Value::Null => "<nil>".to_string(),
+        Value::String(text) => text.clone(),
+        Value::Array(items) => format!("[{}]", items.iter().map(go_value).collect::<Vec<_>>().join(" ")),
+        Value::Object(fields) => {
+            let mut fields: Vec<_> = fields.iter().collect();
+            fields.sort_by_key(|(key, _)| *key);
+            let fields: Vec<String> = fields.iter().map(|(k, v)| format!("{k}:{}", go_value(v))).collect();
+            format!("map[{}]", fields.join(" "))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The Go type of a value decoded from JSON, as `%T` names it.
+fn go_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "<nil>",
+        Value::Bool(_) => "bool",
+        Value::Number(number) if number.is_f64() => "float64",
+        Value::Number(_) => "int64",
+        Value::String(_) => "string",
+        Value::Array(_) => "[]interface {}",
+        Value::Object(_) => "map[string]interface {}",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::resources::{self, DEPLOYMENT, SERVICE};
+    use super::{Refusal, check};
+
+    fn deployment(replicas: serde_json::Value, container: serde_json::Value) -> serde_json::Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {
+            "replicas": replicas, "selector": {"matchLabels": {"app": "d"}},
+            "template": {"metadata": {"labels": {"app": "d"}}, "spec": {"containers": [container]}}}})
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_named_in_structured_merge_diffs_words() {
+        // The testbed's words (v1.37) for each.
+        let typed = |mut object: serde_json::Value, resource| match check(resource, &mut object) {
+            Some(Refusal::Typed(problem)) => problem,
+            other => panic!("{other:?}"),
+        };
+        let web = |extra: serde_json::Value| {
+            let mut container = json!({"name": "web", "image": "nginx"});
+            container.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            deployment(json!(1), container)
+        };
+        assert_eq!(
+            typed(web(json!({"env": [{"name": "PORT", "value": 8080}]})), DEPLOYMENT),
+            ".spec.template.spec.containers[name=\"web\"].env[name=\"PORT\"].value: expected string, got &value.valueUnstructured{Value:8080}"
+        );
+        assert_eq!(
+            typed(web(json!({"ports": [{"containerPort": "80"}]})), DEPLOYMENT),
+            ".spec.template.spec.containers[name=\"web\"].ports[containerPort=\"80\",protocol=\"TCP\"].containerPort: expected numeric (int or float), got string"
+        );
+        assert_eq!(
+            typed(web(json!({"args": ["--port", 8080]})), DEPLOYMENT),
+            ".spec.template.spec.containers[name=\"web\"].args[1]: expected string, got &value.valueUnstructured{Value:8080}"
+        );
+        assert_eq!(
+            typed(web(json!({"workingDir": {"a": "b"}})), DEPLOYMENT),
+            ".spec.template.spec.containers[name=\"web\"].workingDir: expected string, got &value.valueUnstructured{Value:map[string]interface {}{\"a\":\"b\"}}"
+        );
+        assert_eq!(
+            typed(web(json!({"args": "run"})), DEPLOYMENT),
+            ".spec.template.spec.containers[name=\"web\"].args: expected list, got &{run}"
+        );
+        assert_eq!(
+            typed(deployment(json!(true), json!({"name": "web"})), DEPLOYMENT),
+            ".spec.replicas: expected numeric (int or float), got bool"
+        );
+        let mut host = deployment(json!(1), json!({"name": "web"}));
+        host["spec"]["template"]["spec"]["hostNetwork"] = json!("true");
+        assert_eq!(typed(host.clone(), DEPLOYMENT), ".spec.template.spec.hostNetwork: expected boolean, got &{true}");
+        host["spec"]["template"]["spec"]["hostNetwork"] = json!(false);
+        host["spec"]["template"]["spec"]["nodeSelector"] = json!("disk");
+        assert_eq!(typed(host, DEPLOYMENT), ".spec.template.spec.nodeSelector: expected map, got &{disk}");
+        let service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+            "spec": {"ports": [{"port": "80"}]}});
+        assert_eq!(
+            typed(service, SERVICE),
+            ".spec.ports[port=\"80\",protocol=\"TCP\"].port: expected numeric (int or float), got string"
+        );
+        let config =
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"port": 8080}});
+        let config_map = resources::by_kind("v1", "ConfigMap").unwrap();
+        assert_eq!(typed(config, config_map), ".data.port: expected string, got &value.valueUnstructured{Value:8080}");
+    }
+
+    #[test]
+    fn a_whole_float_is_an_integer_and_another_float_does_not_convert() {
+        let mut whole = deployment(json!(2.0), json!({"name": "web", "image": "nginx"}));
+        whole["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = json!(30.0);
+        assert_eq!(check(DEPLOYMENT, &mut whole), None);
+        assert_eq!(whole["spec"]["replicas"], json!(2));
+        assert!(whole["spec"]["replicas"].is_i64());
+        assert_eq!(whole["spec"]["template"]["spec"]["terminationGracePeriodSeconds"], json!(30));
+        let mut half = deployment(json!(1.5), json!({"name": "web", "image": "nginx"}));
+        assert_eq!(
+            check(DEPLOYMENT, &mut half),
+            Some(Refusal::Unconvertible("cannot convert float64 to int32".to_string()))
+        );
+        let mut grace = deployment(json!(1), json!({"name": "web", "image": "nginx"}));
+        grace["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = json!(2.5);
+        assert_eq!(
+            check(DEPLOYMENT, &mut grace),
+            Some(Refusal::Unconvertible("cannot convert float64 to int64".to_string()))
+        );
+    }
+}
