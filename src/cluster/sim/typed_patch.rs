@@ -23,9 +23,13 @@ pub enum Refusal {
 /// Makes the whole floats of `object` that its kind holds as integers integers, then says why
 /// the rest does not fit its kind's types, if it does not.
 pub fn check(resource: Resource, object: &mut Value) -> Option<Refusal> {
-    // Each pass mends one whole float; a configuration holds few.
-    for _ in 0..1024 {
+    // Each pass mends one whole float; a configuration holds few (past this many, its first
+    // remaining misfit is refused in serde's words rather than mended at quadratic cost).
+    for pass in 0.. {
         let misfit = schema::misfit(resource, object)?;
+        if pass == MAX_MENDED_FLOATS {
+            return Some(Refusal::Unconvertible(misfit.why));
+        }
         let Some(value) = value_at(object, &misfit.path) else {
             return Some(Refusal::Unconvertible(misfit.why));
         };
@@ -58,8 +62,10 @@ pub fn check(resource: Resource, object: &mut Value) -> Option<Refusal> {
             other => other,
         });
     }
-    None
+    unreachable!("the passes end in a return")
 }
+
+const MAX_MENDED_FLOATS: usize = 1024;
 
 /// What serde expected where the value did not fit (`invalid type: ..., expected a string`).
 #[derive(Debug, PartialEq)]
@@ -202,7 +208,7 @@ mod tests {
     use serde_json::json;
 
     use super::super::resources::{self, DEPLOYMENT, SERVICE};
-    use super::{Refusal, check};
+    use super::{MAX_MENDED_FLOATS, Refusal, check};
 
     fn deployment(replicas: serde_json::Value, container: serde_json::Value) -> serde_json::Value {
         json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {
@@ -276,6 +282,12 @@ mod tests {
         assert_eq!(
             check(DEPLOYMENT, &mut half),
             Some(Refusal::Unconvertible("cannot convert float64 to int32".to_string()))
+        );
+        // A hostile configuration of many whole floats is refused, not mended at quadratic cost.
+        let ports: Vec<_> = (1..=MAX_MENDED_FLOATS + 1).map(|port| json!({"containerPort": port as f64})).collect();
+        let mut many = deployment(json!(1), json!({"name": "web", "image": "nginx", "ports": ports}));
+        assert!(
+            matches!(check(DEPLOYMENT, &mut many), Some(Refusal::Unconvertible(why)) if why.contains("expected i32"))
         );
         let mut grace = deployment(json!(1), json!({"name": "web", "image": "nginx"}));
         grace["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = json!(2.5);

@@ -276,10 +276,10 @@ fn controller_spec(resource: Resource, object: &Value) -> Vec<String> {
     let daemon_set = resource == resources::DAEMON_SET;
     let mut causes = Vec::new();
     if !daemon_set {
-        causes.extend(pod::nonnegative(&spec["replicas"], "spec.replicas"));
+        causes.extend(nonnegative(&spec["replicas"], "spec.replicas"));
     }
     if resource == resources::REPLICA_SET {
-        causes.extend(pod::nonnegative(&spec["minReadySeconds"], "spec.minReadySeconds"));
+        causes.extend(nonnegative(&spec["minReadySeconds"], "spec.minReadySeconds"));
     }
     let selector = &spec["selector"];
     let syntax = selector_syntax(selector, "spec.selector");
@@ -317,15 +317,15 @@ fn controller_spec(resource: Resource, object: &Value) -> Vec<String> {
         causes.extend(pod::template_restart_policy(pod_spec, "spec.template.spec"));
     }
     if daemon_set {
-        causes.extend(pod::nonnegative(&spec["minReadySeconds"], "spec.minReadySeconds"));
+        causes.extend(nonnegative(&spec["minReadySeconds"], "spec.minReadySeconds"));
         causes.extend(update_strategy(resource, object));
-        causes.extend(pod::nonnegative(&spec["revisionHistoryLimit"], "spec.revisionHistoryLimit"));
+        causes.extend(nonnegative(&spec["revisionHistoryLimit"], "spec.revisionHistoryLimit"));
     } else if resource == resources::DEPLOYMENT {
         causes.extend(update_strategy(resource, object));
-        causes.extend(pod::nonnegative(&spec["minReadySeconds"], "spec.minReadySeconds"));
-        causes.extend(pod::nonnegative(&spec["revisionHistoryLimit"], "spec.revisionHistoryLimit"));
+        causes.extend(nonnegative(&spec["minReadySeconds"], "spec.minReadySeconds"));
+        causes.extend(nonnegative(&spec["revisionHistoryLimit"], "spec.revisionHistoryLimit"));
         if let Some(deadline) = spec["progressDeadlineSeconds"].as_i64() {
-            causes.extend(pod::nonnegative(&spec["progressDeadlineSeconds"], "spec.progressDeadlineSeconds"));
+            causes.extend(nonnegative(&spec["progressDeadlineSeconds"], "spec.progressDeadlineSeconds"));
             if deadline <= spec["minReadySeconds"].as_i64().unwrap_or(0) {
                 causes.push(format!(
                     "spec.progressDeadlineSeconds: Invalid value: {deadline}: must be greater than minReadySeconds"
@@ -597,6 +597,11 @@ fn percent(text: &str) -> Option<i64> {
     Some(digits.parse().unwrap_or(i64::MAX))
 }
 
+/// `field: Invalid value: n: must be greater than or equal to 0` for a negative number.
+fn nonnegative(value: &Value, path: &str) -> Option<String> {
+    value.as_i64().filter(|n| *n < 0).map(|n| format!("{path}: Invalid value: {n}: must be greater than or equal to 0"))
+}
+
 /// JSON as the API server prints an invalid value (compact, keys sorted).
 fn compact(value: &Value) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".into())
@@ -696,9 +701,14 @@ fn is_label_value(value: &str) -> bool {
 }
 
 fn is_dns_label(name: &str) -> bool {
+    name.len() <= 63 && is_dns_label_pattern(name)
+}
+
+/// The DNS label pattern (lower case alphanumerics and `-`, alphanumeric at both ends), whatever
+/// the length.
+fn is_dns_label_pattern(name: &str) -> bool {
     let bytes = name.as_bytes();
     !bytes.is_empty()
-        && bytes.len() <= 63
         && bytes[0].is_ascii_alphanumeric()
         && bytes[bytes.len() - 1].is_ascii_alphanumeric()
         && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')

@@ -10,7 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::super::quantity::Quantity;
-use super::{DNS_LABEL, LABEL_VALUE, compact, label_key_problem, label_map, port_name_problems};
+use super::{
+    DNS_LABEL, LABEL_VALUE, compact, is_dns_label_pattern, label_key_problem, label_map, nonnegative,
+    port_name_problems,
+};
 
 /// The pod spec at `path` (`spec` for a Pod, `spec.template.spec` for a template).
 pub(super) fn spec(spec: &Value, path: &str, is_pod: bool) -> Vec<String> {
@@ -64,24 +67,13 @@ fn one_of(value: &Value, path: &str, supported: &[&str]) -> Option<String> {
     (!value.is_empty() && !supported.contains(&value)).then(|| super::unsupported(path, value, supported))
 }
 
-/// `field: Invalid value: n: must be greater than or equal to 0` for a negative number.
-pub(super) fn nonnegative(value: &Value, path: &str) -> Option<String> {
-    value.as_i64().filter(|n| *n < 0).map(|n| format!("{path}: Invalid value: {n}: must be greater than or equal to 0"))
-}
-
 /// ValidateDNS1123Label, every problem in its order.
 fn dns_label(name: &str, path: &str) -> Vec<String> {
     let mut causes = Vec::new();
     if name.len() > 63 {
         causes.push(format!("{path}: Invalid value: \"{name}\": must be no more than 63 characters"));
     }
-    // The pattern, whatever the length.
-    let bytes = name.as_bytes();
-    let pattern = !bytes.is_empty()
-        && bytes[0].is_ascii_alphanumeric()
-        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
-    if !pattern {
+    if !is_dns_label_pattern(name) {
         causes.push(format!("{path}: Invalid value: \"{name}\": {DNS_LABEL}"));
     }
     causes
