@@ -34,14 +34,18 @@ pub fn update(resource: Resource, current: &Value, object: &Value) -> Result<(),
     if selector_changed && resource == resources::DAEMON_SET {
         causes.push(immutable());
     }
-    causes.extend(kind_spec(resource, object));
+    // The kind's checks read only the spec, and the stored one passed them when it was written:
+    // a change that leaves it alone (a label, an annotation) cannot fail them.
+    if current.get("spec") != object.get("spec") {
+        causes.extend(kind_spec(resource, object));
+    }
     if selector_changed && resource != resources::DAEMON_SET {
         causes.push(immutable());
     }
     finish(resource, object, causes)
 }
 
-/// The checks of the object's own kind, after its metadata.
+/// The checks of the object's own kind, after its metadata; they read only its spec.
 fn kind_spec(resource: Resource, object: &Value) -> Vec<String> {
     if resource == resources::SERVICE {
         let mut causes = label_map("spec.selector", &object["spec"]["selector"]);
@@ -776,6 +780,22 @@ mod tests {
         assert_eq!(
             update(resources::DEPLOYMENT, &current, &changed).unwrap_err().message,
             "Deployment.apps \"rng\" is invalid: spec.selector: Invalid value: {\"matchLabels\":{\"app\":\"rng\",\"x\":\"y\"}}: field is immutable"
+        );
+    }
+
+    #[test]
+    fn a_change_is_judged_on_the_spec_only_when_it_changes_the_spec() {
+        let current = json!({"metadata": {"name": "p", "labels": {"app": "web"}}, "spec": CONTAINER.clone()});
+        let mut labelled = current.clone();
+        labelled["metadata"]["labels"]["round"] = json!("a");
+        assert!(update(resources::POD, &current, &labelled).is_ok());
+        labelled["metadata"]["labels"]["round"] = json!("-bad");
+        assert!(update(resources::POD, &current, &labelled).unwrap_err().message.contains("metadata.labels"));
+        let mut changed = current.clone();
+        changed["spec"]["containers"][0]["image"] = json!("");
+        assert_eq!(
+            update(resources::POD, &current, &changed).unwrap_err().message,
+            "Pod \"p\" is invalid: spec.containers[0].image: Required value"
         );
     }
 
