@@ -20,52 +20,48 @@ pub enum Refusal {
     Unconvertible(String),
 }
 
-/// Makes the whole floats of `object` that its kind holds as integers integers, then says why
-/// the rest does not fit its kind's types, if it does not.
+/// Makes the whole floats of `object` integers, then says why it does not fit its kind's types,
+/// if it does not.
 pub fn check(resource: Resource, object: &mut Value) -> Option<Refusal> {
-    // Each pass mends one whole float; a configuration holds few (past this many, its first
-    // remaining misfit is refused in serde's words rather than mended at quadratic cost).
-    for pass in 0.. {
-        let misfit = schema::misfit(resource, object)?;
-        if pass == MAX_MENDED_FLOATS {
-            return Some(Refusal::Unconvertible(misfit.why));
+    whole_floats_to_integers(object);
+    let misfit = schema::misfit(resource, object)?;
+    let Some(found) = value_at(object, &misfit.path) else {
+        return Some(Refusal::Unconvertible(misfit.why));
+    };
+    let problem = match (expectation(&misfit.why), found) {
+        // Whole ones are integers by now: only the conversion to the kind refuses the rest.
+        (Expected::Integer(bits), Value::Number(_)) => {
+            return Some(Refusal::Unconvertible(format!("cannot convert float64 to int{bits}")));
         }
-        let Some(value) = value_at(object, &misfit.path) else {
-            return Some(Refusal::Unconvertible(misfit.why));
-        };
-        let refusal = match (expectation(&misfit.why), &*value) {
-            (Expected::Integer(bits), Value::Number(number)) => {
-                let float = number.as_f64().unwrap_or(f64::NAN);
-                if float.fract() == 0.0 && float.abs() < 2f64.powi(bits as i32 - 1) {
-                    *value = Value::from(float as i64);
-                    continue;
-                }
-                Refusal::Unconvertible(format!("cannot convert float64 to int{bits}"))
-            }
-            (Expected::String, found) => {
-                Refusal::Typed(format!("expected string, got &value.valueUnstructured{{Value:{}}}", go_syntax(found)))
-            }
-            (Expected::Integer(_) | Expected::Float, found) => {
-                Refusal::Typed(format!("expected numeric (int or float), got {}", go_type(found)))
-            }
-            (Expected::Boolean, found) => Refusal::Typed(format!("expected boolean, got &{{{}}}", go_value(found))),
-            (Expected::List, found) => Refusal::Typed(format!("expected list, got &{{{}}}", go_value(found))),
-            (Expected::Map, found) if !found.is_object() => {
-                Refusal::Typed(format!("expected map, got &{{{}}}", go_value(found)))
-            }
-            _ => Refusal::Unconvertible(misfit.why),
-        };
-        return Some(match refusal {
-            Refusal::Typed(problem) => {
-                Refusal::Typed(format!("{}: {problem}", path_text(resource, object, &misfit.path)))
-            }
-            other => other,
-        });
-    }
-    unreachable!("the passes end in a return")
+        (Expected::String, found) => {
+            format!("expected string, got &value.valueUnstructured{{Value:{}}}", go_syntax(found))
+        }
+        (Expected::Integer(_) | Expected::Float, found) => {
+            format!("expected numeric (int or float), got {}", go_type(found))
+        }
+        (Expected::Boolean, found) => format!("expected boolean, got &{{{}}}", go_value(found)),
+        (Expected::List, found) => format!("expected list, got &{{{}}}", go_value(found)),
+        (Expected::Map, found) if !found.is_object() => format!("expected map, got &{{{}}}", go_value(found)),
+        _ => return Some(Refusal::Unconvertible(misfit.why)),
+    };
+    Some(Refusal::Typed(format!("{}: {problem}", path_text(resource, object, &misfit.path))))
 }
 
-const MAX_MENDED_FLOATS: usize = 1024;
+/// structured-merge-diff knows numbers, not integers, and Go writes a whole float64 without its
+/// fraction: the API server reads `replicas: 2.0` as 2, wherever a number stands.
+fn whole_floats_to_integers(value: &mut Value) {
+    match value {
+        Value::Number(number) if number.is_f64() => {
+            let float = number.as_f64().unwrap_or(f64::NAN);
+            if float.fract() == 0.0 && float.abs() < 2f64.powi(63) {
+                *value = Value::from(float as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_floats_to_integers),
+        Value::Object(fields) => fields.values_mut().for_each(whole_floats_to_integers),
+        _ => {}
+    }
+}
 
 /// What serde expected where the value did not fit (`invalid type: ..., expected a string`).
 #[derive(Debug, PartialEq)]
@@ -99,10 +95,10 @@ fn expectation(why: &str) -> Expected {
     }
 }
 
-fn value_at<'a>(object: &'a mut Value, path: &[Step]) -> Option<&'a mut Value> {
+fn value_at<'a>(object: &'a Value, path: &[Step]) -> Option<&'a Value> {
     path.iter().try_fold(object, |value, step| match step {
-        Step::Field(name) => value.get_mut(name.as_str()),
-        Step::Item(index) => value.get_mut(*index),
+        Step::Field(name) => value.get(name.as_str()),
+        Step::Item(index) => value.get(*index),
     })
 }
 
@@ -208,7 +204,7 @@ mod tests {
     use serde_json::json;
 
     use super::super::resources::{self, DEPLOYMENT, SERVICE};
-    use super::{MAX_MENDED_FLOATS, Refusal, check};
+    use super::{Refusal, check};
 
     fn deployment(replicas: serde_json::Value, container: serde_json::Value) -> serde_json::Value {
         json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {
@@ -283,12 +279,14 @@ mod tests {
             check(DEPLOYMENT, &mut half),
             Some(Refusal::Unconvertible("cannot convert float64 to int32".to_string()))
         );
-        // A hostile configuration of many whole floats is refused, not mended at quadratic cost.
-        let ports: Vec<_> = (1..=MAX_MENDED_FLOATS + 1).map(|port| json!({"containerPort": port as f64})).collect();
+        // Every whole float in one walk, however many: a list of them, a float in an object the
+        // schema does not type.
+        let ports: Vec<_> = (1..=5000).map(|port| json!({"containerPort": port as f64})).collect();
         let mut many = deployment(json!(1), json!({"name": "web", "image": "nginx", "ports": ports}));
-        assert!(
-            matches!(check(DEPLOYMENT, &mut many), Some(Refusal::Unconvertible(why)) if why.contains("expected i32"))
-        );
+        many["metadata"]["annotations"] = json!({"note": "2.0"});
+        assert_eq!(check(DEPLOYMENT, &mut many), None);
+        assert_eq!(many["spec"]["template"]["spec"]["containers"][0]["ports"][4999]["containerPort"], json!(5000));
+        assert_eq!(many["metadata"]["annotations"]["note"], json!("2.0"), "text stays text");
         let mut grace = deployment(json!(1), json!({"name": "web", "image": "nginx"}));
         grace["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = json!(2.5);
         assert_eq!(
