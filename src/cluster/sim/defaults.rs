@@ -1,10 +1,10 @@
 //! The API server's defaulting (upstream's SetDefaults_Deployment, SetDefaults_DaemonSet,
-//! SetDefaults_Pod and SetDefaults_Service) for the fields its validation and later changes depend on: a Deployment's
-//! `spec.strategy`, a DaemonSet's `spec.updateStrategy`, a Pod's grace period, container requests and, on the
-//! host's network, its host ports, a Service's session affinity settings. It runs on
-//! every create and update, before validation, as the API server's does, so the stored object
-//! holds them: a Deployment switched to Recreate without clearing the `rollingUpdate` it was
-//! given by default is refused, as on a real cluster.
+//! SetDefaults_Pod and SetDefaults_Service) for the fields its validation and later changes
+//! depend on: a Deployment's `spec.strategy`, a DaemonSet's `spec.updateStrategy`, a Pod's grace
+//! period, container requests and, on the host's network, its host ports, a Service's session
+//! affinity settings. It runs on every create and update, before validation, as the API server's
+//! does, so the stored object holds them: a Deployment switched to Recreate without clearing the
+//! `rollingUpdate` it was given by default is refused, as on a real cluster.
 
 use serde_json::{Value, json};
 
@@ -28,12 +28,7 @@ pub fn apply(resource: Resource, object: &mut Value) {
         service_defaults(object);
     }
     if resource == resources::POD {
-        // SetDefaults_Pod: a negative grace period is 1 s (a template keeps its own, its pods
-        // get this).
-        let grace = object.get_mut("spec").and_then(|spec| spec.get_mut("terminationGracePeriodSeconds"));
-        if let Some(grace) = grace.filter(|g| g.as_i64().is_some_and(|g| g < 0)) {
-            *grace = 1.into();
-        }
+        grace_period(object);
         requests_from_limits(object);
         host_network_ports(object);
     }
@@ -66,6 +61,15 @@ pub fn apply(resource: Resource, object: &mut Value) {
             }
         }
         Some(_) => {}
+    }
+}
+
+/// SetDefaults_Pod: a negative grace period is 1 s (on a Pod only: a template keeps its own, its
+/// pods get this).
+fn grace_period(pod: &mut Value) {
+    let grace = pod.get_mut("spec").and_then(|spec| spec.get_mut("terminationGracePeriodSeconds"));
+    if let Some(grace) = grace.filter(|g| g.as_i64().is_some_and(|g| g < 0)) {
+        *grace = 1.into();
     }
 }
 

@@ -294,14 +294,15 @@ fn controller_spec(resource: Resource, object: &Value) -> Vec<String> {
     let template_labels = &spec["template"]["metadata"]["labels"];
     // A missing selector selects nothing, an empty one everything (and is refused on its own).
     let mismatch = readable && !empty && !(selector.is_object() && selects(selector, template_labels));
-    let mismatch = mismatch
+    let mut mismatch = mismatch
         .then(|| format!("spec.template.metadata.labels: Invalid value: {}: {MISMATCH}", compact(template_labels)));
     if selector.is_null() && !daemon_set {
         causes.push("spec.selector: Required value".to_string());
     }
     causes.extend(syntax);
+    // A DaemonSet's mismatch comes before the empty-selector check, the others' with the template.
     if daemon_set {
-        causes.extend(mismatch.clone());
+        causes.extend(mismatch.take());
     }
     if empty {
         // ReplicaSets share the Deployment's wording.
@@ -312,9 +313,7 @@ fn controller_spec(resource: Resource, object: &Value) -> Vec<String> {
         causes.push(format!("spec.selector: Invalid value: {}: invalid label selector", compact(selector)));
     }
     if readable || daemon_set {
-        if !daemon_set {
-            causes.extend(mismatch);
-        }
+        causes.extend(mismatch);
         let pod_spec = &spec["template"]["spec"];
         causes.extend(label_map("spec.template.labels", template_labels));
         causes.extend(pod::spec(pod_spec, "spec.template.spec", false));
