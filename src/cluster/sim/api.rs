@@ -545,9 +545,9 @@ fn watch_stream(shared: &Arc<Shared>, target: &Target, query: &BTreeMap<String, 
         query.get("resourceVersion").filter(|v| !v.is_empty() && *v != "0").and_then(|v| v.parse().ok());
     let (sender, receiver) = mpsc::channel::<Result<http_body::Frame<Bytes>, Infallible>>(256);
     let mut first = Vec::new();
-    let mut last_seen = {
-        let state = lock(shared);
-        match since {
+    let (mut last_seen, cursor) = {
+        let mut state = lock(shared);
+        let last_seen = match since {
             Some(since) => {
                 let _ = state.store.changes_since(since)?;
                 since
@@ -559,11 +559,13 @@ fn watch_stream(shared: &Arc<Shared>, target: &Target, query: &BTreeMap<String, 
                 }
                 store.resource_version()
             }
-        }
+        };
+        (last_seen, state.store.open_cursor(last_seen))
     };
     let weak = Arc::downgrade(shared);
     let mut changed = shared.changed.subscribe();
     tokio::spawn(async move {
+        let _cursor = OpenCursor { shared: weak.clone(), cursor };
         for line in first {
             if sender.send(Ok(http_body::Frame::data(line))).await.is_err() {
                 return;
@@ -572,7 +574,7 @@ fn watch_stream(shared: &Arc<Shared>, target: &Target, query: &BTreeMap<String, 
         loop {
             let lines: Result<Vec<Bytes>, ApiError> = {
                 let Some(shared) = weak.upgrade() else { return };
-                let state = lock(&shared);
+                let mut state = lock(&shared);
                 let lines = state.store.changes_since(last_seen).map(|changes| {
                     changes
                         .filter(|c| c.resource == resource && namespace.as_ref().is_none_or(|ns| *ns == c.namespace))
@@ -581,6 +583,7 @@ fn watch_stream(shared: &Arc<Shared>, target: &Target, query: &BTreeMap<String, 
                         .collect()
                 });
                 last_seen = state.store.resource_version();
+                state.store.advance_cursor(cursor, last_seen);
                 lines
             };
             // Past the log's end the watch ends with 410 Gone, and the watcher re-lists.
@@ -610,6 +613,20 @@ fn watch_stream(shared: &Arc<Shared>, target: &Target, query: &BTreeMap<String, 
         .body(UnsyncBoxBody::new(body))
         .expect("a valid response");
     Ok(Reply::Watch(response))
+}
+
+/// A watch's place in the store's log, given up when the watch ends (however its task ends).
+struct OpenCursor {
+    shared: std::sync::Weak<Shared>,
+    cursor: u64,
+}
+
+impl Drop for OpenCursor {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.upgrade() {
+            lock(&shared).store.close_cursor(self.cursor);
+        }
+    }
 }
 
 fn tokio_stream_from<T: Send + 'static>(mut receiver: mpsc::Receiver<T>) -> impl futures::Stream<Item = T> + Send {
@@ -889,6 +906,38 @@ mod tests {
         let stored = pods.get("web").await.unwrap();
         assert_eq!(stored.metadata.resource_version, patched.metadata.resource_version);
         assert_eq!(stored.spec.unwrap().containers[0].image.as_deref(), Some("web:1"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_watch_holds_the_log_back_only_while_it_is_open() {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+
+        let sim = SimCluster::start(2, Pace::Fast);
+        let cursors = |sim: &SimCluster| super::lock(&sim.shared).store.open_cursors();
+        let request =
+            http::Request::get("/api/v1/namespaces/default/pods?watch=true").body(kube::client::Body::empty()).unwrap();
+        let mut body = sim.clone().oneshot(request).await.unwrap().into_body();
+        assert_eq!(cursors(&sim), 1, "an open watch has its place in the log");
+        let pods: Api<Pod> = Api::namespaced(sim.client(), "default");
+        let pod = serde_json::from_value(json!({
+            "metadata": {"name": "web"},
+            "spec": {"containers": [{"name": "web", "image": "web:1"}]},
+        }))
+        .unwrap();
+        pods.create(&PostParams::default(), &pod).await.unwrap();
+        body.frame().await.expect("an event").unwrap();
+        drop(body);
+        // The watch's task sees its client gone at its next wake-up (here: the next write).
+        pods.delete("web", &Default::default()).await.unwrap();
+        tokio::task::yield_now().await;
+        for _ in 0..10 {
+            if cursors(&sim) == 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(cursors(&sim), 0, "a watch that ended gives its place up");
     }
 
     #[tokio::test(start_paused = true)]

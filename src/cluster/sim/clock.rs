@@ -37,6 +37,11 @@ impl Clock {
         Timestamp::new(EPOCH + elapsed.as_secs() as i64, elapsed.subsec_nanos() as i32).unwrap_or_default()
     }
 
+    /// The cluster's current time in whole seconds since the Unix epoch (as a timestamp shows it).
+    pub fn now_secs(&self) -> i64 {
+        EPOCH + self.elapsed().as_secs() as i64
+    }
+
     /// The current time as the API writes timestamps (RFC 3339, whole seconds).
     pub fn timestamp(&self) -> String {
         self.timestamp_after(0)
@@ -44,7 +49,7 @@ impl Clock {
 
     /// The time `seconds` from now, as a timestamp.
     pub fn timestamp_after(&self, seconds: i64) -> String {
-        let now = EPOCH + self.elapsed().as_secs() as i64 + seconds;
+        let now = self.now_secs() + seconds;
         Timestamp::from_second(now).map(|t| t.to_string()).unwrap_or_default()
     }
 }

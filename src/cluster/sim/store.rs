@@ -53,12 +53,22 @@ impl Change {
     }
 }
 
-/// How many changes the log keeps for watches that resume; older resourceVersions get 410 Gone
-/// and the watcher re-lists, as with etcd's compaction. Watches in this process keep up with
-/// every change, so the log only serves resumes; it is kept small because it holds objects.
+/// How many of the latest changes the log keeps for watches that resume (older
+/// resourceVersions get 410 Gone and the watcher re-lists, as with etcd's compaction), however
+/// far the open watches have read.
+const LOG_RETAINED: usize = 1_000;
+
+/// The most changes the log holds: past this, even a change an open watch has not read yet is
+/// dropped, and that watch ends with 410 Gone. Between two reads of a watch only one write and
+/// the controllers' reaction to it happen, so only a write that sets off thousands of changes
+/// (a scale to thousands of replicas) comes near it.
 const LOG_CAPACITY: usize = 10_000;
 
 type Key = (Resource, String, String);
+
+/// Namespace (or kind) -> the version of the last change of some sort there. Looked up on every
+/// pass of the controllers: hashed with foldhash, not SipHash.
+type Versions<K, V = u64> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 pub struct Store {
     /// Shared with the change log and with controllers' snapshots of a namespace: a write
@@ -66,23 +76,31 @@ pub struct Store {
     objects: BTreeMap<Key, Arc<Value>>,
     resource_version: u64,
     log: VecDeque<Change>,
+    /// Open watch -> the resourceVersion it has read up to: the log keeps what they have not read.
+    cursors: BTreeMap<u64, u64>,
+    next_cursor: u64,
     /// Counter behind uids and generated names: deterministic, so two runs name things alike.
     serial: u64,
     /// Namespace -> the version of the last change in it (a change to the Namespace object
     /// counts as one in it), so the controllers revisit only namespaces that changed...
-    namespace_versions: std::collections::HashMap<String, u64>,
+    namespace_versions: Versions<String>,
     /// ... and, within one, kind -> the version of the last change to an object of that kind,
     /// so each controller runs only where something it reads changed.
-    kind_versions: std::collections::HashMap<String, std::collections::HashMap<Resource, u64>>,
+    kind_versions: Versions<String, Versions<Resource>>,
+    /// The same, counting only changes to more than an object's labels and annotations (which
+    /// the kubelet, for one, never reads).
+    state_versions: Versions<String, Versions<Resource>>,
     /// Namespace -> the version of the last change to the Namespace object itself (its deletion
     /// concerns every controller).
-    namespace_object_versions: std::collections::HashMap<String, u64>,
+    namespace_object_versions: Versions<String>,
     /// The version of the last change to a cluster-scoped object other than a namespace (a
     /// node): every namespace may depend on it.
     cluster_version: u64,
+    /// The same, not counting changes to labels and annotations only.
+    cluster_state_version: u64,
     /// Namespace -> the version of the last change that can give the garbage collector work
     /// there: an object removed, one being deleted, or one whose owner references changed.
-    owner_versions: std::collections::HashMap<String, u64>,
+    owner_versions: Versions<String>,
     /// The same for cluster-scoped objects (an owner of anything, anywhere).
     cluster_owner_version: u64,
     pub clock: Clock,
@@ -94,11 +112,15 @@ impl Store {
             objects: BTreeMap::new(),
             resource_version: 0,
             log: VecDeque::new(),
+            cursors: BTreeMap::new(),
+            next_cursor: 0,
             serial: 0,
             namespace_versions: Default::default(),
             kind_versions: Default::default(),
+            state_versions: Default::default(),
             namespace_object_versions: Default::default(),
             cluster_version: 0,
+            cluster_state_version: 0,
             owner_versions: Default::default(),
             cluster_owner_version: 0,
             clock,
@@ -109,13 +131,28 @@ impl Store {
     /// to an object of one of those kinds there, to the Namespace itself, or (when it reads a
     /// cluster-scoped kind such as nodes) to a cluster-scoped object.
     pub fn last_change_of(&self, namespace: &str, kinds: &[Resource]) -> u64 {
+        self.last_of(&self.kind_versions, self.cluster_version, namespace, kinds)
+    }
+
+    /// `last_change_of`, not counting changes to an object's labels or annotations only.
+    pub fn last_state_change_of(&self, namespace: &str, kinds: &[Resource]) -> u64 {
+        self.last_of(&self.state_versions, self.cluster_state_version, namespace, kinds)
+    }
+
+    fn last_of(
+        &self,
+        versions: &Versions<String, Versions<Resource>>,
+        cluster: u64,
+        namespace: &str,
+        kinds: &[Resource],
+    ) -> u64 {
         let mut last = self.namespace_object_versions.get(namespace).copied().unwrap_or(0);
-        let in_namespace = self.kind_versions.get(namespace);
+        let in_namespace = versions.get(namespace);
         for resource in kinds {
             let version = if resource.namespaced {
                 in_namespace.and_then(|kinds| kinds.get(resource)).copied().unwrap_or(0)
             } else {
-                self.cluster_version
+                cluster
             };
             last = last.max(version);
         }
@@ -188,6 +225,46 @@ impl Store {
         // it finds where to start instead of walking the whole log.
         let start = self.log.partition_point(|c| c.resource_version <= resource_version);
         Ok(self.log.range(start..))
+    }
+
+    /// Registers an open watch that has read up to `resource_version`; the log keeps every later
+    /// change until the watch reads it (see `LOG_CAPACITY`). Returns the watch's cursor.
+    pub fn open_cursor(&mut self, resource_version: u64) -> u64 {
+        self.next_cursor += 1;
+        self.cursors.insert(self.next_cursor, resource_version);
+        self.next_cursor
+    }
+
+    /// Notes that the watch with `cursor` has read up to `resource_version`.
+    pub fn advance_cursor(&mut self, cursor: u64, resource_version: u64) {
+        self.cursors.insert(cursor, resource_version);
+        self.trim_log();
+    }
+
+    /// How many watches are open.
+    #[cfg(test)]
+    pub fn open_cursors(&self) -> usize {
+        self.cursors.len()
+    }
+
+    /// Forgets a watch that ended.
+    pub fn close_cursor(&mut self, cursor: u64) {
+        self.cursors.remove(&cursor);
+        self.trim_log();
+    }
+
+    /// Drops the changes that every open watch has read, down to the last `LOG_RETAINED`, and
+    /// anything beyond `LOG_CAPACITY`. A log that kept 10,000 objects' text whether or not anyone
+    /// would read it again held ~50 MB, and filling it cost a long run a sixth of its time.
+    fn trim_log(&mut self) {
+        let read_by_all = self.cursors.values().min().copied().unwrap_or(u64::MAX);
+        while let Some(oldest) = self.log.front() {
+            let unread = oldest.resource_version > read_by_all;
+            if self.log.len() <= LOG_RETAINED || (unread && self.log.len() <= LOG_CAPACITY) {
+                break;
+            }
+            self.log.pop_front();
+        }
     }
 
     /// A fresh uid: the format of Kubernetes' (UUID v4 layout), from a counter that counts
@@ -339,7 +416,7 @@ impl Store {
         object["metadata"]["resourceVersion"] = self.resource_version.to_string().into();
         let shared = Arc::new(object);
         self.note_owner_change(&key);
-        self.record(key, shared.clone(), ChangeType::Deleted);
+        self.record(key, shared.clone(), ChangeType::Deleted, false);
         Some(shared)
     }
 
@@ -351,7 +428,8 @@ impl Store {
         if is_being_deleted(&shared) || previous.as_deref().and_then(owner_references) != owner_references(&shared) {
             self.note_owner_change(&key);
         }
-        self.record(key, shared.clone(), change);
+        let labels_only = previous.as_deref().is_some_and(|previous| only_labels_differ(previous, &shared));
+        self.record(key, shared.clone(), change, labels_only);
         shared
     }
 
@@ -365,11 +443,14 @@ impl Store {
         }
     }
 
-    fn record(&mut self, (resource, namespace, name): Key, object: Arc<Value>, change: ChangeType) {
+    /// Logs a change, and notes its version for the controllers that read its kind
+    /// (`labels_only`: it changed nothing but the object's labels or annotations).
+    fn record(&mut self, (resource, namespace, name): Key, object: Arc<Value>, change: ChangeType, labels_only: bool) {
         if resource == resources::NAMESPACE {
             if change == ChangeType::Deleted {
                 self.namespace_versions.remove(&name);
                 self.kind_versions.remove(&name);
+                self.state_versions.remove(&name);
                 self.namespace_object_versions.remove(&name);
                 self.owner_versions.remove(&name);
             } else {
@@ -379,11 +460,14 @@ impl Store {
         } else if resource.namespaced {
             self.namespace_versions.insert(namespace.clone(), self.resource_version);
             self.kind_versions.entry(namespace.clone()).or_default().insert(resource, self.resource_version);
+            if !labels_only {
+                self.state_versions.entry(namespace.clone()).or_default().insert(resource, self.resource_version);
+            }
         } else {
             self.cluster_version = self.resource_version;
-        }
-        if self.log.len() >= LOG_CAPACITY {
-            self.log.pop_front();
+            if !labels_only {
+                self.cluster_state_version = self.resource_version;
+            }
         }
         let metadata = &object["metadata"];
         let mut selected = serde_json::Map::new();
@@ -402,7 +486,21 @@ impl Store {
             selectable,
             json,
         });
+        self.trim_log();
     }
+}
+
+/// Whether two versions of an object differ in their labels or annotations only (their
+/// resourceVersions aside).
+fn only_labels_differ(previous: &Value, next: &Value) -> bool {
+    let (Some(previous), Some(next)) = (previous.as_object(), next.as_object()) else { return false };
+    let aside = |key: &str| matches!(key, "labels" | "annotations" | "resourceVersion");
+    let same_metadata =
+        match (previous.get("metadata").and_then(Value::as_object), next.get("metadata").and_then(Value::as_object)) {
+            (Some(a), Some(b)) => a.iter().filter(|(k, _)| !aside(k)).eq(b.iter().filter(|(k, _)| !aside(k))),
+            _ => false,
+        };
+    same_metadata && previous.iter().filter(|(k, _)| *k != "metadata").eq(next.iter().filter(|(k, _)| *k != "metadata"))
 }
 
 fn owner_references(object: &Value) -> Option<&Value> {
@@ -507,6 +605,57 @@ mod tests {
         let node = store.resource_version();
         assert_eq!(store.last_change_of("other", &[resources::POD, resources::NODE]), node);
         assert!(store.last_change_of("other", &[resources::POD]) < node);
+    }
+
+    #[test]
+    fn a_change_to_labels_or_annotations_alone_is_not_a_change_of_state() {
+        let mut store = store();
+        let pod = store.create(resources::POD, "ns", json!({"metadata": {"name": "p"}, "spec": {}})).unwrap();
+        let created = store.resource_version();
+        assert_eq!(store.last_state_change_of("ns", &[resources::POD]), created);
+        let mut labelled = (*pod).clone();
+        labelled["metadata"]["labels"] = json!({"app": "web"});
+        labelled["metadata"]["annotations"] = json!({"note": "x"});
+        let labelled = store.update(resources::POD, "ns", labelled).unwrap();
+        assert_eq!(store.last_change_of("ns", &[resources::POD]), store.resource_version());
+        assert_eq!(store.last_state_change_of("ns", &[resources::POD]), created, "labels and annotations only");
+        for (path, value) in [("spec", json!({"nodeName": "n1"})), ("status", json!({"phase": "Running"}))] {
+            let mut changed = (*store.get_shared(resources::POD, "ns", "p").unwrap()).clone();
+            changed[path] = value;
+            store.update(resources::POD, "ns", changed).unwrap();
+            assert_eq!(store.last_state_change_of("ns", &[resources::POD]), store.resource_version(), "{path}");
+        }
+        let mut finalizing = (*labelled).clone();
+        finalizing["metadata"]["finalizers"] = json!(["x"]);
+        assert!(!only_labels_differ(&labelled, &finalizing), "other metadata is state");
+        store.remove(resources::POD, "ns", "p").unwrap();
+        assert_eq!(store.last_state_change_of("ns", &[resources::POD]), store.resource_version(), "a removal");
+    }
+
+    #[test]
+    fn the_log_keeps_what_an_open_watch_has_not_read_and_drops_the_rest() {
+        let mut store = store();
+        store.create(resources::POD, "ns", json!({"metadata": {"name": "p"}})).unwrap();
+        let relabel = |store: &mut Store, times: usize| {
+            for i in 0..times {
+                let mut pod = (*store.get_shared(resources::POD, "ns", "p").unwrap()).clone();
+                pod["metadata"]["labels"] = json!({"round": i.to_string()});
+                store.update(resources::POD, "ns", pod).unwrap();
+            }
+        };
+        let watch = store.open_cursor(store.resource_version());
+        let opened_at = store.resource_version();
+        relabel(&mut store, LOG_RETAINED * 2);
+        // Nothing the open watch has not read is gone: it resumes where it was.
+        assert_eq!(store.changes_since(opened_at).unwrap().count(), LOG_RETAINED * 2);
+        store.advance_cursor(watch, store.resource_version());
+        assert_eq!(store.log.len(), LOG_RETAINED, "read by every watch: only the latest are kept");
+        assert!(store.changes_since(opened_at).is_err(), "a resume from before them is 410 Gone");
+        // However far behind a watch is, the log never holds more than its capacity.
+        relabel(&mut store, LOG_CAPACITY + 10);
+        assert_eq!(store.log.len(), LOG_CAPACITY);
+        store.close_cursor(watch);
+        assert_eq!(store.log.len(), LOG_RETAINED, "a watch that ended holds nothing back");
     }
 
     #[test]

@@ -65,6 +65,8 @@ impl Controller {
             // It reads every kind, but only removals, deletions and changed owner references
             // can leave a reference dangling or a deletion to finish.
             Controller::GarbageCollector => store.last_owner_change(namespace),
+            // It never reads labels or annotations: a change to those alone gives it nothing to do.
+            Controller::Kubelet => store.last_state_change_of(namespace, self.reads(store, namespace)),
             other => store.last_change_of(namespace, other.reads(store, namespace)),
         }
     }
@@ -117,7 +119,7 @@ pub struct Controllers {
     pace: Pace,
     kubelet: kubelet::Kubelet,
     endpoint_slices: endpointslice::EndpointSlices,
-    visits: std::collections::HashMap<String, Visits>,
+    visits: std::collections::HashMap<String, Visits, foldhash::fast::RandomState>,
 }
 
 impl Controllers {
@@ -159,6 +161,9 @@ impl Controllers {
                     let changed = visits.at[i].is_none_or(|at| controller.last_change(store, &namespace) > at);
                     let timer = !changed && !visits.woken[i] && visits.due[i].is_some_and(|due| due <= now);
                     if !(changed || timer) {
+                        // Nothing it reads changed: as good as a visit now, which keeps the
+                        // namespace's `settled` check true until something it reads does.
+                        visits.at[i] = Some(store.resource_version());
                         continue;
                     }
                     visits.woken[i] |= timer;
@@ -212,7 +217,7 @@ impl Tick {
         let elapsed = store.clock.elapsed();
         Tick {
             now: store.clock.now(),
-            now_secs: parse_time(&store.clock.timestamp()).unwrap_or_default(),
+            now_secs: store.clock.now_secs(),
             subsec: elapsed - Duration::from_secs(elapsed.as_secs()),
             wake: None,
         }
