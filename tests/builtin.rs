@@ -146,20 +146,34 @@ fn a_configuration_server_side_apply_cannot_type_or_merge_is_refused_in_the_same
             &format!("scenario \"{name}\" {{\n    apply <<YAML\n{body}    YAML\n}}\n"),
         );
         let message = |output: &str| {
-            let line = output.lines().find(|l| l.contains("the API server failed")).unwrap_or_default();
-            let from = line.find("the API server failed").unwrap_or(0);
+            let line = output.lines().find(|l| l.contains("refused by the API")).unwrap_or_default();
+            let from = line.find("refused by the API").unwrap_or(0);
             // The namespace is generated per run.
             let pattern = regex::Regex::new(&format!(r"\([a-z0-9-]+/{name};")).unwrap();
             pattern.replace(&line[from..], format!("(NAMESPACE/{name};")).into_owned()
         };
-        // A 500 from the API server: an infrastructure error (exit 3) on either cluster.
+        // A 500, but the API server's answer about the manifest: a refusal (exit 1) on either
+        // cluster, not an outage.
         let (code, on_builtin) = run(builtin(&["run", path.to_str().unwrap()]));
-        assert_eq!(code, 3, "{on_builtin}");
-        let expected = format!("the API server failed (500 ): {expected}");
+        assert_eq!(code, 1, "{on_builtin}");
+        let expected = format!("refused by the API (500): {expected}");
         assert!(message(&on_builtin).starts_with(&expected), "{on_builtin}");
         let (code, on_testbed) = run(common::rehearse(&["run", path.to_str().unwrap()]));
-        assert_eq!(code, 3, "{on_testbed}");
+        assert_eq!(code, 1, "{on_testbed}");
         assert_eq!(message(&on_builtin), message(&on_testbed), "built-in:\n{on_builtin}\ntestbed:\n{on_testbed}");
+        // So a scenario can assert it, by the words that say what is wrong.
+        let words = expected.rsplit(": ").next().unwrap();
+        let refused = script(
+            dir.path(),
+            &format!("{name}-refused.rollout"),
+            &format!("scenario \"{name}\" {{\n    expect-refused {words:?} apply <<YAML\n{body}    YAML\n}}\n"),
+        );
+        for command in
+            [builtin(&["run", refused.to_str().unwrap()]), common::rehearse(&["run", refused.to_str().unwrap()])]
+        {
+            let (code, output) = run(command);
+            assert_eq!(code, 0, "{output}");
+        }
     }
 }
 
@@ -176,8 +190,8 @@ fn an_unreadable_quantity_is_refused_before_validation_with_the_same_document_on
         let mut command = command;
         command.args(["run", path.to_str().unwrap(), "--results", results.to_str().unwrap()]);
         let (code, output) = run(command);
-        // The API server cannot even decode it: a 500 to server-side apply, exit 3.
-        assert_eq!(code, 3, "{output}");
+        // The API server cannot even decode it: a 500 to server-side apply, refusing it (exit 1).
+        assert_eq!(code, 1, "{output}");
         std::fs::read_to_string(results.join("quantity__unreadable.yaml")).unwrap()
     };
     let on_builtin = document(builtin(&[]), "builtin");

@@ -171,6 +171,15 @@ impl From<kube::Error> for StepError {
                 by: RefusedBy::Api { code: status.code, reason: status.reason.clone() },
                 message: status.message,
             },
+            // Server-side apply refusing the configuration itself (a field no schema declares, a
+            // list entry twice, a value of the wrong type, a quantity it cannot read): a 500 in
+            // HTTP terms, but an answer about the manifest, not a failure of the server.
+            kube::Error::Api(status) if status.code == 500 && refuses_the_configuration(&status.message) => {
+                StepError::Refused {
+                    by: RefusedBy::Api { code: status.code, reason: status.reason.clone() },
+                    message: status.message,
+                }
+            }
             // The built-in cluster cannot rehearse this scenario truthfully; its message says why
             // and where to run it instead.
             kube::Error::Api(status) if status.reason == crate::cluster::sim::error::NOT_RUN => {
@@ -191,6 +200,16 @@ impl From<kube::Error> for StepError {
             other => StepError::Infrastructure(format!("the cluster's answer could not be used: {other}")),
         }
     }
+}
+
+/// Whether a 500's message is server-side apply's refusal of the applied configuration: it could
+/// not type it against the kind's schema (structured-merge-diff's "failed to create typed patch
+/// object") or convert it to the kind ("failed to convert new object"). The API server answers
+/// these before validation, in these words, whatever else is wrong.
+fn refuses_the_configuration(message: &str) -> bool {
+    ["failed to create typed patch object (", "failed to convert new object ("]
+        .iter()
+        .any(|prefix| message.starts_with(prefix))
 }
 
 /// Everything a step can touch while it runs.
@@ -471,4 +490,37 @@ async fn run_steps(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api_error(code: u16, reason: &str, message: &str) -> kube::Error {
+        let status = serde_json::from_value(serde_json::json!({
+            "status": "Failure", "code": code, "reason": reason, "message": message,
+        }))
+        .expect("a Status");
+        kube::Error::Api(Box::new(status))
+    }
+
+    #[test]
+    fn server_side_apply_refusing_the_configuration_is_a_refusal_and_other_500s_are_failures() {
+        let typo = "failed to create typed patch object (ns/typo; /v1, Kind=Service): .spec.selectr: field not declared in schema";
+        let half = "failed to convert new object (ns/half; apps/v1, Kind=Deployment) to proper version: unable to \
+                    convert unstructured object to apps/v1, Kind=Deployment: cannot convert float64 to int32";
+        for message in [typo, half] {
+            match StepError::from(api_error(500, "", message)) {
+                StepError::Refused { by, message: said } => {
+                    assert_eq!(by, RefusedBy::Api { code: 500, reason: String::new() });
+                    assert_eq!(said, message);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let outage = StepError::from(api_error(500, "InternalError", "Internal error occurred: etcdserver: timeout"));
+        assert!(matches!(outage, StepError::Infrastructure(_)), "{outage:?}");
+        let quoted = StepError::from(api_error(500, "", &format!("while handling: {typo}")));
+        assert!(matches!(quoted, StepError::Infrastructure(_)), "only the message's own start counts: {quoted:?}");
+    }
 }

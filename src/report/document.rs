@@ -182,11 +182,11 @@ mod tests {
     fn the_document_names_no_namespace() {
         let mut result = ScenarioResult::new("web", Path::new("web.rollout"));
         result.namespace = "rehearse-web-1a2b3c4d".into();
-        result.status = Status::Error;
+        result.status = Status::Failed;
         result.failure =
-            Some("the API server failed (500 ): failed to convert new object (rehearse-web-1a2b3c4d/bad; ...)".into());
+            Some("refused by the API (500): failed to convert new object (rehearse-web-1a2b3c4d/bad; ...)".into());
         let document = result.document();
-        assert!(document.contains("(500 ): failed to convert new object ({namespace}/bad; ...)"), "{document}");
+        assert!(document.contains("(500): failed to convert new object ({namespace}/bad; ...)"), "{document}");
         assert!(!document.contains("1a2b3c4d"), "{document}");
     }
 }
