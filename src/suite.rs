@@ -387,7 +387,7 @@ const DEFAULT_WORKERS: u32 = 2;
 
 impl Clusters {
     fn for_job(&self, job: &ScenarioJob<'_>) -> &RunOptions {
-        let workers = job.file_nodes.unwrap_or(DEFAULT_WORKERS);
+        let workers = job.nodes().unwrap_or(DEFAULT_WORKERS);
         self.by_workers.get(&workers).or_else(|| self.by_workers.values().next()).expect("at least one cluster")
     }
 }
@@ -397,7 +397,7 @@ fn builtin_name(pace: Pace) -> String {
 }
 
 /// Built-in clusters for the scripts: the testbed's node set (a tainted control-plane node and two
-/// workers), or as many workers as a script's `nodes N` asks for.
+/// workers), or as many workers as a scenario's `nodes N` (or its file's) asks for.
 async fn builtin_clusters(
     files: &[CheckedFile],
     pace: Pace,
@@ -405,7 +405,15 @@ async fn builtin_clusters(
     controls: &Controls,
     run: &RunIdentity,
 ) -> Clusters {
-    let mut workers: Vec<u32> = files.iter().map(|file| file_nodes(file).unwrap_or(DEFAULT_WORKERS)).collect();
+    let mut workers: Vec<u32> = files
+        .iter()
+        .flat_map(|file| {
+            let file_nodes = file_nodes(file);
+            file.script
+                .scenarios()
+                .map(move |s| crate::exec::scenario_nodes(s).or(file_nodes).unwrap_or(DEFAULT_WORKERS))
+        })
+        .collect();
     workers.sort_unstable();
     workers.dedup();
     let mut by_workers = BTreeMap::new();

@@ -32,6 +32,29 @@ fn the_runbook_suite_passes_on_the_builtin_cluster_at_both_paces() {
     }
 }
 
+/// `nodes N` gives the built-in cluster N workers, for the scenario that says so or (at the top of
+/// a file) for every scenario of the file that does not say otherwise. A DaemonSet counts them.
+#[test]
+fn nodes_makes_as_many_workers_for_a_scenario_or_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = |name: &str, own: Option<u32>, workers: u32| {
+        let setting = own.map(|n| format!("    nodes {n}\n")).unwrap_or_default();
+        format!(
+            "scenario \"{name}\" {{\n{setting}    apply <<YAML\napiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: agent\nspec:\n  selector:\n    matchLabels:\n      app: agent\n  template:\n    metadata:\n      labels:\n        app: agent\n    spec:\n      containers:\n        - name: agent\n          image: agent:1\nYAML\n    expect pods app=agent count {workers}\n}}\n\n"
+        )
+    };
+    let text = format!(
+        "nodes 4\n\n{}{}{}",
+        scenario("the file's", None, 4),
+        scenario("its own", Some(3), 3),
+        scenario("fewer", Some(1), 1)
+    );
+    let path = script(dir.path(), "nodes.rollout", &text);
+    let (code, output) = run(builtin(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("3 passed"), "{output}");
+}
+
 #[test]
 fn the_junit_report_says_which_cluster_ran() {
     let dir = tempfile::tempdir().unwrap();

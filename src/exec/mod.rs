@@ -81,6 +81,21 @@ pub struct ScenarioJob<'a> {
     pub scenario: &'a Scenario,
 }
 
+impl ScenarioJob<'_> {
+    /// The worker nodes the scenario wants: its own `nodes` setting, else its file's.
+    pub fn nodes(&self) -> Option<u32> {
+        scenario_nodes(self.scenario).or(self.file_nodes)
+    }
+}
+
+/// A scenario's own `nodes` setting, if any.
+pub fn scenario_nodes(scenario: &Scenario) -> Option<u32> {
+    scenario.settings().find_map(|s| match &s.kind {
+        SettingKind::Nodes(n) => Some(n.value),
+        _ => None,
+    })
+}
+
 /// A pod bound by `let`, with what `replaced` needs to know later.
 #[derive(Clone, Debug)]
 pub struct BoundPod {
@@ -379,15 +394,7 @@ async fn run_steps(
         .map_err(|e| format!("cannot watch namespace {}: {e}", namespace.name))?;
     let namespace = namespace.name.as_str();
     // A real cluster cannot grow nodes for a scenario: say so up front rather than fail a step later.
-    let wanted_nodes = job
-        .scenario
-        .settings()
-        .find_map(|s| match &s.kind {
-            SettingKind::Nodes(n) => Some(n.value),
-            _ => None,
-        })
-        .or(job.file_nodes);
-    if let Some(wanted) = wanted_nodes {
+    if let Some(wanted) = job.nodes() {
         let found = view.schedulable_nodes().len();
         if found < wanted as usize {
             result.status = Status::Failed;
