@@ -6,7 +6,10 @@
 //!    service and checks its traffic, over and over (`REHEARSE_BENCH_STEPS`, default 30,000);
 //!    steps divided by the wall time of the run, minus the wall time of the same scenario with no
 //!    repeated steps; median and best of `REHEARSE_BENCH_STEP_ROUNDS` (default 5) runs;
-//! 3. peak memory (max RSS, from `/usr/bin/time`) of the suite run.
+//! 3. peak memory (max RSS, from `/usr/bin/time`) of the suite run;
+//! 4. a large scale: one Deployment scaled to `REHEARSE_BENCH_SCALE` pods (default 2,000) on
+//!    one worker per 100 pods and one more, rolled out and routed to, wall time (no target: it shows that the built-in
+//!    cluster's work grows with the pods, not with their square).
 //!
 //! Run with `cargo bench --bench builtin` (it builds nothing: run `cargo build --release` first).
 //! Targets: suite under 100 ms wall, at least 50,000 steps per second, peak memory under 30 MB.
@@ -129,8 +132,30 @@ fn peak_memory() {
     println!("peak memory (suite, kind pace): {:.1} MB max RSS (target < 30 MB)", kib as f64 / 1024.0);
 }
 
+fn large_scale() {
+    let pods = env_number("REHEARSE_BENCH_SCALE", 2000);
+    let dir = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let path = dir.path().join("scale.rollout");
+    let workers = pods / 100 + 1;
+    std::fs::write(
+        &path,
+        format!(
+            "base-dir {:?}\n\nscenario \"scale\" {{\n    nodes {workers}\n    apply \"dockercoins/rng.yaml\"\n    scale deployment/rng to {pods}\n    wait rollout deployment/rng within 10m\n    expect-traffic service/rng count {pods}\n}}\n",
+            examples.display().to_string()
+        ),
+    )
+    .unwrap();
+    for pace in ["fast", "kind"] {
+        let (wall, passed) = timed_run(&["--pace", pace, path.to_str().unwrap()]);
+        assert!(passed, "the scale scenario failed at the {pace} pace");
+        println!("scale to {pods} pods on {workers} workers ({pace} pace): {:.0} ms wall", ms(wall));
+    }
+}
+
 fn main() {
     suite();
     steps_per_second();
     peak_memory();
+    large_scale();
 }

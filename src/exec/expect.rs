@@ -103,7 +103,8 @@ fn count(context: &Context<'_>, count: &Count) -> Result<u64, StepError> {
 /// the pod is terminating or already gone (a stale endpoint).
 fn describe_backends(context: &Context<'_>, backends: &[Backend]) -> String {
     let variables = context.pod_variables();
-    describe::tally(backends.iter().map(|backend| match context.view.pod_behind(backend) {
+    let behind = context.view.pods_behind(backends);
+    describe::tally(backends.iter().zip(behind).map(|(backend, behind)| match behind {
         Some(behind) => {
             let name = describe::pod(&behind.pod, &variables);
             if behind.gone {
@@ -170,8 +171,8 @@ fn traffic(context: &Context<'_>, service: &ObjectRef, expectation: &TrafficExpe
     let observed = || format!("{service} sends traffic to {}", describe_backends(context, &backends));
     // The pods behind the endpoints; one never seen (its events not yet arrived) cannot be judged.
     let mut behind: Vec<std::sync::Arc<Pod>> = Vec::new();
-    for backend in &backends {
-        match context.view.pod_behind(backend) {
+    for found in context.view.pods_behind(&backends) {
+        match found {
             Some(found) => behind.push(found.pod),
             None => return Ok(Err(observed())),
         }

@@ -224,7 +224,8 @@ impl Guard {
         }
         let variables = context.pod_variables();
         let name_pods = |backends: &[Backend]| {
-            super::describe::tally(backends.iter().map(|b| match context.view.pod_behind(b) {
+            let behind = context.view.pods_behind(backends);
+            super::describe::tally(backends.iter().zip(behind).map(|(b, behind)| match behind {
                 Some(behind) => super::describe::pod(&behind.pod, &variables),
                 None => format!("pod/{}", b.pod_name),
             }))

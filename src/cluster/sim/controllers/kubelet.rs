@@ -28,10 +28,20 @@ pub struct Kubelet {
     gone_at: HashMap<(String, String), Instant>,
     /// Node name -> the last host number handed out in its pod CIDR.
     last_ip: BTreeMap<String, u8>,
+    /// The pod IPs in use, gathered once per run when a pod first needs one and kept up to date
+    /// by the run's own starts and removals: gathering them for every pod made starting
+    /// thousands of pods quadratic.
+    ips_in_use: Option<BTreeSet<String>>,
 }
 
 impl Kubelet {
     pub fn run(&mut self, store: &mut Store, pace: Pace, tick: &mut Tick, namespaces: &[String]) {
+        self.ips_in_use = None;
+        self.run_namespaces(store, pace, tick, namespaces);
+        self.ips_in_use = None;
+    }
+
+    fn run_namespaces(&mut self, store: &mut Store, pace: Pace, tick: &mut Tick, namespaces: &[String]) {
         let nodes = store.list_owned(NODE, "");
         // Timers are kept per (namespace, pod uid): pods gone from a visited namespace lose
         // theirs; other namespaces' pods keep them.
@@ -103,7 +113,7 @@ impl Kubelet {
         }
         let grace = pod["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0).max(0) as u64;
         if unbound || pace == Pace::Fast || grace == 0 {
-            store.remove(POD, namespace, name(pod));
+            self.remove(store, namespace, pod);
             return;
         }
         let due = *self
@@ -111,9 +121,17 @@ impl Kubelet {
             .entry((namespace.to_string(), uid(pod).to_string()))
             .or_insert(tick.now + Duration::from_secs(grace));
         if tick.now >= due {
-            store.remove(POD, namespace, name(pod));
+            self.remove(store, namespace, pod);
         } else {
             tick.wake_at(due);
+        }
+    }
+
+    /// Removes a pod that has terminated; its IP is free again.
+    fn remove(&mut self, store: &mut Store, namespace: &str, pod: &Value) {
+        store.remove(POD, namespace, name(pod));
+        if let (Some(in_use), Some(ip)) = (self.ips_in_use.as_mut(), pod["status"]["podIP"].as_str()) {
+            in_use.remove(ip);
         }
     }
 
@@ -124,17 +142,20 @@ impl Kubelet {
             .and_then(|cidr| cidr.split('/').next())
             .and_then(|base| base.rsplit_once('.').map(|(prefix, _)| prefix.to_string()))
             .unwrap_or_else(|| format!("10.244.{index}"));
-        let in_use: BTreeSet<String> =
-            store.list(POD, None).filter_map(|p| p["status"]["podIP"].as_str().map(str::to_string)).collect();
+        let in_use = self.ips_in_use.get_or_insert_with(|| {
+            store.list(POD, None).filter_map(|p| p["status"]["podIP"].as_str().map(str::to_string)).collect()
+        });
         let last = self.last_ip.entry(name(node).to_string()).or_insert(1);
+        let mut ip = format!("{prefix}.{last}");
         for _ in 0..253 {
             *last = if *last >= 254 { 2 } else { *last + 1 };
-            let ip = format!("{prefix}.{last}");
+            ip = format!("{prefix}.{last}");
             if !in_use.contains(&ip) {
-                return ip;
+                break;
             }
         }
-        format!("{prefix}.{last}")
+        in_use.insert(ip.clone());
+        ip
     }
 
     /// Running and Ready.

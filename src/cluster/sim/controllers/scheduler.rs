@@ -320,7 +320,8 @@ struct Placed {
     namespace: String,
     labels: Value,
     node: String,
-    affinity: Value,
+    /// Its required anti-affinity terms, read once: every other pod's placement checks them.
+    anti_affinity: Vec<Value>,
     deleting: bool,
 }
 
@@ -330,7 +331,10 @@ impl Placed {
             namespace: namespace.to_string(),
             labels: pod["metadata"]["labels"].clone(),
             node: node.to_string(),
-            affinity: pod["spec"]["affinity"].clone(),
+            anti_affinity: pod["spec"]["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
             deleting: is_deleting(pod),
         }
     }
@@ -372,8 +376,8 @@ fn inter_pod_affinity(
             return Some(Refusal::resolvable("node(s) didn't match pod anti-affinity rules"));
         }
     }
-    for existing in placed {
-        for term in required(&existing.affinity, "podAntiAffinity") {
+    for existing in placed.iter().filter(|p| !p.anti_affinity.is_empty()) {
+        for term in &existing.anti_affinity {
             let key = term["topologyKey"].as_str().unwrap_or_default();
             if same_domain(key, &existing.node) && term_selects(&term, &existing.namespace, namespace, labels) {
                 return Some(Refusal::resolvable("node(s) didn't satisfy existing pods anti-affinity rules"));
@@ -589,7 +593,7 @@ mod tests {
             namespace: "ns".into(),
             labels: json!({"app": "web"}),
             node: node.into(),
-            affinity: Value::Null,
+            anti_affinity: Vec::new(),
             deleting,
         };
         let verdict = |pod: &Value, node: usize, placed: &[Placed]| {
