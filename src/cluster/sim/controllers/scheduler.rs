@@ -379,7 +379,7 @@ fn inter_pod_affinity(
     for existing in placed.iter().filter(|p| !p.anti_affinity.is_empty()) {
         for term in &existing.anti_affinity {
             let key = term["topologyKey"].as_str().unwrap_or_default();
-            if same_domain(key, &existing.node) && term_selects(&term, &existing.namespace, namespace, labels) {
+            if same_domain(key, &existing.node) && term_selects(term, &existing.namespace, namespace, labels) {
                 return Some(Refusal::resolvable("node(s) didn't satisfy existing pods anti-affinity rules"));
             }
         }
