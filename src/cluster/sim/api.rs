@@ -872,6 +872,18 @@ mod tests {
     use super::SimCluster;
     use crate::cluster::sim::Pace;
 
+    /// Creates pod `web` (labelled app=web, one container) in `default`; the pods' API.
+    async fn create_web_pod(client: kube::Client) -> Api<Pod> {
+        let pods: Api<Pod> = Api::namespaced(client, "default");
+        let pod = serde_json::from_value(json!({
+            "metadata": {"name": "web", "labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "web", "image": "web:1"}]},
+        }))
+        .unwrap();
+        pods.create(&PostParams::default(), &pod).await.unwrap();
+        pods
+    }
+
     #[test]
     fn a_logged_change_makes_the_same_watch_line_as_its_object() {
         let object =
@@ -885,13 +897,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_client_that_asks_for_metadata_only_gets_partial_object_metadata() {
         let client = SimCluster::start(2, Pace::Fast).client();
-        let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-        let pod = serde_json::from_value(json!({
-            "metadata": {"name": "web", "labels": {"app": "web"}},
-            "spec": {"containers": [{"name": "web", "image": "web:1"}]},
-        }))
-        .unwrap();
-        pods.create(&PostParams::default(), &pod).await.unwrap();
+        let pods = create_web_pod(client.clone()).await;
 
         let resource = ApiResource::erase::<Pod>(&());
         let metadata: Api<PartialObjectMeta<DynamicObject>> =
@@ -919,18 +925,11 @@ mod tests {
             http::Request::get("/api/v1/namespaces/default/pods?watch=true").body(kube::client::Body::empty()).unwrap();
         let mut body = sim.clone().oneshot(request).await.unwrap().into_body();
         assert_eq!(cursors(&sim), 1, "an open watch has its place in the log");
-        let pods: Api<Pod> = Api::namespaced(sim.client(), "default");
-        let pod = serde_json::from_value(json!({
-            "metadata": {"name": "web"},
-            "spec": {"containers": [{"name": "web", "image": "web:1"}]},
-        }))
-        .unwrap();
-        pods.create(&PostParams::default(), &pod).await.unwrap();
+        let pods = create_web_pod(sim.client()).await;
         body.frame().await.expect("an event").unwrap();
         drop(body);
         // The watch's task sees its client gone at its next wake-up (here: the next write).
         pods.delete("web", &Default::default()).await.unwrap();
-        tokio::task::yield_now().await;
         for _ in 0..10 {
             if cursors(&sim) == 0 {
                 break;
@@ -946,13 +945,7 @@ mod tests {
         use tower::ServiceExt;
 
         let sim = SimCluster::start(2, Pace::Fast);
-        let pods: Api<Pod> = Api::namespaced(sim.client(), "default");
-        let pod = serde_json::from_value(json!({
-            "metadata": {"name": "web"},
-            "spec": {"containers": [{"name": "web", "image": "web:1"}]},
-        }))
-        .unwrap();
-        pods.create(&PostParams::default(), &pod).await.unwrap();
+        create_web_pod(sim.client()).await;
 
         let request =
             http::Request::get("/api/v1/namespaces/default/pods?watch=true").body(kube::client::Body::empty()).unwrap();
