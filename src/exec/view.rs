@@ -524,16 +524,21 @@ impl View {
     /// after every change while it scales).
     pub fn pods_behind(&self, backends: &[Backend]) -> Vec<Option<Behind>> {
         let pods = self.pods.state();
-        let mut by_uid: HashMap<&str, &Arc<Pod>> = HashMap::new();
-        let mut by_name: HashMap<&str, &Arc<Pod>> = HashMap::new();
-        for pod in &pods {
-            if let Some(uid) = pod.metadata.uid.as_deref() {
-                by_uid.entry(uid).or_insert(pod);
+        // Endpoints name their pod by uid (by name only when the uid is missing): each index is
+        // built only when some endpoint needs it.
+        let index = |key: fn(&Pod) -> Option<&str>, needed: bool| {
+            let mut index: HashMap<&str, &Arc<Pod>, foldhash::fast::RandomState> = HashMap::default();
+            if needed {
+                for pod in &pods {
+                    if let Some(key) = key(pod) {
+                        index.entry(key).or_insert(pod);
+                    }
+                }
             }
-            if let Some(name) = pod.metadata.name.as_deref() {
-                by_name.entry(name).or_insert(pod);
-            }
-        }
+            index
+        };
+        let by_uid = index(|p| p.metadata.uid.as_deref(), backends.iter().any(|b| b.pod_uid.is_some()));
+        let by_name = index(|p| p.metadata.name.as_deref(), backends.iter().any(|b| b.pod_uid.is_none()));
         backends
             .iter()
             .map(|backend| {
