@@ -28,21 +28,33 @@ pub struct Kubelet {
     gone_at: HashMap<(String, String), Instant>,
     /// Node name -> the last host number handed out in its pod CIDR.
     last_ip: BTreeMap<String, u8>,
-    /// The pod IPs in use, gathered once per run when a pod first needs one and kept up to date
-    /// by the run's own starts and removals: gathering them for every pod made starting
-    /// thousands of pods quadratic.
-    ips_in_use: Option<BTreeSet<String>>,
+}
+
+/// The pod IPs in use, gathered once per run of the kubelet when a pod first needs one and kept
+/// current by the run's own starts and removals: gathering them for every pod it started made
+/// starting thousands of pods quadratic.
+#[derive(Default)]
+struct IpsInUse(Option<BTreeSet<String>>);
+
+impl IpsInUse {
+    fn get(&mut self, store: &Store) -> &mut BTreeSet<String> {
+        self.0.get_or_insert_with(|| {
+            store.list(POD, None).filter_map(|p| p["status"]["podIP"].as_str().map(str::to_string)).collect()
+        })
+    }
+
+    /// A removed pod's IP is free again.
+    fn release(&mut self, pod: &Value) {
+        if let (Some(in_use), Some(ip)) = (self.0.as_mut(), pod["status"]["podIP"].as_str()) {
+            in_use.remove(ip);
+        }
+    }
 }
 
 impl Kubelet {
     pub fn run(&mut self, store: &mut Store, pace: Pace, tick: &mut Tick, namespaces: &[String]) {
-        self.ips_in_use = None;
-        self.run_namespaces(store, pace, tick, namespaces);
-        self.ips_in_use = None;
-    }
-
-    fn run_namespaces(&mut self, store: &mut Store, pace: Pace, tick: &mut Tick, namespaces: &[String]) {
         let nodes = store.list_owned(NODE, "");
+        let mut ips = IpsInUse::default();
         // Timers are kept per (namespace, pod uid): pods gone from a visited namespace lose
         // theirs; other namespaces' pods keep them.
         let has_timers = !self.ready_at.is_empty() || !self.gone_at.is_empty();
@@ -68,20 +80,20 @@ impl Kubelet {
             for pod in pending {
                 let node_name = pod["spec"]["nodeName"].as_str().unwrap_or_default();
                 if is_deleting(&pod) {
-                    self.terminate(store, pace, tick, namespace, &pod, node_name.is_empty());
+                    self.terminate(store, &mut ips, pace, tick, namespace, &pod);
                     continue;
                 }
                 let Some(index) = nodes.iter().position(|n| name(n) == node_name) else { continue };
                 let node = &nodes[index];
                 match pace {
-                    Pace::Fast => self.start(store, namespace, Arc::unwrap_or_clone(pod), node, index),
+                    Pace::Fast => self.start(store, &mut ips, namespace, Arc::unwrap_or_clone(pod), node, index),
                     Pace::Kind => {
                         let due = *self
                             .ready_at
                             .entry((namespace.clone(), uid(&pod).to_string()))
                             .or_insert(tick.now + KIND_START);
                         if tick.now >= due {
-                            self.start(store, namespace, Arc::unwrap_or_clone(pod), node, index);
+                            self.start(store, &mut ips, namespace, Arc::unwrap_or_clone(pod), node, index);
                         } else {
                             if !pod["status"]["containerStatuses"].is_array() {
                                 creating(store, namespace, Arc::unwrap_or_clone(pod), node);
@@ -102,18 +114,21 @@ impl Kubelet {
     fn terminate(
         &mut self,
         store: &mut Store,
+        ips: &mut IpsInUse,
         pace: Pace,
         tick: &mut Tick,
         namespace: &str,
         pod: &Value,
-        unbound: bool,
     ) {
         if has_finalizers(pod) {
             return; // the API removes it when whoever holds the finalizers lets go
         }
         let grace = pod["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0).max(0) as u64;
+        // A pod no node took has nothing running to wait for.
+        let unbound = pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty);
         if unbound || pace == Pace::Fast || grace == 0 {
-            self.remove(store, namespace, pod);
+            store.remove(POD, namespace, name(pod));
+            ips.release(pod);
             return;
         }
         let due = *self
@@ -121,52 +136,55 @@ impl Kubelet {
             .entry((namespace.to_string(), uid(pod).to_string()))
             .or_insert(tick.now + Duration::from_secs(grace));
         if tick.now >= due {
-            self.remove(store, namespace, pod);
+            store.remove(POD, namespace, name(pod));
+            ips.release(pod);
         } else {
             tick.wake_at(due);
         }
     }
 
-    /// Removes a pod that has terminated; its IP is free again.
-    fn remove(&mut self, store: &mut Store, namespace: &str, pod: &Value) {
-        store.remove(POD, namespace, name(pod));
-        if let (Some(in_use), Some(ip)) = (self.ips_in_use.as_mut(), pod["status"]["podIP"].as_str()) {
-            in_use.remove(ip);
-        }
-    }
-
     /// The next free IP in the node's pod CIDR (10.244.<index>.0/24 when it has none).
-    fn allocate_ip(&mut self, store: &Store, node: &Value, index: usize) -> String {
+    fn allocate_ip(&mut self, store: &Store, ips: &mut IpsInUse, node: &Value, index: usize) -> String {
         let prefix = node["spec"]["podCIDR"]
             .as_str()
             .and_then(|cidr| cidr.split('/').next())
             .and_then(|base| base.rsplit_once('.').map(|(prefix, _)| prefix.to_string()))
             .unwrap_or_else(|| format!("10.244.{index}"));
-        let in_use = self.ips_in_use.get_or_insert_with(|| {
-            store.list(POD, None).filter_map(|p| p["status"]["podIP"].as_str().map(str::to_string)).collect()
-        });
+        let in_use = ips.get(store);
         let last = self.last_ip.entry(name(node).to_string()).or_insert(1);
-        let mut ip = format!("{prefix}.{last}");
-        for _ in 0..253 {
+        let mut next = || {
             *last = if *last >= 254 { 2 } else { *last + 1 };
-            ip = format!("{prefix}.{last}");
+            format!("{prefix}.{last}")
+        };
+        // The first free one; when all 253 are taken, the last tried (as before: no pod is refused).
+        let mut ip = next();
+        for _ in 1..253 {
             if !in_use.contains(&ip) {
                 break;
             }
+            ip = next();
         }
         in_use.insert(ip.clone());
         ip
     }
 
     /// Running and Ready.
-    fn start(&mut self, store: &mut Store, namespace: &str, mut pod: Value, node: &Value, index: usize) {
+    fn start(
+        &mut self,
+        store: &mut Store,
+        ips: &mut IpsInUse,
+        namespace: &str,
+        mut pod: Value,
+        node: &Value,
+        index: usize,
+    ) {
         let now = store.clock.timestamp();
         let ip = match pod["status"]["podIP"].as_str() {
             Some(ip) => Some(ip.to_string()),
             // A pod on the host's network has the host's address, as kwok and a kubelet give it
             // (none when the node has none: such a pod is never an endpoint).
             None if pod["spec"]["hostNetwork"] == true => internal_ip(node).map(str::to_string),
-            None => Some(self.allocate_ip(store, node, index)),
+            None => Some(self.allocate_ip(store, ips, node, index)),
         };
         host_status(&mut pod, node, &now);
         let uid = uid(&pod).to_string();
