@@ -9,6 +9,7 @@ pub mod cluster_ips;
 pub mod controllers;
 pub mod defaults;
 pub mod error;
+pub mod facts;
 pub mod node_ports;
 pub mod quantity;
 pub mod resources;

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::clock::Clock;
 use super::error::ApiError;
+use super::facts::Facts;
 use super::resources::{self, Resource};
 
 /// What a watch event says happened.
@@ -66,6 +67,13 @@ const LOG_CAPACITY: usize = 10_000;
 
 type Key = (Resource, String, String);
 
+/// An object as stored, with what the controllers read of it, read once when it was written.
+#[derive(Clone)]
+pub struct Stored {
+    pub object: Arc<Value>,
+    pub facts: Arc<Facts>,
+}
+
 /// Namespace (or kind) -> the version of the last change of some sort there. Looked up on every
 /// pass of the controllers: hashed with foldhash, not SipHash.
 type Versions<K, V = u64> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
@@ -73,7 +81,7 @@ type Versions<K, V = u64> = std::collections::HashMap<K, V, foldhash::fast::Rand
 pub struct Store {
     /// Shared with the change log and with controllers' snapshots of a namespace: a write
     /// replaces an object, it never changes one in place.
-    objects: BTreeMap<Key, Arc<Value>>,
+    objects: BTreeMap<Key, Stored>,
     resource_version: u64,
     log: VecDeque<Change>,
     /// Open watch -> the resourceVersion it has read up to: the log keeps what they have not read.
@@ -180,12 +188,12 @@ impl Store {
     }
 
     pub fn get(&self, resource: Resource, namespace: &str, name: &str) -> Option<&Value> {
-        self.objects.get(&(resource, scope(resource, namespace), name.to_string())).map(|object| &**object)
+        self.objects.get(&(resource, scope(resource, namespace), name.to_string())).map(|stored| &*stored.object)
     }
 
     /// The object as stored, shared (a write replaces it; it is never changed in place).
     pub fn get_shared(&self, resource: Resource, namespace: &str, name: &str) -> Option<Arc<Value>> {
-        self.objects.get(&(resource, scope(resource, namespace), name.to_string())).cloned()
+        self.objects.get(&(resource, scope(resource, namespace), name.to_string())).map(|stored| stored.object.clone())
     }
 
     /// Objects of one kind, in one namespace or (None) in all, ordered by namespace and name.
@@ -195,18 +203,34 @@ impl Store {
         self.objects
             .range((resource, start, String::new())..)
             .take_while(move |((r, ns, _), _)| *r == resource && namespace.is_none_or(|wanted| wanted == ns))
-            .map(|(_, object)| &**object)
+            .map(|(_, stored)| &*stored.object)
+    }
+
+    /// `list` of one namespace, each object with its facts.
+    pub fn list_with_facts<'a>(
+        &'a self,
+        resource: Resource,
+        namespace: &'a str,
+    ) -> impl Iterator<Item = (&'a Value, &'a Facts)> + 'a {
+        self.range(resource, namespace).map(|stored| (&*stored.object, &*stored.facts))
+    }
+
+    /// `list_owned`, each object with its facts.
+    pub fn list_stored(&self, resource: Resource, namespace: &str) -> Vec<Stored> {
+        self.range(resource, namespace).cloned().collect()
+    }
+
+    fn range<'a>(&'a self, resource: Resource, namespace: &'a str) -> impl Iterator<Item = &'a Stored> + 'a {
+        self.objects
+            .range((resource, scope(resource, namespace), String::new())..)
+            .take_while(move |((r, ns, _), _)| *r == resource && ns == namespace)
+            .map(|(_, stored)| stored)
     }
 
     /// The objects of one kind in one namespace as they are now, for controllers that write while
     /// they walk (shared, not copied).
     pub fn list_owned(&self, resource: Resource, namespace: &str) -> Vec<Arc<Value>> {
-        let start = scope(resource, namespace);
-        self.objects
-            .range((resource, start, String::new())..)
-            .take_while(|((r, ns, _), _)| *r == resource && ns == namespace)
-            .map(|(_, object)| object.clone())
-            .collect()
+        self.range(resource, namespace).map(|stored| stored.object.clone()).collect()
     }
 
     /// Namespaces that exist, by name.
@@ -348,7 +372,7 @@ impl Store {
         let namespace = scope(resource, namespace);
         let name = name_of(&object).unwrap_or_default().to_string();
         let key = (resource, namespace, name.clone());
-        let Some(current) = self.objects.get(&key) else {
+        let Some(current) = self.objects.get(&key).map(|stored| &stored.object) else {
             return Err(ApiError::not_found(resource, &name));
         };
         if **current == object {
@@ -411,7 +435,7 @@ impl Store {
     /// Removes an object for good (a DELETED event); returns it as it last was.
     pub fn remove(&mut self, resource: Resource, namespace: &str, name: &str) -> Option<Arc<Value>> {
         let key = (resource, scope(resource, namespace), name.to_string());
-        let mut object = Arc::unwrap_or_clone(self.objects.remove(&key)?);
+        let mut object = Arc::unwrap_or_clone(self.objects.remove(&key)?.object);
         self.resource_version += 1;
         object["metadata"]["resourceVersion"] = self.resource_version.to_string().into();
         let shared = Arc::new(object);
@@ -424,7 +448,8 @@ impl Store {
         self.resource_version += 1;
         object["metadata"]["resourceVersion"] = self.resource_version.to_string().into();
         let shared = Arc::new(object);
-        let previous = self.objects.insert(key.clone(), shared.clone());
+        let facts = Arc::new(Facts::of(key.0, &shared));
+        let previous = self.objects.insert(key.clone(), Stored { object: shared.clone(), facts }).map(|p| p.object);
         if is_being_deleted(&shared) || previous.as_deref().and_then(owner_references) != owner_references(&shared) {
             self.note_owner_change(&key);
         }

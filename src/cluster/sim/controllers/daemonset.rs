@@ -98,8 +98,7 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, ds: &Value, nodes: 
     sync_history(store, namespace, ds, &hash);
     let spec = pod_spec(ds);
     let ds_uid = uid(ds);
-    let candidates: Vec<Arc<Value>> =
-        store.list_owned(POD, namespace).into_iter().filter(|p| super::claimable(p, ds_uid)).collect();
+    let candidates = store.list_stored(POD, namespace).into_iter().filter(|p| p.facts.claimable_by(ds_uid)).collect();
     let owned = claim(store, POD, namespace, ds, controller_ref(ds, "apps/v1", "DaemonSet"), candidates);
     let by_node = pods_by_node(&owned);
     let surge = allows_surge(ds);

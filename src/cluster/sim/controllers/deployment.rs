@@ -167,7 +167,7 @@ impl Deployment<'_> {
             self.d["status"]["observedGeneration"] = self.d["metadata"]["generation"].clone();
             return;
         }
-        let candidates = self.store.list_owned(REPLICA_SET, self.namespace);
+        let candidates = self.store.list_stored(REPLICA_SET, self.namespace);
         let reference = controller_ref(&self.d, "apps/v1", "Deployment");
         let claimed = claim(self.store, REPLICA_SET, self.namespace, &self.d, reference, candidates);
         let mut rss: Vec<Value> = claimed.into_iter().map(Arc::unwrap_or_clone).collect();

@@ -78,18 +78,15 @@ fn inputs(store: &Store, namespace: &str, service: &Value, selector: &Map<String
         put(&mut out, label(node, ZONE).unwrap_or_default());
     }
     let service_ports: Vec<&Value> = service["spec"]["ports"].as_array().into_iter().flatten().collect();
-    for pod in store.list(POD, Some(namespace)) {
-        let Some(ip) = pod["status"]["podIP"].as_str().filter(|ip| !ip.is_empty()) else { continue };
-        if is_terminal(pod) || !map_selects(selector, &pod["metadata"]["labels"]) {
+    for (pod, facts) in store.list_with_facts(POD, namespace) {
+        let Some(ip) = &facts.pod_ip else { continue };
+        if facts.terminal || !map_selects(selector, &facts.labels) {
             continue;
         }
-        for text in [name(pod), uid(pod), ip] {
+        for text in [&facts.name, &facts.uid, ip, &facts.node_name, &facts.hostname, &facts.subdomain] {
             put(&mut out, text);
         }
-        for field in ["nodeName", "hostname", "subdomain"] {
-            put(&mut out, pod["spec"][field].as_str().unwrap_or_default());
-        }
-        out.extend([u8::from(is_ready(pod)), u8::from(is_deleting(pod))]);
+        out.extend([u8::from(facts.ready), u8::from(facts.deleting)]);
         for service_port in &service_ports {
             out.extend(pod_port(service_port, pod).map_or([0xff; 8], i64::to_le_bytes));
         }

@@ -30,7 +30,7 @@ pub use nodes::default_nodes;
 
 use super::Pace;
 use super::resources::Resource;
-use super::store::Store;
+use super::store::{Store, Stored};
 
 /// How many rounds of all controllers one reconcile may take before it gives up: a loop that
 /// long means two controllers fight over an object.
@@ -337,15 +337,15 @@ fn claim(
     namespace: &str,
     controller: &Value,
     reference: Value,
-    candidates: Vec<Arc<Value>>,
+    candidates: Vec<Stored>,
 ) -> Vec<Arc<Value>> {
     let selector = &controller["spec"]["selector"];
     let controller_uid = uid(controller);
     let mut owned = Vec::new();
-    for object in candidates {
-        let matches = selects(selector, &object["metadata"]["labels"]);
-        match controller_of(&object) {
-            Some(r) if r["uid"].as_str() != Some(controller_uid) => {}
+    for Stored { object, facts } in candidates {
+        let matches = selects(selector, &facts.labels);
+        match facts.controller_uid.as_deref() {
+            Some(uid) if uid != controller_uid => {}
             // Kept as it is: shared with the store, not copied.
             Some(_) if matches => owned.push(object),
             Some(_) => {
@@ -356,7 +356,7 @@ fn claim(
                 }
             }
             None => {
-                if matches && !is_deleting(controller) && !is_deleting(&object) {
+                if matches && !is_deleting(controller) && !facts.deleting {
                     let mut object = Arc::unwrap_or_clone(object);
                     let refs = &mut object["metadata"]["ownerReferences"];
                     if !refs.is_array() {
@@ -369,12 +369,6 @@ fn claim(
         }
     }
     owned
-}
-
-/// Whether `claim` could take or keep `object` for the controller with uid `controller_uid`: it
-/// is that controller's or nobody's. (Filtering before cloning keeps every round of the controllers cheap.)
-fn claimable(object: &Value, controller_uid: &str) -> bool {
-    controller_of(object).is_none_or(|r| r["uid"].as_str() == Some(controller_uid))
 }
 
 fn remove_owner(object: &mut Value, owner_uid: &str) {

@@ -29,8 +29,11 @@ pub fn run(store: &mut Store, tick: &mut Tick, namespaces: &[String]) {
 
 fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, rs: &Value) {
     let rs_uid = uid(rs);
-    let active: Vec<Arc<Value>> =
-        store.list_owned(POD, namespace).into_iter().filter(|p| super::claimable(p, rs_uid) && is_active(p)).collect();
+    let active = store
+        .list_stored(POD, namespace)
+        .into_iter()
+        .filter(|p| p.facts.claimable_by(rs_uid) && p.facts.is_active())
+        .collect();
     let reference = controller_ref(rs, "apps/v1", "ReplicaSet");
     let owned = claim(store, POD, namespace, rs, reference.clone(), active);
     if !super::is_deleting(rs) {
@@ -58,10 +61,11 @@ fn update_status(store: &mut Store, tick: &mut Tick, namespace: &str, rs: &Value
     let min_ready = rs["spec"]["minReadySeconds"].as_i64().unwrap_or(0);
     // One pass, each pod's readiness read once: this runs after every write to a pod.
     let (mut replicas, mut fully_labeled, mut ready, mut available) = (0, 0, 0, 0);
-    for pod in store.list(POD, Some(namespace)).filter(|p| controlled_by(p, rs_uid) && is_active(p)) {
+    let pods = store.list_with_facts(POD, namespace).filter(|(_, f)| f.controlled_by(rs_uid) && f.is_active());
+    for (pod, facts) in pods {
         replicas += 1;
-        fully_labeled += i64::from(template_labels.is_none_or(|t| super::map_selects(t, &pod["metadata"]["labels"])));
-        if is_ready(pod) {
+        fully_labeled += i64::from(template_labels.is_none_or(|t| super::map_selects(t, &facts.labels)));
+        if facts.ready {
             ready += 1;
             available += i64::from(ready_long_enough(pod, min_ready, tick));
         }
