@@ -304,12 +304,12 @@ impl Suite {
             return Err(RunError::InvalidScripts(errors));
         }
         let run = RunIdentity::new(config.lease);
+        let jobs = self.jobs(&config.selection);
         let clusters = match &config.cluster {
-            Cluster::Builtin { pace } => builtin_clusters(&self.files, *pace, config, controls, &run).await,
+            Cluster::Builtin { pace } => builtin_clusters(&jobs, *pace, config, controls, &run).await,
             Cluster::Kube(options) => real_cluster(options, config, controls, &run).await?,
         };
         observer.started(&clusters.name);
-        let jobs = self.jobs(&config.selection);
         let stop = AtomicBool::new(false);
         let mut results: Vec<ScenarioResult> = Vec::new();
         let mut not_run = Vec::new();
@@ -396,24 +396,20 @@ fn builtin_name(pace: Pace) -> String {
     format!("built-in ({} pace)", if pace == Pace::Kind { "kind" } else { "fast" })
 }
 
-/// Built-in clusters for the scripts: the testbed's node set (a tainted control-plane node and two
-/// workers), or as many workers as a scenario's `nodes N` (or its file's) asks for.
+/// Built-in clusters for the scenarios that run: the testbed's node set (a tainted control-plane
+/// node and two workers), or as many workers as a scenario's `nodes N` (or its file's) asks for.
+/// Scenarios left out by the selection get none.
 async fn builtin_clusters(
-    files: &[CheckedFile],
+    jobs: &[(ScenarioEntry, ScenarioJob<'_>)],
     pace: Pace,
     config: &RunConfig,
     controls: &Controls,
     run: &RunIdentity,
 ) -> Clusters {
-    let mut workers: Vec<u32> = files
-        .iter()
-        .flat_map(|file| {
-            let file_nodes = file_nodes(file);
-            file.script
-                .scenarios()
-                .map(move |s| crate::exec::scenario_nodes(s).or(file_nodes).unwrap_or(DEFAULT_WORKERS))
-        })
-        .collect();
+    let mut workers: Vec<u32> = jobs.iter().map(|(_, job)| job.nodes().unwrap_or(DEFAULT_WORKERS)).collect();
+    if workers.is_empty() {
+        workers.push(DEFAULT_WORKERS);
+    }
     workers.sort_unstable();
     workers.dedup();
     let mut by_workers = BTreeMap::new();
@@ -492,4 +488,37 @@ async fn real_cluster(
         by_workers: BTreeMap::from([(DEFAULT_WORKERS, run_options)]),
         _renewal: Some(AbortOnDrop(renewal)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scenario the selection leaves out gets no built-in cluster: its `nodes 5000` once cost a
+    /// run of another scenario a second and 240 MB.
+    #[test]
+    fn built_in_clusters_are_made_for_the_selected_scenarios_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nodes.rollout");
+        let step = "    scale deploy/rng to 1\n";
+        let text = format!(
+            "nodes 3\n\nscenario \"big\" {{\n    nodes 7\n{step}}}\n\nscenario \"file\" {{\n{step}}}\n\nscenario \"own\" {{\n    nodes 1\n{step}}}\n"
+        );
+        std::fs::write(&path, text).unwrap();
+        let suite = Suite::load(&[&path]).unwrap();
+        let workers = |patterns: &[&str]| {
+            let patterns = patterns.iter().map(|p| p.to_string()).collect();
+            let selection = Selection { patterns, exact: true, ..Selection::default() };
+            let jobs = suite.jobs(&selection);
+            let (config, controls, run) = (RunConfig::default(), Controls::default(), RunIdentity::new(Duration::ZERO));
+            let clusters =
+                builtin_runtime().unwrap().block_on(builtin_clusters(&jobs, Pace::Fast, &config, &controls, &run));
+            clusters.by_workers.keys().copied().collect::<Vec<u32>>()
+        };
+        assert_eq!(workers(&[]), [1, 3, 7]);
+        assert_eq!(workers(&["file"]), [3]);
+        assert_eq!(workers(&["own", "file"]), [1, 3]);
+        // Nothing selected: still the default cluster to report on.
+        assert_eq!(workers(&["no such scenario"]), [DEFAULT_WORKERS]);
+    }
 }
