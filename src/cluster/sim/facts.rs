@@ -14,7 +14,7 @@ pub struct Facts {
     pub uid: String,
     /// `metadata.labels` as stored (null when there are none).
     pub labels: Value,
-    /// The uid of the ownerReference with `controller: true`, if any.
+    /// The uid of the ownerReference with `controller: true` (empty if it has none), if any.
     pub controller_uid: Option<String>,
     /// Whether it has a deletionTimestamp.
     pub deleting: bool,
@@ -37,8 +37,8 @@ impl Facts {
         let controller_uid = metadata["ownerReferences"]
             .as_array()
             .and_then(|refs| refs.iter().find(|r| r["controller"].as_bool() == Some(true)))
-            .and_then(|r| r["uid"].as_str())
-            .map(str::to_string);
+            // A controller reference without a uid is still someone else's, never an orphan.
+            .map(|r| text(&r["uid"]));
         let mut facts = Facts {
             name: text(&metadata["name"]),
             uid: text(&metadata["uid"]),
@@ -119,6 +119,14 @@ mod tests {
         assert!(!facts.ready && facts.terminal && facts.deleting && !facts.is_active());
         assert!(facts.claimable_by("anyone"));
         assert_eq!((facts.pod_ip, facts.labels, facts.controller_uid), (None, Value::Null, None));
+    }
+
+    #[test]
+    fn a_controller_reference_without_a_uid_does_not_make_an_orphan() {
+        let pod = json!({"metadata": {"name": "p", "ownerReferences": [{"name": "rs", "controller": true}]}});
+        let facts = Facts::of(resources::POD, &pod);
+        assert_eq!(facts.controller_uid.as_deref(), Some(""));
+        assert!(!facts.claimable_by("rs-1") && !facts.controlled_by("rs-1"));
     }
 
     #[test]
