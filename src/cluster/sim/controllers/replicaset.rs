@@ -59,7 +59,8 @@ fn update_status(store: &mut Store, tick: &mut Tick, namespace: &str, rs: &Value
     let rs_uid = uid(rs);
     let template_labels = rs["spec"]["template"]["metadata"]["labels"].as_object();
     let min_ready = rs["spec"]["minReadySeconds"].as_i64().unwrap_or(0);
-    // One pass, each pod's readiness read once: this runs after every write to a pod.
+    // One pass over the pods' facts, no JSON read but a Ready pod's time under minReadySeconds:
+    // this runs after every write to a pod.
     let (mut replicas, mut fully_labeled, mut ready, mut available) = (0, 0, 0, 0);
     let pods = store.list_with_facts(POD, namespace).filter(|(_, f)| f.controlled_by(rs_uid) && f.is_active());
     for (pod, facts) in pods {
