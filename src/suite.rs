@@ -388,8 +388,19 @@ const DEFAULT_WORKERS: u32 = 2;
 impl Clusters {
     fn for_job(&self, job: &ScenarioJob<'_>) -> &RunOptions {
         let workers = job.nodes().unwrap_or(DEFAULT_WORKERS);
-        self.by_workers.get(&workers).or_else(|| self.by_workers.values().next()).expect("at least one cluster")
+        self.by_workers
+            .get(&workers)
+            .or_else(|| self.by_workers.get(&DEFAULT_WORKERS))
+            .or_else(|| self.by_workers.values().next())
+            .expect("at least one cluster")
     }
+}
+
+/// The workers of the built-in cluster a scenario runs on: its `nodes N` (or its file's), the
+/// testbed's two when it says nothing, and two as well when it asks for more than a built-in
+/// cluster has (it then fails up front, as on a cluster too small).
+fn builtin_workers(job: &ScenarioJob<'_>) -> u32 {
+    job.nodes().filter(|n| *n <= crate::cluster::sim::MAX_WORKERS).unwrap_or(DEFAULT_WORKERS)
 }
 
 fn builtin_name(pace: Pace) -> String {
@@ -406,7 +417,7 @@ async fn builtin_clusters(
     controls: &Controls,
     run: &RunIdentity,
 ) -> Clusters {
-    let mut workers: Vec<u32> = jobs.iter().map(|(_, job)| job.nodes().unwrap_or(DEFAULT_WORKERS)).collect();
+    let mut workers: Vec<u32> = jobs.iter().map(|(_, job)| builtin_workers(job)).collect();
     if workers.is_empty() {
         workers.push(DEFAULT_WORKERS);
     }
@@ -502,7 +513,7 @@ mod tests {
         let path = dir.path().join("nodes.rollout");
         let step = "    scale deploy/rng to 1\n";
         let text = format!(
-            "nodes 3\n\nscenario \"big\" {{\n    nodes 7\n{step}}}\n\nscenario \"file\" {{\n{step}}}\n\nscenario \"own\" {{\n    nodes 1\n{step}}}\n"
+            "nodes 3\n\nscenario \"big\" {{\n    nodes 7\n{step}}}\n\nscenario \"file\" {{\n{step}}}\n\nscenario \"own\" {{\n    nodes 1\n{step}}}\n\nscenario \"crowd\" {{\n    nodes 5001\n{step}}}\n"
         );
         std::fs::write(&path, text).unwrap();
         let suite = Suite::load(&[&path]).unwrap();
@@ -515,9 +526,11 @@ mod tests {
                 builtin_runtime().unwrap().block_on(builtin_clusters(&jobs, Pace::Fast, &config, &controls, &run));
             clusters.by_workers.keys().copied().collect::<Vec<u32>>()
         };
-        assert_eq!(workers(&[]), [1, 3, 7]);
+        assert_eq!(workers(&[]), [1, 2, 3, 7]);
         assert_eq!(workers(&["file"]), [3]);
         assert_eq!(workers(&["own", "file"]), [1, 3]);
+        // More than a built-in cluster has: the default cluster, where it fails up front.
+        assert_eq!(workers(&["crowd"]), [DEFAULT_WORKERS]);
         // Nothing selected: still the default cluster to report on.
         assert_eq!(workers(&["no such scenario"]), [DEFAULT_WORKERS]);
     }

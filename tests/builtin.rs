@@ -55,6 +55,22 @@ fn nodes_makes_as_many_workers_for_a_scenario_or_a_file() {
     assert!(output.contains("3 passed"), "{output}");
 }
 
+/// More workers than a built-in cluster has (Kubernetes' limit for one cluster): the scenario
+/// fails up front, as on a real cluster too small, and says where to run it instead.
+#[test]
+fn nodes_beyond_a_built_in_clusters_limit_fail_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "scenario \"crowd\" {\n    nodes 5001\n    apply \"dockercoins/rng.yaml\"\n}\n\nscenario \"fine\" {\n    apply \"dockercoins/rng.yaml\"\n}\n";
+    let path = script(dir.path(), "crowd.rollout", text);
+    let (code, output) = run(builtin(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("1 passed, 1 failed"), "{output}");
+    assert!(
+        output.contains("wants 5001 schedulable nodes (its `nodes` setting) but the cluster has 2; a built-in cluster has at most 5000 workers"),
+        "{output}"
+    );
+}
+
 #[test]
 fn the_junit_report_says_which_cluster_ran() {
     let dir = tempfile::tempdir().unwrap();

@@ -64,10 +64,6 @@ fn is_closed(scenario: &crate::syntax::ast::Scenario, source: &str) -> bool {
     text.trim_end().lines().next_back().is_some_and(|line| line.trim_start().starts_with('}'))
 }
 
-/// The most nodes `nodes N` may ask for: Kubernetes' documented limit for one cluster. The
-/// built-in cluster makes that many workers, so a larger number would only exhaust memory.
-const MAX_NODES: u32 = 5_000;
-
 fn check_settings<'a>(settings: impl Iterator<Item = &'a Setting>, context: &mut Context) {
     let mut seen: HashMap<std::mem::Discriminant<SettingKind>, Span> = HashMap::new();
     for setting in settings {
@@ -84,13 +80,6 @@ fn check_settings<'a>(settings: impl Iterator<Item = &'a Setting>, context: &mut
                 Diagnostic::error("rehearse::check::no_nodes", "a cluster needs at least one node")
                     .label(n.span, "zero nodes")
                     .help("write `nodes 2` for a control-plane node and two workers' worth of scheduling"),
-            ),
-            SettingKind::Nodes(n) if n.value > MAX_NODES => context.report(
-                Diagnostic::error("rehearse::check::too_many_nodes", format!("no cluster has {} nodes", n.value))
-                    .label(n.span, format!("more than {MAX_NODES}"))
-                    .help(format!(
-                        "Kubernetes supports clusters of up to {MAX_NODES} nodes: ask for {MAX_NODES} or fewer"
-                    )),
             ),
             SettingKind::Timeout(t) if t.value.is_zero() => context.report(
                 Diagnostic::error("rehearse::check::zero_timeout", "a timeout of zero gives no step a chance")

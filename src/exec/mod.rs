@@ -398,9 +398,17 @@ async fn run_steps(
         let found = view.schedulable_nodes().len();
         if found < wanted as usize {
             result.status = Status::Failed;
-            result.failure = Some(format!(
+            let mut failure = format!(
                 "the scenario wants {wanted} schedulable nodes (its `nodes` setting) but the cluster has {found}"
-            ));
+            );
+            if matches!(options.clock, ClusterClock::Builtin(_)) {
+                failure.push_str(&format!(
+                    "; a built-in cluster has at most {} workers (Kubernetes' limit for one cluster): \
+                     run it on a larger cluster with --context",
+                    crate::cluster::sim::MAX_WORKERS
+                ));
+            }
+            result.failure = Some(failure);
             return Ok(());
         }
     }

@@ -18,6 +18,12 @@ pub mod store;
 pub mod typed_patch;
 pub mod validate;
 
+/// The most worker nodes a built-in cluster has: Kubernetes' documented limit for one cluster.
+/// A scenario that asks for more (`nodes N`) runs on the default cluster and fails up front, as
+/// on a real cluster that is too small; making them would only exhaust memory (5,000 workers take
+/// about 245 MB).
+pub const MAX_WORKERS: u32 = 5_000;
+
 /// How fast pods come and go, as the testbed's paces have them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Pace {
