@@ -5,7 +5,7 @@ use crate::diagnostic::{Diagnostic, did_you_mean};
 use crate::model::{Kind, ObjectRef};
 use crate::span::{Span, Spanned};
 use crate::syntax::ast::{
-    Binding, Expectation, Scenario, Selection, Step, StepKind, Target, TrafficExpectation, WaitFor,
+    Binding, Count, Expectation, Scenario, Selection, Step, StepKind, Target, TrafficExpectation, WaitFor,
 };
 
 const CONTROLLERS: &[Kind] = &[Kind::Deployment, Kind::ReplicaSet, Kind::DaemonSet];
@@ -75,6 +75,23 @@ fn expect_kind(kind: Option<Kind>, span: Span, allowed: &[Kind], role: &str, con
     );
 }
 
+/// `spec.replicas` is an int32: the API server refuses more (`json: cannot unmarshal number ...
+/// of type int32`) on any cluster.
+fn replicas_in_range(replicas: &Count, context: &mut Context) {
+    if let Count::Literal(n) = replicas
+        && n.value > i32::MAX as u64
+    {
+        context.report(
+            Diagnostic::error(
+                "rehearse::check::replicas_range",
+                format!("no Kubernetes object has {} replicas", n.value),
+            )
+            .label(n.span, "more than an int32 holds")
+            .help(format!("spec.replicas is a 32-bit integer: at most {}", i32::MAX)),
+        );
+    }
+}
+
 fn object(object: &ObjectRef, allowed: &[Kind], role: &str, context: &mut Context) {
     expect_kind(object.kind, object.kind_text.span.to(object.name.span), allowed, role, context);
 }
@@ -141,8 +158,9 @@ fn check_roles(step: &Step, context: &mut Context) {
             _ => {}
         },
         StepKind::Wait(WaitFor::Rollout(target)) => object(target, ROLLOUTS, "what rolls out", context),
-        StepKind::Scale { target, .. } => {
-            object(target, &[Kind::Deployment, Kind::ReplicaSet], "what `scale` changes", context)
+        StepKind::Scale { target, replicas } => {
+            object(target, &[Kind::Deployment, Kind::ReplicaSet], "what `scale` changes", context);
+            replicas_in_range(replicas, context);
         }
         StepKind::Let { value: Binding::OneOf(s), .. } => selection(s, PODS, "`one` picks", context),
         StepKind::Run { name, .. } => check_name(name, context),
