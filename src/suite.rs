@@ -386,11 +386,10 @@ impl Drop for AbortOnDrop {
 const DEFAULT_WORKERS: u32 = 2;
 
 impl Clusters {
+    /// A real cluster is the one cluster there is; a built-in one, the one with the job's workers.
     fn for_job(&self, job: &ScenarioJob<'_>) -> &RunOptions {
-        let workers = job.nodes().unwrap_or(DEFAULT_WORKERS);
         self.by_workers
-            .get(&workers)
-            .or_else(|| self.by_workers.get(&DEFAULT_WORKERS))
+            .get(&builtin_workers(job))
             .or_else(|| self.by_workers.values().next())
             .expect("at least one cluster")
     }
