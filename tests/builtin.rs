@@ -71,6 +71,25 @@ fn nodes_beyond_a_built_in_clusters_limit_fail_up_front() {
     );
 }
 
+/// More replicas in one scenario than a built-in cluster runs: the write stops the scenario (exit
+/// code 3, not a refusal that `expect-refused` could take) and says where to run it instead; the
+/// scenario beside it is not affected.
+#[test]
+fn replicas_beyond_a_built_in_clusters_limit_stop_the_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "scenario \"crowd\" {\n    apply \"dockercoins/rng.yaml\"\n    expect-refused scale deployment/rng to 2147483647\n}\n\nscenario \"fine\" {\n    apply \"dockercoins/rng.yaml\"\n    scale deployment/rng to 3\n    expect pods app=rng count 3\n}\n";
+    let path = script(dir.path(), "crowd.rollout", text);
+    let started = Instant::now();
+    let (code, output) = run(builtin(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 3, "{output}");
+    assert!(output.contains("1 passed, 1 failed"), "{output}");
+    assert!(
+        output.contains("the built-in cluster runs at most 10000 replicas in one scenario (the spec.replicas of its Deployments and of the ReplicaSets no Deployment owns); deployment/rng would make it 2147483647: run this scenario on a cluster (--context, --kubeconfig or KUBECONFIG)"),
+        "{output}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+}
+
 #[test]
 fn the_junit_report_says_which_cluster_ran() {
     let dir = tempfile::tempdir().unwrap();

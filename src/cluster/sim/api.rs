@@ -296,6 +296,7 @@ fn create(state: &mut State, target: &Target, mut object: Value) -> Result<Arc<V
     begin_write(&state.store, target, None, &mut object)?;
     validate::create(target.resource, &object)?;
     refuse_without_its_controller(target.resource, &object)?;
+    within_replica_limit(&state.store, target, &object)?;
     let mut created = state.store.create(target.resource, &target.namespace, object)?;
     if target.resource == resources::NAMESPACE {
         let mut active = Arc::unwrap_or_clone(created);
@@ -325,6 +326,42 @@ fn refuse_without_its_controller(resource: Resource, object: &Value) -> Result<(
         return Err(ApiError::controller_not_run(resource, name));
     }
     Ok(())
+}
+
+/// A valid write that would take the replicas of a namespace's Deployments and of its
+/// ReplicaSets no Deployment owns beyond `MAX_REPLICAS` in all is turned away (see there why);
+/// an owned ReplicaSet written directly is held to the limit on its own. Per namespace, so that
+/// a scenario's verdict does not hang on the scenarios that run beside it.
+fn within_replica_limit(store: &Store, target: &Target, object: &Value) -> Result<(), ApiError> {
+    let counted = |resource: Resource, object: &Value| {
+        resource == resources::DEPLOYMENT || (resource == resources::REPLICA_SET && !owned_by_a_deployment(object))
+    };
+    // An unset spec.replicas is 1 (the API's default).
+    let replicas = |object: &Value| object["spec"]["replicas"].as_i64().unwrap_or(1).max(0);
+    if target.resource != resources::DEPLOYMENT && target.resource != resources::REPLICA_SET {
+        return Ok(());
+    }
+    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+    let own = replicas(object);
+    let mut total = if counted(target.resource, object) { own } else { 0 };
+    for resource in [resources::DEPLOYMENT, resources::REPLICA_SET] {
+        total += store
+            .list(resource, Some(&target.namespace))
+            .filter(|other| counted(resource, other))
+            .filter(|other| !(resource == target.resource && other["metadata"]["name"].as_str() == Some(name)))
+            .map(replicas)
+            .sum::<i64>();
+    }
+    if own.max(total) > super::MAX_REPLICAS {
+        return Err(ApiError::beyond_replica_limit(target.resource, name, own.max(total)));
+    }
+    Ok(())
+}
+
+fn owned_by_a_deployment(object: &Value) -> bool {
+    object["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|owners| owners.iter().any(|o| o["controller"] == true && o["kind"] == "Deployment"))
 }
 
 fn replace(state: &mut State, target: &Target, name: &str, object: Value) -> Result<Arc<Value>, ApiError> {
@@ -392,6 +429,7 @@ fn apply(state: &mut State, target: &Target, name: &str, mut applied: Value) -> 
             begin_write(&state.store, target, None, &mut object)?;
             validate::create(target.resource, &object)?;
             refuse_without_its_controller(target.resource, &object)?;
+            within_replica_limit(&state.store, target, &object)?;
             state.store.create(target.resource, &target.namespace, object)?
         }
         Some(current) => {
@@ -429,6 +467,7 @@ fn update(state: &mut State, target: &Target, current: &Value, mut object: Value
     super::defaults::apply(target.resource, &mut object);
     begin_write(&state.store, target, Some(current), &mut object)?;
     validate::update(target.resource, current, &object)?;
+    within_replica_limit(&state.store, target, &object)?;
     state.store.update(target.resource, &target.namespace, object)
 }
 
@@ -882,6 +921,54 @@ mod tests {
         .unwrap();
         pods.create(&PostParams::default(), &pod).await.unwrap();
         pods
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_replica_limit_counts_one_namespace_and_each_deployment_once() {
+        use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+        use kube::api::ListParams;
+
+        let client = SimCluster::start(2, Pace::Fast).client();
+        // A paused Deployment makes no ReplicaSet (and no pod), so thousands of replicas cost nothing.
+        let deployment = |name: &str, replicas: i64, paused: bool| -> Deployment {
+            serde_json::from_value(json!({
+                "metadata": {"name": name},
+                "spec": {
+                    "replicas": replicas,
+                    "paused": paused,
+                    "selector": {"matchLabels": {"app": name}},
+                    "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "c", "image": "c:1"}]}},
+                },
+            }))
+            .unwrap()
+        };
+        let default: Api<Deployment> = Api::namespaced(client.clone(), "default");
+        default.create(&PostParams::default(), &deployment("a", 3, false)).await.unwrap();
+        let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+        assert_eq!(replica_sets.list(&ListParams::default()).await.unwrap().items.len(), 1);
+        // Up to the limit: the ReplicaSet of `a` (3 replicas too) is not counted again.
+        default.create(&PostParams::default(), &deployment("b", 9_997, true)).await.unwrap();
+        assert_eq!(replica_sets.list(&ListParams::default()).await.unwrap().items.len(), 1);
+
+        let beyond = default.create(&PostParams::default(), &deployment("c", 1, true)).await.unwrap_err();
+        let kube::Error::Api(status) = beyond else { panic!("{beyond}") };
+        assert_eq!((status.code, status.reason.as_str()), (501, super::super::error::NOT_RUN));
+        assert!(status.message.contains("deployment/c would make it 10001"), "{}", status.message);
+        let scale = Patch::Merge(json!({"spec": {"replicas": 9_998}}));
+        let refused = default.patch("b", &PatchParams::default(), &scale).await.unwrap_err().to_string();
+        assert!(refused.contains("deployment/b would make it 10001"), "{refused}");
+        assert_eq!(
+            default.get("b").await.unwrap().spec.unwrap().replicas,
+            Some(9_997),
+            "a refused write changes nothing"
+        );
+
+        // Another namespace (another scenario) has a limit of its own.
+        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+        let other = serde_json::from_value(json!({"metadata": {"name": "other"}})).unwrap();
+        namespaces.create(&PostParams::default(), &other).await.unwrap();
+        let other: Api<Deployment> = Api::namespaced(client, "other");
+        other.create(&PostParams::default(), &deployment("d", 10_000, true)).await.unwrap();
     }
 
     #[test]

@@ -122,6 +122,21 @@ impl ApiError {
         )
     }
 
+    /// What the built-in cluster answers to a write that would take a namespace's Deployments'
+    /// and ReplicaSets' replicas beyond `MAX_REPLICAS`: like `controller_not_run`, not a refusal (a
+    /// cluster would take it) but a scenario it cannot rehearse.
+    pub fn beyond_replica_limit(resource: Resource, name: &str, total: i64) -> ApiError {
+        ApiError::new(
+            501,
+            NOT_RUN,
+            format!(
+                "the built-in cluster runs at most {max} replicas in one scenario (the spec.replicas of its Deployments and of the ReplicaSets no Deployment owns); {lower}/{name} would make it {total}: run this scenario on a cluster (--context, --kubeconfig or KUBECONFIG)",
+                max = super::MAX_REPLICAS,
+                lower = resource.kind.to_ascii_lowercase(),
+            ),
+        )
+    }
+
     pub fn gone(resource_version: u64) -> ApiError {
         ApiError::new(410, "Expired", format!("too old resource version: {resource_version}"))
     }
