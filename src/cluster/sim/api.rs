@@ -333,14 +333,16 @@ fn refuse_without_its_controller(resource: Resource, object: &Value) -> Result<(
 /// an owned ReplicaSet written directly is held to the limit on its own. Per namespace, so that
 /// a scenario's verdict does not hang on the scenarios that run beside it.
 fn within_replica_limit(store: &Store, target: &Target, object: &Value) -> Result<(), ApiError> {
-    let counted = |resource: Resource, object: &Value| {
-        resource == resources::DEPLOYMENT || (resource == resources::REPLICA_SET && !owned_by_a_deployment(object))
-    };
-    // An unset spec.replicas is 1 (the API's default).
-    let replicas = |object: &Value| object["spec"]["replicas"].as_i64().unwrap_or(1).max(0);
     if target.resource != resources::DEPLOYMENT && target.resource != resources::REPLICA_SET {
         return Ok(());
     }
+    let counted = |resource: Resource, object: &Value| {
+        let owned_by_a_deployment =
+            controllers::controller_of(object).is_some_and(|owner| owner["kind"] == "Deployment");
+        resource == resources::DEPLOYMENT || (resource == resources::REPLICA_SET && !owned_by_a_deployment)
+    };
+    // An unset spec.replicas is 1 (the API's default).
+    let replicas = |object: &Value| object["spec"]["replicas"].as_i64().unwrap_or(1).max(0);
     let name = object["metadata"]["name"].as_str().unwrap_or_default();
     let own = replicas(object);
     let mut total = if counted(target.resource, object) { own } else { 0 };
@@ -356,12 +358,6 @@ fn within_replica_limit(store: &Store, target: &Target, object: &Value) -> Resul
         return Err(ApiError::beyond_replica_limit(target.resource, name, own.max(total)));
     }
     Ok(())
-}
-
-fn owned_by_a_deployment(object: &Value) -> bool {
-    object["metadata"]["ownerReferences"]
-        .as_array()
-        .is_some_and(|owners| owners.iter().any(|o| o["controller"] == true && o["kind"] == "Deployment"))
 }
 
 fn replace(state: &mut State, target: &Target, name: &str, object: Value) -> Result<Arc<Value>, ApiError> {

@@ -309,7 +309,7 @@ fn controller_ref(owner: &Value, api_version: &str, kind: &str) -> Value {
 }
 
 /// The ownerReference with `controller: true`, if any.
-fn controller_of(object: &Value) -> Option<&Value> {
+pub(super) fn controller_of(object: &Value) -> Option<&Value> {
     object["metadata"]["ownerReferences"].as_array()?.iter().find(|r| r["controller"].as_bool() == Some(true))
 }
 
