@@ -26,10 +26,10 @@ pub const MAX_WORKERS: u32 = 5_000;
 
 /// The most replicas the Deployments and ReplicaSets of one namespace (one scenario) of a
 /// built-in cluster may ask for in all (each ReplicaSet a Deployment owns counted in its
-/// Deployment). A write beyond it stops the scenario
-/// with an error that says to run it on a cluster: the built-in cluster makes pods synchronously
-/// within the write, and 10,000 already take it about 4 s and 330 MB, while 2,147,483,647 (what
-/// the API accepts) would take it longer than any timeout and all the memory there is.
+/// Deployment). A write beyond it stops the scenario with an error that says to run it on a
+/// cluster: the built-in cluster makes pods synchronously within the write, and 10,000 already
+/// take it about 4 s and 330 MB, while 2,147,483,647 (what the API accepts) would take it longer
+/// than any timeout and all the memory there is.
 pub const MAX_REPLICAS: i64 = 10_000;
 
 /// How fast pods come and go, as the testbed's paces have them.
