@@ -271,32 +271,36 @@ async fn select(
     mode: SelectMode,
     selector: &Selector,
 ) -> Result<String, StepError> {
-    let api = Api::<Service>::namespaced(context.client.clone(), &context.namespace);
-    let current = api.get(&service.name.value).await?;
-    let old: Labels = current.spec.and_then(|s| s.selector).unwrap_or_default();
-    let mut new = match mode {
-        SelectMode::Replace => Labels::new(),
-        _ => old.clone(),
-    };
-    for requirement in &selector.requirements {
-        match mode {
-            SelectMode::Remove => {
-                new.remove(&requirement.key.value);
-            }
-            _ => {
-                let value = requirement.values.first().map(|v| v.value.clone()).unwrap_or_default();
-                new.insert(requirement.key.value.clone(), value);
-            }
+    let pairs = selector.requirements.iter().map(|requirement| {
+        let value = requirement.values.first().map(|v| v.value.clone()).unwrap_or_default();
+        (requirement.key.value.clone(), value)
+    });
+    // One request each, applied by the API server to the selector as it is then: a read
+    // followed by a write could undo a change made in between.
+    let patch: Patch<serde_json::Value> = match mode {
+        // A JSON patch `add` sets the whole member, keys the new selector lacks dropped.
+        SelectMode::Replace => {
+            let selector: serde_json::Map<String, serde_json::Value> =
+                pairs.map(|(key, value)| (key, value.into())).collect();
+            let operation = serde_json::json!([{"op": "add", "path": "/spec/selector", "value": selector}]);
+            Patch::Json(serde_json::from_value(operation).expect("a JSON patch"))
         }
+        SelectMode::Extend => Patch::Merge(serde_json::json!({"spec": {"selector": pairs.collect::<Labels>()}})),
+        SelectMode::Remove => {
+            let dropped: serde_json::Map<String, serde_json::Value> =
+                pairs.map(|(key, _)| (key, serde_json::Value::Null)).collect();
+            Patch::Merge(serde_json::json!({"spec": {"selector": dropped}}))
+        }
+    };
+    let api = Api::<Service>::namespaced(context.client.clone(), &context.namespace);
+    let patched = api.patch(&service.name.value, &PatchParams::default(), &patch).await?;
+    context.wrote(Some(Kind::Service), &patched.metadata);
+    let now: Labels = patched.spec.and_then(|s| s.selector).unwrap_or_default();
+    if now.is_empty() {
+        // Kubernetes' endpoint controller leaves a service without a selector alone.
+        return Ok(format!("{service} has no selector: its endpoints stay as they were"));
     }
-    // A merge patch keeps keys it does not mention: remove dropped keys explicitly.
-    let mut patch: serde_json::Map<String, serde_json::Value> =
-        new.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
-    for key in old.keys().filter(|k| !new.contains_key(*k)) {
-        patch.insert(key.clone(), serde_json::Value::Null);
-    }
-    merge_patch(context, Kind::Service, &service.name.value, &serde_json::json!({"spec": {"selector": patch}})).await?;
-    Ok(format!("{service} selects {}", describe::labels(&new)))
+    Ok(format!("{service} selects {}", describe::labels(&now)))
 }
 
 async fn template(

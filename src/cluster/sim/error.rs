@@ -80,6 +80,12 @@ impl ApiError {
         )
     }
 
+    /// A 422 about the request rather than about an object's fields (a JSON patch operation that
+    /// does not apply).
+    pub fn invalid_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(422, "Invalid", message)
+    }
+
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(400, "BadRequest", message)
     }

@@ -10,6 +10,7 @@ pub mod controllers;
 pub mod defaults;
 pub mod error;
 pub mod facts;
+pub mod json_patch;
 pub mod node_ports;
 pub mod quantity;
 pub mod resources;
