@@ -434,3 +434,20 @@ fn a_gap_opened_by_a_delete_is_traced_to_the_delete_step() {
         "{output}"
     );
 }
+
+#[test]
+fn a_service_whose_last_selector_key_is_dropped_has_no_selector() {
+    // Kubernetes does not store an empty selector: the service has none, its endpoints stay as
+    // they were, and remove-from-lb finds no selector to take the pod out of.
+    let text = "scenario \"emptied\" {\n    apply <<YAML\napiVersion: v1\nkind: Pod\nmetadata:\n  name: one\n  labels:\n    app: one\nspec:\n  containers:\n    - name: c\n      image: registry.k8s.io/pause:3.10\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: manual\nspec:\n  selector:\n    app: one\n  ports:\n    - port: 80\nYAML\n    expect-traffic service/manual count 1\n    let victim = one pod app=one\n    select service/manual -= app\n    expect-traffic service/manual count 1\n    remove-from-lb $victim from service/manual\n}\n";
+    let [document] = failing_documents("emptied", text, &["emptied"]).try_into().unwrap();
+    assert!(
+        document.contains("observed: \"service/manual has no selector: its endpoints stay as they were\""),
+        "{document}"
+    );
+    assert!(
+        document
+            .contains("`remove-from-lb $victim from service/manual`: service/manual does not exist or has no selector"),
+        "{document}"
+    );
+}

@@ -318,6 +318,7 @@ impl Store {
     /// creationTimestamp, generation; refuses a name in use and a namespace that is missing or
     /// being deleted.
     pub fn create(&mut self, resource: Resource, namespace: &str, mut object: Value) -> Result<Arc<Value>, ApiError> {
+        omit_empty_string_maps(resource, &mut object);
         let namespace = scope(resource, namespace);
         if resource.namespaced {
             match self.get(resources::NAMESPACE, "", &namespace) {
@@ -369,6 +370,7 @@ impl Store {
     /// creationTimestamp; bumps generation when the spec changed. An object being deleted whose
     /// finalizers are gone is removed.
     pub fn update(&mut self, resource: Resource, namespace: &str, mut object: Value) -> Result<Arc<Value>, ApiError> {
+        omit_empty_string_maps(resource, &mut object);
         let namespace = scope(resource, namespace);
         let name = name_of(&object).unwrap_or_default().to_string();
         let key = (resource, namespace, name.clone());
@@ -515,6 +517,36 @@ impl Store {
     }
 }
 
+/// The string maps a runbook empties, which the API's Go types mark `omitempty`: the API server
+/// validates them empty (its messages show `{}`), then stores them not at all. A merge patch that
+/// drops a Service's last selector key leaves it with no selector, which the endpoint controller
+/// and `remove-from-lb` read as "no selector", not as one that selects nothing.
+fn omit_empty_string_maps(resource: Resource, object: &mut Value) {
+    let mut paths: Vec<&[&str]> = vec![&["metadata", "labels"], &["metadata", "annotations"]];
+    if resource == resources::SERVICE {
+        paths.push(&["spec", "selector"]);
+    }
+    if resource == resources::POD {
+        paths.push(&["spec", "nodeSelector"]);
+    }
+    if [resources::DEPLOYMENT, resources::REPLICA_SET, resources::DAEMON_SET].contains(&resource) {
+        paths.extend([
+            &["spec", "template", "metadata", "labels"][..],
+            &["spec", "template", "metadata", "annotations"],
+            &["spec", "template", "spec", "nodeSelector"],
+        ]);
+    }
+    for path in paths {
+        let Some((last, parent)) = path.split_last() else { continue };
+        let parent = parent.iter().try_fold(&mut *object, |value, key| value.get_mut(*key));
+        if let Some(Value::Object(parent)) = parent
+            && parent.get(*last).and_then(Value::as_object).is_some_and(serde_json::Map::is_empty)
+        {
+            parent.remove(*last);
+        }
+    }
+}
+
 /// Whether two versions of an object differ in their labels or annotations only (their
 /// resourceVersions aside).
 fn only_labels_differ(previous: &Value, next: &Value) -> bool {
@@ -588,6 +620,27 @@ pub fn hash_of(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn empty_string_maps_are_not_stored_and_empty_objects_elsewhere_are() {
+        let mut service = json!({
+            "metadata": {"name": "web", "labels": {}, "annotations": {"a": "b"}},
+            "spec": {"selector": {}, "ports": [{"port": 80}]},
+        });
+        omit_empty_string_maps(resources::SERVICE, &mut service);
+        assert_eq!(service["metadata"], json!({"name": "web", "annotations": {"a": "b"}}));
+        assert!(service["spec"].get("selector").is_none(), "{service}");
+        let mut deployment = json!({"metadata": {"name": "web"}, "spec": {"template": {
+            "metadata": {"labels": {"app": "web"}, "annotations": {}},
+            "spec": {"nodeSelector": {}, "volumes": [{"name": "tmp", "emptyDir": {}}], "containers": []},
+        }}});
+        omit_empty_string_maps(resources::DEPLOYMENT, &mut deployment);
+        let template = &deployment["spec"]["template"];
+        assert_eq!(template["metadata"], json!({"labels": {"app": "web"}}));
+        assert!(template["spec"].get("nodeSelector").is_none(), "{template}");
+        // An empty struct is a value of its own (a volume's source), not an empty map.
+        assert_eq!(template["spec"]["volumes"], json!([{"name": "tmp", "emptyDir": {}}]));
+    }
 
     fn store() -> Store {
         let mut store = Store::new(Clock::default());
