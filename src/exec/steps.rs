@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use json_patch::jsonptr::Pointer;
+use json_patch::{AddOperation, PatchOperation};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, PartialObjectMeta, Patch, PatchParams, PostParams};
@@ -280,10 +282,9 @@ async fn select(
     let patch: Patch<serde_json::Value> = match mode {
         // A JSON patch `add` sets the whole member, keys the new selector lacks dropped.
         SelectMode::Replace => {
-            let selector: serde_json::Map<String, serde_json::Value> =
-                pairs.map(|(key, value)| (key, value.into())).collect();
-            let operation = serde_json::json!([{"op": "add", "path": "/spec/selector", "value": selector}]);
-            Patch::Json(serde_json::from_value(operation).expect("a JSON patch"))
+            const SELECTOR: &Pointer = Pointer::from_static("/spec/selector");
+            let value = serde_json::json!(pairs.collect::<Labels>());
+            Patch::Json(json_patch::Patch(vec![PatchOperation::Add(AddOperation { path: SELECTOR.to_buf(), value })]))
         }
         SelectMode::Extend => Patch::Merge(serde_json::json!({"spec": {"selector": pairs.collect::<Labels>()}})),
         SelectMode::Remove => {

@@ -522,21 +522,24 @@ impl Store {
 /// drops a Service's last selector key leaves it with no selector, which the endpoint controller
 /// and `remove-from-lb` read as "no selector", not as one that selects nothing.
 fn omit_empty_string_maps(resource: Resource, object: &mut Value) {
-    let mut paths: Vec<&[&str]> = vec![&["metadata", "labels"], &["metadata", "annotations"]];
-    if resource == resources::SERVICE {
-        paths.push(&["spec", "selector"]);
-    }
-    if resource == resources::POD {
-        paths.push(&["spec", "nodeSelector"]);
-    }
-    if [resources::DEPLOYMENT, resources::REPLICA_SET, resources::DAEMON_SET].contains(&resource) {
-        paths.extend([
-            &["spec", "template", "metadata", "labels"][..],
-            &["spec", "template", "metadata", "annotations"],
-            &["spec", "template", "spec", "nodeSelector"],
-        ]);
-    }
-    for path in paths {
+    const EVERY_KIND: &[&[&str]] = &[&["metadata", "labels"], &["metadata", "annotations"]];
+    const SERVICE: &[&[&str]] = &[&["spec", "selector"]];
+    const POD: &[&[&str]] = &[&["spec", "nodeSelector"]];
+    const TEMPLATED: &[&[&str]] = &[
+        &["spec", "template", "metadata", "labels"],
+        &["spec", "template", "metadata", "annotations"],
+        &["spec", "template", "spec", "nodeSelector"],
+    ];
+    let of_the_kind = if resource == resources::SERVICE {
+        SERVICE
+    } else if resource == resources::POD {
+        POD
+    } else if [resources::DEPLOYMENT, resources::REPLICA_SET, resources::DAEMON_SET].contains(&resource) {
+        TEMPLATED
+    } else {
+        &[]
+    };
+    for path in EVERY_KIND.iter().chain(of_the_kind) {
         let Some((last, parent)) = path.split_last() else { continue };
         let parent = parent.iter().try_fold(&mut *object, |value, key| value.get_mut(*key));
         if let Some(Value::Object(parent)) = parent
