@@ -259,34 +259,48 @@ fn an_unreadable_quantity_is_refused_before_validation_with_the_same_document_on
     assert_eq!(on_builtin, document(common::rehearse(&[]), "testbed"));
 }
 
-/// A StatefulSet, whose controller the built-in cluster does not run; `refused` wraps its apply
-/// in `expect-refused`.
-fn stateful_set_scenario(refused: bool) -> String {
+/// A Job, whose controller the built-in cluster does not run; `refused` wraps its apply in
+/// `expect-refused`.
+fn job_scenario(refused: bool) -> String {
     let apply = if refused { "expect-refused apply" } else { "apply" };
     format!(
-        "scenario \"stateful\" {{\n    {apply} <<YAML\napiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  serviceName: web\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n        - name: web\n          image: nginx\nYAML\n    expect pods app=web count 2\n}}\n"
+        "scenario \"batch\" {{\n    {apply} <<YAML\napiVersion: batch/v1\nkind: Job\nmetadata:\n  name: work\nspec:\n  template:\n    metadata:\n      labels:\n        app: work\n    spec:\n      restartPolicy: Never\n      containers:\n        - name: work\n          image: busybox\nYAML\n    expect pods app=work count 1\n}}\n"
     )
 }
 
 #[test]
 fn a_kind_whose_pods_the_builtin_cluster_would_not_start_stops_the_scenario_instead_of_deciding_it() {
     let dir = tempfile::tempdir().unwrap();
-    let path = script(dir.path(), "stateful.rollout", &stateful_set_scenario(false));
-    // On a cluster the StatefulSet's pods start and the scenario passes...
+    let path = script(dir.path(), "batch.rollout", &job_scenario(false));
+    // On a cluster the Job's pod starts and the scenario passes...
     let (code, on_testbed) = run(common::rehearse(&["run", path.to_str().unwrap()]));
     assert_eq!(code, 0, "{on_testbed}");
     // ...so the built-in cluster, which would start none, must not give a verdict: it stops
     // with an infrastructure error (exit 3) that says where to run the scenario instead.
     let (code, on_builtin) = run(builtin(&["run", path.to_str().unwrap()]));
     assert_eq!(code, 3, "{on_builtin}");
-    assert!(on_builtin.contains("the built-in cluster does not run the StatefulSet controller"), "{on_builtin}");
-    assert!(on_builtin.contains("statefulset/web would start pods"), "{on_builtin}");
+    assert!(on_builtin.contains("the built-in cluster does not run the Job controller"), "{on_builtin}");
+    assert!(on_builtin.contains("job/work would start pods"), "{on_builtin}");
     assert!(on_builtin.contains("run it on a cluster (--context, --kubeconfig or KUBECONFIG)"), "{on_builtin}");
     // It is not a refusal of the object: `expect-refused` does not take it.
-    let path = script(dir.path(), "refused.rollout", &stateful_set_scenario(true));
+    let path = script(dir.path(), "refused.rollout", &job_scenario(true));
     let (code, on_builtin) = run(builtin(&["run", path.to_str().unwrap()]));
     assert_eq!(code, 3, "{on_builtin}");
     assert!(!on_builtin.contains("refused by the API"), "{on_builtin}");
+}
+
+/// A StatefulSet with a volume claim template: its pods wait for their PersistentVolumeClaims,
+/// which the built-in cluster does not model, so it stops the scenario as for a Job.
+#[test]
+fn a_stateful_set_with_volume_claims_stops_the_scenario_on_the_builtin_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "scenario \"claims\" {\n    apply <<YAML\napiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: db\nspec:\n  serviceName: db\n  selector:\n    matchLabels:\n      app: db\n  template:\n    metadata:\n      labels:\n        app: db\n    spec:\n      containers:\n        - name: db\n          image: postgres\n          volumeMounts:\n            - name: data\n              mountPath: /data\n  volumeClaimTemplates:\n    - metadata:\n        name: data\n      spec:\n        accessModes: [ReadWriteOnce]\n        resources:\n          requests:\n            storage: 1Gi\nYAML\n    expect pods app=db count 1\n}\n";
+    let path = script(dir.path(), "claims.rollout", text);
+    let (code, on_builtin) = run(builtin(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 3, "{on_builtin}");
+    assert!(on_builtin.contains("the built-in cluster does not model PersistentVolumeClaims"), "{on_builtin}");
+    assert!(on_builtin.contains("statefulset/db has volumeClaimTemplates"), "{on_builtin}");
+    assert!(on_builtin.contains("run it on a cluster (--context, --kubeconfig or KUBECONFIG)"), "{on_builtin}");
 }
 
 /// Runs the script at `path` on the testbed and on the built-in cluster: on both it fails (exit 1)

@@ -8,8 +8,8 @@ use crate::syntax::ast::{
     Binding, Count, Expectation, Scenario, Selection, Step, StepKind, Target, TrafficExpectation, WaitFor,
 };
 
-const CONTROLLERS: &[Kind] = &[Kind::Deployment, Kind::ReplicaSet, Kind::DaemonSet];
-const ROLLOUTS: &[Kind] = &[Kind::Deployment, Kind::DaemonSet];
+const CONTROLLERS: &[Kind] = &[Kind::Deployment, Kind::ReplicaSet, Kind::DaemonSet, Kind::StatefulSet];
+const ROLLOUTS: &[Kind] = &[Kind::Deployment, Kind::DaemonSet, Kind::StatefulSet];
 const SERVICE: &[Kind] = &[Kind::Service];
 const PODS: &[Kind] = &[Kind::Pod];
 
@@ -35,7 +35,7 @@ fn known_kind(text: &Spanned<String>, kind: Option<Kind>, context: &mut Context)
     context.report(match did_you_mean(&text.value.to_ascii_lowercase(), Kind::all_spellings()) {
         Some(suggestion) => diagnostic.help(format!("did you mean `{suggestion}`?")),
         None => diagnostic
-            .help("the kinds are pod (po), deployment (deploy), replicaset (rs), daemonset (ds) and service (svc)"),
+            .help("the kinds are pod (po), deployment (deploy), replicaset (rs), daemonset (ds), statefulset (sts) and service (svc)"),
     });
 }
 
@@ -159,7 +159,7 @@ fn check_roles(step: &Step, context: &mut Context) {
         },
         StepKind::Wait(WaitFor::Rollout(target)) => object(target, ROLLOUTS, "what rolls out", context),
         StepKind::Scale { target, replicas } => {
-            object(target, &[Kind::Deployment, Kind::ReplicaSet], "what `scale` changes", context);
+            object(target, &[Kind::Deployment, Kind::ReplicaSet, Kind::StatefulSet], "what `scale` changes", context);
             replicas_in_range(replicas, context);
         }
         StepKind::Let { value: Binding::OneOf(s), .. } => selection(s, PODS, "`one` picks", context),

@@ -5,13 +5,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::describe;
 use super::steps::{objects_of, present, resolve};
 use super::traffic::Backend;
 use super::view::{Unmet, controller_of, controller_ref, is_ready, labels_of};
 use super::{Context, StepError, Value};
+use crate::model::labels::Labels;
 use crate::model::{Kind, ObjectRef};
 use crate::syntax::ast::{Count, Expectation, Step, StepKind, Target, TrafficExpectation, WaitFor};
 
@@ -445,8 +448,79 @@ fn rollout(view: &super::view::View, kind: Option<Kind>, name: &str) -> Rollout 
                 Rollout::Rolling(observed)
             }
         }
+        Some(Kind::StatefulSet) => {
+            let Some(s) = view.stateful_sets.state().into_iter().find(|s| s.metadata.name.as_deref() == Some(name))
+            else {
+                return Rollout::Rolling(format!("{target} does not exist"));
+            };
+            let spec = s.spec.as_ref();
+            let wanted = spec.and_then(|s| s.replicas).unwrap_or(1);
+            let status = s.status.clone().unwrap_or_default();
+            let current = status.observed_generation.unwrap_or(0) >= s.metadata.generation.unwrap_or(0);
+            let strategy = spec.and_then(|s| s.update_strategy.as_ref());
+            let partition = strategy
+                .and_then(|u| u.rolling_update.as_ref())
+                .and_then(|r| r.partition)
+                .unwrap_or(0)
+                .clamp(0, wanted);
+            let (updated, ready) = (status.updated_replicas.unwrap_or(0), status.ready_replicas.unwrap_or(0));
+            let observed = format!("{updated} of {} updated, {ready} ready", wanted - partition);
+            // As `kubectl rollout status` reads it (the pods below the partition keep their
+            // revision), and borne out by the pods: its status counts a terminating pod as ready.
+            let ready_now = current && ready >= wanted && pods_bear_out(view, Kind::StatefulSet, name, wanted);
+            if strategy.and_then(|u| u.type_.as_deref()) == Some("OnDelete") {
+                if ready_now {
+                    Rollout::Held(format!(
+                        "{target} updates a pod only once that pod is deleted (updateStrategy OnDelete): {observed}"
+                    ))
+                } else {
+                    Rollout::Rolling(observed)
+                }
+            } else if ready_now && updated >= wanted - partition {
+                Rollout::Done(format!("rolled out: {wanted} ready"))
+            } else if let Some(holder) = name_held(view, &s) {
+                Rollout::Held(format!(
+                    "{target} cannot make its pod {holder}: a pod it does not own holds the name, and its labels no \
+                     longer match the selector (relabel or delete pod/{holder}): {observed}"
+                ))
+            } else {
+                Rollout::Rolling(observed)
+            }
+        }
         _ => Rollout::Rolling(format!("{target} has no rollout")),
     }
+}
+
+/// The name of a pod the StatefulSet wants that a live pod it does not own and will not adopt
+/// (its labels do not match the selector) holds: the set cannot make that pod until it is gone.
+fn name_held(view: &super::view::View, set: &StatefulSet) -> Option<String> {
+    let set_name = set.metadata.name.as_deref()?;
+    let spec = set.spec.as_ref()?;
+    let start = spec.ordinals.as_ref().and_then(|o| o.start).unwrap_or(0);
+    let wanted =
+        (start..start + spec.replicas.unwrap_or(1)).map(|ordinal| format!("{set_name}-{ordinal}")).collect::<Vec<_>>();
+    view.live_pods().iter().find_map(|pod| {
+        let name = pod.metadata.name.as_ref()?;
+        let owned = controller_ref(&pod.metadata).is_some_and(|c| c.kind == "StatefulSet" && c.name == set_name);
+        (wanted.contains(name) && !owned && !selects(&spec.selector, &labels_of(&pod.metadata))).then(|| name.clone())
+    })
+}
+
+/// Whether a LabelSelector (matchLabels and matchExpressions) selects these labels.
+fn selects(selector: &LabelSelector, labels: &Labels) -> bool {
+    let by_labels = selector.match_labels.iter().flatten().all(|(key, value)| labels.get(key) == Some(value));
+    let by_expressions = selector.match_expressions.iter().flatten().all(|e| {
+        let values = e.values.as_deref().unwrap_or_default();
+        let value = labels.get(&e.key);
+        match e.operator.as_str() {
+            "In" => value.is_some_and(|v| values.contains(v)),
+            "NotIn" => value.is_none_or(|v| !values.contains(v)),
+            "Exists" => value.is_some(),
+            "DoesNotExist" => value.is_none(),
+            _ => false,
+        }
+    });
+    by_labels && by_expressions
 }
 
 /// Whether the controller's own pods bear out a status that says all `wanted` are available:
@@ -513,6 +587,12 @@ pub async fn settle(context: &Context<'_>, timeout: Duration, only: Option<&str>
             .chain(
                 view.daemon_sets.state().iter().map(|d| (Kind::DaemonSet, d.metadata.name.clone().unwrap_or_default())),
             )
+            .chain(
+                view.stateful_sets
+                    .state()
+                    .iter()
+                    .map(|s| (Kind::StatefulSet, s.metadata.name.clone().unwrap_or_default())),
+            )
             .collect::<Vec<_>>();
         for (kind, name) in controllers {
             match rollout(view, Some(kind), &name) {
@@ -574,6 +654,12 @@ pub fn snapshot_body(context: &Context<'_>) -> String {
     daemon_sets.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     for d in daemon_sets {
         let _ = writeln!(out, "  daemonset/{}", d.metadata.name.clone().unwrap_or_default());
+    }
+    let mut stateful_sets = context.view.stateful_sets.state();
+    stateful_sets.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    for s in stateful_sets {
+        let wanted = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        let _ = writeln!(out, "  statefulset/{}: {wanted} replicas", s.metadata.name.clone().unwrap_or_default());
     }
     out
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use json_patch::jsonptr::Pointer;
 use json_patch::{AddOperation, PatchOperation};
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, PartialObjectMeta, Patch, PatchParams, PostParams};
 
@@ -137,6 +137,7 @@ fn api_resource(kind: Kind) -> ApiResource {
         Kind::Deployment => ApiResource::erase::<Deployment>(&()),
         Kind::ReplicaSet => ApiResource::erase::<ReplicaSet>(&()),
         Kind::DaemonSet => ApiResource::erase::<DaemonSet>(&()),
+        Kind::StatefulSet => ApiResource::erase::<StatefulSet>(&()),
         Kind::Service => ApiResource::erase::<Service>(&()),
     }
 }
@@ -197,6 +198,7 @@ pub fn objects_in(context: &Context<'_>, kind: Kind, with_terminating: bool) -> 
         Kind::Deployment => collect(metas(&view.deployments.state())),
         Kind::ReplicaSet => collect(metas(&view.replica_sets.state())),
         Kind::DaemonSet => collect(metas(&view.daemon_sets.state())),
+        Kind::StatefulSet => collect(metas(&view.stateful_sets.state())),
         Kind::Service => collect(metas(&view.services.state())),
     }
 }
@@ -374,6 +376,16 @@ fn controller_keys(context: &Context<'_>, pod: &Pod) -> Option<(String, Vec<Stri
             .state()
             .iter()
             .find(|d| d.metadata.name.as_ref() == Some(&name))?
+            .spec
+            .as_ref()?
+            .selector
+            .clone(),
+        "StatefulSet" => context
+            .view
+            .stateful_sets
+            .state()
+            .iter()
+            .find(|s| s.metadata.name.as_ref() == Some(&name))?
             .spec
             .as_ref()?
             .selector

@@ -7,7 +7,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::Api;
@@ -69,6 +69,7 @@ pub struct View {
     pub replica_sets: Store<ReplicaSet>,
     pub deployments: Store<Deployment>,
     pub daemon_sets: Store<DaemonSet>,
+    pub stateful_sets: Store<StatefulSet>,
     pub nodes: Store<Node>,
     departed: DepartedPods,
     newest: NewestVersions,
@@ -379,6 +380,13 @@ impl View {
                 watch("daemonsets"),
                 &mut tasks,
             ),
+            stateful_sets: feed(
+                Api::namespaced(client.clone(), namespace),
+                Kind::StatefulSet,
+                &newest,
+                watch("statefulsets"),
+                &mut tasks,
+            ),
             nodes: nodes.store.clone(),
             departed,
             newest,
@@ -396,6 +404,7 @@ impl View {
             let _ = view.replica_sets.wait_until_ready().await;
             let _ = view.deployments.wait_until_ready().await;
             let _ = view.daemon_sets.wait_until_ready().await;
+            let _ = view.stateful_sets.wait_until_ready().await;
         };
         if tokio::time::timeout(std::time::Duration::from_secs(30), ready).await.is_err() {
             // Most likely the API refused the watches; say so with the API's own words.
@@ -497,6 +506,7 @@ impl View {
             Kind::Deployment => find(self.deployments.state(), name),
             Kind::ReplicaSet => find(self.replica_sets.state(), name),
             Kind::DaemonSet => find(self.daemon_sets.state(), name),
+            Kind::StatefulSet => find(self.stateful_sets.state(), name),
             Kind::Service => find(self.services.state(), name),
         }
     }

@@ -11,11 +11,13 @@ pub enum Kind {
     Deployment,
     ReplicaSet,
     DaemonSet,
+    StatefulSet,
     Service,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [Kind::Pod, Kind::Deployment, Kind::ReplicaSet, Kind::DaemonSet, Kind::Service];
+    pub const ALL: [Kind; 6] =
+        [Kind::Pod, Kind::Deployment, Kind::ReplicaSet, Kind::DaemonSet, Kind::StatefulSet, Kind::Service];
 
     /// Every spelling kubectl accepts for the kind: singular, plural, short name, with group.
     pub fn spellings(self) -> &'static [&'static str] {
@@ -24,6 +26,7 @@ impl Kind {
             Kind::Deployment => &["deployment", "deployments", "deploy", "deployment.apps", "deployments.apps"],
             Kind::ReplicaSet => &["replicaset", "replicasets", "rs", "replicaset.apps", "replicasets.apps"],
             Kind::DaemonSet => &["daemonset", "daemonsets", "ds", "daemonset.apps", "daemonsets.apps"],
+            Kind::StatefulSet => &["statefulset", "statefulsets", "sts", "statefulset.apps", "statefulsets.apps"],
             Kind::Service => &["service", "services", "svc"],
         }
     }
@@ -51,6 +54,7 @@ impl Kind {
             Kind::Deployment => "Deployment",
             Kind::ReplicaSet => "ReplicaSet",
             Kind::DaemonSet => "DaemonSet",
+            Kind::StatefulSet => "StatefulSet",
             Kind::Service => "Service",
         }
     }
@@ -61,7 +65,7 @@ impl Kind {
 
     /// Kinds that own pods through a pod template.
     pub fn is_controller(self) -> bool {
-        matches!(self, Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet)
+        matches!(self, Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet | Kind::StatefulSet)
     }
 }
 
@@ -100,5 +104,8 @@ mod tests {
         assert_eq!(Kind::parse("po"), Some(Kind::Pod));
         assert_eq!(Kind::parse("deamonset"), None);
         assert_eq!(Kind::from_api_kind("DaemonSet"), Some(Kind::DaemonSet));
+        assert_eq!(Kind::parse("sts"), Some(Kind::StatefulSet));
+        assert_eq!(Kind::parse("StatefulSets.apps"), Some(Kind::StatefulSet));
+        assert_eq!(Kind::from_api_kind("StatefulSet"), Some(Kind::StatefulSet));
     }
 }

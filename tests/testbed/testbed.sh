@@ -157,7 +157,7 @@ stages_present() {
 }
 
 build_present() {
-  binaries_present && stages_present
+  binaries_present && stages_present && [[ -f "$KWOK_PATCHED" ]]
 }
 
 build_etcd() {
@@ -182,12 +182,25 @@ build_etcd() {
       -o "$BIN_DIR/etcd" go.etcd.io/etcd/server/v3)
 }
 
+# kwok deletes a finished pod by name alone. A delete it plays twice (it does, now and then) can
+# then remove a new pod that took the name meanwhile, as a StatefulSet's replacement does at once;
+# a kubelet deletes with the pod's uid as a precondition, so the build adds it. The marker file
+# says a kwok binary was built so.
+KWOK_PATCHED="$BIN_DIR/.kwok-deletes-by-uid"
 build_kwok() {
-  [[ -x "$BIN_DIR/kwok" ]] && return 0
-  log "building kwok ${KWOK_VERSION}"
-  # sigs.k8s.io/kwok has no replace directives: go install works directly.
-  GOBIN="$BIN_DIR" go install -p "$BUILD_JOBS" -trimpath -ldflags "-s -w" \
-    "sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}"
+  [[ -x "$BIN_DIR/kwok" && -f "$KWOK_PATCHED" ]] && return 0
+  log "building kwok ${KWOK_VERSION} (pods deleted by uid)"
+  local src="$BUILD_DIR/src/kwok" dir file
+  dir=$(mod_field Dir "sigs.k8s.io/kwok@${KWOK_VERSION}")
+  [[ -n "$dir" ]] || die "sigs.k8s.io/kwok@${KWOK_VERSION} is not served"
+  rm -rf "$src" && mkdir -p "$(dirname "$src")" && cp -R "$dir" "$src" && chmod -R u+w "$src"
+  file="$src/pkg/kwok/controllers/pod_controller.go"
+  grep -q 'Pods(pod.Namespace).Delete(ctx, pod.Name, deleteOpt)' "$file" ||
+    die "kwok ${KWOK_VERSION}: the pod delete to add a uid precondition to is not in $file"
+  sed -i 's#Pods(pod.Namespace).Delete(ctx, pod.Name, deleteOpt)#Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: deleteOpt.GracePeriodSeconds, Preconditions: metav1.NewUIDPreconditions(string(pod.UID))})#' "$file"
+  # sigs.k8s.io/kwok has no replace directives: its own go.mod builds it.
+  (cd "$src" && go build -p "$BUILD_JOBS" -trimpath -ldflags "-s -w" -o "$BIN_DIR/kwok" ./cmd/kwok)
+  touch "$KWOK_PATCHED"
 }
 
 build_kubernetes() {

@@ -321,33 +321,38 @@ fn decodable(resource: Resource, object: &Value) -> Result<(), ApiError> {
 /// After validation, as the API server would have accepted the object: only a valid object of
 /// a kind whose controller does not run here is turned away.
 fn refuse_without_its_controller(resource: Resource, object: &Value) -> Result<(), ApiError> {
+    let metadata = &object["metadata"];
+    let name = || metadata["name"].as_str().or_else(|| metadata["generateName"].as_str()).unwrap_or_default();
     if resources::CONTROLLER_NOT_RUN.contains(&resource) {
-        let metadata = &object["metadata"];
-        let name = metadata["name"].as_str().or_else(|| metadata["generateName"].as_str()).unwrap_or_default();
-        return Err(ApiError::controller_not_run(resource, name));
+        return Err(ApiError::controller_not_run(resource, name()));
+    }
+    let claims = object["spec"]["volumeClaimTemplates"].as_array().is_some_and(|t| !t.is_empty());
+    if resource == resources::STATEFUL_SET && claims {
+        return Err(ApiError::claims_not_modelled(resource, name()));
     }
     Ok(())
 }
 
-/// A valid write that would take the replicas of a namespace's Deployments and of its
+/// A valid write that would take the replicas of a namespace's Deployments, StatefulSets and
 /// ReplicaSets no Deployment owns beyond `MAX_REPLICAS` in all is turned away (see there why);
 /// an owned ReplicaSet written directly is held to the limit on its own. Per namespace, so that
 /// a scenario's verdict does not hang on the scenarios that run beside it.
 fn within_replica_limit(store: &Store, target: &Target, object: &Value) -> Result<(), ApiError> {
-    if target.resource != resources::DEPLOYMENT && target.resource != resources::REPLICA_SET {
+    const LIMITED: [Resource; 3] = [resources::DEPLOYMENT, resources::REPLICA_SET, resources::STATEFUL_SET];
+    if !LIMITED.contains(&target.resource) {
         return Ok(());
     }
     let counted = |resource: Resource, object: &Value| {
         let owned_by_a_deployment =
             controllers::controller_of(object).is_some_and(|owner| owner["kind"] == "Deployment");
-        resource == resources::DEPLOYMENT || (resource == resources::REPLICA_SET && !owned_by_a_deployment)
+        resource != resources::REPLICA_SET || !owned_by_a_deployment
     };
     // An unset spec.replicas is 1 (the API's default).
     let replicas = |object: &Value| object["spec"]["replicas"].as_i64().unwrap_or(1).max(0);
     let name = object["metadata"]["name"].as_str().unwrap_or_default();
     let own = replicas(object);
     let mut total = if counted(target.resource, object) { own } else { 0 };
-    for resource in [resources::DEPLOYMENT, resources::REPLICA_SET] {
+    for resource in LIMITED {
         total += store
             .list(resource, Some(&target.namespace))
             .filter(|other| counted(resource, other))

@@ -1,6 +1,7 @@
 //! The API server's defaulting (upstream's SetDefaults_Deployment, SetDefaults_DaemonSet,
-//! SetDefaults_Pod and SetDefaults_Service) for the fields its validation and later changes
-//! depend on: a Deployment's `spec.strategy`, a DaemonSet's `spec.updateStrategy`, a Pod's grace
+//! SetDefaults_StatefulSet, SetDefaults_Pod and SetDefaults_Service) for the fields its validation
+//! and later changes depend on: a Deployment's `spec.strategy`, a DaemonSet's or StatefulSet's
+//! `spec.updateStrategy` (and a StatefulSet's `podManagementPolicy`), a Pod's grace
 //! period, container requests and, on the host's network, its host ports, a Service's session
 //! affinity settings. It runs on every create and update, before validation, as the API server's
 //! does, so the stored object holds them: a Deployment switched to Recreate without clearing the
@@ -26,6 +27,10 @@ pub fn rollout(resource: Resource) -> Option<(&'static str, Value, Value)> {
 pub fn apply(resource: Resource, object: &mut Value) {
     if resource == resources::SERVICE {
         service_defaults(object);
+    }
+    if resource == resources::STATEFUL_SET {
+        stateful_set_defaults(object);
+        return;
     }
     if resource == resources::POD {
         grace_period(object);
@@ -61,6 +66,36 @@ pub fn apply(resource: Resource, object: &mut Value) {
             }
         }
         Some(_) => {}
+    }
+}
+
+/// SetDefaults_StatefulSet for how it manages and rolls its pods: OrderedReady; a RollingUpdate
+/// (the default type) with partition 0 and maxUnavailable 1.
+fn stateful_set_defaults(object: &mut Value) {
+    let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) else { return };
+    if spec.get("podManagementPolicy").and_then(Value::as_str).is_none_or(str::is_empty) {
+        spec.insert("podManagementPolicy".into(), "OrderedReady".into());
+    }
+    let strategy = spec.entry("updateStrategy").or_insert(Value::Null);
+    if strategy.is_null() {
+        *strategy = json!({});
+    }
+    let Some(strategy) = strategy.as_object_mut() else { return };
+    if strategy.get("type").and_then(Value::as_str).is_none_or(str::is_empty) {
+        strategy.insert("type".into(), "RollingUpdate".into());
+        if strategy.get("rollingUpdate").is_none_or(Value::is_null) {
+            strategy.insert("rollingUpdate".into(), json!({}));
+        }
+    }
+    if strategy["type"] != "RollingUpdate" {
+        return;
+    }
+    if let Some(rolling) = strategy.get_mut("rollingUpdate").and_then(Value::as_object_mut) {
+        for (key, default) in [("partition", 0), ("maxUnavailable", 1)] {
+            if rolling.get(key).is_none_or(Value::is_null) {
+                rolling.insert(key.into(), default.into());
+            }
+        }
     }
 }
 

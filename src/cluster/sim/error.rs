@@ -128,6 +128,19 @@ impl ApiError {
         )
     }
 
+    /// What the built-in cluster answers to a StatefulSet with volumeClaimTemplates: like
+    /// `controller_not_run`, a scenario it cannot rehearse, not a refusal.
+    pub fn claims_not_modelled(resource: Resource, name: &str) -> ApiError {
+        ApiError::new(
+            501,
+            NOT_RUN,
+            format!(
+                "the built-in cluster does not model PersistentVolumeClaims: {lower}/{name} has volumeClaimTemplates, and its pods would wait for their claims to be bound on a real cluster, so no verdict of this scenario could be trusted; run it on a cluster (--context, --kubeconfig or KUBECONFIG)",
+                lower = resource.kind.to_ascii_lowercase(),
+            ),
+        )
+    }
+
     /// What the built-in cluster answers to a write that would take a namespace's Deployments'
     /// and ReplicaSets' replicas beyond `MAX_REPLICAS`: like `controller_not_run`, not a refusal (a
     /// cluster would take it) but a scenario it cannot rehearse.
@@ -136,7 +149,7 @@ impl ApiError {
             501,
             NOT_RUN,
             format!(
-                "the built-in cluster runs at most {max} replicas in one scenario (the spec.replicas of its Deployments and of the ReplicaSets no Deployment owns); {lower}/{name} would make it {total}: run this scenario on a cluster (--context, --kubeconfig or KUBECONFIG)",
+                "the built-in cluster runs at most {max} replicas in one scenario (the spec.replicas of its Deployments, its StatefulSets and the ReplicaSets no Deployment owns); {lower}/{name} would make it {total}: run this scenario on a cluster (--context, --kubeconfig or KUBECONFIG)",
                 max = super::MAX_REPLICAS,
                 lower = resource.kind.to_ascii_lowercase(),
             ),

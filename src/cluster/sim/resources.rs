@@ -75,7 +75,7 @@ pub const CRON_JOB: Resource = kind("batch", "CronJob", "cronjobs", true, &["cj"
 /// Kinds whose controllers start pods on a real cluster but do not run here. Storing one
 /// silently would let a scenario pass or fail for want of pods a cluster would have started,
 /// so the built-in cluster will not create one (see `ApiError::controller_not_run`).
-pub const CONTROLLER_NOT_RUN: &[Resource] = &[STATEFUL_SET, JOB, CRON_JOB];
+pub const CONTROLLER_NOT_RUN: &[Resource] = &[JOB, CRON_JOB];
 
 /// Every served kind, grouped by API group in discovery order.
 pub const ALL: &[Resource] = &[

@@ -1,7 +1,8 @@
 //! The API server's validation that scenarios meet, in its own words: object names, label keys
 //! and values, a Service's selector, ports and fields, the apps/v1 controllers' counts and
 //! selector rules (required, well formed, not empty, matching the pod template, immutable once
-//! created), how a Deployment or a DaemonSet rolls, and a pod's spec (`validate/pod.rs`).
+//! created), how a Deployment or a DaemonSet rolls, a StatefulSet's spec
+//! (`validate/stateful_set.rs`) and a pod's spec (`validate/pod.rs`).
 
 use serde_json::Value;
 
@@ -10,6 +11,7 @@ use super::resources::{self, Resource};
 use crate::model::annotations::{POD_DELETION_COST, TOTAL_LIMIT, is_deletion_cost};
 
 mod pod;
+mod stateful_set;
 
 const MISMATCH: &str = "`selector` does not match template `labels`";
 
@@ -39,7 +41,9 @@ pub fn update(resource: Resource, current: &Value, object: &Value) -> Result<(),
     if current.get("spec") != object.get("spec") {
         causes.extend(kind_spec(resource, object));
     }
-    if selector_changed && resource != resources::DAEMON_SET {
+    if resource == resources::STATEFUL_SET {
+        causes.extend(stateful_set::immutable(current, object));
+    } else if selector_changed && resource != resources::DAEMON_SET {
         causes.push(immutable());
     }
     finish(resource, object, causes)
@@ -269,13 +273,16 @@ fn is_cidr(text: &str) -> bool {
 }
 
 fn is_apps_controller(resource: Resource) -> bool {
-    resource == resources::DEPLOYMENT || resource == resources::REPLICA_SET || resource == resources::DAEMON_SET
+    [resources::DEPLOYMENT, resources::REPLICA_SET, resources::DAEMON_SET, resources::STATEFUL_SET].contains(&resource)
 }
 
 /// ValidateDeploymentSpec, ValidateReplicaSetSpec and ValidateDaemonSetSpec, in their orders: the
 /// counts, the selector (required, well formed, not empty, matching the pod template), the pod
 /// template (a Deployment's or ReplicaSet's only when its selector could be read), how it rolls.
 fn controller_spec(resource: Resource, object: &Value) -> Vec<String> {
+    if resource == resources::STATEFUL_SET {
+        return stateful_set::spec(object);
+    }
     let spec = &object["spec"];
     let daemon_set = resource == resources::DAEMON_SET;
     let mut causes = Vec::new();
@@ -621,8 +628,14 @@ fn name_problem(resource: Resource, name: &str) -> Option<&'static str> {
     if resource == resources::SERVICE {
         return (!is_dns_1035(name)).then_some(DNS_1035);
     }
-    if resource == resources::NAMESPACE {
-        return (!is_dns_label(name)).then_some(DNS_LABEL);
+    // A StatefulSet's name is its pods' hostname but for the ordinal: a DNS label. A name that
+    // would be a subdomain can only have failed by its dots (upstream's IsDNS1123Label).
+    if resource == resources::NAMESPACE || resource == resources::STATEFUL_SET {
+        return match name {
+            _ if is_dns_label(name) => None,
+            _ if is_subdomain(name) && name.len() <= 63 => Some("must not contain dots"),
+            _ => Some(DNS_LABEL),
+        };
     }
     (!is_subdomain(name)).then_some(SUBDOMAIN)
 }

@@ -1,5 +1,5 @@
 //! The control plane of the built-in cluster: the controller-manager's Deployment, ReplicaSet,
-//! DaemonSet, EndpointSlice, garbage-collector and namespace controllers, the scheduler, and a
+//! DaemonSet, StatefulSet, EndpointSlice, garbage-collector and namespace controllers, the scheduler, and a
 //! kubelet stand-in. Each follows the upstream controller's rules (which pods it adopts, which it
 //! deletes first, when a rollout may go on, what its status says), run synchronously: after every
 //! accepted write the controllers run in turn until none writes any more.
@@ -16,6 +16,7 @@ mod kubelet;
 mod nodes;
 mod replicaset;
 mod scheduler;
+mod statefulset;
 #[cfg(test)]
 mod tests;
 
@@ -43,6 +44,7 @@ enum Controller {
     Deployment,
     ReplicaSet,
     DaemonSet,
+    StatefulSet,
     Scheduler,
     Kubelet,
     EndpointSlice,
@@ -54,6 +56,7 @@ impl Controller {
         Controller::Deployment,
         Controller::ReplicaSet,
         Controller::DaemonSet,
+        Controller::StatefulSet,
         Controller::Scheduler,
         Controller::Kubelet,
         Controller::EndpointSlice,
@@ -84,13 +87,14 @@ impl Controller {
             Controller::Deployment => &[DEPLOYMENT, REPLICA_SET],
             Controller::ReplicaSet => &[REPLICA_SET, POD],
             Controller::DaemonSet => &[DAEMON_SET, CONTROLLER_REVISION, POD, NODE],
+            Controller::StatefulSet => &[STATEFUL_SET, CONTROLLER_REVISION, POD],
             Controller::Scheduler | Controller::Kubelet => &[POD, NODE],
             Controller::EndpointSlice => &[SERVICE, ENDPOINT_SLICE, POD, NODE],
         }
     }
 }
 
-const CONTROLLERS: usize = 7;
+const CONTROLLERS: usize = 8;
 
 /// What the controllers remember of one namespace, per controller (indexed as `IN_ORDER`).
 #[derive(Default)]
@@ -195,6 +199,7 @@ impl Controllers {
             Controller::Deployment => deployment::run(store, tick, one),
             Controller::ReplicaSet => replicaset::run(store, tick, one),
             Controller::DaemonSet => daemonset::run(store, tick, one),
+            Controller::StatefulSet => statefulset::run(store, tick, one),
             Controller::Scheduler => scheduler::run(store, one),
             Controller::Kubelet => self.kubelet.run(store, self.pace, tick, one),
             Controller::EndpointSlice => self.endpoint_slices.run(store, one),

@@ -10,6 +10,7 @@ use super::super::Pace;
 use super::super::clock::Clock;
 use super::super::resources::{
     self, CONTROLLER_REVISION, DAEMON_SET, DEPLOYMENT, ENDPOINT_SLICE, NAMESPACE, POD, REPLICA_SET, Resource, SERVICE,
+    STATEFUL_SET,
 };
 use super::super::store::{ChangeType, Store};
 use super::{Controllers, default_nodes, is_deleting, is_ready, label, name};
@@ -670,4 +671,128 @@ async fn a_pod_on_the_hosts_network_has_its_nodes_address_and_holds_its_ports_th
         assert_eq!(pod["status"]["podIP"], address);
         assert_eq!(pod["status"]["hostIP"], address);
     }
+}
+
+/// A StatefulSet as the API stores it: its defaults (OrderedReady, RollingUpdate with partition 0
+/// and maxUnavailable 1) filled in.
+fn stateful_set(name: &str, replicas: i64, version: &str) -> Value {
+    let mut set = json!({
+        "metadata": {"name": name},
+        "spec": {
+            "serviceName": name,
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": name, "image": format!("{name}:{version}")}]},
+            },
+        },
+    });
+    super::super::defaults::apply(STATEFUL_SET, &mut set);
+    set
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stateful_set_starts_its_pods_one_at_a_time_in_ordinal_order() {
+    let mut cluster = Cluster::new(Pace::Kind);
+    let start = cluster.store.resource_version();
+    cluster.create(STATEFUL_SET, stateful_set("db", 3, "v1"));
+    assert_eq!(cluster.pods().len(), 1, "db-1 waits for db-0 to be Running and Ready");
+    cluster.wait(60).await;
+    let mut seen = Vec::new();
+    cluster.replay(start, POD, |pods| {
+        for (name, _) in pods.iter().filter(|(name, _)| !seen.contains(*name)) {
+            let ordinal: usize = name.trim_start_matches("db-").parse().unwrap();
+            for earlier in 0..ordinal {
+                assert!(is_ready(&pods[&format!("db-{earlier}")]), "{name} made before db-{earlier} was ready");
+            }
+        }
+        seen = pods.keys().cloned().collect();
+    });
+    let pods = cluster.pods();
+    assert_eq!(pods.iter().map(|p| name(p)).collect::<Vec<_>>(), ["db-0", "db-1", "db-2"]);
+    let set = cluster.get(STATEFUL_SET, "db");
+    let revision = set["status"]["updateRevision"].as_str().unwrap();
+    for (ordinal, pod) in pods.iter().enumerate() {
+        assert!(is_ready(pod));
+        assert_eq!(label(pod, "statefulset.kubernetes.io/pod-name"), Some(name(pod)));
+        assert_eq!(label(pod, "apps.kubernetes.io/pod-index"), Some(ordinal.to_string().as_str()));
+        assert_eq!(label(pod, "controller-revision-hash"), Some(revision));
+        assert_eq!(
+            (pod["spec"]["hostname"].as_str(), pod["spec"]["subdomain"].as_str()),
+            (Some(name(pod)), Some("db"))
+        );
+    }
+    assert_eq!(set["status"]["currentRevision"], revision);
+    assert_eq!((set["status"]["replicas"].as_i64(), set["status"]["readyReplicas"].as_i64()), (Some(3), Some(3)));
+    assert_eq!(cluster.list(CONTROLLER_REVISION).len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stateful_set_rolls_from_the_highest_ordinal_down_to_its_partition_one_pod_at_a_time() {
+    let mut cluster = Cluster::new(Pace::Kind);
+    cluster.create(STATEFUL_SET, stateful_set("db", 4, "v1"));
+    cluster.wait(60).await;
+    let start = cluster.store.resource_version();
+    cluster.change(STATEFUL_SET, "db", |set| {
+        set["spec"]["template"]["spec"]["containers"][0]["image"] = "db:v2".into();
+        set["spec"]["updateStrategy"]["rollingUpdate"]["partition"] = 1.into();
+    });
+    cluster.wait(120).await;
+    let mut order = Vec::new();
+    cluster.replay(start, POD, |pods| {
+        let unavailable = 4 - pods.values().filter(|p| is_ready(p) && !is_deleting(p)).count();
+        assert!(unavailable <= 1, "maxUnavailable is 1: {unavailable} unavailable");
+        for (name, pod) in pods {
+            if is_deleting(pod) && !order.contains(name) {
+                order.push(name.clone());
+            }
+        }
+    });
+    assert_eq!(order, ["db-3", "db-2", "db-1"], "db-0 is below the partition");
+    let pods = cluster.pods();
+    assert_eq!(pods.iter().map(image).collect::<Vec<_>>(), ["db:v1", "db:v2", "db:v2", "db:v2"]);
+    let set = cluster.get(STATEFUL_SET, "db");
+    assert_ne!(set["status"]["currentRevision"], set["status"]["updateRevision"]);
+    assert_eq!(set["status"]["updatedReplicas"], 3);
+    assert_eq!(cluster.list(CONTROLLER_REVISION).len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stateful_set_scales_down_from_the_highest_ordinal_and_a_parallel_one_all_at_once() {
+    let mut cluster = Cluster::new(Pace::Kind);
+    cluster.create(STATEFUL_SET, stateful_set("db", 3, "v1"));
+    cluster.wait(60).await;
+    cluster.change(STATEFUL_SET, "db", |set| set["spec"]["replicas"] = 1.into());
+    let deleting: Vec<String> = cluster.pods().iter().filter(|p| is_deleting(p)).map(|p| name(p).into()).collect();
+    assert_eq!(deleting, ["db-2"], "one at a time, from the top");
+    cluster.wait(60).await;
+    assert_eq!(cluster.pods().iter().map(|p| name(p)).collect::<Vec<_>>(), ["db-0"]);
+
+    let mut parallel = stateful_set("q", 3, "v1");
+    parallel["spec"]["podManagementPolicy"] = "Parallel".into();
+    cluster.create(STATEFUL_SET, parallel);
+    assert_eq!(cluster.pods().iter().filter(|p| label(p, "app") == Some("q")).count(), 3, "all at once");
+    cluster.wait(60).await;
+    cluster.change(STATEFUL_SET, "q", |set| set["spec"]["replicas"] = 0.into());
+    let q = cluster.pods().into_iter().filter(|p| label(p, "app") == Some("q")).collect::<Vec<_>>();
+    assert!(q.len() == 3 && q.iter().all(is_deleting), "all at once");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pod_released_from_a_stateful_set_keeps_its_name_until_it_matches_again() {
+    let mut cluster = Cluster::new(Pace::Fast);
+    cluster.create(STATEFUL_SET, stateful_set("db", 2, "v1"));
+    cluster.change(POD, "db-1", |pod| {
+        pod["metadata"]["labels"].as_object_mut().unwrap().remove("app");
+    });
+    let released = cluster.get(POD, "db-1");
+    assert!(released["metadata"]["ownerReferences"].is_null(), "released: {released}");
+    // The name is taken: no replacement can be made.
+    assert_eq!(cluster.pods().len(), 2);
+    assert_eq!(cluster.get(STATEFUL_SET, "db")["status"]["replicas"], 1);
+    cluster.change(POD, "db-1", |pod| pod["metadata"]["labels"]["app"] = "db".into());
+    let adopted = cluster.get(POD, "db-1");
+    assert_eq!(adopted["metadata"]["ownerReferences"][0]["kind"], "StatefulSet");
+    assert_eq!(cluster.get(STATEFUL_SET, "db")["status"]["replicas"], 2);
 }
