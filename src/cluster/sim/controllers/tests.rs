@@ -710,7 +710,7 @@ async fn a_stateful_set_starts_its_pods_one_at_a_time_in_ordinal_order() {
         seen = pods.keys().cloned().collect();
     });
     let pods = cluster.pods();
-    assert_eq!(pods.iter().map(|p| name(p)).collect::<Vec<_>>(), ["db-0", "db-1", "db-2"]);
+    assert_eq!(pods.iter().map(name).collect::<Vec<_>>(), ["db-0", "db-1", "db-2"]);
     let set = cluster.get(STATEFUL_SET, "db");
     let revision = set["status"]["updateRevision"].as_str().unwrap();
     for (ordinal, pod) in pods.iter().enumerate() {
@@ -767,7 +767,7 @@ async fn a_stateful_set_scales_down_from_the_highest_ordinal_and_a_parallel_one_
     let deleting: Vec<String> = cluster.pods().iter().filter(|p| is_deleting(p)).map(|p| name(p).into()).collect();
     assert_eq!(deleting, ["db-2"], "one at a time, from the top");
     cluster.wait(60).await;
-    assert_eq!(cluster.pods().iter().map(|p| name(p)).collect::<Vec<_>>(), ["db-0"]);
+    assert_eq!(cluster.pods().iter().map(name).collect::<Vec<_>>(), ["db-0"]);
 
     let mut parallel = stateful_set("q", 3, "v1");
     parallel["spec"]["podManagementPolicy"] = "Parallel".into();
