@@ -55,11 +55,27 @@ pub(super) fn spec(object: &Value) -> Vec<String> {
         if !matched {
             causes.push(format!("spec.template.metadata.labels: Invalid value: {}: {MISMATCH}", compact(labels)));
         }
-        // The controller sets each pod's hostname and subdomain, so the template's are not judged.
+        // The controller sets each pod's hostname and subdomain, so the template's are not judged;
+        // each volume claim template is a volume of the pod (what its mounts may name).
         let mut pod_spec = template["spec"].clone();
         if let Some(fields) = pod_spec.as_object_mut() {
             fields.remove("hostname");
             fields.remove("subdomain");
+            let claims: std::collections::BTreeSet<&str> = spec["volumeClaimTemplates"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|claim| claim["metadata"]["name"].as_str())
+                .collect();
+            if !claims.is_empty() {
+                let mut volumes: Vec<Value> = claims
+                    .iter()
+                    .map(|name| serde_json::json!({"name": name, "persistentVolumeClaim": {"claimName": name}}))
+                    .collect();
+                let own = fields.get("volumes").and_then(Value::as_array).cloned().unwrap_or_default();
+                volumes.extend(own.into_iter().filter(|v| !v["name"].as_str().is_some_and(|n| claims.contains(n))));
+                fields.insert("volumes".into(), Value::Array(volumes));
+            }
         }
         causes.extend(pod::spec(&pod_spec, "spec.template.spec", false));
         causes.extend(label_map("spec.template.labels", labels));
