@@ -295,9 +295,7 @@ fn controller_spec(resource: Resource, object: &Value) -> Vec<String> {
     let selector = &spec["selector"];
     let syntax = selector_syntax(selector, "spec.selector");
     let readable = syntax.is_empty();
-    let empty = selector.is_object()
-        && selector["matchLabels"].as_object().is_none_or(|m| m.is_empty())
-        && selector["matchExpressions"].as_array().is_none_or(|e| e.is_empty());
+    let empty = is_empty_selector(selector);
     let template_labels = &spec["template"]["metadata"]["labels"];
     // A missing selector selects nothing, an empty one everything (and is refused on its own).
     let mismatch = readable && !empty && !(selector.is_object() && selects(selector, template_labels));
@@ -344,6 +342,13 @@ fn controller_spec(resource: Resource, object: &Value) -> Vec<String> {
         }
     }
     causes
+}
+
+/// A LabelSelector with neither matchLabels nor matchExpressions (it selects everything).
+fn is_empty_selector(selector: &Value) -> bool {
+    selector.is_object()
+        && selector["matchLabels"].as_object().is_none_or(|m| m.is_empty())
+        && selector["matchExpressions"].as_array().is_none_or(|e| e.is_empty())
 }
 
 /// ValidateLabelSelector: label keys and values, and each expression's operator and values.

@@ -6,7 +6,8 @@
 use serde_json::Value;
 
 use super::{
-    DNS_LABEL, MISMATCH, PERCENT, compact, is_dns_label, label_map, nonnegative, percent, pod, selector_syntax, selects,
+    DNS_LABEL, MISMATCH, PERCENT, compact, is_dns_label, is_empty_selector, label_map, nonnegative, percent, pod,
+    selector_syntax, selects,
 };
 
 pub(super) fn spec(object: &Value) -> Vec<String> {
@@ -37,9 +38,7 @@ pub(super) fn spec(object: &Value) -> Vec<String> {
     let selector = &spec["selector"];
     let syntax = selector_syntax(selector, "spec.selector");
     let readable = syntax.is_empty();
-    let empty = selector.is_object()
-        && selector["matchLabels"].as_object().is_none_or(|m| m.is_empty())
-        && selector["matchExpressions"].as_array().is_none_or(|e| e.is_empty());
+    let empty = is_empty_selector(selector);
     if selector.is_null() {
         causes.push("spec.selector: Required value".to_string());
     }
