@@ -87,6 +87,8 @@ impl Controller {
             Controller::Deployment => &[DEPLOYMENT, REPLICA_SET],
             Controller::ReplicaSet => &[REPLICA_SET, POD],
             Controller::DaemonSet => &[DAEMON_SET, CONTROLLER_REVISION, POD, NODE],
+            // Pods and revisions matter only where a StatefulSet is.
+            Controller::StatefulSet if store.list(STATEFUL_SET, Some(namespace)).next().is_none() => &[STATEFUL_SET],
             Controller::StatefulSet => &[STATEFUL_SET, CONTROLLER_REVISION, POD],
             Controller::Scheduler | Controller::Kubelet => &[POD, NODE],
             Controller::EndpointSlice => &[SERVICE, ENDPOINT_SLICE, POD, NODE],
