@@ -124,9 +124,9 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, set: &Value) {
     let pods = claim(store, POD, namespace, set, controller_ref(set, "apps/v1", "StatefulSet"), candidates);
     let Some((current, update)) = revisions_of(store, namespace, set, &revisions) else { return };
     let mut status = Status::new(&current, &update);
-    let replicas_and_condemned = Update::new(set, &pods, &current, &update).run(store, tick, namespace, &mut status);
-    let (replicas, condemned) = replicas_and_condemned;
-    status.count(set, tick, &current, &update, replicas.iter().chain(condemned.iter()).map(|p| &**p));
+    let pass = Update::new(set, &pods, &current, &update);
+    pass.run(store, tick, namespace, &mut status);
+    status.count(set, tick, &current, &update, pass.listed());
     status.write(store, namespace, set);
     truncate_history(store, namespace, set, &pods, &current, &update);
 }
@@ -265,18 +265,16 @@ impl<'a> Update<'a> {
         Update { set, current, update, replicas, condemned, monotonic: !is_parallel(set), min_ready: min_ready(set) }
     }
 
-    /// Creates, fixes and deletes pods as upstream does in one sync; returns the pods the status
-    /// counts (as they were listed: a pod created now is not counted, one deleted now still is).
-    fn run(
-        self,
-        store: &mut Store,
-        tick: &mut Tick,
-        namespace: &str,
-        status: &mut Status,
-    ) -> (Vec<Arc<Value>>, Vec<Arc<Value>>) {
-        let counted = |update: &Update| (update.replicas.iter().flatten().cloned().collect(), update.condemned.clone());
+    /// The pods the status counts, as they were listed: a pod created in this pass is not
+    /// counted, one deleted in it still is (as upstream's status of the same sync).
+    fn listed(&self) -> impl Iterator<Item = &Value> {
+        self.replicas.iter().flatten().chain(&self.condemned).map(|pod| &**pod)
+    }
+
+    /// Creates, fixes and deletes pods as upstream does in one sync.
+    fn run(&self, store: &mut Store, tick: &mut Tick, namespace: &str, status: &mut Status) {
         if is_deleting(self.set) {
-            return counted(&self);
+            return;
         }
         // The first pod, by ordinal, that is unavailable: the one a monotonic scale-down may take.
         let first_unavailable = self
@@ -288,19 +286,18 @@ impl<'a> Update<'a> {
             .map(|pod| pod.map(name).unwrap_or_default().to_string());
         for index in 0..self.replicas.len() {
             if self.process_replica(store, tick, namespace, index) && self.monotonic {
-                return counted(&self);
+                return;
             }
         }
         for index in 0..self.condemned.len() {
             if self.process_condemned(store, tick, namespace, index, first_unavailable.as_deref()) && self.monotonic {
-                return counted(&self);
+                return;
             }
         }
         let strategy = self.set["spec"]["updateStrategy"]["type"].as_str().unwrap_or("RollingUpdate");
         if strategy == "RollingUpdate" {
             self.roll(store, tick, namespace, status);
         }
-        counted(&self)
     }
 
     /// Upstream's processReplica for one ordinal; true when a monotonic set must wait.
