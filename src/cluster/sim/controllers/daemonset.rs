@@ -487,12 +487,7 @@ fn update_status(
             status.insert(kept.into(), value.clone());
         }
     }
-    let status = Value::Object(status);
-    if ds["status"] != status {
-        let mut current = store.get(DAEMON_SET, namespace, name(ds)).cloned().unwrap_or_else(|| ds.clone());
-        current["status"] = status;
-        write(store, DAEMON_SET, namespace, current);
-    }
+    super::write_status(store, DAEMON_SET, namespace, ds, Value::Object(status));
 }
 
 /// The pods not being deleted, borrowed from the shared list.

@@ -408,6 +408,16 @@ fn write(store: &mut Store, resource: Resource, namespace: &str, object: Value) 
     }
 }
 
+/// Writes a controller's `status` onto its object as stored now, when it differs from the status
+/// `object` (the controller's copy) had: an unchanged status is no write, as upstream's.
+fn write_status(store: &mut Store, resource: Resource, namespace: &str, object: &Value, status: Value) {
+    if object["status"] != status {
+        let mut current = store.get(resource, namespace, name(object)).cloned().unwrap_or_else(|| object.clone());
+        current["status"] = status;
+        write(store, resource, namespace, current);
+    }
+}
+
 /// Deletes as the API does with default options: pods get their grace period (the kubelet
 /// removes them), objects with finalizers are marked, everything else goes at once.
 fn delete(store: &mut Store, resource: Resource, namespace: &str, object: &Value) {

@@ -12,7 +12,7 @@ use super::super::resources::{POD, REPLICA_SET};
 use super::super::store::Store;
 use super::{
     Tick, claim, controlled_by, controller_of, controller_ref, counts, delete, is_active, is_ready, name, phase,
-    pod_from_template, ready_long_enough, ready_since, spec_replicas, uid, write,
+    pod_from_template, ready_long_enough, ready_since, spec_replicas, uid,
 };
 use crate::model::annotations::POD_DELETION_COST;
 
@@ -84,12 +84,7 @@ fn update_status(store: &mut Store, tick: &mut Tick, namespace: &str, rs: &Value
     if let Some(conditions) = rs["status"].get("conditions") {
         status.insert("conditions".into(), conditions.clone());
     }
-    let status = Value::Object(status);
-    if rs["status"] != status {
-        let mut updated = store.get(REPLICA_SET, namespace, name(rs)).cloned().unwrap_or_else(|| rs.clone());
-        updated["status"] = status;
-        write(store, REPLICA_SET, namespace, updated);
-    }
+    super::write_status(store, REPLICA_SET, namespace, rs, Value::Object(status));
 }
 
 /// Upstream's getPodsToDelete: the first `count` of the owned pods in ActivePodsWithRanks order,

@@ -553,12 +553,7 @@ impl Status {
         if let Some(conditions) = set["status"].get("conditions") {
             status.insert("conditions".into(), conditions.clone());
         }
-        let status = Value::Object(status);
-        if set["status"] != status {
-            let mut current = store.get(STATEFUL_SET, namespace, name(set)).cloned().unwrap_or_else(|| set.clone());
-            current["status"] = status;
-            write(store, STATEFUL_SET, namespace, current);
-        }
+        super::write_status(store, STATEFUL_SET, namespace, set, Value::Object(status));
     }
 }
 
