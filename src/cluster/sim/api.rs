@@ -873,7 +873,8 @@ fn group_list() -> Value {
         .into_iter()
         .filter(|g| !g.is_empty())
         .map(|group| {
-            let version = json!({"groupVersion": format!("{group}/v1"), "version": "v1"});
+            let served = resources::ALL.iter().find(|r| r.group == group).map_or("v1", |r| r.version);
+            let version = json!({"groupVersion": format!("{group}/{served}"), "version": served});
             json!({"name": group, "versions": [version.clone()], "preferredVersion": version})
         })
         .collect();

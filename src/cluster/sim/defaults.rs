@@ -1,7 +1,9 @@
 //! The API server's defaulting (upstream's SetDefaults_Deployment, SetDefaults_DaemonSet,
-//! SetDefaults_StatefulSet, SetDefaults_Pod and SetDefaults_Service) for the fields its validation
-//! and later changes depend on: a Deployment's `spec.strategy`, a DaemonSet's or StatefulSet's
-//! `spec.updateStrategy` (and a StatefulSet's `podManagementPolicy`), a Pod's grace
+//! SetDefaults_StatefulSet, SetDefaults_Pod, SetDefaults_Service and
+//! SetDefaults_HorizontalPodAutoscaler) for the fields its validation and later changes depend
+//! on: a Deployment's `spec.strategy`, a DaemonSet's or StatefulSet's
+//! `spec.updateStrategy` (and a StatefulSet's `podManagementPolicy`), an autoscaler's bounds,
+//! metrics and behavior, a Pod's grace
 //! period, container requests and, on the host's network, its host ports, a Service's session
 //! affinity settings. It runs on every create and update, before validation, as the API server's
 //! does, so the stored object holds them: a Deployment switched to Recreate without clearing the
@@ -30,6 +32,10 @@ pub fn apply(resource: Resource, object: &mut Value) {
     }
     if resource == resources::STATEFUL_SET {
         stateful_set_defaults(object);
+        return;
+    }
+    if resource == resources::HORIZONTAL_POD_AUTOSCALER {
+        autoscaler_defaults(object);
         return;
     }
     if resource == resources::POD {
@@ -96,6 +102,39 @@ fn stateful_set_defaults(object: &mut Value) {
                 rolling.insert(key.into(), default.into());
             }
         }
+    }
+}
+
+/// SetDefaults_HorizontalPodAutoscaler (autoscaling/v2): minReplicas 1; no metrics means CPU at
+/// 80% utilisation; a `behavior` given gets every rule it leaves out (scale up: no stabilisation,
+/// the larger of 4 pods or 100% per 15 s; scale down: 100% per 15 s, its stabilisation window
+/// left to the controller manager's flag).
+fn autoscaler_defaults(object: &mut Value) {
+    let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) else { return };
+    if spec.get("minReplicas").is_none_or(Value::is_null) {
+        spec.insert("minReplicas".into(), 1.into());
+    }
+    if spec.get("metrics").and_then(Value::as_array).is_none_or(Vec::is_empty) {
+        let cpu = json!({"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}});
+        spec.insert("metrics".into(), json!([cpu]));
+    }
+    let Some(behavior) = spec.get_mut("behavior").and_then(Value::as_object_mut) else { return };
+    let scale_up = json!({
+        "stabilizationWindowSeconds": 0,
+        "selectPolicy": "Max",
+        "policies": [{"type": "Pods", "value": 4, "periodSeconds": 15}, {"type": "Percent", "value": 100, "periodSeconds": 15}],
+    });
+    let scale_down =
+        json!({"selectPolicy": "Max", "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]});
+    for (direction, mut defaults) in [("scaleUp", scale_up), ("scaleDown", scale_down)] {
+        if let Some(Value::Object(given)) = behavior.get(direction) {
+            for (key, value) in given {
+                if !value.is_null() {
+                    defaults[key] = value.clone();
+                }
+            }
+        }
+        behavior.insert(direction.into(), defaults);
     }
 }
 

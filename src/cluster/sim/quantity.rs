@@ -48,6 +48,10 @@ impl Quantity {
         self.mantissa < 0
     }
 
+    pub fn is_positive(&self) -> bool {
+        self.mantissa > 0
+    }
+
     /// The value in thousandths, rounded up (apimachinery's MilliValue, which the scheduler
     /// uses for CPU).
     pub fn milli(&self) -> i128 {

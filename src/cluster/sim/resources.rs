@@ -71,6 +71,15 @@ pub const ENDPOINT_SLICE: Resource = kind("discovery.k8s.io", "EndpointSlice", "
 pub const STATEFUL_SET: Resource = kind("apps", "StatefulSet", "statefulsets", true, &["sts"]);
 pub const JOB: Resource = kind("batch", "Job", "jobs", true, &[]);
 pub const CRON_JOB: Resource = kind("batch", "CronJob", "cronjobs", true, &["cj"]);
+/// Served as autoscaling/v2 only: the version kubectl and current manifests write.
+pub const HORIZONTAL_POD_AUTOSCALER: Resource = Resource {
+    group: "autoscaling",
+    version: "v2",
+    kind: "HorizontalPodAutoscaler",
+    plural: "horizontalpodautoscalers",
+    namespaced: true,
+    short_names: &["hpa"],
+};
 
 /// Kinds whose controllers start pods on a real cluster but do not run here. Storing one
 /// silently would let a scenario pass or fail for want of pods a cluster would have started,
@@ -94,6 +103,7 @@ pub const ALL: &[Resource] = &[
     STATEFUL_SET,
     CONTROLLER_REVISION,
     ENDPOINT_SLICE,
+    HORIZONTAL_POD_AUTOSCALER,
     JOB,
     CRON_JOB,
     kind("policy", "PodDisruptionBudget", "poddisruptionbudgets", true, &["pdb"]),

@@ -4,6 +4,7 @@
 //! keeps every declared field, so a field present before and missing after is undeclared.
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
@@ -63,6 +64,7 @@ fn through_types(resource: Resource, object: &Value) -> Option<Result<Value, Mis
         "ReplicaSet" => round_trip::<ReplicaSet>(object),
         "DaemonSet" => round_trip::<DaemonSet>(object),
         "StatefulSet" => round_trip::<StatefulSet>(object),
+        "HorizontalPodAutoscaler" => round_trip::<HorizontalPodAutoscaler>(object),
         "Job" => round_trip::<Job>(object),
         "CronJob" => round_trip::<CronJob>(object),
         "PodDisruptionBudget" => round_trip::<PodDisruptionBudget>(object),

@@ -578,7 +578,7 @@ fn scope(resource: Resource, namespace: &str) -> String {
 
 /// Kinds whose registry keeps metadata.generation (spec changes bump it).
 fn has_generation(resource: Resource) -> bool {
-    resource.group == "apps" || resource.group == "batch" || resource.group == "policy"
+    matches!(resource.group, "apps" | "batch" | "policy" | "autoscaling")
 }
 
 pub fn name_of(object: &Value) -> Option<&str> {

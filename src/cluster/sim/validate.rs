@@ -10,6 +10,7 @@ use super::error::{ApiError, invalid};
 use super::resources::{self, Resource};
 use crate::model::annotations::{POD_DELETION_COST, TOTAL_LIMIT, is_deletion_cost};
 
+mod autoscaler;
 mod pod;
 mod stateful_set;
 
@@ -18,7 +19,7 @@ const MISMATCH: &str = "`selector` does not match template `labels`";
 /// Validation of a new object.
 pub fn create(resource: Resource, object: &Value) -> Result<(), ApiError> {
     let mut causes = metadata(resource, object);
-    causes.extend(kind_spec(resource, object));
+    causes.extend(kind_spec(resource, object, None));
     finish(resource, object, causes)
 }
 
@@ -39,7 +40,7 @@ pub fn update(resource: Resource, current: &Value, object: &Value) -> Result<(),
     // The kind's checks read only the spec, and the stored one passed them when it was written:
     // a change that leaves it alone (a label, an annotation) cannot fail them.
     if current.get("spec") != object.get("spec") {
-        causes.extend(kind_spec(resource, object));
+        causes.extend(kind_spec(resource, object, Some(current)));
     }
     if resource == resources::STATEFUL_SET {
         causes.extend(stateful_set::immutable(current, object));
@@ -50,7 +51,8 @@ pub fn update(resource: Resource, current: &Value, object: &Value) -> Result<(),
 }
 
 /// The checks of the object's own kind, after its metadata; they read only its spec.
-fn kind_spec(resource: Resource, object: &Value) -> Vec<String> {
+/// `current`: the object as stored, on a change.
+fn kind_spec(resource: Resource, object: &Value, current: Option<&Value>) -> Vec<String> {
     if resource == resources::SERVICE {
         let mut causes = label_map("spec.selector", &object["spec"]["selector"]);
         causes.extend(service_ports(resource, object));
@@ -59,6 +61,8 @@ fn kind_spec(resource: Resource, object: &Value) -> Vec<String> {
         causes
     } else if is_apps_controller(resource) {
         controller_spec(resource, object)
+    } else if resource == resources::HORIZONTAL_POD_AUTOSCALER {
+        autoscaler::spec(object, current)
     } else if let Some((spec, path)) = super::schema::pod_spec(resource, object) {
         pod::spec(spec, path, resource == resources::POD)
     } else {

@@ -7,6 +7,7 @@
 //! Everything here is deterministic: objects are visited in store order, names come from
 //! `Store::random_suffix`, hashes from `store::hash_of`, and every delay is fixed.
 
+mod autoscaler;
 mod daemonset;
 mod demand;
 mod deployment;
@@ -41,6 +42,7 @@ const MAX_ROUNDS: usize = 10_000;
 #[derive(Clone, Copy, Debug)]
 enum Controller {
     GarbageCollector,
+    Autoscaler,
     Deployment,
     ReplicaSet,
     DaemonSet,
@@ -53,6 +55,7 @@ enum Controller {
 impl Controller {
     const IN_ORDER: [Controller; CONTROLLERS] = [
         Controller::GarbageCollector,
+        Controller::Autoscaler,
         Controller::Deployment,
         Controller::ReplicaSet,
         Controller::DaemonSet,
@@ -80,6 +83,8 @@ impl Controller {
         use super::resources::*;
         match self {
             Controller::GarbageCollector => ALL,
+            // It reads its targets only when its timer is due (it does not watch them).
+            Controller::Autoscaler => &[HORIZONTAL_POD_AUTOSCALER],
             // Pods matter to a Deployment only while a Recreate rollout waits for the old ones to
             // go (upstream's pod handler enqueues only those); the rest it reads from its
             // ReplicaSets' status.
@@ -96,7 +101,7 @@ impl Controller {
     }
 }
 
-const CONTROLLERS: usize = 8;
+const CONTROLLERS: usize = 9;
 
 /// What the controllers remember of one namespace, per controller (indexed as `IN_ORDER`).
 #[derive(Default)]
@@ -125,6 +130,7 @@ pub struct Controllers {
     pace: Pace,
     kubelet: kubelet::Kubelet,
     endpoint_slices: endpointslice::EndpointSlices,
+    autoscalers: autoscaler::Autoscalers,
     visits: std::collections::HashMap<String, Visits, foldhash::fast::RandomState>,
 }
 
@@ -134,6 +140,7 @@ impl Controllers {
             pace,
             kubelet: kubelet::Kubelet::default(),
             endpoint_slices: Default::default(),
+            autoscalers: Default::default(),
             visits: Default::default(),
         }
     }
@@ -154,6 +161,7 @@ impl Controllers {
             let now = store.clock.now();
             let namespaces = store.namespaces();
             self.visits.retain(|ns, _| namespaces.contains(ns));
+            self.autoscalers.retain(&namespaces);
             let mut ran = false;
             for namespace in namespaces {
                 // Taken out while its controllers run (the kubelet's state is borrowed meanwhile).
@@ -198,6 +206,7 @@ impl Controllers {
         let one = std::slice::from_ref(namespace);
         match controller {
             Controller::GarbageCollector => gc::run(store, one),
+            Controller::Autoscaler => self.autoscalers.run(store, tick, namespace),
             Controller::Deployment => deployment::run(store, tick, one),
             Controller::ReplicaSet => replicaset::run(store, tick, one),
             Controller::DaemonSet => daemonset::run(store, tick, one),

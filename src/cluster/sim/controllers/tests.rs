@@ -796,3 +796,82 @@ async fn a_pod_released_from_a_stateful_set_keeps_its_name_until_it_matches_agai
     assert_eq!(adopted["metadata"]["ownerReferences"][0]["kind"], "StatefulSet");
     assert_eq!(cluster.get(STATEFUL_SET, "db")["status"]["replicas"], 2);
 }
+
+fn autoscaler(target_kind: &str, target: &str, min: i64, max: i64) -> Value {
+    let mut autoscaler = json!({
+        "metadata": {"name": "scaler"},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": target_kind, "name": target},
+            "minReplicas": min,
+            "maxReplicas": max,
+        },
+    });
+    super::super::defaults::apply(resources::HORIZONTAL_POD_AUTOSCALER, &mut autoscaler);
+    autoscaler
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_autoscaler_syncs_when_created_then_every_15_seconds() {
+    let mut cluster = Cluster::new(Pace::Fast);
+    cluster.create(DEPLOYMENT, deployment("web", 1, "v1"));
+    cluster.create(resources::HORIZONTAL_POD_AUTOSCALER, autoscaler("Deployment", "web", 2, 3));
+    // Synced at once: below minReplicas.
+    assert_eq!(cluster.get(DEPLOYMENT, "web")["spec"]["replicas"], 2);
+    let scaler = cluster.get(resources::HORIZONTAL_POD_AUTOSCALER, "scaler");
+    assert_eq!(condition(&scaler, "AbleToScale")["reason"], "SucceededRescale");
+    assert_eq!(condition(&scaler, "ScaledToZero")["reason"], "NotScaledToZero");
+    assert_eq!((&scaler["status"]["currentReplicas"], &scaler["status"]["desiredReplicas"]), (&json!(1), &json!(2)));
+    assert!(scaler["status"]["lastScaleTime"].is_string());
+
+    // A scale beyond maxReplicas holds until the next sync, 15 s after the first; it does not
+    // hasten it.
+    cluster.change(DEPLOYMENT, "web", |d| d["spec"]["replicas"] = 5.into());
+    cluster.wait(14).await;
+    assert_eq!(cluster.get(DEPLOYMENT, "web")["spec"]["replicas"], 5);
+    assert_eq!(cluster.pods().iter().filter(|p| !is_deleting(p)).count(), 5);
+    cluster.wait(1).await;
+    assert_eq!(cluster.get(DEPLOYMENT, "web")["spec"]["replicas"], 3);
+    assert_eq!(cluster.get(resources::HORIZONTAL_POD_AUTOSCALER, "scaler")["status"]["currentReplicas"], 5);
+
+    // Within the bounds the metrics cannot be read: nothing changes, and the status says why.
+    cluster.wait(15).await;
+    let scaler = cluster.get(resources::HORIZONTAL_POD_AUTOSCALER, "scaler");
+    let active = condition(&scaler, "ScalingActive");
+    assert_eq!((&active["status"], &active["reason"]), (&json!("False"), &json!("FailedGetResourceMetric")));
+    assert!(active["message"].as_str().unwrap().contains("failed to get cpu utilization"), "{active}");
+    assert_eq!(scaler["status"]["currentMetrics"], json!([{"type": ""}]));
+    assert_eq!((&scaler["status"]["currentReplicas"], &scaler["status"]["desiredReplicas"]), (&json!(3), &json!(3)));
+    assert_eq!(cluster.get(DEPLOYMENT, "web")["spec"]["replicas"], 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_autoscaler_leaves_a_target_at_zero_alone() {
+    let mut cluster = Cluster::new(Pace::Fast);
+    cluster.create(DEPLOYMENT, deployment("web", 0, "v1"));
+    cluster.create(resources::HORIZONTAL_POD_AUTOSCALER, autoscaler("Deployment", "web", 2, 3));
+    cluster.wait(60).await;
+    assert_eq!(cluster.get(DEPLOYMENT, "web")["spec"]["replicas"], 0);
+    assert!(cluster.pods().is_empty());
+    let scaler = cluster.get(resources::HORIZONTAL_POD_AUTOSCALER, "scaler");
+    assert_eq!(condition(&scaler, "ScalingActive")["reason"], "ScalingDisabled");
+    assert_eq!(scaler["status"]["desiredReplicas"], 0);
+    assert!(scaler["status"].get("currentReplicas").is_none(), "{}", scaler["status"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_autoscaler_says_why_it_cannot_scale_its_target() {
+    for (kind, target, why) in [
+        ("Deployment", "gone", "deployments.apps \"gone\" not found"),
+        ("DaemonSet", "web", "the server could not find the requested resource"),
+        ("Widget", "web", "no matches for kind \"Widget\" in group \"apps\""),
+    ] {
+        let mut cluster = Cluster::new(Pace::Fast);
+        cluster.create(DAEMON_SET, deployment("web", 1, "v1"));
+        cluster.create(resources::HORIZONTAL_POD_AUTOSCALER, autoscaler(kind, target, 1, 3));
+        let scaler = cluster.get(resources::HORIZONTAL_POD_AUTOSCALER, "scaler");
+        let able = condition(&scaler, "AbleToScale");
+        assert_eq!((&able["status"], &able["reason"]), (&json!("False"), &json!("FailedGetScale")), "{kind}");
+        let message = format!("the HPA controller was unable to get the target's current scale: {why}");
+        assert_eq!(able["message"], message, "{kind}");
+    }
+}
