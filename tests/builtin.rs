@@ -303,6 +303,26 @@ fn a_stateful_set_with_volume_claims_stops_the_scenario_on_the_builtin_cluster()
     assert!(on_builtin.contains("run it on a cluster (--context, --kubeconfig or KUBECONFIG)"), "{on_builtin}");
 }
 
+/// An autoscaling/v1 HorizontalPodAutoscaler: a cluster serves the version (and the autoscaler
+/// scales its target), the built-in cluster serves only autoscaling/v2, so it stops the scenario
+/// and says how to write the manifest instead.
+#[test]
+fn an_autoscaling_v1_autoscaler_stops_the_scenario_on_the_builtin_cluster_and_says_how_to_write_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "scenario \"v1\" {\n    apply <<YAML\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n        - name: web\n          image: nginx\n---\napiVersion: autoscaling/v1\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: web\nspec:\n  scaleTargetRef:\n    apiVersion: apps/v1\n    kind: Deployment\n    name: web\n  minReplicas: 2\n  maxReplicas: 3\n  targetCPUUtilizationPercentage: 50\nYAML\n    expect pods app=web count 2\n}\n";
+    let path = script(dir.path(), "v1.rollout", text);
+    let (code, on_testbed) = run(common::rehearse(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 0, "{on_testbed}");
+    let (code, on_builtin) = run(builtin(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 3, "{on_builtin}");
+    assert!(on_builtin.contains("serves HorizontalPodAutoscalers as autoscaling/v2 only"), "{on_builtin}");
+    assert!(on_builtin.contains("`targetCPUUtilizationPercentage: N` is `metrics:"), "{on_builtin}");
+    assert!(
+        on_builtin.contains("run the scenario on a cluster (--context, --kubeconfig or KUBECONFIG)"),
+        "{on_builtin}"
+    );
+}
+
 /// Runs the script at `path` on the testbed and on the built-in cluster: on both it fails (exit 1)
 /// with exactly the `expected` failure lines (from the file name on), and on the testbed well
 /// before the scenarios' 2 minute timeouts.

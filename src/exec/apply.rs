@@ -69,6 +69,10 @@ pub async fn apply_all(
         let (group, version) = api_version.split_once('/').unwrap_or(("", &api_version));
         let gvk = GroupVersionKind::gvk(group, version, &kind);
         let (resource, capabilities) = resources.resolve(client, &gvk).await.map_err(|e| match e {
+            // A version the built-in cluster does not serve, and says why.
+            kube::Error::Api(status) if status.reason == crate::cluster::sim::error::NOT_RUN => {
+                StepError::from(kube::Error::Api(status))
+            }
             kube::Error::Api(_) | kube::Error::Discovery(_) => {
                 StepError::Failed(format!("the cluster does not serve {api_version} {kind}: {e}"))
             }

@@ -200,6 +200,7 @@ fn serve(shared: &Arc<Shared>, call: Call) -> Result<Reply, ApiError> {
         }
         ["apis"] => return Ok(Reply::Json(StatusCode::OK, Arc::new(group_list()))),
         ["api", "v1"] => return Ok(Reply::Json(StatusCode::OK, Arc::new(resource_list("", "v1")))),
+        ["apis", "autoscaling", "v1", ..] => return Err(ApiError::autoscaling_v1_not_served()),
         ["apis", group, version] if resources::ALL.iter().any(|r| r.group == *group && r.version == *version) => {
             return Ok(Reply::Json(StatusCode::OK, Arc::new(resource_list(group, version))));
         }

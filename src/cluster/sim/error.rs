@@ -128,6 +128,17 @@ impl ApiError {
         )
     }
 
+    /// What the built-in cluster answers to discovery of autoscaling/v1: a cluster serves it
+    /// (converting to and from autoscaling/v2), the built-in one serves only autoscaling/v2. Like
+    /// `controller_not_run`, a scenario it cannot rehearse as written, not a refusal.
+    pub fn autoscaling_v1_not_served() -> ApiError {
+        ApiError::new(
+            501,
+            NOT_RUN,
+            "the built-in cluster serves HorizontalPodAutoscalers as autoscaling/v2 only (a cluster serves autoscaling/v1 too): write the manifest as autoscaling/v2, where `targetCPUUtilizationPercentage: N` is `metrics: [{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: N}}}]`, or run the scenario on a cluster (--context, --kubeconfig or KUBECONFIG)",
+        )
+    }
+
     /// What the built-in cluster answers to a StatefulSet with volumeClaimTemplates: like
     /// `controller_not_run`, a scenario it cannot rehearse, not a refusal.
     pub fn claims_not_modelled(resource: Resource, name: &str) -> ApiError {
