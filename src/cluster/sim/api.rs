@@ -336,29 +336,50 @@ fn refuse_without_its_controller(resource: Resource, object: &Value) -> Result<(
 
 /// A valid write that would take the replicas of a namespace's Deployments, StatefulSets and
 /// ReplicaSets no Deployment owns beyond `MAX_REPLICAS` in all is turned away (see there why);
-/// an owned ReplicaSet written directly is held to the limit on its own. Per namespace, so that
-/// a scenario's verdict does not hang on the scenarios that run beside it.
+/// an owned ReplicaSet written directly is held to the limit on its own. A target of a
+/// HorizontalPodAutoscaler counts at least its `minReplicas` (the autoscaler will scale it
+/// there), so an autoscaler is held to the limit too. Per namespace, so that a scenario's verdict
+/// does not hang on the scenarios that run beside it.
 fn within_replica_limit(store: &Store, target: &Target, object: &Value) -> Result<(), ApiError> {
     const LIMITED: [Resource; 3] = [resources::DEPLOYMENT, resources::REPLICA_SET, resources::STATEFUL_SET];
-    if !LIMITED.contains(&target.resource) {
+    let autoscaler = target.resource == resources::HORIZONTAL_POD_AUTOSCALER;
+    if !LIMITED.contains(&target.resource) && !autoscaler {
         return Ok(());
     }
+    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+    let written = |resource: Resource, other: &Value| {
+        resource == target.resource && other["metadata"]["name"].as_str() == Some(name)
+    };
+    // The namespace's autoscalers as they will be after the write.
+    let stored = store.list(resources::HORIZONTAL_POD_AUTOSCALER, Some(&target.namespace));
+    let autoscalers: Vec<&Value> = stored
+        .filter(|other| !written(resources::HORIZONTAL_POD_AUTOSCALER, other))
+        .chain(autoscaler.then_some(object))
+        .collect();
     let counted = |resource: Resource, object: &Value| {
         let owned_by_a_deployment =
             controllers::controller_of(object).is_some_and(|owner| owner["kind"] == "Deployment");
         resource != resources::REPLICA_SET || !owned_by_a_deployment
     };
-    // An unset spec.replicas is 1 (the API's default).
-    let replicas = |object: &Value| object["spec"]["replicas"].as_i64().unwrap_or(1).max(0);
-    let name = object["metadata"]["name"].as_str().unwrap_or_default();
-    let own = replicas(object);
-    let mut total = if counted(target.resource, object) { own } else { 0 };
+    // An unset spec.replicas is 1 (the API's default); an autoscaler leaves a target at 0 alone.
+    let replicas = |resource: Resource, object: &Value| {
+        let replicas = object["spec"]["replicas"].as_i64().unwrap_or(1).max(0);
+        let floor = autoscalers
+            .iter()
+            .filter(|a| controllers::scales(a, resource, object["metadata"]["name"].as_str().unwrap_or_default()))
+            .map(|a| a["spec"]["minReplicas"].as_i64().unwrap_or(1))
+            .max()
+            .unwrap_or(0);
+        if replicas == 0 { 0 } else { replicas.max(floor) }
+    };
+    let own = if autoscaler { 0 } else { replicas(target.resource, object) };
+    let mut total = if !autoscaler && counted(target.resource, object) { own } else { 0 };
     for resource in LIMITED {
         total += store
             .list(resource, Some(&target.namespace))
             .filter(|other| counted(resource, other))
-            .filter(|other| !(resource == target.resource && other["metadata"]["name"].as_str() == Some(name)))
-            .map(replicas)
+            .filter(|other| autoscaler || !written(resource, other))
+            .map(|other| replicas(resource, other))
             .sum::<i64>();
     }
     if own.max(total) > super::MAX_REPLICAS {
@@ -977,8 +998,32 @@ mod tests {
         let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
         let other = serde_json::from_value(json!({"metadata": {"name": "other"}})).unwrap();
         namespaces.create(&PostParams::default(), &other).await.unwrap();
-        let other: Api<Deployment> = Api::namespaced(client, "other");
+        let other: Api<Deployment> = Api::namespaced(client.clone(), "other");
         other.create(&PostParams::default(), &deployment("d", 10_000, true)).await.unwrap();
+
+        // An autoscaler's minReplicas counts for its target, whichever is written last.
+        use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+        let autoscaler = |target: &str, min: i64| -> HorizontalPodAutoscaler {
+            serde_json::from_value(json!({
+                "metadata": {"name": format!("{target}-scaler")},
+                "spec": {
+                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+                    "minReplicas": min,
+                    "maxReplicas": min.max(1),
+                },
+            }))
+            .unwrap()
+        };
+        let autoscalers: Api<HorizontalPodAutoscaler> = Api::namespaced(client, "default");
+        let beyond = autoscalers.create(&PostParams::default(), &autoscaler("a", 4)).await.unwrap_err().to_string();
+        assert!(beyond.contains("horizontalpodautoscaler/a-scaler would make it 10001"), "{beyond}");
+        autoscalers.create(&PostParams::default(), &autoscaler("a", 3)).await.unwrap();
+        let refused = default.patch("a", &PatchParams::default(), &scale).await.unwrap_err().to_string();
+        assert!(refused.contains("deployment/a would make it"), "{refused}");
+        // At 0 replicas the autoscaler leaves its target alone: it counts for nothing.
+        let at_zero = Patch::Merge(json!({"spec": {"replicas": 0}}));
+        default.patch("a", &PatchParams::default(), &at_zero).await.unwrap();
+        default.create(&PostParams::default(), &deployment("e", 3, true)).await.unwrap();
     }
 
     #[test]

@@ -160,7 +160,7 @@ impl ApiError {
             501,
             NOT_RUN,
             format!(
-                "the built-in cluster runs at most {max} replicas in one scenario (the spec.replicas of its Deployments, its StatefulSets and the ReplicaSets no Deployment owns); {lower}/{name} would make it {total}: run this scenario on a cluster (--context, --kubeconfig or KUBECONFIG)",
+                "the built-in cluster runs at most {max} replicas in one scenario (the spec.replicas of its Deployments, its StatefulSets and the ReplicaSets no Deployment owns, each at least the minReplicas of an autoscaler that scales it); {lower}/{name} would make it {total}: run this scenario on a cluster (--context, --kubeconfig or KUBECONFIG)",
                 max = super::MAX_REPLICAS,
                 lower = resource.kind.to_ascii_lowercase(),
             ),

@@ -122,6 +122,14 @@ fn sync(store: &mut Store, tick: &Tick, namespace: &str, autoscaler: &Value) {
     write_status(store, resources::HORIZONTAL_POD_AUTOSCALER, namespace, autoscaler, status);
 }
 
+/// Whether `autoscaler` scales the object `name` of `resource`.
+pub fn scales(autoscaler: &Value, resource: Resource, name: &str) -> bool {
+    let target = &autoscaler["spec"]["scaleTargetRef"];
+    let version = target["apiVersion"].as_str().unwrap_or_default();
+    let group = version.split_once('/').map_or("", |(group, _)| group);
+    group == resource.group && target["kind"] == resource.kind && target["name"] == name
+}
+
 /// The target as its scale subresource reads it: the kinds this cluster can scale (Deployment,
 /// ReplicaSet, StatefulSet), or why not, in the API's words.
 fn scalable(store: &Store, namespace: &str, target: &Value) -> Result<(Resource, Value), String> {

@@ -28,6 +28,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
+pub use autoscaler::scales;
 pub use nodes::default_nodes;
 
 use super::Pace;
