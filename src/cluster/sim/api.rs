@@ -296,6 +296,7 @@ fn create(state: &mut State, target: &Target, mut object: Value) -> Result<Arc<V
     }
     super::defaults::apply(target.resource, &mut object);
     begin_write(&state.store, target, None, &mut object)?;
+    admit(&state.store, target, &object)?;
     validate::create(target.resource, &object)?;
     refuse_without_its_controller(target.resource, &object)?;
     within_replica_limit(&state.store, target, &object)?;
@@ -306,6 +307,18 @@ fn create(state: &mut State, target: &Target, mut object: Value) -> Result<Arc<V
         created = state.store.update(target.resource, "", active)?;
     }
     Ok(created)
+}
+
+/// The admission plugins a new object meets before validation: the ServiceAccount plugin's
+/// lookup of the service account a pod names.
+fn admit(store: &Store, target: &Target, object: &Value) -> Result<(), ApiError> {
+    if target.resource != resources::POD {
+        return Ok(());
+    }
+    match controllers::service_account_refusal(store, &target.namespace, object) {
+        Some(why) => Err(ApiError::forbidden(why)),
+        None => Ok(()),
+    }
 }
 
 /// A body the API server could not decode into the kind's types is refused before anything else.
@@ -457,6 +470,7 @@ fn apply(state: &mut State, target: &Target, name: &str, mut applied: Value) -> 
             let mut object = applied.clone();
             super::defaults::apply(target.resource, &mut object);
             begin_write(&state.store, target, None, &mut object)?;
+            admit(&state.store, target, &object)?;
             validate::create(target.resource, &object)?;
             refuse_without_its_controller(target.resource, &object)?;
             within_replica_limit(&state.store, target, &object)?;

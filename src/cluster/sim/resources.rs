@@ -62,6 +62,7 @@ pub const NAMESPACE: Resource = kind("", "Namespace", "namespaces", false, &["ns
 pub const NODE: Resource = kind("", "Node", "nodes", false, &["no"]);
 pub const POD: Resource = kind("", "Pod", "pods", true, &["po"]);
 pub const SERVICE: Resource = kind("", "Service", "services", true, &["svc"]);
+pub const SERVICE_ACCOUNT: Resource = kind("", "ServiceAccount", "serviceaccounts", true, &["sa"]);
 pub const DEPLOYMENT: Resource = kind("apps", "Deployment", "deployments", true, &["deploy"]);
 pub const REPLICA_SET: Resource = kind("apps", "ReplicaSet", "replicasets", true, &["rs"]);
 pub const DAEMON_SET: Resource = kind("apps", "DaemonSet", "daemonsets", true, &["ds"]);
@@ -94,7 +95,7 @@ pub const ALL: &[Resource] = &[
     SERVICE,
     kind("", "ConfigMap", "configmaps", true, &["cm"]),
     kind("", "Secret", "secrets", true, &[]),
-    kind("", "ServiceAccount", "serviceaccounts", true, &["sa"]),
+    SERVICE_ACCOUNT,
     kind("", "Endpoints", "endpoints", true, &["ep"]),
     kind("", "PersistentVolumeClaim", "persistentvolumeclaims", true, &["pvc"]),
     DEPLOYMENT,

@@ -15,15 +15,15 @@ use super::super::resources::{CONTROLLER_REVISION, DAEMON_SET, NODE, POD};
 use super::super::store::{Store, hash_of};
 use super::nodes::{add_daemon_tolerations, matches_affinity, untolerated_taint};
 use super::{
-    Tick, by_creation, claim, controlled_by, controller_ref, counts, delete, is_available, is_deleting, is_ready,
-    is_terminal, label, name, pod_from_template, uid, write,
+    Backoff, Creations, Tick, by_creation, claim, controlled_by, controller_ref, counts, delete, is_available,
+    is_deleting, is_ready, is_terminal, label, name, pod_from_template, uid, write,
 };
 
 const HASH_LABEL: &str = "controller-revision-hash";
 const GENERATION_LABEL: &str = "pod-template-generation";
 const TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
 
-pub fn run(store: &mut Store, tick: &mut Tick, namespaces: &[String]) {
+pub fn run(store: &mut Store, tick: &mut Tick, namespaces: &[String], backoff: &mut Backoff) {
     // Most namespaces have no daemon set: then the nodes are not worth copying.
     if namespaces.iter().all(|ns| store.list(DAEMON_SET, Some(ns)).next().is_none()) {
         return;
@@ -32,7 +32,7 @@ pub fn run(store: &mut Store, tick: &mut Tick, namespaces: &[String]) {
     for namespace in namespaces {
         for ds in store.list_owned(DAEMON_SET, namespace) {
             if !is_deleting(&ds) {
-                sync(store, tick, namespace, &ds, &nodes);
+                sync(store, tick, namespace, &ds, &nodes, backoff);
             }
         }
     }
@@ -93,7 +93,7 @@ fn oldest_scheduled_first(a: &Value, b: &Value) -> std::cmp::Ordering {
     unscheduled(a).cmp(&unscheduled(b)).then_with(|| by_creation(a, b))
 }
 
-fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, ds: &Value, nodes: &[Value]) {
+fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, ds: &Value, nodes: &[Value], backoff: &mut Backoff) {
     let hash = hash_of(&ds["spec"]["template"]);
     sync_history(store, namespace, ds, &hash);
     let spec = pod_spec(ds);
@@ -137,10 +137,19 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, ds: &Value, nodes: 
     for pod in remove {
         delete(store, POD, namespace, pod);
     }
-    for node in create {
-        let pod = new_pod(ds, &hash, &node);
-        if !super::create_pod(store, namespace, pod) {
-            break; // the namespace is being deleted
+    let mut creations = Creations::Done;
+    if !create.is_empty() && !backoff.may_try(ds_uid, tick) {
+        creations = Creations::Waiting;
+    } else {
+        for node in create {
+            match super::create_pod(store, namespace, new_pod(ds, &hash, &node)) {
+                Ok(()) => {}
+                Err(Some(why)) => {
+                    creations = Creations::Refused(why);
+                    break;
+                }
+                Err(None) => break, // the namespace is being deleted
+            }
         }
     }
     // Upstream waits for its creations and deletions to be observed before rolling on.
@@ -154,12 +163,15 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, ds: &Value, nodes: 
             budget: Budget::of(ds, nodes, &spec),
             min_ready: ds["spec"]["minReadySeconds"].as_i64().unwrap_or(0),
         };
-        if surge {
-            rollout.surging(store, tick);
-        } else {
+        if !surge {
             rollout.rolling(store, tick);
+        } else if backoff.may_try(ds_uid, tick) {
+            creations = rollout.surging(store, tick);
+        } else {
+            creations = Creations::Waiting;
         }
     }
+    backoff.record(ds_uid, &creations, tick);
     cleanup_history(store, namespace, ds, &hash);
     update_status(store, tick, namespace, ds, &hash, nodes, &spec);
 }
@@ -312,8 +324,9 @@ impl Rollout<'_> {
     /// at once, up to maxSurge nodes with an available old pod get theirs beside it, and an old pod
     /// goes once the new one on its node is available. An available old pod on a node that should
     /// no longer run the daemon goes only while more pods are available than nodes want one. (Which
-    /// nodes surge first is up to map order upstream; here it is node-name order.)
-    fn surging(&self, store: &mut Store, tick: &mut Tick) {
+    /// nodes surge first is up to map order upstream; here it is node-name order.) Returns how
+    /// its creations went.
+    fn surging(&self, store: &mut Store, tick: &mut Tick) -> Creations {
         let (ds, hash, budget, min_ready) = (self.ds, self.hash, self.budget, self.min_ready);
         let spec = pod_spec(ds);
         let should_run_on =
@@ -357,14 +370,21 @@ impl Rollout<'_> {
         delete_now.extend(off_node.into_iter().take(deletable));
         let room = (budget.surge - surging).clamp(0, candidates.len() as i64) as usize;
         // Creations before deletions, as upstream's syncNodes.
+        let mut creations = Creations::Done;
         for node in replace_now.into_iter().chain(candidates.into_iter().take(room)) {
-            if !super::create_pod(store, self.namespace, new_pod(ds, hash, node)) {
-                break; // the namespace is being deleted
+            match super::create_pod(store, self.namespace, new_pod(ds, hash, node)) {
+                Ok(()) => {}
+                Err(Some(why)) => {
+                    creations = Creations::Refused(why);
+                    break;
+                }
+                Err(None) => break, // the namespace is being deleted
             }
         }
         for pod in delete_now {
             delete(store, POD, self.namespace, pod);
         }
+        creations
     }
 }
 

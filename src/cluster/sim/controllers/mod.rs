@@ -132,6 +132,7 @@ pub struct Controllers {
     kubelet: kubelet::Kubelet,
     endpoint_slices: endpointslice::EndpointSlices,
     autoscalers: autoscaler::Autoscalers,
+    backoff: Backoff,
     visits: std::collections::HashMap<String, Visits, foldhash::fast::RandomState>,
 }
 
@@ -142,6 +143,7 @@ impl Controllers {
             kubelet: kubelet::Kubelet::default(),
             endpoint_slices: Default::default(),
             autoscalers: Default::default(),
+            backoff: Default::default(),
             visits: Default::default(),
         }
     }
@@ -209,9 +211,9 @@ impl Controllers {
             Controller::GarbageCollector => gc::run(store, one),
             Controller::Autoscaler => self.autoscalers.run(store, tick, namespace),
             Controller::Deployment => deployment::run(store, tick, one),
-            Controller::ReplicaSet => replicaset::run(store, tick, one),
-            Controller::DaemonSet => daemonset::run(store, tick, one),
-            Controller::StatefulSet => statefulset::run(store, tick, one),
+            Controller::ReplicaSet => replicaset::run(store, tick, one, &mut self.backoff),
+            Controller::DaemonSet => daemonset::run(store, tick, one, &mut self.backoff),
+            Controller::StatefulSet => statefulset::run(store, tick, one, &mut self.backoff),
             Controller::Scheduler => scheduler::run(store, one),
             Controller::Kubelet => self.kubelet.run(store, self.pace, tick, one),
             Controller::EndpointSlice => self.endpoint_slices.run(store, one),
@@ -398,13 +400,83 @@ fn remove_owner(object: &mut Value, owner_uid: &str) {
     }
 }
 
-/// Replaces an object (nothing is written when it did not change) and returns it as stored.
 /// Creates a controller's pod as the API server would: defaulted first (a container's limits as
-/// its requests, host ports on the host's network). False when it cannot be (the namespace is
-/// being deleted).
-fn create_pod(store: &mut Store, namespace: &str, mut pod: Value) -> bool {
+/// its requests, host ports on the host's network), then admitted. `Err(Some(why))`: admission
+/// refused it (the controller backs off and retries, see [`Backoff`]); `Err(None)`: it cannot be
+/// (the namespace is being deleted).
+fn create_pod(store: &mut Store, namespace: &str, mut pod: Value) -> Result<(), Option<String>> {
     super::defaults::apply(super::resources::POD, &mut pod);
-    store.create(super::resources::POD, namespace, pod).is_ok()
+    if let Some(why) = service_account_refusal(store, namespace, &pod) {
+        return Err(Some(why));
+    }
+    store.create(super::resources::POD, namespace, pod).map(|_| ()).map_err(|_| None)
+}
+
+/// The ServiceAccount admission plugin's refusal of a pod that names a service account its
+/// namespace does not have. `default` always exists (the service account controller makes it in
+/// every namespace).
+pub fn service_account_refusal(store: &Store, namespace: &str, pod: &Value) -> Option<String> {
+    let spec = &pod["spec"];
+    let named = spec["serviceAccountName"].as_str().filter(|s| !s.is_empty());
+    let account = named.or_else(|| spec["serviceAccount"].as_str()).filter(|s| !s.is_empty() && *s != "default")?;
+    if store.get(super::resources::SERVICE_ACCOUNT, namespace, account).is_some() {
+        return None;
+    }
+    let metadata = &pod["metadata"];
+    let pod_name = metadata["name"].as_str().filter(|n| !n.is_empty()).or_else(|| metadata["generateName"].as_str());
+    Some(format!(
+        "pods \"{}\" is forbidden: error looking up service account {namespace}/{account}: serviceaccount \"{account}\" not found",
+        pod_name.unwrap_or_default()
+    ))
+}
+
+/// Upstream's work queue rate limiter for a controller whose sync failed (a pod admission
+/// refused): the object is synced again after 5 ms, then 10, 20, ... doubling up to 1000 s; a
+/// sync that succeeds forgets it. Keyed by the controller object's uid.
+#[derive(Default)]
+pub struct Backoff {
+    failed: std::collections::HashMap<String, (u32, Instant), foldhash::fast::RandomState>,
+}
+
+/// How one sync's pod creations went.
+pub(crate) enum Creations {
+    /// Made every pod it wanted (or wanted none).
+    Done,
+    /// Admission refused a pod: the API's words.
+    Refused(String),
+    /// Still backing off from a refusal: nothing tried.
+    Waiting,
+}
+
+impl Backoff {
+    /// Whether the object may try its creations now; if not, asks to be woken when it may.
+    fn may_try(&self, uid: &str, tick: &mut Tick) -> bool {
+        match self.failed.get(uid) {
+            Some((_, at)) if *at > tick.now => {
+                tick.wake_at(*at);
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// Notes how the object's creations went: a refusal backs it off further, a success forgets it.
+    fn record(&mut self, uid: &str, creations: &Creations, tick: &mut Tick) {
+        match creations {
+            Creations::Done => {
+                self.failed.remove(uid);
+            }
+            Creations::Refused(_) => {
+                let failures = self.failed.get(uid).map_or(0, |(failures, _)| *failures);
+                let delay =
+                    Duration::from_millis(5).saturating_mul(1 << failures.min(20)).min(Duration::from_secs(1000));
+                let at = tick.now + delay;
+                self.failed.insert(uid.to_string(), (failures + 1, at));
+                tick.wake_at(at);
+            }
+            Creations::Waiting => {}
+        }
+    }
 }
 
 fn write(store: &mut Store, resource: Resource, namespace: &str, object: Value) -> Option<Arc<Value>> {

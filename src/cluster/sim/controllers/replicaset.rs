@@ -6,28 +6,28 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::super::resources::{POD, REPLICA_SET};
 use super::super::store::Store;
 use super::{
-    Tick, claim, controlled_by, controller_of, controller_ref, counts, delete, is_active, is_ready, name, phase,
-    pod_from_template, ready_long_enough, ready_since, spec_replicas, uid,
+    Backoff, Creations, Tick, claim, controlled_by, controller_of, controller_ref, counts, delete, is_active, is_ready,
+    name, phase, pod_from_template, ready_long_enough, ready_since, spec_replicas, uid,
 };
 use crate::model::annotations::POD_DELETION_COST;
 
 /// Upstream's burstReplicas: at most this many creations or deletions per sync.
 const BURST: i64 = 500;
 
-pub fn run(store: &mut Store, tick: &mut Tick, namespaces: &[String]) {
+pub fn run(store: &mut Store, tick: &mut Tick, namespaces: &[String], backoff: &mut Backoff) {
     for namespace in namespaces {
         for rs in store.list_owned(REPLICA_SET, namespace) {
-            sync(store, tick, namespace, &rs);
+            sync(store, tick, namespace, &rs, backoff);
         }
     }
 }
 
-fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, rs: &Value) {
+fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, rs: &Value, backoff: &mut Backoff) {
     let rs_uid = uid(rs);
     let active = store
         .list_stored(POD, namespace)
@@ -36,13 +36,22 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, rs: &Value) {
         .collect();
     let reference = controller_ref(rs, "apps/v1", "ReplicaSet");
     let owned = claim(store, POD, namespace, rs, reference.clone(), active);
+    let mut creations = Creations::Done;
     if !super::is_deleting(rs) {
         let diff = owned.len() as i64 - spec_replicas(rs);
-        if diff < 0 {
+        if diff < 0 && !backoff.may_try(rs_uid, tick) {
+            creations = Creations::Waiting;
+        } else if diff < 0 {
             for _ in 0..(-diff).min(BURST) {
                 let pod = pod_from_template(&rs["spec"]["template"], format!("{}-", name(rs)), reference.clone());
-                if !super::create_pod(store, namespace, pod) {
-                    break; // the namespace is being deleted
+                match super::create_pod(store, namespace, pod) {
+                    Ok(()) => {}
+                    // Upstream's slow start stops at a batch with a failure.
+                    Err(Some(why)) => {
+                        creations = Creations::Refused(why);
+                        break;
+                    }
+                    Err(None) => break, // the namespace is being deleted
                 }
             }
         } else if diff > 0 {
@@ -52,10 +61,13 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, rs: &Value) {
             }
         }
     }
-    update_status(store, tick, namespace, rs);
+    backoff.record(rs_uid, &creations, tick);
+    update_status(store, tick, namespace, rs, &creations);
 }
 
-fn update_status(store: &mut Store, tick: &mut Tick, namespace: &str, rs: &Value) {
+/// Upstream's calculateStatus. `creations`: how this sync's went, which the ReplicaFailure
+/// condition reports (set by a refusal, kept while backing off, gone once all went well).
+fn update_status(store: &mut Store, tick: &mut Tick, namespace: &str, rs: &Value, creations: &Creations) {
     let rs_uid = uid(rs);
     let template_labels = rs["spec"]["template"]["metadata"]["labels"].as_object();
     let min_ready = rs["spec"]["minReadySeconds"].as_i64().unwrap_or(0);
@@ -81,8 +93,25 @@ fn update_status(store: &mut Store, tick: &mut Tick, namespace: &str, rs: &Value
         ],
         &["replicas"],
     );
-    if let Some(conditions) = rs["status"].get("conditions") {
-        status.insert("conditions".into(), conditions.clone());
+    let mut conditions = rs["status"]["conditions"].as_array().cloned().unwrap_or_default();
+    let failing = conditions.iter().any(|c| c["type"] == "ReplicaFailure");
+    match creations {
+        Creations::Refused(why) if !failing => {
+            let now =
+                k8s_openapi::jiff::Timestamp::from_second(tick.now_secs).map(|t| t.to_string()).unwrap_or_default();
+            conditions.push(json!({
+                "type": "ReplicaFailure",
+                "status": "True",
+                "lastTransitionTime": now,
+                "reason": "FailedCreate",
+                "message": why,
+            }));
+        }
+        Creations::Done => conditions.retain(|c| c["type"] != "ReplicaFailure"),
+        _ => {}
+    }
+    if !conditions.is_empty() {
+        status.insert("conditions".into(), Value::Array(conditions));
     }
     super::write_status(store, REPLICA_SET, namespace, rs, Value::Object(status));
 }

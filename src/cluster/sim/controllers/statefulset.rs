@@ -16,8 +16,8 @@ use serde_json::{Map, Value, json};
 use super::super::resources::{CONTROLLER_REVISION, POD, STATEFUL_SET};
 use super::super::store::{Store, hash_of};
 use super::{
-    Tick, claim, controlled_by, controller_of, controller_ref, counts, delete, is_available, is_deleting, is_ready,
-    is_terminal, label, name, phase, pod_from_template, spec_replicas, uid, write,
+    Backoff, Creations, Tick, claim, controlled_by, controller_of, controller_ref, counts, delete, is_available,
+    is_deleting, is_ready, is_terminal, label, name, phase, pod_from_template, spec_replicas, uid, write,
 };
 
 /// The pod label naming the revision a pod was made from (the revision's name, not its hash).
@@ -27,10 +27,10 @@ const HASH_LABEL: &str = "controller.kubernetes.io/hash";
 const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
 const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
 
-pub fn run(store: &mut Store, tick: &mut Tick, namespaces: &[String]) {
+pub fn run(store: &mut Store, tick: &mut Tick, namespaces: &[String], backoff: &mut Backoff) {
     for namespace in namespaces {
         for set in store.list_owned(STATEFUL_SET, namespace) {
-            sync(store, tick, namespace, &set);
+            sync(store, tick, namespace, &set, backoff);
         }
     }
 }
@@ -112,7 +112,7 @@ fn template_of(revision: &Value) -> Value {
     template
 }
 
-fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, set: &Value) {
+fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, set: &Value, backoff: &mut Backoff) {
     let set_uid = uid(set);
     let revisions = adopt_revisions(store, namespace, set);
     // Its own pods and the orphans named as its members (upstream's isMemberOf filter).
@@ -125,7 +125,11 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, set: &Value) {
     let Some((current, update)) = revisions_of(store, namespace, set, &revisions) else { return };
     let mut status = Status::new(&current, &update);
     let pass = Update::new(set, &pods, &current, &update);
-    pass.run(store, tick, namespace, &mut status);
+    // After a refused pod upstream's sync fails, and the set is synced again only as the work
+    // queue backs off.
+    let creations =
+        if backoff.may_try(set_uid, tick) { pass.run(store, tick, namespace, &mut status) } else { Creations::Waiting };
+    backoff.record(set_uid, &creations, tick);
     status.count(set, tick, &current, &update, pass.listed());
     status.write(store, namespace, set);
     truncate_history(store, namespace, set, &pods, &current, &update);
@@ -271,10 +275,11 @@ impl<'a> Update<'a> {
         self.replicas.iter().flatten().chain(&self.condemned).map(|pod| &**pod)
     }
 
-    /// Creates, fixes and deletes pods as upstream does in one sync.
-    fn run(&self, store: &mut Store, tick: &mut Tick, namespace: &str, status: &mut Status) {
+    /// Creates, fixes and deletes pods as upstream does in one sync; says how its creations went
+    /// (a refused pod ends the sync).
+    fn run(&self, store: &mut Store, tick: &mut Tick, namespace: &str, status: &mut Status) -> Creations {
         if is_deleting(self.set) {
-            return;
+            return Creations::Done;
         }
         // The first pod, by ordinal, that is unavailable: the one a monotonic scale-down may take.
         let first_unavailable = self
@@ -285,47 +290,59 @@ impl<'a> Update<'a> {
             .find(|pod| pod.is_none_or(|pod| is_unavailable(pod, self.min_ready, tick)))
             .map(|pod| pod.map(name).unwrap_or_default().to_string());
         for index in 0..self.replicas.len() {
-            if self.process_replica(store, tick, namespace, index) && self.monotonic {
-                return;
+            match self.process_replica(store, tick, namespace, index) {
+                Err(why) => return Creations::Refused(why),
+                Ok(wait) if wait && self.monotonic => return Creations::Done,
+                Ok(_) => {}
             }
         }
         for index in 0..self.condemned.len() {
             if self.process_condemned(store, tick, namespace, index, first_unavailable.as_deref()) && self.monotonic {
-                return;
+                return Creations::Done;
             }
         }
         let strategy = self.set["spec"]["updateStrategy"]["type"].as_str().unwrap_or("RollingUpdate");
         if strategy == "RollingUpdate" {
             self.roll(store, tick, namespace, status);
         }
+        Creations::Done
     }
 
-    /// Upstream's processReplica for one ordinal; true when a monotonic set must wait.
-    fn process_replica(&self, store: &mut Store, tick: &mut Tick, namespace: &str, index: usize) -> bool {
+    /// Upstream's processReplica for one ordinal: true when a monotonic set must wait; the
+    /// admission's words when it refused the pod.
+    fn process_replica(
+        &self,
+        store: &mut Store,
+        tick: &mut Tick,
+        namespace: &str,
+        index: usize,
+    ) -> Result<bool, String> {
         let ordinal = start_ordinal(self.set) + index as i64;
         let Some(pod) = self.replicas[index].as_deref() else {
             let pod = self.new_pod(ordinal);
             // A name still held by a pod it does not own (an orphan that no longer matches)
             // cannot be taken: upstream's create fails and is retried, here the next sync does.
-            let _ = super::create_pod(store, namespace, pod);
-            return true;
+            return match super::create_pod(store, namespace, pod) {
+                Err(Some(why)) => Err(why),
+                _ => Ok(true),
+            };
         };
         if is_terminal(pod) {
             delete(store, POD, namespace, pod);
-            return true;
+            return Ok(true);
         }
         // A monotonic set waits for each pod to be Running and available before the next.
         if self.monotonic
             && (is_deleting(pod) || !is_running_and_ready(pod) || !is_available(pod, self.min_ready, tick))
         {
-            return true;
+            return Ok(true);
         }
         if !identity_matches(self.set, pod, namespace) {
             let mut fixed = pod.clone();
             set_identity(self.set, &mut fixed, ordinal);
             write(store, POD, namespace, fixed);
         }
-        false
+        Ok(false)
     }
 
     /// Upstream's processCondemned for one pod above the range; true when a monotonic set must wait.

@@ -875,3 +875,26 @@ async fn an_autoscaler_says_why_it_cannot_scale_its_target() {
         assert_eq!(able["message"], message, "{kind}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_replica_set_whose_pods_name_a_missing_service_account_backs_off_until_it_exists() {
+    let mut cluster = Cluster::new(Pace::Fast);
+    let mut rs = deployment("web", 2, "v1");
+    rs["spec"]["template"]["spec"]["serviceAccountName"] = "builder".into();
+    cluster.create(REPLICA_SET, rs);
+    assert!(cluster.pods().is_empty());
+    let failure = condition(&cluster.get(REPLICA_SET, "web"), "ReplicaFailure").clone();
+    assert_eq!((&failure["status"], &failure["reason"]), (&json!("True"), &json!("FailedCreate")));
+    let refusal =
+        "pods \"web-\" is forbidden: error looking up service account ns/builder: serviceaccount \"builder\" not found";
+    assert_eq!(failure["message"], refusal);
+
+    // Tries at 5 ms, 15 ms, 35 ms, ... (the delay doubling): the account made at 10 s is found
+    // by the try at 10.235 s, not at once.
+    cluster.wait(10).await;
+    cluster.create(resources::SERVICE_ACCOUNT, json!({"metadata": {"name": "builder"}}));
+    assert!(cluster.pods().is_empty());
+    cluster.wait(1).await;
+    assert_eq!(cluster.pods().len(), 2);
+    assert!(condition(&cluster.get(REPLICA_SET, "web"), "ReplicaFailure").is_null());
+}
