@@ -125,16 +125,18 @@ fn sync(store: &mut Store, tick: &Tick, namespace: &str, autoscaler: &Value) {
 /// Whether `autoscaler` scales the object `name` of `resource`.
 pub fn scales(autoscaler: &Value, resource: Resource, name: &str) -> bool {
     let target = &autoscaler["spec"]["scaleTargetRef"];
-    let version = target["apiVersion"].as_str().unwrap_or_default();
-    let group = version.split_once('/').map_or("", |(group, _)| group);
-    group == resource.group && target["kind"] == resource.kind && target["name"] == name
+    group_of(target) == resource.group && target["kind"] == resource.kind && target["name"] == name
+}
+
+/// The API group of a target reference's apiVersion (`apps/v1` → `apps`, `v1` → the core group).
+fn group_of(target: &Value) -> &str {
+    target["apiVersion"].as_str().and_then(|v| v.split_once('/')).map_or("", |(group, _)| group)
 }
 
 /// The target as its scale subresource reads it: the kinds this cluster can scale (Deployment,
 /// ReplicaSet, StatefulSet), or why not, in the API's words.
 fn scalable(store: &Store, namespace: &str, target: &Value) -> Result<(Resource, Value), String> {
-    let version = target["apiVersion"].as_str().unwrap_or_default();
-    let group = version.split_once('/').map_or("", |(group, _)| group);
+    let group = group_of(target);
     let kind = target["kind"].as_str().unwrap_or_default();
     let name = target["name"].as_str().unwrap_or_default();
     let resource = resources::ALL.iter().copied().find(|r| r.group == group && r.kind == kind);

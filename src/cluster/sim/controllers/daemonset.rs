@@ -137,21 +137,11 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, ds: &Value, nodes: 
     for pod in remove {
         delete(store, POD, namespace, pod);
     }
-    let mut creations = Creations::Done;
-    if !create.is_empty() && !backoff.may_try(ds_uid, tick) {
-        creations = Creations::Waiting;
+    let mut creations = if !create.is_empty() && !backoff.may_try(ds_uid, tick) {
+        Creations::Waiting
     } else {
-        for node in create {
-            match super::create_pod(store, namespace, new_pod(ds, &hash, &node)) {
-                Ok(()) => {}
-                Err(Some(why)) => {
-                    creations = Creations::Refused(why);
-                    break;
-                }
-                Err(None) => break, // the namespace is being deleted
-            }
-        }
-    }
+        super::create_pods(store, namespace, create.iter().map(|node| new_pod(ds, &hash, node)))
+    };
     // Upstream waits for its creations and deletions to be observed before rolling on.
     if !managed && ds["spec"]["updateStrategy"]["type"].as_str() != Some("OnDelete") {
         let rollout = Rollout {
@@ -370,17 +360,8 @@ impl Rollout<'_> {
         delete_now.extend(off_node.into_iter().take(deletable));
         let room = (budget.surge - surging).clamp(0, candidates.len() as i64) as usize;
         // Creations before deletions, as upstream's syncNodes.
-        let mut creations = Creations::Done;
-        for node in replace_now.into_iter().chain(candidates.into_iter().take(room)) {
-            match super::create_pod(store, self.namespace, new_pod(ds, hash, node)) {
-                Ok(()) => {}
-                Err(Some(why)) => {
-                    creations = Creations::Refused(why);
-                    break;
-                }
-                Err(None) => break, // the namespace is being deleted
-            }
-        }
+        let surged = replace_now.into_iter().chain(candidates.into_iter().take(room));
+        let creations = super::create_pods(store, self.namespace, surged.map(|node| new_pod(ds, hash, node)));
         for pod in delete_now {
             delete(store, POD, self.namespace, pod);
         }

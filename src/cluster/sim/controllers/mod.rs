@@ -412,6 +412,19 @@ fn create_pod(store: &mut Store, namespace: &str, mut pod: Value) -> Result<(), 
     store.create(super::resources::POD, namespace, pod).map(|_| ()).map_err(|_| None)
 }
 
+/// Creates `pods` in order until one is refused (upstream's slow start stops at a batch with a
+/// failure) or the namespace goes: how the creations went.
+fn create_pods(store: &mut Store, namespace: &str, pods: impl IntoIterator<Item = Value>) -> Creations {
+    for pod in pods {
+        match create_pod(store, namespace, pod) {
+            Ok(()) => {}
+            Err(Some(why)) => return Creations::Refused(why),
+            Err(None) => break, // the namespace is being deleted
+        }
+    }
+    Creations::Done
+}
+
 /// The ServiceAccount admission plugin's refusal of a pod that names a service account its
 /// namespace does not have. `default` always exists (the service account controller makes it in
 /// every namespace).

@@ -42,18 +42,9 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, rs: &Value, backoff
         if diff < 0 && !backoff.may_try(rs_uid, tick) {
             creations = Creations::Waiting;
         } else if diff < 0 {
-            for _ in 0..(-diff).min(BURST) {
-                let pod = pod_from_template(&rs["spec"]["template"], format!("{}-", name(rs)), reference.clone());
-                match super::create_pod(store, namespace, pod) {
-                    Ok(()) => {}
-                    // Upstream's slow start stops at a batch with a failure.
-                    Err(Some(why)) => {
-                        creations = Creations::Refused(why);
-                        break;
-                    }
-                    Err(None) => break, // the namespace is being deleted
-                }
-            }
+            let pods = (0..(-diff).min(BURST))
+                .map(|_| pod_from_template(&rs["spec"]["template"], format!("{}-", name(rs)), reference.clone()));
+            creations = super::create_pods(store, namespace, pods);
         } else if diff > 0 {
             let owned = owned.into_iter().map(Arc::unwrap_or_clone).collect();
             for pod in pods_to_delete(store, tick, namespace, rs, owned, diff.min(BURST) as usize) {
