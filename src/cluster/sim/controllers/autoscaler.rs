@@ -193,7 +193,7 @@ fn set_status(
     set_counts(status, current, desired);
     status["observedGeneration"] = autoscaler["metadata"]["generation"].clone();
     if let Some(tick) = rescaled {
-        status["lastScaleTime"] = timestamp(tick).into();
+        status["lastScaleTime"] = tick.timestamp().into();
     }
 }
 
@@ -206,10 +206,6 @@ fn set_counts(status: &mut Value, current: i64, desired: i64) {
         fields.insert("currentReplicas".into(), current.into());
     }
     fields.insert("desiredReplicas".into(), desired.into());
-}
-
-fn timestamp(tick: &Tick) -> String {
-    k8s_openapi::jiff::Timestamp::from_second(tick.now_secs).map(|t| t.to_string()).unwrap_or_default()
 }
 
 /// Upstream's setConditionInList: a new condition goes last; the transition time moves only when
@@ -228,7 +224,7 @@ fn set_condition(status: &mut Value, tick: &Tick, kind: &str, state: &str, reaso
     };
     let condition = &mut conditions[index];
     if condition["status"] != state {
-        condition["lastTransitionTime"] = timestamp(tick).into();
+        condition["lastTransitionTime"] = tick.timestamp().into();
     }
     condition["status"] = state.into();
     condition["reason"] = reason.into();

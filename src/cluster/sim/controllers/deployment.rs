@@ -725,7 +725,7 @@ impl Deployment<'_> {
 }
 
 fn new_condition(tick: &Tick, kind: &str, status: &str, reason: &str, message: &str) -> Value {
-    let now = k8s_openapi::jiff::Timestamp::from_second(tick.now_secs).map(|t| t.to_string()).unwrap_or_default();
+    let now = tick.timestamp();
     json!({
         "type": kind,
         "status": status,

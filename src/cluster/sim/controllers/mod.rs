@@ -257,6 +257,11 @@ impl Tick {
         self.wake_at(at);
     }
 
+    /// "Now" as the API writes timestamps (RFC 3339, whole seconds).
+    fn timestamp(&self) -> String {
+        k8s_openapi::jiff::Timestamp::from_second(self.now_secs).map(|t| t.to_string()).unwrap_or_default()
+    }
+
     /// Nanoseconds since the Unix epoch, for ranking pods by age on a logarithmic scale.
     fn now_nanos(&self) -> f64 {
         self.now_secs as f64 * 1e9 + self.subsec.as_nanos() as f64

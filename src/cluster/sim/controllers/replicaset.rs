@@ -88,8 +88,7 @@ fn update_status(store: &mut Store, tick: &mut Tick, namespace: &str, rs: &Value
     let failing = conditions.iter().any(|c| c["type"] == "ReplicaFailure");
     match creations {
         Creations::Refused(why) if !failing => {
-            let now =
-                k8s_openapi::jiff::Timestamp::from_second(tick.now_secs).map(|t| t.to_string()).unwrap_or_default();
+            let now = tick.timestamp();
             conditions.push(json!({
                 "type": "ReplicaFailure",
                 "status": "True",
