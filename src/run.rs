@@ -83,7 +83,7 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
             Cluster::Kube(args.cluster_named.connect_options())
         },
         selection,
-        jobs: usize::from(args.jobs),
+        jobs: args.jobs.map_or_else(|| if args.builtin() { rehearse::suite::cores() } else { 1 }, usize::from),
         fail_fast: args.fail_fast,
         keep_namespaces: args.keep,
         snapshots,

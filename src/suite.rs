@@ -12,7 +12,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -36,7 +37,8 @@ use crate::syntax::ast::SettingKind;
 /// scripts may run.
 #[derive(Debug)]
 pub struct Suite {
-    files: Vec<CheckedFile>,
+    /// Shared with the built-in cluster's worker threads while a run goes on.
+    files: Arc<Vec<CheckedFile>>,
     /// Scripts that could not be read at all (each a diagnostic naming the file).
     unreadable: Vec<Diagnostic>,
     /// What directories held but was not taken (symlink loops, FIFOs): warnings.
@@ -59,7 +61,7 @@ impl Suite {
                 Err(diagnostic) => unreadable.push(diagnostic),
             }
         }
-        Ok(Suite { files, unreadable, skipped })
+        Ok(Suite { files: Arc::new(files), unreadable, skipped })
     }
 
     /// The scripts that could be read, in the order they were found.
@@ -86,23 +88,7 @@ impl Suite {
 
     /// Every scenario, in script order.
     pub fn scenarios(&self) -> Vec<ScenarioEntry> {
-        self.files
-            .iter()
-            .flat_map(|file| {
-                // One index per file: a scan from the start per scenario would be quadratic in a
-                // large script of many scenarios.
-                let lines = LineIndex::new(&file.source);
-                file.script.scenarios().map(move |scenario| {
-                    let (line, column) = lines.line_column(scenario.span.start);
-                    ScenarioEntry {
-                        file: file.path.display().to_string(),
-                        scenario: scenario.name.value.clone(),
-                        line,
-                        column,
-                    }
-                })
-            })
-            .collect()
+        scenarios(&self.files)
     }
 
     /// The scenarios `selection` lets run, in script order.
@@ -113,28 +99,54 @@ impl Suite {
 
     /// The scenarios `selection` lets run, each with its job, in script order.
     fn jobs(&self, selection: &Selection) -> Vec<(ScenarioEntry, ScenarioJob<'_>)> {
-        let entries = self.scenarios();
-        let chosen = selection.apply(&entries);
-        let jobs = self.files.iter().flat_map(|file| {
-            let file_timeout = file.script.settings().find_map(|s| match &s.kind {
-                SettingKind::Timeout(t) => Some(t.value),
-                _ => None,
-            });
-            let file_nodes = file_nodes(file);
-            let base_dir = file.base_dir();
-            file.script.scenarios().map(move |scenario| ScenarioJob {
-                path: &file.path,
-                source: &file.source,
-                base_dir: base_dir.clone(),
-                file_timeout,
-                file_nodes,
-                scenario,
-            })
-        });
-        // Both lists are every scenario in script order, so they pair up one to one.
-        let mut all: Vec<Option<(ScenarioEntry, ScenarioJob<'_>)>> = entries.into_iter().zip(jobs).map(Some).collect();
-        chosen.into_iter().filter_map(|i| all[i].take()).collect()
+        jobs(&self.files, selection)
     }
+}
+
+/// Every scenario of `files`, in script order.
+fn scenarios(files: &[CheckedFile]) -> Vec<ScenarioEntry> {
+    files
+        .iter()
+        .flat_map(|file| {
+            // One index per file: a scan from the start per scenario would be quadratic in a
+            // large script of many scenarios.
+            let lines = LineIndex::new(&file.source);
+            file.script.scenarios().map(move |scenario| {
+                let (line, column) = lines.line_column(scenario.span.start);
+                ScenarioEntry {
+                    file: file.path.display().to_string(),
+                    scenario: scenario.name.value.clone(),
+                    line,
+                    column,
+                }
+            })
+        })
+        .collect()
+}
+
+/// The scenarios of `files` that `selection` lets run, each with its job, in script order.
+fn jobs<'a>(files: &'a [CheckedFile], selection: &Selection) -> Vec<(ScenarioEntry, ScenarioJob<'a>)> {
+    let entries = scenarios(files);
+    let chosen = selection.apply(&entries);
+    let jobs = files.iter().flat_map(|file| {
+        let file_timeout = file.script.settings().find_map(|s| match &s.kind {
+            SettingKind::Timeout(t) => Some(t.value),
+            _ => None,
+        });
+        let file_nodes = file_nodes(file);
+        let base_dir = file.base_dir();
+        file.script.scenarios().map(move |scenario| ScenarioJob {
+            path: &file.path,
+            source: &file.source,
+            base_dir: base_dir.clone(),
+            file_timeout,
+            file_nodes,
+            scenario,
+        })
+    });
+    // Both lists are every scenario in script order, so they pair up one to one.
+    let mut all: Vec<Option<(ScenarioEntry, ScenarioJob<'a>)>> = entries.into_iter().zip(jobs).map(Some).collect();
+    chosen.into_iter().filter_map(|i| all[i].take()).collect()
 }
 
 fn file_nodes(file: &CheckedFile) -> Option<u32> {
@@ -280,7 +292,8 @@ impl Suite {
             // Made, used and dropped on this thread: a runtime may not be dropped inside another.
             let run = scope.spawn(|| {
                 let runtime = match config.cluster {
-                    Cluster::Builtin { .. } => builtin_runtime(),
+                    // The built-in cluster runs on worker threads of its own (see `run_with`).
+                    Cluster::Builtin { .. } => tokio::runtime::Builder::new_current_thread().enable_all().build(),
                     Cluster::Kube(_) => tokio::runtime::Runtime::new(),
                 }
                 .map_err(RunError::Runtime)?;
@@ -290,9 +303,9 @@ impl Suite {
         })
     }
 
-    /// Runs the selected scenarios on the current runtime. On the built-in cluster, that runtime
-    /// must be the one [`builtin_runtime`] builds (one thread, its clock paused), or the
-    /// cluster's grace periods and timeouts pass in real time.
+    /// Runs the selected scenarios, on the current runtime for a real cluster. The built-in
+    /// cluster runs on threads of its own, each with a runtime whose clock is paused (see
+    /// [`builtin_runtime`]), so the current runtime may be any, and should not be paused itself.
     pub async fn run_with(
         &self,
         config: &RunConfig,
@@ -304,18 +317,47 @@ impl Suite {
             return Err(RunError::InvalidScripts(errors));
         }
         let run = RunIdentity::new(config.lease);
-        let jobs = self.jobs(&config.selection);
-        let clusters = match &config.cluster {
-            Cluster::Builtin { pace } => builtin_clusters(&jobs, *pace, config, controls, &run).await,
-            Cluster::Kube(options) => real_cluster(options, config, controls, &run).await?,
+        let (cluster, mut outcomes) = match &config.cluster {
+            Cluster::Builtin { pace } => self.run_builtin(*pace, config, observer, controls, &run).await?,
+            Cluster::Kube(options) => self.run_on_cluster(options, config, observer, controls, &run).await?,
         };
-        observer.started(&clusters.name);
-        let stop = AtomicBool::new(false);
+        // Reports list scenarios in script order, whatever order they finished in.
+        outcomes.sort_by_key(|(index, _)| *index);
+        let entries = self.select(&config.selection);
         let mut results: Vec<ScenarioResult> = Vec::new();
         let mut not_run = Vec::new();
-        let outcomes: Vec<(usize, Option<ScenarioResult>)> = futures::stream::iter(jobs.iter().enumerate())
+        for (index, result) in outcomes {
+            match result {
+                Some(result) => results.push(result),
+                None => not_run.push(entries[index].clone()),
+            }
+        }
+        Ok(RunOutcome {
+            cluster,
+            shard: config.selection.shard,
+            results,
+            not_run,
+            left_behind: controls.live.all().into_iter().map(|n| n.name).collect(),
+            cancelled: controls.cancel.is_cancelled(),
+        })
+    }
+
+    /// The scenarios on the named cluster, `config.jobs` at a time.
+    async fn run_on_cluster(
+        &self,
+        options: &ConnectOptions,
+        config: &RunConfig,
+        observer: &dyn Observer,
+        controls: &Controls,
+        run: &RunIdentity,
+    ) -> Result<(String, Vec<Outcome>), RunError> {
+        let jobs = self.jobs(&config.selection);
+        let cluster = real_cluster(options, config, controls, run).await?;
+        observer.started(&cluster.name);
+        let stop = AtomicBool::new(false);
+        let outcomes = futures::stream::iter(jobs.iter().enumerate())
             .map(|(index, (_, job))| {
-                let (options, stop, cancel) = (clusters.for_job(job), &stop, &controls.cancel);
+                let (options, stop, cancel) = (&cluster.options, &stop, &controls.cancel);
                 async move {
                     // Checked when the job would start: after a failure (fail-fast) or a cancel,
                     // the scenarios not yet started are left out, not run and failed.
@@ -336,42 +378,154 @@ impl Suite {
             })
             .collect()
             .await;
-        let mut outcomes = outcomes;
-        // Reports list scenarios in script order, whatever order they finished in.
-        outcomes.sort_by_key(|(index, _)| *index);
-        for (index, result) in outcomes {
-            match result {
-                Some(result) => results.push(result),
-                None => not_run.push(jobs[index].0.clone()),
+        // Ends the lease renewal: every scenario has finished.
+        Ok((cluster.name, outcomes))
+    }
+
+    /// The scenarios on built-in clusters, `config.jobs` at a time, spread over up to as many
+    /// threads as the machine has cores: scenarios share nothing but the run, so each thread
+    /// takes the next scenario not yet taken and runs it on clusters of its own, in a runtime of
+    /// its own whose clock is paused. The results come back here, to the observer, as they end.
+    async fn run_builtin(
+        &self,
+        pace: Pace,
+        config: &RunConfig,
+        observer: &dyn Observer,
+        controls: &Controls,
+        run: &RunIdentity,
+    ) -> Result<(String, Vec<Outcome>), RunError> {
+        let name = builtin_name(pace);
+        observer.started(&name);
+        let jobs = config.jobs.max(1);
+        let threads = jobs.min(cores()).min(self.select(&config.selection).len()).max(1);
+        let shared =
+            Arc::new(SharedRun { files: self.files.clone(), next: AtomicUsize::new(0), stop: AtomicBool::new(false) });
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+        let mut workers = Vec::new();
+        for n in 0..threads {
+            let worker = BuiltinWorker {
+                shared: shared.clone(),
+                selection: config.selection.clone(),
+                pace,
+                fail_fast: config.fail_fast,
+                snapshots: config.snapshots,
+                concurrency: jobs.div_ceil(threads),
+                controls: controls.clone(),
+                run: run.clone(),
+                results: sender.clone(),
+            };
+            // The main thread's stack, not a spawned thread's 2 MiB: manifests are parsed here.
+            let thread = std::thread::Builder::new().name(format!("rehearse-builtin-{n}")).stack_size(8 << 20);
+            match thread.spawn(move || worker.run()) {
+                Ok(handle) => workers.push(handle),
+                // The threads already started take every scenario.
+                Err(_) if n > 0 => break,
+                Err(error) => return Err(RunError::Runtime(error)),
             }
         }
-        let cluster = clusters.name.clone();
-        // Ends the lease renewal: every scenario has finished.
-        drop(clusters);
-        Ok(RunOutcome {
-            cluster,
-            shard: config.selection.shard,
-            results,
-            not_run,
-            left_behind: controls.live.all().into_iter().map(|n| n.name).collect(),
-            cancelled: controls.cancel.is_cancelled(),
-        })
+        drop(sender);
+        let mut outcomes = Vec::new();
+        while let Some((index, result)) = receiver.recv().await {
+            if let Some(result) = &result {
+                observer.finished(result);
+            }
+            outcomes.push((index, result));
+        }
+        for worker in workers {
+            match worker.join() {
+                Ok(result) => result?,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        Ok((name, outcomes))
     }
 }
 
-/// The runtime the built-in cluster needs: one thread, its clock paused, so time moves only when
-/// every task waits, straight to the next timer (grace periods and timeouts cost no wall time).
+/// A selected scenario's place in the selection, and its result (none when it was left out).
+type Outcome = (usize, Option<ScenarioResult>);
+
+/// What the built-in cluster's worker threads share.
+struct SharedRun {
+    files: Arc<Vec<CheckedFile>>,
+    /// The next selected scenario no thread has taken.
+    next: AtomicUsize,
+    /// Set after a failure under fail-fast: start no more.
+    stop: AtomicBool,
+}
+
+/// One thread of a run on the built-in cluster.
+struct BuiltinWorker {
+    shared: Arc<SharedRun>,
+    selection: Selection,
+    pace: Pace,
+    fail_fast: bool,
+    snapshots: SnapshotMode,
+    /// Scenarios this thread runs at the same time.
+    concurrency: usize,
+    controls: Controls,
+    run: RunIdentity,
+    results: tokio::sync::mpsc::UnboundedSender<Outcome>,
+}
+
+impl BuiltinWorker {
+    fn run(self) -> Result<(), RunError> {
+        // Made, used and dropped on this thread, with every cluster it made.
+        let runtime = builtin_runtime().map_err(RunError::Runtime)?;
+        runtime.block_on(self.drive());
+        Ok(())
+    }
+
+    async fn drive(self) {
+        let jobs = jobs(&self.shared.files, &self.selection);
+        let clusters = BuiltinClusters::new(&jobs, self.pace, self.snapshots, &self.controls, &self.run);
+        let (shared, cancel) = (&self.shared, &self.controls.cancel);
+        // Taken one by one as this thread has room, so a thread held by a long scenario leaves
+        // the rest to the others.
+        let taken = std::iter::from_fn(|| Some(shared.next.fetch_add(1, Ordering::AcqRel)).filter(|i| *i < jobs.len()));
+        futures::stream::iter(taken)
+            .map(|index| {
+                let (job, clusters) = (&jobs[index].1, &clusters);
+                async move {
+                    // Checked when the job would start: after a failure (fail-fast) or a cancel,
+                    // the scenarios not yet started are left out, not run and failed.
+                    if shared.stop.load(Ordering::Acquire) || cancel.is_cancelled() {
+                        return (index, None);
+                    }
+                    let options = clusters.for_job(job).await;
+                    (index, Some(run_scenario(job, options, cancel).await))
+                }
+            })
+            .buffer_unordered(self.concurrency.max(1))
+            .for_each(|(index, result)| {
+                if self.fail_fast && result.as_ref().is_some_and(|r| r.status != Status::Passed) {
+                    shared.stop.store(true, Ordering::Release);
+                }
+                // The receiver lives until every thread is done.
+                let _ = self.results.send((index, result));
+                std::future::ready(())
+            })
+            .await;
+    }
+}
+
+/// The cores this process may use: the most threads a run on the built-in cluster uses.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// The runtime each thread of the built-in cluster runs on: one thread, its clock paused, so
+/// time moves only when every task waits, straight to the next timer (grace periods and timeouts
+/// cost no wall time).
 pub fn builtin_runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()
 }
 
-/// Where the scenarios run: one cluster, or (built-in) one per worker-node count the scripts ask
-/// for with `nodes N`.
-struct Clusters {
+/// The named cluster: one for every scenario.
+struct RealCluster {
     name: String,
-    by_workers: BTreeMap<u32, RunOptions>,
+    options: RunOptions,
     /// The lease renewal, for as long as the run goes on.
-    _renewal: Option<AbortOnDrop>,
+    _renewal: AbortOnDrop,
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
@@ -385,16 +539,6 @@ impl Drop for AbortOnDrop {
 /// Worker nodes of the built-in cluster when a script does not say (`nodes N`): the testbed's.
 const DEFAULT_WORKERS: u32 = 2;
 
-impl Clusters {
-    /// A real cluster is the one cluster there is; a built-in one, the one with the job's workers.
-    fn for_job(&self, job: &ScenarioJob<'_>) -> &RunOptions {
-        self.by_workers
-            .get(&builtin_workers(job))
-            .or_else(|| self.by_workers.values().next())
-            .expect("at least one cluster")
-    }
-}
-
 /// The workers of the built-in cluster a scenario runs on: its `nodes N` (or its file's), the
 /// testbed's two when it says nothing, and two as well when it asks for more than a built-in
 /// cluster has (it then fails up front, as on a cluster too small).
@@ -406,45 +550,54 @@ fn builtin_name(pace: Pace) -> String {
     format!("built-in ({} pace)", if pace == Pace::Kind { "kind" } else { "fast" })
 }
 
-/// Built-in clusters for the scenarios that run: the testbed's node set (a tainted control-plane
-/// node and two workers), or as many workers as a scenario's `nodes N` (or its file's) asks for.
-/// Scenarios left out by the selection get none.
-async fn builtin_clusters(
-    jobs: &[(ScenarioEntry, ScenarioJob<'_>)],
+/// One thread's built-in clusters: the testbed's node set (a tainted control-plane node and two
+/// workers), or as many workers as a scenario's `nodes N` (or its file's) asks for. Each is
+/// started when the first scenario that needs it starts, so one left out by the selection, or
+/// taken by another thread, costs nothing here.
+struct BuiltinClusters<'a> {
     pace: Pace,
-    config: &RunConfig,
-    controls: &Controls,
-    run: &RunIdentity,
-) -> Clusters {
-    let mut workers: Vec<u32> = jobs.iter().map(|(_, job)| builtin_workers(job)).collect();
-    if workers.is_empty() {
-        workers.push(DEFAULT_WORKERS);
+    snapshots: SnapshotMode,
+    controls: &'a Controls,
+    run: &'a RunIdentity,
+    by_workers: BTreeMap<u32, tokio::sync::OnceCell<RunOptions>>,
+}
+
+impl<'a> BuiltinClusters<'a> {
+    fn new(
+        jobs: &[(ScenarioEntry, ScenarioJob<'_>)],
+        pace: Pace,
+        snapshots: SnapshotMode,
+        controls: &'a Controls,
+        run: &'a RunIdentity,
+    ) -> BuiltinClusters<'a> {
+        let by_workers = jobs.iter().map(|(_, job)| (builtin_workers(job), Default::default())).collect();
+        BuiltinClusters { pace, snapshots, controls, run, by_workers }
     }
-    workers.sort_unstable();
-    workers.dedup();
-    let mut by_workers = BTreeMap::new();
-    for count in workers {
-        let cluster = SimCluster::start(count as usize, pace);
+
+    async fn for_job(&self, job: &ScenarioJob<'_>) -> &RunOptions {
+        let count = builtin_workers(job);
+        let cell = self.by_workers.get(&count).expect("a cluster for every selected scenario's workers");
+        cell.get_or_init(|| self.start(count)).await
+    }
+
+    async fn start(&self, workers: u32) -> RunOptions {
+        let cluster = SimCluster::start(workers as usize, self.pace);
         let client = cluster.client();
         let clock = ClusterClock::Builtin(cluster.clock());
         let nodes = Nodes::start(&client).await.expect("the built-in cluster serves its nodes");
-        by_workers.insert(
-            count,
-            RunOptions {
-                client,
-                nodes,
-                resources: Default::default(),
-                keep_namespace: false,
-                snapshots: config.snapshots,
-                progress: controls.progress.clone(),
-                clock,
-                health: Default::default(),
-                run: run.clone(),
-                live: controls.live.clone(),
-            },
-        );
+        RunOptions {
+            client,
+            nodes,
+            resources: Default::default(),
+            keep_namespace: false,
+            snapshots: self.snapshots,
+            progress: self.controls.progress.clone(),
+            clock,
+            health: Default::default(),
+            run: self.run.clone(),
+            live: self.controls.live.clone(),
+        }
     }
-    Clusters { name: builtin_name(pace), by_workers, _renewal: None }
 }
 
 /// How long a run waits for a named cluster's first answer before it gives up.
@@ -456,7 +609,7 @@ async fn real_cluster(
     config: &RunConfig,
     controls: &Controls,
     run: &RunIdentity,
-) -> Result<Clusters, RunError> {
+) -> Result<RealCluster, RunError> {
     let connection = connect(options).await?;
     // A first answer, quickly: whether nothing listens, or something listens and never answers,
     // the user hears within seconds (the transport retries requests for longer during a run).
@@ -493,10 +646,10 @@ async fn real_cluster(
     // cluster ends with the process, so its namespaces need none.)
     let renewal =
         tokio::spawn(crate::exec::lease::renew_forever(connection.client.clone(), run.clone(), controls.live.clone()));
-    Ok(Clusters {
+    Ok(RealCluster {
         name: format!("context {}", connection.context),
-        by_workers: BTreeMap::from([(DEFAULT_WORKERS, run_options)]),
-        _renewal: Some(AbortOnDrop(renewal)),
+        options: run_options,
+        _renewal: AbortOnDrop(renewal),
     })
 }
 
@@ -504,10 +657,11 @@ async fn real_cluster(
 mod tests {
     use super::*;
 
-    /// A scenario the selection leaves out gets no built-in cluster: its `nodes 5000` once cost a
-    /// run of another scenario a second and 240 MB.
+    /// A built-in cluster is started only when a scenario that runs needs it: a `nodes 5000` in
+    /// a scenario left out (or not yet reached) once cost a run of another scenario a second and
+    /// 240 MB.
     #[test]
-    fn built_in_clusters_are_made_for_the_selected_scenarios_only() {
+    fn built_in_clusters_are_started_for_the_scenarios_that_run_only() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nodes.rollout");
         let step = "    scale deploy/rng to 1\n";
@@ -516,21 +670,32 @@ mod tests {
         );
         std::fs::write(&path, text).unwrap();
         let suite = Suite::load(&[&path]).unwrap();
-        let workers = |patterns: &[&str]| {
+        let (controls, run) = (Controls::default(), RunIdentity::new(Duration::ZERO));
+        let clusters = |patterns: &[&str]| {
             let patterns = patterns.iter().map(|p| p.to_string()).collect();
             let selection = Selection { patterns, exact: true, ..Selection::default() };
             let jobs = suite.jobs(&selection);
-            let (config, controls, run) = (RunConfig::default(), Controls::default(), RunIdentity::new(Duration::ZERO));
-            let clusters =
-                builtin_runtime().unwrap().block_on(builtin_clusters(&jobs, Pace::Fast, &config, &controls, &run));
+            let clusters = BuiltinClusters::new(&jobs, Pace::Fast, SnapshotMode::Check, &controls, &run);
             clusters.by_workers.keys().copied().collect::<Vec<u32>>()
         };
-        assert_eq!(workers(&[]), [1, 2, 3, 7]);
-        assert_eq!(workers(&["file"]), [3]);
-        assert_eq!(workers(&["own", "file"]), [1, 3]);
+        assert_eq!(clusters(&[]), [1, 2, 3, 7]);
+        assert_eq!(clusters(&["file"]), [3]);
+        assert_eq!(clusters(&["own", "file"]), [1, 3]);
         // More than a built-in cluster has: the default cluster, where it fails up front.
-        assert_eq!(workers(&["crowd"]), [DEFAULT_WORKERS]);
-        // Nothing selected: still the default cluster to report on.
-        assert_eq!(workers(&["no such scenario"]), [DEFAULT_WORKERS]);
+        assert_eq!(clusters(&["crowd"]), [DEFAULT_WORKERS]);
+        assert_eq!(clusters(&["no such scenario"]), [] as [u32; 0]);
+
+        // None is started before a scenario asks; then only the one it needs.
+        let jobs = suite.jobs(&Selection::default());
+        let clusters = BuiltinClusters::new(&jobs, Pace::Fast, SnapshotMode::Check, &controls, &run);
+        let started = |clusters: &BuiltinClusters<'_>| {
+            clusters.by_workers.iter().filter(|(_, cell)| cell.initialized()).map(|(n, _)| *n).collect::<Vec<u32>>()
+        };
+        assert_eq!(started(&clusters), [] as [u32; 0]);
+        let file = &jobs.iter().find(|(entry, _)| entry.scenario == "file").unwrap().1;
+        builtin_runtime().unwrap().block_on(async {
+            clusters.for_job(file).await;
+            assert_eq!(started(&clusters), [3]);
+        });
     }
 }

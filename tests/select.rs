@@ -168,7 +168,9 @@ fn fail_fast_starts_nothing_after_a_failure_and_reports_what_was_not_run() {
         (code, err)
     };
 
-    let (code, err) = report_args(&["--fail-fast"]);
+    // One at a time, so "second" waits for "first fails" (at the default, one per core, they
+    // would start together).
+    let (code, err) = report_args(&["--fail-fast", "--jobs", "1"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("2 scenario(s) not run: --fail-fast stopped the run after a failure"), "{err}");
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
