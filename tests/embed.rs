@@ -72,3 +72,26 @@ fn failures_and_broken_scripts_are_typed() {
     let missing = Suite::load(&[dir.path().join("nowhere")]).unwrap_err();
     assert!(missing.message.contains("does not exist"), "{}", missing.message);
 }
+
+/// On the built-in cluster, scenarios run on as many threads as there are cores (each with
+/// clusters of its own) when `jobs` allows: every result document must be the same as one at a
+/// time on one thread, and the results listed in script order.
+#[test]
+fn a_suite_gives_the_same_documents_on_one_thread_and_on_many() {
+    let suite = Suite::load(&["scenarios", "tests/parity"]).expect("the scenarios load");
+    assert_eq!(suite.errors(), 0);
+    let run = |jobs: usize| {
+        let config = RunConfig { cluster: Cluster::Builtin { pace: Pace::Kind }, jobs, ..Default::default() };
+        let outcome = suite.run(&config).expect("the built-in cluster runs");
+        assert!(outcome.passed(), "jobs {jobs}: {:?}", outcome.failures().collect::<Vec<_>>());
+        outcome.results.iter().map(|r| (r.scenario.clone(), r.document())).collect::<Vec<(String, String)>>()
+    };
+    let one = run(1);
+    let many = run(8);
+    let in_script_order: Vec<String> = suite.scenarios().into_iter().map(|s| s.scenario).collect();
+    assert_eq!(one.iter().map(|(name, _)| name.clone()).collect::<Vec<_>>(), in_script_order);
+    assert_eq!(one.len(), many.len());
+    for ((name, alone), (_, together)) in one.iter().zip(&many) {
+        assert_eq!(alone, together, "scenario {name}: one thread and many differ");
+    }
+}
