@@ -415,6 +415,7 @@ fn main() -> ExitCode {
         // cost no wall time); this runtime only waits for them, signals and the live line.
         Command::Run(args) => {
             let runtime = if args.builtin() {
+                rehearse::suite::leave_clusters_to_exit();
                 tokio::runtime::Builder::new_current_thread().enable_all().build()
             } else {
                 tokio::runtime::Runtime::new()
