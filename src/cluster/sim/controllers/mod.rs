@@ -160,6 +160,7 @@ impl Controllers {
         // A due timer wakes a controller once per call, so a timer set for "now" by a controller
         // with nothing to do cannot spin.
         self.visits.values_mut().for_each(|v| v.woken = [false; CONTROLLERS]);
+        self.backoff.forget_gone(store);
         for _ in 0..MAX_ROUNDS {
             let now = store.clock.now();
             let namespaces = store.namespaces();
@@ -476,6 +477,21 @@ impl Backoff {
             }
             _ => true,
         }
+    }
+
+    /// Forgets the objects that are gone, as upstream's queue forgets a key whose sync finds no
+    /// object (which a deleted one gets at once).
+    fn forget_gone(&mut self, store: &Store) {
+        use super::resources::{DAEMON_SET, REPLICA_SET, STATEFUL_SET};
+        if self.failed.is_empty() {
+            return;
+        }
+        let live: std::collections::HashSet<&str> = [REPLICA_SET, DAEMON_SET, STATEFUL_SET]
+            .into_iter()
+            .flat_map(|kind| store.list(kind, None))
+            .map(uid)
+            .collect();
+        self.failed.retain(|failed, _| live.contains(failed.as_str()));
     }
 
     /// Notes how the object's creations went: a refusal backs it off further, a success forgets it.

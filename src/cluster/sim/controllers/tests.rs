@@ -898,3 +898,17 @@ async fn a_replica_set_whose_pods_name_a_missing_service_account_backs_off_until
     assert_eq!(cluster.pods().len(), 2);
     assert!(condition(&cluster.get(REPLICA_SET, "web"), "ReplicaFailure").is_null());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_replica_set_deleted_while_backing_off_is_forgotten() {
+    let mut cluster = Cluster::new(Pace::Fast);
+    let mut rs = deployment("web", 2, "v1");
+    rs["spec"]["template"]["spec"]["serviceAccountName"] = "builder".into();
+    cluster.create(REPLICA_SET, rs);
+    let uid = cluster.get(REPLICA_SET, "web")["metadata"]["uid"].as_str().unwrap().to_string();
+    assert!(cluster.controllers.backoff.failed.contains_key(&uid));
+    cluster.wait(1).await;
+    cluster.store.remove(REPLICA_SET, NS, "web");
+    cluster.controllers.reconcile(&mut cluster.store);
+    assert!(cluster.controllers.backoff.failed.is_empty());
+}
