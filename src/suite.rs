@@ -385,7 +385,7 @@ impl Suite {
     /// The scenarios on built-in clusters, `config.jobs` at a time, spread over up to as many
     /// threads as the machine has cores: scenarios share nothing but the run, so each thread
     /// takes the next scenario not yet taken and runs it on clusters of its own, in a runtime of
-    /// its own whose clock is paused. The results come back here, to the observer, as they end.
+    /// its own whose clock is paused. The results come back here, to the observer.
     async fn run_builtin(
         &self,
         pace: Pace,
@@ -424,13 +424,22 @@ impl Suite {
             }
         }
         drop(sender);
+        // Told to the observer in script order, whichever thread ends first: the terminal's output
+        // is the same from run to run. Threads take scenarios in that order, so a result waits at
+        // most for the scenarios taken before it (milliseconds here).
         let mut outcomes = Vec::new();
+        let mut waiting = BTreeMap::new();
         while let Some((index, result)) = receiver.recv().await {
-            if let Some(result) = &result {
-                observer.finished(result);
+            waiting.insert(index, result);
+            while let Some(result) = waiting.remove(&outcomes.len()) {
+                if let Some(result) = &result {
+                    observer.finished(result);
+                }
+                outcomes.push((outcomes.len(), result));
             }
-            outcomes.push((index, result));
         }
+        // Only a thread that panicked leaves a gap; its panic is raised below.
+        outcomes.extend(waiting);
         for worker in workers {
             match worker.join() {
                 Ok(result) => result?,
