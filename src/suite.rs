@@ -357,22 +357,13 @@ impl Suite {
         let stop = AtomicBool::new(false);
         let outcomes = futures::stream::iter(jobs.iter().enumerate())
             .map(|(index, (_, job))| {
-                let (options, stop, cancel) = (&cluster.options, &stop, &controls.cancel);
-                async move {
-                    // Checked when the job would start: after a failure (fail-fast) or a cancel,
-                    // the scenarios not yet started are left out, not run and failed.
-                    if stop.load(Ordering::Acquire) || cancel.is_cancelled() {
-                        return (index, None);
-                    }
-                    (index, Some(run_scenario(job, options, cancel).await))
-                }
+                let options = std::future::ready(&cluster.options);
+                run_unless_stopped(index, job, options, &stop, &controls.cancel)
             })
             .buffer_unordered(config.jobs.max(1))
             .inspect(|(_, result)| {
+                stop_after_failure(config.fail_fast, result.as_ref(), &stop);
                 if let Some(result) = result {
-                    if config.fail_fast && result.status != Status::Passed {
-                        stop.store(true, Ordering::Release);
-                    }
                     observer.finished(result);
                 }
             })
@@ -450,6 +441,29 @@ impl Suite {
     }
 }
 
+/// Runs one selected scenario on the cluster `options` gives, unless the run stopped before it
+/// could start: after a failure (fail-fast) or a cancel, the scenarios not yet started are left
+/// out, not run and failed.
+async fn run_unless_stopped<'a>(
+    index: usize,
+    job: &ScenarioJob<'_>,
+    options: impl std::future::Future<Output = &'a RunOptions>,
+    stop: &AtomicBool,
+    cancel: &CancellationToken,
+) -> Outcome {
+    if stop.load(Ordering::Acquire) || cancel.is_cancelled() {
+        return (index, None);
+    }
+    (index, Some(run_scenario(job, options.await, cancel).await))
+}
+
+/// Under fail-fast, a scenario that did not pass stops the run from starting any more.
+fn stop_after_failure(fail_fast: bool, result: Option<&ScenarioResult>, stop: &AtomicBool) {
+    if fail_fast && result.is_some_and(|r| r.status != Status::Passed) {
+        stop.store(true, Ordering::Release);
+    }
+}
+
 /// A selected scenario's place in the selection, and its result (none when it was left out).
 type Outcome = (usize, Option<ScenarioResult>);
 
@@ -506,22 +520,12 @@ impl BuiltinWorker {
         let taken = std::iter::from_fn(|| Some(shared.next.fetch_add(1, Ordering::AcqRel)).filter(|i| *i < jobs.len()));
         futures::stream::iter(taken)
             .map(|index| {
-                let (job, clusters) = (&jobs[index].1, &clusters);
-                async move {
-                    // Checked when the job would start: after a failure (fail-fast) or a cancel,
-                    // the scenarios not yet started are left out, not run and failed.
-                    if shared.stop.load(Ordering::Acquire) || cancel.is_cancelled() {
-                        return (index, None);
-                    }
-                    let options = clusters.for_job(job).await;
-                    (index, Some(run_scenario(job, options, cancel).await))
-                }
+                let job = &jobs[index].1;
+                run_unless_stopped(index, job, clusters.for_job(job), &shared.stop, cancel)
             })
             .buffer_unordered(self.concurrency.max(1))
             .for_each(|(index, result)| {
-                if self.fail_fast && result.as_ref().is_some_and(|r| r.status != Status::Passed) {
-                    shared.stop.store(true, Ordering::Release);
-                }
+                stop_after_failure(self.fail_fast, result.as_ref(), &shared.stop);
                 // The receiver lives until every thread is done.
                 let _ = self.results.send((index, result));
                 std::future::ready(())
