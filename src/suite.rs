@@ -608,6 +608,9 @@ impl<'a> BuiltinClusters<'a> {
 
     async fn start(&self, workers: u32) -> RunOptions {
         let cluster = SimCluster::start(workers as usize, self.pace);
+        // Ctrl-C (a cancel) ends the run: a write that makes thousands of pods need not finish.
+        let cancel = self.controls.cancel.clone();
+        cluster.stop_reacting_when(move || cancel.is_cancelled());
         let client = cluster.client();
         let clock = ClusterClock::Builtin(cluster.clock());
         let nodes = Nodes::start(&client).await.expect("the built-in cluster serves its nodes");

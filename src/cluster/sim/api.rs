@@ -79,6 +79,12 @@ impl SimCluster {
         lock(&self.shared).store.clock
     }
 
+    /// Stops the controllers' reaction to a write between two of its rounds once `interrupted`
+    /// says so (see [`Controllers::stop_when`]): for a run that is ending.
+    pub fn stop_reacting_when(&self, interrupted: impl Fn() -> bool + Send + 'static) {
+        lock(&self.shared).controllers.stop_when(interrupted);
+    }
+
     /// A client for this cluster, as kube-rs builds one for a real API server.
     pub fn client(&self) -> kube::Client {
         kube::Client::new(self.clone(), "default")

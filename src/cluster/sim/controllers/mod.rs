@@ -134,6 +134,8 @@ pub struct Controllers {
     autoscalers: autoscaler::Autoscalers,
     backoff: Backoff,
     visits: std::collections::HashMap<String, Visits, foldhash::fast::RandomState>,
+    /// Asked before each round: whether the run that uses this cluster was interrupted.
+    interrupted: Option<Box<dyn Fn() -> bool + Send>>,
 }
 
 impl Controllers {
@@ -145,7 +147,17 @@ impl Controllers {
             autoscalers: Default::default(),
             backoff: Default::default(),
             visits: Default::default(),
+            interrupted: None,
         }
+    }
+
+    /// Has every later reconcile stop between two rounds once `interrupted` says so, its work
+    /// left unfinished: a write that sets off thousands of pods (20 rounds of up to 500 for
+    /// 10,000) then gives its thread back within a round of a Ctrl-C, not seconds later. The
+    /// cluster's state is no longer Kubernetes' once that happens, so only a run that is
+    /// ending (and uses the cluster no more) may say so.
+    pub fn stop_when(&mut self, interrupted: impl Fn() -> bool + Send + 'static) {
+        self.interrupted = Some(Box::new(interrupted));
     }
 
     /// Runs every controller over every namespace that changed (or whose timer is due) until
@@ -162,6 +174,9 @@ impl Controllers {
         self.visits.values_mut().for_each(|v| v.woken = [false; CONTROLLERS]);
         self.backoff.forget_gone(store);
         for _ in 0..MAX_ROUNDS {
+            if self.interrupted.as_ref().is_some_and(|interrupted| interrupted()) {
+                return None;
+            }
             let now = store.clock.now();
             let namespaces = store.namespaces();
             self.visits.retain(|ns, _| namespaces.contains(ns));

@@ -912,3 +912,21 @@ async fn a_replica_set_deleted_while_backing_off_is_forgotten() {
     cluster.controllers.reconcile(&mut cluster.store);
     assert!(cluster.controllers.backoff.failed.is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_interrupted_run_stops_the_reaction_to_a_write_between_rounds() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let mut whole = Cluster::new(Pace::Fast);
+    whole.create(REPLICA_SET, replica_set("web", 600));
+    // Upstream's burst: 500 pods a sync, so the last 100 come in a second round.
+    assert_eq!(whole.pods().len(), 600);
+
+    let mut cut = Cluster::new(Pace::Fast);
+    // Interrupted from the second round on.
+    let rounds = AtomicUsize::new(0);
+    cut.controllers.stop_when(move || rounds.fetch_add(1, Ordering::Relaxed) >= 1);
+    cut.create(REPLICA_SET, replica_set("web", 600));
+    assert_eq!(cut.pods().len(), 500, "stopped after the round that made the first 500");
+    cut.change(REPLICA_SET, "web", |rs| rs["spec"]["replicas"] = 700.into());
+    assert_eq!(cut.pods().len(), 500, "no round at all once interrupted");
+}
