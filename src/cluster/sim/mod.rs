@@ -29,7 +29,7 @@ pub const MAX_WORKERS: u32 = 5_000;
 /// built-in cluster may ask for in all (each ReplicaSet a Deployment owns counted in its
 /// Deployment). A write beyond it stops the scenario with an error that says to run it on a
 /// cluster: the built-in cluster makes pods synchronously within the write, and 10,000 already
-/// take it about 4 s and 330 MB, while 2,147,483,647 (what the API accepts) would take it longer
+/// take it about 8 s and 520 MB, while 2,147,483,647 (what the API accepts) would take it longer
 /// than any timeout and all the memory there is.
 pub const MAX_REPLICAS: i64 = 10_000;
 
