@@ -396,3 +396,40 @@ fn a_rollout_that_waits_for_the_user_fails_a_wait_at_once_with_the_same_words_on
         ],
     );
 }
+
+/// Ctrl-C in the middle of a write that makes thousands of pods: the built-in cluster makes them
+/// within the write, in rounds of 500, and stops between two rounds, so the run ends interrupted
+/// (exit 130) in about a round's time, not once all 10,000 are made (seconds later).
+#[test]
+fn ctrl_c_during_a_scale_to_thousands_of_pods_stops_the_run_within_a_round() {
+    use std::io::{BufRead, Read};
+    let dir = tempfile::tempdir().unwrap();
+    let path = script(
+        dir.path(),
+        "big.rollout",
+        "scenario \"big\" {\n    nodes 101\n    apply \"dockercoins/rng.yaml\"\n    scale deployment/rng to 10000\n    wait rollout deployment/rng within 10m\n}\n",
+    );
+    let mut child = builtin(&["run", "--pace", "kind", path.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut terminal = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut header = String::new();
+    terminal.read_line(&mut header).unwrap();
+    assert!(header.contains("built-in (kind pace)"), "{header}");
+    // The scale starts milliseconds after the header and lasts seconds: a signal a second later
+    // lands within it (sooner or later would only make the test pass without testing the rounds).
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let signalled = Instant::now();
+    let status = child.wait().unwrap();
+    let stopped_in = signalled.elapsed();
+    let mut rest = String::new();
+    terminal.read_to_string(&mut rest).unwrap();
+    assert_eq!(status.code(), Some(130), "{rest}");
+    assert!(rest.contains("interrupted"), "{rest}");
+    assert!(rest.contains("scale deployment/rng to 10000"), "the signal came during the scale: {rest}");
+    eprintln!("stopped {stopped_in:?} after the signal");
+    assert!(stopped_in < Duration::from_secs(3), "stopped {stopped_in:?} after the signal: {rest}");
+}

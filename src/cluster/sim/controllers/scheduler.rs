@@ -394,7 +394,11 @@ fn inter_pod_affinity(
     let labels = &pod["metadata"]["labels"];
     for term in required(affinity, "podAntiAffinity") {
         let key = term["topologyKey"].as_str().unwrap_or_default();
-        if placed.all.iter().any(|p| same_domain(key, &p.node) && term_selects(&term, namespace, &p.namespace, &p.labels)) {
+        if placed
+            .all
+            .iter()
+            .any(|p| same_domain(key, &p.node) && term_selects(&term, namespace, &p.namespace, &p.labels))
+        {
             return Some(Refusal::resolvable("node(s) didn't match pod anti-affinity rules"));
         }
     }
