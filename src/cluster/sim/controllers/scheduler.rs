@@ -56,6 +56,7 @@ pub fn run(store: &mut Store, namespaces: &[String]) {
         }
         let wants = Wants::of(&pod["spec"]);
         let only = named_nodes(&pod["spec"]);
+        let spread = Spread::of(&namespace, &pod, &nodes, &placed.all);
         let mut refusals = Vec::new();
         let mut best: Option<(i64, &Value)> = None;
         for node in &nodes {
@@ -65,7 +66,7 @@ pub fn run(store: &mut Store, namespaces: &[String]) {
             let refusal = left_out
                 .then(|| Refusal::unresolvable("node(s) didn't satisfy plugin(s) [NodeAffinity]"))
                 .or_else(|| filter(&pod["spec"], &wants, node, load))
-                .or_else(|| topology_spread(&namespace, &pod, node, &nodes, &placed.all))
+                .or_else(|| spread.refusal(node))
                 .or_else(|| inter_pod_affinity(&namespace, &pod, node, &nodes, &placed));
             match refusal {
                 Some(refusal) => refusals.push(refusal),
@@ -241,78 +242,104 @@ fn fits_resources(wants: &Wants, load: &Load) -> Option<Refusal> {
 /// constraint's key that the pod's node affinity allows (`nodeAffinityPolicy: Honor`, the
 /// default) whatever their taints (`nodeTaintsPolicy: Ignore`, the default): so a tainted
 /// control-plane node, holding none, keeps the minimum at 0. Terminating pods do not count.
-fn topology_spread(namespace: &str, pod: &Value, node: &Value, nodes: &[Value], placed: &[Placed]) -> Option<Refusal> {
-    let spec = &pod["spec"];
-    let constraints: Vec<&Value> = spec["topologySpreadConstraints"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|c| c["whenUnsatisfiable"] == "DoNotSchedule")
-        .collect();
-    if constraints.is_empty() {
-        return None;
-    }
-    let key = |c: &Value| c["topologyKey"].as_str().unwrap_or_default().to_string();
-    let has_every_key = |n: &Value| constraints.iter().all(|c| n["metadata"]["labels"].get(key(c)).is_some());
-    let labels = &pod["metadata"]["labels"];
-    for constraint in &constraints {
-        let topology_key = key(constraint);
-        let Some(domain) = node["metadata"]["labels"][&topology_key].as_str() else {
-            return Some(Refusal::unresolvable(
-                "node(s) didn't match pod topology spread constraints (missing required label)",
-            ));
-        };
-        // matchLabelKeys narrow the selector to the pod's own values (its pod-template-hash).
-        let narrowed_to: Vec<(&str, &Value)> = constraint["matchLabelKeys"]
+///
+/// The domains' counts do not depend on the node weighed, so they are counted once per pod
+/// ([`Spread::of`]) and each node is only looked up in them ([`Spread::refusal`]): counted for
+/// every node, a scale to 1,200 pods with a spread constraint took 6.5 s.
+struct Spread {
+    constraints: Vec<Counted>,
+}
+
+/// One constraint, counted: matching pods per domain of the eligible nodes.
+struct Counted {
+    topology_key: String,
+    per_domain: BTreeMap<String, usize>,
+    /// The emptiest eligible domain's count (0 with fewer domains than minDomains).
+    minimum: usize,
+    max_skew: usize,
+    /// 1 when the pod matches its own constraint (it counts where it lands).
+    itself: usize,
+}
+
+impl Spread {
+    fn of(namespace: &str, pod: &Value, nodes: &[Value], placed: &[Placed]) -> Spread {
+        let spec = &pod["spec"];
+        let constraints: Vec<&Value> = spec["topologySpreadConstraints"]
             .as_array()
             .into_iter()
             .flatten()
-            .filter_map(|k| k.as_str())
-            .filter_map(|k| labels.get(k).map(|v| (k, v)))
+            .filter(|c| c["whenUnsatisfiable"] == "DoNotSchedule")
             .collect();
-        let selector = &constraint["labelSelector"];
-        let matches =
-            |other: &Value| selects(selector, other) && narrowed_to.iter().all(|(k, v)| other.get(*k) == Some(*v));
-        // An empty selector counts no pod (upstream skips it), though the pod matches it.
-        let empty = |field: &str| match &selector[field] {
-            Value::Object(map) => map.is_empty(),
-            Value::Array(list) => list.is_empty(),
-            _ => true,
-        };
-        let counts_none =
-            selector.is_object() && empty("matchLabels") && empty("matchExpressions") && narrowed_to.is_empty();
-        let eligible = |n: &&Value| {
-            has_every_key(n)
-                && (constraint["nodeAffinityPolicy"] == "Ignore" || matches_affinity(spec, n))
-                && (constraint["nodeTaintsPolicy"] != "Honor"
-                    || untolerated_taint(spec, n, &["NoSchedule", "NoExecute"]).is_none())
-        };
-        let mut per_domain: BTreeMap<&str, usize> = BTreeMap::new();
-        for eligible_node in nodes.iter().filter(eligible) {
-            let value = eligible_node["metadata"]["labels"][&topology_key].as_str().unwrap_or_default();
-            let count = if counts_none {
+        let key = |c: &Value| c["topologyKey"].as_str().unwrap_or_default().to_string();
+        let has_every_key = |n: &Value| constraints.iter().all(|c| n["metadata"]["labels"].get(key(c)).is_some());
+        let labels = &pod["metadata"]["labels"];
+        let counted = constraints.iter().map(|constraint| {
+            let topology_key = key(constraint);
+            // matchLabelKeys narrow the selector to the pod's own values (its pod-template-hash).
+            let narrowed_to: Vec<(&str, &Value)> = constraint["matchLabelKeys"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|k| k.as_str())
+                .filter_map(|k| labels.get(k).map(|v| (k, v)))
+                .collect();
+            let selector = &constraint["labelSelector"];
+            let matches =
+                |other: &Value| selects(selector, other) && narrowed_to.iter().all(|(k, v)| other.get(*k) == Some(*v));
+            // An empty selector counts no pod (upstream skips it), though the pod matches it.
+            let empty = |field: &str| match &selector[field] {
+                Value::Object(map) => map.is_empty(),
+                Value::Array(list) => list.is_empty(),
+                _ => true,
+            };
+            let counts_none =
+                selector.is_object() && empty("matchLabels") && empty("matchExpressions") && narrowed_to.is_empty();
+            let eligible = |n: &&Value| {
+                has_every_key(n)
+                    && (constraint["nodeAffinityPolicy"] == "Ignore" || matches_affinity(spec, n))
+                    && (constraint["nodeTaintsPolicy"] != "Honor"
+                        || untolerated_taint(spec, n, &["NoSchedule", "NoExecute"]).is_none())
+            };
+            let mut per_node: BTreeMap<&str, usize> = BTreeMap::new();
+            if !counts_none {
+                for p in placed.iter().filter(|p| p.namespace == namespace && !p.deleting && matches(&p.labels)) {
+                    *per_node.entry(p.node.as_str()).or_default() += 1;
+                }
+            }
+            let mut per_domain: BTreeMap<String, usize> = BTreeMap::new();
+            for eligible_node in nodes.iter().filter(eligible) {
+                let value = eligible_node["metadata"]["labels"][&topology_key].as_str().unwrap_or_default();
+                let count = per_node.get(name(eligible_node)).copied().unwrap_or(0);
+                *per_domain.entry(value.to_string()).or_default() += count;
+            }
+            // Fewer domains than minDomains (1 unless set): the minimum is 0.
+            let min_domains = constraint["minDomains"].as_u64().and_then(|m| usize::try_from(m).ok()).unwrap_or(1);
+            let minimum = if per_domain.len() < min_domains {
                 0
             } else {
-                placed
-                    .iter()
-                    .filter(|p| {
-                        p.node == name(eligible_node) && p.namespace == namespace && !p.deleting && matches(&p.labels)
-                    })
-                    .count()
+                per_domain.values().copied().min().unwrap_or(usize::MAX)
             };
-            *per_domain.entry(value).or_default() += count;
-        }
-        // Fewer domains than minDomains (1 unless set): the minimum is 0.
-        let min_domains = constraint["minDomains"].as_u64().and_then(|m| usize::try_from(m).ok()).unwrap_or(1);
-        let minimum =
-            if per_domain.len() < min_domains { 0 } else { per_domain.values().copied().min().unwrap_or(usize::MAX) };
-        let here = per_domain.get(domain).copied().unwrap_or(0) + usize::from(matches(labels));
-        let max_skew = constraint["maxSkew"].as_u64().and_then(|m| usize::try_from(m).ok()).unwrap_or(1);
-        if here.saturating_sub(minimum) > max_skew {
-            return Some(Refusal::resolvable("node(s) didn't match pod topology spread constraints"));
-        }
+            let max_skew = constraint["maxSkew"].as_u64().and_then(|m| usize::try_from(m).ok()).unwrap_or(1);
+            Counted { topology_key, per_domain, minimum, max_skew, itself: usize::from(matches(labels)) }
+        });
+        Spread { constraints: counted.collect() }
     }
-    None
+
+    /// Whether the node is refused, constraint by constraint in the pod's order.
+    fn refusal(&self, node: &Value) -> Option<Refusal> {
+        for constraint in &self.constraints {
+            let Some(domain) = node["metadata"]["labels"][&constraint.topology_key].as_str() else {
+                return Some(Refusal::unresolvable(
+                    "node(s) didn't match pod topology spread constraints (missing required label)",
+                ));
+            };
+            let here = constraint.per_domain.get(domain).copied().unwrap_or(0) + constraint.itself;
+            if here.saturating_sub(constraint.minimum) > constraint.max_skew {
+                return Some(Refusal::resolvable("node(s) didn't match pod topology spread constraints"));
+            }
+        }
+        None
+    }
 }
 
 /// The pods bound to nodes, as the filters read them: all of them, and apart the few that hold
@@ -623,7 +650,8 @@ mod tests {
             deleting,
         };
         let verdict = |pod: &Value, node: usize, placed: &[Placed]| {
-            topology_spread("ns", pod, &nodes[node], &nodes, placed)
+            Spread::of("ns", pod, &nodes, placed)
+                .refusal(&nodes[node])
                 .map(|r| (r.reasons[0].clone(), r.preemption_might_help))
         };
         let skewed = Some(("node(s) didn't match pod topology spread constraints".to_string(), true));
