@@ -8,8 +8,10 @@
 //!    repeated steps; median and best of `REHEARSE_BENCH_STEP_ROUNDS` (default 5) runs;
 //! 3. peak memory (max RSS, from `/usr/bin/time`) of the suite run;
 //! 4. a large scale: one Deployment scaled to `REHEARSE_BENCH_SCALE` pods (default 2,000) on
-//!    one worker per 100 pods and one more, rolled out and routed to, wall time (no target: it shows that the built-in
-//!    cluster's work grows with the pods, not with their square).
+//!    one worker per 100 pods and one more, rolled out and routed to, wall time; and the same
+//!    scale of a Deployment whose pods must spread evenly over the workers (a hard topology spread
+//!    constraint, which the scheduler weighs for every pod on every node). No target: they show
+//!    how the built-in cluster's work grows with the pods.
 //!
 //! Run with `cargo bench --bench builtin` (it builds nothing: run `cargo build --release` first).
 //! Targets: suite under 100 ms wall, at least 50,000 steps per second, peak memory under 30 MB.
@@ -151,7 +153,47 @@ fn large_scale() {
         assert!(passed, "the scale scenario failed at the {pace} pace");
         println!("scale to {pods} pods on {workers} workers ({pace} pace): {:.0} ms wall", ms(wall));
     }
+    let spread = dir.path().join("spread.rollout");
+    std::fs::write(
+        &spread,
+        format!(
+            "scenario \"spread\" {{\n    nodes {workers}\n    apply <<YAML\n{SPREAD_DEPLOYMENT}YAML\n    scale deployment/web to {pods}\n    wait rollout deployment/web within 10m\n}}\n"
+        ),
+    )
+    .unwrap();
+    let (wall, passed) = timed_run(&["--pace", "fast", spread.to_str().unwrap()]);
+    assert!(passed, "the spread scenario failed");
+    println!("scale to {pods} pods spread evenly over {workers} workers (fast pace): {:.0} ms wall", ms(wall));
 }
+
+/// A Deployment whose pods spread over the workers' hostnames with a skew of at most one (the
+/// control-plane node's taint honoured, so it does not hold the minimum at 0).
+const SPREAD_DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      topologySpreadConstraints:
+        - maxSkew: 1
+          topologyKey: kubernetes.io/hostname
+          whenUnsatisfiable: DoNotSchedule
+          nodeTaintsPolicy: Honor
+          labelSelector:
+            matchLabels:
+              app: web
+      containers:
+        - name: web
+          image: nginx
+";
 
 fn main() {
     suite();
