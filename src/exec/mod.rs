@@ -307,6 +307,9 @@ impl Context<'_> {
     }
 }
 
+/// The failure of a scenario that a signal (or a library caller's cancel) stopped.
+const INTERRUPTED: &str = "interrupted";
+
 fn scenario_timeout(job: &ScenarioJob) -> Duration {
     job.scenario
         .settings()
@@ -340,14 +343,16 @@ pub async fn run_scenario(
     };
     options.live.insert(&namespace);
     result.namespace = namespace.name.clone();
+    // The cancel is polled first, and the steps check it before each step: after a signal no step
+    // starts, since the built-in cluster stops reacting and what a step read then would not be true.
     let outcome = tokio::select! {
-        outcome = run_steps(job, options, &namespace, &mut result) => outcome,
-        () = cancel.cancelled() => {
-            result.status = Status::Error;
-            result.failure = Some("interrupted".into());
-            Ok(())
-        }
+        biased;
+        () = cancel.cancelled() => Err(INTERRUPTED.to_string()),
+        outcome = run_steps(job, options, &namespace, &mut result, cancel) => outcome,
     };
+    // The signal may land in the very poll in which the last steps finish: those steps may have
+    // read a cluster that had stopped reacting, so the scenario has no verdict either.
+    let outcome = if cancel.is_cancelled() { Err(INTERRUPTED.to_string()) } else { outcome };
     if let Err(error) = outcome {
         result.status = Status::Error;
         result.failure = Some(error);
@@ -388,6 +393,7 @@ async fn run_steps(
     options: &RunOptions,
     namespace: &namespace::OwnNamespace,
     result: &mut ScenarioResult,
+    cancel: &tokio_util::sync::CancellationToken,
 ) -> Result<(), String> {
     let view = View::start(&options.client, namespace, &options.nodes, &options.health)
         .await
@@ -444,8 +450,15 @@ async fn run_steps(
             result.steps.push(StepResult::skipped((line, column), text));
             continue;
         }
+        if cancel.is_cancelled() {
+            return Err(INTERRUPTED.to_string());
+        }
         context.current_line = line;
         options.progress.step(&job.scenario.name.value, &format!("line {line}: {text}"));
+        // Recorded as interrupted until it ends: a signal drops this future mid-step, and the
+        // report then names the step it stopped.
+        let in_flight = result.steps.len();
+        result.steps.push(StepResult::interrupted((line, column), text.clone()));
         let step_started = Instant::now();
         let timeout = step.within.as_ref().map(|w| w.value).unwrap_or(context.timeout);
         let caught_up = context.catch_up().await;
@@ -466,8 +479,8 @@ async fn run_steps(
         };
         let elapsed = step_started.elapsed();
         let location = format!("{}:{line}:{column}", job.path.display());
-        match outcome {
-            Ok(observed) => result.steps.push(StepResult::passed((line, column), text, observed, elapsed)),
+        result.steps[in_flight] = match outcome {
+            Ok(observed) => StepResult::passed((line, column), text, observed, elapsed),
             Err(error) => {
                 failed = true;
                 let message = format!("{location}: `{text}`: {}", error.message());
@@ -480,9 +493,9 @@ async fn run_steps(
                 if let StepError::TimedOut { detail, .. } = error {
                     step_result.detail = detail;
                 }
-                result.steps.push(step_result);
+                step_result
             }
-        }
+        };
     }
     // The guards watched until now; each passes or fails on what it saw.
     for (guard, column) in guards {

@@ -68,6 +68,21 @@ impl StepResult {
         }
     }
 
+    /// A step that was running when the run was interrupted: it has no verdict.
+    pub fn interrupted(at: (usize, usize), step: String) -> Self {
+        let (line, column) = at;
+        StepResult {
+            line,
+            column,
+            step,
+            status: Status::Error,
+            observed: None,
+            message: Some("interrupted".into()),
+            detail: Vec::new(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
     pub fn skipped(at: (usize, usize), step: String) -> Self {
         let (line, column) = at;
         StepResult {
