@@ -2,8 +2,9 @@
 //! `<service>-<suffix>` listing every selected pod that has an IP (terminating ones included),
 //! with upstream's conditions (ready = serving and not terminating, unless
 //! publishNotReadyAddresses; serving = the pod's Ready; terminating = being deleted). Pods whose
-//! target ports resolve differently go to different slices, as upstream groups them by port set;
-//! a port a pod does not serve (a named targetPort it does not declare) is left out of its
+//! target ports resolve differently go to different slices, as upstream groups them by port set,
+//! and a port set of more than 100 endpoints is split over slices of at most 100 as upstream's
+//! reconciler splits it (see `reconcile`); a port a pod does not serve (a named targetPort it does not declare) is left out of its
 //! endpoint, and the pod still listed.
 //!
 //! As upstream, the controller leaves a Service without a selector alone, slices included: a
@@ -200,53 +201,221 @@ fn null_if_empty(items: Vec<Value>) -> Value {
     if items.is_empty() { Value::Null } else { Value::Array(items) }
 }
 
-/// Brings the service's managed slices to `groups` (one slice per port set; one empty slice when
-/// there is nothing to list), reusing the existing slices in store order.
-fn reconcile(store: &mut Store, namespace: &str, service: &Value, mut groups: Vec<(Value, Vec<Value>)>) {
-    if groups.is_empty() {
-        // Upstream's placeholder: no ports, no endpoints.
-        groups.push((Value::Null, Vec::new()));
-    }
+/// kube-controller-manager's `--max-endpoints-per-slice` default.
+pub const MAX_ENDPOINTS_PER_SLICE: usize = 100;
+
+/// Brings the service's managed slices to `groups` as upstream's reconciler does: endpoints stay
+/// in the slice that lists them (changed in place, or removed), new ones fill the slices already
+/// being rewritten, then the unchanged slice they fit best, then new slices of at most
+/// [`MAX_ENDPOINTS_PER_SLICE`]; slices left empty are deleted, or reused for a slice that would be
+/// created. The writes go in upstream's order (creates, updates, deletes), which a guard may see
+/// one at a time. Where upstream's order is a Go map's (which slice first, which new endpoint
+/// first), this one is store order and pod-name order.
+fn reconcile(store: &mut Store, namespace: &str, service: &Value, groups: Vec<(Value, Vec<Value>)>) {
     let mut labels = service["metadata"]["labels"].as_object().cloned().unwrap_or_default();
     labels.insert(SERVICE_NAME.into(), name(service).into());
     labels.insert(MANAGED_BY.into(), CONTROLLER.into());
     if service["spec"]["clusterIP"] == "None" {
         labels.insert("service.kubernetes.io/headless".into(), "".into());
     }
-    let mut existing: Vec<Value> = store
+    let labels = Value::Object(labels);
+    let existing: Vec<Value> = store
         .list(ENDPOINT_SLICE, Some(namespace))
         .filter(|s| label(s, SERVICE_NAME) == Some(name(service)) && label(s, MANAGED_BY) == Some(CONTROLLER))
         .filter(|s| !is_deleting(s))
         .cloned()
         .collect();
-    // Slices that already carry a group's ports keep it.
-    let mut assigned: Vec<(Option<Value>, Value, Vec<Value>)> = Vec::new();
-    for (ports, endpoints) in groups {
-        let slot = existing.iter().position(|s| s.get("ports").cloned().unwrap_or(Value::Null) == ports);
-        assigned.push((slot.map(|i| existing.remove(i)), ports, endpoints));
+    let existing_count = existing.len();
+    let mut plan = Plan::default();
+    // Slices of another (an earlier, deleted) service of this name go; the others by port set.
+    let mut by_ports: Vec<(Value, Vec<Value>)> = Vec::new();
+    for slice in existing {
+        if !owned_by(&slice, service) {
+            plan.delete.push(slice);
+            continue;
+        }
+        let ports = slice.get("ports").cloned().unwrap_or(Value::Null);
+        match by_ports.iter_mut().find(|(p, _)| *p == ports) {
+            Some((_, slices)) => slices.push(slice),
+            None => by_ports.push((ports, vec![slice])),
+        }
     }
-    for (slice, ports, endpoints) in assigned {
-        let slice = slice.or_else(|| (!existing.is_empty()).then(|| existing.remove(0)));
-        let mut desired = match &slice {
-            Some(slice) => slice.clone(),
-            None => json!({"metadata": {"generateName": format!("{}-", name(service))}}),
-        };
-        desired["metadata"]["labels"] = Value::Object(labels.clone());
-        desired["metadata"]["ownerReferences"] = json!([controller_ref(service, "v1", "Service")]);
-        desired["addressType"] = "IPv4".into();
-        desired["endpoints"] = null_if_empty(endpoints);
-        desired["ports"] = ports;
-        match slice {
-            Some(slice) if slice == desired => {}
-            Some(_) => {
-                write(store, ENDPOINT_SLICE, namespace, desired);
+    for (ports, endpoints) in groups {
+        let slices = by_ports.iter().position(|(p, _)| *p == ports).map(|i| by_ports.remove(i).1).unwrap_or_default();
+        reconcile_port_set(&mut plan, service, &labels, ports, endpoints, slices);
+    }
+    // Port sets no pod has any more.
+    plan.delete.extend(by_ports.into_iter().flat_map(|(_, slices)| slices));
+    // Upstream's placeholder: a service with no endpoints keeps one slice with no ports.
+    if plan.delete.len() == existing_count && plan.create.is_empty() {
+        let placeholder = new_slice(service, &labels, Value::Null, Vec::new());
+        match plan.delete.as_slice() {
+            [only] if is_placeholder(only, &labels) => plan.delete.clear(),
+            _ => plan.create.push(placeholder),
+        }
+    }
+    // A slice that would be deleted is reused, under its name, for one that would be created.
+    while !plan.create.is_empty() {
+        let Some(reused) = plan.delete.iter().position(|s| owned_by(s, service)) else { break };
+        let old = plan.delete.remove(reused);
+        let mut slice = plan.create.pop().expect("checked non-empty");
+        slice["metadata"] = old["metadata"].clone();
+        slice["metadata"]["labels"] = labels.clone();
+        plan.update.push(slice);
+    }
+    for slice in plan.create {
+        let _ = store.create(ENDPOINT_SLICE, namespace, slice);
+    }
+    for slice in plan.update {
+        write(store, ENDPOINT_SLICE, namespace, slice);
+    }
+    for slice in plan.delete {
+        store.remove(ENDPOINT_SLICE, namespace, name(&slice));
+    }
+}
+
+/// The slices one pass creates, updates (whole, as stored plus the changes) and deletes.
+#[derive(Default)]
+struct Plan {
+    create: Vec<Value>,
+    update: Vec<Value>,
+    delete: Vec<Value>,
+}
+
+/// Upstream's reconcileByPortMapping for one port set: its existing slices (store order) against
+/// the endpoints its pods should have (pod-name order).
+fn reconcile_port_set(
+    plan: &mut Plan,
+    service: &Value,
+    labels: &Value,
+    ports: Value,
+    desired: Vec<Value>,
+    existing: Vec<Value>,
+) {
+    let mut desired: Vec<Option<Value>> = desired.into_iter().map(Some).collect();
+    let mut by_key: HashMap<EndpointKey, usize> =
+        desired.iter().enumerate().map(|(i, e)| (endpoint_key(e.as_ref().expect("just made")), i)).collect();
+    let mut updates: Vec<Value> = Vec::new();
+    let mut unchanged: Vec<Value> = Vec::new();
+    for mut slice in existing {
+        let listed: Vec<Value> = slice["endpoints"].as_array().cloned().unwrap_or_default();
+        let mut kept = Vec::with_capacity(listed.len());
+        let mut changed = false;
+        for endpoint in &listed {
+            // An endpoint listed twice (in two slices) stays only where it is found first.
+            let Some(index) = by_key.remove(&endpoint_key(endpoint)) else { continue };
+            let wanted = desired[index].take().expect("each index is taken once");
+            changed |= wanted != *endpoint;
+            kept.push(wanted);
+        }
+        let relabel = slice["metadata"]["labels"] != *labels;
+        if changed || kept.len() != listed.len() {
+            if kept.is_empty() {
+                plan.delete.push(slice);
+                continue;
             }
-            None => {
-                let _ = store.create(ENDPOINT_SLICE, namespace, desired);
+            slice["endpoints"] = Value::Array(kept);
+            slice["metadata"]["labels"] = labels.clone();
+            updates.push(slice);
+        } else if relabel {
+            slice["metadata"]["labels"] = labels.clone();
+            updates.push(slice);
+        } else {
+            unchanged.push(slice);
+        }
+    }
+    let mut remaining = desired.into_iter().flatten().peekable();
+    // The slices being rewritten anyway take new endpoints first, the fullest first.
+    updates.sort_by_key(|s| std::cmp::Reverse(endpoint_count(s)));
+    for slice in &mut updates {
+        let room = MAX_ENDPOINTS_PER_SLICE.saturating_sub(endpoint_count(slice));
+        append(slice, remaining.by_ref().take(room).collect());
+    }
+    let mut remaining: Vec<Value> = remaining.collect();
+    while !remaining.is_empty() {
+        // Fewer than a slice's worth left: the unchanged slice they fill most closely.
+        let fill = (remaining.len() < MAX_ENDPOINTS_PER_SLICE)
+            .then(|| best_fit(&unchanged, remaining.len()))
+            .flatten()
+            .map(|i| unchanged.remove(i));
+        let take = remaining.len().min(MAX_ENDPOINTS_PER_SLICE - fill.as_ref().map_or(0, endpoint_count));
+        let added: Vec<Value> = remaining.drain(..take).collect();
+        match fill {
+            Some(mut slice) => {
+                append(&mut slice, added);
+                updates.push(slice);
+            }
+            None => plan.create.push(new_slice(service, labels, ports.clone(), added)),
+        }
+    }
+    plan.update.extend(updates);
+}
+
+/// Adds endpoints to a slice, whose list may be stored as null (empty).
+fn append(slice: &mut Value, added: Vec<Value>) {
+    if added.is_empty() {
+        return;
+    }
+    match &mut slice["endpoints"] {
+        Value::Array(endpoints) => endpoints.extend(added),
+        other => *other = Value::Array(added),
+    }
+}
+
+/// What upstream tells endpoints apart by: addresses, hostname and the pod named.
+type EndpointKey = (Value, Value, Value, Value);
+
+fn endpoint_key(endpoint: &Value) -> EndpointKey {
+    (
+        endpoint["addresses"].clone(),
+        endpoint["hostname"].clone(),
+        endpoint["targetRef"]["namespace"].clone(),
+        endpoint["targetRef"]["name"].clone(),
+    )
+}
+
+fn endpoint_count(slice: &Value) -> usize {
+    slice["endpoints"].as_array().map_or(0, Vec::len)
+}
+
+/// Upstream's getSliceToFill: the first slice that `count` more endpoints fill most closely.
+fn best_fit(slices: &[Value], count: usize) -> Option<usize> {
+    let mut best: Option<(usize, usize)> = None;
+    for (index, slice) in slices.iter().enumerate() {
+        let Some(left) = MAX_ENDPOINTS_PER_SLICE.checked_sub(count + endpoint_count(slice)) else { continue };
+        if best.is_none_or(|(_, closest)| left < closest) {
+            best = Some((index, left));
+            if left == 0 {
+                break;
             }
         }
     }
-    for surplus in existing {
-        store.remove(ENDPOINT_SLICE, namespace, name(&surplus));
-    }
+    best.map(|(index, _)| index)
+}
+
+fn new_slice(service: &Value, labels: &Value, ports: Value, endpoints: Vec<Value>) -> Value {
+    json!({
+        "metadata": {
+            "generateName": format!("{}-", name(service)),
+            "labels": labels,
+            "ownerReferences": [controller_ref(service, "v1", "Service")],
+        },
+        "addressType": "IPv4",
+        "endpoints": null_if_empty(endpoints),
+        "ports": ports,
+    })
+}
+
+/// Whether a slice is already the placeholder a service with no endpoints would get.
+fn is_placeholder(slice: &Value, labels: &Value) -> bool {
+    endpoint_count(slice) == 0
+        && slice["ports"].as_array().is_none_or(Vec::is_empty)
+        && slice["metadata"]["labels"] == *labels
+}
+
+/// Upstream's ownedBy: the slice names the service (this one, by uid) among its owners.
+fn owned_by(slice: &Value, service: &Value) -> bool {
+    slice["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|refs| refs.iter().any(|r| r["uid"] == service["metadata"]["uid"]))
 }

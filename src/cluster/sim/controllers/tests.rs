@@ -578,6 +578,99 @@ async fn endpoint_slices_are_rewritten_only_when_what_they_show_changes() {
     assert_eq!(endpoints[0]["targetRef"]["name"], pod.as_str());
 }
 
+/// Each pod's endpoint across a service's slices, by pod name; a pod listed twice is a failure.
+fn endpoints_by_pod(slices: &[&Value]) -> BTreeMap<String, Value> {
+    let mut by_pod = BTreeMap::new();
+    for endpoint in slices.iter().flat_map(|s| s["endpoints"].as_array().into_iter().flatten()) {
+        let pod = endpoint["targetRef"]["name"].as_str().unwrap().to_string();
+        assert!(by_pod.insert(pod.clone(), endpoint.clone()).is_none(), "{pod} is listed twice");
+    }
+    by_pod
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_service_of_hundreds_of_pods_is_sliced_by_a_hundred_and_slices_change_in_place() {
+    let mut cluster = Cluster::new(Pace::Fast);
+    cluster.create(SERVICE, service("web", "web"));
+    cluster.create(DEPLOYMENT, deployment("web", 210, "v1"));
+    cluster.wait(5).await;
+    let slices = cluster.list(ENDPOINT_SLICE);
+    let mut sizes: Vec<usize> = slices.iter().map(|s| s["endpoints"].as_array().unwrap().len()).collect();
+    sizes.sort();
+    // Two workers hold 110 pods each.
+    assert_eq!(sizes, [10, 100, 100], "as upstream: full slices of 100, the rest in one");
+    assert_eq!(endpoints_by_pod(&slices.iter().collect::<Vec<_>>()).len(), 210);
+    let names = |c: &Cluster| c.list(ENDPOINT_SLICE).iter().map(|s| name(s).to_string()).collect::<Vec<_>>();
+    let before = names(&cluster);
+
+    // Scaled down: each surplus pod leaves the slice it is in; nothing is moved or created.
+    let listed: BTreeMap<String, String> = slices
+        .iter()
+        .flat_map(|s| {
+            let slice = name(s).to_string();
+            s["endpoints"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |e| (e["targetRef"]["name"].as_str().unwrap().to_string(), slice.clone()))
+        })
+        .collect();
+    cluster.change(DEPLOYMENT, "web", |d| d["spec"]["replicas"] = 150.into());
+    cluster.wait(60).await;
+    let after = cluster.list(ENDPOINT_SLICE);
+    assert!(names(&cluster).iter().all(|n| before.contains(n)), "{:?} then {:?}", before, names(&cluster));
+    for slice in &after {
+        for endpoint in slice["endpoints"].as_array().into_iter().flatten() {
+            assert_eq!(
+                listed[endpoint["targetRef"]["name"].as_str().unwrap()],
+                name(slice),
+                "an endpoint stays in its slice"
+            );
+        }
+    }
+    assert_eq!(endpoints_by_pod(&after.iter().collect::<Vec<_>>()).len(), 150);
+
+    // A rolling update replaces every endpoint: at every change of a slice, as a watch shows it,
+    // no slice lists more than 100 and the ready endpoints are as many as maxUnavailable keeps.
+    let mut seen: BTreeMap<String, Value> = after.iter().map(|s| (name(s).to_string(), s.clone())).collect();
+    let mut since = cluster.store.resource_version();
+    cluster.change(DEPLOYMENT, "web", |d| d["spec"]["template"]["metadata"]["labels"]["version"] = "v2".into());
+    let mut states = 0;
+    // A second at a time, so that the change log still holds every change since the last look.
+    for _ in 0..600 {
+        for change in cluster.store.changes_since(since).unwrap() {
+            since = change.resource_version;
+            if change.resource != ENDPOINT_SLICE {
+                continue;
+            }
+            let object = change.object();
+            match change.change {
+                ChangeType::Deleted => seen.remove(name(&object)),
+                _ => seen.insert(name(&object).to_string(), object),
+            };
+            states += 1;
+            assert!(seen.values().all(|s| s["endpoints"].as_array().map_or(0, Vec::len) <= 100));
+            let ready = endpoints_by_pod(&seen.values().collect::<Vec<_>>())
+                .values()
+                .filter(|e| e["conditions"]["ready"] == true)
+                .count();
+            assert!(ready >= 150 - 37, "maxUnavailable 25% of 150 rounds down to 37: {ready} ready");
+        }
+        cluster.wait(1).await;
+    }
+    assert!(states > 3, "{states}");
+    let slices = cluster.list(ENDPOINT_SLICE);
+    let endpoints = endpoints_by_pod(&slices.iter().collect::<Vec<_>>());
+    assert_eq!(endpoints.len(), 150);
+    let pods = cluster.pods();
+    assert!(pods.iter().all(|p| p["metadata"]["labels"]["version"] == "v2" && endpoints.contains_key(name(p))));
+    assert!(
+        slices.len() <= 3 && slices.iter().all(|s| s["endpoints"].as_array().unwrap().len() <= 100),
+        "{}",
+        slices.len()
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_garbage_collector_deletes_dependents() {
     let mut cluster = Cluster::new(Pace::Kind);
