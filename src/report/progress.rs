@@ -1,22 +1,40 @@
 //! What is running right now, for the live terminal line: the executor records each scenario's
-//! current step; the terminal reporter redraws from it.
+//! current step; the terminal reporter redraws from it, and a library caller may wait for a step.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+type Running = BTreeMap<String, (String, Instant)>;
 
 #[derive(Clone, Default)]
 pub struct Progress {
-    running: Arc<Mutex<BTreeMap<String, (String, Instant)>>>,
+    running: Arc<(Mutex<Running>, Condvar)>,
 }
 
 impl Progress {
     pub fn step(&self, scenario: &str, step: &str) {
         self.lock().insert(scenario.to_string(), (step.to_string(), Instant::now()));
+        self.running.1.notify_all();
     }
 
     pub fn done(&self, scenario: &str) {
         self.lock().remove(scenario);
+        self.running.1.notify_all();
+    }
+
+    /// Blocks this thread until a running scenario's step satisfies `wanted` (given the scenario
+    /// and the step's text), or `timeout` passes; whether one did. For a caller on another thread
+    /// than the run's, e.g. to cancel it in a given step.
+    pub fn wait_for_step(&self, timeout: Duration, wanted: impl Fn(&str, &str) -> bool) -> bool {
+        let found = |running: &Running| running.iter().any(|(scenario, (step, _))| wanted(scenario, step));
+        let guard = self.lock();
+        let (guard, _) = self
+            .running
+            .1
+            .wait_timeout_while(guard, timeout, |running| !found(running))
+            .unwrap_or_else(|e| e.into_inner());
+        found(&guard)
     }
 
     /// (scenario, step, time in the step), in scenario-name order.
@@ -24,8 +42,8 @@ impl Progress {
         self.lock().iter().map(|(scenario, (step, since))| (scenario.clone(), step.clone(), since.elapsed())).collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, (String, Instant)>> {
-        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Running> {
+        self.running.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -46,5 +64,22 @@ mod tests {
         );
         progress.done("a");
         assert_eq!(progress.running().len(), 1);
+    }
+
+    #[test]
+    fn a_wait_for_a_step_ends_when_another_thread_reaches_it_or_at_its_timeout() {
+        let progress = Progress::default();
+        let runner = progress.clone();
+        let steps = std::thread::spawn(move || {
+            for step in ["apply", "scale deployment/web to 3", "wait rollout deployment/web"] {
+                runner.step("a", step);
+            }
+        });
+        // Reached (or already passed and gone: then the wait times out, which the assertion shows).
+        let seen = progress.wait_for_step(std::time::Duration::from_secs(10), |_, step| step.starts_with("wait"));
+        steps.join().unwrap();
+        assert!(seen);
+        let never = progress.wait_for_step(std::time::Duration::from_millis(20), |_, step| step == "delete");
+        assert!(!never);
     }
 }
