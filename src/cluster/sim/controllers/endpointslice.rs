@@ -298,33 +298,32 @@ fn reconcile_port_set(
     let mut updates: Vec<Value> = Vec::new();
     let mut unchanged: Vec<Value> = Vec::new();
     for mut slice in existing {
-        let listed: Vec<Value> = slice["endpoints"].as_array().cloned().unwrap_or_default();
+        let listed = slice["endpoints"].take();
+        let listed = listed.as_array().map_or(&[][..], Vec::as_slice);
         let mut kept = Vec::with_capacity(listed.len());
         let mut changed = false;
-        for endpoint in &listed {
+        for endpoint in listed {
             // An endpoint listed twice (in two slices) stays only where it is found first.
             let Some(index) = by_key.remove(&endpoint_key(endpoint)) else { continue };
             let wanted = desired[index].take().expect("each index is taken once");
             changed |= wanted != *endpoint;
             kept.push(wanted);
         }
-        let relabel = slice["metadata"]["labels"] != *labels;
-        if changed || kept.len() != listed.len() {
-            if kept.is_empty() {
-                plan.delete.push(slice);
-                continue;
-            }
-            slice["endpoints"] = Value::Array(kept);
-            slice["metadata"]["labels"] = labels.clone();
-            updates.push(slice);
-        } else if relabel {
+        let rewrite = changed || kept.len() != listed.len();
+        if rewrite && kept.is_empty() {
+            plan.delete.push(slice);
+            continue;
+        }
+        // Unchanged, `kept` is what the slice listed.
+        slice["endpoints"] = null_if_empty(kept);
+        if rewrite || slice["metadata"]["labels"] != *labels {
             slice["metadata"]["labels"] = labels.clone();
             updates.push(slice);
         } else {
             unchanged.push(slice);
         }
     }
-    let mut remaining = desired.into_iter().flatten().peekable();
+    let mut remaining = desired.into_iter().flatten();
     // The slices being rewritten anyway take new endpoints first, the fullest first.
     updates.sort_by_key(|s| std::cmp::Reverse(endpoint_count(s)));
     for slice in &mut updates {
