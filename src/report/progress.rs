@@ -75,7 +75,8 @@ mod tests {
                 runner.step("a", step);
             }
         });
-        // Reached (or already passed and gone: then the wait times out, which the assertion shows).
+        // The last step stays current, so the wait sees it whether it began waiting before the
+        // other thread got there (woken by the notification) or after (found at once).
         let seen = progress.wait_for_step(std::time::Duration::from_secs(10), |_, step| step.starts_with("wait"));
         steps.join().unwrap();
         assert!(seen);
