@@ -27,6 +27,11 @@ pub fn rollout(resource: Resource) -> Option<(&'static str, Value, Value)> {
 
 /// Fills in the defaults of `object`, about to be stored as `resource`.
 pub fn apply(resource: Resource, object: &mut Value) {
+    if resource == resources::SECRET {
+        secret_string_data(object);
+        return;
+    }
+    volume_sources(resource, object);
     if resource == resources::SERVICE {
         service_defaults(object);
     }
@@ -228,6 +233,35 @@ pub fn drop_type_dependent(resource: Resource, current: &Value, object: &mut Val
         for field in unchanged {
             spec.remove(field);
         }
+    }
+}
+
+/// A pod volume that names no source is an emptyDir (SetDefaults_Volume), in a Pod and in any
+/// controller's template alike.
+fn volume_sources(resource: Resource, object: &mut Value) {
+    let Some((_, path)) = super::schema::pod_spec(resource, object) else { return };
+    let spec = path.split('.').try_fold(object, |value, field| value.get_mut(field));
+    let Some(volumes) = spec.and_then(|spec| spec.get_mut("volumes")).and_then(Value::as_array_mut) else { return };
+    for volume in volumes.iter_mut().filter_map(Value::as_object_mut) {
+        if volume.keys().all(|key| key == "name") {
+            volume.insert("emptyDir".into(), json!({}));
+        }
+    }
+}
+
+/// A Secret's `stringData` is a convenience for writing: the API server encodes each value into
+/// `data` (over a key `data` also has) and stores no `stringData`.
+fn secret_string_data(object: &mut Value) {
+    let Some(object) = object.as_object_mut() else { return };
+    let Some(Value::Object(strings)) = object.remove("stringData") else { return };
+    let data = object.entry("data").or_insert(Value::Null);
+    if !data.is_object() {
+        *data = json!({});
+    }
+    let Some(data) = data.as_object_mut() else { return };
+    for (key, value) in strings {
+        let bytes = k8s_openapi::ByteString(value.as_str().unwrap_or_default().as_bytes().to_vec());
+        data.insert(key, serde_json::to_value(bytes).unwrap_or_default());
     }
 }
 

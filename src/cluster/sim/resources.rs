@@ -62,6 +62,8 @@ pub const NAMESPACE: Resource = kind("", "Namespace", "namespaces", false, &["ns
 pub const NODE: Resource = kind("", "Node", "nodes", false, &["no"]);
 pub const POD: Resource = kind("", "Pod", "pods", true, &["po"]);
 pub const SERVICE: Resource = kind("", "Service", "services", true, &["svc"]);
+pub const CONFIG_MAP: Resource = kind("", "ConfigMap", "configmaps", true, &["cm"]);
+pub const SECRET: Resource = kind("", "Secret", "secrets", true, &[]);
 pub const SERVICE_ACCOUNT: Resource = kind("", "ServiceAccount", "serviceaccounts", true, &["sa"]);
 pub const DEPLOYMENT: Resource = kind("apps", "Deployment", "deployments", true, &["deploy"]);
 pub const REPLICA_SET: Resource = kind("apps", "ReplicaSet", "replicasets", true, &["rs"]);
@@ -70,6 +72,8 @@ pub const CONTROLLER_REVISION: Resource = kind("apps", "ControllerRevision", "co
 pub const ENDPOINT_SLICE: Resource = kind("discovery.k8s.io", "EndpointSlice", "endpointslices", true, &[]);
 
 pub const STATEFUL_SET: Resource = kind("apps", "StatefulSet", "statefulsets", true, &["sts"]);
+pub const POD_DISRUPTION_BUDGET: Resource =
+    kind("policy", "PodDisruptionBudget", "poddisruptionbudgets", true, &["pdb"]);
 pub const JOB: Resource = kind("batch", "Job", "jobs", true, &[]);
 pub const CRON_JOB: Resource = kind("batch", "CronJob", "cronjobs", true, &["cj"]);
 /// Served as autoscaling/v2 only: the version kubectl and current manifests write.
@@ -93,8 +97,8 @@ pub const ALL: &[Resource] = &[
     NODE,
     POD,
     SERVICE,
-    kind("", "ConfigMap", "configmaps", true, &["cm"]),
-    kind("", "Secret", "secrets", true, &[]),
+    CONFIG_MAP,
+    SECRET,
     SERVICE_ACCOUNT,
     kind("", "Endpoints", "endpoints", true, &["ep"]),
     kind("", "PersistentVolumeClaim", "persistentvolumeclaims", true, &["pvc"]),
@@ -107,7 +111,7 @@ pub const ALL: &[Resource] = &[
     HORIZONTAL_POD_AUTOSCALER,
     JOB,
     CRON_JOB,
-    kind("policy", "PodDisruptionBudget", "poddisruptionbudgets", true, &["pdb"]),
+    POD_DISRUPTION_BUDGET,
     kind("networking.k8s.io", "Ingress", "ingresses", true, &["ing"]),
     kind("networking.k8s.io", "NetworkPolicy", "networkpolicies", true, &["netpol"]),
     kind("coordination.k8s.io", "Lease", "leases", true, &[]),

@@ -189,9 +189,20 @@ fn round_trip<K: DeserializeOwned + Serialize>(object: &Value) -> Result<Value, 
                 _ => None,
             })
             .collect();
-        Misfit { path, why: error.into_inner().to_string() }
+        Misfit { path, why: in_go_words(error.into_inner().to_string()) }
     })?;
     serde_json::to_value(typed).map_err(|e| Misfit { path: Vec::new(), why: e.to_string() })
+}
+
+/// serde's words where Go's differ in a way a reader meets: a value that is not base64 (a
+/// Secret's data), which base64 calls "Invalid symbol 33, offset 0.".
+fn in_go_words(why: String) -> String {
+    for prefix in ["Invalid symbol ", "Invalid last symbol "] {
+        if let Some((_, offset)) = why.strip_prefix(prefix).and_then(|rest| rest.split_once(", offset ")) {
+            return format!("illegal base64 data at input byte {}", offset.trim_end_matches('.'));
+        }
+    }
+    why
 }
 
 fn first_missing(given: &Value, kept: &Value, path: &mut String) -> Option<String> {

@@ -42,6 +42,10 @@ pub fn check(resource: Resource, object: &mut Value) -> Option<Refusal> {
         (Expected::Boolean, found) => format!("expected boolean, got &{{{}}}", go_value(found)),
         (Expected::List, found) => format!("expected list, got &{{{}}}", go_value(found)),
         (Expected::Map, found) if !found.is_object() => format!("expected map, got &{{{}}}", go_value(found)),
+        // The unstructured converter decodes bytes as JSON, and says so.
+        _ if misfit.why.starts_with("illegal base64") => {
+            return Some(Refusal::Unconvertible(format!("error decoding from json: {}", misfit.why)));
+        }
         _ => return Some(Refusal::Unconvertible(misfit.why)),
     };
     Some(Refusal::Typed(format!("{}: {problem}", path_text(resource, object, &misfit.path))))

@@ -11,6 +11,8 @@ use super::resources::{self, Resource};
 use crate::model::annotations::{POD_DELETION_COST, TOTAL_LIMIT, is_deletion_cost};
 
 mod autoscaler;
+mod config;
+mod disruption_budget;
 mod pod;
 mod stateful_set;
 
@@ -37,9 +39,15 @@ pub fn update(resource: Resource, current: &Value, object: &Value) -> Result<(),
     if selector_changed && resource == resources::DAEMON_SET {
         causes.push(immutable());
     }
-    // The kind's checks read only the spec, and the stored one passed them when it was written:
-    // a change that leaves it alone (a label, an annotation) cannot fail them.
-    if current.get("spec") != object.get("spec") {
+    // The kind's checks read only the spec (a ConfigMap's or Secret's data and type), and the
+    // stored one passed them when it was written: a change that leaves it alone (a label, an
+    // annotation) cannot fail them.
+    let content_changed = if resource == resources::CONFIG_MAP || resource == resources::SECRET {
+        ["data", "binaryData", "type"].iter().any(|field| current.get(field) != object.get(field))
+    } else {
+        current.get("spec") != object.get("spec")
+    };
+    if content_changed {
         causes.extend(kind_spec(resource, object, Some(current)));
     }
     if resource == resources::STATEFUL_SET {
@@ -63,6 +71,12 @@ fn kind_spec(resource: Resource, object: &Value, current: Option<&Value>) -> Vec
         controller_spec(resource, object)
     } else if resource == resources::HORIZONTAL_POD_AUTOSCALER {
         autoscaler::spec(object, current)
+    } else if resource == resources::CONFIG_MAP {
+        config::config_map(object)
+    } else if resource == resources::SECRET {
+        config::secret(object)
+    } else if resource == resources::POD_DISRUPTION_BUDGET {
+        disruption_budget::spec(object)
     } else if let Some((spec, path)) = super::schema::pod_spec(resource, object) {
         pod::spec(spec, path, resource == resources::POD)
     } else {
@@ -83,10 +97,10 @@ fn finish(resource: Resource, object: &Value, mut causes: Vec<String>) -> Result
 
 fn metadata(resource: Resource, object: &Value) -> Vec<String> {
     let mut causes = Vec::new();
-    if let Some(name) = object["metadata"]["name"].as_str()
-        && let Some(problem) = name_problem(resource, name)
-    {
-        causes.push(format!("metadata.name: Invalid value: \"{name}\": {problem}"));
+    if let Some(name) = object["metadata"]["name"].as_str() {
+        for problem in name_problems(resource, name) {
+            causes.push(format!("metadata.name: Invalid value: \"{name}\": {problem}"));
+        }
     }
     causes.extend(label_map("metadata.labels", &object["metadata"]["labels"]));
     causes.extend(annotations(resource, &object["metadata"]["annotations"]));
@@ -319,7 +333,7 @@ fn controller_spec(resource: Resource, object: &Value) -> Vec<String> {
         causes.push(format!("spec.selector: Invalid value: {{}}: empty selector is invalid for {kind}"));
     }
     if !readable && !daemon_set {
-        causes.push(format!("spec.selector: Invalid value: {}: invalid label selector", compact(selector)));
+        causes.push(format!("spec.selector: Invalid value: {}: invalid label selector", selector_as_go(selector)));
     }
     if readable || daemon_set {
         causes.extend(mismatch);
@@ -373,13 +387,13 @@ fn selector_syntax(selector: &Value, path: &str) -> Vec<String> {
             _ => causes.push(format!("{path}.operator: Invalid value: \"{operator}\": not a valid selector operator")),
         }
         let key = expression["key"].as_str().unwrap_or_default();
-        if let Some(problem) = label_key_problem(key) {
+        for problem in label_key_problems(key) {
             causes.push(format!("{path}.key: Invalid value: \"{key}\": {problem}"));
         }
         for (value_index, value) in values.iter().enumerate() {
             let value = value.as_str().unwrap_or_default();
-            if !is_label_value(value) {
-                causes.push(format!("{path}.values[{value_index}]: Invalid value: \"{value}\": {LABEL_VALUE}"));
+            for problem in label_value_problems(value) {
+                causes.push(format!("{path}.values[{value_index}]: Invalid value: \"{value}\": {problem}"));
             }
         }
     }
@@ -455,23 +469,9 @@ fn update_strategy(resource: Resource, object: &Value) -> Vec<String> {
     let (surge_path, surge) = setting("maxSurge", default_surge);
     let mut causes = Vec::new();
     for (path, value) in [(&unavailable_path, &unavailable), (&surge_path, &surge)] {
-        match value {
-            Value::Number(n) if n.as_i64().is_some_and(|n| n < 0) => {
-                causes.push(format!("{path}: Invalid value: {}: must be greater than or equal to 0", compact(value)));
-            }
-            Value::String(s) if percent(s).is_none() => {
-                causes.push(format!("{path}: Invalid value: {}: {PERCENT}", compact(value)));
-            }
-            _ => {}
-        }
+        causes.extend(int_or_percent_problems(path, value));
     }
-    let over_100 = |path: &str, value: &Value| {
-        value
-            .as_str()
-            .and_then(percent)
-            .is_some_and(|p| p > 100)
-            .then(|| format!("{path}: Invalid value: {}: must not be greater than 100%", compact(value)))
-    };
+    let over_100 = not_over_100_percent;
     // An invalid percentage counts as 0 here, as upstream's does.
     let amount = |value: &Value| match value {
         Value::String(s) => percent(s).unwrap_or(0),
@@ -555,10 +555,10 @@ fn service_ports(resource: Resource, object: &Value) -> Vec<String> {
                 }
             }
         }
-        if let Some(protocol) = port["appProtocol"].as_str()
-            && let Some(problem) = label_key_problem(protocol)
-        {
-            causes.push(format!("{path}.appProtocol: Invalid value: \"{protocol}\": {problem}"));
+        if let Some(protocol) = port["appProtocol"].as_str() {
+            for problem in label_key_problems(protocol) {
+                causes.push(format!("{path}.appProtocol: Invalid value: \"{protocol}\": {problem}"));
+            }
         }
     }
     let node_port = |p: &Value| p["nodePort"].as_i64().unwrap_or(0);
@@ -609,6 +609,28 @@ fn port_name_problems(name: &str) -> Vec<&'static str> {
     problems
 }
 
+/// ValidatePositiveIntOrPercent: a count of at least 0, or a well-formed percentage.
+fn int_or_percent_problems(path: &str, value: &Value) -> Option<String> {
+    match value {
+        Value::Number(n) if n.as_i64().is_some_and(|n| n < 0) => {
+            Some(format!("{path}: Invalid value: {}: must be greater than or equal to 0", compact(value)))
+        }
+        Value::String(s) if percent(s).is_none() => {
+            Some(format!("{path}: Invalid value: {}: {PERCENT}", compact(value)))
+        }
+        _ => None,
+    }
+}
+
+/// IsNotMoreThan100Percent: a percentage of at most 100%.
+fn not_over_100_percent(path: &str, value: &Value) -> Option<String> {
+    value
+        .as_str()
+        .and_then(percent)
+        .is_some_and(|p| p > 100)
+        .then(|| format!("{path}: Invalid value: {}: must not be greater than 100%", compact(value)))
+}
+
 /// The number of a percentage such as `25%` (digits, then `%`); a number too long to hold is
 /// more than 100 all the same.
 fn percent(text: &str) -> Option<i64> {
@@ -626,41 +648,80 @@ fn compact(value: &Value) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".into())
 }
 
+/// A LabelSelector as the API server prints it in a message: Go's JSON of its struct, so
+/// `matchLabels` before `matchExpressions`, and empty lists and maps left out.
+fn selector_as_go(selector: &Value) -> String {
+    let mut fields = Vec::new();
+    if let Some(labels) = selector["matchLabels"].as_object().filter(|labels| !labels.is_empty()) {
+        fields.push(format!("\"matchLabels\":{}", compact(&Value::Object(labels.clone()))));
+    }
+    if let Some(expressions) = selector["matchExpressions"].as_array().filter(|list| !list.is_empty()) {
+        let expressions: Vec<String> = expressions
+            .iter()
+            .map(|expression| {
+                let text = |field: &str| compact(&Value::from(expression[field].as_str().unwrap_or_default()));
+                let mut requirement = format!("{{\"key\":{},\"operator\":{}", text("key"), text("operator"));
+                if let Some(values) = expression["values"].as_array().filter(|values| !values.is_empty()) {
+                    requirement.push_str(&format!(",\"values\":{}", compact(&Value::Array(values.clone()))));
+                }
+                requirement + "}"
+            })
+            .collect();
+        fields.push(format!("\"matchExpressions\":[{}]", expressions.join(",")));
+    }
+    format!("{{{}}}", fields.join(","))
+}
+
 const SUBDOMAIN: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 const DNS_LABEL: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
-const DNS_1035: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
 const NAME_PART: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
 const PERCENT: &str = "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')";
 const LABEL_VALUE: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
 
-fn name_problem(resource: Resource, name: &str) -> Option<&'static str> {
-    if resource == resources::SERVICE {
-        return (!is_dns_1035(name)).then_some(DNS_1035);
+/// What is wrong with an object's name, in the API server's words (one cause each): Services and
+/// StatefulSets and namespaces take DNS labels (Services since RelaxedServiceNameValidation, on by
+/// default), every other kind a DNS subdomain. Names are judged by the older validators, whose
+/// length limit counts "characters".
+fn name_problems(resource: Resource, name: &str) -> Vec<String> {
+    if resource == resources::SERVICE || resource == resources::NAMESPACE || resource == resources::STATEFUL_SET {
+        return dns_label_problems(name);
     }
-    // A StatefulSet's name is its pods' hostname but for the ordinal: a DNS label. A name that
-    // would be a subdomain can only have failed by its dots (upstream's IsDNS1123Label).
-    if resource == resources::NAMESPACE || resource == resources::STATEFUL_SET {
-        return match name {
-            _ if is_dns_label(name) => None,
-            _ if is_subdomain(name) && name.len() <= 63 => Some("must not contain dots"),
-            _ => Some(DNS_LABEL),
-        };
+    subdomain_problems(name, "characters")
+}
+
+/// IsDNS1123Subdomain: too long, and not the pattern; `unit` is how the validator counts.
+fn subdomain_problems(value: &str, unit: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    if value.len() > 253 {
+        problems.push(format!("must be no more than 253 {unit}"));
     }
-    (!is_subdomain(name)).then_some(SUBDOMAIN)
+    if !is_subdomain_pattern(value) {
+        problems.push(SUBDOMAIN.to_string());
+    }
+    problems
+}
+
+/// IsDNS1123Label: too long, and not the pattern (a subdomain can only have failed by its dots).
+fn dns_label_problems(value: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    if value.len() > 63 {
+        problems.push("must be no more than 63 characters".to_string());
+    }
+    if !is_dns_label_pattern(value) {
+        problems.push(if is_subdomain_pattern(value) { "must not contain dots" } else { DNS_LABEL }.to_string());
+    }
+    problems
 }
 
 fn label_map(path: &str, labels: &Value) -> Vec<String> {
     let Some(labels) = labels.as_object() else { return Vec::new() };
     let mut causes = Vec::new();
     for (key, value) in labels {
-        if let Some(problem) = label_key_problem(key) {
+        for problem in label_key_problems(key) {
             causes.push(format!("{path}: Invalid value: \"{key}\": {problem}"));
         }
-        match value.as_str() {
-            Some(value) if !is_label_value(value) => {
-                causes.push(format!("{path}: Invalid value: \"{value}\": {LABEL_VALUE}"));
-            }
-            _ => {}
+        for problem in label_value_problems(value.as_str().unwrap_or_default()) {
+            causes.push(format!("{path}: Invalid value: \"{}\": {problem}", value.as_str().unwrap_or_default()));
         }
     }
     causes
@@ -673,7 +734,8 @@ fn annotations(resource: Resource, annotations: &Value) -> Vec<String> {
     let mut causes = Vec::new();
     let mut total = 0;
     for (key, value) in annotations {
-        if let Some(problem) = label_key_problem(key) {
+        // The label key rule, except that case does not matter.
+        for problem in label_key_problems(&key.to_lowercase()) {
             causes.push(format!("metadata.annotations: Invalid value: \"{key}\": {problem}"));
         }
         total += key.len() + value.as_str().map_or(0, str::len);
@@ -692,37 +754,57 @@ fn annotations(resource: Resource, annotations: &Value) -> Vec<String> {
     causes
 }
 
-fn label_key_problem(key: &str) -> Option<String> {
-    let (prefix, name) = match key.split_once('/') {
-        Some((prefix, name)) => (Some(prefix), name),
-        None => (None, key),
+/// IsLabelKey (also annotation keys and other qualified names): an optional DNS subdomain prefix
+/// and `/`, then a name part; each problem one message. The newer validators count "bytes".
+pub(super) fn label_key_problems(key: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let name = match key.split('/').collect::<Vec<_>>()[..] {
+        [name] => name,
+        [prefix, name] => {
+            if prefix.is_empty() {
+                problems.push("prefix part must be non-empty".to_string());
+            } else {
+                problems.extend(subdomain_problems(prefix, "bytes").into_iter().map(|p| format!("prefix part {p}")));
+            }
+            name
+        }
+        _ => {
+            return vec![format!(
+                "a valid label key {} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
+                NAME_PART.trim_start_matches("name part ")
+            )];
+        }
     };
-    if name.contains('/') {
-        return Some(
-            "a valid label key must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
-            .to_string());
-    }
-    if let Some(prefix) = prefix
-        && (prefix.is_empty() || !is_subdomain(prefix))
-    {
-        return Some(format!("prefix part {SUBDOMAIN}"));
-    }
     if name.is_empty() {
-        return Some("name part must be non-empty".into());
+        problems.push("name part must be non-empty".to_string());
+    } else if name.len() > 63 {
+        problems.push("name part must be no more than 63 bytes".to_string());
     }
-    if name.len() > 63 {
-        return Some("name part must be no more than 63 characters".into());
+    if !is_label_value_pattern(name) || name.is_empty() {
+        problems.push(NAME_PART.to_string());
     }
-    (!is_label_value(name)).then(|| NAME_PART.to_string())
+    problems
 }
 
-fn is_label_value(value: &str) -> bool {
+/// IsLabelValue: at most 63 bytes, and the pattern (which the empty value fits).
+pub(super) fn label_value_problems(value: &str) -> Vec<&'static str> {
+    let mut problems = Vec::new();
+    if value.len() > 63 {
+        problems.push("must be no more than 63 bytes");
+    }
+    if !is_label_value_pattern(value) {
+        problems.push(LABEL_VALUE);
+    }
+    problems
+}
+
+/// Alphanumerics, `-`, `_` and `.`, alphanumeric at both ends; or nothing.
+fn is_label_value_pattern(value: &str) -> bool {
     let bytes = value.as_bytes();
-    value.len() <= 63
-        && (bytes.is_empty()
-            || (bytes[0].is_ascii_alphanumeric()
-                && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-                && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))))
+    bytes.is_empty()
+        || (bytes[0].is_ascii_alphanumeric()
+            && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+            && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')))
 }
 
 fn is_dns_label(name: &str) -> bool {
@@ -739,12 +821,13 @@ fn is_dns_label_pattern(name: &str) -> bool {
         && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
 }
 
-fn is_dns_1035(name: &str) -> bool {
-    is_dns_label(name) && name.as_bytes()[0].is_ascii_lowercase()
+fn is_subdomain(name: &str) -> bool {
+    name.len() <= 253 && is_subdomain_pattern(name)
 }
 
-fn is_subdomain(name: &str) -> bool {
-    name.len() <= 253 && name.split('.').all(is_dns_label)
+/// DNS labels joined by dots, whatever the lengths.
+fn is_subdomain_pattern(name: &str) -> bool {
+    name.split('.').all(is_dns_label_pattern)
 }
 
 #[cfg(test)]

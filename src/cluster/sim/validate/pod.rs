@@ -10,10 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::super::quantity::Quantity;
-use super::{
-    DNS_LABEL, LABEL_VALUE, compact, is_dns_label_pattern, label_key_problem, label_map, nonnegative,
-    port_name_problems,
-};
+use super::{compact, label_key_problems, label_map, nonnegative, port_name_problems, unsupported};
 
 /// The pod spec at `path` (`spec` for a Pod, `spec.template.spec` for a template).
 pub(super) fn spec(spec: &Value, path: &str, is_pod: bool) -> Vec<String> {
@@ -28,7 +25,23 @@ pub(super) fn spec(spec: &Value, path: &str, is_pod: bool) -> Vec<String> {
         &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"],
     ));
     causes.extend(label_map(&format!("{path}.nodeSelector"), &spec["nodeSelector"]));
+    causes.extend(subdomain(text(&spec["serviceAccountName"]), &format!("{path}.serviceAccountName")));
+    causes.extend(subdomain(text(&spec["nodeName"]), &format!("{path}.nodeName")));
+    if let Some(deadline) = spec["activeDeadlineSeconds"].as_i64()
+        && !(1..=i64::from(i32::MAX)).contains(&deadline)
+    {
+        causes.push(format!(
+            "{path}.activeDeadlineSeconds: Invalid value: {deadline}: must be between 1 and 2147483647, inclusive"
+        ));
+    }
+    for field in ["hostname", "subdomain"] {
+        let name = text(&spec[field]);
+        if !name.is_empty() {
+            causes.extend(dns_label(name, &format!("{path}.{field}")));
+        }
+    }
     causes.extend(tolerations(&spec["tolerations"], &format!("{path}.tolerations")));
+    causes.extend(subdomain(text(&spec["priorityClassName"]), &format!("{path}.priorityClassName")));
     if is_pod {
         // validateContainersOnlyForPod: a template keeps such an image for backward compatibility.
         for field in ["containers", "initContainers"] {
@@ -69,14 +82,21 @@ fn one_of(value: &Value, path: &str, supported: &[&str]) -> Option<String> {
 
 /// ValidateDNS1123Label, every problem in its order.
 fn dns_label(name: &str, path: &str) -> Vec<String> {
-    let mut causes = Vec::new();
-    if name.len() > 63 {
-        causes.push(format!("{path}: Invalid value: \"{name}\": must be no more than 63 characters"));
+    super::dns_label_problems(name)
+        .into_iter()
+        .map(|problem| format!("{path}: Invalid value: \"{name}\": {problem}"))
+        .collect()
+}
+
+/// A name that must be a DNS subdomain (a node, a service account, a priority class), when given.
+fn subdomain(name: &str, path: &str) -> Vec<String> {
+    if name.is_empty() {
+        return Vec::new();
     }
-    if !is_dns_label_pattern(name) {
-        causes.push(format!("{path}: Invalid value: \"{name}\": {DNS_LABEL}"));
-    }
-    causes
+    super::subdomain_problems(name, "characters")
+        .into_iter()
+        .map(|problem| format!("{path}: Invalid value: \"{name}\": {problem}"))
+        .collect()
 }
 
 /// ValidateVolumes: each volume names one source and has a unique DNS label for a name. Only a
@@ -192,6 +212,7 @@ fn container_common(container: &Value, path: &str, volumes: &BTreeSet<String>) -
     ));
     causes.extend(container_ports(&container["ports"], &format!("{path}.ports")));
     causes.extend(environment(&container["env"], &format!("{path}.env")));
+    causes.extend(environment_from(&container["envFrom"], &format!("{path}.envFrom")));
     causes.extend(volume_mounts(&container["volumeMounts"], volumes, &format!("{path}.volumeMounts")));
     causes.extend(one_of(
         &container["imagePullPolicy"],
@@ -273,10 +294,180 @@ fn environment(list: &Value, path: &str) -> Vec<String> {
         let name = text(&variable["name"]);
         if name.is_empty() {
             causes.push(format!("{path}[{index}].name: Required value"));
-        } else if !name.bytes().all(|b| b.is_ascii_graphic() || b == b' ') || name.contains('=') {
-            causes.push(format!(
-                "{path}[{index}].name: Invalid value: \"{name}\": a valid environment variable name must consist only of printable ASCII characters other than '='"
-            ));
+        } else if !is_env_name(name) {
+            causes.push(format!("{path}[{index}].name: Invalid value: \"{name}\": {ENV_NAME}"));
+        }
+        causes.extend(value_from(variable, &format!("{path}[{index}].valueFrom")));
+    }
+    causes
+}
+
+const ENV_NAME: &str =
+    "a valid environment variable name must consist only of printable ASCII characters other than '='";
+
+/// IsRelaxedEnvVarName: printable ASCII but `=`.
+fn is_env_name(name: &str) -> bool {
+    name.bytes().all(|b| b.is_ascii_graphic() || b == b' ') && !name.contains('=')
+}
+
+/// validateEnvVarValueFrom: exactly one source, not beside a value; each source well formed.
+fn value_from(variable: &Value, path: &str) -> Vec<String> {
+    let from = &variable["valueFrom"];
+    if from.is_null() {
+        return Vec::new();
+    }
+    let mut causes = Vec::new();
+    let mut sources = 0;
+    if from["fieldRef"].is_object() {
+        sources += 1;
+        causes.extend(field_ref(&from["fieldRef"], &format!("{path}.fieldRef")));
+    }
+    if from["resourceFieldRef"].is_object() {
+        sources += 1;
+        let resource = text(&from["resourceFieldRef"]["resource"]);
+        if resource.is_empty() {
+            causes.push(format!("{path}.resourceFieldRef.resource: Required value"));
+        } else if !CONTAINER_RESOURCE_FIELDS.contains(&resource)
+            && !resource.starts_with("limits.hugepages-")
+            && !resource.starts_with("requests.hugepages-")
+        {
+            causes.push(unsupported(&format!("{path}.resourceFieldRef.resource"), resource, CONTAINER_RESOURCE_FIELDS));
+        }
+    }
+    for source in ["configMapKeyRef", "secretKeyRef"] {
+        let selector = &from[source];
+        if !selector.is_object() {
+            continue;
+        }
+        sources += 1;
+        let name = text(&selector["name"]);
+        for problem in super::subdomain_problems(name, "characters") {
+            causes.push(format!("{path}.{source}.name: Invalid value: \"{name}\": {problem}"));
+        }
+        let key = text(&selector["key"]);
+        if key.is_empty() {
+            causes.push(format!("{path}.{source}.key: Required value"));
+        }
+        for problem in super::config::key_problems(key).into_iter().filter(|_| !key.is_empty()) {
+            causes.push(format!("{path}.{source}.key: Invalid value: \"{key}\": {problem}"));
+        }
+    }
+    if sources == 0 {
+        causes.push(format!(
+            "{path}: Invalid value: \"\": must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`"
+        ));
+    } else if !text(&variable["value"]).is_empty() {
+        causes.push(format!("{path}: Invalid value: \"\": may not be specified when `value` is not empty"));
+    } else if sources > 1 {
+        causes.push(format!("{path}: Invalid value: \"\": may not have more than one field specified at a time"));
+    }
+    causes
+}
+
+/// The fields of a pod the downward API hands to an environment variable.
+const ENV_FIELDS: &[&str] = &[
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+    "spec.nodeName",
+    "spec.serviceAccountName",
+    "status.hostIP",
+    "status.hostIPs",
+    "status.podIP",
+    "status.podIPs",
+];
+
+/// The fields of a pod the downward API knows at all (ConvertDownwardAPIFieldLabel).
+const POD_FIELDS: &[&str] = &[
+    "metadata.annotations",
+    "metadata.labels",
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+    "spec.nodeName",
+    "spec.restartPolicy",
+    "spec.serviceAccountName",
+    "spec.schedulerName",
+    "status.phase",
+    "status.hostIP",
+    "status.hostIPs",
+    "status.podIP",
+    "status.podIPs",
+];
+
+const CONTAINER_RESOURCE_FIELDS: &[&str] = &[
+    "limits.cpu",
+    "limits.ephemeral-storage",
+    "limits.memory",
+    "requests.cpu",
+    "requests.ephemeral-storage",
+    "requests.memory",
+];
+
+/// validateObjectFieldSelector for an environment variable (apiVersion defaults to v1).
+fn field_ref(selector: &Value, path: &str) -> Vec<String> {
+    let version = selector["apiVersion"].as_str().unwrap_or("v1");
+    let field = text(&selector["fieldPath"]);
+    if field.is_empty() {
+        return vec![format!("{path}.fieldPath: Required value")];
+    }
+    let not_converted =
+        |why: String| vec![format!("{path}.fieldPath: Invalid value: \"{field}\": error converting fieldPath: {why}")];
+    if version != "v1" {
+        return not_converted(format!("unsupported pod version: {version}"));
+    }
+    // `metadata.labels['key']`: a label or an annotation by its key.
+    if let Some((base, subscript)) = field.strip_suffix("']").and_then(|f| f.split_once("['")) {
+        return match base {
+            "metadata.annotations" | "metadata.labels" => {
+                let key = if base == "metadata.annotations" { subscript.to_lowercase() } else { subscript.to_string() };
+                label_key_problems(&key)
+                    .into_iter()
+                    .map(|problem| format!("{path}: Invalid value: \"{key}\": {problem}"))
+                    .collect()
+            }
+            _ => not_converted(format!("field label does not support subscript: {field}")),
+        };
+    }
+    let field = if field == "spec.host" { "spec.nodeName" } else { field };
+    if !POD_FIELDS.contains(&field) {
+        return not_converted(format!("field label not supported: {field}"));
+    }
+    if !ENV_FIELDS.contains(&field) {
+        return vec![unsupported(&format!("{path}.fieldPath"), field, ENV_FIELDS)];
+    }
+    Vec::new()
+}
+
+/// ValidateEnvFrom: a prefix that makes valid names, and one source, named.
+fn environment_from(list: &Value, path: &str) -> Vec<String> {
+    let mut causes = Vec::new();
+    for (index, source) in items(list).iter().enumerate() {
+        let prefix = text(&source["prefix"]);
+        if !prefix.is_empty() && !is_env_name(prefix) {
+            causes.push(format!("{path}[{index}].prefix: Invalid value: \"{prefix}\": {ENV_NAME}"));
+        }
+        let mut sources = 0;
+        for reference in ["configMapRef", "secretRef"] {
+            if !source[reference].is_object() {
+                continue;
+            }
+            sources += 1;
+            let name = text(&source[reference]["name"]);
+            if name.is_empty() {
+                causes.push(format!("{path}[{index}].{reference}.name: Required value"));
+            }
+            for problem in super::subdomain_problems(name, "characters").into_iter().filter(|_| !name.is_empty()) {
+                causes.push(format!("{path}[{index}].{reference}.name: Invalid value: \"{name}\": {problem}"));
+            }
+        }
+        match sources {
+            0 => {
+                causes.push(format!("{path}: Invalid value: \"\": must specify one of: `configMapRef` or `secretRef`"))
+            }
+            1 => {}
+            _ => causes
+                .push(format!("{path}: Invalid value: \"\": may not have more than one field specified at a time")),
         }
     }
     causes
@@ -380,10 +571,10 @@ fn tolerations(list: &Value, path: &str) -> Vec<String> {
         let path = format!("{path}[{index}]");
         let (key, operator) = (text(&toleration["key"]), text(&toleration["operator"]));
         let (value, effect) = (text(&toleration["value"]), text(&toleration["effect"]));
-        if !key.is_empty()
-            && let Some(problem) = label_key_problem(key)
-        {
-            causes.push(format!("{path}.key: Invalid value: \"{key}\": {problem}"));
+        if !key.is_empty() {
+            for problem in label_key_problems(key) {
+                causes.push(format!("{path}.key: Invalid value: \"{key}\": {problem}"));
+            }
         }
         if key.is_empty() && operator != "Exists" {
             causes.push(format!(
@@ -396,8 +587,10 @@ fn tolerations(list: &Value, path: &str) -> Vec<String> {
             ));
         }
         match operator {
-            "Equal" | "" if !super::is_label_value(value) => {
-                causes.push(format!("{path}.operator: Invalid value: \"{value}\": {LABEL_VALUE}"));
+            // Upstream joins this value's problems into one message.
+            "Equal" | "" if !super::label_value_problems(value).is_empty() => {
+                let problems = super::label_value_problems(value).join(";");
+                causes.push(format!("{path}.operator: Invalid value: \"{value}\": {problems}"));
             }
             "Equal" | "" => {}
             "Exists" if !value.is_empty() => causes.push(format!(
@@ -455,9 +648,11 @@ fn requirements(path: &str, resources: &Value) -> Vec<String> {
     let (limits, requests) = (quantities(&resources["limits"]), quantities(&resources["requests"]));
     let mut causes = Vec::new();
     for (name, limit) in &limits {
+        causes.extend(resource_name(&format!("{path}.limits[{name}]"), name));
         causes.extend(quantity_value(&format!("{path}.limits[{name}]"), name, limit));
     }
     for (name, request) in &requests {
+        causes.extend(resource_name(&format!("{path}.requests[{name}]"), name));
         causes.extend(quantity_value(&format!("{path}.requests[{name}]"), name, request));
         let overcommit = is_native_resource(name) && !name.starts_with("hugepages-");
         match limits.get(name) {
@@ -486,6 +681,59 @@ fn quantity_value(path: &str, name: &str, quantity: &Quantity) -> Vec<String> {
         causes.push(format!("{path}: Invalid value: \"{quantity}\": must be an integer"));
     }
     causes
+}
+
+/// ValidateContainerResourceName: a qualified name; unprefixed, one of the standard resources a
+/// container may ask for; prefixed by another domain, an extended resource's name.
+fn resource_name(path: &str, name: &str) -> Vec<String> {
+    let invalid = |problem: &str| format!("{path}: Invalid value: \"{name}\": {problem}");
+    let mut causes: Vec<String> = label_key_problems(name).iter().map(|problem| invalid(problem)).collect();
+    let unprefixed = !name.contains('/');
+    if causes.is_empty() && unprefixed && !is_standard_resource(name) {
+        causes.push(invalid("must be a standard resource type or fully qualified"));
+    }
+    let for_containers = matches!(name, "cpu" | "memory" | "ephemeral-storage") || name.starts_with("hugepages-");
+    if unprefixed && !for_containers {
+        causes.push(invalid("must be a standard resource for containers"));
+    } else if !unprefixed && !is_native_resource(name) && !is_extended_resource(name) {
+        causes.push(invalid("doesn't follow extended resource name standard"));
+    }
+    causes
+}
+
+/// IsStandardResourceName: what quotas and requests know by an unprefixed name.
+fn is_standard_resource(name: &str) -> bool {
+    const STANDARD: &[&str] = &[
+        "cpu",
+        "memory",
+        "ephemeral-storage",
+        "requests.cpu",
+        "requests.memory",
+        "requests.ephemeral-storage",
+        "limits.cpu",
+        "limits.memory",
+        "limits.ephemeral-storage",
+        "pods",
+        "resourcequotas",
+        "services",
+        "replicationcontrollers",
+        "secrets",
+        "configmaps",
+        "persistentvolumeclaims",
+        "storage",
+        "requests.storage",
+        "services.nodeports",
+        "services.loadbalancers",
+    ];
+    STANDARD.contains(&name) || name.starts_with("requests.hugepages-") || name.starts_with("limits.hugepages-")
+}
+
+/// IsExtendedResourceName: outside Kubernetes' own domain, and a qualified name once quota's
+/// `requests.` is put before it.
+fn is_extended_resource(name: &str) -> bool {
+    !is_native_resource(name)
+        && !name.starts_with("requests.")
+        && label_key_problems(&format!("requests.{name}")).is_empty()
 }
 
 /// A resource Kubernetes itself defines: unprefixed, or in the `kubernetes.io/` namespace.
