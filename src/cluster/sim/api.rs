@@ -210,6 +210,10 @@ fn serve(shared: &Arc<Shared>, call: Call) -> Result<Reply, ApiError> {
         ["apis", group, version] if resources::ALL.iter().any(|r| r.group == *group && r.version == *version) => {
             return Ok(Reply::Json(StatusCode::OK, Arc::new(resource_list(group, version))));
         }
+        ["apis", group, version, ..] if !resources::ALL.iter().any(|r| r.group == *group && r.version == *version) => {
+            return Err(ApiError::page_not_found());
+        }
+        ["api", version, ..] if *version != "v1" => return Err(ApiError::page_not_found()),
         _ => {}
     }
     let target = route(&segments).ok_or_else(|| ApiError::no_route(&call.path))?;
@@ -315,13 +319,13 @@ fn create(state: &mut State, target: &Target, mut object: Value) -> Result<Arc<V
     Ok(created)
 }
 
-/// The admission plugins a new object meets before validation: the ServiceAccount plugin's
-/// lookup of the service account a pod names.
+/// The admission plugins a new object meets before validation: for a pod, the lookups of the
+/// service account and the priority class it names.
 fn admit(store: &Store, target: &Target, object: &Value) -> Result<(), ApiError> {
     if target.resource != resources::POD {
         return Ok(());
     }
-    match controllers::service_account_refusal(store, &target.namespace, object) {
+    match controllers::pod_admission_refusal(store, &target.namespace, object) {
         Some(why) => Err(ApiError::forbidden(why)),
         None => Ok(()),
     }
@@ -949,6 +953,14 @@ fn json_response(code: StatusCode, value: &Value) -> Response<Body> {
 }
 
 fn error_response(error: &ApiError) -> Response<Body> {
+    if error.is_plain_text() {
+        let body = Full::new(Bytes::from(format!("{}\n", error.message)));
+        return Response::builder()
+            .status(StatusCode::from_u16(error.code).unwrap_or(StatusCode::NOT_FOUND))
+            .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .body(UnsyncBoxBody::new(body.map_err(|never| match never {})))
+            .expect("a valid response");
+    }
     json_response(StatusCode::from_u16(error.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), &error.status())
 }
 

@@ -8,6 +8,9 @@ use super::resources::Resource;
 /// The reason of `ApiError::controller_not_run`, which the executor tells from an outage.
 pub const NOT_RUN: &str = "NotRunByBuiltinCluster";
 
+/// Marks an error sent as plain text (whose body carries no reason).
+const PLAIN_TEXT: &str = "PlainTextPageNotFound";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub code: u16,
@@ -107,6 +110,17 @@ impl ApiError {
 
     pub fn method_not_allowed() -> ApiError {
         ApiError::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+    }
+
+    /// What the API server's mux answers for a group or version it does not serve at all: not a
+    /// Status, but Go's plain-text "404 page not found" (see [`ApiError::is_plain_text`]).
+    pub fn page_not_found() -> ApiError {
+        ApiError::new(404, PLAIN_TEXT, "404 page not found")
+    }
+
+    /// Whether the error is sent as plain text rather than as a `metav1.Status`.
+    pub fn is_plain_text(&self) -> bool {
+        self.reason == PLAIN_TEXT
     }
 
     pub fn no_route(path: &str) -> ApiError {

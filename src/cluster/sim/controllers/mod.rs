@@ -427,7 +427,7 @@ fn remove_owner(object: &mut Value, owner_uid: &str) {
 /// (the namespace is being deleted).
 fn create_pod(store: &mut Store, namespace: &str, mut pod: Value) -> Result<(), Option<String>> {
     super::defaults::apply(super::resources::POD, &mut pod);
-    if let Some(why) = service_account_refusal(store, namespace, &pod) {
+    if let Some(why) = pod_admission_refusal(store, namespace, &pod) {
         return Err(Some(why));
     }
     store.create(super::resources::POD, namespace, pod).map(|_| ()).map_err(|_| None)
@@ -446,22 +446,31 @@ fn create_pods(store: &mut Store, namespace: &str, pods: impl IntoIterator<Item 
     Creations::Done
 }
 
-/// The ServiceAccount admission plugin's refusal of a pod that names a service account its
-/// namespace does not have. `default` always exists (the service account controller makes it in
-/// every namespace).
-pub fn service_account_refusal(store: &Store, namespace: &str, pod: &Value) -> Option<String> {
-    let spec = &pod["spec"];
-    let named = spec["serviceAccountName"].as_str().filter(|s| !s.is_empty());
-    let account = named.or_else(|| spec["serviceAccount"].as_str()).filter(|s| !s.is_empty() && *s != "default")?;
-    if store.get(super::resources::SERVICE_ACCOUNT, namespace, account).is_some() {
-        return None;
-    }
+/// The admission plugins' refusal of a new pod, in their order: ServiceAccount (a service account
+/// its namespace does not have; `default` always exists, the service account controller makes
+/// it in every namespace), then Priority (a priority class the cluster does not have; the
+/// built-in cluster has only the two every cluster has, and serves no PriorityClass kind).
+pub fn pod_admission_refusal(store: &Store, namespace: &str, pod: &Value) -> Option<String> {
     let metadata = &pod["metadata"];
     let pod_name = metadata["name"].as_str().filter(|n| !n.is_empty()).or_else(|| metadata["generateName"].as_str());
-    Some(format!(
-        "pods \"{}\" is forbidden: error looking up service account {namespace}/{account}: serviceaccount \"{account}\" not found",
-        pod_name.unwrap_or_default()
-    ))
+    let forbidden = |why: String| Some(format!("pods \"{}\" is forbidden: {why}", pod_name.unwrap_or_default()));
+    let spec = &pod["spec"];
+    let named = spec["serviceAccountName"].as_str().filter(|s| !s.is_empty());
+    if let Some(account) =
+        named.or_else(|| spec["serviceAccount"].as_str()).filter(|s| !s.is_empty() && *s != "default")
+        && store.get(super::resources::SERVICE_ACCOUNT, namespace, account).is_none()
+    {
+        return forbidden(format!(
+            "error looking up service account {namespace}/{account}: serviceaccount \"{account}\" not found"
+        ));
+    }
+    const BUILT_IN_CLASSES: &[&str] = &["system-cluster-critical", "system-node-critical"];
+    if let Some(class) = spec["priorityClassName"].as_str().filter(|c| !c.is_empty())
+        && !BUILT_IN_CLASSES.contains(&class)
+    {
+        return forbidden(format!("no PriorityClass with name {class} was found"));
+    }
+    None
 }
 
 /// Upstream's work queue rate limiter for a controller whose sync failed (a pod admission
