@@ -119,7 +119,13 @@ pub async fn run(step: &Step, context: &mut Context<'_>, timeout: Duration) -> R
 /// API messages carry generated names and hashes (`Pod "web-5c59-8tl8c" is invalid: ...`); keep
 /// the part a reader needs, deterministically: the cause, from the field it names on (several
 /// causes come as one bracketed list).
+///
+/// A pod update the API server refuses for changing a field that may not change ends in a dump
+/// of the difference between its internal types (`\n@@ -100,7 +100,15 @@ ...`): not the script's
+/// words, and not the same between Kubernetes versions (nor on the built-in cluster, which sends
+/// none); the line before it is the verdict, and is kept.
 fn normalise_refusal(message: &str) -> String {
+    let message = message.split_once("\n@@ ").map_or(message, |(verdict, _)| verdict);
     let causes = [": spec.", ": metadata.", ": [spec.", ": [metadata."];
     match causes.iter().filter_map(|field| message.find(field)).min() {
         Some(i) => message[i + 2..].to_string(),
@@ -760,5 +766,16 @@ mod tests {
                        \"500m\": must be an integer, spec.containers[0].resources.requests[example.com/x]: Invalid value: \
                        \"500m\": must be an integer]";
         assert_eq!(normalise_refusal(several), several.split_once("is invalid: ").unwrap().1);
+    }
+
+    #[test]
+    fn the_api_servers_dump_of_a_pod_spec_difference_is_cut_and_its_verdict_kept() {
+        let refusal = "Pod \"p\" is invalid: spec: Forbidden: pod updates may not change fields other than `x`\n@@ -1 +1 @@\n-a\n+b";
+        assert_eq!(
+            normalise_refusal(refusal),
+            "Pod \"p\" is invalid: spec: Forbidden: pod updates may not change fields other than `x`"
+        );
+        let several_lines = "failed to create typed patch object: errors:\n  .spec.a: x\n  .spec.b: y";
+        assert_eq!(normalise_refusal(several_lines), several_lines);
     }
 }

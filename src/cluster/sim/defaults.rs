@@ -249,10 +249,14 @@ fn volume_sources(resource: Resource, object: &mut Value) {
     }
 }
 
-/// A Secret's `stringData` is a convenience for writing: the API server encodes each value into
-/// `data` (over a key `data` also has) and stores no `stringData`.
+/// A Secret's type is `Opaque` unless it says otherwise; its `stringData` is a convenience for
+/// writing: the API server encodes each value into `data` (over a key `data` also has) and stores
+/// no `stringData`.
 fn secret_string_data(object: &mut Value) {
     let Some(object) = object.as_object_mut() else { return };
+    if object.get("type").and_then(Value::as_str).is_none_or(str::is_empty) {
+        object.insert("type".into(), "Opaque".into());
+    }
     let Some(Value::Object(strings)) = object.remove("stringData") else { return };
     let data = object.entry("data").or_insert(Value::Null);
     if !data.is_object() {

@@ -47,8 +47,16 @@ pub fn update(resource: Resource, current: &Value, object: &Value) -> Result<(),
     } else {
         current.get("spec") != object.get("spec")
     };
+    if resource == resources::CONFIG_MAP {
+        causes.extend(config::config_map_change(current, object));
+    } else if resource == resources::SECRET {
+        causes.extend(config::secret_change(current, object));
+    }
     if content_changed {
         causes.extend(kind_spec(resource, object, Some(current)));
+    }
+    if resource == resources::POD {
+        causes.extend(pod::change(current, object));
     }
     if resource == resources::STATEFUL_SET {
         causes.extend(stateful_set::immutable(current, object));
@@ -1327,5 +1335,53 @@ mod tests {
             &json!({"spec": {"template": {"spec": {"containers": [{"resources": {"limits": {"cpu": "abc"}}}]}}}})
         ));
         assert!(!super::super::schema::holds_unreadable_quantity(resources::DEPLOYMENT, &template));
+    }
+
+    #[test]
+    fn lengths_and_patterns_are_separate_problems_counted_as_upstream_counts_them() {
+        let long = "a".repeat(260);
+        assert_eq!(name_problems(resources::DEPLOYMENT, &long), ["must be no more than 253 characters"]);
+        assert_eq!(name_problems(resources::DEPLOYMENT, "Web"), [SUBDOMAIN]);
+        assert_eq!(name_problems(resources::SERVICE, "web.v1"), ["must not contain dots"]);
+        assert!(name_problems(resources::SERVICE, "1web").is_empty(), "relaxed service names");
+        assert_eq!(label_key_problems(&"k".repeat(64)), ["name part must be no more than 63 bytes"]);
+        assert_eq!(label_key_problems(""), ["name part must be non-empty", NAME_PART]);
+        assert_eq!(label_key_problems("/x"), ["prefix part must be non-empty"]);
+        assert!(label_key_problems("a/b/c")[0].starts_with("a valid label key must consist"));
+        assert_eq!(label_value_problems(&"v".repeat(64)), ["must be no more than 63 bytes"]);
+        assert_eq!(
+            label_value_problems(&format!("-{}", "v".repeat(63))),
+            ["must be no more than 63 bytes", LABEL_VALUE]
+        );
+        assert!(label_value_problems("").is_empty());
+    }
+
+    #[test]
+    fn an_invalid_selector_is_printed_as_go_prints_the_struct() {
+        let selector = json!({"matchExpressions": [{"key": "app", "operator": "In", "values": []}], "matchLabels": {"app": "web"}});
+        assert_eq!(
+            selector_as_go(&selector),
+            r#"{"matchLabels":{"app":"web"},"matchExpressions":[{"key":"app","operator":"In"}]}"#
+        );
+        assert_eq!(selector_as_go(&json!({})), "{}");
+    }
+
+    #[test]
+    fn configmaps_secrets_and_budgets_are_judged_in_the_api_servers_words() {
+        let map = json!({"metadata": {"name": "c"}, "data": {"a/b": "x", "..up": "y", "both": "z"}, "binaryData": {"both": "eA=="}});
+        let message = create(resources::CONFIG_MAP, &map).unwrap_err().message;
+        assert!(message.contains("data[a/b]: Invalid value: \"a/b\": a valid config key"), "{message}");
+        assert!(message.contains("data[..up]: Invalid value: \"..up\": must not start with '..'"), "{message}");
+        assert!(message.contains("data[both]: Invalid value: \"both\": duplicate of key present in binaryData"));
+        let tls = json!({"metadata": {"name": "s"}, "type": "kubernetes.io/tls", "data": {"tls.crt": "eA=="}});
+        assert!(create(resources::SECRET, &tls).unwrap_err().message.ends_with("data[tls.key]: Required value"));
+        let frozen = json!({"metadata": {"name": "c"}, "immutable": true, "data": {"a": "1"}});
+        let thawed = json!({"metadata": {"name": "c"}, "data": {"a": "2"}});
+        let message = update(resources::CONFIG_MAP, &frozen, &thawed).unwrap_err().message;
+        assert!(message.contains("immutable: Forbidden") && message.contains("data: Forbidden"), "{message}");
+        let both = json!({"metadata": {"name": "b"}, "spec": {"minAvailable": 1, "maxUnavailable": "10%"}});
+        assert!(create(resources::POD_DISRUPTION_BUDGET, &both).unwrap_err().message.ends_with(
+            r#"spec: Invalid value: {"MinAvailable":1,"Selector":null,"MaxUnavailable":"10%","UnhealthyPodEvictionPolicy":null}: minAvailable and maxUnavailable cannot be both set"#
+        ));
     }
 }

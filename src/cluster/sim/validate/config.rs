@@ -68,6 +68,38 @@ pub(super) fn secret(object: &Value) -> Vec<String> {
     causes
 }
 
+/// ValidateConfigMapUpdate: once `immutable`, a ConfigMap's contents and the flag stay.
+pub(super) fn config_map_change(current: &Value, object: &Value) -> Vec<String> {
+    frozen(current, object, &["data", "binaryData"])
+}
+
+/// ValidateSecretUpdate: the type never changes; once `immutable`, the data and the flag stay.
+pub(super) fn secret_change(current: &Value, object: &Value) -> Vec<String> {
+    let mut causes = Vec::new();
+    if current["type"] != object["type"] {
+        causes.push(format!("type: Invalid value: {}: field is immutable", super::compact(&object["type"])));
+    }
+    causes.extend(frozen(current, object, &["data"]));
+    causes
+}
+
+fn frozen(current: &Value, object: &Value, contents: &[&str]) -> Vec<String> {
+    if current["immutable"] != true {
+        return Vec::new();
+    }
+    let why = "Forbidden: field is immutable when `immutable` is set";
+    let mut causes = Vec::new();
+    if object["immutable"] != true {
+        causes.push(format!("immutable: {why}"));
+    }
+    for field in contents {
+        if current[*field] != object[*field] {
+            causes.push(format!("{field}: {why}"));
+        }
+    }
+    causes
+}
+
 /// IsConfigMapKey: at most 253 characters, of the key alphabet, and no way out of a directory.
 pub(super) fn key_problems(key: &str) -> Vec<String> {
     let mut problems = Vec::new();

@@ -58,6 +58,86 @@ pub(super) fn spec(spec: &Value, path: &str, is_pod: bool) -> Vec<String> {
     causes
 }
 
+/// ValidatePodUpdate's rules for a pod's spec once it exists: no container added or removed;
+/// an active deadline only shortened; tolerations only added; and nothing else changed but
+/// images (and a negative grace period set to 1). The API server appends a dump of its internal
+/// types' difference to that last refusal, which the built-in cluster leaves out (it is not the
+/// same dump; rehearse's reports cut it from both, see `exec::steps::normalise_refusal`).
+pub(super) fn change(current: &Value, object: &Value) -> Vec<String> {
+    let (old, new) = (&current["spec"], &object["spec"]);
+    for field in ["containers", "initContainers"] {
+        if items(&old[field]).len() != items(&new[field]).len() {
+            return vec![format!("spec.{field}: Forbidden: pod updates may not add or remove containers")];
+        }
+    }
+    let mut causes = Vec::new();
+    match (old["activeDeadlineSeconds"].as_i64(), new["activeDeadlineSeconds"].as_i64()) {
+        (_, Some(deadline)) if !(0..=i64::from(i32::MAX)).contains(&deadline) => {
+            return vec![format!(
+                "spec.activeDeadlineSeconds: Invalid value: {deadline}: must be between 0 and 2147483647, inclusive"
+            )];
+        }
+        (Some(before), Some(deadline)) if before < deadline => {
+            return vec![format!(
+                "spec.activeDeadlineSeconds: Invalid value: {deadline}: must be less than or equal to previous value"
+            )];
+        }
+        (Some(_), None) => causes.push(
+            "spec.activeDeadlineSeconds: Invalid value: \"null\": must not update from a positive integer to nil value"
+                .to_string(),
+        ),
+        _ => {}
+    }
+    let kept = items(&old["tolerations"])
+        .iter()
+        .all(|before| items(&new["tolerations"]).iter().any(|after| without_seconds(before) == without_seconds(after)));
+    if !kept {
+        causes.push(
+            "spec.tolerations: Forbidden: existing toleration can not be modified except its tolerationSeconds"
+                .to_string(),
+        );
+    }
+    if munged(new, old) != *old {
+        causes.push(format!("spec: Forbidden: pod updates may not change fields other than {UPDATABLE}"));
+    }
+    causes
+}
+
+const UPDATABLE: &str = "`spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
+
+fn without_seconds(toleration: &Value) -> Value {
+    let mut toleration = toleration.clone();
+    if let Some(fields) = toleration.as_object_mut() {
+        fields.remove("tolerationSeconds");
+    }
+    toleration
+}
+
+/// The new spec with what may change taken from the old one.
+fn munged(new: &Value, old: &Value) -> Value {
+    let mut spec = new.clone();
+    for field in ["containers", "initContainers"] {
+        if let Some(containers) = spec.get_mut(field).and_then(Value::as_array_mut) {
+            for (index, container) in containers.iter_mut().enumerate() {
+                container["image"] = old[field][index]["image"].clone();
+            }
+        }
+    }
+    let Some(fields) = spec.as_object_mut() else { return spec };
+    for field in ["activeDeadlineSeconds", "tolerations", "schedulingGates"] {
+        match old.get(field) {
+            Some(value) => fields.insert(field.to_string(), value.clone()),
+            None => fields.remove(field),
+        };
+    }
+    if old["terminationGracePeriodSeconds"].as_i64().is_some_and(|g| g < 0)
+        && fields.get("terminationGracePeriodSeconds") == Some(&Value::from(1))
+    {
+        fields.insert("terminationGracePeriodSeconds".into(), old["terminationGracePeriodSeconds"].clone());
+    }
+    spec
+}
+
 /// The template of an apps/v1 controller runs its pods for good: `Always` is its only restart
 /// policy (the default).
 pub(super) fn template_restart_policy(spec: &Value, path: &str) -> Option<String> {
@@ -725,7 +805,9 @@ fn is_standard_resource(name: &str) -> bool {
         "services.nodeports",
         "services.loadbalancers",
     ];
-    STANDARD.contains(&name) || name.starts_with("requests.hugepages-") || name.starts_with("limits.hugepages-")
+    // Huge pages by their size too: the API server takes `hugepages-2Mi` in a container.
+    STANDARD.contains(&name)
+        || ["hugepages-", "requests.hugepages-", "limits.hugepages-"].iter().any(|p| name.starts_with(p))
 }
 
 /// IsExtendedResourceName: outside Kubernetes' own domain, and a qualified name once quota's
@@ -745,7 +827,7 @@ fn is_native_resource(name: &str) -> bool {
 mod tests {
     use serde_json::json;
 
-    use super::spec;
+    use super::{ENV_FIELDS, UPDATABLE, change, environment, resource_name, spec};
 
     #[test]
     fn a_containers_problems_are_listed_in_the_api_servers_order_and_words() {
@@ -819,5 +901,64 @@ mod tests {
                 "spec.tolerations[2].effect: Unsupported value: \"NoSchedul\": supported values: \"NoSchedule\", \"PreferNoSchedule\", \"NoExecute\"",
             ]
         );
+    }
+
+    #[test]
+    fn a_running_pod_changes_only_its_images_deadline_and_added_tolerations() {
+        let pod = |spec: serde_json::Value| json!({"metadata": {"name": "p"}, "spec": spec});
+        let current = pod(json!({"containers": [{"name": "c", "image": "a"}], "activeDeadlineSeconds": 60,
+            "tolerations": [{"key": "x", "operator": "Exists"}]}));
+        let images = pod(json!({"containers": [{"name": "c", "image": "b"}], "activeDeadlineSeconds": 30,
+            "tolerations": [{"key": "x", "operator": "Exists"}, {"key": "y", "operator": "Exists"}]}));
+        assert_eq!(change(&current, &images), Vec::<String>::new());
+        let added = pod(json!({"containers": [{"name": "c", "image": "a"}, {"name": "d", "image": "a"}]}));
+        assert_eq!(
+            change(&current, &added),
+            ["spec.containers: Forbidden: pod updates may not add or remove containers"]
+        );
+        let longer = pod(json!({"containers": [{"name": "c", "image": "a"}], "activeDeadlineSeconds": 90,
+            "tolerations": [{"key": "x", "operator": "Exists"}]}));
+        assert_eq!(
+            change(&current, &longer),
+            ["spec.activeDeadlineSeconds: Invalid value: 90: must be less than or equal to previous value"]
+        );
+        let moved = pod(json!({"containers": [{"name": "c", "image": "a"}], "activeDeadlineSeconds": 60,
+            "tolerations": [{"key": "x", "operator": "Exists"}], "nodeName": "elsewhere"}));
+        assert_eq!(
+            change(&current, &moved),
+            [format!("spec: Forbidden: pod updates may not change fields other than {UPDATABLE}")]
+        );
+        let dropped = pod(json!({"containers": [{"name": "c", "image": "a"}], "activeDeadlineSeconds": 60}));
+        assert_eq!(
+            change(&current, &dropped),
+            ["spec.tolerations: Forbidden: existing toleration can not be modified except its tolerationSeconds"]
+        );
+    }
+
+    #[test]
+    fn environment_sources_and_resource_names_are_judged_in_the_api_servers_words() {
+        let env = json!([{"name": "A", "value": "x", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "B", "valueFrom": {"fieldRef": {"fieldPath": "spec.restartPolicy"}}},
+            {"name": "C", "valueFrom": {"secretKeyRef": {"name": "s"}}}]);
+        assert_eq!(
+            environment(&env, "env"),
+            [
+                "env[0].valueFrom: Invalid value: \"\": may not be specified when `value` is not empty".to_string(),
+                format!(
+                    "env[1].valueFrom.fieldRef.fieldPath: Unsupported value: \"spec.restartPolicy\": supported values: {}",
+                    ENV_FIELDS.iter().map(|f| format!("\"{f}\"")).collect::<Vec<_>>().join(", ")
+                ),
+                "env[2].valueFrom.secretKeyRef.key: Required value".to_string(),
+            ]
+        );
+        assert_eq!(
+            resource_name("r", "gpu"),
+            [
+                "r: Invalid value: \"gpu\": must be a standard resource type or fully qualified",
+                "r: Invalid value: \"gpu\": must be a standard resource for containers"
+            ]
+        );
+        assert!(resource_name("r", "example.com/gpu").is_empty());
+        assert!(resource_name("r", "hugepages-2Mi").is_empty());
     }
 }
