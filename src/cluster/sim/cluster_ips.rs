@@ -66,6 +66,10 @@ pub fn allocate(
         patch_allocated(current, service);
     }
     normalize(current, service);
+    let families = family_causes(service);
+    if !families.is_empty() {
+        return Err(invalid(resources::SERVICE, service["metadata"]["name"].as_str().unwrap_or_default(), &families));
+    }
     if !needs_cluster_ip(service) || current.is_some_and(needs_cluster_ip) {
         // Kept (or changed, which validation refuses), or not wanted.
         return Ok(());
@@ -101,6 +105,28 @@ pub fn allocate(
             Ok(())
         }
     }
+}
+
+/// The allocator's refusals of IP families this single-stack IPv4 cluster does not have
+/// (initIPFamilyFields): dual-stack demanded, or a family other than IPv4 asked for.
+fn family_causes(service: &Value) -> Vec<String> {
+    let spec = &service["spec"];
+    if spec["type"] == "ExternalName" {
+        return Vec::new();
+    }
+    let mut causes = Vec::new();
+    if spec["ipFamilyPolicy"] == "RequireDualStack" {
+        causes.push(
+            "spec.ipFamilyPolicy: Invalid value: \"RequireDualStack\": this cluster is not configured for dual-stack services"
+                .to_string(),
+        );
+    }
+    for (index, family) in spec["ipFamilies"].as_array().into_iter().flatten().enumerate() {
+        if family != "IPv4" {
+            causes.push(format!("spec.ipFamilies[{index}]: Invalid value: {family}: not configured on this cluster"));
+        }
+    }
+    causes
 }
 
 /// The addresses held by every Service in the cluster but this one.
