@@ -46,11 +46,13 @@ impl Terminal {
         }
     }
 
-    /// A step's or guard's mark, four characters wide.
+    /// A step's or guard's mark, four characters wide: a step that could not be judged (the
+    /// cluster failed it, or the run was interrupted while it ran) is an error, not a failure.
     fn step_mark(&self, status: Status) -> String {
         match status {
             Status::Passed => self.paint("ok  ", Style::new().green()),
-            Status::Failed | Status::Error => self.paint("FAIL", Style::new().red()),
+            Status::Failed => self.paint("FAIL", Style::new().red()),
+            Status::Error => self.paint("ERR ", Style::new().red().bold()),
             Status::Skipped => self.paint("skip", Style::new().yellow()),
         }
     }
@@ -164,5 +166,18 @@ impl Terminal {
         let passed = results.iter().filter(|r| r.status == Status::Passed).count();
         let failed = results.len() - passed;
         eprintln!("{passed} passed, {failed} failed ({} scenarios in {:.1}s)", results.len(), elapsed.as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Status, Terminal};
+
+    #[test]
+    fn a_step_that_could_not_be_judged_is_marked_apart_from_one_that_failed() {
+        let terminal = Terminal { interactive: false, color: false };
+        let marks: Vec<String> =
+            [Status::Passed, Status::Failed, Status::Error, Status::Skipped].map(|s| terminal.step_mark(s)).into();
+        assert_eq!(marks, ["ok  ", "FAIL", "ERR ", "skip"]);
     }
 }
