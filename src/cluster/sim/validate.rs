@@ -34,7 +34,7 @@ pub fn update(resource: Resource, current: &Value, object: &Value) -> Result<(),
     }
     let selector_changed = is_apps_controller(resource) && current["spec"]["selector"] != object["spec"]["selector"];
     let immutable =
-        || format!("spec.selector: Invalid value: {}: field is immutable", compact(&object["spec"]["selector"]));
+        || format!("spec.selector: Invalid value: {}: field is immutable", selector_as_go(&object["spec"]["selector"]));
     // A DaemonSet's update checks come before its spec's; the others' after.
     if selector_changed && resource == resources::DAEMON_SET {
         causes.push(immutable());
@@ -477,9 +477,8 @@ fn update_strategy(resource: Resource, object: &Value) -> Vec<String> {
     let (surge_path, surge) = setting("maxSurge", default_surge);
     let mut causes = Vec::new();
     for (path, value) in [(&unavailable_path, &unavailable), (&surge_path, &surge)] {
-        causes.extend(int_or_percent_problems(path, value));
+        causes.extend(int_or_percent_problem(path, value));
     }
-    let over_100 = not_over_100_percent;
     // An invalid percentage counts as 0 here, as upstream's does.
     let amount = |value: &Value| match value {
         Value::String(s) => percent(s).unwrap_or(0),
@@ -487,8 +486,8 @@ fn update_strategy(resource: Resource, object: &Value) -> Vec<String> {
     };
     let (unavailable_set, surge_set) = (amount(&unavailable) != 0, amount(&surge) != 0);
     if daemon_set {
-        causes.extend(over_100(&unavailable_path, &unavailable));
-        causes.extend(over_100(&surge_path, &surge));
+        causes.extend(not_over_100_percent(&unavailable_path, &unavailable));
+        causes.extend(not_over_100_percent(&surge_path, &surge));
         match (unavailable_set, surge_set) {
             (true, true) => causes.push(format!(
                 "{surge_path}: Invalid value: {}: may not be set when maxUnavailable is non-zero",
@@ -506,7 +505,7 @@ fn update_strategy(resource: Resource, object: &Value) -> Vec<String> {
                 compact(&unavailable)
             ));
         }
-        causes.extend(over_100(&unavailable_path, &unavailable));
+        causes.extend(not_over_100_percent(&unavailable_path, &unavailable));
     }
     causes
 }
@@ -618,7 +617,7 @@ fn port_name_problems(name: &str) -> Vec<&'static str> {
 }
 
 /// ValidatePositiveIntOrPercent: a count of at least 0, or a well-formed percentage.
-fn int_or_percent_problems(path: &str, value: &Value) -> Option<String> {
+fn int_or_percent_problem(path: &str, value: &Value) -> Option<String> {
     match value {
         Value::Number(n) if n.as_i64().is_some_and(|n| n < 0) => {
             Some(format!("{path}: Invalid value: {}: must be greater than or equal to 0", compact(value)))

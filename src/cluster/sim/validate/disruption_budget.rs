@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::{compact, int_or_percent_problems, not_over_100_percent, selector_as_go, selector_syntax, unsupported};
+use super::{compact, int_or_percent_problem, not_over_100_percent, selector_as_go, selector_syntax, unsupported};
 
 pub(super) fn spec(object: &Value) -> Vec<String> {
     let spec = &object["spec"];
@@ -17,7 +17,7 @@ pub(super) fn spec(object: &Value) -> Vec<String> {
     for (field, value) in [("minAvailable", min_available), ("maxUnavailable", max_unavailable)] {
         if !value.is_null() {
             let path = format!("spec.{field}");
-            causes.extend(int_or_percent_problems(&path, value));
+            causes.extend(int_or_percent_problem(&path, value));
             causes.extend(not_over_100_percent(&path, value));
         }
     }

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::{
     DNS_LABEL, MISMATCH, PERCENT, compact, is_dns_label, is_empty_selector, label_map, nonnegative, percent, pod,
-    selector_syntax, selects,
+    selector_as_go, selector_syntax, selects,
 };
 
 pub(super) fn spec(object: &Value) -> Vec<String> {
@@ -95,8 +95,13 @@ pub(super) fn immutable(current: &Value, object: &Value) -> Vec<String> {
     for (field, default) in [("selector", Value::Null), ("volumeClaimTemplates", Value::Null)] {
         let (before, after) = (&current["spec"][field], &object["spec"][field]);
         if before != after {
-            let shown = if after.is_null() { &default } else { after };
-            causes.push(format!("spec.{field}: Invalid value: {}: field is immutable", compact(shown)));
+            let shown = match after {
+                Value::Null => compact(&default),
+                // A selector is printed as Go prints its struct.
+                Value::Object(_) if field == "selector" => selector_as_go(after),
+                _ => compact(after),
+            };
+            causes.push(format!("spec.{field}: Invalid value: {shown}: field is immutable"));
         }
     }
     for field in ["serviceName", "podManagementPolicy"] {
