@@ -55,7 +55,7 @@ pub fn update(resource: Resource, current: &Value, object: &Value) -> Result<(),
     if content_changed {
         causes.extend(kind_spec(resource, object, Some(current)));
     }
-    if resource == resources::POD {
+    if resource == resources::POD && content_changed {
         causes.extend(pod::change(current, object));
     }
     if resource == resources::STATEFUL_SET {
@@ -765,9 +765,9 @@ fn annotations(resource: Resource, annotations: &Value) -> Vec<String> {
 /// and `/`, then a name part; each problem one message. The newer validators count "bytes".
 pub(super) fn label_key_problems(key: &str) -> Vec<String> {
     let mut problems = Vec::new();
-    let name = match key.split('/').collect::<Vec<_>>()[..] {
-        [name] => name,
-        [prefix, name] => {
+    let name = match key.split_once('/') {
+        None => key,
+        Some((prefix, name)) if !name.contains('/') => {
             if prefix.is_empty() {
                 problems.push("prefix part must be non-empty".to_string());
             } else {
@@ -775,7 +775,7 @@ pub(super) fn label_key_problems(key: &str) -> Vec<String> {
             }
             name
         }
-        _ => {
+        Some(_) => {
             return vec![format!(
                 "a valid label key {} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
                 NAME_PART.trim_start_matches("name part ")
