@@ -111,7 +111,10 @@ pub fn allocate(
 /// (initIPFamilyFields): dual-stack demanded, or a family other than IPv4 asked for.
 fn family_causes(service: &Value) -> Vec<String> {
     let spec = &service["spec"];
-    if spec["type"] == "ExternalName" {
+    let families = spec["ipFamilies"].as_array().map_or(&[][..], Vec::as_slice);
+    // A family that is none is the validation of the IP fields' to refuse, which the allocator
+    // runs first (ValidateServiceClusterIPsRelatedFields).
+    if spec["type"] == "ExternalName" || families.iter().any(|family| family != "IPv4" && family != "IPv6") {
         return Vec::new();
     }
     let mut causes = Vec::new();
@@ -121,7 +124,7 @@ fn family_causes(service: &Value) -> Vec<String> {
                 .to_string(),
         );
     }
-    for (index, family) in spec["ipFamilies"].as_array().into_iter().flatten().enumerate() {
+    for (index, family) in families.iter().enumerate() {
         if family != "IPv4" {
             causes.push(format!("spec.ipFamilies[{index}]: Invalid value: {family}: not configured on this cluster"));
         }

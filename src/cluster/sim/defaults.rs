@@ -28,7 +28,7 @@ pub fn rollout(resource: Resource) -> Option<(&'static str, Value, Value)> {
 /// Fills in the defaults of `object`, about to be stored as `resource`.
 pub fn apply(resource: Resource, object: &mut Value) {
     if resource == resources::SECRET {
-        secret_string_data(object);
+        secret_defaults(object);
         return;
     }
     volume_sources(resource, object);
@@ -252,7 +252,7 @@ fn volume_sources(resource: Resource, object: &mut Value) {
 /// A Secret's type is `Opaque` unless it says otherwise; its `stringData` is a convenience for
 /// writing: the API server encodes each value into `data` (over a key `data` also has) and stores
 /// no `stringData`.
-fn secret_string_data(object: &mut Value) {
+fn secret_defaults(object: &mut Value) {
     let Some(object) = object.as_object_mut() else { return };
     if object.get("type").and_then(Value::as_str).is_none_or(str::is_empty) {
         object.insert("type".into(), "Opaque".into());

@@ -427,9 +427,10 @@ fn value_from(variable: &Value, path: &str) -> Vec<String> {
         let key = text(&selector["key"]);
         if key.is_empty() {
             causes.push(format!("{path}.{source}.key: Required value"));
-        }
-        for problem in super::config::key_problems(key).into_iter().filter(|_| !key.is_empty()) {
-            causes.push(format!("{path}.{source}.key: Invalid value: \"{key}\": {problem}"));
+        } else {
+            for problem in super::config::key_problems(key) {
+                causes.push(format!("{path}.{source}.key: Invalid value: \"{key}\": {problem}"));
+            }
         }
     }
     if sources == 0 {
@@ -536,9 +537,10 @@ fn environment_from(list: &Value, path: &str) -> Vec<String> {
             let name = text(&source[reference]["name"]);
             if name.is_empty() {
                 causes.push(format!("{path}[{index}].{reference}.name: Required value"));
-            }
-            for problem in super::subdomain_problems(name, "characters").into_iter().filter(|_| !name.is_empty()) {
-                causes.push(format!("{path}[{index}].{reference}.name: Invalid value: \"{name}\": {problem}"));
+            } else {
+                for problem in super::subdomain_problems(name, "characters") {
+                    causes.push(format!("{path}[{index}].{reference}.name: Invalid value: \"{name}\": {problem}"));
+                }
             }
         }
         match sources {
