@@ -207,12 +207,10 @@ fn serve(shared: &Arc<Shared>, call: Call) -> Result<Reply, ApiError> {
         ["apis"] => return Ok(Reply::Json(StatusCode::OK, Arc::new(group_list()))),
         ["api", "v1"] => return Ok(Reply::Json(StatusCode::OK, Arc::new(resource_list("", "v1")))),
         ["apis", "autoscaling", "v1", ..] => return Err(ApiError::autoscaling_v1_not_served()),
-        ["apis", group, version] if resources::ALL.iter().any(|r| r.group == *group && r.version == *version) => {
+        ["apis", group, version] if serves(group, version) => {
             return Ok(Reply::Json(StatusCode::OK, Arc::new(resource_list(group, version))));
         }
-        ["apis", group, version, ..] if !resources::ALL.iter().any(|r| r.group == *group && r.version == *version) => {
-            return Err(ApiError::page_not_found());
-        }
+        ["apis", group, version, ..] if !serves(group, version) => return Err(ApiError::page_not_found()),
         ["api", version, ..] if *version != "v1" => return Err(ApiError::page_not_found()),
         _ => {}
     }
@@ -943,25 +941,30 @@ fn resource_list(group: &str, version: &str) -> Value {
     json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": listed})
 }
 
+/// Whether any served kind belongs to this API group and version.
+fn serves(group: &str, version: &str) -> bool {
+    resources::ALL.iter().any(|r| r.group == group && r.version == version)
+}
+
 fn json_response(code: StatusCode, value: &Value) -> Response<Body> {
-    let body = Full::new(Bytes::from(serde_json::to_vec(value).expect("JSON values serialise")));
+    response(code, "application/json", serde_json::to_vec(value).expect("JSON values serialise"))
+}
+
+fn response(code: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Body> {
+    let body = Full::new(Bytes::from(body));
     Response::builder()
         .status(code)
-        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::CONTENT_TYPE, content_type)
         .body(UnsyncBoxBody::new(body.map_err(|never| match never {})))
         .expect("a valid response")
 }
 
 fn error_response(error: &ApiError) -> Response<Body> {
+    let code = StatusCode::from_u16(error.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if error.is_plain_text() {
-        let body = Full::new(Bytes::from(format!("{}\n", error.message)));
-        return Response::builder()
-            .status(StatusCode::from_u16(error.code).unwrap_or(StatusCode::NOT_FOUND))
-            .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
-            .body(UnsyncBoxBody::new(body.map_err(|never| match never {})))
-            .expect("a valid response");
+        return response(code, "text/plain; charset=utf-8", format!("{}\n", error.message).into_bytes());
     }
-    json_response(StatusCode::from_u16(error.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), &error.status())
+    json_response(code, &error.status())
 }
 
 #[cfg(test)]
