@@ -36,12 +36,56 @@ struct State {
     applied: BTreeMap<AppliedKey, Value>,
     /// When the controllers next have something due (a pod turning Ready, a grace period ending).
     next_due: Option<tokio::time::Instant>,
+    wakes: Wakes,
+}
+
+/// What wakes the open watches: one channel a kind, so a change wakes only the watches of its
+/// kind (a pod's label change used to wake every watch of every kind, each to find nothing).
+#[derive(Default)]
+struct Wakes {
+    by_resource: BTreeMap<(&'static str, &'static str), (Resource, watch::Sender<u64>)>,
+    /// The resourceVersion up to which the watches have been woken.
+    woken_to: u64,
+}
+
+impl Wakes {
+    fn subscribe(&mut self, resource: Resource) -> watch::Receiver<u64> {
+        self.by_resource.retain(|_, (_, sender)| sender.receiver_count() > 0);
+        let key = (resource.group, resource.plural);
+        self.by_resource.entry(key).or_insert_with(|| (resource, watch::channel(0).0)).1.subscribe()
+    }
+
+    /// Wakes the watches of every kind that changed since the last call; the others' places in
+    /// the log move past those changes, as if they had been woken and found nothing.
+    fn wake(&mut self, store: &mut Store) {
+        let version = store.resource_version();
+        if version == self.woken_to {
+            return;
+        }
+        let mut changed: Vec<Resource> = Vec::new();
+        match store.changes_since(self.woken_to) {
+            Ok(changes) => {
+                for change in changes {
+                    if !changed.contains(&change.resource) {
+                        changed.push(change.resource);
+                    }
+                }
+            }
+            // More changes than the log holds: every watch looks (and finds it must re-list).
+            Err(_) => changed.extend(self.by_resource.values().map(|(resource, _)| *resource)),
+        }
+        for resource in &changed {
+            if let Some((_, sender)) = self.by_resource.get(&(resource.group, resource.plural)) {
+                sender.send_replace(version);
+            }
+        }
+        store.pass_over(self.woken_to, &changed);
+        self.woken_to = version;
+    }
 }
 
 struct Shared {
     state: Mutex<State>,
-    /// The newest resourceVersion: wakes the watches.
-    changed: watch::Sender<u64>,
     /// Wakes the timer task when something new is due.
     timers: Arc<Notify>,
 }
@@ -66,10 +110,11 @@ impl SimCluster {
                 .create(resources::NAMESPACE, "", json!({"metadata": {"name": name}, "status": {"phase": "Active"}}))
                 .expect("the system namespaces are valid");
         }
-        let (changed, _) = watch::channel(store.resource_version());
-        let state = State { store, controllers: Controllers::new(pace), applied: BTreeMap::new(), next_due: None };
+        let wakes = Wakes { woken_to: store.resource_version(), ..Wakes::default() };
+        let state =
+            State { store, controllers: Controllers::new(pace), applied: BTreeMap::new(), next_due: None, wakes };
         let timers = Arc::new(Notify::new());
-        let shared = Arc::new(Shared { state: Mutex::new(state), changed, timers: timers.clone() });
+        let shared = Arc::new(Shared { state: Mutex::new(state), timers: timers.clone() });
         tokio::spawn(run_timers(Arc::downgrade(&shared), timers));
         SimCluster { shared }
     }
@@ -101,7 +146,7 @@ async fn run_timers(shared: std::sync::Weak<Shared>, wake: Arc<Notify>) {
             let mut state = lock(&shared);
             match state.next_due {
                 Some(due) if due <= tokio::time::Instant::now() => {
-                    settle(&mut state, &shared.changed);
+                    settle(&mut state);
                     continue;
                 }
                 due => due,
@@ -123,10 +168,11 @@ fn lock(shared: &Shared) -> MutexGuard<'_, State> {
     shared.state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Lets the controllers react to what changed, then wakes the watches.
-fn settle(state: &mut State, changed: &watch::Sender<u64>) {
+/// Lets the controllers react to what changed, then wakes the watches of what did (a write
+/// that changed nothing, as a patch to the values an object already has, wakes no one).
+fn settle(state: &mut State) {
     state.next_due = state.controllers.reconcile(&mut state.store);
-    changed.send_replace(state.store.resource_version());
+    state.wakes.wake(&mut state.store);
 }
 
 impl tower::Service<Request<kube::client::Body>> for SimCluster {
@@ -262,7 +308,7 @@ fn write(
     let mut state = lock(shared);
     let before = state.next_due;
     let written = change(&mut state)?;
-    settle(&mut state, &shared.changed);
+    settle(&mut state);
     if state.next_due.is_some() && state.next_due != before {
         shared.timers.notify_one();
     }
@@ -636,7 +682,7 @@ fn watch_stream(shared: &Arc<Shared>, target: &Target, query: &BTreeMap<String, 
         query.get("resourceVersion").filter(|v| !v.is_empty() && *v != "0").and_then(|v| v.parse().ok());
     let (sender, receiver) = mpsc::channel::<Result<http_body::Frame<Bytes>, Infallible>>(256);
     let mut first = Vec::new();
-    let (mut last_seen, cursor) = {
+    let (mut last_seen, cursor, mut changed) = {
         let mut state = lock(shared);
         let last_seen = match since {
             Some(since) => {
@@ -651,10 +697,11 @@ fn watch_stream(shared: &Arc<Shared>, target: &Target, query: &BTreeMap<String, 
                 store.resource_version()
             }
         };
-        (last_seen, state.store.open_cursor(last_seen))
+        // Subscribed under the same lock as the read, so no change falls between the two.
+        let changed = state.wakes.subscribe(resource);
+        (last_seen, state.store.open_cursor(resource, last_seen), changed)
     };
     let weak = Arc::downgrade(shared);
-    let mut changed = shared.changed.subscribe();
     tokio::spawn(async move {
         let _cursor = OpenCursor { shared: weak.clone(), cursor };
         for line in first {

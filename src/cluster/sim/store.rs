@@ -84,8 +84,9 @@ pub struct Store {
     objects: BTreeMap<Key, Stored>,
     resource_version: u64,
     log: VecDeque<Change>,
-    /// Open watch -> the resourceVersion it has read up to: the log keeps what they have not read.
-    cursors: BTreeMap<u64, u64>,
+    /// Open watch -> its kind and the resourceVersion it has read up to: the log keeps what they
+    /// have not read.
+    cursors: BTreeMap<u64, (Resource, u64)>,
     next_cursor: u64,
     /// Counter behind uids and generated names: deterministic, so two runs name things alike.
     serial: u64,
@@ -253,15 +254,30 @@ impl Store {
 
     /// Registers an open watch that has read up to `resource_version`; the log keeps every later
     /// change until the watch reads it (see `LOG_CAPACITY`). Returns the watch's cursor.
-    pub fn open_cursor(&mut self, resource_version: u64) -> u64 {
+    pub fn open_cursor(&mut self, resource: Resource, resource_version: u64) -> u64 {
         self.next_cursor += 1;
-        self.cursors.insert(self.next_cursor, resource_version);
+        self.cursors.insert(self.next_cursor, (resource, resource_version));
         self.next_cursor
     }
 
     /// Notes that the watch with `cursor` has read up to `resource_version`.
     pub fn advance_cursor(&mut self, cursor: u64, resource_version: u64) {
-        self.cursors.insert(cursor, resource_version);
+        if let Some((_, read)) = self.cursors.get_mut(&cursor) {
+            *read = resource_version;
+        }
+        self.trim_log();
+    }
+
+    /// Moves to the newest version every watch that had read up to `since` and whose kind is
+    /// not in `changed`: it is not woken for the changes since, none of which it would deliver,
+    /// and must not hold them in the log.
+    pub fn pass_over(&mut self, since: u64, changed: &[Resource]) {
+        let newest = self.resource_version;
+        for (resource, read) in self.cursors.values_mut() {
+            if *read >= since && !changed.contains(resource) {
+                *read = newest;
+            }
+        }
         self.trim_log();
     }
 
@@ -281,7 +297,7 @@ impl Store {
     /// anything beyond `LOG_CAPACITY`. A log that kept 10,000 objects' text whether or not anyone
     /// would read it again held ~50 MB, and filling it cost a long run a sixth of its time.
     fn trim_log(&mut self) {
-        let read_by_all = self.cursors.values().min().copied().unwrap_or(u64::MAX);
+        let read_by_all = self.cursors.values().map(|(_, read)| *read).min().unwrap_or(u64::MAX);
         while let Some(oldest) = self.log.front() {
             let unread = oldest.resource_version > read_by_all;
             if self.log.len() <= LOG_RETAINED || (unread && self.log.len() <= LOG_CAPACITY) {
@@ -724,7 +740,7 @@ mod tests {
                 store.update(resources::POD, "ns", pod).unwrap();
             }
         };
-        let watch = store.open_cursor(store.resource_version());
+        let watch = store.open_cursor(resources::POD, store.resource_version());
         let opened_at = store.resource_version();
         relabel(&mut store, LOG_RETAINED * 2);
         // Nothing the open watch has not read is gone: it resumes where it was.
@@ -737,6 +753,30 @@ mod tests {
         assert_eq!(store.log.len(), LOG_CAPACITY);
         store.close_cursor(watch);
         assert_eq!(store.log.len(), LOG_RETAINED, "a watch that ended holds nothing back");
+    }
+
+    #[test]
+    fn a_watch_passed_over_for_other_kinds_holds_none_of_their_changes_in_the_log() {
+        let mut store = store();
+        store.create(resources::POD, "ns", json!({"metadata": {"name": "p"}})).unwrap();
+        let node_watch = store.open_cursor(resources::NODE, store.resource_version());
+        let pod_watch = store.open_cursor(resources::POD, store.resource_version());
+        for i in 0..LOG_RETAINED * 2 {
+            let since = store.resource_version();
+            let mut pod = (*store.get_shared(resources::POD, "ns", "p").unwrap()).clone();
+            pod["metadata"]["labels"] = json!({"round": i.to_string()});
+            store.update(resources::POD, "ns", pod).unwrap();
+            store.pass_over(since, &[resources::POD]);
+        }
+        assert_eq!(store.log.len(), LOG_RETAINED * 2, "the pod watch has read none of them");
+        store.advance_cursor(pod_watch, store.resource_version());
+        assert_eq!(store.log.len(), LOG_RETAINED, "the node watch, passed over, holds nothing back");
+        // A watch behind on its own kind is not moved: it is woken, and reads them itself.
+        let since = store.resource_version();
+        store.create(resources::NODE, "", json!({"metadata": {"name": "n1"}})).unwrap();
+        store.pass_over(since, &[resources::NODE]);
+        assert_eq!(store.cursors[&node_watch].1, since);
+        assert_eq!(store.changes_since(since).unwrap().count(), 1);
     }
 
     #[test]
