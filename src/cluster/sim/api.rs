@@ -260,7 +260,15 @@ fn serve(shared: &Arc<Shared>, call: Call) -> Result<Reply, ApiError> {
         ["api", version, ..] if *version != "v1" => return Err(ApiError::page_not_found()),
         _ => {}
     }
-    let target = route(&segments).ok_or_else(|| ApiError::no_route(&call.path))?;
+    if segments.iter().any(|segment| holds_bad_escape(segment)) {
+        return Err(ApiError::unparsable_url());
+    }
+    let target = route(&segments).ok_or_else(ApiError::no_route)?;
+    if let Some(name) = &target.name
+        && (name == "." || name == "..")
+    {
+        return Err(ApiError::invalid_name_parameter(name, &[format!("may not be '{name}'")]));
+    }
     let watching = matches!(call.query.get("watch").map(String::as_str), Some("true" | "1"));
     match (&call.method, &target.name) {
         (&Method::GET, None) if watching => watch_stream(shared, &target, &call.query),
@@ -989,6 +997,15 @@ fn resource_list(group: &str, version: &str) -> Value {
 }
 
 /// Whether any served kind belongs to this API group and version.
+/// A `%` not followed by two hex digits: a URL Go will not parse.
+fn holds_bad_escape(segment: &str) -> bool {
+    let bytes = segment.as_bytes();
+    bytes
+        .iter()
+        .enumerate()
+        .any(|(i, b)| *b == b'%' && !bytes.get(i + 1..i + 3).is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit)))
+}
+
 fn serves(group: &str, version: &str) -> bool {
     resources::ALL.iter().any(|r| r.group == group && r.version == version)
 }

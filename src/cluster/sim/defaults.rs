@@ -31,6 +31,10 @@ pub fn apply(resource: Resource, object: &mut Value) {
         secret_defaults(object);
         return;
     }
+    if resource == resources::ROLE_BINDING {
+        role_binding_defaults(object);
+        return;
+    }
     volume_sources(resource, object);
     if resource == resources::SERVICE {
         service_defaults(object);
@@ -266,6 +270,23 @@ fn secret_defaults(object: &mut Value) {
     for (key, value) in strings {
         let bytes = k8s_openapi::ByteString(value.as_str().unwrap_or_default().as_bytes().to_vec());
         data.insert(key, serde_json::to_value(bytes).unwrap_or_default());
+    }
+}
+
+/// The defaults the API server gives a RoleBinding before validating it.
+fn role_binding_defaults(object: &mut Value) {
+    if let Some(role_ref) = object.get_mut("roleRef").and_then(Value::as_object_mut)
+        && role_ref.get("apiGroup").and_then(Value::as_str).is_none_or(str::is_empty)
+    {
+        role_ref.insert("apiGroup".into(), resources::ROLE_BINDING.group.into());
+    }
+    for subject in object.get_mut("subjects").and_then(Value::as_array_mut).into_iter().flatten() {
+        let Some(subject) = subject.as_object_mut() else { continue };
+        let unset = subject.get("apiGroup").and_then(Value::as_str).is_none_or(str::is_empty);
+        let of_rbac = matches!(subject.get("kind").and_then(Value::as_str), Some("User" | "Group"));
+        if unset && of_rbac {
+            subject.insert("apiGroup".into(), resources::ROLE_BINDING.group.into());
+        }
     }
 }
 

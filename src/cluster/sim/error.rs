@@ -9,7 +9,7 @@ use super::resources::Resource;
 pub const NOT_RUN: &str = "NotRunByBuiltinCluster";
 
 /// Marks an error sent as plain text (whose body carries no reason).
-const PLAIN_TEXT: &str = "PlainTextPageNotFound";
+const PLAIN_TEXT: &str = "PlainText";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -123,8 +123,20 @@ impl ApiError {
         self.reason == PLAIN_TEXT
     }
 
-    pub fn no_route(path: &str) -> ApiError {
-        ApiError::new(404, "NotFound", format!("the server could not find the requested resource ({path})"))
+    /// What Go's HTTP server answers, in plain text, for a URL it cannot parse (a name holding
+    /// a `%` that starts no escape): the request never reaches the API server's handlers.
+    pub fn unparsable_url() -> ApiError {
+        ApiError::new(400, PLAIN_TEXT, "400 Bad Request")
+    }
+
+    /// A path under a served kind that names nothing (`.../roles/a/b`: a name with a slash).
+    pub fn no_route() -> ApiError {
+        ApiError::new(404, "NotFound", "the server could not find the requested resource")
+    }
+
+    /// A name no object can have in a URL path (`.` or `..`), refused before anything is read.
+    pub fn invalid_name_parameter(name: &str, problems: &[String]) -> ApiError {
+        ApiError::bad_request(format!("Name parameter invalid: \"{name}\": {}", problems.join(";")))
     }
 
     /// What the built-in cluster answers to the creation of a kind in

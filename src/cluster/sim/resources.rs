@@ -74,6 +74,8 @@ pub const ENDPOINT_SLICE: Resource = kind("discovery.k8s.io", "EndpointSlice", "
 pub const STATEFUL_SET: Resource = kind("apps", "StatefulSet", "statefulsets", true, &["sts"]);
 pub const POD_DISRUPTION_BUDGET: Resource =
     kind("policy", "PodDisruptionBudget", "poddisruptionbudgets", true, &["pdb"]);
+pub const ROLE: Resource = kind("rbac.authorization.k8s.io", "Role", "roles", true, &[]);
+pub const ROLE_BINDING: Resource = kind("rbac.authorization.k8s.io", "RoleBinding", "rolebindings", true, &[]);
 pub const JOB: Resource = kind("batch", "Job", "jobs", true, &[]);
 pub const CRON_JOB: Resource = kind("batch", "CronJob", "cronjobs", true, &["cj"]);
 /// Served as autoscaling/v2 only: the version kubectl and current manifests write.
@@ -114,7 +116,18 @@ pub const ALL: &[Resource] = &[
     POD_DISRUPTION_BUDGET,
     kind("networking.k8s.io", "Ingress", "ingresses", true, &["ing"]),
     kind("networking.k8s.io", "NetworkPolicy", "networkpolicies", true, &["netpol"]),
+    kind("networking.k8s.io", "IngressClass", "ingressclasses", false, &[]),
     kind("coordination.k8s.io", "Lease", "leases", true, &[]),
+    ROLE,
+    ROLE_BINDING,
+    // Cluster-scoped kinds a manifest holds beside an application's: served so that discovery
+    // answers as a cluster's does (no scenario creates one: rehearse refuses a cluster-scoped
+    // object before it reaches any cluster), none of their objects kept.
+    kind("rbac.authorization.k8s.io", "ClusterRole", "clusterroles", false, &[]),
+    kind("rbac.authorization.k8s.io", "ClusterRoleBinding", "clusterrolebindings", false, &[]),
+    kind("scheduling.k8s.io", "PriorityClass", "priorityclasses", false, &["pc"]),
+    kind("storage.k8s.io", "StorageClass", "storageclasses", false, &["sc"]),
+    kind("apiextensions.k8s.io", "CustomResourceDefinition", "customresourcedefinitions", false, &["crd", "crds"]),
 ];
 
 /// The groups served, in discovery order (the core group "" first).

@@ -9,6 +9,7 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -70,6 +71,8 @@ fn through_types(resource: Resource, object: &Value) -> Option<Result<Value, Mis
         "PodDisruptionBudget" => round_trip::<PodDisruptionBudget>(object),
         "Ingress" => round_trip::<Ingress>(object),
         "NetworkPolicy" => round_trip::<NetworkPolicy>(object),
+        "Role" => round_trip::<Role>(object),
+        "RoleBinding" => round_trip::<RoleBinding>(object),
         _ => return None,
     })
 }

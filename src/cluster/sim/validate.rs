@@ -14,6 +14,7 @@ mod autoscaler;
 mod config;
 mod disruption_budget;
 mod pod;
+mod rbac;
 mod stateful_set;
 
 const MISMATCH: &str = "`selector` does not match template `labels`";
@@ -39,14 +40,19 @@ pub fn update(resource: Resource, current: &Value, object: &Value) -> Result<(),
     if selector_changed && resource == resources::DAEMON_SET {
         causes.push(immutable());
     }
-    // The kind's checks read only the spec (a ConfigMap's or Secret's data and type), and the
-    // stored one passed them when it was written: a change that leaves it alone (a label, an
-    // annotation) cannot fail them.
-    let content_changed = if resource == resources::CONFIG_MAP || resource == resources::SECRET {
-        ["data", "binaryData", "type"].iter().any(|field| current.get(field) != object.get(field))
+    // The kind's checks read only its content (the spec; a ConfigMap's or Secret's data and
+    // type; a Role's rules; a binding's role and subjects), and the stored one passed them when
+    // it was written: a change that leaves it alone (a label, an annotation) cannot fail them.
+    let content: &[&str] = if resource == resources::CONFIG_MAP || resource == resources::SECRET {
+        &["data", "binaryData", "type"]
+    } else if resource == resources::ROLE {
+        &["rules"]
+    } else if resource == resources::ROLE_BINDING {
+        &["roleRef", "subjects"]
     } else {
-        current.get("spec") != object.get("spec")
+        &["spec"]
     };
+    let content_changed = content.iter().any(|field| current.get(field) != object.get(field));
     if resource == resources::CONFIG_MAP {
         causes.extend(config::config_map_change(current, object));
     } else if resource == resources::SECRET {
@@ -57,6 +63,9 @@ pub fn update(resource: Resource, current: &Value, object: &Value) -> Result<(),
     }
     if resource == resources::POD && content_changed {
         causes.extend(pod::change(current, object));
+    }
+    if resource == resources::ROLE_BINDING {
+        causes.extend(rbac::role_binding_change(current, object));
     }
     if resource == resources::STATEFUL_SET {
         causes.extend(stateful_set::immutable(current, object));
@@ -85,6 +94,10 @@ fn kind_spec(resource: Resource, object: &Value, current: Option<&Value>) -> Vec
         config::secret(object)
     } else if resource == resources::POD_DISRUPTION_BUDGET {
         disruption_budget::spec(object)
+    } else if resource == resources::ROLE {
+        rbac::role(object)
+    } else if resource == resources::ROLE_BINDING {
+        rbac::role_binding(object)
     } else if let Some((spec, path)) = super::schema::pod_spec(resource, object) {
         pod::spec(spec, path, resource == resources::POD)
     } else {
@@ -690,6 +703,9 @@ const LABEL_VALUE: &str = "a valid label must be an empty string or consist of a
 /// default), every other kind a DNS subdomain. Names are judged by the older validators, whose
 /// length limit counts "characters".
 fn name_problems(resource: Resource, name: &str) -> Vec<String> {
+    if resource == resources::ROLE || resource == resources::ROLE_BINDING {
+        return rbac::path_segment_problems(name);
+    }
     if resource == resources::SERVICE || resource == resources::NAMESPACE || resource == resources::STATEFUL_SET {
         return dns_label_problems(name);
     }
@@ -697,7 +713,7 @@ fn name_problems(resource: Resource, name: &str) -> Vec<String> {
 }
 
 /// IsDNS1123Subdomain: too long, and not the pattern; `unit` is how the validator counts.
-fn subdomain_problems(value: &str, unit: &str) -> Vec<String> {
+pub(super) fn subdomain_problems(value: &str, unit: &str) -> Vec<String> {
     let mut problems = Vec::new();
     if value.len() > 253 {
         problems.push(format!("must be no more than 253 {unit}"));
