@@ -282,6 +282,11 @@ fn a_kind_whose_pods_the_builtin_cluster_would_not_start_stops_the_scenario_inst
     assert!(on_builtin.contains("the built-in cluster does not run the Job controller"), "{on_builtin}");
     assert!(on_builtin.contains("job/work would start pods"), "{on_builtin}");
     assert!(on_builtin.contains("run it on a cluster (--context, --kubeconfig or KUBECONFIG)"), "{on_builtin}");
+    // The step could not be judged: an error, like its scenario, not a failure.
+    assert!(
+        on_builtin.lines().any(|l| l.trim_start().starts_with("ERR ") && l.contains("apply <<YAML")),
+        "{on_builtin}"
+    );
     // It is not a refusal of the object: `expect-refused` does not take it.
     let path = script(dir.path(), "refused.rollout", &job_scenario(true));
     let (code, on_builtin) = run(builtin(&["run", path.to_str().unwrap()]));

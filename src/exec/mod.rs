@@ -490,6 +490,8 @@ async fn run_steps(
                 };
                 result.failure = Some(message.clone());
                 let mut step_result = StepResult::failed((line, column), text, message, elapsed);
+                // A step the cluster could not judge is an error, as its scenario is, not a failure.
+                step_result.status = result.status;
                 if let StepError::TimedOut { detail, .. } = error {
                     step_result.detail = detail;
                 }

@@ -402,6 +402,9 @@ fn refuse_without_its_controller(resource: Resource, object: &Value) -> Result<(
     if resources::CONTROLLER_NOT_RUN.contains(&resource) {
         return Err(ApiError::controller_not_run(resource, name()));
     }
+    if resources::ADMISSION_NOT_RUN.contains(&resource) {
+        return Err(ApiError::admission_not_run(resource, name()));
+    }
     let claims = object["spec"]["volumeClaimTemplates"].as_array().is_some_and(|t| !t.is_empty());
     if resource == resources::STATEFUL_SET && claims {
         return Err(ApiError::claims_not_modelled(resource, name()));
@@ -1200,7 +1203,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_kind_that_starts_pods_on_a_cluster_but_not_here_is_not_created() {
+    async fn a_kind_that_starts_or_changes_pods_on_a_cluster_but_not_here_is_not_created() {
         let client = SimCluster::start(2, Pace::Fast).client();
         let template = json!({
             "metadata": {"labels": {"app": "batch"}},
@@ -1211,9 +1214,25 @@ mod tests {
             "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "nightly"},
             "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": template}}},
         });
-        for (plural, object) in [("jobs", job), ("cronjobs", cron)] {
+        let rc = json!({
+            "apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "old"},
+            "spec": {"replicas": 1, "selector": {"app": "batch"}, "template": template},
+        });
+        let limits = json!({
+            "apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "limits"},
+            "spec": {"limits": [{"type": "Container", "default": {"cpu": "1"}}]},
+        });
+        let quota = json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "quota"}, "spec": {"hard": {"pods": "1"}}});
+        let cases = [
+            ("batch", "jobs", job, "does not run the Job controller"),
+            ("batch", "cronjobs", cron, "does not run the CronJob controller"),
+            ("", "replicationcontrollers", rc, "does not run the ReplicationController controller"),
+            ("", "limitranges", limits, "does not enforce LimitRanges"),
+            ("", "resourcequotas", quota, "does not enforce ResourceQuotas"),
+        ];
+        for (group, plural, object, why) in cases {
             let resource = ApiResource::from_gvk_with_plural(
-                &kube::core::GroupVersionKind::gvk("batch", "v1", object["kind"].as_str().unwrap()),
+                &kube::core::GroupVersionKind::gvk(group, "v1", object["kind"].as_str().unwrap()),
                 plural,
             );
             let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &resource);
@@ -1225,8 +1244,7 @@ mod tests {
             for answer in [created.map(|_| ()), applied.map(|_| ())] {
                 let Err(kube::Error::Api(status)) = answer else { panic!("{plural}: {answer:?}") };
                 assert_eq!((status.code, status.reason.as_str()), (501, crate::cluster::sim::error::NOT_RUN));
-                let kind = object["kind"].as_str().unwrap();
-                assert!(status.message.contains(&format!("does not run the {kind} controller")), "{}", status.message);
+                assert!(status.message.contains(why), "{}", status.message);
             }
             assert!(api.list(&Default::default()).await.unwrap().items.is_empty(), "{plural} stored");
         }

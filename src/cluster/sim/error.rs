@@ -165,6 +165,20 @@ impl ApiError {
         )
     }
 
+    /// What the built-in cluster answers to the creation of a kind in
+    /// `resources::ADMISSION_NOT_RUN`: like `controller_not_run`, a scenario it cannot rehearse.
+    pub fn admission_not_run(resource: Resource, name: &str) -> ApiError {
+        ApiError::new(
+            501,
+            NOT_RUN,
+            format!(
+                "the built-in cluster does not enforce {kind}s: on a real cluster {lower}/{name} would change or refuse this namespace's pods, here it would not, so no verdict of this scenario could be trusted; run it on a cluster (--context, --kubeconfig or KUBECONFIG)",
+                kind = resource.kind,
+                lower = resource.kind.to_ascii_lowercase(),
+            ),
+        )
+    }
+
     /// What the built-in cluster answers to a StatefulSet with volumeClaimTemplates: like
     /// `controller_not_run`, a scenario it cannot rehearse, not a refusal.
     pub fn claims_not_modelled(resource: Resource, name: &str) -> ApiError {

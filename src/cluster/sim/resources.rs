@@ -91,7 +91,15 @@ pub const HORIZONTAL_POD_AUTOSCALER: Resource = Resource {
 /// Kinds whose controllers start pods on a real cluster but do not run here. Storing one
 /// silently would let a scenario pass or fail for want of pods a cluster would have started,
 /// so the built-in cluster will not create one (see `ApiError::controller_not_run`).
-pub const CONTROLLER_NOT_RUN: &[Resource] = &[JOB, CRON_JOB];
+pub const CONTROLLER_NOT_RUN: &[Resource] = &[JOB, CRON_JOB, REPLICATION_CONTROLLER];
+pub const REPLICATION_CONTROLLER: Resource = kind("", "ReplicationController", "replicationcontrollers", true, &["rc"]);
+
+/// Kinds whose admission plugins change or refuse a namespace's pods on a real cluster
+/// (LimitRanger, ResourceQuota), which the built-in cluster does not run: the same reasoning as
+/// for `CONTROLLER_NOT_RUN` (see `ApiError::admission_not_run`).
+pub const ADMISSION_NOT_RUN: &[Resource] = &[LIMIT_RANGE, RESOURCE_QUOTA];
+pub const LIMIT_RANGE: Resource = kind("", "LimitRange", "limitranges", true, &["limits"]);
+pub const RESOURCE_QUOTA: Resource = kind("", "ResourceQuota", "resourcequotas", true, &["quota"]);
 
 /// Every served kind, grouped by API group in discovery order.
 pub const ALL: &[Resource] = &[
@@ -104,6 +112,9 @@ pub const ALL: &[Resource] = &[
     SERVICE_ACCOUNT,
     kind("", "Endpoints", "endpoints", true, &["ep"]),
     kind("", "PersistentVolumeClaim", "persistentvolumeclaims", true, &["pvc"]),
+    REPLICATION_CONTROLLER,
+    LIMIT_RANGE,
+    RESOURCE_QUOTA,
     DEPLOYMENT,
     REPLICA_SET,
     DAEMON_SET,
