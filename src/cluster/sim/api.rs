@@ -43,16 +43,15 @@ struct State {
 /// kind (a pod's label change used to wake every watch of every kind, each to find nothing).
 #[derive(Default)]
 struct Wakes {
-    by_resource: BTreeMap<(&'static str, &'static str), (Resource, watch::Sender<u64>)>,
+    by_resource: BTreeMap<Resource, watch::Sender<u64>>,
     /// The resourceVersion up to which the watches have been woken.
     woken_to: u64,
 }
 
 impl Wakes {
     fn subscribe(&mut self, resource: Resource) -> watch::Receiver<u64> {
-        self.by_resource.retain(|_, (_, sender)| sender.receiver_count() > 0);
-        let key = (resource.group, resource.plural);
-        self.by_resource.entry(key).or_insert_with(|| (resource, watch::channel(0).0)).1.subscribe()
+        self.by_resource.retain(|_, sender| sender.receiver_count() > 0);
+        self.by_resource.entry(resource).or_insert_with(|| watch::channel(0).0).subscribe()
     }
 
     /// Wakes the watches of every kind that changed since the last call; the others' places in
@@ -72,10 +71,10 @@ impl Wakes {
                 }
             }
             // More changes than the log holds: every watch looks (and finds it must re-list).
-            Err(_) => changed.extend(self.by_resource.values().map(|(resource, _)| *resource)),
+            Err(_) => changed.extend(self.by_resource.keys().copied()),
         }
         for resource in &changed {
-            if let Some((_, sender)) = self.by_resource.get(&(resource.group, resource.plural)) {
+            if let Some(sender) = self.by_resource.get(resource) {
                 sender.send_replace(version);
             }
         }
@@ -267,7 +266,7 @@ fn serve(shared: &Arc<Shared>, call: Call) -> Result<Reply, ApiError> {
     if let Some(name) = &target.name
         && (name == "." || name == "..")
     {
-        return Err(ApiError::invalid_name_parameter(name, &[format!("may not be '{name}'")]));
+        return Err(ApiError::invalid_name_parameter(name));
     }
     let watching = matches!(call.query.get("watch").map(String::as_str), Some("true" | "1"));
     match (&call.method, &target.name) {

@@ -135,8 +135,8 @@ impl ApiError {
     }
 
     /// A name no object can have in a URL path (`.` or `..`), refused before anything is read.
-    pub fn invalid_name_parameter(name: &str, problems: &[String]) -> ApiError {
-        ApiError::bad_request(format!("Name parameter invalid: \"{name}\": {}", problems.join(";")))
+    pub fn invalid_name_parameter(name: &str) -> ApiError {
+        ApiError::bad_request(format!("Name parameter invalid: \"{name}\": may not be '{name}'"))
     }
 
     /// What the built-in cluster answers to the creation of a kind in
