@@ -143,13 +143,21 @@ impl ApiError {
     /// `resources::CONTROLLER_NOT_RUN`: not a refusal of the object (a cluster would take it),
     /// but a scenario it cannot rehearse truthfully. 501, so that no `expect-refused` takes it.
     pub fn controller_not_run(resource: Resource, name: &str) -> ApiError {
+        ApiError::untrustworthy(format!(
+            "the built-in cluster does not run the {kind} controller: on a real cluster {lower}/{name} would start pods, here none would",
+            kind = resource.kind,
+            lower = resource.kind.to_ascii_lowercase(),
+        ))
+    }
+
+    /// A scenario the built-in cluster cannot rehearse truthfully, for the reason `why`: 501 with
+    /// the `NOT_RUN` reason, which the executor reports as an error (exit 3), not a refusal.
+    fn untrustworthy(why: String) -> ApiError {
         ApiError::new(
             501,
             NOT_RUN,
             format!(
-                "the built-in cluster does not run the {kind} controller: on a real cluster {lower}/{name} would start pods, here none would, so no verdict of this scenario could be trusted; run it on a cluster (--context, --kubeconfig or KUBECONFIG)",
-                kind = resource.kind,
-                lower = resource.kind.to_ascii_lowercase(),
+                "{why}, so no verdict of this scenario could be trusted; run it on a cluster (--context, --kubeconfig or KUBECONFIG)"
             ),
         )
     }
@@ -168,28 +176,20 @@ impl ApiError {
     /// What the built-in cluster answers to the creation of a kind in
     /// `resources::ADMISSION_NOT_RUN`: like `controller_not_run`, a scenario it cannot rehearse.
     pub fn admission_not_run(resource: Resource, name: &str) -> ApiError {
-        ApiError::new(
-            501,
-            NOT_RUN,
-            format!(
-                "the built-in cluster does not enforce {kind}s: on a real cluster {lower}/{name} would change or refuse this namespace's pods, here it would not, so no verdict of this scenario could be trusted; run it on a cluster (--context, --kubeconfig or KUBECONFIG)",
-                kind = resource.kind,
-                lower = resource.kind.to_ascii_lowercase(),
-            ),
-        )
+        ApiError::untrustworthy(format!(
+            "the built-in cluster does not enforce {kind}s: on a real cluster {lower}/{name} would change or refuse this namespace's pods, here it would not",
+            kind = resource.kind,
+            lower = resource.kind.to_ascii_lowercase(),
+        ))
     }
 
     /// What the built-in cluster answers to a StatefulSet with volumeClaimTemplates: like
     /// `controller_not_run`, a scenario it cannot rehearse, not a refusal.
     pub fn claims_not_modelled(resource: Resource, name: &str) -> ApiError {
-        ApiError::new(
-            501,
-            NOT_RUN,
-            format!(
-                "the built-in cluster does not model PersistentVolumeClaims: {lower}/{name} has volumeClaimTemplates, and its pods would wait for their claims to be bound on a real cluster, so no verdict of this scenario could be trusted; run it on a cluster (--context, --kubeconfig or KUBECONFIG)",
-                lower = resource.kind.to_ascii_lowercase(),
-            ),
-        )
+        ApiError::untrustworthy(format!(
+            "the built-in cluster does not model PersistentVolumeClaims: {lower}/{name} has volumeClaimTemplates, and its pods would wait for their claims to be bound on a real cluster",
+            lower = resource.kind.to_ascii_lowercase(),
+        ))
     }
 
     /// What the built-in cluster answers to a write that would take a namespace's Deployments'
