@@ -74,6 +74,9 @@ pub const ENDPOINT_SLICE: Resource = kind("discovery.k8s.io", "EndpointSlice", "
 pub const STATEFUL_SET: Resource = kind("apps", "StatefulSet", "statefulsets", true, &["sts"]);
 pub const POD_DISRUPTION_BUDGET: Resource =
     kind("policy", "PodDisruptionBudget", "poddisruptionbudgets", true, &["pdb"]);
+pub const REPLICATION_CONTROLLER: Resource = kind("", "ReplicationController", "replicationcontrollers", true, &["rc"]);
+pub const LIMIT_RANGE: Resource = kind("", "LimitRange", "limitranges", true, &["limits"]);
+pub const RESOURCE_QUOTA: Resource = kind("", "ResourceQuota", "resourcequotas", true, &["quota"]);
 pub const ROLE: Resource = kind("rbac.authorization.k8s.io", "Role", "roles", true, &[]);
 pub const ROLE_BINDING: Resource = kind("rbac.authorization.k8s.io", "RoleBinding", "rolebindings", true, &[]);
 pub const JOB: Resource = kind("batch", "Job", "jobs", true, &[]);
@@ -92,14 +95,11 @@ pub const HORIZONTAL_POD_AUTOSCALER: Resource = Resource {
 /// silently would let a scenario pass or fail for want of pods a cluster would have started,
 /// so the built-in cluster will not create one (see `ApiError::controller_not_run`).
 pub const CONTROLLER_NOT_RUN: &[Resource] = &[JOB, CRON_JOB, REPLICATION_CONTROLLER];
-pub const REPLICATION_CONTROLLER: Resource = kind("", "ReplicationController", "replicationcontrollers", true, &["rc"]);
 
 /// Kinds whose admission plugins change or refuse a namespace's pods on a real cluster
 /// (LimitRanger, ResourceQuota), which the built-in cluster does not run: the same reasoning as
 /// for `CONTROLLER_NOT_RUN` (see `ApiError::admission_not_run`).
 pub const ADMISSION_NOT_RUN: &[Resource] = &[LIMIT_RANGE, RESOURCE_QUOTA];
-pub const LIMIT_RANGE: Resource = kind("", "LimitRange", "limitranges", true, &["limits"]);
-pub const RESOURCE_QUOTA: Resource = kind("", "ResourceQuota", "resourcequotas", true, &["quota"]);
 
 /// Every served kind, grouped by API group in discovery order.
 pub const ALL: &[Resource] = &[

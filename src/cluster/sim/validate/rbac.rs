@@ -10,8 +10,9 @@
 use serde_json::Value;
 
 use super::{compact, subdomain_problems, unsupported};
+use crate::cluster::sim::resources;
 
-pub const GROUP: &str = "rbac.authorization.k8s.io";
+const GROUP: &str = resources::ROLE.group;
 
 /// IsPathSegmentName: what a name that goes into a URL path may not be or hold.
 pub(super) fn path_segment_problems(name: &str) -> Vec<String> {
