@@ -572,6 +572,11 @@ fn update(state: &mut State, target: &Target, current: &Value, mut object: Value
     if target.resource.namespaced {
         object["metadata"]["namespace"] = target.namespace.clone().into();
     }
+    if object == *current {
+        // A change that changes nothing (a `select` of the selector the Service has): what is
+        // stored was defaulted, allocated and validated already, so the store returns it as it is.
+        return state.store.update(target.resource, &target.namespace, object);
+    }
     super::defaults::apply(target.resource, &mut object);
     begin_write(&state.store, target, Some(current), &mut object)?;
     validate::update(target.resource, current, &object)?;
@@ -1125,6 +1130,33 @@ mod tests {
         let at_zero = Patch::Merge(json!({"spec": {"replicas": 0}}));
         default.patch("a", &PatchParams::default(), &at_zero).await.unwrap();
         default.create(&PostParams::default(), &deployment("e", 3, true)).await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_that_changes_nothing_keeps_the_stored_object_and_version() {
+        use k8s_openapi::api::core::v1::Service;
+
+        let client = SimCluster::start(2, Pace::Fast).client();
+        let services: Api<Service> = Api::namespaced(client, "default");
+        let service = serde_json::from_value(json!({
+            "metadata": {"name": "web"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]},
+        }))
+        .unwrap();
+        let created = services.create(&PostParams::default(), &service).await.unwrap();
+        let same_selector = Patch::Merge(json!({"spec": {"selector": {"app": "web"}}}));
+        let unchanged = services.patch("web", &PatchParams::default(), &same_selector).await.unwrap();
+        assert_eq!(unchanged, created, "the object as stored: same version, defaults and cluster IP");
+        // The object as it is, sent back whole, is no change either.
+        let replaced = services.replace("web", &PostParams::default(), &created).await.unwrap();
+        assert_eq!(replaced, created);
+        // A real change still goes through defaults, validation and a new version.
+        let other_selector = Patch::Merge(json!({"spec": {"selector": {"app": "other"}}}));
+        let changed = services.patch("web", &PatchParams::default(), &other_selector).await.unwrap();
+        assert_ne!(changed.metadata.resource_version, created.metadata.resource_version);
+        assert_eq!(changed.spec.as_ref().unwrap().cluster_ip, created.spec.as_ref().unwrap().cluster_ip);
+        let refused = Patch::Merge(json!({"spec": {"ports": [{"port": 0}]}}));
+        assert!(services.patch("web", &PatchParams::default(), &refused).await.is_err());
     }
 
     #[test]

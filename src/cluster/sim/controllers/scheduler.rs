@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
+use super::super::facts::Facts;
 use super::super::quantity::Quantity;
 use super::super::resources::{NODE, POD};
 use super::super::store::Store;
@@ -25,7 +26,9 @@ fn waits(pod: &Value) -> bool {
 
 pub fn run(store: &mut Store, namespaces: &[String]) {
     // Most rounds have no pod to place: only then is every node's load worth counting.
-    if !namespaces.iter().any(|ns| store.list(POD, Some(ns)).any(waits)) {
+    // (The facts answer for the pods on a node without a JSON lookup.)
+    let unplaced = |facts: &Facts| facts.node_name.is_empty() && !facts.deleting;
+    if !namespaces.iter().any(|ns| store.list_with_facts(POD, ns).any(|(pod, facts)| unplaced(facts) && waits(pod))) {
         return;
     }
     let nodes: Vec<Value> = store.list(NODE, None).cloned().collect();
