@@ -4,8 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use k8s_openapi::api::core::v1::Pod;
-
+use super::pod::Pod;
 use super::view::controller_ref;
 use crate::model::labels::Labels;
 

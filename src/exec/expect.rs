@@ -6,10 +6,10 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::describe;
+use super::pod::Pod;
 use super::steps::{objects_of, present, resolve};
 use super::traffic::Backend;
 use super::view::{Unmet, controller_of, controller_ref, is_ready, labels_of};

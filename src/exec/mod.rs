@@ -7,6 +7,7 @@ mod expect;
 mod guard;
 pub mod lease;
 pub mod namespace;
+pub mod pod;
 mod steps;
 mod substitute;
 pub mod traffic;

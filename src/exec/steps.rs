@@ -7,12 +7,13 @@ use std::time::Duration;
 use json_patch::jsonptr::Pointer;
 use json_patch::{AddOperation, PatchOperation};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{Pod as PodManifest, Service};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, PartialObjectMeta, Patch, PatchParams, PostParams};
 
 use super::apply::{FIELD_MANAGER, apply_all, daemonset_from_deployment, documents_from_path, documents_from_text};
 use super::describe;
 use super::expect;
+use super::pod::Pod;
 use super::view::{controller_of, labels_of};
 use super::{BoundPod, Context, StepError, Value};
 use crate::model::labels::Labels;
@@ -77,12 +78,12 @@ pub async fn run(step: &Step, context: &mut Context<'_>, timeout: Duration) -> R
                 pod_labels.insert("run".into(), name.value.clone());
             }
             let image = image.as_ref().map_or("registry.k8s.io/pause:3.10", |i| i.value.as_str());
-            let pod: Pod = serde_json::from_value(serde_json::json!({
+            let pod: PodManifest = serde_json::from_value(serde_json::json!({
                 "metadata": {"name": name.value, "labels": pod_labels},
                 "spec": {"restartPolicy": "Never", "containers": [{"name": name.value, "image": image}]}
             }))
             .map_err(|e| StepError::Failed(format!("cannot build the pod: {e}")))?;
-            let created = Api::<Pod>::namespaced(context.client.clone(), &context.namespace)
+            let created = Api::<PodManifest>::namespaced(context.client.clone(), &context.namespace)
                 .create(&PostParams::default(), &pod)
                 .await?;
             context.wrote(Some(Kind::Pod), &created.metadata);
