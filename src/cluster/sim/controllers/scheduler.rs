@@ -25,8 +25,8 @@ fn waits(pod: &Value) -> bool {
 }
 
 pub fn run(store: &mut Store, namespaces: &[String]) {
-    // Most rounds have no pod to place: only then is every node's load worth counting.
-    // (The facts answer for the pods on a node without a JSON lookup.)
+    // Most rounds have no pod to place: only then is every node's load worth counting. The facts
+    // rule out the pods bound to a node or being deleted without a JSON lookup.
     let unplaced = |facts: &Facts| facts.node_name.is_empty() && !facts.deleting;
     if !namespaces.iter().any(|ns| store.list_with_facts(POD, ns).any(|(pod, facts)| unplaced(facts) && waits(pod))) {
         return;
