@@ -45,7 +45,7 @@ fn cargo_insta(verb: &str, root: &Path) -> String {
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(
         !stderr.contains("no such command"),
-        "cargo-insta is not installed: `cargo install --locked cargo-insta` (.ci/run does)"
+        "cargo-insta is not installed: `cargo install --locked cargo-insta` (tests/run.sh does)"
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "cargo insta {verb}: {stderr}{stdout}");

@@ -11,6 +11,11 @@ cd "$(dirname "$0")/.."
 testbed=tests/testbed/testbed.sh
 export GOTOOLCHAIN=local
 
+# tests/insta_review.rs reviews snapshots with the real cargo-insta; a fresh machine lacks it.
+if ! cargo insta --version >/dev/null 2>&1; then
+  cargo install --locked cargo-insta || { echo "tests/run.sh: cannot install cargo-insta from the crates registry" >&2; exit 3; }
+fi
+
 bash "$testbed" build
 started_here=0
 if ! bash "$testbed" status >/dev/null 2>&1; then
