@@ -28,6 +28,9 @@ pub struct PodStatus {
     pub conditions: Option<Vec<PodCondition>>,
 }
 
+/// The whole pod, as k8s-openapi has it.
+type Whole = k8s_openapi::api::core::v1::Pod;
+
 /// Served where k8s-openapi's `Pod` is: `kube::Api<Pod>` lists and watches `/api/v1/.../pods`.
 impl Resource for Pod {
     const API_VERSION: &'static str = Whole::API_VERSION;
@@ -37,9 +40,6 @@ impl Resource for Pod {
     const URL_PATH_SEGMENT: &'static str = Whole::URL_PATH_SEGMENT;
     type Scope = k8s_openapi::NamespaceResourceScope;
 }
-
-/// The whole pod, as k8s-openapi has it.
-type Whole = k8s_openapi::api::core::v1::Pod;
 
 impl k8s_openapi::Metadata for Pod {
     type Ty = ObjectMeta;
