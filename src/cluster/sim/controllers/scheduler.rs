@@ -17,18 +17,17 @@ use super::demand::{self, HostPort, Resources};
 use super::nodes::{matches_affinity, untolerated_taint};
 use super::{is_deleting, is_terminal, name, selects, write};
 
-/// Whether the pod waits for this scheduler: no node yet, not being deleted.
-fn waits(pod: &Value) -> bool {
-    pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty)
-        && !is_deleting(pod)
+/// Whether the pod waits for this scheduler: no node yet, not being deleted (read from its facts,
+/// so the pods on a node cost no JSON lookup), and this scheduler named.
+fn waits(pod: &Value, facts: &Facts) -> bool {
+    facts.node_name.is_empty()
+        && !facts.deleting
         && pod["spec"]["schedulerName"].as_str().unwrap_or("default-scheduler") == "default-scheduler"
 }
 
 pub fn run(store: &mut Store, namespaces: &[String]) {
-    // Most rounds have no pod to place: only then is every node's load worth counting. The facts
-    // rule out the pods bound to a node or being deleted without a JSON lookup.
-    let unplaced = |facts: &Facts| facts.node_name.is_empty() && !facts.deleting;
-    if !namespaces.iter().any(|ns| store.list_with_facts(POD, ns).any(|(pod, facts)| unplaced(facts) && waits(pod))) {
+    // Most rounds have no pod to place: only then is every node's load worth counting.
+    if !namespaces.iter().any(|ns| store.list_with_facts(POD, ns).any(|(pod, facts)| waits(pod, facts))) {
         return;
     }
     let nodes: Vec<Value> = store.list(NODE, None).cloned().collect();
@@ -36,7 +35,7 @@ pub fn run(store: &mut Store, namespaces: &[String]) {
     let mut waiting = Vec::new();
     let mut placed = Placements::default();
     for namespace in store.namespaces() {
-        for pod in store.list(POD, Some(&namespace)) {
+        for (pod, facts) in store.list_with_facts(POD, &namespace) {
             match pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
                 // Pods that have ended no longer hold their node (the scheduler does not watch them).
                 Some(node) if !is_terminal(pod) => {
@@ -46,7 +45,9 @@ pub fn run(store: &mut Store, namespaces: &[String]) {
                     placed.push(Placed::new(&namespace, pod, node));
                 }
                 Some(_) => {}
-                None if waits(pod) && namespaces.contains(&namespace) => waiting.push((namespace.clone(), pod.clone())),
+                None if waits(pod, facts) && namespaces.contains(&namespace) => {
+                    waiting.push((namespace.clone(), pod.clone()))
+                }
                 None => {}
             }
         }
