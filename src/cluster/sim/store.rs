@@ -67,6 +67,18 @@ const LOG_CAPACITY: usize = 10_000;
 
 type Key = (Resource, String, String);
 
+/// Which controllers a change can concern, by what it changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// More than labels and annotations: any that read its kind.
+    State,
+    /// Only labels or annotations: not those that never read them.
+    LabelsOnly,
+    /// Only a pod's labels, moving it into or out of no selection: neither those that read
+    /// labels only to select pods.
+    NoSelection,
+}
+
 /// An object as stored, with what the controllers read of it, read once when it was written.
 #[derive(Clone)]
 pub struct Stored {
@@ -97,8 +109,12 @@ pub struct Store {
     /// so each controller runs only where something it reads changed.
     kind_versions: Versions<String, Versions<Resource>>,
     /// The same, counting only changes to more than an object's labels and annotations (which
-    /// the kubelet, for one, never reads).
+    /// the kubelet, for one, never reads)...
     state_versions: Versions<String, Versions<Resource>>,
+    /// ... and not counting a pod's relabelling that moves it into or out of no selection in its
+    /// namespace (see [`Store::moves_no_selection`]): the controllers that read pods' labels only
+    /// to select them find nothing new in one.
+    selection_versions: Versions<String, Versions<Resource>>,
     /// Namespace -> the version of the last change to the Namespace object itself (its deletion
     /// concerns every controller).
     namespace_object_versions: Versions<String>,
@@ -127,6 +143,7 @@ impl Store {
             namespace_versions: Default::default(),
             kind_versions: Default::default(),
             state_versions: Default::default(),
+            selection_versions: Default::default(),
             namespace_object_versions: Default::default(),
             cluster_version: 0,
             cluster_state_version: 0,
@@ -146,6 +163,12 @@ impl Store {
     /// `last_change_of`, not counting changes to an object's labels or annotations only.
     pub fn last_state_change_of(&self, namespace: &str, kinds: &[Resource]) -> u64 {
         self.last_of(&self.state_versions, self.cluster_state_version, namespace, kinds)
+    }
+
+    /// `last_change_of`, not counting a pod's labels changed in a way that moves it into or out
+    /// of no selection.
+    pub fn last_selection_change_of(&self, namespace: &str, kinds: &[Resource]) -> u64 {
+        self.last_of(&self.selection_versions, self.cluster_version, namespace, kinds)
     }
 
     fn last_of(
@@ -458,7 +481,7 @@ impl Store {
         object["metadata"]["resourceVersion"] = self.resource_version.to_string().into();
         let shared = Arc::new(object);
         self.note_owner_change(&key);
-        self.record(key, shared.clone(), ChangeType::Deleted, false);
+        self.record(key, shared.clone(), ChangeType::Deleted, Reach::State);
         Some(shared)
     }
 
@@ -471,9 +494,51 @@ impl Store {
         if is_being_deleted(&shared) || previous.as_deref().and_then(owner_references) != owner_references(&shared) {
             self.note_owner_change(&key);
         }
-        let labels_only = previous.as_deref().is_some_and(|previous| only_labels_differ(previous, &shared));
-        self.record(key, shared.clone(), change, labels_only);
+        let reach = match previous.as_deref() {
+            Some(previous) if only_labels_differ(previous, &shared) => {
+                if key.0 == resources::POD && self.moves_no_selection(&key.1, previous, &shared) {
+                    Reach::NoSelection
+                } else {
+                    Reach::LabelsOnly
+                }
+            }
+            _ => Reach::State,
+        };
+        self.record(key, shared.clone(), change, reach);
         shared
+    }
+
+    /// Whether a pod relabelled from `before` to `after` (its annotations unchanged) is still in
+    /// and out of the same selections in `namespace`: every workload's selector and template
+    /// labels and every Service's selector select both or neither, and no label a controller
+    /// writes itself (the template hash and generation) changed. Those are all that the
+    /// ReplicaSet, DaemonSet, StatefulSet and EndpointSlice controllers read of a pod's labels
+    /// (the scheduler also reads them for affinity, and keeps seeing every change).
+    fn moves_no_selection(&self, namespace: &str, before: &Value, after: &Value) -> bool {
+        const CONTROLLER_LABELS: [&str; 3] =
+            ["pod-template-hash", "controller-revision-hash", "pod-template-generation"];
+        let (before, after) = (&before["metadata"], &after["metadata"]);
+        if before.get("annotations") != after.get("annotations") {
+            return false;
+        }
+        let (before, after) = (&before["labels"], &after["labels"]);
+        if CONTROLLER_LABELS.iter().any(|key| before.get(key) != after.get(key)) {
+            return false;
+        }
+        let same = |selects: &dyn Fn(&Value) -> bool| selects(before) == selects(after);
+        let map_selects = |selector: &Value, labels: &Value| {
+            selector.as_object().is_none_or(|s| s.iter().all(|(k, v)| labels.get(k) == Some(v)))
+        };
+        let workloads = [resources::REPLICA_SET, resources::DAEMON_SET, resources::STATEFUL_SET, resources::DEPLOYMENT];
+        let workloads_agree = workloads.into_iter().flat_map(|kind| self.range(kind, namespace)).all(|stored| {
+            let spec = &stored.object["spec"];
+            same(&|labels| super::validate::selects(&spec["selector"], labels))
+                && same(&|labels| map_selects(&spec["template"]["metadata"]["labels"], labels))
+        });
+        workloads_agree
+            && self
+                .range(resources::SERVICE, namespace)
+                .all(|stored| same(&|labels| map_selects(&stored.object["spec"]["selector"], labels)))
     }
 
     /// Marks the change being committed (its version already counted) as one for the collector.
@@ -486,14 +551,15 @@ impl Store {
         }
     }
 
-    /// Logs a change, and notes its version for the controllers that read its kind
-    /// (`labels_only`: it changed nothing but the object's labels or annotations).
-    fn record(&mut self, (resource, namespace, name): Key, object: Arc<Value>, change: ChangeType, labels_only: bool) {
+    /// Logs a change, and notes its version for the controllers that read its kind, as far as
+    /// it reaches.
+    fn record(&mut self, (resource, namespace, name): Key, object: Arc<Value>, change: ChangeType, reach: Reach) {
         if resource == resources::NAMESPACE {
             if change == ChangeType::Deleted {
                 self.namespace_versions.remove(&name);
                 self.kind_versions.remove(&name);
                 self.state_versions.remove(&name);
+                self.selection_versions.remove(&name);
                 self.namespace_object_versions.remove(&name);
                 self.owner_versions.remove(&name);
             } else {
@@ -503,12 +569,15 @@ impl Store {
         } else if resource.namespaced {
             self.namespace_versions.insert(namespace.clone(), self.resource_version);
             self.kind_versions.entry(namespace.clone()).or_default().insert(resource, self.resource_version);
-            if !labels_only {
+            if reach == Reach::State {
                 self.state_versions.entry(namespace.clone()).or_default().insert(resource, self.resource_version);
+            }
+            if reach != Reach::NoSelection {
+                self.selection_versions.entry(namespace.clone()).or_default().insert(resource, self.resource_version);
             }
         } else {
             self.cluster_version = self.resource_version;
-            if !labels_only {
+            if reach == Reach::State {
                 self.cluster_state_version = self.resource_version;
             }
         }
@@ -727,6 +796,63 @@ mod tests {
         assert!(!only_labels_differ(&labelled, &finalizing), "other metadata is state");
         store.remove(resources::POD, "ns", "p").unwrap();
         assert_eq!(store.last_state_change_of("ns", &[resources::POD]), store.resource_version(), "a removal");
+    }
+
+    #[test]
+    fn a_relabelling_that_moves_a_pod_into_or_out_of_no_selection_is_not_a_change_of_selection() {
+        let mut store = store();
+        let selector = json!({"matchLabels": {"app": "web"}});
+        let template = json!({"metadata": {"labels": {"app": "web", "tier": "front"}}});
+        store
+            .create(
+                resources::REPLICA_SET,
+                "ns",
+                json!({"metadata": {"name": "rs"}, "spec": {"selector": selector, "template": template}}),
+            )
+            .unwrap();
+        store
+            .create(
+                resources::SERVICE,
+                "ns",
+                json!({"metadata": {"name": "svc"}, "spec": {"selector": {"role": "api"}}}),
+            )
+            .unwrap();
+        let labels = json!({"app": "web", "tier": "front", "role": "api", "pod-template-hash": "h1"});
+        store.create(resources::POD, "ns", json!({"metadata": {"name": "p", "labels": labels}, "spec": {}})).unwrap();
+        let relabel = |store: &mut Store, change: &dyn Fn(&mut Value)| {
+            let mut pod = (*store.get_shared(resources::POD, "ns", "p").unwrap()).clone();
+            change(&mut pod["metadata"]);
+            store.update(resources::POD, "ns", pod).unwrap();
+            store.last_selection_change_of("ns", &[resources::POD]) == store.resource_version()
+        };
+        let before = store.last_selection_change_of("ns", &[resources::POD]);
+        assert!(!relabel(&mut store, &|m| m["labels"]["round"] = "a".into()), "a label no selector reads");
+        assert!(!relabel(&mut store, &|m| m["labels"]["round"] = "b".into()), "changed again");
+        assert_eq!(store.last_selection_change_of("ns", &[resources::POD]), before);
+        assert_eq!(store.last_change_of("ns", &[resources::POD]), store.resource_version(), "still a change");
+        for (what, change) in [
+            (
+                "out of the ReplicaSet's selector",
+                &(|m: &mut Value| m["labels"]["app"] = "db".into()) as &dyn Fn(&mut Value),
+            ),
+            ("back in", &|m: &mut Value| m["labels"]["app"] = "web".into()),
+            ("out of its template's labels", &|m: &mut Value| m["labels"]["tier"] = "back".into()),
+            ("out of the Service's selector", &|m: &mut Value| m["labels"]["role"] = "batch".into()),
+            ("a hash label the controllers write", &|m: &mut Value| m["labels"]["pod-template-hash"] = "h2".into()),
+            ("an annotation", &|m: &mut Value| {
+                m["annotations"] = json!({"controller.kubernetes.io/pod-deletion-cost": "5"})
+            }),
+            ("a label with an annotation", &|m: &mut Value| {
+                m["labels"]["round"] = "c".into();
+                m["annotations"]["note"] = "x".into();
+            }),
+        ] {
+            assert!(relabel(&mut store, change), "{what}");
+        }
+        let mut moved = (*store.get_shared(resources::POD, "ns", "p").unwrap()).clone();
+        moved["spec"]["nodeName"] = "n1".into();
+        store.update(resources::POD, "ns", moved).unwrap();
+        assert_eq!(store.last_selection_change_of("ns", &[resources::POD]), store.resource_version(), "state");
     }
 
     #[test]

@@ -74,6 +74,11 @@ impl Controller {
             Controller::GarbageCollector => store.last_owner_change(namespace),
             // It never reads labels or annotations: a change to those alone gives it nothing to do.
             Controller::Kubelet => store.last_state_change_of(namespace, self.reads(store, namespace)),
+            // They read a pod's labels only to select it (and for the hash labels they write):
+            // a relabelling that moves no pod into or out of a selection gives them nothing.
+            Controller::ReplicaSet | Controller::DaemonSet | Controller::StatefulSet | Controller::EndpointSlice => {
+                store.last_selection_change_of(namespace, self.reads(store, namespace))
+            }
             other => store.last_change_of(namespace, other.reads(store, namespace)),
         }
     }
