@@ -115,6 +115,8 @@ pub struct Store {
     /// namespace (see [`Store::moves_no_selection`]): the controllers that read pods' labels only
     /// to select them find nothing new in one.
     selection_versions: Versions<String, Versions<Resource>>,
+    /// The Namespaces' names, in order, kept as they are created and removed.
+    namespace_names: Arc<[String]>,
     /// Namespace -> the version of the last change to the Namespace object itself (its deletion
     /// concerns every controller).
     namespace_object_versions: Versions<String>,
@@ -144,6 +146,7 @@ impl Store {
             kind_versions: Default::default(),
             state_versions: Default::default(),
             selection_versions: Default::default(),
+            namespace_names: Arc::new([]),
             namespace_object_versions: Default::default(),
             cluster_version: 0,
             cluster_state_version: 0,
@@ -257,9 +260,9 @@ impl Store {
         self.range(resource, namespace).map(|stored| stored.object.clone()).collect()
     }
 
-    /// Namespaces that exist, by name.
-    pub fn namespaces(&self) -> Vec<String> {
-        self.list(resources::NAMESPACE, None).filter_map(|n| name_of(n).map(str::to_string)).collect()
+    /// Namespaces that exist, by name (shared: the controllers ask after every write).
+    pub fn namespaces(&self) -> Arc<[String]> {
+        self.namespace_names.clone()
     }
 
     /// Changes after `resource_version`, or Err when the log no longer reaches back that far.
@@ -508,12 +511,13 @@ impl Store {
         shared
     }
 
-    /// Whether a pod relabelled from `before` to `after` (its annotations unchanged) is still in
-    /// and out of the same selections in `namespace`: every workload's selector and template
-    /// labels and every Service's selector select both or neither, and no label a controller
-    /// writes itself (the template hash and generation) changed. Those are all that the
-    /// ReplicaSet, DaemonSet, StatefulSet and EndpointSlice controllers read of a pod's labels
-    /// (the scheduler also reads them for affinity, and keeps seeing every change).
+    /// Whether a pod relabelled from `before` to `after` (its annotations unchanged) stays in
+    /// and out of the same selections in `namespace`, known without evaluating one: no label
+    /// that changed is a key of any workload's selector or template labels or of any Service's
+    /// selector, nor a label the controllers write themselves (the template hash and
+    /// generation). Those are all that the ReplicaSet, DaemonSet, StatefulSet and EndpointSlice
+    /// controllers read of a pod's labels (the scheduler also reads them for affinity, and keeps
+    /// seeing every change).
     fn moves_no_selection(&self, namespace: &str, before: &Value, after: &Value) -> bool {
         const CONTROLLER_LABELS: [&str; 3] =
             ["pod-template-hash", "controller-revision-hash", "pod-template-generation"];
@@ -521,24 +525,27 @@ impl Store {
         if before.get("annotations") != after.get("annotations") {
             return false;
         }
-        let (before, after) = (&before["labels"], &after["labels"]);
-        if CONTROLLER_LABELS.iter().any(|key| before.get(key) != after.get(key)) {
+        let (before, after) = (before["labels"].as_object(), after["labels"].as_object());
+        let differs = |key: &str| before.and_then(|l| l.get(key)) != after.and_then(|l| l.get(key));
+        let keys = before.into_iter().chain(after).flat_map(|labels| labels.keys().map(String::as_str));
+        let changed: Vec<&str> = keys.filter(|key| differs(key)).collect();
+        if changed.iter().any(|key| CONTROLLER_LABELS.contains(key)) {
             return false;
         }
-        let same = |selects: &dyn Fn(&Value) -> bool| selects(before) == selects(after);
-        let map_selects = |selector: &Value, labels: &Value| {
-            selector.as_object().is_none_or(|s| s.iter().all(|(k, v)| labels.get(k) == Some(v)))
+        let mentioned =
+            |keys: &Value| keys.as_object().is_some_and(|keys| changed.iter().any(|k| keys.contains_key(*k)));
+        let in_expressions = |expressions: &Value| {
+            expressions.as_array().is_some_and(|all| all.iter().any(|e| changed.iter().any(|k| e["key"] == *k)))
         };
         let workloads = [resources::REPLICA_SET, resources::DAEMON_SET, resources::STATEFUL_SET, resources::DEPLOYMENT];
-        let workloads_agree = workloads.into_iter().flat_map(|kind| self.range(kind, namespace)).all(|stored| {
+        let workloads_unmoved = workloads.into_iter().flat_map(|kind| self.range(kind, namespace)).all(|stored| {
             let spec = &stored.object["spec"];
-            same(&|labels| super::validate::selects(&spec["selector"], labels))
-                && same(&|labels| map_selects(&spec["template"]["metadata"]["labels"], labels))
+            !mentioned(&spec["selector"]["matchLabels"])
+                && !in_expressions(&spec["selector"]["matchExpressions"])
+                && !mentioned(&spec["template"]["metadata"]["labels"])
         });
-        workloads_agree
-            && self
-                .range(resources::SERVICE, namespace)
-                .all(|stored| same(&|labels| map_selects(&stored.object["spec"]["selector"], labels)))
+        workloads_unmoved
+            && self.range(resources::SERVICE, namespace).all(|stored| !mentioned(&stored.object["spec"]["selector"]))
     }
 
     /// Marks the change being committed (its version already counted) as one for the collector.
@@ -555,6 +562,20 @@ impl Store {
     /// it reaches.
     fn record(&mut self, (resource, namespace, name): Key, object: Arc<Value>, change: ChangeType, reach: Reach) {
         if resource == resources::NAMESPACE {
+            let known = self.namespace_names.binary_search(&name);
+            match (change, known) {
+                (ChangeType::Deleted, Ok(at)) => {
+                    let mut names = self.namespace_names.to_vec();
+                    names.remove(at);
+                    self.namespace_names = names.into();
+                }
+                (ChangeType::Added | ChangeType::Modified, Err(at)) => {
+                    let mut names = self.namespace_names.to_vec();
+                    names.insert(at, name.clone());
+                    self.namespace_names = names.into();
+                }
+                _ => {}
+            }
             if change == ChangeType::Deleted {
                 self.namespace_versions.remove(&name);
                 self.kind_versions.remove(&name);
@@ -817,6 +838,10 @@ mod tests {
                 json!({"metadata": {"name": "svc"}, "spec": {"selector": {"role": "api"}}}),
             )
             .unwrap();
+        let expressions = json!({"matchExpressions": [{"key": "zone", "operator": "Exists"}]});
+        store
+            .create(resources::DAEMON_SET, "ns", json!({"metadata": {"name": "ds"}, "spec": {"selector": expressions}}))
+            .unwrap();
         let labels = json!({"app": "web", "tier": "front", "role": "api", "pod-template-hash": "h1"});
         store.create(resources::POD, "ns", json!({"metadata": {"name": "p", "labels": labels}, "spec": {}})).unwrap();
         let relabel = |store: &mut Store, change: &dyn Fn(&mut Value)| {
@@ -838,6 +863,7 @@ mod tests {
             ("back in", &|m: &mut Value| m["labels"]["app"] = "web".into()),
             ("out of its template's labels", &|m: &mut Value| m["labels"]["tier"] = "back".into()),
             ("out of the Service's selector", &|m: &mut Value| m["labels"]["role"] = "batch".into()),
+            ("into the DaemonSet's selector", &|m: &mut Value| m["labels"]["zone"] = "a".into()),
             ("a hash label the controllers write", &|m: &mut Value| m["labels"]["pod-template-hash"] = "h2".into()),
             ("an annotation", &|m: &mut Value| {
                 m["annotations"] = json!({"controller.kubernetes.io/pod-deletion-cost": "5"})

@@ -184,19 +184,18 @@ impl Controllers {
             }
             let now = store.clock.now();
             let namespaces = store.namespaces();
-            self.visits.retain(|ns, _| namespaces.contains(ns));
+            self.visits.retain(|ns, _| namespaces.binary_search(ns).is_ok());
             self.autoscalers.retain(&namespaces);
             let mut ran = false;
-            for namespace in namespaces {
-                // Taken out while its controllers run (the kubelet's state is borrowed meanwhile).
-                let mut visits = self.visits.remove(&namespace).unwrap_or_default();
-                if visits.settled(store.last_change_for(&namespace), now) {
-                    self.visits.insert(namespace, visits);
+            for namespace in namespaces.iter() {
+                if self.visits.get(namespace).is_some_and(|v| v.settled(store.last_change_for(namespace), now)) {
                     continue;
                 }
+                // Taken out while its controllers run (the kubelet's state is borrowed meanwhile).
+                let mut visits = self.visits.remove(namespace).unwrap_or_default();
                 let mut tick: Option<Tick> = None;
                 for (i, controller) in Controller::IN_ORDER.into_iter().enumerate() {
-                    let changed = visits.at[i].is_none_or(|at| controller.last_change(store, &namespace) > at);
+                    let changed = visits.at[i].is_none_or(|at| controller.last_change(store, namespace) > at);
                     let timer = !changed && !visits.woken[i] && visits.due[i].is_some_and(|due| due <= now);
                     if !(changed || timer) {
                         // Nothing it reads changed: as good as a visit now, which keeps the
@@ -210,11 +209,11 @@ impl Controllers {
                     // "Now" is the same for every controller of one pass over a namespace.
                     let tick = tick.get_or_insert_with(|| Tick::new(store));
                     tick.wake = None;
-                    self.run_one(controller, store, tick, &namespace);
+                    self.run_one(controller, store, tick, namespace);
                     visits.due[i] = tick.wake;
                     visits.at[i] = Some(visited_at);
                 }
-                self.visits.insert(namespace, visits);
+                self.visits.insert(namespace.clone(), visits);
             }
             if !ran {
                 // A timer already served at this instant cannot ask for this instant again:

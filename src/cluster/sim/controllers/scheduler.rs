@@ -34,18 +34,18 @@ pub fn run(store: &mut Store, namespaces: &[String]) {
     let mut loads: BTreeMap<String, Load> = nodes.iter().map(|n| (name(n).to_string(), Load::on(n))).collect();
     let mut waiting = Vec::new();
     let mut placed = Placements::default();
-    for namespace in store.namespaces() {
-        for (pod, facts) in store.list_with_facts(POD, &namespace) {
+    for namespace in store.namespaces().iter() {
+        for (pod, facts) in store.list_with_facts(POD, namespace) {
             match pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
                 // Pods that have ended no longer hold their node (the scheduler does not watch them).
                 Some(node) if !is_terminal(pod) => {
                     if let Some(load) = loads.get_mut(node) {
                         load.add(&pod["spec"]);
                     }
-                    placed.push(Placed::new(&namespace, pod, node));
+                    placed.push(Placed::new(namespace, pod, node));
                 }
                 Some(_) => {}
-                None if waits(pod, facts) && namespaces.contains(&namespace) => {
+                None if waits(pod, facts) && namespaces.contains(namespace) => {
                     waiting.push((namespace.clone(), pod.clone()))
                 }
                 None => {}
