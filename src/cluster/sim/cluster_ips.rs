@@ -35,7 +35,7 @@ fn cluster_ips(service: &Value) -> Vec<String> {
 
 fn set_cluster_ips(service: &mut Value, ips: &[String]) {
     if ips.is_empty() {
-        if let Some(spec) = service["spec"].as_object_mut() {
+        if let Some(spec) = service.get_mut("spec").and_then(Value::as_object_mut) {
             spec.remove("clusterIPs");
         }
     } else {
@@ -219,7 +219,7 @@ pub fn drop_unneeded(resource: Resource, current: &Value, service: &mut Value) {
         return;
     }
     if cluster_ips(service) == cluster_ips(current)
-        && let Some(spec) = service["spec"].as_object_mut()
+        && let Some(spec) = service.get_mut("spec").and_then(Value::as_object_mut)
     {
         spec.remove("clusterIP");
         spec.remove("clusterIPs");

@@ -160,7 +160,7 @@ fn grace_period(pod: &mut Value) {
 /// on a template, so a controller's pods get it when they are created).
 fn requests_from_limits(pod: &mut Value) {
     for field in ["containers", "initContainers"] {
-        let Some(containers) = pod["spec"][field].as_array_mut() else { continue };
+        let Some(containers) = containers_mut(pod, field) else { continue };
         for container in containers {
             let Some(limits) = container["resources"]["limits"].as_object().cloned() else { continue };
             let resources = &mut container["resources"];
@@ -175,6 +175,12 @@ fn requests_from_limits(pod: &mut Value) {
     }
 }
 
+/// The pod's `containers` or `initContainers`, if it has them (looked up, not indexed: indexing
+/// a missing member mutably would store it as null).
+fn containers_mut<'a>(pod: &'a mut Value, field: &str) -> Option<&'a mut Vec<Value>> {
+    pod.get_mut("spec")?.get_mut(field)?.as_array_mut()
+}
+
 /// SetDefaults_Pod: on the host's network a container port is a host port, the same number
 /// unless one is given (on a Pod only: a template keeps 0, its pods get the port).
 fn host_network_ports(pod: &mut Value) {
@@ -182,8 +188,9 @@ fn host_network_ports(pod: &mut Value) {
         return;
     }
     for field in ["containers", "initContainers"] {
-        let Some(containers) = pod["spec"][field].as_array_mut() else { continue };
-        for port in containers.iter_mut().filter_map(|c| c["ports"].as_array_mut()).flatten() {
+        let Some(containers) = containers_mut(pod, field) else { continue };
+        let ports = containers.iter_mut().filter_map(|c| c.get_mut("ports").and_then(Value::as_array_mut));
+        for port in ports.flatten() {
             if port["hostPort"].as_i64().unwrap_or(0) == 0 && port["containerPort"].is_number() {
                 port["hostPort"] = port["containerPort"].clone();
             }
@@ -195,7 +202,7 @@ fn host_network_ports(pod: &mut Value) {
 /// the default (left unset here: ClusterIP, None), and a Service without session affinity keeps
 /// no sessionAffinityConfig.
 fn service_defaults(service: &mut Value) {
-    let Some(spec) = service["spec"].as_object_mut() else { return };
+    let Some(spec) = service.get_mut("spec").and_then(Value::as_object_mut) else { return };
     for field in ["type", "sessionAffinity"] {
         if spec.get(field).and_then(Value::as_str) == Some("") {
             spec.remove(field);
@@ -233,7 +240,7 @@ pub fn drop_type_dependent(resource: Resource, current: &Value, object: &mut Val
     }
     let unchanged: Vec<&str> =
         dropped.into_iter().filter(|field| object["spec"][*field] == current["spec"][*field]).collect();
-    if let Some(spec) = object["spec"].as_object_mut() {
+    if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
         for field in unchanged {
             spec.remove(field);
         }
@@ -350,6 +357,9 @@ mod tests {
         assert_eq!(pod["spec"]["containers"][0]["resources"]["requests"], json!({"cpu": "100m", "memory": "1Gi"}));
         assert_eq!(pod["spec"]["containers"][1], json!({"name": "log"}));
         assert!(pod["spec"].get("terminationGracePeriodSeconds").is_none(), "left to the API's own default");
+        let mut plain = json!({"spec": {"containers": [{"name": "web"}]}});
+        apply(resources::POD, &mut plain);
+        assert_eq!(plain, json!({"spec": {"containers": [{"name": "web"}]}}), "no init containers made up as null");
         let mut negative = json!({"spec": {"terminationGracePeriodSeconds": -5, "containers": []}});
         apply(resources::POD, &mut negative);
         assert_eq!(negative["spec"]["terminationGracePeriodSeconds"], 1, "a negative grace period is 1 s");
@@ -376,6 +386,10 @@ mod tests {
         let mut pod = json!({"spec": spec.clone()});
         apply(resources::POD, &mut pod);
         assert_eq!(pod["spec"]["initContainers"][0]["ports"][0]["hostPort"], 9000);
+        assert_eq!(pod["spec"]["containers"].as_array().unwrap().len(), 1);
+        let mut portless = json!({"spec": {"hostNetwork": true, "containers": [{"name": "web"}]}});
+        apply(resources::POD, &mut portless);
+        assert_eq!(portless["spec"], json!({"hostNetwork": true, "containers": [{"name": "web"}]}), "no ports made up");
         let host_ports: Vec<&Value> =
             pod["spec"]["containers"][0]["ports"].as_array().unwrap().iter().map(|p| &p["hostPort"]).collect();
         assert_eq!(host_ports, [8080, 8443, 9091], "a port given is kept (validation refuses it)");

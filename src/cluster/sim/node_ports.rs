@@ -55,7 +55,7 @@ pub fn allocate(
         .and_then(|current| current["spec"]["ports"].as_array())
         .map(|ports| ports.iter().collect())
         .unwrap_or_default();
-    let Some(ports) = service["spec"]["ports"].as_array_mut() else { return Ok(()) };
+    let Some(ports) = service.pointer_mut("/spec/ports").and_then(Value::as_array_mut) else { return Ok(()) };
     let mut in_use = taken;
     // Upstream's initNodePorts, in one pass: a port number served over two protocols shares
     // one node port; any other node port, named or not, must be free.
@@ -114,7 +114,7 @@ pub fn drop_unneeded(resource: Resource, current: &Value, service: &mut Value) {
         return;
     }
     let held: BTreeSet<i64> = current["spec"]["ports"].as_array().into_iter().flatten().map(node_port).collect();
-    let Some(ports) = service["spec"]["ports"].as_array_mut() else { return };
+    let Some(ports) = service.pointer_mut("/spec/ports").and_then(Value::as_array_mut) else { return };
     if ports.iter().map(node_port).all(|port| port == 0 || held.contains(&port)) {
         for port in ports.iter_mut().filter_map(Value::as_object_mut) {
             port.remove("nodePort");

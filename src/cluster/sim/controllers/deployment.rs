@@ -752,7 +752,7 @@ fn set_condition(status: &mut Value, tick: &Tick, kind: &str, state: &str, reaso
 }
 
 fn remove_condition(status: &mut Value, kind: &str) {
-    if let Some(conditions) = status["conditions"].as_array_mut() {
+    if let Some(conditions) = status.get_mut("conditions").and_then(Value::as_array_mut) {
         conditions.retain(|c| c["type"] != kind);
     }
 }

@@ -125,7 +125,7 @@ fn finalizers(store: &mut Store, visited: &[String]) {
             "foregroundDeletion"
         };
         let Some(mut current) = store.get(resource, &namespace, name(&owner)).cloned() else { continue };
-        if let Some(list) = current["metadata"]["finalizers"].as_array_mut() {
+        if let Some(list) = current.pointer_mut("/metadata/finalizers").and_then(Value::as_array_mut) {
             list.retain(|f| f != finalizer);
         }
         write(store, resource, &namespace, current);
