@@ -355,22 +355,20 @@ impl Suite {
         let cluster = real_cluster(options, config, controls, run).await?;
         observer.started(&cluster.name);
         let stop = AtomicBool::new(false);
-        let outcomes = futures::stream::iter(jobs.iter().enumerate())
+        let mut finished = futures::stream::iter(jobs.iter().enumerate())
             .map(|(index, (_, job))| {
                 let options = std::future::ready(&cluster.options);
                 run_unless_stopped(index, job, options, &stop, &controls.cancel)
             })
-            .buffer_unordered(config.jobs.max(1))
-            .inspect(|(_, result)| {
-                stop_after_failure(config.fail_fast, result.as_ref(), &stop);
-                if let Some(result) = result {
-                    observer.finished(result);
-                }
-            })
-            .collect()
-            .await;
+            .buffer_unordered(config.jobs.max(1));
+        let mut in_order = InScriptOrder::default();
+        while let Some((index, result)) = finished.next().await {
+            // At once, not in script order: a failure stops the scenarios not yet started.
+            stop_after_failure(config.fail_fast, result.as_ref(), &stop);
+            in_order.add(index, result, observer);
+        }
         // Ends the lease renewal: every scenario has finished.
-        Ok((cluster.name, outcomes))
+        Ok((cluster.name, in_order.outcomes()))
     }
 
     /// The scenarios on built-in clusters, `config.jobs` at a time, spread over up to as many
@@ -415,22 +413,14 @@ impl Suite {
             }
         }
         drop(sender);
-        // Told to the observer in script order, whichever thread ends first: the terminal's output
-        // is the same from run to run. Threads take scenarios in that order, so a result waits at
-        // most for the scenarios taken before it (milliseconds here).
-        let mut outcomes = Vec::new();
-        let mut waiting = BTreeMap::new();
+        // Threads take scenarios in script order, so a result waits at most for the scenarios
+        // taken before it (milliseconds here).
+        let mut in_order = InScriptOrder::default();
         while let Some((index, result)) = receiver.recv().await {
-            waiting.insert(index, result);
-            while let Some(result) = waiting.remove(&outcomes.len()) {
-                if let Some(result) = &result {
-                    observer.finished(result);
-                }
-                outcomes.push((outcomes.len(), result));
-            }
+            in_order.add(index, result, observer);
         }
         // Only a thread that panicked leaves a gap; its panic is raised below.
-        outcomes.extend(waiting);
+        let outcomes = in_order.outcomes();
         for worker in workers {
             match worker.join() {
                 Ok(result) => result?,
@@ -466,6 +456,34 @@ fn stop_after_failure(fail_fast: bool, result: Option<&ScenarioResult>, stop: &A
 
 /// A selected scenario's place in the selection, and its result (none when it was left out).
 type Outcome = (usize, Option<ScenarioResult>);
+
+/// Results as scenarios end, told to the observer in script order whichever ends first, so the
+/// terminal's output is the same from run to run, at any `--jobs`, on any cluster: a result waits
+/// for the scenarios before it (on a real cluster the progress line shows what runs meanwhile).
+#[derive(Default)]
+struct InScriptOrder {
+    told: Vec<Outcome>,
+    waiting: BTreeMap<usize, Option<ScenarioResult>>,
+}
+
+impl InScriptOrder {
+    fn add(&mut self, index: usize, result: Option<ScenarioResult>, observer: &dyn Observer) {
+        self.waiting.insert(index, result);
+        while let Some(result) = self.waiting.remove(&self.told.len()) {
+            if let Some(result) = &result {
+                observer.finished(result);
+            }
+            self.told.push((self.told.len(), result));
+        }
+    }
+
+    /// Every outcome, told or not (one is left waiting only when a scenario before it never
+    /// came back).
+    fn outcomes(mut self) -> Vec<Outcome> {
+        self.told.extend(self.waiting);
+        self.told
+    }
+}
 
 /// Set by [`leave_clusters_to_exit`].
 static LEAVE_CLUSTERS_TO_EXIT: AtomicBool = AtomicBool::new(false);
@@ -685,6 +703,31 @@ async fn real_cluster(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Results reach the observer in script order whatever order the scenarios end in, the
+    /// ones left out included in the outcomes but not told.
+    #[test]
+    fn results_are_told_in_script_order_whichever_ends_first() {
+        struct Told(std::sync::Mutex<Vec<String>>);
+        impl Observer for Told {
+            fn finished(&self, result: &ScenarioResult) {
+                self.0.lock().unwrap().push(result.scenario.clone());
+            }
+        }
+        let told = Told(Default::default());
+        let result = |name: &str| Some(ScenarioResult::new(name, Path::new("a.rollout")));
+        let mut in_order = InScriptOrder::default();
+        in_order.add(2, result("c"), &told);
+        in_order.add(1, None, &told);
+        assert!(told.0.lock().unwrap().is_empty(), "waits for the first");
+        in_order.add(0, result("a"), &told);
+        assert_eq!(*told.0.lock().unwrap(), ["a", "c"]);
+        in_order.add(4, result("e"), &told);
+        let outcomes = in_order.outcomes();
+        let indices: Vec<usize> = outcomes.iter().map(|(index, _)| *index).collect();
+        assert_eq!(indices, [0, 1, 2, 4], "one that never came back leaves a gap");
+        assert_eq!(*told.0.lock().unwrap(), ["a", "c"], "a result after the gap is kept, not told");
+    }
 
     /// A built-in cluster is started only when a scenario that runs needs it: a `nodes 5000` in
     /// a scenario left out (or not yet reached) once cost a run of another scenario a second and
