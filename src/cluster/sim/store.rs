@@ -792,6 +792,13 @@ mod tests {
         let node = store.resource_version();
         assert_eq!(store.last_change_of("other", &[resources::POD, resources::NODE]), node);
         assert!(store.last_change_of("other", &[resources::POD]) < node);
+        // The namespaces the controllers visit, in order, as they come and go.
+        assert_eq!(*store.namespaces(), ["ns", "other"]);
+        store.create(resources::NAMESPACE, "", json!({"metadata": {"name": "a"}})).unwrap();
+        store.mark_deleted(resources::NAMESPACE, "", "ns", None);
+        assert_eq!(*store.namespaces(), ["a", "ns", "other"], "a namespace being deleted is still there");
+        store.remove(resources::NAMESPACE, "", "ns");
+        assert_eq!(*store.namespaces(), ["a", "other"]);
     }
 
     #[test]
