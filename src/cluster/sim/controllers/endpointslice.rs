@@ -51,7 +51,7 @@ impl EndpointSlices {
                     continue;
                 }
                 // A pass over the same inputs onto the slices it left would write nothing: most
-                // writes (a label no selector reads, another service's change) end here.
+                // writes (a relabelled pod that stays selected, another service's change) end here.
                 let inputs = inputs(store, namespace, &service, selector);
                 let mut memo = Memo { inputs, slices: slices(store, namespace, &service) };
                 if last.remove(name(&service)).is_none_or(|last| last != memo) {
