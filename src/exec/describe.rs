@@ -112,9 +112,9 @@ impl PodsInFlux {
                     return None;
                 }
                 let since = ready
-                    .and_then(|c| c.last_transition_time.as_ref())
-                    .or(p.metadata.creation_timestamp.as_ref())
-                    .map_or(0, |t| seconds_since(&t.0));
+                    .and_then(|c| c.transitioned_at())
+                    .or(p.metadata.creation_timestamp.as_ref().map(|t| t.0))
+                    .map_or(0, |t| seconds_since(&t));
                 let waiting = if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none() {
                     // The scheduler says why it placed the pod nowhere.
                     match condition("PodScheduled").and_then(|c| c.message.as_deref()).filter(|m| !m.is_empty()) {

@@ -479,12 +479,11 @@ async fn run_steps(
             }
         };
         let elapsed = step_started.elapsed();
-        let location = format!("{}:{line}:{column}", job.path.display());
         result.steps[in_flight] = match outcome {
             Ok(observed) => StepResult::passed((line, column), text, observed, elapsed),
             Err(error) => {
                 failed = true;
-                let message = format!("{location}: `{text}`: {}", error.message());
+                let message = format!("{}:{line}:{column}: `{text}`: {}", job.path.display(), error.message());
                 result.status = match error {
                     StepError::Failed(_) | StepError::TimedOut { .. } | StepError::Refused { .. } => Status::Failed,
                     StepError::Infrastructure(_) => Status::Error,

@@ -4,7 +4,6 @@
 //! step's event), and a view of thousands of pods holds only what the steps read.
 
 use k8s_openapi::Resource;
-use k8s_openapi::api::core::v1::PodCondition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
 
@@ -26,6 +25,25 @@ pub struct PodSpec {
 pub struct PodStatus {
     pub phase: Option<String>,
     pub conditions: Option<Vec<PodCondition>>,
+}
+
+/// A condition as the steps read it. Its transition time stays text until a message needs it:
+/// most events are read only for whether the pod is Ready.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodCondition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: String,
+    pub message: Option<String>,
+    pub last_transition_time: Option<String>,
+}
+
+impl PodCondition {
+    /// When the condition last changed, if the API server said and said it readably.
+    pub fn transitioned_at(&self) -> Option<k8s_openapi::jiff::Timestamp> {
+        self.last_transition_time.as_deref()?.parse().ok()
+    }
 }
 
 /// The whole pod, as k8s-openapi has it.
@@ -80,7 +98,7 @@ mod tests {
         assert_eq!(status.phase.as_deref(), Some("Running"));
         let ready = &status.conditions.unwrap()[0];
         assert_eq!((ready.type_.as_str(), ready.status.as_str()), ("Ready", "True"));
-        assert!(ready.last_transition_time.is_some());
+        assert_eq!(ready.transitioned_at().map(|t| t.as_second()), Some(1_767_225_600));
     }
 
     #[test]

@@ -302,15 +302,34 @@ async fn select(
             Patch::Merge(serde_json::json!({"spec": {"selector": dropped}}))
         }
     };
-    let api = Api::<Service>::namespaced(context.client.clone(), &context.namespace);
-    let patched = api.patch(&service.name.value, &PatchParams::default(), &patch).await?;
+    // Read back as `SelectedService`: the version and the selector, the rest of the Service
+    // skipped rather than decoded.
+    let path = <Service as kube::Resource>::url_path(&(), Some(&context.namespace));
+    let request = kube::core::Request::new(path)
+        .patch(&service.name.value, &PatchParams::default(), &patch)
+        .map_err(|e| StepError::Infrastructure(format!("cannot build the request: {e}")))?;
+    let patched: SelectedService = context.client.request(request).await?;
     context.wrote(Some(Kind::Service), &patched.metadata);
-    let now: Labels = patched.spec.and_then(|s| s.selector).unwrap_or_default();
+    let now: Labels = patched.spec.selector.unwrap_or_default();
     if now.is_empty() {
         // Kubernetes' endpoint controller leaves a service without a selector alone.
         return Ok(format!("{service} has no selector: its endpoints stay as they were"));
     }
     Ok(format!("{service} selects {}", describe::labels(&now)))
+}
+
+/// What `select` reads of the Service it patched.
+#[derive(serde::Deserialize)]
+struct SelectedService {
+    metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    #[serde(default)]
+    spec: SelectorSpec,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct SelectorSpec {
+    #[serde(default)]
+    selector: Option<Labels>,
 }
 
 async fn template(
