@@ -28,6 +28,10 @@ pub struct Facts {
     pub node_name: String,
     pub hostname: String,
     pub subdomain: String,
+    /// Workloads and Services only (empty elsewhere): the label keys that decide which pods
+    /// they select or stamp, sorted: a workload's selector (matchLabels and matchExpressions)
+    /// and template labels, a Service's selector.
+    pub selection_keys: Vec<String>,
 }
 
 impl Facts {
@@ -59,7 +63,14 @@ impl Facts {
             facts.hostname = text(&spec["hostname"]);
             facts.subdomain = text(&spec["subdomain"]);
         }
+        facts.selection_keys = selection_keys(resource, &object["spec"]);
         facts
+    }
+
+    /// Whether relabelling a pod's `changed` keys can move it into or out of this object's
+    /// selection (a workload's or a Service's; never for other kinds).
+    pub fn selects_on_any(&self, changed: &[&str]) -> bool {
+        changed.iter().any(|key| self.selection_keys.binary_search_by(|k| k.as_str().cmp(key)).is_ok())
     }
 
     /// Upstream's IsPodActive: not terminal and not being deleted.
@@ -75,6 +86,27 @@ impl Facts {
     pub fn claimable_by(&self, owner_uid: &str) -> bool {
         self.controller_uid.as_deref().is_none_or(|uid| uid == owner_uid)
     }
+}
+
+fn selection_keys(resource: Resource, spec: &Value) -> Vec<String> {
+    let map_keys = |map: &Value| map.as_object().into_iter().flat_map(|m| m.keys().cloned()).collect::<Vec<_>>();
+    let mut keys = if resource == resources::SERVICE {
+        map_keys(&spec["selector"])
+    } else if [resources::REPLICA_SET, resources::DAEMON_SET, resources::STATEFUL_SET, resources::DEPLOYMENT]
+        .contains(&resource)
+    {
+        let selector = &spec["selector"];
+        let expressions = selector["matchExpressions"].as_array().into_iter().flatten();
+        let mut keys = map_keys(&selector["matchLabels"]);
+        keys.extend(expressions.filter_map(|e| e["key"].as_str()).map(str::to_string));
+        keys.extend(map_keys(&spec["template"]["metadata"]["labels"]));
+        keys
+    } else {
+        Vec::new()
+    };
+    keys.sort_unstable();
+    keys.dedup();
+    keys
 }
 
 #[cfg(test)]
@@ -127,6 +159,24 @@ mod tests {
         let facts = Facts::of(resources::POD, &pod);
         assert_eq!(facts.controller_uid.as_deref(), Some(""));
         assert!(!facts.claimable_by("rs-1") && !facts.controlled_by("rs-1"));
+    }
+
+    #[test]
+    fn workloads_and_services_know_the_keys_they_select_on() {
+        let replica_set = json!({"spec": {
+            "selector": {"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "Exists"}]},
+            "template": {"metadata": {"labels": {"app": "web", "tier": "front", "round": "a"}}},
+        }});
+        let facts = Facts::of(resources::REPLICA_SET, &replica_set);
+        assert_eq!(facts.selection_keys, ["app", "round", "tier"]);
+        assert!(facts.selects_on_any(&["zone", "round"]) && !facts.selects_on_any(&["zone"]));
+        let service = Facts::of(resources::SERVICE, &json!({"spec": {"selector": {"app": "web"}}}));
+        assert_eq!(service.selection_keys, ["app"]);
+        let selectorless = Facts::of(resources::SERVICE, &json!({"spec": {"type": "ExternalName"}}));
+        assert!(!selectorless.selects_on_any(&["app"]));
+        // A pod's own labels select nothing.
+        let pod = Facts::of(resources::POD, &json!({"metadata": {"labels": {"app": "web"}}}));
+        assert!(pod.selection_keys.is_empty());
     }
 
     #[test]

@@ -532,20 +532,16 @@ impl Store {
         if changed.iter().any(|key| CONTROLLER_LABELS.contains(key)) {
             return false;
         }
-        let mentioned =
-            |keys: &Value| keys.as_object().is_some_and(|keys| changed.iter().any(|k| keys.contains_key(*k)));
-        let in_expressions = |expressions: &Value| {
-            expressions.as_array().is_some_and(|all| all.iter().any(|e| changed.iter().any(|k| e["key"] == *k)))
-        };
-        let workloads = [resources::REPLICA_SET, resources::DAEMON_SET, resources::STATEFUL_SET, resources::DEPLOYMENT];
-        let workloads_unmoved = workloads.into_iter().flat_map(|kind| self.range(kind, namespace)).all(|stored| {
-            let spec = &stored.object["spec"];
-            !mentioned(&spec["selector"]["matchLabels"])
-                && !in_expressions(&spec["selector"]["matchExpressions"])
-                && !mentioned(&spec["template"]["metadata"]["labels"])
-        });
-        workloads_unmoved
-            && self.range(resources::SERVICE, namespace).all(|stored| !mentioned(&stored.object["spec"]["selector"]))
+        [
+            resources::REPLICA_SET,
+            resources::DAEMON_SET,
+            resources::STATEFUL_SET,
+            resources::DEPLOYMENT,
+            resources::SERVICE,
+        ]
+        .into_iter()
+        .flat_map(|kind| self.range(kind, namespace))
+        .all(|stored| !stored.facts.selects_on_any(&changed))
     }
 
     /// Marks the change being committed (its version already counted) as one for the collector.
