@@ -328,7 +328,6 @@ struct SelectedService {
 
 #[derive(Default, serde::Deserialize)]
 struct SelectorSpec {
-    #[serde(default)]
     selector: Option<Labels>,
 }
 
