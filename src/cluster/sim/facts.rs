@@ -88,13 +88,15 @@ impl Facts {
     }
 }
 
+/// The kinds whose objects select pods by label, and so have selection keys.
+pub const SELECTING: [Resource; 5] =
+    [resources::REPLICA_SET, resources::DAEMON_SET, resources::STATEFUL_SET, resources::DEPLOYMENT, resources::SERVICE];
+
 fn selection_keys(resource: Resource, spec: &Value) -> Vec<String> {
     let map_keys = |map: &Value| map.as_object().into_iter().flat_map(|m| m.keys().cloned()).collect::<Vec<_>>();
     let mut keys = if resource == resources::SERVICE {
         map_keys(&spec["selector"])
-    } else if [resources::REPLICA_SET, resources::DAEMON_SET, resources::STATEFUL_SET, resources::DEPLOYMENT]
-        .contains(&resource)
-    {
+    } else if SELECTING.contains(&resource) {
         let selector = &spec["selector"];
         let expressions = selector["matchExpressions"].as_array().into_iter().flatten();
         let mut keys = map_keys(&selector["matchLabels"]);

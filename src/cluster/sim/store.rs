@@ -532,16 +532,10 @@ impl Store {
         if changed.iter().any(|key| CONTROLLER_LABELS.contains(key)) {
             return false;
         }
-        [
-            resources::REPLICA_SET,
-            resources::DAEMON_SET,
-            resources::STATEFUL_SET,
-            resources::DEPLOYMENT,
-            resources::SERVICE,
-        ]
-        .into_iter()
-        .flat_map(|kind| self.range(kind, namespace))
-        .all(|stored| !stored.facts.selects_on_any(&changed))
+        super::facts::SELECTING
+            .into_iter()
+            .flat_map(|kind| self.range(kind, namespace))
+            .all(|stored| !stored.facts.selects_on_any(&changed))
     }
 
     /// Marks the change being committed (its version already counted) as one for the collector.
