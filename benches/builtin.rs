@@ -98,6 +98,7 @@ fn steps_per_second(scenarios: usize) {
     let steps = env_number("REHEARSE_BENCH_STEPS", 30_000);
     let rounds = env_number("REHEARSE_BENCH_STEP_ROUNDS", 5).max(1);
     let repeats = steps / 3 / scenarios;
+    let total = scenarios * repeats * 3;
     let dir = tempfile::tempdir().unwrap();
     let base = steps_script(dir.path(), scenarios, 0);
     let many = steps_script(dir.path(), scenarios, repeats);
@@ -111,7 +112,7 @@ fn steps_per_second(scenarios: usize) {
         let (wall, passed) = timed_run(&["--pace", "fast", "--jobs", &jobs, many.to_str().unwrap()]);
         assert!(passed, "the steps scenarios failed");
         let spent = wall.saturating_sub(base_wall).max(Duration::from_micros(1));
-        rates.push((scenarios * repeats * 3) as f64 / spent.as_secs_f64());
+        rates.push(total as f64 / spent.as_secs_f64());
         walls.push(wall);
     }
     rates.sort_by(f64::total_cmp);
@@ -124,7 +125,7 @@ fn steps_per_second(scenarios: usize) {
     println!(
         "simple steps, {shape}: {} steps, median {:.0} ms wall ({:.0} steps/s), best {:.0} ms ({:.0} steps/s) over {rounds} runs, \
          the base scenarios' wall subtracted ({judged})",
-        scenarios * repeats * 3,
+        total,
         ms(walls[walls.len() / 2]),
         rates[rates.len() / 2],
         ms(walls[0]),
