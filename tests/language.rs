@@ -110,6 +110,27 @@ fn a_refused_manifest_neither_selects_nor_labels() {
     assert_eq!(unset, ["nothing in this scenario puts the label `app` on a pod"], "{:?}", file.diagnostics);
 }
 
+/// The labels a controller puts on its pods are set, though no step or manifest writes them: a
+/// Service for one StatefulSet member selects its pod name, a canary its revision hash.
+#[test]
+fn labels_controllers_set_count_as_set() {
+    let unset = |selector: &str| {
+        let source = format!("scenario \"one member\" {{\n    select service/db {selector}\n}}\n");
+        let file = rehearse::check::check_source(Path::new("member.rollout"), &source);
+        file.diagnostics.iter().filter(|d| d.code == "rehearse::traffic::unset_selector_key").count()
+    };
+    for key in [
+        "statefulset.kubernetes.io/pod-name=db-0",
+        "apps.kubernetes.io/pod-index=0",
+        "controller-revision-hash=db-5d8f",
+        "pod-template-generation=2",
+        "pod-template-hash=7c9f",
+    ] {
+        assert_eq!(unset(key), 0, "{key}");
+    }
+    assert_eq!(unset("statefulset.kubernetes.io/pod=db-0"), 1, "a key no controller sets is still reported");
+}
+
 #[test]
 fn formatting_is_canonical_idempotent_and_keeps_the_ast() {
     let mut inputs: Vec<PathBuf> = fixtures("ok");

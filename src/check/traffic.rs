@@ -11,8 +11,16 @@ use crate::model::LabelChangeKind;
 use crate::span::Span;
 use crate::syntax::ast::{Scenario, SelectMode, StepKind};
 
-/// Keys that controllers put on pods themselves.
-const CONTROLLER_KEYS: [&str; 2] = ["pod-template-hash", "controller-revision-hash"];
+/// Keys that controllers put on the pods they create: the Deployment's template hash, the
+/// DaemonSet's and StatefulSet's revision hash and the DaemonSet's template generation, and a
+/// StatefulSet pod's name and ordinal (what a Service for one member of the set selects).
+const CONTROLLER_KEYS: [&str; 5] = [
+    "pod-template-hash",
+    "controller-revision-hash",
+    "pod-template-generation",
+    "statefulset.kubernetes.io/pod-name",
+    "apps.kubernetes.io/pod-index",
+];
 
 /// A key as written somewhere: in the script (a span) or in a manifest (a span and a place).
 struct KeyUse {
