@@ -6,15 +6,13 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::describe;
 use super::pod::Pod;
 use super::steps::{objects_of, present, resolve};
 use super::traffic::Backend;
-use super::view::{Unmet, controller_of, controller_ref, is_ready, labels_of};
+use super::view::{Unmet, controller_of, controller_ref, is_ready, labels_of, selects};
 use super::{Context, StepError, Value};
-use crate::model::labels::Labels;
 use crate::model::{Kind, ObjectRef};
 use crate::syntax::ast::{Count, Expectation, Step, StepKind, Target, TrafficExpectation, WaitFor};
 
@@ -504,23 +502,6 @@ fn name_held(view: &super::view::View, set: &StatefulSet) -> Option<String> {
         let owned = controller_ref(&pod.metadata).is_some_and(|c| c.kind == "StatefulSet" && c.name == set_name);
         (wanted.contains(name) && !owned && !selects(&spec.selector, &labels_of(&pod.metadata))).then(|| name.clone())
     })
-}
-
-/// Whether a LabelSelector (matchLabels and matchExpressions) selects these labels.
-fn selects(selector: &LabelSelector, labels: &Labels) -> bool {
-    let by_labels = selector.match_labels.iter().flatten().all(|(key, value)| labels.get(key) == Some(value));
-    let by_expressions = selector.match_expressions.iter().flatten().all(|e| {
-        let values = e.values.as_deref().unwrap_or_default();
-        let value = labels.get(&e.key);
-        match e.operator.as_str() {
-            "In" => value.is_some_and(|v| values.contains(v)),
-            "NotIn" => value.is_none_or(|v| !values.contains(v)),
-            "Exists" => value.is_some(),
-            "DoesNotExist" => value.is_none(),
-            _ => false,
-        }
-    });
-    by_labels && by_expressions
 }
 
 /// Whether the controller's own pods bear out a status that says all `wanted` are available:

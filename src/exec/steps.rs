@@ -8,13 +8,14 @@ use json_patch::jsonptr::Pointer;
 use json_patch::{AddOperation, PatchOperation};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Pod as PodManifest, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, PartialObjectMeta, Patch, PatchParams, PostParams};
 
 use super::apply::{FIELD_MANAGER, apply_all, daemonset_from_deployment, documents_from_path, documents_from_text};
 use super::describe;
 use super::expect;
 use super::pod::Pod;
-use super::view::{controller_of, labels_of};
+use super::view::{controller_of, labels_of, selects};
 use super::{BoundPod, Context, StepError, Value};
 use crate::model::labels::Labels;
 use crate::model::{Kind, LabelChange, LabelChangeKind, ObjectRef, Selector};
@@ -381,8 +382,9 @@ async fn merge_patch(
     Ok(())
 }
 
-/// Keys the pod's controller selects (its `matchLabels` and `matchExpressions` keys).
-fn controller_keys(context: &Context<'_>, pod: &Pod) -> Option<(String, Vec<String>)> {
+/// The pod's controller, named as results record it, and the selector it holds its pods by (none
+/// for a controller the view does not watch).
+fn pod_controller(context: &Context<'_>, pod: &Pod) -> Option<(String, Option<LabelSelector>)> {
     let (kind, name, _) = controller_of(&pod.metadata)?;
     let selector = match kind.as_str() {
         "ReplicaSet" => context
@@ -415,15 +417,13 @@ fn controller_keys(context: &Context<'_>, pod: &Pod) -> Option<(String, Vec<Stri
             .as_ref()?
             .selector
             .clone(),
-        _ => return Some((format!("{}/{name}", kind.to_ascii_lowercase()), Vec::new())),
+        _ => return Some((format!("{}/{name}", kind.to_ascii_lowercase()), None)),
     };
-    let mut keys: Vec<String> = selector.match_labels.unwrap_or_default().into_keys().collect();
-    keys.extend(selector.match_expressions.unwrap_or_default().into_iter().map(|e| e.key));
     // Named without its generated hash: the refusal is recorded in results.
     let pod_labels = pod.metadata.labels.clone().unwrap_or_default();
     let hash = ["pod-template-hash", "controller-revision-hash"].iter().find_map(|k| pod_labels.get(*k));
     let name = super::describe::normalise_name(&name, hash.map(String::as_str));
-    Some((format!("{}/{name}", kind.to_ascii_lowercase()), keys))
+    Some((format!("{}/{name}", kind.to_ascii_lowercase()), Some(selector)))
 }
 
 /// Services whose selector matches the pod (or the one named).
@@ -467,11 +467,21 @@ async fn remove_from_lb(
             let pod_name = super::describe::pod(pod, &context.pod_variables());
             return Err(StepError::refused(format!("{pod_name} is behind no Service; nothing to take it out of")));
         }
-        let (controller, controller_keys) = controller_keys(context, pod).unwrap_or_default();
+        let (controller, controller_selector) = pod_controller(context, pod).unwrap_or_default();
         let labels = labels_of(&pod.metadata);
+        // A key may go when the controller still selects the pod without it. Dropping a key its
+        // matchLabels or an `In`/`Exists` expression needs would release the pod, and the
+        // controller would replace it; a `NotIn` or `DoesNotExist` key holds the pod either way.
+        let controller_keeps_pod_without = |key: &str| {
+            controller_selector.as_ref().is_none_or(|selector| {
+                let mut rest = labels.clone();
+                rest.remove(key);
+                selects(selector, &rest)
+            })
+        };
         let mut removals = Vec::new();
         for (service_name, selector) in services {
-            let candidate = selector.keys().find(|k| !controller_keys.contains(k) && labels.contains_key(*k));
+            let candidate = selector.keys().find(|k| labels.contains_key(*k) && controller_keeps_pod_without(k));
             match candidate {
                 Some(key) => removals.push((key.clone(), labels[key].clone())),
                 None => {
