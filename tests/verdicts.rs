@@ -418,6 +418,23 @@ fn named_objects_exist_only_when_the_cluster_has_them() {
     );
 }
 
+/// kubectl's rule: deleting an object that does not exist fails (a misspelt name in a runbook
+/// must not pass), a selection that matches nothing deletes nothing.
+#[test]
+fn deleting_what_does_not_exist_fails_unless_it_was_selected() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "scenario \"named\" {\n    delete deployment/nope\n}\n\nscenario \"selected\" {\n    delete pods app=none\n}\n\nscenario \"deleted twice\" {\n    apply <<YAML\napiVersion: v1\nkind: Pod\nmetadata:\n  name: twice\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n    - name: c\n      image: registry.k8s.io/pause:3.10\nYAML\n    let pod = pod/twice\n    delete $pod\n    wait $pod deleted within 10s\n    delete $pod\n}\n";
+    let path = script(dir.path(), "missing.rollout", text);
+    let (code, output) = run(rehearse(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("1 passed, 2 failed"), "{output}");
+    assert!(
+        output.contains("`delete deployment/nope`: the API answered 404 NotFound: deployments.apps \"nope\" not found"),
+        "{output}"
+    );
+    assert!(output.contains("`delete $pod`: the API answered 404 NotFound: pods \"twice\" not found"), "{output}");
+}
+
 #[test]
 fn a_gap_opened_by_a_delete_is_traced_to_the_delete_step() {
     let dir = tempfile::tempdir().unwrap();

@@ -759,9 +759,14 @@ fn bound(context: &Context<'_>, pod: &Pod) -> BoundPod {
     }
 }
 
+/// `delete`, by kubectl's rule: an object named (or a variable's) that does not exist fails the
+/// step, while one a selection listed may have gone since, which is what was asked. A 404 after
+/// the API server failed mid-request may answer the retry of a delete that was done, so it counts.
 async fn delete(context: &mut Context<'_>, target: &Target) -> Result<String, StepError> {
     let objects = resolve(context, target)?;
+    let selected = matches!(target, Target::Selection(_));
     for (kind, name) in &objects {
+        let sent = tokio::time::Instant::now();
         match api_for(context, *kind).delete(name, &DeleteParams::background()).await {
             // The object as deleted or marked for deletion, at the version of that write: the
             // write a guard's violation is traced to, and that later steps wait to see.
@@ -770,7 +775,8 @@ async fn delete(context: &mut Context<'_>, target: &Target) -> Result<String, St
                     context.wrote(Some(*kind), &deleted.metadata);
                 }
             }
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(kube::Error::Api(status))
+                if status.code == 404 && (selected || context.view.api_failed_since(sent)) => {}
             Err(other) => return Err(other.into()),
         }
     }

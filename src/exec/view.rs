@@ -429,6 +429,11 @@ impl View {
         self.freshness.lost()
     }
 
+    /// Whether a request to the API server failed (and may have been retried) since `since`.
+    pub fn api_failed_since(&self, since: tokio::time::Instant) -> bool {
+        self.health.outage_since(since).is_some()
+    }
+
     /// Whether the API server answers now (a read of its version, at most 5 s), and how it failed
     /// during the wait that began at `since` if it has not answered since.
     async fn unreachable_since(&self, since: tokio::time::Instant) -> Option<String> {
