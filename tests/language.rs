@@ -161,7 +161,7 @@ fn formatting_is_canonical_idempotent_and_keeps_the_ast() {
 
 #[test]
 fn messy_layout_is_normalised() {
-    let messy = "\n\n# head\ntimeout   30s\n\n\n\nscenario \"x\"   {   # note\n\n\tlabel   pods  -l app=rng ,tier=web  active=yes\n  expect-traffic svc/web   ->   pods app=web within 90s\n\n\n  apply <<Y\n      kind: Pod\n\n      metadata: {}\n  Y\n\n}\n\n\n";
+    let messy = "\n\n# head\ntimeout   30s\n\n\n\nscenario \"x\"   {   # note\n\n\tlabel   pods  -l app=rng ,tier=web  active=yes\n  expect-traffic svc/web   ->   pods app=web within 90s\n\n\n  apply <<Y\n      kind: Pod\n\n      metadata: {}\n  Y\n\n}   #done\n\n\n";
     let parsed = rehearse::parse(messy);
     assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
     insta::assert_snapshot!("fmt-messy", format(&parsed.script));

@@ -60,6 +60,8 @@ pub struct Scenario {
     pub items: Vec<ScenarioItem>,
     /// The trailing comment on the `scenario "..." {` line.
     pub comment: Option<Spanned<String>>,
+    /// The trailing comment on its closing `}` line.
+    pub closing_comment: Option<Spanned<String>>,
     pub span: Span,
 }
 

@@ -82,7 +82,7 @@ fn scenario(scenario: &Scenario, out: &mut Lines) {
         }
     }
     out.close_block();
-    out.line("", "}");
+    out.line("", &with_comment("}".to_string(), &scenario.closing_comment));
 }
 
 fn setting(setting: &Setting) -> String {

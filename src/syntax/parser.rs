@@ -171,6 +171,7 @@ impl<'s> Builder<'s> {
         };
         let source = self.source;
         let mut items = Vec::new();
+        let mut closing_comment = None;
         loop {
             self.base = end;
             let item = match RolloutParser::parse(Rule::next_scenario_item, &source[end..]) {
@@ -199,6 +200,10 @@ impl<'s> Builder<'s> {
                     self.bad_line(&item, true);
                 }
                 Rule::scenario_close => {
+                    let closing_line = item.clone().into_inner().find(|p| p.as_rule() == Rule::closing_line);
+                    if let Some(eol) = closing_line.and_then(|line| line.into_inner().find(|p| p.as_rule() == Rule::eol)) {
+                        closing_comment = self.eol_comment(eol);
+                    }
                     if item.as_str().is_empty() {
                         // Reported by `script`, which folds a run of unclosed scenarios into one error.
                         self.unclosed = Some(Span::new(keyword_start, name.span.end));
@@ -212,7 +217,7 @@ impl<'s> Builder<'s> {
         }
         self.base = end;
         let span = Span::new(start, start + source[start..end].trim_end_matches([' ', '\t']).len());
-        Scenario { name, items, comment, span }
+        Scenario { name, items, comment, closing_comment, span }
     }
 
     fn setting_line(&mut self, pair: Pair<'s, Rule>) -> Setting {
