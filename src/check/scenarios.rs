@@ -4,8 +4,9 @@ use std::collections::HashMap;
 
 use super::Context;
 use crate::diagnostic::Diagnostic;
-use crate::span::Span;
-use crate::syntax::ast::{ScenarioItem, Script, Setting, SettingKind};
+use crate::model::file_name::slug;
+use crate::span::{Span, Spanned};
+use crate::syntax::ast::{ScenarioItem, Script, Setting, SettingKind, StepKind};
 
 pub(super) fn check(script: &Script, source: &str, context: &mut Context) {
     // Each name's first scenario, and the second (reported once, with how many more share it).
@@ -55,8 +56,62 @@ pub(super) fn check(script: &Script, source: &str, context: &mut Context) {
                 .help("scenario names must be unique in a file: results and snapshots are keyed by them"),
         );
     }
+    check_file_names(script, context);
     check_settings(script.settings(), context);
 }
+
+/// Names that differ but are filed the same (see [`slug`]): two scenarios whose result documents
+/// and snapshot files would overwrite each other, or two snapshots of a scenario one file.
+fn check_file_names(script: &Script, context: &mut Context) {
+    let mut scenarios: HashMap<String, &Spanned<String>> = HashMap::new();
+    for scenario in script.scenarios() {
+        let name = &scenario.name;
+        if name.value.trim().is_empty() {
+            continue;
+        }
+        match scenarios.get(&slug(&name.value, '-')) {
+            // The same name twice is a duplicate, reported as one.
+            Some(first) if first.value == name.value => {}
+            Some(first) => context.report(
+                Diagnostic::error(
+                    "rehearse::check::scenario_file_clash",
+                    format!("scenarios \"{}\" and \"{}\" would share their files", first.value, name.value),
+                )
+                .label(name.span, format!("filed as `{}`, as the first one is", slug(&name.value, '-')))
+                .label(first.span, "first one here")
+                .help(FILED_BY_LETTERS_AND_DIGITS),
+            ),
+            None => {
+                scenarios.insert(slug(&name.value, '-'), name);
+            }
+        }
+        let mut snapshots: HashMap<String, &Spanned<String>> = HashMap::new();
+        for step in scenario.all_steps() {
+            let StepKind::Snapshot { name } = &step.kind else { continue };
+            match snapshots.get(&slug(&name.value, '_')) {
+                Some(first) => {
+                    let message = if first.value == name.value {
+                        format!("two snapshots of this scenario are named \"{}\"", name.value)
+                    } else {
+                        format!("snapshots \"{}\" and \"{}\" would share their file", first.value, name.value)
+                    };
+                    context.report(
+                        Diagnostic::error("rehearse::check::duplicate_snapshot", message)
+                            .label(name.span, "second snapshot with this file")
+                            .label(first.span, "first one here")
+                            .help(FILED_BY_LETTERS_AND_DIGITS),
+                    );
+                }
+                None => {
+                    snapshots.insert(slug(&name.value, '_'), name);
+                }
+            }
+        }
+    }
+}
+
+const FILED_BY_LETTERS_AND_DIGITS: &str = "results and snapshot files are named by a name's letters and digits, in lower \
+     case: give each one a name of its own";
 
 /// Whether the scenario ends with its `}` line (its span's last line starts with `}`).
 fn is_closed(scenario: &crate::syntax::ast::Scenario, source: &str) -> bool {

@@ -4,6 +4,7 @@
 
 pub mod annotations;
 pub mod duration;
+pub mod file_name;
 pub mod labels;
 pub mod object_ref;
 pub mod selector;

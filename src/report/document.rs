@@ -8,6 +8,8 @@ use serde::Serialize;
 
 use super::snapshot::SnapshotOutcome;
 
+use crate::model::file_name::slug;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -170,15 +172,7 @@ impl ScenarioResult {
 
     /// Where `--results DIR` writes this scenario's document.
     pub fn document_name(&self) -> String {
-        let stem = Path::new(&self.file).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        let slug: String = self
-            .scenario
-            .to_ascii_lowercase()
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-            .collect();
-        let slug = slug.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-");
-        format!("{stem}__{slug}.yaml")
+        document_name(Path::new(&self.file), &self.scenario)
     }
 
     /// The deterministic result document, as YAML. The scenario's namespace, random per run,
@@ -187,6 +181,13 @@ impl ScenarioResult {
         let document = serde_saphyr::to_string(self).unwrap_or_else(|e| format!("# cannot render the result: {e}\n"));
         if self.namespace.is_empty() { document } else { document.replace(&self.namespace, "{namespace}") }
     }
+}
+
+/// The file name of the result document of `scenario` in `file`: the file's stem and the
+/// scenario's name as [`slug`] files it.
+pub fn document_name(file: &Path, scenario: &str) -> String {
+    let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    format!("{stem}__{}.yaml", slug(scenario, '-'))
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use similar::TextDiff;
 
+use crate::model::file_name::slug;
+
 /// What a run may write, as insta's `INSTA_UPDATE` names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SnapshotMode {
@@ -74,16 +76,6 @@ pub struct Snapshots {
     outcomes: Vec<SnapshotOutcome>,
 }
 
-/// A file-name-safe slug.
-fn slug(text: &str) -> String {
-    let mut out: String =
-        text.to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
-    while out.contains("__") {
-        out = out.replace("__", "_");
-    }
-    out.trim_matches('_').to_string()
-}
-
 impl Snapshots {
     pub fn new(script: &Path, mode: SnapshotMode) -> Self {
         let in_ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0");
@@ -106,7 +98,7 @@ impl Snapshots {
     }
 
     pub fn path_for(&self, scenario: &str, name: &str) -> PathBuf {
-        self.dir.join(format!("{}__{}__{}.snap", self.stem, slug(scenario), slug(name)))
+        self.dir.join(format!("{}__{}__{}.snap", self.stem, slug(scenario, '_'), slug(name, '_')))
     }
 
     fn file_text(&self, scenario: &str, name: &str, body: &str) -> String {
