@@ -248,6 +248,29 @@ impl SelectArgs {
         }
     }
 
+    /// Why the selection from `suite` is empty, if it is. An empty shard is not an error: a CI
+    /// matrix may have more runners than a suite has scenarios.
+    fn nothing_selected(&self, suite: &rehearse::Suite) -> Option<NothingSelected> {
+        let selection = self.selection();
+        if !suite.select(&selection).is_empty() {
+            return None;
+        }
+        if suite.scenarios().is_empty() {
+            return Some(NothingSelected::Error(
+                "no scenario in the given scripts: a scenario starts with `scenario \"what it rehearses\" {`".into(),
+            ));
+        }
+        let filtered = suite.select(&rehearse::Selection { shard: None, ..selection });
+        match self.shard {
+            Some(shard) if !filtered.is_empty() => Some(NothingSelected::EmptyShard(format!(
+                "shard {shard} holds none of the {} selected scenario(s): a suite split over more shards than it has \
+                 scenarios leaves some empty; nothing to run",
+                filtered.len()
+            ))),
+            _ => Some(NothingSelected::Error(format!("no scenario matches the filters{}", self.describe()))),
+        }
+    }
+
     /// The filters, for a message: ` (--filter x, --shard 2/3)`.
     fn describe(&self) -> String {
         let mut parts: Vec<String> = self.filters.iter().map(|f| format!("--filter {f}")).collect();
@@ -260,6 +283,14 @@ impl SelectArgs {
         }
         if parts.is_empty() { String::new() } else { format!(" ({})", parts.join(", ")) }
     }
+}
+
+/// Why a selection is empty.
+enum NothingSelected {
+    /// A mistake: no scenario at all, or none the filters take.
+    Error(String),
+    /// The filters take some scenarios, and this runner's shard none of them.
+    EmptyShard(String),
 }
 
 #[derive(clap::Args)]
@@ -566,11 +597,15 @@ fn list(args: &ListArgs, renderer: &Renderer) -> u8 {
         eprintln!("{} error(s): fix them to list the scenarios", suite.errors());
         return exit::INVALID_INPUT;
     }
-    let selected = suite.select(&args.selection.selection());
-    if selected.is_empty() {
-        eprintln!("error: no scenario matches the filters{}", args.selection.describe());
-        return exit::INVALID_INPUT;
+    match args.selection.nothing_selected(&suite) {
+        Some(NothingSelected::Error(message)) => {
+            eprintln!("error: {message}");
+            return exit::INVALID_INPUT;
+        }
+        Some(NothingSelected::EmptyShard(message)) => eprintln!("{message}"),
+        None => {}
     }
+    let selected = suite.select(&args.selection.selection());
     match args.format {
         ListFormat::Text => {
             for entry in &selected {

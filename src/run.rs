@@ -1,17 +1,19 @@
 //! `rehearse run`: check, select, run the scenarios on the library's `Suite`, report.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use rehearse::cluster::sim::Pace;
 use rehearse::exec::namespace::LiveNamespaces;
-use rehearse::report::document::{ScenarioResult, Status};
+use rehearse::report::document::{ScenarioResult, Status, document_name};
 use rehearse::report::snapshot::SnapshotMode;
 use rehearse::report::terminal::Terminal;
-use rehearse::suite::{Cluster, Controls, Observer, RunConfig};
+use rehearse::select::ScenarioEntry;
+use rehearse::suite::{Cluster, Controls, Observer, RunConfig, RunOutcome};
 use tokio_util::sync::CancellationToken;
 
-use super::{PaceChoice, Renderer, Report, RunArgs, exit};
+use super::{NothingSelected, PaceChoice, Renderer, Report, RunArgs, exit};
 
 /// The terminal, told of each scenario as it finishes.
 struct Printer<'a> {
@@ -59,9 +61,38 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
         return exit::INVALID_INPUT;
     }
     let selection = args.selection.selection();
-    if suite.select(&selection).is_empty() {
-        eprintln!("error: no scenario matches the filters{}", args.selection.describe());
-        eprintln!("  `rehearse list` shows every scenario with its file and line");
+    match args.selection.nothing_selected(&suite) {
+        Some(NothingSelected::Error(message)) => {
+            eprintln!("error: {message}");
+            eprintln!("  `rehearse list` shows every scenario with its file and line");
+            return exit::INVALID_INPUT;
+        }
+        Some(NothingSelected::EmptyShard(message)) => {
+            eprintln!("{message}");
+            // The reports still say so, for a CI job that collects them from every runner.
+            if let Some(dir) = &args.results
+                && let Err(error) = std::fs::create_dir_all(dir)
+            {
+                eprintln!("error: cannot create the results directory {}: {error}", dir.display());
+                return exit::INFRASTRUCTURE;
+            }
+            let outcome = RunOutcome {
+                cluster: "none (an empty shard contacts no cluster)".into(),
+                shard: selection.shard,
+                results: Vec::new(),
+                not_run: Vec::new(),
+                left_behind: Vec::new(),
+                cancelled: false,
+            };
+            return write_reports(&args, &outcome);
+        }
+        None => {}
+    }
+    if let Some(dir) = &args.results
+        && let Some(clash) = result_document_clash(&suite.select(&selection))
+    {
+        eprintln!("error: {clash} in {}", dir.display());
+        eprintln!("  rename one of the files (or scenarios), or run them with separate --results directories");
         return exit::INVALID_INPUT;
     }
     let snapshots = match SnapshotMode::from_env(args.update_snapshots) {
@@ -127,17 +158,9 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
             return exit::INFRASTRUCTURE;
         }
     }
-    for report in &args.reports {
-        let (text, path) = match report {
-            Report::Junit(path) => (rehearse::report::junit::render(&outcome), path),
-            Report::Json(path) => (rehearse::report::json::render(&outcome), path),
-            // Printed as each scenario finished.
-            Report::Github => continue,
-        };
-        if let Err(error) = std::fs::write(path, text) {
-            eprintln!("error: cannot write the report {}: {error}", path.display());
-            return exit::INFRASTRUCTURE;
-        }
+    let written = write_reports(&args, &outcome);
+    if written != exit::OK {
+        return written;
     }
     if !outcome.left_behind.is_empty() {
         eprintln!(
@@ -157,6 +180,40 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
     } else {
         exit::OK
     }
+}
+
+/// The `--report` files (JUnit, JSON) of a run; exit::OK, or the code of a report not written.
+fn write_reports(args: &RunArgs, outcome: &RunOutcome) -> u8 {
+    for report in &args.reports {
+        let (text, path) = match report {
+            Report::Junit(path) => (rehearse::report::junit::render(outcome), path),
+            Report::Json(path) => (rehearse::report::json::render(outcome), path),
+            // Printed as each scenario finished.
+            Report::Github => continue,
+        };
+        if let Err(error) = std::fs::write(path, text) {
+            eprintln!("error: cannot write the report {}: {error}", path.display());
+            return exit::INFRASTRUCTURE;
+        }
+    }
+    exit::OK
+}
+
+/// Two scenarios whose result documents would have the same name: scripts of one name in two
+/// directories holding scenarios of one name (those of one file are refused by the checker).
+fn result_document_clash(selected: &[ScenarioEntry]) -> Option<String> {
+    let mut seen: std::collections::HashMap<String, &ScenarioEntry> = std::collections::HashMap::new();
+    for entry in selected {
+        let name = document_name(Path::new(&entry.file), &entry.scenario);
+        if let Some(first) = seen.get(&name) {
+            return Some(format!(
+                "{}:{} and {}:{} would both write the result document {name}",
+                first.file, first.line, entry.file, entry.line
+            ));
+        }
+        seen.insert(name, entry);
+    }
+    None
 }
 
 /// SIGINT, SIGTERM (what CI systems send to cancel a job) and SIGHUP (a closed terminal) all stop

@@ -140,6 +140,79 @@ fn a_sharded_filtered_run_reports_its_shard_and_cluster() {
     assert_eq!(xml.matches("<testcase ").count(), 1, "{xml}");
 }
 
+/// A CI matrix may have more runners than scenarios: a runner whose shard is empty passes, and
+/// still writes its (empty) reports. Scripts with no scenario, or filters that take none, are a
+/// mistake, said as such.
+#[test]
+fn an_empty_shard_runs_nothing_and_passes_while_an_empty_selection_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let junit = dir.path().join("report.xml");
+    let results = dir.path().join("results");
+    let shards = (scenarios_in_the_suite().len() + 1).to_string();
+    let last = format!("{shards}/{shards}");
+    let (code, _, err) = rehearse(&[
+        "run",
+        "scenarios",
+        "--shard",
+        &last,
+        "--results",
+        results.to_str().unwrap(),
+        "--report",
+        &format!("json={}", json.display()),
+        "--report",
+        &format!("junit={}", junit.display()),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains(&format!("shard {last} holds none of the")), "{err}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(
+        (report["shard"].as_str(), report["scenarios"].as_array().map(Vec::len)),
+        (Some(last.as_str()), Some(0))
+    );
+    assert!(std::fs::read_to_string(&junit).unwrap().contains(r#"tests="0""#));
+    assert_eq!(std::fs::read_dir(&results).unwrap().count(), 0);
+    let (code, out, _) = rehearse(&["list", "scenarios", "--shard", &last]);
+    assert_eq!((code, out.as_str()), (0, ""));
+
+    let empty = dir.path().join("empty.rollout");
+    std::fs::write(&empty, "# nothing yet\n").unwrap();
+    for command in ["run", "list"] {
+        let (code, _, err) = rehearse(&[command, empty.to_str().unwrap()]);
+        assert_eq!(code, 2, "{command}: {err}");
+        assert!(err.contains("error: no scenario in the given scripts"), "{command}: {err}");
+        let (code, _, err) = rehearse(&[command, "scenarios", "--filter", "no such scenario"]);
+        assert_eq!(code, 2, "{command}: {err}");
+        assert!(err.contains("error: no scenario matches the filters (--filter no such scenario)"), "{err}");
+    }
+}
+
+/// Scripts of one name in two directories, with scenarios of one name: their result documents
+/// would overwrite each other, so `--results` refuses to run them together.
+#[test]
+fn result_documents_that_would_overwrite_each_other_are_refused_before_running() {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["a", "b"] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+        std::fs::write(dir.path().join(sub).join("smoke.rollout"), "scenario \"s\" {\n    run web\n}\n").unwrap();
+    }
+    let results = dir.path().join("results");
+    let paths = [dir.path().join("a"), dir.path().join("b")];
+    let (code, _, err) = rehearse(&[
+        "run",
+        "--results",
+        results.to_str().unwrap(),
+        paths[0].to_str().unwrap(),
+        paths[1].to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("would both write the result document smoke__s.yaml"), "{err}");
+    assert!(!results.exists(), "nothing ran");
+    // Without --results nothing is written, so both run.
+    let (code, _, err) = rehearse(&["run", paths[0].to_str().unwrap(), paths[1].to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+}
+
 #[test]
 fn fail_fast_starts_nothing_after_a_failure_and_reports_what_was_not_run() {
     let dir = tempfile::tempdir().unwrap();

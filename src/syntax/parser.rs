@@ -201,7 +201,9 @@ impl<'s> Builder<'s> {
                 }
                 Rule::scenario_close => {
                     let closing_line = item.clone().into_inner().find(|p| p.as_rule() == Rule::closing_line);
-                    if let Some(eol) = closing_line.and_then(|line| line.into_inner().find(|p| p.as_rule() == Rule::eol)) {
+                    if let Some(eol) =
+                        closing_line.and_then(|line| line.into_inner().find(|p| p.as_rule() == Rule::eol))
+                    {
                         closing_comment = self.eol_comment(eol);
                     }
                     if item.as_str().is_empty() {
