@@ -418,6 +418,22 @@ fn named_objects_exist_only_when_the_cluster_has_them() {
     );
 }
 
+/// `one-per-node`: one on each schedulable node, never two on one; three pods over the two
+/// workers put two on one of them.
+#[test]
+fn one_per_node_fails_when_a_node_holds_two() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "scenario \"crowded\" {\n    apply <<YAML\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: crowd\nspec:\n  replicas: 3\n  selector:\n    matchLabels:\n      app: crowd\n  template:\n    metadata:\n      labels:\n        app: crowd\n    spec:\n      containers:\n        - name: c\n          image: registry.k8s.io/pause:3.10\nYAML\n    wait rollout deployment/crowd within 1m\n    expect pods app=crowd one-per-node within 2s\n}\n";
+    let path = script(dir.path(), "crowded.rollout", text);
+    let (code, output) = run(rehearse(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 1, "{output}");
+    assert!(
+        output.contains("`expect pods app=crowd one-per-node within 2s`: not satisfied within 2s: 3 ready pod(s) on"),
+        "{output}"
+    );
+    assert!(output.contains("node(s), 2 schedulable node(s)"), "{output}");
+}
+
 /// kubectl's rule: deleting an object that does not exist fails (a misspelt name in a runbook
 /// must not pass), a selection that matches nothing deletes nothing.
 #[test]

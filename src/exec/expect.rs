@@ -310,28 +310,38 @@ fn expect(context: &Context<'_>, subject: &Target, expectation: &Expectation) ->
             let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
             let mut unready = 0;
             for pod in &found {
-                let node =
-                    pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_else(|| "(unscheduled)".into());
+                let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_else(|| UNSCHEDULED.into());
                 *per_node.entry(node).or_default() += 1;
                 unready += usize::from(!is_ready(pod));
             }
+            // One on every schedulable node, and never two on a node: a pod that tolerates a
+            // tainted node (a DaemonSet's on the control plane) may be there too.
             let nodes = context.view.schedulable_nodes();
-            let holds =
-                unready == 0 && per_node.len() == nodes.len() && nodes.iter().all(|n| per_node.get(n) == Some(&1));
+            let elsewhere = per_node.keys().filter(|node| !nodes.contains(node)).count();
+            let holds = unready == 0
+                && !per_node.contains_key(UNSCHEDULED)
+                && per_node.values().all(|count| *count == 1)
+                && nodes.iter().all(|node| per_node.contains_key(node));
             let observed = format!(
                 "{} ready pod(s) on {} node(s), {} schedulable node(s)",
                 found.len() - unready,
                 per_node.len(),
                 nodes.len()
             );
-            Ok(if holds {
-                Ok(format!("one ready pod on each of {} schedulable nodes", nodes.len()))
-            } else {
-                Err(observed)
+            Ok(match (holds, elsewhere) {
+                (false, _) => Err(observed),
+                (true, 0) => Ok(format!("one ready pod on each of {} schedulable nodes", nodes.len())),
+                (true, _) => Ok(format!(
+                    "one ready pod on each of {} schedulable nodes, and on {elsewhere} tainted or cordoned node(s)",
+                    nodes.len()
+                )),
             })
         }
     }
 }
+
+/// Where `one-per-node` counts a pod no node has taken (not a valid node name).
+const UNSCHEDULED: &str = "(unscheduled)";
 
 fn variable<'c>(context: &'c Context<'_>, target: &Target) -> Option<&'c Value> {
     match target {
