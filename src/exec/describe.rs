@@ -71,6 +71,8 @@ struct InFlux {
     what: String,
     /// Its name and how long it has waited: different on every run (generated names, seconds).
     which: String,
+    /// How long a pod not yet ready has waited, in seconds (none for a terminating pod).
+    starting_for: Option<i64>,
 }
 
 /// How many pods the detail names before it only counts the rest.
@@ -102,6 +104,7 @@ impl PodsInFlux {
                             "{name} ({role}) has been terminating for {}s, gone within {left}s",
                             seconds_since(&since)
                         ),
+                        starting_for: None,
                     });
                 }
                 let status = p.status.as_ref();
@@ -128,6 +131,7 @@ impl PodsInFlux {
                 Some(InFlux {
                     what: format!("{role} not ready: {waiting}"),
                     which: format!("{name} ({role}) has not been ready for {since}s"),
+                    starting_for: Some(since),
                 })
             })
             .collect();
@@ -144,6 +148,22 @@ impl PodsInFlux {
     /// record it.
     pub fn summary(&self) -> Vec<String> {
         counted(self.pods.iter().map(|p| p.what.clone()))
+    }
+
+    /// When every pod still starting was made in the second half of a step that took `timeout`,
+    /// why that is likely: something before them took most of the step (a Recreate rollout
+    /// waits until every old pod is gone, grace period and all), so the step needs more time.
+    pub fn started_late(&self, timeout: std::time::Duration) -> Option<String> {
+        let longest = self.pods.iter().filter_map(|p| p.starting_for).max()?;
+        let half = i64::try_from(timeout.as_secs() / 2).unwrap_or(i64::MAX);
+        (longest < half).then(|| {
+            format!(
+                "the pods still starting were made at most {longest}s before the {}s deadline: what came before \
+                 them took most of the step (a Recreate rollout first waits out the old pods' termination grace \
+                 period, 30s unless the template says); give the step more time with `within`",
+                timeout.as_secs()
+            )
+        })
     }
 
     /// Which pods they are and how long they have waited, the first few by name: for the person
@@ -251,5 +271,12 @@ mod tests {
         );
         assert_eq!(detail[NAMED_IN_FLUX], "and 4 more");
         assert!(PodsInFlux::of(&pods[2..3], &variables, now).is_empty());
+
+        // The oldest pod still starting waited 5-6 s: late in a 30 s step, not in a 10 s one.
+        let late = in_flux.started_late(std::time::Duration::from_secs(30)).expect("started late");
+        assert!(late.contains("before the 30s deadline") && late.contains("`within`"), "{late}");
+        assert_eq!(in_flux.started_late(std::time::Duration::from_secs(10)), None);
+        // Terminating pods alone are not pods starting late.
+        assert_eq!(PodsInFlux::of(&pods[..1], &variables, now).started_late(std::time::Duration::from_secs(30)), None);
     }
 }

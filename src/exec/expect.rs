@@ -33,19 +33,23 @@ pub async fn run(step: &Step, context: &mut Context<'_>, timeout: Duration) -> R
     match outcome {
         Ok(done) => done,
         Err(Unmet::Pending(last)) => {
-            Err(timed_out(context, format!("not satisfied within {}: {last}", crate::model::duration::format(timeout))))
+            let message = format!("not satisfied within {}: {last}", crate::model::duration::format(timeout));
+            Err(timed_out(context, message, timeout))
         }
         Err(Unmet::Cluster(why)) => Err(StepError::Infrastructure(why)),
     }
 }
 
-/// A step that timed out: `message`, then what the pods still starting or terminating wait for.
-fn timed_out(context: &Context<'_>, mut message: String) -> StepError {
+/// A step that timed out after `timeout`: `message`, then what the pods still starting or
+/// terminating wait for.
+fn timed_out(context: &Context<'_>, mut message: String, timeout: Duration) -> StepError {
     let in_flux = describe::PodsInFlux::of(&context.view.pods.state(), &context.pod_variables(), context.clock.now());
     if !in_flux.is_empty() {
         message.push_str(&format!("\n  pods in flux:\n  - {}", in_flux.summary().join("\n  - ")));
     }
-    StepError::TimedOut { message, detail: in_flux.detail() }
+    let mut detail = in_flux.detail();
+    detail.extend(in_flux.started_late(timeout));
+    StepError::TimedOut { message, detail }
 }
 
 fn evaluate(step: &Step, context: &Context<'_>) -> Result<Verdict, StepError> {
@@ -602,6 +606,7 @@ pub async fn settle(context: &Context<'_>, timeout: Duration, only: Option<&str>
         Err(Unmet::Pending(why)) => Err(timed_out(
             context,
             format!("the cluster did not settle within {}: {why}", crate::model::duration::format(timeout)),
+            timeout,
         )),
         Err(Unmet::Cluster(why)) => Err(StepError::Infrastructure(why)),
     }
