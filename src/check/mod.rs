@@ -6,6 +6,7 @@ mod kinds;
 mod labels;
 pub mod manifests;
 mod scenarios;
+mod steps;
 mod traffic;
 mod variables;
 mod yaml;
@@ -82,6 +83,7 @@ impl Checker {
             kinds::check(scenario, &mut context);
             labels::check(scenario, &mut context);
             annotations::check(scenario, &mut context);
+            steps::check(scenario, &mut context);
             traffic::check(scenario, &facts, &mut context);
         }
         // Syntax errors first among those at the same position.
