@@ -19,7 +19,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::check::{CheckedFile, Checker, find_scripts_noting};
+use crate::check::{CheckedFile, Checker, find_every_script};
 use crate::cluster::connect::{ConnectError, ConnectOptions, connect};
 pub use crate::cluster::sim::Pace;
 use crate::cluster::sim::api::SimCluster;
@@ -51,10 +51,11 @@ impl Suite {
     pub fn load<P: AsRef<Path>>(paths: &[P]) -> Result<Suite, Diagnostic> {
         let paths: Vec<PathBuf> = paths.iter().map(|p| p.as_ref().to_path_buf()).collect();
         let mut skipped = Vec::new();
-        let scripts = find_scripts_noting(&paths, &mut skipped)?;
+        // A path that leads to no script is reported with the scripts' own problems, not alone.
+        let mut unreadable = Vec::new();
+        let scripts = find_every_script(&paths, &mut skipped, &mut unreadable);
         let mut checker = Checker::new();
         let mut files = Vec::new();
-        let mut unreadable = Vec::new();
         for path in &scripts {
             match checker.check_file(path) {
                 Ok(file) => files.push(file),

@@ -35,6 +35,13 @@ fn check_exit_codes_and_plain_output() {
     let (code, _, err) = rehearse(&["check", "no/such/path"]);
     assert_eq!(code, 2);
     assert!(err.contains("no/such/path does not exist"), "{err}");
+
+    // A path that leads nowhere does not stop the others being checked: one run, every problem.
+    let (code, _, err) = rehearse(&["check", "no/such/path", "tests/fixtures/err/labels.rollout", "scenarios"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no/such/path does not exist"), "{err}");
+    assert!(err.contains(",-[tests/fixtures/err/labels.rollout:2:24]"), "{err}");
+    assert!(err.contains("checked 11 files: "), "{err}");
 }
 
 #[test]

@@ -146,27 +146,45 @@ pub fn find_scripts(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Diagnostic> {
 /// [`find_scripts`], noting in `skipped` (as warnings) what a directory held but was not taken:
 /// symlink loops, a file reached twice, FIFOs and devices. Each real file is found once.
 pub fn find_scripts_noting(paths: &[PathBuf], skipped: &mut Vec<Diagnostic>) -> Result<Vec<PathBuf>, Diagnostic> {
+    let mut problems = Vec::new();
+    let found = find_every_script(paths, skipped, &mut problems);
+    problems.into_iter().next().map_or(Ok(found), Err)
+}
+
+/// [`find_scripts_noting`], going on past a path that leads to no script (missing, an empty or
+/// unreadable directory): each such path is noted in `problems`, and the others are searched,
+/// so that `check` reports every problem of a run at once.
+pub fn find_every_script(
+    paths: &[PathBuf],
+    skipped: &mut Vec<Diagnostic>,
+    problems: &mut Vec<Diagnostic>,
+) -> Vec<PathBuf> {
     let mut walk = Walk { found: Vec::new(), seen: HashSet::new(), skipped };
     for path in paths {
         if path.is_dir() {
             let before = walk.found.len();
-            walk.directory(path).map_err(|e| read_error(path, &ReadError::Io(e)))?;
-            if walk.found.len() == before {
-                return Err(Diagnostic::error(
-                    "rehearse::io::no_scripts",
-                    format!("{} holds no .rollout files", path.display()),
-                )
-                .help("give .rollout files, or directories that hold them (searched recursively)"));
+            if let Err(error) = walk.directory(path) {
+                problems.push(read_error(path, &ReadError::Io(error)));
+            } else if walk.found.len() == before {
+                problems.push(
+                    Diagnostic::error(
+                        "rehearse::io::no_scripts",
+                        format!("{} holds no .rollout files", path.display()),
+                    )
+                    .help("give .rollout files, or directories that hold them (searched recursively)"),
+                );
             }
         } else if path.exists() {
             // Named directly: taken as given; reading it says what is wrong with it (a FIFO, a device).
             walk.found.push(path.clone());
         } else {
-            return Err(Diagnostic::error("rehearse::io::missing", format!("{} does not exist", path.display()))
-                .help("give .rollout files or directories that contain them"));
+            problems.push(
+                Diagnostic::error("rehearse::io::missing", format!("{} does not exist", path.display()))
+                    .help("give .rollout files or directories that contain them"),
+            );
         }
     }
-    Ok(walk.found)
+    walk.found
 }
 
 struct Walk<'a> {
