@@ -168,8 +168,22 @@ pub(crate) fn describe(source: &str, offset: usize, error: &Error<Rule>) -> Diag
         }
         ErrorVariant::CustomError { .. } => Vec::new(),
     };
+    let suggestion = found
+        .strip_prefix('`')
+        .and_then(|word| word.strip_suffix('`'))
+        .and_then(|word| crate::diagnostic::did_you_mean(word, expected.iter().filter_map(|e| keyword_of(e))));
     let expected = one_of(&expected);
     Diagnostic::error("rehearse::syntax::unexpected", format!("expected {expected}, found {found}"))
         .label(span, format!("expected {expected}"))
-        .help("docs/language.md shows every step with an example")
+        .help(match suggestion {
+            Some(keyword) => format!("did you mean `{keyword}`?"),
+            None => "docs/language.md shows every step with an example".to_string(),
+        })
+}
+
+/// The keyword an expected item starts with (`at-least` of `` `at-least <n>` ``), if it is one.
+fn keyword_of(expected: &str) -> Option<&str> {
+    let word = expected.strip_prefix('`')?;
+    let word = &word[..word.find(['`', ' ', '<', '=']).unwrap_or(word.len())];
+    (!word.is_empty() && word.chars().all(|c| c.is_ascii_lowercase() || c == '-')).then_some(word)
 }
