@@ -31,7 +31,8 @@ pub struct Parsed {
 /// The file is parsed one top-level item (line, setting or scenario) at a time, so pest's token
 /// queue holds one item, not the whole file: memory stays proportional to the AST.
 pub fn parse(source: &str) -> Parsed {
-    let mut builder = Builder { source, base: 0, diagnostics: Diagnostics::default(), unclosed: None };
+    let mut builder =
+        Builder { source, base: 0, diagnostics: Diagnostics::default(), unclosed: None, heredoc_ran_to_the_end: false };
     let script = builder.script();
     let (diagnostics, omitted) = builder.diagnostics.finish();
     Parsed { script, diagnostics, omitted }
@@ -44,6 +45,9 @@ struct Builder<'s> {
     diagnostics: Diagnostics,
     /// Set by `scenario` when the scenario it read has no closing `}`.
     unclosed: Option<Span>,
+    /// Set when inline YAML is never closed: it runs to the end of the file, taking any `}`
+    /// with it, so an unclosed scenario there is its doing and not reported again.
+    heredoc_ran_to_the_end: bool,
 }
 
 /// The word a line starts with (what would be a step keyword), and its span.
@@ -191,9 +195,10 @@ impl<'s> Builder<'s> {
                 Rule::comment_line => items.push(ScenarioItem::Comment(self.comment_of(item))),
                 Rule::setting_line => items.push(ScenarioItem::Setting(self.setting_line(item))),
                 Rule::step_line => {
-                    if let Some(step) = self.step_line(item) {
-                        items.push(ScenarioItem::Step(step));
-                    }
+                    let span = self.span_of(&item);
+                    // A step that could not be built (its error reported) still makes the
+                    // scenario one with content: no "has no steps" beside that error.
+                    items.push(self.step_line(item).map_or(ScenarioItem::Invalid(span), ScenarioItem::Step));
                 }
                 Rule::bad_line => {
                     items.push(ScenarioItem::Invalid(self.span_of(&item)));
@@ -206,7 +211,7 @@ impl<'s> Builder<'s> {
                     {
                         closing_comment = self.eol_comment(eol);
                     }
-                    if item.as_str().is_empty() {
+                    if item.as_str().is_empty() && !self.heredoc_ran_to_the_end {
                         // Reported by `script`, which folds a run of unclosed scenarios into one error.
                         self.unclosed = Some(Span::new(keyword_start, name.span.end));
                     }
@@ -604,6 +609,7 @@ impl<'s> Builder<'s> {
         }
         let (body, close) = (body?, close?);
         if close.as_str().is_empty() {
+            self.heredoc_ran_to_the_end = true;
             self.diagnostics.push(
                 Diagnostic::error(
                     "rehearse::syntax::unterminated_heredoc",
