@@ -110,6 +110,22 @@ fn a_refused_manifest_neither_selects_nor_labels() {
     assert_eq!(unset, ["nothing in this scenario puts the label `app` on a pod"], "{:?}", file.diagnostics);
 }
 
+/// Under `expect-refused`, a label the step sends the API server is the API's to refuse: its key
+/// and value are not the checker's errors. Selectors rehearse itself reads still are.
+#[test]
+fn labels_sent_to_be_refused_are_left_to_the_api() {
+    let errors = |step: &str| {
+        let source = format!("scenario \"refused\" {{\n    {step}\n}}\n");
+        let file = rehearse::check::check_source(Path::new("refused.rollout"), &source);
+        file.diagnostics.iter().filter(|d| d.severity == rehearse::Severity::Error).map(|d| d.code).collect::<Vec<_>>()
+    };
+    assert_eq!(errors("expect-refused label pod/web bad_=x"), Vec::<&str>::new());
+    assert_eq!(errors("expect-refused select service/web tier_=x"), Vec::<&str>::new());
+    assert_eq!(errors("label pod/web bad_=x"), ["rehearse::labels::invalid_key"]);
+    assert_eq!(errors("select service/web tier_=x"), ["rehearse::labels::invalid_key"]);
+    assert_eq!(errors("expect-refused label pods tier_=x ok=yes"), ["rehearse::labels::invalid_key"], "a selection");
+}
+
 /// The labels a controller puts on its pods are set, though no step or manifest writes them: a
 /// Service for one StatefulSet member selects its pod name, a canary its revision hash.
 #[test]

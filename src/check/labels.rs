@@ -6,21 +6,36 @@ use crate::diagnostic::Diagnostic;
 use crate::model::labels::{validate_key, validate_value};
 use crate::model::{LabelChangeKind, Operator, Requirement, Selector};
 use crate::span::Spanned;
-use crate::syntax::ast::{Binding, Scenario, SelectMode, StepKind, value_variable};
+use crate::syntax::ast::{Binding, Scenario, SelectMode, Step, StepKind, value_variable};
 use crate::syntax::format;
 
 pub(super) fn check(scenario: &Scenario, context: &mut Context) {
+    let meant_to_be_refused: Vec<&Step> = scenario
+        .steps()
+        .filter_map(|step| match &step.kind {
+            StepKind::ExpectRefused { step: inner, .. } => Some(&**inner),
+            _ => None,
+        })
+        .collect();
     for step in scenario.all_steps() {
-        for change in step.label_changes() {
-            key(&change.key, context);
-            if let LabelChangeKind::Set(v) = &change.kind {
-                value(v, context);
+        // Labels a step sends the API server (a pod's, a template's, a Service selector) are its
+        // to refuse: under `expect-refused` a key or value it would refuse is what is rehearsed.
+        let sent_to_be_refused = meant_to_be_refused.iter().any(|refused| std::ptr::eq(*refused, step));
+        if !sent_to_be_refused {
+            for change in step.label_changes() {
+                key(&change.key, context);
+                if let LabelChangeKind::Set(v) = &change.kind {
+                    value(v, context);
+                }
             }
         }
+        let service_selector_sent = sent_to_be_refused && matches!(step.kind, StepKind::Select { .. });
         for selector in step.selectors() {
-            for requirement in &selector.requirements {
-                key(&requirement.key, context);
-                requirement.values.iter().for_each(|v| value(v, context));
+            if !service_selector_sent {
+                for requirement in &selector.requirements {
+                    key(&requirement.key, context);
+                    requirement.values.iter().for_each(|v| value(v, context));
+                }
             }
             never_matches(selector, context);
         }
