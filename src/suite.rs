@@ -47,7 +47,8 @@ pub struct Suite {
 
 impl Suite {
     /// Finds the `.rollout` scripts under `paths` (files, or directories searched recursively)
-    /// and checks each. Err when a path does not exist or a directory holds no script.
+    /// and checks each. A path that does not exist, or a directory that holds no script, is one
+    /// of [`Suite::unreadable`], counted in [`Suite::errors`] beside the scripts' own problems.
     pub fn load<P: AsRef<Path>>(paths: &[P]) -> Result<Suite, Diagnostic> {
         let paths: Vec<PathBuf> = paths.iter().map(|p| p.as_ref().to_path_buf()).collect();
         let mut skipped = Vec::new();

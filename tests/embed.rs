@@ -69,8 +69,14 @@ fn failures_and_broken_scripts_are_typed() {
         other => panic!("{other:?}"),
     }
 
-    let missing = Suite::load(&[dir.path().join("nowhere")]).unwrap_err();
-    assert!(missing.message.contains("does not exist"), "{}", missing.message);
+    // A path that leads to no script is an error of the suite, beside any other, and nothing runs.
+    let missing = Suite::load(&[dir.path().join("nowhere")]).unwrap();
+    assert_eq!(missing.errors(), 1);
+    assert!(missing.unreadable()[0].message.contains("does not exist"), "{:?}", missing.unreadable());
+    match missing.run(&RunConfig::default()) {
+        Err(error @ RunError::InvalidScripts(1)) => assert!(error.is_invalid_input()),
+        other => panic!("{other:?}"),
+    }
 }
 
 /// On the built-in cluster, scenarios run on as many threads as there are cores (each with

@@ -577,16 +577,30 @@ async fn bind(context: &mut Context<'_>, name: &str, value: &Binding, timeout: D
             Value::Pod(bound(context, pod))
         }
         Binding::OneOf(selection) => {
-            // The first ready pod by name: a deterministic choice among equals.
-            let pods = context.view.live_pods();
-            let pod = pods
-                .iter()
-                .filter(|p| selection.selector.as_ref().is_none_or(|s| s.matches(&labels_of(&p.metadata))))
-                .find(|p| super::view::is_ready(p))
-                .ok_or_else(|| {
-                    StepError::Failed(format!("no ready pod matches `one {}`", selection_text(selection)))
-                })?;
-            Value::Pod(bound(context, pod))
+            // The first ready pod by name: a deterministic choice among equals. Waited for, as
+            // an expectation is: the view may show a Service's endpoint ready before the pod.
+            let deadline = tokio::time::Instant::now() + timeout;
+            let found = context
+                .view
+                .wait_for(deadline, |view| {
+                    view.live_pods()
+                        .into_iter()
+                        .filter(|p| selection.selector.as_ref().is_none_or(|s| s.matches(&labels_of(&p.metadata))))
+                        .find(|p| super::view::is_ready(p))
+                        .ok_or(())
+                })
+                .await;
+            match found {
+                Ok(pod) => Value::Pod(bound(context, &pod)),
+                Err(super::view::Unmet::Pending(())) => {
+                    return Err(StepError::Failed(format!(
+                        "no ready pod matches `one {}` within {}",
+                        selection_text(selection),
+                        crate::model::duration::format(timeout)
+                    )));
+                }
+                Err(super::view::Unmet::Cluster(why)) => return Err(StepError::Infrastructure(why)),
+            }
         }
     };
     let note = match &value {
