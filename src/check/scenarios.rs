@@ -69,7 +69,8 @@ fn check_file_names(script: &Script, context: &mut Context) {
         if name.value.trim().is_empty() {
             continue;
         }
-        match scenarios.get(&slug(&name.value, '-')) {
+        let filed_as = slug(&name.value, '-');
+        match scenarios.get(&filed_as) {
             // The same name twice is a duplicate, reported as one.
             Some(first) if first.value == name.value => {}
             Some(first) => context.report(
@@ -77,18 +78,19 @@ fn check_file_names(script: &Script, context: &mut Context) {
                     "rehearse::check::scenario_file_clash",
                     format!("scenarios \"{}\" and \"{}\" would share their files", first.value, name.value),
                 )
-                .label(name.span, format!("filed as `{}`, as the first one is", slug(&name.value, '-')))
+                .label(name.span, format!("filed as `{filed_as}`, as the first one is"))
                 .label(first.span, "first one here")
                 .help(FILED_BY_LETTERS_AND_DIGITS),
             ),
             None => {
-                scenarios.insert(slug(&name.value, '-'), name);
+                scenarios.insert(filed_as, name);
             }
         }
         let mut snapshots: HashMap<String, &Spanned<String>> = HashMap::new();
         for step in scenario.all_steps() {
             let StepKind::Snapshot { name } = &step.kind else { continue };
-            match snapshots.get(&slug(&name.value, '_')) {
+            let filed_as = slug(&name.value, '_');
+            match snapshots.get(&filed_as) {
                 Some(first) => {
                     let message = if first.value == name.value {
                         format!("two snapshots of this scenario are named \"{}\"", name.value)
@@ -103,7 +105,7 @@ fn check_file_names(script: &Script, context: &mut Context) {
                     );
                 }
                 None => {
-                    snapshots.insert(slug(&name.value, '_'), name);
+                    snapshots.insert(filed_as, name);
                 }
             }
         }
