@@ -356,6 +356,17 @@ impl Store {
         suffix(self.serial.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 20, 5)
     }
 
+    /// A name from a `generateName` prefix, as the registry's name generator makes it: the prefix
+    /// cut to 58 bytes, so that with the five random characters it fits a DNS label.
+    pub fn generate_name(&mut self, prefix: &str) -> String {
+        const MAX_PREFIX: usize = 63 - 5;
+        let mut end = prefix.len().min(MAX_PREFIX);
+        while !prefix.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}{}", &prefix[..end], self.random_suffix())
+    }
+
     /// Creates an object as the registry does: name (or generateName), uid, resourceVersion,
     /// creationTimestamp, generation; refuses a name in use and a namespace that is missing or
     /// being deleted.
@@ -379,7 +390,7 @@ impl Store {
         let name = match name_of(&object) {
             Some(name) if !name.is_empty() => name.to_string(),
             _ => match object["metadata"]["generateName"].as_str() {
-                Some(prefix) if !prefix.is_empty() => format!("{prefix}{}", self.random_suffix()),
+                Some(prefix) if !prefix.is_empty() => self.generate_name(prefix),
                 _ => return Err(ApiError::invalid_name_required(resource)),
             },
         };
@@ -763,6 +774,19 @@ mod tests {
         let versions = |since| store.changes_since(since).unwrap().map(|c| c.resource_version).collect::<Vec<_>>();
         assert_eq!(versions(3), [4]);
         assert_eq!(versions(4), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn a_generated_name_cuts_its_prefix_to_fit_a_dns_label() {
+        let mut store = store();
+        let long = "w".repeat(100) + "-";
+        let pod = store.create(resources::POD, "ns", json!({"metadata": {"generateName": long}})).unwrap();
+        let name = name_of(&pod).unwrap();
+        assert_eq!(name.len(), 63, "{name}");
+        assert!(name.starts_with(&"w".repeat(58)) && !name[..58].contains('-'), "{name}");
+        // A prefix cut inside a character keeps the whole characters before it.
+        let name = store.generate_name(&format!("a{}", "é".repeat(40)));
+        assert_eq!(name.chars().count(), 1 + 28 + 5, "{name}");
     }
 
     #[test]

@@ -544,7 +544,7 @@ fn service_ports(resource: Resource, object: &Value) -> Vec<String> {
                 causes.push(format!("{path}.name: Required value"));
             }
         } else if !is_dns_label(name) {
-            causes.push(format!("{path}.name: Invalid value: \"{name}\": {DNS_LABEL}"));
+            causes.extend(dns_label_causes(&format!("{path}.name"), name));
         } else if names.contains(&name) {
             causes.push(format!("{path}.name: Duplicate value: \"{name}\""));
         } else {
@@ -734,6 +734,14 @@ fn dns_label_problems(value: &str) -> Vec<String> {
         problems.push(if is_subdomain_pattern(value) { "must not contain dots" } else { DNS_LABEL }.to_string());
     }
     problems
+}
+
+/// A field that must be a DNS label, as ValidateDNS1123Label reports it: one cause a problem.
+fn dns_label_causes(path: &str, value: &str) -> Vec<String> {
+    dns_label_problems(value)
+        .into_iter()
+        .map(|problem| format!("{path}: Invalid value: \"{value}\": {problem}"))
+        .collect()
 }
 
 fn label_map(path: &str, labels: &Value) -> Vec<String> {

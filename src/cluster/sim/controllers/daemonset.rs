@@ -95,6 +95,11 @@ fn oldest_scheduled_first(a: &Value, b: &Value) -> std::cmp::Ordering {
 
 fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, ds: &Value, nodes: &[Value], backoff: &mut Backoff) {
     let hash = hash_of(&ds["spec"]["template"]);
+    if name(ds).len() + 1 + hash.len() > 253 {
+        // Upstream names the revision `<daemon set>-<hash>` uncut: over 253 characters the API
+        // refuses it, and the sync fails there every time, before any pod or status.
+        return;
+    }
     sync_history(store, namespace, ds, &hash);
     let spec = pod_spec(ds);
     let ds_uid = uid(ds);

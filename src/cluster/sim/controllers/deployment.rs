@@ -258,7 +258,7 @@ impl Deployment<'_> {
 
     fn create_new(&mut self, old: &[Value], new_revision: i64) -> Option<Value> {
         let hash = self.template_hash();
-        let rs_name = format!("{}-{hash}", name(&self.d));
+        let rs_name = replica_set_name(name(&self.d), &hash);
         let mut template = self.d["spec"]["template"].clone();
         template["metadata"]["labels"][HASH_LABEL] = hash.clone().into();
         let mut selector = self.d["spec"]["selector"].clone();
@@ -764,11 +764,28 @@ fn push_condition(status: &mut Value, condition: Value) {
     status["conditions"].as_array_mut().expect("an array").push(condition);
 }
 
+/// Upstream's generateReplicaSetName: `<deployment>-<hash>`, the deployment's name cut so that
+/// the whole stays a valid object name (253 characters).
+fn replica_set_name(deployment: &str, hash: &str) -> String {
+    let room = 253 - 1 - hash.len();
+    let prefix = if deployment.len() > room { &deployment[..room] } else { deployment };
+    format!("{prefix}-{hash}")
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
-    use super::equal_ignoring_hash;
+    use super::{equal_ignoring_hash, replica_set_name};
+
+    #[test]
+    fn a_replica_set_name_cuts_the_deployment_name_to_fit() {
+        assert_eq!(replica_set_name("web", "5d8f9c7b4x"), "web-5d8f9c7b4x");
+        let long = "w".repeat(250);
+        let name = replica_set_name(&long, "5d8f9c7b4x");
+        assert_eq!(name.len(), 253);
+        assert_eq!(name, format!("{}-5d8f9c7b4x", "w".repeat(242)));
+    }
 
     #[test]
     fn templates_compare_without_their_hash_label() {

@@ -426,14 +426,21 @@ fn remove_owner(object: &mut Value, owner_uid: &str) {
 }
 
 /// Creates a controller's pod as the API server would: defaulted first (a container's limits as
-/// its requests, host ports on the host's network), then admitted. `Err(Some(why))`: admission
-/// refused it (the controller backs off and retries, see [`Backoff`]); `Err(None)`: it cannot be
-/// (the namespace is being deleted).
+/// its requests, host ports on the host's network), then admitted, named from its generateName,
+/// and validated (a StatefulSet of a long name makes identity labels over 63 bytes).
+/// `Err(Some(why))`: admission or validation refused it (the controller backs off and retries,
+/// see [`Backoff`]); `Err(None)`: it cannot be (the namespace is being deleted).
 fn create_pod(store: &mut Store, namespace: &str, mut pod: Value) -> Result<(), Option<String>> {
     super::defaults::apply(super::resources::POD, &mut pod);
     if let Some(why) = pod_admission_refusal(store, namespace, &pod) {
         return Err(Some(why));
     }
+    if pod["metadata"]["name"].as_str().is_none_or(str::is_empty)
+        && let Some(prefix) = pod["metadata"]["generateName"].as_str().filter(|p| !p.is_empty())
+    {
+        pod["metadata"]["name"] = store.generate_name(prefix).into();
+    }
+    super::validate::create(super::resources::POD, &pod).map_err(|refused| Some(refused.message))?;
     store.create(super::resources::POD, namespace, pod).map(|_| ()).map_err(|_| None)
 }
 

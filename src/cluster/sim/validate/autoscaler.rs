@@ -220,10 +220,7 @@ fn container_resource_source(source: &Value, path: &str) -> Vec<String> {
     }
     match source["container"].as_str().unwrap_or_default() {
         "" => causes.push(format!("{path}.container: Required value: must specify a container")),
-        container if !super::is_dns_label(container) => {
-            causes.push(format!("{path}.container: Invalid value: \"{container}\": {}", super::DNS_LABEL));
-        }
-        _ => {}
+        container => causes.extend(super::dns_label_causes(&format!("{path}.container"), container)),
     }
     causes.extend(metric_target(&source["target"], &format!("{path}.target")));
     causes.extend(raw_or_utilization(&source["target"], path));

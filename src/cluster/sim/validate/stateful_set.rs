@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use super::{
-    DNS_LABEL, MISMATCH, PERCENT, compact, is_dns_label, is_empty_selector, label_map, nonnegative, percent, pod,
+    MISMATCH, PERCENT, compact, dns_label_causes, is_empty_selector, label_map, nonnegative, percent, pod,
     selector_as_go, selector_syntax, selects,
 };
 
@@ -32,8 +32,8 @@ pub(super) fn spec(object: &Value) -> Vec<String> {
     causes.extend(nonnegative(&spec["replicas"], "spec.replicas"));
     causes.extend(nonnegative(&spec["minReadySeconds"], "spec.minReadySeconds"));
     causes.extend(nonnegative(&spec["ordinals"]["start"], "spec.ordinals.start"));
-    if let Some(service) = spec["serviceName"].as_str().filter(|s| !s.is_empty() && !is_dns_label(s)) {
-        causes.push(format!("spec.serviceName: Invalid value: \"{service}\": {DNS_LABEL}"));
+    if let Some(service) = spec["serviceName"].as_str().filter(|s| !s.is_empty()) {
+        causes.extend(dns_label_causes("spec.serviceName", service));
     }
     let selector = &spec["selector"];
     let syntax = selector_syntax(selector, "spec.selector");
