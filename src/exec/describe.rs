@@ -50,6 +50,14 @@ pub fn tally(descriptions: impl IntoIterator<Item = String>) -> String {
     if counted.is_empty() { "nothing".into() } else { counted.join(", ") }
 }
 
+/// Each distinct description once, sorted, without counts: `pod of replicaset/rng-{hash}, $victim`.
+/// For pods that changed together in one EndpointSlice update, whose number is the controller's
+/// batching (timing), not the script's.
+pub fn distinct(descriptions: impl IntoIterator<Item = String>) -> String {
+    let distinct: std::collections::BTreeSet<String> = descriptions.into_iter().collect();
+    if distinct.is_empty() { "nothing".into() } else { distinct.into_iter().collect::<Vec<_>>().join(", ") }
+}
+
 /// Each distinct description once, sorted, prefixed with its count when it is more than one.
 fn counted(descriptions: impl IntoIterator<Item = String>) -> Vec<String> {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
@@ -209,6 +217,8 @@ mod tests {
         let items = ["b", "a", "b", "b"].map(String::from);
         assert_eq!(tally(items), "a, 3 × b");
         assert_eq!(tally(Vec::<String>::new()), "nothing");
+        assert_eq!(distinct(["b", "a", "b"].map(String::from)), "a, b");
+        assert_eq!(distinct(Vec::<String>::new()), "nothing");
         let labels = Labels::from([("app".into(), "rng".into()), ("pod-template-hash".into(), "abc".into())]);
         assert_eq!(super::labels(&labels), "app=rng,pod-template-hash={hash}");
     }

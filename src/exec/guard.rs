@@ -223,9 +223,11 @@ impl Guard {
             return about.result(Vec::new(), Status::Error, Some(message));
         }
         let variables = context.pod_variables();
+        // Which pods, not how many: how many change in one EndpointSlice update is the
+        // controller's batching on a cluster (three labelled pods arrive in one update or three).
         let name_pods = |backends: &[Backend]| {
             let behind = context.view.pods_behind(backends);
-            super::describe::tally(backends.iter().zip(behind).map(|(b, behind)| match behind {
+            super::describe::distinct(backends.iter().zip(behind).map(|(b, behind)| match behind {
                 Some(behind) => super::describe::pod(&behind.pod, &variables),
                 None => format!("pod/{}", b.pod_name),
             }))
