@@ -181,6 +181,16 @@ impl From<kube::Error> for StepError {
                     status.message
                 ))
             }
+            // Not a refusal of the change either: the kubeconfig's user may not make it (RBAC).
+            // Another user could, so `expect-refused` must not take it.
+            kube::Error::Api(status) if status.code == 403 && is_authorization_denial(&status.message) => {
+                StepError::Infrastructure(format!(
+                    "the kubeconfig's user is not allowed to do this, so the change was never judged: {}. \
+                     rehearse needs a user that may create namespaces and change anything in them (kind's \
+                     admin user may)",
+                    status.message
+                ))
+            }
             // Validation (422 Invalid), malformed requests (400) and admission denials (403):
             // the API looked at the change and said no.
             kube::Error::Api(status) if matches!(status.code, 400 | 403 | 422) => StepError::Refused {
@@ -216,6 +226,17 @@ impl From<kube::Error> for StepError {
             other => StepError::Infrastructure(format!("the cluster's answer could not be used: {other}")),
         }
     }
+}
+
+/// The authorizer's 403 (`User "x" cannot patch resource "pods" in API group "" in the
+/// namespace "y"`), as against an admission plugin's (`pods "x" is forbidden: error looking up
+/// service account ...`), which judged the change itself.
+fn is_authorization_denial(message: &str) -> bool {
+    message.split("User \"").skip(1).any(|rest| {
+        rest.split_once("\" cannot ").is_some_and(|(_, what)| {
+            what.split_once(' ').is_some_and(|(_, on)| on.starts_with("resource \"") || on.starts_with("path \""))
+        })
+    })
 }
 
 /// Whether a 500's message is server-side apply's refusal of the applied configuration: it could
@@ -532,6 +553,24 @@ mod tests {
         }))
         .expect("a Status");
         kube::Error::Api(Box::new(status))
+    }
+
+    #[test]
+    fn an_rbac_denial_is_the_cluster_s_error_and_an_admission_denial_a_refusal() {
+        let rbac = r#"pods "rng-abc" is forbidden: User "system:serviceaccount:t:nopatch" cannot patch resource "pods" in API group "" in the namespace "rehearse-x""#;
+        let error = StepError::from(api_error(403, "Forbidden", rbac));
+        assert!(
+            matches!(&error, StepError::Infrastructure(m) if m.contains("not allowed") && m.contains(rbac)),
+            "{error:?}"
+        );
+        let path = r#"forbidden: User "system:anonymous" cannot get path "/apis""#;
+        assert!(matches!(StepError::from(api_error(403, "Forbidden", path)), StepError::Infrastructure(_)));
+        let admission =
+            r#"pods "web-" is forbidden: error looking up service account t/robot: serviceaccount "robot" not found"#;
+        assert!(matches!(StepError::from(api_error(403, "Forbidden", admission)), StepError::Refused { .. }));
+        // A user named in a refusal's own words is still a refusal.
+        let quoted = r#"admission webhook "policy" denied the request: User "bob" cannot be an owner"#;
+        assert!(matches!(StepError::from(api_error(403, "Forbidden", quoted)), StepError::Refused { .. }));
     }
 
     #[test]
