@@ -354,7 +354,15 @@ impl Suite {
         run: &RunIdentity,
     ) -> Result<(String, Vec<Outcome>), RunError> {
         let jobs = self.jobs(&config.selection);
-        let cluster = real_cluster(options, config, controls, run).await?;
+        // A signal while the cluster is still being reached (it may take seconds to answer, or
+        // never) stops the run there: nothing has been made on it yet.
+        let cluster = tokio::select! {
+            cluster = real_cluster(options, config, controls, run) => cluster?,
+            () = controls.cancel.cancelled() => {
+                let not_run = (0..jobs.len()).map(|index| (index, None)).collect();
+                return Ok(("a named cluster, interrupted before it answered".into(), not_run));
+            }
+        };
         observer.started(&cluster.name);
         let stop = AtomicBool::new(false);
         let mut finished = futures::stream::iter(jobs.iter().enumerate())

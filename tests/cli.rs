@@ -138,3 +138,34 @@ fn a_missing_or_broken_kubeconfig_is_invalid_input_and_an_unreachable_cluster_is
     assert!(err.contains("does not answer") && err.contains("\n  is it running?"), "{err}");
     assert!(!err.contains("\\n"), "a real newline, not a literal one: {err}");
 }
+
+#[test]
+fn a_signal_while_the_cluster_has_not_answered_yet_stops_the_run_at_once() {
+    // A "cluster" that takes the connection and never answers: the run is in its first
+    // contact, which gives up only after 12 s, once this listener has a connection.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kubeconfig");
+    std::fs::write(&config, KUBECONFIG.replace("127.0.0.1:1", &format!("127.0.0.1:{port}"))).unwrap();
+    let script = dir.path().join("ok.rollout");
+    std::fs::write(&script, "scenario \"ok\" {\n    scale deployment/rng to 1\n}\n").unwrap();
+    let report = dir.path().join("report.json");
+    let child = Command::new(BIN)
+        .args(["run", "--kubeconfig", config.to_str().unwrap(), "--report"])
+        .arg(format!("json={}", report.display()))
+        .arg(&script)
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (_connection, _) = listener.accept().unwrap();
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let output = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    // 143 (128 + SIGTERM), not the 3 of a cluster that never answered.
+    assert_eq!(output.status.code(), Some(143), "{err}");
+    assert!(err.contains("1 scenario(s) not run: the run was interrupted"), "{err}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(report["not_run"][0]["scenario"], "ok", "{report}");
+}
