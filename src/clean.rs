@@ -12,14 +12,14 @@ pub async fn clean(args: CleanArgs) -> u8 {
     let connection = match connect(&options).await {
         Ok(connection) => connection,
         Err(error) => {
-            eprintln!("error: {error}");
+            say!("error: {error}");
             return if error.is_invalid_input() { exit::INVALID_INPUT } else { exit::INFRASTRUCTURE };
         }
     };
     let report = match rehearse::exec::lease::clean(&connection.client, args.dry_run).await {
         Ok(report) => report,
         Err(error) => {
-            eprintln!(
+            say!(
                 "error: cannot list the namespaces of context `{}`: {}\n  is the cluster running, and may you list namespaces?",
                 connection.context,
                 describe(&error)
@@ -64,10 +64,10 @@ pub async fn clean(args: CleanArgs) -> u8 {
                 format!("could not delete ({error})")
             }
         };
-        println!("{action} {}: {why}", cleaned.name);
+        out!("{action} {}: {why}", cleaned.name);
     }
     let verb = if args.dry_run { "would delete" } else { "deleted" };
-    eprintln!(
+    say!(
         "context `{}`: {verb} {deleted}, kept {kept}{} of {} rehearse namespace(s)",
         connection.context,
         if failed > 0 { format!(", failed {failed}") } else { String::new() },

@@ -13,6 +13,30 @@ use rehearse::report::color::ColorChoice;
 use rehearse::report::github;
 use rehearse::syntax::format::format;
 
+// Output that never panics. `eprintln!` and `println!` panic when the other end of the pipe is
+// gone (`rehearse run 2>&1 | head`); a run must still clean up its namespaces and exit with its
+// own code, so what cannot be written is dropped. Defined before the modules that use them.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+macro_rules! say_inline {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// The built-in cluster allocates and frees small JSON values by the million; with glibc's
 /// malloc that was a fifth of a run's instructions.
 #[global_allocator]
@@ -437,7 +461,7 @@ fn main() -> ExitCode {
         Command::Clean(args) => match tokio::runtime::Runtime::new() {
             Ok(runtime) => runtime.block_on(clean::clean(args)),
             Err(error) => {
-                eprintln!("error: cannot start the async runtime: {error}");
+                say!("error: cannot start the async runtime: {error}");
                 exit::INFRASTRUCTURE
             }
         },
@@ -454,7 +478,7 @@ fn main() -> ExitCode {
             match runtime {
                 Ok(runtime) => runtime.block_on(run::run(args, &renderer)),
                 Err(error) => {
-                    eprintln!("error: cannot start the async runtime: {error}");
+                    say!("error: cannot start the async runtime: {error}");
                     exit::INFRASTRUCTURE
                 }
             }
@@ -477,14 +501,14 @@ fn man(command: Option<&str>) -> u8 {
             Some(sub) => sub.clone(),
             None => {
                 let names: Vec<&str> = cli.get_subcommands().map(|c| c.get_name()).collect();
-                eprintln!("error: no command `{name}`: rehearse has {}", names.join(", "));
+                say!("error: no command `{name}`: rehearse has {}", names.join(", "));
                 return exit::INVALID_INPUT;
             }
         },
     };
     let mut out = Vec::new();
     if let Err(error) = clap_mangen::Man::new(page).render(&mut out) {
-        eprintln!("error: cannot render the man page: {error}");
+        say!("error: cannot render the man page: {error}");
         return exit::INFRASTRUCTURE;
     }
     write_stdout(&out)
@@ -498,7 +522,7 @@ fn write_stdout(bytes: &[u8]) -> u8 {
         Ok(()) => exit::OK,
         Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
         Err(error) => {
-            eprintln!("error: cannot write to stdout: {error}");
+            say!("error: cannot write to stdout: {error}");
             exit::INFRASTRUCTURE
         }
     }
@@ -530,9 +554,9 @@ impl Renderer {
         if self.handler.render_report(&mut out, diagnostic).is_err() {
             out = format!("{}: {}\n", diagnostic.code, diagnostic.message);
         }
-        eprint!("{out}");
+        say_inline!("{out}");
         if self.annotate {
-            println!("{}", github::diagnostic(diagnostic));
+            out!("{}", github::diagnostic(diagnostic));
         }
     }
 }
@@ -552,9 +576,9 @@ fn print_diagnostics(file: &CheckedFile, errors_only: bool, renderer: &Renderer)
     let path = rehearse::diagnostic::escape_controls_str(&file.path.display().to_string()).into_owned();
     match (errors, warnings) {
         (0, 0) => {}
-        (errors, 0) => eprintln!("... and {errors} more error(s) in {path}"),
-        (0, warnings) => eprintln!("... and {warnings} more warning(s) in {path}"),
-        (errors, warnings) => eprintln!("... and {errors} more error(s) and {warnings} more warning(s) in {path}"),
+        (errors, 0) => say!("... and {errors} more error(s) in {path}"),
+        (0, warnings) => say!("... and {warnings} more warning(s) in {path}"),
+        (errors, warnings) => say!("... and {errors} more error(s) and {warnings} more warning(s) in {path}"),
     }
 }
 
@@ -585,7 +609,7 @@ fn check(paths: &[PathBuf], deny_warnings: bool, renderer: &Renderer) -> u8 {
     let warnings: usize = suite.files().iter().map(CheckedFile::warnings).sum();
     let count = suite.files().len() + suite.unreadable().len();
     let files = if count == 1 { "file" } else { "files" };
-    eprintln!("checked {count} {files}: {errors} error(s), {warnings} warning(s)");
+    say!("checked {count} {files}: {errors} error(s), {warnings} warning(s)");
     if errors > 0 || (deny_warnings && warnings > 0) { exit::INVALID_INPUT } else { exit::OK }
 }
 
@@ -594,28 +618,28 @@ fn list(args: &ListArgs, renderer: &Renderer) -> u8 {
         return exit::INVALID_INPUT;
     };
     if suite.errors() > 0 {
-        eprintln!("{} error(s): fix them to list the scenarios", suite.errors());
+        say!("{} error(s): fix them to list the scenarios", suite.errors());
         return exit::INVALID_INPUT;
     }
     match args.selection.nothing_selected(&suite) {
         Some(NothingSelected::Error(message)) => {
-            eprintln!("error: {message}");
+            say!("error: {message}");
             return exit::INVALID_INPUT;
         }
-        Some(NothingSelected::EmptyShard(message)) => eprintln!("{message}"),
+        Some(NothingSelected::EmptyShard(message)) => say!("{message}"),
         None => {}
     }
     let selected = suite.select(&args.selection.selection());
     match args.format {
         ListFormat::Text => {
             for entry in &selected {
-                println!("{}:{}: {}", entry.file, entry.line, entry.scenario);
+                out!("{}:{}: {}", entry.file, entry.line, entry.scenario);
             }
         }
         ListFormat::Json => match serde_json::to_string_pretty(&selected) {
-            Ok(json) => println!("{json}"),
+            Ok(json) => out!("{json}"),
             Err(error) => {
-                eprintln!("error: cannot render the list: {error}");
+                say!("error: cannot render the list: {error}");
                 return exit::INFRASTRUCTURE;
             }
         },
@@ -647,7 +671,7 @@ fn fmt(paths: &[PathBuf], check_only: bool, renderer: &Renderer) -> u8 {
             // Report through the checker so the diagnostics carry the file.
             let file = checker.check_source(path, &source);
             print_diagnostics(&file, true, renderer);
-            eprintln!("{}: not formatted: fix the errors above first", path.display());
+            say!("{}: not formatted: fix the errors above first", path.display());
             code = exit::INVALID_INPUT;
             continue;
         }
@@ -656,15 +680,15 @@ fn fmt(paths: &[PathBuf], check_only: bool, renderer: &Renderer) -> u8 {
             continue;
         }
         if check_only {
-            println!("{}: not in the canonical layout", path.display());
+            out!("{}: not in the canonical layout", path.display());
             if code == exit::OK {
                 code = exit::FAILED;
             }
         } else if let Err(error) = std::fs::write(path, formatted) {
-            eprintln!("error: cannot write {}: {error}", path.display());
+            say!("error: cannot write {}: {error}", path.display());
             code = exit::INVALID_INPUT;
         } else {
-            println!("formatted {}", path.display());
+            out!("formatted {}", path.display());
         }
     }
     code

@@ -26,18 +26,18 @@ struct Printer<'a> {
 impl Observer for Printer<'_> {
     fn started(&self, cluster: &str) {
         if self.builtin {
-            eprintln!(
+            say!(
                 "running on the {cluster} cluster: in-process, virtual time; name a cluster with --context to use one"
             );
         } else {
-            eprintln!("running on {cluster}");
+            say!("running on {cluster}");
         }
     }
 
     fn finished(&self, result: &ScenarioResult) {
         self.terminal.scenario(result);
         if self.annotate {
-            rehearse::report::github::scenario(result).iter().for_each(|line| println!("{line}"));
+            rehearse::report::github::scenario(result).iter().for_each(|line| out!("{line}"));
         }
     }
 }
@@ -51,11 +51,11 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
     };
     let errors = suite.errors();
     if errors > 0 {
-        eprintln!("{errors} error(s): nothing was run");
+        say!("{errors} error(s): nothing was run");
         return exit::INVALID_INPUT;
     }
     if args.pace.is_some() && !args.builtin() {
-        eprintln!(
+        say!(
             "error: --pace sets the built-in cluster's pace; a real cluster keeps its own (drop --pace, or run with --cluster builtin)"
         );
         return exit::INVALID_INPUT;
@@ -63,17 +63,17 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
     let selection = args.selection.selection();
     match args.selection.nothing_selected(&suite) {
         Some(NothingSelected::Error(message)) => {
-            eprintln!("error: {message}");
-            eprintln!("  `rehearse list` shows every scenario with its file and line");
+            say!("error: {message}");
+            say!("  `rehearse list` shows every scenario with its file and line");
             return exit::INVALID_INPUT;
         }
         Some(NothingSelected::EmptyShard(message)) => {
-            eprintln!("{message}");
+            say!("{message}");
             // The reports still say so, for a CI job that collects them from every runner.
             if let Some(dir) = &args.results
                 && let Err(error) = std::fs::create_dir_all(dir)
             {
-                eprintln!("error: cannot create the results directory {}: {error}", dir.display());
+                say!("error: cannot create the results directory {}: {error}", dir.display());
                 return exit::INFRASTRUCTURE;
             }
             let outcome = RunOutcome {
@@ -91,14 +91,14 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
     if let Some(dir) = &args.results
         && let Some(clash) = result_document_clash(&suite.select(&selection))
     {
-        eprintln!("error: {clash} in {}", dir.display());
-        eprintln!("  rename one of the files (or scenarios), or run them with separate --results directories");
+        say!("error: {clash} in {}", dir.display());
+        say!("  rename one of the files (or scenarios), or run them with separate --results directories");
         return exit::INVALID_INPUT;
     }
     let snapshots = match SnapshotMode::from_env(args.update_snapshots) {
         Ok(mode) => mode,
         Err(message) => {
-            eprintln!("error: {message}");
+            say!("error: {message}");
             return exit::INVALID_INPUT;
         }
     };
@@ -133,12 +133,12 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
     signal.abort();
     if let Some(live_progress) = live_progress {
         live_progress.abort();
-        eprint!("{}", terminal.clear_line());
+        say_inline!("{}", terminal.clear_line());
     }
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(error) => {
-            eprintln!("error: {error}");
+            say!("error: {error}");
             return if error.is_invalid_input() { exit::INVALID_INPUT } else { exit::INFRASTRUCTURE };
         }
     };
@@ -147,14 +147,14 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
     if !outcome.not_run.is_empty() {
         let why =
             if outcome.cancelled { "the run was interrupted" } else { "--fail-fast stopped the run after a failure" };
-        eprintln!("{} scenario(s) not run: {why}", outcome.not_run.len());
+        say!("{} scenario(s) not run: {why}", outcome.not_run.len());
     }
 
     if let Some(dir) = &args.results {
         let written = std::fs::create_dir_all(dir)
             .and_then(|()| results.iter().try_for_each(|r| std::fs::write(dir.join(r.document_name()), r.document())));
         if let Err(error) = written {
-            eprintln!("error: cannot write result documents into {}: {error}", dir.display());
+            say!("error: cannot write result documents into {}: {error}", dir.display());
             return exit::INFRASTRUCTURE;
         }
     }
@@ -163,7 +163,7 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
         return written;
     }
     if !outcome.left_behind.is_empty() {
-        eprintln!(
+        say!(
             "left behind: {} namespace(s): {}\n  each holds a lease of {}; `rehearse clean` deletes them once it expires",
             outcome.left_behind.len(),
             outcome.left_behind.join(", "),
@@ -192,7 +192,7 @@ fn write_reports(args: &RunArgs, outcome: &RunOutcome) -> u8 {
             Report::Github => continue,
         };
         if let Err(error) = std::fs::write(path, text) {
-            eprintln!("error: cannot write the report {}: {error}", path.display());
+            say!("error: cannot write the report {}: {error}", path.display());
             return exit::INFRASTRUCTURE;
         }
     }
@@ -232,14 +232,14 @@ async fn stop_on_signals(
     };
     let first = signals.next().await;
     stopped_by.store(first.number, std::sync::atomic::Ordering::Release);
-    eprintln!("{}: stopping; deleting the scenarios' namespaces (send it again to stop at once)", first.name);
+    say!("{}: stopping; deleting the scenarios' namespaces (send it again to stop at once)", first.name);
     cancel.cancel();
     let second = signals.next().await;
     let left: Vec<String> = live.all().into_iter().map(|n| n.name).collect();
     if left.is_empty() {
-        eprintln!("{}: stopping at once", second.name);
+        say!("{}: stopping at once", second.name);
     } else {
-        eprintln!(
+        say!(
             "{}: stopping at once; left behind: {}\n  `rehearse clean` deletes them once their lease expires",
             second.name,
             left.join(", ")

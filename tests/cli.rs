@@ -169,3 +169,21 @@ fn a_signal_while_the_cluster_has_not_answered_yet_stops_the_run_at_once() {
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(report["not_run"][0]["scenario"], "ok", "{report}");
 }
+
+#[test]
+fn a_closed_output_pipe_does_not_stop_a_run_or_a_listing() {
+    // `rehearse run scenarios 2>&1 | head -1`: the reader goes away, the run goes on to its end
+    // (on a cluster: to delete its namespaces) and exits with its own code, not a panic's 101.
+    for args in [&["run", "--cluster", "builtin", "scenarios"][..], &["list", "scenarios"], &["check", "scenarios"]] {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        drop(child.stderr.take());
+        assert_eq!(child.wait().unwrap().code(), Some(0), "{args:?}");
+    }
+}

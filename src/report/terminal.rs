@@ -165,7 +165,12 @@ impl Terminal {
     pub fn summary(&self, results: &[ScenarioResult], elapsed: std::time::Duration) {
         let passed = results.iter().filter(|r| r.status == Status::Passed).count();
         let failed = results.len() - passed;
-        eprintln!("{passed} passed, {failed} failed ({} scenarios in {:.1}s)", results.len(), elapsed.as_secs_f64());
+        let _ = writeln!(
+            std::io::stderr(),
+            "{passed} passed, {failed} failed ({} scenarios in {:.1}s)",
+            results.len(),
+            elapsed.as_secs_f64()
+        );
     }
 }
 
