@@ -386,6 +386,22 @@ enum PaceChoice {
 impl RunArgs {
     /// The built-in cluster unless one is named (`--cluster kube`, --context, --kubeconfig or
     /// KUBECONFIG): rehearse never touches a real cluster nobody named.
+    /// The flag that names a cluster beside an explicit `--cluster builtin`, which would ignore
+    /// it. (KUBECONFIG in the environment is not one: `--cluster builtin` is how to run beside it.)
+    fn builtin_forced_over_a_named_cluster(&self) -> Option<&'static str> {
+        let named = &self.cluster_named;
+        (self.cluster == Some(ClusterChoice::Builtin)).then_some(())?;
+        if named.context.is_some() {
+            Some("--context")
+        } else if named.kubeconfig.is_some() {
+            Some("--kubeconfig")
+        } else if !named.allow_context.is_empty() {
+            Some("--allow-context")
+        } else {
+            None
+        }
+    }
+
     fn builtin(&self) -> bool {
         match self.cluster {
             Some(choice) => choice == ClusterChoice::Builtin,

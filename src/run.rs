@@ -60,6 +60,12 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
         );
         return exit::INVALID_INPUT;
     }
+    if let Some(flag) = args.builtin_forced_over_a_named_cluster() {
+        say!(
+            "error: {flag} names a cluster, but --cluster builtin runs on the built-in one (drop {flag}, or --cluster)"
+        );
+        return exit::INVALID_INPUT;
+    }
     let selection = args.selection.selection();
     match args.selection.nothing_selected(&suite) {
         Some(NothingSelected::Error(message)) => {

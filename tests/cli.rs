@@ -187,3 +187,33 @@ fn a_closed_output_pipe_does_not_stop_a_run_or_a_listing() {
         assert_eq!(child.wait().unwrap().code(), Some(0), "{args:?}");
     }
 }
+
+#[test]
+fn naming_a_cluster_beside_cluster_builtin_is_invalid_input() {
+    for (flag, value) in [("--context", "kind-x"), ("--kubeconfig", "/nonexistent"), ("--allow-context", "prod")] {
+        let (code, err) = run_without_cluster(&["--cluster", "builtin", flag, value], None);
+        assert_eq!(code, 2, "{flag}: {err}");
+        assert!(err.contains(&format!("error: {flag} names a cluster, but --cluster builtin")), "{err}");
+    }
+    // KUBECONFIG in the environment is not a flag: --cluster builtin runs beside it.
+    let (code, err) = run_without_cluster(&["--cluster", "builtin"], Some(std::path::Path::new("/nonexistent")));
+    assert_eq!(code, 1, "the script's `scale` of a missing deployment fails on the built-in cluster: {err}");
+}
+
+#[test]
+fn a_context_the_kubeconfig_lacks_is_named_with_those_it_has_and_a_kubeconfig_list_skips_missing_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kubeconfig");
+    std::fs::write(&config, KUBECONFIG).unwrap();
+    let (code, err) = run_without_cluster(&["--kubeconfig", config.to_str().unwrap(), "--context", "prod"], None);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!("the kubeconfig {} has no context `prod`; it has: kind-gone", config.display())),
+        "named before the throwaway check, with the contexts there are: {err}"
+    );
+    // As kubectl does, a KUBECONFIG list skips its files that do not exist: the second is read.
+    let list = std::env::join_paths([dir.path().join("missing"), config.clone()]).unwrap();
+    let (code, err) = run_without_cluster(&["--context", "kind-nowhere"], Some(std::path::Path::new(&list)));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("has no context `kind-nowhere`; it has: kind-gone"), "{err}");
+}

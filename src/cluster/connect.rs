@@ -10,7 +10,9 @@ use kube::{Client, Config};
 use super::transport::{self, ApiHealth};
 
 /// Context name prefixes of clusters made to be thrown away.
-const THROWAWAY_PREFIXES: [&str; 4] = ["kind-", "kwok-", "k3d-", "minikube"];
+const THROWAWAY_PREFIXES: [&str; 3] = ["kind-", "kwok-", "k3d-"];
+/// minikube names its context after its profile, `minikube` unless one is given.
+const THROWAWAY_NAMES: [&str; 1] = ["minikube"];
 
 #[derive(Debug, Clone, Default)]
 pub struct ConnectOptions {
@@ -44,8 +46,14 @@ pub enum ConnectError {
          fix the kubeconfig, or name another context with --context"
     )]
     Config { context: String, source: kube::config::KubeconfigError },
-    #[error("the kubeconfig has no current context; name one with --context")]
-    NoContext,
+    #[error("{kubeconfig} has no current context; name one with --context")]
+    NoContext { kubeconfig: String },
+    /// `--context` (or the current context) names a context the kubeconfig does not have.
+    #[error(
+        "{kubeconfig} has no context `{context}`; it has: {}\n  name one of those with --context",
+        if known.is_empty() { "none".to_string() } else { known.join(", ") }
+    )]
+    UnknownContext { context: String, kubeconfig: String, known: Vec<String> },
     #[error(
         "refusing to run against context `{0}`: it does not look like a throwaway cluster \
          (kind-*, kwok-*, k3d-*, minikube). Scenarios create and delete objects; if this cluster \
@@ -65,7 +73,8 @@ impl ConnectError {
             ConnectError::KubeconfigMissing { .. }
             | ConnectError::Kubeconfig { .. }
             | ConnectError::Config { .. }
-            | ConnectError::NoContext
+            | ConnectError::NoContext { .. }
+            | ConnectError::UnknownContext { .. }
             | ConnectError::NotThrowaway(_) => true,
             ConnectError::Client { .. } => false,
         }
@@ -96,6 +105,34 @@ fn kubeconfig_error(options: &ConnectOptions, source: KubeconfigError) -> Connec
     }
 }
 
+/// The kubeconfig as kubectl reads it: `--kubeconfig`, else the files KUBECONFIG lists, merged
+/// (those of a list that do not exist skipped, so long as one does), else ~/.kube/config.
+fn read_kubeconfig(options: &ConnectOptions) -> Result<Kubeconfig, ConnectError> {
+    if let Some(path) = &options.kubeconfig {
+        return Kubeconfig::read_from(path).map_err(|source| kubeconfig_error(options, source));
+    }
+    let listed: Vec<PathBuf> = std::env::var_os("KUBECONFIG")
+        .map(|value| std::env::split_paths(&value).filter(|p| !p.as_os_str().is_empty()).collect())
+        .unwrap_or_default();
+    let existing: Vec<&PathBuf> = listed.iter().filter(|path| path.exists()).collect();
+    if listed.len() > 1 && !existing.is_empty() {
+        return existing
+            .into_iter()
+            .try_fold(Kubeconfig::default(), |merged, path| Kubeconfig::read_from(path).and_then(|c| merged.merge(c)))
+            .map_err(|source| kubeconfig_error(options, source));
+    }
+    Kubeconfig::read().map_err(|source| kubeconfig_error(options, source))
+}
+
+/// Which kubeconfig was read, for messages about its contents.
+fn kubeconfig_source(options: &ConnectOptions) -> String {
+    match (&options.kubeconfig, std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty())) {
+        (Some(path), _) => format!("the kubeconfig {}", path.display()),
+        (None, Some(list)) => format!("the kubeconfig {} (KUBECONFIG)", list.to_string_lossy()),
+        (None, None) => "the kubeconfig ~/.kube/config".to_string(),
+    }
+}
+
 /// A client and the context it was made from.
 #[derive(Clone)]
 pub struct Connection {
@@ -106,18 +143,23 @@ pub struct Connection {
 }
 
 pub fn is_throwaway(context: &str, allowed: &[String]) -> bool {
-    THROWAWAY_PREFIXES.iter().any(|p| context.starts_with(p)) || allowed.iter().any(|a| a == context)
+    THROWAWAY_PREFIXES.iter().any(|p| context.starts_with(p))
+        || THROWAWAY_NAMES.contains(&context)
+        || allowed.iter().any(|a| a == context)
 }
 
 /// Reads the kubeconfig, picks the context, refuses non-throwaway ones, and builds a client.
 pub async fn connect(options: &ConnectOptions) -> Result<Connection, ConnectError> {
-    let kubeconfig = match &options.kubeconfig {
-        Some(path) => Kubeconfig::read_from(path),
-        None => Kubeconfig::read(),
+    let kubeconfig = read_kubeconfig(options)?;
+    let context = options
+        .context
+        .clone()
+        .or_else(|| kubeconfig.current_context.clone())
+        .ok_or_else(|| ConnectError::NoContext { kubeconfig: kubeconfig_source(options) })?;
+    if !kubeconfig.contexts.iter().any(|c| c.name == context) {
+        let known = kubeconfig.contexts.iter().map(|c| c.name.clone()).collect();
+        return Err(ConnectError::UnknownContext { context, kubeconfig: kubeconfig_source(options), known });
     }
-    .map_err(|source| kubeconfig_error(options, source))?;
-    let context =
-        options.context.clone().or_else(|| kubeconfig.current_context.clone()).ok_or(ConnectError::NoContext)?;
     if !is_throwaway(&context, &options.allowed_contexts) {
         return Err(ConnectError::NotThrowaway(context));
     }
@@ -144,6 +186,7 @@ mod tests {
         assert!(is_throwaway("kwok-rehearse", &[]));
         assert!(is_throwaway("k3d-x", &[]));
         assert!(is_throwaway("minikube", &[]));
+        assert!(!is_throwaway("minikube-prod", &[]), "a profile's context is named after the profile alone");
         assert!(!is_throwaway("prod-eu-1", &[]));
         assert!(is_throwaway("staging", &["staging".to_string()]));
     }
