@@ -246,6 +246,9 @@ pub enum RunError {
         "the cluster of context `{context}` does not answer: {why}\n  is it running? (for the testbed: tests/testbed/testbed.sh up)"
     )]
     Silent { context: String, why: String },
+    /// The API server answered the first request, but not with what rehearse needs.
+    #[error("the cluster of context `{context}` ({server}) {why}\n  {hint}")]
+    Unusable { context: String, server: String, why: String, hint: String },
     #[error(
         "cannot watch the nodes of context `{context}`: {error}\n  rehearse needs to list and watch nodes (for `nodes` settings and one-per-node expectations)"
     )]
@@ -657,6 +660,31 @@ impl<'a> BuiltinClusters<'a> {
     }
 }
 
+/// A first answer that says the cluster is there but will not serve this kubeconfig: what it
+/// said, and what to do. `None` for an API server that is away (the caller words that).
+fn unusable_answer(error: &kube::Error) -> Option<(String, String)> {
+    let fix_credentials = "refresh the kubeconfig's credentials (for kind: kind export kubeconfig --name NAME), \
+                           or name another context with --context";
+    match error {
+        kube::Error::Api(status) if status.code == 401 => Some((
+            format!("rejected the kubeconfig's credentials (401 Unauthorized): {}", status.message),
+            fix_credentials.to_string(),
+        )),
+        kube::Error::Api(status) => Some((
+            format!("refused rehearse's first request ({} {}): {}", status.code, status.reason, status.message),
+            "rehearse needs a user that may read the cluster, create namespaces and change anything in them"
+                .to_string(),
+        )),
+        error if crate::cluster::transport::is_permanent(error) => Some((
+            format!("cannot be spoken to securely: {}", crate::cluster::transport::describe(error)),
+            "the kubeconfig's certificate authority or server URL does not match the cluster: export the \
+             kubeconfig again, or name another context with --context"
+                .to_string(),
+        )),
+        _ => None,
+    }
+}
+
 /// How long a run waits for a named cluster's first answer before it gives up.
 const FIRST_ANSWER_TIMEOUT: Duration = Duration::from_secs(12);
 
@@ -674,7 +702,13 @@ async fn real_cluster(
     let first_answer = tokio::time::timeout(FIRST_ANSWER_TIMEOUT, connection.client.apiserver_version()).await;
     let silent = match first_answer {
         Ok(Ok(_)) => None,
-        Ok(Err(error)) => Some(crate::cluster::transport::describe(&error)),
+        Ok(Err(error)) => {
+            if let Some((why, hint)) = unusable_answer(&error) {
+                let (context, server) = (connection.context, connection.server);
+                return Err(RunError::Unusable { context, server, why, hint });
+            }
+            Some(crate::cluster::transport::describe(&error))
+        }
         // Still retrying: say how the attempts failed (nothing listening, or no answer).
         Err(_) => Some(match connection.health.outage_since(asked) {
             Some(outage) => format!("{} (tried for {}s)", outage.what, FIRST_ANSWER_TIMEOUT.as_secs()),

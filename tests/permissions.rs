@@ -152,3 +152,49 @@ async fn a_change_the_user_may_not_make_is_the_cluster_s_error_even_under_expect
         assert_eq!(namespaces_left(&report).await, Vec::<String>::new(), "{step}: {output}");
     }
 }
+
+/// The testbed's kubeconfig with `change` made to each of its users and clusters.
+fn testbed_kubeconfig_changed(
+    dir: &std::path::Path,
+    file: &str,
+    change: impl Fn(&mut kube::config::NamedAuthInfo, &mut Vec<kube::config::NamedCluster>),
+) -> std::path::PathBuf {
+    let mut config = kube::config::Kubeconfig::read_from(common::kubeconfig()).unwrap();
+    for user in &mut config.auth_infos {
+        change(user, &mut config.clusters);
+    }
+    let path = dir.join(file);
+    std::fs::write(&path, serde_json::to_string(&config).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn rejected_credentials_and_an_untrusted_certificate_are_said_at_once_for_what_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "scenario \"ok\" {\n    apply \"dockercoins/rng.yaml\"\n}\n";
+    let path = script(dir.path(), "ok.rollout", text);
+    let bad_token = testbed_kubeconfig_changed(dir.path(), "token", |user, _| {
+        user.auth_info =
+            Some(kube::config::AuthInfo { token: Some("not-a-token".to_string().into()), ..Default::default() });
+    });
+    let untrusted = testbed_kubeconfig_changed(dir.path(), "ca", |_, clusters| {
+        for cluster in clusters {
+            if let Some(cluster) = cluster.cluster.as_mut() {
+                cluster.certificate_authority_data = None;
+                cluster.certificate_authority = None;
+            }
+        }
+    });
+    for (config, said) in [
+        (&bad_token, "rejected the kubeconfig's credentials (401 Unauthorized)"),
+        (&untrusted, "cannot be spoken to securely"),
+    ] {
+        let started = std::time::Instant::now();
+        let (code, output) = run(rehearse(&["run", "--kubeconfig", config.to_str().unwrap(), path.to_str().unwrap()]));
+        assert_eq!(code, 3, "{output}");
+        assert!(output.contains(said) && output.contains("https://127.0.0.1:"), "{output}");
+        assert!(!output.contains("does not answer") && !output.contains("Status {"), "{output}");
+        // Not retried as an outage would be: the first contact gives up on silence after 12 s.
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}: {output}", started.elapsed());
+    }
+}

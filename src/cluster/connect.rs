@@ -138,6 +138,8 @@ fn kubeconfig_source(options: &ConnectOptions) -> String {
 pub struct Connection {
     pub client: Client,
     pub context: String,
+    /// The API server's URL, for messages about it.
+    pub server: String,
     /// What the client saw of the API server's outages.
     pub health: ApiHealth,
 }
@@ -168,12 +170,13 @@ pub async fn connect(options: &ConnectOptions) -> Result<Connection, ConnectErro
         .await
         .map_err(|source| ConnectError::Config { context: context.clone(), source })?;
     config.connect_timeout = Some(transport::CONNECT_TIMEOUT);
+    let server = config.cluster_url.to_string();
     let default_namespace = config.default_namespace.clone();
     let base =
         Client::try_from(config).map_err(|e| ConnectError::Client { context: context.clone(), source: Box::new(e) })?;
     let health = ApiHealth::default();
     let client = Client::new(transport::Resilient::new(base, health.clone()), default_namespace);
-    Ok(Connection { client, context, health })
+    Ok(Connection { client, context, server, health })
 }
 
 #[cfg(test)]

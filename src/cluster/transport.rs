@@ -121,6 +121,14 @@ fn never_sent(error: &kube::Error) -> bool {
     false
 }
 
+/// Whether the error is one a retry cannot mend: the server's certificate is not one the
+/// kubeconfig trusts, or the URL's scheme is not the server's. (rustls words the first; Go's
+/// server answers the second in plain text.)
+pub fn is_permanent(error: &kube::Error) -> bool {
+    let text = describe(error);
+    text.contains("invalid peer certificate") || text.contains("HTTP request to an HTTPS server")
+}
+
 /// The error's chain in one line: "connection refused" sits at the bottom of several wrappers.
 /// No response within a deadline: the API server may be stopped, frozen or overloaded.
 #[derive(Debug, thiserror::Error)]
@@ -199,7 +207,7 @@ impl tower::Service<Request<Body>> for Resilient {
                     }
                     Err(error) => {
                         health.note_failure(describe(error));
-                        idempotent || never_sent(error)
+                        (idempotent || never_sent(error)) && !is_permanent(error)
                     }
                 };
                 let next = again.filter(|_| retry_safe && Instant::now() + pause < give_up_at);
