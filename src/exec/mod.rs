@@ -211,6 +211,12 @@ impl From<kube::Error> for StepError {
             kube::Error::Api(status) if status.reason == crate::cluster::sim::error::NOT_RUN => {
                 StepError::Infrastructure(status.message)
             }
+            // The run began with credentials the server took: they expired or were revoked.
+            kube::Error::Api(status) if status.code == 401 => StepError::Infrastructure(format!(
+                "the API server no longer accepts the kubeconfig's credentials (401 Unauthorized: {}): they \
+                 expired or were revoked during the run",
+                status.message
+            )),
             kube::Error::Api(status) if status.code == 429 || status.code >= 500 => StepError::Infrastructure(format!(
                 "the API server failed ({} {}): {}",
                 status.code, status.reason, status.message
@@ -565,6 +571,8 @@ mod tests {
         );
         let path = r#"forbidden: User "system:anonymous" cannot get path "/apis""#;
         assert!(matches!(StepError::from(api_error(403, "Forbidden", path)), StepError::Infrastructure(_)));
+        let expired = StepError::from(api_error(401, "Unauthorized", "Unauthorized"));
+        assert!(matches!(&expired, StepError::Infrastructure(m) if m.contains("no longer accepts")), "{expired:?}");
         let admission =
             r#"pods "web-" is forbidden: error looking up service account t/robot: serviceaccount "robot" not found"#;
         assert!(matches!(StepError::from(api_error(403, "Forbidden", admission)), StepError::Refused { .. }));
