@@ -60,6 +60,11 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
         );
         return exit::INVALID_INPUT;
     }
+    if let Some(problem) = unwritable_outputs(&args) {
+        say!("error: {problem}");
+        say!("  give a path in a directory that exists (the run writes it when it ends)");
+        return exit::INVALID_INPUT;
+    }
     if let Some(flag) = args.builtin_forced_over_a_named_cluster() {
         say!(
             "error: {flag} names a cluster, but --cluster builtin runs on the built-in one (drop {flag}, or --cluster)"
@@ -203,6 +208,32 @@ fn write_reports(args: &RunArgs, outcome: &RunOutcome) -> u8 {
         }
     }
     exit::OK
+}
+
+/// A report or results path the run could not write when it ends, found before it starts: a
+/// report whose directory does not exist (or is not a directory, or is the report itself), or a
+/// results directory that cannot be made.
+fn unwritable_outputs(args: &RunArgs) -> Option<String> {
+    for report in &args.reports {
+        let (Report::Junit(path) | Report::Json(path)) = report else { continue };
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if path.is_dir() {
+            return Some(format!("cannot write the report {}: it is a directory", path.display()));
+        }
+        if !parent.is_dir() {
+            return Some(format!(
+                "cannot write the report {}: there is no directory {}",
+                path.display(),
+                parent.display()
+            ));
+        }
+    }
+    if let Some(dir) = &args.results
+        && let Err(error) = std::fs::create_dir_all(dir)
+    {
+        return Some(format!("cannot make the results directory {}: {error}", dir.display()));
+    }
+    None
 }
 
 /// Two scenarios whose result documents would have the same name: scripts of one name in two

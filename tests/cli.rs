@@ -217,3 +217,24 @@ fn a_context_the_kubeconfig_lacks_is_named_with_those_it_has_and_a_kubeconfig_li
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("has no context `kind-nowhere`; it has: kind-gone"), "{err}");
 }
+
+#[test]
+fn a_report_or_results_path_that_cannot_be_written_is_refused_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-dir/report.xml");
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    for (args, said) in [
+        (vec!["--report".to_string(), format!("junit={}", missing.display())], "there is no directory"),
+        (vec!["--report".to_string(), format!("json={}", dir.path().display())], "it is a directory"),
+        (
+            vec!["--results".to_string(), file.join("results").display().to_string()],
+            "cannot make the results directory",
+        ),
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, err) = run_without_cluster(&[&["--cluster", "builtin"], &args[..]].concat(), None);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(said) && !err.contains("passed"), "nothing runs: {err}");
+    }
+}
