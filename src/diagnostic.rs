@@ -16,6 +16,12 @@ pub enum Severity {
     Error,
 }
 
+/// Messages, labels and help longer than this (in bytes) are cut in the middle.
+pub const LONGEST_SHOWN_TEXT: usize = 1_000;
+
+/// Lines longer than this (in bytes) are not shown in a diagnostic's snippet.
+pub const LONGEST_SHOWN_LINE: usize = 1_000;
+
 /// One labelled location in the source.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Label {
@@ -41,7 +47,7 @@ impl Diagnostic {
         Diagnostic {
             code,
             severity: Severity::Error,
-            message: escape_controls(message.into()),
+            message: shown_text(message.into()),
             labels: Vec::new(),
             help: None,
             source: None,
@@ -53,12 +59,12 @@ impl Diagnostic {
     }
 
     pub fn label(mut self, span: Span, text: impl Into<String>) -> Self {
-        self.labels.push(Label { span, text: escape_controls(text.into()) });
+        self.labels.push(Label { span, text: shown_text(text.into()) });
         self
     }
 
     pub fn help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(escape_controls(help.into()));
+        self.help = Some(shown_text(help.into()));
         self
     }
 
@@ -80,6 +86,35 @@ impl Diagnostic {
     pub fn location(&self) -> Option<String> {
         let (file, line, column) = self.position()?;
         Some(format!("{file}:{line}:{column}"))
+    }
+
+    /// The diagnostic as it should be rendered: itself, or, when a line its snippet would show is
+    /// longer than [`LONGEST_SHOWN_LINE`] (a generated or hostile file may hold megabytes on one
+    /// line, printed whole for every problem on it), one without the snippet that says where and
+    /// what its labels say in words.
+    pub fn for_rendering(&self) -> Cow<'_, Diagnostic> {
+        let Some(source) = &self.source else { return Cow::Borrowed(self) };
+        let Some(longest) = self.labels.iter().filter_map(|label| source.long_line_near(label.span)).max() else {
+            return Cow::Borrowed(self);
+        };
+        let mut words: Vec<String> = self
+            .labels
+            .iter()
+            .filter(|label| !label.text.is_empty())
+            .map(|label| {
+                let (line, column) = source.line_column(label.span.start);
+                format!("{line}:{column}: {}", label.text)
+            })
+            .collect();
+        words.push(format!("(the source is not shown: a line there is {longest} bytes long)"));
+        words.extend(self.help.clone());
+        Cow::Owned(Diagnostic {
+            message: format!("{}: {}", self.location().unwrap_or_default(), self.message),
+            labels: Vec::new(),
+            help: Some(words.join("\n")),
+            source: None,
+            ..self.clone()
+        })
     }
 
     /// The file, 1-based line and column of the primary label, when a source is attached.
@@ -109,6 +144,24 @@ pub fn escape_controls_str(text: &str) -> Cow<'_, str> {
         return Cow::Borrowed(text);
     }
     Cow::Owned(text.chars().map(|c| visible(c).unwrap_or(c)).collect())
+}
+
+/// A diagnostic's text as shown: controls made visible, and a text longer than
+/// [`LONGEST_SHOWN_TEXT`] (one quoting a megabyte key) cut in the middle, saying how much.
+fn shown_text(text: String) -> String {
+    let text = escape_controls(text);
+    if text.len() <= LONGEST_SHOWN_TEXT {
+        return text;
+    }
+    let boundary = |mut at: usize| {
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        at
+    };
+    let head = boundary(LONGEST_SHOWN_TEXT * 3 / 4);
+    let tail = boundary(text.len() - LONGEST_SHOWN_TEXT / 4);
+    format!("{} … ({} bytes not shown) … {}", &text[..head], tail - head, &text[tail..])
 }
 
 fn escape_controls(text: String) -> String {
@@ -195,6 +248,19 @@ impl SourceFile {
             let line_starts = line_starts(&escaped);
             Shown { escaped: Some(escaped), growth, line_starts }
         })
+    }
+
+    /// The length of the longest line a snippet of `span` would show (its lines and one on each
+    /// side, miette's context), when it is longer than [`LONGEST_SHOWN_LINE`].
+    fn long_line_near(&self, span: Span) -> Option<usize> {
+        let starts = self.lines.get_or_init(|| line_starts(&self.text));
+        let line_of = |offset: usize| starts.partition_point(|start| *start <= offset).saturating_sub(1);
+        let first = line_of(span.start).saturating_sub(1);
+        let last = (line_of(span.end.max(span.start)) + 1).min(starts.len() - 1);
+        (first..=last)
+            .map(|line| starts.get(line + 1).copied().unwrap_or(self.text.len()) - starts[line])
+            .filter(|length| *length > LONGEST_SHOWN_LINE)
+            .max()
     }
 
     /// A byte offset of `text` in the rendered text.
@@ -416,6 +482,38 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_huge_line_or_text_is_not_printed_whole() {
+        use std::sync::Arc;
+
+        use super::{Diagnostic, LONGEST_SHOWN_TEXT, SourceFile};
+        use crate::span::Span;
+        let key = "k".repeat(100_000);
+        let text: Arc<str> = format!("scenario \"x\" {{\n    label pods {key}=v\n}}\n").into();
+        let source = Arc::new(SourceFile::new("x.rollout", text));
+        let diagnostic =
+            Diagnostic::error("rehearse::labels::invalid_key", format!("`{key}` is not a valid label key"))
+                .label(Span { start: 30, end: 30 + key.len() }, "too long")
+                .help("at most 63 characters")
+                .with_source(source.clone());
+        assert!(diagnostic.message.len() < LONGEST_SHOWN_TEXT + 100, "cut in the middle");
+        assert!(
+            diagnostic.message.contains("bytes not shown")
+                && diagnostic.message.ends_with("` is not a valid label key")
+        );
+        let shown = diagnostic.for_rendering();
+        assert!(shown.source.is_none() && shown.labels.is_empty(), "no snippet of a 100 kB line");
+        assert!(shown.message.starts_with("x.rollout:2:16: `kkk"), "{}", &shown.message[..40]);
+        let help = shown.help.as_deref().unwrap();
+        assert!(help.starts_with("2:16: too long\n(the source is not shown: a line there is 100"), "{help}");
+        assert!(help.ends_with("at most 63 characters"), "{help}");
+        // Short lines keep their snippet.
+        let short = Diagnostic::error("c", "m").label(Span { start: 0, end: 8 }, "l").with_source(source.clone());
+        let short_text: Arc<str> = "scenario \"x\" {\n}\n".into();
+        let short = Diagnostic { source: Some(Arc::new(SourceFile::new("y", short_text))), ..short };
+        assert!(matches!(short.for_rendering(), std::borrow::Cow::Borrowed(_)));
+    }
+
     #[test]
     fn the_line_index_agrees_with_line_column() {
         let text = "ab\n\ncé d\nlast";

@@ -566,6 +566,7 @@ impl Renderer {
     }
 
     pub fn print(&self, diagnostic: &Diagnostic) {
+        let diagnostic = &*diagnostic.for_rendering();
         let mut out = String::new();
         if self.handler.render_report(&mut out, diagnostic).is_err() {
             out = format!("{}: {}\n", diagnostic.code, diagnostic.message);
