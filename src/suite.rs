@@ -243,9 +243,9 @@ pub enum RunError {
     #[error(transparent)]
     Connect(#[from] ConnectError),
     #[error(
-        "the cluster of context `{context}` does not answer: {why}\n  is it running? (for the testbed: tests/testbed/testbed.sh up)"
+        "the cluster of context `{context}` ({server}) does not answer: {why}\n  is it running? (for the testbed: tests/testbed/testbed.sh up)"
     )]
-    Silent { context: String, why: String },
+    Silent { context: String, server: String, why: String },
     /// The API server answered the first request, but not with what rehearse needs.
     #[error("the cluster of context `{context}` ({server}) {why}\n  {hint}")]
     Unusable { context: String, server: String, why: String, hint: String },
@@ -716,7 +716,7 @@ async fn real_cluster(
         }),
     };
     if let Some(why) = silent {
-        return Err(RunError::Silent { context: connection.context, why });
+        return Err(RunError::Silent { context: connection.context, server: connection.server, why });
     }
     let nodes = Nodes::start(&connection.client)
         .await
