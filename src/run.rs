@@ -60,11 +60,6 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
         );
         return exit::INVALID_INPUT;
     }
-    if let Some(problem) = unwritable_outputs(&args) {
-        say!("error: {problem}");
-        say!("  give a path in a directory that exists (the run writes it when it ends)");
-        return exit::INVALID_INPUT;
-    }
     if let Some(flag) = args.builtin_forced_over_a_named_cluster() {
         say!(
             "error: {flag} names a cluster, but --cluster builtin runs on the built-in one (drop {flag}, or --cluster)"
@@ -104,6 +99,12 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
     {
         say!("error: {clash} in {}", dir.display());
         say!("  rename one of the files (or scenarios), or run them with separate --results directories");
+        return exit::INVALID_INPUT;
+    }
+    // After the checks above, which refuse a run before any results directory is made.
+    if let Some(problem) = unwritable_outputs(&args) {
+        say!("error: {problem}");
+        say!("  give a path in a directory that exists (the run writes it when it ends)");
         return exit::INVALID_INPUT;
     }
     let snapshots = match SnapshotMode::from_env(args.update_snapshots) {
