@@ -112,15 +112,9 @@ async fn kubeconfig_without_pod_patch(dir: &std::path::Path, name: &str) -> std:
         .expect("a token")
         .token;
 
-    // The testbed's cluster entry with the account's token as the user (JSON is YAML).
-    let mut config = kube::config::Kubeconfig::read_from(common::kubeconfig()).unwrap();
-    for user in &mut config.auth_infos {
-        let auth = user.auth_info.get_or_insert_with(Default::default);
-        *auth = kube::config::AuthInfo { token: Some(token.clone().into()), ..Default::default() };
-    }
-    let path = dir.join("nopatch.kubeconfig");
-    std::fs::write(&path, serde_json::to_string(&config).unwrap()).unwrap();
-    path
+    testbed_kubeconfig_changed(dir, "nopatch.kubeconfig", |user, _| {
+        user.auth_info = Some(kube::config::AuthInfo { token: Some(token.clone().into()), ..Default::default() });
+    })
 }
 
 #[tokio::test]
@@ -153,7 +147,8 @@ async fn a_change_the_user_may_not_make_is_the_cluster_s_error_even_under_expect
     }
 }
 
-/// The testbed's kubeconfig with `change` made to each of its users and clusters.
+/// The testbed's kubeconfig with `change` made to each of its users and clusters, written as JSON
+/// (which is YAML) into `dir`.
 fn testbed_kubeconfig_changed(
     dir: &std::path::Path,
     file: &str,
