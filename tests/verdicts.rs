@@ -169,13 +169,8 @@ fn a_gap_within_one_step_reads_as_during_that_step() {
 fn a_guard_names_the_pods_that_closed_its_gap_not_how_many_came_in_one_endpoint_update() {
     // Three labelled pods reach the EndpointSlice in one update or in three: the controller's
     // batching on a cluster, one by one on the built-in cluster. The verdict says which pods.
-    let dir = tempfile::tempdir().unwrap();
     let text = "scenario \"swapped\" {\n    apply \"dockercoins/rng.yaml\"\n    scale deployment/rng to 3\n    wait rollout deployment/rng\n    guard service/rng always-serving\n    select service/rng app=rng,active=yes\n    expect-traffic service/rng none\n    label pods app=rng active=yes\n    expect-traffic service/rng count 3\n}\n";
-    let path = script(dir.path(), "swapped.rollout", text);
-    let results = dir.path().join("results");
-    let (code, output) = run(rehearse(&["run", path.to_str().unwrap(), "--results", results.to_str().unwrap()]));
-    assert_eq!(code, 1, "{output}");
-    let document = std::fs::read_to_string(results.join("swapped__swapped.yaml")).unwrap();
+    let [document] = failing_documents("swapped", text, &["swapped"]).try_into().unwrap();
     assert!(
         document.contains("opened when pod of replicaset/rng-{hash} stopped serving, closed when pod of replicaset/rng-{hash} started serving"),
         "{document}"
