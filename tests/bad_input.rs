@@ -87,6 +87,28 @@ fn symlink_loops_end_and_each_file_is_checked_once() {
 
 #[cfg(unix)]
 #[test]
+fn a_symlink_loop_named_or_applied_is_said_to_be_unreadable_not_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.rollout"), dir.path().join("b.rollout"));
+    std::os::unix::fs::symlink(&b, &a).unwrap();
+    std::os::unix::fs::symlink(&a, &b).unwrap();
+    let (code, err) = check(&a);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("Too many levels of symbolic links"), "{err}");
+    assert!(!err.contains("does not exist"), "{err}");
+    // The same loop as a manifest: there, but unreadable.
+    std::os::unix::fs::symlink("m2.yaml", dir.path().join("m1.yaml")).unwrap();
+    std::os::unix::fs::symlink("m1.yaml", dir.path().join("m2.yaml")).unwrap();
+    let script = dir.path().join("s.rollout");
+    std::fs::write(&script, "scenario \"s\" {\n    apply \"m1.yaml\"\n}\n").unwrap();
+    let (code, err) = check(&script);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("rehearse::manifest::unreadable") && err.contains("cannot be read"), "{err}");
+    assert!(!err.contains("no such manifest"), "{err}");
+}
+
+#[cfg(unix)]
+#[test]
 fn fifos_and_devices_are_refused_without_being_opened() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("pipe.rollout");

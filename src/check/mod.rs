@@ -174,14 +174,17 @@ pub fn find_every_script(
                     .help("give .rollout files, or directories that hold them (searched recursively)"),
                 );
             }
-        } else if path.exists() {
-            // Named directly: taken as given; reading it says what is wrong with it (a FIFO, a device).
-            walk.found.push(path.clone());
         } else {
-            problems.push(
-                Diagnostic::error("rehearse::io::missing", format!("{} does not exist", path.display()))
-                    .help("give .rollout files or directories that contain them"),
-            );
+            match std::fs::metadata(path) {
+                // Named directly: taken as given; reading it says what is wrong with it (a FIFO, a device).
+                Ok(_) => walk.found.push(path.clone()),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => problems.push(
+                    Diagnostic::error("rehearse::io::missing", format!("{} does not exist", path.display()))
+                        .help("give .rollout files or directories that contain them"),
+                ),
+                // A symlink loop, a directory on the way that may not be searched: said as it is.
+                Err(error) => problems.push(read_error(path, &ReadError::Io(error))),
+            }
         }
     }
     walk.found

@@ -101,12 +101,15 @@ pub(super) fn check<'a>(scenario: &'a Scenario, context: &mut Context) -> Vec<De
 }
 
 fn missing(resolved: &Path, base_dir: &Path, span: Span, error: &std::io::Error) -> Diagnostic {
-    Diagnostic::error("rehearse::manifest::missing", format!("cannot read {}: {error}", resolved.display()))
-        .label(span, "no such manifest")
-        .help(format!(
-            "apply paths are relative to {} (the script's directory, or its `base-dir` setting)",
-            if base_dir.as_os_str().is_empty() { Path::new(".") } else { base_dir }.display()
-        ))
+    // A symlink loop or a directory that may not be searched is there, but cannot be read.
+    let (code, label) = match error.kind() {
+        std::io::ErrorKind::NotFound => ("rehearse::manifest::missing", "no such manifest"),
+        _ => ("rehearse::manifest::unreadable", "cannot be read"),
+    };
+    Diagnostic::error(code, format!("cannot read {}: {error}", resolved.display())).label(span, label).help(format!(
+        "apply paths are relative to {} (the script's directory, or its `base-dir` setting)",
+        if base_dir.as_os_str().is_empty() { Path::new(".") } else { base_dir }.display()
+    ))
 }
 
 fn collect<'a>(
