@@ -149,12 +149,7 @@ impl Terminal {
         if pending {
             let _ = writeln!(out, "  review with `cargo insta review`, or accept with `cargo insta accept`");
         }
-        // A failure already shown on its step or guard line is not repeated.
-        let shown = |failure: &str| {
-            result.steps.iter().any(|s| s.message.as_deref() == Some(failure))
-                || result.guards.iter().any(|g| g.message.as_ref().is_some_and(|m| failure.ends_with(m.as_str())))
-        };
-        if let Some(failure) = result.failure.as_deref().filter(|f| !shown(f)) {
+        if let Some(failure) = unshown_failure(result) {
             let _ = writeln!(out, "  {failure}");
         }
         if result.kept {
@@ -163,20 +158,42 @@ impl Terminal {
     }
 
     pub fn summary(&self, results: &[ScenarioResult], elapsed: std::time::Duration) {
-        let passed = results.iter().filter(|r| r.status == Status::Passed).count();
-        let failed = results.len() - passed;
-        let _ = writeln!(
-            std::io::stderr(),
-            "{passed} passed, {failed} failed ({} scenarios in {:.1}s)",
-            results.len(),
-            elapsed.as_secs_f64()
-        );
+        let _ = writeln!(std::io::stderr(), "{}", summary_line(results, elapsed));
     }
+}
+
+/// What the scenario's failure adds to its step and guard lines: nothing when one of them shows
+/// it already; what follows when it goes on after a step's message (a namespace that could not
+/// be deleted after the step failed); otherwise all of it.
+fn unshown_failure(result: &ScenarioResult) -> Option<&str> {
+    let failure = result.failure.as_deref()?;
+    let step_messages = || result.steps.iter().filter_map(|s| s.message.as_deref());
+    if step_messages().any(|m| m == failure)
+        || result.guards.iter().any(|g| g.message.as_ref().is_some_and(|m| failure.ends_with(m.as_str())))
+    {
+        return None;
+    }
+    Some(step_messages().find_map(|m| failure.strip_prefix(m)?.strip_prefix('\n')).unwrap_or(failure))
+}
+
+/// `2 passed, 1 failed (3 scenarios in 0.4s)`; scenarios that the cluster failed or that never
+/// ran are counted apart, when there are any, since neither is a verdict on the script.
+fn summary_line(results: &[ScenarioResult], elapsed: std::time::Duration) -> String {
+    let count = |status: Status| results.iter().filter(|r| r.status == status).count();
+    let mut counts = format!("{} passed, {} failed", count(Status::Passed), count(Status::Failed));
+    for (status, what) in [(Status::Error, "errored"), (Status::Skipped, "not run")] {
+        let n = count(status);
+        if n > 0 {
+            counts.push_str(&format!(", {n} {what}"));
+        }
+    }
+    format!("{counts} ({} scenarios in {:.1}s)", results.len(), elapsed.as_secs_f64())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{Status, Terminal};
+    use super::{ScenarioResult, Status, Terminal, summary_line, unshown_failure};
+    use crate::report::document::StepResult;
 
     #[test]
     fn a_step_that_could_not_be_judged_is_marked_apart_from_one_that_failed() {
@@ -184,5 +201,37 @@ mod tests {
         let marks: Vec<String> =
             [Status::Passed, Status::Failed, Status::Error, Status::Skipped].map(|s| terminal.step_mark(s)).into();
         assert_eq!(marks, ["ok  ", "FAIL", "ERR ", "skip"]);
+    }
+
+    #[test]
+    fn the_summary_counts_errors_and_scenarios_not_run_apart_from_failures() {
+        let result = |status: Status| {
+            let mut result = ScenarioResult::new("s", std::path::Path::new("s.rollout"));
+            result.status = status;
+            result
+        };
+        let elapsed = std::time::Duration::from_millis(400);
+        let mixed = [Status::Passed, Status::Failed, Status::Error, Status::Skipped, Status::Skipped].map(result);
+        assert_eq!(summary_line(&mixed, elapsed), "1 passed, 1 failed, 1 errored, 2 not run (5 scenarios in 0.4s)");
+        let plain = [Status::Passed, Status::Failed].map(result);
+        assert_eq!(summary_line(&plain, elapsed), "1 passed, 1 failed (2 scenarios in 0.4s)");
+    }
+
+    #[test]
+    fn a_failure_shown_on_its_step_line_is_not_repeated_but_what_follows_it_is() {
+        let mut result = ScenarioResult::new("s", std::path::Path::new("s.rollout"));
+        let step_message = "s.rollout:3:5: `expect pods app=x count 1`: the API server went away";
+        result.steps.push(StepResult::failed(
+            (3, 5),
+            "expect pods app=x count 1".into(),
+            step_message.into(),
+            Default::default(),
+        ));
+        result.failure = Some(step_message.into());
+        assert_eq!(unshown_failure(&result), None);
+        result.failure = Some(format!("{step_message}\ncannot delete namespace rehearse-s-1: no answer"));
+        assert_eq!(unshown_failure(&result), Some("cannot delete namespace rehearse-s-1: no answer"));
+        result.failure = Some("a snapshot does not match its recorded file".into());
+        assert_eq!(unshown_failure(&result), Some("a snapshot does not match its recorded file"));
     }
 }
