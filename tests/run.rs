@@ -250,12 +250,17 @@ async fn ctrl_c_stops_the_run_and_deletes_the_namespace() {
     let dir = tempfile::tempdir().unwrap();
     // Returns once the scenario's Deployment exists: the run is inside its long step.
     let (child, _, json) = start_waiting(dir.path(), &[]).await;
+    // The step waits for 5 minutes: a moment in it, its time is more than nothing.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     signal(&child, "INT");
     let started = Instant::now();
     let (status, text) = finish(child).await;
     assert_eq!(status, Some(130), "{text}");
     assert!(started.elapsed() < Duration::from_secs(10), "stopped promptly: {:?}", started.elapsed());
-    assert!(text.contains("interrupted"), "{text}");
+    // The stopped step is reported with the time it ran until the signal.
+    let stopped = text.lines().find(|l| l.contains("expect pods app=never") && l.contains("interrupted"));
+    let took = stopped.and_then(|l| l.split("ms").next()?.split_whitespace().last()?.parse::<u64>().ok());
+    assert!(took.is_some_and(|ms| ms >= 100), "{text}");
     assert!(namespaces_left(&json).await.is_empty(), "the namespace is deleted after Ctrl-C");
 }
 

@@ -385,6 +385,12 @@ pub async fn run_scenario(
         result.status = Status::Error;
         result.failure = Some(error);
     }
+    // The step a signal stopped took until now.
+    for step in &mut result.steps {
+        if let Some(started) = step.started.take() {
+            step.elapsed = started.elapsed();
+        }
+    }
     options.progress.step(&job.scenario.name.value, "deleting its namespace");
     if options.keep_namespace {
         result.kept = true;
@@ -486,8 +492,8 @@ async fn run_steps(
         // Recorded as interrupted until it ends: a signal drops this future mid-step, and the
         // report then names the step it stopped.
         let in_flight = result.steps.len();
-        result.steps.push(StepResult::interrupted((line, column), text.clone()));
         let step_started = Instant::now();
+        result.steps.push(StepResult::interrupted((line, column), text.clone(), step_started));
         let timeout = step.within.as_ref().map(|w| w.value).unwrap_or(context.timeout);
         let caught_up = context.catch_up().await;
         let outcome = if let Err(error) = caught_up {

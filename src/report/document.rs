@@ -38,6 +38,10 @@ pub struct StepResult {
     pub detail: Vec<String>,
     #[serde(skip)]
     pub elapsed: Duration,
+    /// When a step still running began: a signal stops it mid-way, and its time is then the
+    /// time until the signal.
+    #[serde(skip)]
+    pub started: Option<std::time::Instant>,
 }
 
 impl StepResult {
@@ -53,6 +57,7 @@ impl StepResult {
             message: None,
             detail: Vec::new(),
             elapsed,
+            started: None,
         }
     }
 
@@ -67,11 +72,13 @@ impl StepResult {
             message: Some(message),
             detail: Vec::new(),
             elapsed,
+            started: None,
         }
     }
 
-    /// A step that was running when the run was interrupted: it has no verdict.
-    pub fn interrupted(at: (usize, usize), step: String) -> Self {
+    /// A step running since `started`, recorded as interrupted until it ends: a signal may stop
+    /// it, and it then has no verdict.
+    pub fn interrupted(at: (usize, usize), step: String, started: std::time::Instant) -> Self {
         let (line, column) = at;
         StepResult {
             line,
@@ -82,6 +89,7 @@ impl StepResult {
             message: Some("interrupted".into()),
             detail: Vec::new(),
             elapsed: Duration::ZERO,
+            started: Some(started),
         }
     }
 
@@ -96,6 +104,7 @@ impl StepResult {
             message: None,
             detail: Vec::new(),
             elapsed: Duration::ZERO,
+            started: None,
         }
     }
 }
