@@ -431,6 +431,18 @@ fn named_objects_exist_only_when_the_cluster_has_them() {
     );
 }
 
+/// A manifest copied from a live cluster names its namespace; a rehearsal applies it into the
+/// scenario's own namespace all the same, where the steps after it find it.
+#[test]
+fn a_manifest_that_names_another_namespace_lands_in_the_scenarios_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "scenario \"elsewhere\" {\n    apply <<YAML\napiVersion: v1\nkind: Pod\nmetadata:\n  name: system-pod\n  namespace: kube-system\nspec:\n  containers:\n    - name: c\n      image: registry.k8s.io/pause:3.10\nYAML\n    expect pod/system-pod exists\n    wait pod/system-pod condition=Ready\n}\n";
+    let path = script(dir.path(), "elsewhere.rollout", text);
+    let (code, output) = run(rehearse(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("1 passed, 0 failed"), "{output}");
+}
+
 /// `one-per-node`: one on each schedulable node, never two on one; three pods over the two
 /// workers put two on one of them.
 #[test]
