@@ -11,7 +11,7 @@ use rehearse::check::{CheckedFile, Checker, find_scripts_noting};
 use rehearse::diagnostic::Diagnostic;
 use rehearse::report::color::ColorChoice;
 use rehearse::report::github;
-use rehearse::syntax::format::format;
+use rehearse::syntax::format::{format, with_line_endings_of};
 
 // Output that never panics. `eprintln!` and `println!` panic when the other end of the pipe is
 // gone (`rehearse run 2>&1 | head`); a run must still clean up its namespaces and exit with its
@@ -692,7 +692,7 @@ fn fmt(paths: &[PathBuf], check_only: bool, renderer: &Renderer) -> u8 {
             code = exit::INVALID_INPUT;
             continue;
         }
-        let formatted = format(&parsed.script);
+        let formatted = with_line_endings_of(&source, format(&parsed.script));
         if formatted == source {
             continue;
         }

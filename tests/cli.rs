@@ -60,6 +60,16 @@ fn fmt_rewrites_checks_and_refuses_broken_scripts() {
     let (code, _, _) = rehearse(&["fmt", "--check", path]);
     assert_eq!(code, 0);
 
+    // A script written with CRLF keeps its line endings; only its layout changes.
+    let windows = dir.path().join("windows.rollout");
+    std::fs::write(&windows, "scenario   \"x\" {\r\n  apply <<YAML\r\n    kind: ConfigMap\r\n  YAML\r\n}\r\n").unwrap();
+    let (code, _, _) = rehearse(&["fmt", windows.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let formatted = std::fs::read_to_string(&windows).unwrap();
+    assert_eq!(formatted, "scenario \"x\" {\r\n    apply <<YAML\r\n        kind: ConfigMap\r\n    YAML\r\n}\r\n");
+    let (code, _, _) = rehearse(&["fmt", "--check", windows.to_str().unwrap()]);
+    assert_eq!(code, 0, "a formatted CRLF script is in the canonical layout");
+
     let broken = dir.path().join("broken.rollout");
     std::fs::write(&broken, "scenario \"x\" {\n    scale deploy/rng 3\n}\n").unwrap();
     let before = std::fs::read_to_string(&broken).unwrap();

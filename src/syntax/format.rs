@@ -26,6 +26,17 @@ pub fn format(script: &Script) -> String {
     out.finish()
 }
 
+/// `formatted` (which ends its lines with `\n`) with the line endings of `source`: a script
+/// written with CRLF (on Windows) stays CRLF, so formatting it changes only its layout.
+pub fn with_line_endings_of(source: &str, formatted: String) -> String {
+    let first_line_end = source.find('\n');
+    if first_line_end.is_some_and(|end| source[..end].ends_with('\r')) {
+        formatted.replace('\n', "\r\n")
+    } else {
+        formatted
+    }
+}
+
 /// Output lines, collapsing blank runs and dropping blanks at the start and end of a block.
 #[derive(Default)]
 struct Lines {
