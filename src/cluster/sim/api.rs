@@ -477,20 +477,93 @@ fn replace(state: &mut State, target: &Target, name: &str, object: Value) -> Res
             super::error::qualified(target.resource)
         )));
     }
-    update(state, target, &current, object)
+    update_by_another_manager(state, target, &current, object)
 }
 
 fn merge_patch(state: &mut State, target: &Target, name: &str, patch: &Value) -> Result<Arc<Value>, ApiError> {
     let current = existing(state, target, name)?;
     let mut patched = (*current).clone();
     merge(&mut patched, patch);
-    update(state, target, &current, patched)
+    update_by_another_manager(state, target, &current, patched)
 }
 
 fn json_patch(state: &mut State, target: &Target, name: &str, operations: Value) -> Result<Arc<Value>, ApiError> {
     let current = existing(state, target, name)?;
     let patched = super::json_patch::apply(&current, operations)?;
-    update(state, target, &current, patched)
+    update_by_another_manager(state, target, &current, patched)
+}
+
+/// A write that is not rehearse's server-side apply (a `scale`, `label` or `select` step): it
+/// takes the fields it changes from the applier, as an update takes them from every other field
+/// manager upstream (structured-merge-diff's Updater.Update, forced). A later apply that leaves
+/// such a field out then leaves it as it is, instead of dropping it.
+fn update_by_another_manager(
+    state: &mut State,
+    target: &Target,
+    current: &Value,
+    object: Value,
+) -> Result<Arc<Value>, ApiError> {
+    let written = update(state, target, current, object)?;
+    let name = current["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    if let Some(owned) = state.applied.get_mut(&(target.resource, target.namespace.clone(), name)) {
+        disown_changed(owned, current, &written, &mut Vec::new(), atomic_fields(target.resource));
+    }
+    Ok(written)
+}
+
+/// Removes from `owned` (an applied configuration) the fields that differ between `before` and
+/// `after`. A map whose every field is taken is no longer the applier's; an atomic one is taken
+/// whole, as are lists, which the applier sets whole.
+fn disown_changed(owned: &mut Value, before: &Value, after: &Value, at: &mut Vec<String>, atomic: &[&[&str]]) {
+    let Some(fields) = owned.as_object_mut() else { return };
+    fields.retain(|key, owned| {
+        let (was, now) = (before.get(key), after.get(key));
+        if was == now {
+            return true;
+        }
+        at.push(key.clone());
+        let keep = match (was, now) {
+            (Some(was), Some(now)) if owned.is_object() && now.is_object() && !is_atomic(at, atomic) => {
+                disown_changed(owned, was, now, at, atomic);
+                owned.as_object().is_some_and(|fields| !fields.is_empty())
+            }
+            _ => false,
+        };
+        at.pop();
+        keep
+    });
+}
+
+/// The fields server-side apply sets whole, never key by key (`+mapType=atomic` and
+/// `+structType=atomic` in the API's types): a Service's selector and a pod's node selector
+/// (string maps), a workload's or disruption budget's label selector (a LabelSelector).
+fn atomic_fields(resource: Resource) -> &'static [&'static [&'static str]] {
+    const SELECTOR: &[&str] = &["spec", "selector"];
+    const NODE_SELECTOR: &[&str] = &["spec", "nodeSelector"];
+    const TEMPLATE_NODE_SELECTOR: &[&str] = &["spec", "template", "spec", "nodeSelector"];
+    use resources::{DAEMON_SET, DEPLOYMENT, POD, POD_DISRUPTION_BUDGET, REPLICA_SET, SERVICE, STATEFUL_SET};
+    if [SERVICE, POD_DISRUPTION_BUDGET].contains(&resource) {
+        &[SELECTOR]
+    } else if resource == POD {
+        &[NODE_SELECTOR]
+    } else if [DEPLOYMENT, REPLICA_SET, DAEMON_SET, STATEFUL_SET].contains(&resource) {
+        &[SELECTOR, TEMPLATE_NODE_SELECTOR]
+    } else {
+        &[]
+    }
+}
+
+fn is_atomic(at: &[String], atomic: &[&[&str]]) -> bool {
+    atomic.iter().any(|path| path.len() == at.len() && path.iter().zip(at).all(|(a, b)| *a == b))
+}
+
+/// Sets each atomic field the applied configuration holds whole, as it is applied.
+fn replace_atomic_fields(resource: Resource, merged: &mut Value, applied: &Value) {
+    for path in atomic_fields(resource) {
+        let Some(value) = path.iter().try_fold(applied, |value, field| value.get(*field)) else { continue };
+        let Some(slot) = path.iter().try_fold(&mut *merged, |value, field| value.get_mut(*field)) else { continue };
+        *slot = value.clone();
+    }
 }
 
 /// Server-side apply for one field manager: creates the object, or sets what the applied
@@ -546,6 +619,7 @@ fn apply(state: &mut State, target: &Target, name: &str, mut applied: Value) -> 
                 drop_unset(&mut merged, previous, &applied);
             }
             merge(&mut merged, &applied);
+            replace_atomic_fields(target.resource, &mut merged, &applied);
             update(state, target, &current, merged)?
         }
     };

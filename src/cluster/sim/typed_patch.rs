@@ -24,7 +24,18 @@ pub enum Refusal {
 /// if it does not.
 pub fn check(resource: Resource, object: &mut Value) -> Option<Refusal> {
     whole_floats_to_integers(object);
-    let misfit = schema::misfit(resource, object)?;
+    let misfit = loop {
+        let misfit = schema::misfit(resource, object)?;
+        // structured-merge-diff takes `null` for any type, and Go's decoding then makes it the
+        // zero value: a label `team: null` is stored as `team: ""`. Only types that cannot be
+        // absent (a string map's values) meet it here; each such `null` is made "" in turn.
+        match value_at_mut(object, &misfit.path) {
+            Some(found @ Value::Null) if matches!(expectation(&misfit.why), Expected::String) => {
+                *found = Value::String(String::new());
+            }
+            _ => break misfit,
+        }
+    };
     let Some(found) = value_at(object, &misfit.path) else {
         return Some(Refusal::Unconvertible(misfit.why));
     };
@@ -103,6 +114,13 @@ fn value_at<'a>(object: &'a Value, path: &[Step]) -> Option<&'a Value> {
     path.iter().try_fold(object, |value, step| match step {
         Step::Field(name) => value.get(name.as_str()),
         Step::Item(index) => value.get(*index),
+    })
+}
+
+fn value_at_mut<'a>(object: &'a mut Value, path: &[Step]) -> Option<&'a mut Value> {
+    path.iter().try_fold(object, |value, step| match step {
+        Step::Field(name) => value.get_mut(name.as_str()),
+        Step::Item(index) => value.get_mut(*index),
     })
 }
 
@@ -214,6 +232,16 @@ mod tests {
         json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {
             "replicas": replicas, "selector": {"matchLabels": {"app": "d"}},
             "template": {"metadata": {"labels": {"app": "d"}}, "spec": {"containers": [container]}}}})
+    }
+
+    #[test]
+    fn a_null_string_map_value_is_the_empty_string_as_the_api_server_stores_it() {
+        let mut service = json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "labels": {"team": null, "app": "web"}},
+            "spec": {"selector": {"app": null}, "ports": [{"port": 80}]}});
+        assert!(check(SERVICE, &mut service).is_none());
+        assert_eq!(service["metadata"]["labels"], json!({"team": "", "app": "web"}));
+        assert_eq!(service["spec"]["selector"], json!({"app": ""}));
     }
 
     #[test]
