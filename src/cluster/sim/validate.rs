@@ -362,6 +362,13 @@ fn controller_spec(resource: Resource, object: &Value) -> Vec<String> {
         causes.extend(label_map("spec.template.labels", template_labels));
         causes.extend(pod::spec(pod_spec, "spec.template.spec", false));
         causes.extend(pod::template_restart_policy(pod_spec, "spec.template.spec"));
+        if !pod_spec["activeDeadlineSeconds"].is_null() {
+            // Deployments share the ReplicaSet's template validation, and its words.
+            let kind = if daemon_set { "DaemonSet" } else { "ReplicaSet" };
+            causes.push(format!(
+                "spec.template.spec.activeDeadlineSeconds: Forbidden: activeDeadlineSeconds in {kind} is not Supported"
+            ));
+        }
     }
     if daemon_set {
         causes.extend(nonnegative(&spec["minReadySeconds"], "spec.minReadySeconds"));

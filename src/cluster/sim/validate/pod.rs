@@ -25,6 +25,12 @@ pub(super) fn spec(spec: &Value, path: &str, is_pod: bool) -> Vec<String> {
         &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"],
     ));
     causes.extend(label_map(&format!("{path}.nodeSelector"), &spec["nodeSelector"]));
+    if spec["shareProcessNamespace"] == true && spec["hostPID"] == true {
+        causes.push(format!(
+            "{path}.shareProcessNamespace: Invalid value: true: ShareProcessNamespace and HostPID cannot both be enabled"
+        ));
+    }
+    causes.extend(dns_config(spec, path));
     causes.extend(subdomain(text(&spec["serviceAccountName"]), &format!("{path}.serviceAccountName")));
     causes.extend(subdomain(text(&spec["nodeName"]), &format!("{path}.nodeName")));
     if let Some(deadline) = spec["activeDeadlineSeconds"].as_i64()
@@ -42,6 +48,13 @@ pub(super) fn spec(spec: &Value, path: &str, is_pod: bool) -> Vec<String> {
     }
     causes.extend(tolerations(&spec["tolerations"], &format!("{path}.tolerations")));
     causes.extend(subdomain(text(&spec["priorityClassName"]), &format!("{path}.priorityClassName")));
+    if spec["os"].is_object() {
+        match text(&spec["os"]["name"]) {
+            "" => causes.push(format!("{path}.os.name: Required value")),
+            "linux" | "windows" => {}
+            other => causes.push(unsupported(&format!("{path}.os"), other, &["linux", "windows"])),
+        }
+    }
     if is_pod {
         // validateContainersOnlyForPod: a template keeps such an image for backward compatibility.
         for field in ["containers", "initContainers"] {
@@ -56,6 +69,22 @@ pub(super) fn spec(spec: &Value, path: &str, is_pod: bool) -> Vec<String> {
         }
     }
     causes
+}
+
+/// With `dnsPolicy: None` the pod's resolver comes from `dnsConfig` alone, which must name a
+/// nameserver (upstream's validatePodDNSConfig; the config's own fields are not judged here).
+fn dns_config(spec: &Value, path: &str) -> Option<String> {
+    if spec["dnsPolicy"] != "None" {
+        return None;
+    }
+    if spec["dnsConfig"].is_null() {
+        return Some(format!("{path}.dnsConfig: Required value: must provide `dnsConfig` when `dnsPolicy` is None"));
+    }
+    items(&spec["dnsConfig"]["nameservers"]).is_empty().then(|| {
+        format!(
+            "{path}.dnsConfig.nameservers: Required value: must provide at least one DNS nameserver when `dnsPolicy` is None"
+        )
+    })
 }
 
 /// ValidatePodUpdate's rules for a pod's spec once it exists: no container added or removed;
