@@ -30,7 +30,12 @@ pub(super) fn spec(spec: &Value, path: &str, is_pod: bool) -> Vec<String> {
             "{path}.shareProcessNamespace: Invalid value: true: ShareProcessNamespace and HostPID cannot both be enabled"
         ));
     }
-    causes.extend(dns_config(spec, path));
+    match dns_config(spec, path) {
+        Some(missing) => causes.push(missing),
+        None => {
+            causes.extend(addresses(&spec["dnsConfig"]["nameservers"], "", &format!("{path}.dnsConfig.nameservers")))
+        }
+    }
     causes.extend(subdomain(text(&spec["serviceAccountName"]), &format!("{path}.serviceAccountName")));
     causes.extend(subdomain(text(&spec["nodeName"]), &format!("{path}.nodeName")));
     if let Some(deadline) = spec["activeDeadlineSeconds"].as_i64()
@@ -47,6 +52,7 @@ pub(super) fn spec(spec: &Value, path: &str, is_pod: bool) -> Vec<String> {
         }
     }
     causes.extend(tolerations(&spec["tolerations"], &format!("{path}.tolerations")));
+    causes.extend(addresses(&spec["hostAliases"], "ip", &format!("{path}.hostAliases")));
     causes.extend(subdomain(text(&spec["priorityClassName"]), &format!("{path}.priorityClassName")));
     if spec["os"].is_object() {
         match text(&spec["os"]["name"]) {
@@ -84,6 +90,18 @@ fn dns_config(spec: &Value, path: &str) -> Option<String> {
         format!(
             "{path}.dnsConfig.nameservers: Required value: must provide at least one DNS nameserver when `dnsPolicy` is None"
         )
+    })
+}
+
+/// Each listed address (a nameserver, a host alias) that is not an IP address.
+fn addresses<'a>(list: &'a Value, field: &'a str, path: &'a str) -> impl Iterator<Item = String> + 'a {
+    items(list).iter().enumerate().filter_map(move |(i, entry)| {
+        let ip = if field.is_empty() { entry } else { &entry[field] };
+        let ip = ip.as_str().unwrap_or_default();
+        let at = if field.is_empty() { format!("{path}[{i}]") } else { format!("{path}[{i}].{field}") };
+        ip.parse::<std::net::IpAddr>().is_err().then(|| {
+            format!("{at}: Invalid value: \"{ip}\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")
+        })
     })
 }
 
