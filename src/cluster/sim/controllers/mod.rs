@@ -460,7 +460,8 @@ fn create_pods(store: &mut Store, namespace: &str, pods: impl IntoIterator<Item 
 /// The admission plugins' refusal of a new pod, in their order: ServiceAccount (a service account
 /// its namespace does not have; `default` always exists, the service account controller makes
 /// it in every namespace), then Priority (a priority class the cluster does not have; the
-/// built-in cluster has only the two every cluster has, and serves no PriorityClass kind).
+/// built-in cluster has only the two every cluster has, and serves no PriorityClass kind; a
+/// stated priority other than the class's), then RuntimeClass (there is none to name).
 pub fn pod_admission_refusal(store: &Store, namespace: &str, pod: &Value) -> Option<String> {
     let metadata = &pod["metadata"];
     let pod_name = metadata["name"].as_str().filter(|n| !n.is_empty()).or_else(|| metadata["generateName"].as_str());
@@ -475,11 +476,28 @@ pub fn pod_admission_refusal(store: &Store, namespace: &str, pod: &Value) -> Opt
             "error looking up service account {namespace}/{account}: serviceaccount \"{account}\" not found"
         ));
     }
-    const BUILT_IN_CLASSES: &[&str] = &["system-cluster-critical", "system-node-critical"];
-    if let Some(class) = spec["priorityClassName"].as_str().filter(|c| !c.is_empty())
-        && !BUILT_IN_CLASSES.contains(&class)
+    // The classes every cluster has, with their values; a pod without one gets 0 (there is no
+    // global default class), and may state only the value its class gives.
+    const BUILT_IN_CLASSES: &[(&str, i64)] =
+        &[("system-cluster-critical", 2_000_000_000), ("system-node-critical", 2_000_001_000)];
+    let class = spec["priorityClassName"].as_str().filter(|c| !c.is_empty());
+    let priority = match class {
+        None => 0,
+        Some(class) => match BUILT_IN_CLASSES.iter().find(|(name, _)| *name == class) {
+            Some((_, value)) => *value,
+            None => return forbidden(format!("no PriorityClass with name {class} was found")),
+        },
+    };
+    if let Some(stated) = spec["priority"].as_i64()
+        && stated != priority
     {
-        return forbidden(format!("no PriorityClass with name {class} was found"));
+        return forbidden(format!(
+            "the integer value of priority ({stated}) must not be provided in pod spec; priority admission controller computed {priority} from the given PriorityClass name"
+        ));
+    }
+    // The RuntimeClass plugin: the built-in cluster has no RuntimeClass (a cluster-scoped kind).
+    if let Some(runtime) = spec["runtimeClassName"].as_str() {
+        return forbidden(format!("pod rejected: RuntimeClass \"{runtime}\" not found"));
     }
     None
 }
