@@ -150,11 +150,19 @@ fn service_cluster_ips(resource: Resource, object: &Value) -> Vec<String> {
             }
             "None" if i == 0 => return None,
             _ if text.parse::<std::net::IpAddr>().is_ok() => return None,
-            _ => "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)".to_string(),
+            _ => return invalid_ip(&format!("spec.clusterIPs[{i}]"), text),
         };
         Some(format!("spec.clusterIPs[{i}]: Invalid value: \"{text}\": {problem}"))
     })
     .collect()
+}
+
+/// The API server's refusal of a legacy IP field (a cluster or external IP, a nameserver, a host
+/// alias) that holds no IP address.
+fn invalid_ip(path: &str, ip: &str) -> Option<String> {
+    ip.parse::<std::net::IpAddr>().is_err().then(|| {
+        format!("{path}: Invalid value: \"{ip}\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")
+    })
 }
 
 /// `field: Unsupported value: "x": supported values: "a", "b"`, as the API server words it.
@@ -217,12 +225,7 @@ fn service_fields(resource: Resource, object: &Value) -> Vec<String> {
         }
     }
     for (i, ip) in spec["externalIPs"].as_array().into_iter().flatten().enumerate() {
-        let ip = ip.as_str().unwrap_or_default();
-        if ip.parse::<std::net::IpAddr>().is_err() {
-            causes.push(format!(
-                "spec.externalIPs[{i}]: Invalid value: \"{ip}\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
-            ));
-        }
+        causes.extend(invalid_ip(&format!("spec.externalIPs[{i}]"), ip.as_str().unwrap_or_default()));
     }
     const TYPES: [&str; 4] = ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"];
     if !TYPES.contains(&kind) {

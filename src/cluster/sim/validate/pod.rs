@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::super::quantity::Quantity;
-use super::{compact, label_key_problems, label_map, nonnegative, port_name_problems, unsupported};
+use super::{compact, invalid_ip, label_key_problems, label_map, nonnegative, port_name_problems, unsupported};
 
 /// The pod spec at `path` (`spec` for a Pod, `spec.template.spec` for a template).
 pub(super) fn spec(spec: &Value, path: &str, is_pod: bool) -> Vec<String> {
@@ -33,7 +33,7 @@ pub(super) fn spec(spec: &Value, path: &str, is_pod: bool) -> Vec<String> {
     match dns_config(spec, path) {
         Some(missing) => causes.push(missing),
         None => {
-            causes.extend(addresses(&spec["dnsConfig"]["nameservers"], "", &format!("{path}.dnsConfig.nameservers")))
+            causes.extend(addresses(&spec["dnsConfig"]["nameservers"], None, &format!("{path}.dnsConfig.nameservers")))
         }
     }
     causes.extend(subdomain(text(&spec["serviceAccountName"]), &format!("{path}.serviceAccountName")));
@@ -52,7 +52,7 @@ pub(super) fn spec(spec: &Value, path: &str, is_pod: bool) -> Vec<String> {
         }
     }
     causes.extend(tolerations(&spec["tolerations"], &format!("{path}.tolerations")));
-    causes.extend(addresses(&spec["hostAliases"], "ip", &format!("{path}.hostAliases")));
+    causes.extend(addresses(&spec["hostAliases"], Some("ip"), &format!("{path}.hostAliases")));
     causes.extend(subdomain(text(&spec["priorityClassName"]), &format!("{path}.priorityClassName")));
     if spec["os"].is_object() {
         match text(&spec["os"]["name"]) {
@@ -93,15 +93,12 @@ fn dns_config(spec: &Value, path: &str) -> Option<String> {
     })
 }
 
-/// Each listed address (a nameserver, a host alias) that is not an IP address.
-fn addresses<'a>(list: &'a Value, field: &'a str, path: &'a str) -> impl Iterator<Item = String> + 'a {
-    items(list).iter().enumerate().filter_map(move |(i, entry)| {
-        let ip = if field.is_empty() { entry } else { &entry[field] };
-        let ip = ip.as_str().unwrap_or_default();
-        let at = if field.is_empty() { format!("{path}[{i}]") } else { format!("{path}[{i}].{field}") };
-        ip.parse::<std::net::IpAddr>().is_err().then(|| {
-            format!("{at}: Invalid value: \"{ip}\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")
-        })
+/// Each listed address that is not an IP address: the items of `list` (nameservers), or their
+/// `field` (a host alias's `ip`).
+fn addresses<'a>(list: &'a Value, field: Option<&'a str>, path: &'a str) -> impl Iterator<Item = String> + 'a {
+    items(list).iter().enumerate().filter_map(move |(i, entry)| match field {
+        None => invalid_ip(&format!("{path}[{i}]"), text(entry)),
+        Some(field) => invalid_ip(&format!("{path}[{i}].{field}"), text(&entry[field])),
     })
 }
 
