@@ -509,3 +509,74 @@ fn a_service_whose_last_selector_key_is_dropped_has_no_selector() {
         "{document}"
     );
 }
+
+#[test]
+fn a_step_is_judged_only_once_the_controllers_have_reacted_to_the_writes_before_it() {
+    // Each expectation holds for a moment on a real cluster, between the step's write and the
+    // controllers' reaction to it, and never after. It fails on every cluster and pace, with the
+    // same observation: not by timing on the testbed, and not only on the built-in cluster.
+    let text = "scenario \"scaled up\" {
+    apply \"dockercoins/rng.yaml\"
+    scale deployment/rng to 2
+    wait rollout deployment/rng
+    scale deployment/rng to 4
+    expect pods app=rng count 2 within 2s
+}
+
+scenario \"scaled down\" {
+    apply \"dockercoins/rng.yaml\"
+    scale deployment/rng to 2
+    wait rollout deployment/rng
+    scale deployment/rng to 1
+    expect pods app=rng count 2 within 2s
+}
+
+scenario \"applied\" {
+    apply \"dockercoins/rng.yaml\"
+    wait pods app=rng deleted within 2s
+}
+
+scenario \"released\" {
+    apply \"dockercoins/rng.yaml\"
+    scale deployment/rng to 2
+    wait rollout deployment/rng
+    let victim = one pod app=rng
+    label $victim pod-template-hash-
+    expect pods app=rng,pod-template-hash count 1 within 2s
+}
+
+scenario \"relabelled out of the service\" {
+    run one labels app=web
+    run two labels app=web
+    apply <<YAML
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector:
+    app: web
+  ports:
+    - port: 80
+YAML
+    expect-traffic service/web count 2
+    label pod/one app-
+    expect-traffic service/web includes pod/one within 2s
+}
+";
+    let documents = failing_documents(
+        "reactions",
+        text,
+        &["scaled-up", "scaled-down", "applied", "released", "relabelled-out-of-the-service"],
+    );
+    let observed = [
+        "not satisfied within 2s: 4 match `pods app=rng`",
+        "not satisfied within 2s: 1 match `pods app=rng`",
+        "not satisfied within 2s: 1 object(s) still exist",
+        "not satisfied within 2s: 2 match `pods app=rng,pod-template-hash`",
+        "not satisfied within 2s: service/web sends traffic to pod/two",
+    ];
+    for (document, observed) in documents.iter().zip(observed) {
+        assert!(document.contains(observed), "wanted {observed:?} in:\n{document}");
+    }
+}

@@ -24,8 +24,13 @@ pub async fn run(step: &Step, context: &mut Context<'_>, timeout: Duration) -> R
     let context = &*context;
     let outcome = context
         .view
-        .wait_for(deadline, |_| match evaluate(step, context) {
-            Ok(Ok(observed)) => Ok(Ok(observed)),
+        .wait_for(deadline, |view| match evaluate(step, context) {
+            // Judged only at rest: a state the controllers are still reacting to is there for a
+            // moment on a real cluster, and never on the built-in one.
+            Ok(Ok(observed)) => match view.unfinished() {
+                None => Ok(Ok(observed)),
+                Some(why) => Err(format!("it held only while {why}")),
+            },
             Ok(Err(pending)) => Err(pending),
             Err(error) => Ok(Err(error)),
         })

@@ -2,6 +2,7 @@
 //! its own, with guards watching in the background, and produces a deterministic result.
 
 mod apply;
+mod at_rest;
 pub mod describe;
 mod expect;
 mod guard;
@@ -280,6 +281,14 @@ pub struct Context<'a> {
     pub current_line: usize,
 }
 
+/// What a step still waits for before it starts.
+enum CatchUp {
+    /// A write of its scenario the view has not shown yet.
+    Unseen(String),
+    /// A reaction of the control plane to what the view shows.
+    Reacting(String),
+}
+
 /// (resourceVersion, line of the step that wrote it), in write order.
 pub type WriteLog = Arc<std::sync::Mutex<Vec<(u64, usize)>>>;
 
@@ -301,7 +310,9 @@ impl Context<'_> {
         }
     }
 
-    /// Waits until the view reflects every recorded write (read-your-writes).
+    /// Waits until the view reflects every recorded write (read-your-writes), and then until the
+    /// control plane has finished reacting to what it shows: a step starts from a state of rest,
+    /// as on the built-in cluster, whose controllers finish within each write.
     pub async fn catch_up(&mut self) -> Result<(), StepError> {
         let deadline = tokio::time::Instant::now() + self.timeout;
         let written = &mut self.written;
@@ -310,15 +321,22 @@ impl Context<'_> {
             .wait_for(deadline, |view| {
                 written.retain(|(kind, name, version)| !view.has_seen(*kind, name, version));
                 match written.first() {
-                    None => Ok(()),
-                    Some((kind, name, _)) => Err(format!("{kind}/{name}")),
+                    None => view.unfinished().map_or(Ok(()), |why| Err(CatchUp::Reacting(why))),
+                    Some((kind, name, _)) => Err(CatchUp::Unseen(format!("{kind}/{name}"))),
                 }
             })
             .await;
         caught_up.map_err(|unmet| match unmet {
-            view::Unmet::Pending(object) => {
+            view::Unmet::Pending(CatchUp::Unseen(object)) => {
                 StepError::Infrastructure(format!("the watch never showed this scenario's own change to {object}"))
             }
+            view::Unmet::Pending(CatchUp::Reacting(why)) => StepError::TimedOut {
+                message: format!(
+                    "the cluster did not come to rest before this step within {}: {why}",
+                    crate::model::duration::format(self.timeout)
+                ),
+                detail: Vec::new(),
+            },
             view::Unmet::Cluster(why) => StepError::Infrastructure(why),
         })
     }

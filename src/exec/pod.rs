@@ -19,12 +19,17 @@ pub struct Pod {
 #[serde(rename_all = "camelCase")]
 pub struct PodSpec {
     pub node_name: Option<String>,
+    /// Whether the EndpointSlice controller lists the pod in a terminal phase.
+    pub restart_policy: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct PodStatus {
     pub phase: Option<String>,
     pub conditions: Option<Vec<PodCondition>>,
+    /// Only a pod with an IP has an endpoint.
+    #[serde(rename = "podIP")]
+    pub pod_ip: Option<String>,
 }
 
 /// A condition as the steps read it. Its transition time stays text until a message needs it:

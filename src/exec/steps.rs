@@ -587,6 +587,7 @@ async fn bind(context: &mut Context<'_>, name: &str, value: &Binding, timeout: D
                         .into_iter()
                         .filter(|p| selection.selector.as_ref().is_none_or(|s| s.matches(&labels_of(&p.metadata))))
                         .find(|p| super::view::is_ready(p))
+                        .filter(|_| view.unfinished().is_none())
                         .ok_or(())
                 })
                 .await;
@@ -640,8 +641,11 @@ async fn read(
     let deadline = tokio::time::Instant::now() + timeout;
     let outcome = context
         .view
-        .wait_for(deadline, |_| match read_now(context, &read, target) {
-            Ok(Ok(done)) => Ok(Ok(done)),
+        .wait_for(deadline, |view| match read_now(context, &read, target) {
+            Ok(Ok(done)) => match view.unfinished() {
+                None => Ok(Ok(done)),
+                Some(why) => Err(format!("it was there only while {why}")),
+            },
             Ok(Err(pending)) => Err(pending),
             Err(error) => Ok(Err(error)),
         })

@@ -517,6 +517,20 @@ impl View {
         }
     }
 
+    /// The first reaction the control plane still owes to what the view shows, or `None` once
+    /// it is at rest (see [`super::at_rest`]).
+    pub fn unfinished(&self) -> Option<String> {
+        super::at_rest::unfinished(&super::at_rest::Objects {
+            pods: self.pods.state(),
+            replica_sets: self.replica_sets.state(),
+            deployments: self.deployments.state(),
+            daemon_sets: self.daemon_sets.state(),
+            stateful_sets: self.stateful_sets.state(),
+            services: self.services.state(),
+            slices: self.slices.state(),
+        })
+    }
+
     /// Live pods (not being deleted), sorted by name.
     pub fn live_pods(&self) -> Vec<Arc<Pod>> {
         let mut pods: Vec<Arc<Pod>> =

@@ -1,0 +1,510 @@
+//! Whether the control plane has finished reacting to what it has seen: the point at which a
+//! step may be judged, or the next one start.
+//!
+//! A write sets off reactions: a Deployment scaled has its ReplicaSet scaled, which makes pods,
+//! which the EndpointSlice controller lists. On a real cluster each reaction takes a moment, and a
+//! state between them (the Deployment scaled, its pods not yet made) is there for a moment only:
+//! an expectation that held then, or a write made then, would make the verdict depend on timing.
+//! The built-in cluster runs its controllers to the end of their reactions within each write, so
+//! no such state is ever seen there. The executor waits, on every cluster, until what the view
+//! shows is such a state of rest before it judges or writes, so that both see the same states.
+//!
+//! Rest is read from the objects alone, by the controllers' own published bookkeeping: each
+//! workload's status has caught up with its generation, each ReplicaSet has the pods it wants and
+//! counts the pods it has, each Deployment's status adds up its ReplicaSets', no pod or
+//! ReplicaSet waits to be adopted, released or collected, and each Service's endpoints list its
+//! selected pods with their current readiness. Starting pods, terminating pods and a paused or
+//! stalled rollout are at rest: nothing is left to react to until time passes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+
+use super::pod::Pod;
+use super::traffic::belongs_to;
+use super::view::{controller_ref, is_ready, labels_of, selects};
+
+/// The label that marks the slices the EndpointSlice controller keeps (other slices are the user's).
+const MANAGED_BY: &str = "endpointslice.kubernetes.io/managed-by";
+const ENDPOINT_SLICE_CONTROLLER: &str = "endpointslice-controller.k8s.io";
+
+/// What the view holds of the kinds whose controllers react to writes.
+pub struct Objects {
+    pub pods: Vec<Arc<Pod>>,
+    pub replica_sets: Vec<Arc<ReplicaSet>>,
+    pub deployments: Vec<Arc<Deployment>>,
+    pub daemon_sets: Vec<Arc<DaemonSet>>,
+    pub stateful_sets: Vec<Arc<StatefulSet>>,
+    pub services: Vec<Arc<Service>>,
+    pub slices: Vec<Arc<EndpointSlice>>,
+}
+
+/// A controller that owns others by a label selector, as the view knows it.
+struct Owner<'a> {
+    kind: &'static str,
+    name: &'a str,
+    selector: Option<&'a LabelSelector>,
+    deleting: bool,
+}
+
+impl Owner<'_> {
+    fn selects(&self, meta: &ObjectMeta) -> bool {
+        self.selector.is_some_and(|s| selects(s, &labels_of(meta)))
+    }
+
+    fn text(&self) -> String {
+        format!("{}/{}", self.kind, self.name)
+    }
+}
+
+/// The first reaction the control plane still owes, in words, or `None` at rest. Objects are
+/// visited in name order, so the same state always gives the same answer.
+pub fn unfinished(objects: &Objects) -> Option<String> {
+    let mut pod_owners: HashMap<&str, Owner<'_>> = HashMap::new();
+    for rs in &objects.replica_sets {
+        let selector = rs.spec.as_ref().map(|s| &s.selector);
+        pod_owners.insert(uid(&rs.metadata), owner("replicaset", &rs.metadata, selector));
+    }
+    for ds in &objects.daemon_sets {
+        let selector = ds.spec.as_ref().map(|s| &s.selector);
+        pod_owners.insert(uid(&ds.metadata), owner("daemonset", &ds.metadata, selector));
+    }
+    for set in &objects.stateful_sets {
+        let selector = set.spec.as_ref().map(|s| &s.selector);
+        pod_owners.insert(uid(&set.metadata), owner("statefulset", &set.metadata, selector));
+    }
+    let mut rs_owners: HashMap<&str, Owner<'_>> = HashMap::new();
+    for d in &objects.deployments {
+        let selector = d.spec.as_ref().map(|s| &s.selector);
+        rs_owners.insert(uid(&d.metadata), owner("deployment", &d.metadata, selector));
+    }
+
+    let pods = by_name(&objects.pods, |p| &p.metadata);
+    let active_pods: Vec<&Pod> = pods.iter().copied().filter(|p| is_active(p)).collect();
+    for pod in &active_pods {
+        let pod_text = format!("pod/{}", name(&pod.metadata));
+        // A StatefulSet adopts only pods named as its members.
+        let adopts = |o: &Owner<'_>| o.kind != "statefulset" || is_member_name(name(&pod.metadata), o.name);
+        if let Some(why) =
+            ownership(&pod.metadata, &pod_text, &pod_owners, &["ReplicaSet", "DaemonSet", "StatefulSet"], adopts)
+        {
+            return Some(why);
+        }
+    }
+    for rs in by_name(&objects.replica_sets, |r| &r.metadata) {
+        if rs.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let rs_text = format!("replicaset/{}", name(&rs.metadata));
+        if let Some(why) = ownership(&rs.metadata, &rs_text, &rs_owners, &["Deployment"], |_| true) {
+            return Some(why);
+        }
+        if let Some(why) =
+            generation_unseen(&rs_text, &rs.metadata, rs.status.as_ref().and_then(|s| s.observed_generation))
+        {
+            return Some(why);
+        }
+        let owned = active_pods.iter().filter(|p| controlled_by(&p.metadata, &rs.metadata)).count() as i32;
+        let status = rs.status.as_ref();
+        let counted = status.map_or(0, |s| s.replicas);
+        if counted != owned {
+            return Some(format!("{rs_text} has yet to count its pods: its status says {counted}, it has {owned}"));
+        }
+        let wanted = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        // A replica set whose pods are refused says so in a condition and waits to try again.
+        let refused = status
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "ReplicaFailure" && c.status == "True"));
+        if owned != wanted && !refused {
+            return Some(format!("{rs_text} has yet to make or delete pods: it has {owned} of {wanted}"));
+        }
+    }
+    for d in by_name(&objects.deployments, |d| &d.metadata) {
+        if d.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let d_text = format!("deployment/{}", name(&d.metadata));
+        if let Some(why) =
+            generation_unseen(&d_text, &d.metadata, d.status.as_ref().and_then(|s| s.observed_generation))
+        {
+            return Some(why);
+        }
+        let mut sums = [0; 3];
+        for rs in objects.replica_sets.iter().filter(|rs| controlled_by(&rs.metadata, &d.metadata)) {
+            let status = rs.status.as_ref();
+            sums[0] += status.map_or(0, |s| s.replicas);
+            sums[1] += status.and_then(|s| s.ready_replicas).unwrap_or(0);
+            sums[2] += status.and_then(|s| s.available_replicas).unwrap_or(0);
+        }
+        let status = d.status.as_ref();
+        let stated = [
+            status.and_then(|s| s.replicas).unwrap_or(0),
+            status.and_then(|s| s.ready_replicas).unwrap_or(0),
+            status.and_then(|s| s.available_replicas).unwrap_or(0),
+        ];
+        if stated != sums {
+            return Some(format!(
+                "{d_text} has yet to add up its replica sets: its status says {}/{}/{} pods/ready/available, they have {}/{}/{}",
+                stated[0], stated[1], stated[2], sums[0], sums[1], sums[2]
+            ));
+        }
+    }
+    for ds in by_name(&objects.daemon_sets, |d| &d.metadata) {
+        let observed = ds.status.as_ref().and_then(|s| s.observed_generation);
+        // Upstream names a daemon set's revisions `<name>-<hash>`, the hash up to 10
+        // characters, uncut: past 253 characters its sync fails before any status, and never
+        // sees a generation. Such a name has nothing more coming.
+        if ds.metadata.deletion_timestamp.is_none()
+            && name(&ds.metadata).len() + 1 + 10 <= 253
+            && let Some(why) = generation_unseen(&format!("daemonset/{}", name(&ds.metadata)), &ds.metadata, observed)
+        {
+            return Some(why);
+        }
+    }
+    for set in by_name(&objects.stateful_sets, |s| &s.metadata) {
+        let observed = set.status.as_ref().and_then(|s| s.observed_generation);
+        if set.metadata.deletion_timestamp.is_none()
+            && let Some(why) =
+                generation_unseen(&format!("statefulset/{}", name(&set.metadata)), &set.metadata, observed)
+        {
+            return Some(why);
+        }
+    }
+    for service in by_name(&objects.services, |s| &s.metadata) {
+        if let Some(why) = endpoints_behind(service, &pods, &objects.slices) {
+            return Some(why);
+        }
+    }
+    None
+}
+
+fn owner<'a>(kind: &'static str, meta: &'a ObjectMeta, selector: Option<&'a LabelSelector>) -> Owner<'a> {
+    Owner { kind, name: name(meta), selector, deleting: meta.deletion_timestamp.is_some() }
+}
+
+/// What a controller still owes an object by ownership: to collect it (its controller is gone),
+/// to release it (it no longer matches), or to adopt it (an orphan a controller selects).
+/// `watched` are the kinds of `owners`: an owner of another kind is not the view's to judge.
+fn ownership(
+    meta: &ObjectMeta,
+    text: &str,
+    owners: &HashMap<&str, Owner<'_>>,
+    watched: &[&str],
+    adopts: impl Fn(&Owner<'_>) -> bool,
+) -> Option<String> {
+    match controller_ref(meta) {
+        Some(reference) => match owners.get(reference.uid.as_str()) {
+            Some(owner) if !owner.deleting && !owner.selects(meta) => {
+                Some(format!("{} has yet to release {text}, which no longer matches its selector", owner.text()))
+            }
+            Some(_) => None,
+            None if watched.contains(&reference.kind.as_str()) => Some(format!(
+                "the garbage collector has yet to act on {text}: its {} {} is gone",
+                reference.kind.to_ascii_lowercase(),
+                reference.name
+            )),
+            None => None,
+        },
+        None => {
+            let mut adopters: Vec<&Owner<'_>> =
+                owners.values().filter(|o| !o.deleting && o.selects(meta) && adopts(o)).collect();
+            adopters.sort_by_key(|o| (o.kind, o.name));
+            adopters.first().map(|o| format!("{} has yet to adopt {text}, an orphan its selector matches", o.text()))
+        }
+    }
+}
+
+fn generation_unseen(text: &str, meta: &ObjectMeta, observed: Option<i64>) -> Option<String> {
+    let generation = meta.generation.unwrap_or(0);
+    let observed = observed.unwrap_or(0);
+    (observed < generation)
+        .then(|| format!("{text}'s controller has yet to act on its generation {generation} (it has seen {observed})"))
+}
+
+/// What the EndpointSlice controller still owes a Service: its managed slices list every
+/// selected pod that has an IP, terminating ones included, ready when the pod is Ready and not
+/// terminating (or the Service publishes pods that are not ready), as upstream's reconciler
+/// writes them.
+fn endpoints_behind(service: &Service, pods: &[&Pod], slices: &[Arc<EndpointSlice>]) -> Option<String> {
+    let spec = service.spec.as_ref()?;
+    if service.metadata.deletion_timestamp.is_some() || spec.type_.as_deref() == Some("ExternalName") {
+        return None;
+    }
+    let selector = spec.selector.as_ref().filter(|s| !s.is_empty())?;
+    let publish_not_ready = spec.publish_not_ready_addresses == Some(true);
+    let mut wanted: BTreeMap<&str, (bool, bool)> = BTreeMap::new();
+    for &pod in pods {
+        if !has_ip(pod) || !listed_by_phase(pod) {
+            continue;
+        }
+        let labels = labels_of(&pod.metadata);
+        if !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+            continue;
+        }
+        let terminating = pod.metadata.deletion_timestamp.is_some();
+        wanted.insert(uid(&pod.metadata), (publish_not_ready || (is_ready(pod) && !terminating), terminating));
+    }
+    let service_name = name(&service.metadata);
+    let mut listed: BTreeMap<&str, (bool, bool)> = BTreeMap::new();
+    let mut conflicting = false;
+    let managed = slices.iter().filter(|s| {
+        belongs_to(s, service_name)
+            && s.metadata.labels.as_ref().and_then(|l| l.get(MANAGED_BY)).map(String::as_str)
+                == Some(ENDPOINT_SLICE_CONTROLLER)
+    });
+    for endpoint in managed.flat_map(|s| s.endpoints.iter()) {
+        let Some(pod_uid) = endpoint.target_ref.as_ref().and_then(|t| t.uid.as_deref()) else { continue };
+        let conditions = endpoint.conditions.as_ref();
+        let ready = conditions.and_then(|c| c.ready).unwrap_or(true);
+        let terminating = conditions.and_then(|c| c.terminating).unwrap_or(false);
+        // A pod two slices list differently is mid-move between them.
+        conflicting |=
+            listed.insert(pod_uid, (ready, terminating)).is_some_and(|before| before != (ready, terminating));
+    }
+    (conflicting || listed != wanted).then(|| {
+        let by_uid: HashMap<&str, &str> = pods.iter().map(|p| (uid(&p.metadata), name(&p.metadata))).collect();
+        let differing = wanted
+            .keys()
+            .chain(listed.keys())
+            .find(|u| wanted.get(*u) != listed.get(*u))
+            .map(|u| by_uid.get(u).map_or_else(|| format!(" (a pod now gone, uid {u})"), |n| format!(" (pod/{n})")))
+            .unwrap_or_default();
+        format!("service/{service_name}'s endpoints have yet to follow its pods{differing}")
+    })
+}
+
+/// Upstream's IsPodActive: not terminal and not being deleted.
+fn is_active(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none() && !matches!(phase(pod), "Succeeded" | "Failed")
+}
+
+/// Upstream's ShouldPodBeInEndpoints, as to the pod's phase: a pod that restarts always is
+/// listed in any phase.
+fn listed_by_phase(pod: &Pod) -> bool {
+    match pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()) {
+        Some("Never") => !matches!(phase(pod), "Succeeded" | "Failed"),
+        Some("OnFailure") => phase(pod) != "Succeeded",
+        _ => true,
+    }
+}
+
+fn has_ip(pod: &Pod) -> bool {
+    pod.status.as_ref().and_then(|s| s.pod_ip.as_deref()).is_some_and(|ip| !ip.is_empty())
+}
+
+fn phase(pod: &Pod) -> &str {
+    pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or_default()
+}
+
+/// Whether a pod's name is that of a StatefulSet member: the set's name, a dash, an ordinal.
+fn is_member_name(pod: &str, set: &str) -> bool {
+    pod.rsplit_once('-').is_some_and(|(parent, ordinal)| {
+        parent == set && !ordinal.is_empty() && ordinal.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+fn controlled_by(meta: &ObjectMeta, owner: &ObjectMeta) -> bool {
+    controller_ref(meta).is_some_and(|r| Some(&r.uid) == owner.uid.as_ref())
+}
+
+fn by_name<T>(objects: &[Arc<T>], meta: impl Fn(&T) -> &ObjectMeta) -> Vec<&T> {
+    let mut sorted: Vec<&T> = objects.iter().map(|o| &**o).collect();
+    sorted.sort_by(|a, b| meta(a).name.cmp(&meta(b).name));
+    sorted
+}
+
+fn name(meta: &ObjectMeta) -> &str {
+    meta.name.as_deref().unwrap_or_default()
+}
+
+fn uid(meta: &ObjectMeta) -> &str {
+    meta.uid.as_deref().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn object<T: serde::de::DeserializeOwned>(value: Value) -> Arc<T> {
+        Arc::new(serde_json::from_value(value).unwrap())
+    }
+
+    fn controller(kind: &str, name: &str) -> Value {
+        json!([{"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": format!("uid-{name}"), "controller": true}])
+    }
+
+    fn pod(name: &str, labels: Value, owner: Option<&str>, ready: bool) -> Arc<Pod> {
+        let mut meta = json!({"name": name, "uid": format!("uid-{name}"), "labels": labels});
+        if let Some(owner) = owner {
+            meta["ownerReferences"] = controller("ReplicaSet", owner);
+        }
+        object(json!({
+            "metadata": meta,
+            "spec": {"containers": [{"name": "web"}]},
+            "status": {
+                "phase": "Running",
+                "podIP": "10.244.1.2",
+                "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
+            },
+        }))
+    }
+
+    fn replica_set(name: &str, wanted: i32, counted: i32) -> Arc<ReplicaSet> {
+        object(json!({
+            "metadata": {"name": name, "uid": format!("uid-{name}"), "generation": 2, "labels": {"app": "web", "hash": "a"},
+                         "ownerReferences": controller("Deployment", "web")},
+            "spec": {"replicas": wanted, "selector": {"matchLabels": {"app": "web", "hash": "a"}}},
+            "status": {"replicas": counted, "readyReplicas": counted, "availableReplicas": counted, "observedGeneration": 2},
+        }))
+    }
+
+    fn deployment(replicas: i32, observed: i64) -> Arc<Deployment> {
+        object(json!({
+            "metadata": {"name": "web", "uid": "uid-web", "generation": 3},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {}},
+            "status": {"replicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas, "observedGeneration": observed},
+        }))
+    }
+
+    fn service() -> Arc<Service> {
+        object(json!({"metadata": {"name": "web", "uid": "uid-svc"}, "spec": {"selector": {"app": "web"}}}))
+    }
+
+    fn slice(endpoints: &[(&str, bool)]) -> Arc<EndpointSlice> {
+        let endpoints: Vec<Value> = endpoints
+            .iter()
+            .map(|(pod, ready)| {
+                json!({"addresses": ["10.244.1.2"], "conditions": {"ready": ready, "serving": ready, "terminating": false},
+                       "targetRef": {"kind": "Pod", "name": pod, "uid": format!("uid-{pod}")}})
+            })
+            .collect();
+        object(json!({
+            "metadata": {"name": "web-x", "labels": {"kubernetes.io/service-name": "web", MANAGED_BY: ENDPOINT_SLICE_CONTROLLER}},
+            "addressType": "IPv4",
+            "endpoints": endpoints,
+        }))
+    }
+
+    /// A deployment of two ready pods behind a service, its controllers done.
+    fn at_rest() -> Objects {
+        let labels = json!({"app": "web", "hash": "a"});
+        Objects {
+            pods: vec![
+                pod("web-a-1", labels.clone(), Some("web-a"), true),
+                pod("web-a-2", labels, Some("web-a"), true),
+            ],
+            replica_sets: vec![replica_set("web-a", 2, 2)],
+            deployments: vec![deployment(2, 3)],
+            daemon_sets: Vec::new(),
+            stateful_sets: Vec::new(),
+            services: vec![service()],
+            slices: vec![slice(&[("web-a-1", true), ("web-a-2", true)])],
+        }
+    }
+
+    #[test]
+    fn a_settled_deployment_behind_its_service_is_at_rest() {
+        assert_eq!(unfinished(&at_rest()), None);
+    }
+
+    #[test]
+    fn a_spec_its_controller_has_not_seen_is_owed_a_reaction() {
+        let mut objects = at_rest();
+        objects.deployments = vec![deployment(2, 2)];
+        assert_eq!(
+            unfinished(&objects).as_deref(),
+            Some("deployment/web's controller has yet to act on its generation 3 (it has seen 2)")
+        );
+    }
+
+    #[test]
+    fn a_replica_set_scaled_up_owes_pods_until_it_has_and_counts_them() {
+        let mut objects = at_rest();
+        objects.replica_sets = vec![replica_set("web-a", 3, 2)];
+        assert_eq!(
+            unfinished(&objects).as_deref(),
+            Some("replicaset/web-a has yet to make or delete pods: it has 2 of 3")
+        );
+        // Its pods made, but its status written before they were: still reacting.
+        objects.pods.push(pod("web-a-3", json!({"app": "web", "hash": "a"}), Some("web-a"), false));
+        assert_eq!(
+            unfinished(&objects).as_deref(),
+            Some("replicaset/web-a has yet to count its pods: its status says 2, it has 3")
+        );
+    }
+
+    #[test]
+    fn a_deployment_whose_status_lags_its_replica_sets_is_reacting() {
+        let mut objects = at_rest();
+        objects.deployments = vec![deployment(1, 3)];
+        assert_eq!(
+            unfinished(&objects).as_deref(),
+            Some(
+                "deployment/web has yet to add up its replica sets: its status says 1/1/1 pods/ready/available, they have 2/2/2"
+            )
+        );
+    }
+
+    #[test]
+    fn a_relabelled_pod_awaits_release_and_a_matching_orphan_adoption() {
+        let mut objects = at_rest();
+        objects.pods[0] = pod("web-a-1", json!({"app": "web"}), Some("web-a"), true);
+        assert_eq!(
+            unfinished(&objects).as_deref(),
+            Some("replicaset/web-a has yet to release pod/web-a-1, which no longer matches its selector")
+        );
+        let mut objects = at_rest();
+        objects.pods.push(pod("bare", json!({"app": "web", "hash": "a"}), None, true));
+        assert_eq!(
+            unfinished(&objects).as_deref(),
+            Some("replicaset/web-a has yet to adopt pod/bare, an orphan its selector matches")
+        );
+        // An orphan the selector does not match is left alone (its endpoint aside).
+        let mut objects = at_rest();
+        objects.pods.push(pod("bare", json!({"app": "other"}), None, true));
+        assert_eq!(unfinished(&objects), None);
+    }
+
+    #[test]
+    fn a_pod_whose_replica_set_is_gone_awaits_the_garbage_collector() {
+        let mut objects = at_rest();
+        objects.pods[1] = pod("web-a-2", json!({"app": "web", "hash": "a"}), Some("web-old"), true);
+        objects.slices = vec![slice(&[("web-a-1", true), ("web-a-2", true)])];
+        assert_eq!(
+            unfinished(&objects).as_deref(),
+            Some("the garbage collector has yet to act on pod/web-a-2: its replicaset web-old is gone")
+        );
+    }
+
+    #[test]
+    fn endpoints_must_list_each_selected_pod_with_its_readiness() {
+        let mut objects = at_rest();
+        objects.slices = vec![slice(&[("web-a-1", true)])];
+        assert_eq!(
+            unfinished(&objects).as_deref(),
+            Some("service/web's endpoints have yet to follow its pods (pod/web-a-2)")
+        );
+        objects.slices = vec![slice(&[("web-a-1", true), ("web-a-2", false)])];
+        assert!(unfinished(&objects).is_some());
+        // A slice the user keeps is not the controller's to follow.
+        objects.slices = vec![slice(&[("web-a-1", true), ("web-a-2", true)])];
+        let mut manual: EndpointSlice = (*slice(&[])).clone();
+        manual.metadata.labels.as_mut().unwrap().insert(MANAGED_BY.into(), "rehearse.test".into());
+        objects.slices.push(Arc::new(manual));
+        assert_eq!(unfinished(&objects), None);
+    }
+
+    #[test]
+    fn a_statefulset_adopts_only_pods_named_as_its_members() {
+        assert!(is_member_name("db-0", "db"));
+        assert!(is_member_name("db-12", "db"));
+        assert!(!is_member_name("db-x", "db"));
+        assert!(!is_member_name("db-", "db"));
+        assert!(!is_member_name("dbx-0", "db"));
+    }
+}
