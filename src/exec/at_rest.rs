@@ -166,12 +166,26 @@ pub fn unfinished(objects: &Objects) -> Option<String> {
         }
     }
     for set in by_name(&objects.stateful_sets, |s| &s.metadata) {
-        let observed = set.status.as_ref().and_then(|s| s.observed_generation);
-        if set.metadata.deletion_timestamp.is_none()
-            && let Some(why) =
-                generation_unseen(&format!("statefulset/{}", name(&set.metadata)), &set.metadata, observed)
-        {
+        if set.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let set_text = format!("statefulset/{}", name(&set.metadata));
+        let status = set.status.as_ref();
+        if let Some(why) = generation_unseen(&set_text, &set.metadata, status.and_then(|s| s.observed_generation)) {
             return Some(why);
+        }
+        // Upstream's computeReplicaStatus over every pod the set owns, terminating ones too: a
+        // pod the kubelet has seen (it has a phase) and, of those, the running and ready ones. The
+        // next pod of an ordered set is made on the status pass that counts its predecessor ready.
+        let owned: Vec<&Pod> = pods.iter().copied().filter(|p| controlled_by(&p.metadata, &set.metadata)).collect();
+        let created = owned.iter().filter(|p| !phase(p).is_empty()).count() as i32;
+        let ready = owned.iter().filter(|p| phase(p) == "Running" && is_ready(p)).count() as i32;
+        let stated = (status.map_or(0, |s| s.replicas), status.and_then(|s| s.ready_replicas).unwrap_or(0));
+        if stated != (created, ready) {
+            return Some(format!(
+                "{set_text} has yet to count its pods: its status says {}/{} pods/ready, it has {created}/{ready}",
+                stated.0, stated.1
+            ));
         }
     }
     for service in by_name(&objects.services, |s| &s.metadata) {
@@ -496,6 +510,34 @@ mod tests {
         let mut manual: EndpointSlice = (*slice(&[])).clone();
         manual.metadata.labels.as_mut().unwrap().insert(MANAGED_BY.into(), "rehearse.test".into());
         objects.slices.push(Arc::new(manual));
+        assert_eq!(unfinished(&objects), None);
+    }
+
+    #[test]
+    fn an_ordered_statefulset_owes_its_next_pod_until_its_status_counts_the_ready_one() {
+        let set = |ready: i32| -> Arc<StatefulSet> {
+            object(json!({
+                "metadata": {"name": "db", "uid": "uid-db", "generation": 1},
+                "spec": {"selector": {"matchLabels": {"app": "db"}}, "serviceName": "db", "template": {}},
+                "status": {"replicas": 1, "readyReplicas": ready, "observedGeneration": 1},
+            }))
+        };
+        let mut db_0: Pod = (*pod("db-0", json!({"app": "db"}), None, true)).clone();
+        db_0.metadata.owner_references = serde_json::from_value(controller("StatefulSet", "db")).unwrap();
+        let mut objects = Objects {
+            pods: vec![Arc::new(db_0)],
+            replica_sets: Vec::new(),
+            deployments: Vec::new(),
+            daemon_sets: Vec::new(),
+            stateful_sets: vec![set(0)],
+            services: Vec::new(),
+            slices: Vec::new(),
+        };
+        assert_eq!(
+            unfinished(&objects).as_deref(),
+            Some("statefulset/db has yet to count its pods: its status says 1/0 pods/ready, it has 1/1")
+        );
+        objects.stateful_sets = vec![set(1)];
         assert_eq!(unfinished(&objects), None);
     }
 
