@@ -16,7 +16,7 @@
 //! selected pods with their current readiness. Starting pods, terminating pods and a paused or
 //! stalled rollout are at rest: nothing is left to react to until time passes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
@@ -26,7 +26,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use super::pod::Pod;
 use super::traffic::belongs_to;
-use super::view::{controller_ref, is_ready, labels_of, selects};
+use crate::model::labels::Labels;
+
+use super::view::{controller_ref, is_ready, selects};
 
 /// The label that marks the slices the EndpointSlice controller keeps (other slices are the user's).
 const MANAGED_BY: &str = "endpointslice.kubernetes.io/managed-by";
@@ -53,58 +55,77 @@ struct Owner<'a> {
 
 impl Owner<'_> {
     fn selects(&self, meta: &ObjectMeta) -> bool {
-        self.selector.is_some_and(|s| selects(s, &labels_of(meta)))
+        self.selector.is_some_and(|s| selects(s, labels(meta)))
     }
 
-    fn text(&self) -> String {
-        format!("{}/{}", self.kind, self.name)
+    fn text(&self) -> Named<'_> {
+        Named(self.kind, self.name)
+    }
+}
+
+/// `kind/name`, written only when a message needs it: the check runs before every step.
+#[derive(Clone, Copy)]
+struct Named<'a>(&'static str, &'a str);
+
+impl std::fmt::Display for Named<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.0, self.1)
     }
 }
 
 /// The first reaction the control plane still owes, in words, or `None` at rest. Objects are
-/// visited in name order, so the same state always gives the same answer.
+/// visited in name order, so the same state always gives the same answer; that order is only
+/// paid for when there is something to say (the check runs before every step).
 pub fn unfinished(objects: &Objects) -> Option<String> {
-    let mut pod_owners: HashMap<&str, Owner<'_>> = HashMap::new();
+    first_unfinished(objects, false)?;
+    first_unfinished(objects, true)
+}
+
+/// Owners by uid: a few per namespace, so a list is quicker than hashing every pod's owner uid.
+type Owners<'a> = Vec<(&'a str, Owner<'a>)>;
+
+fn first_unfinished(objects: &Objects, by_name_order: bool) -> Option<String> {
+    let mut pod_owners: Owners<'_> = Vec::new();
     for rs in &objects.replica_sets {
         let selector = rs.spec.as_ref().map(|s| &s.selector);
-        pod_owners.insert(uid(&rs.metadata), owner("replicaset", &rs.metadata, selector));
+        pod_owners.push((uid(&rs.metadata), owner("replicaset", &rs.metadata, selector)));
     }
     for ds in &objects.daemon_sets {
         let selector = ds.spec.as_ref().map(|s| &s.selector);
-        pod_owners.insert(uid(&ds.metadata), owner("daemonset", &ds.metadata, selector));
+        pod_owners.push((uid(&ds.metadata), owner("daemonset", &ds.metadata, selector)));
     }
     for set in &objects.stateful_sets {
         let selector = set.spec.as_ref().map(|s| &s.selector);
-        pod_owners.insert(uid(&set.metadata), owner("statefulset", &set.metadata, selector));
+        pod_owners.push((uid(&set.metadata), owner("statefulset", &set.metadata, selector)));
     }
-    let mut rs_owners: HashMap<&str, Owner<'_>> = HashMap::new();
+    let mut rs_owners: Owners<'_> = Vec::new();
     for d in &objects.deployments {
         let selector = d.spec.as_ref().map(|s| &s.selector);
-        rs_owners.insert(uid(&d.metadata), owner("deployment", &d.metadata, selector));
+        rs_owners.push((uid(&d.metadata), owner("deployment", &d.metadata, selector)));
     }
 
-    let pods = by_name(&objects.pods, |p| &p.metadata);
+    let pods = by_name(&objects.pods, |p| &p.metadata, by_name_order);
     let active_pods: Vec<&Pod> = pods.iter().copied().filter(|p| is_active(p)).collect();
     for pod in &active_pods {
-        let pod_text = format!("pod/{}", name(&pod.metadata));
+        let pod_text = Named("pod", name(&pod.metadata));
         // A StatefulSet adopts only pods named as its members.
         let adopts = |o: &Owner<'_>| o.kind != "statefulset" || is_member_name(name(&pod.metadata), o.name);
         if let Some(why) =
-            ownership(&pod.metadata, &pod_text, &pod_owners, &["ReplicaSet", "DaemonSet", "StatefulSet"], adopts)
+            ownership(&pod.metadata, pod_text, &pod_owners, &["ReplicaSet", "DaemonSet", "StatefulSet"], adopts)
         {
             return Some(why);
         }
     }
-    for rs in by_name(&objects.replica_sets, |r| &r.metadata) {
+    for rs in by_name(&objects.replica_sets, |r| &r.metadata, by_name_order) {
         if rs.metadata.deletion_timestamp.is_some() {
             continue;
         }
-        let rs_text = format!("replicaset/{}", name(&rs.metadata));
-        if let Some(why) = ownership(&rs.metadata, &rs_text, &rs_owners, &["Deployment"], |_| true) {
+        let rs_text = Named("replicaset", name(&rs.metadata));
+        if let Some(why) = ownership(&rs.metadata, rs_text, &rs_owners, &["Deployment"], |_| true) {
             return Some(why);
         }
         if let Some(why) =
-            generation_unseen(&rs_text, &rs.metadata, rs.status.as_ref().and_then(|s| s.observed_generation))
+            generation_unseen(rs_text, &rs.metadata, rs.status.as_ref().and_then(|s| s.observed_generation))
         {
             return Some(why);
         }
@@ -123,13 +144,12 @@ pub fn unfinished(objects: &Objects) -> Option<String> {
             return Some(format!("{rs_text} has yet to make or delete pods: it has {owned} of {wanted}"));
         }
     }
-    for d in by_name(&objects.deployments, |d| &d.metadata) {
+    for d in by_name(&objects.deployments, |d| &d.metadata, by_name_order) {
         if d.metadata.deletion_timestamp.is_some() {
             continue;
         }
-        let d_text = format!("deployment/{}", name(&d.metadata));
-        if let Some(why) =
-            generation_unseen(&d_text, &d.metadata, d.status.as_ref().and_then(|s| s.observed_generation))
+        let d_text = Named("deployment", name(&d.metadata));
+        if let Some(why) = generation_unseen(d_text, &d.metadata, d.status.as_ref().and_then(|s| s.observed_generation))
         {
             return Some(why);
         }
@@ -153,25 +173,25 @@ pub fn unfinished(objects: &Objects) -> Option<String> {
             ));
         }
     }
-    for ds in by_name(&objects.daemon_sets, |d| &d.metadata) {
+    for ds in by_name(&objects.daemon_sets, |d| &d.metadata, by_name_order) {
         let observed = ds.status.as_ref().and_then(|s| s.observed_generation);
         // Upstream names a daemon set's revisions `<name>-<hash>`, the hash up to 10
         // characters, uncut: past 253 characters its sync fails before any status, and never
         // sees a generation. Such a name has nothing more coming.
         if ds.metadata.deletion_timestamp.is_none()
             && name(&ds.metadata).len() + 1 + 10 <= 253
-            && let Some(why) = generation_unseen(&format!("daemonset/{}", name(&ds.metadata)), &ds.metadata, observed)
+            && let Some(why) = generation_unseen(Named("daemonset", name(&ds.metadata)), &ds.metadata, observed)
         {
             return Some(why);
         }
     }
-    for set in by_name(&objects.stateful_sets, |s| &s.metadata) {
+    for set in by_name(&objects.stateful_sets, |s| &s.metadata, by_name_order) {
         if set.metadata.deletion_timestamp.is_some() {
             continue;
         }
-        let set_text = format!("statefulset/{}", name(&set.metadata));
+        let set_text = Named("statefulset", name(&set.metadata));
         let status = set.status.as_ref();
-        if let Some(why) = generation_unseen(&set_text, &set.metadata, status.and_then(|s| s.observed_generation)) {
+        if let Some(why) = generation_unseen(set_text, &set.metadata, status.and_then(|s| s.observed_generation)) {
             return Some(why);
         }
         // Upstream's computeReplicaStatus over every pod the set owns, terminating ones too: a
@@ -188,7 +208,7 @@ pub fn unfinished(objects: &Objects) -> Option<String> {
             ));
         }
     }
-    for service in by_name(&objects.services, |s| &s.metadata) {
+    for service in by_name(&objects.services, |s| &s.metadata, by_name_order) {
         if let Some(why) = endpoints_behind(service, &pods, &objects.slices) {
             return Some(why);
         }
@@ -205,13 +225,13 @@ fn owner<'a>(kind: &'static str, meta: &'a ObjectMeta, selector: Option<&'a Labe
 /// `watched` are the kinds of `owners`: an owner of another kind is not the view's to judge.
 fn ownership(
     meta: &ObjectMeta,
-    text: &str,
-    owners: &HashMap<&str, Owner<'_>>,
+    text: Named<'_>,
+    owners: &Owners<'_>,
     watched: &[&str],
     adopts: impl Fn(&Owner<'_>) -> bool,
 ) -> Option<String> {
     match controller_ref(meta) {
-        Some(reference) => match owners.get(reference.uid.as_str()) {
+        Some(reference) => match owners.iter().find(|(uid, _)| *uid == reference.uid).map(|(_, o)| o) {
             Some(owner) if !owner.deleting && !owner.selects(meta) => {
                 Some(format!("{} has yet to release {text}, which no longer matches its selector", owner.text()))
             }
@@ -225,14 +245,14 @@ fn ownership(
         },
         None => {
             let mut adopters: Vec<&Owner<'_>> =
-                owners.values().filter(|o| !o.deleting && o.selects(meta) && adopts(o)).collect();
+                owners.iter().map(|(_, o)| o).filter(|o| !o.deleting && o.selects(meta) && adopts(o)).collect();
             adopters.sort_by_key(|o| (o.kind, o.name));
             adopters.first().map(|o| format!("{} has yet to adopt {text}, an orphan its selector matches", o.text()))
         }
     }
 }
 
-fn generation_unseen(text: &str, meta: &ObjectMeta, observed: Option<i64>) -> Option<String> {
+fn generation_unseen(text: Named<'_>, meta: &ObjectMeta, observed: Option<i64>) -> Option<String> {
     let generation = meta.generation.unwrap_or(0);
     let observed = observed.unwrap_or(0);
     (observed < generation)
@@ -250,21 +270,21 @@ fn endpoints_behind(service: &Service, pods: &[&Pod], slices: &[Arc<EndpointSlic
     }
     let selector = spec.selector.as_ref().filter(|s| !s.is_empty())?;
     let publish_not_ready = spec.publish_not_ready_addresses == Some(true);
-    let mut wanted: BTreeMap<&str, (bool, bool)> = BTreeMap::new();
+    // (pod uid, ready, terminating) of each endpoint, wanted and as listed.
+    let mut wanted: Vec<(&str, bool, bool)> = Vec::new();
     for &pod in pods {
         if !has_ip(pod) || !listed_by_phase(pod) {
             continue;
         }
-        let labels = labels_of(&pod.metadata);
+        let labels = labels(&pod.metadata);
         if !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
             continue;
         }
         let terminating = pod.metadata.deletion_timestamp.is_some();
-        wanted.insert(uid(&pod.metadata), (publish_not_ready || (is_ready(pod) && !terminating), terminating));
+        wanted.push((uid(&pod.metadata), publish_not_ready || (is_ready(pod) && !terminating), terminating));
     }
     let service_name = name(&service.metadata);
-    let mut listed: BTreeMap<&str, (bool, bool)> = BTreeMap::new();
-    let mut conflicting = false;
+    let mut listed: Vec<(&str, bool, bool)> = Vec::new();
     let managed = slices.iter().filter(|s| {
         belongs_to(s, service_name)
             && s.metadata.labels.as_ref().and_then(|l| l.get(MANAGED_BY)).map(String::as_str)
@@ -275,16 +295,21 @@ fn endpoints_behind(service: &Service, pods: &[&Pod], slices: &[Arc<EndpointSlic
         let conditions = endpoint.conditions.as_ref();
         let ready = conditions.and_then(|c| c.ready).unwrap_or(true);
         let terminating = conditions.and_then(|c| c.terminating).unwrap_or(false);
-        // A pod two slices list differently is mid-move between them.
-        conflicting |=
-            listed.insert(pod_uid, (ready, terminating)).is_some_and(|before| before != (ready, terminating));
+        listed.push((pod_uid, ready, terminating));
     }
-    (conflicting || listed != wanted).then(|| {
+    wanted.sort_unstable();
+    listed.sort_unstable();
+    // A pod several slices list alike is one endpoint; listed differently, it is mid-move
+    // between them, and stays twice in the list, so that it differs from what is wanted.
+    listed.dedup();
+    (listed != wanted).then(|| {
         let by_uid: HashMap<&str, &str> = pods.iter().map(|p| (uid(&p.metadata), name(&p.metadata))).collect();
         let differing = wanted
-            .keys()
-            .chain(listed.keys())
-            .find(|u| wanted.get(*u) != listed.get(*u))
+            .iter()
+            .zip(&listed)
+            .find(|(w, l)| w != l)
+            .map(|(w, l)| w.0.min(l.0))
+            .or_else(|| wanted.get(listed.len()).or(listed.get(wanted.len())).map(|e| e.0))
             .map(|u| by_uid.get(u).map_or_else(|| format!(" (a pod now gone, uid {u})"), |n| format!(" (pod/{n})")))
             .unwrap_or_default();
         format!("service/{service_name}'s endpoints have yet to follow its pods{differing}")
@@ -325,10 +350,18 @@ fn controlled_by(meta: &ObjectMeta, owner: &ObjectMeta) -> bool {
     controller_ref(meta).is_some_and(|r| Some(&r.uid) == owner.uid.as_ref())
 }
 
-fn by_name<T>(objects: &[Arc<T>], meta: impl Fn(&T) -> &ObjectMeta) -> Vec<&T> {
+/// The objects, in name order when `ordered`.
+fn by_name<T>(objects: &[Arc<T>], meta: impl Fn(&T) -> &ObjectMeta, ordered: bool) -> Vec<&T> {
     let mut sorted: Vec<&T> = objects.iter().map(|o| &**o).collect();
-    sorted.sort_by(|a, b| meta(a).name.cmp(&meta(b).name));
+    if ordered {
+        sorted.sort_by(|a, b| meta(a).name.cmp(&meta(b).name));
+    }
     sorted
+}
+
+fn labels(meta: &ObjectMeta) -> &Labels {
+    static NONE: Labels = Labels::new();
+    meta.labels.as_ref().unwrap_or(&NONE)
 }
 
 fn name(meta: &ObjectMeta) -> &str {

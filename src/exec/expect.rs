@@ -603,7 +603,12 @@ pub async fn settle(context: &Context<'_>, timeout: Duration, only: Option<&str>
                 Rollout::Stalled(why) => return Ok(Some(why)),
             }
         }
-        Ok(None)
+        // Recorded at rest, as steps are judged: no reaction pending between the rollouts'
+        // last change and the record.
+        match view.unfinished() {
+            Some(why) => Err(format!("the controllers never came to rest: {why}")),
+            None => Ok(None),
+        }
     };
     match context.view.wait_for(deadline, unsettled).await {
         Ok(None) => Ok(()),
