@@ -51,7 +51,9 @@ impl Nodes {
     pub async fn start(client: &Client) -> Result<Nodes, kube::Error> {
         let (bump, changes) = watch::channel(0);
         let freshness = Freshness::default();
-        let watch = Watch { name: "nodes", bump, freshness: freshness.clone(), versions: None };
+        // Nodes are shared by every scenario's view, and the rest check does not read them.
+        let watch =
+            Watch { name: "nodes", bump, stable: Stable::default(), freshness: freshness.clone(), versions: None };
         let (store, drive) = reflect(Api::<Node>::all(client.clone()), Default::default(), watch, |_, _| {});
         let task = Arc::new(AbortOnDrop(tokio::spawn(drive).abort_handle()));
         let nodes = Nodes { store, changes, freshness, _task: task };
@@ -75,6 +77,11 @@ pub struct View {
     departed: DepartedPods,
     newest: NewestVersions,
     changes: watch::Receiver<u64>,
+    /// Taken to read while a check runs: no event is applied meanwhile.
+    stable: Stable,
+    /// The count of changes at which the view was last found at rest: until the next change it
+    /// still is, and a step's second look costs nothing.
+    found_at_rest: std::sync::Mutex<Option<u64>>,
     /// Whether every watch (nodes included) is current, and the namespace still the scenario's.
     freshness: Freshness,
     node_freshness: Freshness,
@@ -82,6 +89,10 @@ pub struct View {
     health: ApiHealth,
     tasks: JoinSet<()>,
 }
+
+/// Keeps a check from seeing a store changed but its change not yet counted (events arrive on
+/// other threads on a named cluster).
+type Stable = Arc<std::sync::RwLock<()>>;
 
 /// Why a wait ended without its condition holding.
 #[derive(Debug)]
@@ -137,6 +148,9 @@ impl Freshness {
 struct Watch {
     name: &'static str,
     bump: watch::Sender<u64>,
+    /// Held while an event is applied and counted, so that a check sees the stores and the
+    /// counter as of one moment.
+    stable: Stable,
     freshness: Freshness,
     /// Where the watch notes the versions its events carry (for the kinds steps write).
     versions: Option<(NewestVersions, Kind)>,
@@ -199,6 +213,7 @@ where
             while let Some(event) = stream.next().await {
                 match event {
                     Ok(event) => {
+                        let _applying = watch.stable.write().unwrap_or_else(|e| e.into_inner());
                         if matches!(event, watcher::Event::InitDone) {
                             watch.freshness.mark_current(watch.name);
                             pause = std::time::Duration::from_millis(100);
@@ -299,7 +314,14 @@ impl View {
     ) -> Result<View, kube::Error> {
         let (bump, changes) = watch::channel(0);
         let freshness = Freshness::default();
-        let watch = |name| Watch { name, bump: bump.clone(), freshness: freshness.clone(), versions: None };
+        let stable = Stable::default();
+        let watch = |name| Watch {
+            name,
+            bump: bump.clone(),
+            stable: stable.clone(),
+            freshness: freshness.clone(),
+            versions: None,
+        };
         let mut tasks = JoinSet::new();
         // A node change wakes this view's expectations like a change in its own namespace.
         let mut node_changes = nodes.changes.clone();
@@ -392,6 +414,8 @@ impl View {
             departed,
             newest,
             changes,
+            stable,
+            found_at_rest: std::sync::Mutex::new(None),
             freshness,
             node_freshness: nodes.freshness.clone(),
             client: client.clone(),
@@ -464,7 +488,11 @@ impl View {
             if let Some(lost) = self.namespace_lost() {
                 return Err(Unmet::Cluster(lost));
             }
-            match check(self) {
+            let verdict = {
+                let _stable = self.stable.read().unwrap_or_else(|e| e.into_inner());
+                check(self)
+            };
+            match verdict {
                 Ok(done) if self.not_current().is_none() => return Ok(done),
                 Ok(_) => {}
                 Err(not_yet) => pending = Some(not_yet),
@@ -478,7 +506,10 @@ impl View {
                 }
                 return match pending {
                     Some(pending) => Err(Unmet::Pending(pending)),
-                    None => check(self).map_err(Unmet::Pending),
+                    None => {
+                        let _stable = self.stable.read().unwrap_or_else(|e| e.into_inner());
+                        check(self).map_err(Unmet::Pending)
+                    }
                 };
             }
         }
@@ -518,9 +549,15 @@ impl View {
     }
 
     /// The first reaction the control plane still owes to what the view shows, or `None` once
-    /// it is at rest (see [`super::at_rest`]).
+    /// it is at rest (see [`super::at_rest`]). For the checks of [`View::wait_for`], which see the
+    /// stores and their count of changes as of one moment.
     pub fn unfinished(&self) -> Option<String> {
-        super::at_rest::unfinished(&super::at_rest::Objects {
+        let changes = *self.changes.borrow();
+        let mut found_at_rest = self.found_at_rest.lock().unwrap_or_else(|e| e.into_inner());
+        if *found_at_rest == Some(changes) {
+            return None;
+        }
+        let owed = super::at_rest::unfinished(&super::at_rest::Objects {
             pods: self.pods.state(),
             replica_sets: self.replica_sets.state(),
             deployments: self.deployments.state(),
@@ -528,7 +565,9 @@ impl View {
             stateful_sets: self.stateful_sets.state(),
             services: self.services.state(),
             slices: self.slices.state(),
-        })
+        });
+        *found_at_rest = owed.is_none().then_some(changes);
+        owed
     }
 
     /// Live pods (not being deleted), sorted by name.
