@@ -28,11 +28,15 @@ use super::pod::Pod;
 use super::traffic::belongs_to;
 use crate::model::labels::Labels;
 
-use super::view::{controller_ref, is_ready, selects};
+use super::view::{controller_ref, is_ready, selects, service_selects};
 
 /// The label that marks the slices the EndpointSlice controller keeps (other slices are the user's).
 const MANAGED_BY: &str = "endpointslice.kubernetes.io/managed-by";
 const ENDPOINT_SLICE_CONTROLLER: &str = "endpointslice-controller.k8s.io";
+/// The longest object name (a DNS subdomain), and the longest hash upstream's ComputeHash
+/// writes (a 32-bit number's decimal digits).
+const MAX_NAME_LENGTH: usize = 253;
+const LONGEST_REVISION_HASH: usize = 10;
 
 /// What the view holds of the kinds whose controllers react to writes.
 pub struct Objects {
@@ -175,11 +179,11 @@ fn first_unfinished(objects: &Objects, by_name_order: bool) -> Option<String> {
     }
     for ds in by_name(&objects.daemon_sets, |d| &d.metadata, by_name_order) {
         let observed = ds.status.as_ref().and_then(|s| s.observed_generation);
-        // Upstream names a daemon set's revisions `<name>-<hash>`, the hash up to 10
-        // characters, uncut: past 253 characters its sync fails before any status, and never
-        // sees a generation. Such a name has nothing more coming.
+        // Upstream names a daemon set's revisions `<name>-<hash>`, uncut: past a name's limit
+        // its sync fails before any status, and never sees a generation. Such a name has
+        // nothing more coming.
         if ds.metadata.deletion_timestamp.is_none()
-            && name(&ds.metadata).len() + 1 + 10 <= 253
+            && name(&ds.metadata).len() + "-".len() + LONGEST_REVISION_HASH <= MAX_NAME_LENGTH
             && let Some(why) = generation_unseen(Named("daemonset", name(&ds.metadata)), &ds.metadata, observed)
         {
             return Some(why);
@@ -276,8 +280,7 @@ fn endpoints_behind(service: &Service, pods: &[&Pod], slices: &[Arc<EndpointSlic
         if !has_ip(pod) || !listed_by_phase(pod) {
             continue;
         }
-        let labels = labels(&pod.metadata);
-        if !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+        if !service_selects(selector, labels(&pod.metadata)) {
             continue;
         }
         let terminating = pod.metadata.deletion_timestamp.is_some();

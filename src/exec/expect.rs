@@ -565,7 +565,7 @@ pub async fn settle(context: &Context<'_>, timeout: Duration, only: Option<&str>
             let expected: BTreeSet<Option<String>> = view
                 .live_pods()
                 .iter()
-                .filter(|p| is_ready(p) && selector.iter().all(|(k, v)| labels_of(&p.metadata).get(k) == Some(v)))
+                .filter(|p| is_ready(p) && super::view::service_selects(&selector, &labels_of(&p.metadata)))
                 .map(|p| p.metadata.uid.clone())
                 .collect();
             let routed: BTreeSet<Option<String>> = view.routed(&name).into_iter().map(|b| b.pod_uid).collect();

@@ -441,7 +441,7 @@ fn services_for(
         .filter_map(|s| Some((s.metadata.name.clone()?, s.spec.as_ref()?.selector.clone()?)))
         .filter(|(name, selector)| match named {
             Some(n) => &n.name.value == name,
-            None => !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v)),
+            None => !selector.is_empty() && super::view::service_selects(selector, &labels),
         })
         .collect();
     services.sort();

@@ -696,6 +696,11 @@ pub fn selects(selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelS
     by_labels && by_expressions
 }
 
+/// Whether a Service's selector (exact labels, every one required) selects these labels.
+pub fn service_selects(selector: &std::collections::BTreeMap<String, String>, labels: &Labels) -> bool {
+    selector.iter().all(|(key, value)| labels.get(key) == Some(value))
+}
+
 pub fn labels_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Labels {
     meta.labels.clone().unwrap_or_default()
 }
