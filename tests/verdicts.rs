@@ -563,11 +563,37 @@ YAML
     label pod/one app-
     expect-traffic service/web includes pod/one within 2s
 }
+
+scenario \"daemon pod deleted\" {
+    apply <<YAML
+        apiVersion: apps/v1
+        kind: DaemonSet
+        metadata:
+          name: agent
+        spec:
+          selector:
+            matchLabels:
+              app: agent
+          template:
+            metadata:
+              labels:
+                app: agent
+            spec:
+              terminationGracePeriodSeconds: 0
+              containers:
+                - name: agent
+                  image: busybox:1.36
+    YAML
+    wait rollout daemonset/agent
+    let victim = one pod app=agent
+    delete $victim
+    expect pods app=agent count 1 within 2s
+}
 ";
     let documents = failing_documents(
         "reactions",
         text,
-        &["scaled-up", "scaled-down", "applied", "released", "relabelled-out-of-the-service"],
+        &["scaled-up", "scaled-down", "applied", "released", "relabelled-out-of-the-service", "daemon-pod-deleted"],
     );
     let observed = [
         "not satisfied within 2s: 4 match `pods app=rng`",
@@ -575,8 +601,52 @@ YAML
         "not satisfied within 2s: 1 object(s) still exist",
         "not satisfied within 2s: 2 match `pods app=rng,pod-template-hash`",
         "not satisfied within 2s: service/web sends traffic to pod/two",
+        "not satisfied within 2s: 2 match `pods app=agent`",
     ];
     for (document, observed) in documents.iter().zip(observed) {
         assert!(document.contains(observed), "wanted {observed:?} in:\n{document}");
     }
+}
+
+#[test]
+fn a_daemon_set_whose_pods_are_refused_is_at_rest_and_makes_them_once_it_may() {
+    // The DaemonSet's status stays short of pods while its service account is missing, with no
+    // condition that says why; the view confirms, by a fresh list, that no pod is on its way, and
+    // judges the expectation rather than waiting for a rest that would never come.
+    let text = "scenario \"refused\" {
+    apply <<YAML
+        apiVersion: apps/v1
+        kind: DaemonSet
+        metadata:
+          name: agent
+        spec:
+          selector:
+            matchLabels:
+              app: agent
+          template:
+            metadata:
+              labels:
+                app: agent
+            spec:
+              serviceAccountName: builder
+              containers:
+                - name: agent
+                  image: busybox:1.36
+    YAML
+    expect pods app=agent count 0 within 5s
+    apply <<YAML
+        apiVersion: v1
+        kind: ServiceAccount
+        metadata:
+          name: builder
+    YAML
+    wait rollout daemonset/agent
+    expect pods app=agent count 2
+}
+";
+    let dir = tempfile::tempdir().unwrap();
+    let path = script(dir.path(), "refused.rollout", text);
+    let (code, output) = run(rehearse(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("0 match"), "{output}");
 }

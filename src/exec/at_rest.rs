@@ -11,7 +11,8 @@
 //!
 //! Rest is read from the objects alone, by the controllers' own published bookkeeping: each
 //! workload's status has caught up with its generation, each ReplicaSet has the pods it wants and
-//! counts the pods it has, each Deployment's status adds up its ReplicaSets', no pod or
+//! counts the pods it has, each Deployment's status adds up its ReplicaSets', each DaemonSet's
+//! counts the nodes its pods are on, no pod or
 //! ReplicaSet waits to be adopted, released or collected, and each Service's endpoints list its
 //! selected pods with their current readiness. Starting pods, terminating pods and a paused or
 //! stalled rollout are at rest: nothing is left to react to until time passes.
@@ -20,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
@@ -47,6 +48,10 @@ pub struct Objects {
     pub stateful_sets: Vec<Arc<StatefulSet>>,
     pub services: Vec<Arc<Service>>,
     pub slices: Vec<Arc<EndpointSlice>>,
+    /// The cluster's nodes: a DaemonSet counts its pods by the node they are on.
+    pub nodes: Vec<Arc<Node>>,
+    /// The resourceVersion through which the view is known to hold every change of the pods.
+    pub pods_seen_through: u64,
 }
 
 /// A controller that owns others by a label selector, as the view knows it.
@@ -80,9 +85,53 @@ impl std::fmt::Display for Named<'_> {
 /// The first reaction the control plane still owes, in words, or `None` at rest. Objects are
 /// visited in name order, so the same state always gives the same answer; that order is only
 /// paid for when there is something to say (the check runs before every step).
-pub fn unfinished(objects: &Objects) -> Option<String> {
-    first_unfinished(objects, false)?;
-    first_unfinished(objects, true)
+pub fn unfinished(objects: &Objects) -> Option<Owed> {
+    if first_unfinished(objects, false).is_some() {
+        return first_unfinished(objects, true).map(Owed::Reaction);
+    }
+    pods_unconfirmed(objects)
+}
+
+/// Why the view is not yet at rest.
+#[derive(Debug, PartialEq)]
+pub enum Owed {
+    /// A reaction the control plane has yet to make, in words.
+    Reaction(String),
+    /// A DaemonSet's status (written at resourceVersion `through`) is short of pods, and the
+    /// view may not yet show every pod change made before it: the controller counts from its
+    /// cache, so a status written right after a pod was made can leave that pod out, and the
+    /// pod's own event can reach the view after the status's. Only a fresh list of the pods
+    /// tells that moment from a DaemonSet whose pods are refused.
+    PodsUnconfirmed { through: u64, why: String },
+}
+
+impl Owed {
+    pub fn into_message(self) -> String {
+        match self {
+            Owed::Reaction(why) | Owed::PodsUnconfirmed { why, .. } => why,
+        }
+    }
+}
+
+/// The first DaemonSet (by name) whose status is short of pods and newer than the pod changes
+/// the view is known to hold.
+fn pods_unconfirmed(objects: &Objects) -> Option<Owed> {
+    by_name(&objects.daemon_sets, |d| &d.metadata, true).into_iter().find_map(|ds| {
+        let status = ds.status.as_ref()?;
+        let version = ds.metadata.resource_version.as_deref()?.parse::<u64>().ok()?;
+        let short = status.current_number_scheduled < status.desired_number_scheduled;
+        (ds.metadata.deletion_timestamp.is_none() && short && version > objects.pods_seen_through).then(|| {
+            Owed::PodsUnconfirmed {
+                through: version,
+                why: format!(
+                    "daemonset/{}'s status counts pods on {} of {} nodes, and the pods made before it are not yet confirmed in view",
+                    name(&ds.metadata),
+                    status.current_number_scheduled,
+                    status.desired_number_scheduled
+                ),
+            }
+        })
+    })
 }
 
 /// Owners by uid: a few per namespace, so a list is quicker than hashing every pod's owner uid.
@@ -109,6 +158,11 @@ fn first_unfinished(objects: &Objects, by_name_order: bool) -> Option<String> {
     }
 
     let pods = by_name(&objects.pods, |p| &p.metadata, by_name_order);
+    for pod in &pods {
+        if let Some(why) = removal_owed(pod) {
+            return Some(why);
+        }
+    }
     let active_pods: Vec<&Pod> = pods.iter().copied().filter(|p| is_active(p)).collect();
     for pod in &active_pods {
         let pod_text = Named("pod", name(&pod.metadata));
@@ -182,10 +236,16 @@ fn first_unfinished(objects: &Objects, by_name_order: bool) -> Option<String> {
         // Upstream names a daemon set's revisions `<name>-<hash>`, uncut: past a name's limit
         // its sync fails before any status, and never sees a generation. Such a name has
         // nothing more coming.
-        if ds.metadata.deletion_timestamp.is_none()
-            && name(&ds.metadata).len() + "-".len() + LONGEST_REVISION_HASH <= MAX_NAME_LENGTH
-            && let Some(why) = generation_unseen(Named("daemonset", name(&ds.metadata)), &ds.metadata, observed)
+        if ds.metadata.deletion_timestamp.is_some()
+            || name(&ds.metadata).len() + "-".len() + LONGEST_REVISION_HASH > MAX_NAME_LENGTH
         {
+            continue;
+        }
+        let ds_text = Named("daemonset", name(&ds.metadata));
+        if let Some(why) = generation_unseen(ds_text, &ds.metadata, observed) {
+            return Some(why);
+        }
+        if let Some(why) = daemon_nodes_uncounted(ds, ds_text, &pods, &objects.nodes) {
             return Some(why);
         }
     }
@@ -254,6 +314,42 @@ fn ownership(
             adopters.first().map(|o| format!("{} has yet to adopt {text}, an orphan its selector matches", o.text()))
         }
     }
+}
+
+/// A pod deleted with no grace period (and no finalizer holding it) is the kubelet's to remove at
+/// once, and is gone at once on the built-in cluster; only a grace period left to run makes
+/// terminating a state of rest. (A DaemonSet replaces its pod only once it is gone.)
+fn removal_owed(pod: &Pod) -> Option<String> {
+    let meta = &pod.metadata;
+    let held = meta.finalizers.as_ref().is_some_and(|f| !f.is_empty());
+    (meta.deletion_timestamp.is_some() && meta.deletion_grace_period_seconds == Some(0) && !held)
+        .then(|| format!("the kubelet has yet to remove pod/{}, deleted with no grace period", name(meta)))
+}
+
+/// Whether a DaemonSet's status has yet to count the nodes its pods are on. Each sync counts,
+/// from the pods, the nodes that have one (upstream's currentNumberScheduled, and
+/// numberMisscheduled for the nodes that should not): a daemon pod deleted leaves its node
+/// counted until the controller has made the replacement and counted again. A node whose pods
+/// are refused stays uncounted in both, so a refusal is at rest.
+fn daemon_nodes_uncounted(ds: &DaemonSet, text: Named<'_>, pods: &[&Pod], nodes: &[Arc<Node>]) -> Option<String> {
+    let mut with_pods: Vec<&str> = pods
+        .iter()
+        .filter(|p| controlled_by(&p.metadata, &ds.metadata))
+        // Upstream's getNodesToDaemonPods leaves out pods both finished and being deleted.
+        .filter(|p| !(p.metadata.deletion_timestamp.is_some() && matches!(phase(p), "Succeeded" | "Failed")))
+        .filter_map(|p| p.target_node())
+        .filter(|node| nodes.iter().any(|n| n.metadata.name.as_deref() == Some(node)))
+        .collect();
+    with_pods.sort_unstable();
+    with_pods.dedup();
+    let status = ds.status.as_ref();
+    let counted = status.map_or(0, |s| s.current_number_scheduled + s.number_misscheduled);
+    (counted != with_pods.len() as i32).then(|| {
+        format!(
+            "{text} has yet to count its pods' nodes: its status says {counted}, its pods are on {}",
+            with_pods.len()
+        )
+    })
 }
 
 fn generation_unseen(text: Named<'_>, meta: &ObjectMeta, observed: Option<i64>) -> Option<String> {
@@ -380,6 +476,10 @@ mod tests {
     use super::*;
     use serde_json::{Value, json};
 
+    fn owed(objects: &Objects) -> Option<String> {
+        unfinished(objects).map(Owed::into_message)
+    }
+
     fn object<T: serde::de::DeserializeOwned>(value: Value) -> Arc<T> {
         Arc::new(serde_json::from_value(value).unwrap())
     }
@@ -451,6 +551,8 @@ mod tests {
             replica_sets: vec![replica_set("web-a", 2, 2)],
             deployments: vec![deployment(2, 3)],
             daemon_sets: Vec::new(),
+            nodes: Vec::new(),
+            pods_seen_through: 0,
             stateful_sets: Vec::new(),
             services: vec![service()],
             slices: vec![slice(&[("web-a-1", true), ("web-a-2", true)])],
@@ -467,7 +569,7 @@ mod tests {
         let mut objects = at_rest();
         objects.deployments = vec![deployment(2, 2)];
         assert_eq!(
-            unfinished(&objects).as_deref(),
+            owed(&objects).as_deref(),
             Some("deployment/web's controller has yet to act on its generation 3 (it has seen 2)")
         );
     }
@@ -476,14 +578,11 @@ mod tests {
     fn a_replica_set_scaled_up_owes_pods_until_it_has_and_counts_them() {
         let mut objects = at_rest();
         objects.replica_sets = vec![replica_set("web-a", 3, 2)];
-        assert_eq!(
-            unfinished(&objects).as_deref(),
-            Some("replicaset/web-a has yet to make or delete pods: it has 2 of 3")
-        );
+        assert_eq!(owed(&objects).as_deref(), Some("replicaset/web-a has yet to make or delete pods: it has 2 of 3"));
         // Its pods made, but its status written before they were: still reacting.
         objects.pods.push(pod("web-a-3", json!({"app": "web", "hash": "a"}), Some("web-a"), false));
         assert_eq!(
-            unfinished(&objects).as_deref(),
+            owed(&objects).as_deref(),
             Some("replicaset/web-a has yet to count its pods: its status says 2, it has 3")
         );
     }
@@ -493,7 +592,7 @@ mod tests {
         let mut objects = at_rest();
         objects.deployments = vec![deployment(1, 3)];
         assert_eq!(
-            unfinished(&objects).as_deref(),
+            owed(&objects).as_deref(),
             Some(
                 "deployment/web has yet to add up its replica sets: its status says 1/1/1 pods/ready/available, they have 2/2/2"
             )
@@ -505,13 +604,13 @@ mod tests {
         let mut objects = at_rest();
         objects.pods[0] = pod("web-a-1", json!({"app": "web"}), Some("web-a"), true);
         assert_eq!(
-            unfinished(&objects).as_deref(),
+            owed(&objects).as_deref(),
             Some("replicaset/web-a has yet to release pod/web-a-1, which no longer matches its selector")
         );
         let mut objects = at_rest();
         objects.pods.push(pod("bare", json!({"app": "web", "hash": "a"}), None, true));
         assert_eq!(
-            unfinished(&objects).as_deref(),
+            owed(&objects).as_deref(),
             Some("replicaset/web-a has yet to adopt pod/bare, an orphan its selector matches")
         );
         // An orphan the selector does not match is left alone (its endpoint aside).
@@ -526,7 +625,7 @@ mod tests {
         objects.pods[1] = pod("web-a-2", json!({"app": "web", "hash": "a"}), Some("web-old"), true);
         objects.slices = vec![slice(&[("web-a-1", true), ("web-a-2", true)])];
         assert_eq!(
-            unfinished(&objects).as_deref(),
+            owed(&objects).as_deref(),
             Some("the garbage collector has yet to act on pod/web-a-2: its replicaset web-old is gone")
         );
     }
@@ -536,7 +635,7 @@ mod tests {
         let mut objects = at_rest();
         objects.slices = vec![slice(&[("web-a-1", true)])];
         assert_eq!(
-            unfinished(&objects).as_deref(),
+            owed(&objects).as_deref(),
             Some("service/web's endpoints have yet to follow its pods (pod/web-a-2)")
         );
         objects.slices = vec![slice(&[("web-a-1", true), ("web-a-2", false)])];
@@ -565,12 +664,14 @@ mod tests {
             replica_sets: Vec::new(),
             deployments: Vec::new(),
             daemon_sets: Vec::new(),
+            nodes: Vec::new(),
+            pods_seen_through: 0,
             stateful_sets: vec![set(0)],
             services: Vec::new(),
             slices: Vec::new(),
         };
         assert_eq!(
-            unfinished(&objects).as_deref(),
+            owed(&objects).as_deref(),
             Some("statefulset/db has yet to count its pods: its status says 1/0 pods/ready, it has 1/1")
         );
         objects.stateful_sets = vec![set(1)];
@@ -584,5 +685,107 @@ mod tests {
         assert!(!is_member_name("db-x", "db"));
         assert!(!is_member_name("db-", "db"));
         assert!(!is_member_name("dbx-0", "db"));
+    }
+
+    /// A daemon pod: on its node, or (not yet scheduled) pinned to it by its affinity.
+    fn daemon_pod(name: &str, node: &str, scheduled: bool) -> Arc<Pod> {
+        let pin = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}]}}});
+        object(json!({
+            "metadata": {"name": name, "uid": format!("uid-{name}"), "labels": {"app": "agent"},
+                         "ownerReferences": controller("DaemonSet", "agent")},
+            "spec": {"nodeName": if scheduled { node } else { "" }, "affinity": pin},
+            "status": {"phase": if scheduled { "Running" } else { "Pending" }},
+        }))
+    }
+
+    fn daemon_set(version: u64, scheduled: i32, desired: i32) -> Arc<DaemonSet> {
+        object(json!({
+            "metadata": {"name": "agent", "uid": "uid-agent", "generation": 1, "resourceVersion": version.to_string()},
+            "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": {}},
+            "status": {"currentNumberScheduled": scheduled, "desiredNumberScheduled": desired,
+                       "numberMisscheduled": 0, "numberReady": scheduled, "observedGeneration": 1},
+        }))
+    }
+
+    /// A daemon set with a pod on each of two workers, counted; the view holds every pod change
+    /// through version 10.
+    fn daemons_at_rest() -> Objects {
+        let node = |name: &str| object(json!({"metadata": {"name": name}}));
+        Objects {
+            pods: vec![daemon_pod("agent-1", "worker", true), daemon_pod("agent-2", "worker2", true)],
+            replica_sets: Vec::new(),
+            deployments: Vec::new(),
+            daemon_sets: vec![daemon_set(9, 2, 2)],
+            nodes: vec![node("control-plane"), node("worker"), node("worker2")],
+            pods_seen_through: 10,
+            stateful_sets: Vec::new(),
+            services: Vec::new(),
+            slices: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_daemon_set_counting_the_nodes_its_pods_are_on_is_at_rest() {
+        assert_eq!(unfinished(&daemons_at_rest()), None);
+        // A pod not yet scheduled counts on the node its affinity pins it to.
+        let mut objects = daemons_at_rest();
+        objects.pods[1] = daemon_pod("agent-2", "worker2", false);
+        assert_eq!(unfinished(&objects), None);
+    }
+
+    #[test]
+    fn a_daemon_pod_deleted_is_owed_a_replacement_until_the_status_counts_again() {
+        let mut objects = daemons_at_rest();
+        objects.pods.pop();
+        assert_eq!(
+            owed(&objects).as_deref(),
+            Some("daemonset/agent has yet to count its pods' nodes: its status says 2, its pods are on 1")
+        );
+        // A pod on a node that has left the cluster is not counted, there or in the status.
+        objects.pods.push(daemon_pod("agent-3", "gone", true));
+        assert!(owed(&objects).is_some());
+    }
+
+    #[test]
+    fn a_daemon_set_short_of_pods_is_at_rest_only_once_the_pods_before_its_status_are_confirmed() {
+        let mut objects = daemons_at_rest();
+        objects.pods.pop();
+        // Written (version 12) after the last pod change the view holds: a pod made just before
+        // may be on its way.
+        objects.daemon_sets = vec![daemon_set(12, 1, 2)];
+        assert_eq!(
+            unfinished(&objects),
+            Some(Owed::PodsUnconfirmed {
+                through: 12,
+                why: "daemonset/agent's status counts pods on 1 of 2 nodes, and the pods made before it are not yet \
+                      confirmed in view"
+                    .to_string()
+            })
+        );
+        // A fresh list showed the pods complete through version 12: the pods are refused.
+        objects.pods_seen_through = 12;
+        assert_eq!(unfinished(&objects), None);
+    }
+
+    #[test]
+    fn a_pod_deleted_with_no_grace_period_is_owed_its_removal() {
+        let mut objects = daemons_at_rest();
+        let mut deleted = (*objects.pods[1]).clone();
+        deleted.metadata.deletion_timestamp = serde_json::from_value(json!("2026-01-01T00:00:00Z")).unwrap();
+        deleted.metadata.deletion_grace_period_seconds = Some(0);
+        objects.pods[1] = Arc::new(deleted.clone());
+        assert_eq!(
+            owed(&objects).as_deref(),
+            Some("the kubelet has yet to remove pod/agent-2, deleted with no grace period")
+        );
+        // A finalizer holds it (whoever set it removes it), and a grace period makes it wait.
+        deleted.metadata.finalizers = Some(vec!["example.com/hold".to_string()]);
+        objects.pods[1] = Arc::new(deleted.clone());
+        assert_eq!(unfinished(&objects), None);
+        deleted.metadata.finalizers = None;
+        deleted.metadata.deletion_grace_period_seconds = Some(30);
+        objects.pods[1] = Arc::new(deleted);
+        assert_eq!(unfinished(&objects), None);
     }
 }

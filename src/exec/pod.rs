@@ -4,6 +4,7 @@
 //! step's event), and a view of thousands of pods holds only what the steps read.
 
 use k8s_openapi::Resource;
+use k8s_openapi::api::core::v1::Affinity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
 
@@ -21,6 +22,8 @@ pub struct PodSpec {
     pub node_name: Option<String>,
     /// Whether the EndpointSlice controller lists the pod in a terminal phase.
     pub restart_policy: Option<String>,
+    /// The node a daemon pod is made for, before the scheduler binds it (see [`Pod::target_node`]).
+    pub affinity: Option<Affinity>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -42,6 +45,28 @@ pub struct PodCondition {
     pub status: String,
     pub message: Option<String>,
     pub last_transition_time: Option<String>,
+}
+
+impl Pod {
+    /// The node the pod runs on, or, not yet scheduled, the one node its required affinity
+    /// names: upstream's GetTargetNodeName, by which the DaemonSet controller counts a daemon
+    /// pod on its node from the moment it is made.
+    pub fn target_node(&self) -> Option<&str> {
+        let spec = self.spec.as_ref()?;
+        if let Some(node) = spec.node_name.as_deref().filter(|n| !n.is_empty()) {
+            return Some(node);
+        }
+        let node_affinity = spec.affinity.as_ref()?.node_affinity.as_ref()?;
+        let terms = &node_affinity.required_during_scheduling_ignored_during_execution.as_ref()?.node_selector_terms;
+        let pin = terms
+            .iter()
+            .flat_map(|term| term.match_fields.iter().flatten())
+            .find(|field| field.key == "metadata.name" && field.operator == "In")?;
+        match pin.values.as_deref() {
+            Some([node]) => Some(node),
+            _ => None,
+        }
+    }
 }
 
 impl PodCondition {
@@ -110,5 +135,23 @@ mod tests {
     fn a_pod_without_spec_or_status_reads_as_none() {
         let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": null})).unwrap();
         assert!(pod.spec.is_none() && pod.status.is_none());
+    }
+
+    #[test]
+    fn a_pod_targets_its_node_or_the_one_node_its_affinity_pins_it_to() {
+        let pod = |spec: serde_json::Value| -> Pod { serde_json::from_value(json!({"spec": spec})).unwrap() };
+        let pinned = |values: serde_json::Value| {
+            json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]},
+                {"matchFields": [{"key": "metadata.name", "operator": "In", "values": values}]}]}}})
+        };
+        assert_eq!(
+            pod(json!({"nodeName": "worker", "affinity": pinned(json!(["other"]))})).target_node(),
+            Some("worker")
+        );
+        assert_eq!(pod(json!({"nodeName": "", "affinity": pinned(json!(["worker2"]))})).target_node(), Some("worker2"));
+        // Upstream's GetTargetNodeName names no node for a pin to several, or to none.
+        assert_eq!(pod(json!({"affinity": pinned(json!(["a", "b"]))})).target_node(), None);
+        assert_eq!(pod(json!({})).target_node(), None);
     }
 }

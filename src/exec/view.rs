@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
@@ -18,6 +19,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::at_rest::Owed;
 use super::namespace::OwnNamespace;
 use super::pod::Pod;
 use super::traffic::{self, Backend};
@@ -82,6 +84,10 @@ pub struct View {
     /// The count of changes at which the view was last found at rest: until the next change it
     /// still is, and a step's second look costs nothing.
     found_at_rest: std::sync::Mutex<Option<u64>>,
+    /// The resourceVersion through which a fresh list has shown the pods store complete, and
+    /// the requests for such a list (see [`Owed::PodsUnconfirmed`]).
+    pods_confirmed: Arc<AtomicU64>,
+    confirm_pods: watch::Sender<u64>,
     /// Whether every watch (nodes included) is current, and the namespace still the scenario's.
     freshness: Freshness,
     node_freshness: Freshness,
@@ -304,6 +310,43 @@ impl DepartedPods {
     }
 }
 
+/// Answers each request to confirm that the pods store holds every pod change through a
+/// resourceVersion: lists the pods afresh (a consistent read, at the API's latest version) and,
+/// when the store holds exactly the listed pods at their listed versions, records the list's
+/// version as seen through. Otherwise the watch has changes still to deliver, and a later check,
+/// woken by them, asks again.
+async fn confirm_pods_listed(
+    api: Api<Pod>,
+    pods: Store<Pod>,
+    mut requests: watch::Receiver<u64>,
+    confirmed: Arc<AtomicU64>,
+    watch: Watch,
+) {
+    while requests.changed().await.is_ok() {
+        let wanted = *requests.borrow_and_update();
+        if confirmed.load(Ordering::Acquire) >= wanted {
+            continue;
+        }
+        // A failed list says nothing; the watches report the API's health.
+        let Ok(list) = api.list(&Default::default()).await else { continue };
+        let Some(listed_at) = list.metadata.resource_version.as_deref().and_then(|v| v.parse::<u64>().ok()) else {
+            continue;
+        };
+        let versions = |items: &mut dyn Iterator<Item = &Pod>| {
+            let mut versions: Vec<(Option<String>, Option<String>)> =
+                items.map(|p| (p.metadata.uid.clone(), p.metadata.resource_version.clone())).collect();
+            versions.sort_unstable();
+            versions
+        };
+        let _applying = watch.stable.write().unwrap_or_else(|e| e.into_inner());
+        let held = pods.state();
+        if versions(&mut list.items.iter()) == versions(&mut held.iter().map(|p| &**p)) {
+            confirmed.fetch_max(listed_at, Ordering::AcqRel);
+            watch.bump.send_modify(|n| *n += 1);
+        }
+    }
+}
+
 impl View {
     /// Starts the namespace's watches and returns once every store has its initial list.
     pub async fn start(
@@ -368,6 +411,15 @@ impl View {
             move |event, store| record_departed(event, store),
         );
         tasks.spawn(drive_pods);
+        let pods_confirmed = Arc::new(AtomicU64::new(0));
+        let (confirm_pods, requests) = watch::channel(0);
+        tasks.spawn(confirm_pods_listed(
+            Api::namespaced(client.clone(), namespace),
+            pods.clone(),
+            requests,
+            pods_confirmed.clone(),
+            watch("the pods list"),
+        ));
         // EndpointSlices are not a kind steps write, so they need no version bookkeeping.
         let (slices, drive_slices) =
             reflect(Api::namespaced(client.clone(), namespace), Default::default(), watch("endpointslices"), |_, _| {});
@@ -416,6 +468,8 @@ impl View {
             changes,
             stable,
             found_at_rest: std::sync::Mutex::new(None),
+            pods_confirmed,
+            confirm_pods,
             freshness,
             node_freshness: nodes.freshness.clone(),
             client: client.clone(),
@@ -557,6 +611,7 @@ impl View {
         if *found_at_rest == Some(changes) {
             return None;
         }
+        let pods_seen_through = self.newest.get(Kind::Pod).max(self.pods_confirmed.load(Ordering::Acquire));
         let owed = super::at_rest::unfinished(&super::at_rest::Objects {
             pods: self.pods.state(),
             replica_sets: self.replica_sets.state(),
@@ -565,9 +620,14 @@ impl View {
             stateful_sets: self.stateful_sets.state(),
             services: self.services.state(),
             slices: self.slices.state(),
+            nodes: self.nodes.state(),
+            pods_seen_through,
         });
+        if let Some(Owed::PodsUnconfirmed { through, .. }) = &owed {
+            self.confirm_pods.send_replace(*through);
+        }
         *found_at_rest = owed.is_none().then_some(changes);
-        owed
+        owed.map(Owed::into_message)
     }
 
     /// Live pods (not being deleted), sorted by name.

@@ -79,12 +79,15 @@ fn target_node(pod: &Value) -> Option<String> {
     let terms =
         pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
             .as_array()?;
-    terms.iter().flat_map(|t| t["matchFields"].as_array().into_iter().flatten()).find_map(|f| {
-        let values = f["values"].as_array()?;
-        (f["key"] == "metadata.name" && f["operator"] == "In" && values.len() == 1)
-            .then(|| values[0].as_str().map(str::to_string))
-            .flatten()
-    })
+    // Upstream's GetTargetNodeName: the first pin by name decides; to several nodes, it names none.
+    let pin = terms
+        .iter()
+        .flat_map(|t| t["matchFields"].as_array().into_iter().flatten())
+        .find(|f| f["key"] == "metadata.name" && f["operator"] == "In")?;
+    match pin["values"].as_array().map(Vec::as_slice) {
+        Some([node]) => node.as_str().map(str::to_string),
+        _ => None,
+    }
 }
 
 /// Upstream's podByCreationTimestampAndPhase: scheduled first, then oldest, then by name.
