@@ -55,6 +55,33 @@ fn failing_documents(file: &str, text: &str, scenarios: &[&str]) -> Vec<String> 
     scenarios.iter().map(|s| std::fs::read_to_string(results.join(format!("{file}__{s}.yaml"))).unwrap()).collect()
 }
 
+/// An `apply` step of DaemonSet `agent` (pods `app=agent`, one container), with one more line
+/// in its pod template's spec.
+fn apply_agent(pod_spec_line: &str) -> String {
+    format!(
+        "    apply <<YAML
+        apiVersion: apps/v1
+        kind: DaemonSet
+        metadata:
+          name: agent
+        spec:
+          selector:
+            matchLabels:
+              app: agent
+          template:
+            metadata:
+              labels:
+                app: agent
+            spec:
+              {pod_spec_line}
+              containers:
+                - name: agent
+                  image: busybox:1.36
+    YAML
+"
+    )
+}
+
 #[test]
 fn traffic_to_a_deleted_pod_still_counts_until_its_endpoint_goes() {
     let dir = tempfile::tempdir().unwrap();
@@ -565,34 +592,17 @@ YAML
 }
 
 scenario \"daemon pod deleted\" {
-    apply <<YAML
-        apiVersion: apps/v1
-        kind: DaemonSet
-        metadata:
-          name: agent
-        spec:
-          selector:
-            matchLabels:
-              app: agent
-          template:
-            metadata:
-              labels:
-                app: agent
-            spec:
-              terminationGracePeriodSeconds: 0
-              containers:
-                - name: agent
-                  image: busybox:1.36
-    YAML
+    APPLY_AGENT
     wait rollout daemonset/agent
     let victim = one pod app=agent
     delete $victim
     expect pods app=agent count 1 within 2s
 }
-";
+"
+    .replace("    APPLY_AGENT\n", &apply_agent("terminationGracePeriodSeconds: 0"));
     let documents = failing_documents(
         "reactions",
-        text,
+        &text,
         &["scaled-up", "scaled-down", "applied", "released", "relabelled-out-of-the-service", "daemon-pod-deleted"],
     );
     let observed = [
@@ -614,25 +624,7 @@ fn a_daemon_set_whose_pods_are_refused_is_at_rest_and_makes_them_once_it_may() {
     // condition that says why; the view confirms, by a fresh list, that no pod is on its way, and
     // judges the expectation rather than waiting for a rest that would never come.
     let text = "scenario \"refused\" {
-    apply <<YAML
-        apiVersion: apps/v1
-        kind: DaemonSet
-        metadata:
-          name: agent
-        spec:
-          selector:
-            matchLabels:
-              app: agent
-          template:
-            metadata:
-              labels:
-                app: agent
-            spec:
-              serviceAccountName: builder
-              containers:
-                - name: agent
-                  image: busybox:1.36
-    YAML
+    APPLY_AGENT
     expect pods app=agent count 0 within 5s
     apply <<YAML
         apiVersion: v1
@@ -643,9 +635,10 @@ fn a_daemon_set_whose_pods_are_refused_is_at_rest_and_makes_them_once_it_may() {
     wait rollout daemonset/agent
     expect pods app=agent count 2
 }
-";
+"
+    .replace("    APPLY_AGENT\n", &apply_agent("serviceAccountName: builder"));
     let dir = tempfile::tempdir().unwrap();
-    let path = script(dir.path(), "refused.rollout", text);
+    let path = script(dir.path(), "refused.rollout", &text);
     let (code, output) = run(rehearse(&["run", path.to_str().unwrap()]));
     assert_eq!(code, 0, "{output}");
     assert!(output.contains("0 match"), "{output}");
