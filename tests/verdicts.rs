@@ -6,6 +6,8 @@
 mod common;
 
 use common::{rehearse, run, script};
+use k8s_openapi::api::core::v1::Node;
+use kube::api::Api;
 
 /// A Service without a selector and an EndpointSlice that rehearse's script writes itself: the
 /// endpoint controller leaves such slices alone, so the script decides exactly what the slice
@@ -642,4 +644,48 @@ fn a_daemon_set_whose_pods_are_refused_is_at_rest_and_makes_them_once_it_may() {
     let (code, output) = run(rehearse(&["run", path.to_str().unwrap()]));
     assert_eq!(code, 0, "{output}");
     assert!(output.contains("0 match"), "{output}");
+}
+
+/// The paces to run a scenario at, each with the arguments that select it: on the built-in
+/// cluster both, each named; on the testbed the one its nodes are marked with (testbed.sh sets
+/// it, and the run cannot choose).
+fn paces_under_test() -> Vec<(String, Vec<&'static str>)> {
+    if std::env::var("REHEARSE_TEST_CLUSTER").is_ok_and(|c| c == "builtin") {
+        return vec![("fast".to_string(), vec!["--pace", "fast"]), ("kind".to_string(), vec!["--pace", "kind"])];
+    }
+    let node = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        Api::<Node>::all(common::client().await).get("rehearse-worker").await.expect("the testbed's worker node")
+    });
+    let annotations = node.metadata.annotations.unwrap_or_default();
+    let pace = annotations.get(rehearse::cluster::PACE_ANNOTATION).expect("testbed.sh marks its nodes with its pace");
+    vec![(pace.clone(), Vec::new())]
+}
+
+#[test]
+fn a_deleted_daemon_pod_is_judged_terminating_only_where_the_kubelet_keeps_its_grace_period() {
+    // At the kind pace the pod terminates for its grace period and the DaemonSet waits for it to
+    // go: one live pod, on every cluster. At the fast pace the kubelet removes it at once and the
+    // DaemonSet replaces it: the moment it was terminating on the testbed is not one to judge.
+    let text = "scenario \"daemon pod deleted with a grace period\" {
+    APPLY_AGENT
+    wait rollout daemonset/agent
+    let victim = one pod app=agent
+    delete $victim
+    expect pods app=agent count 1 within 2s
+}
+"
+    .replace("    APPLY_AGENT\n", &apply_agent("terminationGracePeriodSeconds: 30"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = script(dir.path(), "graceful.rollout", &text);
+    for (pace, args) in paces_under_test() {
+        let mut command = rehearse(&["run", path.to_str().unwrap()]);
+        command.args(&args);
+        let (code, output) = run(command);
+        if pace == "fast" {
+            assert_eq!(code, 1, "{output}");
+            assert!(output.contains("not satisfied within 2s: 2 match `pods app=agent`"), "{output}");
+        } else {
+            assert_eq!(code, 0, "at the {pace} pace: {output}");
+        }
+    }
 }

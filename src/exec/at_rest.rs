@@ -27,6 +27,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use super::pod::Pod;
 use super::traffic::belongs_to;
+use crate::cluster::PACE_ANNOTATION;
 use crate::model::labels::Labels;
 
 use super::view::{controller_ref, is_ready, selects, service_selects};
@@ -159,7 +160,7 @@ fn first_unfinished(objects: &Objects, by_name_order: bool) -> Option<String> {
 
     let pods = by_name(&objects.pods, |p| &p.metadata, by_name_order);
     for pod in &pods {
-        if let Some(why) = removal_owed(pod) {
+        if let Some(why) = removal_owed(pod, &objects.nodes) {
             return Some(why);
         }
     }
@@ -317,13 +318,26 @@ fn ownership(
 }
 
 /// A pod deleted with no grace period (and no finalizer holding it) is the kubelet's to remove at
-/// once, and is gone at once on the built-in cluster; only a grace period left to run makes
-/// terminating a state of rest. (A DaemonSet replaces its pod only once it is gone.)
-fn removal_owed(pod: &Pod) -> Option<String> {
+/// once, and so is any deleted pod on a node whose kubelet ignores grace periods (marked
+/// [`PACE_ANNOTATION`] `fast`: the testbed's fast pace, and the built-in cluster's, where such a
+/// pod is gone at once). Only a grace period the kubelet keeps makes terminating a state of rest.
+/// (A DaemonSet or StatefulSet replaces its pod only once it is gone.)
+fn removal_owed(pod: &Pod, nodes: &[Arc<Node>]) -> Option<String> {
     let meta = &pod.metadata;
-    let held = meta.finalizers.as_ref().is_some_and(|f| !f.is_empty());
-    (meta.deletion_timestamp.is_some() && meta.deletion_grace_period_seconds == Some(0) && !held)
-        .then(|| format!("the kubelet has yet to remove pod/{}, deleted with no grace period", name(meta)))
+    if meta.deletion_timestamp.is_none() || meta.finalizers.as_ref().is_some_and(|f| !f.is_empty()) {
+        return None;
+    }
+    if meta.deletion_grace_period_seconds == Some(0) {
+        return Some(format!("the kubelet has yet to remove pod/{}, deleted with no grace period", name(meta)));
+    }
+    let node = pod.spec.as_ref()?.node_name.as_deref()?;
+    let fast = nodes.iter().any(|n| {
+        n.metadata.name.as_deref() == Some(node)
+            && n.metadata.annotations.as_ref().and_then(|a| a.get(PACE_ANNOTATION)).map(String::as_str) == Some("fast")
+    });
+    fast.then(|| {
+        format!("the kubelet of node/{node} has yet to remove pod/{}: it plays pods at the fast pace", name(meta))
+    })
 }
 
 /// Whether a DaemonSet's status has yet to count the nodes its pods are on. Each sync counts,
@@ -787,5 +801,11 @@ mod tests {
         deleted.metadata.deletion_grace_period_seconds = Some(30);
         objects.pods[1] = Arc::new(deleted);
         assert_eq!(unfinished(&objects), None);
+        // Unless its node's kubelet ignores grace periods.
+        objects.nodes[2] = object(json!({"metadata": {"name": "worker2", "annotations": {PACE_ANNOTATION: "fast"}}}));
+        assert_eq!(
+            owed(&objects).as_deref(),
+            Some("the kubelet of node/worker2 has yet to remove pod/agent-2: it plays pods at the fast pace")
+        );
     }
 }

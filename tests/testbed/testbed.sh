@@ -681,6 +681,13 @@ lease_holders() {
 # stay; kwok picks up the existing pods and nodes (and their pod IPs) again.
 # Pods already Running stay as they are; new ones, and deletions, follow the
 # new pace.
+# Marks the nodes with the pace their (kwok) kubelet plays pods at: rehearse reads it to know that
+# at the fast pace a deleted pod is removed at once, its grace period ignored (a real cluster's
+# nodes carry no mark and keep grace periods). The built-in cluster marks its nodes the same way.
+mark_pace() {
+  kubectl_tb annotate nodes "${NODES[@]}" --overwrite "rehearse.dev/pace=$1" >/dev/null
+}
+
 switch_pace() {
   local pace=$1 from pid start=$SECONDS deadline
   from=$(current_pace) || from=none
@@ -703,6 +710,7 @@ switch_pace() {
     log "warning: could not delete the node Leases; kwok takes the nodes when they expire (40 s)"
   cp "$(pace_stages_file "$pace")" "$KWOK_STAGES_RUN"
   start_component kwok
+  mark_pace "$pace"
   if ! wait_healthy kwok "$deadline"; then
     show_log kwok
     die "kwok did not restart at pace $pace ('$0 up' starts the cluster afresh)"
@@ -764,6 +772,7 @@ cmd_up() {
     if [[ "$(current_pace)" != "$pace" ]]; then
       switch_pace "$pace"
     else
+      mark_pace "$pace"
       log "cluster already up and healthy at pace $pace (reused); KUBECONFIG=$KUBECONFIG_PATH"
     fi
     return 0
@@ -795,6 +804,7 @@ cmd_up() {
       # Nodes before kwok starts, so kwok finds them at once.
       FAILED_COMPONENT=
       nodes_manifest | kubectl_tb apply -f - >/dev/null
+      mark_pace "$pace"
     fi
   done
   FAILED_COMPONENT=kwok

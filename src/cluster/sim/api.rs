@@ -101,7 +101,7 @@ impl SimCluster {
     /// task that moves pods along their lifecycle.
     pub fn start(workers: usize, pace: Pace) -> SimCluster {
         let mut store = Store::new(super::clock::Clock::default());
-        for node in controllers::default_nodes(workers) {
+        for node in controllers::default_nodes(workers, pace) {
             store.create(resources::NODE, "", node).expect("the default nodes are valid");
         }
         for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {

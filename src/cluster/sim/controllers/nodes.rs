@@ -5,23 +5,25 @@
 use serde_json::{Value, json};
 
 use super::map_selects;
+use crate::cluster::PACE_ANNOTATION;
+use crate::cluster::sim::Pace;
 
 pub const CONTROL_PLANE_LABEL: &str = "node-role.kubernetes.io/control-plane";
 
 /// The testbed's nodes, as kind names them: `rehearse-control-plane` (tainted
 /// `node-role.kubernetes.io/control-plane:NoSchedule`) and `workers` workers (`rehearse-worker`,
 /// `rehearse-worker2`, ...), Ready, with an InternalIP each (172.18.0.2, .3, ...) and a pod CIDR
-/// each (10.244.0.0/24, 10.244.1.0/24, ...).
-pub fn default_nodes(workers: usize) -> Vec<Value> {
-    let mut nodes = vec![node("rehearse-control-plane", 0, true)];
+/// each (10.244.0.0/24, 10.244.1.0/24, ...), marked with the pace their kubelet plays pods at.
+pub fn default_nodes(workers: usize, pace: Pace) -> Vec<Value> {
+    let mut nodes = vec![node("rehearse-control-plane", 0, true, pace)];
     for n in 1..=workers {
         let name = if n == 1 { "rehearse-worker".to_string() } else { format!("rehearse-worker{n}") };
-        nodes.push(node(&name, n, false));
+        nodes.push(node(&name, n, false, pace));
     }
     nodes
 }
 
-fn node(name: &str, index: usize, control_plane: bool) -> Value {
+fn node(name: &str, index: usize, control_plane: bool, pace: Pace) -> Value {
     let mut labels = json!({
         "beta.kubernetes.io/arch": "amd64",
         "beta.kubernetes.io/os": "linux",
@@ -45,7 +47,11 @@ fn node(name: &str, index: usize, control_plane: bool) -> Value {
     json!({
         "apiVersion": "v1",
         "kind": "Node",
-        "metadata": {"name": name, "labels": labels},
+        "metadata": {
+            "name": name,
+            "labels": labels,
+            "annotations": {PACE_ANNOTATION: match pace { Pace::Fast => "fast", Pace::Kind => "kind" }},
+        },
         "spec": spec,
         "status": {
             "addresses": [

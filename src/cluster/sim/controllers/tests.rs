@@ -25,7 +25,7 @@ struct Cluster {
 impl Cluster {
     fn new(pace: Pace) -> Cluster {
         let mut store = Store::new(Clock::default());
-        for node in default_nodes(2) {
+        for node in default_nodes(2, pace) {
             store.create(resources::NODE, "", node).unwrap();
         }
         store.create(NAMESPACE, "", json!({"metadata": {"name": NS}})).unwrap();
