@@ -84,6 +84,15 @@ fn apply_agent(pod_spec_line: &str) -> String {
     )
 }
 
+/// A scenario that deletes one pod of DaemonSet `agent` (its pods given `grace` seconds to
+/// terminate), then expects the one pod left alone.
+fn daemon_pod_deleted(name: &str, grace: u32) -> String {
+    format!(
+        "scenario {name:?} {{\n{}    wait rollout daemonset/agent\n    let victim = one pod app=agent\n    delete $victim\n    expect pods app=agent count 1 within 2s\n}}\n",
+        apply_agent(&format!("terminationGracePeriodSeconds: {grace}"))
+    )
+}
+
 #[test]
 fn traffic_to_a_deleted_pod_still_counts_until_its_endpoint_goes() {
     let dir = tempfile::tempdir().unwrap();
@@ -593,15 +602,8 @@ YAML
     expect-traffic service/web includes pod/one within 2s
 }
 
-scenario \"daemon pod deleted\" {
-    APPLY_AGENT
-    wait rollout daemonset/agent
-    let victim = one pod app=agent
-    delete $victim
-    expect pods app=agent count 1 within 2s
-}
-"
-    .replace("    APPLY_AGENT\n", &apply_agent("terminationGracePeriodSeconds: 0"));
+PODS_DELETED"
+        .replace("PODS_DELETED", &daemon_pod_deleted("daemon pod deleted", 0));
     let documents = failing_documents(
         "reactions",
         &text,
@@ -666,15 +668,7 @@ fn a_deleted_daemon_pod_is_judged_terminating_only_where_the_kubelet_keeps_its_g
     // At the kind pace the pod terminates for its grace period and the DaemonSet waits for it to
     // go: one live pod, on every cluster. At the fast pace the kubelet removes it at once and the
     // DaemonSet replaces it: the moment it was terminating on the testbed is not one to judge.
-    let text = "scenario \"daemon pod deleted with a grace period\" {
-    APPLY_AGENT
-    wait rollout daemonset/agent
-    let victim = one pod app=agent
-    delete $victim
-    expect pods app=agent count 1 within 2s
-}
-"
-    .replace("    APPLY_AGENT\n", &apply_agent("terminationGracePeriodSeconds: 30"));
+    let text = daemon_pod_deleted("daemon pod deleted with a grace period", 30);
     let dir = tempfile::tempdir().unwrap();
     let path = script(dir.path(), "graceful.rollout", &text);
     for (pace, args) in paces_under_test() {
