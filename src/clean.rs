@@ -36,6 +36,9 @@ pub async fn clean(args: CleanArgs) -> u8 {
             LeaseState::Expired { holder, run, expired_for } => {
                 format!("run {run} ({holder}) stopped renewing its lease {} ago", seconds(*expired_for))
             }
+            LeaseState::Abandoned { holder, run } => {
+                format!("run {run} ({holder}) no longer runs on this machine, though its lease still holds")
+            }
             LeaseState::NoLease => {
                 "labelled as rehearse's but holds no lease: delete it yourself if no run uses it".into()
             }

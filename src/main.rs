@@ -150,8 +150,9 @@ enum Command {
     /// Delete scenario namespaces whose run died without cleaning up (killed, out of memory,
     /// machine lost).
     ///
-    /// Only namespaces labelled app.kubernetes.io/managed-by=rehearse whose lease expired are
-    /// deleted: never one a live run still renews, never one without the label. Connects like
+    /// Only namespaces labelled app.kubernetes.io/managed-by=rehearse whose lease expired, or
+    /// whose run's process has ended on this machine, are deleted: never one a live run still
+    /// renews, never one without the label. Connects like
     /// `run` does with a named cluster. Exit codes: 0 done, 2 invalid input, 3 cluster error.
     Clean(CleanArgs),
     /// List the scenarios that `run` would run: file, line and name, in script order.

@@ -176,7 +176,7 @@ pub async fn run(args: RunArgs, renderer: &Renderer) -> u8 {
     }
     if !outcome.left_behind.is_empty() {
         say!(
-            "left behind: {} namespace(s): {}\n  each holds a lease of {}; `rehearse clean` deletes them once it expires",
+            "left behind: {} namespace(s): {}\n  each holds a lease of {}; `rehearse clean` deletes them once this run has ended (run on this\n  machine) or once the lease expires (anywhere)",
             outcome.left_behind.len(),
             outcome.left_behind.join(", "),
             rehearse::model::duration::format(config.lease)
@@ -278,7 +278,7 @@ async fn stop_on_signals(
         say!("{}: stopping at once", second.name);
     } else {
         say!(
-            "{}: stopping at once; left behind: {}\n  `rehearse clean` deletes them once their lease expires",
+            "{}: stopping at once; left behind: {}\n  `rehearse clean` deletes them once this run has ended (run on this machine) or\n  once their lease expires (anywhere)",
             second.name,
             left.join(", ")
         );

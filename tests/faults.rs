@@ -49,56 +49,81 @@ async fn sigterm_and_sighup_stop_the_run_like_ctrl_c_and_delete_its_namespace() 
     }
 }
 
+/// A namespace labelled as rehearse's, holding a lease renewed `renewed_ago` ago for `seconds`,
+/// by `holder`, and by `process` if given.
+async fn leased_namespace(name: &str, holder: &str, renewed_ago: u64, seconds: u64, process: Option<String>) {
+    let renewed =
+        k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(renewed_ago as i64);
+    let mut annotations = serde_json::json!({
+        "rehearse.dev/lease-holder": holder,
+        "rehearse.dev/lease-renewed": renewed.to_string(),
+        "rehearse.dev/lease-seconds": seconds.to_string(),
+    });
+    if let Some(process) = process {
+        annotations["rehearse.dev/lease-process"] = process.into();
+    }
+    let namespace: Namespace = serde_json::from_value(serde_json::json!({"metadata": {
+        "name": name,
+        "labels": {"app.kubernetes.io/managed-by": "rehearse", "rehearse.dev/run": "otherrun"},
+        "annotations": annotations,
+    }}))
+    .unwrap();
+    Api::<Namespace>::all(common::client().await).create(&PostParams::default(), &namespace).await.unwrap();
+}
+
 #[tokio::test]
-async fn sigkill_leaves_a_namespace_that_clean_reclaims_only_once_its_lease_expired() {
+async fn clean_reclaims_a_killed_run_of_this_machine_at_once_and_others_once_their_lease_expired() {
     let _turn = TURN.lock().await;
     let client = common::client().await;
     let namespaces = Api::<Namespace>::all(client.clone());
-    // Never to be touched: a namespace without rehearse's label, and one whose lease a live run
-    // (here: a made-up one, renewed just now for an hour) holds.
+    // Never to be touched: a namespace without rehearse's label; one whose lease a run on another
+    // machine holds (made up: renewed just now for an hour); one a live process of this machine
+    // holds (this test's own).
     let unlabelled = common::TestNamespace::new(&client, "not-rehearse").await;
-    let held_by_other_run = format!("rehearse-held-{}", std::process::id());
-    let held: Namespace = serde_json::from_value(serde_json::json!({"metadata": {
-        "name": held_by_other_run,
-        "labels": {"app.kubernetes.io/managed-by": "rehearse", "rehearse.dev/run": "otherrun"},
-        "annotations": {
-            "rehearse.dev/lease-holder": "elsewhere/1",
-            "rehearse.dev/lease-renewed": k8s_openapi::jiff::Timestamp::now().to_string(),
-            "rehearse.dev/lease-seconds": "3600",
-        },
-    }}))
-    .unwrap();
-    namespaces.create(&PostParams::default(), &held).await.unwrap();
+    let held_elsewhere = format!("rehearse-held-{}", std::process::id());
+    leased_namespace(&held_elsewhere, "elsewhere/1", 0, 3600, None).await;
+    let held_here = format!("rehearse-held-here-{}", std::process::id());
+    let this_test = rehearse::exec::liveness::this_process().expect("Linux's /proc names this process");
+    leased_namespace(&held_here, "here/1", 0, 3600, Some(this_test)).await;
+    // Reclaimable by its lease: renewed an hour ago for 3 s, by a run on another machine.
+    let expired_elsewhere = format!("rehearse-expired-{}", std::process::id());
+    leased_namespace(&expired_elsewhere, "elsewhere/2", 3600, 3, None).await;
 
     let dir = tempfile::tempdir().unwrap();
-    let (child, killed, _) = start_waiting(dir.path(), &["--lease", "3s"]).await;
+    let (child, killed, _) = start_waiting(dir.path(), &[]).await;
     signal(&child, "KILL");
     let (status, _) = finish(child).await;
     assert_eq!(status, None, "killed by a signal");
     assert!(!deleted(&killed).await, "nothing could clean up after SIGKILL");
 
-    // At once: the lease still holds (renewed every second until the kill).
-    let (code, text) = run(rehearse(&["clean"]));
+    // Its lease (60 s) still holds, but its process is gone from this machine: reclaimable at once.
+    let (code, text) = run(rehearse(&["clean", "--dry-run"]));
     assert_eq!(code, 0, "{text}");
-    assert!(text.contains(&format!("kept {killed}: in use by run")), "{text}");
-    assert!(!deleted(&killed).await);
+    assert!(text.contains(&format!("would delete {killed}: run")), "{text}");
+    assert!(!deleted(&killed).await, "--dry-run deletes nothing");
 
-    // Once the lease has run out (3 s after its last renewal), clean deletes it, and only it.
-    let namespace = namespaces.get(&killed).await.unwrap();
-    let renewed: k8s_openapi::jiff::Timestamp =
-        namespace.metadata.annotations.unwrap()["rehearse.dev/lease-renewed"].parse().unwrap();
-    let expiry = renewed + k8s_openapi::jiff::SignedDuration::from_millis(3100);
-    let wait = k8s_openapi::jiff::Timestamp::now().duration_until(expiry);
-    tokio::time::sleep(wait.unsigned_abs().min(Duration::from_secs(4))).await;
     let (code, text) = run(rehearse(&["clean"]));
     assert_eq!(code, 0, "{text}");
-    assert!(text.contains(&format!("deleted {killed}: run")), "{text}");
-    assert!(text.contains(&format!("kept {held_by_other_run}: in use by run otherrun (elsewhere/1)")), "{text}");
+    let reclaimed = regex::Regex::new(&format!(
+        r"deleted {killed}: run \S+ \(\S+/\d+\) no longer runs on this machine, though its lease still holds"
+    ))
+    .unwrap();
+    assert!(reclaimed.is_match(&text), "{text}");
+    assert!(
+        text.contains(&format!("deleted {expired_elsewhere}: run otherrun (elsewhere/2) stopped renewing")),
+        "{text}"
+    );
+    assert!(text.contains(&format!("kept {held_elsewhere}: in use by run otherrun (elsewhere/1)")), "{text}");
+    assert!(text.contains(&format!("kept {held_here}: in use by run otherrun (here/1)")), "{text}");
     assert!(!text.contains(&unlabelled.name), "an unlabelled namespace is not even looked at: {text}");
     assert!(deleted(&killed).await);
-    assert!(!deleted(&held_by_other_run).await, "a namespace with a live lease was deleted");
+    assert!(deleted(&expired_elsewhere).await);
+    assert!(!deleted(&held_elsewhere).await, "a namespace with a live lease was deleted");
+    assert!(!deleted(&held_here).await, "a namespace of a live process of this machine was deleted");
     assert!(!deleted(&unlabelled.name).await, "a namespace without the label was deleted");
-    namespaces.delete(&held_by_other_run, &DeleteParams::background()).await.unwrap();
+    for name in [held_elsewhere, held_here] {
+        namespaces.delete(&name, &DeleteParams::background()).await.unwrap();
+    }
 }
 
 #[tokio::test]
@@ -202,7 +227,7 @@ async fn a_frozen_api_server_fails_the_step_as_an_outage_and_a_second_signal_sto
     assert_eq!(status, Some(130), "{text}");
     assert!(text.contains(&format!("left behind: {namespace}")), "{text}");
     drop(thaw);
-    // Its lease (3 s) lets `clean` reclaim it.
+    // Its run has ended: `clean` would reclaim it at once; deleted here to leave nothing behind.
     Api::<Namespace>::all(common::client().await).delete(&namespace, &DeleteParams::background()).await.unwrap();
 }
 

@@ -13,9 +13,10 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 
+use super::liveness::Liveness;
 use super::namespace::{
     DURATION_ANNOTATION, HOLDER_ANNOTATION, KEPT_ANNOTATION, LiveNamespaces, OWNER_LABEL, OWNER_VALUE,
-    RENEWED_ANNOTATION, RUN_LABEL, RunIdentity,
+    PROCESS_ANNOTATION, RENEWED_ANNOTATION, RUN_LABEL, RunIdentity,
 };
 
 /// Renews the lease of every live namespace of this run, every third of the lease, until
@@ -46,6 +47,8 @@ pub enum LeaseState {
     Held { holder: String, run: String, expires_in: Duration },
     /// The lease expired: its run is gone.
     Expired { holder: String, run: String, expired_for: Duration },
+    /// The lease holds, but its run's process, on the machine `clean` runs on, has ended.
+    Abandoned { holder: String, run: String },
     /// Labelled as rehearse's but with no readable lease: left for a person to judge.
     NoLease,
     /// Kept by `rehearse run --keep` for a person to look at.
@@ -54,8 +57,8 @@ pub enum LeaseState {
     Terminating,
 }
 
-/// Judges a namespace's lease at `now`.
-pub fn lease_state(namespace: &Namespace, now: Timestamp) -> LeaseState {
+/// Judges a namespace's lease at `now`, asking `liveness` about the process it names.
+pub fn lease_state(namespace: &Namespace, now: Timestamp, liveness: impl Fn(&str) -> Liveness) -> LeaseState {
     if namespace.metadata.deletion_timestamp.is_some() {
         return LeaseState::Terminating;
     }
@@ -71,6 +74,9 @@ pub fn lease_state(namespace: &Namespace, now: Timestamp) -> LeaseState {
     let age = now.duration_since(renewed);
     let lease = k8s_openapi::jiff::SignedDuration::from_secs(seconds as i64);
     if age < lease {
+        if annotations.get(PROCESS_ANNOTATION).is_some_and(|process| liveness(process) == Liveness::Gone) {
+            return LeaseState::Abandoned { holder, run };
+        }
         let left = (lease - age).unsigned_abs();
         LeaseState::Held { holder, run, expires_in: left }
     } else {
@@ -97,7 +103,8 @@ pub enum CleanOutcome {
     Failed(String),
 }
 
-/// Deletes the namespaces labelled as rehearse's whose lease expired, each on the condition that
+/// Deletes the namespaces labelled as rehearse's whose lease expired or whose run's process is
+/// known to have ended, each on the condition that
 /// it is still the very namespace (uid) in the very state (resourceVersion) that was judged.
 /// Namespaces without the label are never listed, so never touched.
 pub async fn clean(client: &Client, dry_run: bool) -> Result<Vec<Cleaned>, kube::Error> {
@@ -107,10 +114,10 @@ pub async fn clean(client: &Client, dry_run: bool) -> Result<Vec<Cleaned>, kube:
     let mut report = Vec::new();
     for namespace in listed.items {
         let name = namespace.metadata.name.clone().unwrap_or_default();
-        let state = lease_state(&namespace, now);
+        let state = lease_state(&namespace, now, super::liveness::of);
         let outcome = match &state {
-            LeaseState::Expired { .. } if dry_run => CleanOutcome::WouldDelete,
-            LeaseState::Expired { .. } => {
+            LeaseState::Expired { .. } | LeaseState::Abandoned { .. } if dry_run => CleanOutcome::WouldDelete,
+            LeaseState::Expired { .. } | LeaseState::Abandoned { .. } => {
                 let params = DeleteParams {
                     preconditions: Some(Preconditions {
                         uid: namespace.metadata.uid.clone(),
@@ -157,24 +164,61 @@ mod tests {
             )
         };
         assert_eq!(
-            lease_state(&lease("2026-01-01T00:00:30Z"), now),
+            lease_state(&lease("2026-01-01T00:00:30Z"), now, unknown),
             LeaseState::Held { holder: "h/1".into(), run: "run1".into(), expires_in: Duration::from_secs(30) }
         );
         assert_eq!(
-            lease_state(&lease("2026-01-01T00:00:00Z"), now),
+            lease_state(&lease("2026-01-01T00:00:00Z"), now, unknown),
             LeaseState::Expired { holder: "h/1".into(), run: "run1".into(), expired_for: Duration::ZERO }
         );
-        assert!(matches!(lease_state(&lease("2025-12-31T23:00:00Z"), now), LeaseState::Expired { .. }));
+        assert!(matches!(lease_state(&lease("2025-12-31T23:00:00Z"), now, unknown), LeaseState::Expired { .. }));
+    }
+
+    fn unknown(_: &str) -> Liveness {
+        Liveness::Unknown
+    }
+
+    #[test]
+    fn a_held_lease_whose_process_has_ended_here_is_abandoned_and_only_then() {
+        let now: Timestamp = "2026-01-01T00:01:00Z".parse().unwrap();
+        let lease = |renewed: &str| {
+            let annotations = serde_json::json!({HOLDER_ANNOTATION: "h/1", RENEWED_ANNOTATION: renewed,
+                DURATION_ANNOTATION: "60", PROCESS_ANNOTATION: "boot/4026531836/1/77"});
+            namespace(annotations, false)
+        };
+        let asked = std::cell::RefCell::new(Vec::new());
+        let gone = |process: &str| {
+            asked.borrow_mut().push(process.to_string());
+            Liveness::Gone
+        };
+        assert_eq!(
+            lease_state(&lease("2026-01-01T00:00:30Z"), now, gone),
+            LeaseState::Abandoned { holder: "h/1".into(), run: "run1".into() }
+        );
+        assert_eq!(asked.borrow().as_slice(), ["boot/4026531836/1/77"]);
+        assert!(matches!(
+            lease_state(&lease("2026-01-01T00:00:30Z"), now, |_| Liveness::Running),
+            LeaseState::Held { .. }
+        ));
+        assert!(matches!(lease_state(&lease("2026-01-01T00:00:30Z"), now, unknown), LeaseState::Held { .. }));
+        // Expired is expired, whatever the process.
+        assert!(matches!(lease_state(&lease("2026-01-01T00:00:00Z"), now, gone), LeaseState::Expired { .. }));
+        // No process recorded (a run where /proc could not tell): the lease alone decides.
+        let without = namespace(
+            serde_json::json!({HOLDER_ANNOTATION: "h/1", RENEWED_ANNOTATION: "2026-01-01T00:00:30Z", DURATION_ANNOTATION: "60"}),
+            false,
+        );
+        assert!(matches!(lease_state(&without, now, gone), LeaseState::Held { .. }));
     }
 
     #[test]
     fn no_readable_lease_and_terminating_namespaces_are_not_expired() {
         let now = Timestamp::now();
-        assert_eq!(lease_state(&namespace(serde_json::json!({}), false), now), LeaseState::NoLease);
+        assert_eq!(lease_state(&namespace(serde_json::json!({}), false), now, unknown), LeaseState::NoLease);
         let garbled = serde_json::json!({RENEWED_ANNOTATION: "yesterday", DURATION_ANNOTATION: "60"});
-        assert_eq!(lease_state(&namespace(garbled, false), now), LeaseState::NoLease);
-        assert_eq!(lease_state(&namespace(serde_json::json!({}), true), now), LeaseState::Terminating);
+        assert_eq!(lease_state(&namespace(garbled, false), now, unknown), LeaseState::NoLease);
+        assert_eq!(lease_state(&namespace(serde_json::json!({}), true), now, unknown), LeaseState::Terminating);
         let kept = serde_json::json!({KEPT_ANNOTATION: "kept"});
-        assert_eq!(lease_state(&namespace(kept, false), now), LeaseState::Kept);
+        assert_eq!(lease_state(&namespace(kept, false), now, unknown), LeaseState::Kept);
     }
 }

@@ -7,6 +7,7 @@ pub mod describe;
 mod expect;
 mod guard;
 pub mod lease;
+pub mod liveness;
 pub mod namespace;
 pub mod pod;
 mod steps;

@@ -3,7 +3,8 @@
 //!
 //! A run that is killed outright (SIGKILL, an OOM kill, a lost machine) cannot clean up, so each
 //! namespace also records which run made it and holds a lease that the run renews: `rehearse
-//! clean` ([`super::lease`]) reclaims only namespaces labelled as rehearse's whose lease expired.
+//! clean` ([`super::lease`]) reclaims only namespaces labelled as rehearse's whose lease expired
+//! or whose run's process has ended on the machine it runs on.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -24,6 +25,9 @@ pub const HOLDER_ANNOTATION: &str = "rehearse.dev/lease-holder";
 pub const RENEWED_ANNOTATION: &str = "rehearse.dev/lease-renewed";
 /// How long the lease lasts after each renewal, in seconds.
 pub const DURATION_ANNOTATION: &str = "rehearse.dev/lease-seconds";
+/// The run's process, as [`super::liveness`] names it: on the run's own machine, `clean` knows
+/// at once that a killed run is gone.
+pub const PROCESS_ANNOTATION: &str = "rehearse.dev/lease-process";
 
 /// Set on a namespace kept by `--keep`, which holds no lease.
 pub const KEPT_ANNOTATION: &str = "rehearse.dev/kept";
@@ -41,6 +45,8 @@ pub struct RunIdentity {
     pub id: String,
     /// `host/pid`, so a person reading a namespace knows where its run lives.
     pub holder: String,
+    /// The process, as [`PROCESS_ANNOTATION`] records it; None where it cannot be told.
+    pub process: Option<String>,
     pub lease: Duration,
 }
 
@@ -50,17 +56,22 @@ impl RunIdentity {
         RunIdentity {
             id: format!("{:08x}{:04x}", rand_u32(), rand_u32() & 0xffff),
             holder: format!("{host}/{}", std::process::id()),
+            process: super::liveness::this_process(),
             lease,
         }
     }
 
     /// The lease annotations as of now.
     pub fn lease_annotations(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut annotations = serde_json::json!({
             HOLDER_ANNOTATION: self.holder,
             RENEWED_ANNOTATION: k8s_openapi::jiff::Timestamp::now().to_string(),
             DURATION_ANNOTATION: self.lease.as_secs().to_string(),
-        })
+        });
+        if let Some(process) = &self.process {
+            annotations[PROCESS_ANNOTATION] = process.as_str().into();
+        }
+        annotations
     }
 }
 
@@ -170,7 +181,7 @@ pub async fn create(client: &Client, scenario: &str, run: &RunIdentity) -> Resul
 pub async fn keep(client: &Client, namespace: &OwnNamespace) -> Result<(), kube::Error> {
     let patch = serde_json::json!({"metadata": {"uid": namespace.uid, "annotations": {
         KEPT_ANNOTATION: "kept by `rehearse run --keep`; delete it with kubectl when done",
-        HOLDER_ANNOTATION: null, RENEWED_ANNOTATION: null, DURATION_ANNOTATION: null,
+        HOLDER_ANNOTATION: null, RENEWED_ANNOTATION: null, DURATION_ANNOTATION: null, PROCESS_ANNOTATION: null,
     }}});
     let api = Api::<Namespace>::all(client.clone());
     api.patch(&namespace.name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.map(|_| ())
@@ -214,6 +225,8 @@ mod tests {
         assert!(run.id.chars().all(|c| c.is_ascii_hexdigit()));
         let annotations = run.lease_annotations();
         assert_eq!(annotations[DURATION_ANNOTATION], "60");
+        #[cfg(target_os = "linux")]
+        assert_eq!(annotations[PROCESS_ANNOTATION], run.process.expect("Linux's /proc names this process"));
         assert!(annotations[RENEWED_ANNOTATION].as_str().unwrap().parse::<k8s_openapi::jiff::Timestamp>().is_ok());
     }
 }
