@@ -42,6 +42,9 @@ pub fn of(identity: &str) -> Liveness {
 struct Machine {
     boot: String,
     pid_namespace: String,
+    /// Whether `/proc` shows other users' processes: mounted with `hidepid=invisible`, it hides
+    /// them (process 1 among them), and a pid missing there says nothing.
+    sees_every_process: bool,
 }
 
 impl Machine {
@@ -50,7 +53,8 @@ impl Machine {
         // `pid:[4026531836]`: the namespace's inode number.
         let link = std::fs::read_link(proc.join("self/ns/pid")).ok()?;
         let pid_namespace = link.to_str()?.strip_prefix("pid:[")?.strip_suffix(']')?.to_string();
-        (!boot.is_empty() && !boot.contains('/')).then_some(Machine { boot, pid_namespace })
+        let sees_every_process = proc.join("1").exists();
+        (!boot.is_empty() && !boot.contains('/')).then_some(Machine { boot, pid_namespace, sees_every_process })
     }
 
     fn liveness(&self, identity: &str, stat_of: impl Fn(u32) -> std::io::Result<String>) -> Liveness {
@@ -62,7 +66,7 @@ impl Machine {
             return Liveness::Unknown;
         }
         match stat_of(pid) {
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Liveness::Gone,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound && self.sees_every_process => Liveness::Gone,
             Err(_) => Liveness::Unknown,
             Ok(stat) => match (start_ticks(&stat), state(&stat)) {
                 (Some(now_started), Some(state)) if now_started == started && !matches!(state, 'Z' | 'X') => {
@@ -97,7 +101,7 @@ mod tests {
     use super::*;
 
     fn machine() -> Machine {
-        Machine { boot: "b00t".into(), pid_namespace: "4026531836".into() }
+        Machine { boot: "b00t".into(), pid_namespace: "4026531836".into(), sees_every_process: true }
     }
 
     /// A `/proc/PID/stat` line of a process named `name`, in `state`, started at `started`.
@@ -138,6 +142,9 @@ mod tests {
         }
         let denied = |_| Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
         assert_eq!(machine().liveness("b00t/4026531836/4242/500", denied), Liveness::Unknown);
+        // Behind `hidepid=invisible`, another user's live process looks absent.
+        let hiding = Machine { sees_every_process: false, ..machine() };
+        assert_eq!(hiding.liveness("b00t/4026531836/4242/500", free), Liveness::Unknown);
     }
 
     #[cfg(target_os = "linux")]
