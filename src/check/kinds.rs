@@ -158,6 +158,7 @@ fn check_roles(step: &Step, context: &mut Context) {
             _ => {}
         },
         StepKind::Wait(WaitFor::Rollout(target)) => object(target, ROLLOUTS, "what rolls out", context),
+        StepKind::Restart { target } => object(target, ROLLOUTS, "what `restart` rolls out again", context),
         StepKind::Scale { target, replicas } => {
             object(target, &[Kind::Deployment, Kind::ReplicaSet, Kind::StatefulSet], "what `scale` changes", context);
             replicas_in_range(replicas, context);

@@ -16,7 +16,7 @@ use super::describe;
 use super::expect;
 use super::pod::Pod;
 use super::view::{controller_of, labels_of, selects};
-use super::{BoundPod, Context, StepError, Value};
+use super::{BoundPod, Context, RefusedBy, StepError, Value};
 use crate::model::labels::Labels;
 use crate::model::{Kind, LabelChange, LabelChangeKind, ObjectRef, Selector};
 use crate::syntax::ast::{ApplySource, Binding, Count, SelectMode, Step, StepKind, Target};
@@ -72,6 +72,7 @@ pub async fn run(step: &Step, context: &mut Context<'_>, timeout: Duration) -> R
             merge_patch(context, target.kind.unwrap_or(Kind::Deployment), &target.name.value, &patch).await?;
             Ok(format!("scaled {target} to {replicas}"))
         }
+        StepKind::Restart { target } => restart(context, target).await,
         StepKind::Run { name, image, labels } => {
             let mut pod_labels: Labels = Labels::new();
             labels.iter().for_each(|c| c.apply_to(&mut pod_labels));
@@ -330,6 +331,69 @@ struct SelectedService {
 #[derive(Default, serde::Deserialize)]
 struct SelectorSpec {
     selector: Option<Labels>,
+}
+
+/// The annotation `kubectl rollout restart` stamps on a pod template with the time: the template
+/// changes, so its controller rolls every pod out again.
+const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+
+/// `kubectl rollout restart`: refused for a paused Deployment, as kubectl refuses it; otherwise
+/// the template is stamped with the cluster's time, to the second as kubectl writes it.
+async fn restart(context: &mut Context<'_>, target: &ObjectRef) -> Result<String, StepError> {
+    let kind = target.kind.unwrap_or(Kind::Deployment);
+    let name = &target.name.value;
+    let (paused, stamped) = restart_state(context, kind, name);
+    if paused {
+        return Err(StepError::Refused {
+            by: RefusedBy::Rehearse,
+            message: format!("{target}: can't restart paused deployment (run rollout resume first)"),
+        });
+    }
+    let at = restart_stamp(context.clock.now(), stamped);
+    let patch =
+        serde_json::json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: at.to_string()}}}}});
+    merge_patch(context, kind, name, &patch).await?;
+    Ok(format!("restarted {target}"))
+}
+
+/// The time a restart stamps: now, to the second as kubectl writes it, or, if the last restart's
+/// stamp is not before that (two restarts within one second would stamp the same time, and the
+/// second would change nothing), a second after the last one, so every restart rolls out.
+fn restart_stamp(
+    now: k8s_openapi::jiff::Timestamp,
+    last: Option<k8s_openapi::jiff::Timestamp>,
+) -> k8s_openapi::jiff::Timestamp {
+    let now = k8s_openapi::jiff::Timestamp::from_second(now.as_second()).unwrap_or(now);
+    match last.and_then(|last| last.checked_add(k8s_openapi::jiff::SignedDuration::from_secs(1)).ok()) {
+        Some(after_last) if after_last > now => after_last,
+        _ => now,
+    }
+}
+
+/// Whether the view shows the controller paused (a Deployment), and the time its template was
+/// last stamped by a restart, if it reads as one.
+fn restart_state(context: &Context<'_>, kind: Kind, name: &str) -> (bool, Option<k8s_openapi::jiff::Timestamp>) {
+    use k8s_openapi::api::core::v1::PodTemplateSpec;
+    fn find<K: kube::Resource>(items: Vec<Arc<K>>, name: &str) -> Option<Arc<K>> {
+        items.into_iter().find(|o| o.meta().name.as_deref() == Some(name))
+    }
+    fn stamp(template: Option<&PodTemplateSpec>) -> Option<k8s_openapi::jiff::Timestamp> {
+        template?.metadata.as_ref()?.annotations.as_ref()?.get(RESTARTED_AT)?.parse().ok()
+    }
+    match kind {
+        Kind::Deployment => find(context.view.deployments.state(), name)
+            .and_then(|d| d.spec.clone())
+            .map_or((false, None), |spec| (spec.paused == Some(true), stamp(Some(&spec.template)))),
+        Kind::DaemonSet => (
+            false,
+            find(context.view.daemon_sets.state(), name).and_then(|d| stamp(d.spec.as_ref().map(|s| &s.template))),
+        ),
+        Kind::StatefulSet => (
+            false,
+            find(context.view.stateful_sets.state(), name).and_then(|s| stamp(s.spec.as_ref().map(|s| &s.template))),
+        ),
+        _ => (false, None),
+    }
 }
 
 async fn template(
@@ -803,7 +867,32 @@ async fn delete(context: &mut Context<'_>, target: &Target) -> Result<String, St
 
 #[cfg(test)]
 mod tests {
-    use super::normalise_refusal;
+    use super::{normalise_refusal, restart_stamp};
+
+    #[test]
+    fn a_restart_stamps_the_second_or_one_after_the_last_stamp() {
+        let at = |text: &str| text.parse::<k8s_openapi::jiff::Timestamp>().unwrap();
+        // kubectl writes whole seconds.
+        assert_eq!(restart_stamp(at("2026-12-04T09:10:11.75Z"), None), at("2026-12-04T09:10:11Z"));
+        assert_eq!(
+            restart_stamp(at("2026-12-04T09:10:11.75Z"), Some(at("2026-12-04T09:00:00Z"))),
+            at("2026-12-04T09:10:11Z")
+        );
+        // A second restart in the same second, or after a stamp ahead of this clock (another
+        // machine's, or kubectl's local time with its offset), still changes the template.
+        assert_eq!(
+            restart_stamp(at("2026-12-04T09:10:11.75Z"), Some(at("2026-12-04T09:10:11Z"))),
+            at("2026-12-04T09:10:12Z")
+        );
+        assert_eq!(
+            restart_stamp(at("2026-12-04T09:10:11Z"), Some(at("2026-12-04T10:10:20+01:00"))),
+            at("2026-12-04T09:10:21Z")
+        );
+        assert_eq!(
+            restart_stamp(at("2026-12-04T09:10:11Z"), Some(at("2026-12-04T09:10:10Z"))),
+            at("2026-12-04T09:10:11Z")
+        );
+    }
 
     #[test]
     fn refusals_keep_the_cause_not_the_generated_name() {

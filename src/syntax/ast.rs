@@ -112,23 +112,78 @@ impl Step {
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub enum StepKind {
     Apply(ApplySource),
-    Convert { source: ObjectRef, to: Spanned<String>, to_kind: Option<Kind> },
-    Label { target: Target, changes: Vec<LabelChange> },
-    Annotate { target: Target, changes: Vec<LabelChange> },
-    Select { service: ObjectRef, mode: SelectMode, selector: Selector },
-    Template { controller: ObjectRef, changes: Vec<LabelChange> },
-    RemoveFromLb { pods: Target, service: Option<ObjectRef> },
-    AddToLb { pods: Target, service: Option<ObjectRef> },
-    ExpectTraffic { service: ObjectRef, expectation: TrafficExpectation },
-    Expect { subject: Target, expectation: Expectation },
+    Convert {
+        source: ObjectRef,
+        to: Spanned<String>,
+        to_kind: Option<Kind>,
+    },
+    Label {
+        target: Target,
+        changes: Vec<LabelChange>,
+    },
+    Annotate {
+        target: Target,
+        changes: Vec<LabelChange>,
+    },
+    Select {
+        service: ObjectRef,
+        mode: SelectMode,
+        selector: Selector,
+    },
+    Template {
+        controller: ObjectRef,
+        changes: Vec<LabelChange>,
+    },
+    RemoveFromLb {
+        pods: Target,
+        service: Option<ObjectRef>,
+    },
+    AddToLb {
+        pods: Target,
+        service: Option<ObjectRef>,
+    },
+    ExpectTraffic {
+        service: ObjectRef,
+        expectation: TrafficExpectation,
+    },
+    Expect {
+        subject: Target,
+        expectation: Expectation,
+    },
     Wait(WaitFor),
-    Let { name: Spanned<String>, value: Binding },
-    Guard { service: ObjectRef, invariant: Invariant, expect_violation: bool },
-    ExpectRefused { message: Option<Spanned<String>>, step: Box<Step> },
-    Delete { target: Target },
-    Scale { target: ObjectRef, replicas: Count },
-    Run { name: Spanned<String>, image: Option<Spanned<String>>, labels: Vec<LabelChange> },
-    Snapshot { name: Spanned<String> },
+    Let {
+        name: Spanned<String>,
+        value: Binding,
+    },
+    Guard {
+        service: ObjectRef,
+        invariant: Invariant,
+        expect_violation: bool,
+    },
+    ExpectRefused {
+        message: Option<Spanned<String>>,
+        step: Box<Step>,
+    },
+    Delete {
+        target: Target,
+    },
+    Scale {
+        target: ObjectRef,
+        replicas: Count,
+    },
+    /// `kubectl rollout restart`: the pod template stamped with the time, so the controller rolls
+    /// every pod out again.
+    Restart {
+        target: ObjectRef,
+    },
+    Run {
+        name: Spanned<String>,
+        image: Option<Spanned<String>>,
+        labels: Vec<LabelChange>,
+    },
+    Snapshot {
+        name: Spanned<String>,
+    },
 }
 
 impl StepKind {
@@ -150,6 +205,7 @@ impl StepKind {
             StepKind::ExpectRefused { .. } => "expect-refused",
             StepKind::Delete { .. } => "delete",
             StepKind::Scale { .. } => "scale",
+            StepKind::Restart { .. } => "restart",
             StepKind::Run { .. } => "run",
             StepKind::Snapshot { .. } => "snapshot",
         }
@@ -157,7 +213,7 @@ impl StepKind {
 }
 
 /// Every step keyword, for "did you mean".
-pub const STEP_KEYWORDS: [&str; 18] = [
+pub const STEP_KEYWORDS: [&str; 19] = [
     "apply",
     "convert",
     "label",
@@ -174,6 +230,7 @@ pub const STEP_KEYWORDS: [&str; 18] = [
     "expect-refused",
     "delete",
     "scale",
+    "restart",
     "run",
     "snapshot",
 ];

@@ -223,6 +223,7 @@ pub fn step_text(step: &Step) -> String {
         StepKind::Scale { target, replicas } => {
             format!("scale {} to {}", object(target), count(replicas))
         }
+        StepKind::Restart { target } => format!("restart {}", object(target)),
         StepKind::Run { name, image, labels } => {
             let mut text = format!("run {}", name.value);
             if let Some(image) = image {

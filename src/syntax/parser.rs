@@ -383,6 +383,7 @@ impl<'s> Builder<'s> {
                 StepKind::ExpectRefused { message, step: Box::new(step) }
             }
             Rule::delete => StepKind::Delete { target: self.target(args.next()?) },
+            Rule::restart => StepKind::Restart { target: self.object_ref(args.next()?) },
             Rule::scale => {
                 let target = self.object_ref(args.next()?);
                 let replicas = self.count(args.nth(1)?);

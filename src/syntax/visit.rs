@@ -73,7 +73,11 @@ impl Step {
             StepKind::Template { controller, .. } => vec![controller],
             StepKind::RemoveFromLb { service: Some(s), .. } | StepKind::AddToLb { service: Some(s), .. } => vec![s],
             StepKind::Expect { expectation: Expectation::Adopted { by: Some(owner), .. }, .. } => vec![owner],
-            StepKind::Wait(WaitFor::Rollout(r)) | StepKind::Scale { target: r, .. } => vec![r],
+            StepKind::Wait(WaitFor::Rollout(r))
+            | StepKind::Scale { target: r, .. }
+            | StepKind::Restart { target: r } => {
+                vec![r]
+            }
             StepKind::Let { value: Binding::Object(r), .. } => vec![r],
             _ => vec![],
         };
@@ -199,6 +203,7 @@ impl Step {
             | StepKind::Guard { .. }
             | StepKind::ExpectRefused { .. }
             | StepKind::Scale { .. }
+            | StepKind::Restart { .. }
             | StepKind::Snapshot { .. } => {}
         }
         values
