@@ -159,6 +159,9 @@ fn check_roles(step: &Step, context: &mut Context) {
         },
         StepKind::Wait(WaitFor::Rollout(target)) => object(target, ROLLOUTS, "what rolls out", context),
         StepKind::Restart { target } => object(target, ROLLOUTS, "what `restart` rolls out again", context),
+        StepKind::Pause { target } | StepKind::Resume { target } => {
+            object(target, &[Kind::Deployment], "what `pause` and `resume` hold and release", context)
+        }
         StepKind::Scale { target, replicas } => {
             object(target, &[Kind::Deployment, Kind::ReplicaSet, Kind::StatefulSet], "what `scale` changes", context);
             replicas_in_range(replicas, context);

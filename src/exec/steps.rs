@@ -73,6 +73,8 @@ pub async fn run(step: &Step, context: &mut Context<'_>, timeout: Duration) -> R
             Ok(format!("scaled {target} to {replicas}"))
         }
         StepKind::Restart { target } => restart(context, target).await,
+        StepKind::Pause { target } => set_paused(context, target, true).await,
+        StepKind::Resume { target } => set_paused(context, target, false).await,
         StepKind::Run { name, image, labels } => {
             let mut pod_labels: Labels = Labels::new();
             labels.iter().for_each(|c| c.apply_to(&mut pod_labels));
@@ -342,18 +344,30 @@ const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 async fn restart(context: &mut Context<'_>, target: &ObjectRef) -> Result<String, StepError> {
     let kind = target.kind.unwrap_or(Kind::Deployment);
     let name = &target.name.value;
-    let (paused, stamped) = restart_state(context, kind, name);
-    if paused {
+    let state = rollout_state(context, kind, name);
+    if state.as_ref().is_some_and(|s| s.paused) {
         return Err(StepError::Refused {
             by: RefusedBy::Rehearse,
             message: format!("{target}: can't restart paused deployment (run rollout resume first)"),
         });
     }
-    let at = restart_stamp(context.clock.now(), stamped);
+    let at = restart_stamp(context.clock.now(), state.and_then(|s| s.stamped));
     let patch =
         serde_json::json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: at.to_string()}}}}});
     merge_patch(context, kind, name, &patch).await?;
     Ok(format!("restarted {target}"))
+}
+
+/// `kubectl rollout pause` and `resume` of a Deployment: refused, as kubectl refuses them, when
+/// the Deployment already is as asked.
+async fn set_paused(context: &mut Context<'_>, target: &ObjectRef, pause: bool) -> Result<String, StepError> {
+    let name = &target.name.value;
+    if rollout_state(context, Kind::Deployment, name).is_some_and(|s| s.paused == pause) {
+        let is = if pause { "is already paused" } else { "is not paused" };
+        return Err(StepError::Refused { by: RefusedBy::Rehearse, message: format!("{target} {is}") });
+    }
+    merge_patch(context, Kind::Deployment, name, &serde_json::json!({"spec": {"paused": pause}})).await?;
+    Ok(format!("{} {target}", if pause { "paused" } else { "resumed" }))
 }
 
 /// The time a restart stamps: now, to the second as kubectl writes it, or, if the last restart's
@@ -370,9 +384,15 @@ fn restart_stamp(
     }
 }
 
-/// Whether the view shows the controller paused (a Deployment), and the time its template was
-/// last stamped by a restart, if it reads as one.
-fn restart_state(context: &Context<'_>, kind: Kind, name: &str) -> (bool, Option<k8s_openapi::jiff::Timestamp>) {
+/// What a rollout verb reads of its controller in the view: whether it is paused (a
+/// Deployment), and when its template was last stamped by a restart. `None` when the view
+/// holds no such controller: the request then goes out, and the API server answers 404.
+struct RolloutState {
+    paused: bool,
+    stamped: Option<k8s_openapi::jiff::Timestamp>,
+}
+
+fn rollout_state(context: &Context<'_>, kind: Kind, name: &str) -> Option<RolloutState> {
     use k8s_openapi::api::core::v1::PodTemplateSpec;
     fn find<K: kube::Resource>(items: Vec<Arc<K>>, name: &str) -> Option<Arc<K>> {
         items.into_iter().find(|o| o.meta().name.as_deref() == Some(name))
@@ -380,20 +400,21 @@ fn restart_state(context: &Context<'_>, kind: Kind, name: &str) -> (bool, Option
     fn stamp(template: Option<&PodTemplateSpec>) -> Option<k8s_openapi::jiff::Timestamp> {
         template?.metadata.as_ref()?.annotations.as_ref()?.get(RESTARTED_AT)?.parse().ok()
     }
-    match kind {
-        Kind::Deployment => find(context.view.deployments.state(), name)
-            .and_then(|d| d.spec.clone())
-            .map_or((false, None), |spec| (spec.paused == Some(true), stamp(Some(&spec.template)))),
-        Kind::DaemonSet => (
-            false,
-            find(context.view.daemon_sets.state(), name).and_then(|d| stamp(d.spec.as_ref().map(|s| &s.template))),
-        ),
-        Kind::StatefulSet => (
-            false,
-            find(context.view.stateful_sets.state(), name).and_then(|s| stamp(s.spec.as_ref().map(|s| &s.template))),
-        ),
-        _ => (false, None),
-    }
+    let (paused, template) = match kind {
+        Kind::Deployment => {
+            let deployment = find(context.view.deployments.state(), name)?;
+            let spec = deployment.spec.as_ref();
+            (spec.and_then(|s| s.paused) == Some(true), stamp(spec.map(|s| &s.template)))
+        }
+        Kind::DaemonSet => {
+            (false, stamp(find(context.view.daemon_sets.state(), name)?.spec.as_ref().map(|s| &s.template)))
+        }
+        Kind::StatefulSet => {
+            (false, stamp(find(context.view.stateful_sets.state(), name)?.spec.as_ref().map(|s| &s.template)))
+        }
+        _ => return None,
+    };
+    Some(RolloutState { paused, stamped: template })
 }
 
 async fn template(

@@ -112,78 +112,26 @@ impl Step {
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub enum StepKind {
     Apply(ApplySource),
-    Convert {
-        source: ObjectRef,
-        to: Spanned<String>,
-        to_kind: Option<Kind>,
-    },
-    Label {
-        target: Target,
-        changes: Vec<LabelChange>,
-    },
-    Annotate {
-        target: Target,
-        changes: Vec<LabelChange>,
-    },
-    Select {
-        service: ObjectRef,
-        mode: SelectMode,
-        selector: Selector,
-    },
-    Template {
-        controller: ObjectRef,
-        changes: Vec<LabelChange>,
-    },
-    RemoveFromLb {
-        pods: Target,
-        service: Option<ObjectRef>,
-    },
-    AddToLb {
-        pods: Target,
-        service: Option<ObjectRef>,
-    },
-    ExpectTraffic {
-        service: ObjectRef,
-        expectation: TrafficExpectation,
-    },
-    Expect {
-        subject: Target,
-        expectation: Expectation,
-    },
+    Convert { source: ObjectRef, to: Spanned<String>, to_kind: Option<Kind> },
+    Label { target: Target, changes: Vec<LabelChange> },
+    Annotate { target: Target, changes: Vec<LabelChange> },
+    Select { service: ObjectRef, mode: SelectMode, selector: Selector },
+    Template { controller: ObjectRef, changes: Vec<LabelChange> },
+    RemoveFromLb { pods: Target, service: Option<ObjectRef> },
+    AddToLb { pods: Target, service: Option<ObjectRef> },
+    ExpectTraffic { service: ObjectRef, expectation: TrafficExpectation },
+    Expect { subject: Target, expectation: Expectation },
     Wait(WaitFor),
-    Let {
-        name: Spanned<String>,
-        value: Binding,
-    },
-    Guard {
-        service: ObjectRef,
-        invariant: Invariant,
-        expect_violation: bool,
-    },
-    ExpectRefused {
-        message: Option<Spanned<String>>,
-        step: Box<Step>,
-    },
-    Delete {
-        target: Target,
-    },
-    Scale {
-        target: ObjectRef,
-        replicas: Count,
-    },
-    /// `kubectl rollout restart`: the pod template stamped with the time, so the controller rolls
-    /// every pod out again.
-    Restart {
-        target: ObjectRef,
-    },
-    Run {
-        name: Spanned<String>,
-        image: Option<Spanned<String>>,
-        labels: Vec<LabelChange>,
-    },
-    Snapshot {
-        name: Spanned<String>,
-    },
+    Let { name: Spanned<String>, value: Binding },
+    Guard { service: ObjectRef, invariant: Invariant, expect_violation: bool },
+    ExpectRefused { message: Option<Spanned<String>>, step: Box<Step> },
+    Delete { target: Target },
+    Scale { target: ObjectRef, replicas: Count },
+    Restart { target: ObjectRef },
+    Pause { target: ObjectRef },
+    Resume { target: ObjectRef },
+    Run { name: Spanned<String>, image: Option<Spanned<String>>, labels: Vec<LabelChange> },
+    Snapshot { name: Spanned<String> },
 }
 
 impl StepKind {
@@ -206,6 +154,8 @@ impl StepKind {
             StepKind::Delete { .. } => "delete",
             StepKind::Scale { .. } => "scale",
             StepKind::Restart { .. } => "restart",
+            StepKind::Pause { .. } => "pause",
+            StepKind::Resume { .. } => "resume",
             StepKind::Run { .. } => "run",
             StepKind::Snapshot { .. } => "snapshot",
         }
@@ -213,7 +163,7 @@ impl StepKind {
 }
 
 /// Every step keyword, for "did you mean".
-pub const STEP_KEYWORDS: [&str; 19] = [
+pub const STEP_KEYWORDS: [&str; 21] = [
     "apply",
     "convert",
     "label",
@@ -231,6 +181,8 @@ pub const STEP_KEYWORDS: [&str; 19] = [
     "delete",
     "scale",
     "restart",
+    "pause",
+    "resume",
     "run",
     "snapshot",
 ];

@@ -224,6 +224,8 @@ pub fn step_text(step: &Step) -> String {
             format!("scale {} to {}", object(target), count(replicas))
         }
         StepKind::Restart { target } => format!("restart {}", object(target)),
+        StepKind::Pause { target } => format!("pause {}", object(target)),
+        StepKind::Resume { target } => format!("resume {}", object(target)),
         StepKind::Run { name, image, labels } => {
             let mut text = format!("run {}", name.value);
             if let Some(image) = image {

@@ -384,6 +384,8 @@ impl<'s> Builder<'s> {
             }
             Rule::delete => StepKind::Delete { target: self.target(args.next()?) },
             Rule::restart => StepKind::Restart { target: self.object_ref(args.next()?) },
+            Rule::pause => StepKind::Pause { target: self.object_ref(args.next()?) },
+            Rule::resume => StepKind::Resume { target: self.object_ref(args.next()?) },
             Rule::scale => {
                 let target = self.object_ref(args.next()?);
                 let replicas = self.count(args.nth(1)?);

@@ -75,7 +75,9 @@ impl Step {
             StepKind::Expect { expectation: Expectation::Adopted { by: Some(owner), .. }, .. } => vec![owner],
             StepKind::Wait(WaitFor::Rollout(r))
             | StepKind::Scale { target: r, .. }
-            | StepKind::Restart { target: r } => {
+            | StepKind::Restart { target: r }
+            | StepKind::Pause { target: r }
+            | StepKind::Resume { target: r } => {
                 vec![r]
             }
             StepKind::Let { value: Binding::Object(r), .. } => vec![r],
@@ -204,6 +206,8 @@ impl Step {
             | StepKind::ExpectRefused { .. }
             | StepKind::Scale { .. }
             | StepKind::Restart { .. }
+            | StepKind::Pause { .. }
+            | StepKind::Resume { .. }
             | StepKind::Snapshot { .. } => {}
         }
         values
