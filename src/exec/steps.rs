@@ -75,6 +75,7 @@ pub async fn run(step: &Step, context: &mut Context<'_>, timeout: Duration) -> R
         StepKind::Restart { target } => restart(context, target).await,
         StepKind::Pause { target } => set_paused(context, target, true).await,
         StepKind::Resume { target } => set_paused(context, target, false).await,
+        StepKind::Undo { target, revision } => undo(context, target, revision.as_ref()).await,
         StepKind::Run { name, image, labels } => {
             let mut pod_labels: Labels = Labels::new();
             labels.iter().for_each(|c| c.apply_to(&mut pod_labels));
@@ -370,6 +371,120 @@ async fn set_paused(context: &mut Context<'_>, target: &ObjectRef, pause: bool) 
     Ok(format!("{} {target}", if pause { "paused" } else { "resumed" }))
 }
 
+/// The revision a Deployment's controller writes on each of its ReplicaSets.
+const REVISION: &str = "deployment.kubernetes.io/revision";
+
+/// The annotations a rollback keeps from the Deployment instead of taking them from the
+/// ReplicaSet it rolls back to (kubectl's annotationsToSkip).
+const KEPT_BY_A_ROLLBACK: [&str; 6] = [
+    "kubectl.kubernetes.io/last-applied-configuration",
+    REVISION,
+    "deployment.kubernetes.io/revision-history",
+    "deployment.kubernetes.io/desired-replicas",
+    "deployment.kubernetes.io/max-replicas",
+    "deprecated.deployment.rollback.to",
+];
+
+/// `kubectl rollout undo [--to-revision=N]`: the Deployment takes the template of the ReplicaSet
+/// of that revision (the one before the newest when none is named), without its
+/// pod-template-hash, and that ReplicaSet's annotations. Refused as kubectl refuses it: no such
+/// revision, no history, a paused Deployment; a template that already is that revision's is
+/// left alone.
+async fn undo(context: &mut Context<'_>, target: &ObjectRef, revision: Option<&Count>) -> Result<String, StepError> {
+    let name = &target.name.value;
+    let wanted = revision.map(|c| count(context, c)).transpose()?.unwrap_or(0);
+    let in_view = context.view.deployments.state().into_iter().find(|d| d.metadata.name.as_deref() == Some(name));
+    let deployment = match in_view {
+        Some(deployment) => deployment,
+        None => Arc::new(Api::<Deployment>::namespaced(context.client.clone(), &context.namespace).get(name).await?),
+    };
+    let refuse = |message: String| StepError::Refused { by: RefusedBy::Rehearse, message };
+    let replica_sets = context.view.replica_sets.state();
+    let owned = replica_sets.iter().filter(|rs| {
+        super::view::controller_ref(&rs.metadata).map(|o| o.uid.as_str()) == deployment.metadata.uid.as_deref()
+    });
+    let revisions: Vec<(u64, &ReplicaSet)> = owned
+        .filter_map(|rs| Some((rs.metadata.annotations.as_ref()?.get(REVISION)?.parse().ok()?, rs.as_ref())))
+        .collect();
+    let (revision, replica_set) = if wanted > 0 {
+        revisions
+            .iter()
+            .find(|(revision, _)| *revision == wanted)
+            .copied()
+            .ok_or_else(|| refuse(format!("unable to find specified revision {wanted} in history")))?
+    } else {
+        let mut newest_first = revisions.clone();
+        newest_first.sort_by(|a, b| b.0.cmp(&a.0));
+        newest_first
+            .get(1)
+            .copied()
+            .ok_or_else(|| refuse(format!("no rollout history found for deployment \"{name}\"")))?
+    };
+    let spec = deployment.spec.as_ref();
+    if spec.and_then(|s| s.paused) == Some(true) {
+        return Err(refuse(
+            "you cannot rollback a paused deployment; resume it first with 'kubectl rollout resume' and try again"
+                .into(),
+        ));
+    }
+    let without_hash = |template: Option<&k8s_openapi::api::core::v1::PodTemplateSpec>| {
+        let mut template = serde_json::to_value(template).unwrap_or_default();
+        if let Some(labels) = template.pointer_mut("/metadata/labels").and_then(serde_json::Value::as_object_mut) {
+            labels.remove("pod-template-hash");
+        }
+        template
+    };
+    let restored = without_hash(replica_set.spec.as_ref().and_then(|s| s.template.as_ref()));
+    if semantically_equal(&restored, &without_hash(spec.map(|s| &s.template))) {
+        return Ok(format!("{target} skipped rollback (current template already matches revision {revision})"));
+    }
+    let kept =
+        deployment.metadata.annotations.iter().flatten().filter(|(key, _)| KEPT_BY_A_ROLLBACK.contains(&key.as_str()));
+    let taken = replica_set
+        .metadata
+        .annotations
+        .iter()
+        .flatten()
+        .filter(|(key, _)| !KEPT_BY_A_ROLLBACK.contains(&key.as_str()));
+    let annotations: BTreeMap<&String, &String> = kept.chain(taken).collect();
+    let replace = |path: &'static str, value: serde_json::Value| {
+        PatchOperation::Replace(json_patch::ReplaceOperation { path: Pointer::from_static(path).to_buf(), value })
+    };
+    let patch = json_patch::Patch(vec![
+        replace("/spec/template", restored),
+        replace("/metadata/annotations", serde_json::json!(annotations)),
+    ]);
+    patch_object(context, Kind::Deployment, name, &Patch::<serde_json::Value>::Json(patch)).await?;
+    Ok(format!("rolled back {target} to revision {revision}"))
+}
+
+/// Equal as the API machinery's semantic equality has it: an empty list or map is the same as
+/// none.
+fn semantically_equal(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    fn is_empty(value: &serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::Null => true,
+            serde_json::Value::Array(items) => items.is_empty(),
+            serde_json::Value::Object(members) => members.is_empty(),
+            _ => false,
+        }
+    }
+    match (a, b) {
+        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            keys.into_iter().all(|key| match (a.get(key), b.get(key)) {
+                (Some(x), Some(y)) => semantically_equal(x, y),
+                (Some(only), None) | (None, Some(only)) => is_empty(only),
+                (None, None) => true,
+            })
+        }
+        (serde_json::Value::Array(a), serde_json::Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| semantically_equal(x, y))
+        }
+        _ => a == b || (is_empty(a) && is_empty(b)),
+    }
+}
+
 /// The time a restart stamps: now, to the second as kubectl writes it, or, if the last restart's
 /// stamp is not before that (two restarts within one second would stamp the same time, and the
 /// second would change nothing), a second after the last one, so every restart rolls out.
@@ -452,17 +567,27 @@ async fn patch_pod_labels(context: &mut Context<'_>, pod: &str, labels: serde_js
     merge_patch(context, Kind::Pod, pod, &serde_json::json!({"metadata": {"labels": labels}})).await
 }
 
-/// Merge-patches one object and records the write. Only its metadata comes back (the API
-/// server's PartialObjectMetadata): all a write needs to know is the version it made.
+/// Merge-patches one object and records the write.
 async fn merge_patch(
     context: &mut Context<'_>,
     kind: Kind,
     name: &str,
     patch: &serde_json::Value,
 ) -> Result<(), StepError> {
+    patch_object(context, kind, name, &Patch::Merge(patch)).await
+}
+
+/// Patches one object and records the write. Only its metadata comes back (the API server's
+/// PartialObjectMetadata): all a write needs to know is the version it made.
+async fn patch_object<P: serde::Serialize + std::fmt::Debug>(
+    context: &mut Context<'_>,
+    kind: Kind,
+    name: &str,
+    patch: &Patch<P>,
+) -> Result<(), StepError> {
     let api: Api<PartialObjectMeta<DynamicObject>> =
         Api::namespaced_with(context.client.clone(), &context.namespace, &api_resource(kind));
-    let patched = api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await?;
+    let patched = api.patch(name, &PatchParams::default(), patch).await?;
     context.wrote(Some(kind), &patched.metadata);
     Ok(())
 }
@@ -888,7 +1013,26 @@ async fn delete(context: &mut Context<'_>, target: &Target) -> Result<String, St
 
 #[cfg(test)]
 mod tests {
-    use super::{normalise_refusal, restart_stamp};
+    use super::{normalise_refusal, restart_stamp, semantically_equal};
+    use serde_json::json;
+
+    #[test]
+    fn templates_are_equal_as_the_api_machinery_compares_them() {
+        let template = json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "nginx"}]}});
+        let with_empties = json!({
+            "metadata": {"labels": {"app": "web"}, "annotations": {}},
+            "spec": {"containers": [{"name": "web", "image": "nginx", "ports": []}], "volumes": null}
+        });
+        assert!(semantically_equal(&template, &with_empties));
+        assert!(semantically_equal(&with_empties, &template));
+        let other_image = json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "httpd"}]}});
+        assert!(!semantically_equal(&template, &other_image));
+        let extra_label = json!({"metadata": {"labels": {"app": "web", "v": "2"}}, "spec": {"containers": [{"name": "web", "image": "nginx"}]}});
+        assert!(!semantically_equal(&template, &extra_label));
+        let two_containers = json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "nginx"}, {"name": "b", "image": "b"}]}});
+        assert!(!semantically_equal(&template, &two_containers));
+        assert!(!semantically_equal(&json!(0), &json!(null)));
+    }
 
     #[test]
     fn a_restart_stamps_the_second_or_one_after_the_last_stamp() {

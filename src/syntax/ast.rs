@@ -130,6 +130,7 @@ pub enum StepKind {
     Restart { target: ObjectRef },
     Pause { target: ObjectRef },
     Resume { target: ObjectRef },
+    Undo { target: ObjectRef, revision: Option<Count> },
     Run { name: Spanned<String>, image: Option<Spanned<String>>, labels: Vec<LabelChange> },
     Snapshot { name: Spanned<String> },
 }
@@ -156,6 +157,7 @@ impl StepKind {
             StepKind::Restart { .. } => "restart",
             StepKind::Pause { .. } => "pause",
             StepKind::Resume { .. } => "resume",
+            StepKind::Undo { .. } => "undo",
             StepKind::Run { .. } => "run",
             StepKind::Snapshot { .. } => "snapshot",
         }
@@ -163,7 +165,7 @@ impl StepKind {
 }
 
 /// Every step keyword, for "did you mean".
-pub const STEP_KEYWORDS: [&str; 21] = [
+pub const STEP_KEYWORDS: [&str; 22] = [
     "apply",
     "convert",
     "label",
@@ -183,6 +185,7 @@ pub const STEP_KEYWORDS: [&str; 21] = [
     "restart",
     "pause",
     "resume",
+    "undo",
     "run",
     "snapshot",
 ];

@@ -56,6 +56,7 @@ fn keyword(rule: Rule) -> Option<&'static str> {
     use Rule::*;
     Some(match rule {
         k_to => "`to`",
+        k_revision => "`revision`",
         k_from => "`from`",
         k_includes => "`includes`",
         k_excludes => "`excludes`",
@@ -102,11 +103,11 @@ fn keyword(rule: Rule) -> Option<&'static str> {
         script | next_item | next_scenario_item | blank_line | comment_line | scenario | scenario_open | bad_head
         | scenario_close | closing_line | bad_line | timeout_setting | nodes_setting | base_dir_setting | lone_step
         | apply | convert | label | annotate | select | template | remove_from_lb | add_to_lb | expect_traffic
-        | expect | wait | let_binding | guard | expect_refused | delete | scale | restart | pause | resume | run
-        | snapshot | string_run | heredoc_body | heredoc_close | rest_of_line | k_timeout | k_nodes | k_base_dir
-        | k_apply | k_convert | k_select | k_template | k_remove_from_lb | k_add_to_lb | k_expect_traffic
-        | k_expect_refused | k_expect | k_wait | k_let | k_guard | k_delete | k_scale | k_restart | k_pause
-        | k_resume | k_run | k_snapshot | k_annotate => {
+        | expect | wait | let_binding | guard | expect_refused | delete | scale | restart | pause | resume | undo
+        | run | snapshot | string_run | heredoc_body | heredoc_close | rest_of_line | k_timeout | k_nodes
+        | k_base_dir | k_apply | k_convert | k_select | k_template | k_remove_from_lb | k_add_to_lb
+        | k_expect_traffic | k_expect_refused | k_expect | k_wait | k_let | k_guard | k_delete | k_scale
+        | k_restart | k_pause | k_resume | k_undo | k_run | k_snapshot | k_annotate => {
             return None;
         }
         // Silent rules: pest never reports them.

@@ -226,6 +226,10 @@ pub fn step_text(step: &Step) -> String {
         StepKind::Restart { target } => format!("restart {}", object(target)),
         StepKind::Pause { target } => format!("pause {}", object(target)),
         StepKind::Resume { target } => format!("resume {}", object(target)),
+        StepKind::Undo { target, revision } => match revision {
+            Some(revision) => format!("undo {} to revision {}", object(target), count(revision)),
+            None => format!("undo {}", object(target)),
+        },
         StepKind::Run { name, image, labels } => {
             let mut text = format!("run {}", name.value);
             if let Some(image) = image {

@@ -386,6 +386,11 @@ impl<'s> Builder<'s> {
             Rule::restart => StepKind::Restart { target: self.object_ref(args.next()?) },
             Rule::pause => StepKind::Pause { target: self.object_ref(args.next()?) },
             Rule::resume => StepKind::Resume { target: self.object_ref(args.next()?) },
+            Rule::undo => {
+                let target = self.object_ref(args.next()?);
+                let revision = args.nth(2).map(|count| self.count(count));
+                StepKind::Undo { target, revision }
+            }
             Rule::scale => {
                 let target = self.object_ref(args.next()?);
                 let replicas = self.count(args.nth(1)?);

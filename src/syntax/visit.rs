@@ -58,7 +58,8 @@ impl Step {
             StepKind::ExpectTraffic { expectation: TrafficExpectation::Count(c), .. }
             | StepKind::Expect { expectation: Expectation::Count(c), .. }
             | StepKind::Guard { invariant: Invariant::AtLeast(c), .. }
-            | StepKind::Scale { replicas: c, .. } => vec![c],
+            | StepKind::Scale { replicas: c, .. }
+            | StepKind::Undo { revision: Some(c), .. } => vec![c],
             _ => vec![],
         }
     }
@@ -77,7 +78,8 @@ impl Step {
             | StepKind::Scale { target: r, .. }
             | StepKind::Restart { target: r }
             | StepKind::Pause { target: r }
-            | StepKind::Resume { target: r } => {
+            | StepKind::Resume { target: r }
+            | StepKind::Undo { target: r, .. } => {
                 vec![r]
             }
             StepKind::Let { value: Binding::Object(r), .. } => vec![r],
@@ -208,6 +210,7 @@ impl Step {
             | StepKind::Restart { .. }
             | StepKind::Pause { .. }
             | StepKind::Resume { .. }
+            | StepKind::Undo { .. }
             | StepKind::Snapshot { .. } => {}
         }
         values
