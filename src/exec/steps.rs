@@ -414,7 +414,7 @@ async fn undo(context: &mut Context<'_>, target: &ObjectRef, revision: Option<&C
             .ok_or_else(|| refuse(format!("unable to find specified revision {wanted} in history")))?
     } else {
         let mut newest_first = revisions.clone();
-        newest_first.sort_by(|a, b| b.0.cmp(&a.0));
+        newest_first.sort_by_key(|(revision, _)| std::cmp::Reverse(*revision));
         newest_first
             .get(1)
             .copied()
