@@ -10,6 +10,7 @@ pub mod lease;
 pub mod liveness;
 pub mod namespace;
 pub mod pod;
+mod rollout;
 mod steps;
 mod substitute;
 pub mod traffic;

@@ -15,8 +15,9 @@ use super::apply::{FIELD_MANAGER, apply_all, daemonset_from_deployment, document
 use super::describe;
 use super::expect;
 use super::pod::Pod;
+use super::rollout;
 use super::view::{controller_of, labels_of, selects};
-use super::{BoundPod, Context, RefusedBy, StepError, Value};
+use super::{BoundPod, Context, StepError, Value};
 use crate::model::labels::Labels;
 use crate::model::{Kind, LabelChange, LabelChangeKind, ObjectRef, Selector};
 use crate::syntax::ast::{ApplySource, Binding, Count, SelectMode, Step, StepKind, Target};
@@ -72,10 +73,10 @@ pub async fn run(step: &Step, context: &mut Context<'_>, timeout: Duration) -> R
             merge_patch(context, target.kind.unwrap_or(Kind::Deployment), &target.name.value, &patch).await?;
             Ok(format!("scaled {target} to {replicas}"))
         }
-        StepKind::Restart { target } => restart(context, target).await,
-        StepKind::Pause { target } => set_paused(context, target, true).await,
-        StepKind::Resume { target } => set_paused(context, target, false).await,
-        StepKind::Undo { target, revision } => undo(context, target, revision.as_ref()).await,
+        StepKind::Restart { target } => rollout::restart(context, target).await,
+        StepKind::Pause { target } => rollout::set_paused(context, target, true).await,
+        StepKind::Resume { target } => rollout::set_paused(context, target, false).await,
+        StepKind::Undo { target, revision } => rollout::undo(context, target, revision.as_ref()).await,
         StepKind::Run { name, image, labels } => {
             let mut pod_labels: Labels = Labels::new();
             labels.iter().for_each(|c| c.apply_to(&mut pod_labels));
@@ -336,202 +337,6 @@ struct SelectorSpec {
     selector: Option<Labels>,
 }
 
-/// The annotation `kubectl rollout restart` stamps on a pod template with the time: the template
-/// changes, so its controller rolls every pod out again.
-const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
-
-/// `kubectl rollout restart`: refused for a paused Deployment, as kubectl refuses it; otherwise
-/// the template is stamped with the cluster's time, to the second as kubectl writes it.
-async fn restart(context: &mut Context<'_>, target: &ObjectRef) -> Result<String, StepError> {
-    let kind = target.kind.unwrap_or(Kind::Deployment);
-    let name = &target.name.value;
-    let state = rollout_state(context, kind, name);
-    if state.as_ref().is_some_and(|s| s.paused) {
-        return Err(StepError::Refused {
-            by: RefusedBy::Rehearse,
-            message: format!("{target}: can't restart paused deployment (run rollout resume first)"),
-        });
-    }
-    let at = restart_stamp(context.clock.now(), state.and_then(|s| s.stamped));
-    let patch =
-        serde_json::json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: at.to_string()}}}}});
-    merge_patch(context, kind, name, &patch).await?;
-    Ok(format!("restarted {target}"))
-}
-
-/// `kubectl rollout pause` and `resume` of a Deployment: refused, as kubectl refuses them, when
-/// the Deployment already is as asked.
-async fn set_paused(context: &mut Context<'_>, target: &ObjectRef, pause: bool) -> Result<String, StepError> {
-    let name = &target.name.value;
-    if rollout_state(context, Kind::Deployment, name).is_some_and(|s| s.paused == pause) {
-        let is = if pause { "is already paused" } else { "is not paused" };
-        return Err(StepError::Refused { by: RefusedBy::Rehearse, message: format!("{target} {is}") });
-    }
-    merge_patch(context, Kind::Deployment, name, &serde_json::json!({"spec": {"paused": pause}})).await?;
-    Ok(format!("{} {target}", if pause { "paused" } else { "resumed" }))
-}
-
-/// The revision a Deployment's controller writes on each of its ReplicaSets.
-const REVISION: &str = "deployment.kubernetes.io/revision";
-
-/// The annotations a rollback keeps from the Deployment instead of taking them from the
-/// ReplicaSet it rolls back to (kubectl's annotationsToSkip).
-const KEPT_BY_A_ROLLBACK: [&str; 6] = [
-    "kubectl.kubernetes.io/last-applied-configuration",
-    REVISION,
-    "deployment.kubernetes.io/revision-history",
-    "deployment.kubernetes.io/desired-replicas",
-    "deployment.kubernetes.io/max-replicas",
-    "deprecated.deployment.rollback.to",
-];
-
-/// `kubectl rollout undo [--to-revision=N]`: the Deployment takes the template of the ReplicaSet
-/// of that revision (the one before the newest when none is named), without its
-/// pod-template-hash, and that ReplicaSet's annotations. Refused as kubectl refuses it: no such
-/// revision, no history, a paused Deployment; a template that already is that revision's is
-/// left alone.
-async fn undo(context: &mut Context<'_>, target: &ObjectRef, revision: Option<&Count>) -> Result<String, StepError> {
-    let name = &target.name.value;
-    let wanted = revision.map(|c| count(context, c)).transpose()?.unwrap_or(0);
-    let in_view = context.view.deployments.state().into_iter().find(|d| d.metadata.name.as_deref() == Some(name));
-    let deployment = match in_view {
-        Some(deployment) => deployment,
-        None => Arc::new(Api::<Deployment>::namespaced(context.client.clone(), &context.namespace).get(name).await?),
-    };
-    let refuse = |message: String| StepError::Refused { by: RefusedBy::Rehearse, message };
-    let replica_sets = context.view.replica_sets.state();
-    let owned = replica_sets.iter().filter(|rs| {
-        super::view::controller_ref(&rs.metadata).map(|o| o.uid.as_str()) == deployment.metadata.uid.as_deref()
-    });
-    let revisions: Vec<(u64, &ReplicaSet)> = owned
-        .filter_map(|rs| Some((rs.metadata.annotations.as_ref()?.get(REVISION)?.parse().ok()?, rs.as_ref())))
-        .collect();
-    let (revision, replica_set) = if wanted > 0 {
-        revisions
-            .iter()
-            .find(|(revision, _)| *revision == wanted)
-            .copied()
-            .ok_or_else(|| refuse(format!("unable to find specified revision {wanted} in history")))?
-    } else {
-        let mut newest_first = revisions.clone();
-        newest_first.sort_by_key(|(revision, _)| std::cmp::Reverse(*revision));
-        newest_first
-            .get(1)
-            .copied()
-            .ok_or_else(|| refuse(format!("no rollout history found for deployment \"{name}\"")))?
-    };
-    let spec = deployment.spec.as_ref();
-    if spec.and_then(|s| s.paused) == Some(true) {
-        return Err(refuse(
-            "you cannot rollback a paused deployment; resume it first with 'kubectl rollout resume' and try again"
-                .into(),
-        ));
-    }
-    let without_hash = |template: Option<&k8s_openapi::api::core::v1::PodTemplateSpec>| {
-        let mut template = serde_json::to_value(template).unwrap_or_default();
-        if let Some(labels) = template.pointer_mut("/metadata/labels").and_then(serde_json::Value::as_object_mut) {
-            labels.remove("pod-template-hash");
-        }
-        template
-    };
-    let restored = without_hash(replica_set.spec.as_ref().and_then(|s| s.template.as_ref()));
-    if semantically_equal(&restored, &without_hash(spec.map(|s| &s.template))) {
-        return Ok(format!("{target} skipped rollback (current template already matches revision {revision})"));
-    }
-    let kept =
-        deployment.metadata.annotations.iter().flatten().filter(|(key, _)| KEPT_BY_A_ROLLBACK.contains(&key.as_str()));
-    let taken = replica_set
-        .metadata
-        .annotations
-        .iter()
-        .flatten()
-        .filter(|(key, _)| !KEPT_BY_A_ROLLBACK.contains(&key.as_str()));
-    let annotations: BTreeMap<&String, &String> = kept.chain(taken).collect();
-    let replace = |path: &'static str, value: serde_json::Value| {
-        PatchOperation::Replace(json_patch::ReplaceOperation { path: Pointer::from_static(path).to_buf(), value })
-    };
-    let patch = json_patch::Patch(vec![
-        replace("/spec/template", restored),
-        replace("/metadata/annotations", serde_json::json!(annotations)),
-    ]);
-    patch_object(context, Kind::Deployment, name, &Patch::<serde_json::Value>::Json(patch)).await?;
-    Ok(format!("rolled back {target} to revision {revision}"))
-}
-
-/// Equal as the API machinery's semantic equality has it: an empty list or map is the same as
-/// none.
-fn semantically_equal(a: &serde_json::Value, b: &serde_json::Value) -> bool {
-    fn is_empty(value: &serde_json::Value) -> bool {
-        match value {
-            serde_json::Value::Null => true,
-            serde_json::Value::Array(items) => items.is_empty(),
-            serde_json::Value::Object(members) => members.is_empty(),
-            _ => false,
-        }
-    }
-    match (a, b) {
-        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
-            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-            keys.into_iter().all(|key| match (a.get(key), b.get(key)) {
-                (Some(x), Some(y)) => semantically_equal(x, y),
-                (Some(only), None) | (None, Some(only)) => is_empty(only),
-                (None, None) => true,
-            })
-        }
-        (serde_json::Value::Array(a), serde_json::Value::Array(b)) => {
-            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| semantically_equal(x, y))
-        }
-        _ => a == b || (is_empty(a) && is_empty(b)),
-    }
-}
-
-/// The time a restart stamps: now, to the second as kubectl writes it, or, if the last restart's
-/// stamp is not before that (two restarts within one second would stamp the same time, and the
-/// second would change nothing), a second after the last one, so every restart rolls out.
-fn restart_stamp(
-    now: k8s_openapi::jiff::Timestamp,
-    last: Option<k8s_openapi::jiff::Timestamp>,
-) -> k8s_openapi::jiff::Timestamp {
-    let now = k8s_openapi::jiff::Timestamp::from_second(now.as_second()).unwrap_or(now);
-    match last.and_then(|last| last.checked_add(k8s_openapi::jiff::SignedDuration::from_secs(1)).ok()) {
-        Some(after_last) if after_last > now => after_last,
-        _ => now,
-    }
-}
-
-/// What a rollout verb reads of its controller in the view: whether it is paused (a
-/// Deployment), and when its template was last stamped by a restart. `None` when the view
-/// holds no such controller: the request then goes out, and the API server answers 404.
-struct RolloutState {
-    paused: bool,
-    stamped: Option<k8s_openapi::jiff::Timestamp>,
-}
-
-fn rollout_state(context: &Context<'_>, kind: Kind, name: &str) -> Option<RolloutState> {
-    use k8s_openapi::api::core::v1::PodTemplateSpec;
-    fn find<K: kube::Resource>(items: Vec<Arc<K>>, name: &str) -> Option<Arc<K>> {
-        items.into_iter().find(|o| o.meta().name.as_deref() == Some(name))
-    }
-    fn stamp(template: Option<&PodTemplateSpec>) -> Option<k8s_openapi::jiff::Timestamp> {
-        template?.metadata.as_ref()?.annotations.as_ref()?.get(RESTARTED_AT)?.parse().ok()
-    }
-    let (paused, template) = match kind {
-        Kind::Deployment => {
-            let deployment = find(context.view.deployments.state(), name)?;
-            let spec = deployment.spec.as_ref();
-            (spec.and_then(|s| s.paused) == Some(true), stamp(spec.map(|s| &s.template)))
-        }
-        Kind::DaemonSet => {
-            (false, stamp(find(context.view.daemon_sets.state(), name)?.spec.as_ref().map(|s| &s.template)))
-        }
-        Kind::StatefulSet => {
-            (false, stamp(find(context.view.stateful_sets.state(), name)?.spec.as_ref().map(|s| &s.template)))
-        }
-        _ => return None,
-    };
-    Some(RolloutState { paused, stamped: template })
-}
-
 async fn template(
     context: &mut Context<'_>,
     controller: &ObjectRef,
@@ -568,7 +373,7 @@ async fn patch_pod_labels(context: &mut Context<'_>, pod: &str, labels: serde_js
 }
 
 /// Merge-patches one object and records the write.
-async fn merge_patch(
+pub(super) async fn merge_patch(
     context: &mut Context<'_>,
     kind: Kind,
     name: &str,
@@ -579,7 +384,7 @@ async fn merge_patch(
 
 /// Patches one object and records the write. Only its metadata comes back (the API server's
 /// PartialObjectMetadata): all a write needs to know is the version it made.
-async fn patch_object<P: serde::Serialize + std::fmt::Debug>(
+pub(super) async fn patch_object<P: serde::Serialize + std::fmt::Debug>(
     context: &mut Context<'_>,
     kind: Kind,
     name: &str,
@@ -1013,51 +818,7 @@ async fn delete(context: &mut Context<'_>, target: &Target) -> Result<String, St
 
 #[cfg(test)]
 mod tests {
-    use super::{normalise_refusal, restart_stamp, semantically_equal};
-    use serde_json::json;
-
-    #[test]
-    fn templates_are_equal_as_the_api_machinery_compares_them() {
-        let template = json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "nginx"}]}});
-        let with_empties = json!({
-            "metadata": {"labels": {"app": "web"}, "annotations": {}},
-            "spec": {"containers": [{"name": "web", "image": "nginx", "ports": []}], "volumes": null}
-        });
-        assert!(semantically_equal(&template, &with_empties));
-        assert!(semantically_equal(&with_empties, &template));
-        let other_image = json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "httpd"}]}});
-        assert!(!semantically_equal(&template, &other_image));
-        let extra_label = json!({"metadata": {"labels": {"app": "web", "v": "2"}}, "spec": {"containers": [{"name": "web", "image": "nginx"}]}});
-        assert!(!semantically_equal(&template, &extra_label));
-        let two_containers = json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "nginx"}, {"name": "b", "image": "b"}]}});
-        assert!(!semantically_equal(&template, &two_containers));
-        assert!(!semantically_equal(&json!(0), &json!(null)));
-    }
-
-    #[test]
-    fn a_restart_stamps_the_second_or_one_after_the_last_stamp() {
-        let at = |text: &str| text.parse::<k8s_openapi::jiff::Timestamp>().unwrap();
-        // kubectl writes whole seconds.
-        assert_eq!(restart_stamp(at("2026-12-04T09:10:11.75Z"), None), at("2026-12-04T09:10:11Z"));
-        assert_eq!(
-            restart_stamp(at("2026-12-04T09:10:11.75Z"), Some(at("2026-12-04T09:00:00Z"))),
-            at("2026-12-04T09:10:11Z")
-        );
-        // A second restart in the same second, or after a stamp ahead of this clock (another
-        // machine's, or kubectl's local time with its offset), still changes the template.
-        assert_eq!(
-            restart_stamp(at("2026-12-04T09:10:11.75Z"), Some(at("2026-12-04T09:10:11Z"))),
-            at("2026-12-04T09:10:12Z")
-        );
-        assert_eq!(
-            restart_stamp(at("2026-12-04T09:10:11Z"), Some(at("2026-12-04T10:10:20+01:00"))),
-            at("2026-12-04T09:10:21Z")
-        );
-        assert_eq!(
-            restart_stamp(at("2026-12-04T09:10:11Z"), Some(at("2026-12-04T09:10:10Z"))),
-            at("2026-12-04T09:10:11Z")
-        );
-    }
+    use super::normalise_refusal;
 
     #[test]
     fn refusals_keep_the_cause_not_the_generated_name() {
