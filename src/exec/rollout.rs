@@ -80,8 +80,7 @@ pub(super) async fn undo(
 ) -> Result<String, StepError> {
     let name = &target.name.value;
     let wanted = revision.map(|c| count(context, c)).transpose()?.unwrap_or(0);
-    let in_view = context.view.deployments.state().into_iter().find(|d| d.metadata.name.as_deref() == Some(name));
-    let deployment = match in_view {
+    let deployment = match find(context.view.deployments.state(), name) {
         Some(deployment) => deployment,
         None => Arc::new(Api::<Deployment>::namespaced(context.client.clone(), &context.namespace).get(name).await?),
     };
@@ -186,6 +185,11 @@ fn restart_stamp(
     }
 }
 
+/// The object of that name among a kind's objects in the view.
+fn find<K: kube::Resource>(items: Vec<Arc<K>>, name: &str) -> Option<Arc<K>> {
+    items.into_iter().find(|o| o.meta().name.as_deref() == Some(name))
+}
+
 /// What a rollout verb reads of its controller in the view: whether it is paused (a
 /// Deployment), and when its template was last stamped by a restart. `None` when the view
 /// holds no such controller: the request then goes out, and the API server answers 404.
@@ -196,9 +200,6 @@ struct RolloutState {
 
 fn rollout_state(context: &Context<'_>, kind: Kind, name: &str) -> Option<RolloutState> {
     use k8s_openapi::api::core::v1::PodTemplateSpec;
-    fn find<K: kube::Resource>(items: Vec<Arc<K>>, name: &str) -> Option<Arc<K>> {
-        items.into_iter().find(|o| o.meta().name.as_deref() == Some(name))
-    }
     fn stamp(template: Option<&PodTemplateSpec>) -> Option<k8s_openapi::jiff::Timestamp> {
         template?.metadata.as_ref()?.annotations.as_ref()?.get(RESTARTED_AT)?.parse().ok()
     }
