@@ -162,7 +162,7 @@ fn check_roles(step: &Step, context: &mut Context) {
         StepKind::Pause { target } | StepKind::Resume { target } => {
             object(target, &[Kind::Deployment], "what `pause` and `resume` hold and release", context)
         }
-        StepKind::Undo { target, .. } => object(target, &[Kind::Deployment], "what `undo` rolls back", context),
+        StepKind::Undo { target, .. } => object(target, ROLLOUTS, "what `undo` rolls back", context),
         StepKind::Scale { target, replicas } => {
             object(target, &[Kind::Deployment, Kind::ReplicaSet, Kind::StatefulSet], "what `scale` changes", context);
             replicas_in_range(replicas, context);

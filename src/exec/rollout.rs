@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use json_patch::PatchOperation;
 use json_patch::jsonptr::Pointer;
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use kube::api::{Api, Patch};
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use kube::api::{Api, ListParams, Patch};
 
 use super::steps::{count, merge_patch, patch_object};
 use super::{Context, RefusedBy, StepError};
@@ -68,18 +68,26 @@ const KEPT_BY_A_ROLLBACK: [&str; 6] = [
     "deprecated.deployment.rollback.to",
 ];
 
-/// `kubectl rollout undo [--to-revision=N]`: the Deployment takes the template of the ReplicaSet
-/// of that revision (the one before the newest when none is named), without its
-/// pod-template-hash, and that ReplicaSet's annotations. Refused as kubectl refuses it: no such
-/// revision, no history, a paused Deployment; a template that already is that revision's is
-/// left alone.
+/// `kubectl rollout undo [--to-revision=N]` of a Deployment, DaemonSet or StatefulSet.
 pub(super) async fn undo(
     context: &mut Context<'_>,
     target: &ObjectRef,
     revision: Option<&Count>,
 ) -> Result<String, StepError> {
-    let name = &target.name.value;
     let wanted = revision.map(|c| count(context, c)).transpose()?.unwrap_or(0);
+    match target.kind.unwrap_or(Kind::Deployment) {
+        Kind::DaemonSet => undo_from_history::<DaemonSet>(context, target, wanted).await,
+        Kind::StatefulSet => undo_from_history::<StatefulSet>(context, target, wanted).await,
+        _ => undo_deployment(context, target, wanted).await,
+    }
+}
+
+/// A Deployment's undo: it takes the template of the ReplicaSet of that revision (the one
+/// before the newest when none is named), without its pod-template-hash, and that ReplicaSet's
+/// annotations. Refused as kubectl refuses it: no such revision, no history, a paused
+/// Deployment; a template that already is that revision's is left alone.
+async fn undo_deployment(context: &mut Context<'_>, target: &ObjectRef, wanted: u64) -> Result<String, StepError> {
+    let name = &target.name.value;
     let deployment = match find(context.view.deployments.state(), name) {
         Some(deployment) => deployment,
         None => Arc::new(Api::<Deployment>::namespaced(context.client.clone(), &context.namespace).get(name).await?),
@@ -142,6 +150,61 @@ pub(super) async fn undo(
     ]);
     patch_object(context, Kind::Deployment, name, &Patch::<serde_json::Value>::Json(patch)).await?;
     Ok(format!("rolled back {target} to revision {revision}"))
+}
+
+/// A DaemonSet's or StatefulSet's undo, as kubectl's DaemonSetRollbacker and
+/// StatefulSetRollbacker do it: the ControllerRevisions the controller owns are its history;
+/// the one of that revision (the one before the newest when none is named) holds the template
+/// to restore. kubectl sends that revision's data, a strategic merge patch that replaces
+/// `spec.template` whole (`$patch: replace`); one JSON patch replacing `/spec/template` does the
+/// same, and the built-in cluster speaks it as the API server does.
+async fn undo_from_history<K>(context: &mut Context<'_>, target: &ObjectRef, wanted: u64) -> Result<String, StepError>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+{
+    let name = &target.name.value;
+    let refuse = |message: String| StepError::Refused { by: RefusedBy::Rehearse, message };
+    let controller = Api::<K>::namespaced(context.client.clone(), &context.namespace).get(name).await?;
+    let uid = controller.meta().uid.clone();
+    let listed = Api::<ControllerRevision>::namespaced(context.client.clone(), &context.namespace)
+        .list(&ListParams::default())
+        .await?;
+    let mut history: Vec<ControllerRevision> = listed
+        .items
+        .into_iter()
+        .filter(|r| super::view::controller_ref(&r.metadata).map(|o| o.uid.as_str()) == uid.as_deref())
+        .collect();
+    history.sort_by_key(|r| r.revision);
+    let chosen = if wanted > 0 {
+        history.iter().find(|r| u64::try_from(r.revision).ok() == Some(wanted))
+    } else if history.len() <= 1 {
+        return Err(refuse("no last revision to roll back to".into()));
+    } else {
+        history.get(history.len() - 2)
+    };
+    let chosen = chosen.ok_or_else(|| refuse(format!("unable to find specified revision {wanted} in history")))?;
+    let mut restored = chosen.data.as_ref().map(|d| d.0["spec"]["template"].clone()).unwrap_or_default();
+    if let Some(fields) = restored.as_object_mut() {
+        fields.remove("$patch");
+    }
+    let current = serde_json::to_value(&controller).unwrap_or_default()["spec"]["template"].take();
+    if semantically_equal(&restored, &current) {
+        return Ok(format!(
+            "{target} skipped rollback (current template already matches revision {})",
+            chosen.revision
+        ));
+    }
+    let patch = json_patch::Patch(vec![PatchOperation::Replace(json_patch::ReplaceOperation {
+        path: Pointer::from_static("/spec/template").to_buf(),
+        value: restored,
+    })]);
+    let kind = target.kind.unwrap_or(Kind::DaemonSet);
+    patch_object(context, kind, name, &Patch::<serde_json::Value>::Json(patch)).await?;
+    Ok(format!("rolled back {target} to revision {}", chosen.revision))
 }
 
 /// Equal as the API machinery's semantic equality has it: an empty list or map is the same as
