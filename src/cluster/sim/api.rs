@@ -291,9 +291,11 @@ fn serve(shared: &Arc<Shared>, call: Call) -> Result<Reply, ApiError> {
             let content_type = call.content_type.split(';').next().unwrap_or("").trim().to_string();
             write(shared, |state| match content_type.as_str() {
                 "application/apply-patch+yaml" => apply(state, &target, name, body),
-                "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
-                    merge_patch(state, &target, name, &body)
-                }
+                // A strategic merge patch merges lists by key and obeys `$patch` directives; read
+                // as a merge patch it would replace lists whole, a wrong object stored. The
+                // executor never sends one (undo sends a JSON patch), so it is refused as the
+                // API server refuses it for a kind without a strategy.
+                "application/merge-patch+json" => merge_patch(state, &target, name, &body),
                 "application/json-patch+json" => json_patch(state, &target, name, body),
                 other => Err(ApiError::unsupported_media_type(other)),
             })
@@ -1231,6 +1233,18 @@ mod tests {
         assert_eq!(changed.spec.as_ref().unwrap().cluster_ip, created.spec.as_ref().unwrap().cluster_ip);
         let refused = Patch::Merge(json!({"spec": {"ports": [{"port": 0}]}}));
         assert!(services.patch("web", &PatchParams::default(), &refused).await.is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_strategic_merge_patch_is_refused_not_read_as_a_merge_patch() {
+        let client = SimCluster::start(2, Pace::Fast).client();
+        let pods = create_web_pod(client).await;
+        let containers = json!({"spec": {"containers": [{"name": "sidecar", "image": "sidecar:1"}]}});
+        let refused = pods.patch("web", &PatchParams::default(), &Patch::Strategic(containers)).await.unwrap_err();
+        assert!(refused.to_string().contains("the body of the request was in an unknown format"), "{refused}");
+        // Read as a merge patch it would have replaced the pod's containers with the sidecar.
+        let stored = pods.get("web").await.unwrap();
+        assert_eq!(stored.spec.unwrap().containers[0].image.as_deref(), Some("web:1"));
     }
 
     #[test]
