@@ -131,6 +131,15 @@ fn substituted(step: &Step, context: &mut Context) -> Vec<Spanned<String>> {
     names
 }
 
+/// A `let` value of what a use needs, for the help of an undefined variable.
+fn example_binding(allowed: &[Holds]) -> &'static str {
+    match allowed {
+        [Holds::Number] => "3",
+        [Holds::Object(_)] => "one pod app=web",
+        _ => "\"canary\"",
+    }
+}
+
 fn use_variable(
     name: &Spanned<String>,
     allowed: &[Holds],
@@ -147,7 +156,7 @@ fn use_variable(
         } else if let Some(suggestion) = did_you_mean(&name.value, later.keys().copied()) {
             diagnostic.help(format!("did you mean `${suggestion}`?"))
         } else {
-            diagnostic.help(format!("define it first, e.g. `let {} = one pod app=web`", name.value))
+            diagnostic.help(format!("define it first, e.g. `let {} = {}`", name.value, example_binding(allowed)))
         };
         context.report(diagnostic);
         return;
