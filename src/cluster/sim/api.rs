@@ -359,7 +359,7 @@ fn create(state: &mut State, target: &Target, mut object: Value) -> Result<Arc<V
     }
     super::defaults::apply(target.resource, &mut object);
     begin_write(&state.store, target, None, &mut object)?;
-    admit(&state.store, target, &object)?;
+    admit(&state.store, target, &mut object)?;
     validate::create(target.resource, &object)?;
     refuse_without_its_controller(target.resource, &object)?;
     within_replica_limit(&state.store, target, &object)?;
@@ -373,15 +373,12 @@ fn create(state: &mut State, target: &Target, mut object: Value) -> Result<Arc<V
 }
 
 /// The admission plugins a new object meets before validation: for a pod, the lookups of the
-/// service account and the priority class it names.
-fn admit(store: &Store, target: &Target, object: &Value) -> Result<(), ApiError> {
+/// service account and the priority class it names, and the priority that class gives.
+fn admit(store: &Store, target: &Target, object: &mut Value) -> Result<(), ApiError> {
     if target.resource != resources::POD {
         return Ok(());
     }
-    match controllers::pod_admission_refusal(store, &target.namespace, object) {
-        Some(why) => Err(ApiError::forbidden(why)),
-        None => Ok(()),
-    }
+    controllers::admit_pod(store, &target.namespace, object).map_err(ApiError::forbidden)
 }
 
 /// A body the API server could not decode into the kind's types is refused before anything else.
@@ -609,7 +606,7 @@ fn apply(state: &mut State, target: &Target, name: &str, mut applied: Value) -> 
             let mut object = applied.clone();
             super::defaults::apply(target.resource, &mut object);
             begin_write(&state.store, target, None, &mut object)?;
-            admit(&state.store, target, &object)?;
+            admit(&state.store, target, &mut object)?;
             validate::create(target.resource, &object)?;
             refuse_without_its_controller(target.resource, &object)?;
             within_replica_limit(&state.store, target, &object)?;
@@ -654,6 +651,9 @@ fn update(state: &mut State, target: &Target, current: &Value, mut object: Value
         return state.store.update(target.resource, &target.namespace, object);
     }
     super::defaults::apply(target.resource, &mut object);
+    if target.resource == resources::POD {
+        controllers::keep_admitted_priority(current, &mut object);
+    }
     begin_write(&state.store, target, Some(current), &mut object)?;
     validate::update(target.resource, current, &object)?;
     within_replica_limit(&state.store, target, &object)?;

@@ -432,9 +432,7 @@ fn remove_owner(object: &mut Value, owner_uid: &str) {
 /// see [`Backoff`]); `Err(None)`: it cannot be (the namespace is being deleted).
 fn create_pod(store: &mut Store, namespace: &str, mut pod: Value) -> Result<(), Option<String>> {
     super::defaults::apply(super::resources::POD, &mut pod);
-    if let Some(why) = pod_admission_refusal(store, namespace, &pod) {
-        return Err(Some(why));
-    }
+    admit_pod(store, namespace, &mut pod).map_err(Some)?;
     if pod["metadata"]["name"].as_str().is_none_or(str::is_empty)
         && let Some(prefix) = pod["metadata"]["generateName"].as_str().filter(|p| !p.is_empty())
     {
@@ -457,12 +455,55 @@ fn create_pods(store: &mut Store, namespace: &str, pods: impl IntoIterator<Item 
     Creations::Done
 }
 
-/// The admission plugins' refusal of a new pod, in their order: ServiceAccount (a service account
-/// its namespace does not have; `default` always exists, the service account controller makes
-/// it in every namespace), then Priority (a priority class the cluster does not have; the
-/// built-in cluster has only the two every cluster has, and serves no PriorityClass kind; a
-/// stated priority other than the class's), then RuntimeClass (there is none to name).
-pub fn pod_admission_refusal(store: &Store, namespace: &str, pod: &Value) -> Option<String> {
+/// The admission plugins a new pod meets, in their order: ServiceAccount (refuses a service
+/// account its namespace does not have; `default` always exists, the service account controller
+/// makes it in every namespace), then Priority (refuses a priority class the cluster does not
+/// have, the built-in cluster having only the two every cluster has and serving no PriorityClass
+/// kind, and a stated priority or preemption policy other than the class's; writes both into the
+/// pod), then RuntimeClass (there is none to name). Refused: the API's words.
+pub fn admit_pod(store: &Store, namespace: &str, pod: &mut Value) -> Result<(), String> {
+    if let Some(why) = pod_admission_refusal(store, namespace, pod) {
+        return Err(why);
+    }
+    let priority = priority_of_class(pod["spec"]["priorityClassName"].as_str()).unwrap_or_default();
+    if let Some(spec) = pod["spec"].as_object_mut() {
+        spec.insert("priority".into(), priority.into());
+        spec.insert("preemptionPolicy".into(), PREEMPTION_POLICY.into());
+    }
+    Ok(())
+}
+
+/// The classes every cluster has, with their values.
+const BUILT_IN_PRIORITY_CLASSES: &[(&str, i64)] =
+    &[("system-cluster-critical", 2_000_000_000), ("system-node-critical", 2_000_001_000)];
+
+/// The preemption policy of both built-in classes, and of a pod without a class.
+const PREEMPTION_POLICY: &str = "PreemptLowerPriority";
+
+/// A pod's priority from the class it names: 0 without one (there is no global default class),
+/// `None` for a class the cluster does not have.
+fn priority_of_class(class: Option<&str>) -> Option<i64> {
+    match class.filter(|c| !c.is_empty()) {
+        None => Some(0),
+        Some(class) => BUILT_IN_PRIORITY_CLASSES.iter().find(|(name, _)| *name == class).map(|(_, value)| *value),
+    }
+}
+
+/// An update leaves a pod the priority and preemption policy admission wrote at its creation
+/// when it does not state them (upstream's Priority plugin on update); validation refuses any
+/// other change of them.
+pub fn keep_admitted_priority(current: &Value, pod: &mut Value) {
+    for field in ["priority", "preemptionPolicy"] {
+        if pod["spec"].get(field).is_none_or(Value::is_null)
+            && let Some(admitted) = current["spec"].get(field).filter(|v| !v.is_null())
+            && let Some(spec) = pod["spec"].as_object_mut()
+        {
+            spec.insert(field.into(), admitted.clone());
+        }
+    }
+}
+
+fn pod_admission_refusal(store: &Store, namespace: &str, pod: &Value) -> Option<String> {
     let metadata = &pod["metadata"];
     let pod_name = metadata["name"].as_str().filter(|n| !n.is_empty()).or_else(|| metadata["generateName"].as_str());
     let forbidden = |why: String| Some(format!("pods \"{}\" is forbidden: {why}", pod_name.unwrap_or_default()));
@@ -476,23 +517,23 @@ pub fn pod_admission_refusal(store: &Store, namespace: &str, pod: &Value) -> Opt
             "error looking up service account {namespace}/{account}: serviceaccount \"{account}\" not found"
         ));
     }
-    // The classes every cluster has, with their values; a pod without one gets 0 (there is no
-    // global default class), and may state only the value its class gives.
-    const BUILT_IN_CLASSES: &[(&str, i64)] =
-        &[("system-cluster-critical", 2_000_000_000), ("system-node-critical", 2_000_001_000)];
-    let class = spec["priorityClassName"].as_str().filter(|c| !c.is_empty());
-    let priority = match class {
-        None => 0,
-        Some(class) => match BUILT_IN_CLASSES.iter().find(|(name, _)| *name == class) {
-            Some((_, value)) => *value,
-            None => return forbidden(format!("no PriorityClass with name {class} was found")),
-        },
+    // A pod may state only the priority and preemption policy its class gives.
+    let class = spec["priorityClassName"].as_str();
+    let Some(priority) = priority_of_class(class) else {
+        return forbidden(format!("no PriorityClass with name {} was found", class.unwrap_or_default()));
     };
     if let Some(stated) = spec["priority"].as_i64()
         && stated != priority
     {
         return forbidden(format!(
             "the integer value of priority ({stated}) must not be provided in pod spec; priority admission controller computed {priority} from the given PriorityClass name"
+        ));
+    }
+    if let Some(stated) = spec["preemptionPolicy"].as_str()
+        && stated != PREEMPTION_POLICY
+    {
+        return forbidden(format!(
+            "the string value of PreemptionPolicy ({stated}) must not be provided in pod spec; priority admission controller computed {PREEMPTION_POLICY} from the given PriorityClass name"
         ));
     }
     // The RuntimeClass plugin: the built-in cluster has no RuntimeClass (a cluster-scoped kind).
