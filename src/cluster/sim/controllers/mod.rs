@@ -462,10 +462,7 @@ fn create_pods(store: &mut Store, namespace: &str, pods: impl IntoIterator<Item 
 /// kind, and a stated priority or preemption policy other than the class's; writes both into the
 /// pod), then RuntimeClass (there is none to name). Refused: the API's words.
 pub fn admit_pod(store: &Store, namespace: &str, pod: &mut Value) -> Result<(), String> {
-    if let Some(why) = pod_admission_refusal(store, namespace, pod) {
-        return Err(why);
-    }
-    let priority = priority_of_class(pod["spec"]["priorityClassName"].as_str()).unwrap_or_default();
+    let priority = admitted_priority(store, namespace, pod)?;
     if let Some(spec) = pod["spec"].as_object_mut() {
         spec.insert("priority".into(), priority.into());
         spec.insert("preemptionPolicy".into(), PREEMPTION_POLICY.into());
@@ -503,10 +500,11 @@ pub fn keep_admitted_priority(current: &Value, pod: &mut Value) {
     }
 }
 
-fn pod_admission_refusal(store: &Store, namespace: &str, pod: &Value) -> Option<String> {
+/// The priority the plugins admit a new pod with, or their refusal.
+fn admitted_priority(store: &Store, namespace: &str, pod: &Value) -> Result<i64, String> {
     let metadata = &pod["metadata"];
     let pod_name = metadata["name"].as_str().filter(|n| !n.is_empty()).or_else(|| metadata["generateName"].as_str());
-    let forbidden = |why: String| Some(format!("pods \"{}\" is forbidden: {why}", pod_name.unwrap_or_default()));
+    let forbidden = |why: String| Err(format!("pods \"{}\" is forbidden: {why}", pod_name.unwrap_or_default()));
     let spec = &pod["spec"];
     let named = spec["serviceAccountName"].as_str().filter(|s| !s.is_empty());
     if let Some(account) =
@@ -540,7 +538,7 @@ fn pod_admission_refusal(store: &Store, namespace: &str, pod: &Value) -> Option<
     if let Some(runtime) = spec["runtimeClassName"].as_str() {
         return forbidden(format!("pod rejected: RuntimeClass \"{runtime}\" not found"));
     }
-    None
+    Ok(priority)
 }
 
 /// Upstream's work queue rate limiter for a controller whose sync failed (a pod admission
