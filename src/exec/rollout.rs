@@ -141,9 +141,6 @@ async fn undo_deployment(context: &mut Context<'_>, target: &ObjectRef, wanted: 
         .flatten()
         .filter(|(key, _)| !KEPT_BY_A_ROLLBACK.contains(&key.as_str()));
     let annotations: BTreeMap<&String, &String> = kept.chain(taken).collect();
-    let replace = |path: &'static str, value: serde_json::Value| {
-        PatchOperation::Replace(json_patch::ReplaceOperation { path: Pointer::from_static(path).to_buf(), value })
-    };
     let patch = json_patch::Patch(vec![
         replace("/spec/template", restored),
         replace("/metadata/annotations", serde_json::json!(annotations)),
@@ -198,13 +195,15 @@ where
             chosen.revision
         ));
     }
-    let patch = json_patch::Patch(vec![PatchOperation::Replace(json_patch::ReplaceOperation {
-        path: Pointer::from_static("/spec/template").to_buf(),
-        value: restored,
-    })]);
+    let patch = json_patch::Patch(vec![replace("/spec/template", restored)]);
     let kind = target.kind.unwrap_or(Kind::DaemonSet);
     patch_object(context, kind, name, &Patch::<serde_json::Value>::Json(patch)).await?;
     Ok(format!("rolled back {target} to revision {}", chosen.revision))
+}
+
+/// A JSON patch operation that replaces the value at `path`.
+fn replace(path: &'static str, value: serde_json::Value) -> PatchOperation {
+    PatchOperation::Replace(json_patch::ReplaceOperation { path: Pointer::from_static(path).to_buf(), value })
 }
 
 /// Equal as the API machinery's semantic equality has it: an empty list or map is the same as
