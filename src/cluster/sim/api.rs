@@ -372,12 +372,14 @@ fn create(state: &mut State, target: &Target, mut object: Value) -> Result<Arc<V
     Ok(created)
 }
 
-/// The admission plugins a new object meets before validation: for a pod, the lookups of the
-/// service account and the priority class it names, and the priority that class gives.
+/// What a new object meets before validation: for a pod, the registry's merge of its label keys
+/// into its selectors, then the admission plugins (the lookups of the service account and the
+/// priority class it names, and the priority that class gives).
 fn admit(store: &Store, target: &Target, object: &mut Value) -> Result<(), ApiError> {
     if target.resource != resources::POD {
         return Ok(());
     }
+    super::label_keys::merge_into_selectors(object);
     controllers::admit_pod(store, &target.namespace, object).map_err(ApiError::forbidden)
 }
 

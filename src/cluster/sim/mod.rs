@@ -11,6 +11,7 @@ pub mod defaults;
 pub mod error;
 pub mod facts;
 pub mod json_patch;
+pub mod label_keys;
 pub mod node_ports;
 pub mod quantity;
 pub mod resources;

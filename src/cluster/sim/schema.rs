@@ -127,25 +127,28 @@ pub fn duplicate_entries(resource: Resource, object: &Value) -> Vec<String> {
         let path = format!(".{path}");
         let mut fields: Vec<(&String, &Value)> = spec.as_object().into_iter().flatten().collect();
         fields.sort_by_key(|(field, _)| *field);
-        for (field, containers) in fields {
+        for (field, list) in fields {
             let list_path = format!("{path}.{field}");
             match field.as_str() {
                 "containers" | "initContainers" => {
-                    for container in containers.as_array().into_iter().flatten() {
+                    for container in list.as_array().into_iter().flatten() {
                         let Some(name) = container["name"].as_str() else { continue };
                         let item = format!("{list_path}[name={}]", quoted(name));
                         // Fields in key order, as the object's own keys are walked.
-                        for (list, keys) in [
+                        for (nested, keys) in [
                             ("env", &["name"][..]),
                             ("ports", &["containerPort", "protocol"][..]),
                             ("volumeMounts", &["mountPath"][..]),
                         ] {
-                            duplicates(&container[list], &format!("{item}.{list}"), keys, &mut found);
+                            duplicates(&container[nested], &format!("{item}.{nested}"), keys, &mut found);
                         }
                     }
-                    duplicates(containers, &list_path, &["name"], &mut found);
+                    duplicates(list, &list_path, &["name"], &mut found);
                 }
-                "volumes" => duplicates(containers, &list_path, &["name"], &mut found),
+                "volumes" => duplicates(list, &list_path, &["name"], &mut found),
+                "topologySpreadConstraints" => {
+                    duplicates(list, &list_path, &["topologyKey", "whenUnsatisfiable"], &mut found)
+                }
                 _ => {}
             }
         }
@@ -262,6 +265,11 @@ mod tests {
     fn entries_sharing_their_key_are_named_as_server_side_apply_names_them() {
         let pod = json!({"spec": {
             "volumes": [{"name": "cache", "emptyDir": {}}, {"name": "cache", "emptyDir": {}}],
+            "topologySpreadConstraints": [
+                {"topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule"},
+                {"topologyKey": "zone", "whenUnsatisfiable": "ScheduleAnyway"},
+                {"topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule", "maxSkew": 2},
+            ],
             "containers": [
                 {"name": "web", "env": [{"name": "A"}, {"name": "A"}, {"name": "A"}],
                  "ports": [{"containerPort": 80}, {"containerPort": 80, "protocol": "TCP"}, {"containerPort": 80, "protocol": "UDP"}]},
@@ -277,6 +285,7 @@ mod tests {
                 ".spec.containers[name=\"web\"].env: duplicate entries for key [name=\"A\"]",
                 ".spec.containers[name=\"web\"].ports: duplicate entries for key [containerPort=80,protocol=\"TCP\"]",
                 ".spec.containers: duplicate entries for key [name=\"web\"]",
+                ".spec.topologySpreadConstraints: duplicate entries for key [topologyKey=\"zone\",whenUnsatisfiable=\"DoNotSchedule\"]",
                 ".spec.volumes: duplicate entries for key [name=\"cache\"]",
             ]
         );

@@ -15,6 +15,7 @@ mod config;
 mod disruption_budget;
 mod pod;
 mod rbac;
+mod scheduling;
 mod stateful_set;
 
 const MISMATCH: &str = "`selector` does not match template `labels`";

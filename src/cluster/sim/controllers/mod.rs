@@ -426,12 +426,14 @@ fn remove_owner(object: &mut Value, owner_uid: &str) {
 }
 
 /// Creates a controller's pod as the API server would: defaulted first (a container's limits as
-/// its requests, host ports on the host's network), then admitted, named from its generateName,
+/// its requests, host ports on the host's network), its label keys merged into its selectors
+/// (crate::cluster::sim::label_keys), then admitted, named from its generateName,
 /// and validated (a StatefulSet of a long name makes identity labels over 63 bytes).
 /// `Err(Some(why))`: admission or validation refused it (the controller backs off and retries,
 /// see [`Backoff`]); `Err(None)`: it cannot be (the namespace is being deleted).
 fn create_pod(store: &mut Store, namespace: &str, mut pod: Value) -> Result<(), Option<String>> {
     super::defaults::apply(super::resources::POD, &mut pod);
+    super::label_keys::merge_into_selectors(&mut pod);
     admit_pod(store, namespace, &mut pod).map_err(Some)?;
     if pod["metadata"]["name"].as_str().is_none_or(str::is_empty)
         && let Some(prefix) = pod["metadata"]["generateName"].as_str().filter(|p| !p.is_empty())

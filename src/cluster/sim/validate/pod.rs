@@ -1,9 +1,10 @@
 //! A pod's spec, as upstream's ValidatePodSpec judges a Pod or a controller's pod template, in
 //! its order: volumes, containers (each one's name, image, ports, environment, mounts, pull
 //! policy and resources, then its probes), init containers, the host network's ports, restart
-//! and DNS policies, the node selector and tolerations. Defaulting runs before upstream's
-//! validation, so an empty or missing field the API defaults (a port's protocol, a pull policy,
-//! a probe's counts) is taken as its default here.
+//! and DNS policies, the node selector, affinity and topology spread (validate/scheduling.rs)
+//! around the DNS config, and tolerations. Defaulting runs before upstream's validation, so an
+//! empty or missing field the API defaults (a port's protocol, a pull policy, a probe's counts)
+//! is taken as its default here.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -30,12 +31,14 @@ pub(super) fn spec(spec: &Value, path: &str, is_pod: bool) -> Vec<String> {
             "{path}.shareProcessNamespace: Invalid value: true: ShareProcessNamespace and HostPID cannot both be enabled"
         ));
     }
+    causes.extend(super::scheduling::affinity(spec, path));
     match dns_config(spec, path) {
         Some(missing) => causes.push(missing),
         None => {
             causes.extend(addresses(&spec["dnsConfig"]["nameservers"], None, &format!("{path}.dnsConfig.nameservers")))
         }
     }
+    causes.extend(super::scheduling::topology_spread(spec, path));
     causes.extend(subdomain(text(&spec["serviceAccountName"]), &format!("{path}.serviceAccountName")));
     causes.extend(subdomain(text(&spec["nodeName"]), &format!("{path}.nodeName")));
     if let Some(deadline) = spec["activeDeadlineSeconds"].as_i64()
