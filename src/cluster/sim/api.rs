@@ -168,9 +168,18 @@ fn lock(shared: &Shared) -> MutexGuard<'_, State> {
 }
 
 /// Lets the controllers react to what changed, then wakes the watches of what did (a write
-/// that changed nothing, as a patch to the values an object already has, wakes no one).
+/// that changed nothing, as a patch to the values an object already has, wakes no one). An
+/// autoscaler's write of `replicas` takes the field from the applier, as any other write does
+/// (`update_by_another_manager`).
 fn settle(state: &mut State) {
     state.next_due = state.controllers.reconcile(&mut state.store);
+    for key in state.controllers.take_rescaled() {
+        if let Some(spec) =
+            state.applied.get_mut(&key).and_then(|applied| applied.get_mut("spec")).and_then(Value::as_object_mut)
+        {
+            spec.remove("replicas");
+        }
+    }
     state.wakes.wake(&mut state.store);
 }
 

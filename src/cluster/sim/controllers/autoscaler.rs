@@ -26,6 +26,9 @@ const SYNC_PERIOD: Duration = Duration::from_secs(15);
 #[derive(Default)]
 pub struct Autoscalers {
     next_sync: HashMap<String, BTreeMap<String, Instant>>,
+    /// The targets whose `spec.replicas` an autoscaler wrote since they were last taken: the
+    /// write takes the field from the applier (see [`super::Controllers::take_rescaled`]).
+    rescaled: Vec<(Resource, String, String)>,
 }
 
 impl Autoscalers {
@@ -38,7 +41,9 @@ impl Autoscalers {
             // A new autoscaler is synced at once (upstream queues it without delay).
             let due = previous.get(uid(&autoscaler)).copied().unwrap_or(tick.now);
             let next = if due <= tick.now {
-                sync(store, tick, namespace, &autoscaler);
+                if let Some((resource, name)) = sync(store, tick, namespace, &autoscaler) {
+                    self.rescaled.push((resource, namespace.to_string(), name));
+                }
                 tick.now + SYNC_PERIOD
             } else {
                 due
@@ -51,14 +56,19 @@ impl Autoscalers {
         }
     }
 
+    /// The targets rescaled since the last call.
+    pub fn take_rescaled(&mut self) -> Vec<(Resource, String, String)> {
+        std::mem::take(&mut self.rescaled)
+    }
+
     /// Forgets the namespaces that are gone.
     pub fn retain(&mut self, namespaces: &[String]) {
         self.next_sync.retain(|namespace, _| namespaces.contains(namespace));
     }
 }
 
-/// Upstream's reconcileAutoscaler, without metrics.
-fn sync(store: &mut Store, tick: &Tick, namespace: &str, autoscaler: &Value) {
+/// Upstream's reconcileAutoscaler, without metrics: the target it rescaled, if it did.
+fn sync(store: &mut Store, tick: &Tick, namespace: &str, autoscaler: &Value) -> Option<(Resource, String)> {
     let mut status = match &autoscaler["status"] {
         Value::Object(status) => Value::Object(status.clone()),
         _ => json!({}),
@@ -70,7 +80,7 @@ fn sync(store: &mut Store, tick: &Tick, namespace: &str, autoscaler: &Value) {
             let message = format!("the HPA controller was unable to get the target's current scale: {why}");
             set_condition(&mut status, tick, "AbleToScale", "False", "FailedGetScale", &message);
             write_status(store, resources::HORIZONTAL_POD_AUTOSCALER, namespace, autoscaler, status);
-            return;
+            return None;
         }
     };
     let message = "the HPA controller was able to get the target's current scale";
@@ -100,12 +110,14 @@ fn sync(store: &mut Store, tick: &Tick, namespace: &str, autoscaler: &Value) {
         let desired = status["desiredReplicas"].as_i64().unwrap_or(0);
         set_status(&mut status, autoscaler, current, desired, failed_reads, None);
         write_status(store, resources::HORIZONTAL_POD_AUTOSCALER, namespace, autoscaler, status);
-        return;
+        return None;
     };
+    let mut rescaled = None;
     match desired {
         Some(desired) => {
             let mut target = scaled.1;
             target["spec"]["replicas"] = desired.into();
+            rescaled = target["metadata"]["name"].as_str().map(|name| (resource, name.to_string()));
             write(store, resource, namespace, target);
             let message = format!("the HPA controller was able to update the target scale to {desired}");
             set_condition(&mut status, tick, "AbleToScale", "True", "SucceededRescale", &message);
@@ -120,6 +132,7 @@ fn sync(store: &mut Store, tick: &Tick, namespace: &str, autoscaler: &Value) {
         None => set_status(&mut status, autoscaler, current, current, Value::Null, None),
     }
     write_status(store, resources::HORIZONTAL_POD_AUTOSCALER, namespace, autoscaler, status);
+    rescaled
 }
 
 /// Whether `autoscaler` scales the object `name` of `resource`.

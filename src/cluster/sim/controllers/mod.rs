@@ -173,6 +173,14 @@ impl Controllers {
     /// A controller runs in a namespace only when something it reads changed there since it last
     /// ran (its own writes included, as its informers would tell it) or its timer is due: the
     /// others would find nothing to do, and skipping them is most of the built-in cluster's speed.
+    /// The objects whose `spec.replicas` an autoscaler wrote since the last call, as (resource,
+    /// namespace, name). Upstream the autoscaler updates the scale subresource, and an update
+    /// takes the fields it changes from every other field manager: a later apply that leaves
+    /// `replicas` out must keep the autoscaler's count, not drop it.
+    pub fn take_rescaled(&mut self) -> Vec<(super::resources::Resource, String, String)> {
+        self.autoscalers.take_rescaled()
+    }
+
     pub fn reconcile(&mut self, store: &mut Store) -> Option<Instant> {
         // A due timer wakes a controller once per call, so a timer set for "now" by a controller
         // with nothing to do cannot spin.
