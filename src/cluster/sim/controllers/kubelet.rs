@@ -79,11 +79,14 @@ impl Kubelet {
                 .collect();
             for pod in pending {
                 let node_name = pod["spec"]["nodeName"].as_str().unwrap_or_default();
-                if is_deleting(&pod) {
+                let index = nodes.iter().position(|n| name(n) == node_name);
+                // A pod bound to a node that does not exist has no kubelet: it never starts, and
+                // once deleted it waits for the pod garbage collector (podgc.rs).
+                if is_deleting(&pod) && (node_name.is_empty() || index.is_some()) {
                     self.terminate(store, &mut ips, pace, tick, namespace, &pod);
                     continue;
                 }
-                let Some(index) = nodes.iter().position(|n| name(n) == node_name) else { continue };
+                let Some(index) = index.filter(|_| !is_deleting(&pod)) else { continue };
                 let node = &nodes[index];
                 match pace {
                     Pace::Fast => self.start(store, &mut ips, namespace, Arc::unwrap_or_clone(pod), node, index),

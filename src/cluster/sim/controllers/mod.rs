@@ -1,6 +1,6 @@
 //! The control plane of the built-in cluster: the controller-manager's Deployment, ReplicaSet,
-//! DaemonSet, StatefulSet, EndpointSlice, garbage-collector and namespace controllers, the scheduler, and a
-//! kubelet stand-in. Each follows the upstream controller's rules (which pods it adopts, which it
+//! DaemonSet, StatefulSet, EndpointSlice, HorizontalPodAutoscaler, garbage-collector, pod
+//! garbage-collector and namespace controllers, the scheduler, and a kubelet stand-in. Each follows the upstream controller's rules (which pods it adopts, which it
 //! deletes first, when a rollout may go on, what its status says), run synchronously: after every
 //! accepted write the controllers run in turn until none writes any more.
 //!
@@ -15,6 +15,7 @@ mod endpointslice;
 mod gc;
 mod kubelet;
 mod nodes;
+mod podgc;
 mod replicaset;
 mod scheduler;
 mod statefulset;
@@ -43,6 +44,7 @@ const MAX_ROUNDS: usize = 10_000;
 #[derive(Clone, Copy, Debug)]
 enum Controller {
     GarbageCollector,
+    PodGarbageCollector,
     Autoscaler,
     Deployment,
     ReplicaSet,
@@ -56,6 +58,7 @@ enum Controller {
 impl Controller {
     const IN_ORDER: [Controller; CONTROLLERS] = [
         Controller::GarbageCollector,
+        Controller::PodGarbageCollector,
         Controller::Autoscaler,
         Controller::Deployment,
         Controller::ReplicaSet,
@@ -101,13 +104,13 @@ impl Controller {
             // Pods and revisions matter only where a StatefulSet is.
             Controller::StatefulSet if store.list(STATEFUL_SET, Some(namespace)).next().is_none() => &[STATEFUL_SET],
             Controller::StatefulSet => &[STATEFUL_SET, CONTROLLER_REVISION, POD],
-            Controller::Scheduler | Controller::Kubelet => &[POD, NODE],
+            Controller::Scheduler | Controller::Kubelet | Controller::PodGarbageCollector => &[POD, NODE],
             Controller::EndpointSlice => &[SERVICE, ENDPOINT_SLICE, POD, NODE],
         }
     }
 }
 
-const CONTROLLERS: usize = 9;
+const CONTROLLERS: usize = 10;
 
 /// What the controllers remember of one namespace, per controller (indexed as `IN_ORDER`).
 #[derive(Default)]
@@ -137,6 +140,7 @@ pub struct Controllers {
     kubelet: kubelet::Kubelet,
     endpoint_slices: endpointslice::EndpointSlices,
     autoscalers: autoscaler::Autoscalers,
+    pod_gc: podgc::PodGc,
     backoff: Backoff,
     visits: std::collections::HashMap<String, Visits, foldhash::fast::RandomState>,
     /// Asked before each round: whether the run that uses this cluster was interrupted.
@@ -150,6 +154,7 @@ impl Controllers {
             kubelet: kubelet::Kubelet::default(),
             endpoint_slices: Default::default(),
             autoscalers: Default::default(),
+            pod_gc: Default::default(),
             backoff: Default::default(),
             visits: Default::default(),
             interrupted: None,
@@ -194,6 +199,7 @@ impl Controllers {
             let namespaces = store.namespaces();
             self.visits.retain(|ns, _| namespaces.binary_search(ns).is_ok());
             self.autoscalers.retain(&namespaces);
+            self.pod_gc.retain(&namespaces);
             let mut ran = false;
             for namespace in namespaces.iter() {
                 if self.visits.get(namespace).is_some_and(|v| v.settled(store.last_change_for(namespace), now)) {
@@ -237,6 +243,7 @@ impl Controllers {
         let one = std::slice::from_ref(namespace);
         match controller {
             Controller::GarbageCollector => gc::run(store, one),
+            Controller::PodGarbageCollector => self.pod_gc.run(store, tick, namespace),
             Controller::Autoscaler => self.autoscalers.run(store, tick, namespace),
             Controller::Deployment => deployment::run(store, tick, one),
             Controller::ReplicaSet => replicaset::run(store, tick, one, &mut self.backoff),

@@ -1023,3 +1023,37 @@ async fn an_interrupted_run_stops_the_reaction_to_a_write_between_rounds() {
     cut.change(REPLICA_SET, "web", |rs| rs["spec"]["replicas"] = 700.into());
     assert_eq!(cut.pods().len(), 500, "no round at all once interrupted");
 }
+
+/// Upstream's pod garbage collector passes every 20 s (here from the cluster's start) and deletes
+/// a pod on a missing node at the first pass 40 s after the pass that quarantined the node: a
+/// pod bound at 5 s is quarantined at 20 s and gone at 60 s, marked Failed first; one bound to a
+/// node that exists is left alone, and a deleted orphan waits for the collector too.
+#[tokio::test(start_paused = true)]
+async fn a_pod_on_a_node_that_does_not_exist_is_deleted_after_the_quarantine() {
+    let mut cluster = Cluster::new(Pace::Kind);
+    let started = Instant::now();
+    cluster.wait(5).await;
+    let pod = |name: &str, node: &str| json!({"metadata": {"name": name}, "spec": {"nodeName": node, "containers": [{"name": "web", "image": "nginx"}]}});
+    let since = cluster.store.resource_version();
+    cluster.create(POD, pod("orphan", "gone"));
+    cluster.create(POD, pod("deleted-orphan", "gone"));
+    cluster.create(POD, pod("placed", "rehearse-worker"));
+    cluster.store.mark_deleted(POD, NS, "deleted-orphan", Some(30));
+    cluster.wait(50).await; // to 55 s: still in quarantine, the deletion never finished
+    assert_eq!(cluster.pods().len(), 3);
+    assert!(is_deleting(&cluster.get(POD, "deleted-orphan")));
+    assert!(!is_ready(&cluster.get(POD, "orphan")));
+    cluster.wait(5).await; // 60 s: the third pass
+    let names: Vec<String> = cluster.pods().iter().map(|p| name(p).to_string()).collect();
+    assert_eq!(names, ["placed"], "at {:?}", started.elapsed());
+    let mut failed_first = false;
+    cluster.replay(since, POD, |pods| {
+        if let Some(orphan) = pods.get("orphan") {
+            failed_first |= orphan["status"]["phase"] == "Failed"
+                && orphan["status"]["conditions"].as_array().is_some_and(|c| {
+                    c.iter().any(|c| c["type"] == "DisruptionTarget" && c["reason"] == "DeletionByPodGC")
+                });
+        }
+    });
+    assert!(failed_first, "the orphan is marked Failed by the collector before it is deleted");
+}
