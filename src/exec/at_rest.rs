@@ -11,7 +11,8 @@
 //!
 //! Rest is read from the objects alone, by the controllers' own published bookkeeping: each
 //! workload's status has caught up with its generation, each ReplicaSet has the pods it wants and
-//! counts the pods it has, each Deployment's status adds up its ReplicaSets', each DaemonSet's
+//! counts the pods it has, each Deployment's status adds up its ReplicaSets' and it has deleted
+//! the old ones beyond its revision history limit, each DaemonSet's
 //! counts the nodes its pods are on, no pod or
 //! ReplicaSet waits to be adopted, released or collected, and each Service's endpoints list its
 //! selected pods with their current readiness. Starting pods, terminating pods and a paused or
@@ -231,6 +232,9 @@ fn first_unfinished(objects: &Objects, by_name_order: bool) -> Option<String> {
                 stated[0], stated[1], stated[2], sums[0], sums[1], sums[2]
             ));
         }
+        if let Some(why) = history_beyond_limit(d, d_text, &objects.replica_sets) {
+            return Some(why);
+        }
     }
     for ds in by_name(&objects.daemon_sets, |d| &d.metadata, by_name_order) {
         let observed = ds.status.as_ref().and_then(|s| s.observed_generation);
@@ -280,6 +284,54 @@ fn first_unfinished(objects: &Objects, by_name_order: bool) -> Option<String> {
     }
     None
 }
+
+/// Upstream's cleanupDeployment: once a Deployment's stored status says it is complete (or while
+/// it is paused), it deletes its oldest replica sets beyond `revisionHistoryLimit` (10 unless
+/// set), by revision, those fully scaled down and counted so. Until it has, an `undo` could still
+/// find a revision the built-in cluster, which cleans up within the write, no longer has.
+fn history_beyond_limit(d: &Deployment, d_text: Named<'_>, replica_sets: &[Arc<ReplicaSet>]) -> Option<String> {
+    let spec = d.spec.as_ref()?;
+    let limit = spec.revision_history_limit.unwrap_or(10);
+    if limit == i32::MAX {
+        return None;
+    }
+    let wanted = spec.replicas.unwrap_or(1);
+    let status = d.status.clone().unwrap_or_default();
+    let complete = status.updated_replicas.unwrap_or(0) == wanted
+        && status.replicas.unwrap_or(0) == wanted
+        && status.available_replicas.unwrap_or(0) == wanted
+        && status.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0);
+    if !(complete || spec.paused == Some(true)) {
+        return None;
+    }
+    let revision =
+        |meta: &ObjectMeta| -> Option<i64> { meta.annotations.as_ref()?.get(REVISION_ANNOTATION)?.parse().ok() };
+    let current = revision(&d.metadata);
+    let mut old: Vec<&ReplicaSet> = replica_sets
+        .iter()
+        .map(|rs| rs.as_ref())
+        .filter(|rs| controlled_by(&rs.metadata, &d.metadata) && rs.metadata.deletion_timestamp.is_none())
+        .filter(|rs| revision(&rs.metadata) != current)
+        .collect();
+    let excess = old.len().saturating_sub(usize::try_from(limit).unwrap_or(0));
+    old.sort_by(|a, b| {
+        let created = |rs: &ReplicaSet| rs.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        revision(&a.metadata).cmp(&revision(&b.metadata)).then_with(|| created(a).cmp(&created(b)))
+    });
+    let deletable = old.into_iter().take(excess).find(|rs| {
+        let status = rs.status.as_ref();
+        status.map_or(0, |s| s.replicas) == 0
+            && rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1) == 0
+            && rs.metadata.generation.unwrap_or(0) <= status.and_then(|s| s.observed_generation).unwrap_or(0)
+    })?;
+    Some(format!(
+        "{d_text} has yet to delete replicaset/{}, beyond its revisionHistoryLimit of {limit}",
+        name(&deletable.metadata)
+    ))
+}
+
+/// The revision a Deployment and its replica sets are annotated with.
+const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
 
 fn owner<'a>(kind: &'static str, meta: &'a ObjectMeta, selector: Option<&'a LabelSelector>) -> Owner<'a> {
     Owner { kind, name: name(meta), selector, deleting: meta.deletion_timestamp.is_some() }
@@ -571,6 +623,46 @@ mod tests {
             services: vec![service()],
             slices: vec![slice(&[("web-a-1", true), ("web-a-2", true)])],
         }
+    }
+
+    /// A complete (or paused) Deployment owes the deletion of its oldest replica sets beyond its
+    /// history limit.
+    #[test]
+    fn old_replica_sets_beyond_the_history_limit_are_owed_their_deletion() {
+        let history = |limit: i32, old_counted: i32| {
+            let mut objects = at_rest();
+            objects.deployments = vec![object(json!({
+                "metadata": {"name": "web", "uid": "uid-web", "generation": 3,
+                             "annotations": {REVISION_ANNOTATION: "2"}},
+                "spec": {"replicas": 2, "revisionHistoryLimit": limit,
+                         "selector": {"matchLabels": {"app": "web"}}, "template": {}},
+                "status": {"replicas": 2 + old_counted, "updatedReplicas": 2, "readyReplicas": 2 + old_counted,
+                           "availableReplicas": 2 + old_counted, "observedGeneration": 3},
+            }))];
+            let annotated = |rs: Arc<ReplicaSet>, revision: &str| {
+                let mut rs = Arc::unwrap_or_clone(rs);
+                rs.metadata.annotations = Some([(REVISION_ANNOTATION.to_string(), revision.to_string())].into());
+                Arc::new(rs)
+            };
+            let mut old = Arc::unwrap_or_clone(replica_set("web-old", 0, old_counted));
+            old.metadata.name = Some("web-old".into());
+            objects.replica_sets = vec![annotated(objects.replica_sets[0].clone(), "2"), annotated(Arc::new(old), "1")];
+            objects
+        };
+        assert_eq!(
+            owed(&history(0, 0)).as_deref(),
+            Some("deployment/web has yet to delete replicaset/web-old, beyond its revisionHistoryLimit of 0")
+        );
+        assert_eq!(owed(&history(1, 0)), None, "within the limit");
+        // A rollout not complete keeps its history for now, unless it is paused.
+        let mut rolling = history(0, 0);
+        let mut deployment = Arc::unwrap_or_clone(rolling.deployments.pop().unwrap());
+        deployment.status.as_mut().unwrap().updated_replicas = Some(1);
+        rolling.deployments.push(Arc::new(deployment.clone()));
+        assert_eq!(owed(&rolling), None);
+        deployment.spec.as_mut().unwrap().paused = Some(true);
+        rolling.deployments = vec![Arc::new(deployment)];
+        assert!(owed(&rolling).is_some_and(|why| why.contains("has yet to delete replicaset/web-old")));
     }
 
     #[test]
