@@ -1,8 +1,9 @@
 //! The control plane of the built-in cluster: the controller-manager's Deployment, ReplicaSet,
 //! DaemonSet, StatefulSet, EndpointSlice, HorizontalPodAutoscaler, garbage-collector, pod
-//! garbage-collector and namespace controllers, the scheduler, and a kubelet stand-in. Each follows the upstream controller's rules (which pods it adopts, which it
-//! deletes first, when a rollout may go on, what its status says), run synchronously: after every
-//! accepted write the controllers run in turn until none writes any more.
+//! garbage-collector and namespace controllers, the scheduler, and a kubelet stand-in. Each
+//! follows the upstream controller's rules (which pods it adopts, which it deletes first, when a
+//! rollout may go on, what its status says), run synchronously: after every accepted write the
+//! controllers run in turn until none writes any more.
 //!
 //! Everything here is deterministic: objects are visited in store order, names come from
 //! `Store::random_suffix`, hashes from `store::hash_of`, and every delay is fixed.
@@ -170,14 +171,6 @@ impl Controllers {
         self.interrupted = Some(Box::new(interrupted));
     }
 
-    /// Runs every controller over every namespace that changed (or whose timer is due) until
-    /// none writes any more. Returns the earliest instant at which something is due (a pod
-    /// turning Ready at the kind pace, a grace period ending, a pod becoming available after
-    /// minReadySeconds, a progress deadline), so the caller can sleep until then and call again.
-    ///
-    /// A controller runs in a namespace only when something it reads changed there since it last
-    /// ran (its own writes included, as its informers would tell it) or its timer is due: the
-    /// others would find nothing to do, and skipping them is most of the built-in cluster's speed.
     /// The objects whose `spec.replicas` an autoscaler wrote since the last call, as (resource,
     /// namespace, name). Upstream the autoscaler updates the scale subresource, and an update
     /// takes the fields it changes from every other field manager: a later apply that leaves
@@ -186,6 +179,14 @@ impl Controllers {
         self.autoscalers.take_rescaled()
     }
 
+    /// Runs every controller over every namespace that changed (or whose timer is due) until
+    /// none writes any more. Returns the earliest instant at which something is due (a pod
+    /// turning Ready at the kind pace, a grace period ending, a pod becoming available after
+    /// minReadySeconds, a progress deadline), so the caller can sleep until then and call again.
+    ///
+    /// A controller runs in a namespace only when something it reads changed there since it last
+    /// ran (its own writes included, as its informers would tell it) or its timer is due: the
+    /// others would find nothing to do, and skipping them is most of the built-in cluster's speed.
     pub fn reconcile(&mut self, store: &mut Store) -> Option<Instant> {
         // A due timer wakes a controller once per call, so a timer set for "now" by a controller
         // with nothing to do cannot spin.
