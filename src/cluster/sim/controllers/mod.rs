@@ -76,8 +76,10 @@ impl Controller {
             // It reads every kind, but only removals, deletions and changed owner references
             // can leave a reference dangling or a deletion to finish.
             Controller::GarbageCollector => store.last_owner_change(namespace),
-            // It never reads labels or annotations: a change to those alone gives it nothing to do.
-            Controller::Kubelet => store.last_state_change_of(namespace, self.reads(store, namespace)),
+            // They never read labels or annotations: a change to those alone gives them nothing to do.
+            Controller::Kubelet | Controller::PodGarbageCollector => {
+                store.last_state_change_of(namespace, self.reads(store, namespace))
+            }
             // They read a pod's labels only to select it (and for the hash labels they write):
             // a relabelling that moves no pod into or out of a selection gives them nothing.
             Controller::ReplicaSet | Controller::DaemonSet | Controller::StatefulSet | Controller::EndpointSlice => {
