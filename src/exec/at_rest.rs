@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, DeploymentStatus, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -296,11 +296,12 @@ fn history_beyond_limit(d: &Deployment, d_text: Named<'_>, replica_sets: &[Arc<R
         return None;
     }
     let wanted = spec.replicas.unwrap_or(1);
-    let status = d.status.clone().unwrap_or_default();
-    let complete = status.updated_replicas.unwrap_or(0) == wanted
-        && status.replicas.unwrap_or(0) == wanted
-        && status.available_replicas.unwrap_or(0) == wanted
-        && status.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0);
+    let status = d.status.as_ref();
+    let count = |field: fn(&DeploymentStatus) -> Option<i32>| status.and_then(field).unwrap_or(0);
+    let complete = count(|s| s.updated_replicas) == wanted
+        && count(|s| s.replicas) == wanted
+        && count(|s| s.available_replicas) == wanted
+        && status.and_then(|s| s.observed_generation).unwrap_or(0) >= d.metadata.generation.unwrap_or(0);
     if !(complete || spec.paused == Some(true)) {
         return None;
     }

@@ -89,7 +89,7 @@ impl PodGc {
     }
 }
 
-/// upstream's markFailedAndDeletePodWithCondition: Failed with the reason, then deleted with no
+/// Upstream's markFailedAndDeletePodWithCondition: Failed with the reason, then deleted with no
 /// grace period (no kubelet would ever confirm its end).
 fn delete_orphan(store: &mut Store, tick: &Tick, namespace: &str, pod_name: &str) {
     let Some(pod) = store.get(POD, namespace, pod_name) else { return };
