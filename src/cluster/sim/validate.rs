@@ -404,32 +404,65 @@ fn is_empty_selector(selector: &Value) -> bool {
 /// ValidateLabelSelector: label keys and values, and each expression's operator and values.
 fn selector_syntax(selector: &Value, path: &str) -> Vec<String> {
     let mut causes = label_map(&format!("{path}.matchLabels"), &selector["matchLabels"]);
-    let expressions = selector["matchExpressions"].as_array().map_or(&[][..], Vec::as_slice);
-    for (index, expression) in expressions.iter().enumerate() {
-        let path = format!("{path}.matchExpressions[{index}]");
-        let values = expression["values"].as_array().map_or(&[][..], Vec::as_slice);
-        let operator = expression["operator"].as_str().unwrap_or_default();
-        match operator {
-            "In" | "NotIn" if values.is_empty() => causes
-                .push(format!("{path}.values: Required value: must be specified when `operator` is 'In' or 'NotIn'")),
-            "Exists" | "DoesNotExist" if !values.is_empty() => causes.push(format!(
-                "{path}.values: Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'"
-            )),
-            "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
-            _ => causes.push(format!("{path}.operator: Invalid value: \"{operator}\": not a valid selector operator")),
+    for (index, expression) in items(&selector["matchExpressions"]).iter().enumerate() {
+        causes.extend(requirement(expression, &format!("{path}.matchExpressions[{index}]"), Requirement::Label));
+    }
+    causes
+}
+
+/// Whose expression a requirement is: a label selector's, or a node selector's, which may also
+/// compare numbers (`Gt`, `Lt`) and has its values judged as label values only where told (a
+/// preferred node affinity term may name any).
+#[derive(Clone, Copy)]
+enum Requirement {
+    Label,
+    Node { values_are_labels: bool },
+}
+
+/// ValidateLabelSelectorRequirement and ValidateNodeSelectorRequirement: the operator and how
+/// many values it takes, the key, then the values.
+fn requirement(expression: &Value, path: &str, kind: Requirement) -> Vec<String> {
+    let mut causes = Vec::new();
+    let values = items(&expression["values"]);
+    let operator = text(&expression["operator"]);
+    let numeric = matches!(kind, Requirement::Node { .. });
+    match operator {
+        "In" | "NotIn" if values.is_empty() => {
+            causes.push(format!("{path}.values: Required value: must be specified when `operator` is 'In' or 'NotIn'"))
         }
-        let key = expression["key"].as_str().unwrap_or_default();
-        for problem in label_key_problems(key) {
-            causes.push(format!("{path}.key: Invalid value: \"{key}\": {problem}"));
-        }
+        "Exists" | "DoesNotExist" if !values.is_empty() => causes.push(format!(
+            "{path}.values: Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'"
+        )),
+        "Gt" | "Lt" if numeric && values.len() != 1 => causes.push(format!(
+            "{path}.values: Required value: must be specified single value when `operator` is 'Lt' or 'Gt'"
+        )),
+        "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
+        "Gt" | "Lt" if numeric => {}
+        _ => causes.push(format!("{path}.operator: Invalid value: \"{operator}\": not a valid selector operator")),
+    }
+    let key = text(&expression["key"]);
+    for problem in label_key_problems(key) {
+        causes.push(format!("{path}.key: Invalid value: \"{key}\": {problem}"));
+    }
+    if !matches!(kind, Requirement::Node { values_are_labels: false }) {
         for (value_index, value) in values.iter().enumerate() {
-            let value = value.as_str().unwrap_or_default();
+            let value = text(value);
             for problem in label_value_problems(value) {
                 causes.push(format!("{path}.values[{value_index}]: Invalid value: \"{value}\": {problem}"));
             }
         }
     }
     causes
+}
+
+/// The items of a JSON list; none for anything else.
+fn items(list: &Value) -> &[Value] {
+    list.as_array().map_or(&[], Vec::as_slice)
+}
+
+/// A JSON string's text; empty for anything else.
+fn text(value: &Value) -> &str {
+    value.as_str().unwrap_or_default()
 }
 
 /// Whether a LabelSelector (matchLabels and matchExpressions) selects these labels.

@@ -11,7 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::super::quantity::Quantity;
-use super::{compact, invalid_ip, label_key_problems, label_map, nonnegative, port_name_problems, unsupported};
+use super::{
+    compact, invalid_ip, items, label_key_problems, label_map, nonnegative, port_name_problems, text, unsupported,
+};
 
 /// The pod spec at `path` (`spec` for a Pod, `spec.template.spec` for a template).
 pub(super) fn spec(spec: &Value, path: &str, is_pod: bool) -> Vec<String> {
@@ -191,14 +193,6 @@ pub(super) fn template_restart_policy(spec: &Value, path: &str) -> Option<String
     let policy = text(&spec["restartPolicy"]);
     (!policy.is_empty() && policy != "Always")
         .then(|| format!("{path}.restartPolicy: Unsupported value: \"{policy}\": supported values: \"Always\""))
-}
-
-fn items(list: &Value) -> &[Value] {
-    list.as_array().map_or(&[], Vec::as_slice)
-}
-
-fn text(value: &Value) -> &str {
-    value.as_str().unwrap_or_default()
 }
 
 /// A field the API defaults when empty, so only a value outside the list is refused.

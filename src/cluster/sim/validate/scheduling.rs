@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::{label_key_problems, label_value_problems, selector_syntax, subdomain_problems, unsupported};
+use super::{Requirement, items, label_key_problems, selector_syntax, subdomain_problems, text, unsupported};
 
 /// `spec.affinity` of the pod spec at `path`.
 pub(super) fn affinity(spec: &Value, path: &str) -> Vec<String> {
@@ -115,33 +115,11 @@ fn node_selector(selector: &Value, path: &str) -> Vec<String> {
 
 /// ValidateNodeSelectorTerm: its label expressions, then its field expressions (only
 /// `metadata.name`, with one value to compare).
-fn node_selector_term(term: &Value, path: &str, values_must_be_labels: bool) -> Vec<String> {
+fn node_selector_term(term: &Value, path: &str, values_are_labels: bool) -> Vec<String> {
     let mut causes = Vec::new();
+    let kind = Requirement::Node { values_are_labels };
     for (index, requirement) in items(&term["matchExpressions"]).iter().enumerate() {
-        let path = format!("{path}.matchExpressions[{index}]");
-        let values = items(&requirement["values"]);
-        let operator = text(&requirement["operator"]);
-        match operator {
-            "In" | "NotIn" if values.is_empty() => causes
-                .push(format!("{path}.values: Required value: must be specified when `operator` is 'In' or 'NotIn'")),
-            "Exists" | "DoesNotExist" if !values.is_empty() => causes.push(format!(
-                "{path}.values: Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'"
-            )),
-            "Gt" | "Lt" if values.len() != 1 => causes.push(format!(
-                "{path}.values: Required value: must be specified single value when `operator` is 'Lt' or 'Gt'"
-            )),
-            "In" | "NotIn" | "Exists" | "DoesNotExist" | "Gt" | "Lt" => {}
-            _ => causes.push(format!("{path}.operator: Invalid value: \"{operator}\": not a valid selector operator")),
-        }
-        causes.extend(label_name(text(&requirement["key"]), &format!("{path}.key")));
-        if values_must_be_labels {
-            for (value_index, value) in values.iter().enumerate() {
-                let value = text(value);
-                for problem in label_value_problems(value) {
-                    causes.push(format!("{path}.values[{value_index}]: Invalid value: \"{value}\": {problem}"));
-                }
-            }
-        }
+        causes.extend(super::requirement(requirement, &format!("{path}.matchExpressions[{index}]"), kind));
     }
     for (index, requirement) in items(&term["matchFields"]).iter().enumerate() {
         let path = format!("{path}.matchFields[{index}]");
@@ -251,14 +229,6 @@ fn label_keys(holder: &Value, path: &str, selector: &Value) -> Vec<String> {
 /// ValidateLabelName: one cause per problem of the key.
 fn label_name(key: &str, path: &str) -> Vec<String> {
     label_key_problems(key).into_iter().map(|problem| format!("{path}: Invalid value: \"{key}\": {problem}")).collect()
-}
-
-fn items(list: &Value) -> &[Value] {
-    list.as_array().map_or(&[], Vec::as_slice)
-}
-
-fn text(value: &Value) -> &str {
-    value.as_str().unwrap_or_default()
 }
 
 #[cfg(test)]
