@@ -213,6 +213,9 @@ fn first_unfinished(objects: &Objects, by_name_order: bool) -> Option<String> {
         {
             return Some(why);
         }
+        if let Some(why) = scale_unseen(d, d_text, &objects.replica_sets) {
+            return Some(why);
+        }
         let mut sums = [0; 3];
         for rs in objects.replica_sets.iter().filter(|rs| controlled_by(&rs.metadata, &d.metadata)) {
             let status = rs.status.as_ref();
@@ -284,6 +287,32 @@ fn first_unfinished(objects: &Objects, by_name_order: bool) -> Option<String> {
     }
     None
 }
+
+/// Upstream's isScalingEvent: a Deployment has yet to scale each active replica set (one with
+/// replicas) whose desired-replicas annotation names another count than the Deployment's own. The
+/// controller writes its status, with the new generation observed, after it scales them, and that
+/// status can reach the view before the replica sets' changes do (each kind has its own watch):
+/// without this rule a `scale` looks done before it has begun.
+fn scale_unseen(d: &Deployment, d_text: Named<'_>, replica_sets: &[Arc<ReplicaSet>]) -> Option<String> {
+    let wanted = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    replica_sets
+        .iter()
+        .filter(|rs| controlled_by(&rs.metadata, &d.metadata))
+        .filter(|rs| rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1) > 0)
+        .find_map(|rs| {
+            let desired = rs.metadata.annotations.as_ref()?.get(DESIRED_REPLICAS)?.parse::<i32>().ok()?;
+            (desired != wanted).then(|| {
+                format!(
+                    "{d_text} has yet to scale replicaset/{}: it wants {wanted} pods, the replica set was sized for {desired}",
+                    name(&rs.metadata)
+                )
+            })
+        })
+}
+
+/// The annotation by which a Deployment's controller records, on each replica set it scales, the
+/// Deployment's replicas at that moment.
+const DESIRED_REPLICAS: &str = "deployment.kubernetes.io/desired-replicas";
 
 /// Upstream's cleanupDeployment: once a Deployment's stored status says it is complete (or while
 /// it is paused), it deletes its oldest replica sets beyond `revisionHistoryLimit` (10 unless
@@ -704,6 +733,27 @@ mod tests {
                 "deployment/web has yet to add up its replica sets: its status says 1/1/1 pods/ready/available, they have 2/2/2"
             )
         );
+    }
+
+    #[test]
+    fn a_deployment_scaled_owes_its_replica_sets_their_new_size_until_they_show_it() {
+        // The Deployment's status, written once it scaled its replica set, arrives before the
+        // replica set's own change: the replica set still says it was sized for 2.
+        let mut objects = at_rest();
+        let mut scaled = (*deployment(2, 3)).clone();
+        scaled.spec.as_mut().unwrap().replicas = Some(4);
+        objects.deployments = vec![Arc::new(scaled)];
+        let mut sized = (*objects.replica_sets[0]).clone();
+        sized.metadata.annotations = Some([(DESIRED_REPLICAS.to_string(), "2".to_string())].into());
+        objects.replica_sets = vec![Arc::new(sized.clone())];
+        assert_eq!(
+            owed(&objects).as_deref(),
+            Some("deployment/web has yet to scale replicaset/web-a: it wants 4 pods, the replica set was sized for 2")
+        );
+        // Scaled to zero, an old replica set is no longer the Deployment's to size.
+        sized.spec.as_mut().unwrap().replicas = Some(0);
+        objects.replica_sets = vec![Arc::new(sized)];
+        assert!(owed(&objects).is_none_or(|why| !why.contains("has yet to scale")));
     }
 
     #[test]
