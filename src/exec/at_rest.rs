@@ -312,7 +312,7 @@ fn scale_unseen(d: &Deployment, d_text: Named<'_>, replica_sets: &[Arc<ReplicaSe
 
 /// The annotation by which a Deployment's controller records, on each replica set it scales, the
 /// Deployment's replicas at that moment.
-const DESIRED_REPLICAS: &str = "deployment.kubernetes.io/desired-replicas";
+pub(super) const DESIRED_REPLICAS: &str = "deployment.kubernetes.io/desired-replicas";
 
 /// Upstream's cleanupDeployment: once a Deployment's stored status says it is complete (or while
 /// it is paused), it deletes its oldest replica sets beyond `revisionHistoryLimit` (10 unless

@@ -63,7 +63,7 @@ const KEPT_BY_A_ROLLBACK: [&str; 6] = [
     "kubectl.kubernetes.io/last-applied-configuration",
     REVISION,
     "deployment.kubernetes.io/revision-history",
-    "deployment.kubernetes.io/desired-replicas",
+    super::at_rest::DESIRED_REPLICAS,
     "deployment.kubernetes.io/max-replicas",
     "deprecated.deployment.rollback.to",
 ];
