@@ -11,18 +11,18 @@
 //!
 //! Rest is read from the objects alone, by the controllers' own published bookkeeping: each
 //! workload's status has caught up with its generation, each ReplicaSet has the pods it wants and
-//! counts the pods it has, each Deployment's status adds up its ReplicaSets' and it has deleted
-//! the old ones beyond its revision history limit, each DaemonSet's
-//! counts the nodes its pods are on, no pod or
-//! ReplicaSet waits to be adopted, released or collected, and each Service's endpoints list its
-//! selected pods with their current readiness. Starting pods, terminating pods and a paused or
+//! counts the pods it has, each Deployment has a ReplicaSet of its template, has sized its
+//! ReplicaSets for its replicas, adds them up in its status and has deleted the old ones beyond
+//! its revision history limit, each DaemonSet's status counts the nodes its pods are on, no pod
+//! or ReplicaSet waits to be adopted, released or collected, and each Service's endpoints list
+//! its selected pods with their current readiness. Starting pods, terminating pods and a paused or
 //! stalled rollout are at rest: nothing is left to react to until time passes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, DeploymentStatus, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::core::v1::{Node, PodTemplateSpec, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
@@ -216,6 +216,9 @@ fn first_unfinished(objects: &Objects, by_name_order: bool) -> Option<String> {
         if let Some(why) = scale_unseen(d, d_text, &objects.replica_sets) {
             return Some(why);
         }
+        if let Some(why) = new_replica_set_unseen(d, d_text, &objects.replica_sets, &pods) {
+            return Some(why);
+        }
         let mut sums = [0; 3];
         for rs in objects.replica_sets.iter().filter(|rs| controlled_by(&rs.metadata, &d.metadata)) {
             let status = rs.status.as_ref();
@@ -309,6 +312,62 @@ fn scale_unseen(d: &Deployment, d_text: Named<'_>, replica_sets: &[Arc<ReplicaSe
             })
         })
 }
+
+/// Upstream's getAllReplicaSetsAndSyncRevision: a Deployment that is not paused makes a replica
+/// set of its template when none of its own has it, and writes its status, with the new generation
+/// observed, after: that status can reach the view before the new replica set does, and a new
+/// Deployment, or a template changed, would look done before it has begun. Recreate makes it only
+/// once no pod of the old replica sets is left (upstream's oldPodsRunning): until then it waits
+/// on their grace periods, at rest.
+fn new_replica_set_unseen(
+    d: &Deployment,
+    d_text: Named<'_>,
+    replica_sets: &[Arc<ReplicaSet>],
+    pods: &[&Pod],
+) -> Option<String> {
+    let spec = d.spec.as_ref()?;
+    if spec.paused == Some(true) {
+        return None;
+    }
+    let owned: Vec<&ReplicaSet> =
+        replica_sets.iter().map(|rs| rs.as_ref()).filter(|rs| controlled_by(&rs.metadata, &d.metadata)).collect();
+    if owned.iter().any(|rs| has_template(rs, &spec.template)) {
+        return None;
+    }
+    let recreate = spec.strategy.as_ref().and_then(|s| s.type_.as_deref()) == Some("Recreate");
+    let old_pods_running = || {
+        owned.iter().any(|rs| rs.status.as_ref().is_some_and(|s| s.replicas > 0))
+            || pods.iter().any(|pod| {
+                !matches!(phase(pod), "Succeeded" | "Failed")
+                    && owned.iter().any(|rs| controlled_by(&pod.metadata, &rs.metadata))
+            })
+    };
+    if recreate && old_pods_running() {
+        return None;
+    }
+    Some(format!("{d_text} has yet to make a replica set of its template"))
+}
+
+/// Upstream's EqualIgnoreHash: a replica set has a Deployment's template when the two are equal
+/// but for the pod-template-hash label the controller adds to its copy.
+fn has_template(rs: &ReplicaSet, template: &PodTemplateSpec) -> bool {
+    let Some(own) = rs.spec.as_ref().and_then(|s| s.template.as_ref()) else {
+        return false;
+    };
+    if own.spec != template.spec {
+        return false;
+    }
+    let none = ObjectMeta::default();
+    let (own, theirs) = (own.metadata.as_ref().unwrap_or(&none), template.metadata.as_ref().unwrap_or(&none));
+    fn without_hash(meta: &ObjectMeta) -> impl Iterator<Item = (&String, &String)> {
+        labels(meta).iter().filter(|(key, _)| *key != TEMPLATE_HASH_LABEL)
+    }
+    without_hash(own).eq(without_hash(theirs))
+        && ObjectMeta { labels: None, ..own.clone() } == ObjectMeta { labels: None, ..theirs.clone() }
+}
+
+/// The label by which a Deployment's controller tells its replica sets' pods apart.
+pub(super) const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
 
 /// The annotation by which a Deployment's controller records, on each replica set it scales, the
 /// Deployment's replicas at that moment.
@@ -600,11 +659,21 @@ mod tests {
         }))
     }
 
+    fn pod_spec() -> Value {
+        json!({"containers": [{"name": "web", "image": "web:1"}]})
+    }
+
+    /// The Deployment's template, which its replica set `web-a` has.
+    fn template() -> Value {
+        json!({"metadata": {"labels": {"app": "web"}}, "spec": pod_spec()})
+    }
+
     fn replica_set(name: &str, wanted: i32, counted: i32) -> Arc<ReplicaSet> {
         object(json!({
-            "metadata": {"name": name, "uid": format!("uid-{name}"), "generation": 2, "labels": {"app": "web", "hash": "a"},
+            "metadata": {"name": name, "uid": format!("uid-{name}"), "generation": 2, "labels": {"app": "web", TEMPLATE_HASH_LABEL: "a"},
                          "ownerReferences": controller("Deployment", "web")},
-            "spec": {"replicas": wanted, "selector": {"matchLabels": {"app": "web", "hash": "a"}}},
+            "spec": {"replicas": wanted, "selector": {"matchLabels": {"app": "web", TEMPLATE_HASH_LABEL: "a"}},
+                     "template": {"metadata": {"labels": {"app": "web", TEMPLATE_HASH_LABEL: "a"}}, "spec": pod_spec()}},
             "status": {"replicas": counted, "readyReplicas": counted, "availableReplicas": counted, "observedGeneration": 2},
         }))
     }
@@ -612,7 +681,7 @@ mod tests {
     fn deployment(replicas: i32, observed: i64) -> Arc<Deployment> {
         object(json!({
             "metadata": {"name": "web", "uid": "uid-web", "generation": 3},
-            "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {}},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": template()},
             "status": {"replicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas, "observedGeneration": observed},
         }))
     }
@@ -638,7 +707,7 @@ mod tests {
 
     /// A deployment of two ready pods behind a service, its controllers done.
     fn at_rest() -> Objects {
-        let labels = json!({"app": "web", "hash": "a"});
+        let labels = json!({"app": "web", TEMPLATE_HASH_LABEL: "a"});
         Objects {
             pods: vec![
                 pod("web-a-1", labels.clone(), Some("web-a"), true),
@@ -665,7 +734,7 @@ mod tests {
                 "metadata": {"name": "web", "uid": "uid-web", "generation": 3,
                              "annotations": {REVISION_ANNOTATION: "2"}},
                 "spec": {"replicas": 2, "revisionHistoryLimit": limit,
-                         "selector": {"matchLabels": {"app": "web"}}, "template": {}},
+                         "selector": {"matchLabels": {"app": "web"}}, "template": template()},
                 "status": {"replicas": 2 + old_counted, "updatedReplicas": 2, "readyReplicas": 2 + old_counted,
                            "availableReplicas": 2 + old_counted, "observedGeneration": 3},
             }))];
@@ -716,7 +785,7 @@ mod tests {
         objects.replica_sets = vec![replica_set("web-a", 3, 2)];
         assert_eq!(owed(&objects).as_deref(), Some("replicaset/web-a has yet to make or delete pods: it has 2 of 3"));
         // Its pods made, but its status written before they were: still reacting.
-        objects.pods.push(pod("web-a-3", json!({"app": "web", "hash": "a"}), Some("web-a"), false));
+        objects.pods.push(pod("web-a-3", json!({"app": "web", TEMPLATE_HASH_LABEL: "a"}), Some("web-a"), false));
         assert_eq!(
             owed(&objects).as_deref(),
             Some("replicaset/web-a has yet to count its pods: its status says 2, it has 3")
@@ -766,6 +835,48 @@ mod tests {
     }
 
     #[test]
+    fn a_deployment_owes_a_replica_set_of_its_template_until_the_view_shows_one() {
+        // The template changed (a new image): the Deployment's status, written once it made the
+        // new replica set, arrives before the replica set does.
+        let changed = |strategy: &str, paused: bool| {
+            let mut d = (*deployment(2, 3)).clone();
+            let spec = d.spec.as_mut().unwrap();
+            spec.template.spec.as_mut().unwrap().containers[0].image = Some("web:2".into());
+            spec.strategy = Some(serde_json::from_value(json!({"type": strategy})).unwrap());
+            spec.paused = Some(paused);
+            Arc::new(d)
+        };
+        let mut objects = at_rest();
+        objects.deployments = vec![changed("RollingUpdate", false)];
+        let owed_new = Some("deployment/web has yet to make a replica set of its template");
+        assert_eq!(owed(&objects).as_deref(), owed_new);
+        // A paused Deployment makes none.
+        objects.deployments = vec![changed("RollingUpdate", true)];
+        assert_eq!(owed(&objects), None);
+        // Recreate makes it only once the old replica set's pods are gone: while they terminate,
+        // it waits on their grace period.
+        objects.deployments = vec![changed("Recreate", false)];
+        let mut scaled_down = (*replica_set("web-a", 0, 0)).clone();
+        scaled_down.status.as_mut().unwrap().ready_replicas = Some(0);
+        scaled_down.status.as_mut().unwrap().available_replicas = Some(0);
+        objects.replica_sets = vec![Arc::new(scaled_down)];
+        let mut d = (*objects.deployments[0]).clone();
+        d.status = Some(serde_json::from_value(json!({"observedGeneration": 3})).unwrap());
+        objects.deployments = vec![Arc::new(d)];
+        for pod in &mut objects.pods {
+            let mut terminating = (**pod).clone();
+            terminating.metadata.deletion_timestamp = serde_json::from_value(json!("2026-01-01T00:00:00Z")).unwrap();
+            terminating.metadata.deletion_grace_period_seconds = Some(30);
+            *pod = Arc::new(terminating);
+        }
+        objects.services.clear();
+        objects.slices.clear();
+        assert_eq!(owed(&objects), None, "old pods terminating");
+        objects.pods.clear();
+        assert_eq!(owed(&objects).as_deref(), owed_new, "old pods gone");
+    }
+
+    #[test]
     fn a_relabelled_pod_awaits_release_and_a_matching_orphan_adoption() {
         let mut objects = at_rest();
         objects.pods[0] = pod("web-a-1", json!({"app": "web"}), Some("web-a"), true);
@@ -774,7 +885,7 @@ mod tests {
             Some("replicaset/web-a has yet to release pod/web-a-1, which no longer matches its selector")
         );
         let mut objects = at_rest();
-        objects.pods.push(pod("bare", json!({"app": "web", "hash": "a"}), None, true));
+        objects.pods.push(pod("bare", json!({"app": "web", TEMPLATE_HASH_LABEL: "a"}), None, true));
         assert_eq!(
             owed(&objects).as_deref(),
             Some("replicaset/web-a has yet to adopt pod/bare, an orphan its selector matches")
@@ -788,7 +899,7 @@ mod tests {
     #[test]
     fn a_pod_whose_replica_set_is_gone_awaits_the_garbage_collector() {
         let mut objects = at_rest();
-        objects.pods[1] = pod("web-a-2", json!({"app": "web", "hash": "a"}), Some("web-old"), true);
+        objects.pods[1] = pod("web-a-2", json!({"app": "web", TEMPLATE_HASH_LABEL: "a"}), Some("web-old"), true);
         objects.slices = vec![slice(&[("web-a-1", true), ("web-a-2", true)])];
         assert_eq!(
             owed(&objects).as_deref(),

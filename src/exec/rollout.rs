@@ -124,7 +124,7 @@ async fn undo_deployment(context: &mut Context<'_>, target: &ObjectRef, wanted: 
     let without_hash = |template: Option<&k8s_openapi::api::core::v1::PodTemplateSpec>| {
         let mut template = serde_json::to_value(template).unwrap_or_default();
         if let Some(labels) = template.pointer_mut("/metadata/labels").and_then(serde_json::Value::as_object_mut) {
-            labels.remove("pod-template-hash");
+            labels.remove(super::at_rest::TEMPLATE_HASH_LABEL);
         }
         template
     };
