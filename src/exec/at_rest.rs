@@ -99,11 +99,12 @@ pub fn unfinished(objects: &Objects) -> Option<Owed> {
 pub enum Owed {
     /// A reaction the control plane has yet to make, in words.
     Reaction(String),
-    /// A DaemonSet's status (written at resourceVersion `through`) is short of pods, and the
-    /// view may not yet show every pod change made before it: the controller counts from its
-    /// cache, so a status written right after a pod was made can leave that pod out, and the
-    /// pod's own event can reach the view after the status's. Only a fresh list of the pods
-    /// tells that moment from a DaemonSet whose pods are refused.
+    /// A DaemonSet's status (written at resourceVersion `through`) is short of pods or
+    /// mid-rollout, and the view may not yet show every pod change made before it: the
+    /// controller counts from its cache, so a status written right after a pod was made can
+    /// leave that pod out, and a pod's own event can reach the view after the status's. Only a
+    /// fresh list of the pods tells that moment from a DaemonSet whose pods are refused, or
+    /// whose rollout waits on time.
     PodsUnconfirmed { through: u64, why: String },
 }
 
@@ -115,25 +116,55 @@ impl Owed {
     }
 }
 
-/// The first DaemonSet (by name) whose status is short of pods and newer than the pod changes
-/// the view is known to hold.
+/// The first DaemonSet (by name) whose status is newer than the pod changes the view is known to
+/// hold and says it is not done: short of pods, or mid-rollout.
 fn pods_unconfirmed(objects: &Objects) -> Option<Owed> {
     by_name(&objects.daemon_sets, |d| &d.metadata, true).into_iter().find_map(|ds| {
         let status = ds.status.as_ref()?;
         let version = ds.metadata.resource_version.as_deref()?.parse::<u64>().ok()?;
-        let short = status.current_number_scheduled < status.desired_number_scheduled;
-        (ds.metadata.deletion_timestamp.is_none() && short && version > objects.pods_seen_through).then(|| {
-            Owed::PodsUnconfirmed {
-                through: version,
-                why: format!(
-                    "daemonset/{}'s status counts pods on {} of {} nodes, and the pods made before it are not yet confirmed in view",
-                    name(&ds.metadata),
-                    status.current_number_scheduled,
-                    status.desired_number_scheduled
-                ),
-            }
-        })
+        if ds.metadata.deletion_timestamp.is_some() || version <= objects.pods_seen_through {
+            return None;
+        }
+        let desired = status.desired_number_scheduled;
+        let text = Named("daemonset", name(&ds.metadata));
+        let why = if status.current_number_scheduled < desired {
+            format!(
+                "{text}'s status counts pods on {} of {desired} nodes, and the pods made before it are not yet confirmed in view",
+                status.current_number_scheduled
+            )
+        } else if rolling_out(ds, &objects.pods) {
+            format!(
+                "{text}'s status counts updated pods on {} and available ones on {} of {desired} nodes, and the pod changes made before it are not yet confirmed in view",
+                status.updated_number_scheduled.unwrap_or(0),
+                status.number_available.unwrap_or(0)
+            )
+        } else {
+            return None;
+        };
+        Some(Owed::PodsUnconfirmed { through: version, why })
     })
+}
+
+/// Whether a DaemonSet is mid-rollout: its status counts fewer updated or available pods than
+/// nodes, or the view shows a node with two of its pods (a surge, whose old pod goes once the new
+/// one is available). Its controller deletes old pods and then writes its status; the status
+/// counts nodes, not pods, so it reads the same before and after a deletion, and only a fresh
+/// list tells whether the view has seen the deletion yet.
+fn rolling_out(ds: &DaemonSet, pods: &[Arc<Pod>]) -> bool {
+    let Some(status) = ds.status.as_ref() else { return false };
+    let desired = status.desired_number_scheduled;
+    if status.updated_number_scheduled.unwrap_or(0) < desired || status.number_available.unwrap_or(0) < desired {
+        return true;
+    }
+    let mut nodes: Vec<&str> = pods
+        .iter()
+        .filter(|pod| pod.metadata.deletion_timestamp.is_none() && controlled_by(&pod.metadata, &ds.metadata))
+        .filter_map(|pod| pod.spec.as_ref()?.node_name.as_deref())
+        .collect();
+    let on_nodes = nodes.len();
+    nodes.sort_unstable();
+    nodes.dedup();
+    nodes.len() < on_nodes
 }
 
 /// Owners by uid: a few per namespace, so a list is quicker than hashing every pod's owner uid.
@@ -981,7 +1012,8 @@ mod tests {
             "metadata": {"name": "agent", "uid": "uid-agent", "generation": 1, "resourceVersion": version.to_string()},
             "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": {}},
             "status": {"currentNumberScheduled": scheduled, "desiredNumberScheduled": desired,
-                       "numberMisscheduled": 0, "numberReady": scheduled, "observedGeneration": 1},
+                       "numberMisscheduled": 0, "numberReady": scheduled, "observedGeneration": 1,
+                       "updatedNumberScheduled": scheduled, "numberAvailable": scheduled},
         }))
     }
 
@@ -1041,6 +1073,40 @@ mod tests {
             })
         );
         // A fresh list showed the pods complete through version 12: the pods are refused.
+        objects.pods_seen_through = 12;
+        assert_eq!(unfinished(&objects), None);
+    }
+
+    #[test]
+    fn a_daemon_set_rolling_out_is_at_rest_only_once_the_pod_changes_before_its_status_are_confirmed() {
+        // Its controller deleted an old pod and then wrote its status (version 12), which reads
+        // the same before and after the deletion: the view may hold the pod as it was.
+        let mut objects = daemons_at_rest();
+        let mut rolling = (*daemon_set(12, 2, 2)).clone();
+        rolling.status.as_mut().unwrap().updated_number_scheduled = Some(1);
+        objects.daemon_sets = vec![Arc::new(rolling.clone())];
+        let unconfirmed = |updated: i32, available: i32| {
+            Some(Owed::PodsUnconfirmed {
+                through: 12,
+                why: format!(
+                    "daemonset/agent's status counts updated pods on {updated} and available ones on {available} of 2 \
+                     nodes, and the pod changes made before it are not yet confirmed in view"
+                ),
+            })
+        };
+        assert_eq!(unfinished(&objects), unconfirmed(1, 2));
+        // Every node updated, one pod not yet available.
+        rolling.status.as_mut().unwrap().updated_number_scheduled = Some(2);
+        rolling.status.as_mut().unwrap().number_available = Some(1);
+        objects.daemon_sets = vec![Arc::new(rolling.clone())];
+        assert_eq!(unfinished(&objects), unconfirmed(2, 1));
+        // A surge: the status counts every node updated and available, and a node has two pods.
+        rolling.status.as_mut().unwrap().number_available = Some(2);
+        objects.daemon_sets = vec![Arc::new(rolling)];
+        assert_eq!(unfinished(&objects), None, "done");
+        objects.pods.push(daemon_pod("agent-3", "worker2", true));
+        assert_eq!(unfinished(&objects), unconfirmed(2, 2));
+        // A fresh list showed the pods through version 12: the old pod waits to go.
         objects.pods_seen_through = 12;
         assert_eq!(unfinished(&objects), None);
     }
