@@ -602,12 +602,28 @@ YAML
     expect-traffic service/web includes pod/one within 2s
 }
 
+scenario \"template changed\" {
+    apply \"dockercoins/rng.yaml\"
+    scale deployment/rng to 2
+    wait rollout deployment/rng
+    template deployment/rng version=2
+    expect replicasets app=rng count 1 within 2s
+}
+
 PODS_DELETED"
         .replace("PODS_DELETED", &daemon_pod_deleted("daemon pod deleted", 0));
     let documents = failing_documents(
         "reactions",
         &text,
-        &["scaled-up", "scaled-down", "applied", "released", "relabelled-out-of-the-service", "daemon-pod-deleted"],
+        &[
+            "scaled-up",
+            "scaled-down",
+            "applied",
+            "released",
+            "relabelled-out-of-the-service",
+            "template-changed",
+            "daemon-pod-deleted",
+        ],
     );
     let observed = [
         "not satisfied within 2s: 4 match `pods app=rng`",
@@ -615,6 +631,7 @@ PODS_DELETED"
         "not satisfied within 2s: 1 object(s) still exist",
         "not satisfied within 2s: 2 match `pods app=rng,pod-template-hash`",
         "not satisfied within 2s: service/web sends traffic to pod/two",
+        "not satisfied within 2s: 2 match `replicasets app=rng`",
         "not satisfied within 2s: 2 match `pods app=agent`",
     ];
     for (document, observed) in documents.iter().zip(observed) {
