@@ -22,11 +22,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, DeploymentStatus, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{Node, PodTemplateSpec, Service};
+use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use super::pod::Pod;
+use super::rollout::{equal_ignoring_hash, identical_ignoring_hash};
 use super::traffic::belongs_to;
 use crate::cluster::PACE_ANNOTATION;
 use crate::model::labels::Labels;
@@ -362,7 +363,11 @@ fn new_replica_set_unseen(
     }
     let owned: Vec<&ReplicaSet> =
         replica_sets.iter().map(|rs| rs.as_ref()).filter(|rs| controlled_by(&rs.metadata, &d.metadata)).collect();
-    if owned.iter().any(|rs| has_template(rs, &spec.template)) {
+    let templates = || owned.iter().filter_map(|rs| rs.spec.as_ref()?.template.as_ref());
+    // Identical copies first: then the common case costs no JSON.
+    if templates().any(|t| identical_ignoring_hash(t, &spec.template))
+        || templates().any(|t| equal_ignoring_hash(t, &spec.template))
+    {
         return None;
     }
     let recreate = spec.strategy.as_ref().and_then(|s| s.type_.as_deref()) == Some("Recreate");
@@ -378,27 +383,6 @@ fn new_replica_set_unseen(
     }
     Some(format!("{d_text} has yet to make a replica set of its template"))
 }
-
-/// Upstream's EqualIgnoreHash: a replica set has a Deployment's template when the two are equal
-/// but for the pod-template-hash label the controller adds to its copy.
-fn has_template(rs: &ReplicaSet, template: &PodTemplateSpec) -> bool {
-    let Some(own) = rs.spec.as_ref().and_then(|s| s.template.as_ref()) else {
-        return false;
-    };
-    if own.spec != template.spec {
-        return false;
-    }
-    let none = ObjectMeta::default();
-    let (own, theirs) = (own.metadata.as_ref().unwrap_or(&none), template.metadata.as_ref().unwrap_or(&none));
-    fn without_hash(meta: &ObjectMeta) -> impl Iterator<Item = (&String, &String)> {
-        labels(meta).iter().filter(|(key, _)| *key != TEMPLATE_HASH_LABEL)
-    }
-    without_hash(own).eq(without_hash(theirs))
-        && ObjectMeta { labels: None, ..own.clone() } == ObjectMeta { labels: None, ..theirs.clone() }
-}
-
-/// The label by which a Deployment's controller tells its replica sets' pods apart.
-pub(super) const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
 
 /// The annotation by which a Deployment's controller records, on each replica set it scales, the
 /// Deployment's replicas at that moment.
@@ -659,6 +643,7 @@ fn uid(meta: &ObjectMeta) -> &str {
 
 #[cfg(test)]
 mod tests {
+    use super::super::rollout::TEMPLATE_HASH_LABEL;
     use super::*;
     use serde_json::{Value, json};
 

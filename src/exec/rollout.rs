@@ -8,6 +8,8 @@ use std::sync::Arc;
 use json_patch::PatchOperation;
 use json_patch::jsonptr::Pointer;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams, Patch};
 
 use super::steps::{count, merge_patch, patch_object};
@@ -121,15 +123,8 @@ async fn undo_deployment(context: &mut Context<'_>, target: &ObjectRef, wanted: 
                 .into(),
         ));
     }
-    let without_hash = |template: Option<&k8s_openapi::api::core::v1::PodTemplateSpec>| {
-        let mut template = serde_json::to_value(template).unwrap_or_default();
-        if let Some(labels) = template.pointer_mut("/metadata/labels").and_then(serde_json::Value::as_object_mut) {
-            labels.remove(super::at_rest::TEMPLATE_HASH_LABEL);
-        }
-        template
-    };
-    let restored = without_hash(replica_set.spec.as_ref().and_then(|s| s.template.as_ref()));
-    if semantically_equal(&restored, &without_hash(spec.map(|s| &s.template))) {
+    let revision_template = replica_set.spec.as_ref().and_then(|s| s.template.clone()).unwrap_or_default();
+    if spec.is_some_and(|s| equal_ignoring_hash(&revision_template, &s.template)) {
         return Ok(format!("{target} skipped rollback (current template already matches revision {revision})"));
     }
     let kept =
@@ -142,7 +137,7 @@ async fn undo_deployment(context: &mut Context<'_>, target: &ObjectRef, wanted: 
         .filter(|(key, _)| !KEPT_BY_A_ROLLBACK.contains(&key.as_str()));
     let annotations: BTreeMap<&String, &String> = kept.chain(taken).collect();
     let patch = json_patch::Patch(vec![
-        replace("/spec/template", restored),
+        replace("/spec/template", without_hash(&revision_template)),
         replace("/metadata/annotations", serde_json::json!(annotations)),
     ]);
     patch_object(context, Kind::Deployment, name, &Patch::<serde_json::Value>::Json(patch)).await?;
@@ -208,6 +203,37 @@ fn replace(path: &'static str, value: serde_json::Value) -> PatchOperation {
 
 /// Equal as the API machinery's semantic equality has it: an empty list or map is the same as
 /// none.
+/// The label by which a Deployment's controller tells its replica sets' pods apart.
+pub(super) const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
+
+/// Upstream's EqualIgnoreHash, by which the Deployment controller finds the replica set of its
+/// template and kubectl's undo finds nothing to do: two pod templates equal but for the
+/// pod-template-hash label the controller adds to its copies, a field left empty and one left out
+/// alike.
+pub(super) fn equal_ignoring_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
+    identical_ignoring_hash(a, b) || semantically_equal(&without_hash(a), &without_hash(b))
+}
+
+/// Templates identical but for the pod-template-hash label: the common case of
+/// [`equal_ignoring_hash`], answered without JSON (the rest check asks before every step).
+pub(super) fn identical_ignoring_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
+    fn labels(meta: Option<&ObjectMeta>) -> impl Iterator<Item = (&String, &String)> {
+        meta.and_then(|m| m.labels.as_ref()).into_iter().flatten().filter(|(key, _)| *key != TEMPLATE_HASH_LABEL)
+    }
+    let unlabelled = |meta: Option<&ObjectMeta>| ObjectMeta { labels: None, ..meta.cloned().unwrap_or_default() };
+    let (a_meta, b_meta) = (a.metadata.as_ref(), b.metadata.as_ref());
+    a.spec == b.spec && labels(a_meta).eq(labels(b_meta)) && unlabelled(a_meta) == unlabelled(b_meta)
+}
+
+/// A template as JSON, less its pod-template-hash label.
+fn without_hash(template: &PodTemplateSpec) -> serde_json::Value {
+    let mut template = serde_json::to_value(template).unwrap_or_default();
+    if let Some(labels) = template.pointer_mut("/metadata/labels").and_then(serde_json::Value::as_object_mut) {
+        labels.remove(TEMPLATE_HASH_LABEL);
+    }
+    template
+}
+
 fn semantically_equal(a: &serde_json::Value, b: &serde_json::Value) -> bool {
     fn is_empty(value: &serde_json::Value) -> bool {
         match value {
@@ -284,7 +310,7 @@ fn rollout_state(context: &Context<'_>, kind: Kind, name: &str) -> Option<Rollou
 
 #[cfg(test)]
 mod tests {
-    use super::{restart_stamp, semantically_equal};
+    use super::{equal_ignoring_hash, identical_ignoring_hash, restart_stamp, semantically_equal};
     use serde_json::json;
 
     #[test]
@@ -303,6 +329,34 @@ mod tests {
         let two_containers = json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "nginx"}, {"name": "b", "image": "b"}]}});
         assert!(!semantically_equal(&template, &two_containers));
         assert!(!semantically_equal(&json!(0), &json!(null)));
+    }
+
+    #[test]
+    fn a_replica_sets_template_is_its_deployments_but_for_the_hash_label_and_empty_fields() {
+        let template = |value: serde_json::Value| serde_json::from_value(value).unwrap();
+        let deployments =
+            template(json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web"}]}}));
+        let copy = template(json!({
+            "metadata": {"labels": {"app": "web", "pod-template-hash": "7d9f8c"}},
+            "spec": {"containers": [{"name": "web"}]}
+        }));
+        assert!(identical_ignoring_hash(&copy, &deployments));
+        assert!(equal_ignoring_hash(&copy, &deployments));
+        // Told apart only by an empty field: the same template, but not identical.
+        let with_empties = template(json!({
+            "metadata": {"labels": {"app": "web", "pod-template-hash": "7d9f8c"}, "annotations": {}},
+            "spec": {"containers": [{"name": "web", "ports": []}]}
+        }));
+        assert!(!identical_ignoring_hash(&with_empties, &deployments));
+        assert!(equal_ignoring_hash(&with_empties, &deployments));
+        let relabelled = template(
+            json!({"metadata": {"labels": {"app": "web", "v": "2"}}, "spec": {"containers": [{"name": "web"}]}}),
+        );
+        assert!(!equal_ignoring_hash(&relabelled, &deployments));
+        let other_image = template(
+            json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "b"}]}}),
+        );
+        assert!(!equal_ignoring_hash(&other_image, &deployments));
     }
 
     #[test]
