@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, DeploymentStatus, ReplicaSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetStatus, Deployment, DeploymentStatus, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -133,7 +133,7 @@ fn pods_unconfirmed(objects: &Objects) -> Option<Owed> {
                 "{text}'s status counts pods on {} of {desired} nodes, and the pods made before it are not yet confirmed in view",
                 status.current_number_scheduled
             )
-        } else if rolling_out(ds, &objects.pods) {
+        } else if rolling_out(ds, status, &objects.pods) {
             format!(
                 "{text}'s status counts updated pods on {} and available ones on {} of {desired} nodes, and the pod changes made before it are not yet confirmed in view",
                 status.updated_number_scheduled.unwrap_or(0),
@@ -151,8 +151,7 @@ fn pods_unconfirmed(objects: &Objects) -> Option<Owed> {
 /// one is available). Its controller deletes old pods and then writes its status; the status
 /// counts nodes, not pods, so it reads the same before and after a deletion, and only a fresh
 /// list tells whether the view has seen the deletion yet.
-fn rolling_out(ds: &DaemonSet, pods: &[Arc<Pod>]) -> bool {
-    let Some(status) = ds.status.as_ref() else { return false };
+fn rolling_out(ds: &DaemonSet, status: &DaemonSetStatus, pods: &[Arc<Pod>]) -> bool {
     let desired = status.desired_number_scheduled;
     if status.updated_number_scheduled.unwrap_or(0) < desired || status.number_available.unwrap_or(0) < desired {
         return true;
@@ -160,7 +159,7 @@ fn rolling_out(ds: &DaemonSet, pods: &[Arc<Pod>]) -> bool {
     let mut nodes: Vec<&str> = pods
         .iter()
         .filter(|pod| pod.metadata.deletion_timestamp.is_none() && controlled_by(&pod.metadata, &ds.metadata))
-        .filter_map(|pod| pod.spec.as_ref()?.node_name.as_deref())
+        .filter_map(|pod| pod.target_node())
         .collect();
     let on_nodes = nodes.len();
     nodes.sort_unstable();
