@@ -610,6 +610,33 @@ scenario \"template changed\" {
     expect replicasets app=rng count 1 within 2s
 }
 
+scenario \"stateful set scaled down\" {
+    apply <<YAML
+        apiVersion: apps/v1
+        kind: StatefulSet
+        metadata:
+          name: db
+        spec:
+          serviceName: db
+          replicas: 2
+          selector:
+            matchLabels:
+              app: db
+          template:
+            metadata:
+              labels:
+                app: db
+            spec:
+              terminationGracePeriodSeconds: 1
+              containers:
+                - name: db
+                  image: nginx:1.27
+    YAML
+    wait rollout statefulset/db within 1m
+    scale statefulset/db to 1
+    expect pods app=db count 2 within 2s
+}
+
 PODS_DELETED"
         .replace("PODS_DELETED", &daemon_pod_deleted("daemon pod deleted", 0));
     let documents = failing_documents(
@@ -622,6 +649,7 @@ PODS_DELETED"
             "released",
             "relabelled-out-of-the-service",
             "template-changed",
+            "stateful-set-scaled-down",
             "daemon-pod-deleted",
         ],
     );
@@ -632,6 +660,7 @@ PODS_DELETED"
         "not satisfied within 2s: 2 match `pods app=rng,pod-template-hash`",
         "not satisfied within 2s: service/web sends traffic to pod/two",
         "not satisfied within 2s: 2 match `replicasets app=rng`",
+        "not satisfied within 2s: 1 match `pods app=db`",
         "not satisfied within 2s: 2 match `pods app=agent`",
     ];
     for (document, observed) in documents.iter().zip(observed) {

@@ -17,6 +17,10 @@
 //! or ReplicaSet waits to be adopted, released or collected, and each Service's endpoints list
 //! its selected pods with their current readiness. Starting pods, terminating pods and a paused or
 //! stalled rollout are at rest: nothing is left to react to until time passes.
+//!
+//! One thing the objects cannot tell: whether the view holds every pod change a DaemonSet's or
+//! StatefulSet's controller made before it wrote a status that says it is not done. That is
+//! settled by a fresh list of the pods ([`Owed::PodsUnconfirmed`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -100,12 +104,12 @@ pub fn unfinished(objects: &Objects) -> Option<Owed> {
 pub enum Owed {
     /// A reaction the control plane has yet to make, in words.
     Reaction(String),
-    /// A DaemonSet's status (written at resourceVersion `through`) is short of pods or
-    /// mid-rollout, and the view may not yet show every pod change made before it: the
-    /// controller counts from its cache, so a status written right after a pod was made can
-    /// leave that pod out, and a pod's own event can reach the view after the status's. Only a
-    /// fresh list of the pods tells that moment from a DaemonSet whose pods are refused, or
-    /// whose rollout waits on time.
+    /// A DaemonSet's or StatefulSet's status (written at resourceVersion `through`) says it is
+    /// not done (short of pods, mid-rollout, scaling), and the view may not yet show every pod
+    /// change made before it: a controller writes its status after its pod writes, counted from
+    /// its cache, and a pod's own event can reach the view after the status's. Only a fresh list
+    /// of the pods tells that moment from a workload whose pods are refused, or whose rollout
+    /// waits on time.
     PodsUnconfirmed { through: u64, why: String },
 }
 
@@ -117,15 +121,13 @@ impl Owed {
     }
 }
 
-/// The first DaemonSet (by name) whose status is newer than the pod changes the view is known to
-/// hold and says it is not done: short of pods, or mid-rollout.
+/// The first DaemonSet, then StatefulSet (each by name), whose status is newer than the pod
+/// changes the view is known to hold and says it is not done: short of pods, mid-rollout or
+/// scaling.
 fn pods_unconfirmed(objects: &Objects) -> Option<Owed> {
-    by_name(&objects.daemon_sets, |d| &d.metadata, true).into_iter().find_map(|ds| {
+    let daemon_set = by_name(&objects.daemon_sets, |d| &d.metadata, true).into_iter().find_map(|ds| {
         let status = ds.status.as_ref()?;
-        let version = ds.metadata.resource_version.as_deref()?.parse::<u64>().ok()?;
-        if ds.metadata.deletion_timestamp.is_some() || version <= objects.pods_seen_through {
-            return None;
-        }
+        let version = newer_than_pods(&ds.metadata, objects)?;
         let desired = status.desired_number_scheduled;
         let text = Named("daemonset", name(&ds.metadata));
         let why = if status.current_number_scheduled < desired {
@@ -143,7 +145,42 @@ fn pods_unconfirmed(objects: &Objects) -> Option<Owed> {
             return None;
         };
         Some(Owed::PodsUnconfirmed { through: version, why })
+    });
+    daemon_set.or_else(|| {
+        by_name(&objects.stateful_sets, |s| &s.metadata, true).into_iter().find_map(|set| {
+            let version = newer_than_pods(&set.metadata, objects)?;
+            let why = stateful_set_unsettled(set)?;
+            Some(Owed::PodsUnconfirmed { through: version, why })
+        })
     })
+}
+
+/// The resourceVersion of a workload not being deleted, if it is newer than every pod change the
+/// view is known to hold.
+fn newer_than_pods(meta: &ObjectMeta, objects: &Objects) -> Option<u64> {
+    let version = meta.resource_version.as_deref()?.parse::<u64>().ok()?;
+    (meta.deletion_timestamp.is_none() && version > objects.pods_seen_through).then_some(version)
+}
+
+/// Why a StatefulSet's status says it is not done, in words: its pods not all made, ready and of
+/// its update revision, or more of them than it wants. Upstream's controller deletes a pod (a
+/// rolling update's next one, or a scale-down's) and then writes its status, computed from the
+/// pods as they were; so the status can reach the view before the deletion, and read the same
+/// as the state before it. Only a fresh list tells the two apart.
+fn stateful_set_unsettled(set: &StatefulSet) -> Option<String> {
+    let status = set.status.as_ref()?;
+    let wanted = set.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let ready = status.ready_replicas.unwrap_or(0);
+    let updated = status.updated_replicas.unwrap_or(0);
+    let rolled = status.current_revision.is_some() && status.current_revision == status.update_revision;
+    if status.replicas == wanted && ready == wanted && updated == wanted && rolled {
+        return None;
+    }
+    Some(format!(
+        "{}'s status counts {} pods, {ready} ready and {updated} updated, of {wanted}, and the pod changes made before it are not yet confirmed in view",
+        Named("statefulset", name(&set.metadata)),
+        status.replicas
+    ))
 }
 
 /// Whether a DaemonSet is mid-rollout: its status counts fewer updated or available pods than
@@ -967,6 +1004,57 @@ mod tests {
             Some("statefulset/db has yet to count its pods: its status says 1/0 pods/ready, it has 1/1")
         );
         objects.stateful_sets = vec![set(1)];
+        assert_eq!(unfinished(&objects), None);
+    }
+
+    #[test]
+    fn a_stateful_set_rolling_or_scaling_is_at_rest_only_once_the_pod_changes_before_its_status_are_confirmed() {
+        // Status written at version 12; the view holds every pod change through version 10.
+        let set = |wanted: i32, counted: i32, updated: i32, update_revision: &str| -> Arc<StatefulSet> {
+            object(json!({
+                "metadata": {"name": "db", "uid": "uid-db", "generation": 2, "resourceVersion": "12"},
+                "spec": {"replicas": wanted, "selector": {"matchLabels": {"app": "db"}}, "serviceName": "db",
+                         "template": {}},
+                "status": {"replicas": counted, "readyReplicas": counted, "currentReplicas": counted - updated,
+                           "updatedReplicas": updated, "currentRevision": "db-1",
+                           "updateRevision": update_revision, "observedGeneration": 2},
+            }))
+        };
+        let member = |name: &str| {
+            let mut pod: Pod = (*pod(name, json!({"app": "db"}), None, true)).clone();
+            pod.metadata.owner_references = serde_json::from_value(controller("StatefulSet", "db")).unwrap();
+            Arc::new(pod)
+        };
+        let mut objects = Objects {
+            pods: vec![member("db-0"), member("db-1")],
+            replica_sets: Vec::new(),
+            deployments: Vec::new(),
+            daemon_sets: Vec::new(),
+            nodes: Vec::new(),
+            pods_seen_through: 10,
+            stateful_sets: vec![set(2, 2, 2, "db-1")],
+            services: Vec::new(),
+            slices: Vec::new(),
+        };
+        assert_eq!(unfinished(&objects), None, "done: every pod made, ready and updated");
+        let unconfirmed = |counted: i32, updated: i32, wanted: i32| {
+            Some(Owed::PodsUnconfirmed {
+                through: 12,
+                why: format!(
+                    "statefulset/db's status counts {counted} pods, {counted} ready and {updated} updated, of \
+                     {wanted}, and the pod changes made before it are not yet confirmed in view"
+                ),
+            })
+        };
+        // A rolling update: the controller deleted db-1 and then wrote this status, which counts
+        // the pods as they were; the view may not show the deletion yet.
+        objects.stateful_sets = vec![set(2, 2, 0, "db-2")];
+        assert_eq!(unfinished(&objects), unconfirmed(2, 0, 2));
+        // A scale down: db-1 deleted, the status counts it still.
+        objects.stateful_sets = vec![set(1, 2, 2, "db-1")];
+        assert_eq!(unfinished(&objects), unconfirmed(2, 2, 1));
+        // A fresh list showed the pods through version 12.
+        objects.pods_seen_through = 12;
         assert_eq!(unfinished(&objects), None);
     }
 
