@@ -125,55 +125,57 @@ impl Owed {
 /// changes the view is known to hold and says it is not done: short of pods, mid-rollout or
 /// scaling.
 fn pods_unconfirmed(objects: &Objects) -> Option<Owed> {
-    let daemon_set = by_name(&objects.daemon_sets, |d| &d.metadata, true).into_iter().find_map(|ds| {
-        let status = ds.status.as_ref()?;
-        let version = newer_than_pods(&ds.metadata, objects)?;
-        let desired = status.desired_number_scheduled;
-        let text = Named("daemonset", name(&ds.metadata));
-        let why = if status.current_number_scheduled < desired {
-            format!(
-                "{text}'s status counts pods on {} of {desired} nodes, and the pods made before it are not yet confirmed in view",
-                status.current_number_scheduled
-            )
-        } else if rolling_out(ds, status, &objects.pods) {
-            format!(
-                "{text}'s status counts updated pods on {} and available ones on {} of {desired} nodes, and the pod changes made before it are not yet confirmed in view",
-                status.updated_number_scheduled.unwrap_or(0),
-                status.number_available.unwrap_or(0)
-            )
-        } else {
-            return None;
-        };
-        Some(Owed::PodsUnconfirmed { through: version, why })
+    let daemon_sets = by_name(&objects.daemon_sets, |d| &d.metadata, true).into_iter().find_map(|ds| {
+        let through = version_past_pods(&ds.metadata, objects)?;
+        let why = daemon_set_unsettled(ds, &objects.pods)?;
+        Some(Owed::PodsUnconfirmed { through, why })
     });
-    daemon_set.or_else(|| {
+    daemon_sets.or_else(|| {
         by_name(&objects.stateful_sets, |s| &s.metadata, true).into_iter().find_map(|set| {
-            let version = newer_than_pods(&set.metadata, objects)?;
+            let through = version_past_pods(&set.metadata, objects)?;
             let why = stateful_set_unsettled(set)?;
-            Some(Owed::PodsUnconfirmed { through: version, why })
+            Some(Owed::PodsUnconfirmed { through, why })
         })
     })
 }
 
-/// The resourceVersion of a workload not being deleted, if it is newer than every pod change the
-/// view is known to hold.
-fn newer_than_pods(meta: &ObjectMeta, objects: &Objects) -> Option<u64> {
+/// The resourceVersion of a workload not being deleted, if it is past every pod change the view
+/// is known to hold.
+fn version_past_pods(meta: &ObjectMeta, objects: &Objects) -> Option<u64> {
     let version = meta.resource_version.as_deref()?.parse::<u64>().ok()?;
     (meta.deletion_timestamp.is_none() && version > objects.pods_seen_through).then_some(version)
 }
 
-/// Why a StatefulSet's status says it is not done, in words: its pods not all made, ready and of
-/// its update revision, or more of them than it wants. Upstream's controller deletes a pod (a
-/// rolling update's next one, or a scale-down's) and then writes its status, computed from the
-/// pods as they were; so the status can reach the view before the deletion, and read the same
-/// as the state before it. Only a fresh list tells the two apart.
+/// Why a DaemonSet's status says it is not done, in words: short of pods, or mid-rollout.
+fn daemon_set_unsettled(ds: &DaemonSet, pods: &[Arc<Pod>]) -> Option<String> {
+    let status = ds.status.as_ref()?;
+    let desired = status.desired_number_scheduled;
+    let text = Named("daemonset", name(&ds.metadata));
+    if status.current_number_scheduled < desired {
+        return Some(format!(
+            "{text}'s status counts pods on {} of {desired} nodes, and the pods made before it are not yet confirmed in view",
+            status.current_number_scheduled
+        ));
+    }
+    rolling_out(ds, status, pods).then(|| {
+        format!(
+            "{text}'s status counts updated pods on {} and available ones on {} of {desired} nodes, and the pod changes made before it are not yet confirmed in view",
+            status.updated_number_scheduled.unwrap_or(0),
+            status.number_available.unwrap_or(0)
+        )
+    })
+}
+
+/// Why a StatefulSet's status says it is not done, in words: fewer pods made, ready or updated
+/// than it wants, or more pods than it wants. Its controller deletes pods (a rolling update's
+/// old ones, a scale-down's extra ones) and then writes a status counted from the pods as they
+/// were, which matches the view's count whether or not the view has seen the deletion.
 fn stateful_set_unsettled(set: &StatefulSet) -> Option<String> {
     let status = set.status.as_ref()?;
     let wanted = set.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let ready = status.ready_replicas.unwrap_or(0);
     let updated = status.updated_replicas.unwrap_or(0);
-    let rolled = status.current_revision.is_some() && status.current_revision == status.update_revision;
-    if status.replicas == wanted && ready == wanted && updated == wanted && rolled {
+    if status.replicas == wanted && ready == wanted && updated == wanted {
         return None;
     }
     Some(format!(
@@ -1008,17 +1010,19 @@ mod tests {
     }
 
     #[test]
-    fn a_stateful_set_rolling_or_scaling_is_at_rest_only_once_the_pod_changes_before_its_status_are_confirmed() {
+    fn a_stateful_set_not_done_is_at_rest_only_once_the_pod_changes_before_its_status_are_confirmed() {
         // Status written at version 12; the view holds every pod change through version 10.
-        let set = |wanted: i32, counted: i32, updated: i32, update_revision: &str| -> Arc<StatefulSet> {
-            object(json!({
+        let set = |wanted: i32, counted: i32, ready: i32, updated: i32| -> StatefulSet {
+            let update_revision = if updated == counted { "db-1" } else { "db-2" };
+            (*object::<StatefulSet>(json!({
                 "metadata": {"name": "db", "uid": "uid-db", "generation": 2, "resourceVersion": "12"},
                 "spec": {"replicas": wanted, "selector": {"matchLabels": {"app": "db"}}, "serviceName": "db",
                          "template": {}},
-                "status": {"replicas": counted, "readyReplicas": counted, "currentReplicas": counted - updated,
+                "status": {"replicas": counted, "readyReplicas": ready, "currentReplicas": counted - updated,
                            "updatedReplicas": updated, "currentRevision": "db-1",
                            "updateRevision": update_revision, "observedGeneration": 2},
-            }))
+            })))
+            .clone()
         };
         let member = |name: &str| {
             let mut pod: Pod = (*pod(name, json!({"app": "db"}), None, true)).clone();
@@ -1032,28 +1036,38 @@ mod tests {
             daemon_sets: Vec::new(),
             nodes: Vec::new(),
             pods_seen_through: 10,
-            stateful_sets: vec![set(2, 2, 2, "db-1")],
+            stateful_sets: vec![Arc::new(set(2, 2, 2, 2))],
             services: Vec::new(),
             slices: Vec::new(),
         };
         assert_eq!(unfinished(&objects), None, "done: every pod made, ready and updated");
-        let unconfirmed = |counted: i32, updated: i32, wanted: i32| {
+        let unconfirmed = |counted: i32, ready: i32, updated: i32, wanted: i32| {
             Some(Owed::PodsUnconfirmed {
                 through: 12,
                 why: format!(
-                    "statefulset/db's status counts {counted} pods, {counted} ready and {updated} updated, of \
+                    "statefulset/db's status counts {counted} pods, {ready} ready and {updated} updated, of \
                      {wanted}, and the pod changes made before it are not yet confirmed in view"
                 ),
             })
         };
         // A rolling update: the controller deleted db-1 and then wrote this status, which counts
         // the pods as they were; the view may not show the deletion yet.
-        objects.stateful_sets = vec![set(2, 2, 0, "db-2")];
-        assert_eq!(unfinished(&objects), unconfirmed(2, 0, 2));
+        objects.stateful_sets = vec![Arc::new(set(2, 2, 2, 0))];
+        assert_eq!(unfinished(&objects), unconfirmed(2, 2, 0, 2));
         // A scale down: db-1 deleted, the status counts it still.
-        objects.stateful_sets = vec![set(1, 2, 2, "db-1")];
-        assert_eq!(unfinished(&objects), unconfirmed(2, 2, 1));
+        objects.stateful_sets = vec![Arc::new(set(1, 2, 2, 2))];
+        assert_eq!(unfinished(&objects), unconfirmed(2, 2, 2, 1));
+        // An ordered start: db-0 ready, db-1 made just before this status, which counts db-0 alone.
+        objects.pods.pop();
+        objects.stateful_sets = vec![Arc::new(set(2, 1, 1, 1))];
+        assert_eq!(unfinished(&objects), unconfirmed(1, 1, 1, 2));
+        // A set being deleted is left to the garbage collector.
+        let mut deleted = set(2, 1, 1, 1);
+        deleted.metadata.deletion_timestamp = serde_json::from_value(json!("2026-01-01T00:00:00Z")).unwrap();
+        objects.stateful_sets = vec![Arc::new(deleted)];
+        assert_eq!(unfinished(&objects), None);
         // A fresh list showed the pods through version 12.
+        objects.stateful_sets = vec![Arc::new(set(2, 1, 1, 1))];
         objects.pods_seen_through = 12;
         assert_eq!(unfinished(&objects), None);
     }
