@@ -1014,15 +1014,15 @@ mod tests {
         // Status written at version 12; the view holds every pod change through version 10.
         let set = |wanted: i32, counted: i32, ready: i32, updated: i32| -> StatefulSet {
             let update_revision = if updated == counted { "db-1" } else { "db-2" };
-            (*object::<StatefulSet>(json!({
+            serde_json::from_value(json!({
                 "metadata": {"name": "db", "uid": "uid-db", "generation": 2, "resourceVersion": "12"},
                 "spec": {"replicas": wanted, "selector": {"matchLabels": {"app": "db"}}, "serviceName": "db",
                          "template": {}},
                 "status": {"replicas": counted, "readyReplicas": ready, "currentReplicas": counted - updated,
                            "updatedReplicas": updated, "currentRevision": "db-1",
                            "updateRevision": update_revision, "observedGeneration": 2},
-            })))
-            .clone()
+            }))
+            .unwrap()
         };
         let member = |name: &str| {
             let mut pod: Pod = (*pod(name, json!({"app": "db"}), None, true)).clone();
