@@ -201,8 +201,6 @@ fn replace(path: &'static str, value: serde_json::Value) -> PatchOperation {
     PatchOperation::Replace(json_patch::ReplaceOperation { path: Pointer::from_static(path).to_buf(), value })
 }
 
-/// Equal as the API machinery's semantic equality has it: an empty list or map is the same as
-/// none.
 /// The label by which a Deployment's controller tells its replica sets' pods apart.
 pub(super) const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
 
@@ -234,6 +232,8 @@ fn without_hash(template: &PodTemplateSpec) -> serde_json::Value {
     template
 }
 
+/// Equal as the API machinery's semantic equality has it: an empty list or map is the same as
+/// none.
 fn semantically_equal(a: &serde_json::Value, b: &serde_json::Value) -> bool {
     fn is_empty(value: &serde_json::Value) -> bool {
         match value {
