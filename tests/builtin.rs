@@ -117,6 +117,45 @@ fn grace_periods_and_timeouts_pass_in_virtual_time() {
     assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
 }
 
+/// A service whose selected pods are all terminating still sends them traffic (kube-proxy falls
+/// back to terminating endpoints that serve), so a snapshot, which records a settled service, waits
+/// out their grace period at the kind pace. Given too little time it says that, not that the
+/// endpoint controller is behind; at the fast pace the pods are gone at once.
+#[test]
+fn a_snapshot_waiting_out_terminating_pods_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let emptied = |within: &str| {
+        format!(
+            "scenario \"emptied\" {{\n    apply \"dockercoins/rng.yaml\"\n    scale deployment/rng to 2\n    wait rollout deployment/rng\n    scale deployment/rng to 0\n    snapshot \"emptied\" {within}\n}}\n"
+        )
+    };
+    // Outside CI, so that the first run to reach a snapshot records it.
+    let run_at = |pace: &str, path: &std::path::Path| {
+        let mut command = builtin(&["run", "--pace", pace, path.to_str().unwrap()]);
+        command.env_remove("CI");
+        run(command)
+    };
+    let short = script(dir.path(), "short.rollout", &emptied("within 10s"));
+    let (code, output) = run_at("kind", &short);
+    assert_eq!(code, 1, "{output}");
+    assert!(
+        output.contains(
+            "the cluster did not settle within 10s: service/rng still sends traffic to terminating pods: no pod it \
+             selects is ready, so kube-proxy falls back to the terminating ones that still serve until their grace \
+             period ends; give the step more time with `within`"
+        ),
+        "{output}"
+    );
+    assert!(output.contains("terminating: its grace period is 30s"), "{output}");
+    assert!(!output.contains("behind or stuck"), "{output}");
+    let (code, output) = run_at("fast", &short);
+    assert_eq!(code, 0, "at the fast pace: {output}");
+    // Their 30 s grace period allowed, the snapshot records the service with no traffic.
+    let long = script(dir.path(), "long.rollout", &emptied("within 45s"));
+    let (code, output) = run_at("kind", &long);
+    assert_eq!(code, 0, "{output}");
+}
+
 #[test]
 fn an_expectation_that_cannot_come_true_fails_at_once_with_the_timeout_message() {
     let dir = tempfile::tempdir().unwrap();

@@ -568,12 +568,24 @@ pub async fn settle(context: &Context<'_>, timeout: Duration, only: Option<&str>
                 .filter(|p| is_ready(p) && super::view::service_selects(&selector, &labels_of(&p.metadata)))
                 .map(|p| p.metadata.uid.clone())
                 .collect();
-            let routed: BTreeSet<Option<String>> = view.routed(&name).into_iter().map(|b| b.pod_uid).collect();
+            let backends = view.routed(&name);
+            // With no selected pod ready, kube-proxy routes to terminating pods that still serve:
+            // a state that lasts until their grace period ends, not a lagging controller.
+            let falling_back = expected.is_empty() && !backends.is_empty() && backends.iter().all(|b| b.terminating);
+            let routed: BTreeSet<Option<String>> = backends.into_iter().map(|b| b.pod_uid).collect();
             if routed != expected {
-                return Err(format!(
-                    "service/{name}'s endpoints never matched the ready pods its selector picks: the endpoint \
-                     controller is behind or stuck"
-                ));
+                return Err(if falling_back {
+                    format!(
+                        "service/{name} still sends traffic to terminating pods: no pod it selects is ready, so \
+                         kube-proxy falls back to the terminating ones that still serve until their grace period \
+                         ends; give the step more time with `within`"
+                    )
+                } else {
+                    format!(
+                        "service/{name}'s endpoints never matched the ready pods its selector picks: the endpoint \
+                         controller is behind or stuck"
+                    )
+                });
             }
         }
         if only.is_some() {
