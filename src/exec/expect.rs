@@ -87,9 +87,31 @@ fn evaluate(step: &Step, context: &Context<'_>) -> Result<Verdict, StepError> {
         StepKind::Wait(WaitFor::Deleted(target)) => {
             // Gone means gone: an object still terminating is not deleted yet.
             let left = present(context, target, true)?;
-            Ok(if left == 0 { Ok("gone".into()) } else { Err(format!("{left} object(s) still exist")) })
+            if left == 0 {
+                return Ok(Ok("gone".into()));
+            }
+            let terminating = left - present(context, target, false)?;
+            Ok(Err(match terminating {
+                0 => format!("{left} object(s) still exist"),
+                _ if targets_pods(context, target) => format!(
+                    "{left} object(s) still exist, {terminating} of them terminating: a deleted pod stays until its \
+                     grace period ends (30s unless its spec says); give the step more time with `within`"
+                ),
+                _ => format!("{left} object(s) still exist, {terminating} of them being deleted"),
+            }))
         }
         _ => Ok(Ok(String::new())),
+    }
+}
+
+/// Whether a target stands for pods (a bare name or selection names pods unless it says a kind).
+fn targets_pods(context: &Context<'_>, target: &Target) -> bool {
+    match target {
+        Target::Variable(v) => {
+            matches!(context.variables.get(&v.value), Some(Value::Pod(_) | Value::Object { kind: Kind::Pod, .. }))
+        }
+        Target::Object(o) => o.kind.unwrap_or(Kind::Pod) == Kind::Pod,
+        Target::Selection(s) => s.kind.unwrap_or(Kind::Pod) == Kind::Pod,
     }
 }
 
