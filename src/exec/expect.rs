@@ -90,14 +90,17 @@ fn evaluate(step: &Step, context: &Context<'_>) -> Result<Verdict, StepError> {
             if left == 0 {
                 return Ok(Ok("gone".into()));
             }
-            let terminating = left - present(context, target, false)?;
-            Ok(Err(match terminating {
-                0 => format!("{left} object(s) still exist"),
-                _ if targets_pods(context, target) => format!(
-                    "{left} object(s) still exist, {terminating} of them terminating: a deleted pod stays until its \
-                     grace period ends (30s unless its spec says); give the step more time with `within`"
-                ),
-                _ => format!("{left} object(s) still exist, {terminating} of them being deleted"),
+            // Only when every object left is on its way out may more time be all the step needs.
+            let all_terminating = present(context, target, false)? == 0;
+            Ok(Err(if !all_terminating {
+                format!("{left} object(s) still exist")
+            } else if targets_pods(context, target) {
+                format!(
+                    "{left} object(s) still exist, terminating: a deleted pod stays until its grace period ends; give \
+                     the step more time with `within`"
+                )
+            } else {
+                format!("{left} object(s) still exist, being deleted")
             }))
         }
         _ => Ok(Ok(String::new())),
@@ -570,7 +573,8 @@ fn stalled(context: &Context<'_>, mut why: String) -> StepError {
 /// for a whole snapshot, every Deployment and DaemonSet has rolled out (or gone as far as it will
 /// until the user acts: paused, or OnDelete). A guard starts from the first; a snapshot records
 /// only after both, so it reads the same at every pace. A rollout past its progress deadline
-/// will not settle: that fails at once.
+/// will not settle: that fails at once. A Service whose selected pods are all terminating routes
+/// to them until they go (kube-proxy's fallback), so it settles only once their grace period ends.
 pub async fn settle(context: &Context<'_>, timeout: Duration, only: Option<&str>) -> Result<(), StepError> {
     let deadline = tokio::time::Instant::now() + timeout;
     // Ok(None) once settled, Ok(Some(why)) when it never will, Err(why) while it has not yet.
@@ -591,23 +595,15 @@ pub async fn settle(context: &Context<'_>, timeout: Duration, only: Option<&str>
                 .map(|p| p.metadata.uid.clone())
                 .collect();
             let backends = view.routed(&name);
-            // With no selected pod ready, kube-proxy routes to terminating pods that still serve:
-            // a state that lasts until their grace period ends, not a lagging controller.
-            let falling_back = expected.is_empty() && !backends.is_empty() && backends.iter().all(|b| b.terminating);
-            let routed: BTreeSet<Option<String>> = backends.into_iter().map(|b| b.pod_uid).collect();
+            let routed: BTreeSet<Option<String>> = backends.iter().map(|b| b.pod_uid.clone()).collect();
             if routed != expected {
-                return Err(if falling_back {
-                    format!(
-                        "service/{name} still sends traffic to terminating pods: no pod it selects is ready, so \
-                         kube-proxy falls back to the terminating ones that still serve until their grace period \
-                         ends; give the step more time with `within`"
-                    )
-                } else {
-                    format!(
-                        "service/{name}'s endpoints never matched the ready pods its selector picks: the endpoint \
-                         controller is behind or stuck"
-                    )
-                });
+                return Err(unsettled_endpoints(
+                    &name,
+                    &selector,
+                    expected.is_empty(),
+                    &backends,
+                    &view.pods_behind(&backends),
+                ));
             }
         }
         if only.is_some() {
@@ -653,6 +649,42 @@ pub async fn settle(context: &Context<'_>, timeout: Duration, only: Option<&str>
             timeout,
         )),
         Err(Unmet::Cluster(why)) => Err(StepError::Infrastructure(why)),
+    }
+}
+
+/// Why a Service's routed endpoints (`backends`, with the pod behind each) are not the ready pods
+/// its `selector` picks. With none of them ready, kube-proxy routes to terminating pods that still
+/// serve: a state that lasts until their grace period ends, not a lagging controller, as long as
+/// each is a pod still there, being deleted, still Ready and still selected.
+fn unsettled_endpoints(
+    name: &str,
+    selector: &BTreeMap<String, String>,
+    none_ready: bool,
+    backends: &[Backend],
+    behind: &[Option<super::view::Behind>],
+) -> String {
+    let falling_back = none_ready
+        && !backends.is_empty()
+        && backends.iter().all(|b| b.terminating)
+        && behind.iter().all(|behind| {
+            behind.as_ref().is_some_and(|behind| {
+                !behind.gone
+                    && behind.pod.metadata.deletion_timestamp.is_some()
+                    && is_ready(&behind.pod)
+                    && super::view::service_selects(selector, &labels_of(&behind.pod.metadata))
+            })
+        });
+    if falling_back {
+        format!(
+            "service/{name} still sends traffic to terminating pods: no pod it selects is ready, so kube-proxy \
+             falls back to the terminating ones that still serve until their grace period ends; give the step more \
+             time with `within`"
+        )
+    } else {
+        format!(
+            "service/{name}'s endpoints never matched the ready pods its selector picks: the endpoint controller is \
+             behind or stuck"
+        )
     }
 }
 
@@ -702,4 +734,55 @@ pub fn snapshot_body(context: &Context<'_>) -> String {
         let _ = writeln!(out, "  statefulset/{}: {wanted} replicas", s.metadata.name.clone().unwrap_or_default());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::super::view::Behind;
+    use super::*;
+
+    fn pod(app: &str, deleting: bool, ready: bool) -> Arc<Pod> {
+        let mut metadata = json!({"name": "a", "uid": "uid-a", "labels": {"app": app}});
+        if deleting {
+            metadata["deletionTimestamp"] = json!("2026-01-01T00:00:30Z");
+        }
+        let ready = if ready { "True" } else { "False" };
+        Arc::new(
+            serde_json::from_value(
+                json!({"metadata": metadata, "status": {"conditions": [{"type": "Ready", "status": ready}]}}),
+            )
+            .unwrap(),
+        )
+    }
+
+    fn message(none_ready: bool, terminating: bool, behind: Option<Behind>) -> String {
+        let selector = BTreeMap::from([("app".to_string(), "rng".to_string())]);
+        let backends = [Backend { pod_name: "a".into(), pod_uid: Some("uid-a".into()), terminating }];
+        unsettled_endpoints("rng", &selector, none_ready, &backends, &[behind])
+    }
+
+    #[test]
+    fn a_service_left_with_terminating_pods_is_told_from_a_lagging_endpoint_controller() {
+        let behind =
+            |app: &str, deleting: bool, ready: bool, gone: bool| Some(Behind { pod: pod(app, deleting, ready), gone });
+        let falls_back = message(true, true, behind("rng", true, true, false));
+        assert!(falls_back.starts_with("service/rng still sends traffic to terminating pods"), "{falls_back}");
+        // Anything the slice says that the pods do not bear out is the controller's lag.
+        let lagging = [
+            ("a ready pod it does not list", message(false, true, behind("rng", true, true, false))),
+            ("an endpoint still ready", message(true, false, behind("rng", true, true, false))),
+            ("a pod already gone", message(true, true, behind("rng", true, true, true))),
+            ("a pod the view never held", message(true, true, None)),
+            ("a pod not being deleted", message(true, true, behind("rng", false, true, false))),
+            ("a pod no longer ready", message(true, true, behind("rng", true, false, false))),
+            ("a pod no longer selected", message(true, true, behind("web", true, true, false))),
+        ];
+        for (case, message) in lagging {
+            assert!(message.ends_with("the endpoint controller is behind or stuck"), "{case}: {message}");
+        }
+    }
 }
