@@ -729,3 +729,34 @@ fn a_deleted_daemon_pod_is_judged_terminating_only_where_the_kubelet_keeps_its_g
         }
     }
 }
+
+#[test]
+fn a_service_publishing_not_ready_addresses_routes_to_its_terminating_pods_as_ready() {
+    // Such a Service's slices list a terminating pod ready, and kube-proxy routes to every ready
+    // endpoint, beside the pods that are not terminating. At the kind pace the deleted pod
+    // terminates for a long grace period (on the testbed a random part of an hour): still routed.
+    // At the fast pace it is gone at once.
+    let pod = |name: &str| {
+        format!(
+            "        ---\n        apiVersion: v1\n        kind: Pod\n        metadata: {{name: {name}, labels: {{app: peers}}}}\n        spec:\n          terminationGracePeriodSeconds: 3600\n          containers: [{{name: peer, image: \"peer:1\"}}]\n"
+        )
+    };
+    let text = format!(
+        "scenario \"terminating peers\" {{\n    apply <<YAML\n        apiVersion: v1\n        kind: Service\n        metadata: {{name: peers}}\n        spec:\n          publishNotReadyAddresses: true\n          selector: {{app: peers}}\n          ports: [{{port: 80}}]\n{}{}    YAML\n    wait pods app=peers condition=Ready\n    expect-traffic service/peers count 2\n    delete pod/one\n    expect-traffic service/peers count 2 within 2s\n}}\n",
+        pod("one"),
+        pod("two")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = script(dir.path(), "peers.rollout", &text);
+    for (pace, args) in paces_under_test() {
+        let mut command = rehearse(&["run", path.to_str().unwrap()]);
+        command.args(&args);
+        let (code, output) = run(command);
+        if pace == "fast" {
+            assert_eq!(code, 1, "{output}");
+            assert!(output.contains("not satisfied within 2s: service/peers sends traffic to pod/two"), "{output}");
+        } else {
+            assert_eq!(code, 0, "at the {pace} pace: {output}");
+        }
+    }
+}

@@ -597,10 +597,12 @@ pub async fn settle(context: &Context<'_>, timeout: Duration, only: Option<&str>
             let backends = view.routed(&name);
             let routed: BTreeSet<Option<String>> = backends.iter().map(|b| b.pod_uid.clone()).collect();
             if routed != expected {
+                let publishes_not_ready = spec.and_then(|s| s.publish_not_ready_addresses) == Some(true);
                 return Err(unsettled_endpoints(
                     &name,
                     &selector,
-                    expected.is_empty(),
+                    publishes_not_ready,
+                    &expected,
                     &backends,
                     &view.pods_behind(&backends),
                 ));
@@ -652,29 +654,37 @@ pub async fn settle(context: &Context<'_>, timeout: Duration, only: Option<&str>
     }
 }
 
-/// Why a Service's routed endpoints (`backends`, with the pod behind each) are not the ready pods
-/// its `selector` picks. With none of them ready, kube-proxy routes to terminating pods that still
-/// serve: a state that lasts until their grace period ends, not a lagging controller, as long as
-/// each is a pod still there, being deleted, still Ready and still selected.
+/// Why a Service's routed endpoints (`backends`, with the pod behind each) are not the `expected`
+/// ones, the ready pods its `selector` picks. Routed pods that are being deleted, still there and
+/// still selected are not a lagging controller's: they stay until their grace period ends, routed
+/// as kube-proxy's fallback when none of the pods is ready (if they still serve), or listed ready
+/// by a Service that publishes not-ready addresses.
 fn unsettled_endpoints(
     name: &str,
     selector: &BTreeMap<String, String>,
-    none_ready: bool,
+    publishes_not_ready: bool,
+    expected: &BTreeSet<Option<String>>,
     backends: &[Backend],
     behind: &[Option<super::view::Behind>],
 ) -> String {
-    let falling_back = none_ready
-        && !backends.is_empty()
-        && backends.iter().all(|b| b.terminating)
-        && behind.iter().all(|behind| {
-            behind.as_ref().is_some_and(|behind| {
-                !behind.gone
-                    && behind.pod.metadata.deletion_timestamp.is_some()
-                    && is_ready(&behind.pod)
-                    && super::view::service_selects(selector, &labels_of(&behind.pod.metadata))
-            })
-        });
-    if falling_back {
+    let terminating = |behind: &Option<super::view::Behind>| {
+        behind.as_ref().is_some_and(|behind| {
+            !behind.gone
+                && behind.pod.metadata.deletion_timestamp.is_some()
+                && (publishes_not_ready || is_ready(&behind.pod))
+                && super::view::service_selects(selector, &labels_of(&behind.pod.metadata))
+        })
+    };
+    let mut extra = backends.iter().zip(behind).filter(|(backend, _)| !expected.contains(&backend.pod_uid)).peekable();
+    let routes_every_expected = expected.iter().all(|uid| backends.iter().any(|b| &b.pod_uid == uid));
+    let only_terminating_extra =
+        routes_every_expected && extra.peek().is_some() && extra.all(|(_, behind)| terminating(behind));
+    if only_terminating_extra && publishes_not_ready {
+        format!(
+            "service/{name} still sends traffic to terminating pods: it publishes not-ready addresses, so its \
+             endpoints list them ready until their grace period ends; give the step more time with `within`"
+        )
+    } else if only_terminating_extra && expected.is_empty() && backends.iter().all(|b| b.terminating) {
         format!(
             "service/{name} still sends traffic to terminating pods: no pod it selects is ready, so kube-proxy \
              falls back to the terminating ones that still serve until their grace period ends; give the step more \
@@ -759,10 +769,16 @@ mod tests {
         )
     }
 
+    /// The message for a service routing to pod `a` (as a fallback when `terminating`), beside
+    /// pod `b` ready and expected when not `none_ready`.
     fn message(none_ready: bool, terminating: bool, behind: Option<Behind>) -> String {
         let selector = BTreeMap::from([("app".to_string(), "rng".to_string())]);
-        let backends = [Backend { pod_name: "a".into(), pod_uid: Some("uid-a".into()), terminating }];
-        unsettled_endpoints("rng", &selector, none_ready, &backends, &[behind])
+        let backend =
+            |pod: &str, terminating| Backend { pod_name: pod.into(), pod_uid: Some(format!("uid-{pod}")), terminating };
+        let expected: BTreeSet<Option<String>> =
+            if none_ready { BTreeSet::new() } else { BTreeSet::from([Some("uid-b".to_string())]) };
+        let backends = [backend("a", terminating)];
+        unsettled_endpoints("rng", &selector, false, &expected, &backends, &[behind])
     }
 
     #[test]
@@ -784,5 +800,27 @@ mod tests {
         for (case, message) in lagging {
             assert!(message.ends_with("the endpoint controller is behind or stuck"), "{case}: {message}");
         }
+    }
+
+    #[test]
+    fn a_service_publishing_not_ready_addresses_lists_its_terminating_pods_ready() {
+        let selector = BTreeMap::from([("app".to_string(), "peers".to_string())]);
+        let pod = |name: &str, deleting: bool| {
+            let mut pod = (*pod("peers", deleting, false)).clone();
+            pod.metadata.name = Some(name.into());
+            pod.metadata.uid = Some(format!("uid-{name}"));
+            Arc::new(pod)
+        };
+        let backend =
+            |name: &str| Backend { pod_name: name.into(), pod_uid: Some(format!("uid-{name}")), terminating: false };
+        // `b` is live (expected once ready, say), `a` is being deleted and listed ready.
+        let expected = BTreeSet::from([Some("uid-b".to_string())]);
+        let behind =
+            [Some(Behind { pod: pod("a", true), gone: false }), Some(Behind { pod: pod("b", false), gone: false })];
+        let listed = unsettled_endpoints("peers", &selector, true, &expected, &[backend("a"), backend("b")], &behind);
+        assert!(listed.contains("it publishes not-ready addresses, so its endpoints list them ready"), "{listed}");
+        // A live pod it lists but does not route is not that.
+        let missing = unsettled_endpoints("peers", &selector, true, &expected, &[backend("a")], &behind[..1]);
+        assert!(missing.ends_with("behind or stuck"), "{missing}");
     }
 }

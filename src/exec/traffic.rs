@@ -1,11 +1,13 @@
 //! Where a Service's traffic goes, by kube-proxy's rules, read from its EndpointSlices.
 //!
 //! kube-proxy merges the endpoints of every slice labelled with the Service's name and sends
-//! traffic to the ready ones. Only when there is no ready endpoint does it fall back to the ones
-//! that are terminating but still serving (KEP-1669, on by default since Kubernetes 1.26). An
-//! endpoint whose `ready` is unset counts as ready, and an unset `serving` reads as `ready` (the
-//! EndpointSlice API's own rules). The pods behind those endpoints receive the traffic, whatever
-//! state the pods themselves are in by now: a stale slice still routes to a deleted pod.
+//! traffic to the ready ones, terminating or not (a Service that publishes not-ready addresses
+//! has its terminating pods listed ready). Only when there is no ready endpoint does it fall back
+//! to the ones that are terminating but still serving (KEP-1669, on by default since Kubernetes
+//! 1.26). An unset `ready` or `serving` counts as true, an unset `terminating` as false, as
+//! kube-proxy reads them (pkg/proxy/endpointslicecache.go; the EndpointSlice controller always
+//! sets all three). The pods behind those endpoints receive the traffic, whatever state the pods
+//! themselves are in by now: a stale slice still routes to a deleted pod.
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
@@ -34,13 +36,13 @@ pub fn routed<'a>(slices: impl IntoIterator<Item = &'a EndpointSlice>) -> Vec<Ba
     for endpoint in slices.into_iter().flat_map(|s| s.endpoints.iter()) {
         let conditions = endpoint.conditions.clone().unwrap_or_default();
         let is_ready = conditions.ready.unwrap_or(true);
-        let is_serving = conditions.serving.unwrap_or(is_ready);
+        let is_serving = conditions.serving.unwrap_or(true);
         let is_terminating = conditions.terminating.unwrap_or(false);
         let target = endpoint.target_ref.as_ref();
         let pod_name = target.and_then(|t| t.name.clone()).or_else(|| endpoint.addresses.first().cloned());
         let Some(pod_name) = pod_name else { continue };
         let backend = Backend { pod_name, pod_uid: target.and_then(|t| t.uid.clone()), terminating: false };
-        if is_ready && !is_terminating {
+        if is_ready {
             ready.push(backend);
         } else if is_serving && is_terminating {
             serving_terminating.push(Backend { terminating: true, ..backend });
@@ -99,14 +101,24 @@ mod tests {
     }
 
     #[test]
-    fn unset_conditions_follow_the_api_defaults() {
+    fn unset_conditions_read_as_kube_proxy_reads_them() {
         let slices =
             [slice(serde_json::json!(
                 [endpoint("a", None, None, None), endpoint("b", Some(false), None, Some(true)),]
             ))];
         assert_eq!(names(&routed(&slices)), [("a", false)]);
         let only_terminating = [slice(serde_json::json!([endpoint("b", Some(false), None, Some(true))]))];
-        assert!(routed(&only_terminating).is_empty(), "serving defaults to ready, which is false here");
+        assert_eq!(names(&routed(&only_terminating)), [("b", true)], "an unset serving counts as serving");
+    }
+
+    #[test]
+    fn a_ready_endpoint_takes_traffic_even_while_terminating() {
+        // A Service that publishes not-ready addresses: its terminating pods are listed ready.
+        let slices = [slice(serde_json::json!([
+            endpoint("a", Some(true), Some(true), Some(false)),
+            endpoint("b", Some(true), Some(true), Some(true)),
+        ]))];
+        assert_eq!(names(&routed(&slices)), [("a", false), ("b", false)]);
     }
 
     #[test]
