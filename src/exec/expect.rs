@@ -676,7 +676,9 @@ fn unsettled_endpoints(
         })
     };
     let mut extra = backends.iter().zip(behind).filter(|(backend, _)| !expected.contains(&backend.pod_uid)).peekable();
-    let routes_every_expected = expected.iter().all(|uid| backends.iter().any(|b| &b.pod_uid == uid));
+    // A set: while a Service of thousands of pods scales, this runs after every change.
+    let routed: BTreeSet<&Option<String>> = backends.iter().map(|b| &b.pod_uid).collect();
+    let routes_every_expected = expected.iter().all(|uid| routed.contains(uid));
     let only_terminating_extra =
         routes_every_expected && extra.peek().is_some() && extra.all(|(_, behind)| terminating(behind));
     if only_terminating_extra && publishes_not_ready {
