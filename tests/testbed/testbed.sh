@@ -24,9 +24,13 @@ BUILD_KEY="k8s-${K8S_VERSION}-etcd-${ETCD_VERSION}-kwok-${KWOK_VERSION}"
 BUILD_DIR="$CACHE_ROOT/$BUILD_KEY"
 BIN_DIR="$BUILD_DIR/bin"
 # kwok Stage files, one per pace (see PACES below). The fast one keeps the name
-# it had before paces existed.
+# it had before paces existed. The kind one is composed at `up` and `pace` from
+# kwok's general stages for starting pods (extracted at build time) and the
+# testbed's own pod-delete stage, kept beside this script.
 STAGES_FILE="$BUILD_DIR/kwok-stages.yaml"
+KIND_START_STAGES_FILE="$BUILD_DIR/kwok-stages-kind-start.yaml"
 KIND_STAGES_FILE="$BUILD_DIR/kwok-stages-kind.yaml"
+KIND_POD_DELETE_STAGE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/kind-pod-delete.yaml"
 RUN_DIR=${REHEARSE_TESTBED_DIR:-$CACHE_ROOT/run}
 # Absolute: process ownership checks match it in command lines.
 [[ $RUN_DIR == /* ]] || RUN_DIR="$PWD/$RUN_DIR"
@@ -55,8 +59,9 @@ NODES=(rehearse-control-plane rehearse-worker rehearse-worker2)
 # so that `up` needs neither go nor the module cache. Two paces, same nodes:
 #   fast  pods Ready at once, deleted at once (kwok's pod/fast stages)
 #   kind  kwok's pod/general stages: containers created and then Ready after
-#         1-5 s each, a deleted pod stays (Terminating, still Ready) for a random
-#         part of its grace period; closer to a real kubelet such as kind's
+#         1-5 s each; a deleted pod stays (Terminating, still Ready) until its
+#         grace period ends (kind-pod-delete.yaml: a process that ignores
+#         SIGTERM, as the runbook's services do, on a real kubelet such as kind's)
 PACES=(fast kind)
 NODE_STAGE_FILES=(
   node/fast/node-initialize.yaml
@@ -75,7 +80,6 @@ KIND_STAGE_FILES=(
   pod/general/pod-init-container-completed.yaml
   pod/general/pod-ready.yaml
   pod/general/pod-complete.yaml
-  pod/general/pod-delete.yaml
 )
 
 KUBECONFIG_PATH="$RUN_DIR/kubeconfig"
@@ -104,8 +108,8 @@ usage: $me build|up [--pace fast|kind]|pace [fast|kind]|apiserver VERB|down|stat
           3 nodes are Ready (timeout ${UP_TIMEOUT}s). --pace (default
           \$REHEARSE_TESTBED_PACE or fast): how kwok plays pods
             fast  Ready at once, deleted at once
-            kind  kwok's general stages: Ready after a few seconds, deleted
-                  within the termination grace period
+            kind  kwok's general stages: Ready after a few seconds; a
+                  deleted pod goes when its grace period ends
           On a running cluster at another pace, only the pace is switched.
   pace    print the running cluster's pace; with fast|kind, switch it by
           restarting kwok alone (API server, certificates, kubeconfig and
@@ -150,10 +154,7 @@ binaries_present() {
 }
 
 stages_present() {
-  local p
-  for p in "${PACES[@]}"; do
-    [[ -s "$(pace_stages_file "$p")" ]] || return 1
-  done
+  [[ -s "$STAGES_FILE" && -s "$KIND_START_STAGES_FILE" ]]
 }
 
 build_present() {
@@ -251,9 +252,26 @@ build_kubernetes() {
 pace_stages_file() {
   case $1 in
     fast) echo "$STAGES_FILE" ;;
-    kind) echo "$KIND_STAGES_FILE" ;;
+    kind) compose_kind_stages && echo "$KIND_STAGES_FILE" ;;
     *) die "unknown pace '$1' (fast or kind)" ;;
   esac
+}
+
+# The kind pace's Stage file: kwok's stages for starting pods, then the
+# testbed's pod-delete stage. Rewritten whenever either part changed (the
+# pod-delete stage lives in the repository, not in the build cache).
+compose_kind_stages() {
+  [[ -s $KIND_POD_DELETE_STAGE ]] || die "missing $KIND_POD_DELETE_STAGE"
+  {
+    cat "$KIND_START_STAGES_FILE"
+    echo "---"
+    cat "$KIND_POD_DELETE_STAGE"
+  } >"$KIND_STAGES_FILE.tmp"
+  if cmp -s "$KIND_STAGES_FILE.tmp" "$KIND_STAGES_FILE"; then
+    rm -f "$KIND_STAGES_FILE.tmp"
+  else
+    mv "$KIND_STAGES_FILE.tmp" "$KIND_STAGES_FILE"
+  fi
 }
 
 # write_stages FILE STAGE... : concatenate kwok Stage files from the kwok
@@ -280,7 +298,7 @@ write_stages() {
 build_stages() {
   mkdir -p "$BUILD_DIR"
   write_stages "$STAGES_FILE" "${FAST_STAGE_FILES[@]}"
-  write_stages "$KIND_STAGES_FILE" "${KIND_STAGE_FILES[@]}"
+  write_stages "$KIND_START_STAGES_FILE" "${KIND_STAGE_FILES[@]}"
 }
 
 cmd_build() {
@@ -369,7 +387,7 @@ need_tools() {
   done
   binaries_present || die "binaries missing in $BIN_DIR: run '$0 build' first"
   if ! stages_present; then
-    # A build from before the kind pace: extract the missing Stage file (needs
+    # A build from before a Stage file it lacks: extract the missing one (needs
     # go and the kwok module, which such a build has), binaries untouched.
     command -v go >/dev/null 2>&1 || die "kwok Stage files missing in $BUILD_DIR: run '$0 build' first"
     (go_env && build_stages) || die "cannot extract kwok Stage files: run '$0 build'"
