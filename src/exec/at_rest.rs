@@ -358,7 +358,24 @@ fn first_unfinished(objects: &Objects, by_name_order: bool) -> Option<String> {
             return Some(why);
         }
     }
-    None
+    slices_uncollected(objects, by_name_order)
+}
+
+/// The EndpointSlices of a Service that is gone: the EndpointSlice controller makes the Service
+/// their controller, so the garbage collector deletes them, a moment after the Service on a
+/// cluster (within the delete on the built-in cluster). Until then they still list the pods.
+fn slices_uncollected(objects: &Objects, by_name_order: bool) -> Option<String> {
+    let services: Vec<&str> = objects.services.iter().map(|s| uid(&s.metadata)).collect();
+    by_name(&objects.slices, |s| &s.metadata, by_name_order).into_iter().find_map(|slice| {
+        let reference = controller_ref(&slice.metadata).filter(|r| r.kind == "Service")?;
+        (!services.contains(&reference.uid.as_str())).then(|| {
+            format!(
+                "the garbage collector has yet to act on endpointslice/{}: its service {} is gone",
+                name(&slice.metadata),
+                reference.name
+            )
+        })
+    })
 }
 
 /// Upstream's isScalingEvent: a Deployment has yet to scale each active replica set (one with
@@ -753,7 +770,8 @@ mod tests {
             })
             .collect();
         object(json!({
-            "metadata": {"name": "web-x", "labels": {"kubernetes.io/service-name": "web", MANAGED_BY: ENDPOINT_SLICE_CONTROLLER}},
+            "metadata": {"name": "web-x", "labels": {"kubernetes.io/service-name": "web", MANAGED_BY: ENDPOINT_SLICE_CONTROLLER},
+                         "ownerReferences": [{"apiVersion": "v1", "kind": "Service", "name": "web", "uid": "uid-svc", "controller": true}]},
             "addressType": "IPv4",
             "endpoints": endpoints,
         }))
@@ -948,6 +966,28 @@ mod tests {
         let mut objects = at_rest();
         objects.pods.push(pod("bare", json!({"app": "other"}), None, true));
         assert_eq!(unfinished(&objects), None);
+    }
+
+    #[test]
+    fn the_slices_of_a_deleted_service_await_the_garbage_collector() {
+        let mut objects = at_rest();
+        objects.services.clear();
+        assert_eq!(
+            owed(&objects).as_deref(),
+            Some("the garbage collector has yet to act on endpointslice/web-x: its service web is gone")
+        );
+        // A Service made again under the same name is another object: the old slices still go.
+        let mut again: Service = (*service()).clone();
+        again.metadata.uid = Some("uid-svc-2".into());
+        objects.services.push(Arc::new(again));
+        assert!(owed(&objects).is_some_and(|why| why.contains("endpointslice/web-x")));
+        // A slice no Service controls (one the user keeps) is no one's to collect.
+        objects.services.clear();
+        let mut manual: EndpointSlice = (*slice(&[])).clone();
+        manual.metadata.owner_references = None;
+        manual.metadata.labels.as_mut().unwrap().remove(MANAGED_BY);
+        objects.slices = vec![Arc::new(manual)];
+        assert_eq!(owed(&objects), None);
     }
 
     #[test]

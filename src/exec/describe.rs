@@ -103,15 +103,19 @@ impl PodsInFlux {
                     let grace = p.metadata.deletion_grace_period_seconds.unwrap_or(0);
                     let since = deadline.0 - k8s_openapi::jiff::SignedDuration::from_secs(grace);
                     let left = deadline.0.duration_since(now).as_secs().max(0);
+                    // The kubelet removes the pod a moment after the period ends (it stops the
+                    // process, then writes the pod's last status).
+                    let ends = if left > 0 {
+                        format!("its grace period ends in {left}s")
+                    } else {
+                        "its grace period is over, and its kubelet removes it next".to_string()
+                    };
                     return Some(InFlux {
                         what: format!(
                             "{role} terminating: its grace period is {grace}s (until it ends the pod still holds its \
                              node and may still serve)"
                         ),
-                        which: format!(
-                            "{name} ({role}) has been terminating for {}s, gone within {left}s",
-                            seconds_since(&since)
-                        ),
+                        which: format!("{name} ({role}) has been terminating for {}s; {ends}", seconds_since(&since)),
                         starting_for: None,
                     });
                 }

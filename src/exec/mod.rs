@@ -314,8 +314,9 @@ impl Context<'_> {
 
     /// Waits until the view reflects every recorded write (read-your-writes), and then until the
     /// control plane has finished reacting to what it shows: a step starts from a state of rest,
-    /// as on the built-in cluster, whose controllers finish within each write.
-    pub async fn catch_up(&mut self) -> Result<(), StepError> {
+    /// as on the built-in cluster, whose controllers finish within each write. `when` says which
+    /// moment in a failure ("before this step").
+    pub async fn catch_up(&mut self, when: &str) -> Result<(), StepError> {
         let deadline = tokio::time::Instant::now() + self.timeout;
         let written = &mut self.written;
         let caught_up = self
@@ -334,7 +335,7 @@ impl Context<'_> {
             }
             view::Unmet::Pending(CatchUp::Reacting(why)) => StepError::TimedOut {
                 message: format!(
-                    "the cluster did not come to rest before this step within {}: {why}",
+                    "the cluster did not come to rest {when} within {}: {why}",
                     crate::model::duration::format(self.timeout)
                 ),
                 detail: Vec::new(),
@@ -493,6 +494,9 @@ async fn run_steps(
     let mut guards = Vec::new();
     let steps: Vec<&Step> = job.scenario.steps().collect();
     let mut failed = false;
+    // Whether the cluster failed to come to rest before a step: waiting for it again at the end
+    // would only double the wait.
+    let mut never_at_rest = false;
     let lines = LineIndex::new(job.source);
     for step in &steps {
         let (line, column) = lines.line_column(step.span.start);
@@ -515,8 +519,9 @@ async fn run_steps(
         let step_started = Instant::now();
         result.steps.push(StepResult::interrupted((line, column), text.clone(), step_started));
         let timeout = step.within.as_ref().map(|w| w.value).unwrap_or(context.timeout);
-        let caught_up = context.catch_up().await;
+        let caught_up = context.catch_up("before this step").await;
         let outcome = if let Err(error) = caught_up {
+            never_at_rest = true;
             Err(error)
         } else if let StepKind::Guard { service, invariant, expect_violation } = &step.kind {
             let started = guard::start(&context, service, invariant, *expect_violation, line, timeout).await;
@@ -552,10 +557,25 @@ async fn run_steps(
             }
         };
     }
+    // The guards judge the history up to the rest that follows the last step, as every step is
+    // judged: a scenario that ends on the write that breaks its guard (a scale to 0) would
+    // otherwise pass where the endpoints had yet to follow it. Not after an outage, which a
+    // wait would only prolong.
+    let rest_after_last_step = if guards.is_empty() || never_at_rest || result.status == Status::Error {
+        Ok(())
+    } else {
+        context.catch_up("after the last step").await
+    };
     // The guards watched until now; each passes or fails on what it saw.
     for (guard, column) in guards {
         let mut outcome: GuardResult = guard.finish(&context, context.timeout).await;
         outcome.column = column;
+        if let Err(error) = &rest_after_last_step
+            && outcome.status == Status::Passed
+        {
+            outcome.status = Status::Error;
+            outcome.message = Some(format!("{}: the history it judged is incomplete", error.message()));
+        }
         if let Some(message) = outcome.message.as_ref().filter(|_| result.status == Status::Passed) {
             result.status = if outcome.status == Status::Error { Status::Error } else { Status::Failed };
             result.failure = Some(format!("{}:{}: {} {message}", job.path.display(), outcome.line, outcome.title()));

@@ -1,7 +1,8 @@
 //! The kubelet stand-in, at the testbed's paces. Fast: a bound pod is Running and Ready at once;
 //! a deleted pod is gone at once. Kind: a bound pod is Pending (ContainerCreating, no IP yet) for
 //! `KIND_START` and then Running and Ready; a deleted pod keeps running, still Ready (the
-//! runbook's processes ignore SIGTERM), until its grace period has passed, then it is gone.
+//! runbook's processes ignore SIGTERM), until its grace period has passed, and is gone two
+//! seconds after its deletionTimestamp.
 //! Pod IPs come from each node's pod CIDR, handed out round-robin as host-local IPAM does.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -15,10 +16,12 @@ use super::super::Pace;
 use super::super::resources::{NODE, POD};
 use super::super::store::{Store, hash_of};
 use super::nodes::internal_ip;
-use super::{Tick, has_finalizers, is_deleting, is_ready, is_terminal, name, uid, write};
+use super::{Tick, has_finalizers, is_deleting, is_ready, is_terminal, name, parse_time, uid, write};
 
 /// How long a pod takes from binding to Ready at the kind pace.
 pub const KIND_START: Duration = Duration::from_secs(3);
+/// Seconds after its deletionTimestamp that a deleted pod is gone at the kind pace.
+const GONE_AFTER_DELETION_TIMESTAMP: i64 = 2;
 
 #[derive(Default)]
 pub struct Kubelet {
@@ -134,10 +137,16 @@ impl Kubelet {
             ips.release(pod);
             return;
         }
-        let due = *self
-            .gone_at
-            .entry((namespace.to_string(), uid(pod).to_string()))
-            .or_insert(tick.now + Duration::from_secs(grace));
+        // The kubelet kills the process when the grace period is over, writes the pod's last
+        // status, and only then is the pod deleted: a moment after its deletionTimestamp (which
+        // the API writes to the whole second). Played as two seconds after it, as the testbed's
+        // kind pace does (tests/testbed/kind-pod-delete.yaml), so that a step as long as the
+        // grace period times out first on both, as it would on a real kubelet.
+        let gone = match pod["metadata"]["deletionTimestamp"].as_str().and_then(parse_time) {
+            Some(secs) => tick.instant_at_secs(secs + GONE_AFTER_DELETION_TIMESTAMP),
+            None => tick.now + Duration::from_secs(grace + GONE_AFTER_DELETION_TIMESTAMP as u64),
+        };
+        let due = *self.gone_at.entry((namespace.to_string(), uid(pod).to_string())).or_insert(gone);
         if tick.now >= due {
             store.remove(POD, namespace, name(pod));
             ips.release(pod);

@@ -286,13 +286,18 @@ impl Tick {
 
     /// Asks to be woken when the wall clock reaches `secs` (a timestamp's seconds).
     fn wake_at_secs(&mut self, secs: i64) {
-        let at = if secs <= self.now_secs {
+        let at = self.instant_at_secs(secs);
+        self.wake_at(at);
+    }
+
+    /// When the wall clock reaches `secs` (a timestamp's seconds); now if it has.
+    fn instant_at_secs(&self, secs: i64) -> Instant {
+        if secs <= self.now_secs {
             self.now
         } else {
             let ahead = Duration::from_secs((secs - self.now_secs) as u64);
             self.now.checked_sub(self.subsec).unwrap_or(self.now) + ahead
-        };
-        self.wake_at(at);
+        }
     }
 
     /// "Now" as the API writes timestamps (RFC 3339, whole seconds).

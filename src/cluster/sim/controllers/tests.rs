@@ -682,7 +682,10 @@ async fn the_garbage_collector_deletes_dependents() {
     let pods = cluster.pods();
     assert_eq!(pods.len(), 2);
     assert!(pods.iter().all(|p| is_deleting(p) && p["metadata"]["deletionGracePeriodSeconds"] == 30));
+    // Gone two seconds after the deletionTimestamp, as the kubelet has it.
     cluster.wait(31).await;
+    assert_eq!(cluster.pods().len(), 2, "still there a second after the grace period");
+    cluster.wait(1).await;
     assert!(cluster.pods().is_empty());
 }
 
@@ -697,7 +700,7 @@ async fn a_deleted_namespace_is_emptied_then_removed() {
     assert!(cluster.list(DEPLOYMENT).is_empty() && cluster.list(SERVICE).is_empty());
     assert!(cluster.pods().iter().all(is_deleting));
     assert!(cluster.store.get(NAMESPACE, "", NS).is_some(), "the pods are still terminating");
-    cluster.wait(31).await;
+    cluster.wait(32).await;
     assert!(cluster.pods().is_empty());
     assert!(cluster.store.get(NAMESPACE, "", NS).is_none());
 }
@@ -859,7 +862,7 @@ async fn a_stateful_set_scales_down_from_the_highest_ordinal_and_a_parallel_one_
     cluster.change(STATEFUL_SET, "db", |set| set["spec"]["replicas"] = 1.into());
     let deleting: Vec<String> = cluster.pods().iter().filter(|p| is_deleting(p)).map(|p| name(p).into()).collect();
     assert_eq!(deleting, ["db-2"], "one at a time, from the top");
-    cluster.wait(60).await;
+    cluster.wait(64).await;
     assert_eq!(cluster.pods().iter().map(name).collect::<Vec<_>>(), ["db-0"]);
 
     let mut parallel = stateful_set("q", 3, "v1");
