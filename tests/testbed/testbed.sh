@@ -59,9 +59,10 @@ NODES=(rehearse-control-plane rehearse-worker rehearse-worker2)
 # so that `up` needs neither go nor the module cache. Two paces, same nodes:
 #   fast  pods Ready at once, deleted at once (kwok's pod/fast stages)
 #   kind  kwok's pod/general stages: containers created and then Ready after
-#         1-5 s each; a deleted pod stays (Terminating, still Ready) until its
-#         grace period ends (kind-pod-delete.yaml: a process that ignores
-#         SIGTERM, as the runbook's services do, on a real kubelet such as kind's)
+#         1-5 s each; a deleted pod stays (Terminating, still Ready) until two
+#         seconds after its deletionTimestamp (kind-pod-delete.yaml: a process
+#         that ignores SIGTERM, as the runbook's services do, on a real kubelet
+#         such as kind's, which removes it a moment after the grace period)
 PACES=(fast kind)
 NODE_STAGE_FILES=(
   node/fast/node-initialize.yaml
@@ -109,7 +110,7 @@ usage: $me build|up [--pace fast|kind]|pace [fast|kind]|apiserver VERB|down|stat
           \$REHEARSE_TESTBED_PACE or fast): how kwok plays pods
             fast  Ready at once, deleted at once
             kind  kwok's general stages: Ready after a few seconds; a
-                  deleted pod goes when its grace period ends
+                  deleted pod goes 1-2 s after its grace period ends
           On a running cluster at another pace, only the pace is switched.
   pace    print the running cluster's pace; with fast|kind, switch it by
           restarting kwok alone (API server, certificates, kubeconfig and
