@@ -2,8 +2,8 @@
 # The whole test suite: formatting, lints, the runbook scenarios under `rehearse check`,
 # `cargo test` against a running testbed (built and started here if needed, stopped afterwards
 # unless it was already running), then the runbook suite once at the testbed's fast pace and once
-# at its kind pace (kwok's general pod stages: pods Ready after seconds, terminating pods kept
-# until their grace period ends), whose result documents must be the same bytes, and the verdict
+# at its kind pace (kwok's general pod stages: pods Ready after seconds; and the testbed's own
+# pod-delete stage: terminating pods kept until a moment after their grace period), whose result documents must be the same bytes, and the verdict
 # tests (tests/verdicts.rs) once more at the kind pace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -73,7 +73,7 @@ suite kube kind
 suite builtin fast
 suite builtin kind
 # The traffic-rule and guard tests once more at the kind pace, where pods stay terminating (still
-# serving) until their grace period ends: their verdicts must not change.
+# serving) until a moment after their grace period: their verdicts must not change.
 cargo test --locked --test verdicts 2>&1 | tee -a target/test-output.log || test_status=$?
 # And on the built-in cluster: the same verdicts without a real control plane.
 REHEARSE_TEST_CLUSTER=builtin cargo test --locked --test verdicts 2>&1 | tee -a target/test-output.log || test_status=$?

@@ -367,7 +367,7 @@ fn first_unfinished(objects: &Objects, by_name_order: bool) -> Option<String> {
 fn slices_uncollected(objects: &Objects, by_name_order: bool) -> Option<String> {
     let services: Vec<&str> = objects.services.iter().map(|s| uid(&s.metadata)).collect();
     by_name(&objects.slices, |s| &s.metadata, by_name_order).into_iter().find_map(|slice| {
-        let reference = controller_ref(&slice.metadata).filter(|r| r.kind == "Service")?;
+        let reference = controller_ref(&slice.metadata).filter(|r| r.kind == "Service" && r.api_version == "v1")?;
         (!services.contains(&reference.uid.as_str())).then(|| {
             format!(
                 "the garbage collector has yet to act on endpointslice/{}: its service {} is gone",
@@ -981,8 +981,20 @@ mod tests {
         again.metadata.uid = Some("uid-svc-2".into());
         objects.services.push(Arc::new(again));
         assert!(owed(&objects).is_some_and(|why| why.contains("endpointslice/web-x")));
-        // A slice no Service controls (one the user keeps) is no one's to collect.
+        // A slice no core Service controls is not this rule's: one the EndpointSlice mirroring
+        // controller keeps for an Endpoints object, one of another API's Service kind, one the
+        // user keeps.
         objects.services.clear();
+        let mut mirrored: EndpointSlice = (*slice(&[])).clone();
+        let reference = &mut mirrored.metadata.owner_references.as_mut().unwrap()[0];
+        reference.kind = "Endpoints".into();
+        objects.slices = vec![Arc::new(mirrored.clone())];
+        assert_eq!(owed(&objects), None);
+        let reference = &mut mirrored.metadata.owner_references.as_mut().unwrap()[0];
+        reference.kind = "Service".into();
+        reference.api_version = "serving.knative.dev/v1".into();
+        objects.slices = vec![Arc::new(mirrored)];
+        assert_eq!(owed(&objects), None);
         let mut manual: EndpointSlice = (*slice(&[])).clone();
         manual.metadata.owner_references = None;
         manual.metadata.labels.as_mut().unwrap().remove(MANAGED_BY);

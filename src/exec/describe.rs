@@ -102,11 +102,11 @@ impl PodsInFlux {
                 if let Some(deadline) = &p.metadata.deletion_timestamp {
                     let grace = p.metadata.deletion_grace_period_seconds.unwrap_or(0);
                     let since = deadline.0 - k8s_openapi::jiff::SignedDuration::from_secs(grace);
-                    let left = deadline.0.duration_since(now).as_secs().max(0);
+                    let left = deadline.0.duration_since(now);
                     // The kubelet removes the pod a moment after the period ends (it stops the
                     // process, then writes the pod's last status).
-                    let ends = if left > 0 {
-                        format!("its grace period ends in {left}s")
+                    let ends = if left.is_positive() {
+                        format!("its grace period ends in {}s", left.as_secs_f64().ceil())
                     } else {
                         "its grace period is over, and its kubelet removes it next".to_string()
                     };

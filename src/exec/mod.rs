@@ -494,9 +494,9 @@ async fn run_steps(
     let mut guards = Vec::new();
     let steps: Vec<&Step> = job.scenario.steps().collect();
     let mut failed = false;
-    // Whether the cluster failed to come to rest before a step: waiting for it again at the end
-    // would only double the wait.
-    let mut never_at_rest = false;
+    // Whether waiting for the cluster to come to rest before a step failed: waiting again at the
+    // end would only double the wait.
+    let mut catch_up_failed = false;
     let lines = LineIndex::new(job.source);
     for step in &steps {
         let (line, column) = lines.line_column(step.span.start);
@@ -521,7 +521,7 @@ async fn run_steps(
         let timeout = step.within.as_ref().map(|w| w.value).unwrap_or(context.timeout);
         let caught_up = context.catch_up("before this step").await;
         let outcome = if let Err(error) = caught_up {
-            never_at_rest = true;
+            catch_up_failed = true;
             Err(error)
         } else if let StepKind::Guard { service, invariant, expect_violation } = &step.kind {
             let started = guard::start(&context, service, invariant, *expect_violation, line, timeout).await;
@@ -559,9 +559,10 @@ async fn run_steps(
     }
     // The guards judge the history up to the rest that follows the last step, as every step is
     // judged: a scenario that ends on the write that breaks its guard (a scale to 0) would
-    // otherwise pass where the endpoints had yet to follow it. Not after an outage, which a
-    // wait would only prolong.
-    let rest_after_last_step = if guards.is_empty() || never_at_rest || result.status == Status::Error {
+    // otherwise pass where the endpoints had yet to follow it, and a failed step's write would
+    // reach the guard's message or not by timing. Not after an outage or a failed wait for rest,
+    // which waiting would only prolong.
+    let rest_after_last_step = if guards.is_empty() || catch_up_failed || result.status == Status::Error {
         Ok(())
     } else {
         context.catch_up("after the last step").await
@@ -570,8 +571,12 @@ async fn run_steps(
     for (guard, column) in guards {
         let mut outcome: GuardResult = guard.finish(&context, context.timeout).await;
         outcome.column = column;
+        // A history cut short can still hold a violation; it cannot prove there was none. (A
+        // failed scenario's guards keep what they saw: its verdict is already given.)
         if let Err(error) = &rest_after_last_step
             && outcome.status == Status::Passed
+            && !outcome.expect_violation
+            && result.status == Status::Passed
         {
             outcome.status = Status::Error;
             outcome.message = Some(format!("{}: the history it judged is incomplete", error.message()));

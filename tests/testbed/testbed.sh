@@ -253,25 +253,30 @@ build_kubernetes() {
 pace_stages_file() {
   case $1 in
     fast) echo "$STAGES_FILE" ;;
-    kind) compose_kind_stages && echo "$KIND_STAGES_FILE" ;;
+    kind) echo "$KIND_STAGES_FILE" ;;
     *) die "unknown pace '$1' (fast or kind)" ;;
   esac
 }
 
 # The kind pace's Stage file: kwok's stages for starting pods, then the
-# testbed's pod-delete stage. Rewritten whenever either part changed (the
-# pod-delete stage lives in the repository, not in the build cache).
+# testbed's pod-delete stage. Written by `up` and `pace` (need_tools) whenever
+# either part changed: the pod-delete stage lives in the repository, not in
+# the build cache.
 compose_kind_stages() {
+  [[ -s $KIND_START_STAGES_FILE ]] || die "kwok Stage file missing: $KIND_START_STAGES_FILE (run '$0 build')"
   [[ -s $KIND_POD_DELETE_STAGE ]] || die "missing $KIND_POD_DELETE_STAGE"
+  local composed
+  composed=$(mktemp "$KIND_STAGES_FILE.XXXXXX")
   {
     cat "$KIND_START_STAGES_FILE"
     echo "---"
     cat "$KIND_POD_DELETE_STAGE"
-  } >"$KIND_STAGES_FILE.tmp"
-  if cmp -s "$KIND_STAGES_FILE.tmp" "$KIND_STAGES_FILE"; then
-    rm -f "$KIND_STAGES_FILE.tmp"
+  } >"$composed"
+  if cmp -s "$composed" "$KIND_STAGES_FILE"; then
+    rm -f "$composed"
   else
-    mv "$KIND_STAGES_FILE.tmp" "$KIND_STAGES_FILE"
+    chmod 644 "$composed"
+    mv "$composed" "$KIND_STAGES_FILE"
   fi
 }
 
@@ -393,6 +398,7 @@ need_tools() {
     command -v go >/dev/null 2>&1 || die "kwok Stage files missing in $BUILD_DIR: run '$0 build' first"
     (go_env && build_stages) || die "cannot extract kwok Stage files: run '$0 build'"
   fi
+  compose_kind_stages
 }
 
 # new_cert NAME CN ORG SAN... : key + cert signed by the testbed CA
