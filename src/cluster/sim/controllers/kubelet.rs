@@ -27,8 +27,6 @@ const GONE_AFTER_DELETION_TIMESTAMP: i64 = 2;
 pub struct Kubelet {
     /// Pod uid -> when it turns Ready (kind pace).
     ready_at: HashMap<(String, String), Instant>,
-    /// Pod uid -> when it is gone (kind pace).
-    gone_at: HashMap<(String, String), Instant>,
     /// Node name -> the last host number handed out in its pod CIDR.
     last_ip: BTreeMap<String, u8>,
 }
@@ -60,7 +58,7 @@ impl Kubelet {
         let mut ips = IpsInUse::default();
         // Timers are kept per (namespace, pod uid): pods gone from a visited namespace lose
         // theirs; other namespaces' pods keep them.
-        let has_timers = !self.ready_at.is_empty() || !self.gone_at.is_empty();
+        let has_timers = !self.ready_at.is_empty();
         let seen: BTreeSet<(String, String)> = if has_timers {
             namespaces
                 .iter()
@@ -113,7 +111,6 @@ impl Kubelet {
         if has_timers {
             let keep = |key: &(String, String)| seen.contains(key) || !namespaces.contains(&key.0);
             self.ready_at.retain(|key, _| keep(key));
-            self.gone_at.retain(|key, _| keep(key));
         }
     }
 
@@ -142,11 +139,11 @@ impl Kubelet {
         // the API writes to the whole second). Played as two seconds after it, as the testbed's
         // kind pace does (tests/testbed/kind-pod-delete.yaml), so that a step as long as the
         // grace period times out first on both, as it would on a real kubelet.
-        let gone = match pod["metadata"]["deletionTimestamp"].as_str().and_then(parse_time) {
-            Some(secs) => tick.instant_at_secs(secs + GONE_AFTER_DELETION_TIMESTAMP),
-            None => tick.now + Duration::from_secs(grace + GONE_AFTER_DELETION_TIMESTAMP as u64),
+        // (Read from the timestamp each time: a pod being deleted always has one.)
+        let Some(deleted_at) = pod["metadata"]["deletionTimestamp"].as_str().and_then(parse_time) else {
+            return;
         };
-        let due = *self.gone_at.entry((namespace.to_string(), uid(pod).to_string())).or_insert(gone);
+        let due = tick.instant_at_secs(deleted_at + GONE_AFTER_DELETION_TIMESTAMP);
         if tick.now >= due {
             store.remove(POD, namespace, name(pod));
             ips.release(pod);
