@@ -3,7 +3,8 @@
 # `cargo test` against a running testbed (built and started here if needed, stopped afterwards
 # unless it was already running), then the runbook suite once at the testbed's fast pace and once
 # at its kind pace (kwok's general pod stages: pods Ready after seconds; and the testbed's own
-# pod-delete stage: terminating pods kept until a moment after their grace period), whose result documents must be the same bytes, and the verdict
+# pod-delete stage: terminating pods kept until a moment after their grace period), whose
+# result documents must be the same bytes, and the verdict
 # tests (tests/verdicts.rs) once more at the kind pace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
