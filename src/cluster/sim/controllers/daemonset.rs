@@ -15,7 +15,7 @@ use super::super::resources::{CONTROLLER_REVISION, DAEMON_SET, NODE, POD};
 use super::super::store::{Store, hash_of};
 use super::nodes::{add_daemon_tolerations, matches_affinity, untolerated_taint};
 use super::{
-    Backoff, Creations, Tick, by_creation, claim, controlled_by, controller_ref, counts, delete, is_available,
+    Backoff, Creations, Seen, Tick, by_creation, claim, controlled_by, controller_ref, counts, delete, is_available,
     is_deleting, is_ready, is_terminal, label, name, pod_from_template, uid, write,
 };
 
@@ -108,6 +108,7 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, ds: &Value, nodes: 
     let ds_uid = uid(ds);
     let candidates = store.list_stored(POD, namespace).into_iter().filter(|p| p.facts.claimable_by(ds_uid)).collect();
     let owned = claim(store, POD, namespace, ds, controller_ref(ds, "apps/v1", "DaemonSet"), candidates);
+    let seen = Seen::of(ds, &owned);
     let by_node = pods_by_node(&owned);
     let surge = allows_surge(ds);
 
@@ -145,7 +146,7 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, ds: &Value, nodes: 
     for pod in remove {
         delete(store, POD, namespace, pod);
     }
-    let mut creations = if !create.is_empty() && !backoff.may_try(ds_uid, tick) {
+    let mut creations = if !create.is_empty() && !backoff.may_try(ds_uid, seen, tick) {
         Creations::Waiting
     } else {
         super::create_pods(store, namespace, create.iter().map(|node| new_pod(ds, &hash, node)))
@@ -163,13 +164,13 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, ds: &Value, nodes: 
         };
         if !surge {
             rollout.rolling(store, tick);
-        } else if backoff.may_try(ds_uid, tick) {
+        } else if backoff.may_try(ds_uid, seen, tick) {
             creations = rollout.surging(store, tick);
         } else {
             creations = Creations::Waiting;
         }
     }
-    backoff.record(ds_uid, &creations, tick);
+    backoff.record(ds_uid, seen, &creations, tick);
     cleanup_history(store, namespace, ds, &hash);
     update_status(store, tick, namespace, ds, &hash, nodes, &spec);
 }

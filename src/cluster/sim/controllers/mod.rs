@@ -569,9 +569,38 @@ fn admitted_priority(store: &Store, namespace: &str, pod: &Value) -> Result<i64,
 /// Upstream's work queue rate limiter for a controller whose sync failed (a pod admission
 /// refused): the object is synced again after 5 ms, then 10, 20, ... doubling up to 1000 s; a
 /// sync that succeeds forgets it. Keyed by the controller object's uid.
+///
+/// The delay holds back only the retry the failure queued. An event for the object (a change to
+/// it, its own status write after the failure included, or to one of its pods) queues it again
+/// at once, as upstream's informer handlers add it without the rate limiter; that sync tries its
+/// creations, and a refusal counts as one more failure.
 #[derive(Default)]
 pub struct Backoff {
-    failed: std::collections::HashMap<String, (u32, Instant), foldhash::fast::RandomState>,
+    failed: std::collections::HashMap<String, (u32, Instant, Seen), foldhash::fast::RandomState>,
+}
+
+/// What a sync read of its object and its pods, as far as upstream's informers would deliver a
+/// change of it as an event: the object's resourceVersion, and its pods' number and versions.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Seen {
+    object: u64,
+    pods: usize,
+    pod_versions: u64,
+}
+
+impl Seen {
+    pub(crate) fn of(object: &Value, pods: &[Arc<Value>]) -> Seen {
+        Seen {
+            object: resource_version(object),
+            pods: pods.len(),
+            // Versions only grow, so any pod made, changed or gone changes the sum.
+            pod_versions: pods.iter().map(|pod| resource_version(pod)).fold(0, u64::wrapping_add),
+        }
+    }
+}
+
+fn resource_version(object: &Value) -> u64 {
+    object["metadata"]["resourceVersion"].as_str().and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
 /// How one sync's pod creations went.
@@ -585,10 +614,11 @@ pub(crate) enum Creations {
 }
 
 impl Backoff {
-    /// Whether the object may try its creations now; if not, asks to be woken when it may.
-    fn may_try(&self, uid: &str, tick: &mut Tick) -> bool {
+    /// Whether the object may try its creations now: its retry is due, or something it reads
+    /// changed since it last tried; if not, asks to be woken when it may.
+    fn may_try(&self, uid: &str, seen: Seen, tick: &mut Tick) -> bool {
         match self.failed.get(uid) {
-            Some((_, at)) if *at > tick.now => {
+            Some((_, at, tried_on)) if *at > tick.now && *tried_on == seen => {
                 tick.wake_at(*at);
                 false
             }
@@ -611,18 +641,24 @@ impl Backoff {
         self.failed.retain(|failed, _| live.contains(failed.as_str()));
     }
 
-    /// Notes how the object's creations went: a refusal backs it off further, a success forgets it.
-    fn record(&mut self, uid: &str, creations: &Creations, tick: &mut Tick) {
+    /// Notes how the object's creations went, tried on what `seen` holds: a refusal backs it off
+    /// further, a success forgets it.
+    fn record(&mut self, uid: &str, seen: Seen, creations: &Creations, tick: &mut Tick) {
         match creations {
             Creations::Done => {
                 self.failed.remove(uid);
             }
             Creations::Refused(_) => {
-                let failures = self.failed.get(uid).map_or(0, |(failures, _)| *failures);
+                let (failures, pending) = match self.failed.get(uid) {
+                    Some((failures, at, _)) => (*failures, Some(*at).filter(|at| *at > tick.now)),
+                    None => (0, None),
+                };
                 let delay =
                     Duration::from_millis(5).saturating_mul(1 << failures.min(20)).min(Duration::from_secs(1000));
-                let at = tick.now + delay;
-                self.failed.insert(uid.to_string(), (failures + 1, at));
+                // A retry already queued for earlier stays: the delaying queue keeps an item's
+                // earliest time (a sync an event brought forward fails without putting it off).
+                let at = pending.map_or(tick.now + delay, |pending| pending.min(tick.now + delay));
+                self.failed.insert(uid.to_string(), (failures + 1, at, seen));
                 tick.wake_at(at);
             }
             Creations::Waiting => {}

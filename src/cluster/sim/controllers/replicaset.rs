@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use super::super::resources::{POD, REPLICA_SET};
 use super::super::store::Store;
 use super::{
-    Backoff, Creations, Tick, claim, controlled_by, controller_of, controller_ref, counts, delete, is_active, is_ready,
-    name, phase, pod_from_template, ready_long_enough, ready_since, spec_replicas, uid,
+    Backoff, Creations, Seen, Tick, claim, controlled_by, controller_of, controller_ref, counts, delete, is_active,
+    is_ready, name, phase, pod_from_template, ready_long_enough, ready_since, spec_replicas, uid,
 };
 use crate::model::annotations::POD_DELETION_COST;
 
@@ -36,10 +36,11 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, rs: &Value, backoff
         .collect();
     let reference = controller_ref(rs, "apps/v1", "ReplicaSet");
     let owned = claim(store, POD, namespace, rs, reference.clone(), active);
+    let seen = Seen::of(rs, &owned);
     let mut creations = Creations::Done;
     if !super::is_deleting(rs) {
         let diff = owned.len() as i64 - spec_replicas(rs);
-        if diff < 0 && !backoff.may_try(rs_uid, tick) {
+        if diff < 0 && !backoff.may_try(rs_uid, seen, tick) {
             creations = Creations::Waiting;
         } else if diff < 0 {
             let pods = (0..(-diff).min(BURST))
@@ -52,7 +53,7 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, rs: &Value, backoff
             }
         }
     }
-    backoff.record(rs_uid, &creations, tick);
+    backoff.record(rs_uid, seen, &creations, tick);
     update_status(store, tick, namespace, rs, &creations);
 }
 

@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use super::super::resources::{CONTROLLER_REVISION, POD, STATEFUL_SET};
 use super::super::store::{Store, hash_of};
 use super::{
-    Backoff, Creations, Tick, claim, controlled_by, controller_of, controller_ref, counts, delete, is_available,
+    Backoff, Creations, Seen, Tick, claim, controlled_by, controller_of, controller_ref, counts, delete, is_available,
     is_deleting, is_ready, is_terminal, label, name, phase, pod_from_template, spec_replicas, uid, write,
 };
 
@@ -122,14 +122,18 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, set: &Value, backof
         .filter(|p| p.facts.controlled_by(set_uid) || (p.facts.claimable_by(set_uid) && is_member(set, &p.facts.name)))
         .collect();
     let pods = claim(store, POD, namespace, set, controller_ref(set, "apps/v1", "StatefulSet"), candidates);
+    let seen = Seen::of(set, &pods);
     let Some((current, update)) = revisions_of(store, namespace, set, &revisions) else { return };
     let mut status = Status::new(&current, &update);
     let pass = Update::new(set, &pods, &current, &update);
-    // After a refused pod upstream's sync fails, and the set is synced again only as the work
-    // queue backs off.
-    let creations =
-        if backoff.may_try(set_uid, tick) { pass.run(store, tick, namespace, &mut status) } else { Creations::Waiting };
-    backoff.record(set_uid, &creations, tick);
+    // After a refused pod upstream's sync fails, and the set is synced again as the work queue
+    // backs off, or at once on an event for it.
+    let creations = if backoff.may_try(set_uid, seen, tick) {
+        pass.run(store, tick, namespace, &mut status)
+    } else {
+        Creations::Waiting
+    };
+    backoff.record(set_uid, seen, &creations, tick);
     status.count(set, tick, &current, &update, pass.listed());
     status.write(store, namespace, set);
     truncate_history(store, namespace, set, &pods, &current, &update);

@@ -985,14 +985,40 @@ async fn a_replica_set_whose_pods_name_a_missing_service_account_backs_off_until
         "pods \"web-\" is forbidden: error looking up service account ns/builder: serviceaccount \"builder\" not found";
     assert_eq!(failure["message"], refusal);
 
-    // Tries at 5 ms, 15 ms, 35 ms, ... (the delay doubling): the account made at 10 s is found
-    // by the try at 10.235 s, not at once.
+    // Tried twice at once (the second for the event of its own status write), then at 5 ms,
+    // 25 ms, 65 ms, ... (the delay doubling): the account made at 10 s is found by the try at
+    // 10.225 s, not at once.
     cluster.wait(10).await;
     cluster.create(resources::SERVICE_ACCOUNT, json!({"metadata": {"name": "builder"}}));
     assert!(cluster.pods().is_empty());
     cluster.wait(1).await;
     assert_eq!(cluster.pods().len(), 2);
     assert!(condition(&cluster.get(REPLICA_SET, "web"), "ReplicaFailure").is_null());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_change_to_a_replica_set_backing_off_has_it_try_again_at_once() {
+    let mut cluster = Cluster::new(Pace::Fast);
+    let mut rs = deployment("web", 2, "v1");
+    rs["spec"]["template"]["spec"]["serviceAccountName"] = "builder".into();
+    cluster.create(REPLICA_SET, rs);
+    let uid = cluster.get(REPLICA_SET, "web")["metadata"]["uid"].as_str().unwrap().to_string();
+    let failures = |cluster: &Cluster| cluster.controllers.backoff.failed[&uid].0;
+    // Its own status write (the ReplicaFailure condition) is an event: a second try at once.
+    assert_eq!(failures(&cluster), 2);
+    cluster.wait(10).await;
+    let (tries, next) = (failures(&cluster), cluster.controllers.backoff.failed[&uid].1);
+    // A change to the replica set (a label, say) is an event: it tries at once. Refused again,
+    // it counts one more failure but does not put off the retry already queued.
+    cluster.change(REPLICA_SET, "web", |rs| rs["metadata"]["labels"]["touched"] = "once".into());
+    assert_eq!((failures(&cluster), cluster.controllers.backoff.failed[&uid].1), (tries + 1, next));
+    // The account made is no event for the replica set: it waits for its retry.
+    cluster.create(resources::SERVICE_ACCOUNT, json!({"metadata": {"name": "builder"}}));
+    assert!(cluster.pods().is_empty());
+    // Another change, and it tries at once and finds the account.
+    cluster.change(REPLICA_SET, "web", |rs| rs["metadata"]["labels"]["touched"] = "twice".into());
+    assert_eq!(cluster.pods().len(), 2);
+    assert!(cluster.controllers.backoff.failed.is_empty());
 }
 
 #[tokio::test(start_paused = true)]
