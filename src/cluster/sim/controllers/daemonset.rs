@@ -7,6 +7,7 @@
 //! `metadata.name` and bound by the scheduler, as upstream does.
 
 use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -16,7 +17,7 @@ use super::super::store::{Store, hash_of};
 use super::nodes::{add_daemon_tolerations, matches_affinity, untolerated_taint};
 use super::{
     Backoff, Creations, Seen, Tick, by_creation, claim, controlled_by, controller_ref, counts, delete, is_available,
-    is_deleting, is_ready, is_terminal, label, name, pod_from_template, uid, write,
+    is_deleting, is_ready, is_terminal, label, name, pod_from_template, uid, watched_by, write,
 };
 
 const HASH_LABEL: &str = "controller-revision-hash";
@@ -106,9 +107,17 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, ds: &Value, nodes: 
     sync_history(store, namespace, ds, &hash);
     let spec = pod_spec(ds);
     let ds_uid = uid(ds);
-    let candidates = store.list_stored(POD, namespace).into_iter().filter(|p| p.facts.claimable_by(ds_uid)).collect();
+    let pods = store.list_stored(POD, namespace);
+    // Upstream's node handlers queue the daemon set when a node is added that it should run on,
+    // or changes whether it should run or keep running there.
+    let mut on_nodes = std::hash::DefaultHasher::new();
+    for node in nodes {
+        (name(node), should_run(&spec, node)).hash(&mut on_nodes);
+    }
+    let pods_seen = pods.iter().filter(|p| watched_by(&p.facts, ds)).map(|p| &*p.object);
+    let seen = Seen::of(ds, pods_seen, on_nodes.finish());
+    let candidates = pods.into_iter().filter(|p| p.facts.claimable_by(ds_uid)).collect();
     let owned = claim(store, POD, namespace, ds, controller_ref(ds, "apps/v1", "DaemonSet"), candidates);
-    let seen = Seen::of(ds, &owned);
     let by_node = pods_by_node(&owned);
     let surge = allows_surge(ds);
 

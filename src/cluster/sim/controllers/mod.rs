@@ -570,32 +570,46 @@ fn admitted_priority(store: &Store, namespace: &str, pod: &Value) -> Result<i64,
 /// refused): the object is synced again after 5 ms, then 10, 20, ... doubling up to 1000 s; a
 /// sync that succeeds forgets it. Keyed by the controller object's uid.
 ///
-/// The delay holds back only the retry the failure queued. An event for the object (a change to
-/// it, its own status write after the failure included, or to one of its pods) queues it again
-/// at once, as upstream's informer handlers add it without the rate limiter; that sync tries its
-/// creations, and a refusal counts as one more failure.
+/// The delay holds back only the retry the failure queued. An event for the object queues it
+/// again at once, as upstream's informer handlers add it without the rate limiter: a change to
+/// it (its own status write after the failure included), to a pod it controls or an orphan its
+/// selector matches, and for a DaemonSet a node it should now run on or leave. That sync tries
+/// its creations, and a refusal counts as one more failure.
 #[derive(Default)]
 pub struct Backoff {
     failed: std::collections::HashMap<String, (u32, Instant, Seen), foldhash::fast::RandomState>,
 }
 
-/// What a sync read of its object and its pods, as far as upstream's informers would deliver a
-/// change of it as an event: the object's resourceVersion, and its pods' number and versions.
+/// What a sync read before it wrote anything, as far as upstream's informers would deliver a
+/// change of it as an event: the object's resourceVersion, its pods' number and versions (its
+/// own and the orphans it could adopt), and what else its controller is told of (`other`: for a
+/// DaemonSet, which nodes it should run on).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Seen {
     object: u64,
     pods: usize,
     pod_versions: u64,
+    other: u64,
 }
 
 impl Seen {
-    pub(crate) fn of(object: &Value, pods: &[Arc<Value>]) -> Seen {
-        Seen {
-            object: resource_version(object),
-            pods: pods.len(),
+    pub(crate) fn of<'a>(object: &Value, pods: impl IntoIterator<Item = &'a Value>, other: u64) -> Seen {
+        let (mut count, mut versions) = (0, 0u64);
+        for pod in pods {
+            count += 1;
             // Versions only grow, so any pod made, changed or gone changes the sum.
-            pod_versions: pods.iter().map(|pod| resource_version(pod)).fold(0, u64::wrapping_add),
+            versions = versions.wrapping_add(resource_version(pod));
         }
+        Seen { object: resource_version(object), pods: count, pod_versions: versions, other }
+    }
+}
+
+/// Whether a change to a pod is an event for the controller `owner`: the pod is its own, or an
+/// orphan its selector matches (upstream's getPodReplicaSets and its kin).
+fn watched_by(pod: &super::facts::Facts, owner: &Value) -> bool {
+    match pod.controller_uid.as_deref() {
+        Some(controller) => controller == uid(owner),
+        None => selects(&owner["spec"]["selector"], &pod.labels),
     }
 }
 
@@ -655,9 +669,10 @@ impl Backoff {
                 };
                 let delay =
                     Duration::from_millis(5).saturating_mul(1 << failures.min(20)).min(Duration::from_secs(1000));
-                // A retry already queued for earlier stays: the delaying queue keeps an item's
-                // earliest time (a sync an event brought forward fails without putting it off).
-                let at = pending.map_or(tick.now + delay, |pending| pending.min(tick.now + delay));
+                // A retry already queued stays: the delaying queue keeps an item's earliest time,
+                // and a sync an event brought forward fails without putting it off (the doubled
+                // delay from now never falls before it).
+                let at = pending.unwrap_or(tick.now + delay);
                 self.failed.insert(uid.to_string(), (failures + 1, at, seen));
                 tick.wake_at(at);
             }

@@ -12,7 +12,7 @@ use super::super::resources::{POD, REPLICA_SET};
 use super::super::store::Store;
 use super::{
     Backoff, Creations, Seen, Tick, claim, controlled_by, controller_of, controller_ref, counts, delete, is_active,
-    is_ready, name, phase, pod_from_template, ready_long_enough, ready_since, spec_replicas, uid,
+    is_ready, name, phase, pod_from_template, ready_long_enough, ready_since, spec_replicas, uid, watched_by,
 };
 use crate::model::annotations::POD_DELETION_COST;
 
@@ -29,14 +29,11 @@ pub fn run(store: &mut Store, tick: &mut Tick, namespaces: &[String], backoff: &
 
 fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, rs: &Value, backoff: &mut Backoff) {
     let rs_uid = uid(rs);
-    let active = store
-        .list_stored(POD, namespace)
-        .into_iter()
-        .filter(|p| p.facts.claimable_by(rs_uid) && p.facts.is_active())
-        .collect();
+    let pods = store.list_stored(POD, namespace);
+    let seen = Seen::of(rs, pods.iter().filter(|p| watched_by(&p.facts, rs)).map(|p| &*p.object), 0);
+    let active = pods.into_iter().filter(|p| p.facts.claimable_by(rs_uid) && p.facts.is_active()).collect();
     let reference = controller_ref(rs, "apps/v1", "ReplicaSet");
     let owned = claim(store, POD, namespace, rs, reference.clone(), active);
-    let seen = Seen::of(rs, &owned);
     let mut creations = Creations::Done;
     if !super::is_deleting(rs) {
         let diff = owned.len() as i64 - spec_replicas(rs);

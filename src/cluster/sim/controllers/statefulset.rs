@@ -120,9 +120,9 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, set: &Value, backof
         .list_stored(POD, namespace)
         .into_iter()
         .filter(|p| p.facts.controlled_by(set_uid) || (p.facts.claimable_by(set_uid) && is_member(set, &p.facts.name)))
-        .collect();
+        .collect::<Vec<_>>();
+    let seen = Seen::of(set, candidates.iter().map(|p| &*p.object), 0);
     let pods = claim(store, POD, namespace, set, controller_ref(set, "apps/v1", "StatefulSet"), candidates);
-    let seen = Seen::of(set, &pods);
     let Some((current, update)) = revisions_of(store, namespace, set, &revisions) else { return };
     let mut status = Status::new(&current, &update);
     let pass = Update::new(set, &pods, &current, &update);

@@ -1022,6 +1022,26 @@ async fn a_change_to_a_replica_set_backing_off_has_it_try_again_at_once() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_change_to_a_pod_of_a_replica_set_backing_off_has_it_try_again_at_once() {
+    let mut cluster = Cluster::new(Pace::Fast);
+    cluster.create(resources::SERVICE_ACCOUNT, json!({"metadata": {"name": "builder"}}));
+    let mut rs = deployment("web", 1, "v1");
+    rs["spec"]["template"]["spec"]["serviceAccountName"] = "builder".into();
+    cluster.create(REPLICA_SET, rs);
+    let pod = cluster.pods()[0]["metadata"]["name"].as_str().unwrap().to_string();
+    cluster.store.remove(resources::SERVICE_ACCOUNT, NS, "builder");
+    cluster.change(REPLICA_SET, "web", |rs| rs["spec"]["replicas"] = 2.into());
+    let uid = cluster.get(REPLICA_SET, "web")["metadata"]["uid"].as_str().unwrap().to_string();
+    let failures = |cluster: &Cluster| cluster.controllers.backoff.failed[&uid].0;
+    cluster.wait(10).await;
+    let tries = failures(&cluster);
+    // Its pod changed (an annotation) is an event for it: one more try, at once.
+    cluster.change(POD, &pod, |pod| pod["metadata"]["annotations"]["touched"] = "yes".into());
+    assert_eq!(failures(&cluster), tries + 1);
+    assert_eq!(cluster.pods().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_replica_set_deleted_while_backing_off_is_forgotten() {
     let mut cluster = Cluster::new(Pace::Fast);
     let mut rs = deployment("web", 2, "v1");
