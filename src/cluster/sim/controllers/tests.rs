@@ -1035,7 +1035,7 @@ async fn a_change_to_a_pod_of_a_replica_set_backing_off_has_it_try_again_at_once
     let failures = |cluster: &Cluster| cluster.controllers.backoff.failed[&uid].0;
     cluster.wait(10).await;
     let tries = failures(&cluster);
-    // Its pod changed (an annotation) is an event for it: one more try, at once.
+    // A change to its pod (an annotation) is an event for it: one more try, at once.
     cluster.change(POD, &pod, |pod| pod["metadata"]["annotations"]["touched"] = "yes".into());
     assert_eq!(failures(&cluster), tries + 1);
     assert_eq!(cluster.pods().len(), 1);
