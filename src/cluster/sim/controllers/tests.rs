@@ -972,12 +972,24 @@ async fn an_autoscaler_says_why_it_cannot_scale_its_target() {
     }
 }
 
+/// A replica set `web` of `replicas` pods that run as the service account `builder`.
+fn web_naming_builder(replicas: i64) -> Value {
+    let mut rs = deployment("web", replicas, "v1");
+    rs["spec"]["template"]["spec"]["serviceAccountName"] = "builder".into();
+    rs
+}
+
+/// The failures the replica set `web` has backed off from, and when it is to try again.
+fn backoff_of_web(cluster: &Cluster) -> (u32, Instant) {
+    let uid = cluster.get(REPLICA_SET, "web")["metadata"]["uid"].as_str().unwrap().to_string();
+    let (failures, at, _) = cluster.controllers.backoff.failed[&uid];
+    (failures, at)
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_replica_set_whose_pods_name_a_missing_service_account_backs_off_until_it_exists() {
     let mut cluster = Cluster::new(Pace::Fast);
-    let mut rs = deployment("web", 2, "v1");
-    rs["spec"]["template"]["spec"]["serviceAccountName"] = "builder".into();
-    cluster.create(REPLICA_SET, rs);
+    cluster.create(REPLICA_SET, web_naming_builder(2));
     assert!(cluster.pods().is_empty());
     let failure = condition(&cluster.get(REPLICA_SET, "web"), "ReplicaFailure").clone();
     assert_eq!((&failure["status"], &failure["reason"]), (&json!("True"), &json!("FailedCreate")));
@@ -999,19 +1011,16 @@ async fn a_replica_set_whose_pods_name_a_missing_service_account_backs_off_until
 #[tokio::test(start_paused = true)]
 async fn a_change_to_a_replica_set_backing_off_has_it_try_again_at_once() {
     let mut cluster = Cluster::new(Pace::Fast);
-    let mut rs = deployment("web", 2, "v1");
-    rs["spec"]["template"]["spec"]["serviceAccountName"] = "builder".into();
-    cluster.create(REPLICA_SET, rs);
-    let uid = cluster.get(REPLICA_SET, "web")["metadata"]["uid"].as_str().unwrap().to_string();
-    let failures = |cluster: &Cluster| cluster.controllers.backoff.failed[&uid].0;
+    cluster.create(REPLICA_SET, web_naming_builder(2));
+    let failures = |cluster: &Cluster| backoff_of_web(cluster).0;
     // Its own status write (the ReplicaFailure condition) is an event: a second try at once.
     assert_eq!(failures(&cluster), 2);
     cluster.wait(10).await;
-    let (tries, next) = (failures(&cluster), cluster.controllers.backoff.failed[&uid].1);
+    let (tries, next) = backoff_of_web(&cluster);
     // A change to the replica set (a label, say) is an event: it tries at once. Refused again,
     // it counts one more failure but does not put off the retry already queued.
     cluster.change(REPLICA_SET, "web", |rs| rs["metadata"]["labels"]["touched"] = "once".into());
-    assert_eq!((failures(&cluster), cluster.controllers.backoff.failed[&uid].1), (tries + 1, next));
+    assert_eq!(backoff_of_web(&cluster), (tries + 1, next));
     // The account made is no event for the replica set: it waits for its retry.
     cluster.create(resources::SERVICE_ACCOUNT, json!({"metadata": {"name": "builder"}}));
     assert!(cluster.pods().is_empty());
@@ -1025,14 +1034,11 @@ async fn a_change_to_a_replica_set_backing_off_has_it_try_again_at_once() {
 async fn a_change_to_a_pod_of_a_replica_set_backing_off_has_it_try_again_at_once() {
     let mut cluster = Cluster::new(Pace::Fast);
     cluster.create(resources::SERVICE_ACCOUNT, json!({"metadata": {"name": "builder"}}));
-    let mut rs = deployment("web", 1, "v1");
-    rs["spec"]["template"]["spec"]["serviceAccountName"] = "builder".into();
-    cluster.create(REPLICA_SET, rs);
+    cluster.create(REPLICA_SET, web_naming_builder(1));
     let pod = cluster.pods()[0]["metadata"]["name"].as_str().unwrap().to_string();
     cluster.store.remove(resources::SERVICE_ACCOUNT, NS, "builder");
     cluster.change(REPLICA_SET, "web", |rs| rs["spec"]["replicas"] = 2.into());
-    let uid = cluster.get(REPLICA_SET, "web")["metadata"]["uid"].as_str().unwrap().to_string();
-    let failures = |cluster: &Cluster| cluster.controllers.backoff.failed[&uid].0;
+    let failures = |cluster: &Cluster| backoff_of_web(cluster).0;
     cluster.wait(10).await;
     let tries = failures(&cluster);
     // A change to its pod (an annotation) is an event for it: one more try, at once.
@@ -1044,9 +1050,7 @@ async fn a_change_to_a_pod_of_a_replica_set_backing_off_has_it_try_again_at_once
 #[tokio::test(start_paused = true)]
 async fn a_replica_set_deleted_while_backing_off_is_forgotten() {
     let mut cluster = Cluster::new(Pace::Fast);
-    let mut rs = deployment("web", 2, "v1");
-    rs["spec"]["template"]["spec"]["serviceAccountName"] = "builder".into();
-    cluster.create(REPLICA_SET, rs);
+    cluster.create(REPLICA_SET, web_naming_builder(2));
     let uid = cluster.get(REPLICA_SET, "web")["metadata"]["uid"].as_str().unwrap().to_string();
     assert!(cluster.controllers.backoff.failed.contains_key(&uid));
     cluster.wait(1).await;
