@@ -180,7 +180,11 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, ds: &Value, nodes: 
         }
     }
     backoff.record(ds_uid, seen, &creations, tick);
-    cleanup_history(store, namespace, ds, &hash);
+    // Upstream's updateDaemonSet returns at a failed manage or rolling update, before
+    // cleanupHistory; one still backing off does not sync at all.
+    if matches!(creations, Creations::Done) {
+        cleanup_history(store, namespace, ds, &hash);
+    }
     update_status(store, tick, namespace, ds, &hash, nodes, &spec);
 }
 

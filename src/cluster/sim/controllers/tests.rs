@@ -1059,6 +1059,53 @@ async fn a_replica_set_deleted_while_backing_off_is_forgotten() {
     assert!(cluster.controllers.backoff.failed.is_empty());
 }
 
+/// Upstream's updateDaemonSet returns when manage fails, before cleanupHistory: a revision no pod
+/// uses stays while a refused pod keeps the sync failing, and goes once a sync succeeds.
+#[tokio::test(start_paused = true)]
+async fn a_daemon_set_whose_pods_are_refused_keeps_its_old_revisions() {
+    let mut cluster = Cluster::new(Pace::Fast);
+    cluster.create(resources::SERVICE_ACCOUNT, json!({"metadata": {"name": "builder"}}));
+    let mut ds = daemon_set("agent", "v1");
+    ds["spec"]["revisionHistoryLimit"] = 0.into();
+    ds["spec"]["template"]["spec"]["serviceAccountName"] = "builder".into();
+    cluster.create(DAEMON_SET, ds);
+    cluster.wait(10).await;
+    assert_eq!(cluster.pods().len(), 2);
+    let revisions = |cluster: &Cluster| {
+        let mut images: Vec<String> = cluster
+            .list(CONTROLLER_REVISION)
+            .iter()
+            .map(|r| r["data"]["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap().to_string())
+            .collect();
+        images.sort();
+        images
+    };
+    let set_image = |version: &'static str| {
+        move |ds: &mut Value| {
+            ds["spec"]["template"]["spec"]["containers"][0]["image"] = format!("agent:{version}").into()
+        }
+    };
+
+    // v2 replaces one node's pod, and its new pod is refused: that node has none.
+    cluster.store.remove(resources::SERVICE_ACCOUNT, NS, "builder");
+    cluster.change(DAEMON_SET, "agent", set_image("v2"));
+    cluster.wait(60).await;
+    assert_eq!(cluster.pods().len(), 1);
+    // v3 while the sync keeps failing: v2, which no pod uses, is kept (v1 runs on a node).
+    cluster.change(DAEMON_SET, "agent", set_image("v3"));
+    cluster.wait(60).await;
+    assert_eq!(revisions(&cluster), ["agent:v1", "agent:v2", "agent:v3"]);
+
+    // Once the account is back (and a change brings the retry at once) the syncs succeed, and
+    // the revisions beyond the limit go.
+    cluster.create(resources::SERVICE_ACCOUNT, json!({"metadata": {"name": "builder"}}));
+    cluster.change(DAEMON_SET, "agent", |ds| ds["metadata"]["labels"]["retry"] = "now".into());
+    cluster.wait(120).await;
+    assert!(cluster.pods().iter().all(|p| image(p) == "agent:v3" && is_ready(p)));
+    assert_eq!(cluster.pods().len(), 2);
+    assert_eq!(revisions(&cluster), ["agent:v3"]);
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_interrupted_run_stops_the_reaction_to_a_write_between_rounds() {
     use std::sync::atomic::{AtomicUsize, Ordering};
