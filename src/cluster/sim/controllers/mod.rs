@@ -70,8 +70,9 @@ impl Controller {
         Controller::EndpointSlice,
     ];
 
-    /// The version of the last change in `namespace` that can give the controller work.
-    fn last_change(self, store: &Store, namespace: &str) -> u64 {
+    /// The version of the last change in `namespace` that can give the controller work;
+    /// `backing_off`: one of its objects there is backing off from a refused pod.
+    fn last_change(self, store: &Store, namespace: &str, backing_off: bool) -> u64 {
         match self {
             // It reads every kind, but only removals, deletions and changed owner references
             // can leave a reference dangling or a deletion to finish.
@@ -82,6 +83,11 @@ impl Controller {
             }
             // They read a pod's labels only to select it (and for the hash labels they write):
             // a relabelling that moves no pod into or out of a selection gives them nothing.
+            // Unless the pod's controller is backing off: any change to its pod is an event
+            // that has it try again at once.
+            Controller::ReplicaSet | Controller::DaemonSet | Controller::StatefulSet if backing_off => {
+                store.last_change_of(namespace, self.reads(store, namespace))
+            }
             Controller::ReplicaSet | Controller::DaemonSet | Controller::StatefulSet | Controller::EndpointSlice => {
                 store.last_selection_change_of(namespace, self.reads(store, namespace))
             }
@@ -212,7 +218,10 @@ impl Controllers {
                 let mut visits = self.visits.remove(namespace).unwrap_or_default();
                 let mut tick: Option<Tick> = None;
                 for (i, controller) in Controller::IN_ORDER.into_iter().enumerate() {
-                    let changed = visits.at[i].is_none_or(|at| controller.last_change(store, namespace) > at);
+                    let changed = visits.at[i].is_none_or(|at| {
+                        let backing_off = self.backoff.backs_off_in(store, namespace);
+                        controller.last_change(store, namespace, backing_off) > at
+                    });
                     let timer = !changed && !visits.woken[i] && visits.due[i].is_some_and(|due| due <= now);
                     if !(changed || timer) {
                         // Nothing it reads changed: as good as a visit now, which keeps the
@@ -638,6 +647,16 @@ impl Backoff {
             }
             _ => true,
         }
+    }
+
+    /// Whether an object in `namespace` is backing off.
+    fn backs_off_in(&self, store: &Store, namespace: &str) -> bool {
+        use super::resources::{DAEMON_SET, REPLICA_SET, STATEFUL_SET};
+        !self.failed.is_empty()
+            && [REPLICA_SET, DAEMON_SET, STATEFUL_SET]
+                .into_iter()
+                .flat_map(|kind| store.list(kind, Some(namespace)))
+                .any(|object| self.failed.contains_key(uid(object)))
     }
 
     /// Forgets the objects that are gone, as upstream's queue forgets a key whose sync finds no

@@ -1045,6 +1045,12 @@ async fn a_change_to_a_pod_of_a_replica_set_backing_off_has_it_try_again_at_once
     cluster.change(POD, &pod, |pod| pod["metadata"]["annotations"]["touched"] = "yes".into());
     assert_eq!(failures(&cluster), tries + 1);
     assert_eq!(cluster.pods().len(), 1);
+    // So is a label no selector reads, which the controllers otherwise pass over: with the
+    // account back, the try it brings makes the second pod.
+    cluster.create(resources::SERVICE_ACCOUNT, json!({"metadata": {"name": "builder"}}));
+    assert_eq!(cluster.pods().len(), 1);
+    cluster.change(POD, &pod, |pod| pod["metadata"]["labels"]["unread"] = "yes".into());
+    assert_eq!(cluster.pods().len(), 2);
 }
 
 #[tokio::test(start_paused = true)]
