@@ -13,9 +13,9 @@
 //! workload's status has caught up with its generation, each ReplicaSet has the pods it wants and
 //! counts the pods it has, each Deployment has a ReplicaSet of its template, has sized its
 //! ReplicaSets for its replicas, adds them up in its status and has deleted the old ones beyond
-//! its revision history limit, each DaemonSet's status counts the nodes its pods are on, no pod
-//! or ReplicaSet waits to be adopted, released or collected, and each Service's endpoints list
-//! its selected pods with their current readiness. Starting pods, terminating pods and a paused or
+//! its revision history limit, each DaemonSet's status counts the nodes its pods are on and
+//! which of them are ready, no pod or ReplicaSet waits to be adopted, released or collected, and
+//! each Service's endpoints list its selected pods with their current readiness. Starting pods, terminating pods and a paused or
 //! stalled rollout are at rest: nothing is left to react to until time passes.
 //!
 //! One thing the objects cannot tell: whether the view holds every pod change a DaemonSet's or
@@ -329,6 +329,9 @@ fn first_unfinished(objects: &Objects, by_name_order: bool) -> Option<String> {
         if let Some(why) = daemon_nodes_uncounted(ds, ds_text, &pods, &objects.nodes) {
             return Some(why);
         }
+        if let Some(why) = daemon_ready_uncounted(ds, ds_text, &pods, &objects.nodes) {
+            return Some(why);
+        }
     }
     for set in by_name(&objects.stateful_sets, |s| &s.metadata, by_name_order) {
         if set.metadata.deletion_timestamp.is_some() {
@@ -577,6 +580,58 @@ fn daemon_nodes_uncounted(ds: &DaemonSet, text: Named<'_>, pods: &[&Pod], nodes:
     })
 }
 
+/// Whether a DaemonSet's status has yet to count which of its nodes' pods are ready. Upstream's
+/// status counts, on each node it should run on, the node's first pod (scheduled first, then
+/// oldest, then by name; terminating ones too) as ready or not. Its pods can change under a
+/// status that still counts the nodes right: after an `undo` the old template's terminating pods
+/// count as ready, and once they are gone the new ones (not ready yet) stand on the same nodes
+/// until the controller counts again. Judged only while no node is misscheduled, when every
+/// node with a pod is one it should run on, which the view cannot tell apart.
+fn daemon_ready_uncounted(ds: &DaemonSet, text: Named<'_>, pods: &[&Pod], nodes: &[Arc<Node>]) -> Option<String> {
+    let status = ds.status.as_ref()?;
+    if status.number_misscheduled != 0 {
+        return None;
+    }
+    let mut first_by_node: HashMap<&str, &Pod> = HashMap::new();
+    for &pod in pods {
+        if !controlled_by(&pod.metadata, &ds.metadata)
+            || (pod.metadata.deletion_timestamp.is_some() && matches!(phase(pod), "Succeeded" | "Failed"))
+        {
+            continue;
+        }
+        let Some(node) =
+            pod.target_node().filter(|node| nodes.iter().any(|n| n.metadata.name.as_deref() == Some(node)))
+        else {
+            continue;
+        };
+        first_by_node
+            .entry(node)
+            .and_modify(|first| {
+                if daemon_pod_order(pod, first).is_lt() {
+                    *first = pod;
+                }
+            })
+            .or_insert(pod);
+    }
+    let ready = first_by_node.values().filter(|pod| is_ready(pod)).count() as i32;
+    (status.number_ready != ready).then(|| {
+        format!(
+            "{text} has yet to count its ready pods: its status says {}, its nodes' first pods have {ready}",
+            status.number_ready
+        )
+    })
+}
+
+/// Upstream's podByCreationTimestampAndPhase: scheduled pods first, then the oldest, then by name.
+fn daemon_pod_order(a: &Pod, b: &Pod) -> std::cmp::Ordering {
+    let unscheduled = |p: &Pod| p.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_none_or(str::is_empty);
+    let created = |p: &Pod| p.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    unscheduled(a)
+        .cmp(&unscheduled(b))
+        .then_with(|| created(a).cmp(&created(b)))
+        .then_with(|| name(&a.metadata).cmp(name(&b.metadata)))
+}
+
 fn generation_unseen(text: Named<'_>, meta: &ObjectMeta, observed: Option<i64>) -> Option<String> {
     let generation = meta.generation.unwrap_or(0);
     let observed = observed.unwrap_or(0);
@@ -700,6 +755,7 @@ fn uid(meta: &ObjectMeta) -> &str {
 mod tests {
     use super::super::rollout::TEMPLATE_HASH_LABEL;
     use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use serde_json::{Value, json};
 
     fn owed(objects: &Objects) -> Option<String> {
@@ -1133,16 +1189,26 @@ mod tests {
         assert!(!is_member_name("dbx-0", "db"));
     }
 
-    /// A daemon pod: on its node, or (not yet scheduled) pinned to it by its affinity.
+    /// A daemon pod: on its node and ready, or (not yet scheduled) pinned to it by its affinity.
     fn daemon_pod(name: &str, node: &str, scheduled: bool) -> Arc<Pod> {
         let pin = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
             {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}]}}});
+        let ready = if scheduled { "True" } else { "False" };
         object(json!({
             "metadata": {"name": name, "uid": format!("uid-{name}"), "labels": {"app": "agent"},
-                         "ownerReferences": controller("DaemonSet", "agent")},
+                         "ownerReferences": controller("DaemonSet", "agent"),
+                         "creationTimestamp": "2026-01-01T00:00:00Z"},
             "spec": {"nodeName": if scheduled { node } else { "" }, "affinity": pin},
-            "status": {"phase": if scheduled { "Running" } else { "Pending" }},
+            "status": {"phase": if scheduled { "Running" } else { "Pending" },
+                       "conditions": [{"type": "Ready", "status": ready}]},
         }))
+    }
+
+    /// `daemon_set`, its status counting `ready` of its nodes' pods ready.
+    fn daemon_set_with_ready(version: u64, scheduled: i32, desired: i32, ready: i32) -> Arc<DaemonSet> {
+        let mut ds = (*daemon_set(version, scheduled, desired)).clone();
+        ds.status.as_mut().unwrap().number_ready = ready;
+        Arc::new(ds)
     }
 
     fn daemon_set(version: u64, scheduled: i32, desired: i32) -> Arc<DaemonSet> {
@@ -1175,9 +1241,41 @@ mod tests {
     #[test]
     fn a_daemon_set_counting_the_nodes_its_pods_are_on_is_at_rest() {
         assert_eq!(unfinished(&daemons_at_rest()), None);
-        // A pod not yet scheduled counts on the node its affinity pins it to.
+        // A pod not yet scheduled counts on the node its affinity pins it to (not ready).
         let mut objects = daemons_at_rest();
         objects.pods[1] = daemon_pod("agent-2", "worker2", false);
+        objects.daemon_sets = vec![daemon_set_with_ready(9, 2, 2, 1)];
+        assert_eq!(unfinished(&objects), None);
+    }
+
+    /// After an `undo`, the old template's pods count as ready while they terminate; once they
+    /// are gone, the new ones stand on the same nodes, not ready yet, under that status.
+    #[test]
+    fn a_daemon_set_is_at_rest_only_once_its_status_counts_its_nodes_first_pods_ready() {
+        let mut objects = daemons_at_rest();
+        objects.pods = vec![daemon_pod("agent-3", "worker", false), daemon_pod("agent-4", "worker2", false)];
+        assert_eq!(
+            owed(&objects).as_deref(),
+            Some("daemonset/agent has yet to count its ready pods: its status says 2, its nodes' first pods have 0")
+        );
+        objects.daemon_sets = vec![daemon_set_with_ready(9, 2, 2, 0)];
+        assert_eq!(unfinished(&objects), None);
+
+        // Two pods on a node: the scheduled one counts, then the oldest, then by name.
+        let mut objects = daemons_at_rest();
+        let mut newer = (*daemon_pod("agent-0", "worker", false)).clone();
+        newer.spec.as_mut().unwrap().node_name = Some("worker".into());
+        newer.metadata.creation_timestamp = Some(Time("2026-01-01T00:00:05Z".parse().unwrap()));
+        objects.pods.push(Arc::new(newer.clone()));
+        assert_eq!(unfinished(&objects), None, "the older, ready pod counts");
+        newer.metadata.creation_timestamp = objects.pods[0].metadata.creation_timestamp.clone();
+        objects.pods[2] = Arc::new(newer);
+        assert!(owed(&objects).is_some_and(|why| why.contains("its status says 2, its nodes' first pods have 1")));
+        // A node misscheduled: the view cannot tell the nodes it counts from the others.
+        let mut misscheduled = (*daemon_set(9, 2, 2)).clone();
+        misscheduled.status.as_mut().unwrap().number_misscheduled = 1;
+        misscheduled.status.as_mut().unwrap().current_number_scheduled = 1;
+        objects.daemon_sets = vec![Arc::new(misscheduled)];
         assert_eq!(unfinished(&objects), None);
     }
 
