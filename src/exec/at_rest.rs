@@ -259,11 +259,21 @@ fn first_unfinished(objects: &Objects, by_name_order: bool) -> Option<String> {
         {
             return Some(why);
         }
-        let owned = active_pods.iter().filter(|p| controlled_by(&p.metadata, &rs.metadata)).count() as i32;
+        let owned: Vec<&Pod> =
+            active_pods.iter().copied().filter(|p| controlled_by(&p.metadata, &rs.metadata)).collect();
+        let (ready, owned) = (owned.iter().filter(|p| is_ready(p)).count() as i32, owned.len() as i32);
         let status = rs.status.as_ref();
         let counted = status.map_or(0, |s| s.replicas);
         if counted != owned {
             return Some(format!("{rs_text} has yet to count its pods: its status says {counted}, it has {owned}"));
+        }
+        // A pod replaced leaves the count as it was, and the status counting the old one ready
+        // until the controller counts again.
+        let counted_ready = status.and_then(|s| s.ready_replicas).unwrap_or(0);
+        if counted_ready != ready {
+            return Some(format!(
+                "{rs_text} has yet to count its ready pods: its status says {counted_ready}, it has {ready}"
+            ));
         }
         let wanted = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
         // A replica set whose pods are refused says so in a condition and waits to try again.
@@ -850,6 +860,28 @@ mod tests {
             services: vec![service()],
             slices: vec![slice(&[("web-a-1", true), ("web-a-2", true)])],
         }
+    }
+
+    /// A pod replaced (the old one gone, its replacement not ready yet) leaves the replica set's
+    /// count as it was: the status that counted the old one ready is behind until it counts again.
+    #[test]
+    fn a_replica_set_is_at_rest_only_once_its_status_counts_its_ready_pods() {
+        let mut objects = at_rest();
+        objects.pods[1] = pod("web-a-3", json!({"app": "web", TEMPLATE_HASH_LABEL: "a"}), Some("web-a"), false);
+        objects.slices = vec![slice(&[("web-a-1", true), ("web-a-3", false)])];
+        assert_eq!(
+            owed(&objects).as_deref(),
+            Some("replicaset/web-a has yet to count its ready pods: its status says 2, it has 1")
+        );
+        let mut counted = (*replica_set("web-a", 2, 2)).clone();
+        counted.status.as_mut().unwrap().ready_replicas = Some(1);
+        counted.status.as_mut().unwrap().available_replicas = Some(1);
+        objects.replica_sets = vec![Arc::new(counted)];
+        let mut deployment = (*deployment(2, 3)).clone();
+        deployment.status.as_mut().unwrap().ready_replicas = Some(1);
+        deployment.status.as_mut().unwrap().available_replicas = Some(1);
+        objects.deployments = vec![Arc::new(deployment)];
+        assert_eq!(owed(&objects), None);
     }
 
     /// A complete (or paused) Deployment owes the deletion of its oldest replica sets beyond its
