@@ -11,12 +11,13 @@
 //!
 //! Rest is read from the objects alone, by the controllers' own published bookkeeping: each
 //! workload's status has caught up with its generation, each ReplicaSet has the pods it wants and
-//! counts the pods it has, each Deployment has a ReplicaSet of its template, has sized its
-//! ReplicaSets for its replicas, adds them up in its status and has deleted the old ones beyond
-//! its revision history limit, each DaemonSet's status counts the nodes its pods are on and
+//! counts the pods it has and the ready ones, each Deployment has a ReplicaSet of its template, has
+//! sized its ReplicaSets for its replicas, adds them up in its status and has deleted the old ones
+//! beyond its revision history limit, each DaemonSet's status counts the nodes its pods are on and
 //! which of them are ready, no pod or ReplicaSet waits to be adopted, released or collected, and
-//! each Service's endpoints list its selected pods with their current readiness. Starting pods, terminating pods and a paused or
-//! stalled rollout are at rest: nothing is left to react to until time passes.
+//! each Service's endpoints list its selected pods with their current readiness. Starting pods,
+//! terminating pods and a paused or stalled rollout are at rest: nothing is left to react to until
+//! time passes.
 //!
 //! One thing the objects cannot tell: whether the view holds every pod change a DaemonSet's or
 //! StatefulSet's controller made before it wrote a status that says it is not done. That is
@@ -267,8 +268,8 @@ fn first_unfinished(objects: &Objects, by_name_order: bool) -> Option<String> {
         if counted != owned {
             return Some(format!("{rs_text} has yet to count its pods: its status says {counted}, it has {owned}"));
         }
-        // A pod replaced leaves the count as it was, and the status counting the old one ready
-        // until the controller counts again.
+        // A pod replaced leaves `replicas` unchanged, while the status still counts the old pod
+        // ready until the controller counts again.
         let counted_ready = status.and_then(|s| s.ready_replicas).unwrap_or(0);
         if counted_ready != ready {
             return Some(format!(
@@ -336,10 +337,7 @@ fn first_unfinished(objects: &Objects, by_name_order: bool) -> Option<String> {
         if let Some(why) = generation_unseen(ds_text, &ds.metadata, observed) {
             return Some(why);
         }
-        if let Some(why) = daemon_nodes_uncounted(ds, ds_text, &pods, &objects.nodes) {
-            return Some(why);
-        }
-        if let Some(why) = daemon_ready_uncounted(ds, ds_text, &pods, &objects.nodes) {
+        if let Some(why) = daemon_pods_uncounted(ds, ds_text, &pods, &objects.nodes) {
             return Some(why);
         }
     }
@@ -564,44 +562,10 @@ fn removal_owed(pod: &Pod, nodes: &[Arc<Node>]) -> Option<String> {
     })
 }
 
-/// Whether a DaemonSet's status has yet to count the nodes its pods are on. Each sync counts,
-/// from the pods, the nodes that have one (upstream's currentNumberScheduled, and
-/// numberMisscheduled for the nodes that should not): a daemon pod deleted leaves its node
-/// counted until the controller has made the replacement and counted again. A node whose pods
-/// are refused stays uncounted in both, so a refusal is at rest.
-fn daemon_nodes_uncounted(ds: &DaemonSet, text: Named<'_>, pods: &[&Pod], nodes: &[Arc<Node>]) -> Option<String> {
-    let mut with_pods: Vec<&str> = pods
-        .iter()
-        .filter(|p| controlled_by(&p.metadata, &ds.metadata))
-        // Upstream's getNodesToDaemonPods leaves out pods both finished and being deleted.
-        .filter(|p| !(p.metadata.deletion_timestamp.is_some() && matches!(phase(p), "Succeeded" | "Failed")))
-        .filter_map(|p| p.target_node())
-        .filter(|node| nodes.iter().any(|n| n.metadata.name.as_deref() == Some(node)))
-        .collect();
-    with_pods.sort_unstable();
-    with_pods.dedup();
-    let status = ds.status.as_ref();
-    let counted = status.map_or(0, |s| s.current_number_scheduled + s.number_misscheduled);
-    (counted != with_pods.len() as i32).then(|| {
-        format!(
-            "{text} has yet to count its pods' nodes: its status says {counted}, its pods are on {}",
-            with_pods.len()
-        )
-    })
-}
-
-/// Whether a DaemonSet's status has yet to count which of its nodes' pods are ready. Upstream's
-/// status counts, on each node it should run on, the node's first pod (scheduled first, then
-/// oldest, then by name; terminating ones too) as ready or not. Its pods can change under a
-/// status that still counts the nodes right: after an `undo` the old template's terminating pods
-/// count as ready, and once they are gone the new ones (not ready yet) stand on the same nodes
-/// until the controller counts again. Judged only while no node is misscheduled, when every
-/// node with a pod is one it should run on, which the view cannot tell apart.
-fn daemon_ready_uncounted(ds: &DaemonSet, text: Named<'_>, pods: &[&Pod], nodes: &[Arc<Node>]) -> Option<String> {
-    let status = ds.status.as_ref()?;
-    if status.number_misscheduled != 0 {
-        return None;
-    }
+/// Upstream's getNodesToDaemonPods, as the status counts it: the DaemonSet's pods by the node
+/// they are on (or pinned to), on nodes that exist, each node's first pod (upstream's
+/// podByCreationTimestampAndPhase order). Pods both finished and being deleted are left out.
+fn daemon_first_pods<'a>(ds: &DaemonSet, pods: &[&'a Pod], nodes: &[Arc<Node>]) -> HashMap<&'a str, &'a Pod> {
     let mut first_by_node: HashMap<&str, &Pod> = HashMap::new();
     for &pod in pods {
         if !controlled_by(&pod.metadata, &ds.metadata)
@@ -623,10 +587,37 @@ fn daemon_ready_uncounted(ds: &DaemonSet, text: Named<'_>, pods: &[&Pod], nodes:
             })
             .or_insert(pod);
     }
+    first_by_node
+}
+
+/// Whether a DaemonSet's status has yet to count its pods: the nodes they are on, and which of
+/// those nodes' first pods are ready.
+///
+/// Each sync counts, from the pods, the nodes that have one (upstream's currentNumberScheduled,
+/// and numberMisscheduled for the nodes that should not): a daemon pod deleted leaves its node
+/// counted until the controller has made the replacement and counted again. A node whose pods
+/// are refused stays uncounted in both, so a refusal is at rest.
+///
+/// Its pods can also change under a status that still counts the nodes right: after an `undo`
+/// the old template's terminating pods count as ready, and once they are gone the new ones (not
+/// ready yet) stand on the same nodes until the controller counts again. Readiness is judged
+/// only while no node is misscheduled: upstream counts it on the nodes the DaemonSet should run
+/// on, which the view cannot tell from the others.
+fn daemon_pods_uncounted(ds: &DaemonSet, text: Named<'_>, pods: &[&Pod], nodes: &[Arc<Node>]) -> Option<String> {
+    let first_by_node = daemon_first_pods(ds, pods, nodes);
+    let status = ds.status.as_ref();
+    let counted = status.map_or(0, |s| s.current_number_scheduled + s.number_misscheduled);
+    if counted != first_by_node.len() as i32 {
+        return Some(format!(
+            "{text} has yet to count its pods' nodes: its status says {counted}, its pods are on {}",
+            first_by_node.len()
+        ));
+    }
+    let status = status.filter(|s| s.number_misscheduled == 0)?;
     let ready = first_by_node.values().filter(|pod| is_ready(pod)).count() as i32;
     (status.number_ready != ready).then(|| {
         format!(
-            "{text} has yet to count its ready pods: its status says {}, its nodes' first pods have {ready}",
+            "{text} has yet to count its ready pods: its status says {}, {ready} of its nodes' first pods are ready",
             status.number_ready
         )
     })
@@ -1288,7 +1279,9 @@ mod tests {
         objects.pods = vec![daemon_pod("agent-3", "worker", false), daemon_pod("agent-4", "worker2", false)];
         assert_eq!(
             owed(&objects).as_deref(),
-            Some("daemonset/agent has yet to count its ready pods: its status says 2, its nodes' first pods have 0")
+            Some(
+                "daemonset/agent has yet to count its ready pods: its status says 2, 0 of its nodes' first pods are ready"
+            )
         );
         objects.daemon_sets = vec![daemon_set_with_ready(9, 2, 2, 0)];
         assert_eq!(unfinished(&objects), None);
@@ -1302,13 +1295,22 @@ mod tests {
         assert_eq!(unfinished(&objects), None, "the older, ready pod counts");
         newer.metadata.creation_timestamp = objects.pods[0].metadata.creation_timestamp.clone();
         objects.pods[2] = Arc::new(newer);
-        assert!(owed(&objects).is_some_and(|why| why.contains("its status says 2, its nodes' first pods have 1")));
+        assert!(
+            owed(&objects).is_some_and(|why| why.contains("its status says 2, 1 of its nodes' first pods are ready"))
+        );
         // A node misscheduled: the view cannot tell the nodes it counts from the others.
         let mut misscheduled = (*daemon_set(9, 2, 2)).clone();
         misscheduled.status.as_mut().unwrap().number_misscheduled = 1;
         misscheduled.status.as_mut().unwrap().current_number_scheduled = 1;
         objects.daemon_sets = vec![Arc::new(misscheduled)];
         assert_eq!(unfinished(&objects), None);
+
+        // A scheduled pod comes before an older one not yet scheduled.
+        let mut objects = daemons_at_rest();
+        let mut older = (*daemon_pod("agent-0", "worker", false)).clone();
+        older.metadata.creation_timestamp = Some(Time("2025-12-31T00:00:00Z".parse().unwrap()));
+        objects.pods.push(Arc::new(older));
+        assert_eq!(unfinished(&objects), None, "the scheduled, ready pod counts");
     }
 
     #[test]

@@ -71,7 +71,8 @@ impl Controller {
     ];
 
     /// The version of the last change in `namespace` that can give the controller work;
-    /// `backing_off`: one of its objects there is backing off from a refused pod.
+    /// `backing_off`: a ReplicaSet, DaemonSet or StatefulSet there is backing off from a
+    /// refused pod.
     fn last_change(self, store: &Store, namespace: &str, backing_off: bool) -> u64 {
         match self {
             // It reads every kind, but only removals, deletions and changed owner references
@@ -83,8 +84,9 @@ impl Controller {
             }
             // They read a pod's labels only to select it (and for the hash labels they write):
             // a relabelling that moves no pod into or out of a selection gives them nothing.
-            // Unless the pod's controller is backing off: any change to its pod is an event
-            // that has it try again at once.
+            // Unless one of them in the namespace is backing off: any change to a pod is an
+            // event for the pod's controller, which then tries again at once (the others, woken
+            // too, find nothing to do).
             Controller::ReplicaSet | Controller::DaemonSet | Controller::StatefulSet if backing_off => {
                 store.last_change_of(namespace, self.reads(store, namespace))
             }
@@ -219,7 +221,10 @@ impl Controllers {
                 let mut tick: Option<Tick> = None;
                 for (i, controller) in Controller::IN_ORDER.into_iter().enumerate() {
                     let changed = visits.at[i].is_none_or(|at| {
-                        let backing_off = self.backoff.backs_off_in(store, namespace);
+                        let backing_off = matches!(
+                            controller,
+                            Controller::ReplicaSet | Controller::DaemonSet | Controller::StatefulSet
+                        ) && self.backoff.backs_off_in(store, namespace);
                         controller.last_change(store, namespace, backing_off) > at
                     });
                     let timer = !changed && !visits.woken[i] && visits.due[i].is_some_and(|due| due <= now);

@@ -1054,6 +1054,32 @@ async fn a_change_to_a_pod_of_a_replica_set_backing_off_has_it_try_again_at_once
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_change_to_a_pod_of_a_daemon_set_backing_off_has_it_try_again_at_once() {
+    let mut cluster = Cluster::new(Pace::Fast);
+    let account = || json!({"metadata": {"name": "builder"}});
+    cluster.create(resources::SERVICE_ACCOUNT, account());
+    let mut ds = daemon_set("agent", "v1");
+    ds["spec"]["template"]["spec"]["serviceAccountName"] = "builder".into();
+    cluster.create(DAEMON_SET, ds);
+    cluster.wait(5).await;
+    let names: Vec<String> = cluster.pods().iter().map(|p| name(p).to_string()).collect();
+    assert_eq!(names.len(), 2);
+    // One node's pod gone while the account is missing: its replacement is refused.
+    cluster.store.remove(resources::SERVICE_ACCOUNT, NS, "builder");
+    cluster.store.remove(POD, NS, &names[0]);
+    cluster.controllers.reconcile(&mut cluster.store);
+    assert_eq!(cluster.pods().len(), 1);
+    let uid = cluster.get(DAEMON_SET, "agent")["metadata"]["uid"].as_str().unwrap().to_string();
+    assert!(cluster.controllers.backoff.failed.contains_key(&uid));
+    // The account made is no event for the daemon set; a label on its other pod that no selector
+    // reads is, and the try it brings makes the replacement.
+    cluster.create(resources::SERVICE_ACCOUNT, account());
+    assert_eq!(cluster.pods().len(), 1);
+    cluster.change(POD, &names[1], |pod| pod["metadata"]["labels"]["unread"] = "yes".into());
+    assert_eq!(cluster.pods().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_replica_set_deleted_while_backing_off_is_forgotten() {
     let mut cluster = Cluster::new(Pace::Fast);
     cluster.create(REPLICA_SET, web_naming_builder(2));
