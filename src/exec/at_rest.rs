@@ -260,9 +260,10 @@ fn first_unfinished(objects: &Objects, by_name_order: bool) -> Option<String> {
         {
             return Some(why);
         }
-        let owned: Vec<&Pod> =
-            active_pods.iter().copied().filter(|p| controlled_by(&p.metadata, &rs.metadata)).collect();
-        let (ready, owned) = (owned.iter().filter(|p| is_ready(p)).count() as i32, owned.len() as i32);
+        let (owned, ready) = active_pods
+            .iter()
+            .filter(|p| controlled_by(&p.metadata, &rs.metadata))
+            .fold((0, 0), |(owned, ready), p| (owned + 1, ready + i32::from(is_ready(p))));
         let status = rs.status.as_ref();
         let counted = status.map_or(0, |s| s.replicas);
         if counted != owned {
