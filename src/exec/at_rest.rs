@@ -544,22 +544,26 @@ fn ownership(
 /// once, and so is any deleted pod on a node whose kubelet ignores grace periods (marked
 /// [`PACE_ANNOTATION`] `fast`: the testbed's fast pace, and the built-in cluster's, where such a
 /// pod is gone at once). Only a grace period the kubelet keeps makes terminating a state of rest.
-/// (A DaemonSet or StatefulSet replaces its pod only once it is gone.)
+/// (A DaemonSet or StatefulSet replaces its pod only once it is gone.) A pod its finalizers hold
+/// stays; on such a node its kubelet stops it at once (it ends Failed).
 fn removal_owed(pod: &Pod, nodes: &[Arc<Node>]) -> Option<String> {
     let meta = &pod.metadata;
-    if meta.deletion_timestamp.is_none() || meta.finalizers.as_ref().is_some_and(|f| !f.is_empty()) {
+    meta.deletion_timestamp.as_ref()?;
+    let held = meta.finalizers.as_ref().is_some_and(|f| !f.is_empty());
+    if held && matches!(phase(pod), "Succeeded" | "Failed") {
         return None;
     }
-    if meta.deletion_grace_period_seconds == Some(0) {
+    if !held && meta.deletion_grace_period_seconds == Some(0) {
         return Some(format!("the kubelet has yet to remove pod/{}, deleted with no grace period", name(meta)));
     }
-    let node = pod.spec.as_ref()?.node_name.as_deref()?;
+    let node = pod.spec.as_ref()?.node_name.as_deref().filter(|n| !n.is_empty())?;
     let fast = nodes.iter().any(|n| {
         n.metadata.name.as_deref() == Some(node)
             && n.metadata.annotations.as_ref().and_then(|a| a.get(PACE_ANNOTATION)).map(String::as_str) == Some("fast")
     });
+    let what = if held { "stop" } else { "remove" };
     fast.then(|| {
-        format!("the kubelet of node/{node} has yet to remove pod/{}: it plays pods at the fast pace", name(meta))
+        format!("the kubelet of node/{node} has yet to {what} pod/{}: it plays pods at the fast pace", name(meta))
     })
 }
 
@@ -702,14 +706,11 @@ fn is_active(pod: &Pod) -> bool {
     pod.metadata.deletion_timestamp.is_none() && !matches!(phase(pod), "Succeeded" | "Failed")
 }
 
-/// Upstream's ShouldPodBeInEndpoints, as to the pod's phase: a pod that restarts always is
-/// listed in any phase.
+/// Upstream's ShouldPodBeInEndpoints, as to the pod's phase: a pod that has finished (Succeeded
+/// or Failed: evicted, or stopped by its kubelet while finalizers hold it) is never listed,
+/// whatever its restart policy.
 fn listed_by_phase(pod: &Pod) -> bool {
-    match pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()) {
-        Some("Never") => !matches!(phase(pod), "Succeeded" | "Failed"),
-        Some("OnFailure") => phase(pod) != "Succeeded",
-        _ => true,
-    }
+    !matches!(phase(pod), "Succeeded" | "Failed")
 }
 
 fn has_ip(pod: &Pod) -> bool {
@@ -1112,6 +1113,22 @@ mod tests {
     }
 
     #[test]
+    fn a_finished_pod_is_no_endpoint_whatever_its_restart_policy() {
+        // A pod that restarts always ends Failed when evicted, or when its kubelet stops it while
+        // finalizers hold it: upstream lists no finished pod.
+        let objects = at_rest();
+        let mut failed: Pod = (*objects.pods[1]).clone();
+        failed.status.get_or_insert_default().phase = Some("Failed".to_string());
+        let pods = [&*objects.pods[0], &failed];
+        let listed = |endpoints: &[(&str, bool)]| endpoints_behind(&objects.services[0], &pods, &[slice(endpoints)]);
+        assert_eq!(listed(&[("web-a-1", true)]), None);
+        assert_eq!(
+            listed(&[("web-a-1", true), ("web-a-2", false)]).as_deref(),
+            Some("service/web's endpoints have yet to follow its pods (pod/web-a-2)")
+        );
+    }
+
+    #[test]
     fn an_ordered_statefulset_owes_its_next_pod_until_its_status_counts_the_ready_one() {
         let set = |ready: i32| -> Arc<StatefulSet> {
             object(json!({
@@ -1399,7 +1416,7 @@ mod tests {
         assert_eq!(unfinished(&objects), None);
         deleted.metadata.finalizers = None;
         deleted.metadata.deletion_grace_period_seconds = Some(30);
-        objects.pods[1] = Arc::new(deleted);
+        objects.pods[1] = Arc::new(deleted.clone());
         assert_eq!(unfinished(&objects), None);
         // Unless its node's kubelet ignores grace periods.
         objects.nodes[2] = object(json!({"metadata": {"name": "worker2", "annotations": {PACE_ANNOTATION: "fast"}}}));
@@ -1407,5 +1424,14 @@ mod tests {
             owed(&objects).as_deref(),
             Some("the kubelet of node/worker2 has yet to remove pod/agent-2: it plays pods at the fast pace")
         );
+        // A finalizer holds the pod there: its kubelet stops it at once, and it stays, Failed.
+        deleted.metadata.finalizers = Some(vec!["example.com/hold".to_string()]);
+        objects.pods[1] = Arc::new(deleted.clone());
+        assert_eq!(
+            owed(&objects).as_deref(),
+            Some("the kubelet of node/worker2 has yet to stop pod/agent-2: it plays pods at the fast pace")
+        );
+        deleted.status.get_or_insert_default().phase = Some("Failed".to_string());
+        assert_eq!(removal_owed(&deleted, &objects.nodes), None);
     }
 }

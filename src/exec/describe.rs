@@ -105,16 +105,39 @@ impl PodsInFlux {
                     let left = deadline.0.duration_since(now);
                     // The kubelet removes the pod a moment after the period ends (it stops the
                     // process, then writes the pod's last status).
-                    let ends = if left.is_positive() {
+                    let held = p.metadata.finalizers.as_deref().unwrap_or_default();
+                    let stopped =
+                        matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"));
+                    let ends = if stopped {
+                        "its kubelet has stopped it".to_string()
+                    } else if left.is_positive() {
                         format!("its grace period ends in {}s", left.as_secs_f64().ceil())
-                    } else {
+                    } else if held.is_empty() {
                         "its grace period is over, and its kubelet removes it next".to_string()
+                    } else {
+                        "its grace period is over, and its kubelet stops it next".to_string()
                     };
-                    return Some(InFlux {
-                        what: format!(
+                    let what = if held.is_empty() {
+                        format!(
                             "{role} terminating: its grace period is {grace}s (until it ends the pod still holds its \
                              node and may still serve)"
-                        ),
+                        )
+                    } else if stopped {
+                        // No wait ends this: only whoever set the finalizers can let the pod go.
+                        format!(
+                            "{role} stopped by its kubelet and held by its finalizers ({}): it stays until they are \
+                             removed",
+                            held.join(", ")
+                        )
+                    } else {
+                        format!(
+                            "{role} terminating, held by its finalizers ({}): it stays until they are removed (its \
+                             kubelet stops it once its grace period of {grace}s ends)",
+                            held.join(", ")
+                        )
+                    };
+                    return Some(InFlux {
+                        what,
                         which: format!("{name} ({role}) has been terminating for {}s; {ends}", seconds_since(&since)),
                         starting_for: None,
                     });
@@ -292,5 +315,35 @@ mod tests {
         assert_eq!(in_flux.started_late(std::time::Duration::from_secs(10)), None);
         // Terminating pods alone are not pods starting late.
         assert_eq!(PodsInFlux::of(&pods[..1], &variables, now).started_late(std::time::Duration::from_secs(30)), None);
+    }
+
+    #[test]
+    fn a_pod_its_finalizers_hold_says_so_before_and_after_its_kubelet_stops_it() {
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let at = |seconds: i64| (now + k8s_openapi::jiff::SignedDuration::from_secs(seconds)).to_string();
+        let held = |phase: &str, deadline: i64, grace: i64| {
+            std::sync::Arc::new(pod_json(serde_json::json!({
+                "metadata": {
+                    "name": "web", "uid": "u1", "finalizers": ["example.com/hold"],
+                    "deletionTimestamp": at(deadline), "deletionGracePeriodSeconds": grace,
+                },
+                "spec": {"nodeName": "worker", "containers": []},
+                "status": {"phase": phase},
+            })))
+        };
+        let running = PodsInFlux::of(&[held("Running", 5, 10)], &HashMap::new(), now);
+        assert_eq!(
+            running.summary(),
+            ["pod/web terminating, held by its finalizers (example.com/hold): it stays until they are removed (its \
+              kubelet stops it once its grace period of 10s ends)"]
+        );
+        assert_eq!(running.detail(), ["pod/web (pod/web) has been terminating for 5s; its grace period ends in 5s"]);
+        let stopped = PodsInFlux::of(&[held("Failed", -7, 0)], &HashMap::new(), now);
+        assert_eq!(
+            stopped.summary(),
+            ["pod/web stopped by its kubelet and held by its finalizers (example.com/hold): it stays until they are \
+              removed"]
+        );
+        assert_eq!(stopped.detail(), ["pod/web (pod/web) has been terminating for 7s; its kubelet has stopped it"]);
     }
 }

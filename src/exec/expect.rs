@@ -94,6 +94,11 @@ fn evaluate(step: &Step, context: &Context<'_>) -> Result<Verdict, StepError> {
             let all_terminating = present(context, target, false)? == 0;
             Ok(Err(if !all_terminating {
                 format!("{left} object(s) still exist")
+            } else if targets_pods(context, target) && held_by_finalizers(context, target) {
+                format!(
+                    "{left} object(s) still exist, terminating: finalizers hold a deleted pod until whoever set them \
+                     removes them, which no wait brings about"
+                )
             } else if targets_pods(context, target) {
                 format!(
                     "{left} object(s) still exist, terminating: a deleted pod stays until its grace period ends; give \
@@ -116,6 +121,24 @@ fn targets_pods(context: &Context<'_>, target: &Target) -> bool {
         Target::Object(o) => o.kind.unwrap_or(Kind::Pod) == Kind::Pod,
         Target::Selection(s) => s.kind.unwrap_or(Kind::Pod) == Kind::Pod,
     }
+}
+
+/// Whether finalizers hold a pod the target stands for that is being deleted.
+fn held_by_finalizers(context: &Context<'_>, target: &Target) -> bool {
+    let stands_for = |p: &Pod| match target {
+        Target::Variable(v) => match context.variables.get(&v.value) {
+            Some(Value::Pod(bound)) => p.metadata.uid.as_ref() == Some(&bound.uid),
+            Some(Value::Object { name, .. }) => p.metadata.name.as_ref() == Some(name),
+            _ => false,
+        },
+        Target::Object(o) => p.metadata.name.as_ref() == Some(&o.name.value),
+        Target::Selection(s) => s.selector.as_ref().is_none_or(|sel| sel.matches(&labels_of(&p.metadata))),
+    };
+    context.view.pods.state().iter().any(|p| {
+        p.metadata.deletion_timestamp.is_some()
+            && p.metadata.finalizers.as_ref().is_some_and(|f| !f.is_empty())
+            && stands_for(p)
+    })
 }
 
 /// Live pods a target stands for (a bound pod by its uid, so a same-named successor does not count).

@@ -20,8 +20,6 @@ pub struct Pod {
 #[serde(rename_all = "camelCase")]
 pub struct PodSpec {
     pub node_name: Option<String>,
-    /// Whether the EndpointSlice controller lists the pod in a terminal phase.
-    pub restart_policy: Option<String>,
     /// The node a daemon pod is made for, before the scheduler binds it (see [`Pod::target_node`]).
     pub affinity: Option<Affinity>,
 }

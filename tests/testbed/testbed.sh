@@ -23,14 +23,18 @@ CACHE_ROOT=${REHEARSE_TESTBED_CACHE:-$HOME/.cache/rehearse-testbed}
 BUILD_KEY="k8s-${K8S_VERSION}-etcd-${ETCD_VERSION}-kwok-${KWOK_VERSION}"
 BUILD_DIR="$CACHE_ROOT/$BUILD_KEY"
 BIN_DIR="$BUILD_DIR/bin"
-# kwok Stage files, one per pace (see PACES below). The fast one keeps the name
-# it had before paces existed. The kind one is composed at `up` and `pace` from
-# kwok's general stages for starting pods (extracted at build time) and the
-# testbed's own pod-delete stage, kept beside this script.
+# kwok Stage files, one per pace (see PACES below), each composed at `up` and
+# `pace` from kwok's own stages (extracted at build time; the fast extract keeps
+# the name it had before paces existed) and the testbed's own stages, kept
+# beside this script: the kind pace's pod-delete, and at each pace the stop of a
+# deleted pod its finalizers hold.
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 STAGES_FILE="$BUILD_DIR/kwok-stages.yaml"
+FAST_STAGES_FILE="$BUILD_DIR/kwok-stages-fast.yaml"
 KIND_START_STAGES_FILE="$BUILD_DIR/kwok-stages-kind-start.yaml"
 KIND_STAGES_FILE="$BUILD_DIR/kwok-stages-kind.yaml"
-KIND_POD_DELETE_STAGE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/kind-pod-delete.yaml"
+FAST_OWN_STAGES=("$HERE/fast-pod-stop-held.yaml")
+KIND_OWN_STAGES=("$HERE/kind-pod-delete.yaml" "$HERE/kind-pod-stop-held.yaml")
 RUN_DIR=${REHEARSE_TESTBED_DIR:-$CACHE_ROOT/run}
 # Absolute: process ownership checks match it in command lines.
 [[ $RUN_DIR == /* ]] || RUN_DIR="$PWD/$RUN_DIR"
@@ -252,32 +256,40 @@ build_kubernetes() {
 
 pace_stages_file() {
   case $1 in
-    fast) echo "$STAGES_FILE" ;;
+    fast) echo "$FAST_STAGES_FILE" ;;
     kind) echo "$KIND_STAGES_FILE" ;;
     *) die "unknown pace '$1' (fast or kind)" ;;
   esac
 }
 
-# The kind pace's Stage file: kwok's stages for starting pods, then the
-# testbed's pod-delete stage. Written by `up` and `pace` (need_tools) whenever
-# either part changed: the pod-delete stage lives in the repository, not in
+# compose OUT KWOK_FILE OWN_FILE... : a pace's Stage file, kwok's extracted
+# stages then the testbed's own. Written by `up` and `pace` (need_tools)
+# whenever a part changed: the testbed's stages live in the repository, not in
 # the build cache.
-compose_kind_stages() {
-  [[ -s $KIND_START_STAGES_FILE ]] || die "kwok Stage file missing: $KIND_START_STAGES_FILE (run '$0 build')"
-  [[ -s $KIND_POD_DELETE_STAGE ]] || die "missing $KIND_POD_DELETE_STAGE"
-  local composed
-  composed=$(mktemp "$KIND_STAGES_FILE.XXXXXX")
+compose_stages() {
+  local out=$1 kwok_file=$2 composed f
+  shift 2
+  [[ -s $kwok_file ]] || die "kwok Stage file missing: $kwok_file (run '$0 build')"
+  composed=$(mktemp "$out.XXXXXX")
   {
-    cat "$KIND_START_STAGES_FILE"
-    echo "---"
-    cat "$KIND_POD_DELETE_STAGE"
+    cat "$kwok_file"
+    for f in "$@"; do
+      [[ -s $f ]] || die "missing $f"
+      echo "---"
+      cat "$f"
+    done
   } >"$composed"
-  if cmp -s "$composed" "$KIND_STAGES_FILE"; then
+  if cmp -s "$composed" "$out"; then
     rm -f "$composed"
   else
     chmod 644 "$composed"
-    mv "$composed" "$KIND_STAGES_FILE"
+    mv "$composed" "$out"
   fi
+}
+
+compose_pace_stages() {
+  compose_stages "$FAST_STAGES_FILE" "$STAGES_FILE" "${FAST_OWN_STAGES[@]}"
+  compose_stages "$KIND_STAGES_FILE" "$KIND_START_STAGES_FILE" "${KIND_OWN_STAGES[@]}"
 }
 
 # write_stages FILE STAGE... : concatenate kwok Stage files from the kwok
@@ -398,7 +410,7 @@ need_tools() {
     command -v go >/dev/null 2>&1 || die "kwok Stage files missing in $BUILD_DIR: run '$0 build' first"
     (go_env && build_stages) || die "cannot extract kwok Stage files: run '$0 build'"
   fi
-  compose_kind_stages
+  compose_pace_stages
 }
 
 # new_cert NAME CN ORG SAN... : key + cert signed by the testbed CA

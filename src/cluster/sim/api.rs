@@ -28,12 +28,20 @@ pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 /// The field manager whose applied configuration server-side apply remembers, per object.
 type AppliedKey = (Resource, String, String);
 
+/// An applied configuration and the uid of the object it was applied to: it stays with that object
+/// while the object exists, being deleted included (a pod its finalizers hold), as managedFields
+/// do, and means nothing to an object made again under the same name.
+struct Applied {
+    uid: String,
+    config: Value,
+}
+
 struct State {
     store: Store,
     controllers: Controllers,
     /// What each object's last server-side apply set, so a later apply can drop what it no longer
     /// sets (the part of managedFields a single field manager needs).
-    applied: BTreeMap<AppliedKey, Value>,
+    applied: BTreeMap<AppliedKey, Applied>,
     /// When the controllers next have something due (a pod turning Ready, a grace period ending).
     next_due: Option<tokio::time::Instant>,
     wakes: Wakes,
@@ -174,8 +182,11 @@ fn lock(shared: &Shared) -> MutexGuard<'_, State> {
 fn settle(state: &mut State) {
     state.next_due = state.controllers.reconcile(&mut state.store);
     for key in state.controllers.take_rescaled() {
-        if let Some(spec) =
-            state.applied.get_mut(&key).and_then(|applied| applied.get_mut("spec")).and_then(Value::as_object_mut)
+        if let Some(spec) = state
+            .applied
+            .get_mut(&key)
+            .and_then(|applied| applied.config.get_mut("spec"))
+            .and_then(Value::as_object_mut)
         {
             spec.remove("replicas");
         }
@@ -516,7 +527,7 @@ fn update_by_another_manager(
     let written = update(state, target, current, object)?;
     let name = current["metadata"]["name"].as_str().unwrap_or_default().to_string();
     if let Some(owned) = state.applied.get_mut(&(target.resource, target.namespace.clone(), name)) {
-        disown_changed(owned, current, &written, &mut Vec::new(), atomic_fields(target.resource));
+        disown_changed(&mut owned.config, current, &written, &mut Vec::new(), atomic_fields(target.resource));
     }
     Ok(written)
 }
@@ -625,15 +636,17 @@ fn apply(state: &mut State, target: &Target, name: &str, mut applied: Value) -> 
         }
         Some(current) => {
             let mut merged = (*current).clone();
-            if let Some(previous) = state.applied.get(&key) {
-                drop_unset(&mut merged, previous, &applied);
+            let uid = current["metadata"]["uid"].as_str().unwrap_or_default();
+            if let Some(previous) = state.applied.get(&key).filter(|previous| previous.uid == uid) {
+                drop_unset(&mut merged, &previous.config, &applied);
             }
             merge(&mut merged, &applied);
             replace_atomic_fields(target.resource, &mut merged, &applied);
             update(state, target, &current, merged)?
         }
     };
-    state.applied.insert(key, applied);
+    let uid = result["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+    state.applied.insert(key, Applied { uid, config: applied });
     Ok(result)
 }
 
@@ -681,12 +694,8 @@ fn delete(state: &mut State, target: &Target, name: &str, options: &Value) -> Re
             current["metadata"]["uid"].as_str().unwrap_or_default()
         )));
     }
-    state.applied.remove(&(target.resource, target.namespace.clone(), name.to_string()));
     if target.resource == resources::POD {
-        let grace = options["gracePeriodSeconds"]
-            .as_i64()
-            .or_else(|| current["spec"]["terminationGracePeriodSeconds"].as_i64())
-            .unwrap_or(30);
+        let grace = controllers::grace_period(&current, options["gracePeriodSeconds"].as_i64());
         return Ok(state.store.mark_deleted(target.resource, &target.namespace, name, Some(grace)).unwrap_or(current));
     }
     if target.resource == resources::NAMESPACE {
@@ -1244,6 +1253,39 @@ mod tests {
         assert_eq!(changed.spec.as_ref().unwrap().cluster_ip, created.spec.as_ref().unwrap().cluster_ip);
         let refused = Patch::Merge(json!({"spec": {"ports": [{"port": 0}]}}));
         assert!(services.patch("web", &PatchParams::default(), &refused).await.is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_apply_keeps_its_fields_while_its_object_is_deleted_and_not_after() {
+        use kube::api::DeleteParams;
+
+        let client = SimCluster::start(2, Pace::Fast).client();
+        let pods: Api<Pod> = Api::namespaced(client, "default");
+        let apply = PatchParams::apply("rehearse");
+        let pod = |finalizers: serde_json::Value, labels: serde_json::Value| {
+            Patch::Apply(json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "web", "labels": labels, "finalizers": finalizers},
+                "spec": {"containers": [{"name": "web", "image": "web:1"}]},
+            }))
+        };
+        pods.patch("web", &apply, &pod(json!(["example.com/hold"]), json!({"app": "web"}))).await.unwrap();
+        pods.delete("web", &DeleteParams::default()).await.unwrap();
+        let held = pods.get("web").await.unwrap();
+        assert!(held.metadata.deletion_timestamp.is_some());
+        // Applied again without the finalizer it set: the finalizer goes, and so does the pod.
+        pods.patch("web", &apply, &pod(json!(null), json!({"app": "web"}))).await.unwrap();
+        assert!(pods.get_opt("web").await.unwrap().is_none());
+        // A pod made again under the name owes nothing to the first one's apply: a label set by
+        // another writer stays when an apply that never set it leaves it out.
+        pods.patch("web", &apply, &pod(json!(null), json!({"app": "web", "tier": "front"}))).await.unwrap();
+        pods.delete("web", &DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::default() }).await.unwrap();
+        create_web_pod(pods.clone().into_client()).await;
+        pods.patch("web", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"tier": "back"}}})))
+            .await
+            .unwrap();
+        let applied = pods.patch("web", &apply, &pod(json!(null), json!({"app": "web"}))).await.unwrap();
+        assert_eq!(applied.metadata.labels.unwrap().get("tier").map(String::as_str), Some("back"));
     }
 
     #[tokio::test(start_paused = true)]

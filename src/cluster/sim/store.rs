@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 
 use super::clock::Clock;
@@ -471,8 +472,22 @@ impl Store {
         grace: Option<i64>,
     ) -> Option<Arc<Value>> {
         let current = self.get_shared(resource, namespace, name)?;
-        if current["metadata"]["deletionTimestamp"].is_string() {
-            return Some(current);
+        if let Some(deleted_at) = current["metadata"]["deletionTimestamp"].as_str() {
+            // Already being deleted: a delete may only shorten the grace period, which moves the
+            // deletionTimestamp back by the difference (the API server's BeforeDelete).
+            let period = current["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0);
+            let (Some(shorter), Ok(deleted_at)) = (grace, deleted_at.parse::<Timestamp>()) else {
+                return Some(current);
+            };
+            if period == 0 || shorter >= period {
+                return Some(current);
+            }
+            let mut object = Arc::unwrap_or_clone(current);
+            let moved = Timestamp::from_second(deleted_at.as_second() - period + shorter).unwrap_or(deleted_at);
+            object["metadata"]["deletionTimestamp"] = moved.to_string().into();
+            object["metadata"]["deletionGracePeriodSeconds"] = shorter.into();
+            let key = (resource, scope(resource, namespace), name.to_string());
+            return Some(self.commit(key, object, ChangeType::Modified));
         }
         let mut object = Arc::unwrap_or_clone(current);
         object["metadata"]["deletionTimestamp"] = self.clock.timestamp_after(grace.unwrap_or(0)).into();
@@ -1010,5 +1025,27 @@ mod tests {
         assert_eq!(a, hash_of(&json!({"labels": {"app": "rng"}})));
         assert_ne!(a, hash_of(&json!({"labels": {"app": "rng", "x": "y"}})));
         assert_eq!(a.len(), 10);
+    }
+
+    #[test]
+    fn a_second_delete_may_only_shorten_the_grace_period() {
+        let mut store = store();
+        store.create(resources::POD, "ns", json!({"metadata": {"name": "p", "finalizers": ["x"]}})).unwrap();
+        let first = store.mark_deleted(resources::POD, "ns", "p", Some(30)).unwrap();
+        let deleted_at =
+            |pod: &Value| pod["metadata"]["deletionTimestamp"].as_str().unwrap().parse::<Timestamp>().unwrap();
+        let version = store.resource_version();
+        // A longer or equal grace period changes nothing.
+        store.mark_deleted(resources::POD, "ns", "p", Some(30)).unwrap();
+        store.mark_deleted(resources::POD, "ns", "p", Some(60)).unwrap();
+        assert_eq!(store.resource_version(), version);
+        // A shorter one moves the deletionTimestamp back by the difference.
+        let shortened = store.mark_deleted(resources::POD, "ns", "p", Some(0)).unwrap();
+        assert_eq!(shortened["metadata"]["deletionGracePeriodSeconds"], 0);
+        assert_eq!(deleted_at(&shortened).as_second(), deleted_at(&first).as_second() - 30);
+        // None is shorter than none.
+        let version = store.resource_version();
+        store.mark_deleted(resources::POD, "ns", "p", Some(0)).unwrap();
+        assert_eq!(store.resource_version(), version);
     }
 }

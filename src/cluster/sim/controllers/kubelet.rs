@@ -123,15 +123,22 @@ impl Kubelet {
         namespace: &str,
         pod: &Value,
     ) {
-        if has_finalizers(pod) {
-            return; // the API removes it when whoever holds the finalizers lets go
-        }
         let grace = pod["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0).max(0) as u64;
         // A pod no node took has nothing running to wait for.
         let unbound = pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty);
-        if unbound || pace == Pace::Fast || grace == 0 {
+        // A pod its finalizers hold stays until whoever set them lets go (the API removes it
+        // then); its kubelet stops it all the same, at the moment it would have removed it.
+        let held = has_finalizers(pod);
+        if held && (unbound || is_terminal(pod)) {
+            return;
+        }
+        if !held && (unbound || pace == Pace::Fast || grace == 0) {
             store.remove(POD, namespace, name(pod));
             ips.release(pod);
+            return;
+        }
+        if held && pace == Pace::Fast {
+            stop(store, ips, namespace, pod);
             return;
         }
         // The kubelet kills the process when the grace period is over, writes the pod's last
@@ -144,11 +151,13 @@ impl Kubelet {
             return;
         };
         let due = tick.instant_at_secs(deleted_at + GONE_AFTER_DELETION_TIMESTAMP);
-        if tick.now >= due {
+        if tick.now < due {
+            tick.wake_at(due);
+        } else if held {
+            stop(store, ips, namespace, pod);
+        } else {
             store.remove(POD, namespace, name(pod));
             ips.release(pod);
-        } else {
-            tick.wake_at(due);
         }
     }
 
@@ -229,6 +238,43 @@ impl Kubelet {
     }
 }
 
+/// What a kubelet does with a deleted pod whose finalizers hold it, when it would otherwise have
+/// removed it: it kills the containers (a process that ignores SIGTERM, as the runbook's do, dies
+/// of SIGKILL: exit code 137), writes the pod's last status (Failed, as a kubelet ends a deleted
+/// pod; so no Service routes to it), and asks the API to delete it at once, which leaves it with
+/// no grace period, still there until its finalizers are gone. The testbed's kwok plays the same
+/// (tests/testbed/*-pod-stop-held.yaml).
+fn stop(store: &mut Store, ips: &mut IpsInUse, namespace: &str, pod: &Value) {
+    let now = store.clock.timestamp();
+    let mut stopped = pod.clone();
+    let statuses = containers(pod, |c| {
+        json!({
+            "name": c["name"],
+            "image": c["image"],
+            "imageID": "",
+            "ready": false,
+            "started": false,
+            "restartCount": 0,
+            "state": {"terminated": {"exitCode": 137, "reason": "Error", "finishedAt": now}},
+            "lastState": {},
+        })
+    });
+    let status = &mut stopped["status"];
+    status["phase"] = "Failed".into();
+    let scheduled = scheduled_condition(status, &now);
+    status["conditions"] = json!([
+        json!({"type": "PodReadyToStartContainers", "status": "False", "lastProbeTime": null, "lastTransitionTime": now}),
+        true_condition("Initialized", &now),
+        false_condition("Ready", &now),
+        false_condition("ContainersReady", &now),
+        scheduled,
+    ]);
+    status["containerStatuses"] = statuses;
+    write(store, POD, namespace, stopped);
+    ips.release(pod);
+    store.mark_deleted(POD, namespace, name(pod), Some(0));
+}
+
 /// hostIP and startTime, once bound.
 fn host_status(pod: &mut Value, node: &Value, now: &str) {
     if !pod["status"].is_object() {
@@ -295,6 +341,11 @@ fn containers(pod: &Value, status: impl Fn(&Value) -> Value) -> Value {
 
 fn true_condition(kind: &str, now: &str) -> Value {
     json!({"type": kind, "status": "True", "lastProbeTime": null, "lastTransitionTime": now})
+}
+
+/// A condition a stopped pod's containers no longer meet.
+fn false_condition(kind: &str, now: &str) -> Value {
+    json!({"type": kind, "status": "False", "lastProbeTime": null, "lastTransitionTime": now, "reason": "PodCompleted"})
 }
 
 /// The PodScheduled condition the binding wrote, kept as it is.

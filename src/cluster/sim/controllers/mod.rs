@@ -733,7 +733,7 @@ fn delete(store: &mut Store, resource: Resource, namespace: &str, object: &Value
         return;
     }
     if resource == super::resources::POD {
-        store.mark_deleted(resource, namespace, name(object), Some(grace_period(object)));
+        store.mark_deleted(resource, namespace, name(object), Some(grace_period(object, None)));
     } else if has_finalizers(object) {
         store.mark_deleted(resource, namespace, name(object), None);
     } else {
@@ -743,8 +743,14 @@ fn delete(store: &mut Store, resource: Resource, namespace: &str, object: &Value
 
 // ---- pods ----
 
-fn grace_period(pod: &Value) -> i64 {
-    pod["spec"]["terminationGracePeriodSeconds"].as_i64().unwrap_or(30)
+/// The grace period a delete gives a pod, as the pod strategy's CheckGracefulDelete: the one the
+/// delete asks for, else the pod's own (30 s unless its spec says); none for a pod no node took or
+/// one already finished, which has nothing left to stop.
+pub fn grace_period(pod: &Value, asked: Option<i64>) -> i64 {
+    if pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty) || is_terminal(pod) {
+        return 0;
+    }
+    asked.or_else(|| pod["spec"]["terminationGracePeriodSeconds"].as_i64()).unwrap_or(30)
 }
 
 fn phase(pod: &Value) -> &str {

@@ -13,7 +13,7 @@ use super::super::resources::{
     STATEFUL_SET,
 };
 use super::super::store::{ChangeType, Store};
-use super::{Controllers, default_nodes, is_deleting, is_ready, label, name};
+use super::{Controllers, default_nodes, is_deleting, is_ready, label, name, parse_time, phase};
 
 const NS: &str = "ns";
 
@@ -1188,4 +1188,51 @@ async fn a_pod_on_a_node_that_does_not_exist_is_deleted_after_the_quarantine() {
         }
     });
     assert!(failed_first, "the orphan is marked Failed by the collector before it is deleted");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pod_its_finalizers_hold_is_stopped_when_its_kubelet_would_remove_it_and_stays() {
+    for pace in [Pace::Kind, Pace::Fast] {
+        let mut cluster = Cluster::new(pace);
+        cluster.create(SERVICE, service("web", "web"));
+        let mut pod = bare_pod("web", "web");
+        pod["metadata"]["finalizers"] = json!(["example.com/hold"]);
+        pod["spec"]["terminationGracePeriodSeconds"] = json!(10);
+        cluster.create(POD, pod);
+        cluster.wait(5).await;
+        let serving = |cluster: &Cluster| -> Vec<Value> {
+            let slices = cluster.list(ENDPOINT_SLICE);
+            slices[0]["endpoints"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|e| e["conditions"]["serving"].clone())
+                .collect()
+        };
+        assert_eq!(serving(&cluster), [json!(true)], "{pace:?}");
+
+        let deleted = cluster.store.mark_deleted(POD, NS, "web", Some(10)).unwrap();
+        let deleted_at = deleted["metadata"]["deletionTimestamp"].as_str().and_then(parse_time).unwrap();
+        cluster.controllers.reconcile(&mut cluster.store);
+        if pace == Pace::Kind {
+            // It runs, and serves, for its grace period, as any deleted pod does.
+            cluster.wait(10).await;
+            assert_eq!(phase(&cluster.get(POD, "web")), "Running");
+            assert_eq!(serving(&cluster), [json!(true)]);
+            cluster.wait(3).await;
+        }
+        // Then its kubelet has stopped it: Failed, not ready, no longer an endpoint, and deleted
+        // again with no grace period (its deletionTimestamp moved back to the delete's time).
+        let stopped = cluster.get(POD, "web");
+        assert_eq!(phase(&stopped), "Failed", "{pace:?}");
+        assert!(!is_ready(&stopped));
+        assert_eq!(stopped["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"], 137);
+        assert_eq!(stopped["metadata"]["deletionGracePeriodSeconds"], 0);
+        assert_eq!(stopped["metadata"]["deletionTimestamp"].as_str().and_then(parse_time), Some(deleted_at - 10));
+        assert!(serving(&cluster).is_empty(), "{pace:?}");
+        // It stays until its finalizer is gone; then the API removes it.
+        cluster.wait(60).await;
+        cluster.change(POD, "web", |pod| pod["metadata"]["finalizers"] = json!([]));
+        assert!(cluster.store.get(POD, NS, "web").is_none(), "{pace:?}");
+    }
 }
