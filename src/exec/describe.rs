@@ -106,10 +106,14 @@ impl PodsInFlux {
                     // The kubelet removes the pod a moment after the period ends (it stops the
                     // process, then writes the pod's last status).
                     let held = p.metadata.finalizers.as_deref().unwrap_or_default();
-                    let stopped =
+                    let finished =
                         matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"));
+                    let stopped = !held.is_empty() && finished;
+                    let unbound = p.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_none_or(str::is_empty);
                     let ends = if stopped {
                         "its kubelet has stopped it".to_string()
+                    } else if !held.is_empty() && unbound {
+                        "no node took it, so no kubelet stops it".to_string()
                     } else if left.is_positive() {
                         format!("its grace period ends in {}s", left.as_secs_f64().ceil())
                     } else if held.is_empty() {
@@ -122,11 +126,11 @@ impl PodsInFlux {
                             "{role} terminating: its grace period is {grace}s (until it ends the pod still holds its \
                              node and may still serve)"
                         )
-                    } else if stopped {
+                    } else if stopped || unbound {
                         // No wait ends this: only whoever set the finalizers can let the pod go.
+                        let how = if stopped { "stopped by its kubelet" } else { "deleted before a node took it" };
                         format!(
-                            "{role} stopped by its kubelet and held by its finalizers ({}): it stays until they are \
-                             removed",
+                            "{role} {how} and held by its finalizers ({}): it stays until they are removed",
                             held.join(", ")
                         )
                     } else {
@@ -345,5 +349,17 @@ mod tests {
               removed"]
         );
         assert_eq!(stopped.detail(), ["pod/web (pod/web) has been terminating for 7s; its kubelet has stopped it"]);
+        let mut unbound = (*held("Pending", 0, 0)).clone();
+        unbound.spec.as_mut().unwrap().node_name = None;
+        let unbound = PodsInFlux::of(&[std::sync::Arc::new(unbound)], &HashMap::new(), now);
+        assert_eq!(
+            unbound.summary(),
+            ["pod/web deleted before a node took it and held by its finalizers (example.com/hold): it stays until \
+              they are removed"]
+        );
+        assert_eq!(
+            unbound.detail(),
+            ["pod/web (pod/web) has been terminating for 0s; no node took it, so no kubelet stops it"]
+        );
     }
 }

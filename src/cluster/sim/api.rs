@@ -695,8 +695,14 @@ fn delete(state: &mut State, target: &Target, name: &str, options: &Value) -> Re
         )));
     }
     if target.resource == resources::POD {
-        let grace = controllers::grace_period(&current, options["gracePeriodSeconds"].as_i64());
-        return Ok(state.store.mark_deleted(target.resource, &target.namespace, name, Some(grace)).unwrap_or(current));
+        let asked = options["gracePeriodSeconds"].as_i64();
+        // A pod already being deleted keeps its period unless the delete asks for a shorter one.
+        let grace = if current["metadata"]["deletionTimestamp"].is_string() {
+            asked
+        } else {
+            Some(controllers::grace_period(&current, asked))
+        };
+        return Ok(state.store.mark_deleted(target.resource, &target.namespace, name, grace).unwrap_or(current));
     }
     if target.resource == resources::NAMESPACE {
         let mut marked = state.store.mark_deleted(target.resource, "", name, None).unwrap_or(current);
@@ -1280,10 +1286,12 @@ mod tests {
         // another writer stays when an apply that never set it leaves it out.
         pods.patch("web", &apply, &pod(json!(null), json!({"app": "web", "tier": "front"}))).await.unwrap();
         pods.delete("web", &DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::default() }).await.unwrap();
-        create_web_pod(pods.clone().into_client()).await;
-        pods.patch("web", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"tier": "back"}}})))
-            .await
-            .unwrap();
+        let made_again = serde_json::from_value(json!({
+            "metadata": {"name": "web", "labels": {"app": "web", "tier": "back"}},
+            "spec": {"containers": [{"name": "web", "image": "web:1"}]},
+        }))
+        .unwrap();
+        pods.create(&PostParams::default(), &made_again).await.unwrap();
         let applied = pods.patch("web", &apply, &pod(json!(null), json!({"app": "web"}))).await.unwrap();
         assert_eq!(applied.metadata.labels.unwrap().get("tier").map(String::as_str), Some("back"));
     }

@@ -454,8 +454,11 @@ impl Store {
         if **current == object {
             return Ok(current.clone());
         }
+        // Removed once its finalizers are gone, unless a grace period still runs (the kubelet
+        // removes a pod then): the registry's ShouldDeleteDuringUpdate.
         let finalized = object["metadata"]["deletionTimestamp"].is_string()
-            && object["metadata"]["finalizers"].as_array().is_none_or(Vec::is_empty);
+            && object["metadata"]["finalizers"].as_array().is_none_or(Vec::is_empty)
+            && object["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0) == 0;
         if finalized {
             return Ok(self.remove(resource, &key.1, &name).unwrap_or_else(|| Arc::new(object)));
         }
@@ -474,20 +477,33 @@ impl Store {
         let current = self.get_shared(resource, namespace, name)?;
         if let Some(deleted_at) = current["metadata"]["deletionTimestamp"].as_str() {
             // Already being deleted: a delete may only shorten the grace period, which moves the
-            // deletionTimestamp back by the difference (the API server's BeforeDelete).
+            // deletionTimestamp back by the difference, though never before now (where a graceful
+            // delete keeps a period of 1 s): the API server's BeforeDelete.
             let period = current["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0);
-            let (Some(shorter), Ok(deleted_at)) = (grace, deleted_at.parse::<Timestamp>()) else {
+            let (Some(mut shorter), Ok(deleted_at)) = (grace, deleted_at.parse::<Timestamp>()) else {
                 return Some(current);
             };
             if period == 0 || shorter >= period {
                 return Some(current);
             }
+            let mut moved = deleted_at.as_second() - period + shorter;
+            if moved < self.clock.now_secs() {
+                moved = self.clock.now_secs();
+                if shorter != 0 {
+                    shorter = 1;
+                }
+            }
             let mut object = Arc::unwrap_or_clone(current);
-            let moved = Timestamp::from_second(deleted_at.as_second() - period + shorter).unwrap_or(deleted_at);
+            let moved = Timestamp::from_second(moved).unwrap_or(deleted_at);
             object["metadata"]["deletionTimestamp"] = moved.to_string().into();
             object["metadata"]["deletionGracePeriodSeconds"] = shorter.into();
             let key = (resource, scope(resource, namespace), name.to_string());
             return Some(self.commit(key, object, ChangeType::Modified));
+        }
+        // A pod deleted with no grace period and no finalizer goes at once (the registry's
+        // errDeleteNow), kubelet or none.
+        if grace == Some(0) && current["metadata"]["finalizers"].as_array().is_none_or(Vec::is_empty) {
+            return self.remove(resource, namespace, name);
         }
         let mut object = Arc::unwrap_or_clone(current);
         object["metadata"]["deletionTimestamp"] = self.clock.timestamp_after(grace.unwrap_or(0)).into();
@@ -1047,5 +1063,25 @@ mod tests {
         let version = store.resource_version();
         store.mark_deleted(resources::POD, "ns", "p", Some(0)).unwrap();
         assert_eq!(store.resource_version(), version);
+        // With no grace period left, the finalizer's removal removes the pod.
+        let mut released = (*shortened).clone();
+        released["metadata"]["finalizers"] = json!([]);
+        store.update(resources::POD, "ns", released).unwrap();
+        assert!(store.get(resources::POD, "ns", "p").is_none());
+    }
+
+    #[test]
+    fn a_finalizer_removed_while_a_grace_period_runs_leaves_the_pod_to_its_kubelet() {
+        let mut store = store();
+        store.create(resources::POD, "ns", json!({"metadata": {"name": "p", "finalizers": ["x"]}})).unwrap();
+        let deleted = store.mark_deleted(resources::POD, "ns", "p", Some(30)).unwrap();
+        let mut released = (*deleted).clone();
+        released["metadata"]["finalizers"] = json!([]);
+        store.update(resources::POD, "ns", released).unwrap();
+        assert!(store.get(resources::POD, "ns", "p").is_some());
+        // A pod deleted with no grace period and no finalizer goes at once.
+        store.create(resources::POD, "ns", json!({"metadata": {"name": "q"}})).unwrap();
+        store.mark_deleted(resources::POD, "ns", "q", Some(0)).unwrap();
+        assert!(store.get(resources::POD, "ns", "q").is_none());
     }
 }

@@ -2,7 +2,8 @@
 //! a deleted pod is gone at once. Kind: a bound pod is Pending (ContainerCreating, no IP yet) for
 //! `KIND_START` and then Running and Ready; a deleted pod keeps running, still Ready (the
 //! runbook's processes ignore SIGTERM), until its grace period has passed, and is gone two
-//! seconds after its deletionTimestamp.
+//! seconds after its deletionTimestamp. A deleted pod its finalizers hold is stopped (Failed)
+//! at that moment instead, and stays.
 //! Pod IPs come from each node's pod CIDR, handed out round-robin as host-local IPAM does.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -138,7 +139,7 @@ impl Kubelet {
             return;
         }
         if held && pace == Pace::Fast {
-            stop(store, ips, namespace, pod);
+            stop(store, namespace, pod);
             return;
         }
         // The kubelet kills the process when the grace period is over, writes the pod's last
@@ -154,7 +155,7 @@ impl Kubelet {
         if tick.now < due {
             tick.wake_at(due);
         } else if held {
-            stop(store, ips, namespace, pod);
+            stop(store, namespace, pod);
         } else {
             store.remove(POD, namespace, name(pod));
             ips.release(pod);
@@ -244,7 +245,8 @@ impl Kubelet {
 /// pod; so no Service routes to it), and asks the API to delete it at once, which leaves it with
 /// no grace period, still there until its finalizers are gone. The testbed's kwok plays the same
 /// (tests/testbed/*-pod-stop-held.yaml).
-fn stop(store: &mut Store, ips: &mut IpsInUse, namespace: &str, pod: &Value) {
+/// (Its IP stays in its status, and in use, as long as the pod does.)
+fn stop(store: &mut Store, namespace: &str, pod: &Value) {
     let now = store.clock.timestamp();
     let mut stopped = pod.clone();
     let statuses = containers(pod, |c| {
@@ -261,17 +263,23 @@ fn stop(store: &mut Store, ips: &mut IpsInUse, namespace: &str, pod: &Value) {
     });
     let status = &mut stopped["status"];
     status["phase"] = "Failed".into();
-    let scheduled = scheduled_condition(status, &now);
-    status["conditions"] = json!([
+    // The conditions the containers made true turn false; the others (PodScheduled, Initialized,
+    // DisruptionTarget, readiness gates) stay as they are.
+    let stopped_conditions = [
         json!({"type": "PodReadyToStartContainers", "status": "False", "lastProbeTime": null, "lastTransitionTime": now}),
-        true_condition("Initialized", &now),
         false_condition("Ready", &now),
         false_condition("ContainersReady", &now),
-        scheduled,
-    ]);
+    ];
+    let mut conditions: Vec<Value> = status["conditions"].as_array().cloned().unwrap_or_default();
+    for condition in stopped_conditions {
+        match conditions.iter_mut().find(|c| c["type"] == condition["type"]) {
+            Some(slot) => *slot = condition,
+            None => conditions.push(condition),
+        }
+    }
+    status["conditions"] = conditions.into();
     status["containerStatuses"] = statuses;
     write(store, POD, namespace, stopped);
-    ips.release(pod);
     store.mark_deleted(POD, namespace, name(pod), Some(0));
 }
 
