@@ -250,16 +250,7 @@ fn stop(store: &mut Store, namespace: &str, pod: &Value) {
     let now = store.clock.timestamp();
     let mut stopped = pod.clone();
     let statuses = containers(pod, |c| {
-        json!({
-            "name": c["name"],
-            "image": c["image"],
-            "imageID": "",
-            "ready": false,
-            "started": false,
-            "restartCount": 0,
-            "state": {"terminated": {"exitCode": 137, "reason": "Error", "finishedAt": now}},
-            "lastState": {},
-        })
+        not_running(c, json!({"terminated": {"exitCode": 137, "reason": "Error", "finishedAt": now}}))
     });
     let status = &mut stopped["status"];
     status["phase"] = "Failed".into();
@@ -317,18 +308,7 @@ fn creating(store: &mut Store, namespace: &str, mut pod: Value, node: &Value) {
             "message": format!("containers with unready status: [{}]", names.join(" ")),
         })
     };
-    let statuses = containers(&pod, |c| {
-        json!({
-            "name": c["name"],
-            "image": c["image"],
-            "imageID": "",
-            "ready": false,
-            "started": false,
-            "restartCount": 0,
-            "state": {"waiting": {"reason": "ContainerCreating"}},
-            "lastState": {},
-        })
-    });
+    let statuses = containers(&pod, |c| not_running(c, json!({"waiting": {"reason": "ContainerCreating"}})));
     let status = &mut pod["status"];
     status["phase"] = "Pending".into();
     let scheduled = scheduled_condition(status, &now);
@@ -345,6 +325,20 @@ fn creating(store: &mut Store, namespace: &str, mut pod: Value, node: &Value) {
 
 fn containers(pod: &Value, status: impl Fn(&Value) -> Value) -> Value {
     pod["spec"]["containers"].as_array().into_iter().flatten().map(status).collect()
+}
+
+/// The status of a container that is not running (yet, or any more) in `state`.
+fn not_running(container: &Value, state: Value) -> Value {
+    json!({
+        "name": container["name"],
+        "image": container["image"],
+        "imageID": "",
+        "ready": false,
+        "started": false,
+        "restartCount": 0,
+        "state": state,
+        "lastState": {},
+    })
 }
 
 fn true_condition(kind: &str, now: &str) -> Value {
