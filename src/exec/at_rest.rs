@@ -440,10 +440,9 @@ fn new_replica_set_unseen(
     let recreate = spec.strategy.as_ref().and_then(|s| s.type_.as_deref()) == Some("Recreate");
     let old_pods_running = || {
         owned.iter().any(|rs| rs.status.as_ref().is_some_and(|s| s.replicas > 0))
-            || pods.iter().any(|pod| {
-                !matches!(phase(pod), "Succeeded" | "Failed")
-                    && owned.iter().any(|rs| controlled_by(&pod.metadata, &rs.metadata))
-            })
+            || pods
+                .iter()
+                .any(|pod| !finished(pod) && owned.iter().any(|rs| controlled_by(&pod.metadata, &rs.metadata)))
     };
     if recreate && old_pods_running() {
         return None;
@@ -550,7 +549,7 @@ fn removal_owed(pod: &Pod, nodes: &[Arc<Node>]) -> Option<String> {
     let meta = &pod.metadata;
     meta.deletion_timestamp.as_ref()?;
     let held = meta.finalizers.as_ref().is_some_and(|f| !f.is_empty());
-    if held && matches!(phase(pod), "Succeeded" | "Failed") {
+    if held && finished(pod) {
         return None;
     }
     if !held && meta.deletion_grace_period_seconds == Some(0) {
@@ -573,9 +572,7 @@ fn removal_owed(pod: &Pod, nodes: &[Arc<Node>]) -> Option<String> {
 fn daemon_first_pods<'a>(ds: &DaemonSet, pods: &[&'a Pod], nodes: &[Arc<Node>]) -> HashMap<&'a str, &'a Pod> {
     let mut first_by_node: HashMap<&str, &Pod> = HashMap::new();
     for &pod in pods {
-        if !controlled_by(&pod.metadata, &ds.metadata)
-            || (pod.metadata.deletion_timestamp.is_some() && matches!(phase(pod), "Succeeded" | "Failed"))
-        {
+        if !controlled_by(&pod.metadata, &ds.metadata) || (pod.metadata.deletion_timestamp.is_some() && finished(pod)) {
             continue;
         }
         let Some(node) =
@@ -659,7 +656,7 @@ fn endpoints_behind(service: &Service, pods: &[&Pod], slices: &[Arc<EndpointSlic
     // (pod uid, ready, terminating) of each endpoint, wanted and as listed.
     let mut wanted: Vec<(&str, bool, bool)> = Vec::new();
     for &pod in pods {
-        if !has_ip(pod) || !listed_by_phase(pod) {
+        if !has_ip(pod) || finished(pod) {
             continue;
         }
         if !service_selects(selector, labels(&pod.metadata)) {
@@ -703,14 +700,14 @@ fn endpoints_behind(service: &Service, pods: &[&Pod], slices: &[Arc<EndpointSlic
 
 /// Upstream's IsPodActive: not terminal and not being deleted.
 fn is_active(pod: &Pod) -> bool {
-    pod.metadata.deletion_timestamp.is_none() && !matches!(phase(pod), "Succeeded" | "Failed")
+    pod.metadata.deletion_timestamp.is_none() && !finished(pod)
 }
 
-/// Upstream's ShouldPodBeInEndpoints, as to the pod's phase: a pod that has finished (Succeeded
-/// or Failed: evicted, or stopped by its kubelet while finalizers hold it) is never listed,
-/// whatever its restart policy.
-fn listed_by_phase(pod: &Pod) -> bool {
-    !matches!(phase(pod), "Succeeded" | "Failed")
+/// Whether the pod has finished (Succeeded or Failed: evicted, say, or stopped by its kubelet
+/// while finalizers hold it). Upstream's ShouldPodBeInEndpoints lists no finished pod, whatever
+/// its restart policy.
+fn finished(pod: &Pod) -> bool {
+    matches!(phase(pod), "Succeeded" | "Failed")
 }
 
 fn has_ip(pod: &Pod) -> bool {
