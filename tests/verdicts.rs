@@ -688,7 +688,9 @@ PODS_DELETED"
 fn a_daemon_set_whose_pods_are_refused_is_at_rest_and_makes_them_once_it_may() {
     // The DaemonSet's status stays short of pods while its service account is missing, with no
     // condition that says why; the view confirms, by a fresh list, that no pod is on its way, and
-    // judges the expectation rather than waiting for a rest that would never come.
+    // by a dry-run create that the API refuses its pods, and judges the expectation rather than
+    // waiting for a rest that would never come. (Were the dry run's answer misread as admitted,
+    // the step would wait for the pods and fail, not at rest.)
     let text = "scenario \"refused\" {
     APPLY_AGENT
     expect pods app=agent count 0 within 5s

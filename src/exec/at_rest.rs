@@ -19,9 +19,11 @@
 //! terminating pods and a paused or stalled rollout are at rest: nothing is left to react to until
 //! time passes.
 //!
-//! One thing the objects cannot tell: whether the view holds every pod change a DaemonSet's or
-//! StatefulSet's controller made before it wrote a status that says it is not done. That is
-//! settled by a fresh list of the pods ([`Owed::PodsUnconfirmed`]).
+//! Two things the objects cannot tell. Whether the view holds every pod change a DaemonSet's or
+//! StatefulSet's controller made before it wrote a status that says it is not done: that is
+//! settled by a fresh list of the pods ([`Owed::PodsUnconfirmed`]). And whether a DaemonSet
+//! short of pods is refused them or has yet to make them: that is settled by asking the API to
+//! admit one, in a dry run ([`Owed::AdmissionUnjudged`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -60,6 +62,18 @@ pub struct Objects {
     pub nodes: Vec<Arc<Node>>,
     /// The resourceVersion through which the view is known to hold every change of the pods.
     pub pods_seen_through: u64,
+    /// What the API said, in a dry run, to a pod of a DaemonSet's template.
+    pub daemon_pod_admissions: Vec<DaemonPodAdmission>,
+}
+
+/// The API's answer to a dry-run create of a pod of a DaemonSet's template, asked while the
+/// DaemonSet (at resourceVersion `version`) was short of pods.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DaemonPodAdmission {
+    pub uid: String,
+    pub version: u64,
+    /// The API's words when it refused the pod; `None` when it admitted it.
+    pub refused: Option<String>,
 }
 
 /// A controller that owns others by a label selector, as the view knows it.
@@ -112,25 +126,31 @@ pub enum Owed {
     /// of the pods tells that moment from a workload whose pods are refused, or whose rollout
     /// waits on time.
     PodsUnconfirmed { through: u64, why: String },
+    /// A DaemonSet (uid, at resourceVersion `version`) short of pods, its pods confirmed: either
+    /// the API refuses its pods (a service account or priority class missing, a namespace being
+    /// deleted), and it is at rest, or its controller has yet to make them. Upstream's sync
+    /// counts its status from the pods as they are once it has made its pods, not as it saw them
+    /// before, so a pod removed in between leaves a status short of it, with no pod on its way,
+    /// until the sync the removal set off makes the replacement. The status reads the same in
+    /// both cases; only the API can say whether it would admit the pod.
+    AdmissionUnjudged { uid: String, version: u64, why: String },
 }
 
 impl Owed {
     pub fn into_message(self) -> String {
         match self {
-            Owed::Reaction(why) | Owed::PodsUnconfirmed { why, .. } => why,
+            Owed::Reaction(why) | Owed::PodsUnconfirmed { why, .. } | Owed::AdmissionUnjudged { why, .. } => why,
         }
     }
 }
 
-/// The first DaemonSet, then StatefulSet (each by name), whose status is newer than the pod
-/// changes the view is known to hold and says it is not done: short of pods, mid-rollout or
-/// scaling.
+/// The first DaemonSet, then StatefulSet (each by name), whose status says it is not done
+/// (short of pods, mid-rollout or scaling) and is newer than the pod changes the view is known to
+/// hold; or the first DaemonSet short of pods whose pods the API has not been asked to admit, or
+/// admits.
 fn pods_unconfirmed(objects: &Objects) -> Option<Owed> {
-    let daemon_sets = by_name(&objects.daemon_sets, |d| &d.metadata, true).into_iter().find_map(|ds| {
-        let through = version_past_pods(&ds.metadata, objects)?;
-        let why = daemon_set_unsettled(ds, &objects.pods)?;
-        Some(Owed::PodsUnconfirmed { through, why })
-    });
+    let daemon_sets =
+        by_name(&objects.daemon_sets, |d| &d.metadata, true).into_iter().find_map(|ds| daemon_set_owes(ds, objects));
     daemon_sets.or_else(|| {
         by_name(&objects.stateful_sets, |s| &s.metadata, true).into_iter().find_map(|set| {
             let through = version_past_pods(&set.metadata, objects)?;
@@ -140,31 +160,56 @@ fn pods_unconfirmed(objects: &Objects) -> Option<Owed> {
     })
 }
 
+fn daemon_set_owes(ds: &DaemonSet, objects: &Objects) -> Option<Owed> {
+    let status = ds.status.as_ref()?;
+    let text = Named("daemonset", name(&ds.metadata));
+    let desired = status.desired_number_scheduled;
+    let short = status.current_number_scheduled < desired;
+    if let Some(through) = version_past_pods(&ds.metadata, objects) {
+        let why = if short {
+            format!(
+                "{text}'s status counts pods on {} of {desired} nodes, and the pods made before it are not yet confirmed in view",
+                status.current_number_scheduled
+            )
+        } else if rolling_out(ds, status, &objects.pods) {
+            format!(
+                "{text}'s status counts updated pods on {} and available ones on {} of {desired} nodes, and the pod changes made before it are not yet confirmed in view",
+                status.updated_number_scheduled.unwrap_or(0),
+                status.number_available.unwrap_or(0)
+            )
+        } else {
+            return None;
+        };
+        return Some(Owed::PodsUnconfirmed { through, why });
+    }
+    if !short || ds.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
+    let version = ds.metadata.resource_version.as_deref()?.parse::<u64>().ok()?;
+    let uid = uid(&ds.metadata);
+    let counted = status.current_number_scheduled;
+    match objects.daemon_pod_admissions.iter().find(|a| a.uid == uid && a.version == version) {
+        None => Some(Owed::AdmissionUnjudged {
+            uid: uid.to_string(),
+            version,
+            why: format!(
+                "{text}'s status counts pods on {counted} of {desired} nodes, and whether the API admits its pods is yet to be asked"
+            ),
+        }),
+        Some(DaemonPodAdmission { refused: None, .. }) => Some(Owed::Reaction(format!(
+            "{text}'s status counts pods on {counted} of {desired} nodes, and the API admits its pods (a dry run said so): its controller has yet to make them"
+        ))),
+        // Refused: nothing changes until something the view does not show (an account, a
+        // class) does, and the controller's next try, on its own schedule, makes the pods.
+        Some(DaemonPodAdmission { refused: Some(_), .. }) => None,
+    }
+}
+
 /// The resourceVersion of a workload not being deleted, if it is past every pod change the view
 /// is known to hold.
 fn version_past_pods(meta: &ObjectMeta, objects: &Objects) -> Option<u64> {
     let version = meta.resource_version.as_deref()?.parse::<u64>().ok()?;
     (meta.deletion_timestamp.is_none() && version > objects.pods_seen_through).then_some(version)
-}
-
-/// Why a DaemonSet's status says it is not done, in words: short of pods, or mid-rollout.
-fn daemon_set_unsettled(ds: &DaemonSet, pods: &[Arc<Pod>]) -> Option<String> {
-    let status = ds.status.as_ref()?;
-    let desired = status.desired_number_scheduled;
-    let text = Named("daemonset", name(&ds.metadata));
-    if status.current_number_scheduled < desired {
-        return Some(format!(
-            "{text}'s status counts pods on {} of {desired} nodes, and the pods made before it are not yet confirmed in view",
-            status.current_number_scheduled
-        ));
-    }
-    rolling_out(ds, status, pods).then(|| {
-        format!(
-            "{text}'s status counts updated pods on {} and available ones on {} of {desired} nodes, and the pod changes made before it are not yet confirmed in view",
-            status.updated_number_scheduled.unwrap_or(0),
-            status.number_available.unwrap_or(0)
-        )
-    })
 }
 
 /// Why a StatefulSet's status says it is not done, in words: fewer pods made, ready or updated
@@ -849,6 +894,7 @@ mod tests {
             stateful_sets: Vec::new(),
             services: vec![service()],
             slices: vec![slice(&[("web-a-1", true), ("web-a-2", true)])],
+            daemon_pod_admissions: Vec::new(),
         }
     }
 
@@ -1146,6 +1192,7 @@ mod tests {
             stateful_sets: vec![set(0)],
             services: Vec::new(),
             slices: Vec::new(),
+            daemon_pod_admissions: Vec::new(),
         };
         assert_eq!(
             owed(&objects).as_deref(),
@@ -1185,6 +1232,7 @@ mod tests {
             stateful_sets: vec![Arc::new(set(2, 2, 2, 2))],
             services: Vec::new(),
             slices: Vec::new(),
+            daemon_pod_admissions: Vec::new(),
         };
         assert_eq!(unfinished(&objects), None, "done: every pod made, ready and updated");
         let unconfirmed = |counted: i32, ready: i32, updated: i32, wanted: i32| {
@@ -1273,6 +1321,7 @@ mod tests {
             stateful_sets: Vec::new(),
             services: Vec::new(),
             slices: Vec::new(),
+            daemon_pod_admissions: Vec::new(),
         }
     }
 
@@ -1314,9 +1363,8 @@ mod tests {
             owed(&objects).is_some_and(|why| why.contains("its status says 2, 1 of its nodes' first pods are ready"))
         );
         // A node misscheduled: the view cannot tell the nodes it counts from the others.
-        let mut misscheduled = (*daemon_set(9, 2, 2)).clone();
+        let mut misscheduled = (*daemon_set(9, 1, 1)).clone();
         misscheduled.status.as_mut().unwrap().number_misscheduled = 1;
-        misscheduled.status.as_mut().unwrap().current_number_scheduled = 1;
         objects.daemon_sets = vec![Arc::new(misscheduled)];
         assert_eq!(unfinished(&objects), None);
 
@@ -1342,7 +1390,7 @@ mod tests {
     }
 
     #[test]
-    fn a_daemon_set_short_of_pods_is_at_rest_only_once_the_pods_before_its_status_are_confirmed() {
+    fn a_daemon_set_short_of_pods_is_at_rest_only_once_its_pods_are_confirmed_and_refused() {
         let mut objects = daemons_at_rest();
         objects.pods.pop();
         // Written (version 12) after the last pod change the view holds: a pod made just before
@@ -1357,8 +1405,42 @@ mod tests {
                     .to_string()
             })
         );
-        // A fresh list showed the pods complete through version 12: the pods are refused.
+        // A fresh list showed the pods complete through version 12: no pod is on its way. Either
+        // the pods are refused, or a pod went while the status was being counted and the
+        // controller has yet to replace it.
         objects.pods_seen_through = 12;
+        assert_eq!(
+            unfinished(&objects),
+            Some(Owed::AdmissionUnjudged {
+                uid: "uid-agent".to_string(),
+                version: 12,
+                why: "daemonset/agent's status counts pods on 1 of 2 nodes, and whether the API admits its pods is \
+                      yet to be asked"
+                    .to_string()
+            })
+        );
+        let answer = |version: u64, refused: Option<&str>| DaemonPodAdmission {
+            uid: "uid-agent".to_string(),
+            version,
+            refused: refused.map(str::to_string),
+        };
+        // An answer about the daemon set as it was before says nothing of it now.
+        objects.daemon_pod_admissions = vec![answer(11, Some("error looking up service account"))];
+        assert!(matches!(unfinished(&objects), Some(Owed::AdmissionUnjudged { version: 12, .. })));
+        objects.daemon_pod_admissions = vec![answer(12, None)];
+        assert_eq!(
+            owed(&objects).as_deref(),
+            Some(
+                "daemonset/agent's status counts pods on 1 of 2 nodes, and the API admits its pods (a dry run said \
+                 so): its controller has yet to make them"
+            )
+        );
+        objects.daemon_pod_admissions = vec![answer(12, Some("error looking up service account"))];
+        assert_eq!(unfinished(&objects), None, "refused");
+        // Not short: no question to ask.
+        objects.pods = daemons_at_rest().pods;
+        objects.daemon_sets = vec![daemon_set(12, 2, 2)];
+        objects.daemon_pod_admissions.clear();
         assert_eq!(unfinished(&objects), None);
     }
 

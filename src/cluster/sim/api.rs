@@ -298,6 +298,11 @@ fn serve(shared: &Arc<Shared>, call: Call) -> Result<Reply, ApiError> {
             let object = lock(shared).store.get_shared(target.resource, &target.namespace, name);
             Ok(Reply::Json(StatusCode::OK, object.ok_or_else(|| ApiError::not_found(target.resource, name))?))
         }
+        (&Method::POST, None) if call.query.get("dryRun").is_some_and(|d| d == "All") => {
+            let object = parse_json(&call.body)?;
+            let object = admitted(&lock(shared).store, &target, object)?;
+            Ok(Reply::Json(StatusCode::CREATED, Arc::new(object)))
+        }
         (&Method::POST, None) => {
             let object = parse_json(&call.body)?;
             write(shared, |state| create(state, &target, object)).map(|o| Reply::Json(StatusCode::CREATED, o))
@@ -371,18 +376,8 @@ fn route(segments: &[&str]) -> Option<Target> {
     Some(Target { resource, namespace, name })
 }
 
-fn create(state: &mut State, target: &Target, mut object: Value) -> Result<Arc<Value>, ApiError> {
-    check_kind(target.resource, &object)?;
-    decodable(target.resource, &object)?;
-    if target.resource.namespaced {
-        object["metadata"]["namespace"] = target.namespace.clone().into();
-    }
-    super::defaults::apply(target.resource, &mut object);
-    begin_write(&state.store, target, None, &mut object)?;
-    admit(&state.store, target, &mut object)?;
-    validate::create(target.resource, &object)?;
-    refuse_without_its_controller(target.resource, &object)?;
-    within_replica_limit(&state.store, target, &object)?;
+fn create(state: &mut State, target: &Target, object: Value) -> Result<Arc<Value>, ApiError> {
+    let object = admitted(&state.store, target, object)?;
     let mut created = state.store.create(target.resource, &target.namespace, object)?;
     if target.resource == resources::NAMESPACE {
         let mut active = Arc::unwrap_or_clone(created);
@@ -390,6 +385,24 @@ fn create(state: &mut State, target: &Target, mut object: Value) -> Result<Arc<V
         created = state.store.update(target.resource, "", active)?;
     }
     Ok(created)
+}
+
+/// A new object as it would be stored, or why the API refuses it: everything a create does short
+/// of storing it, which is all a dry run does.
+fn admitted(store: &Store, target: &Target, mut object: Value) -> Result<Value, ApiError> {
+    check_kind(target.resource, &object)?;
+    decodable(target.resource, &object)?;
+    if target.resource.namespaced {
+        object["metadata"]["namespace"] = target.namespace.clone().into();
+    }
+    super::defaults::apply(target.resource, &mut object);
+    begin_write(store, target, None, &mut object)?;
+    admit(store, target, &mut object)?;
+    validate::create(target.resource, &object)?;
+    refuse_without_its_controller(target.resource, &object)?;
+    within_replica_limit(store, target, &object)?;
+    store.takes_new_content(target.resource, &target.namespace)?;
+    Ok(object)
 }
 
 /// What a new object meets before validation: for a pod, the registry's merge of its label keys
@@ -1232,6 +1245,32 @@ mod tests {
         let at_zero = Patch::Merge(json!({"spec": {"replicas": 0}}));
         default.patch("a", &PatchParams::default(), &at_zero).await.unwrap();
         default.create(&PostParams::default(), &deployment("e", 3, true)).await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dry_run_create_is_admitted_or_refused_as_a_create_and_stores_nothing() {
+        use kube::api::ListParams;
+
+        let client = SimCluster::start(2, Pace::Fast).client();
+        let pods: Api<Pod> = Api::namespaced(client, "default");
+        let dry_run = PostParams { dry_run: true, field_manager: None };
+        let pod = |account: Option<&str>| -> Pod {
+            serde_json::from_value(json!({
+                "metadata": {"generateName": "agent-", "labels": {"app": "agent"}},
+                "spec": {"serviceAccountName": account, "containers": [{"name": "agent", "image": "agent:1"}]},
+            }))
+            .unwrap()
+        };
+        let before = pods.list(&ListParams::default()).await.unwrap().metadata.resource_version;
+        pods.create(&dry_run, &pod(None)).await.expect("admitted");
+        let refused = pods.create(&dry_run, &pod(Some("builder"))).await.expect_err("no such account");
+        assert!(refused.to_string().contains("error looking up service account default/builder"), "{refused}");
+        // The same refusal as a real create's.
+        let created = pods.create(&PostParams::default(), &pod(Some("builder"))).await.expect_err("no such account");
+        assert_eq!(created.to_string(), refused.to_string());
+        let after = pods.list(&ListParams::default()).await.unwrap();
+        assert!(after.items.is_empty(), "a dry run stores nothing");
+        assert_eq!(after.metadata.resource_version, before, "nor moves the version");
     }
 
     #[tokio::test(start_paused = true)]

@@ -371,20 +371,25 @@ impl Store {
     /// Creates an object as the registry does: name (or generateName), uid, resourceVersion,
     /// creationTimestamp, generation; refuses a name in use and a namespace that is missing or
     /// being deleted.
+    /// Whether an object of `resource` may be created in `namespace`: it exists and is not being
+    /// deleted.
+    pub fn takes_new_content(&self, resource: Resource, namespace: &str) -> Result<(), ApiError> {
+        if !resource.namespaced {
+            return Ok(());
+        }
+        match self.get(resources::NAMESPACE, "", namespace) {
+            None => Err(ApiError::not_found(resources::NAMESPACE, namespace)),
+            Some(ns) if ns["metadata"]["deletionTimestamp"].is_string() => Err(ApiError::forbidden(format!(
+                "unable to create new content in namespace {namespace} because it is being terminated"
+            ))),
+            Some(_) => Ok(()),
+        }
+    }
+
     pub fn create(&mut self, resource: Resource, namespace: &str, mut object: Value) -> Result<Arc<Value>, ApiError> {
         omit_empty_string_maps(resource, &mut object);
         let namespace = scope(resource, namespace);
-        if resource.namespaced {
-            match self.get(resources::NAMESPACE, "", &namespace) {
-                None => return Err(ApiError::not_found(resources::NAMESPACE, &namespace)),
-                Some(ns) if ns["metadata"]["deletionTimestamp"].is_string() => {
-                    return Err(ApiError::forbidden(format!(
-                        "unable to create new content in namespace {namespace} because it is being terminated"
-                    )));
-                }
-                Some(_) => {}
-            }
-        }
+        self.takes_new_content(resource, &namespace)?;
         if !object["metadata"].is_object() {
             object["metadata"] = json!({});
         }
