@@ -815,3 +815,65 @@ fn a_service_publishing_not_ready_addresses_routes_to_its_terminating_pods_as_re
     let path = script(dir.path(), "peers.rollout", &text);
     fails_only_at_the_pace("fast", &path, "not satisfied within 2s: service/peers sends traffic to pod/two");
 }
+
+#[test]
+fn waiting_for_a_pod_its_finalizers_hold_says_that_no_wait_removes_it() {
+    // At either pace the pod outlives the wait: terminating through its grace period at the kind
+    // pace, stopped by its kubelet and still held at the fast pace. Only removing the finalizer
+    // lets it go, which the message says rather than asking for more time.
+    let text = "scenario \"held\" {
+    apply <<YAML
+        apiVersion: v1
+        kind: Pod
+        metadata:
+          name: held
+          labels:
+            verdicts: held-by-finalizer
+          finalizers:
+            - rehearse.dev/verdicts-hold
+        spec:
+          containers:
+            - name: held
+              image: nginx:1.27
+    YAML
+    wait pod/held condition=Ready
+    delete pod/held
+    wait pod/held deleted within 3s
+}
+";
+    let dir = tempfile::tempdir().unwrap();
+    let path = script(dir.path(), "held.rollout", text);
+    let outcomes = run_at_each_pace(&path);
+    release_held_pods();
+    for (pace, code, output) in outcomes {
+        assert_eq!(code, 1, "at the {pace} pace: {output}");
+        assert!(
+            output.contains(
+                "not satisfied within 3s: 1 object(s) still exist, terminating: finalizers hold a deleted pod until \
+                 whoever set them removes them, which no wait brings about"
+            ),
+            "at the {pace} pace: {output}"
+        );
+    }
+}
+
+/// Removes the finalizer from the pods the test above left behind on the testbed, so that their
+/// namespaces, deleted at the end of the run, go too.
+fn release_held_pods() {
+    if std::env::var("REHEARSE_TEST_CLUSTER").is_ok_and(|c| c == "builtin") {
+        return;
+    }
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let pods = Api::<k8s_openapi::api::core::v1::Pod>::all(common::client().await);
+        let held = pods.list(&kube::api::ListParams::default().labels("verdicts=held-by-finalizer")).await.unwrap();
+        for pod in held.items {
+            let namespace = pod.metadata.namespace.unwrap_or_default();
+            let name = pod.metadata.name.unwrap_or_default();
+            let patch = kube::api::Patch::Merge(serde_json::json!({"metadata": {"finalizers": null}}));
+            Api::<k8s_openapi::api::core::v1::Pod>::namespaced(common::client().await, &namespace)
+                .patch(&name, &kube::api::PatchParams::default(), &patch)
+                .await
+                .unwrap();
+        }
+    });
+}

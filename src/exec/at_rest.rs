@@ -1363,9 +1363,13 @@ mod tests {
             owed(&objects).is_some_and(|why| why.contains("its status says 2, 1 of its nodes' first pods are ready"))
         );
         // A node misscheduled: the view cannot tell the nodes it counts from the others.
-        let mut misscheduled = (*daemon_set(9, 1, 1)).clone();
+        // (Short of a pod on a node it should run on: at rest once its pods are known refused.)
+        let mut misscheduled = (*daemon_set(9, 2, 2)).clone();
         misscheduled.status.as_mut().unwrap().number_misscheduled = 1;
+        misscheduled.status.as_mut().unwrap().current_number_scheduled = 1;
         objects.daemon_sets = vec![Arc::new(misscheduled)];
+        objects.daemon_pod_admissions =
+            vec![DaemonPodAdmission { uid: "uid-agent".to_string(), version: 9, refused: Some("refused".to_string()) }];
         assert_eq!(unfinished(&objects), None);
 
         // A scheduled pod comes before an older one not yet scheduled.

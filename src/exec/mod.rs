@@ -1,6 +1,7 @@
 //! The step executor: runs one scenario's steps in order against a cluster, inside a namespace of
 //! its own, with guards watching in the background, and produces a deterministic result.
 
+mod admission;
 mod apply;
 mod at_rest;
 pub mod describe;

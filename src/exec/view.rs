@@ -19,7 +19,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::at_rest::{DaemonPodAdmission, Owed};
+use super::admission::{self, Admissions};
+use super::at_rest::Owed;
 use super::namespace::OwnNamespace;
 use super::pod::Pod;
 use super::traffic::{self, Backend};
@@ -314,59 +315,6 @@ impl DepartedPods {
     }
 }
 
-type Admissions = Arc<std::sync::Mutex<Vec<DaemonPodAdmission>>>;
-
-/// Answers each request to judge whether the API admits a DaemonSet's pods: creates, in a dry
-/// run, a pod of its template as its controller would (less the owner reference and the pin to a
-/// node, which no admission plugin looks at), and records the answer for the DaemonSet at its
-/// resourceVersion. An answer other than the API's (the connection lost) records nothing: the
-/// watches report the API's health, and a later check asks again.
-async fn judge_daemon_pod_admission(
-    api: Api<k8s_openapi::api::core::v1::Pod>,
-    mut requests: watch::Receiver<Option<Arc<DaemonSet>>>,
-    admissions: Admissions,
-    watch: Watch,
-) {
-    while requests.changed().await.is_ok() {
-        let Some(ds) = requests.borrow_and_update().clone() else { continue };
-        let (Some(uid), Some(version)) =
-            (ds.metadata.uid.clone(), ds.metadata.resource_version.as_deref().and_then(|v| v.parse::<u64>().ok()))
-        else {
-            continue;
-        };
-        let asked = |admissions: &Admissions| {
-            admissions.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|a| a.uid == uid && a.version == version)
-        };
-        if asked(&admissions) {
-            continue;
-        }
-        let template = ds.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
-        let template_meta = template.metadata.unwrap_or_default();
-        let pod = k8s_openapi::api::core::v1::Pod {
-            metadata: kube::api::ObjectMeta {
-                generate_name: Some(format!("{}-", ds.metadata.name.as_deref().unwrap_or("daemon"))),
-                labels: template_meta.labels,
-                annotations: template_meta.annotations,
-                ..Default::default()
-            },
-            spec: template.spec,
-            status: None,
-        };
-        let refused = match api.create(&kube::api::PostParams { dry_run: true, field_manager: None }, &pod).await {
-            Ok(_) => None,
-            Err(kube::Error::Api(status)) => Some(status.message),
-            Err(_) => continue,
-        };
-        let _applying = watch.stable.write().unwrap_or_else(|e| e.into_inner());
-        let mut held = admissions.lock().unwrap_or_else(|e| e.into_inner());
-        // Only the latest answer for each DaemonSet is of use.
-        held.retain(|a| a.uid != uid);
-        held.push(DaemonPodAdmission { uid, version, refused });
-        drop(held);
-        watch.bump.send_modify(|n| *n += 1);
-    }
-}
-
 /// Answers each request to confirm that the pods store holds every pod change through a
 /// resourceVersion: lists the pods afresh (a consistent read, at the API's latest version) and,
 /// when the store holds exactly the listed pods at their listed versions, records the list's
@@ -479,11 +427,17 @@ impl View {
         ));
         let daemon_pod_admissions = Admissions::default();
         let (judge_admission, requests) = watch::channel(None);
-        tasks.spawn(judge_daemon_pod_admission(
+        let held = daemon_pod_admissions.clone();
+        let answers = watch("the admission of daemon pods");
+        tasks.spawn(admission::answer_requests(
             Api::namespaced(client.clone(), namespace),
             requests,
             daemon_pod_admissions.clone(),
-            watch("the pods a daemon set owes"),
+            move |change| {
+                let _applying = answers.stable.write().unwrap_or_else(|e| e.into_inner());
+                change(&mut held.lock().unwrap_or_else(|e| e.into_inner()));
+                answers.bump.send_modify(|n| *n += 1);
+            },
         ));
         // EndpointSlices are not a kind steps write, so they need no version bookkeeping.
         let (slices, drive_slices) =

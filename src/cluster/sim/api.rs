@@ -298,7 +298,12 @@ fn serve(shared: &Arc<Shared>, call: Call) -> Result<Reply, ApiError> {
             let object = lock(shared).store.get_shared(target.resource, &target.namespace, name);
             Ok(Reply::Json(StatusCode::OK, object.ok_or_else(|| ApiError::not_found(target.resource, name))?))
         }
-        (&Method::POST, None) if call.query.get("dryRun").is_some_and(|d| d == "All") => {
+        // Only a create's dry run is served: the executor asks no other, and a dry run served
+        // as a write would change what it should not.
+        _ if call.query.get("dryRun").is_some_and(|d| d != "All" || call.method != Method::POST) => {
+            Err(ApiError::dry_run_not_served())
+        }
+        (&Method::POST, None) if call.query.contains_key("dryRun") => {
             let object = parse_json(&call.body)?;
             let object = admitted(&lock(shared).store, &target, object)?;
             Ok(Reply::Json(StatusCode::CREATED, Arc::new(object)))
@@ -401,7 +406,7 @@ fn admitted(store: &Store, target: &Target, mut object: Value) -> Result<Value, 
     validate::create(target.resource, &object)?;
     refuse_without_its_controller(target.resource, &object)?;
     within_replica_limit(store, target, &object)?;
-    store.takes_new_content(target.resource, &target.namespace)?;
+    store.may_create(target.resource, &target.namespace, &object)?;
     Ok(object)
 }
 
@@ -1271,6 +1276,22 @@ mod tests {
         let after = pods.list(&ListParams::default()).await.unwrap();
         assert!(after.items.is_empty(), "a dry run stores nothing");
         assert_eq!(after.metadata.resource_version, before, "nor moves the version");
+
+        // Validation, and a name in use, refuse it as they refuse a create.
+        let no_containers: Pod = serde_json::from_value(json!({"metadata": {"name": "empty"}, "spec": {}})).unwrap();
+        let invalid = pods.create(&dry_run, &no_containers).await.expect_err("no containers");
+        assert!(matches!(&invalid, kube::Error::Api(s) if s.code == 422), "{invalid}");
+        let mut named = pod(None);
+        named.metadata.name = Some("agent-a".to_string());
+        pods.create(&PostParams::default(), &named).await.unwrap();
+        let in_use = pods.create(&dry_run, &named).await.expect_err("name in use");
+        assert!(matches!(&in_use, kube::Error::Api(s) if s.code == 409), "{in_use}");
+        // No other dry run is served: it would be a write.
+        let patch = kube::api::Patch::Merge(json!({"metadata": {"labels": {"dry": "run"}}}));
+        let params = kube::api::PatchParams { dry_run: true, ..Default::default() };
+        let patched = pods.patch("agent-a", &params, &patch).await.expect_err("not served");
+        assert!(matches!(&patched, kube::Error::Api(s) if s.code == 400), "{patched}");
+        assert!(!pods.get("agent-a").await.unwrap().metadata.labels.unwrap().contains_key("dry"));
     }
 
     #[tokio::test(start_paused = true)]

@@ -108,6 +108,15 @@ impl ApiError {
         )
     }
 
+    /// A dry run other than a create's with `dryRun=All`, which is all the built-in cluster serves.
+    pub fn dry_run_not_served() -> ApiError {
+        ApiError::new(
+            400,
+            "BadRequest",
+            "the built-in cluster serves a dry run (dryRun=All) of a create only: run the request on a real cluster",
+        )
+    }
+
     pub fn method_not_allowed() -> ApiError {
         ApiError::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
     }

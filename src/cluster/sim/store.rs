@@ -368,37 +368,47 @@ impl Store {
         format!("{}{}", &prefix[..end], self.random_suffix())
     }
 
-    /// Creates an object as the registry does: name (or generateName), uid, resourceVersion,
-    /// creationTimestamp, generation; refuses a name in use and a namespace that is missing or
-    /// being deleted.
-    /// Whether an object of `resource` may be created in `namespace`: it exists and is not being
-    /// deleted.
-    pub fn takes_new_content(&self, resource: Resource, namespace: &str) -> Result<(), ApiError> {
-        if !resource.namespaced {
-            return Ok(());
+    /// Whether `object` may be created in `namespace`, short of what creating it makes: the
+    /// namespace exists and is not being deleted, and the object has a name not in use, or a
+    /// prefix to generate one from.
+    pub fn may_create(&self, resource: Resource, namespace: &str, object: &Value) -> Result<(), ApiError> {
+        let namespace = scope(resource, namespace);
+        if resource.namespaced {
+            match self.get(resources::NAMESPACE, "", &namespace) {
+                None => return Err(ApiError::not_found(resources::NAMESPACE, &namespace)),
+                Some(ns) if ns["metadata"]["deletionTimestamp"].is_string() => {
+                    return Err(ApiError::forbidden(format!(
+                        "unable to create new content in namespace {namespace} because it is being terminated"
+                    )));
+                }
+                Some(_) => {}
+            }
         }
-        match self.get(resources::NAMESPACE, "", namespace) {
-            None => Err(ApiError::not_found(resources::NAMESPACE, namespace)),
-            Some(ns) if ns["metadata"]["deletionTimestamp"].is_string() => Err(ApiError::forbidden(format!(
-                "unable to create new content in namespace {namespace} because it is being terminated"
-            ))),
-            Some(_) => Ok(()),
+        match name_of(object) {
+            Some(name) if !name.is_empty() => match self.objects.contains_key(&(resource, namespace, name.to_string()))
+            {
+                true => Err(ApiError::already_exists(resource, name)),
+                false => Ok(()),
+            },
+            _ => match object["metadata"]["generateName"].as_str() {
+                Some(prefix) if !prefix.is_empty() => Ok(()),
+                _ => Err(ApiError::invalid_name_required(resource)),
+            },
         }
     }
 
+    /// Creates an object as the registry does: name (or generateName), uid, resourceVersion,
+    /// creationTimestamp, generation; refuses what [`Store::may_create`] refuses.
     pub fn create(&mut self, resource: Resource, namespace: &str, mut object: Value) -> Result<Arc<Value>, ApiError> {
         omit_empty_string_maps(resource, &mut object);
         let namespace = scope(resource, namespace);
-        self.takes_new_content(resource, &namespace)?;
+        self.may_create(resource, &namespace, &object)?;
         if !object["metadata"].is_object() {
             object["metadata"] = json!({});
         }
         let name = match name_of(&object) {
             Some(name) if !name.is_empty() => name.to_string(),
-            _ => match object["metadata"]["generateName"].as_str() {
-                Some(prefix) if !prefix.is_empty() => self.generate_name(prefix),
-                _ => return Err(ApiError::invalid_name_required(resource)),
-            },
+            _ => self.generate_name(object["metadata"]["generateName"].as_str().unwrap_or_default()),
         };
         let key = (resource, namespace.clone(), name.clone());
         if self.objects.contains_key(&key) {
