@@ -821,6 +821,7 @@ fn waiting_for_a_pod_its_finalizers_hold_says_that_no_wait_removes_it() {
     // At either pace the pod outlives the wait: terminating through its grace period at the kind
     // pace, stopped by its kubelet and still held at the fast pace. Only removing the finalizer
     // lets it go, which the message says rather than asking for more time.
+    let label = format!("held-{}", std::process::id());
     let text = "scenario \"held\" {
     apply <<YAML
         apiVersion: v1
@@ -828,7 +829,7 @@ fn waiting_for_a_pod_its_finalizers_hold_says_that_no_wait_removes_it() {
         metadata:
           name: held
           labels:
-            verdicts: held-by-finalizer
+            verdicts: LABEL
           finalizers:
             - rehearse.dev/verdicts-hold
         spec:
@@ -840,12 +841,12 @@ fn waiting_for_a_pod_its_finalizers_hold_says_that_no_wait_removes_it() {
     delete pod/held
     wait pod/held deleted within 3s
 }
-";
+"
+    .replace("LABEL", &label);
     let dir = tempfile::tempdir().unwrap();
-    let path = script(dir.path(), "held.rollout", text);
-    let outcomes = run_at_each_pace(&path);
-    release_held_pods();
-    for (pace, code, output) in outcomes {
+    let path = script(dir.path(), "held.rollout", &text);
+    let _release = ReleaseHeldPods(label);
+    for (pace, code, output) in run_at_each_pace(&path) {
         assert_eq!(code, 1, "at the {pace} pace: {output}");
         assert!(
             output.contains(
@@ -857,23 +858,28 @@ fn waiting_for_a_pod_its_finalizers_hold_says_that_no_wait_removes_it() {
     }
 }
 
-/// Removes the finalizer from the pods the test above left behind on the testbed, so that their
-/// namespaces, deleted at the end of the run, go too.
-fn release_held_pods() {
-    if std::env::var("REHEARSE_TEST_CLUSTER").is_ok_and(|c| c == "builtin") {
-        return;
-    }
-    tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let pods = Api::<k8s_openapi::api::core::v1::Pod>::all(common::client().await);
-        let held = pods.list(&kube::api::ListParams::default().labels("verdicts=held-by-finalizer")).await.unwrap();
-        for pod in held.items {
-            let namespace = pod.metadata.namespace.unwrap_or_default();
-            let name = pod.metadata.name.unwrap_or_default();
-            let patch = kube::api::Patch::Merge(serde_json::json!({"metadata": {"finalizers": null}}));
-            Api::<k8s_openapi::api::core::v1::Pod>::namespaced(common::client().await, &namespace)
-                .patch(&name, &kube::api::PatchParams::default(), &patch)
-                .await
-                .unwrap();
+/// On drop, removes the finalizer from the pods labelled `verdicts=<its label>` that the test
+/// above left on the testbed, so that their namespaces, deleted at the end of each run, go too.
+struct ReleaseHeldPods(String);
+
+impl Drop for ReleaseHeldPods {
+    fn drop(&mut self) {
+        if std::env::var("REHEARSE_TEST_CLUSTER").is_ok_and(|c| c == "builtin") {
+            return;
         }
-    });
+        let Ok(runtime) = tokio::runtime::Runtime::new() else { return };
+        runtime.block_on(async {
+            let client = common::client().await;
+            let pods = Api::<k8s_openapi::api::core::v1::Pod>::all(client.clone());
+            let selector = kube::api::ListParams::default().labels(&format!("verdicts={}", self.0));
+            let Ok(held) = pods.list(&selector).await else { return };
+            let release = kube::api::Patch::Merge(serde_json::json!({"metadata": {"finalizers": null}}));
+            for pod in held.items {
+                let (Some(namespace), Some(name)) = (pod.metadata.namespace, pod.metadata.name) else { continue };
+                let pods = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), &namespace);
+                // Gone already is as good as released.
+                let _ = pods.patch(&name, &kube::api::PatchParams::default(), &release).await;
+            }
+        });
+    }
 }

@@ -6,11 +6,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Pod, Toleration};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ObjectMeta, PostParams};
 use tokio::sync::watch;
 
 use super::at_rest::DaemonPodAdmission;
+use crate::cluster::sim::controllers::add_daemon_tolerations;
 
 /// How long one dry run may take before it is asked again.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -19,8 +20,10 @@ const FIRST_RETRY: Duration = Duration::from_millis(100);
 const LAST_RETRY: Duration = Duration::from_secs(5);
 /// How long an "admitted" answer stands before it is asked again, doubled for each answer about
 /// the same version of the DaemonSet up to the last. Admitted, the pods are owed, and their
-/// controller makes them within moments; should its own create be refused after all (an account
-/// deleted since, a webhook that judges its user), asking again lets the DaemonSet come to rest.
+/// controller makes them within moments; should admission have changed its mind since (the
+/// service account deleted), asking again lets the DaemonSet come to rest. Admission that judges
+/// the controller's pod otherwise than the one asked for (by what it lacks, below) keeps it owed,
+/// and the step fails at its timeout saying so.
 const FIRST_ADMITTED_FOR: Duration = Duration::from_secs(1);
 const LAST_ADMITTED_FOR: Duration = Duration::from_secs(8);
 
@@ -50,7 +53,10 @@ pub async fn answer_requests(
                 let (done, waiting) = std::mem::take(&mut rechecks).into_iter().partition(|(_, at)| *at <= now);
                 rechecks = waiting;
                 let done: Vec<(String, tokio::time::Instant)> = done;
-                publish(&|held| held.retain(|a| a.refused.is_some() || done.iter().all(|(uid, _)| *uid != a.uid)));
+                let stale = |a: &DaemonPodAdmission| a.refused.is_none() && done.iter().any(|(uid, _)| *uid == a.uid);
+                if admissions.lock().unwrap_or_else(|e| e.into_inner()).iter().any(stale) {
+                    publish(&|held| held.retain(|a| !stale(a)));
+                }
                 continue;
             }
         }
@@ -64,7 +70,7 @@ pub async fn answer_requests(
         if asked(&admissions.lock().unwrap_or_else(|e| e.into_inner())) {
             continue;
         }
-        let Some(refused) = ask(&api, &pod_of(&ds), &mut requests).await else { continue };
+        let Some(refused) = ask(&api, &ds, &mut requests).await else { continue };
         if refused.is_none() {
             let stood = match &admitted_for {
                 Some((same, at, stood)) if *same == uid && *at == version => (*stood * 2).min(LAST_ADMITTED_FOR),
@@ -89,45 +95,56 @@ async fn sleep_until(due: Option<tokio::time::Instant>) {
     }
 }
 
-/// The API's answer to a dry-run create of `pod`: `None` inside when it admits the pod, its words
-/// when it refuses it. Without an answer (the connection lost, the API overloaded or away) it
+/// The API's answer to a dry-run create of a pod of `asked_for`: `None` inside when it admits the
+/// pod, its words when it refuses it. Without an answer (the connection lost, the API overloaded or away) it
 /// asks again, after a pause that grows, until it has one or a newer request comes (`None`).
 async fn ask(
     api: &Api<Pod>,
-    pod: &Pod,
+    asked_for: &DaemonSet,
     requests: &mut watch::Receiver<Option<Arc<DaemonSet>>>,
 ) -> Option<Option<String>> {
+    let pod = pod_of(asked_for);
     let dry_run = PostParams { dry_run: true, field_manager: None };
     let mut pause = FIRST_RETRY;
     loop {
-        match tokio::time::timeout(ANSWER_TIMEOUT, api.create(&dry_run, pod)).await {
+        match tokio::time::timeout(ANSWER_TIMEOUT, api.create(&dry_run, &pod)).await {
             Ok(Ok(_)) => return Some(None),
             Ok(Err(kube::Error::Api(status))) if !no_answer(status.code) => return Some(Some(status.message)),
             _ => {}
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(LAST_RETRY);
-        if requests.has_changed().unwrap_or(true) {
+        // The view repeats its request at every change it sees; only another DaemonSet, or
+        // another version, supersedes this one.
+        let superseded = match requests.has_changed() {
+            Ok(false) => false,
+            Ok(true) => {
+                requests.borrow().as_deref().map(|d| (&d.metadata.uid, &d.metadata.resource_version))
+                    != Some((&asked_for.metadata.uid, &asked_for.metadata.resource_version))
+            }
+            Err(_) => true,
+        };
+        if superseded {
             return None;
         }
     }
 }
 
-/// A status code that answers for the API's state, not for the pod: too many requests, the API
-/// or its storage away or too slow. Any other refusal is the answer, an authorizer's included: a
+/// A status code that answers for the API's state or the caller's credentials, not for the pod:
+/// unauthenticated (a token expired, renewed by the next request), too many requests, the API or
+/// its storage away or too slow. Any other refusal is the answer, an authorizer's included: a
 /// user who may not create pods cannot learn more, and rehearse judges the DaemonSet by its status
 /// alone, as it did before it asked.
 fn no_answer(code: u16) -> bool {
-    matches!(code, 429 | 502 | 503 | 504)
+    matches!(code, 401 | 429 | 502 | 503 | 504)
 }
 
 /// A pod of the DaemonSet's template as its controller makes one (upstream's CreatePodTemplate):
 /// the template's labels with the template generation, its annotations and finalizers, and the
 /// daemon tolerations added. It lacks what the view cannot know or need not claim: the
 /// `controller-revision-hash` label, the owner reference (which would need the permission to
-/// block the DaemonSet's deletion) and the pin to a node. Admission that judges those, or the user
-/// who asks, may answer the controller otherwise; an admitted answer is therefore asked again
-/// after a while.
+/// block the DaemonSet's deletion) and the pin to a node; and it is asked for by the user, not by
+/// the controller's account. Admission that judges those may answer the controller otherwise.
 pub fn pod_of(ds: &DaemonSet) -> Pod {
     let template = ds.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
     let meta = template.metadata.unwrap_or_default();
@@ -142,7 +159,12 @@ pub fn pod_of(ds: &DaemonSet) -> Pod {
         labels.insert("pod-template-generation".to_string(), generation);
     }
     let mut spec = template.spec.unwrap_or_default();
-    add_daemon_tolerations(&mut spec);
+    // Upstream's AddOrUpdateDaemonPodTolerations, kept once, where the built-in cluster's
+    // DaemonSet controller uses it.
+    if let Ok(mut value) = serde_json::to_value(&spec) {
+        add_daemon_tolerations(&mut value);
+        spec = serde_json::from_value(value).unwrap_or(spec);
+    }
     Pod {
         metadata: ObjectMeta {
             generate_name: Some(format!("{}-", ds.metadata.name.as_deref().unwrap_or_default())),
@@ -153,33 +175,6 @@ pub fn pod_of(ds: &DaemonSet) -> Pod {
         },
         spec: Some(spec),
         status: None,
-    }
-}
-
-/// Upstream's AddOrUpdateDaemonPodTolerations: a daemon pod stays on a node that is not ready,
-/// unreachable, under pressure or cordoned, and (on the host's network) one whose network is not
-/// ready. A toleration the template has for the same key and effect is replaced.
-fn add_daemon_tolerations(spec: &mut k8s_openapi::api::core::v1::PodSpec) {
-    let mut added = vec![
-        ("node.kubernetes.io/not-ready", "NoExecute"),
-        ("node.kubernetes.io/unreachable", "NoExecute"),
-        ("node.kubernetes.io/disk-pressure", "NoSchedule"),
-        ("node.kubernetes.io/memory-pressure", "NoSchedule"),
-        ("node.kubernetes.io/pid-pressure", "NoSchedule"),
-        ("node.kubernetes.io/unschedulable", "NoSchedule"),
-    ];
-    if spec.host_network == Some(true) {
-        added.push(("node.kubernetes.io/network-unavailable", "NoSchedule"));
-    }
-    let tolerations = spec.tolerations.get_or_insert_with(Vec::new);
-    for (key, effect) in added {
-        tolerations.retain(|t| !(t.key.as_deref() == Some(key) && t.effect.as_deref() == Some(effect)));
-        tolerations.push(Toleration {
-            key: Some(key.to_string()),
-            operator: Some("Exists".to_string()),
-            effect: Some(effect.to_string()),
-            ..Default::default()
-        });
     }
 }
 
@@ -227,10 +222,15 @@ mod tests {
             .into_iter()
             .map(|t| (t.key.unwrap(), t.effect.unwrap(), t.operator.unwrap()))
             .collect();
-        assert_eq!(tolerated.len(), 7, "the six daemon tolerations, and one for the host's network: {tolerated:?}");
-        let unschedulable: Vec<_> = tolerated.iter().filter(|t| t.0 == "node.kubernetes.io/unschedulable").collect();
-        assert_eq!(unschedulable.len(), 1, "the template's own for that key and effect replaced");
-        assert_eq!(unschedulable[0].2, "Exists");
+        assert_eq!(
+            tolerated.len(),
+            8,
+            "the template's, the six daemon tolerations, and one for the host's network: {tolerated:?}"
+        );
+        // The template's own for that key and effect, but for a value, is not the same toleration.
+        let unschedulable: Vec<&str> =
+            tolerated.iter().filter(|t| t.0 == "node.kubernetes.io/unschedulable").map(|t| t.2.as_str()).collect();
+        assert_eq!(unschedulable, ["Equal", "Exists"]);
         // The registry's annotation, when there is one, names the template generation.
         ds.metadata.annotations =
             Some([("deprecated.daemonset.template.generation".to_string(), "7".to_string())].into());
@@ -318,7 +318,7 @@ mod tests {
 
     #[test]
     fn only_an_overloaded_or_absent_api_gives_no_answer() {
-        for code in [429, 502, 503, 504] {
+        for code in [401, 429, 502, 503, 504] {
             assert!(no_answer(code), "{code}");
         }
         // Admission's refusals (403, 422), a webhook's failure (500), a name in use (409).

@@ -300,7 +300,9 @@ fn serve(shared: &Arc<Shared>, call: Call) -> Result<Reply, ApiError> {
         }
         // Only a create's dry run is served: the executor asks no other, and a dry run served
         // as a write would change what it should not.
-        _ if call.query.get("dryRun").is_some_and(|d| d != "All" || call.method != Method::POST) => {
+        _ if call.method != Method::GET
+            && call.query.get("dryRun").is_some_and(|d| d != "All" || call.method != Method::POST) =>
+        {
             Err(ApiError::dry_run_not_served())
         }
         (&Method::POST, None) if call.query.contains_key("dryRun") => {

@@ -31,6 +31,7 @@ use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
 pub use autoscaler::scales;
+pub use nodes::add_daemon_tolerations;
 pub use nodes::default_nodes;
 
 use super::Pace;
