@@ -96,8 +96,9 @@ async fn sleep_until(due: Option<tokio::time::Instant>) {
 }
 
 /// The API's answer to a dry-run create of a pod of `asked_for`: `None` inside when it admits the
-/// pod, its words when it refuses it. Without an answer (the connection lost, the API overloaded or away) it
-/// asks again, after a pause that grows, until it has one or a newer request comes (`None`).
+/// pod, its words when it refuses it. Without an answer (the connection lost, the API overloaded
+/// or away) it asks again, after a pause that grows, until it has one or a newer request comes
+/// (`None`).
 async fn ask(
     api: &Api<Pod>,
     asked_for: &DaemonSet,
@@ -145,7 +146,7 @@ fn no_answer(code: u16) -> bool {
 /// `controller-revision-hash` label, the owner reference (which would need the permission to
 /// block the DaemonSet's deletion) and the pin to a node; and it is asked for by the user, not by
 /// the controller's account. Admission that judges those may answer the controller otherwise.
-pub fn pod_of(ds: &DaemonSet) -> Pod {
+fn pod_of(ds: &DaemonSet) -> Pod {
     let template = ds.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
     let meta = template.metadata.unwrap_or_default();
     let mut labels = meta.labels.unwrap_or_default();
