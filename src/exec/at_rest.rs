@@ -165,7 +165,11 @@ fn daemon_set_owes(ds: &DaemonSet, objects: &Objects) -> Option<Owed> {
     let text = Named("daemonset", name(&ds.metadata));
     let desired = status.desired_number_scheduled;
     let short = status.current_number_scheduled < desired;
-    if let Some(through) = version_past_pods(&ds.metadata, objects) {
+    let version = ds.metadata.resource_version.as_deref()?.parse::<u64>().ok()?;
+    if ds.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
+    if version > objects.pods_seen_through {
         let why = if short {
             format!(
                 "{text}'s status counts pods on {} of {desired} nodes, and the pods made before it are not yet confirmed in view",
@@ -180,12 +184,11 @@ fn daemon_set_owes(ds: &DaemonSet, objects: &Objects) -> Option<Owed> {
         } else {
             return None;
         };
-        return Some(Owed::PodsUnconfirmed { through, why });
+        return Some(Owed::PodsUnconfirmed { through: version, why });
     }
-    if !short || ds.metadata.deletion_timestamp.is_some() {
+    if !short {
         return None;
     }
-    let version = ds.metadata.resource_version.as_deref()?.parse::<u64>().ok()?;
     let uid = uid(&ds.metadata);
     let counted = status.current_number_scheduled;
     match objects.daemon_pod_admissions.iter().find(|a| a.uid == uid && a.version == version) {
