@@ -145,10 +145,12 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, ds: &Value, nodes: 
             _ => {}
         }
     }
-    // Pods for nodes that do not exist.
+    // Pods meant for a node that does not exist, not yet bound to it (upstream's
+    // getUnscheduledPodsWithoutNode): no scheduler will place them. One bound there is left to
+    // the pod garbage collector.
     for (node, pods) in &by_node {
         if !nodes.iter().any(|n| name(n) == node) {
-            remove.extend(live(pods));
+            remove.extend(live(pods).filter(|pod| pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty)));
         }
     }
     let managed = !create.is_empty() || !remove.is_empty();

@@ -414,6 +414,36 @@ async fn a_daemon_set_runs_one_pod_per_worker_and_rolls_one_node_at_a_time() {
     assert_eq!(cluster.get(DAEMON_SET, "agent")["status"]["numberAvailable"], 3);
 }
 
+/// A DaemonSet adopts matching pods whatever their node. Of those meant for a node that does not
+/// exist it deletes only the unscheduled ones (upstream's getUnscheduledPodsWithoutNode): one
+/// bound there is left to the pod garbage collector, and the status counts the nodes that exist.
+#[tokio::test(start_paused = true)]
+async fn a_daemon_set_deletes_its_unscheduled_pods_for_a_missing_node_and_leaves_bound_ones() {
+    let mut cluster = Cluster::new(Pace::Fast);
+    let stray = |name: &str, spec: Value| {
+        let mut spec = spec;
+        spec["containers"] = json!([{"name": "agent", "image": "agent:v1"}]);
+        json!({"metadata": {"name": name, "labels": {"app": "agent"}}, "spec": spec})
+    };
+    let pin = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["gone"]}]}
+    ]}}});
+    cluster.create(POD, stray("bound", json!({"nodeName": "gone"})));
+    cluster.create(POD, stray("pinned", json!({"affinity": pin})));
+    let mut ds = daemon_set("agent", "v1");
+    ds["spec"]["updateStrategy"] = json!({"type": "OnDelete"});
+    cluster.create(DAEMON_SET, ds);
+    cluster.wait(10).await;
+
+    let bound = cluster.get(POD, "bound");
+    assert_eq!(bound["metadata"]["ownerReferences"][0]["name"], "agent", "adopted: {bound}");
+    assert!(!is_deleting(&bound), "left to the pod garbage collector: {bound}");
+    assert!(cluster.store.get(POD, NS, "pinned").is_none(), "no scheduler places it, so it is deleted");
+    assert_eq!(cluster.pods().len(), 3, "a pod on each worker, and the bound stray");
+    let status = &cluster.get(DAEMON_SET, "agent")["status"];
+    assert_eq!((status["desiredNumberScheduled"].clone(), status["currentNumberScheduled"].clone()), (json!(2), json!(2)));
+}
+
 /// maxSurge 1, maxUnavailable 0 (the testbed's kube-controller-manager does the same; see
 /// tests/parity/daemonset-surge.rollout): one node at a time gets its new pod beside the old one,
 /// and the old one goes only once the new one is ready, so every node always has a serving pod.
