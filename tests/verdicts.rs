@@ -858,6 +858,69 @@ fn waiting_for_a_pod_its_finalizers_hold_says_that_no_wait_removes_it() {
     }
 }
 
+#[test]
+fn a_pod_bound_to_a_node_that_does_not_exist_is_said_to_have_no_kubelet() {
+    // No kubelet starts such a pod or ends its deletion; the pod garbage collector deletes it
+    // 40 to 60 s after it was bound. The node is named for this test process, so that no earlier
+    // run's quarantine of the name on the testbed hastens the collector.
+    let node = format!("rehearse-verdicts-gone-{}", std::process::id());
+    let text = "scenario \"never starts\" {
+    apply <<YAML
+        apiVersion: v1
+        kind: Pod
+        metadata:
+          name: stray
+        spec:
+          nodeName: NODE
+          containers:
+            - name: stray
+              image: nginx:1.27
+    YAML
+    wait pod/stray condition=Ready within 2s
+}
+
+scenario \"never ends\" {
+    apply <<YAML
+        apiVersion: v1
+        kind: Pod
+        metadata:
+          name: stray
+        spec:
+          nodeName: NODE
+          containers:
+            - name: stray
+              image: nginx:1.27
+    YAML
+    delete pod/stray
+    wait pod/stray deleted within 2s
+}
+"
+    .replace("NODE", &node);
+    let dir = tempfile::tempdir().unwrap();
+    let path = script(dir.path(), "missing-node.rollout", &text);
+    for (pace, code, output) in run_at_each_pace(&path) {
+        assert_eq!(code, 1, "at the {pace} pace: {output}");
+        let expected = [
+            format!(
+                "pod/stray not ready: bound to node {node}, which does not exist: no kubelet starts it, and the pod \
+                 garbage collector deletes it once the node has been missing for 40s"
+            ),
+            "not satisfied within 2s: 1 object(s) still exist, terminating on a node that does not exist: no kubelet \
+             ends such a pod, and the pod garbage collector deletes it once the node has been missing for 40s (it \
+             looks every 20s); give the step more time with `within`"
+                .to_string(),
+            format!(
+                "pod/stray deleted on node {node}, which does not exist: no kubelet ends it, and the pod garbage \
+                 collector deletes it once the node has been missing for 40s (it looks every 20s)"
+            ),
+            format!("its node {node} does not exist, so no kubelet ends it"),
+        ];
+        for expected in expected {
+            assert!(output.contains(&expected), "at the {pace} pace, missing {expected:?} in: {output}");
+        }
+    }
+}
+
 /// On drop, removes the finalizer from the pods labelled `verdicts=<its label>` that the test
 /// above left on the testbed, so that their namespaces, deleted at the end of each run, go too.
 struct ReleaseHeldPods(String);

@@ -2,7 +2,9 @@
 //! differ on every run, so results describe pods by their role (`$victim`, `pod of
 //! replicaset/rng-{hash}`) and print hash label values as `{hash}`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use k8s_openapi::api::core::v1::Node;
 
 use super::pod::Pod;
 use super::view::controller_ref;
@@ -87,18 +89,26 @@ struct InFlux {
 const NAMED_IN_FLUX: usize = 10;
 
 impl PodsInFlux {
-    /// Every pod that is not Ready, or is terminating.
+    /// Every pod that is not Ready, or is terminating. `nodes` are the cluster's nodes: a pod
+    /// bound to one that is not among them has no kubelet (when the view holds no node at all,
+    /// none is taken for missing).
     pub fn of(
         pods: &[std::sync::Arc<Pod>],
+        nodes: &[std::sync::Arc<Node>],
         variables: &HashMap<String, String>,
         now: k8s_openapi::jiff::Timestamp,
     ) -> PodsInFlux {
         let seconds_since = |t: &k8s_openapi::jiff::Timestamp| now.duration_since(*t).as_secs().max(0);
+        let known: BTreeSet<&str> = nodes.iter().filter_map(|n| n.metadata.name.as_deref()).collect();
         let mut pods: Vec<InFlux> = pods
             .iter()
             .filter_map(|p| {
                 let role = pod(p, variables);
                 let name = format!("pod/{}", p.metadata.name.as_deref().unwrap_or_default());
+                let bound_to = p.spec.as_ref().and_then(|s| s.node_name.as_deref()).filter(|n| !n.is_empty());
+                // Upstream's pod garbage collector deletes such a pod once the node has been
+                // missing for its quarantine.
+                let missing_node = bound_to.filter(|node| !known.is_empty() && !known.contains(node));
                 if let Some(deadline) = &p.metadata.deletion_timestamp {
                     let grace = p.metadata.deletion_grace_period_seconds.unwrap_or(0);
                     let since = deadline.0 - k8s_openapi::jiff::SignedDuration::from_secs(grace);
@@ -109,11 +119,13 @@ impl PodsInFlux {
                     let finished =
                         matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"));
                     let stopped = !held.is_empty() && finished;
-                    let unbound = p.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_none_or(str::is_empty);
+                    let unbound = bound_to.is_none();
                     let ends = if stopped {
                         "its kubelet has stopped it".to_string()
                     } else if !held.is_empty() && unbound {
                         "no node took it, so no kubelet stops it".to_string()
+                    } else if let Some(node) = missing_node {
+                        format!("its node {node} does not exist, so no kubelet ends it")
                     } else if left.is_positive() {
                         format!("its grace period ends in {}s", left.as_secs_f64().ceil())
                     } else if held.is_empty() {
@@ -121,7 +133,16 @@ impl PodsInFlux {
                     } else {
                         "its grace period is over, and its kubelet stops it next".to_string()
                     };
-                    let what = if held.is_empty() {
+                    let what = if let Some(node) = missing_node.filter(|_| !stopped) {
+                        let after = if held.is_empty() {
+                            "the pod garbage collector deletes it once the node has been missing for 40s (it looks \
+                             every 20s)"
+                                .to_string()
+                        } else {
+                            format!("it stays until its finalizers ({}) are removed", held.join(", "))
+                        };
+                        format!("{role} deleted on node {node}, which does not exist: no kubelet ends it, and {after}")
+                    } else if held.is_empty() {
                         format!(
                             "{role} terminating: its grace period is {grace}s (until it ends the pod still holds its \
                              node and may still serve)"
@@ -157,7 +178,12 @@ impl PodsInFlux {
                     .and_then(|c| c.transitioned_at())
                     .or(p.metadata.creation_timestamp.as_ref().map(|t| t.0))
                     .map_or(0, |t| seconds_since(&t));
-                let waiting = if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none() {
+                let waiting = if let Some(node) = missing_node {
+                    format!(
+                        "bound to node {node}, which does not exist: no kubelet starts it, and the pod garbage \
+                         collector deletes it once the node has been missing for 40s"
+                    )
+                } else if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none() {
                     // The scheduler says why it placed the pod nowhere.
                     match condition("PodScheduled").and_then(|c| c.message.as_deref()).filter(|m| !m.is_empty()) {
                         Some(why) => format!("waiting to be scheduled ({why})"),
@@ -287,7 +313,7 @@ mod tests {
         pods.extend((0..12).map(|i| unscheduled(&format!("web-abc-{i:02}"), &format!("w{i}"))));
         let pods: Vec<std::sync::Arc<Pod>> = pods.into_iter().map(std::sync::Arc::new).collect();
         let variables = HashMap::from([("u2".to_string(), "canary".to_string())]);
-        let in_flux = PodsInFlux::of(&pods, &variables, now);
+        let in_flux = PodsInFlux::of(&pods, &[], &variables, now);
 
         assert_eq!(
             in_flux.summary(),
@@ -311,14 +337,17 @@ mod tests {
             "{detail:?}"
         );
         assert_eq!(detail[NAMED_IN_FLUX], "and 4 more");
-        assert!(PodsInFlux::of(&pods[2..3], &variables, now).is_empty());
+        assert!(PodsInFlux::of(&pods[2..3], &[], &variables, now).is_empty());
 
         // The oldest pod still starting waited 5-6 s: late in a 30 s step, not in a 10 s one.
         let late = in_flux.started_late(std::time::Duration::from_secs(30)).expect("started late");
         assert!(late.contains("before the 30s deadline") && late.contains("`within`"), "{late}");
         assert_eq!(in_flux.started_late(std::time::Duration::from_secs(10)), None);
         // Terminating pods alone are not pods starting late.
-        assert_eq!(PodsInFlux::of(&pods[..1], &variables, now).started_late(std::time::Duration::from_secs(30)), None);
+        assert_eq!(
+            PodsInFlux::of(&pods[..1], &[], &variables, now).started_late(std::time::Duration::from_secs(30)),
+            None
+        );
     }
 
     #[test]
@@ -335,14 +364,14 @@ mod tests {
                 "status": {"phase": phase},
             })))
         };
-        let running = PodsInFlux::of(&[held("Running", 5, 10)], &HashMap::new(), now);
+        let running = PodsInFlux::of(&[held("Running", 5, 10)], &[], &HashMap::new(), now);
         assert_eq!(
             running.summary(),
             ["pod/web terminating, held by its finalizers (example.com/hold): it stays until they are removed (its \
               kubelet stops it once its grace period of 10s ends)"]
         );
         assert_eq!(running.detail(), ["pod/web (pod/web) has been terminating for 5s; its grace period ends in 5s"]);
-        let stopped = PodsInFlux::of(&[held("Failed", -7, 0)], &HashMap::new(), now);
+        let stopped = PodsInFlux::of(&[held("Failed", -7, 0)], &[], &HashMap::new(), now);
         assert_eq!(
             stopped.summary(),
             ["pod/web stopped by its kubelet and held by its finalizers (example.com/hold): it stays until they are \
@@ -351,7 +380,7 @@ mod tests {
         assert_eq!(stopped.detail(), ["pod/web (pod/web) has been terminating for 7s; its kubelet has stopped it"]);
         let mut unbound = (*held("Pending", 0, 0)).clone();
         unbound.spec.as_mut().unwrap().node_name = None;
-        let unbound = PodsInFlux::of(&[std::sync::Arc::new(unbound)], &HashMap::new(), now);
+        let unbound = PodsInFlux::of(&[std::sync::Arc::new(unbound)], &[], &HashMap::new(), now);
         assert_eq!(
             unbound.summary(),
             ["pod/web deleted before a node took it and held by its finalizers (example.com/hold): it stays until \
@@ -361,5 +390,62 @@ mod tests {
             unbound.detail(),
             ["pod/web (pod/web) has been terminating for 0s; no node took it, so no kubelet stops it"]
         );
+    }
+
+    #[test]
+    fn a_pod_bound_to_a_node_that_does_not_exist_says_no_kubelet_will_start_or_end_it() {
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let deadline = (now - k8s_openapi::jiff::SignedDuration::from_secs(3)).to_string();
+        let worker = std::sync::Arc::new(Node {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some("worker".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+        let on = |node: &str, deleted: bool, finalizers: &[&str]| {
+            let mut metadata = serde_json::json!({"name": "stray", "uid": "u1", "finalizers": finalizers});
+            if deleted {
+                metadata["deletionTimestamp"] = deadline.clone().into();
+                metadata["deletionGracePeriodSeconds"] = 30.into();
+            }
+            std::sync::Arc::new(pod_json(serde_json::json!({
+                "metadata": metadata,
+                "spec": {"nodeName": node, "containers": []},
+                "status": {"phase": "Pending"},
+            })))
+        };
+        let nodes = [worker];
+        let starting = PodsInFlux::of(&[on("gone", false, &[])], &nodes, &HashMap::new(), now);
+        assert_eq!(
+            starting.summary(),
+            ["pod/stray not ready: bound to node gone, which does not exist: no kubelet starts it, and the pod \
+              garbage collector deletes it once the node has been missing for 40s"]
+        );
+        let ending = PodsInFlux::of(&[on("gone", true, &[])], &nodes, &HashMap::new(), now);
+        assert_eq!(
+            ending.summary(),
+            ["pod/stray deleted on node gone, which does not exist: no kubelet ends it, and the pod garbage \
+              collector deletes it once the node has been missing for 40s (it looks every 20s)"]
+        );
+        assert_eq!(
+            ending.detail(),
+            ["pod/stray (pod/stray) has been terminating for 33s; its node gone does not exist, so no kubelet ends it"]
+        );
+        let held = PodsInFlux::of(&[on("gone", true, &["example.com/hold"])], &nodes, &HashMap::new(), now);
+        assert_eq!(
+            held.summary(),
+            ["pod/stray deleted on node gone, which does not exist: no kubelet ends it, and it stays until its \
+              finalizers (example.com/hold) are removed"]
+        );
+        // A node the view holds, or a view that holds none: the kubelet's own words.
+        for (pod, nodes) in [(on("worker", true, &[]), &nodes[..]), (on("gone", true, &[]), &[])] {
+            let summary = PodsInFlux::of(&[pod], nodes, &HashMap::new(), now).summary();
+            assert_eq!(
+                summary,
+                ["pod/stray terminating: its grace period is 30s (until it ends the pod still holds its node and may \
+                  still serve)"]
+            );
+        }
     }
 }

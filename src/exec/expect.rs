@@ -48,7 +48,12 @@ pub async fn run(step: &Step, context: &mut Context<'_>, timeout: Duration) -> R
 /// A step that timed out after `timeout`: `message`, then what the pods still starting or
 /// terminating wait for.
 fn timed_out(context: &Context<'_>, mut message: String, timeout: Duration) -> StepError {
-    let in_flux = describe::PodsInFlux::of(&context.view.pods.state(), &context.pod_variables(), context.clock.now());
+    let in_flux = describe::PodsInFlux::of(
+        &context.view.pods.state(),
+        &context.view.nodes.state(),
+        &context.pod_variables(),
+        context.clock.now(),
+    );
     if !in_flux.is_empty() {
         message.push_str(&format!("\n  pods in flux:\n  - {}", in_flux.summary().join("\n  - ")));
     }
@@ -94,10 +99,16 @@ fn evaluate(step: &Step, context: &Context<'_>) -> Result<Verdict, StepError> {
             let all_terminating = present(context, target, false)? == 0;
             Ok(Err(if !all_terminating {
                 format!("{left} object(s) still exist")
-            } else if targets_pods(context, target) && held_by_finalizers(context, target) {
+            } else if targets_pods(context, target) && deleting_pod(context, target, held) {
                 format!(
                     "{left} object(s) still exist, terminating: finalizers hold a deleted pod until whoever set them \
                      removes them, which no wait brings about"
+                )
+            } else if targets_pods(context, target) && deleting_pod(context, target, |p| on_missing_node(context, p)) {
+                format!(
+                    "{left} object(s) still exist, terminating on a node that does not exist: no kubelet ends such a \
+                     pod, and the pod garbage collector deletes it once the node has been missing for 40s (it looks \
+                     every 20s); give the step more time with `within`"
                 )
             } else if targets_pods(context, target) {
                 format!(
@@ -123,8 +134,23 @@ fn targets_pods(context: &Context<'_>, target: &Target) -> bool {
     }
 }
 
-/// Whether finalizers hold a pod the target stands for that is being deleted.
-fn held_by_finalizers(context: &Context<'_>, target: &Target) -> bool {
+/// Whether finalizers hold the pod.
+fn held(pod: &Pod) -> bool {
+    pod.metadata.finalizers.as_ref().is_some_and(|f| !f.is_empty())
+}
+
+/// Whether a pod is bound to a node the view does not hold (none is taken for missing while the
+/// view holds no node at all).
+fn on_missing_node(context: &Context<'_>, pod: &Pod) -> bool {
+    let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).filter(|n| !n.is_empty()) else {
+        return false;
+    };
+    let nodes = context.view.nodes.state();
+    !nodes.is_empty() && !nodes.iter().any(|n| n.metadata.name.as_deref() == Some(node))
+}
+
+/// Whether a pod the target stands for is being deleted and `such` holds for it.
+fn deleting_pod(context: &Context<'_>, target: &Target, such: impl Fn(&Pod) -> bool) -> bool {
     let stands_for = |p: &Pod| match target {
         Target::Variable(v) => match context.variables.get(&v.value) {
             Some(Value::Pod(bound)) => p.metadata.uid.as_ref() == Some(&bound.uid),
@@ -134,11 +160,7 @@ fn held_by_finalizers(context: &Context<'_>, target: &Target) -> bool {
         Target::Object(o) => p.metadata.name.as_ref() == Some(&o.name.value),
         Target::Selection(s) => s.selector.as_ref().is_none_or(|sel| sel.matches(&labels_of(&p.metadata))),
     };
-    context.view.pods.state().iter().any(|p| {
-        p.metadata.deletion_timestamp.is_some()
-            && p.metadata.finalizers.as_ref().is_some_and(|f| !f.is_empty())
-            && stands_for(p)
-    })
+    context.view.pods.state().iter().any(|p| p.metadata.deletion_timestamp.is_some() && such(p) && stands_for(p))
 }
 
 /// Live pods a target stands for (a bound pod by its uid, so a same-named successor does not count).
@@ -583,7 +605,12 @@ fn pods_bear_out(view: &super::view::View, kind: Kind, name: &str, wanted: i32) 
 
 /// A rollout that will not finish on its own: `why`, then what the pods still starting wait for.
 fn stalled(context: &Context<'_>, mut why: String) -> StepError {
-    let in_flux = describe::PodsInFlux::of(&context.view.pods.state(), &context.pod_variables(), context.clock.now());
+    let in_flux = describe::PodsInFlux::of(
+        &context.view.pods.state(),
+        &context.view.nodes.state(),
+        &context.pod_variables(),
+        context.clock.now(),
+    );
     if !in_flux.is_empty() {
         why.push_str(&format!("\n  pods in flux:\n  - {}", in_flux.summary().join("\n  - ")));
     }

@@ -441,7 +441,10 @@ async fn a_daemon_set_deletes_its_unscheduled_pods_for_a_missing_node_and_leaves
     assert!(cluster.store.get(POD, NS, "pinned").is_none(), "no scheduler places it, so it is deleted");
     assert_eq!(cluster.pods().len(), 3, "a pod on each worker, and the bound stray");
     let status = &cluster.get(DAEMON_SET, "agent")["status"];
-    assert_eq!((status["desiredNumberScheduled"].clone(), status["currentNumberScheduled"].clone()), (json!(2), json!(2)));
+    assert_eq!(
+        (status["desiredNumberScheduled"].clone(), status["currentNumberScheduled"].clone()),
+        (json!(2), json!(2))
+    );
 }
 
 /// maxSurge 1, maxUnavailable 0 (the testbed's kube-controller-manager does the same; see
