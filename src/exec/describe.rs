@@ -85,6 +85,12 @@ struct InFlux {
     starting_for: Option<i64>,
 }
 
+/// When a pod bound to a node that does not exist goes: upstream's pod garbage collector looks
+/// every 20 s, quarantines the node at the first look that finds such a pod, and deletes the pod
+/// at its first look once the 40 s quarantine is over.
+pub const COLLECTED: &str =
+    "the pod garbage collector deletes it about 40s after it first finds it there (it looks every 20s)";
+
 /// How many pods the detail names before it only counts the rest.
 const NAMED_IN_FLUX: usize = 10;
 
@@ -106,8 +112,9 @@ impl PodsInFlux {
                 let role = pod(p, variables);
                 let name = format!("pod/{}", p.metadata.name.as_deref().unwrap_or_default());
                 let bound_to = p.spec.as_ref().and_then(|s| s.node_name.as_deref()).filter(|n| !n.is_empty());
-                // Upstream's pod garbage collector deletes such a pod once the node has been
-                // missing for its quarantine.
+                // No kubelet runs there: the pod garbage collector deletes such a pod (upstream's
+                // gcOrphaned). The node's name stays out of what is recorded: on a real cluster it
+                // may be a generated one that is gone.
                 let missing_node = bound_to.filter(|node| !known.is_empty() && !known.contains(node));
                 if let Some(deadline) = &p.metadata.deletion_timestamp {
                     let grace = p.metadata.deletion_grace_period_seconds.unwrap_or(0);
@@ -120,12 +127,14 @@ impl PodsInFlux {
                         matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"));
                     let stopped = !held.is_empty() && finished;
                     let unbound = bound_to.is_none();
-                    let ends = if stopped {
+                    // A missing node first: the pod garbage collector marks such a pod Failed
+                    // too, with no kubelet involved.
+                    let ends = if let Some(node) = missing_node {
+                        format!("its node {node} does not exist, so no kubelet ends it")
+                    } else if stopped {
                         "its kubelet has stopped it".to_string()
                     } else if !held.is_empty() && unbound {
                         "no node took it, so no kubelet stops it".to_string()
-                    } else if let Some(node) = missing_node {
-                        format!("its node {node} does not exist, so no kubelet ends it")
                     } else if left.is_positive() {
                         format!("its grace period ends in {}s", left.as_secs_f64().ceil())
                     } else if held.is_empty() {
@@ -133,15 +142,13 @@ impl PodsInFlux {
                     } else {
                         "its grace period is over, and its kubelet stops it next".to_string()
                     };
-                    let what = if let Some(node) = missing_node.filter(|_| !stopped) {
+                    let what = if missing_node.is_some() {
                         let after = if held.is_empty() {
-                            "the pod garbage collector deletes it once the node has been missing for 40s (it looks \
-                             every 20s)"
-                                .to_string()
+                            COLLECTED.to_string()
                         } else {
                             format!("it stays until its finalizers ({}) are removed", held.join(", "))
                         };
-                        format!("{role} deleted on node {node}, which does not exist: no kubelet ends it, and {after}")
+                        format!("{role} deleted on a node that does not exist: no kubelet ends it, and {after}")
                     } else if held.is_empty() {
                         format!(
                             "{role} terminating: its grace period is {grace}s (until it ends the pod still holds its \
@@ -178,11 +185,8 @@ impl PodsInFlux {
                     .and_then(|c| c.transitioned_at())
                     .or(p.metadata.creation_timestamp.as_ref().map(|t| t.0))
                     .map_or(0, |t| seconds_since(&t));
-                let waiting = if let Some(node) = missing_node {
-                    format!(
-                        "bound to node {node}, which does not exist: no kubelet starts it, and the pod garbage \
-                         collector deletes it once the node has been missing for 40s"
-                    )
+                let waiting = if missing_node.is_some() {
+                    format!("bound to a node that does not exist: no kubelet starts it, and {COLLECTED}")
                 } else if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none() {
                     // The scheduler says why it placed the pod nowhere.
                     match condition("PodScheduled").and_then(|c| c.message.as_deref()).filter(|m| !m.is_empty()) {
@@ -193,9 +197,10 @@ impl PodsInFlux {
                     let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
                     format!("waiting for readiness (phase {phase})")
                 };
+                let node = missing_node.map(|node| format!("; its node {node} does not exist")).unwrap_or_default();
                 Some(InFlux {
                     what: format!("{role} not ready: {waiting}"),
-                    which: format!("{name} ({role}) has not been ready for {since}s"),
+                    which: format!("{name} ({role}) has not been ready for {since}s{node}"),
                     starting_for: Some(since),
                 })
             })
@@ -403,7 +408,7 @@ mod tests {
             },
             ..Default::default()
         });
-        let on = |node: &str, deleted: bool, finalizers: &[&str]| {
+        let on = |node: &str, deleted: bool, finalizers: &[&str], phase: &str| {
             let mut metadata = serde_json::json!({"name": "stray", "uid": "u1", "finalizers": finalizers});
             if deleted {
                 metadata["deletionTimestamp"] = deadline.clone().into();
@@ -412,34 +417,53 @@ mod tests {
             std::sync::Arc::new(pod_json(serde_json::json!({
                 "metadata": metadata,
                 "spec": {"nodeName": node, "containers": []},
-                "status": {"phase": "Pending"},
+                "status": {"phase": phase},
             })))
         };
         let nodes = [worker];
-        let starting = PodsInFlux::of(&[on("gone", false, &[])], &nodes, &HashMap::new(), now);
+        // The node's name only in the detail, which results do not record.
+        let starting = PodsInFlux::of(&[on("gone", false, &[], "Pending")], &nodes, &HashMap::new(), now);
         assert_eq!(
             starting.summary(),
-            ["pod/stray not ready: bound to node gone, which does not exist: no kubelet starts it, and the pod \
-              garbage collector deletes it once the node has been missing for 40s"]
+            ["pod/stray not ready: bound to a node that does not exist: no kubelet starts it, and the pod garbage \
+              collector deletes it about 40s after it first finds it there (it looks every 20s)"]
         );
-        let ending = PodsInFlux::of(&[on("gone", true, &[])], &nodes, &HashMap::new(), now);
+        assert_eq!(
+            starting.detail(),
+            ["pod/stray (pod/stray) has not been ready for 0s; its node gone does not exist"]
+        );
+        let ending = PodsInFlux::of(&[on("gone", true, &[], "Pending")], &nodes, &HashMap::new(), now);
         assert_eq!(
             ending.summary(),
-            ["pod/stray deleted on node gone, which does not exist: no kubelet ends it, and the pod garbage \
-              collector deletes it once the node has been missing for 40s (it looks every 20s)"]
+            ["pod/stray deleted on a node that does not exist: no kubelet ends it, and the pod garbage collector \
+              deletes it about 40s after it first finds it there (it looks every 20s)"]
         );
         assert_eq!(
             ending.detail(),
             ["pod/stray (pod/stray) has been terminating for 33s; its node gone does not exist, so no kubelet ends it"]
         );
-        let held = PodsInFlux::of(&[on("gone", true, &["example.com/hold"])], &nodes, &HashMap::new(), now);
-        assert_eq!(
-            held.summary(),
-            ["pod/stray deleted on node gone, which does not exist: no kubelet ends it, and it stays until its \
-              finalizers (example.com/hold) are removed"]
-        );
+        // Held by finalizers, before and after the collector has marked it Failed: no kubelet
+        // stopped it.
+        for phase in ["Pending", "Failed"] {
+            let held = PodsInFlux::of(&[on("gone", true, &["example.com/hold"], phase)], &nodes, &HashMap::new(), now);
+            assert_eq!(
+                held.summary(),
+                ["pod/stray deleted on a node that does not exist: no kubelet ends it, and it stays until its \
+                  finalizers (example.com/hold) are removed"],
+                "{phase}"
+            );
+            assert_eq!(
+                held.detail(),
+                [
+                    "pod/stray (pod/stray) has been terminating for 33s; its node gone does not exist, so no kubelet ends \
+                  it"
+                ],
+                "{phase}"
+            );
+        }
         // A node the view holds, or a view that holds none: the kubelet's own words.
-        for (pod, nodes) in [(on("worker", true, &[]), &nodes[..]), (on("gone", true, &[]), &[])] {
+        for (pod, nodes) in [(on("worker", true, &[], "Running"), &nodes[..]), (on("gone", true, &[], "Running"), &[])]
+        {
             let summary = PodsInFlux::of(&[pod], nodes, &HashMap::new(), now).summary();
             assert_eq!(
                 summary,

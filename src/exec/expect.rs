@@ -107,8 +107,8 @@ fn evaluate(step: &Step, context: &Context<'_>) -> Result<Verdict, StepError> {
             } else if targets_pods(context, target) && deleting_pod(context, target, |p| on_missing_node(context, p)) {
                 format!(
                     "{left} object(s) still exist, terminating on a node that does not exist: no kubelet ends such a \
-                     pod, and the pod garbage collector deletes it once the node has been missing for 40s (it looks \
-                     every 20s); give the step more time with `within`"
+                     pod, and {}; give the step more time with `within`",
+                    describe::COLLECTED
                 )
             } else if targets_pods(context, target) {
                 format!(

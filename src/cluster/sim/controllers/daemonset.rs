@@ -302,7 +302,8 @@ struct Rollout<'a> {
 
 impl Rollout<'_> {
     /// Upstream's rollingUpdate with maxSurge 0: old pods are deleted while fewer than
-    /// maxUnavailable nodes are without an available up-to-date pod; unavailable old pods always.
+    /// maxUnavailable nodes are without an available up-to-date pod; unavailable old pods always,
+    /// each counted against maxUnavailable.
     fn rolling(&self, store: &mut Store, tick: &mut Tick) {
         let (ds, hash, budget, min_ready) = (self.ds, self.hash, self.budget, self.min_ready);
         let mut unavailable = 0;
@@ -323,6 +324,7 @@ impl Rollout<'_> {
                 (None, Some(old)) => {
                     if !is_available(old, min_ready, tick) {
                         replace_now.push(old);
+                        unavailable += 1;
                     } else if unavailable < budget.unavailable {
                         candidates.push(old);
                     }
@@ -339,8 +341,11 @@ impl Rollout<'_> {
     /// at once, up to maxSurge nodes with an available old pod get theirs beside it, and an old pod
     /// goes once the new one on its node is available. An available old pod on a node that should
     /// no longer run the daemon goes only while more pods are available than nodes want one. (Which
-    /// nodes surge first is up to map order upstream; here it is node-name order.) Returns how
-    /// its creations went.
+    /// nodes surge first is up to map order upstream; here it is node-name order.) An old pod
+    /// with no new one beside it, on a node that does not exist, fails the whole pass before it
+    /// creates or deletes anything, as upstream's lookup of that node does; the sync is then
+    /// retried as a failed one, until the pod garbage collector removes the pod. Returns how its
+    /// creations went.
     fn surging(&self, store: &mut Store, tick: &mut Tick) -> Creations {
         let (ds, hash, budget, min_ready) = (self.ds, self.hash, self.budget, self.min_ready);
         let spec = pod_spec(ds);
@@ -365,6 +370,11 @@ impl Rollout<'_> {
             }
             match (new, old) {
                 (_, None) => {}
+                (None, Some(_)) if !self.nodes.iter().any(|n| name(n) == node) => {
+                    return Creations::Refused(format!(
+                        "couldn't get node for nodeName {node:?}: node {node:?} not found"
+                    ));
+                }
                 (None, Some(old)) => match (old_available, should_run_on(node)) {
                     (false, false) => delete_now.push(old),
                     (false, true) => replace_now.push(node),

@@ -447,6 +447,63 @@ async fn a_daemon_set_deletes_its_unscheduled_pods_for_a_missing_node_and_leaves
     );
 }
 
+/// maxSurge 0, maxUnavailable 1: an old pod that is not available is replaced at once and
+/// counts against maxUnavailable, so no available old pod goes in the same pass (upstream's
+/// rollingUpdate). Here the first change's new pod is not yet available (minReadySeconds) when a
+/// second change makes it old (tests/parity/daemonset-rollouts.rollout).
+#[tokio::test(start_paused = true)]
+async fn a_rolling_update_counts_an_unavailable_old_pod_it_replaces_against_max_unavailable() {
+    let mut cluster = Cluster::new(Pace::Fast);
+    let mut ds = daemon_set("agent", "v1");
+    ds["spec"]["minReadySeconds"] = json!(5);
+    cluster.create(DAEMON_SET, ds);
+    cluster.wait(10).await;
+    cluster
+        .change(DAEMON_SET, "agent", |ds| ds["spec"]["template"]["spec"]["containers"][0]["image"] = "agent:v2".into());
+    cluster.wait(1).await;
+    let images = |cluster: &Cluster| {
+        let mut images: Vec<String> =
+            cluster.pods().iter().filter(|p| !is_deleting(p)).map(|p| image(p).to_string()).collect();
+        images.sort();
+        images
+    };
+    assert_eq!(images(&cluster), ["agent:v1", "agent:v2"], "one node at a time");
+    cluster
+        .change(DAEMON_SET, "agent", |ds| ds["spec"]["template"]["spec"]["containers"][0]["image"] = "agent:v3".into());
+    cluster.wait(1).await;
+    assert_eq!(images(&cluster), ["agent:v1", "agent:v3"], "the v1 pod stays until the v3 one is available");
+    cluster.wait(30).await;
+    assert_eq!(images(&cluster), ["agent:v3", "agent:v3"]);
+}
+
+/// maxSurge 1: an old pod with no new one beside it, bound to a node that does not exist, fails
+/// the whole surge pass (upstream looks the node up), so nothing surges until the pod garbage
+/// collector has deleted that pod.
+#[tokio::test(start_paused = true)]
+async fn a_surging_rollout_waits_while_an_old_pod_is_bound_to_a_node_that_does_not_exist() {
+    let mut cluster = Cluster::new(Pace::Fast);
+    let mut ds = daemon_set("agent", "v1");
+    ds["spec"]["updateStrategy"] =
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}});
+    cluster.create(DAEMON_SET, ds);
+    cluster.wait(1).await;
+    let mut stray = bare_pod("stray", "agent");
+    stray["spec"]["nodeName"] = "gone".into();
+    cluster.create(POD, stray);
+    cluster.wait(1).await;
+    assert_eq!(cluster.get(POD, "stray")["metadata"]["ownerReferences"][0]["name"], "agent");
+    cluster
+        .change(DAEMON_SET, "agent", |ds| ds["spec"]["template"]["spec"]["containers"][0]["image"] = "agent:v2".into());
+    cluster.wait(20).await;
+    let updated = |cluster: &Cluster| cluster.pods().iter().filter(|p| image(p) == "agent:v2").count();
+    assert_eq!(updated(&cluster), 0, "no surge while the stray is there");
+    assert!(!is_deleting(&cluster.get(POD, "stray")));
+    cluster.wait(60).await;
+    assert!(cluster.store.get(POD, NS, "stray").is_none(), "deleted by the pod garbage collector");
+    assert_eq!(updated(&cluster), 2, "then the rollout goes on");
+    assert_eq!(cluster.pods().len(), 2);
+}
+
 /// maxSurge 1, maxUnavailable 0 (the testbed's kube-controller-manager does the same; see
 /// tests/parity/daemonset-surge.rollout): one node at a time gets its new pod beside the old one,
 /// and the old one goes only once the new one is ready, so every node always has a serving pod.
