@@ -183,7 +183,7 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, ds: &Value, nodes: 
     }
     backoff.record(ds_uid, seen, &creations, tick);
     // Upstream's updateDaemonSet returns at a failed manage or rolling update (here: a pod
-    // refused) before cleanupHistory, and one still backing off is not synced at all; here its
+    // refused, or a surge pass failed on a node that does not exist) before cleanupHistory, and one still backing off is not synced at all; here its
     // sync goes on, without the creations and without the cleanup.
     if matches!(creations, Creations::Done) {
         cleanup_history(store, namespace, ds, &hash);
@@ -344,8 +344,8 @@ impl Rollout<'_> {
     /// nodes surge first is up to map order upstream; here it is node-name order.) An old pod
     /// with no new one beside it, on a node that does not exist, fails the whole pass before it
     /// creates or deletes anything, as upstream's lookup of that node does; the sync is then
-    /// retried as a failed one, until the pod garbage collector removes the pod. Returns how its
-    /// creations went.
+    /// retried as a failed one until that pod is deleted (by the pod garbage collector, unless
+    /// someone deletes it first). Returns how its creations went.
     fn surging(&self, store: &mut Store, tick: &mut Tick) -> Creations {
         let (ds, hash, budget, min_ready) = (self.ds, self.hash, self.budget, self.min_ready);
         let spec = pod_spec(ds);
