@@ -183,8 +183,9 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, ds: &Value, nodes: 
     }
     backoff.record(ds_uid, seen, &creations, tick);
     // Upstream's updateDaemonSet returns at a failed manage or rolling update (here: a pod
-    // refused, or a surge pass failed on a node that does not exist) before cleanupHistory, and one still backing off is not synced at all; here its
-    // sync goes on, without the creations and without the cleanup.
+    // refused, or a surge pass failed on a node that does not exist) before cleanupHistory, and
+    // one still backing off is not synced at all; here its sync goes on, without the creations
+    // and without the cleanup.
     if matches!(creations, Creations::Done) {
         cleanup_history(store, namespace, ds, &hash);
     }
