@@ -865,38 +865,23 @@ fn a_pod_bound_to_a_node_that_does_not_exist_is_said_to_have_no_kubelet() {
     // time), so that no earlier run's quarantine of the name on the testbed hastens the collector.
     let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let node = format!("rehearse-verdicts-gone-{}-{}", std::process::id(), started.as_millis());
-    let text = "scenario \"never starts\" {
-    apply <<YAML
+    let apply = format!(
+        "    apply <<YAML
         apiVersion: v1
         kind: Pod
         metadata:
           name: stray
         spec:
-          nodeName: NODE
+          nodeName: {node}
           containers:
             - name: stray
               image: nginx:1.27
-    YAML
-    wait pod/stray condition=Ready within 2s
-}
-
-scenario \"never ends\" {
-    apply <<YAML
-        apiVersion: v1
-        kind: Pod
-        metadata:
-          name: stray
-        spec:
-          nodeName: NODE
-          containers:
-            - name: stray
-              image: nginx:1.27
-    YAML
-    delete pod/stray
-    wait pod/stray deleted within 2s
-}
-"
-    .replace("NODE", &node);
+    YAML"
+    );
+    let text = format!(
+        "scenario \"never starts\" {{\n{apply}\n    wait pod/stray condition=Ready within 2s\n}}\n
+scenario \"never ends\" {{\n{apply}\n    delete pod/stray\n    wait pod/stray deleted within 2s\n}}\n"
+    );
     let dir = tempfile::tempdir().unwrap();
     let path = script(dir.path(), "missing-node.rollout", &text);
     for (pace, code, output) in run_at_each_pace(&path) {
