@@ -260,6 +260,8 @@ struct Target {
     resource: Resource,
     namespace: String,
     name: Option<String>,
+    /// The request names the object's `status` subresource.
+    status: bool,
 }
 
 fn serve(shared: &Arc<Shared>, call: Call) -> Result<Reply, ApiError> {
@@ -372,15 +374,16 @@ fn route(segments: &[&str]) -> Option<Target> {
         _ => (String::new(), rest.to_vec()),
     };
     let resource = resources::by_plural(group, version, rest.first()?)?;
-    let name = match rest.as_slice() {
-        [_] => None,
-        [_, name] | [_, name, "status"] => Some(name.to_string()),
+    let (name, status) = match rest.as_slice() {
+        [_] => (None, false),
+        [_, name] => (Some(name.to_string()), false),
+        [_, name, "status"] => (Some(name.to_string()), true),
         _ => return None,
     };
     if resource.namespaced && namespace.is_empty() && name.is_some() {
         return None;
     }
-    Some(Target { resource, namespace, name })
+    Some(Target { resource, namespace, name, status })
 }
 
 fn create(state: &mut State, target: &Target, object: Value) -> Result<Arc<Value>, ApiError> {
@@ -399,6 +402,11 @@ fn create(state: &mut State, target: &Target, object: Value) -> Result<Arc<Value
 fn admitted(store: &Store, target: &Target, mut object: Value) -> Result<Value, ApiError> {
     check_kind(target.resource, &object)?;
     decodable(target.resource, &object)?;
+    if status_is_the_servers(target)
+        && let Some(fields) = object.as_object_mut()
+    {
+        fields.remove("status");
+    }
     if target.resource.namespaced {
         object["metadata"]["namespace"] = target.namespace.clone().into();
     }
@@ -638,6 +646,13 @@ fn apply(state: &mut State, target: &Target, name: &str, mut applied: Value) -> 
         let why = super::quantity::FORMAT_ERROR;
         return Err(ApiError::unconvertible(target.resource, &target.namespace, name, why));
     }
+    // Checked against the schema, then set aside, as upstream's reset fields are: neither stored
+    // nor owned by the applier.
+    if status_is_the_servers(target)
+        && let Some(fields) = applied.as_object_mut()
+    {
+        fields.remove("status");
+    }
     if target.resource.namespaced {
         applied["metadata"]["namespace"] = target.namespace.clone().into();
     }
@@ -686,6 +701,14 @@ fn begin_write(store: &Store, target: &Target, current: Option<&Value>, object: 
 
 fn update(state: &mut State, target: &Target, current: &Value, mut object: Value) -> Result<Arc<Value>, ApiError> {
     object["metadata"]["name"] = current["metadata"]["name"].clone();
+    if status_is_the_servers(target)
+        && let Some(fields) = object.as_object_mut()
+    {
+        match current.get("status") {
+            Some(status) => fields.insert("status".to_string(), status.clone()),
+            None => fields.remove("status"),
+        };
+    }
     if target.resource.namespaced {
         object["metadata"]["namespace"] = target.namespace.clone().into();
     }
@@ -741,6 +764,29 @@ fn existing(state: &State, target: &Target, name: &str) -> Result<Arc<Value>, Ap
         .store
         .get_shared(target.resource, &target.namespace, name)
         .ok_or_else(|| ApiError::not_found(target.resource, name))
+}
+
+/// Whether the status sent with this write is not the writer's to set: for a kind whose status
+/// its controllers (or kubelet) write, the registry clears it on create and keeps the stored one
+/// on any write to the object itself (upstream's PrepareForCreate and PrepareForUpdate); only the
+/// `status` subresource changes it.
+fn status_is_the_servers(target: &Target) -> bool {
+    use resources::{
+        DAEMON_SET, DEPLOYMENT, HORIZONTAL_POD_AUTOSCALER, POD, POD_DISRUPTION_BUDGET, REPLICA_SET, SERVICE,
+        STATEFUL_SET,
+    };
+    !target.status
+        && [
+            POD,
+            SERVICE,
+            DEPLOYMENT,
+            REPLICA_SET,
+            DAEMON_SET,
+            STATEFUL_SET,
+            POD_DISRUPTION_BUDGET,
+            HORIZONTAL_POD_AUTOSCALER,
+        ]
+        .contains(&target.resource)
 }
 
 /// A body whose apiVersion and kind name another kind than the URL is refused, as the API does.
@@ -1252,6 +1298,38 @@ mod tests {
         let at_zero = Patch::Merge(json!({"spec": {"replicas": 0}}));
         default.patch("a", &PatchParams::default(), &at_zero).await.unwrap();
         default.create(&PostParams::default(), &deployment("e", 3, true)).await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_status_sent_with_the_object_is_not_stored_and_one_sent_to_its_subresource_is() {
+        let client = SimCluster::start(2, Pace::Fast).client();
+        let pods: Api<Pod> = Api::namespaced(client, "default");
+        let sent = |message: &str| json!({"phase": "Failed", "message": message});
+        let pod: Pod = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web"},
+            "spec": {"containers": [{"name": "web", "image": "nginx"}]},
+            "status": sent("on create"),
+        }))
+        .unwrap();
+        let message = |pod: &Pod| pod.status.as_ref().and_then(|s| s.message.clone());
+        let phase = |pod: &Pod| pod.status.as_ref().and_then(|s| s.phase.clone());
+        pods.create(&PostParams::default(), &pod).await.unwrap();
+        let created = pods.get("web").await.unwrap();
+        assert_eq!((phase(&created), message(&created)), (Some("Running".into()), None), "cleared, then the kubelet's");
+
+        let patch = Patch::Merge(json!({"status": sent("by a merge patch")}));
+        pods.patch("web", &PatchParams::default(), &patch).await.unwrap();
+        let mut applied = serde_json::to_value(&pod).unwrap();
+        applied["status"] = sent("by an apply");
+        pods.patch("web", &PatchParams::apply("test"), &Patch::Apply(applied)).await.unwrap();
+        let kept = pods.get("web").await.unwrap();
+        assert_eq!((phase(&kept), message(&kept)), (Some("Running".into()), None), "kept as stored");
+
+        pods.patch_status("web", &PatchParams::default(), &Patch::Merge(json!({"status": {"message": "mine"}})))
+            .await
+            .unwrap();
+        assert_eq!(message(&pods.get("web").await.unwrap()), Some("mine".into()), "the subresource writes it");
     }
 
     #[tokio::test(start_paused = true)]
