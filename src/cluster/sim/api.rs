@@ -772,21 +772,22 @@ fn existing(state: &State, target: &Target, name: &str) -> Result<Arc<Value>, Ap
 /// `status` subresource changes it.
 fn status_is_the_servers(target: &Target) -> bool {
     use resources::{
-        DAEMON_SET, DEPLOYMENT, HORIZONTAL_POD_AUTOSCALER, POD, POD_DISRUPTION_BUDGET, REPLICA_SET, SERVICE,
-        STATEFUL_SET,
+        DAEMON_SET, DEPLOYMENT, HORIZONTAL_POD_AUTOSCALER, INGRESS, PERSISTENT_VOLUME_CLAIM, POD,
+        POD_DISRUPTION_BUDGET, REPLICA_SET, SERVICE, STATEFUL_SET,
     };
-    !target.status
-        && [
-            POD,
-            SERVICE,
-            DEPLOYMENT,
-            REPLICA_SET,
-            DAEMON_SET,
-            STATEFUL_SET,
-            POD_DISRUPTION_BUDGET,
-            HORIZONTAL_POD_AUTOSCALER,
-        ]
-        .contains(&target.resource)
+    const CLEARED: [Resource; 10] = [
+        POD,
+        SERVICE,
+        PERSISTENT_VOLUME_CLAIM,
+        DEPLOYMENT,
+        REPLICA_SET,
+        DAEMON_SET,
+        STATEFUL_SET,
+        POD_DISRUPTION_BUDGET,
+        HORIZONTAL_POD_AUTOSCALER,
+        INGRESS,
+    ];
+    !target.status && CLEARED.contains(&target.resource)
 }
 
 /// A body whose apiVersion and kind name another kind than the URL is refused, as the API does.
@@ -1330,6 +1331,37 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(message(&pods.get("web").await.unwrap()), Some("mine".into()), "the subresource writes it");
+    }
+
+    /// The same for kinds no controller here writes the status of: a claim's and an ingress's.
+    #[tokio::test(start_paused = true)]
+    async fn a_claim_or_an_ingress_created_with_a_status_is_stored_without_it() {
+        use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+        use k8s_openapi::api::networking::v1::Ingress;
+
+        let client = SimCluster::start(2, Pace::Fast).client();
+        let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
+        let claim: PersistentVolumeClaim = serde_json::from_value(json!({
+            "metadata": {"name": "data"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+            "status": {"phase": "Bound"},
+        }))
+        .unwrap();
+        claims.create(&PostParams::default(), &claim).await.unwrap();
+        let stored = claims.get("data").await.unwrap();
+        assert!(stored.status.and_then(|s| s.phase).is_none(), "no phase sent by the client");
+
+        let ingresses: Api<Ingress> = Api::namespaced(client, "default");
+        let ingress: Ingress = serde_json::from_value(json!({
+            "metadata": {"name": "web"},
+            "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}},
+            "status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}},
+        }))
+        .unwrap();
+        ingresses.create(&PostParams::default(), &ingress).await.unwrap();
+        let stored = ingresses.get("web").await.unwrap();
+        let addresses = stored.status.and_then(|s| s.load_balancer).and_then(|lb| lb.ingress);
+        assert!(addresses.is_none(), "no address sent by the client: {addresses:?}");
     }
 
     #[tokio::test(start_paused = true)]

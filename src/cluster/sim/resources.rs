@@ -75,6 +75,9 @@ pub const STATEFUL_SET: Resource = kind("apps", "StatefulSet", "statefulsets", t
 pub const POD_DISRUPTION_BUDGET: Resource =
     kind("policy", "PodDisruptionBudget", "poddisruptionbudgets", true, &["pdb"]);
 pub const REPLICATION_CONTROLLER: Resource = kind("", "ReplicationController", "replicationcontrollers", true, &["rc"]);
+pub const PERSISTENT_VOLUME_CLAIM: Resource =
+    kind("", "PersistentVolumeClaim", "persistentvolumeclaims", true, &["pvc"]);
+pub const INGRESS: Resource = kind("networking.k8s.io", "Ingress", "ingresses", true, &["ing"]);
 pub const LIMIT_RANGE: Resource = kind("", "LimitRange", "limitranges", true, &["limits"]);
 pub const RESOURCE_QUOTA: Resource = kind("", "ResourceQuota", "resourcequotas", true, &["quota"]);
 pub const ROLE: Resource = kind("rbac.authorization.k8s.io", "Role", "roles", true, &[]);
@@ -111,7 +114,7 @@ pub const ALL: &[Resource] = &[
     SECRET,
     SERVICE_ACCOUNT,
     kind("", "Endpoints", "endpoints", true, &["ep"]),
-    kind("", "PersistentVolumeClaim", "persistentvolumeclaims", true, &["pvc"]),
+    PERSISTENT_VOLUME_CLAIM,
     REPLICATION_CONTROLLER,
     LIMIT_RANGE,
     RESOURCE_QUOTA,
@@ -125,7 +128,7 @@ pub const ALL: &[Resource] = &[
     JOB,
     CRON_JOB,
     POD_DISRUPTION_BUDGET,
-    kind("networking.k8s.io", "Ingress", "ingresses", true, &["ing"]),
+    INGRESS,
     kind("networking.k8s.io", "NetworkPolicy", "networkpolicies", true, &["netpol"]),
     kind("networking.k8s.io", "IngressClass", "ingressclasses", false, &[]),
     kind("coordination.k8s.io", "Lease", "leases", true, &[]),
