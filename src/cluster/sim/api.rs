@@ -402,11 +402,7 @@ fn create(state: &mut State, target: &Target, object: Value) -> Result<Arc<Value
 fn admitted(store: &Store, target: &Target, mut object: Value) -> Result<Value, ApiError> {
     check_kind(target.resource, &object)?;
     decodable(target.resource, &object)?;
-    if status_is_the_servers(target)
-        && let Some(fields) = object.as_object_mut()
-    {
-        fields.remove("status");
-    }
+    drop_sent_status(target, &mut object);
     if target.resource.namespaced {
         object["metadata"]["namespace"] = target.namespace.clone().into();
     }
@@ -648,11 +644,7 @@ fn apply(state: &mut State, target: &Target, name: &str, mut applied: Value) -> 
     }
     // Checked against the schema, then set aside, as upstream's reset fields are: neither stored
     // nor owned by the applier.
-    if status_is_the_servers(target)
-        && let Some(fields) = applied.as_object_mut()
-    {
-        fields.remove("status");
-    }
+    drop_sent_status(target, &mut applied);
     if target.resource.namespaced {
         applied["metadata"]["namespace"] = target.namespace.clone().into();
     }
@@ -788,6 +780,15 @@ fn status_is_the_servers(target: &Target) -> bool {
         INGRESS,
     ];
     !target.status && CLEARED.contains(&target.resource)
+}
+
+/// Drops the status a create (or an apply) sends when it is not the writer's to set.
+fn drop_sent_status(target: &Target, object: &mut Value) {
+    if status_is_the_servers(target)
+        && let Some(fields) = object.as_object_mut()
+    {
+        fields.remove("status");
+    }
 }
 
 /// A body whose apiVersion and kind name another kind than the URL is refused, as the API does.
