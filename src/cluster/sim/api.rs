@@ -113,9 +113,9 @@ impl SimCluster {
             store.create(resources::NODE, "", node).expect("the default nodes are valid");
         }
         for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-            store
-                .create(resources::NAMESPACE, "", json!({"metadata": {"name": name}, "status": {"phase": "Active"}}))
-                .expect("the system namespaces are valid");
+            let mut namespace = json!({"metadata": {"name": name}});
+            prepare_for_create(&store, resources::NAMESPACE, &mut namespace);
+            store.create(resources::NAMESPACE, "", namespace).expect("the system namespaces are valid");
         }
         let wakes = Wakes { woken_to: store.resource_version(), ..Wakes::default() };
         let state =
@@ -388,13 +388,7 @@ fn route(segments: &[&str]) -> Option<Target> {
 
 fn create(state: &mut State, target: &Target, object: Value) -> Result<Arc<Value>, ApiError> {
     let object = admitted(&state.store, target, object)?;
-    let mut created = state.store.create(target.resource, &target.namespace, object)?;
-    if target.resource == resources::NAMESPACE {
-        let mut active = Arc::unwrap_or_clone(created);
-        active["status"] = json!({"phase": "Active"});
-        created = state.store.update(target.resource, "", active)?;
-    }
-    Ok(created)
+    state.store.create(target.resource, &target.namespace, object)
 }
 
 /// A new object as it would be stored, or why the API refuses it: everything a create does short
@@ -409,6 +403,7 @@ fn admitted(store: &Store, target: &Target, mut object: Value) -> Result<Value, 
     super::defaults::apply(target.resource, &mut object);
     begin_write(store, target, None, &mut object)?;
     admit(store, target, &mut object)?;
+    prepare_for_create(store, target.resource, &mut object);
     validate::create(target.resource, &object)?;
     refuse_without_its_controller(target.resource, &object)?;
     within_replica_limit(store, target, &object)?;
@@ -425,6 +420,24 @@ fn admit(store: &Store, target: &Target, object: &mut Value) -> Result<(), ApiEr
     }
     super::label_keys::merge_into_selectors(object);
     controllers::admit_pod(store, &target.namespace, object).map_err(ApiError::forbidden)
+}
+
+/// The status the registry gives a new object, whatever the writer sent (upstream's
+/// PrepareForCreate): a pod is Pending with its QoS class, and a gated one says it waits for its
+/// gates; a namespace is Active and carries the `kubernetes` finalizer its controller removes.
+fn prepare_for_create(store: &Store, resource: Resource, object: &mut Value) {
+    if resource == resources::POD {
+        object["status"] = controllers::new_pod_status(store, object);
+    } else if resource == resources::NAMESPACE {
+        object["status"] = json!({"phase": "Active"});
+        let finalizers = &mut object["spec"]["finalizers"];
+        if !finalizers.as_array().is_some_and(|f| f.iter().any(|f| f == "kubernetes")) {
+            match finalizers.as_array_mut() {
+                Some(finalizers) => finalizers.push("kubernetes".into()),
+                None => *finalizers = json!(["kubernetes"]),
+            }
+        }
+    }
 }
 
 /// A body the API server could not decode into the kind's types is refused before anything else.
@@ -656,6 +669,7 @@ fn apply(state: &mut State, target: &Target, name: &str, mut applied: Value) -> 
             super::defaults::apply(target.resource, &mut object);
             begin_write(&state.store, target, None, &mut object)?;
             admit(&state.store, target, &mut object)?;
+            prepare_for_create(&state.store, target.resource, &mut object);
             validate::create(target.resource, &object)?;
             refuse_without_its_controller(target.resource, &object)?;
             within_replica_limit(&state.store, target, &object)?;
@@ -693,13 +707,17 @@ fn begin_write(store: &Store, target: &Target, current: Option<&Value>, object: 
 
 fn update(state: &mut State, target: &Target, current: &Value, mut object: Value) -> Result<Arc<Value>, ApiError> {
     object["metadata"]["name"] = current["metadata"]["name"].clone();
-    if status_is_the_servers(target)
+    if status_kept_on_update(target)
         && let Some(fields) = object.as_object_mut()
     {
         match current.get("status") {
             Some(status) => fields.insert("status".to_string(), status.clone()),
             None => fields.remove("status"),
         };
+    }
+    if target.resource == resources::NAMESPACE && !target.status {
+        // Only the namespace controller's `finalize` changes these, once the namespace is empty.
+        object["spec"]["finalizers"] = current["spec"]["finalizers"].clone();
     }
     if target.resource.namespaced {
         object["metadata"]["namespace"] = target.namespace.clone().into();
@@ -764,11 +782,12 @@ fn existing(state: &State, target: &Target, name: &str) -> Result<Arc<Value>, Ap
 /// `status` subresource changes it.
 fn status_is_the_servers(target: &Target) -> bool {
     use resources::{
-        DAEMON_SET, DEPLOYMENT, HORIZONTAL_POD_AUTOSCALER, INGRESS, PERSISTENT_VOLUME_CLAIM, POD,
+        DAEMON_SET, DEPLOYMENT, HORIZONTAL_POD_AUTOSCALER, INGRESS, NAMESPACE, PERSISTENT_VOLUME_CLAIM, POD,
         POD_DISRUPTION_BUDGET, REPLICA_SET, SERVICE, STATEFUL_SET,
     };
-    const CLEARED: [Resource; 10] = [
+    const CLEARED: [Resource; 11] = [
         POD,
+        NAMESPACE,
         SERVICE,
         PERSISTENT_VOLUME_CLAIM,
         DEPLOYMENT,
@@ -780,6 +799,12 @@ fn status_is_the_servers(target: &Target) -> bool {
         INGRESS,
     ];
     !target.status && CLEARED.contains(&target.resource)
+}
+
+/// Whether a write to the object itself keeps the status stored: a node's too, which (unlike the
+/// others) may be sent with the node on create, as its kubelet registers it.
+fn status_kept_on_update(target: &Target) -> bool {
+    status_is_the_servers(target) || (!target.status && target.resource == resources::NODE)
 }
 
 /// Drops the status a create (or an apply) sends when it is not the writer's to set.
@@ -1363,6 +1388,74 @@ mod tests {
         let stored = ingresses.get("web").await.unwrap();
         let addresses = stored.status.and_then(|s| s.load_balancer).and_then(|lb| lb.ingress);
         assert!(addresses.is_none(), "no address sent by the client: {addresses:?}");
+    }
+
+    /// What the registry gives a new pod and a new namespace, whatever was sent, as the testbed's
+    /// API server answers the same requests: a pod Pending with its QoS class (and, gated, the
+    /// condition saying so); a namespace Active with the `kubernetes` finalizer, created by a POST
+    /// or an apply alike, whose status and finalizers a later write leaves as they are.
+    #[tokio::test(start_paused = true)]
+    async fn a_new_pod_or_namespace_gets_the_status_the_registry_gives_it() {
+        use k8s_openapi::api::core::v1::{Namespace, Node};
+
+        let client = SimCluster::start(2, Pace::Fast).client();
+        let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+        let gated: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "gated"},
+            "spec": {
+                "schedulingGates": [{"name": "example.com/wait"}],
+                "containers": [{"name": "c", "image": "nginx", "resources": {"limits": {"cpu": "100m", "memory": "64Mi"}}}],
+            },
+            "status": {"phase": "Failed"},
+        }))
+        .unwrap();
+        let created = pods.create(&PostParams::default(), &gated).await.unwrap();
+        let status = serde_json::to_value(created.status).unwrap();
+        let condition = &status["conditions"][0];
+        assert_eq!(
+            (&status["phase"], &status["qosClass"], &condition["type"], &condition["status"], &condition["reason"]),
+            (
+                &json!("Pending"),
+                &json!("Guaranteed"),
+                &json!("PodScheduled"),
+                &json!("False"),
+                &json!("SchedulingGated")
+            ),
+            "the create's own reply: {status}"
+        );
+        assert_eq!(condition["message"], "Scheduling is blocked due to non-empty scheduling gates");
+
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let posted: Namespace = serde_json::from_value(json!({
+            "metadata": {"name": "posted"},
+            "spec": {"finalizers": ["other.io/x"]},
+            "status": {"phase": "Terminating"},
+        }))
+        .unwrap();
+        let posted = serde_json::to_value(namespaces.create(&PostParams::default(), &posted).await.unwrap()).unwrap();
+        assert_eq!(
+            (&posted["spec"], &posted["status"]),
+            (&json!({"finalizers": ["other.io/x", "kubernetes"]}), &json!({"phase": "Active"}))
+        );
+        let applied = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "applied"}});
+        let applied = namespaces.patch("applied", &PatchParams::apply("test"), &Patch::Apply(applied)).await.unwrap();
+        let applied = serde_json::to_value(applied).unwrap();
+        assert_eq!(
+            (&applied["spec"], &applied["status"]),
+            (&json!({"finalizers": ["kubernetes"]}), &json!({"phase": "Active"}))
+        );
+        let change = json!({"spec": {"finalizers": []}, "status": {"phase": "Terminating"}});
+        let patched = namespaces.patch("applied", &PatchParams::default(), &Patch::Merge(change)).await.unwrap();
+        let patched = serde_json::to_value(patched).unwrap();
+        assert_eq!((&patched["spec"], &patched["status"]), (&applied["spec"], &applied["status"]), "kept");
+
+        let nodes: Api<Node> = Api::all(client);
+        let node = nodes.list(&Default::default()).await.unwrap().items.remove(0);
+        let name = node.metadata.name.clone().unwrap();
+        let change = json!({"metadata": {"labels": {"mine": "yes"}}, "status": {"conditions": []}});
+        let patched = nodes.patch(&name, &PatchParams::default(), &Patch::Merge(change)).await.unwrap();
+        assert_eq!(patched.metadata.labels.unwrap()["mine"], "yes");
+        assert_eq!(patched.status, node.status, "a node's status is its kubelet's");
     }
 
     #[tokio::test(start_paused = true)]

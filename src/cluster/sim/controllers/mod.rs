@@ -473,6 +473,7 @@ fn create_pod(store: &mut Store, namespace: &str, mut pod: Value) -> Result<(), 
     super::defaults::apply(super::resources::POD, &mut pod);
     super::label_keys::merge_into_selectors(&mut pod);
     admit_pod(store, namespace, &mut pod).map_err(Some)?;
+    pod["status"] = new_pod_status(store, &pod);
     if pod["metadata"]["name"].as_str().is_none_or(str::is_empty)
         && let Some(prefix) = pod["metadata"]["generateName"].as_str().filter(|p| !p.is_empty())
     {
@@ -825,8 +826,20 @@ fn pod_from_template(template: &Value, generate_name: String, owner: Value) -> V
             spec[key] = default;
         }
     }
-    let qos = qos_class(&spec);
-    json!({"metadata": metadata, "spec": spec, "status": {"phase": "Pending", "qosClass": qos}})
+    json!({"metadata": metadata, "spec": spec})
+}
+
+/// The status the API server gives a new pod, whatever was sent (upstream's PrepareForCreate):
+/// Pending, with its QoS class, and for a pod with scheduling gates the PodScheduled condition
+/// that says it waits for them.
+pub fn new_pod_status(store: &Store, pod: &Value) -> Value {
+    let mut status = json!({"phase": "Pending"});
+    if pod["spec"]["schedulingGates"].as_array().is_some_and(|gates| !gates.is_empty()) {
+        let gated = scheduler::scheduled_condition("False", Some(scheduler::GATED), &store.clock.timestamp());
+        status["conditions"] = json!([gated]);
+    }
+    status["qosClass"] = qos_class(&pod["spec"]).into();
+    status
 }
 
 /// The pod's QoS class, as the API server computes it on create.

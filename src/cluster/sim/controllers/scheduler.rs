@@ -54,8 +54,7 @@ pub fn run(store: &mut Store, namespaces: &[String]) {
     }
     for (namespace, mut pod) in waiting {
         if pod["spec"]["schedulingGates"].as_array().is_some_and(|g| !g.is_empty()) {
-            let message = "Scheduling is blocked due to non-empty scheduling gates";
-            set_scheduled(store, &namespace, pod, "False", Some(("SchedulingGated", message)));
+            set_scheduled(store, &namespace, pod, "False", Some(GATED));
             continue;
         }
         let wants = Wants::of(&pod["spec"]);
@@ -484,16 +483,25 @@ fn histogram<'a>(counts: impl IntoIterator<Item = (&'a str, usize)>) -> String {
     parts.join(", ")
 }
 
-/// Writes the PodScheduled condition (and the binding, already in `pod`); the transition time
-/// only changes with the status.
-fn set_scheduled(store: &mut Store, namespace: &str, mut pod: Value, status: &str, why: Option<(&str, &str)>) {
-    let now = store.clock.timestamp();
+/// Why a pod with scheduling gates is not scheduled: the API server says so on create, and the
+/// scheduler leaves such a pod alone until its gates are gone.
+pub const GATED: (&str, &str) = ("SchedulingGated", "Scheduling is blocked due to non-empty scheduling gates");
+
+/// A PodScheduled condition that turned `status` at `now`, and why.
+pub fn scheduled_condition(status: &str, why: Option<(&str, &str)>, now: &str) -> Value {
     let mut condition =
         json!({"type": "PodScheduled", "status": status, "lastProbeTime": null, "lastTransitionTime": now});
     if let Some((reason, message)) = why {
         condition["reason"] = reason.into();
         condition["message"] = message.into();
     }
+    condition
+}
+
+/// Writes the PodScheduled condition (and the binding, already in `pod`); the transition time
+/// only changes with the status.
+fn set_scheduled(store: &mut Store, namespace: &str, mut pod: Value, status: &str, why: Option<(&str, &str)>) {
+    let mut condition = scheduled_condition(status, why, &store.clock.timestamp());
     if !pod["status"].is_object() {
         pod["status"] = json!({"phase": "Pending"});
     }

@@ -146,10 +146,29 @@ pub(super) fn change(current: &Value, object: &Value) -> Vec<String> {
                 .to_string(),
         );
     }
+    causes.extend(added_scheduling_gates(&new["schedulingGates"], &old["schedulingGates"]));
     if munged(new, old) != *old {
         causes.push(format!("spec: Forbidden: pod updates may not change fields other than {UPDATABLE}"));
     }
     causes
+}
+
+/// Scheduling gates may only be removed once a pod exists (validateOnlyDeletedSchedulingGates):
+/// each gate the pod did not have is refused at its index. Upstream lists two or more such gates
+/// in a map's random order; here they come in the list's order.
+fn added_scheduling_gates(new: &Value, old: &Value) -> Vec<String> {
+    let had = |name: &Value| items(old).iter().any(|gate| gate["name"] == *name);
+    items(new)
+        .iter()
+        .enumerate()
+        .filter(|(_, gate)| !had(&gate["name"]))
+        .map(|(index, gate)| {
+            format!(
+                "spec.schedulingGates[{index}].name: Forbidden: only deletion is allowed, but found new scheduling gate '{}'",
+                text(&gate["name"])
+            )
+        })
+        .collect()
 }
 
 const UPDATABLE: &str = "`spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
@@ -871,6 +890,26 @@ mod tests {
     use serde_json::json;
 
     use super::{ENV_FIELDS, UPDATABLE, change, environment, resource_name, spec};
+
+    #[test]
+    fn scheduling_gates_may_be_removed_but_not_added() {
+        let pod = |gates: &[&str]| {
+            let gates: Vec<_> = gates.iter().map(|name| json!({"name": name})).collect();
+            json!({"spec": {"schedulingGates": gates, "containers": [{"name": "web", "image": "nginx"}]}})
+        };
+        let gated = pod(&["example.com/a", "example.com/b"]);
+        assert!(change(&gated, &pod(&["example.com/b"])).is_empty(), "one removed");
+        assert!(change(&gated, &pod(&[])).is_empty(), "all removed");
+        assert_eq!(
+            change(&gated, &pod(&["example.com/c", "example.com/a", "example.com/d"])),
+            [
+                "spec.schedulingGates[0].name: Forbidden: only deletion is allowed, but found new scheduling gate 'example.com/c'",
+                "spec.schedulingGates[2].name: Forbidden: only deletion is allowed, but found new scheduling gate 'example.com/d'",
+            ],
+            "each added gate at its index, and nothing else: the gates are munged away"
+        );
+        assert_eq!(change(&pod(&[]), &pod(&["example.com/a"])).len(), 1, "none may come back");
+    }
 
     #[test]
     fn a_containers_problems_are_listed_in_the_api_servers_order_and_words() {
