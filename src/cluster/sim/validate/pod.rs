@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::super::quantity::Quantity;
 use super::{
@@ -147,7 +147,12 @@ pub(super) fn change(current: &Value, object: &Value) -> Vec<String> {
         );
     }
     causes.extend(added_scheduling_gates(&new["schedulingGates"], &old["schedulingGates"]));
-    if munged(new, old) != *old {
+    let mut munged = munged(new, old);
+    if !items(&old["schedulingGates"]).is_empty() {
+        causes.extend(gated_node_selector(&mut munged, old));
+        causes.extend(gated_node_affinity(&mut munged, old));
+    }
+    if munged != *old {
         causes.push(format!("spec: Forbidden: pod updates may not change fields other than {UPDATABLE}"));
     }
     causes
@@ -169,6 +174,133 @@ fn added_scheduling_gates(new: &Value, old: &Value) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// A pod still gated may gain node selector entries (so that whatever holds the gate can say
+/// where the pod goes before it lifts it), but not lose or change one: the API server's words,
+/// with the whole new selector as JSON. What is allowed is taken as the old value.
+fn gated_node_selector(munged: &mut Value, old: &Value) -> Option<String> {
+    let (new_selector, old_selector) = (&munged["nodeSelector"], &old["nodeSelector"]);
+    if string_map(new_selector) == string_map(old_selector) {
+        return None;
+    }
+    let kept = string_map(old_selector).iter().all(|(key, value)| new_selector.get(key) == Some(value));
+    let refusal = (!kept).then(|| {
+        format!(
+            "spec.nodeSelector: Invalid value: {new_selector}: only additions to spec.nodeSelector are allowed (no mutations or deletions)"
+        )
+    });
+    take_old(munged, old, "nodeSelector");
+    refusal
+}
+
+/// A pod still gated may narrow its required node affinity (validateNodeAffinityMutation): set
+/// one if it had none or no terms, else keep each term and only add requirements to it. The
+/// refusals show the terms as the API server's internal types print them.
+fn gated_node_affinity(munged: &mut Value, old: &Value) -> Vec<String> {
+    let old_affinity = &old["affinity"]["nodeAffinity"];
+    let new_affinity = &munged["affinity"]["nodeAffinity"];
+    if null_if_empty(new_affinity) == null_if_empty(old_affinity) {
+        return Vec::new();
+    }
+    let path = "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms";
+    let required = "requiredDuringSchedulingIgnoredDuringExecution";
+    let old_terms = items(&old_affinity[required]["nodeSelectorTerms"]);
+    let new_terms = items(&new_affinity[required]["nodeSelectorTerms"]);
+    let mut refusals = Vec::new();
+    if !old_affinity[required].is_null() {
+        if !old_terms.is_empty() && old_terms.len() != new_terms.len() {
+            refusals.push(format!(
+                "{path}: Invalid value: {}: no additions/deletions to non-empty NodeSelectorTerms list are allowed",
+                internal_terms(new_terms)
+            ));
+        } else {
+            for (index, (old_term, new_term)) in old_terms.iter().zip(new_terms).enumerate() {
+                if !only_additions(new_term, old_term) {
+                    refusals.push(format!(
+                        "{path}[{index}]: Invalid value: {}: only additions are allowed (no mutations or deletions)",
+                        internal_term(new_term)
+                    ));
+                }
+            }
+        }
+    }
+    // Upstream's munging: the old node affinity in place of the new, and no affinity at all where
+    // the pod had none and the new one held only a node affinity.
+    let had_affinity = !old["affinity"].is_null();
+    match munged.get_mut("affinity").and_then(Value::as_object_mut) {
+        Some(affinity) => {
+            match old_affinity {
+                Value::Null => affinity.remove("nodeAffinity"),
+                kept => affinity.insert("nodeAffinity".into(), kept.clone()),
+            };
+            let only_node =
+                !["podAffinity", "podAntiAffinity"].iter().any(|k| !affinity.get(*k).is_none_or(Value::is_null));
+            if !had_affinity && only_node {
+                munged.as_object_mut().map(|spec| spec.remove("affinity"));
+            }
+        }
+        None if !old_affinity.is_null() => munged["affinity"] = json!({"nodeAffinity": old_affinity}),
+        None => {}
+    }
+    refusals
+}
+
+/// validateNodeSelectorTermHasOnlyAdditions: an empty term stays empty; otherwise each list of
+/// requirements keeps its old entries, in order, at its head.
+fn only_additions(new: &Value, old: &Value) -> bool {
+    let lists = ["matchExpressions", "matchFields"];
+    if lists.iter().all(|l| items(&old[*l]).is_empty()) && lists.iter().any(|l| !items(&new[*l]).is_empty()) {
+        return false;
+    }
+    lists.iter().all(|list| {
+        let (old, new) = (items(&old[*list]), items(&new[*list]));
+        new.len() >= old.len() && old.iter().zip(new).all(|(old, new)| same_requirement(old, new))
+    })
+}
+
+fn same_requirement(old: &Value, new: &Value) -> bool {
+    old["key"] == new["key"] && old["operator"] == new["operator"] && items(&old["values"]) == items(&new["values"])
+}
+
+/// Terms as Go's encoding/json prints the API server's internal types, which carry no JSON names.
+fn internal_terms(terms: &[Value]) -> Value {
+    if terms.is_empty() { Value::Null } else { Value::Array(terms.iter().map(internal_term).collect()) }
+}
+
+fn internal_term(term: &Value) -> Value {
+    let requirements = |list: &Value| -> Value {
+        let list = items(list);
+        if list.is_empty() {
+            return Value::Null;
+        }
+        list.iter()
+            .map(|r| {
+                let values = items(&r["values"]);
+                json!({
+                    "Key": r["key"], "Operator": r["operator"],
+                    "Values": if values.is_empty() { Value::Null } else { Value::Array(values.to_vec()) },
+                })
+            })
+            .collect()
+    };
+    json!({"MatchExpressions": requirements(&term["matchExpressions"]), "MatchFields": requirements(&term["matchFields"])})
+}
+
+fn string_map(value: &Value) -> serde_json::Map<String, Value> {
+    value.as_object().cloned().unwrap_or_default()
+}
+
+fn null_if_empty(value: &Value) -> &Value {
+    if value.as_object().is_some_and(serde_json::Map::is_empty) { &Value::Null } else { value }
+}
+
+fn take_old(spec: &mut Value, old: &Value, field: &str) {
+    let Some(fields) = spec.as_object_mut() else { return };
+    match old.get(field) {
+        Some(value) => fields.insert(field.to_string(), value.clone()),
+        None => fields.remove(field),
+    };
 }
 
 const UPDATABLE: &str = "`spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
@@ -890,6 +1022,41 @@ mod tests {
     use serde_json::json;
 
     use super::{ENV_FIELDS, UPDATABLE, change, environment, resource_name, spec};
+
+    #[test]
+    fn a_gated_pod_may_gain_node_selector_entries_and_node_affinity_requirements_only() {
+        let pod = |gated: bool, selector: serde_json::Value, affinity: serde_json::Value| {
+            let mut spec = json!({"containers": [{"name": "web", "image": "nginx"}], "nodeSelector": selector});
+            if gated {
+                spec["schedulingGates"] = json!([{"name": "example.com/wait"}]);
+            }
+            if !affinity.is_null() {
+                spec["affinity"] = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": affinity}}});
+            }
+            json!({"spec": spec})
+        };
+        let term = |expressions: serde_json::Value| json!([{"matchExpressions": expressions}]);
+        let os = json!({"key": "os", "operator": "In", "values": ["linux"]});
+        let arch = json!({"key": "arch", "operator": "Exists"});
+        let before = pod(true, json!({"a": "1"}), term(json!([os])));
+        let added = pod(true, json!({"a": "1", "b": "2"}), term(json!([os, arch])));
+        assert!(change(&before, &added).is_empty(), "additions to both");
+        assert!(change(&pod(true, json!(null), json!(null)), &added).is_empty(), "both set where there was none");
+        assert_eq!(
+            change(&before, &pod(true, json!({"a": "2"}), term(json!([arch])))),
+            [
+                "spec.nodeSelector: Invalid value: {\"a\":\"2\"}: only additions to spec.nodeSelector are allowed (no mutations or deletions)",
+                "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0]: Invalid value: {\"MatchExpressions\":[{\"Key\":\"arch\",\"Operator\":\"Exists\",\"Values\":null}],\"MatchFields\":null}: only additions are allowed (no mutations or deletions)",
+            ]
+        );
+        let removed = change(&before, &pod(true, json!(null), json!(null)));
+        assert_eq!(removed.len(), 2, "a removed selector and affinity: {removed:?}");
+        assert!(removed[0].starts_with("spec.nodeSelector: Invalid value: null:"), "{removed:?}");
+        assert!(removed[1].contains("nodeSelectorTerms: Invalid value: null: no additions/deletions"), "{removed:?}");
+        let ungated =
+            change(&pod(false, json!({"a": "1"}), json!(null)), &pod(false, json!({"a": "1", "b": "2"}), json!(null)));
+        assert_eq!(ungated, [format!("spec: Forbidden: pod updates may not change fields other than {UPDATABLE}")]);
+    }
 
     #[test]
     fn scheduling_gates_may_be_removed_but_not_added() {
