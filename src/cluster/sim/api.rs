@@ -716,8 +716,15 @@ fn update(state: &mut State, target: &Target, current: &Value, mut object: Value
         };
     }
     if target.resource == resources::NAMESPACE && !target.status {
-        // Only the namespace controller's `finalize` changes these, once the namespace is empty.
-        object["spec"]["finalizers"] = current["spec"]["finalizers"].clone();
+        // Only the namespace controller changes these, once the namespace is empty.
+        match current["spec"].get("finalizers") {
+            Some(finalizers) => object["spec"]["finalizers"] = finalizers.clone(),
+            None => {
+                if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
+                    spec.remove("finalizers");
+                }
+            }
+        }
     }
     if target.resource.namespaced {
         object["metadata"]["namespace"] = target.namespace.clone().into();
@@ -1388,6 +1395,35 @@ mod tests {
         let stored = ingresses.get("web").await.unwrap();
         let addresses = stored.status.and_then(|s| s.load_balancer).and_then(|lb| lb.ingress);
         assert!(addresses.is_none(), "no address sent by the client: {addresses:?}");
+    }
+
+    /// A namespace deleted through the API stays, Terminating, while anything is left in it: its
+    /// `kubernetes` finalizer holds it until the namespace controller has emptied it.
+    #[tokio::test(start_paused = true)]
+    async fn a_deleted_namespace_stays_terminating_until_it_is_empty() {
+        use k8s_openapi::api::core::v1::Namespace;
+
+        let client = SimCluster::start(2, Pace::Kind).client();
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": "doomed"}})).unwrap();
+        namespaces.create(&PostParams::default(), &namespace).await.unwrap();
+        let pods: Api<Pod> = Api::namespaced(client, "doomed");
+        let pod: Pod = serde_json::from_value(
+            json!({"metadata": {"name": "web"}, "spec": {"containers": [{"name": "web", "image": "nginx"}]}}),
+        )
+        .unwrap();
+        pods.create(&PostParams::default(), &pod).await.unwrap();
+        namespaces.delete("doomed", &Default::default()).await.unwrap();
+        let phase = |n: Namespace| n.status.and_then(|s| s.phase);
+        assert_eq!(
+            phase(namespaces.get("doomed").await.unwrap()),
+            Some("Terminating".into()),
+            "its pod is still there"
+        );
+        assert!(pods.get("web").await.unwrap().metadata.deletion_timestamp.is_some(), "and being deleted");
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        assert!(pods.get_opt("web").await.unwrap().is_none(), "the pod's grace period is over");
+        assert!(namespaces.get_opt("doomed").await.unwrap().is_none(), "then the namespace goes");
     }
 
     /// What the registry gives a new pod and a new namespace, whatever was sent, as the testbed's

@@ -145,7 +145,7 @@ pub fn duplicate_entries(resource: Resource, object: &Value) -> Vec<String> {
                     }
                     duplicates(list, &list_path, &["name"], &mut found);
                 }
-                "volumes" => duplicates(list, &list_path, &["name"], &mut found),
+                "volumes" | "schedulingGates" => duplicates(list, &list_path, &["name"], &mut found),
                 "topologySpreadConstraints" => {
                     duplicates(list, &list_path, &["topologyKey", "whenUnsatisfiable"], &mut found)
                 }

@@ -470,10 +470,12 @@ impl Store {
             return Ok(current.clone());
         }
         // Removed once its finalizers are gone, unless a grace period still runs (the kubelet
-        // removes a pod then): the registry's ShouldDeleteDuringUpdate.
+        // removes a pod then): the registry's ShouldDeleteDuringUpdate; a namespace also waits
+        // for the namespace controller's own (`spec.finalizers`), removed once it is empty.
         let finalized = object["metadata"]["deletionTimestamp"].is_string()
             && object["metadata"]["finalizers"].as_array().is_none_or(Vec::is_empty)
-            && object["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0) == 0;
+            && object["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0) == 0
+            && (resource != resources::NAMESPACE || object["spec"]["finalizers"].as_array().is_none_or(Vec::is_empty));
         if finalized {
             return Ok(self.remove(resource, &key.1, &name).unwrap_or_else(|| Arc::new(object)));
         }

@@ -24,6 +24,12 @@ const MISMATCH: &str = "`selector` does not match template `labels`";
 pub fn create(resource: Resource, object: &Value) -> Result<(), ApiError> {
     let mut causes = metadata(resource, object);
     causes.extend(kind_spec(resource, object, None));
+    if resource == resources::POD
+        && !text(&object["spec"]["nodeName"]).is_empty()
+        && !items(&object["spec"]["schedulingGates"]).is_empty()
+    {
+        causes.push("spec.nodeName: Forbidden: cannot be set until all schedulingGates have been cleared".into());
+    }
     finish(resource, object, causes)
 }
 

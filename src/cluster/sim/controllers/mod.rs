@@ -835,7 +835,7 @@ fn pod_from_template(template: &Value, generate_name: String, owner: Value) -> V
 pub fn new_pod_status(store: &Store, pod: &Value) -> Value {
     let mut status = json!({"phase": "Pending"});
     if pod["spec"]["schedulingGates"].as_array().is_some_and(|gates| !gates.is_empty()) {
-        let gated = scheduler::scheduled_condition("False", Some(scheduler::GATED), &store.clock.timestamp());
+        let gated = scheduler::pod_scheduled_condition("False", Some(scheduler::GATED), &store.clock.timestamp());
         status["conditions"] = json!([gated]);
     }
     status["qosClass"] = qos_class(&pod["spec"]).into();

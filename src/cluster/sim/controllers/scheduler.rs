@@ -488,7 +488,7 @@ fn histogram<'a>(counts: impl IntoIterator<Item = (&'a str, usize)>) -> String {
 pub const GATED: (&str, &str) = ("SchedulingGated", "Scheduling is blocked due to non-empty scheduling gates");
 
 /// A PodScheduled condition that turned `status` at `now`, and why.
-pub fn scheduled_condition(status: &str, why: Option<(&str, &str)>, now: &str) -> Value {
+pub fn pod_scheduled_condition(status: &str, why: Option<(&str, &str)>, now: &str) -> Value {
     let mut condition =
         json!({"type": "PodScheduled", "status": status, "lastProbeTime": null, "lastTransitionTime": now});
     if let Some((reason, message)) = why {
@@ -501,7 +501,7 @@ pub fn scheduled_condition(status: &str, why: Option<(&str, &str)>, now: &str) -
 /// Writes the PodScheduled condition (and the binding, already in `pod`); the transition time
 /// only changes with the status.
 fn set_scheduled(store: &mut Store, namespace: &str, mut pod: Value, status: &str, why: Option<(&str, &str)>) {
-    let mut condition = scheduled_condition(status, why, &store.clock.timestamp());
+    let mut condition = pod_scheduled_condition(status, why, &store.clock.timestamp());
     if !pod["status"].is_object() {
         pod["status"] = json!({"phase": "Pending"});
     }

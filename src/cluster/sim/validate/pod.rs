@@ -40,6 +40,7 @@ pub(super) fn spec(spec: &Value, path: &str, is_pod: bool) -> Vec<String> {
             causes.extend(addresses(&spec["dnsConfig"]["nameservers"], None, &format!("{path}.dnsConfig.nameservers")))
         }
     }
+    causes.extend(scheduling_gates(&spec["schedulingGates"], &format!("{path}.schedulingGates")));
     causes.extend(super::scheduling::topology_spread(spec, path));
     causes.extend(subdomain(text(&spec["serviceAccountName"]), &format!("{path}.serviceAccountName")));
     causes.extend(subdomain(text(&spec["nodeName"]), &format!("{path}.nodeName")));
@@ -158,15 +159,33 @@ pub(super) fn change(current: &Value, object: &Value) -> Vec<String> {
     causes
 }
 
+/// validateSchedulingGates: each gate a qualified name, none twice.
+fn scheduling_gates(gates: &Value, path: &str) -> Vec<String> {
+    let gates = items(gates);
+    let mut causes = Vec::new();
+    for (index, gate) in gates.iter().enumerate() {
+        let name = text(&gate["name"]);
+        for problem in super::label_key_problems(name) {
+            causes.push(format!("{path}[{index}]: Invalid value: \"{name}\": {problem}"));
+        }
+        if gates[..index].iter().any(|earlier| earlier["name"] == gate["name"]) {
+            causes.push(format!("{path}[{index}]: Duplicate value: \"{name}\""));
+        }
+    }
+    causes
+}
+
 /// Scheduling gates may only be removed once a pod exists (validateOnlyDeletedSchedulingGates):
-/// each gate the pod did not have is refused at its index. Upstream lists two or more such gates
-/// in a map's random order; here they come in the list's order.
+/// each gate the pod did not have is refused once, at the last index it appears at. Upstream
+/// lists two or more such gates in a map's random order; here they come in the list's order.
 fn added_scheduling_gates(new: &Value, old: &Value) -> Vec<String> {
     let had = |name: &Value| items(old).iter().any(|gate| gate["name"] == *name);
-    items(new)
+    let gates = items(new);
+    let last = |index: usize, name: &Value| gates[index + 1..].iter().all(|later| later["name"] != *name);
+    gates
         .iter()
         .enumerate()
-        .filter(|(_, gate)| !had(&gate["name"]))
+        .filter(|(index, gate)| !had(&gate["name"]) && last(*index, &gate["name"]))
         .map(|(index, gate)| {
             format!(
                 "spec.schedulingGates[{index}].name: Forbidden: only deletion is allowed, but found new scheduling gate '{}'",
@@ -181,13 +200,14 @@ fn added_scheduling_gates(new: &Value, old: &Value) -> Vec<String> {
 /// with the whole new selector as JSON. What is allowed is taken as the old value.
 fn gated_node_selector(munged: &mut Value, old: &Value) -> Option<String> {
     let (new_selector, old_selector) = (&munged["nodeSelector"], &old["nodeSelector"]);
-    if string_map(new_selector) == string_map(old_selector) {
-        return None;
-    }
+    // An empty map is no selector to the API (its DeepEqual), but the new one is taken as the old
+    // either way, as upstream munges it.
+    let changed = string_map(new_selector) != string_map(old_selector);
     let kept = string_map(old_selector).iter().all(|(key, value)| new_selector.get(key) == Some(value));
-    let refusal = (!kept).then(|| {
+    let refusal = (changed && !kept).then(|| {
         format!(
-            "spec.nodeSelector: Invalid value: {new_selector}: only additions to spec.nodeSelector are allowed (no mutations or deletions)"
+            "spec.nodeSelector: Invalid value: {}: only additions to spec.nodeSelector are allowed (no mutations or deletions)",
+            go_json(new_selector)
         )
     });
     take_old(munged, old, "nodeSelector");
@@ -200,7 +220,9 @@ fn gated_node_selector(munged: &mut Value, old: &Value) -> Option<String> {
 fn gated_node_affinity(munged: &mut Value, old: &Value) -> Vec<String> {
     let old_affinity = &old["affinity"]["nodeAffinity"];
     let new_affinity = &munged["affinity"]["nodeAffinity"];
-    if null_if_empty(new_affinity) == null_if_empty(old_affinity) {
+    // A node affinity `{}` is not none to the API (a pointer to an empty struct): it is judged,
+    // passes, and is munged like any other.
+    if new_affinity == old_affinity {
         return Vec::new();
     }
     let path = "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms";
@@ -212,14 +234,14 @@ fn gated_node_affinity(munged: &mut Value, old: &Value) -> Vec<String> {
         if !old_terms.is_empty() && old_terms.len() != new_terms.len() {
             refusals.push(format!(
                 "{path}: Invalid value: {}: no additions/deletions to non-empty NodeSelectorTerms list are allowed",
-                internal_terms(new_terms)
+                go_json(&internal_terms(&new_affinity[required]["nodeSelectorTerms"]))
             ));
         } else {
             for (index, (old_term, new_term)) in old_terms.iter().zip(new_terms).enumerate() {
                 if !only_additions(new_term, old_term) {
                     refusals.push(format!(
                         "{path}[{index}]: Invalid value: {}: only additions are allowed (no mutations or deletions)",
-                        internal_term(new_term)
+                        go_json(&internal_term(new_term))
                     ));
                 }
             }
@@ -235,9 +257,12 @@ fn gated_node_affinity(munged: &mut Value, old: &Value) -> Vec<String> {
                 kept => affinity.insert("nodeAffinity".into(), kept.clone()),
             };
             let only_node =
-                !["podAffinity", "podAntiAffinity"].iter().any(|k| !affinity.get(*k).is_none_or(Value::is_null));
-            if !had_affinity && only_node {
-                munged.as_object_mut().map(|spec| spec.remove("affinity"));
+                ["podAffinity", "podAntiAffinity"].iter().all(|k| affinity.get(*k).is_none_or(Value::is_null));
+            if !had_affinity
+                && only_node
+                && let Some(spec) = munged.as_object_mut()
+            {
+                spec.remove("affinity");
             }
         }
         None if !old_affinity.is_null() => munged["affinity"] = json!({"nodeAffinity": old_affinity}),
@@ -263,36 +288,36 @@ fn same_requirement(old: &Value, new: &Value) -> bool {
     old["key"] == new["key"] && old["operator"] == new["operator"] && items(&old["values"]) == items(&new["values"])
 }
 
-/// Terms as Go's encoding/json prints the API server's internal types, which carry no JSON names.
-fn internal_terms(terms: &[Value]) -> Value {
-    if terms.is_empty() { Value::Null } else { Value::Array(terms.iter().map(internal_term).collect()) }
+/// Terms as Go's encoding/json prints the API server's internal types, which carry no JSON names:
+/// a list sent empty is `[]`, one not sent `null`.
+fn internal_terms(terms: &Value) -> Value {
+    match terms.as_array() {
+        Some(terms) => terms.iter().map(internal_term).collect(),
+        None => Value::Null,
+    }
 }
 
 fn internal_term(term: &Value) -> Value {
     let requirements = |list: &Value| -> Value {
-        let list = items(list);
-        if list.is_empty() {
-            return Value::Null;
-        }
+        let Some(list) = list.as_array() else { return Value::Null };
         list.iter()
             .map(|r| {
-                let values = items(&r["values"]);
-                json!({
-                    "Key": r["key"], "Operator": r["operator"],
-                    "Values": if values.is_empty() { Value::Null } else { Value::Array(values.to_vec()) },
-                })
+                let values = if r["values"].is_array() { r["values"].clone() } else { Value::Null };
+                json!({"Key": r["key"], "Operator": r["operator"], "Values": values})
             })
             .collect()
     };
     json!({"MatchExpressions": requirements(&term["matchExpressions"]), "MatchFields": requirements(&term["matchFields"])})
 }
 
-fn string_map(value: &Value) -> serde_json::Map<String, Value> {
-    value.as_object().cloned().unwrap_or_default()
+/// JSON as Go's encoding/json writes it in a message: keys sorted (serde_json's map is sorted),
+/// and `<`, `>` and `&` escaped for HTML.
+fn go_json(value: &Value) -> String {
+    value.to_string().replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026")
 }
 
-fn null_if_empty(value: &Value) -> &Value {
-    if value.as_object().is_some_and(serde_json::Map::is_empty) { &Value::Null } else { value }
+fn string_map(value: &Value) -> serde_json::Map<String, Value> {
+    value.as_object().cloned().unwrap_or_default()
 }
 
 fn take_old(spec: &mut Value, old: &Value, field: &str) {
@@ -323,13 +348,10 @@ fn munged(new: &Value, old: &Value) -> Value {
             }
         }
     }
-    let Some(fields) = spec.as_object_mut() else { return spec };
     for field in ["activeDeadlineSeconds", "tolerations", "schedulingGates"] {
-        match old.get(field) {
-            Some(value) => fields.insert(field.to_string(), value.clone()),
-            None => fields.remove(field),
-        };
+        take_old(&mut spec, old, field);
     }
+    let Some(fields) = spec.as_object_mut() else { return spec };
     if old["terminationGracePeriodSeconds"].as_i64().is_some_and(|g| g < 0)
         && fields.get("terminationGracePeriodSeconds") == Some(&Value::from(1))
     {
@@ -1076,6 +1098,21 @@ mod tests {
             "each added gate at its index, and nothing else: the gates are munged away"
         );
         assert_eq!(change(&pod(&[]), &pod(&["example.com/a"])).len(), 1, "none may come back");
+        assert_eq!(
+            change(&gated, &pod(&["example.com/c", "example.com/c"])),
+            [
+                "spec.schedulingGates[1].name: Forbidden: only deletion is allowed, but found new scheduling gate 'example.com/c'"
+            ],
+            "a gate added twice is refused once, at its last index"
+        );
+        assert_eq!(
+            spec(&pod(&["example.com/a", "Bad Gate", "example.com/a"])["spec"], "spec", true),
+            [
+                "spec.schedulingGates[1]: Invalid value: \"Bad Gate\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')",
+                "spec.schedulingGates[2]: Duplicate value: \"example.com/a\"",
+            ],
+            "on create, each gate a qualified name, none twice"
+        );
     }
 
     #[test]
