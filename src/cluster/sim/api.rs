@@ -1252,7 +1252,11 @@ mod tests {
 
     /// Creates pod `web` (labelled app=web, one container) in `default`; the pods' API.
     async fn create_web_pod(client: kube::Client) -> Api<Pod> {
-        let pods: Api<Pod> = Api::namespaced(client, "default");
+        create_web_pod_in(client, "default").await
+    }
+
+    async fn create_web_pod_in(client: kube::Client, namespace: &str) -> Api<Pod> {
+        let pods: Api<Pod> = Api::namespaced(client, namespace);
         let pod = serde_json::from_value(json!({
             "metadata": {"name": "web", "labels": {"app": "web"}},
             "spec": {"containers": [{"name": "web", "image": "web:1"}]},
@@ -1407,12 +1411,7 @@ mod tests {
         let namespaces: Api<Namespace> = Api::all(client.clone());
         let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": "doomed"}})).unwrap();
         namespaces.create(&PostParams::default(), &namespace).await.unwrap();
-        let pods: Api<Pod> = Api::namespaced(client, "doomed");
-        let pod: Pod = serde_json::from_value(
-            json!({"metadata": {"name": "web"}, "spec": {"containers": [{"name": "web", "image": "nginx"}]}}),
-        )
-        .unwrap();
-        pods.create(&PostParams::default(), &pod).await.unwrap();
+        let pods = create_web_pod_in(client, "doomed").await;
         namespaces.delete("doomed", &Default::default()).await.unwrap();
         let phase = |n: Namespace| n.status.and_then(|s| s.phase);
         assert_eq!(
