@@ -229,11 +229,10 @@ impl tower::Service<Request<kube::client::Body>> for SimCluster {
             };
             Ok(match serve(&shared, call) {
                 // The client asked for the object's metadata only, as the API server serves it.
-                Ok(Reply::Json(code, value)) if metadata_only && value["metadata"].is_object() => json_response(
-                    code,
-                    &json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": value["metadata"]}),
-                ),
-                Ok(Reply::Json(code, value)) => json_response(code, &value),
+                Ok(Reply::Json(code, value)) if metadata_only && value["metadata"].is_object() => {
+                    json_response(code, &PartialObjectMetadata::of(&value["metadata"]))
+                }
+                Ok(Reply::Json(code, value)) => json_response(code, &*value),
                 Ok(Reply::Watch(stream)) => stream,
                 Err(error) => error_response(&error),
             })
@@ -707,7 +706,9 @@ fn begin_write(store: &Store, target: &Target, current: Option<&Value>, object: 
 
 fn update(state: &mut State, target: &Target, current: &Value, mut object: Value) -> Result<Arc<Value>, ApiError> {
     object["metadata"]["name"] = current["metadata"]["name"].clone();
+    // A patch that leaves the status alone holds the stored one already: compared, not copied.
     if status_kept_on_update(target)
+        && object.get("status") != current.get("status")
         && let Some(fields) = object.as_object_mut()
     {
         match current.get("status") {
@@ -1219,8 +1220,26 @@ fn serves(group: &str, version: &str) -> bool {
     resources::ALL.iter().any(|r| r.group == group && r.version == version)
 }
 
-fn json_response(code: StatusCode, value: &Value) -> Response<Body> {
-    response(code, "application/json", serde_json::to_vec(value).expect("JSON values serialise"))
+/// The metadata-only form of an object, written from the stored object's metadata as it is.
+#[derive(serde::Serialize)]
+struct PartialObjectMetadata<'a> {
+    #[serde(rename = "apiVersion")]
+    api_version: &'static str,
+    kind: &'static str,
+    metadata: &'a Value,
+}
+
+impl<'a> PartialObjectMetadata<'a> {
+    fn of(metadata: &'a Value) -> Self {
+        PartialObjectMetadata { api_version: "meta.k8s.io/v1", kind: "PartialObjectMetadata", metadata }
+    }
+}
+
+fn json_response(code: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
+    // Room for an object's metadata or a small object at once: most answers then never regrow.
+    let mut body = Vec::with_capacity(1024);
+    serde_json::to_writer(&mut body, value).expect("JSON values serialise");
+    response(code, "application/json", body)
 }
 
 fn response(code: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Body> {

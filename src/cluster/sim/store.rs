@@ -131,6 +131,9 @@ pub struct Store {
     owner_versions: Versions<String>,
     /// The same for cluster-scoped objects (an owner of anything, anywhere).
     cluster_owner_version: u64,
+    /// Where each change's JSON is written before it is copied to the log at its own size: a
+    /// buffer grown once, instead of a new one grown by doubling for every write.
+    scratch: Vec<u8>,
     pub clock: Clock,
 }
 
@@ -153,6 +156,7 @@ impl Store {
             cluster_state_version: 0,
             owner_versions: Default::default(),
             cluster_owner_version: 0,
+            scratch: Vec::new(),
             clock,
         }
     }
@@ -659,7 +663,9 @@ impl Store {
             }
         }
         let selectable = json!({ "metadata": selected });
-        let json = Bytes::from(serde_json::to_vec(&*object).expect("JSON values serialise"));
+        self.scratch.clear();
+        serde_json::to_writer(&mut self.scratch, &*object).expect("JSON values serialise");
+        let json = Bytes::copy_from_slice(&self.scratch);
         self.log.push_back(Change {
             resource_version: self.resource_version,
             resource,
