@@ -706,7 +706,8 @@ fn begin_write(store: &Store, target: &Target, current: Option<&Value>, object: 
 
 fn update(state: &mut State, target: &Target, current: &Value, mut object: Value) -> Result<Arc<Value>, ApiError> {
     object["metadata"]["name"] = current["metadata"]["name"].clone();
-    // A patch that leaves the status alone holds the stored one already: compared, not copied.
+    // A write that leaves the status as it read it (a label patch, an apply, a PUT of a read
+    // object) holds the stored one already: compared, not copied.
     if status_kept_on_update(target)
         && object.get("status") != current.get("status")
         && let Some(fields) = object.as_object_mut()
@@ -1236,7 +1237,7 @@ impl<'a> PartialObjectMetadata<'a> {
 }
 
 fn json_response(code: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
-    // Room for an object's metadata or a small object at once: most answers then never regrow.
+    // Room for an object's metadata (the executor's writes ask for no more) without regrowing.
     let mut body = Vec::with_capacity(1024);
     serde_json::to_writer(&mut body, value).expect("JSON values serialise");
     response(code, "application/json", body)
@@ -1656,6 +1657,20 @@ mod tests {
         let stored = pods.get("web").await.unwrap();
         assert_eq!(stored.metadata.resource_version, patched.metadata.resource_version);
         assert_eq!(stored.spec.unwrap().containers[0].image.as_deref(), Some("web:1"));
+    }
+
+    #[test]
+    fn the_metadata_only_answer_has_the_bytes_of_the_same_json_object() {
+        let metadata = json!({
+            "name": "web", "namespace": "default", "labels": {"app": "web", "round": "a"},
+            "ownerReferences": [{"kind": "ReplicaSet", "name": "web-1", "uid": "u-1", "controller": true}],
+            "annotations": {"note": "<a & b>\n\"quoted\""}, "generation": 3,
+        });
+        let as_object = json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": metadata});
+        assert_eq!(
+            String::from_utf8(serde_json::to_vec(&super::PartialObjectMetadata::of(&metadata)).unwrap()).unwrap(),
+            String::from_utf8(serde_json::to_vec(&as_object).unwrap()).unwrap()
+        );
     }
 
     #[tokio::test(start_paused = true)]

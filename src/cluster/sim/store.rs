@@ -131,8 +131,9 @@ pub struct Store {
     owner_versions: Versions<String>,
     /// The same for cluster-scoped objects (an owner of anything, anywhere).
     cluster_owner_version: u64,
-    /// Where each change's JSON is written before it is copied to the log at its own size: a
-    /// buffer grown once, instead of a new one grown by doubling for every write.
+    /// Where each change's JSON is written before it is copied to the log at its own size: one
+    /// buffer, kept at the largest change's size, instead of a new one grown by doubling for
+    /// every write.
     scratch: Vec<u8>,
     pub clock: Clock,
 }
