@@ -1237,7 +1237,7 @@ impl<'a> PartialObjectMetadata<'a> {
 }
 
 fn json_response(code: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
-    // Room for an object's metadata (the executor's writes ask for no more) without regrowing.
+    // Room at once for a metadata-only answer, which is what most of the executor's writes ask back.
     let mut body = Vec::with_capacity(1024);
     serde_json::to_writer(&mut body, value).expect("JSON values serialise");
     response(code, "application/json", body)
