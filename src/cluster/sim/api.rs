@@ -19,7 +19,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use super::controllers::{self, Controllers};
 use super::error::ApiError;
 use super::resources::{self, Resource};
-use super::store::Store;
+use super::store::{self, Store};
 use super::typed_patch::Refusal;
 use super::{Pace, cluster_ips, node_ports, validate};
 
@@ -708,25 +708,12 @@ fn update(state: &mut State, target: &Target, current: &Value, mut object: Value
     object["metadata"]["name"] = current["metadata"]["name"].clone();
     // A write that leaves the status as it read it (a label patch, an apply, a PUT of a read
     // object) holds the stored one already: compared, not copied.
-    if status_kept_on_update(target)
-        && object.get("status") != current.get("status")
-        && let Some(fields) = object.as_object_mut()
-    {
-        match current.get("status") {
-            Some(status) => fields.insert("status".to_string(), status.clone()),
-            None => fields.remove("status"),
-        };
+    if status_kept_on_update(target) && object.get("status") != current.get("status") {
+        store::keep_stored(&mut object, current, &["status"]);
     }
     if target.resource == resources::NAMESPACE && !target.status {
         // Only the namespace controller changes these, once the namespace is empty.
-        match current["spec"].get("finalizers") {
-            Some(finalizers) => object["spec"]["finalizers"] = finalizers.clone(),
-            None => {
-                if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
-                    spec.remove("finalizers");
-                }
-            }
-        }
+        store::keep_stored(&mut object, current, &["spec", "finalizers"]);
     }
     if target.resource.namespaced {
         object["metadata"]["namespace"] = target.namespace.clone().into();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use k8s_openapi::jiff::Timestamp;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::clock::Clock;
 use super::error::ApiError;
@@ -457,14 +457,7 @@ impl Store {
         object["apiVersion"] = resource.api_version().into();
         object["kind"] = resource.kind.into();
         for kept in ["uid", "creationTimestamp", "namespace", "deletionTimestamp", "deletionGracePeriodSeconds"] {
-            match current["metadata"].get(kept) {
-                Some(value) => object["metadata"][kept] = value.clone(),
-                None => {
-                    if let Some(m) = object["metadata"].as_object_mut() {
-                        m.remove(kept);
-                    }
-                }
-            }
+            keep_stored(&mut object, current, &["metadata", kept]);
         }
         if has_generation(resource) {
             let generation = current["metadata"]["generation"].as_i64().unwrap_or(1);
@@ -743,6 +736,39 @@ fn has_generation(resource: Resource) -> bool {
     matches!(resource.group, "apps" | "batch" | "policy" | "autoscaling")
 }
 
+/// Sets the field at `path` in `object` to what `stored` (the object as stored) holds there, or
+/// removes it when `stored` has none: a field that only the server changes, kept on a write as a
+/// registry's PrepareForUpdate keeps it. Parents missing on the way are made when there is a value
+/// to keep (a typed object always has them); a parent that is not an object is left as it is, for
+/// validation to refuse.
+pub fn keep_stored(object: &mut Value, stored: &Value, path: &[&str]) {
+    let Some((field, parents)) = path.split_last() else { return };
+    match path.iter().try_fold(stored, |value, key| value.get(key)) {
+        Some(kept) => {
+            let mut parent = object;
+            for key in parents {
+                if parent.is_null() {
+                    *parent = Value::Object(Map::new());
+                }
+                let Some(fields) = parent.as_object_mut() else { return };
+                parent = fields.entry(*key).or_insert(Value::Null);
+            }
+            if parent.is_null() {
+                *parent = Value::Object(Map::new());
+            }
+            if let Some(fields) = parent.as_object_mut() {
+                fields.insert((*field).to_string(), kept.clone());
+            }
+        }
+        None => {
+            let parent = parents.iter().try_fold(object, |value, key| value.get_mut(key));
+            if let Some(fields) = parent.and_then(Value::as_object_mut) {
+                fields.remove(*field);
+            }
+        }
+    }
+}
+
 pub fn name_of(object: &Value) -> Option<&str> {
     object["metadata"]["name"].as_str()
 }
@@ -785,6 +811,36 @@ pub fn hash_of(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kept_field_takes_the_stored_value_or_goes_when_the_stored_object_has_none() {
+        let stored = json!({"spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}});
+        let mut sent = json!({"spec": {"finalizers": [], "other": 1}, "status": {"phase": "Gone"}});
+        keep_stored(&mut sent, &stored, &["spec", "finalizers"]);
+        keep_stored(&mut sent, &stored, &["status"]);
+        assert_eq!(sent, json!({"spec": {"finalizers": ["kubernetes"], "other": 1}, "status": {"phase": "Active"}}));
+
+        // A parent missing from the sent object is made when there is a value to keep...
+        let mut bare = json!({"metadata": {"name": "a"}});
+        keep_stored(&mut bare, &stored, &["spec", "finalizers"]);
+        assert_eq!(bare["spec"], json!({"finalizers": ["kubernetes"]}));
+
+        // ...and not made to remove one: no `spec: null` appears.
+        let mut bare = json!({"metadata": {"name": "a"}});
+        keep_stored(&mut bare, &json!({}), &["spec", "finalizers"]);
+        keep_stored(&mut bare, &json!({}), &["status"]);
+        assert_eq!(bare, json!({"metadata": {"name": "a"}}));
+
+        // A field the stored object lacks is removed from the sent one.
+        let mut sent = json!({"spec": {"finalizers": ["x"], "other": 1}});
+        keep_stored(&mut sent, &json!({"spec": {}}), &["spec", "finalizers"]);
+        assert_eq!(sent, json!({"spec": {"other": 1}}));
+
+        // A parent that is not an object is left for validation to refuse, not a panic.
+        let mut odd = json!({"spec": "x"});
+        keep_stored(&mut odd, &stored, &["spec", "finalizers"]);
+        assert_eq!(odd, json!({"spec": "x"}));
+    }
 
     #[test]
     fn empty_string_maps_are_not_stored_and_empty_objects_elsewhere_are() {

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Value, json};
 
 use super::super::quantity::Quantity;
+use super::super::store::keep_stored;
 use super::{
     compact, invalid_ip, items, label_key_problems, label_map, nonnegative, port_name_problems, text, unsupported,
 };
@@ -210,7 +211,7 @@ fn gated_node_selector(munged: &mut Value, old: &Value) -> Option<String> {
             go_json(new_selector)
         )
     });
-    take_old(munged, old, "nodeSelector");
+    keep_stored(munged, old, &["nodeSelector"]);
     refusal
 }
 
@@ -320,14 +321,6 @@ fn string_map(value: &Value) -> serde_json::Map<String, Value> {
     value.as_object().cloned().unwrap_or_default()
 }
 
-fn take_old(spec: &mut Value, old: &Value, field: &str) {
-    let Some(fields) = spec.as_object_mut() else { return };
-    match old.get(field) {
-        Some(value) => fields.insert(field.to_string(), value.clone()),
-        None => fields.remove(field),
-    };
-}
-
 const UPDATABLE: &str = "`spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
 
 fn without_seconds(toleration: &Value) -> Value {
@@ -349,7 +342,7 @@ fn munged(new: &Value, old: &Value) -> Value {
         }
     }
     for field in ["activeDeadlineSeconds", "tolerations", "schedulingGates"] {
-        take_old(&mut spec, old, field);
+        keep_stored(&mut spec, old, &[field]);
     }
     let Some(fields) = spec.as_object_mut() else { return spec };
     if old["terminationGracePeriodSeconds"].as_i64().is_some_and(|g| g < 0)
