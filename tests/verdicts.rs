@@ -933,3 +933,41 @@ impl Drop for ReleaseHeldPods {
         });
     }
 }
+
+#[test]
+fn a_guard_on_a_service_already_below_its_minimum_fires_from_its_own_step() {
+    let text = "scenario \"starts short\" {\n    apply \"dockercoins/rng.yaml\"\n    wait rollout deployment/rng\n    guard service/rng at-least 3\n    expect pods app=rng count 1\n}\n\
+scenario \"starts empty\" {\n    apply \"dockercoins/rng.yaml\"\n    scale deployment/rng to 0\n    wait rollout deployment/rng\n    guard service/rng always-serving expect-violation\n    expect pods app=rng count 0\n}\n\
+scenario \"no such service\" {\n    apply \"dockercoins/rng.yaml\"\n    guard service/nope always-serving\n}\n";
+    let dir = tempfile::tempdir().unwrap();
+    let path = script(dir.path(), "guard-start.rollout", text);
+    let (code, output) = run(rehearse(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 1, "{output}");
+    // Line numbers count the two lines `script` puts first.
+    assert!(
+        output.contains("FAIL guard service/rng at-least 3 (line 6): fired: fewer than 3 serving endpoints from the step at line 6 until the end of the scenario (as few as 1)"),
+        "{output}"
+    );
+    assert!(output.contains("PASS starts empty"), "{output}");
+    assert!(
+        output.contains("service/nope does not exist: a guard watches a Service the scenario has applied"),
+        "{output}"
+    );
+}
+
+#[test]
+fn orphaned_and_adopted_hold_of_every_pod_a_selection_matches() {
+    let text = "scenario \"mixed\" {\n    apply \"dockercoins/rng.yaml\"\n    scale deployment/rng to 2\n    wait rollout deployment/rng\n    run aaa labels app=rng\n    wait pod/aaa condition=Ready\n    expect pods app=rng orphaned\n}\n\
+scenario \"mixed adopted\" {\n    apply \"dockercoins/rng.yaml\"\n    scale deployment/rng to 2\n    wait rollout deployment/rng\n    run aaa labels app=rng\n    wait pod/aaa condition=Ready\n    expect pods app=rng adopted\n}\n\
+scenario \"all owned\" {\n    apply \"dockercoins/rng.yaml\"\n    scale deployment/rng to 2\n    wait rollout deployment/rng\n    expect pods app=rng adopted by deployment/rng\n}\n";
+    let dir = tempfile::tempdir().unwrap();
+    let path = script(dir.path(), "owners.rollout", text);
+    let (code, output) = run(rehearse(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 1, "{output}");
+    assert!(
+        output.contains("2 of 3 matching pods not so: pod of replicaset/rng-{hash} (controlled by a replicaset)"),
+        "{output}"
+    );
+    assert!(output.contains("1 of 3 matching pods not so: pod/aaa (no controller)"), "{output}");
+    assert!(output.contains("PASS all owned"), "{output}");
+}

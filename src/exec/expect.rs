@@ -342,24 +342,44 @@ fn expect(context: &Context<'_>, subject: &Target, expectation: &Expectation) ->
             })
         }
         Expectation::Orphaned(_) | Expectation::Adopted { .. } => {
+            // Every pod the subject stands for: `expect pods app=rng orphaned` claims it of each.
             let found = pods(context, subject)?;
-            let Some(pod) = found.first() else {
+            if found.is_empty() {
                 return Ok(Err(format!("`{subject_text}` does not exist")));
+            }
+            let holds_for = |pod: &Pod| {
+                let controller = controller_of(&pod.metadata);
+                match expectation {
+                    Expectation::Orphaned(_) => controller.is_none(),
+                    Expectation::Adopted { by: None, .. } => controller.is_some(),
+                    Expectation::Adopted { by: Some(owner), .. } => {
+                        controller.as_ref().is_some_and(|(kind, name, _)| {
+                            owned_by(&context.view, kind, name, owner.kind, &owner.name.value)
+                        })
+                    }
+                    _ => false,
+                }
             };
-            let controller = controller_of(&pod.metadata);
-            let holds = match expectation {
-                Expectation::Orphaned(_) => controller.is_none(),
-                Expectation::Adopted { by: None, .. } => controller.is_some(),
-                Expectation::Adopted { by: Some(owner), .. } => controller
-                    .as_ref()
-                    .is_some_and(|(kind, name, _)| owned_by(&context.view, kind, name, owner.kind, &owner.name.value)),
-                _ => false,
-            };
-            let observed = match &controller {
+            let observed = |pod: &Pod| match controller_of(&pod.metadata) {
                 Some((kind, _, _)) => format!("controlled by a {}", kind.to_ascii_lowercase()),
                 None => "no controller".into(),
             };
-            Ok(if holds { Ok(observed) } else { Err(observed) })
+            let failing: Vec<_> = found.iter().filter(|pod| !holds_for(pod)).collect();
+            let variables = context.pod_variables();
+            Ok(match (failing.as_slice(), found.len()) {
+                ([], _) => Ok(observed(&found[0])),
+                ([pod], 1) => Err(observed(pod)),
+                _ => Err(format!(
+                    "{} of {} matching pods not so: {}",
+                    failing.len(),
+                    found.len(),
+                    describe::distinct(failing.iter().map(|pod| format!(
+                        "{} ({})",
+                        describe::pod(pod, &variables),
+                        observed(pod)
+                    )))
+                )),
+            })
         }
         Expectation::Labels(selector) => {
             let objects = resolve(context, subject)?;

@@ -115,6 +115,11 @@ pub async fn start(
     // Judge from a settled start: right after `wait rollout` the pods are ready but the endpoint
     // controller may not have published them yet, and that lag is not the script's gap.
     super::expect::settle(context, timeout, Some(&name)).await?;
+    if context.view.service(&name).is_none() {
+        return Err(StepError::Failed(format!(
+            "service/{name} does not exist: a guard watches a Service the scenario has applied"
+        )));
+    }
     let api: Api<EndpointSlice> = Api::namespaced(context.client.clone(), &context.namespace);
     let config = watcher::Config::default().labels(&format!("{}={name}", traffic::SERVICE_NAME_LABEL));
     let (reader, writer) = reflector::store::<EndpointSlice>();
@@ -147,9 +152,10 @@ pub async fn start(
             match event {
                 Event::Init | Event::InitApply(_) => {}
                 Event::InitDone => match listed.take() {
-                    // The first list is the settled start.
+                    // The first list is the settled start: a service already below the
+                    // minimum there breaks the invariant from the guard's own step on.
                     Some(tx) => {
-                        judge.routed = routed();
+                        judge.observe(routed(), None);
                         let _ = tx.send(());
                     }
                     None => {
@@ -320,6 +326,18 @@ mod tests {
         assert_eq!((gap.opened_by, gap.closed, gap.closed_by, gap.lowest), (Some(11), true, Some(21), 0));
         assert_eq!(gap.left, [backend("a"), backend("b")]);
         assert_eq!(gap.arrived, [backend("c")]);
+    }
+
+    #[test]
+    fn a_service_below_the_minimum_when_the_guard_starts_is_in_violation_from_its_step() {
+        let mut judge = Judge { minimum: 3, routed: Vec::new(), history: History::default() };
+        judge.observe(vec![backend("a")], None);
+        let [gap] = judge.history.violations.as_slice() else { panic!("one interval expected") };
+        assert_eq!((gap.opened_by, gap.closed, gap.lowest), (None, false, 1));
+        assert!(gap.left.is_empty());
+        let mut judge = Judge { minimum: 1, routed: Vec::new(), history: History::default() };
+        judge.observe(vec![backend("a")], None);
+        assert!(judge.history.violations.is_empty());
     }
 
     #[test]
