@@ -170,6 +170,28 @@ async fn remove_from_lb_refuses_when_only_the_controller_key_is_selected() {
 }
 
 #[tokio::test]
+async fn the_load_balancer_steps_refuse_a_service_that_does_not_select_the_pod_or_labels_its_controller_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = "    apply <<YAML\napiVersion: v1\nkind: Service\nmetadata:\n  name: other\nspec:\n  selector:\n    app: web\n  ports:\n    - port: 80\nYAML\n";
+    let text = format!(
+        "scenario \"remove from another\" {{\n    apply \"dockercoins/rng.yaml\"\n    wait rollout deployment/rng\n    label pods app=rng active=yes\n{other}    let victim = one pod app=rng\n    remove-from-lb $victim from service/other\n}}\n\
+scenario \"add to another\" {{\n    apply \"dockercoins/rng.yaml\"\n    wait rollout deployment/rng\n{other}    let victim = one pod app=rng\n    add-to-lb $victim to service/other\n}}\n"
+    );
+    let path = script(dir.path(), "lb-other.rollout", &text);
+    let (code, output) = run(rehearse(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 1, "{output}");
+    assert!(
+        output.contains("refused by rehearse, before touching the cluster: $victim is not behind service/other: its selector app=web does not match the pod's labels"),
+        "{output}"
+    );
+    assert!(
+        output.contains("refused by rehearse, before touching the cluster: setting app=web on $victim would take it from replicaset/rng-{hash}"),
+        "{output}"
+    );
+    assert!(!output.contains("removed active") && !output.contains("restored app=web"), "{output}");
+}
+
+#[tokio::test]
 async fn snapshots_are_created_compared_and_updated_but_never_written_under_ci() {
     let dir = tempfile::tempdir().unwrap();
     let text = |replicas: u32| {

@@ -62,6 +62,21 @@ fn timed_out(context: &Context<'_>, mut message: String, timeout: Duration) -> S
     StepError::TimedOut { message, detail }
 }
 
+/// Whether `matching` of `routed` endpoints are `percent` of them. A share is written in whole
+/// percent (1 of 3 is 33%), but 0% and 100% claim none and all: 1 endpoint of 201 is not 0%.
+fn share_holds(matching: usize, routed: usize, percent: f64) -> bool {
+    if routed == 0 {
+        return false;
+    }
+    if percent == 0.0 {
+        return matching == 0;
+    }
+    if percent == 100.0 {
+        return matching == routed;
+    }
+    (matching as f64 * 100.0 / routed as f64 - percent).abs() < 0.5
+}
+
 fn evaluate(step: &Step, context: &Context<'_>) -> Result<Verdict, StepError> {
     match &step.kind {
         StepKind::ExpectTraffic { service, expectation } => traffic(context, service, expectation),
@@ -274,7 +289,7 @@ fn traffic(context: &Context<'_>, service: &ObjectRef, expectation: &TrafficExpe
             let filter = PodFilter::of(context, target)?;
             let matching = behind.iter().filter(|p| filter.matches(p)).count();
             let share = matching as f64 * 100.0 / behind.len().max(1) as f64;
-            let holds = !behind.is_empty() && (share - percent.value).abs() < 0.5;
+            let holds = share_holds(matching, behind.len(), percent.value);
             if !holds {
                 return Ok(Err(format!("{} ({share:.1}% to `{}`)", observed(), target_text(target))));
             }
@@ -826,6 +841,15 @@ mod tests {
 
     use super::super::view::Behind;
     use super::*;
+
+    #[test]
+    fn a_share_holds_to_the_whole_percent_and_none_and_all_exactly() {
+        assert!(share_holds(1, 3, 33.0) && share_holds(2, 3, 67.0) && share_holds(1, 4, 25.0));
+        assert!(!share_holds(1, 5, 25.0), "1 of 5 is 20%");
+        assert!(share_holds(0, 201, 0.0) && !share_holds(1, 201, 0.0), "1 of 201 rounds to 0% but is not none");
+        assert!(share_holds(201, 201, 100.0) && !share_holds(200, 201, 100.0));
+        assert!(!share_holds(0, 0, 0.0), "a service routing nowhere sends no share anywhere");
+    }
 
     fn pod(app: &str, deleting: bool, ready: bool) -> Arc<Pod> {
         let mut metadata = json!({"name": "a", "uid": "uid-a", "labels": {"app": app}});

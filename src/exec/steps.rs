@@ -484,6 +484,15 @@ async fn remove_from_lb(
         }
         let (controller, controller_selector) = pod_controller(context, pod).unwrap_or_default();
         let labels = labels_of(&pod.metadata);
+        if let (Some(named), [(_, selector)]) = (service, services.as_slice())
+            && !super::view::service_selects(selector, &labels)
+        {
+            let pod_name = super::describe::pod(pod, &context.pod_variables());
+            return Err(StepError::refused(format!(
+                "{pod_name} is not behind {named}: its selector {} does not match the pod's labels",
+                describe::labels(selector)
+            )));
+        }
         // A key may go when the controller still selects the pod without it. Dropping a key its
         // matchLabels or an `In`/`Exists` expression needs would release the pod, and the
         // controller would replace it; a `NotIn` or `DoesNotExist` key holds the pod either way.
@@ -554,6 +563,19 @@ async fn add_to_lb(
                 selector.into_iter().filter(|(k, v)| labels.get(k) != Some(v)).collect()
             }
         };
+        // Labels that take the pod from its controller would have it replaced, not served.
+        if let Some((controller, Some(selector))) = pod_controller(context, &pod) {
+            let mut labels = labels_of(&pod.metadata);
+            labels.extend(restore.clone());
+            if !selects(&selector, &labels) {
+                return Err(StepError::refused(format!(
+                    "setting {} on {} would take it from {controller}, whose selector no longer matches it: the \
+                     controller would replace the pod. Give the Service a key the controller does not select",
+                    describe::labels(&restore),
+                    describe::pod(&pod, &context.pod_variables())
+                )));
+            }
+        }
         let name = pod.metadata.name.clone().unwrap_or_default();
         patch_pod_labels(context, &name, serde_json::json!(restore)).await?;
         context.removed_from_lb.remove(&uid);
