@@ -971,3 +971,13 @@ scenario \"all owned\" {\n    apply \"dockercoins/rng.yaml\"\n    scale deployme
     assert!(output.contains("1 of 3 matching pods not so: pod/aaa (no controller)"), "{output}");
     assert!(output.contains("PASS all owned"), "{output}");
 }
+
+#[test]
+fn a_condition_is_waited_for_as_kubectl_wait_compares_it_case_folded() {
+    let text = "scenario \"folded\" {\n    apply \"dockercoins/rng.yaml\"\n    wait pods app=rng condition=ready within 20s\n    wait pods app=rng condition=Ready=true within 1s\n}\n";
+    let dir = tempfile::tempdir().unwrap();
+    let path = script(dir.path(), "folded.rollout", text);
+    let (code, output) = run(rehearse(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("every matching pod has ready=True"), "{output}");
+}

@@ -150,14 +150,24 @@ fn check_roles(step: &Step, context: &mut Context) {
                     object(owner, CONTROLLERS, "an owner", context);
                 }
             }
-            Expectation::RolledOut(_) => {
-                if let Target::Object(o) = subject {
-                    object(o, ROLLOUTS, "what rolls out", context);
-                }
-            }
+            Expectation::RolledOut(_) => match subject {
+                Target::Object(o) => object(o, ROLLOUTS, "what rolls out", context),
+                Target::Selection(s) => context.report(
+                    Diagnostic::error(
+                        "rehearse::check::wrong_kind",
+                        "what rolls out must be one named deployment, daemonset or statefulset, not a selection",
+                    )
+                    .label(s.span, "a selection")
+                    .help("name the object: `expect deployment/NAME rolled-out`"),
+                ),
+                Target::Variable(_) => {}
+            },
             _ => {}
         },
         StepKind::Wait(WaitFor::Rollout(target)) => object(target, ROLLOUTS, "what rolls out", context),
+        StepKind::Wait(WaitFor::Condition { target, .. }) => {
+            pods(target, "what `wait ... condition=` waits for", context)
+        }
         StepKind::Restart { target } => object(target, ROLLOUTS, "what `restart` rolls out again", context),
         StepKind::Pause { target } | StepKind::Resume { target } => {
             object(target, &[Kind::Deployment], "what `pause` and `resume` hold and release", context)

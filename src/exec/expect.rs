@@ -94,7 +94,12 @@ fn evaluate(step: &Step, context: &Context<'_>) -> Result<Verdict, StepError> {
                     !p.status
                         .as_ref()
                         .and_then(|s| s.conditions.as_ref())
-                        .is_some_and(|c| c.iter().any(|c| c.type_ == condition.value && c.status == status))
+                        // As `kubectl wait --for=condition=` compares them: case-folded.
+                        .is_some_and(|c| {
+                            c.iter().any(|c| {
+                                c.type_.eq_ignore_ascii_case(&condition.value) && c.status.eq_ignore_ascii_case(status)
+                            })
+                        })
                 })
                 .map(|p| p.metadata.name.clone().unwrap_or_default())
                 .collect();
