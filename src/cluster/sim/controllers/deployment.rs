@@ -332,11 +332,11 @@ impl Deployment<'_> {
         true
     }
 
+    /// Upstream's isScalingEvent: an active ReplicaSet (the new one, or an old one when the
+    /// template changed in the same write) was sized for other replicas. The scale comes first,
+    /// the rollout of a new template after it.
     fn is_scaling_event(&mut self, rss: &[Value]) -> bool {
         let (new, old) = self.new_and_old(rss, false);
-        if new.is_none() {
-            return false;
-        }
         let replicas = self.replicas().to_string();
         old.iter()
             .chain(new.as_ref())
