@@ -542,9 +542,10 @@ fn update_strategy(resource: Resource, object: &Value) -> Vec<String> {
     for (path, value) in [(&unavailable_path, &unavailable), (&surge_path, &surge)] {
         causes.extend(int_or_percent_problem(path, value));
     }
-    // An invalid percentage counts as 0 here, as upstream's does.
+    // Upstream's getIntOrPercentValue: a string that is no valid percentage is read as a
+    // number (IntValue's Atoi: "1" is 1), and as 0 when it is not one either.
     let amount = |value: &Value| match value {
-        Value::String(s) => percent(s).unwrap_or(0),
+        Value::String(s) => percent(s).or_else(|| s.parse().ok()).unwrap_or(0),
         other => other.as_i64().unwrap_or(0),
     };
     let (unavailable_set, surge_set) = (amount(&unavailable) != 0, amount(&surge) != 0);
