@@ -12,7 +12,7 @@ use super::super::resources::{POD, REPLICA_SET};
 use super::super::store::Store;
 use super::{
     Backoff, Creations, Seen, Tick, claim, controlled_by, controller_of, controller_ref, counts, delete, is_active,
-    is_ready, name, phase, pod_from_template, ready_long_enough, ready_since, spec_replicas, uid, watched_by,
+    is_ready, name, phase, pod_from_template, ready_long_enough, ready_since, selects, spec_replicas, uid, watched_by,
 };
 use crate::model::annotations::POD_DELETION_COST;
 
@@ -105,8 +105,7 @@ fn update_status(store: &mut Store, tick: &mut Tick, namespace: &str, rs: &Value
 }
 
 /// Upstream's getPodsToDelete: the first `count` of the owned pods in ActivePodsWithRanks order,
-/// where a pod's rank is how many active pods of the same owner (the Deployment's ReplicaSets
-/// together) share its node.
+/// where a pod's rank is how many active pods related to it (see below) share its node.
 fn pods_to_delete(
     store: &Store,
     tick: &Tick,
@@ -118,18 +117,15 @@ fn pods_to_delete(
     if count >= pods.len() {
         return pods;
     }
-    let siblings: Vec<String> = match controller_of(rs).and_then(|r| r["uid"].as_str()) {
-        Some(owner) => store
-            .list(REPLICA_SET, Some(namespace))
-            .filter(|other| controlled_by(other, owner))
-            .map(|other| uid(other).to_string())
-            .collect(),
-        None => vec![uid(rs).to_string()],
+    // Upstream's getIndirectlyRelatedPods: the pods that the selector of any ReplicaSet with the
+    // same controller selects. A ReplicaSet without a controller has none: every rank is 0.
+    let siblings: Vec<&Value> = match controller_of(rs).and_then(|r| r["uid"].as_str()) {
+        Some(owner) => store.list(REPLICA_SET, Some(namespace)).filter(|other| controlled_by(other, owner)).collect(),
+        None => Vec::new(),
     };
     let mut on_node: BTreeMap<&str, usize> = BTreeMap::new();
     for pod in store.list(POD, Some(namespace)) {
-        let related =
-            controller_of(pod).and_then(|r| r["uid"].as_str()).is_some_and(|u| siblings.iter().any(|s| s == u));
+        let related = siblings.iter().any(|sibling| selects(&sibling["spec"]["selector"], &pod["metadata"]["labels"]));
         if related && is_active(pod) {
             *on_node.entry(pod["spec"]["nodeName"].as_str().unwrap_or_default()).or_default() += 1;
         }

@@ -296,7 +296,8 @@ async fn a_replica_set_adopts_a_matching_bare_pod_and_deletes_the_surplus_in_ord
     assert_eq!(owned(&cluster), 2);
     assert_eq!(cluster.get(REPLICA_SET, "web")["status"]["replicas"], 2);
 
-    // Scaled up and down again: the doubled-up node's pod goes.
+    // Scaled up and down again: the pod ready for the least time goes (the one on the doubled-up
+    // node; no rank by node for a ReplicaSet without a controller).
     cluster.change(REPLICA_SET, "web", |rs| rs["spec"]["replicas"] = 3.into());
     cluster.wait(300).await;
     cluster.change(REPLICA_SET, "web", |rs| rs["spec"]["replicas"] = 2.into());
@@ -308,6 +309,31 @@ async fn a_replica_set_adopts_a_matching_bare_pod_and_deletes_the_surplus_in_ord
         .collect();
     nodes.sort();
     assert_eq!(nodes, ["rehearse-worker", "rehearse-worker2"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replica_set_without_a_controller_ranks_no_pod_by_its_node() {
+    // Upstream's getReplicaSetsWithSameController finds nothing for a ReplicaSet no Deployment
+    // owns, so every pod's rank is 0 and the pod ready for the least time goes first, though
+    // the other node holds two.
+    let mut cluster = Cluster::new(Pace::Fast);
+    let mut rs = replica_set("web", 2);
+    rs["spec"]["template"]["spec"]["nodeSelector"] = json!({"kubernetes.io/hostname": "rehearse-worker"});
+    cluster.create(REPLICA_SET, rs);
+    cluster.wait(300).await;
+    cluster.change(REPLICA_SET, "web", |rs| {
+        rs["spec"]["replicas"] = 3.into();
+        rs["spec"]["template"]["spec"]["nodeSelector"] = json!({"kubernetes.io/hostname": "rehearse-worker2"});
+    });
+    cluster.wait(300).await;
+    cluster.change(REPLICA_SET, "web", |rs| rs["spec"]["replicas"] = 2.into());
+    let nodes: Vec<String> = cluster
+        .pods()
+        .iter()
+        .filter(|p| !is_deleting(p))
+        .map(|p| p["spec"]["nodeName"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(nodes, ["rehearse-worker", "rehearse-worker"]);
 }
 
 #[tokio::test(start_paused = true)]
