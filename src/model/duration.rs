@@ -2,6 +2,11 @@
 
 use std::time::Duration;
 
+/// The longest a step or a scenario's timeout may wait: a day. A runbook step that waits longer
+/// is a typo, and on the built-in cluster virtual time still costs watch renewals (every 290 s of
+/// it), so a century of it would take minutes.
+pub const LONGEST: Duration = Duration::from_secs(24 * 3600);
+
 /// Parses a duration; `None` if the text is not one (the grammar only lets valid shapes through,
 /// so this fails only on overflow).
 pub fn parse(text: &str) -> Option<Duration> {

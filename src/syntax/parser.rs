@@ -515,13 +515,15 @@ impl<'s> Builder<'s> {
 
     fn duration(&mut self, pair: Pair<'s, Rule>) -> Spanned<std::time::Duration> {
         let span = self.span_of(&pair);
-        let value = duration::parse(pair.as_str()).unwrap_or_else(|| {
+        let value = duration::parse(pair.as_str()).filter(|d| *d <= duration::LONGEST);
+        let value = value.unwrap_or_else(|| {
             self.diagnostics.push(
                 Diagnostic::error("rehearse::syntax::duration_too_large", "this duration is too large")
-                    .label(span, "overflows")
-                    .help("write a duration such as `30s`, `2m` or `1m30s`"),
+                    .label(span, "longer than a day")
+                    .help("a step or a scenario's timeout waits at most 24h; write e.g. `30s`, `2m` or `1h30m`"),
             );
-            std::time::Duration::ZERO
+            // Not zero: the mistake is reported once, not again as a timeout of zero.
+            duration::LONGEST
         });
         Spanned::new(value, span)
     }
