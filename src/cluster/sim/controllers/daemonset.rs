@@ -120,6 +120,7 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, ds: &Value, nodes: 
     let owned = claim(store, POD, namespace, ds, controller_ref(ds, "apps/v1", "DaemonSet"), candidates);
     let by_node = pods_by_node(&owned);
     let surge = allows_surge(ds);
+    let min_ready = ds["spec"]["minReadySeconds"].as_i64().unwrap_or(0);
 
     // manage: create where missing, delete what should not run (or runs twice).
     let mut create = Vec::new();
@@ -139,7 +140,12 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, ds: &Value, nodes: 
                     }
                 }
                 running.sort_by(|a, b| oldest_scheduled_first(a, b));
-                remove.extend(surplus(running, &hash, surge));
+                if surge && run && running.is_empty() {
+                    // Surging: a node keeps one pod not being deleted, so a deleted pod is
+                    // replaced at once, not after its grace period.
+                    create.push(name(node).to_string());
+                }
+                remove.extend(surplus(running, &hash, surge, min_ready, tick));
             }
             Some(pods) if !keep => remove.extend(live(pods)),
             _ => {}
@@ -222,8 +228,9 @@ fn new_pod(ds: &Value, hash: &str, node: &str) -> Value {
 /// The pods to delete of those running on a node that should keep its daemon pod, oldest
 /// (scheduled) first. Without surge only the oldest stays. With it (upstream's
 /// podsShouldBeOnNode) the oldest pod of the current revision and the oldest of an older one may
-/// both stay, the old one only while it is ready and its successor is not.
-fn surplus<'a>(running: Vec<&'a Value>, hash: &str, surge: bool) -> Vec<&'a Value> {
+/// both stay, the old one only while it is ready and its successor is not available yet
+/// (ready for minReadySeconds).
+fn surplus<'a>(running: Vec<&'a Value>, hash: &str, surge: bool, min_ready: i64, tick: &mut Tick) -> Vec<&'a Value> {
     if !surge {
         return running.into_iter().skip(1).collect();
     }
@@ -237,7 +244,7 @@ fn surplus<'a>(running: Vec<&'a Value>, hash: &str, surge: bool) -> Vec<&'a Valu
         }
     }
     if let (Some(current), Some(older)) = (current, older)
-        && (!is_ready(older) || is_ready(current))
+        && (!is_ready(older) || is_available(current, min_ready, tick))
     {
         remove.push(older);
     }
