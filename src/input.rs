@@ -92,6 +92,10 @@ pub fn read_text(path: &Path, limit: u64) -> Result<String, ReadError> {
     if bytes.len() as u64 > limit {
         return Err(ReadError::TooLarge { limit });
     }
+    // A byte-order mark some Windows editors write: invisible, and no part of the script.
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        bytes.drain(..3);
+    }
     String::from_utf8(bytes).map_err(|error| ReadError::NotUtf8 {
         valid_up_to: error.utf8_error().valid_up_to(),
         bytes: error.into_bytes(),
@@ -133,6 +137,9 @@ mod tests {
         std::fs::write(&path, "x".repeat(2048)).unwrap();
         assert!(matches!(read_text(&path, 1024), Err(ReadError::TooLarge { limit: 1024 })));
         assert_eq!(read_text(&path, 4096).unwrap().len(), 2048);
+        let marked = dir.path().join("marked.rollout");
+        std::fs::write(&marked, "\u{feff}scenario \"a\" {\n}\n").unwrap();
+        assert_eq!(read_text(&marked, 4096).unwrap(), "scenario \"a\" {\n}\n", "the byte-order mark is dropped");
         assert!(matches!(read_text(dir.path(), 4096), Err(ReadError::NotAFile { what: "a directory" })));
         #[cfg(unix)]
         {
