@@ -175,7 +175,8 @@ async fn the_load_balancer_steps_refuse_a_service_that_does_not_select_the_pod_o
     let other = "    apply <<YAML\napiVersion: v1\nkind: Service\nmetadata:\n  name: other\nspec:\n  selector:\n    app: web\n  ports:\n    - port: 80\nYAML\n";
     let text = format!(
         "scenario \"remove from another\" {{\n    apply \"dockercoins/rng.yaml\"\n    wait rollout deployment/rng\n    label pods app=rng active=yes\n{other}    let victim = one pod app=rng\n    remove-from-lb $victim from service/other\n}}\n\
-scenario \"add to another\" {{\n    apply \"dockercoins/rng.yaml\"\n    wait rollout deployment/rng\n{other}    let victim = one pod app=rng\n    add-to-lb $victim to service/other\n}}\n"
+scenario \"add to another\" {{\n    apply \"dockercoins/rng.yaml\"\n    wait rollout deployment/rng\n{other}    let victim = one pod app=rng\n    add-to-lb $victim to service/other\n}}\n\
+scenario \"all or nothing\" {{\n    apply \"dockercoins/rng.yaml\"\n    wait rollout deployment/rng\n{other}    run aaa labels app=rng\n    expect-refused add-to-lb pods app=rng to service/other\n    expect pod/aaa labels app=rng\n}}\n"
     );
     let path = script(dir.path(), "lb-other.rollout", &text);
     let (code, output) = run(rehearse(&["run", path.to_str().unwrap()]));
@@ -189,6 +190,9 @@ scenario \"add to another\" {{\n    apply \"dockercoins/rng.yaml\"\n    wait rol
         "{output}"
     );
     assert!(!output.contains("removed active") && !output.contains("restored app=web"), "{output}");
+    // The bare pod sorts first and may take the label; the step is refused for the other, and
+    // refused before touching either.
+    assert!(output.contains("PASS all or nothing"), "{output}");
 }
 
 #[tokio::test]

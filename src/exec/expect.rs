@@ -88,7 +88,8 @@ fn evaluate(step: &Step, context: &Context<'_>) -> Result<Verdict, StepError> {
             if pods.is_empty() {
                 return Ok(Err(format!("no pod matches `{}`", crate::syntax::format::target(target))));
             }
-            let waiting: Vec<String> = pods
+            let variables = context.pod_variables();
+            let waiting: Vec<_> = pods
                 .iter()
                 .filter(|p| {
                     !p.status
@@ -101,12 +102,13 @@ fn evaluate(step: &Step, context: &Context<'_>) -> Result<Verdict, StepError> {
                             })
                         })
                 })
-                .map(|p| p.metadata.name.clone().unwrap_or_default())
                 .collect();
             Ok(if waiting.is_empty() {
                 Ok(format!("every matching pod has {}={status}", condition.value))
             } else {
-                Err(format!("still without {}={status}: {}", condition.value, waiting.join(", ")))
+                // By role, not generated name: the message is recorded.
+                let waiting = describe::distinct(waiting.iter().map(|p| describe::pod(p, &variables)));
+                Err(format!("still without {}={status}: {waiting}", condition.value))
             })
         }
         StepKind::Wait(WaitFor::Deleted(target)) => {
@@ -387,7 +389,8 @@ fn expect(context: &Context<'_>, subject: &Target, expectation: &Expectation) ->
             let failing: Vec<_> = found.iter().filter(|pod| !holds_for(pod)).collect();
             let variables = context.pod_variables();
             Ok(match (failing.as_slice(), found.len()) {
-                ([], _) => Ok(observed(&found[0])),
+                // Every pod's, each once: which pod sorts first by its generated name is chance.
+                ([], _) => Ok(describe::distinct(found.iter().map(|pod| observed(pod)))),
                 ([pod], 1) => Err(observed(pod)),
                 _ => Err(format!(
                     "{} of {} matching pods not so: {}",
@@ -422,7 +425,7 @@ fn expect(context: &Context<'_>, subject: &Target, expectation: &Expectation) ->
         }
         Expectation::RolledOut(_) => match subject {
             Target::Object(object) => rolled_out(context, object),
-            _ => Err(StepError::Failed("`rolled-out` needs a deployment or daemonset".into())),
+            _ => Err(StepError::Failed("`rolled-out` needs one named deployment, daemonset or statefulset".into())),
         },
         Expectation::OnePerNode(_) => {
             let found = pods(context, subject)?;

@@ -329,18 +329,6 @@ mod tests {
     }
 
     #[test]
-    fn a_service_below_the_minimum_when_the_guard_starts_is_in_violation_from_its_step() {
-        let mut judge = Judge { minimum: 3, routed: Vec::new(), history: History::default() };
-        judge.observe(vec![backend("a")], None);
-        let [gap] = judge.history.violations.as_slice() else { panic!("one interval expected") };
-        assert_eq!((gap.opened_by, gap.closed, gap.lowest), (None, false, 1));
-        assert!(gap.left.is_empty());
-        let mut judge = Judge { minimum: 1, routed: Vec::new(), history: History::default() };
-        judge.observe(vec![backend("a")], None);
-        assert!(judge.history.violations.is_empty());
-    }
-
-    #[test]
     fn shrinking_above_the_minimum_is_no_violation() {
         let mut judge = judge(1);
         judge.observe(vec![backend("a")], Some(11));

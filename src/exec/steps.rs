@@ -545,7 +545,8 @@ async fn add_to_lb(
     service: Option<&ObjectRef>,
 ) -> Result<String, StepError> {
     let pods = some_pods_of(context, target)?;
-    let mut described = Vec::new();
+    // Decide every pod's labels first, so nothing is touched when one pod cannot be put back.
+    let mut plan: Vec<(Arc<Pod>, BTreeMap<String, String>)> = Vec::new();
     for pod in pods {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let restore: BTreeMap<String, String> = match (context.removed_from_lb.get(&uid), service) {
@@ -555,7 +556,7 @@ async fn add_to_lb(
                 let Some(named) = service else {
                     return Err(StepError::refused(format!(
                         "{} was not taken out with remove-from-lb; name the Service: `add-to-lb ... to service/NAME`",
-                        pod.metadata.name.clone().unwrap_or_default()
+                        describe::pod(&pod, &context.pod_variables())
                     )));
                 };
                 let labels = labels_of(&pod.metadata);
@@ -576,9 +577,13 @@ async fn add_to_lb(
                 )));
             }
         }
+        plan.push((pod, restore));
+    }
+    let mut described = Vec::new();
+    for (pod, restore) in plan {
         let name = pod.metadata.name.clone().unwrap_or_default();
         patch_pod_labels(context, &name, serde_json::json!(restore)).await?;
-        context.removed_from_lb.remove(&uid);
+        context.removed_from_lb.remove(pod.metadata.uid.as_deref().unwrap_or_default());
         described.push(format!(
             "restored {} on {}",
             describe::labels(&restore),

@@ -545,7 +545,7 @@ fn update_strategy(resource: Resource, object: &Value) -> Vec<String> {
     // Upstream's getIntOrPercentValue: a string that is no valid percentage is read as a
     // number (IntValue's Atoi: "1" is 1), and as 0 when it is not one either.
     let amount = |value: &Value| match value {
-        Value::String(s) => percent(s).or_else(|| s.parse().ok()).unwrap_or(0),
+        Value::String(s) => percent(s).unwrap_or_else(|| atoi(s)),
         other => other.as_i64().unwrap_or(0),
     };
     let (unavailable_set, surge_set) = (amount(&unavailable) != 0, amount(&surge) != 0);
@@ -704,6 +704,16 @@ fn not_over_100_percent(path: &str, value: &Value) -> Option<String> {
 
 /// The number of a percentage such as `25%` (digits, then `%`); a number too long to hold is
 /// more than 100 all the same.
+/// Go's strconv.Atoi as IntValue uses it: a number out of range is clamped, anything else is 0.
+fn atoi(text: &str) -> i64 {
+    match text.parse::<i64>() {
+        Ok(n) => n,
+        Err(error) if *error.kind() == std::num::IntErrorKind::PosOverflow => i64::MAX,
+        Err(error) if *error.kind() == std::num::IntErrorKind::NegOverflow => i64::MIN,
+        Err(_) => 0,
+    }
+}
+
 fn percent(text: &str) -> Option<i64> {
     let digits = text.strip_suffix('%').filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))?;
     Some(digits.parse().unwrap_or(i64::MAX))

@@ -177,7 +177,7 @@ fn sync(store: &mut Store, tick: &mut Tick, namespace: &str, ds: &Value, nodes: 
             by_node: &by_node,
             nodes,
             budget: Budget::of(ds, nodes, &spec),
-            min_ready: ds["spec"]["minReadySeconds"].as_i64().unwrap_or(0),
+            min_ready,
         };
         if !surge {
             rollout.rolling(store, tick);
