@@ -747,16 +747,10 @@ pub fn keep_stored(object: &mut Value, stored: &Value, path: &[&str]) {
         Some(kept) => {
             let mut parent = object;
             for key in parents {
-                if parent.is_null() {
-                    *parent = Value::Object(Map::new());
-                }
-                let Some(fields) = parent.as_object_mut() else { return };
+                let Some(fields) = fields_made(parent) else { return };
                 parent = fields.entry(*key).or_insert(Value::Null);
             }
-            if parent.is_null() {
-                *parent = Value::Object(Map::new());
-            }
-            if let Some(fields) = parent.as_object_mut() {
+            if let Some(fields) = fields_made(parent) {
                 fields.insert((*field).to_string(), kept.clone());
             }
         }
@@ -767,6 +761,14 @@ pub fn keep_stored(object: &mut Value, stored: &Value, path: &[&str]) {
             }
         }
     }
+}
+
+/// The fields of an object, a null made an empty object first; `None` for any other value.
+fn fields_made(value: &mut Value) -> Option<&mut Map<String, Value>> {
+    if value.is_null() {
+        *value = Value::Object(Map::new());
+    }
+    value.as_object_mut()
 }
 
 pub fn name_of(object: &Value) -> Option<&str> {
