@@ -1,5 +1,7 @@
 //! Kinds and names: every kind is one rehearse knows, and each step gets the kind it works on.
 
+use std::collections::HashMap;
+
 use super::Context;
 use crate::diagnostic::{Diagnostic, did_you_mean};
 use crate::model::{Kind, ObjectRef};
@@ -14,6 +16,7 @@ const SERVICE: &[Kind] = &[Kind::Service];
 const PODS: &[Kind] = &[Kind::Pod];
 
 pub(super) fn check(scenario: &Scenario, context: &mut Context) {
+    let variables = variable_kinds(scenario);
     for step in scenario.all_steps() {
         for object in step.object_refs() {
             known_kind(&object.kind_text, object.kind, context);
@@ -22,8 +25,27 @@ pub(super) fn check(scenario: &Scenario, context: &mut Context) {
         for selection in step.selections() {
             known_kind(&selection.kind_text, selection.kind, context);
         }
-        check_roles(step, context);
+        check_roles(step, &variables, context);
     }
+}
+
+/// The kind of object each variable holds, where its `let` names one (`let d = deployment/web`);
+/// a variable bound twice is reported by the variable checks, and keeps its first kind here.
+fn variable_kinds(scenario: &Scenario) -> HashMap<&str, Kind> {
+    let mut kinds = HashMap::new();
+    for step in scenario.all_steps() {
+        if let StepKind::Let { name, value } = &step.kind {
+            let kind = match value {
+                Binding::OneOf(selection) => selection.kind,
+                Binding::Object(object) => object.kind,
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                kinds.entry(name.value.as_str()).or_insert(kind);
+            }
+        }
+    }
+    kinds
 }
 
 fn known_kind(text: &Spanned<String>, kind: Option<Kind>, context: &mut Context) {
@@ -59,6 +81,11 @@ fn check_name(name: &Spanned<String>, context: &mut Context) {
 
 /// Reports an object of the wrong kind for its place in a step.
 fn expect_kind(kind: Option<Kind>, span: Span, allowed: &[Kind], role: &str, context: &mut Context) {
+    wrong_kind(kind, span, allowed, role, "", context);
+}
+
+/// As `expect_kind`, its label led by `held` (a variable "holds" its object).
+fn wrong_kind(kind: Option<Kind>, span: Span, allowed: &[Kind], role: &str, held: &str, context: &mut Context) {
     let Some(kind) = kind else { return }; // unknown kinds are reported once, by known_kind
     if allowed.contains(&kind) {
         return;
@@ -70,7 +97,7 @@ fn expect_kind(kind: Option<Kind>, span: Span, allowed: &[Kind], role: &str, con
     };
     context.report(
         Diagnostic::error("rehearse::check::wrong_kind", format!("{role} must be a {names}, not a {kind}"))
-            .label(span, format!("a {kind}"))
+            .label(span, format!("{held}a {kind}"))
             .help(format!("name a {names} here")),
     );
 }
@@ -100,16 +127,24 @@ fn selection(selection: &Selection, allowed: &[Kind], role: &str, context: &mut 
     expect_kind(selection.kind, selection.kind_text.span, allowed, role, context);
 }
 
-/// Pods, however they are named (a variable's kind is checked where it is bound).
-fn pods(target: &Target, role: &str, context: &mut Context) {
+/// A variable in a place that takes only some kinds: the kind its `let` bound (text and numbers
+/// are the variable checks' to report).
+fn variable(name: &Spanned<String>, variables: &Variables, allowed: &[Kind], role: &str, context: &mut Context) {
+    wrong_kind(variables.get(name.value.as_str()).copied(), name.span, allowed, role, "holds ", context);
+}
+
+/// Pods, however they are named.
+fn pods(target: &Target, variables: &Variables, role: &str, context: &mut Context) {
     match target {
         Target::Object(o) => object(o, PODS, role, context),
         Target::Selection(s) => selection(s, PODS, role, context),
-        Target::Variable(_) => {}
+        Target::Variable(name) => variable(name, variables, PODS, role, context),
     }
 }
 
-fn check_roles(step: &Step, context: &mut Context) {
+type Variables<'a> = HashMap<&'a str, Kind>;
+
+fn check_roles(step: &Step, variables: &Variables, context: &mut Context) {
     match &step.kind {
         StepKind::Convert { source, to, to_kind } => {
             object(source, &[Kind::Deployment], "what `convert` reads", context);
@@ -124,7 +159,7 @@ fn check_roles(step: &Step, context: &mut Context) {
         StepKind::Select { service, .. } => object(service, SERVICE, "what `select` changes", context),
         StepKind::Template { controller, .. } => object(controller, CONTROLLERS, "what `template` changes", context),
         StepKind::RemoveFromLb { pods: p, service } | StepKind::AddToLb { pods: p, service } => {
-            pods(p, "what leaves or joins a load balancer", context);
+            pods(p, variables, "what leaves or joins a load balancer", context);
             if let Some(service) = service {
                 object(service, SERVICE, "the load balancer", context);
             }
@@ -135,7 +170,7 @@ fn check_roles(step: &Step, context: &mut Context) {
                 TrafficExpectation::Exactly(t)
                 | TrafficExpectation::Includes(t)
                 | TrafficExpectation::Excludes(t)
-                | TrafficExpectation::Share { pods: t, .. } => pods(t, "what receives traffic", context),
+                | TrafficExpectation::Share { pods: t, .. } => pods(t, variables, "what receives traffic", context),
                 _ => {}
             }
         }
@@ -145,7 +180,7 @@ fn check_roles(step: &Step, context: &mut Context) {
             | Expectation::Orphaned(_)
             | Expectation::Adopted { .. }
             | Expectation::OnePerNode(_) => {
-                pods(subject, "the subject of this expectation", context);
+                pods(subject, variables, "the subject of this expectation", context);
                 if let Expectation::Adopted { by: Some(owner), .. } = expectation {
                     object(owner, CONTROLLERS, "an owner", context);
                 }
@@ -160,13 +195,13 @@ fn check_roles(step: &Step, context: &mut Context) {
                     .label(s.span, "a selection")
                     .help("name the object: `expect deployment/NAME rolled-out`"),
                 ),
-                Target::Variable(_) => {}
+                Target::Variable(name) => variable(name, variables, ROLLOUTS, "what rolls out", context),
             },
             _ => {}
         },
         StepKind::Wait(WaitFor::Rollout(target)) => object(target, ROLLOUTS, "what rolls out", context),
         StepKind::Wait(WaitFor::Condition { target, .. }) => {
-            pods(target, "what `wait ... condition=` waits for", context)
+            pods(target, variables, "what `wait ... condition=` waits for", context)
         }
         StepKind::Restart { target } => object(target, ROLLOUTS, "what `restart` rolls out again", context),
         StepKind::Pause { target } | StepKind::Resume { target } => {

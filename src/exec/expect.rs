@@ -81,7 +81,7 @@ fn evaluate(step: &Step, context: &Context<'_>) -> Result<Verdict, StepError> {
     match &step.kind {
         StepKind::ExpectTraffic { service, expectation } => traffic(context, service, expectation),
         StepKind::Expect { subject, expectation } => expect(context, subject, expectation),
-        StepKind::Wait(WaitFor::Rollout(target)) => rolled_out(context, target),
+        StepKind::Wait(WaitFor::Rollout(target)) => rolled_out(context, target.kind, &target.name.value),
         StepKind::Wait(WaitFor::Condition { target, condition, status }) => {
             let status = status.as_ref().map_or("True", |s| s.value.as_str());
             let pods = pods(context, target)?;
@@ -424,8 +424,14 @@ fn expect(context: &Context<'_>, subject: &Target, expectation: &Expectation) ->
             })
         }
         Expectation::RolledOut(_) => match subject {
-            Target::Object(object) => rolled_out(context, object),
-            _ => Err(StepError::Failed("`rolled-out` needs one named deployment, daemonset or statefulset".into())),
+            Target::Object(object) => rolled_out(context, object.kind, &object.name.value),
+            Target::Variable(_) => match super::steps::resolve(context, subject)?.as_slice() {
+                [(kind, name)] => rolled_out(context, Some(*kind), name),
+                _ => Err(StepError::Failed(format!("`{}` does not hold one object", crate::syntax::format::target(subject)))),
+            },
+            Target::Selection(_) => {
+                Err(StepError::Failed("`rolled-out` needs one named deployment, daemonset or statefulset".into()))
+            }
         },
         Expectation::OnePerNode(_) => {
             let found = pods(context, subject)?;
@@ -486,8 +492,8 @@ fn owned_by(view: &super::view::View, kind: &str, name: &str, owner_kind: Option
         })
 }
 
-fn rolled_out(context: &Context<'_>, target: &ObjectRef) -> Result<Verdict, StepError> {
-    match rollout(&context.view, target.kind, &target.name.value) {
+fn rolled_out(context: &Context<'_>, kind: Option<Kind>, name: &str) -> Result<Verdict, StepError> {
+    match rollout(&context.view, kind, name) {
         Rollout::Done(observed) => Ok(Ok(observed)),
         Rollout::Rolling(observed) => Ok(Err(observed)),
         // Nothing in a scenario can resume it while a step waits: waiting could only time out.
