@@ -72,6 +72,12 @@ pub struct ManifestObject {
     pub template_labels_at: Option<YamlPosition>,
     /// `spec.template.metadata.labels` of a controller.
     pub template_labels: Vec<YamlLabel>,
+    /// Where the document's root node starts, and whether it is a mapping; `None` for an empty
+    /// document (nothing, or `null`), which `apply` skips.
+    pub root: Option<(YamlPosition, bool)>,
+    /// Whether the document uses an alias (`*name`, `<<: *name`): what it stands for is not
+    /// followed here, so fields it may supply are not known to be missing.
+    pub aliased: bool,
 }
 
 /// Why the API server would refuse a controller for its selector (apps/v1 validation).
@@ -87,6 +93,23 @@ pub enum SelectorProblem {
 }
 
 impl ManifestObject {
+    /// What every object `apply` sends must have and this one lacks, or `None` when it has it
+    /// all (or may, through an alias). A document that is not a mapping lacks everything.
+    pub fn missing_identity(&self) -> Option<Vec<&'static str>> {
+        if self.aliased || self.root.is_none() {
+            return None;
+        }
+        let missing: Vec<&'static str> = [
+            ("apiVersion", &self.api_version),
+            ("kind", &self.kind),
+            ("metadata.name", &self.name),
+        ]
+        .into_iter()
+        .filter_map(|(field, value)| value.as_deref().is_none_or(str::is_empty).then_some(field))
+        .collect();
+        (!missing.is_empty()).then_some(missing)
+    }
+
     /// Labels that pods created from this object carry.
     pub fn pod_labels(&self) -> impl Iterator<Item = &YamlLabel> {
         let own = if self.kind.as_deref() == Some("Pod") { &self.labels[..] } else { &[] };
@@ -307,7 +330,9 @@ fn scan_events(text: &str) -> Manifest {
                     path.push("-".into());
                 }
                 let is_mapping = matches!(event, Event::MappingStart(..));
-                if !stack.is_empty() {
+                if stack.is_empty() {
+                    object.root = Some((at, is_mapping));
+                } else {
                     record_node(&mut object, &path, is_mapping, node_at);
                 }
                 stack.push(if is_mapping { Frame::Mapping { key: None } } else { Frame::Sequence });
@@ -328,9 +353,16 @@ fn scan_events(text: &str) -> Manifest {
                     record_value(&mut manifest, &mut object, &path, name, &value, style, key_at, at);
                 }
                 Some(Frame::Sequence) => record_item(&mut object, &path, &value),
-                None => {}
+                // A document that is one scalar; a plain empty or null one is no document at all.
+                None => {
+                    let null = style == ScalarStyle::Plain && matches!(&*value, "" | "~" | "null" | "Null" | "NULL");
+                    if !null {
+                        object.root = Some((at, false));
+                    }
+                }
             },
             Event::Alias(_) => {
+                object.aliased = true;
                 if let Some(Frame::Mapping { key }) = stack.last_mut() {
                     if key.is_some() {
                         *key = None;

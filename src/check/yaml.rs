@@ -58,6 +58,9 @@ pub(super) fn check<'a>(scenario: &'a Scenario, context: &mut Context) -> Vec<De
             ApplySource::Inline(yaml) => {
                 let origin = std::rc::Rc::new(Origin::Inline(yaml));
                 let manifest = scan(&yaml.text);
+                if manifest.objects.is_empty() && manifest.problems.is_empty() {
+                    context.report(nothing_to_apply(yaml.span, "inline YAML"));
+                }
                 collect(&manifest, origin, &mut declared, context);
             }
             ApplySource::Path(path) => {
@@ -79,20 +82,31 @@ pub(super) fn check<'a>(scenario: &'a Scenario, context: &mut Context) -> Vec<De
                         .help("point `apply` at a manifest file or a directory of them"),
                     );
                 }
+                // Empty files among others are skipped, as kubectl skips them; all empty is an error.
+                let mut nothing = !files.is_empty();
                 for file in files {
                     let loaded = context.manifests.load(&file);
                     let origin = std::rc::Rc::new(Origin::File { path: file.clone(), apply: path.span });
                     match loaded.as_ref() {
-                        Ok(manifest) => collect(manifest, origin, &mut declared, context),
-                        Err(error) => context.report(
-                            Diagnostic::error(
-                                "rehearse::manifest::unreadable",
-                                format!("cannot read {}: {error}", file.display()),
+                        Ok(manifest) => {
+                            nothing &= manifest.objects.is_empty() && manifest.problems.is_empty();
+                            collect(manifest, origin, &mut declared, context)
+                        }
+                        Err(error) => {
+                            nothing = false;
+                            context.report(
+                                Diagnostic::error(
+                                    "rehearse::manifest::unreadable",
+                                    format!("cannot read {}: {error}", file.display()),
+                                )
+                                .label(path.span, "applied here")
+                                .help("check the file's permissions and encoding"),
                             )
-                            .label(path.span, "applied here")
-                            .help("check the file's permissions and encoding"),
-                        ),
+                        }
                     }
+                }
+                if nothing {
+                    context.report(nothing_to_apply(path.span, &resolved.display().to_string()));
                 }
             }
         }
@@ -151,6 +165,11 @@ fn collect<'a>(
         };
         context.report(diagnostic);
     }
+    for object in &manifest.objects {
+        if let (Some(missing), Some((at, is_mapping))) = (object.missing_identity(), object.root) {
+            context.report(incomplete(&origin, at, is_mapping, &missing));
+        }
+    }
     // What a refused apply declares never reaches the cluster: its labels put nothing on a pod,
     // its selectors route nothing, so the other checks do not see it.
     if meant_to_be_refused {
@@ -162,6 +181,31 @@ fn collect<'a>(
         }
         declared.push(Declared { origin: origin.clone(), object: object.clone() });
     }
+}
+
+/// An `apply` of manifests that hold no object: kubectl refuses it ("no objects passed to apply").
+fn nothing_to_apply(span: Span, place: &str) -> Diagnostic {
+    Diagnostic::error("rehearse::manifest::no_objects", format!("{place}: no objects to apply"))
+        .label(span, "holds no object, only comments or empty documents")
+        .help("give `apply` at least one object, or remove the step")
+}
+
+/// A document `apply` cannot send: not a mapping, or without what names the object.
+fn incomplete(origin: &Origin, at: YamlPosition, is_mapping: bool, missing: &[&str]) -> Diagnostic {
+    let (span, place) = origin.locate(at, 1);
+    let (message, label) = if is_mapping {
+        let missing = match missing.iter().map(|field| format!("`{field}`")).collect::<Vec<_>>().as_slice() {
+            [rest @ .., last] if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            all => all.join(""),
+        };
+        (format!("{place}: this object has no {missing}"), format!("no {missing}"))
+    } else {
+        (format!("{place}: this document is not an object"), "not a mapping".to_string())
+    };
+    Diagnostic::error("rehearse::manifest::incomplete", message).label(span, label).help(
+        "every object `apply` sends is a mapping with `apiVersion`, `kind` and `metadata.name`, \
+         as kubectl needs them",
+    )
 }
 
 /// A controller the API server would refuse for its selector, in the API server's own words.

@@ -58,6 +58,10 @@ pub async fn apply_all(
     namespace: &str,
     documents: Vec<serde_json::Value>,
 ) -> Result<Vec<DynamicObject>, StepError> {
+    if documents.is_empty() {
+        // kubectl's "no objects passed to apply"; `check` reports it with the place.
+        return Err(StepError::Failed("no objects to apply: the manifests hold only comments or empty documents".into()));
+    }
     let mut applied = Vec::new();
     for mut document in documents {
         let api_version = document["apiVersion"].as_str().unwrap_or_default().to_string();
