@@ -31,7 +31,7 @@ pub(super) fn check(scenario: &Scenario, context: &mut Context) {
 
 /// The kind of object each variable holds, where its `let` names one (`let d = deployment/web`);
 /// a variable bound twice is reported by the variable checks, and keeps its first kind here.
-fn variable_kinds(scenario: &Scenario) -> HashMap<&str, Kind> {
+pub(super) fn variable_kinds(scenario: &Scenario) -> HashMap<&str, Kind> {
     let mut kinds = HashMap::new();
     for step in scenario.all_steps() {
         if let StepKind::Let { name, value } = &step.kind {

@@ -2,14 +2,14 @@
 //! sets (the Service would go empty), and a set key one slip away from a selected one (the
 //! runbook's own `enable` vs `enabled`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use super::Context;
 use super::yaml::Declared;
 use crate::diagnostic::Diagnostic;
-use crate::model::LabelChangeKind;
+use crate::model::{Kind, LabelChangeKind};
 use crate::span::Span;
-use crate::syntax::ast::{Scenario, SelectMode, StepKind};
+use crate::syntax::ast::{Scenario, SelectMode, StepKind, Target};
 
 /// Keys that controllers put on the pods they create: the Deployment's template hash, the
 /// DaemonSet's and StatefulSet's revision hash and the DaemonSet's template generation, and a
@@ -32,8 +32,11 @@ struct KeyUse {
 pub(super) fn check(scenario: &Scenario, declared: &[Declared], context: &mut Context) {
     let mut set: Vec<KeyUse> = Vec::new();
     let mut selected: Vec<KeyUse> = Vec::new();
+    let variables = super::kinds::variable_kinds(scenario);
     for step in scenario.all_steps() {
         match &step.kind {
+            // A label on a Deployment or a Service is on no pod: Services never see it.
+            StepKind::Label { target, .. } if !on_pods(target, &variables) => {}
             StepKind::Label { .. } | StepKind::Template { .. } | StepKind::Run { .. } => {
                 for change in step.label_changes() {
                     if let LabelChangeKind::Set(_) = change.kind {
@@ -104,6 +107,16 @@ pub(super) fn check(scenario: &Scenario, declared: &[Declared], context: &mut Co
             );
         }
     }
+}
+
+/// Whether a target stands for pods (or may: a kind not known is reported elsewhere).
+fn on_pods(target: &Target, variables: &HashMap<&str, Kind>) -> bool {
+    let kind = match target {
+        Target::Object(object) => object.kind,
+        Target::Selection(selection) => selection.kind,
+        Target::Variable(name) => variables.get(name.value.as_str()).copied(),
+    };
+    kind.is_none_or(|kind| kind == Kind::Pod)
 }
 
 fn prefix(place: &Option<String>) -> String {
