@@ -244,6 +244,9 @@ pub enum YamlProblem {
     Refused { message: String },
     /// A label (or selector, annotation) value that YAML 1.1 reads as something other than a string.
     UnquotedValue { key: String, value: String, reads_as: &'static str, at: YamlPosition },
+    /// An item of a selector expression's `values` that YAML 1.1 reads as something other
+    /// than a string.
+    UnquotedItem { value: String, reads_as: &'static str, at: YamlPosition },
 }
 
 /// A scanned YAML text.
@@ -352,7 +355,15 @@ fn scan_events(text: &str) -> Manifest {
                     let (name, key_at) = key.take().expect("checked Some");
                     record_value(&mut manifest, &mut object, &path, name, &value, style, key_at, at);
                 }
-                Some(Frame::Sequence) => record_item(&mut object, &path, &value),
+                Some(Frame::Sequence) => {
+                    if style == ScalarStyle::Plain
+                        && is_expression_values(&path)
+                        && let Some(reads_as) = yaml11_type(&value)
+                    {
+                        manifest.problems.push(YamlProblem::UnquotedItem { value: value.to_string(), reads_as, at });
+                    }
+                    record_item(&mut object, &path, &value)
+                }
                 // A document that is one scalar; a plain empty or null one is no document at all.
                 None => {
                     let null = style == ScalarStyle::Plain && matches!(&*value, "" | "~" | "null" | "Null" | "NULL");
@@ -404,6 +415,13 @@ fn record_node(object: &mut ManifestObject, path: &[String], is_mapping: bool, a
         (["spec", "selector", ..], _) => unreadable_selector(object),
         _ => {}
     }
+}
+
+/// Whether `path` is the `values` of a label selector expression (a Deployment's selector, an
+/// affinity term's, a node selector term's): lists of strings.
+fn is_expression_values(path: &[String]) -> bool {
+    matches!(path, [.., expressions, item, values]
+        if expressions == "matchExpressions" && item == "-" && values == "values")
 }
 
 /// A text item of a list at `path`.
@@ -569,6 +587,38 @@ mod tests {
             })
             .collect();
         assert_eq!(found, vec![("enabled", "a boolean", 2), ("version", "a number", 3)]);
+    }
+
+    #[test]
+    fn finds_yaml11_booleans_and_numbers_in_selector_expression_values() {
+        let manifest = scan(
+            "spec:
+  selector:
+    matchExpressions:
+      - {key: tier, operator: In, values: [yes, \"no\", web]}
+  template:
+    spec:
+      affinity:
+        nodeAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+            nodeSelectorTerms:
+              - matchExpressions:
+                  - key: rack
+                    operator: In
+                    values:
+                      - 12
+  ports: [80, on]
+",
+        );
+        let found: Vec<_> = manifest
+            .problems
+            .iter()
+            .map(|p| match p {
+                YamlProblem::UnquotedItem { value, reads_as, at } => (value.as_str(), *reads_as, at.line),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(found, vec![("yes", "a boolean", 3), ("12", "a number", 14)]);
     }
 
     #[test]

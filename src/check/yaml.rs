@@ -151,6 +151,15 @@ fn collect<'a>(
                     .label(span, "this manifest")
                     .help("manifests are read with limits (64 levels of nesting, 250,000 nodes, 50,000 aliases, 1,024 documents): keep them to what the API server takes")
             }
+            YamlProblem::UnquotedItem { value, reads_as, at } => {
+                let (span, place) = origin.locate(*at, value.len());
+                Diagnostic::error(
+                    "rehearse::yaml::unquoted_selector_value",
+                    format!("{place}: `{value}` is {reads_as} in YAML, not the text a selector's `values` hold"),
+                )
+                .label(span, format!("YAML reads `{value}` as {reads_as}"))
+                .help(format!("quote it: `\"{value}\"` (the API server refuses {reads_as} in `values`)"))
+            }
             YamlProblem::UnquotedValue { key, value, reads_as, at } => {
                 let (span, place) = origin.locate(*at, value.len());
                 Diagnostic::error(
