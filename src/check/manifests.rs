@@ -99,14 +99,11 @@ impl ManifestObject {
         if self.aliased || self.root.is_none() {
             return None;
         }
-        let missing: Vec<&'static str> = [
-            ("apiVersion", &self.api_version),
-            ("kind", &self.kind),
-            ("metadata.name", &self.name),
-        ]
-        .into_iter()
-        .filter_map(|(field, value)| value.as_deref().is_none_or(str::is_empty).then_some(field))
-        .collect();
+        let missing: Vec<&'static str> =
+            [("apiVersion", &self.api_version), ("kind", &self.kind), ("metadata.name", &self.name)]
+                .into_iter()
+                .filter_map(|(field, value)| value.as_deref().is_none_or(str::is_empty).then_some(field))
+                .collect();
         (!missing.is_empty()).then_some(missing)
     }
 

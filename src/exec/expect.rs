@@ -427,7 +427,10 @@ fn expect(context: &Context<'_>, subject: &Target, expectation: &Expectation) ->
             Target::Object(object) => rolled_out(context, object.kind, &object.name.value),
             Target::Variable(_) => match super::steps::resolve(context, subject)?.as_slice() {
                 [(kind, name)] => rolled_out(context, Some(*kind), name),
-                _ => Err(StepError::Failed(format!("`{}` does not hold one object", crate::syntax::format::target(subject)))),
+                _ => Err(StepError::Failed(format!(
+                    "`{}` does not hold one object",
+                    crate::syntax::format::target(subject)
+                ))),
             },
             Target::Selection(_) => {
                 Err(StepError::Failed("`rolled-out` needs one named deployment, daemonset or statefulset".into()))
