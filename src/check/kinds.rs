@@ -16,7 +16,9 @@ const SERVICE: &[Kind] = &[Kind::Service];
 const PODS: &[Kind] = &[Kind::Pod];
 
 pub(super) fn check(scenario: &Scenario, context: &mut Context) {
-    let variables = variable_kinds(scenario);
+    // Only a variable bound before a step counts in it: a use before the `let` is the variable
+    // checks' to report.
+    let mut variables = Variables::new();
     for step in scenario.all_steps() {
         for object in step.object_refs() {
             known_kind(&object.kind_text, object.kind, context);
@@ -26,26 +28,29 @@ pub(super) fn check(scenario: &Scenario, context: &mut Context) {
             known_kind(&selection.kind_text, selection.kind, context);
         }
         check_roles(step, &variables, context);
+        bind(step, &mut variables);
     }
 }
 
-/// The kind of object each variable holds, where its `let` names one (`let d = deployment/web`);
-/// a variable bound twice is reported by the variable checks, and keeps its first kind here.
-pub(super) fn variable_kinds(scenario: &Scenario) -> HashMap<&str, Kind> {
-    let mut kinds = HashMap::new();
+/// The kind of object each variable holds where its `let` names one (`let d = deployment/web`),
+/// and where it is bound; a variable bound twice (reported by the variable checks) keeps its first.
+pub(super) type Variables<'a> = HashMap<&'a str, (Kind, Span)>;
+
+/// Every variable of the scenario that holds an object of a known kind.
+pub(super) fn variable_kinds(scenario: &Scenario) -> Variables<'_> {
+    let mut variables = Variables::new();
     for step in scenario.all_steps() {
-        if let StepKind::Let { name, value } = &step.kind {
-            let kind = match value {
-                Binding::OneOf(selection) => selection.kind,
-                Binding::Object(object) => object.kind,
-                _ => None,
-            };
-            if let Some(kind) = kind {
-                kinds.entry(name.value.as_str()).or_insert(kind);
-            }
-        }
+        bind(step, &mut variables);
     }
-    kinds
+    variables
+}
+
+fn bind<'a>(step: &'a Step, variables: &mut Variables<'a>) {
+    if let StepKind::Let { name, value } = &step.kind
+        && let Some(kind) = value.object_kind()
+    {
+        variables.entry(name.value.as_str()).or_insert((kind, name.span));
+    }
 }
 
 fn known_kind(text: &Spanned<String>, kind: Option<Kind>, context: &mut Context) {
@@ -81,25 +86,26 @@ fn check_name(name: &Spanned<String>, context: &mut Context) {
 
 /// Reports an object of the wrong kind for its place in a step.
 fn expect_kind(kind: Option<Kind>, span: Span, allowed: &[Kind], role: &str, context: &mut Context) {
-    wrong_kind(kind, span, allowed, role, "", context);
+    if let Some((kind, diagnostic)) = wrong_kind(kind, allowed, role) {
+        context.report(diagnostic.label(span, format!("a {kind}")));
+    }
 }
 
-/// As `expect_kind`, its label led by `held` (a variable "holds" its object).
-fn wrong_kind(kind: Option<Kind>, span: Span, allowed: &[Kind], role: &str, held: &str, context: &mut Context) {
-    let Some(kind) = kind else { return }; // unknown kinds are reported once, by known_kind
+/// The error, without its labels, for an object of a kind its place does not take.
+fn wrong_kind(kind: Option<Kind>, allowed: &[Kind], role: &str) -> Option<(Kind, Diagnostic)> {
+    let kind = kind?; // unknown kinds are reported once, by known_kind
     if allowed.contains(&kind) {
-        return;
+        return None;
     }
     let names = match allowed.iter().map(|k| k.name()).collect::<Vec<_>>().as_slice() {
         [one] => one.to_string(),
         [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
         [] => String::new(),
     };
-    context.report(
+    let diagnostic =
         Diagnostic::error("rehearse::check::wrong_kind", format!("{role} must be a {names}, not a {kind}"))
-            .label(span, format!("{held}a {kind}"))
-            .help(format!("name a {names} here")),
-    );
+            .help(format!("name a {names} here"));
+    Some((kind, diagnostic))
 }
 
 /// `spec.replicas` is an int32: the API server refuses more (`json: cannot unmarshal number ...
@@ -130,7 +136,10 @@ fn selection(selection: &Selection, allowed: &[Kind], role: &str, context: &mut 
 /// A variable in a place that takes only some kinds: the kind its `let` bound (text and numbers
 /// are the variable checks' to report).
 fn variable(name: &Spanned<String>, variables: &Variables, allowed: &[Kind], role: &str, context: &mut Context) {
-    wrong_kind(variables.get(name.value.as_str()).copied(), name.span, allowed, role, "holds ", context);
+    let Some((kind, bound)) = variables.get(name.value.as_str()) else { return };
+    if let Some((kind, diagnostic)) = wrong_kind(Some(*kind), allowed, role) {
+        context.report(diagnostic.label(name.span, format!("holds a {kind}")).label(*bound, "bound here"));
+    }
 }
 
 /// Pods, however they are named.
@@ -141,8 +150,6 @@ fn pods(target: &Target, variables: &Variables, role: &str, context: &mut Contex
         Target::Variable(name) => variable(name, variables, PODS, role, context),
     }
 }
-
-type Variables<'a> = HashMap<&'a str, Kind>;
 
 fn check_roles(step: &Step, variables: &Variables, context: &mut Context) {
     match &step.kind {

@@ -72,12 +72,20 @@ pub struct ManifestObject {
     pub template_labels_at: Option<YamlPosition>,
     /// `spec.template.metadata.labels` of a controller.
     pub template_labels: Vec<YamlLabel>,
-    /// Where the document's root node starts, and whether it is a mapping; `None` for an empty
-    /// document (nothing, or `null`), which `apply` skips.
-    pub root: Option<(YamlPosition, bool)>,
-    /// Whether the document uses an alias (`*name`, `<<: *name`): what it stands for is not
-    /// followed here, so fields it may supply are not known to be missing.
+    /// The document's root node; `None` for an empty document (nothing, or `null`), which
+    /// `apply` skips.
+    pub root: Option<Root>,
+    /// Whether the document uses an alias (`*name`) or a merge key (`<<`): what they bring in is
+    /// not followed here, so fields they may supply are not known to be missing.
     pub aliased: bool,
+}
+
+/// A document's root node: where it starts, and what it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Root {
+    pub at: YamlPosition,
+    /// A mapping, as every object is; else a list or a scalar.
+    pub is_mapping: bool,
 }
 
 /// Why the API server would refuse a controller for its selector (apps/v1 validation).
@@ -232,6 +240,13 @@ fn is_null(value: &str, style: ScalarStyle) -> bool {
     style == ScalarStyle::Plain && matches!(value, "" | "~" | "null" | "Null" | "NULL")
 }
 
+/// A scalar as the text it is, or `None` when YAML reads it as null, a boolean or a number
+/// (`name: 123` is no name to the API server, nor to `rehearse run`).
+fn text(value: &str, style: ScalarStyle) -> Option<String> {
+    let not_text = is_null(value, style) || (style == ScalarStyle::Plain && yaml11_type(value).is_some());
+    (!not_text).then(|| value.to_string())
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum YamlProblem {
     /// The text is not YAML.
@@ -331,7 +346,7 @@ fn scan_events(text: &str) -> Manifest {
                 }
                 let is_mapping = matches!(event, Event::MappingStart(..));
                 if stack.is_empty() {
-                    object.root = Some((at, is_mapping));
+                    object.root = Some(Root { at, is_mapping });
                 } else {
                     record_node(&mut object, &path, is_mapping, node_at);
                 }
@@ -347,7 +362,10 @@ fn scan_events(text: &str) -> Manifest {
                 }
             }
             Event::Scalar(value, style, ..) => match stack.last_mut() {
-                Some(Frame::Mapping { key: key @ None }) => *key = Some((value.to_string(), at)),
+                Some(Frame::Mapping { key: key @ None }) => {
+                    object.aliased |= value == "<<";
+                    *key = Some((value.to_string(), at))
+                }
                 Some(Frame::Mapping { key: key @ Some(_) }) => {
                     let (name, key_at) = key.take().expect("checked Some");
                     record_value(&mut manifest, &mut object, &path, name, &value, style, key_at, at);
@@ -363,9 +381,8 @@ fn scan_events(text: &str) -> Manifest {
                 }
                 // A document that is one scalar; a plain empty or null one is no document at all.
                 None => {
-                    let null = style == ScalarStyle::Plain && matches!(&*value, "" | "~" | "null" | "Null" | "NULL");
-                    if !null {
-                        object.root = Some((at, false));
+                    if !is_null(&value, style) {
+                        object.root = Some(Root { at, is_mapping: false });
                     }
                 }
             },
@@ -414,11 +431,11 @@ fn record_node(object: &mut ManifestObject, path: &[String], is_mapping: bool, a
     }
 }
 
-/// Whether `path` is the `values` of a label selector expression (a Deployment's selector, an
-/// affinity term's, a node selector term's): lists of strings.
+/// Whether `path` is the `values` of a selector expression (a Deployment's selector, an affinity
+/// term's, a node selector term's, also of its `matchFields`): lists of strings.
 fn is_expression_values(path: &[String]) -> bool {
     matches!(path, [.., expressions, item, values]
-        if expressions == "matchExpressions" && item == "-" && values == "values")
+        if (expressions == "matchExpressions" || expressions == "matchFields") && item == "-" && values == "values")
 }
 
 /// A text item of a list at `path`.
@@ -474,12 +491,12 @@ fn record_value(
     let path: Vec<&str> = path.iter().map(String::as_str).collect();
     let label = || YamlLabel { key: key.clone(), value: value.to_string(), at: key_at };
     match path.as_slice() {
-        [] if key == "apiVersion" => object.api_version = Some(value.to_string()),
+        [] if key == "apiVersion" => object.api_version = text(value, style),
         [] if key == "kind" => {
-            object.kind = Some(value.to_string());
+            object.kind = text(value, style);
             object.kind_at = Some(value_at);
         }
-        ["metadata"] if key == "name" => object.name = Some(value.to_string()),
+        ["metadata"] if key == "name" => object.name = text(value, style),
         ["metadata", "labels"] => object.labels.push(label()),
         ["spec"] if key == "selector" => {
             object.spec_selector = if is_null(value, style) {
@@ -584,6 +601,34 @@ mod tests {
             })
             .collect();
         assert_eq!(found, vec![("enabled", "a boolean", 2), ("version", "a number", 3)]);
+    }
+
+    #[test]
+    fn knows_what_each_document_lacks_to_name_its_object() {
+        let manifest = scan(concat!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
+            "---\n---\n~\n",
+            "---\n{}\n",
+            "---\n- x\n",
+            "---\nkind: Pod\nmetadata: {name: 123}\n",
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {<<: {name: b}}\n",
+            "---\nkind: ConfigMap\ndata: &m {name: c}\nmetadata: *m\n",
+        ));
+        let all = Some(vec!["apiVersion", "kind", "metadata.name"]);
+        let found: Vec<_> =
+            manifest.objects.iter().map(|o| (o.root.map(|r| r.is_mapping), o.missing_identity())).collect();
+        assert_eq!(
+            found,
+            vec![
+                (Some(true), None),
+                (Some(true), all.clone()),
+                (Some(false), all),
+                (Some(true), Some(vec!["apiVersion", "metadata.name"])),
+                (Some(true), None),
+                (Some(true), None),
+            ],
+            "empty documents are none; a merge key or an alias leaves the fields unknown"
+        );
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! sets (the Service would go empty), and a set key one slip away from a selected one (the
 //! runbook's own `enable` vs `enabled`).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use super::Context;
+use super::kinds::Variables;
 use super::yaml::Declared;
 use crate::diagnostic::Diagnostic;
 use crate::model::{Kind, LabelChangeKind};
@@ -110,11 +111,11 @@ pub(super) fn check(scenario: &Scenario, declared: &[Declared], context: &mut Co
 }
 
 /// Whether a target stands for pods (or may: a kind not known is reported elsewhere).
-fn on_pods(target: &Target, variables: &HashMap<&str, Kind>) -> bool {
+fn on_pods(target: &Target, variables: &Variables) -> bool {
     let kind = match target {
         Target::Object(object) => object.kind,
         Target::Selection(selection) => selection.kind,
-        Target::Variable(name) => variables.get(name.value.as_str()).copied(),
+        Target::Variable(name) => variables.get(name.value.as_str()).map(|(kind, _)| *kind),
     };
     kind.is_none_or(|kind| kind == Kind::Pod)
 }

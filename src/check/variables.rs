@@ -61,11 +61,9 @@ pub(super) fn check(scenario: &Scenario, context: &mut Context) {
         }
         if let StepKind::Let { name, value } = &step.kind {
             let holds = match value {
-                Binding::OneOf(selection) => Holds::Object(selection.kind),
-                Binding::LabelOf { .. } | Binding::NameOf(_) => Holds::Text,
-                Binding::Object(object) => Holds::Object(object.kind),
-                Binding::Text(_) => Holds::Text,
+                _ if value.holds_object() => Holds::Object(value.object_kind()),
                 Binding::Number(_) => Holds::Number,
+                _ => Holds::Text,
             };
             if let Some(first) = defined.get(name.value.as_str()) {
                 context.report(

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::Context;
 use super::manifests::{
-    Manifest, ManifestObject, SelectorField, SelectorProblem, YamlPosition, YamlProblem, manifest_files, scan,
+    Manifest, ManifestObject, Root, SelectorField, SelectorProblem, YamlPosition, YamlProblem, manifest_files, scan,
 };
 use crate::diagnostic::Diagnostic;
 use crate::span::Span;
@@ -175,8 +175,8 @@ fn collect<'a>(
         context.report(diagnostic);
     }
     for object in &manifest.objects {
-        if let (Some(missing), Some((at, is_mapping))) = (object.missing_identity(), object.root) {
-            context.report(incomplete(&origin, at, is_mapping, &missing));
+        if let (Some(missing), Some(root)) = (object.missing_identity(), object.root) {
+            context.report(incomplete(&origin, object, root, &missing));
         }
     }
     // What a refused apply declares never reaches the cluster: its labels put nothing on a pod,
@@ -199,23 +199,30 @@ fn nothing_to_apply(span: Span, place: &str) -> Diagnostic {
         .help("give `apply` at least one object, or remove the step")
 }
 
-/// A document `apply` cannot send: not a mapping, or without what names the object.
-fn incomplete(origin: &Origin, at: YamlPosition, is_mapping: bool, missing: &[&str]) -> Diagnostic {
-    let (span, place) = origin.locate(at, 1);
-    let (message, label) = if is_mapping {
-        let missing = match missing.iter().map(|field| format!("`{field}`")).collect::<Vec<_>>().as_slice() {
-            [rest @ .., last] if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
-            all => all.join(""),
-        };
-        (format!("{place}: this object has no {missing}"), format!("no {missing}"))
-    } else {
-        (format!("{place}: this document is not an object"), "not a mapping".to_string())
+/// A document `apply` cannot send: not a mapping, a `List`, or without what names the object.
+fn incomplete(origin: &Origin, object: &ManifestObject, root: Root, missing: &[&str]) -> Diagnostic {
+    let (span, place) = origin.locate(root.at, 1);
+    let diagnostic = |message: String, label: &str| {
+        Diagnostic::error("rehearse::manifest::incomplete", format!("{place}: {message}")).label(span, label)
     };
-    Diagnostic::error("rehearse::manifest::incomplete", message).label(span, label).help(
-        "every object `apply` sends is a mapping with `apiVersion`, `kind` and `metadata.name`, \
-         as kubectl needs them",
-    )
+    if !root.is_mapping {
+        return diagnostic("this document is not an object".into(), "not a mapping").help(IDENTITY);
+    }
+    if object.kind.as_deref() == Some("List") {
+        // What `kubectl get -o yaml` prints for several objects: kubectl unpacks it, rehearse not.
+        return diagnostic("a `List` is not applied as one object".into(), "a List of objects")
+            .help("write each of its `items` as a document of its own, separated by `---`");
+    }
+    let missing = match missing.iter().map(|field| format!("`{field}`")).collect::<Vec<_>>().as_slice() {
+        [rest @ .., last] if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        all => all.join(""),
+    };
+    diagnostic(format!("this object has no {missing}"), &format!("no {missing}"))
+        .help(format!("{IDENTITY}; quote one that YAML reads as a number, a boolean or null (`name: \"123\"`)"))
 }
+
+/// What every object `apply` sends has, as kubectl needs it.
+const IDENTITY: &str = "every object `apply` sends is a mapping with `apiVersion`, `kind` and `metadata.name`";
 
 /// A controller the API server would refuse for its selector, in the API server's own words.
 fn selector_diagnostic(origin: &Origin, object: &ManifestObject, problem: &SelectorProblem) -> Diagnostic {

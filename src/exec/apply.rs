@@ -60,9 +60,7 @@ pub async fn apply_all(
 ) -> Result<Vec<DynamicObject>, StepError> {
     if documents.is_empty() {
         // kubectl's "no objects passed to apply"; `check` reports it with the place.
-        return Err(StepError::Failed(
-            "no objects to apply: the manifests hold only comments or empty documents".into(),
-        ));
+        return Err(StepError::Failed("no objects to apply".into()));
     }
     let mut applied = Vec::new();
     for mut document in documents {

@@ -333,6 +333,23 @@ pub enum Binding {
     Number(Spanned<u64>),
 }
 
+impl Binding {
+    /// Whether the variable holds an object (a pod `one` picks, or one named), not text or a number.
+    pub fn holds_object(&self) -> bool {
+        matches!(self, Binding::OneOf(_) | Binding::Object(_))
+    }
+
+    /// The kind of the object the variable holds: `None` for text and numbers, and for a kind
+    /// rehearse does not know.
+    pub fn object_kind(&self) -> Option<Kind> {
+        match self {
+            Binding::OneOf(selection) => selection.kind,
+            Binding::Object(object) => object.kind,
+            _ => None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub enum Invariant {
     /// The service always has at least one ready endpoint.
