@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use saphyr_parser::{Event, Parser, ScalarStyle};
+use saphyr_parser::{Event, Parser, ScalarStyle, Tag};
 
 use crate::model::labels::{Labels, validate_key, validate_value};
 use crate::model::{Operator, Requirement, Selector};
@@ -78,6 +78,9 @@ pub struct ManifestObject {
     /// Whether the document uses an alias (`*name`) or a merge key (`<<`): what they bring in is
     /// not followed here, so fields they may supply are not known to be missing.
     pub aliased: bool,
+    /// Whether apiVersion, kind or metadata.name is written as what YAML reads as a number or a
+    /// boolean (`name: 123`).
+    pub identity_not_text: bool,
 }
 
 /// A document's root node: where it starts, and what it is.
@@ -242,9 +245,23 @@ fn is_null(value: &str, style: ScalarStyle) -> bool {
 
 /// A scalar as the text it is, or `None` when YAML reads it as null, a boolean or a number
 /// (`name: 123` is no name to the API server, nor to `rehearse run`).
-fn text(value: &str, style: ScalarStyle) -> Option<String> {
-    let not_text = is_null(value, style) || (style == ScalarStyle::Plain && yaml11_type(value).is_some());
-    (!not_text).then(|| value.to_string())
+fn text(value: &str, style: ScalarStyle, reads_as: Option<&str>) -> Option<String> {
+    (!is_null(value, style) && reads_as.is_none()).then(|| value.to_string())
+}
+
+/// What YAML makes of a scalar that is not text, as `rehearse run` reads it: a tagged scalar
+/// by its core-schema tag (`!!str 123` is text, `!!int "12"` a number), a plain one by YAML
+/// 1.1's rules, a quoted one never.
+fn reads_as(value: &str, style: ScalarStyle, tag: Option<&Tag>) -> Option<&'static str> {
+    match tag {
+        Some(tag) if tag.is_yaml_core_schema() => match tag.suffix.as_str() {
+            "int" | "float" => Some("a number"),
+            "bool" => Some("a boolean"),
+            _ => None,
+        },
+        Some(_) => None,
+        None => (style == ScalarStyle::Plain).then(|| yaml11_type(value)).flatten(),
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -274,19 +291,34 @@ const STRING_MAPS: [&str; 5] = ["labels", "matchLabels", "selector", "nodeSelect
 /// What YAML 1.1 makes of a plain scalar when Kubernetes would reject it as a string value.
 /// (null is left out: it decodes to an empty string without complaint.)
 fn yaml11_type(value: &str) -> Option<&'static str> {
-    const BOOLS: [&str; 22] = [
-        "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "true", "True", "TRUE", "false", "False", "FALSE",
-        "on", "On", "ON", "off", "Off", "OFF",
-    ];
-    if BOOLS.contains(&value) {
+    // Case-folded, as the run's reader compares them (`yEs` is a boolean too).
+    const BOOLS: [&str; 8] = ["y", "yes", "n", "no", "true", "false", "on", "off"];
+    if BOOLS.iter().any(|word| value.eq_ignore_ascii_case(word)) {
         return Some("a boolean");
     }
     let digits = value.strip_prefix(['-', '+']).unwrap_or(value);
-    let is_number = !digits.is_empty()
-        && (digits.chars().all(|c| c.is_ascii_digit() || c == '_')
-            || digits.parse::<f64>().is_ok() && digits.chars().next().is_some_and(|c| c.is_ascii_digit() || c == '.')
-            || digits.strip_prefix("0x").is_some_and(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit())));
+    let radix = [("0x", 16), ("0o", 8), ("0b", 2)]
+        .into_iter()
+        .find_map(|(prefix, radix)| digits.strip_prefix(prefix).map(|rest| (rest, radix)));
+    let is_number = match radix {
+        Some((rest, radix)) => grouped_digits(rest, radix),
+        None => {
+            grouped_digits(digits, 10)
+                || digits.parse::<f64>().is_ok()
+                    && digits.chars().next().is_some_and(|c| c.is_ascii_digit() || c == '.')
+        }
+    };
     is_number.then_some("a number")
+}
+
+/// Digits of a radix, `_` allowed between them (never first, last or doubled), as the run's
+/// reader takes an integer.
+fn grouped_digits(text: &str, radix: u32) -> bool {
+    !text.is_empty()
+        && !text.starts_with('_')
+        && !text.ends_with('_')
+        && !text.contains("__")
+        && text.chars().all(|c| c == '_' || c.is_digit(radix))
 }
 
 enum Frame {
@@ -361,19 +393,21 @@ fn scan_events(text: &str) -> Manifest {
                     *key = None;
                 }
             }
-            Event::Scalar(value, style, ..) => match stack.last_mut() {
+            Event::Scalar(value, style, _, tag) => match stack.last_mut() {
                 Some(Frame::Mapping { key: key @ None }) => {
-                    object.aliased |= value == "<<";
+                    // A merge key is a plain `<<` (or one tagged `!!merge`), not a quoted one.
+                    let merge = tag.as_deref().map_or(style == ScalarStyle::Plain, |t| t.suffix == "merge");
+                    object.aliased |= value == "<<" && merge;
                     *key = Some((value.to_string(), at))
                 }
                 Some(Frame::Mapping { key: key @ Some(_) }) => {
                     let (name, key_at) = key.take().expect("checked Some");
-                    record_value(&mut manifest, &mut object, &path, name, &value, style, key_at, at);
+                    let scalar = Scalar { value: &value, style, reads_as: reads_as(&value, style, tag.as_deref()) };
+                    record_value(&mut manifest, &mut object, &path, name, scalar, key_at, at);
                 }
                 Some(Frame::Sequence) => {
-                    if style == ScalarStyle::Plain
-                        && is_expression_values(&path)
-                        && let Some(reads_as) = yaml11_type(&value)
+                    if is_expression_values(&path)
+                        && let Some(reads_as) = reads_as(&value, style, tag.as_deref())
                     {
                         manifest.problems.push(YamlProblem::UnquotedItem { value: value.to_string(), reads_as, at });
                     }
@@ -431,6 +465,12 @@ fn record_node(object: &mut ManifestObject, path: &[String], is_mapping: bool, a
     }
 }
 
+/// apiVersion, kind or metadata.name as text, noting one that YAML reads as something else.
+fn identity(object: &mut ManifestObject, value: &str, style: ScalarStyle, reads_as: Option<&str>) -> Option<String> {
+    object.identity_not_text |= reads_as.is_some();
+    text(value, style, reads_as)
+}
+
 /// Whether `path` is the `values` of a selector expression (a Deployment's selector, an affinity
 /// term's, a node selector term's, also of its `matchFields`): lists of strings.
 fn is_expression_values(path: &[String]) -> bool {
@@ -465,21 +505,25 @@ fn last_expression(object: &mut ManifestObject) -> Option<&mut YamlExpression> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A scalar value as written, and what YAML makes of it when that is not text.
+struct Scalar<'a> {
+    value: &'a str,
+    style: ScalarStyle,
+    reads_as: Option<&'static str>,
+}
+
 fn record_value(
     manifest: &mut Manifest,
     object: &mut ManifestObject,
     path: &[String],
     key: String,
-    value: &str,
-    style: ScalarStyle,
+    Scalar { value, style, reads_as }: Scalar,
     key_at: YamlPosition,
     value_at: YamlPosition,
 ) {
     let parent = path.last().map(String::as_str);
-    if style == ScalarStyle::Plain
-        && parent.is_some_and(|p| STRING_MAPS.contains(&p))
-        && let Some(reads_as) = yaml11_type(value)
+    if parent.is_some_and(|p| STRING_MAPS.contains(&p))
+        && let Some(reads_as) = reads_as
     {
         manifest.problems.push(YamlProblem::UnquotedValue {
             key: key.clone(),
@@ -491,12 +535,12 @@ fn record_value(
     let path: Vec<&str> = path.iter().map(String::as_str).collect();
     let label = || YamlLabel { key: key.clone(), value: value.to_string(), at: key_at };
     match path.as_slice() {
-        [] if key == "apiVersion" => object.api_version = text(value, style),
+        [] if key == "apiVersion" => object.api_version = identity(object, value, style, reads_as),
         [] if key == "kind" => {
-            object.kind = text(value, style);
+            object.kind = identity(object, value, style, reads_as);
             object.kind_at = Some(value_at);
         }
-        ["metadata"] if key == "name" => object.name = text(value, style),
+        ["metadata"] if key == "name" => object.name = identity(object, value, style, reads_as),
         ["metadata", "labels"] => object.labels.push(label()),
         ["spec"] if key == "selector" => {
             object.spec_selector = if is_null(value, style) {
@@ -828,6 +872,13 @@ mod tests {
             ("12", Some("a number")),
             ("1.5", Some("a number")),
             ("0x1f", Some("a number")),
+            ("0o17", Some("a number")),
+            ("0b101", Some("a number")),
+            ("1_000", Some("a number")),
+            ("1__0", None),
+            ("_", None),
+            ("yEs", Some("a boolean")),
+            ("Yes-no", None),
             ("v1", None),
             ("rng", None),
             ("1.2.3", None),

@@ -61,9 +61,9 @@ pub(super) fn check(scenario: &Scenario, context: &mut Context) {
         }
         if let StepKind::Let { name, value } = &step.kind {
             let holds = match value {
-                _ if value.holds_object() => Holds::Object(value.object_kind()),
+                Binding::OneOf(_) | Binding::Object(_) => Holds::Object(value.object_kind()),
+                Binding::LabelOf { .. } | Binding::NameOf(_) | Binding::Text(_) => Holds::Text,
                 Binding::Number(_) => Holds::Number,
-                _ => Holds::Text,
             };
             if let Some(first) = defined.get(name.value.as_str()) {
                 context.report(

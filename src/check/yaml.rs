@@ -175,8 +175,10 @@ fn collect<'a>(
         context.report(diagnostic);
     }
     for object in &manifest.objects {
-        if let (Some(missing), Some(root)) = (object.missing_identity(), object.root) {
-            context.report(incomplete(&origin, object, root, &missing));
+        if let Some(root) = object.root
+            && let Some(diagnostic) = unsendable(&origin, object, root)
+        {
+            context.report(diagnostic);
         }
     }
     // What a refused apply declares never reaches the cluster: its labels put nothing on a pod,
@@ -200,25 +202,32 @@ fn nothing_to_apply(span: Span, place: &str) -> Diagnostic {
 }
 
 /// A document `apply` cannot send: not a mapping, a `List`, or without what names the object.
-fn incomplete(origin: &Origin, object: &ManifestObject, root: Root, missing: &[&str]) -> Diagnostic {
+fn unsendable(origin: &Origin, object: &ManifestObject, root: Root) -> Option<Diagnostic> {
     let (span, place) = origin.locate(root.at, 1);
     let diagnostic = |message: String, label: &str| {
         Diagnostic::error("rehearse::manifest::incomplete", format!("{place}: {message}")).label(span, label)
     };
     if !root.is_mapping {
-        return diagnostic("this document is not an object".into(), "not a mapping").help(IDENTITY);
+        return Some(diagnostic("this document is not an object".into(), "not a mapping").help(IDENTITY));
     }
-    if object.kind.as_deref() == Some("List") {
+    if object.kind.as_deref().is_some_and(|kind| kind.ends_with("List")) {
         // What `kubectl get -o yaml` prints for several objects: kubectl unpacks it, rehearse not.
-        return diagnostic("a `List` is not applied as one object".into(), "a List of objects")
-            .help("write each of its `items` as a document of its own, separated by `---`");
+        return Some(
+            diagnostic("a list of objects is not applied as one object".into(), "a List of objects")
+                .help("write each of its `items` as a document of its own, separated by `---`"),
+        );
     }
+    let missing = object.missing_identity()?;
     let missing = match missing.iter().map(|field| format!("`{field}`")).collect::<Vec<_>>().as_slice() {
         [rest @ .., last] if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
         all => all.join(""),
     };
-    diagnostic(format!("this object has no {missing}"), &format!("no {missing}"))
-        .help(format!("{IDENTITY}; quote one that YAML reads as a number, a boolean or null (`name: \"123\"`)"))
+    let help = if object.identity_not_text {
+        format!("{IDENTITY}; quote one that YAML reads as a number or a boolean (`name: \"123\"`)")
+    } else {
+        IDENTITY.to_string()
+    };
+    Some(diagnostic(format!("this object has no {missing}"), &format!("no {missing}")).help(help))
 }
 
 /// What every object `apply` sends has, as kubectl needs it.

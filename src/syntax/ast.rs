@@ -334,11 +334,6 @@ pub enum Binding {
 }
 
 impl Binding {
-    /// Whether the variable holds an object (a pod `one` picks, or one named), not text or a number.
-    pub fn holds_object(&self) -> bool {
-        matches!(self, Binding::OneOf(_) | Binding::Object(_))
-    }
-
     /// The kind of the object the variable holds: `None` for text and numbers, and for a kind
     /// rehearse does not know.
     pub fn object_kind(&self) -> Option<Kind> {
