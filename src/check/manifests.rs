@@ -243,12 +243,6 @@ fn is_null(value: &str, style: ScalarStyle) -> bool {
     style == ScalarStyle::Plain && matches!(value, "" | "~" | "null" | "Null" | "NULL")
 }
 
-/// A scalar as the text it is, or `None` when YAML reads it as null, a boolean or a number
-/// (`name: 123` is no name to the API server, nor to `rehearse run`).
-fn text(value: &str, style: ScalarStyle, reads_as: Option<&str>) -> Option<String> {
-    (!is_null(value, style) && reads_as.is_none()).then(|| value.to_string())
-}
-
 /// What YAML makes of a scalar that is not text, as `rehearse run` reads it: a tagged scalar
 /// by its core-schema tag (`!!str 123` is text, `!!int "12"` a number), a plain one by YAML
 /// 1.1's rules, a quoted one never.
@@ -465,10 +459,12 @@ fn record_node(object: &mut ManifestObject, path: &[String], is_mapping: bool, a
     }
 }
 
-/// apiVersion, kind or metadata.name as text, noting one that YAML reads as something else.
+/// apiVersion, kind or metadata.name as the text it is, or `None` when YAML reads it as null, a
+/// boolean or a number (`name: 123` is no name to the API server, nor to `rehearse run`), noting
+/// the latter for the hint to quote it.
 fn identity(object: &mut ManifestObject, value: &str, style: ScalarStyle, reads_as: Option<&str>) -> Option<String> {
     object.identity_not_text |= reads_as.is_some();
-    text(value, style, reads_as)
+    (!is_null(value, style) && reads_as.is_none()).then(|| value.to_string())
 }
 
 /// Whether `path` is the `values` of a selector expression (a Deployment's selector, an affinity
