@@ -81,6 +81,23 @@ pub struct ManifestObject {
     /// Whether apiVersion, kind or metadata.name is written as what YAML reads as a number or a
     /// boolean (`name: 123`).
     pub identity_not_text: bool,
+    /// A top-level `items`, which makes the document a list of the objects it holds.
+    pub items: ItemsField,
+    /// Whether this object is an item of a list.
+    pub in_list: bool,
+}
+
+/// What a top-level `items` holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ItemsField {
+    #[default]
+    Absent,
+    /// A list: the objects the document stands for.
+    Sequence,
+    /// `items:` with no value, or `null`: no objects.
+    Null,
+    /// Anything else, which kubectl cannot read as a list.
+    Other { at: YamlPosition },
 }
 
 /// A document's root node: where it starts, and what it is.
@@ -331,13 +348,53 @@ pub fn scan(text: &str) -> Manifest {
     manifest
 }
 
+/// An object being read: a document's root, or an item of a list's `items`.
+struct Scope {
+    object: ManifestObject,
+    /// Where its fields' paths start in `path`.
+    depth: usize,
+    /// How many frames are open while it is: it ends with the node that opened it.
+    frames: usize,
+    /// Its `items`, should it be a list.
+    items: Vec<ManifestObject>,
+}
+
+impl Scope {
+    fn new(depth: usize, frames: usize) -> Self {
+        Scope { object: ManifestObject::default(), depth, frames, items: Vec::new() }
+    }
+
+    /// The objects it stands for: itself, or, a list, its items (see
+    /// [`crate::exec::apply`]'s `unpack_list`: an item with neither `apiVersion` nor `kind`
+    /// takes them from a typed list, `ConfigMapList` giving `ConfigMap`).
+    fn objects(self) -> Vec<ManifestObject> {
+        let Scope { object, mut items, .. } = self;
+        if !matches!(object.items, ItemsField::Sequence | ItemsField::Null) {
+            return if object == ManifestObject::default() { Vec::new() } else { vec![object] };
+        }
+        let item_kind = object.kind.as_deref().and_then(|kind| kind.strip_suffix("List")).filter(|k| !k.is_empty());
+        for item in &mut items {
+            item.in_list = true;
+            if let Some(kind) = item_kind
+                && item.api_version.as_deref().is_none_or(str::is_empty)
+                && item.kind.as_deref().is_none_or(str::is_empty)
+                && !item.aliased
+            {
+                item.kind = Some(kind.to_string());
+                item.api_version = object.api_version.clone();
+            }
+        }
+        items
+    }
+}
+
 fn scan_events(text: &str) -> Manifest {
     let mut manifest = Manifest::default();
     let mut stack: Vec<Frame> = Vec::new();
     // The keys from the document root to the current node (`-` for sequence items).
     let mut path: Vec<String> = Vec::new();
-    let mut object = ManifestObject::default();
-    let mut in_document = false;
+    // The document's root object, then the list item being read, if any.
+    let mut scopes: Vec<Scope> = Vec::new();
     for event in Parser::new_from_str(text) {
         let (event, span) = match event {
             Ok(ok) => ok,
@@ -349,15 +406,11 @@ fn scan_events(text: &str) -> Manifest {
         };
         let at = YamlPosition { line: span.start.line().saturating_sub(1), column: span.start.col() };
         match event {
-            Event::DocumentStart(_) => {
-                object = ManifestObject::default();
-                in_document = true;
-            }
+            Event::DocumentStart(_) => scopes = vec![Scope::new(0, 0)],
             Event::DocumentEnd => {
-                if in_document && object != ManifestObject::default() {
-                    manifest.objects.push(std::mem::take(&mut object));
+                if let Some(root) = scopes.drain(..).next() {
+                    manifest.objects.extend(root.objects());
                 }
-                in_document = false;
             }
             Event::MappingStart(..) | Event::SequenceStart(..) => {
                 // A mapping or list that is a key's value is located at its key.
@@ -371,14 +424,24 @@ fn scan_events(text: &str) -> Manifest {
                     path.push("-".into());
                 }
                 let is_mapping = matches!(event, Event::MappingStart(..));
-                if stack.is_empty() {
-                    object.root = Some(Root { at, is_mapping });
-                } else {
-                    record_node(&mut object, &path, is_mapping, node_at);
-                }
                 stack.push(if is_mapping { Frame::Mapping { key: None } } else { Frame::Sequence });
+                let Some(scope) = scopes.last_mut() else { continue };
+                if stack.len() == 1 {
+                    scope.object.root = Some(Root { at, is_mapping });
+                } else if is_list_item(&path[scope.depth..]) {
+                    let mut item = Scope::new(path.len(), stack.len());
+                    item.object.root = Some(Root { at, is_mapping });
+                    scopes.push(item);
+                } else {
+                    record_node(&mut scope.object, &path[scope.depth..], is_mapping, node_at);
+                }
             }
             Event::MappingEnd | Event::SequenceEnd => {
+                if scopes.len() > 1 && scopes.last().is_some_and(|scope| scope.frames == stack.len()) {
+                    // An item that is a list itself stays one object: kubectl refuses it.
+                    let item = scopes.pop().expect("checked").object;
+                    scopes.last_mut().expect("checked").items.push(item);
+                }
                 stack.pop();
                 if !stack.is_empty() {
                     path.pop();
@@ -387,35 +450,60 @@ fn scan_events(text: &str) -> Manifest {
                     *key = None;
                 }
             }
-            Event::Scalar(value, style, _, tag) => match stack.last_mut() {
-                Some(Frame::Mapping { key: key @ None }) => {
-                    // A merge key is a plain `<<` (or one tagged `!!merge`), not a quoted one.
-                    let merge = tag.as_deref().map_or(style == ScalarStyle::Plain, |t| t.suffix == "merge");
-                    object.aliased |= value == "<<" && merge;
-                    *key = Some((value.to_string(), at))
-                }
-                Some(Frame::Mapping { key: key @ Some(_) }) => {
-                    let (name, key_at) = key.take().expect("checked Some");
-                    let scalar = Scalar { value: &value, style, reads_as: reads_as(&value, style, tag.as_deref()) };
-                    record_value(&mut manifest, &mut object, &path, name, scalar, key_at, at);
-                }
-                Some(Frame::Sequence) => {
-                    if is_expression_values(&path)
-                        && let Some(reads_as) = reads_as(&value, style, tag.as_deref())
-                    {
-                        manifest.problems.push(YamlProblem::UnquotedItem { value: value.to_string(), reads_as, at });
+            Event::Scalar(value, style, _, tag) => {
+                let Some(scope) = scopes.last_mut() else { continue };
+                let object = &mut scope.object;
+                let relative = &path[scope.depth..];
+                match stack.last_mut() {
+                    Some(Frame::Mapping { key: key @ None }) => {
+                        // A merge key is a plain `<<` (or one tagged `!!merge`), not a quoted one.
+                        let merge = tag.as_deref().map_or(style == ScalarStyle::Plain, |t| t.suffix == "merge");
+                        object.aliased |= value == "<<" && merge;
+                        *key = Some((value.to_string(), at))
                     }
-                    record_item(&mut object, &path, &value)
-                }
-                // A document that is one scalar; a plain empty or null one is no document at all.
-                None => {
-                    if !is_null(&value, style) {
-                        object.root = Some(Root { at, is_mapping: false });
+                    Some(Frame::Mapping { key: key @ Some(_) }) => {
+                        let (name, key_at) = key.take().expect("checked Some");
+                        let scalar = Scalar { value: &value, style, reads_as: reads_as(&value, style, tag.as_deref()) };
+                        record_value(&mut manifest, object, relative, name, scalar, key_at, at);
+                    }
+                    Some(Frame::Sequence) if is_items(relative) => {
+                        // An item that is no object, as a document can be.
+                        let mut item = ManifestObject::default();
+                        if !is_null(&value, style) {
+                            item.root = Some(Root { at, is_mapping: false });
+                        }
+                        scope.items.push(item);
+                    }
+                    Some(Frame::Sequence) => {
+                        if is_expression_values(relative)
+                            && let Some(reads_as) = reads_as(&value, style, tag.as_deref())
+                        {
+                            manifest.problems.push(YamlProblem::UnquotedItem {
+                                value: value.to_string(),
+                                reads_as,
+                                at,
+                            });
+                        }
+                        record_item(object, relative, &value)
+                    }
+                    // A document that is one scalar; a plain empty or null one is no document at all.
+                    None => {
+                        if !is_null(&value, style) {
+                            object.root = Some(Root { at, is_mapping: false });
+                        }
                     }
                 }
-            },
+            }
             Event::Alias(_) => {
-                object.aliased = true;
+                if let Some(scope) = scopes.last_mut() {
+                    if matches!(stack.last(), Some(Frame::Sequence)) && is_items(&path[scope.depth..]) {
+                        // An item brought in whole: an object, whatever it holds.
+                        let root = Some(Root { at, is_mapping: true });
+                        scope.items.push(ManifestObject { root, aliased: true, ..Default::default() });
+                    } else {
+                        scope.object.aliased = true;
+                    }
+                }
                 if let Some(Frame::Mapping { key }) = stack.last_mut() {
                     if key.is_some() {
                         *key = None;
@@ -430,10 +518,22 @@ fn scan_events(text: &str) -> Manifest {
     manifest
 }
 
+/// Whether `path` (from an object's root) is an item of its `items`.
+fn is_list_item(path: &[String]) -> bool {
+    matches!(path, [items, item] if items == "items" && item == "-")
+}
+
+/// Whether `path` (from an object's root) is its `items`.
+fn is_items(path: &[String]) -> bool {
+    matches!(path, [items] if items == "items")
+}
+
 /// A mapping or a list starts at `path` (the keys down to it, `-` for list items).
 fn record_node(object: &mut ManifestObject, path: &[String], is_mapping: bool, at: YamlPosition) {
     let path: Vec<&str> = path.iter().map(String::as_str).collect();
     match (path.as_slice(), is_mapping) {
+        (["items"], true) => object.items = ItemsField::Other { at },
+        (["items"], false) => object.items = ItemsField::Sequence,
         (["spec"], _) => object.spec_at = Some(at),
         (["spec", "template"], _) => object.template_at = Some(at),
         (["spec", "template", "metadata", "labels"], true) => object.template_labels_at = Some(at),
@@ -537,6 +637,9 @@ fn record_value(
             object.kind_at = Some(value_at);
         }
         ["metadata"] if key == "name" => object.name = identity(object, value, style, reads_as),
+        [] if key == "items" => {
+            object.items = if is_null(value, style) { ItemsField::Null } else { ItemsField::Other { at: key_at } }
+        }
         ["metadata", "labels"] => object.labels.push(label()),
         ["spec"] if key == "selector" => {
             object.spec_selector = if is_null(value, style) {
@@ -669,6 +772,49 @@ mod tests {
             ],
             "empty documents are none; a merge key or an alias leaves the fields unknown"
         );
+    }
+
+    #[test]
+    fn unpacks_lists_into_their_items() {
+        let manifest = scan(concat!(
+            "apiVersion: v1\nitems:\n",
+            "- apiVersion: apps/v1\n  kind: Deployment\n  metadata: {name: web, labels: {app: web}}\n",
+            "  spec: {selector: {matchLabels: {app: web}}}\n",
+            "- [not, an, object]\n- {kind: List, items: []}\n- &x {metadata: {name: untyped}}\n- *x\n",
+            "kind: List\n",
+            "---\napiVersion: v1\nkind: ServiceList\nitems:\n- metadata: {name: svc}\n  spec: {selector: {app: web}}\n",
+            "---\nkind: List\nitems: null\n---\nkind: List\nitems: {}\n---\nkind: PodList\nmetadata: {name: p}\n",
+        ));
+        let found: Vec<_> = manifest
+            .objects
+            .iter()
+            .map(|o| {
+                let line = o.root.map(|root| root.at.line);
+                (line, o.kind.as_deref(), o.name.as_deref(), o.in_list, o.items, o.missing_identity())
+            })
+            .collect();
+        let no_type = Some(vec!["apiVersion", "kind"]);
+        let no_version_or_name = Some(vec!["apiVersion", "metadata.name"]);
+        let not_a_list = ItemsField::Other { at: YamlPosition { line: 22, column: 0 } };
+        assert_eq!(
+            found,
+            vec![
+                (Some(2), Some("Deployment"), Some("web"), true, ItemsField::Absent, None),
+                (Some(6), None, None, true, ItemsField::Absent, Some(vec!["apiVersion", "kind", "metadata.name"])),
+                (Some(7), Some("List"), None, true, ItemsField::Sequence, no_version_or_name.clone()),
+                (Some(8), None, Some("untyped"), true, ItemsField::Absent, no_type),
+                (Some(9), None, None, true, ItemsField::Absent, None),
+                (Some(15), Some("Service"), Some("svc"), true, ItemsField::Absent, None),
+                (Some(21), Some("List"), None, false, not_a_list, no_version_or_name),
+                (Some(24), Some("PodList"), Some("p"), false, ItemsField::Absent, Some(vec!["apiVersion"])),
+            ],
+            "each item an object at its line, typed by a typed list; `items: null` is none; an alias is unknown"
+        );
+        let web = &manifest.objects[0];
+        assert_eq!(web.labels[0].key, "app", "an item's fields are read from the item");
+        assert_eq!(web.selector[0].at.line, 5);
+        assert_eq!(manifest.objects[5].api_version.as_deref(), Some("v1"), "a typed list's apiVersion");
+        assert_eq!(manifest.objects[1].root.map(|root| root.is_mapping), Some(false));
     }
 
     #[test]

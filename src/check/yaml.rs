@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::Context;
 use super::manifests::{
-    Manifest, ManifestObject, Root, SelectorField, SelectorProblem, YamlPosition, YamlProblem, manifest_files, scan,
+    ItemsField, Manifest, ManifestObject, Root, SelectorField, SelectorProblem, YamlPosition, YamlProblem,
+    manifest_files, scan,
 };
 use crate::diagnostic::Diagnostic;
 use crate::span::Span;
@@ -197,24 +198,43 @@ fn collect<'a>(
 /// An `apply` of manifests that hold no object: kubectl refuses it ("no objects passed to apply").
 fn nothing_to_apply(span: Span, place: &str) -> Diagnostic {
     Diagnostic::error("rehearse::manifest::no_objects", format!("{place}: no objects to apply"))
-        .label(span, "holds no object, only comments or empty documents")
+        .label(span, "holds no object, only comments, empty documents or empty lists")
         .help("give `apply` at least one object, or remove the step")
 }
 
-/// A document `apply` cannot send: not a mapping, a `List`, or without what names the object.
+/// A document `apply` cannot send: not a mapping, a list it cannot unpack, or without what
+/// names the object.
 fn unsendable(origin: &Origin, object: &ManifestObject, root: Root) -> Option<Diagnostic> {
     let (span, place) = origin.locate(root.at, 1);
     let diagnostic = |message: String, label: &str| {
         Diagnostic::error("rehearse::manifest::incomplete", format!("{place}: {message}")).label(span, label)
     };
+    let what = if object.in_list { "item" } else { "document" };
     if !root.is_mapping {
-        return Some(diagnostic("this document is not an object".into(), "not a mapping").help(IDENTITY));
+        return Some(diagnostic(format!("this {what} is not an object"), "not a mapping").help(IDENTITY));
     }
-    if object.kind.as_deref().is_some_and(|kind| kind.ends_with("List")) {
-        // What `kubectl get -o yaml` prints for several objects: kubectl unpacks it, rehearse not.
+    if let ItemsField::Other { at } = object.items {
+        let (span, place) = origin.locate(at, "items".len());
         return Some(
-            diagnostic("a list of objects is not applied as one object".into(), "a List of objects")
-                .help("write each of its `items` as a document of its own, separated by `---`"),
+            Diagnostic::error("rehearse::manifest::incomplete", format!("{place}: `items` is not a list of objects"))
+                .label(span, "not a list")
+                .help("write each object as an item of `items` (`- apiVersion: ...`), or as a document of its own"),
+        );
+    }
+    if object.in_list && object.items != ItemsField::Absent {
+        // kubectl unpacks one list, not a list in it.
+        return Some(
+            diagnostic("a list inside a list is not applied".into(), "a list in `items`")
+                .help("write its items in the outer list's `items`"),
+        );
+    }
+    if !object.aliased
+        && object.items == ItemsField::Absent
+        && object.kind.as_deref().is_some_and(|kind| kind.ends_with("List"))
+    {
+        return Some(
+            diagnostic(format!("this {} has no `items`", object.kind.as_deref().unwrap_or_default()), "no `items`")
+                .help("write the objects as the list's `items`, or each as a document of its own after `---`"),
         );
     }
     let missing = object.missing_identity()?;

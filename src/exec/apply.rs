@@ -27,9 +27,49 @@ pub fn documents_from_path(path: &Path) -> Result<Vec<serde_json::Value>, StepEr
     Ok(documents)
 }
 
-/// The same reader and limits `check` uses (see [`crate::input::yaml_documents`]).
+/// The objects of a manifest text, read with the reader and limits `check` uses (see
+/// [`crate::input::yaml_documents`]), each list unpacked into its items.
 pub fn documents_from_text(text: &str) -> Result<Vec<serde_json::Value>, String> {
-    crate::input::yaml_documents(text)
+    let mut objects = Vec::new();
+    for document in crate::input::yaml_documents(text)? {
+        objects.extend(unpack_list(document)?);
+    }
+    Ok(objects)
+}
+
+/// A document with a top-level `items` (what `kubectl get -o yaml` prints for several objects)
+/// stands for its items, as kubectl applies it: `items: null` for none, and an item with neither
+/// `apiVersion` nor `kind` takes them from a typed list (`ConfigMapList` gives `ConfigMap`). Like
+/// kubectl, a list inside a list is refused. `check` reports each of these at its line.
+fn unpack_list(document: serde_json::Value) -> Result<Vec<serde_json::Value>, String> {
+    let serde_json::Value::Object(mut fields) = document else { return Ok(vec![document]) };
+    let Some(items) = fields.remove("items") else { return Ok(vec![serde_json::Value::Object(fields)]) };
+    let items = match items {
+        serde_json::Value::Null => Vec::new(),
+        serde_json::Value::Array(items) => items,
+        _ => return Err("the `items` of a list is not a list of objects".into()),
+    };
+    let item_kind = fields.get("kind").and_then(|kind| kind.as_str()).and_then(|kind| kind.strip_suffix("List"));
+    let item_kind = item_kind.filter(|kind| !kind.is_empty());
+    items
+        .into_iter()
+        .map(|mut item| {
+            if item.get("items").is_some() {
+                return Err("a list inside a list is not applied: write its items in the outer list".into());
+            }
+            // kubectl's test: both empty, a field that is no text counting as empty.
+            let unset = |field: &str| item.get(field).and_then(|value| value.as_str()).is_none_or(str::is_empty);
+            if let Some(kind) = item_kind
+                && unset("apiVersion")
+                && unset("kind")
+                && let Some(object) = item.as_object_mut()
+            {
+                object.insert("kind".into(), kind.into());
+                object.insert("apiVersion".into(), fields.get("apiVersion").cloned().unwrap_or_default());
+            }
+            Ok(item)
+        })
+        .collect()
 }
 
 /// What discovery said of each kind, asked once per run rather than once per manifest.
@@ -142,5 +182,33 @@ mod tests {
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[1]["metadata"]["labels"]["x"], "yes");
         assert!(documents_from_text("a: [").is_err());
+    }
+
+    #[test]
+    fn unpacks_lists_as_kubectl_does() {
+        let text = "apiVersion: v1\nitems:\n- {apiVersion: v1, kind: Service, metadata: {name: a}}\n\
+                    - {metadata: {name: b}}\nkind: List\n---\n\
+                    apiVersion: v1\nkind: ConfigMapList\nitems:\n- {metadata: {name: c}}\n- {kind: Secret, metadata: {name: d}}\n---\n\
+                    kind: List\nitems: null\n---\n{apiVersion: v1, kind: ConfigMap, metadata: {name: e}}\n";
+        let objects = documents_from_text(text).unwrap();
+        let named = |object: &serde_json::Value| {
+            let field = |f: &str| object[f].as_str().unwrap_or("-").to_string();
+            format!("{} {} {}", field("apiVersion"), field("kind"), object["metadata"]["name"].as_str().unwrap())
+        };
+        assert_eq!(
+            objects.iter().map(named).collect::<Vec<_>>(),
+            ["v1 Service a", "- - b", "v1 ConfigMap c", "- Secret d", "v1 ConfigMap e"],
+            "`List` gives its items no kind; a typed list does, unless the item has one"
+        );
+        let nested = "kind: List\nitems:\n- {kind: List, items: []}\n";
+        assert_eq!(
+            documents_from_text(nested).unwrap_err(),
+            "a list inside a list is not applied: write its items in the outer list"
+        );
+        assert_eq!(
+            documents_from_text("kind: List\nitems: 5\n").unwrap_err(),
+            "the `items` of a list is not a list of objects"
+        );
+        assert!(documents_from_text("kind: List\nitems: []\n").unwrap().is_empty());
     }
 }
