@@ -85,6 +85,22 @@ pub struct ManifestObject {
     pub items: ItemsField,
     /// Whether this object is an item of a list.
     pub in_list: bool,
+    /// Metadata the API server sets, as a manifest copied from a live cluster carries it
+    /// (`uid`, `resourceVersion`, `managedFields`; not empty or null), where each is written.
+    pub server_set: Vec<ServerSet>,
+}
+
+/// A field of `metadata` the API server sets, written in a manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerSet {
+    pub field: &'static str,
+    /// The value as written; empty for a list or mapping.
+    pub value: String,
+    /// Whether YAML reads the value as text.
+    pub is_text: bool,
+    pub at: YamlPosition,
+    /// How many characters the value takes where it is written, quotes included.
+    pub width: usize,
 }
 
 /// What a top-level `items` holds.
@@ -532,6 +548,10 @@ fn is_items(path: &[String]) -> bool {
 fn record_node(object: &mut ManifestObject, path: &[String], is_mapping: bool, at: YamlPosition) {
     let path: Vec<&str> = path.iter().map(String::as_str).collect();
     match (path.as_slice(), is_mapping) {
+        (["metadata", "managedFields"], _) => {
+            let field = ServerSet { field: "managedFields", value: String::new(), is_text: false, at, width: 1 };
+            object.server_set.push(field)
+        }
         (["items"], true) => object.items = ItemsField::Other { at },
         (["items"], false) => object.items = ItemsField::Sequence,
         (["spec"], _) => object.spec_at = Some(at),
@@ -637,6 +657,21 @@ fn record_value(
             object.kind_at = Some(value_at);
         }
         ["metadata"] if key == "name" => object.name = identity(object, value, style, reads_as),
+        ["metadata"]
+            if matches!(key.as_str(), "uid" | "resourceVersion" | "managedFields")
+                && !is_null(value, style)
+                && !value.is_empty() =>
+        {
+            let field = match key.as_str() {
+                "uid" => "uid",
+                "resourceVersion" => "resourceVersion",
+                _ => "managedFields",
+            };
+            let is_text = reads_as.is_none();
+            let quotes = if matches!(style, ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted) { 2 } else { 0 };
+            let width = value.chars().count() + quotes;
+            object.server_set.push(ServerSet { field, value: value.to_string(), is_text, at: value_at, width });
+        }
         [] if key == "items" => {
             object.items = if is_null(value, style) { ItemsField::Null } else { ItemsField::Other { at: key_at } }
         }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::Context;
 use super::manifests::{
-    ItemsField, Manifest, ManifestObject, Root, SelectorField, SelectorProblem, YamlPosition, YamlProblem,
+    ItemsField, Manifest, ManifestObject, Root, SelectorField, SelectorProblem, ServerSet, YamlPosition, YamlProblem,
     manifest_files, scan,
 };
 use crate::diagnostic::Diagnostic;
@@ -188,6 +188,11 @@ fn collect<'a>(
         return;
     }
     for object in &manifest.objects {
+        for field in &object.server_set {
+            if let Some(diagnostic) = server_set(&origin, field) {
+                context.report(diagnostic);
+            }
+        }
         if let Some(problem) = object.selector_problem() {
             context.report(selector_diagnostic(&origin, object, &problem));
         }
@@ -248,6 +253,36 @@ fn unsendable(origin: &Origin, object: &ManifestObject, root: Root) -> Option<Di
         IDENTITY.to_string()
     };
     Some(diagnostic(format!("this object has no {missing}"), &format!("no {missing}")).help(help))
+}
+
+/// Metadata the API server sets that it refuses in an apply into the scenario's namespace: a uid
+/// (no object there has it), managedFields, a resourceVersion that is no number. A manifest
+/// copied with `kubectl get -o yaml` carries them; a version that is a number only fails a
+/// later apply once the object has changed, and is left to the run to report.
+fn server_set(origin: &Origin, field: &ServerSet) -> Option<Diagnostic> {
+    let (span, place) = origin.locate(field.at, field.width);
+    let (message, refusal) = match field.field {
+        "uid" => ("is the uid of an object elsewhere", "409 \"uid mismatch\""),
+        "managedFields" => ("is set", "400 \"metadata.managedFields must be nil\""),
+        _ if field.is_text && go_parses_as_version(&field.value) => return None,
+        _ => ("is no version the API server reads", "500 \"strconv.ParseUint\""),
+    };
+    let name = field.field;
+    Some(
+        Diagnostic::error("rehearse::manifest::server_set", format!("{place}: `metadata.{name}` {message}"))
+            .label(span, "set by the API server, not by a manifest")
+            .help(format!(
+                "remove `{name}` (the API server refuses it: {refusal}), and with it what else the API server \
+                 set in a manifest copied from a live cluster (`uid`, `resourceVersion`, `creationTimestamp`, \
+                 `status`)"
+            )),
+    )
+}
+
+/// Whether Go's strconv.ParseUint reads the text as a base-10 uint64, as the API server reads a
+/// resourceVersion.
+fn go_parses_as_version(text: &str) -> bool {
+    text.bytes().all(|b| b.is_ascii_digit()) && text.parse::<u64>().is_ok()
 }
 
 /// What every object `apply` sends has, as kubectl needs it.

@@ -195,9 +195,11 @@ impl From<kube::Error> for StepError {
                     status.message
                 ))
             }
-            // Validation (422 Invalid), malformed requests (400) and admission denials (403):
-            // the API looked at the change and said no.
-            kube::Error::Api(status) if matches!(status.code, 400 | 403 | 422) => StepError::Refused {
+            // Validation (422 Invalid), malformed requests (400), admission denials (403), and a
+            // write the object does not allow (409: a name in use, a uid or resourceVersion a
+            // manifest names that the object here does not have): the API looked at the change
+            // and said no.
+            kube::Error::Api(status) if matches!(status.code, 400 | 403 | 409 | 422) => StepError::Refused {
                 by: RefusedBy::Api { code: status.code, reason: status.reason.clone() },
                 message: status.message,
             },
@@ -254,7 +256,7 @@ fn is_authorization_denial(message: &str) -> bool {
 /// object") or convert it to the kind ("failed to convert new object"). The API server answers
 /// these before validation, in these words, whatever else is wrong.
 fn refuses_the_configuration(message: &str) -> bool {
-    ["failed to create typed patch object (", "failed to convert new object ("]
+    ["failed to create typed patch object (", "failed to convert new object (", "strconv.ParseUint: parsing "]
         .iter()
         .any(|prefix| message.starts_with(prefix))
 }

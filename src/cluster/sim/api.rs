@@ -529,10 +529,7 @@ fn replace(state: &mut State, target: &Target, name: &str, object: Value) -> Res
     if let Some(expected) = object["metadata"]["resourceVersion"].as_str()
         && current["metadata"]["resourceVersion"].as_str() != Some(expected)
     {
-        return Err(ApiError::conflict(format!(
-            "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
-            super::error::qualified(target.resource)
-        )));
+        return Err(ApiError::modified(target.resource, name));
     }
     update_by_another_manager(state, target, &current, object)
 }
@@ -633,6 +630,11 @@ fn apply(state: &mut State, target: &Target, name: &str, mut applied: Value) -> 
             applied["metadata"]["name"].as_str().unwrap_or_default()
         )));
     }
+    // What the applier owns is kept apart from the object (see `Applied`): the API server
+    // refuses to be sent it, as `kubectl get -o yaml --show-managed-fields` prints it.
+    if !applied["metadata"]["managedFields"].is_null() {
+        return Err(ApiError::bad_request("metadata.managedFields must be nil"));
+    }
     match super::typed_patch::check(target.resource, &mut applied) {
         Some(Refusal::Typed(problem)) => {
             return Err(ApiError::untyped_patch(target.resource, &target.namespace, name, &[problem]));
@@ -661,7 +663,31 @@ fn apply(state: &mut State, target: &Target, name: &str, mut applied: Value) -> 
         applied["metadata"]["namespace"] = target.namespace.clone().into();
     }
     let key = (target.resource, target.namespace.clone(), name.to_string());
-    let result = match state.store.get_shared(target.resource, &target.namespace, name) {
+    let current = state.store.get_shared(target.resource, &target.namespace, name);
+    // A manifest copied from a live cluster names the object there by its uid and version:
+    // upstream's patcher and registry hold them to the object here (see also validate::update).
+    if current.is_none()
+        && let Some(uid) = applied["metadata"]["uid"].as_str().filter(|uid| !uid.is_empty())
+    {
+        return Err(ApiError::conflict(format!(
+            "Operation cannot be fulfilled on {} \"{name}\": uid mismatch: the provided object specified uid {uid}, and no existing object was found",
+            super::error::qualified(target.resource)
+        )));
+    }
+    if let Some(version) = applied["metadata"]["resourceVersion"].as_str().filter(|v| !v.is_empty()) {
+        let parsed = Some(version)
+            .filter(|v| v.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| ApiError::unparsable_resource_version(version))?;
+        // Version 0 asks for no version: an unconditional update, as is a create's.
+        if let Some(current) = &current
+            && parsed != 0
+            && current["metadata"]["resourceVersion"].as_str().and_then(|v| v.parse().ok()) != Some(parsed)
+        {
+            return Err(ApiError::modified(target.resource, name));
+        }
+    }
+    let result = match current {
         None => {
             // The applied configuration is remembered as sent; the object is stored defaulted.
             let mut object = applied.clone();

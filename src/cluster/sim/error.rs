@@ -216,6 +216,25 @@ impl ApiError {
         )
     }
 
+    /// A resourceVersion that is not a number, as Go's strconv.ParseUint words it: a 500
+    /// without a reason, as the API server sends it.
+    pub fn unparsable_resource_version(resource_version: &str) -> ApiError {
+        let why = if !resource_version.is_empty() && resource_version.bytes().all(|b| b.is_ascii_digit()) {
+            "value out of range"
+        } else {
+            "invalid syntax"
+        };
+        ApiError::new(500, "", format!("strconv.ParseUint: parsing {resource_version:?}: {why}"))
+    }
+
+    /// A write whose resourceVersion is not the stored one's (upstream's OptimisticLockErrorMsg).
+    pub fn modified(resource: Resource, name: &str) -> ApiError {
+        ApiError::conflict(format!(
+            "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+            qualified(resource)
+        ))
+    }
+
     pub fn gone(resource_version: u64) -> ApiError {
         ApiError::new(410, "Expired", format!("too old resource version: {resource_version}"))
     }

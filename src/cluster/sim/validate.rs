@@ -36,6 +36,7 @@ pub fn create(resource: Resource, object: &Value) -> Result<(), ApiError> {
 /// Validation of a change: everything a new object must satisfy, and what may not change.
 pub fn update(resource: Resource, current: &Value, object: &Value) -> Result<(), ApiError> {
     let mut causes = metadata(resource, object);
+    causes.extend(immutable_metadata(current, object));
     if resource == resources::SERVICE {
         causes.extend(super::cluster_ips::change_causes(current, object));
         causes.extend(load_balancer_class_change(current, object));
@@ -121,6 +122,31 @@ fn finish(resource: Resource, object: &Value, mut causes: Vec<String>) -> Result
     let mut seen = std::collections::HashSet::new();
     causes.retain(|cause| seen.insert(cause.clone()));
     Err(invalid(resource, object["metadata"]["name"].as_str().unwrap_or_default(), &causes))
+}
+
+/// The stored metadata an update may not change (upstream's ValidateObjectMetaUpdate), once
+/// BeforeUpdate has put back what a writer may leave out or may not touch: an empty uid, the
+/// creation timestamp, a deletion timestamp or grace period already set. What is left is a
+/// manifest's own uid, deletionTimestamp or deletionGracePeriodSeconds, as one copied from a
+/// live cluster carries.
+fn immutable_metadata(current: &Value, object: &Value) -> Vec<String> {
+    let (stored, written) = (&current["metadata"], &object["metadata"]);
+    let mut causes = Vec::new();
+    let immutable =
+        |field: &str, value: &Value| format!("metadata.{field}: Invalid value: {}: field is immutable", compact(value));
+    let uid = &written["uid"];
+    if uid.as_str().is_some_and(|uid| !uid.is_empty()) && *uid != stored["uid"] {
+        causes.push(immutable("uid", uid));
+    }
+    let deletion = &written["deletionTimestamp"];
+    if stored["deletionTimestamp"].is_null() && !deletion.is_null() {
+        causes.push(immutable("deletionTimestamp", deletion));
+    }
+    let grace = &written["deletionGracePeriodSeconds"];
+    if !grace.is_null() && *grace != stored["deletionGracePeriodSeconds"] {
+        causes.push(immutable("deletionGracePeriodSeconds", grace));
+    }
+    causes
 }
 
 fn metadata(resource: Resource, object: &Value) -> Vec<String> {
