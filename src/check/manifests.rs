@@ -382,16 +382,20 @@ impl Scope {
 
     /// The objects it stands for: itself, or, a list, its items (see
     /// [`crate::exec::apply`]'s `unpack_list`: an item with neither `apiVersion` nor `kind`
-    /// takes them from a typed list, `ConfigMapList` giving `ConfigMap`).
+    /// takes the list's, less a `List` suffix, so `ConfigMapList` gives `ConfigMap`). A list
+    /// without a kind stays one object, which `check` reports as kubectl refuses it.
     fn objects(self) -> Vec<ManifestObject> {
         let Scope { object, mut items, .. } = self;
-        if !matches!(object.items, ItemsField::Sequence | ItemsField::Null) {
+        let is_list = matches!(object.items, ItemsField::Sequence | ItemsField::Null);
+        if !is_list || object.kind.as_deref().is_none_or(str::is_empty) {
             return if object == ManifestObject::default() { Vec::new() } else { vec![object] };
         }
-        let item_kind = object.kind.as_deref().and_then(|kind| kind.strip_suffix("List")).filter(|k| !k.is_empty());
+        let item_kind = object.kind.as_deref().map(|kind| kind.strip_suffix("List").unwrap_or(kind));
+        let item_kind = item_kind.filter(|kind| !kind.is_empty());
         for item in &mut items {
             item.in_list = true;
             if let Some(kind) = item_kind
+                && item.root.is_some_and(|root| root.is_mapping)
                 && item.api_version.as_deref().is_none_or(str::is_empty)
                 && item.kind.as_deref().is_none_or(str::is_empty)
                 && !item.aliased
@@ -483,12 +487,10 @@ fn scan_events(text: &str) -> Manifest {
                         record_value(&mut manifest, object, relative, name, scalar, key_at, at);
                     }
                     Some(Frame::Sequence) if is_items(relative) => {
-                        // An item that is no object, as a document can be.
-                        let mut item = ManifestObject::default();
-                        if !is_null(&value, style) {
-                            item.root = Some(Root { at, is_mapping: false });
-                        }
-                        scope.items.push(item);
+                        // An item that is no object; unlike a document, a null one is no less
+                        // an item, and kubectl refuses it.
+                        let root = Some(Root { at, is_mapping: false });
+                        scope.items.push(ManifestObject { root, ..Default::default() });
                     }
                     Some(Frame::Sequence) => {
                         if is_expression_values(relative)
@@ -657,10 +659,12 @@ fn record_value(
             object.kind_at = Some(value_at);
         }
         ["metadata"] if key == "name" => object.name = identity(object, value, style, reads_as),
+        // A placeholder is judged when the step runs, as the selector checks leave it.
         ["metadata"]
             if matches!(key.as_str(), "uid" | "resourceVersion" | "managedFields")
                 && !is_null(value, style)
-                && !value.is_empty() =>
+                && (key == "managedFields" || !value.is_empty())
+                && !value.contains("${{") =>
         {
             let field = match key.as_str() {
                 "uid" => "uid",
@@ -819,6 +823,8 @@ mod tests {
             "kind: List\n",
             "---\napiVersion: v1\nkind: ServiceList\nitems:\n- metadata: {name: svc}\n  spec: {selector: {app: web}}\n",
             "---\nkind: List\nitems: null\n---\nkind: List\nitems: {}\n---\nkind: PodList\nmetadata: {name: p}\n",
+            "---\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: k}}\n",
+            "---\napiVersion: v1\nkind: Secret\nitems:\n- metadata: {name: s}\n- ~\n",
         ));
         let found: Vec<_> = manifest
             .objects
@@ -842,8 +848,12 @@ mod tests {
                 (Some(15), Some("Service"), Some("svc"), true, ItemsField::Absent, None),
                 (Some(21), Some("List"), None, false, not_a_list, no_version_or_name),
                 (Some(24), Some("PodList"), Some("p"), false, ItemsField::Absent, Some(vec!["apiVersion"])),
+                (Some(27), None, None, false, ItemsField::Sequence, Some(vec!["apiVersion", "kind", "metadata.name"])),
+                (Some(33), Some("Secret"), Some("s"), true, ItemsField::Absent, None),
+                (Some(34), None, None, true, ItemsField::Absent, Some(vec!["apiVersion", "kind", "metadata.name"])),
             ],
-            "each item an object at its line, typed by a typed list; `items: null` is none; an alias is unknown"
+            "each item an object at its line, typed by its list (less a `List` suffix); `items: null` is none; \
+             an alias is unknown; a list without a kind stays one object; a null item is an item"
         );
         let web = &manifest.objects[0];
         assert_eq!(web.labels[0].key, "app", "an item's fields are read from the item");

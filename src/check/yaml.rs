@@ -226,6 +226,13 @@ fn unsendable(origin: &Origin, object: &ManifestObject, root: Root) -> Option<Di
                 .help("write each object as an item of `items` (`- apiVersion: ...`), or as a document of its own"),
         );
     }
+    if object.items != ItemsField::Absent && object.kind.as_deref().is_none_or(str::is_empty) && !object.aliased {
+        // kubectl reads a list's kind before its items ("Object 'Kind' is missing").
+        return Some(diagnostic("this list has no `kind`".into(), "no `kind`").help(
+            "give the list its kind (`kind: List`, or a typed list such as `ConfigMapList`), or write each item \
+             as a document of its own",
+        ));
+    }
     if object.in_list && object.items != ItemsField::Absent {
         // kubectl unpacks one list, not a list in it.
         return Some(
@@ -237,8 +244,11 @@ fn unsendable(origin: &Origin, object: &ManifestObject, root: Root) -> Option<Di
         && object.items == ItemsField::Absent
         && object.kind.as_deref().is_some_and(|kind| kind.ends_with("List"))
     {
+        let kind = object.kind.as_deref().unwrap_or_default();
+        let (span, place) = object.kind_at.map_or((span, place.clone()), |at| origin.locate(at, kind.chars().count()));
         return Some(
-            diagnostic(format!("this {} has no `items`", object.kind.as_deref().unwrap_or_default()), "no `items`")
+            Diagnostic::error("rehearse::manifest::incomplete", format!("{place}: this {kind} has no `items`"))
+                .label(span, "a list kind, without `items`")
                 .help("write the objects as the list's `items`, or each as a document of its own after `---`"),
         );
     }
@@ -257,14 +267,16 @@ fn unsendable(origin: &Origin, object: &ManifestObject, root: Root) -> Option<Di
 
 /// Metadata the API server sets that it refuses in an apply into the scenario's namespace: a uid
 /// (no object there has it), managedFields, a resourceVersion that is no number. A manifest
-/// copied with `kubectl get -o yaml` carries them; a version that is a number only fails a
-/// later apply once the object has changed, and is left to the run to report.
+/// copied with `kubectl get -o yaml` carries them; a version that is a number is ignored by the
+/// apply that creates the object and refused by any later one, which the run reports.
 fn server_set(origin: &Origin, field: &ServerSet) -> Option<Diagnostic> {
     let (span, place) = origin.locate(field.at, field.width);
     let (message, refusal) = match field.field {
-        "uid" => ("is the uid of an object elsewhere", "409 \"uid mismatch\""),
         "managedFields" => ("is set", "400 \"metadata.managedFields must be nil\""),
-        _ if field.is_text && go_parses_as_version(&field.value) => return None,
+        // A number or a boolean where text belongs fails server-side apply's typing first.
+        _ if !field.is_text => ("is not text", "500 \"failed to create typed patch object\""),
+        "uid" => ("is the uid of an object elsewhere", "409 \"uid mismatch\""),
+        _ if go_parses_as_version(&field.value) => return None,
         _ => ("is no version the API server reads", "500 \"strconv.ParseUint\""),
     };
     let name = field.field;

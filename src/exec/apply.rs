@@ -39,8 +39,9 @@ pub fn documents_from_text(text: &str) -> Result<Vec<serde_json::Value>, String>
 
 /// A document with a top-level `items` (what `kubectl get -o yaml` prints for several objects)
 /// stands for its items, as kubectl applies it: `items: null` for none, and an item with neither
-/// `apiVersion` nor `kind` takes them from a typed list (`ConfigMapList` gives `ConfigMap`). Like
-/// kubectl, a list inside a list is refused. `check` reports each of these at its line.
+/// `apiVersion` nor `kind` takes the list's, less a `List` suffix (`ConfigMapList` gives
+/// `ConfigMap`). Like kubectl, a list without a kind and a list inside a list are refused.
+/// `check` reports each of these at its line.
 fn unpack_list(document: serde_json::Value) -> Result<Vec<serde_json::Value>, String> {
     let serde_json::Value::Object(mut fields) = document else { return Ok(vec![document]) };
     let Some(items) = fields.remove("items") else { return Ok(vec![serde_json::Value::Object(fields)]) };
@@ -49,8 +50,10 @@ fn unpack_list(document: serde_json::Value) -> Result<Vec<serde_json::Value>, St
         serde_json::Value::Array(items) => items,
         _ => return Err("the `items` of a list is not a list of objects".into()),
     };
-    let item_kind = fields.get("kind").and_then(|kind| kind.as_str()).and_then(|kind| kind.strip_suffix("List"));
-    let item_kind = item_kind.filter(|kind| !kind.is_empty());
+    let Some(list_kind) = fields.get("kind").and_then(|kind| kind.as_str()).filter(|kind| !kind.is_empty()) else {
+        return Err("a list without a `kind` is not applied (kubectl: \"Object 'Kind' is missing\")".into());
+    };
+    let item_kind = Some(list_kind.strip_suffix("List").unwrap_or(list_kind)).filter(|kind| !kind.is_empty());
     items
         .into_iter()
         .map(|mut item| {
@@ -210,5 +213,8 @@ mod tests {
             "the `items` of a list is not a list of objects"
         );
         assert!(documents_from_text("kind: List\nitems: []\n").unwrap().is_empty());
+        let untyped = documents_from_text("apiVersion: v1\nkind: ConfigMap\nitems: [{metadata: {name: f}}]\n").unwrap();
+        assert_eq!(untyped[0]["kind"], "ConfigMap", "kubectl trims a `List` suffix, if there is one");
+        assert!(documents_from_text("items: [{apiVersion: v1, kind: ConfigMap}]\n").unwrap_err().contains("`kind`"));
     }
 }

@@ -687,6 +687,11 @@ fn apply(state: &mut State, target: &Target, name: &str, mut applied: Value) -> 
             return Err(ApiError::modified(target.resource, name));
         }
     }
+    // Checked: the version is the stored one or none, so it is no part of the change (upstream
+    // puts the stored one in its place), nor of what the applier owns.
+    if let Some(metadata) = applied["metadata"].as_object_mut() {
+        metadata.remove("resourceVersion");
+    }
     let result = match current {
         None => {
             // The applied configuration is remembered as sent; the object is stored defaulted.
