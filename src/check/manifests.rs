@@ -394,6 +394,11 @@ impl Scope {
         let item_kind = item_kind.filter(|kind| !kind.is_empty());
         for item in &mut items {
             item.in_list = true;
+            let untyped =
+                item.api_version.as_deref().is_none_or(str::is_empty) && item.kind.as_deref().is_none_or(str::is_empty);
+            // What an alias brings the list (its apiVersion, say) is not followed: an item it
+            // would type is not known to lack its type.
+            item.aliased |= object.aliased && untyped;
             if let Some(kind) = item_kind
                 && item.root.is_some_and(|root| root.is_mapping)
                 && item.api_version.as_deref().is_none_or(str::is_empty)
@@ -550,9 +555,15 @@ fn is_items(path: &[String]) -> bool {
 fn record_node(object: &mut ManifestObject, path: &[String], is_mapping: bool, at: YamlPosition) {
     let path: Vec<&str> = path.iter().map(String::as_str).collect();
     match (path.as_slice(), is_mapping) {
-        (["metadata", "managedFields"], _) => {
-            let field = ServerSet { field: "managedFields", value: String::new(), is_text: false, at, width: 1 };
-            object.server_set.push(field)
+        // A list or mapping: managedFields as `kubectl get --show-managed-fields` prints it, or
+        // a uid or resourceVersion that is no text.
+        (["metadata", field @ ("managedFields" | "uid" | "resourceVersion")], _) => {
+            let field = match *field {
+                "uid" => "uid",
+                "resourceVersion" => "resourceVersion",
+                _ => "managedFields",
+            };
+            object.server_set.push(ServerSet { field, value: String::new(), is_text: false, at, width: 1 })
         }
         (["items"], true) => object.items = ItemsField::Other { at },
         (["items"], false) => object.items = ItemsField::Sequence,

@@ -226,7 +226,11 @@ fn unsendable(origin: &Origin, object: &ManifestObject, root: Root) -> Option<Di
                 .help("write each object as an item of `items` (`- apiVersion: ...`), or as a document of its own"),
         );
     }
-    if object.items != ItemsField::Absent && object.kind.as_deref().is_none_or(str::is_empty) && !object.aliased {
+    if object.items != ItemsField::Absent
+        && object.kind.as_deref().is_none_or(str::is_empty)
+        && !object.aliased
+        && !object.in_list
+    {
         // kubectl reads a list's kind before its items ("Object 'Kind' is missing").
         return Some(diagnostic("this list has no `kind`".into(), "no `kind`").help(
             "give the list its kind (`kind: List`, or a typed list such as `ConfigMapList`), or write each item \
