@@ -541,6 +541,12 @@ fn scan_events(text: &str) -> Manifest {
     manifest
 }
 
+/// `key`, if it is a field of `metadata` that only the API server sets and that it refuses to
+/// be sent (see [`ServerSet`]).
+fn server_set_field(key: &str) -> Option<&'static str> {
+    ["uid", "resourceVersion", "managedFields"].into_iter().find(|field| *field == key)
+}
+
 /// Whether `path` (from an object's root) is an item of its `items`.
 fn is_list_item(path: &[String]) -> bool {
     matches!(path, [items, item] if items == "items" && item == "-")
@@ -554,17 +560,15 @@ fn is_items(path: &[String]) -> bool {
 /// A mapping or a list starts at `path` (the keys down to it, `-` for list items).
 fn record_node(object: &mut ManifestObject, path: &[String], is_mapping: bool, at: YamlPosition) {
     let path: Vec<&str> = path.iter().map(String::as_str).collect();
+    // A list or mapping: managedFields as `kubectl get --show-managed-fields` prints it, or a
+    // uid or resourceVersion that is no text.
+    if let ["metadata", key] = path.as_slice()
+        && let Some(field) = server_set_field(key)
+    {
+        object.server_set.push(ServerSet { field, value: String::new(), is_text: false, at, width: 1 });
+        return;
+    }
     match (path.as_slice(), is_mapping) {
-        // A list or mapping: managedFields as `kubectl get --show-managed-fields` prints it, or
-        // a uid or resourceVersion that is no text.
-        (["metadata", field @ ("managedFields" | "uid" | "resourceVersion")], _) => {
-            let field = match *field {
-                "uid" => "uid",
-                "resourceVersion" => "resourceVersion",
-                _ => "managedFields",
-            };
-            object.server_set.push(ServerSet { field, value: String::new(), is_text: false, at, width: 1 })
-        }
         (["items"], true) => object.items = ItemsField::Other { at },
         (["items"], false) => object.items = ItemsField::Sequence,
         (["spec"], _) => object.spec_at = Some(at),
@@ -672,16 +676,12 @@ fn record_value(
         ["metadata"] if key == "name" => object.name = identity(object, value, style, reads_as),
         // A placeholder is judged when the step runs, as the selector checks leave it.
         ["metadata"]
-            if matches!(key.as_str(), "uid" | "resourceVersion" | "managedFields")
+            if server_set_field(&key).is_some()
                 && !is_null(value, style)
                 && (key == "managedFields" || !value.is_empty())
                 && !value.contains("${{") =>
         {
-            let field = match key.as_str() {
-                "uid" => "uid",
-                "resourceVersion" => "resourceVersion",
-                _ => "managedFields",
-            };
+            let field = server_set_field(&key).unwrap_or_default();
             let is_text = reads_as.is_none();
             let quotes = if matches!(style, ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted) { 2 } else { 0 };
             let width = value.chars().count() + quotes;

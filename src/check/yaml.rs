@@ -280,7 +280,7 @@ fn server_set(origin: &Origin, field: &ServerSet) -> Option<Diagnostic> {
         // A number or a boolean where text belongs fails server-side apply's typing first.
         _ if !field.is_text => ("is not text", "500 \"failed to create typed patch object\""),
         "uid" => ("is the uid of an object elsewhere", "409 \"uid mismatch\""),
-        _ if go_parses_as_version(&field.value) => return None,
+        _ if crate::model::resource_version::parse(&field.value).is_ok() => return None,
         _ => ("is no version the API server reads", "500 \"strconv.ParseUint\""),
     };
     let name = field.field;
@@ -293,12 +293,6 @@ fn server_set(origin: &Origin, field: &ServerSet) -> Option<Diagnostic> {
                  `status`)"
             )),
     )
-}
-
-/// Whether Go's strconv.ParseUint reads the text as a base-10 uint64, as the API server reads a
-/// resourceVersion.
-fn go_parses_as_version(text: &str) -> bool {
-    text.bytes().all(|b| b.is_ascii_digit()) && text.parse::<u64>().is_ok()
 }
 
 /// What every object `apply` sends has, as kubectl needs it.

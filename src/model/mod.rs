@@ -7,6 +7,7 @@ pub mod duration;
 pub mod file_name;
 pub mod labels;
 pub mod object_ref;
+pub mod resource_version;
 pub mod selector;
 
 pub use labels::{LabelChange, LabelChangeKind};

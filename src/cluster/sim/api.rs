@@ -675,10 +675,8 @@ fn apply(state: &mut State, target: &Target, name: &str, mut applied: Value) -> 
         )));
     }
     if let Some(version) = applied["metadata"]["resourceVersion"].as_str().filter(|v| !v.is_empty()) {
-        let parsed = Some(version)
-            .filter(|v| v.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|v| v.parse::<u64>().ok())
-            .ok_or_else(|| ApiError::unparsable_resource_version(version))?;
+        let parsed = crate::model::resource_version::parse(version)
+            .map_err(|why| ApiError::unparsable_resource_version(version, why))?;
         // Version 0 asks for no version: an unconditional update, as is a create's.
         if let Some(current) = &current
             && parsed != 0

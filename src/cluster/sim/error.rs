@@ -216,14 +216,9 @@ impl ApiError {
         )
     }
 
-    /// A resourceVersion that is not a number, as Go's strconv.ParseUint words it: a 500
-    /// without a reason, as the API server sends it.
-    pub fn unparsable_resource_version(resource_version: &str) -> ApiError {
-        let why = if !resource_version.is_empty() && resource_version.bytes().all(|b| b.is_ascii_digit()) {
-            "value out of range"
-        } else {
-            "invalid syntax"
-        };
+    /// A resourceVersion Go's strconv.ParseUint refuses (`why`, in its words): a 500 without a
+    /// reason, as the API server sends it.
+    pub fn unparsable_resource_version(resource_version: &str, why: &str) -> ApiError {
         ApiError::new(500, "", format!("strconv.ParseUint: parsing {resource_version:?}: {why}"))
     }
 
