@@ -669,10 +669,7 @@ fn apply(state: &mut State, target: &Target, name: &str, mut applied: Value) -> 
     if current.is_none()
         && let Some(uid) = applied["metadata"]["uid"].as_str().filter(|uid| !uid.is_empty())
     {
-        return Err(ApiError::conflict(format!(
-            "Operation cannot be fulfilled on {} \"{name}\": uid mismatch: the provided object specified uid {uid}, and no existing object was found",
-            super::error::qualified(target.resource)
-        )));
+        return Err(ApiError::uid_mismatch(target.resource, name, uid));
     }
     if let Some(version) = applied["metadata"]["resourceVersion"].as_str().filter(|v| !v.is_empty()) {
         let parsed = crate::model::resource_version::parse(version)

@@ -222,6 +222,14 @@ impl ApiError {
         ApiError::new(500, "", format!("strconv.ParseUint: parsing {resource_version:?}: {why}"))
     }
 
+    /// An apply naming by its uid an object that does not exist (upstream's patcher).
+    pub fn uid_mismatch(resource: Resource, name: &str, uid: &str) -> ApiError {
+        ApiError::conflict(format!(
+            "Operation cannot be fulfilled on {} \"{name}\": uid mismatch: the provided object specified uid {uid}, and no existing object was found",
+            qualified(resource)
+        ))
+    }
+
     /// A write whose resourceVersion is not the stored one's (upstream's OptimisticLockErrorMsg).
     pub fn modified(resource: Resource, name: &str) -> ApiError {
         ApiError::conflict(format!(
