@@ -88,6 +88,76 @@ pub struct ManifestObject {
     /// Metadata the API server sets, as a manifest copied from a live cluster carries it
     /// (`uid`, `resourceVersion`, `managedFields`; not empty or null), where each is written.
     pub server_set: Vec<ServerSet>,
+    /// A Service's `spec.clusterIP` and `spec.clusterIPs` addresses (not `None`), as written.
+    pub cluster_ips: Vec<Written>,
+    /// A Service's `spec.ports[].nodePort` numbers, as written.
+    pub node_ports: Vec<Written>,
+    /// Every container's `ports` entries, with the pod spec each belongs to.
+    pub container_ports: Vec<ContainerPort>,
+    /// The pod specs (paths from the object's root, as `spec.template.spec`) that say
+    /// `hostNetwork: true`, whose container ports are host ports.
+    pub host_network: Vec<String>,
+}
+
+/// A scalar as written: its text, and where it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Written {
+    pub value: String,
+    pub at: YamlPosition,
+    /// How many characters it takes, quotes included.
+    pub width: usize,
+}
+
+/// One entry of a container's `ports`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContainerPort {
+    /// The pod spec the container is in, as the path to it from the object's root.
+    pub pod_spec: String,
+    pub container_port: Option<Written>,
+    pub host_port: Option<Written>,
+    pub protocol: Option<String>,
+    pub host_ip: Option<String>,
+}
+
+/// What an object holds that the whole cluster shares, not its namespace: the scenarios of a
+/// run may race for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// A Service's cluster IP: one Service in the cluster holds an address.
+    ClusterIp(String),
+    /// A Service's node port: one Service in the cluster holds a port, whatever its protocol.
+    NodePort(u32),
+    /// A pod's host port: one pod per node holds a port and protocol on an address (an empty
+    /// address, or `0.0.0.0`, is every address).
+    HostPort { port: u32, protocol: String, address: String },
+}
+
+impl Claim {
+    /// Whether two claims want the same thing, so only one can have it at a time.
+    pub fn clashes(&self, other: &Claim) -> bool {
+        match (self, other) {
+            (
+                Claim::HostPort { port, protocol, address },
+                Claim::HostPort { port: other_port, protocol: other_protocol, address: other_address },
+            ) => {
+                let everywhere = |address: &str| address.is_empty() || address == "0.0.0.0";
+                port == other_port
+                    && protocol == other_protocol
+                    && (everywhere(address) || everywhere(other_address) || address == other_address)
+            }
+            _ => self == other,
+        }
+    }
+
+    /// The claim in words: `node port 30080`.
+    pub fn describe(&self) -> String {
+        match self {
+            Claim::ClusterIp(address) => format!("cluster IP {address}"),
+            Claim::NodePort(port) => format!("node port {port}"),
+            Claim::HostPort { port, protocol, address } if address.is_empty() => format!("host port {port}/{protocol}"),
+            Claim::HostPort { port, protocol, address } => format!("host port {address}:{port}/{protocol}"),
+        }
+    }
 }
 
 /// A field of `metadata` the API server sets, written in a manifest.
@@ -149,6 +219,42 @@ impl ManifestObject {
                 .filter_map(|(field, value)| value.as_deref().is_none_or(str::is_empty).then_some(field))
                 .collect();
         (!missing.is_empty()).then_some(missing)
+    }
+
+    /// What the object claims of the whole cluster, each where it is written: a Service's
+    /// cluster IPs and node ports, a pod template's host ports (on the host's network, its
+    /// container ports). A number that is no port, or 0, claims nothing (the API server refuses
+    /// the one and picks for the other).
+    pub fn claims(&self) -> Vec<(Claim, &Written)> {
+        let mut claims = Vec::new();
+        if self.kind.as_deref() == Some("Service") && self.api_version.as_deref() == Some("v1") {
+            for written in &self.cluster_ips {
+                let claim = Claim::ClusterIp(written.value.clone());
+                if !claims.iter().any(|(c, _)| *c == claim) {
+                    claims.push((claim, written));
+                }
+            }
+            for written in &self.node_ports {
+                if let Some(port) = port_number(&written.value) {
+                    claims.push((Claim::NodePort(port), written));
+                }
+            }
+        }
+        for entry in &self.container_ports {
+            let on_host_network = self.host_network.contains(&entry.pod_spec);
+            let host_port = entry.host_port.as_ref().and_then(|w| port_number(&w.value).map(|port| (port, w)));
+            let from_container = || {
+                let written = entry.container_port.as_ref()?;
+                port_number(&written.value).map(|port| (port, written))
+            };
+            let Some((port, written)) = host_port.or_else(|| on_host_network.then(from_container).flatten()) else {
+                continue;
+            };
+            let protocol = entry.protocol.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "TCP".into());
+            let address = entry.host_ip.clone().unwrap_or_default();
+            claims.push((Claim::HostPort { port, protocol, address }, written));
+        }
+        claims
     }
 
     /// Labels that pods created from this object carry.
@@ -507,7 +613,7 @@ fn scan_events(text: &str) -> Manifest {
                                 at,
                             });
                         }
-                        record_item(object, relative, &value)
+                        record_item(object, relative, &value, style, at)
                     }
                     // A document that is one scalar; a plain empty or null one is no document at all.
                     None => {
@@ -547,6 +653,22 @@ fn server_set_field(key: &str) -> Option<&'static str> {
     ["uid", "resourceVersion", "managedFields"].into_iter().find(|field| *field == key)
 }
 
+/// A port number as written (`30080`, `"30080"`), if it is one above 0.
+fn port_number(value: &str) -> Option<u32> {
+    value.parse::<u32>().ok().filter(|port| (1..=65_535).contains(port))
+}
+
+/// Whether `path` (from an object's root) is an entry of a container's `ports`.
+fn is_container_port(path: &[&str]) -> bool {
+    matches!(path, [.., containers, "-", "ports", "-"] if matches!(*containers, "containers" | "initContainers"))
+}
+
+/// A scalar as written, where it is.
+fn written(value: &str, style: ScalarStyle, at: YamlPosition) -> Written {
+    let quotes = if matches!(style, ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted) { 2 } else { 0 };
+    Written { value: value.to_string(), at, width: value.chars().count() + quotes }
+}
+
 /// Whether `path` (from an object's root) is an item of its `items`.
 fn is_list_item(path: &[String]) -> bool {
     matches!(path, [items, item] if items == "items" && item == "-")
@@ -566,6 +688,11 @@ fn record_node(object: &mut ManifestObject, path: &[String], is_mapping: bool, a
         && let Some(field) = server_set_field(key)
     {
         object.server_set.push(ServerSet { field, value: String::new(), is_text: false, at, width: 1 });
+        return;
+    }
+    if is_mapping && is_container_port(&path) {
+        let pod_spec = path[..path.len() - 4].join(".");
+        object.container_ports.push(ContainerPort { pod_spec, ..Default::default() });
         return;
     }
     match (path.as_slice(), is_mapping) {
@@ -612,9 +739,10 @@ fn is_expression_values(path: &[String]) -> bool {
 }
 
 /// A text item of a list at `path`.
-fn record_item(object: &mut ManifestObject, path: &[String], value: &str) {
+fn record_item(object: &mut ManifestObject, path: &[String], value: &str, style: ScalarStyle, at: YamlPosition) {
     let path: Vec<&str> = path.iter().map(String::as_str).collect();
     match path.as_slice() {
+        ["spec", "clusterIPs"] if is_address(value, style) => object.cluster_ips.push(written(value, style, at)),
         ["spec", "selector", "matchExpressions", "-", "values"] => {
             if let Some(expression) = last_expression(object) {
                 expression.values.push(value.to_string());
@@ -719,8 +847,35 @@ fn record_value(
         },
         ["spec", "selector", ..] => unreadable_selector(object),
         ["spec", "template", "metadata", "labels"] => object.template_labels.push(label()),
+        ["spec"] if key == "clusterIP" && is_address(value, style) => {
+            object.cluster_ips.push(written(value, style, value_at))
+        }
+        ["spec", "ports", "-"] if key == "nodePort" => object.node_ports.push(written(value, style, value_at)),
+        port if is_container_port(port) => {
+            if let Some(entry) = object.container_ports.last_mut() {
+                match key.as_str() {
+                    "containerPort" => entry.container_port = Some(written(value, style, value_at)),
+                    "hostPort" => entry.host_port = Some(written(value, style, value_at)),
+                    "protocol" => entry.protocol = Some(value.to_string()),
+                    "hostIP" => entry.host_ip = Some(value.to_string()),
+                    _ => {}
+                }
+            }
+        }
+        pod_spec if key == "hostNetwork" && is_true(value, style) => object.host_network.push(pod_spec.join(".")),
         _ => {}
     }
+}
+
+/// Whether a scalar is YAML 1.1's true, as the run's reader takes it (case-folded).
+fn is_true(value: &str, style: ScalarStyle) -> bool {
+    style == ScalarStyle::Plain && ["true", "yes", "on", "y"].iter().any(|word| value.eq_ignore_ascii_case(word))
+}
+
+/// Whether a cluster IP as written is an address the Service asks for: not empty, `None`
+/// (headless) or a `${{ }}` placeholder, which is judged when the step runs.
+fn is_address(value: &str, style: ScalarStyle) -> bool {
+    !is_null(value, style) && !value.is_empty() && value != "None" && !value.contains("${{")
 }
 
 /// Manifest files read once per run, however many scripts apply them.
@@ -763,6 +918,33 @@ pub fn manifest_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_what_an_object_claims_of_the_whole_cluster() {
+        let claims = |text: &str| -> Vec<String> {
+            scan(text).objects.iter().flat_map(|o| o.claims()).map(|(claim, _)| claim.describe()).collect()
+        };
+        let service = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  clusterIP: 10.96.0.9\n  clusterIPs: [10.96.0.9, fd00::9]\n  ports:\n    - {port: 80, nodePort: \"30080\"}\n    - {port: 81, nodePort: 0}\n    - port: 82\n      nodePort: ${{ port }}\n";
+        assert_eq!(claims(service), ["cluster IP 10.96.0.9", "cluster IP fd00::9", "node port 30080"]);
+        // Headless, or the API server's pick: no claim; nor from a kind that is no v1 Service.
+        assert!(claims("apiVersion: v1\nkind: Service\nmetadata: {name: h}\nspec: {clusterIP: None}\n").is_empty());
+        assert!(
+            claims("apiVersion: example.com/v1\nkind: Service\nmetadata: {name: x}\nspec: {clusterIP: 10.0.0.1}\n")
+                .is_empty()
+        );
+        // On the host's network (said after the containers, in YAML 1.1's words), container ports
+        // are host ports; elsewhere only host ports are, with their protocol and address.
+        let daemonset = "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: a}\nspec:\n  template:\n    spec:\n      containers:\n        - name: a\n          ports:\n            - containerPort: 9100\n            - {containerPort: 53, protocol: UDP}\n      initContainers:\n        - name: b\n          ports: [{containerPort: 80, hostPort: 8080, hostIP: 10.0.0.1}]\n      hostNetwork: Yes\n";
+        assert_eq!(claims(daemonset), ["host port 9100/TCP", "host port 53/UDP", "host port 10.0.0.1:8080/TCP"]);
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n    - name: p\n      ports: [{containerPort: 80}, {containerPort: 81, hostPort: 81}]\n";
+        assert_eq!(claims(pod), ["host port 81/TCP"]);
+        let wildcard = Claim::HostPort { port: 81, protocol: "TCP".into(), address: String::new() };
+        let one = Claim::HostPort { port: 81, protocol: "TCP".into(), address: "10.0.0.1".into() };
+        let other = Claim::HostPort { port: 81, protocol: "TCP".into(), address: "10.0.0.2".into() };
+        let udp = Claim::HostPort { port: 81, protocol: "UDP".into(), address: String::new() };
+        assert!(wildcard.clashes(&one) && one.clashes(&wildcard) && one.clashes(&one));
+        assert!(!one.clashes(&other) && !wildcard.clashes(&udp) && !Claim::NodePort(81).clashes(&wildcard));
+    }
 
     #[test]
     fn collects_labels_selectors_and_template_labels() {

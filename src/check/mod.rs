@@ -2,6 +2,7 @@
 //! lives in its own module and adds diagnostics; none stops the others, so one run reports all.
 
 mod annotations;
+mod claims;
 mod kinds;
 mod labels;
 pub mod manifests;
@@ -63,6 +64,8 @@ fn base_dir(path: &Path, script: &Script) -> PathBuf {
 #[derive(Default)]
 pub struct Checker {
     manifests: ManifestCache,
+    /// What the scenarios checked so far claim of the cluster they share.
+    claims: claims::ClusterClaims,
 }
 
 impl Checker {
@@ -77,8 +80,10 @@ impl Checker {
         let base_dir = base_dir(path, &script);
         let mut context = Context { base_dir, manifests: &mut self.manifests, diagnostics: Diagnostics::default() };
         scenarios::check(&script, source, &mut context);
+        let lines = crate::diagnostic::LineIndex::new(source);
         for scenario in script.scenarios() {
             let facts = yaml::check(scenario, &mut context);
+            claims::check(path, &lines, scenario, &facts, &mut self.claims, &mut context);
             variables::check(scenario, &mut context);
             kinds::check(scenario, &mut context);
             labels::check(scenario, &mut context);
