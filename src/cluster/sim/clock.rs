@@ -47,9 +47,46 @@ impl Clock {
         self.timestamp_after(0)
     }
 
-    /// The time `seconds` from now, as a timestamp.
+    /// The time `seconds` from now, to the whole second, as the API server writes a deletion
+    /// timestamp: `seconds` as a Go duration, which wraps beyond about 292 years
+    /// ([`go_seconds`]), so even an int64's largest grace period gives a time near now.
     pub fn timestamp_after(&self, seconds: i64) -> String {
-        let now = self.now_secs() + seconds;
-        Timestamp::from_second(now).map(|t| t.to_string()).unwrap_or_default()
+        let elapsed = self.elapsed();
+        let now = i128::from(self.now_secs()) * NANOS + i128::from(elapsed.subsec_nanos());
+        let at = (now + i128::from(go_seconds(seconds))).div_euclid(NANOS);
+        let at = i64::try_from(at).ok().and_then(|at| Timestamp::from_second(at).ok());
+        at.unwrap_or(Timestamp::MAX).to_string()
+    }
+}
+
+const NANOS: i128 = 1_000_000_000;
+
+/// Go's `time.Second * time.Duration(seconds)`, as the API server turns a grace period into the
+/// time to add: nanoseconds in an int64, wrapping on overflow.
+pub fn go_seconds(seconds: i64) -> i64 {
+    seconds.wrapping_mul(1_000_000_000)
+}
+
+/// `at` (seconds since the Unix epoch) moved by `by` seconds as a Go duration (see
+/// [`go_seconds`]), to the whole second.
+pub fn moved_by(at: i64, by: i64) -> i64 {
+    let moved = (i128::from(at) * NANOS + i128::from(go_seconds(by))).div_euclid(NANOS);
+    i64::try_from(moved).unwrap_or(if moved < 0 { i64::MIN } else { i64::MAX })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_grace_period_turns_into_time_as_a_go_duration_does() {
+        assert_eq!(moved_by(100, 30), 130);
+        assert_eq!(moved_by(100, -30), 70);
+        // int64's largest number of seconds, as nanoseconds, wraps to -1,000,000,000 ns.
+        assert_eq!(go_seconds(i64::MAX), -1_000_000_000);
+        assert_eq!(moved_by(100, i64::MAX), 99);
+        // 300,000,000,000 s wraps to about 139 years back.
+        assert_eq!(go_seconds(300_000_000_000), 300_000_000_000i64.wrapping_mul(1_000_000_000));
+        assert!((moved_by(EPOCH, 300_000_000_000) - EPOCH).abs() < 300 * 366 * 86_400);
     }
 }

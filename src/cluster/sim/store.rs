@@ -501,7 +501,8 @@ impl Store {
             if period == 0 || shorter >= period {
                 return Some(current);
             }
-            let mut moved = deleted_at.as_second() - period + shorter;
+            let mut moved =
+                super::clock::moved_by(super::clock::moved_by(deleted_at.as_second(), period.wrapping_neg()), shorter);
             if moved < self.clock.now_secs() {
                 moved = self.clock.now_secs();
                 if shorter != 0 {
