@@ -541,10 +541,14 @@ async fn run_steps(
         };
         let elapsed = step_started.elapsed();
         result.steps[in_flight] = match outcome {
-            Ok(observed) => StepResult::passed((line, column), text, observed, elapsed),
+            Ok(observed) => {
+                let observed = substitute::in_script_terms(step, &context.variables, observed);
+                StepResult::passed((line, column), text, observed, elapsed)
+            }
             Err(error) => {
                 failed = true;
-                let message = format!("{}:{line}:{column}: `{text}`: {}", job.path.display(), error.message());
+                let message = substitute::in_script_terms(step, &context.variables, error.message());
+                let message = format!("{}:{line}:{column}: `{text}`: {message}", job.path.display());
                 result.status = match error {
                     StepError::Failed(_) | StepError::TimedOut { .. } | StepError::Refused { .. } => Status::Failed,
                     StepError::Infrastructure(_) => Status::Error,

@@ -76,6 +76,37 @@ fn substitute_text(text: &str, variables: &HashMap<String, Value>) -> Result<Opt
     Ok(Some(out))
 }
 
+/// What a step observed, with each name a `${{ name }}` of its inline YAML put there written back
+/// as the placeholder: a pod's name is generated (and a controller's may be), so a result that
+/// printed it (`applied pod/web-6f47fd96c9-6bs8h`, or the API's refusal naming it) would differ
+/// from run to run.
+pub fn in_script_terms(step: &Step, variables: &HashMap<String, Value>, observed: String) -> String {
+    let yaml = match &step.kind {
+        StepKind::Apply(ApplySource::Inline(yaml)) => yaml,
+        StepKind::ExpectRefused { step: inner, .. } => match &inner.kind {
+            StepKind::Apply(ApplySource::Inline(yaml)) => yaml,
+            _ => return observed,
+        },
+        _ => return observed,
+    };
+    let mut names: Vec<(&str, &str)> = pieces(&yaml.text)
+        .into_iter()
+        .filter_map(|piece| match piece {
+            Piece::Variable { name, .. } => match variables.get(name) {
+                Some(Value::Pod(pod)) => Some((name, pod.name.as_str())),
+                Some(Value::Object { name: value, .. }) => Some((name, value.as_str())),
+                _ => None,
+            },
+            _ => None,
+        })
+        .filter(|(_, value)| !value.is_empty())
+        .collect();
+    // The longest first, so a name inside another is not replaced in it.
+    names.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(b.0)));
+    names.dedup();
+    names.into_iter().fold(observed, |text, (name, value)| text.replace(value, &format!("${{{{ {name} }}}}")))
+}
+
 /// A variable's value as text.
 fn text_of(name: &str, variables: &HashMap<String, Value>) -> Result<String, StepError> {
     match variables.get(name) {
@@ -116,6 +147,21 @@ mod tests {
     fn substituted(line: &str) -> String {
         let step = step(line);
         step_text(&substitute(&step, &variables()).unwrap())
+    }
+
+    #[test]
+    fn what_a_step_observed_names_a_placeholder_as_the_script_wrote_it() {
+        let script = "scenario \"s\" {\n    expect-refused apply <<YAML\n        {\"kind\": \"Pod\", \"metadata\": {\"name\": \"${{ victim }}\"}, \"data\": \"${{web}}-${{ n }}\"}\n    YAML\n    label pod/rng-7d9f8-x2v4q a=b\n}\n";
+        let parsed = crate::syntax::parse(script);
+        assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+        let steps: Vec<Step> = parsed.script.scenarios().next().unwrap().steps().cloned().collect();
+        let observed = "applied pod/rng-7d9f8-x2v4q, configmap/web-3".to_string();
+        assert_eq!(
+            in_script_terms(&steps[0], &variables(), observed.clone()),
+            "applied pod/${{ victim }}, configmap/${{ web }}-3"
+        );
+        // A name the script wrote out is its own: it stays.
+        assert_eq!(in_script_terms(&steps[1], &variables(), observed.clone()), observed);
     }
 
     #[test]
