@@ -737,6 +737,12 @@ pub async fn settle(context: &Context<'_>, timeout: Duration, only: Option<&str>
                 Rollout::Stalled(why) => return Ok(Some(why)),
             }
         }
+        // A pod on a working node turns ready by itself, and a snapshot records whether it is:
+        // one still starting (a bare pod just `run`, which no rollout waits for) would be
+        // recorded ready or not by the moment, and by the pace.
+        if let Some(pod) = starting_pod(view) {
+            return Err(format!("pod/{pod} is still starting"));
+        }
         // Recorded at rest, as steps are judged: no reaction pending between the rollouts'
         // last change and the record.
         match view.unfinished() {
@@ -754,6 +760,45 @@ pub async fn settle(context: &Context<'_>, timeout: Duration, only: Option<&str>
         )),
         Err(Unmet::Cluster(why)) => Err(StepError::Infrastructure(why)),
     }
+}
+
+/// The first (by name) live pod still on its way to ready: not finished, waiting for no
+/// readiness gate, and either bound to a Ready node (its containers are starting) or not yet
+/// judged by the cluster's scheduler (which binds it, or says PodScheduled False). A pod the
+/// scheduler cannot place, that another scheduler is to place, or on a node that is gone or not
+/// Ready stays as it is.
+fn starting_pod(view: &super::view::View) -> Option<String> {
+    let nodes = view.nodes.state();
+    let node_ready = |name: &str| {
+        nodes.iter().any(|node| {
+            node.metadata.name.as_deref() == Some(name)
+                && node
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|conditions| conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+    };
+    let on_its_way = |pod: &Pod| {
+        let Some(spec) = pod.spec.as_ref() else { return false };
+        let status = pod.status.as_ref();
+        if matches!(status.and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
+            || spec.readiness_gates.as_ref().is_some_and(|gates| !gates.is_empty())
+            || is_ready(pod)
+        {
+            return false;
+        }
+        match spec.node_name.as_deref().filter(|name| !name.is_empty()) {
+            Some(node) => node_ready(node),
+            None => {
+                let judged = status
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|conditions| conditions.iter().any(|c| c.type_ == "PodScheduled"));
+                spec.scheduler_name.as_deref().is_none_or(|name| name == "default-scheduler") && !judged
+            }
+        }
+    };
+    view.live_pods().iter().filter(|pod| on_its_way(pod)).filter_map(|pod| pod.metadata.name.clone()).min()
 }
 
 /// Why a Service's routed endpoints (`backends`, with the pod behind each) are not the `expected`

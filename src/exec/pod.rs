@@ -22,6 +22,10 @@ pub struct PodSpec {
     pub node_name: Option<String>,
     /// The node a daemon pod is made for, before the scheduler binds it (see [`Pod::target_node`]).
     pub affinity: Option<Affinity>,
+    /// Who binds it to a node: the cluster's scheduler, `default-scheduler`, unless it says.
+    pub scheduler_name: Option<String>,
+    /// Conditions beside its containers' that its readiness waits for: only counted.
+    pub readiness_gates: Option<Vec<serde::de::IgnoredAny>>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
