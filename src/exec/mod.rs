@@ -24,8 +24,6 @@ use std::time::{Duration, Instant};
 
 use kube::Client;
 
-use crate::model::Kind;
-
 use crate::diagnostic::LineIndex;
 use crate::report::document::{GuardResult, ScenarioResult, Status, StepResult};
 use crate::report::snapshot::{SnapshotMode, SnapshotOutcome, Snapshots};
@@ -279,7 +277,7 @@ pub struct Context<'a> {
     /// Objects this scenario wrote, with the resourceVersion the API returned: the next step
     /// waits until the view has seen them, so it never judges the cluster by a state older than
     /// its own changes.
-    pub written: Vec<(Kind, String, String)>,
+    pub written: Vec<(view::Watched, String, String)>,
     /// Every write's resourceVersion with the line of the step that made it, so a guard can
     /// name the step that caused a change it sees later on its own watch.
     pub write_log: WriteLog,
@@ -306,7 +304,11 @@ pub fn step_before(log: &WriteLog, version: Option<u64>, fallback: usize) -> usi
 
 impl Context<'_> {
     /// Records a write to wait for (kinds the view does not watch are ignored).
-    pub fn wrote(&mut self, kind: Option<Kind>, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
+    pub fn wrote(
+        &mut self,
+        kind: Option<view::Watched>,
+        meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    ) {
         if let Some(version) = meta.resource_version.as_ref().and_then(|v| v.parse::<u64>().ok()) {
             self.write_log.lock().unwrap_or_else(|e| e.into_inner()).push((version, self.current_line));
         }

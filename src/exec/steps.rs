@@ -16,7 +16,7 @@ use super::describe;
 use super::expect;
 use super::pod::Pod;
 use super::rollout;
-use super::view::{controller_of, labels_of, selects};
+use super::view::{Watched, controller_of, labels_of, selects};
 use super::{BoundPod, Context, StepError, Value};
 use crate::model::labels::Labels;
 use crate::model::{Kind, LabelChange, LabelChangeKind, ObjectRef, Selector};
@@ -43,7 +43,10 @@ pub async fn run(step: &Step, context: &mut Context<'_>, timeout: Duration) -> R
                 })
                 .collect();
             for object in &applied {
-                let kind = object.types.as_ref().and_then(|t| Kind::from_api_kind(&t.kind));
+                let kind = object.types.as_ref().and_then(|t| match (t.api_version.as_str(), t.kind.as_str()) {
+                    ("discovery.k8s.io/v1", "EndpointSlice") => Some(Watched::EndpointSlice),
+                    (_, kind) => Kind::from_api_kind(kind).map(Watched::Kind),
+                });
                 context.wrote(kind, &object.metadata);
             }
             Ok(format!("applied {}", names.join(", ")))
@@ -56,7 +59,7 @@ pub async fn run(step: &Step, context: &mut Context<'_>, timeout: Duration) -> R
             let created = ds_api
                 .patch(&source.name.value, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&daemonset))
                 .await?;
-            context.wrote(Some(Kind::DaemonSet), &created.metadata);
+            context.wrote(Some(Kind::DaemonSet.into()), &created.metadata);
             Ok(format!("created daemonset/{} from deployment/{}", source.name.value, source.name.value))
         }
         StepKind::Label { target, changes } => patch_metadata(context, target, "labels", changes).await,
@@ -92,7 +95,7 @@ pub async fn run(step: &Step, context: &mut Context<'_>, timeout: Duration) -> R
             let created = Api::<PodManifest>::namespaced(context.client.clone(), &context.namespace)
                 .create(&PostParams::default(), &pod)
                 .await?;
-            context.wrote(Some(Kind::Pod), &created.metadata);
+            context.wrote(Some(Kind::Pod.into()), &created.metadata);
             Ok(format!("started pod/{} with {}", name.value, describe::labels(&pod_labels)))
         }
         StepKind::Snapshot { name } => {
@@ -315,7 +318,7 @@ async fn select(
         .patch(&service.name.value, &PatchParams::default(), &patch)
         .map_err(|e| StepError::Infrastructure(format!("cannot build the request: {e}")))?;
     let patched: SelectedService = context.client.request(request).await?;
-    context.wrote(Some(Kind::Service), &patched.metadata);
+    context.wrote(Some(Kind::Service.into()), &patched.metadata);
     let now: Labels = patched.spec.selector.unwrap_or_default();
     if now.is_empty() {
         // Kubernetes' endpoint controller leaves a service without a selector alone.
@@ -393,7 +396,7 @@ pub(super) async fn patch_object<P: serde::Serialize + std::fmt::Debug>(
     let api: Api<PartialObjectMeta<DynamicObject>> =
         Api::namespaced_with(context.client.clone(), &context.namespace, &api_resource(kind));
     let patched = api.patch(name, &PatchParams::default(), patch).await?;
-    context.wrote(Some(kind), &patched.metadata);
+    context.wrote(Some(kind.into()), &patched.metadata);
     Ok(())
 }
 
@@ -832,7 +835,7 @@ async fn delete(context: &mut Context<'_>, target: &Target) -> Result<String, St
             // write a guard's violation is traced to, and that later steps wait to see.
             Ok(answer) => {
                 if let Some(deleted) = answer.left() {
-                    context.wrote(Some(*kind), &deleted.metadata);
+                    context.wrote(Some((*kind).into()), &deleted.metadata);
                 }
             }
             Err(kube::Error::Api(status))

@@ -164,7 +164,41 @@ struct Watch {
     stable: Stable,
     freshness: Freshness,
     /// Where the watch notes the versions its events carry (for the kinds steps write).
-    versions: Option<(NewestVersions, Kind)>,
+    versions: Option<(NewestVersions, Watched)>,
+}
+
+/// What the view watches in the namespace that a step may write: the kinds steps name, and the
+/// EndpointSlices an `apply` may make by hand (a selectorless Service's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Watched {
+    Kind(Kind),
+    EndpointSlice,
+}
+
+impl Watched {
+    const COUNT: usize = Kind::ALL.len() + 1;
+
+    fn slot(self) -> usize {
+        match self {
+            Watched::Kind(kind) => Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0),
+            Watched::EndpointSlice => Kind::ALL.len(),
+        }
+    }
+}
+
+impl From<Kind> for Watched {
+    fn from(kind: Kind) -> Watched {
+        Watched::Kind(kind)
+    }
+}
+
+impl std::fmt::Display for Watched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Watched::Kind(kind) => std::fmt::Display::fmt(kind, f),
+            Watched::EndpointSlice => f.write_str("endpointslice"),
+        }
+    }
 }
 
 /// Per watched kind, the newest resourceVersion any of its events carried. Versions are one
@@ -172,20 +206,20 @@ struct Watch {
 /// watch has shown version `v`, it has shown every write to that kind up to `v`: even one whose
 /// object was deleted again before the store could be looked at.
 #[derive(Clone, Default)]
-struct NewestVersions(Arc<[std::sync::atomic::AtomicU64; Kind::ALL.len()]>);
+struct NewestVersions(Arc<[std::sync::atomic::AtomicU64; Watched::COUNT]>);
 
 impl NewestVersions {
-    fn slot(&self, kind: Kind) -> &std::sync::atomic::AtomicU64 {
-        &self.0[Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0)]
+    fn slot(&self, kind: Watched) -> &std::sync::atomic::AtomicU64 {
+        &self.0[kind.slot()]
     }
 
-    fn get(&self, kind: Kind) -> u64 {
+    fn get(&self, kind: Watched) -> u64 {
         self.slot(kind).load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Called once the store has applied an event, never before: a step that finds its write's
     /// version here must find the write in the store too.
-    fn note<K: Resource>(&self, kind: Kind, event: &watcher::Event<K>) {
+    fn note<K: Resource>(&self, kind: Watched, event: &watcher::Event<K>) {
         let version = match event {
             watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o) => {
                 o.meta().resource_version.as_deref().and_then(|v| v.parse::<u64>().ok())
@@ -255,7 +289,7 @@ where
     K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
-    let watch = Watch { versions: Some((newest.clone(), kind)), ..watch };
+    let watch = Watch { versions: Some((newest.clone(), kind.into())), ..watch };
     let (store, drive) = reflect(api, Default::default(), watch, |_, _| {});
     tasks.spawn(drive);
     store
@@ -412,7 +446,7 @@ impl View {
         let (pods, drive_pods) = reflect(
             Api::namespaced(client.clone(), namespace),
             Default::default(),
-            Watch { versions: Some((newest.clone(), Kind::Pod)), ..watch("pods") },
+            Watch { versions: Some((newest.clone(), Kind::Pod.into())), ..watch("pods") },
             move |event, store| record_departed(event, store),
         );
         tasks.spawn(drive_pods);
@@ -439,9 +473,12 @@ impl View {
                 answers.bump.send_modify(|n| *n += 1);
             },
         ));
-        // EndpointSlices are not a kind steps write, so they need no version bookkeeping.
-        let (slices, drive_slices) =
-            reflect(Api::namespaced(client.clone(), namespace), Default::default(), watch("endpointslices"), |_, _| {});
+        let (slices, drive_slices) = reflect(
+            Api::namespaced(client.clone(), namespace),
+            Default::default(),
+            Watch { versions: Some((newest.clone(), Watched::EndpointSlice)), ..watch("endpointslices") },
+            |_, _| {},
+        );
         tasks.spawn(drive_slices);
         let view = View {
             pods,
@@ -593,7 +630,7 @@ impl View {
     /// Whether the view has seen a write that the API stored as `version` of `kind`/`name`:
     /// the object itself at that version or later, or (numeric versions) any later event of
     /// its kind, which covers an object deleted again before anyone looked.
-    pub fn has_seen(&self, kind: Kind, name: &str, version: &str) -> bool {
+    pub fn has_seen(&self, kind: Watched, name: &str, version: &str) -> bool {
         if let Ok(wanted) = version.parse::<u64>()
             && self.newest.get(kind) >= wanted
         {
@@ -606,7 +643,7 @@ impl View {
     }
 
     /// The resourceVersion the view holds for an object, if it holds the object.
-    pub fn resource_version(&self, kind: Kind, name: &str) -> Option<String> {
+    pub fn resource_version(&self, kind: Watched, name: &str) -> Option<String> {
         fn find<K: Resource>(items: Vec<Arc<K>>, name: &str) -> Option<String> {
             items
                 .iter()
@@ -614,12 +651,13 @@ impl View {
                 .and_then(|o| o.meta().resource_version.clone())
         }
         match kind {
-            Kind::Pod => find(self.pods.state(), name),
-            Kind::Deployment => find(self.deployments.state(), name),
-            Kind::ReplicaSet => find(self.replica_sets.state(), name),
-            Kind::DaemonSet => find(self.daemon_sets.state(), name),
-            Kind::StatefulSet => find(self.stateful_sets.state(), name),
-            Kind::Service => find(self.services.state(), name),
+            Watched::Kind(Kind::Pod) => find(self.pods.state(), name),
+            Watched::Kind(Kind::Deployment) => find(self.deployments.state(), name),
+            Watched::Kind(Kind::ReplicaSet) => find(self.replica_sets.state(), name),
+            Watched::Kind(Kind::DaemonSet) => find(self.daemon_sets.state(), name),
+            Watched::Kind(Kind::StatefulSet) => find(self.stateful_sets.state(), name),
+            Watched::Kind(Kind::Service) => find(self.services.state(), name),
+            Watched::EndpointSlice => find(self.slices.state(), name),
         }
     }
 
@@ -632,7 +670,7 @@ impl View {
         if *found_at_rest == Some(changes) {
             return None;
         }
-        let pods_seen_through = self.newest.get(Kind::Pod).max(self.pods_confirmed.load(Ordering::Acquire));
+        let pods_seen_through = self.newest.get(Kind::Pod.into()).max(self.pods_confirmed.load(Ordering::Acquire));
         let owed = super::at_rest::unfinished(&super::at_rest::Objects {
             pods: self.pods.state(),
             replica_sets: self.replica_sets.state(),
