@@ -20,8 +20,11 @@ pub(super) struct ClusterClaims(Vec<(Claim, Claimant)>);
 
 /// A scenario that claims something, and where.
 struct Claimant {
-    /// The script and the scenario's name, which together name it.
+    /// The script (its canonical path, however it was named) and the scenario's name, which
+    /// together name it.
     scenario: (PathBuf, String),
+    /// The script as it was named.
+    script: String,
     /// Where the claim is written: `script.rollout:12:21` or `manifest.yaml:9:13`.
     place: String,
 }
@@ -36,7 +39,8 @@ pub(super) fn check(
     claims: &mut ClusterClaims,
     context: &mut Context,
 ) {
-    let own = (path.to_path_buf(), scenario.name.value.clone());
+    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let own = (canonical, scenario.name.value.clone());
     for Declared { origin, object } in declared {
         for (claim, written) in object.claims() {
             let (span, place) = origin.locate(written.at, written.width);
@@ -46,7 +50,7 @@ pub(super) fn check(
                 let what = claim.describe();
                 let theirs = if *other == claim { String::new() } else { format!(" as {}", other.describe()) };
                 let at = if claimant.place == place {
-                    "which applies this manifest as well".to_string()
+                    format!("which applies this manifest as well (in {})", claimant.script)
                 } else {
                     format!("at {}", claimant.place)
                 };
@@ -58,8 +62,8 @@ pub(super) fn check(
                     .label(span, format!("{what}, held cluster-wide"))
                     .help(
                         "the scenarios of a run share the cluster and may run at the same time, so which one \
-                         gets it would depend on timing: give each scenario its own, or leave a node port or \
-                         cluster IP out for the cluster to pick",
+                         gets it would depend on timing: give each scenario its own (a host port, say), or \
+                         leave a node port or cluster IP out for the cluster to pick",
                     ),
                 );
                 continue;
@@ -74,7 +78,7 @@ pub(super) fn check(
                 }
                 Origin::File { .. } => place,
             };
-            claims.0.push((claim, Claimant { scenario: own.clone(), place }));
+            claims.0.push((claim, Claimant { scenario: own.clone(), script: path.display().to_string(), place }));
         }
     }
 }

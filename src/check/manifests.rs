@@ -97,6 +97,9 @@ pub struct ManifestObject {
     /// The pod specs (paths from the object's root, as `spec.template.spec`) that say
     /// `hostNetwork: true`, whose container ports are host ports.
     pub host_network: Vec<String>,
+    /// Each init container, in order: whether it is a sidecar (`restartPolicy: Always`), which
+    /// runs beside the containers and holds its ports as they do.
+    pub init_containers: Vec<bool>,
 }
 
 /// A scalar as written: its text, and where it is.
@@ -106,6 +109,8 @@ pub struct Written {
     pub at: YamlPosition,
     /// How many characters it takes, quotes included.
     pub width: usize,
+    /// Whether it is plain (not quoted): only a plain scalar can be a number.
+    pub plain: bool,
 }
 
 /// One entry of a container's `ports`.
@@ -117,6 +122,8 @@ pub struct ContainerPort {
     pub host_port: Option<Written>,
     pub protocol: Option<String>,
     pub host_ip: Option<String>,
+    /// For an init container's port, which of the object's init containers it is in.
+    pub init_container: Option<usize>,
 }
 
 /// What an object holds that the whole cluster shares, not its namespace: the scenarios of a
@@ -235,17 +242,27 @@ impl ManifestObject {
                 }
             }
             for written in &self.node_ports {
-                if let Some(port) = port_number(&written.value) {
+                if let Some(port) = port_number(written) {
                     claims.push((Claim::NodePort(port), written));
                 }
             }
         }
-        for entry in &self.container_ports {
+        let makes_pods = matches!(
+            self.kind.as_deref(),
+            Some("Pod" | "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet" | "Job" | "CronJob")
+                | Some("ReplicationController")
+        );
+        // An init container that is no sidecar has finished before the containers start: the
+        // scheduler counts only the sidecars' ports.
+        let ports = self.container_ports.iter().filter(|entry| {
+            makes_pods && entry.init_container.is_none_or(|index| self.init_containers.get(index) == Some(&true))
+        });
+        for entry in ports {
             let on_host_network = self.host_network.contains(&entry.pod_spec);
-            let host_port = entry.host_port.as_ref().and_then(|w| port_number(&w.value).map(|port| (port, w)));
+            let host_port = entry.host_port.as_ref().and_then(|w| port_number(w).map(|port| (port, w)));
             let from_container = || {
                 let written = entry.container_port.as_ref()?;
-                port_number(&written.value).map(|port| (port, written))
+                port_number(written).map(|port| (port, written))
             };
             let Some((port, written)) = host_port.or_else(|| on_host_network.then(from_container).flatten()) else {
                 continue;
@@ -653,9 +670,18 @@ fn server_set_field(key: &str) -> Option<&'static str> {
     ["uid", "resourceVersion", "managedFields"].into_iter().find(|field| *field == key)
 }
 
-/// A port number as written (`30080`, `"30080"`), if it is one above 0.
-fn port_number(value: &str) -> Option<u32> {
-    value.parse::<u32>().ok().filter(|port| (1..=65_535).contains(port))
+/// A port number as the run's YAML reader takes it (`30080`, `30_080`, `0x7580`), if it is one
+/// above 0. A quoted one is text, which the API server refuses where a port belongs.
+fn port_number(written: &Written) -> Option<u32> {
+    let value = written.value.strip_prefix('+').unwrap_or(&written.value);
+    let (digits, radix) = [("0x", 16), ("0o", 8), ("0b", 2)]
+        .into_iter()
+        .find_map(|(prefix, radix)| value.strip_prefix(prefix).map(|rest| (rest, radix)))
+        .unwrap_or((value, 10));
+    if !written.plain || !grouped_digits(digits, radix) {
+        return None;
+    }
+    u32::from_str_radix(&digits.replace('_', ""), radix).ok().filter(|port| (1..=65_535).contains(port))
 }
 
 /// Whether `path` (from an object's root) is an entry of a container's `ports`.
@@ -666,7 +692,7 @@ fn is_container_port(path: &[&str]) -> bool {
 /// A scalar as written, where it is.
 fn written(value: &str, style: ScalarStyle, at: YamlPosition) -> Written {
     let quotes = if matches!(style, ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted) { 2 } else { 0 };
-    Written { value: value.to_string(), at, width: value.chars().count() + quotes }
+    Written { value: value.to_string(), at, width: value.chars().count() + quotes, plain: style == ScalarStyle::Plain }
 }
 
 /// Whether `path` (from an object's root) is an item of its `items`.
@@ -692,8 +718,13 @@ fn record_node(object: &mut ManifestObject, path: &[String], is_mapping: bool, a
     }
     if is_mapping && is_container_port(&path) {
         let pod_spec = path[..path.len() - 4].join(".");
-        object.container_ports.push(ContainerPort { pod_spec, ..Default::default() });
+        let in_init = path[path.len() - 4] == "initContainers";
+        let init_container = in_init.then(|| object.init_containers.len().saturating_sub(1));
+        object.container_ports.push(ContainerPort { pod_spec, init_container, ..Default::default() });
         return;
+    }
+    if is_mapping && matches!(path.as_slice(), [.., "initContainers", "-"]) {
+        object.init_containers.push(false);
     }
     match (path.as_slice(), is_mapping) {
         (["items"], true) => object.items = ItemsField::Other { at },
@@ -862,6 +893,11 @@ fn record_value(
                 }
             }
         }
+        [.., "initContainers", "-"] if key == "restartPolicy" && value == "Always" => {
+            if let Some(sidecar) = object.init_containers.last_mut() {
+                *sidecar = true;
+            }
+        }
         pod_spec if key == "hostNetwork" && is_true(value, style) => object.host_network.push(pod_spec.join(".")),
         _ => {}
     }
@@ -924,8 +960,11 @@ mod tests {
         let claims = |text: &str| -> Vec<String> {
             scan(text).objects.iter().flat_map(|o| o.claims()).map(|(claim, _)| claim.describe()).collect()
         };
-        let service = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  clusterIP: 10.96.0.9\n  clusterIPs: [10.96.0.9, fd00::9]\n  ports:\n    - {port: 80, nodePort: \"30080\"}\n    - {port: 81, nodePort: 0}\n    - port: 82\n      nodePort: ${{ port }}\n";
-        assert_eq!(claims(service), ["cluster IP 10.96.0.9", "cluster IP fd00::9", "node port 30080"]);
+        let service = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  clusterIP: 10.96.0.9\n  clusterIPs: [10.96.0.9, fd00::9]\n  ports:\n    - {port: 80, nodePort: 30_080}\n    - {port: 81, nodePort: 0}\n    - {port: 82, nodePort: \"30082\"}\n    - {port: 83, nodePort: 0x7594}\n    - port: 82\n      nodePort: ${{ port }}\n";
+        assert_eq!(
+            claims(service),
+            ["cluster IP 10.96.0.9", "cluster IP fd00::9", "node port 30080", "node port 30100"]
+        );
         // Headless, or the API server's pick: no claim; nor from a kind that is no v1 Service.
         assert!(claims("apiVersion: v1\nkind: Service\nmetadata: {name: h}\nspec: {clusterIP: None}\n").is_empty());
         assert!(
@@ -934,8 +973,11 @@ mod tests {
         );
         // On the host's network (said after the containers, in YAML 1.1's words), container ports
         // are host ports; elsewhere only host ports are, with their protocol and address.
-        let daemonset = "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: a}\nspec:\n  template:\n    spec:\n      containers:\n        - name: a\n          ports:\n            - containerPort: 9100\n            - {containerPort: 53, protocol: UDP}\n      initContainers:\n        - name: b\n          ports: [{containerPort: 80, hostPort: 8080, hostIP: 10.0.0.1}]\n      hostNetwork: Yes\n";
+        let daemonset = "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: a}\nspec:\n  template:\n    spec:\n      containers:\n        - name: a\n          ports:\n            - containerPort: 9100\n            - {containerPort: 53, protocol: UDP}\n      initContainers:\n        - name: setup\n          ports: [{containerPort: 70, hostPort: 7070}]\n        - name: b\n          ports: [{containerPort: 80, hostPort: 8080, hostIP: 10.0.0.1}]\n          restartPolicy: Always\n      hostNetwork: Yes\n";
+        // An init container that is no sidecar holds no port while the pod runs.
         assert_eq!(claims(daemonset), ["host port 9100/TCP", "host port 53/UDP", "host port 10.0.0.1:8080/TCP"]);
+        let template = "apiVersion: v1\nkind: PodTemplate\nmetadata: {name: t}\ntemplate:\n  spec:\n    containers: [{name: t, ports: [{containerPort: 1, hostPort: 81}]}]\n";
+        assert!(claims(template).is_empty(), "a kind that runs no pod claims no host port");
         let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n    - name: p\n      ports: [{containerPort: 80}, {containerPort: 81, hostPort: 81}]\n";
         assert_eq!(claims(pod), ["host port 81/TCP"]);
         let wildcard = Claim::HostPort { port: 81, protocol: "TCP".into(), address: String::new() };

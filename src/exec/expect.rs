@@ -741,7 +741,7 @@ pub async fn settle(context: &Context<'_>, timeout: Duration, only: Option<&str>
         // one still starting (a bare pod just `run`, which no rollout waits for) would be
         // recorded ready or not by the moment, and by the pace.
         if let Some(pod) = starting_pod(view) {
-            return Err(format!("pod/{pod} is still starting"));
+            return Err(format!("pod/{pod} has not started yet"));
         }
         // Recorded at rest, as steps are judged: no reaction pending between the rollouts'
         // last change and the record.
@@ -762,11 +762,12 @@ pub async fn settle(context: &Context<'_>, timeout: Duration, only: Option<&str>
     }
 }
 
-/// The first (by name) live pod still on its way to ready: not finished, waiting for no
-/// readiness gate, and either bound to a Ready node (its containers are starting) or not yet
-/// judged by the cluster's scheduler (which binds it, or says PodScheduled False). A pod the
-/// scheduler cannot place, that another scheduler is to place, or on a node that is gone or not
-/// Ready stays as it is.
+/// The first (by name) live pod still on its way to ready, waiting for no readiness gate:
+/// bound to a Ready node and not yet started (Pending, its containers being created, none
+/// restarted), or not yet judged by the cluster's scheduler (which binds it, or says
+/// PodScheduled False). A pod the scheduler cannot place, another scheduler's, one on a node that
+/// is gone or not Ready, one whose image cannot be pulled or whose containers crash, or one that
+/// runs but fails its readiness probe stays as it is: none of them will be ready by itself.
 fn starting_pod(view: &super::view::View) -> Option<String> {
     let nodes = view.nodes.state();
     let node_ready = |name: &str| {
@@ -779,17 +780,25 @@ fn starting_pod(view: &super::view::View) -> Option<String> {
                     .is_some_and(|conditions| conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
         })
     };
+    let being_created = |status: &super::pod::ContainerStatus| {
+        let reason = status.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.as_deref());
+        status.restart_count == 0 && reason.is_none_or(|r| matches!(r, "ContainerCreating" | "PodInitializing"))
+    };
     let on_its_way = |pod: &Pod| {
         let Some(spec) = pod.spec.as_ref() else { return false };
         let status = pod.status.as_ref();
-        if matches!(status.and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
-            || spec.readiness_gates.as_ref().is_some_and(|gates| !gates.is_empty())
-            || is_ready(pod)
-        {
+        if spec.readiness_gates.as_ref().is_some_and(|gates| !gates.is_empty()) || is_ready(pod) {
             return false;
         }
         match spec.node_name.as_deref().filter(|name| !name.is_empty()) {
-            Some(node) => node_ready(node),
+            Some(node) => {
+                let containers = status
+                    .into_iter()
+                    .flat_map(|s| s.container_statuses.iter().chain(&s.init_container_statuses).flatten());
+                status.and_then(|s| s.phase.as_deref()).is_none_or(|phase| phase == "Pending")
+                    && containers.into_iter().all(being_created)
+                    && node_ready(node)
+            }
             None => {
                 let judged = status
                     .and_then(|s| s.conditions.as_ref())

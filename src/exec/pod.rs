@@ -35,6 +35,30 @@ pub struct PodStatus {
     /// Only a pod with an IP has an endpoint.
     #[serde(rename = "podIP")]
     pub pod_ip: Option<String>,
+    /// Whether its containers are still being created, or stuck, or restarting.
+    #[serde(rename = "containerStatuses")]
+    pub container_statuses: Option<Vec<ContainerStatus>>,
+    #[serde(rename = "initContainerStatuses")]
+    pub init_container_statuses: Option<Vec<ContainerStatus>>,
+}
+
+/// A container's status as the steps read it: why it waits, and how often it restarted.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerStatus {
+    #[serde(default)]
+    pub restart_count: i32,
+    pub state: Option<ContainerState>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ContainerState {
+    pub waiting: Option<Waiting>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Waiting {
+    pub reason: Option<String>,
 }
 
 /// A condition as the steps read it. Its transition time stays text until a message needs it:

@@ -76,10 +76,10 @@ fn substitute_text(text: &str, variables: &HashMap<String, Value>) -> Result<Opt
     Ok(Some(out))
 }
 
-/// What a step observed, with each name a `${{ name }}` of its inline YAML put there written back
-/// as the placeholder: a pod's name is generated (and a controller's may be), so a result that
-/// printed it (`applied pod/web-6f47fd96c9-6bs8h`, or the API's refusal naming it) would differ
-/// from run to run.
+/// What a step observed, with each generated pod name a `${{ name }}` of its inline YAML put
+/// there written back as the placeholder: the name differs from run to run, so a result that
+/// printed it (`applied pod/web-6f47fd96c9-6bs8h`, or the API's refusal naming it) would too.
+/// Only whole names are replaced (`web` in `webui` or `-web` stays), in one pass over the text.
 pub fn in_script_terms(step: &Step, variables: &HashMap<String, Value>, observed: String) -> String {
     let yaml = match &step.kind {
         StepKind::Apply(ApplySource::Inline(yaml)) => yaml,
@@ -93,18 +93,37 @@ pub fn in_script_terms(step: &Step, variables: &HashMap<String, Value>, observed
         .into_iter()
         .filter_map(|piece| match piece {
             Piece::Variable { name, .. } => match variables.get(name) {
-                Some(Value::Pod(pod)) => Some((name, pod.name.as_str())),
-                Some(Value::Object { name: value, .. }) => Some((name, value.as_str())),
+                Some(Value::Pod(pod)) if !pod.name.is_empty() => Some((pod.name.as_str(), name)),
                 _ => None,
             },
             _ => None,
         })
-        .filter(|(_, value)| !value.is_empty())
         .collect();
-    // The longest first, so a name inside another is not replaced in it.
-    names.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(b.0)));
+    if names.is_empty() {
+        return observed;
+    }
+    // The longest first, so that a name inside another is not taken for it.
+    names.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(b.1)));
     names.dedup();
-    names.into_iter().fold(observed, |text, (name, value)| text.replace(value, &format!("${{{{ {name} }}}}")))
+    // A character that may be part of an object's name: a name is only replaced whole.
+    let in_name = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_');
+    let mut out = String::with_capacity(observed.len());
+    let mut rest = observed.as_str();
+    let mut after_name_char = false;
+    while let Some(c) = rest.chars().next() {
+        let whole =
+            |value: &str| !after_name_char && rest.starts_with(value) && !rest[value.len()..].starts_with(in_name);
+        if let Some((value, name)) = names.iter().find(|(value, _)| whole(value)) {
+            out.push_str(&format!("${{{{ {name} }}}}"));
+            rest = &rest[value.len()..];
+            after_name_char = true;
+            continue;
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+        after_name_char = in_name(c);
+    }
+    out
 }
 
 /// A variable's value as text.
@@ -155,13 +174,29 @@ mod tests {
         let parsed = crate::syntax::parse(script);
         assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
         let steps: Vec<Step> = parsed.script.scenarios().next().unwrap().steps().cloned().collect();
-        let observed = "applied pod/rng-7d9f8-x2v4q, configmap/web-3".to_string();
+        // Only a pod's name, generated, and only whole: not inside another name or a value.
+        let observed = "applied pod/rng-7d9f8-x2v4q, configmap/web: Pod \"rng-7d9f8-x2v4q\" is invalid: \
+                        \"-rng-7d9f8-x2v4q\", rng-7d9f8-x2v4qa, rng-7d9f8-x2v4q."
+            .to_string();
         assert_eq!(
             in_script_terms(&steps[0], &variables(), observed.clone()),
-            "applied pod/${{ victim }}, configmap/${{ web }}-3"
+            "applied pod/${{ victim }}, configmap/web: Pod \"${{ victim }}\" is invalid: \"-rng-7d9f8-x2v4q\", \
+             rng-7d9f8-x2v4qa, rng-7d9f8-x2v4q."
         );
         // A name the script wrote out is its own: it stays.
         assert_eq!(in_script_terms(&steps[1], &variables(), observed.clone()), observed);
+        // Two pods, one's name inside the other's: each replaced whole, once.
+        let mut two = variables();
+        let short = BoundPod { name: "web".into(), uid: "w".into(), controller: None, siblings: vec![] };
+        let long = BoundPod { name: "web-pod".into(), uid: "p".into(), controller: None, siblings: vec![] };
+        two.insert("w".into(), Value::Pod(short));
+        two.insert("webpod".into(), Value::Pod(long));
+        let script = "scenario \"s\" {\n    apply <<YAML\n        {\"a\": \"${{ w }} ${{ webpod }}\"}\n    YAML\n}\n";
+        let step = crate::syntax::parse(script).script.scenarios().next().unwrap().steps().next().unwrap().clone();
+        assert_eq!(
+            in_script_terms(&step, &two, "applied pod/web-pod, pod/web, service/webui".into()),
+            "applied pod/${{ webpod }}, pod/${{ w }}, service/webui"
+        );
     }
 
     #[test]
