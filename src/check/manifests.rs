@@ -438,12 +438,14 @@ pub struct Manifest {
 /// Maps whose values Kubernetes reads as strings: an unquoted `yes` there is a boolean and rejected.
 const STRING_MAPS: [&str; 5] = ["labels", "matchLabels", "selector", "nodeSelector", "annotations"];
 
+/// YAML 1.1's booleans, compared case-folded as the run's reader compares them (`yEs` is one too).
+const YAML11_TRUE: [&str; 4] = ["y", "yes", "true", "on"];
+const YAML11_FALSE: [&str; 4] = ["n", "no", "false", "off"];
+
 /// What YAML 1.1 makes of a plain scalar when Kubernetes would reject it as a string value.
 /// (null is left out: it decodes to an empty string without complaint.)
 fn yaml11_type(value: &str) -> Option<&'static str> {
-    // Case-folded, as the run's reader compares them (`yEs` is a boolean too).
-    const BOOLS: [&str; 8] = ["y", "yes", "n", "no", "true", "false", "on", "off"];
-    if BOOLS.iter().any(|word| value.eq_ignore_ascii_case(word)) {
+    if YAML11_TRUE.iter().chain(&YAML11_FALSE).any(|word| value.eq_ignore_ascii_case(word)) {
         return Some("a boolean");
     }
     let digits = value.strip_prefix(['-', '+']).unwrap_or(value);
@@ -905,7 +907,7 @@ fn record_value(
 
 /// Whether a scalar is YAML 1.1's true, as the run's reader takes it (case-folded).
 fn is_true(value: &str, style: ScalarStyle) -> bool {
-    style == ScalarStyle::Plain && ["true", "yes", "on", "y"].iter().any(|word| value.eq_ignore_ascii_case(word))
+    style == ScalarStyle::Plain && YAML11_TRUE.iter().any(|word| value.eq_ignore_ascii_case(word))
 }
 
 /// Whether a cluster IP as written is an address the Service asks for: not empty, `None`
