@@ -30,17 +30,18 @@ struct Claimant {
 }
 
 /// Reports every claim of `scenario` that an earlier scenario (in this script or an earlier one
-/// checked with it) has made too, and records the rest.
+/// checked with it) has made too, and records the rest. `canonical` is the script's canonical
+/// path, which names it however it was named.
 pub(super) fn check(
     path: &Path,
+    canonical: &Path,
     lines: &LineIndex,
     scenario: &Scenario,
     declared: &[Declared],
     claims: &mut ClusterClaims,
     context: &mut Context,
 ) {
-    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let own = (canonical, scenario.name.value.clone());
+    let own = (canonical.to_path_buf(), scenario.name.value.clone());
     for Declared { origin, object } in declared {
         for (claim, written) in object.claims() {
             let (span, place) = origin.locate(written.at, written.width);

@@ -81,9 +81,11 @@ impl Checker {
         let mut context = Context { base_dir, manifests: &mut self.manifests, diagnostics: Diagnostics::default() };
         scenarios::check(&script, source, &mut context);
         let lines = crate::diagnostic::LineIndex::new(source);
+        // Read once per script: the claims check names each scenario by it.
+        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         for scenario in script.scenarios() {
             let facts = yaml::check(scenario, &mut context);
-            claims::check(path, &lines, scenario, &facts, &mut self.claims, &mut context);
+            claims::check(path, &canonical, &lines, scenario, &facts, &mut self.claims, &mut context);
             variables::check(scenario, &mut context);
             kinds::check(scenario, &mut context);
             labels::check(scenario, &mut context);
