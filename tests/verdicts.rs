@@ -117,6 +117,38 @@ fn traffic_to_a_deleted_pod_still_counts_until_its_endpoint_goes() {
     assert!(output.contains("pod/canary (deleted) (100.0% to `pods track=canary`)"), "{output}");
 }
 
+/// An endpoint that names no pod: an address only, as a Service without a selector is often
+/// given for a backend outside the cluster (a database moved in, say). kube-proxy routes to it as
+/// to any endpoint, so it is counted and takes its share, but there is no pod to wait for.
+fn outside_endpoint(address: &str) -> String {
+    format!("  - addresses: [\"{address}\"]\n    conditions: {{ready: true}}\n")
+}
+
+#[test]
+fn an_endpoint_outside_the_cluster_takes_traffic_without_a_pod() {
+    let dir = tempfile::tempdir().unwrap();
+    let endpoints = endpoint("inside", "10.0.0.201", true, true, false) + &outside_endpoint("192.0.2.10");
+    let setup =
+        format!("    run inside labels app=web\n    wait pod/inside condition=Ready\n{}", manual_service(&endpoints));
+    let passing = format!(
+        "scenario \"half outside\" {{\n{setup}    expect-traffic service/manual count 2\n    expect-traffic service/manual -> 50% pods app=web\n    expect-traffic service/manual includes pod/inside\n    expect-traffic service/manual excludes pods app=other\n}}\n"
+    );
+    let path = script(dir.path(), "outside.rollout", &passing);
+    let (code, output) = run(rehearse(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 0, "{output}");
+
+    // Not every endpoint is a matching pod: the address outside takes the other half.
+    let failing = format!(
+        "scenario \"not only pods\" {{\n{setup}    expect-traffic service/manual -> pods app=web within 1s\n}}\n"
+    );
+    let documents = failing_documents("outside-exact", &failing, &["not-only-pods"]);
+    assert!(
+        documents[0].contains("service/manual sends traffic to address 192.0.2.10, pod/inside"),
+        "{}",
+        documents[0]
+    );
+}
+
 #[test]
 fn terminating_endpoints_serve_only_when_nothing_is_ready() {
     let dir = tempfile::tempdir().unwrap();

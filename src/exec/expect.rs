@@ -217,7 +217,8 @@ fn describe_backends(context: &Context<'_>, backends: &[Backend]) -> String {
                 name
             }
         }
-        None => format!("pod/{} (never seen)", backend.pod_name),
+        None if backend.names_pod => format!("pod/{} (never seen)", backend.pod_name),
+        None => super::describe::address(&backend.pod_name),
     }))
 }
 
@@ -272,13 +273,16 @@ fn traffic(context: &Context<'_>, service: &ObjectRef, expectation: &TrafficExpe
     // Described only for a pending verdict: a passing one does not show it.
     let observed = || format!("{service} sends traffic to {}", describe_backends(context, &backends));
     // The pods behind the endpoints; one never seen (its events not yet arrived) cannot be judged.
+    // An endpoint that names no pod has none to wait for: it takes its share, and no pod's.
     let mut behind: Vec<std::sync::Arc<Pod>> = Vec::new();
-    for found in context.view.pods_behind(&backends) {
+    for (backend, found) in backends.iter().zip(context.view.pods_behind(&backends)) {
         match found {
             Some(found) => behind.push(found.pod),
-            None => return Ok(Err(observed())),
+            None if backend.names_pod => return Ok(Err(observed())),
+            None => {}
         }
     }
+    let to_addresses = backends.iter().any(|b| !b.names_pod);
     let uid_of = |pod: &Pod| pod.metadata.uid.clone().unwrap_or_default();
     let routed_uids: BTreeSet<String> = behind.iter().map(|p| uid_of(p)).collect();
     let target_text = |target: &Target| crate::syntax::format::target(target);
@@ -290,13 +294,13 @@ fn traffic(context: &Context<'_>, service: &ObjectRef, expectation: &TrafficExpe
             if wanted.is_empty() {
                 return Ok(Err(format!("no live pod matches `{}`; {}", target_text(target), observed())));
             }
-            (wanted == routed_uids, format!("{service} sends traffic to exactly the matching pods"))
+            (wanted == routed_uids && !to_addresses, format!("{service} sends traffic to exactly the matching pods"))
         }
         TrafficExpectation::Share { percent, pods: target } => {
             let filter = PodFilter::of(context, target)?;
             let matching = behind.iter().filter(|p| filter.matches(p)).count();
-            let share = matching as f64 * 100.0 / behind.len().max(1) as f64;
-            let holds = share_holds(matching, behind.len(), percent.value);
+            let share = matching as f64 * 100.0 / backends.len().max(1) as f64;
+            let holds = share_holds(matching, backends.len(), percent.value);
             if !holds {
                 return Ok(Err(format!("{} ({share:.1}% to `{}`)", observed(), target_text(target))));
             }
@@ -940,8 +944,12 @@ mod tests {
     /// pod `b` ready and expected when not `none_ready`.
     fn message(none_ready: bool, terminating: bool, behind: Option<Behind>) -> String {
         let selector = BTreeMap::from([("app".to_string(), "rng".to_string())]);
-        let backend =
-            |pod: &str, terminating| Backend { pod_name: pod.into(), pod_uid: Some(format!("uid-{pod}")), terminating };
+        let backend = |pod: &str, terminating| Backend {
+            pod_name: pod.into(),
+            pod_uid: Some(format!("uid-{pod}")),
+            names_pod: true,
+            terminating,
+        };
         let expected: BTreeSet<Option<String>> =
             if none_ready { BTreeSet::new() } else { BTreeSet::from([Some("uid-b".to_string())]) };
         let backends = [backend("a", terminating)];
@@ -978,8 +986,12 @@ mod tests {
             pod.metadata.uid = Some(format!("uid-{name}"));
             Arc::new(pod)
         };
-        let backend =
-            |name: &str| Backend { pod_name: name.into(), pod_uid: Some(format!("uid-{name}")), terminating: false };
+        let backend = |name: &str| Backend {
+            pod_name: name.into(),
+            pod_uid: Some(format!("uid-{name}")),
+            names_pod: true,
+            terminating: false,
+        };
         // `b` is live (expected once ready, say), `a` is being deleted and listed ready.
         let expected = BTreeSet::from([Some("uid-b".to_string())]);
         let behind =

@@ -235,7 +235,8 @@ impl Guard {
             let behind = context.view.pods_behind(backends);
             super::describe::distinct(backends.iter().zip(behind).map(|(b, behind)| match behind {
                 Some(behind) => super::describe::pod(&behind.pod, &variables),
-                None => format!("pod/{}", b.pod_name),
+                None if b.names_pod => format!("pod/{}", b.pod_name),
+                None => super::describe::address(&b.pod_name),
             }))
         };
         let what = if about.minimum == 1 {
@@ -310,7 +311,7 @@ mod tests {
     use super::*;
 
     fn backend(name: &str) -> Backend {
-        Backend { pod_name: name.into(), pod_uid: Some(format!("uid-{name}")), terminating: false }
+        Backend { pod_name: name.into(), pod_uid: Some(format!("uid-{name}")), names_pod: true, terminating: false }
     }
 
     fn judge(minimum: usize) -> Judge {

@@ -14,11 +14,17 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 /// The label that ties an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
-/// One endpoint kube-proxy sends traffic to: the pod behind it, as the slice names it.
+/// One endpoint kube-proxy sends traffic to: the pod behind it, as the slice names it, or only
+/// its address when it names no pod (a slice made by hand for a Service without a selector,
+/// often for a backend outside the cluster).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Backend {
+    /// The pod's name; the endpoint's (first) address when it names no pod.
     pub pod_name: String,
     pub pod_uid: Option<String>,
+    /// Whether the endpoint names a pod (its `targetRef` is one): only then is there a pod to
+    /// wait for and judge.
+    pub names_pod: bool,
     /// Routed only because no endpoint was ready: the pod is terminating but still serving.
     pub terminating: bool,
 }
@@ -38,10 +44,20 @@ pub fn routed<'a>(slices: impl IntoIterator<Item = &'a EndpointSlice>) -> Vec<Ba
         let is_ready = conditions.ready.unwrap_or(true);
         let is_serving = conditions.serving.unwrap_or(true);
         let is_terminating = conditions.terminating.unwrap_or(false);
-        let target = endpoint.target_ref.as_ref();
-        let pod_name = target.and_then(|t| t.name.clone()).or_else(|| endpoint.addresses.first().cloned());
-        let Some(pod_name) = pod_name else { continue };
-        let backend = Backend { pod_name, pod_uid: target.and_then(|t| t.uid.clone()), terminating: false };
+        // kube-proxy reads the first address only; a reference to another kind than a pod (or
+        // none at all) leaves the address as all there is to say.
+        let target = endpoint.target_ref.as_ref().filter(|t| t.kind.as_deref().is_none_or(|k| k == "Pod"));
+        let backend = match target.and_then(|t| t.name.clone()) {
+            Some(pod_name) => {
+                Backend { pod_name, pod_uid: target.and_then(|t| t.uid.clone()), names_pod: true, terminating: false }
+            }
+            None => match endpoint.addresses.first() {
+                Some(address) => {
+                    Backend { pod_name: address.clone(), pod_uid: None, names_pod: false, terminating: false }
+                }
+                None => continue,
+            },
+        };
         if is_ready {
             ready.push(backend);
         } else if is_serving && is_terminating {
@@ -51,7 +67,7 @@ pub fn routed<'a>(slices: impl IntoIterator<Item = &'a EndpointSlice>) -> Vec<Ba
     let mut backends = if ready.is_empty() { serving_terminating } else { ready };
     // A pod is one backend even when several slices (one per port set, or mid-rotation) list it.
     backends.sort();
-    backends.dedup_by(|a, b| a.pod_name == b.pod_name && a.pod_uid == b.pod_uid);
+    backends.dedup_by(|a, b| a.pod_name == b.pod_name && a.pod_uid == b.pod_uid && a.names_pod == b.names_pod);
     backends
 }
 
@@ -131,6 +147,18 @@ mod tests {
             ])),
         ];
         assert_eq!(names(&routed(&slices)), [("a", false), ("b", false)]);
+    }
+
+    #[test]
+    fn an_endpoint_that_names_no_pod_is_its_first_address() {
+        let slices = [slice(serde_json::json!([
+            {"addresses": ["192.0.2.10", "192.0.2.11"], "conditions": {"ready": true}},
+            {"addresses": ["192.0.2.12"], "targetRef": {"kind": "Node", "name": "worker"}},
+            endpoint("a", Some(true), Some(true), Some(false)),
+        ]))];
+        let routed = routed(&slices);
+        assert_eq!(names(&routed), [("192.0.2.10", false), ("192.0.2.12", false), ("a", false)]);
+        assert_eq!(routed.iter().map(|b| b.names_pod).collect::<Vec<_>>(), [false, false, true]);
     }
 
     #[test]

@@ -734,10 +734,14 @@ impl View {
             index
         };
         let by_uid = index(|p| p.metadata.uid.as_deref(), backends.iter().any(|b| b.pod_uid.is_some()));
-        let by_name = index(|p| p.metadata.name.as_deref(), backends.iter().any(|b| b.pod_uid.is_none()));
+        let by_name =
+            index(|p| p.metadata.name.as_deref(), backends.iter().any(|b| b.names_pod && b.pod_uid.is_none()));
         backends
             .iter()
             .map(|backend| {
+                if !backend.names_pod {
+                    return None;
+                }
                 let present = match &backend.pod_uid {
                     Some(uid) => by_uid.get(uid.as_str()),
                     None => by_name.get(backend.pod_name.as_str()),
