@@ -503,6 +503,28 @@ fn a_pod_waits_while_a_hard_spread_constraint_would_be_broken() {
 }
 
 #[test]
+fn a_manifest_the_cluster_serves_no_resource_for_says_what_to_fix() {
+    let scenario = |name: &str, api_version: &str, kind: &str| {
+        format!(
+            "scenario \"{name}\" {{\n    apply <<YAML\napiVersion: {api_version}\nkind: {kind}\nmetadata:\n  name: web\nYAML\n}}\n\n"
+        )
+    };
+    let text = scenario("misspelt kind", "apps/v1", "Deploymnet")
+        + &scenario("no such version", "apps/v2", "Deployment")
+        + &scenario("no such group", "serving.knative.dev/v1", "Service");
+    let documents =
+        failing_documents("unserved", &text, &["misspelt-kind", "no-such-version", "no-such-group"]).join("\n");
+    for expected in [
+        "the cluster serves apps/v1 but no kind Deploymnet in it; did you mean Deployment?",
+        "the cluster serves no apps/v2: check the manifest's apiVersion",
+        "the cluster serves no serving.knative.dev/v1: check the manifest's apiVersion (a custom resource's needs \
+         its CustomResourceDefinition applied first)",
+    ] {
+        assert!(documents.contains(expected), "{expected}\n{documents}");
+    }
+}
+
+#[test]
 fn named_objects_exist_only_when_the_cluster_has_them() {
     let dir = tempfile::tempdir().unwrap();
     // A one-second grace period: at kind's pace a deleted pod lives until its grace period ends.

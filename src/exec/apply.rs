@@ -115,16 +115,10 @@ pub async fn apply_all(
         }
         let (group, version) = api_version.split_once('/').unwrap_or(("", &api_version));
         let gvk = GroupVersionKind::gvk(group, version, &kind);
-        let (resource, capabilities) = resources.resolve(client, &gvk).await.map_err(|e| match e {
-            // A version the built-in cluster does not serve, and says why.
-            kube::Error::Api(status) if status.reason == crate::cluster::sim::error::NOT_RUN => {
-                StepError::from(kube::Error::Api(status))
-            }
-            kube::Error::Api(_) | kube::Error::Discovery(_) => {
-                StepError::Failed(format!("the cluster does not serve {api_version} {kind}: {e}"))
-            }
-            other => StepError::from(other),
-        })?;
+        let (resource, capabilities) = match resources.resolve(client, &gvk).await {
+            Ok(found) => found,
+            Err(e) => return Err(unresolved(client, &api_version, &kind, e).await),
+        };
         if capabilities.scope != Scope::Namespaced {
             return Err(StepError::refused(format!(
                 "{kind}/{name} is cluster-scoped; a scenario changes only its own namespace"
@@ -135,6 +129,40 @@ pub async fn apply_all(
         applied.push(api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&document)).await?);
     }
     Ok(applied)
+}
+
+/// Why discovery found no resource for a manifest's apiVersion and kind, in words that say what
+/// to fix: a version the cluster serves not at all (a misspelt apiVersion, or a custom resource
+/// whose definition is not there yet), or a kind it does not serve in it ("did you mean").
+async fn unresolved(client: &Client, api_version: &str, kind: &str, error: kube::Error) -> StepError {
+    match error {
+        // A version the built-in cluster does not serve, and says why.
+        kube::Error::Api(status) if status.reason == crate::cluster::sim::error::NOT_RUN => {
+            StepError::from(kube::Error::Api(status))
+        }
+        kube::Error::Api(status) if status.code == 404 => StepError::Failed(format!(
+            "the cluster serves no {api_version}: check the manifest's apiVersion (a custom resource's needs its \
+             CustomResourceDefinition applied first)"
+        )),
+        kube::Error::Discovery(kube::error::DiscoveryError::MissingKind(_)) => {
+            let served = if api_version.contains('/') {
+                client.list_api_group_resources(api_version).await
+            } else {
+                client.list_core_api_resources(api_version).await
+            };
+            let kinds: Vec<String> = served
+                .map(|list| list.resources.into_iter().filter(|r| !r.name.contains('/')).map(|r| r.kind).collect())
+                .unwrap_or_default();
+            let hint = crate::diagnostic::did_you_mean(kind, kinds.iter().map(String::as_str))
+                .map(|near| format!("; did you mean {near}?"))
+                .unwrap_or_default();
+            StepError::Failed(format!("the cluster serves {api_version} but no kind {kind} in it{hint}"))
+        }
+        e @ (kube::Error::Api(_) | kube::Error::Discovery(_)) => {
+            StepError::Failed(format!("the cluster does not serve {api_version} {kind}: {e}"))
+        }
+        other => StepError::from(other),
+    }
 }
 
 /// The runbook's recipe: the Deployment as a DaemonSet, without replicas, strategy,

@@ -276,8 +276,15 @@ fn serve(shared: &Arc<Shared>, call: Call) -> Result<Reply, ApiError> {
         ["apis", group, version] if serves(group, version) => {
             return Ok(Reply::Json(StatusCode::OK, Arc::new(resource_list(group, version))));
         }
-        ["apis", group, version, ..] if !serves(group, version) => return Err(ApiError::page_not_found()),
-        ["api", version, ..] if *version != "v1" => return Err(ApiError::page_not_found()),
+        // A group served in other versions answers a Status; one not served at all, Go's mux.
+        ["apis", group, version, ..] if !serves(group, version) => {
+            return Err(if resources::groups().contains(group) {
+                ApiError::no_route()
+            } else {
+                ApiError::page_not_found()
+            });
+        }
+        ["api", version, ..] if *version != "v1" => return Err(ApiError::no_route()),
         _ => {}
     }
     if segments.iter().any(|segment| holds_bad_escape(segment)) {
@@ -1628,6 +1635,30 @@ mod tests {
         pods.create(&PostParams::default(), &made_again).await.unwrap();
         let applied = pods.patch("web", &apply, &pod(json!(null), json!({"app": "web"}))).await.unwrap();
         assert_eq!(applied.metadata.labels.unwrap().get("tier").map(String::as_str), Some("back"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_version_not_served_is_answered_as_the_api_server_answers_it() {
+        let client = SimCluster::start(2, Pace::Fast).client();
+        // A group served in other versions (and the core group) answers a Status; a group not
+        // served at all, Go's mux in plain text.
+        for (path, status_kind) in [
+            ("/apis/apps/v2/namespaces/default/deployments", Some("NotFound")),
+            ("/api/v2/namespaces/default/pods", Some("NotFound")),
+            ("/apis/serving.knative.dev/v1", None),
+        ] {
+            let request = http::Request::get(path).body(Vec::new()).unwrap();
+            let answer = client.request_text(request).await.unwrap_err();
+            let kube::Error::Api(status) = answer else { panic!("{path}: {answer}") };
+            assert_eq!(status.code, 404, "{path}");
+            match status_kind {
+                Some(reason) => {
+                    assert_eq!(status.reason, reason, "{path}");
+                    assert_eq!(status.message, "the server could not find the requested resource", "{path}");
+                }
+                None => assert_eq!(status.message, "404 page not found", "{path}"),
+            }
+        }
     }
 
     #[tokio::test(start_paused = true)]
