@@ -792,6 +792,34 @@ fn a_deleted_daemon_pod_is_judged_terminating_only_where_the_kubelet_keeps_its_g
     fails_only_at_the_pace("fast", &path, "not satisfied within 2s: 2 match `pods app=agent`");
 }
 
+#[test]
+fn a_deadline_passed_is_judged_only_once_the_pods_on_their_way_have_started() {
+    // Scaled past its deadline, a stuck Deployment's old ReplicaSet makes two more pods: their
+    // turning ready is progress, which restarts the deadline. At the kind pace they start for a
+    // while; the condition they will replace is not the verdict, at any pace.
+    let deployment = |version: &str, node_selector: &str| {
+        format!(
+            "    apply <<YAML\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 3\n  progressDeadlineSeconds: 5\n  strategy:\n    rollingUpdate: {{maxSurge: 1, maxUnavailable: 0}}\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web, version: {version}}}\n    spec:\n{node_selector}      containers:\n        - name: web\n          image: registry.k8s.io/pause:3.10\nYAML\n"
+        )
+    };
+    // Its pods are available 8 s after they are ready: waiting for its rollout lets web's 5 s
+    // deadline pass, at any pace.
+    let clock = "    apply <<YAML\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: clock\nspec:\n  minReadySeconds: 8\n  selector:\n    matchLabels: {app: clock}\n  template:\n    metadata:\n      labels: {app: clock}\n    spec:\n      containers:\n        - name: clock\n          image: registry.k8s.io/pause:3.10\nYAML\n";
+    let text = format!(
+        "scenario \"scaled past its deadline\" {{\n{}    wait rollout deployment/web\n{}{clock}    wait rollout deployment/clock within 1m\n    scale deployment/web to 5\n    wait rollout deployment/web within 1m\n}}\n",
+        deployment("v1", ""),
+        deployment("v2", "      nodeSelector: {disk: nowhere}\n"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = script(dir.path(), "deadline.rollout", &text);
+    for (pace, code, output) in run_at_each_pace(&path) {
+        assert_eq!(code, 1, "at the {pace} pace: {output}");
+        let expected =
+            "deployment/web exceeded its progress deadline (5s without progress): 1 of 5 updated, 5 available";
+        assert!(output.contains(expected), "at the {pace} pace: {output}");
+    }
+}
+
 /// Runs `path` at each pace under test: at `failing` it must fail saying `observed`, at the other
 /// it must pass. At the fast pace a deleted pod is gone at once; at the kind pace it terminates
 /// until its grace period ends.

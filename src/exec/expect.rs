@@ -549,7 +549,9 @@ fn rollout(view: &super::view::View, kind: Option<Kind>, name: &str) -> Rollout 
                 .any(|c| c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded"));
             if scaled && status.updated_replicas.unwrap_or(0) == wanted {
                 Rollout::Done(format!("rolled out: {wanted} available"))
-            } else if current && deadline_passed {
+            } else if current && deadline_passed && !pods_on_their_way(view, Kind::Deployment, name) {
+                // A pod on its way to ready is progress to come, which restarts the deadline: the
+                // condition is judged once none is left, as at a pace where pods start at once.
                 let seconds = spec.and_then(|s| s.progress_deadline_seconds).unwrap_or(600);
                 Rollout::Stalled(format!(
                     "{target} exceeded its progress deadline ({seconds}s without progress): {observed}"
@@ -774,6 +776,21 @@ pub async fn settle(context: &Context<'_>, timeout: Duration, only: Option<&str>
 /// runs but fails its readiness probe stays as it is: none of them will be ready by itself.
 fn starting_pod(view: &super::view::View) -> Option<String> {
     let nodes = view.nodes.state();
+    let on_its_way = |pod: &Pod| on_its_way_to_ready(pod, &nodes);
+    view.live_pods().iter().filter(|pod| on_its_way(pod)).filter_map(|pod| pod.metadata.name.clone()).min()
+}
+
+/// Whether some live pod the controller controls (through its ReplicaSets, for a Deployment)
+/// is on its way to ready (see [`starting_pod`]).
+fn pods_on_their_way(view: &super::view::View, kind: Kind, name: &str) -> bool {
+    let nodes = view.nodes.state();
+    let controls =
+        |pod: &Pod| controller_ref(&pod.metadata).is_some_and(|c| owned_by(view, &c.kind, &c.name, Some(kind), name));
+    view.live_pods().iter().any(|pod| controls(pod) && on_its_way_to_ready(pod, &nodes))
+}
+
+/// Whether a pod waiting for no readiness gate will turn ready by itself: see [`starting_pod`].
+fn on_its_way_to_ready(pod: &Pod, nodes: &[std::sync::Arc<k8s_openapi::api::core::v1::Node>]) -> bool {
     let node_ready = |name: &str| {
         nodes.iter().any(|node| {
             node.metadata.name.as_deref() == Some(name)
@@ -788,30 +805,27 @@ fn starting_pod(view: &super::view::View) -> Option<String> {
         let reason = status.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.as_deref());
         status.restart_count == 0 && reason.is_none_or(|r| matches!(r, "ContainerCreating" | "PodInitializing"))
     };
-    let on_its_way = |pod: &Pod| {
-        let Some(spec) = pod.spec.as_ref() else { return false };
-        let status = pod.status.as_ref();
-        if spec.readiness_gates.as_ref().is_some_and(|gates| !gates.is_empty()) || is_ready(pod) {
-            return false;
+    let Some(spec) = pod.spec.as_ref() else { return false };
+    let status = pod.status.as_ref();
+    if spec.readiness_gates.as_ref().is_some_and(|gates| !gates.is_empty()) || is_ready(pod) {
+        return false;
+    }
+    match spec.node_name.as_deref().filter(|name| !name.is_empty()) {
+        Some(node) => {
+            let containers = status
+                .into_iter()
+                .flat_map(|s| s.container_statuses.iter().chain(&s.init_container_statuses).flatten());
+            status.and_then(|s| s.phase.as_deref()).is_none_or(|phase| phase == "Pending")
+                && containers.into_iter().all(being_created)
+                && node_ready(node)
         }
-        match spec.node_name.as_deref().filter(|name| !name.is_empty()) {
-            Some(node) => {
-                let containers = status
-                    .into_iter()
-                    .flat_map(|s| s.container_statuses.iter().chain(&s.init_container_statuses).flatten());
-                status.and_then(|s| s.phase.as_deref()).is_none_or(|phase| phase == "Pending")
-                    && containers.into_iter().all(being_created)
-                    && node_ready(node)
-            }
-            None => {
-                let judged = status
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|conditions| conditions.iter().any(|c| c.type_ == "PodScheduled"));
-                spec.scheduler_name.as_deref().is_none_or(|name| name == "default-scheduler") && !judged
-            }
+        None => {
+            let judged = status
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|conditions| conditions.iter().any(|c| c.type_ == "PodScheduled"));
+            spec.scheduler_name.as_deref().is_none_or(|name| name == "default-scheduler") && !judged
         }
-    };
-    view.live_pods().iter().filter(|pod| on_its_way(pod)).filter_map(|pod| pod.metadata.name.clone()).min()
+    }
 }
 
 /// Why a Service's routed endpoints (`backends`, with the pod behind each) are not the `expected`
