@@ -432,6 +432,7 @@ fn admit(store: &Store, target: &Target, object: &mut Value) -> Result<(), ApiEr
 /// PrepareForCreate): a pod is Pending with its QoS class, and a gated one says it waits for its
 /// gates; a namespace is Active and carries the `kubernetes` finalizer its controller removes.
 fn prepare_for_create(store: &Store, resource: Resource, object: &mut Value) {
+    count_template_generation(resource, None, object);
     if resource == resources::POD {
         object["status"] = controllers::new_pod_status(store, object);
     } else if resource == resources::NAMESPACE {
@@ -444,6 +445,25 @@ fn prepare_for_create(store: &Store, resource: Resource, object: &mut Value) {
             }
         }
     }
+}
+
+/// A DaemonSet's template generation, which the API server keeps beside `generation` and shows
+/// in apps/v1 as an annotation: 1 on create (or what the creator set, if more), then one more on
+/// each change of the template, whatever a writer sends. Its controller labels its pods with it
+/// (`pod-template-generation`), so a change of the spec outside the template must not count.
+fn count_template_generation(resource: Resource, current: Option<&Value>, object: &mut Value) {
+    const TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
+    if resource != resources::DAEMON_SET {
+        return;
+    }
+    let of = |ds: &Value| ds["metadata"]["annotations"][TEMPLATE_GENERATION].as_str()?.parse::<i64>().ok();
+    let generation = match current {
+        None => of(object).filter(|generation| *generation >= 1).unwrap_or(1),
+        Some(current) => {
+            of(current).unwrap_or(1) + i64::from(current["spec"]["template"] != object["spec"]["template"])
+        }
+    };
+    object["metadata"]["annotations"][TEMPLATE_GENERATION] = generation.to_string().into();
 }
 
 /// A body the API server could not decode into the kind's types is refused before anything else.
@@ -761,6 +781,7 @@ fn update(state: &mut State, target: &Target, current: &Value, mut object: Value
         controllers::keep_admitted_priority(current, &mut object);
     }
     begin_write(&state.store, target, Some(current), &mut object)?;
+    count_template_generation(target.resource, Some(current), &mut object);
     validate::update(target.resource, current, &object)?;
     within_replica_limit(&state.store, target, &object)?;
     state.store.update(target.resource, &target.namespace, object)
