@@ -447,17 +447,17 @@ impl Suite {
 /// Runs one selected scenario on the cluster `options` gives, unless the run stopped before it
 /// could start: after a failure (fail-fast) or a cancel, the scenarios not yet started are left
 /// out, not run and failed.
-async fn run_unless_stopped<'a>(
+async fn run_unless_stopped<O: std::borrow::Borrow<RunOptions>>(
     index: usize,
     job: &ScenarioJob<'_>,
-    options: impl std::future::Future<Output = &'a RunOptions>,
+    options: impl std::future::Future<Output = O>,
     stop: &AtomicBool,
     cancel: &CancellationToken,
 ) -> Outcome {
     if stop.load(Ordering::Acquire) || cancel.is_cancelled() {
         return (index, None);
     }
-    (index, Some(run_scenario(job, options.await, cancel).await))
+    (index, Some(run_scenario(job, options.await.borrow(), cancel).await))
 }
 
 /// Under fail-fast, a scenario that did not pass stops the run from starting any more.
@@ -544,7 +544,8 @@ impl BuiltinWorker {
 
     async fn drive(self) {
         let jobs = jobs(&self.shared.files, &self.selection);
-        let clusters = BuiltinClusters::new(&jobs, self.pace, self.snapshots, &self.controls, &self.run);
+        let clusters =
+            BuiltinClusters { pace: self.pace, snapshots: self.snapshots, controls: &self.controls, run: &self.run };
         let (shared, cancel) = (&self.shared, &self.controls.cancel);
         // Taken one by one as this thread has room, so a thread held by a long scenario leaves
         // the rest to the others.
@@ -607,34 +608,21 @@ fn builtin_name(pace: Pace) -> String {
     format!("built-in ({} pace)", if pace == Pace::Kind { "kind" } else { "fast" })
 }
 
-/// One thread's built-in clusters: the testbed's node set (a tainted control-plane node and two
-/// workers), or as many workers as a scenario's `nodes N` (or its file's) asks for. Each is
-/// started when the first scenario that needs it starts, so one left out by the selection, or
-/// taken by another thread, costs nothing here.
+/// One thread's built-in clusters: one for each scenario, started when it starts and dropped
+/// when it ends, with the testbed's node set (a tainted control-plane node and two workers) or as
+/// many workers as its `nodes N` (or its file's) asks for. A scenario never meets what another
+/// left behind (pods still in their grace period, holding a node's room or a port), so its
+/// result is the same at any `--jobs` and in any order.
 struct BuiltinClusters<'a> {
     pace: Pace,
     snapshots: SnapshotMode,
     controls: &'a Controls,
     run: &'a RunIdentity,
-    by_workers: BTreeMap<u32, tokio::sync::OnceCell<RunOptions>>,
 }
 
-impl<'a> BuiltinClusters<'a> {
-    fn new(
-        jobs: &[(ScenarioEntry, ScenarioJob<'_>)],
-        pace: Pace,
-        snapshots: SnapshotMode,
-        controls: &'a Controls,
-        run: &'a RunIdentity,
-    ) -> BuiltinClusters<'a> {
-        let by_workers = jobs.iter().map(|(_, job)| (builtin_workers(job), Default::default())).collect();
-        BuiltinClusters { pace, snapshots, controls, run, by_workers }
-    }
-
-    async fn for_job(&self, job: &ScenarioJob<'_>) -> &RunOptions {
-        let count = builtin_workers(job);
-        let cell = self.by_workers.get(&count).expect("a cluster for every selected scenario's workers");
-        cell.get_or_init(|| self.start(count)).await
+impl BuiltinClusters<'_> {
+    async fn for_job(&self, job: &ScenarioJob<'_>) -> RunOptions {
+        self.start(builtin_workers(job)).await
     }
 
     async fn start(&self, workers: u32) -> RunOptions {
@@ -771,47 +759,5 @@ mod tests {
         let indices: Vec<usize> = outcomes.iter().map(|(index, _)| *index).collect();
         assert_eq!(indices, [0, 1, 2, 4], "one that never came back leaves a gap");
         assert_eq!(*told.0.lock().unwrap(), ["a", "c"], "a result after the gap is kept, not told");
-    }
-
-    /// A built-in cluster is started only when a scenario that runs needs it: a `nodes 5000` in
-    /// a scenario left out (or not yet reached) once cost a run of another scenario a second and
-    /// 240 MB.
-    #[test]
-    fn built_in_clusters_are_started_for_the_scenarios_that_run_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("nodes.rollout");
-        let step = "    scale deploy/rng to 1\n";
-        let text = format!(
-            "nodes 3\n\nscenario \"big\" {{\n    nodes 7\n{step}}}\n\nscenario \"file\" {{\n{step}}}\n\nscenario \"own\" {{\n    nodes 1\n{step}}}\n\nscenario \"crowd\" {{\n    nodes 5001\n{step}}}\n"
-        );
-        std::fs::write(&path, text).unwrap();
-        let suite = Suite::load(&[&path]).unwrap();
-        let (controls, run) = (Controls::default(), RunIdentity::new(Duration::ZERO));
-        let clusters = |patterns: &[&str]| {
-            let patterns = patterns.iter().map(|p| p.to_string()).collect();
-            let selection = Selection { patterns, exact: true, ..Selection::default() };
-            let jobs = suite.jobs(&selection);
-            let clusters = BuiltinClusters::new(&jobs, Pace::Fast, SnapshotMode::Check, &controls, &run);
-            clusters.by_workers.keys().copied().collect::<Vec<u32>>()
-        };
-        assert_eq!(clusters(&[]), [1, 2, 3, 7]);
-        assert_eq!(clusters(&["file"]), [3]);
-        assert_eq!(clusters(&["own", "file"]), [1, 3]);
-        // More than a built-in cluster has: the default cluster, where it fails up front.
-        assert_eq!(clusters(&["crowd"]), [DEFAULT_WORKERS]);
-        assert_eq!(clusters(&["no such scenario"]), [] as [u32; 0]);
-
-        // None is started before a scenario asks; then only the one it needs.
-        let jobs = suite.jobs(&Selection::default());
-        let clusters = BuiltinClusters::new(&jobs, Pace::Fast, SnapshotMode::Check, &controls, &run);
-        let started = |clusters: &BuiltinClusters<'_>| {
-            clusters.by_workers.iter().filter(|(_, cell)| cell.initialized()).map(|(n, _)| *n).collect::<Vec<u32>>()
-        };
-        assert_eq!(started(&clusters), [] as [u32; 0]);
-        let file = &jobs.iter().find(|(entry, _)| entry.scenario == "file").unwrap().1;
-        builtin_runtime().unwrap().block_on(async {
-            clusters.for_job(file).await;
-            assert_eq!(started(&clusters), [3]);
-        });
     }
 }

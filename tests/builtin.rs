@@ -90,6 +90,25 @@ fn replicas_beyond_a_built_in_clusters_limit_stop_the_scenario() {
     assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
 }
 
+/// Each scenario runs on a built-in cluster of its own: at the kind pace a scenario's pods stay
+/// in their grace period after it ends, and on a cluster it shared with the next scenario on its
+/// thread they held the nodes' room, so the next one passed at `--jobs 2` and failed at 1.
+#[test]
+fn a_scenario_never_meets_what_another_left_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = |name: &str| {
+        format!(
+            "scenario \"{name}\" {{\n    apply <<YAML\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: fill\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {{app: fill}}\n  template:\n    metadata:\n      labels: {{app: fill}}\n    spec:\n      containers:\n        - name: c\n          image: registry.k8s.io/pause:3.10\n          resources:\n            requests: {{cpu: \"600\"}}\nYAML\n    wait rollout deployment/fill\n}}\n\n"
+        )
+    };
+    let path = script(dir.path(), "fill.rollout", &(scenario("first") + &scenario("second")));
+    for jobs in ["1", "2"] {
+        let (code, output) = run(builtin(&["run", "--pace", "kind", "--jobs", jobs, path.to_str().unwrap()]));
+        assert_eq!(code, 0, "--jobs {jobs}: {output}");
+        assert!(output.contains("2 passed, 0 failed"), "--jobs {jobs}: {output}");
+    }
+}
+
 #[test]
 fn the_junit_report_says_which_cluster_ran() {
     let dir = tempfile::tempdir().unwrap();
