@@ -63,6 +63,18 @@ fn owners(store: &mut Store, visited: &[String]) {
     let mut dangling = Vec::new();
     for (resource, namespace, object) in every_object(store, visited) {
         let Some(refs) = object["metadata"]["ownerReferences"].as_array().filter(|r| !r.is_empty()) else { continue };
+        // An owner of a kind the API does not serve cannot be looked up: upstream's collector
+        // fails to map it and retries without end, touching none of the dependent's references.
+        let unresolvable = |r: &Value| {
+            crate::cluster::sim::resources::by_kind(
+                r["apiVersion"].as_str().unwrap_or_default(),
+                r["kind"].as_str().unwrap_or_default(),
+            )
+            .is_none()
+        };
+        if refs.iter().any(unresolvable) {
+            continue;
+        }
         let gone: Vec<String> =
             refs.iter().filter_map(|r| r["uid"].as_str()).filter(|u| !uids.contains(u)).map(String::from).collect();
         if gone.is_empty() {
