@@ -66,6 +66,11 @@ pub fn allocate(
         patch_allocated(current, service);
     }
     normalize(current, service);
+    let name = || service["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let related = ip_field_causes(service);
+    if !related.is_empty() {
+        return Err(invalid(resources::SERVICE, &name(), &related));
+    }
     let families = family_causes(service);
     if !families.is_empty() {
         return Err(invalid(resources::SERVICE, service["metadata"]["name"].as_str().unwrap_or_default(), &families));
@@ -105,6 +110,95 @@ pub fn allocate(
             Ok(())
         }
     }
+}
+
+/// The allocator's first look at the IP fields, before it allocates or asks which families the
+/// cluster has (upstream's ValidateServiceClusterIPsRelatedFields, then the policy's fit to the
+/// families and IPs given): clusterIP and clusterIPs in step, known and distinct families, valid
+/// addresses, at most one per family, and a single-stack policy for one family only.
+fn ip_field_causes(service: &Value) -> Vec<String> {
+    let spec = &service["spec"];
+    if spec["type"] == "ExternalName" {
+        return Vec::new();
+    }
+    let (ip, ips) = (cluster_ip(service), cluster_ips(service));
+    let listed = json!(ips).to_string();
+    let mut causes = Vec::new();
+    if !ip.is_empty() {
+        if ips.is_empty() {
+            causes.push("spec.clusterIPs: Required value".to_string());
+        } else if ips[0] != ip {
+            causes.push(format!("spec.clusterIPs: Invalid value: {listed}: first value must match `clusterIP`"));
+        }
+    } else if !ips.is_empty() {
+        causes
+            .push(format!("spec.clusterIPs: Invalid value: {listed}: must be empty when `clusterIP` is not specified"));
+    }
+    let families: Vec<&str> =
+        spec["ipFamilies"].as_array().into_iter().flatten().map(|f| f.as_str().unwrap_or_default()).collect();
+    for (index, family) in families.iter().enumerate() {
+        if *family != "IPv4" && *family != "IPv6" {
+            causes.push(format!(
+                "spec.ipFamilies[{index}]: Unsupported value: \"{family}\": supported values: \"IPv4\", \"IPv6\""
+            ));
+        }
+        if families[..index].contains(family) {
+            causes.push(format!("spec.ipFamilies[{index}]: Duplicate value: \"{family}\""));
+        }
+    }
+    const POLICIES: [&str; 3] = ["PreferDualStack", "RequireDualStack", "SingleStack"];
+    let policy = spec["ipFamilyPolicy"].as_str();
+    if let Some(policy) = policy.filter(|policy| !POLICIES.contains(policy)) {
+        causes.push(format!(
+            "spec.ipFamilyPolicy: Unsupported value: \"{policy}\": supported values: \"PreferDualStack\", \"RequireDualStack\", \"SingleStack\""
+        ));
+    }
+    let mut invalid_ips = false;
+    for (index, address) in ips.iter().enumerate() {
+        if index == 0 && address == "None" {
+            if ips.len() > 1 {
+                invalid_ips = true;
+                causes
+                    .push(format!("spec.clusterIPs: Invalid value: {listed}: 'None' must be the first and only value"));
+            }
+            continue;
+        }
+        if address.parse::<std::net::IpAddr>().is_err() {
+            invalid_ips = true;
+            causes.push(format!(
+                "spec.clusterIPs[{index}]: Invalid value: \"{address}\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+            ));
+        }
+    }
+    if ips.len() > 2 {
+        causes.push(format!("spec.clusterIPs: Invalid value: {listed}: may only hold up to 2 values"));
+    }
+    if invalid_ips {
+        return causes;
+    }
+    let is_v6 = |address: &String| address.parse::<std::net::Ipv6Addr>().is_ok();
+    if ips.len() > 1 && ips.iter().filter(|a| is_v6(a)).count() != 1 {
+        causes.push(format!(
+            "spec.clusterIPs: Invalid value: {listed}: may specify no more than one IP for each IP family"
+        ));
+    }
+    if !causes.is_empty() {
+        return causes;
+    }
+    if policy.is_none_or(|policy| policy == "SingleStack") {
+        let single = |what: &str| {
+            format!(
+                "spec.ipFamilyPolicy: Invalid value: \"SingleStack\": must be 'RequireDualStack' or 'PreferDualStack' when multiple {what} are specified"
+            )
+        };
+        if ips.len() == 2 {
+            causes.push(single("cluster IPs"));
+        }
+        if families.len() == 2 {
+            causes.push(single("IP families"));
+        }
+    }
+    causes
 }
 
 /// The allocator's refusals of IP families this single-stack IPv4 cluster does not have
