@@ -517,8 +517,8 @@ fn a_manifest_the_cluster_serves_no_resource_for_says_what_to_fix() {
     for expected in [
         "the cluster serves apps/v1 but no kind Deploymnet in it; did you mean Deployment?",
         "the cluster serves no apps/v2: check the manifest's apiVersion",
-        "the cluster serves no serving.knative.dev/v1: check the manifest's apiVersion (a custom resource's needs \
-         its CustomResourceDefinition applied first)",
+        "the cluster serves no serving.knative.dev/v1: check the manifest's apiVersion (a custom resource needs its \
+         CustomResourceDefinition applied first)",
     ] {
         assert!(documents.contains(expected), "{expected}\n{documents}");
     }

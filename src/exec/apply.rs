@@ -141,7 +141,7 @@ async fn unresolved(client: &Client, api_version: &str, kind: &str, error: kube:
             StepError::from(kube::Error::Api(status))
         }
         kube::Error::Api(status) if status.code == 404 => StepError::Failed(format!(
-            "the cluster serves no {api_version}: check the manifest's apiVersion (a custom resource's needs its \
+            "the cluster serves no {api_version}: check the manifest's apiVersion (a custom resource needs its \
              CustomResourceDefinition applied first)"
         )),
         kube::Error::Discovery(kube::error::DiscoveryError::MissingKind(_)) => {

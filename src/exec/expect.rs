@@ -542,16 +542,22 @@ fn rollout(view: &super::view::View, kind: Option<Kind>, name: &str) -> Rollout 
                 status.updated_replicas.unwrap_or(0),
                 status.available_replicas.unwrap_or(0)
             );
+            // A pod made since the controller gave up (by a scale, say) and on its way to ready is
+            // progress to come, which restarts the deadline: the condition is judged once none is
+            // left, as at a pace where pods start at once. One made before it gave up was part of
+            // the rollout it judged (stuck creating, say).
             let deadline_passed = status
                 .conditions
                 .iter()
                 .flatten()
-                .any(|c| c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded"));
+                .find(|c| c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded"))
+                .is_some_and(|exceeded| {
+                    let since = exceeded.last_update_time.as_ref().map(|t| t.0);
+                    !pods_on_their_way(view, Kind::Deployment, name, since)
+                });
             if scaled && status.updated_replicas.unwrap_or(0) == wanted {
                 Rollout::Done(format!("rolled out: {wanted} available"))
-            } else if current && deadline_passed && !pods_on_their_way(view, Kind::Deployment, name) {
-                // A pod on its way to ready is progress to come, which restarts the deadline: the
-                // condition is judged once none is left, as at a pace where pods start at once.
+            } else if current && deadline_passed {
                 let seconds = spec.and_then(|s| s.progress_deadline_seconds).unwrap_or(600);
                 Rollout::Stalled(format!(
                     "{target} exceeded its progress deadline ({seconds}s without progress): {observed}"
@@ -780,13 +786,21 @@ fn starting_pod(view: &super::view::View) -> Option<String> {
     view.live_pods().iter().filter(|pod| on_its_way(pod)).filter_map(|pod| pod.metadata.name.clone()).min()
 }
 
-/// Whether some live pod the controller controls (through its ReplicaSets, for a Deployment)
-/// is on its way to ready (see [`starting_pod`]).
-fn pods_on_their_way(view: &super::view::View, kind: Kind, name: &str) -> bool {
+/// Whether some live pod the controller controls (through its ReplicaSets, for a Deployment),
+/// made at or after `since` (when given), is on its way to ready (see [`starting_pod`]).
+fn pods_on_their_way(
+    view: &super::view::View,
+    kind: Kind,
+    name: &str,
+    since: Option<k8s_openapi::jiff::Timestamp>,
+) -> bool {
     let nodes = view.nodes.state();
     let controls =
         |pod: &Pod| controller_ref(&pod.metadata).is_some_and(|c| owned_by(view, &c.kind, &c.name, Some(kind), name));
-    view.live_pods().iter().any(|pod| controls(pod) && on_its_way_to_ready(pod, &nodes))
+    let made_since = |pod: &Pod| {
+        since.is_none_or(|since| pod.metadata.creation_timestamp.as_ref().is_some_and(|made| made.0 >= since))
+    };
+    view.live_pods().iter().any(|pod| controls(pod) && made_since(pod) && on_its_way_to_ready(pod, &nodes))
 }
 
 /// Whether a pod waiting for no readiness gate will turn ready by itself: see [`starting_pod`].

@@ -39,7 +39,10 @@ pub fn belongs_to(slice: &EndpointSlice, service: &str) -> bool {
 pub fn routed<'a>(slices: impl IntoIterator<Item = &'a EndpointSlice>) -> Vec<Backend> {
     let mut ready = Vec::new();
     let mut serving_terminating = Vec::new();
-    for endpoint in slices.into_iter().flat_map(|s| s.endpoints.iter()) {
+    // kube-proxy of an IPv4 cluster (kind's default, the testbed's) reads IPv4 slices only: an
+    // IPv6 or FQDN slice routes nothing.
+    let ipv4 = slices.into_iter().filter(|s| s.address_type == "IPv4");
+    for endpoint in ipv4.flat_map(|s| s.endpoints.iter()) {
         let conditions = endpoint.conditions.clone().unwrap_or_default();
         let is_ready = conditions.ready.unwrap_or(true);
         let is_serving = conditions.serving.unwrap_or(true);
@@ -47,16 +50,16 @@ pub fn routed<'a>(slices: impl IntoIterator<Item = &'a EndpointSlice>) -> Vec<Ba
         // kube-proxy reads the first address only; a reference to another kind than a pod (or
         // none at all) leaves the address as all there is to say.
         let target = endpoint.target_ref.as_ref().filter(|t| t.kind.as_deref().is_none_or(|k| k == "Pod"));
-        let backend = match target.and_then(|t| t.name.clone()) {
-            Some(pod_name) => {
-                Backend { pod_name, pod_uid: target.and_then(|t| t.uid.clone()), names_pod: true, terminating: false }
-            }
-            None => match endpoint.addresses.first() {
-                Some(address) => {
-                    Backend { pod_name: address.clone(), pod_uid: None, names_pod: false, terminating: false }
-                }
-                None => continue,
+        let Some(address) = endpoint.addresses.first() else { continue };
+        let backend = match target.filter(|t| t.name.is_some() || t.uid.is_some()) {
+            // A pod named by uid alone is found by its uid; its name is unknown until then.
+            Some(pod) => Backend {
+                pod_name: pod.name.clone().unwrap_or_else(|| address.clone()),
+                pod_uid: pod.uid.clone(),
+                names_pod: true,
+                terminating: false,
             },
+            None => Backend { pod_name: address.clone(), pod_uid: None, names_pod: false, terminating: false },
         };
         if is_ready {
             ready.push(backend);
@@ -159,6 +162,16 @@ mod tests {
         let routed = routed(&slices);
         assert_eq!(names(&routed), [("192.0.2.10", false), ("192.0.2.12", false), ("a", false)]);
         assert_eq!(routed.iter().map(|b| b.names_pod).collect::<Vec<_>>(), [false, false, true]);
+    }
+
+    #[test]
+    fn only_ipv4_slices_route_on_an_ipv4_cluster() {
+        let mut fqdn = slice(serde_json::json!([{"addresses": ["db.example.com"]}]));
+        fqdn.address_type = "FQDN".into();
+        let mut ipv6 = slice(serde_json::json!([{"addresses": ["fd00::1"]}]));
+        ipv6.address_type = "IPv6".into();
+        let ipv4 = slice(serde_json::json!([endpoint("a", Some(true), Some(true), Some(false))]));
+        assert_eq!(names(&routed(&[fqdn, ipv6, ipv4])), [("a", false)]);
     }
 
     #[test]

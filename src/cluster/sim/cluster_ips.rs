@@ -67,7 +67,7 @@ pub fn allocate(
     }
     normalize(current, service);
     let name = || service["metadata"]["name"].as_str().unwrap_or_default().to_string();
-    let related = ip_field_causes(service);
+    let related = ip_field_causes(current, service);
     if !related.is_empty() {
         return Err(invalid(resources::SERVICE, &name(), &related));
     }
@@ -116,7 +116,7 @@ pub fn allocate(
 /// cluster has (upstream's ValidateServiceClusterIPsRelatedFields, then the policy's fit to the
 /// families and IPs given): clusterIP and clusterIPs in step, known and distinct families, valid
 /// addresses, at most one per family, and a single-stack policy for one family only.
-fn ip_field_causes(service: &Value) -> Vec<String> {
+fn ip_field_causes(current: Option<&Value>, service: &Value) -> Vec<String> {
     let spec = &service["spec"];
     if spec["type"] == "ExternalName" {
         return Vec::new();
@@ -176,15 +176,35 @@ fn ip_field_causes(service: &Value) -> Vec<String> {
     if invalid_ips {
         return causes;
     }
-    let is_v6 = |address: &String| address.parse::<std::net::Ipv6Addr>().is_ok();
-    if ips.len() > 1 && ips.iter().filter(|a| is_v6(a)).count() != 1 {
+    // As Go reads an address: an IPv4-mapped IPv6 one is IPv4.
+    let is_v6 = |address: &String| {
+        address.parse::<std::net::Ipv6Addr>().is_ok_and(|address| address.to_ipv4_mapped().is_none())
+    };
+    if ips.len() > 1 && !(ips.iter().any(is_v6) && ips.iter().any(|a| !is_v6(a))) {
         causes.push(format!(
             "spec.clusterIPs: Invalid value: {listed}: may specify no more than one IP for each IP family"
         ));
     }
+    if !ips.is_empty() && ips[0] != "None" {
+        for (index, (address, family)) in ips.iter().zip(&families).enumerate() {
+            let wanted = match *family {
+                "IPv4" if is_v6(address) => "IPv4",
+                "IPv6" if !is_v6(address) => "IPv6",
+                _ => continue,
+            };
+            causes.push(format!(
+                "spec.clusterIPs[{index}]: Invalid value: \"{address}\": expected an {wanted} value as indicated by `ipFamilies[{index}]`"
+            ));
+        }
+    }
     if !causes.is_empty() {
         return causes;
     }
+    // A policy left out is the one the Service has (on an update), RequireDualStack for a
+    // headless Service without a selector, else SingleStack.
+    let policy = policy
+        .or_else(|| current.and_then(|current| current["spec"]["ipFamilyPolicy"].as_str()))
+        .or_else(|| headless_without_selector(service).then_some("RequireDualStack"));
     if policy.is_none_or(|policy| policy == "SingleStack") {
         let single = |what: &str| {
             format!(
@@ -201,14 +221,23 @@ fn ip_field_causes(service: &Value) -> Vec<String> {
     causes
 }
 
+/// A headless Service without a selector: the allocator gives it no address, whatever families.
+fn headless_without_selector(service: &Value) -> bool {
+    cluster_ip(service) == "None" && service["spec"]["selector"].as_object().is_none_or(|selector| selector.is_empty())
+}
+
 /// The allocator's refusals of IP families this single-stack IPv4 cluster does not have
 /// (initIPFamilyFields): dual-stack demanded, or a family other than IPv4 asked for.
 fn family_causes(service: &Value) -> Vec<String> {
     let spec = &service["spec"];
     let families = spec["ipFamilies"].as_array().map_or(&[][..], Vec::as_slice);
     // A family that is none is the validation of the IP fields' to refuse, which the allocator
-    // runs first (ValidateServiceClusterIPsRelatedFields).
-    if spec["type"] == "ExternalName" || families.iter().any(|family| family != "IPv4" && family != "IPv6") {
+    // runs first (ValidateServiceClusterIPsRelatedFields). A headless Service without a selector
+    // is given no address, so any family it names is as good as another.
+    if spec["type"] == "ExternalName"
+        || headless_without_selector(service)
+        || families.iter().any(|family| family != "IPv4" && family != "IPv6")
+    {
         return Vec::new();
     }
     let mut causes = Vec::new();
@@ -380,9 +409,11 @@ mod tests {
             );
         }
         assert!(given(&store, None, service("b", json!({"clusterIP": "10.96.3.4"}))).is_ok());
-        assert!(
-            given(&store, None, service("b", json!({"clusterIP": "10.96.0.300"}))).is_ok(),
-            "validation's to refuse"
+        // Not an address at all: the allocator's first look at the IP fields refuses it.
+        assert_eq!(
+            refusal("10.96.0.300"),
+            "Service \"b\" is invalid: spec.clusterIPs[0]: Invalid value: \"10.96.0.300\": must be a valid IP address, \
+             (e.g. 10.9.8.7 or 2001:db8::ffff)"
         );
     }
 
