@@ -138,9 +138,7 @@ fn ip_field_causes(current: Option<&Value>, service: &Value) -> Vec<String> {
         spec["ipFamilies"].as_array().into_iter().flatten().map(|f| f.as_str().unwrap_or_default()).collect();
     for (index, family) in families.iter().enumerate() {
         if *family != "IPv4" && *family != "IPv6" {
-            causes.push(format!(
-                "spec.ipFamilies[{index}]: Unsupported value: \"{family}\": supported values: \"IPv4\", \"IPv6\""
-            ));
+            causes.push(super::validate::unsupported(&format!("spec.ipFamilies[{index}]"), family, &["IPv4", "IPv6"]));
         }
         if families[..index].contains(family) {
             causes.push(format!("spec.ipFamilies[{index}]: Duplicate value: \"{family}\""));
@@ -149,9 +147,7 @@ fn ip_field_causes(current: Option<&Value>, service: &Value) -> Vec<String> {
     const POLICIES: [&str; 3] = ["PreferDualStack", "RequireDualStack", "SingleStack"];
     let policy = spec["ipFamilyPolicy"].as_str();
     if let Some(policy) = policy.filter(|policy| !POLICIES.contains(policy)) {
-        causes.push(format!(
-            "spec.ipFamilyPolicy: Unsupported value: \"{policy}\": supported values: \"PreferDualStack\", \"RequireDualStack\", \"SingleStack\""
-        ));
+        causes.push(super::validate::unsupported("spec.ipFamilyPolicy", policy, &POLICIES));
     }
     let mut invalid_ips = false;
     for (index, address) in ips.iter().enumerate() {

@@ -199,7 +199,7 @@ fn invalid_ip(path: &str, ip: &str) -> Option<String> {
 }
 
 /// `field: Unsupported value: "x": supported values: "a", "b"`, as the API server words it.
-fn unsupported(path: &str, value: &str, supported: &[&str]) -> String {
+pub(super) fn unsupported(path: &str, value: &str, supported: &[&str]) -> String {
     let supported: Vec<String> = supported.iter().map(|v| format!("\"{v}\"")).collect();
     format!("{path}: Unsupported value: \"{value}\": supported values: {}", supported.join(", "))
 }
