@@ -59,8 +59,18 @@ impl Kind {
         }
     }
 
-    pub fn from_api_kind(kind: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.api_kind() == kind)
+    /// The API version its objects are served at.
+    pub fn api_version(self) -> &'static str {
+        match self {
+            Kind::Pod | Kind::Service => "v1",
+            Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet | Kind::StatefulSet => "apps/v1",
+        }
+    }
+
+    /// The kind of an object by its `apiVersion` and `kind`: a custom resource of another group
+    /// that happens to be called `Service` (Knative's) is none of these.
+    pub fn from_api_type(api_version: &str, kind: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.api_kind() == kind && k.api_version() == api_version)
     }
 
     /// Kinds that own pods through a pod template.
@@ -103,9 +113,19 @@ mod tests {
         assert_eq!(Kind::parse("rs"), Some(Kind::ReplicaSet));
         assert_eq!(Kind::parse("po"), Some(Kind::Pod));
         assert_eq!(Kind::parse("deamonset"), None);
-        assert_eq!(Kind::from_api_kind("DaemonSet"), Some(Kind::DaemonSet));
+        assert_eq!(Kind::from_api_type("apps/v1", "DaemonSet"), Some(Kind::DaemonSet));
         assert_eq!(Kind::parse("sts"), Some(Kind::StatefulSet));
         assert_eq!(Kind::parse("StatefulSets.apps"), Some(Kind::StatefulSet));
-        assert_eq!(Kind::from_api_kind("StatefulSet"), Some(Kind::StatefulSet));
+        assert_eq!(Kind::from_api_type("apps/v1", "StatefulSet"), Some(Kind::StatefulSet));
+    }
+
+    #[test]
+    fn an_object_is_one_of_these_kinds_only_in_its_own_api_group() {
+        assert_eq!(Kind::from_api_type("v1", "Service"), Some(Kind::Service));
+        assert_eq!(Kind::from_api_type("v1", "Pod"), Some(Kind::Pod));
+        assert_eq!(Kind::from_api_type("apps/v1", "Deployment"), Some(Kind::Deployment));
+        // Knative's Service, a custom resource: the view watches no such objects.
+        assert_eq!(Kind::from_api_type("serving.knative.dev/v1", "Service"), None);
+        assert_eq!(Kind::from_api_type("v1", "Deployment"), None);
     }
 }
