@@ -46,11 +46,6 @@ pub fn pod(pod: &Pod, variables: &HashMap<String, String>) -> String {
     }
 }
 
-/// An endpoint that names no pod, by its address (a backend outside the cluster, say).
-pub fn address(address: &str) -> String {
-    format!("address {address}")
-}
-
 /// A multiset of descriptions, printed sorted with counts: `3 × pod of replicaset/rng-{hash}, $victim`.
 pub fn tally(descriptions: impl IntoIterator<Item = String>) -> String {
     let counted = counted(descriptions);

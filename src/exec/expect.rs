@@ -217,8 +217,8 @@ fn describe_backends(context: &Context<'_>, backends: &[Backend]) -> String {
                 name
             }
         }
-        None if backend.names_pod => format!("pod/{} (never seen)", backend.pod_name),
-        None => super::describe::address(&backend.pod_name),
+        None if backend.names_pod => format!("{} (never seen)", backend.named()),
+        None => backend.named(),
     }))
 }
 
@@ -782,8 +782,8 @@ pub async fn settle(context: &Context<'_>, timeout: Duration, only: Option<&str>
 /// runs but fails its readiness probe stays as it is: none of them will be ready by itself.
 fn starting_pod(view: &super::view::View) -> Option<String> {
     let nodes = view.nodes.state();
-    let on_its_way = |pod: &Pod| on_its_way_to_ready(pod, &nodes);
-    view.live_pods().iter().filter(|pod| on_its_way(pod)).filter_map(|pod| pod.metadata.name.clone()).min()
+    let live = view.live_pods();
+    live.iter().filter(|pod| on_its_way_to_ready(pod, &nodes)).filter_map(|pod| pod.metadata.name.clone()).min()
 }
 
 /// Whether some live pod the controller controls (through its ReplicaSets, for a Deployment),

@@ -235,8 +235,7 @@ impl Guard {
             let behind = context.view.pods_behind(backends);
             super::describe::distinct(backends.iter().zip(behind).map(|(b, behind)| match behind {
                 Some(behind) => super::describe::pod(&behind.pod, &variables),
-                None if b.names_pod => format!("pod/{}", b.pod_name),
-                None => super::describe::address(&b.pod_name),
+                None => b.named(),
             }))
         };
         let what = if about.minimum == 1 {

@@ -29,6 +29,14 @@ pub struct Backend {
     pub terminating: bool,
 }
 
+impl Backend {
+    /// How results name the endpoint when its pod is not in the view: `pod/NAME`, or
+    /// `address 192.0.2.10` when it names no pod (a backend outside the cluster, say).
+    pub fn named(&self) -> String {
+        if self.names_pod { format!("pod/{}", self.pod_name) } else { format!("address {}", self.pod_name) }
+    }
+}
+
 /// Whether a slice belongs to the Service `service`.
 pub fn belongs_to(slice: &EndpointSlice, service: &str) -> bool {
     slice.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)).map(String::as_str) == Some(service)
