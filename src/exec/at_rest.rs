@@ -696,7 +696,7 @@ fn generation_unseen(text: Named<'_>, meta: &ObjectMeta, observed: Option<i64>) 
 /// writes them.
 fn endpoints_behind(service: &Service, pods: &[&Pod], slices: &[Arc<EndpointSlice>]) -> Option<String> {
     let spec = service.spec.as_ref()?;
-    if service.metadata.deletion_timestamp.is_some() || spec.type_.as_deref() == Some("ExternalName") {
+    if spec.type_.as_deref() == Some("ExternalName") {
         return None;
     }
     let selector = spec.selector.as_ref().filter(|s| !s.is_empty())?;
@@ -715,12 +715,19 @@ fn endpoints_behind(service: &Service, pods: &[&Pod], slices: &[Arc<EndpointSlic
     }
     let service_name = name(&service.metadata);
     let mut listed: Vec<(&str, bool, bool)> = Vec::new();
-    let managed = slices.iter().filter(|s| {
-        belongs_to(s, service_name)
-            && s.metadata.labels.as_ref().and_then(|l| l.get(MANAGED_BY)).map(String::as_str)
-                == Some(ENDPOINT_SLICE_CONTROLLER)
-    });
-    for endpoint in managed.flat_map(|s| s.endpoints.iter()) {
+    let managed = || {
+        slices.iter().filter(|s| {
+            belongs_to(s, service_name)
+                && s.metadata.labels.as_ref().and_then(|l| l.get(MANAGED_BY)).map(String::as_str)
+                    == Some(ENDPOINT_SLICE_CONTROLLER)
+        })
+    };
+    // A Service being deleted (finalizers hold it) has its slices kept up to date, but no new
+    // slice is made for it: with none left, nothing more is owed.
+    if service.metadata.deletion_timestamp.is_some() && managed().next().is_none() {
+        return None;
+    }
+    for endpoint in managed().flat_map(|s| s.endpoints.iter()) {
         let Some(pod_uid) = endpoint.target_ref.as_ref().and_then(|t| t.uid.as_deref()) else { continue };
         let conditions = endpoint.conditions.as_ref();
         let ready = conditions.and_then(|c| c.ready).unwrap_or(true);
@@ -1155,6 +1162,23 @@ mod tests {
         let mut manual: EndpointSlice = (*slice(&[])).clone();
         manual.metadata.labels.as_mut().unwrap().insert(MANAGED_BY.into(), "rehearse.test".into());
         objects.slices.push(Arc::new(manual));
+        assert_eq!(unfinished(&objects), None);
+    }
+
+    #[test]
+    fn a_service_being_deleted_is_owed_updates_to_its_slices_but_no_new_one() {
+        let mut objects = at_rest();
+        let mut deleting: Service = (*objects.services[0]).clone();
+        deleting.metadata.deletion_timestamp = serde_json::from_value(json!("2026-01-01T00:00:00Z")).unwrap();
+        objects.services = vec![Arc::new(deleting)];
+        // Finalizers hold it, and its controller still updates its slice.
+        objects.slices = vec![slice(&[("web-a-1", true)])];
+        assert_eq!(
+            owed(&objects).as_deref(),
+            Some("service/web's endpoints have yet to follow its pods (pod/web-a-2)")
+        );
+        // With no slice left it is owed nothing: none is made for a Service being deleted.
+        objects.slices = Vec::new();
         assert_eq!(unfinished(&objects), None);
     }
 

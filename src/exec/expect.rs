@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::describe;
 use super::pod::Pod;
@@ -725,20 +726,16 @@ pub async fn settle(context: &Context<'_>, timeout: Duration, only: Option<&str>
         if only.is_some() {
             return Ok(None);
         }
+        // One being deleted (finalizers hold it) has gone as far as it will: its controller no
+        // longer rolls it out.
+        let live = |meta: &ObjectMeta| meta.deletion_timestamp.is_none().then(|| meta.name.clone().unwrap_or_default());
         let controllers = view
             .deployments
             .state()
             .iter()
-            .map(|d| (Kind::Deployment, d.metadata.name.clone().unwrap_or_default()))
-            .chain(
-                view.daemon_sets.state().iter().map(|d| (Kind::DaemonSet, d.metadata.name.clone().unwrap_or_default())),
-            )
-            .chain(
-                view.stateful_sets
-                    .state()
-                    .iter()
-                    .map(|s| (Kind::StatefulSet, s.metadata.name.clone().unwrap_or_default())),
-            )
+            .filter_map(|d| Some((Kind::Deployment, live(&d.metadata)?)))
+            .chain(view.daemon_sets.state().iter().filter_map(|d| Some((Kind::DaemonSet, live(&d.metadata)?))))
+            .chain(view.stateful_sets.state().iter().filter_map(|s| Some((Kind::StatefulSet, live(&s.metadata)?))))
             .collect::<Vec<_>>();
         for (kind, name) in controllers {
             match rollout(view, Some(kind), &name) {

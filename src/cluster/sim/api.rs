@@ -816,6 +816,11 @@ fn delete(state: &mut State, target: &Target, name: &str, options: &Value) -> Re
         }
         return Ok(marked);
     }
+    // Finalizers hold any other object: it is only marked (deleted now, with no grace period) and
+    // goes when the last is removed: the registry's updateForGracefulDeletionAndFinalizers.
+    if controllers::has_finalizers(&current) {
+        return Ok(state.store.mark_deleted(target.resource, &target.namespace, name, Some(0)).unwrap_or(current));
+    }
     Ok(state.store.remove(target.resource, &target.namespace, name).unwrap_or(current))
 }
 
@@ -1656,6 +1661,49 @@ mod tests {
         pods.create(&PostParams::default(), &made_again).await.unwrap();
         let applied = pods.patch("web", &apply, &pod(json!(null), json!({"app": "web"}))).await.unwrap();
         assert_eq!(applied.metadata.labels.unwrap().get("tier").map(String::as_str), Some("back"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_object_its_finalizers_hold_is_marked_when_deleted_and_goes_with_the_last() {
+        use kube::api::DeleteParams;
+
+        let client = SimCluster::start(2, Pace::Fast).client();
+        let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), "default");
+        let service = |finalizers: serde_json::Value| {
+            serde_json::from_value(json!({
+                "metadata": {"name": "web", "finalizers": finalizers},
+                "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]},
+            }))
+            .unwrap()
+        };
+        let created = services.create(&PostParams::default(), &service(json!(["example.com/hold"]))).await.unwrap();
+        services.delete("web", &DeleteParams::default()).await.unwrap();
+        // Marked as the registry marks an object with no graceful strategy: now, no grace period.
+        let held = services.get("web").await.unwrap();
+        assert!(held.metadata.deletion_timestamp.is_some());
+        assert_eq!(held.metadata.deletion_grace_period_seconds, Some(0));
+        assert_eq!(held.metadata.uid, created.metadata.uid);
+        // A second delete changes nothing.
+        services.delete("web", &DeleteParams::default()).await.unwrap();
+        assert_eq!(services.get("web").await.unwrap().metadata.resource_version, held.metadata.resource_version);
+        // The last finalizer removed, the object goes in the same write.
+        let released = Patch::Merge(json!({"metadata": {"finalizers": null}}));
+        services.patch("web", &PatchParams::default(), &released).await.unwrap();
+        assert!(services.get_opt("web").await.unwrap().is_none());
+        // A kind with a generation counts the deletion as a change of it, as upstream's markAsDeleting.
+        let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client, "default");
+        let deployment = serde_json::from_value(json!({
+            "metadata": {"name": "web", "finalizers": ["example.com/hold"]},
+            "spec": {
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "web:1"}]}},
+            },
+        }))
+        .unwrap();
+        deployments.create(&PostParams::default(), &deployment).await.unwrap();
+        deployments.delete("web", &DeleteParams::default()).await.unwrap();
+        let held = deployments.get("web").await.unwrap();
+        assert_eq!((held.metadata.generation, held.metadata.deletion_grace_period_seconds), (Some(2), Some(0)));
     }
 
     #[tokio::test(start_paused = true)]

@@ -47,7 +47,7 @@ impl EndpointSlices {
                 let Some(selector) = service["spec"]["selector"].as_object().filter(|s| !s.is_empty()) else {
                     continue;
                 };
-                if is_deleting(&service) || service["spec"]["type"] == "ExternalName" {
+                if service["spec"]["type"] == "ExternalName" {
                     continue;
                 }
                 // A pass over the same inputs onto the slices it left would write nothing: most
@@ -263,8 +263,12 @@ fn reconcile(store: &mut Store, namespace: &str, service: &Value, groups: Vec<(V
         slice["metadata"]["labels"] = labels.clone();
         plan.update.push(slice);
     }
-    for slice in plan.create {
-        let _ = store.create(ENDPOINT_SLICE, namespace, slice);
+    // A service being deleted (its finalizers hold it) keeps its slices up to date but gets no
+    // new one, which the garbage collector would race to delete: upstream's reconciler.
+    if !is_deleting(service) {
+        for slice in plan.create {
+            let _ = store.create(ENDPOINT_SLICE, namespace, slice);
+        }
     }
     for slice in plan.update {
         write(store, ENDPOINT_SLICE, namespace, slice);

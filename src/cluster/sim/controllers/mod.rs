@@ -349,7 +349,7 @@ fn is_deleting(object: &Value) -> bool {
     object["metadata"]["deletionTimestamp"].is_string()
 }
 
-fn has_finalizers(object: &Value) -> bool {
+pub(super) fn has_finalizers(object: &Value) -> bool {
     object["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty())
 }
 
@@ -737,7 +737,7 @@ fn delete(store: &mut Store, resource: Resource, namespace: &str, object: &Value
     if resource == super::resources::POD {
         store.mark_deleted(resource, namespace, name(object), Some(grace_period(object, None)));
     } else if has_finalizers(object) {
-        store.mark_deleted(resource, namespace, name(object), None);
+        store.mark_deleted(resource, namespace, name(object), Some(0));
     } else {
         store.remove(resource, namespace, name(object));
     }

@@ -694,6 +694,35 @@ async fn endpoint_slices_are_rewritten_only_when_what_they_show_changes() {
     assert_eq!(endpoints[0]["targetRef"]["name"], pod.as_str());
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_service_being_deleted_has_its_slices_updated_but_gets_no_new_one() {
+    let mut cluster = Cluster::new(Pace::Fast);
+    let mut held = service("web", "web");
+    held["metadata"]["finalizers"] = json!(["example.com/hold"]);
+    cluster.create(SERVICE, held);
+    cluster.create(DEPLOYMENT, deployment("web", 2, "v1"));
+    cluster.store.mark_deleted(SERVICE, NS, "web", Some(0));
+    cluster.controllers.reconcile(&mut cluster.store);
+    assert!(is_deleting(&cluster.get(SERVICE, "web")));
+    let endpoints = |c: &Cluster| {
+        c.list(ENDPOINT_SLICE).iter().map(|s| s["endpoints"].as_array().map_or(0, Vec::len)).sum::<usize>()
+    };
+    assert_eq!(endpoints(&cluster), 2);
+
+    // A pod relabelled out of the selection leaves the slice, and its replacement joins it.
+    let pod = name(&cluster.pods()[0]).to_string();
+    cluster.change(POD, &pod, |p| p["metadata"]["labels"]["app"] = "debug".into());
+    let slice = &cluster.list(ENDPOINT_SLICE)[0];
+    assert!(slice["endpoints"].as_array().unwrap().iter().all(|e| e["targetRef"]["name"] != pod.as_str()));
+    assert_eq!(endpoints(&cluster), 2);
+
+    // Its slice gone, none is made in its place (the collector would race to delete it).
+    let slice = name(slice).to_string();
+    cluster.store.remove(ENDPOINT_SLICE, NS, &slice);
+    cluster.controllers.reconcile(&mut cluster.store);
+    assert!(cluster.list(ENDPOINT_SLICE).is_empty());
+}
+
 /// Each pod's endpoint across a service's slices, by pod name; a pod listed twice is a failure.
 fn endpoints_by_pod(slices: &[&Value]) -> BTreeMap<String, Value> {
     let mut by_pod = BTreeMap::new();
