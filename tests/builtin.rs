@@ -109,6 +109,58 @@ fn a_scenario_never_meets_what_another_left_behind() {
     }
 }
 
+/// A finalizer nobody removes keeps a scenario's namespace Terminating on a real cluster: the run
+/// names what holds it, and only finalizers Kubernetes' own controllers would not remove.
+#[test]
+fn a_finalizer_left_set_at_the_end_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = |finalizers: &str| {
+        format!(
+            "    apply <<YAML\napiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  finalizers: {finalizers}\nspec:\n  selector: {{app: web}}\n  ports:\n    - port: 80\nYAML\n"
+        )
+    };
+    // A kind the run does not watch is looked up as the scenario ends.
+    let config = |finalizers: &str| {
+        format!(
+            "    apply <<YAML\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  finalizers: {finalizers}\nYAML\n"
+        )
+    };
+    let text = format!(
+        "scenario \"left\" {{\n{}{}}}\n\nscenario \"removed\" {{\n{}{}{}{}}}\n",
+        service("[example.com/hold, service.kubernetes.io/load-balancer-cleanup]"),
+        config("[example.com/keep]"),
+        service("[example.com/hold]"),
+        config("[example.com/keep]"),
+        service("[]"),
+        config("[]"),
+    );
+    let path = script(dir.path(), "held.rollout", &text);
+    let report = dir.path().join("report.json");
+    let (code, output) = run(builtin(&[
+        "run",
+        "--jobs",
+        "1",
+        "--report",
+        &format!("json={}", report.display()),
+        path.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 0, "a warning, not a verdict: {output}");
+    let warning = "warning: finalizers still hold service/web (example.com/hold), configmap/settings (example.com/keep) as the scenario ends: on a real cluster its namespace stays Terminating";
+    assert_eq!(output.matches(warning).count(), 1, "{output}");
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    let held: std::collections::BTreeMap<_, _> = json["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["scenario"].as_str().unwrap().to_string(), s["held_by_finalizers"].clone()))
+        .collect();
+    assert_eq!(
+        held["left"],
+        serde_json::json!(["service/web (example.com/hold)", "configmap/settings (example.com/keep)"])
+    );
+    assert_eq!(held["removed"], serde_json::Value::Null);
+}
+
 #[test]
 fn the_junit_report_says_which_cluster_ran() {
     let dir = tempfile::tempdir().unwrap();

@@ -92,6 +92,19 @@ impl Resources {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(gvk.clone(), found.clone());
         Ok(found)
     }
+
+    /// The API of a kind, by a manifest's apiVersion and kind, in the namespace.
+    pub async fn api(
+        &self,
+        client: &Client,
+        namespace: &str,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<Api<DynamicObject>, kube::Error> {
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let (resource, _) = self.resolve(client, &GroupVersionKind::gvk(group, version, kind)).await?;
+        Ok(Api::namespaced_with(client.clone(), namespace, &resource))
+    }
 }
 
 /// Applies each document into the namespace; returns the objects as the API stored them.

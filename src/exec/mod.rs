@@ -282,6 +282,10 @@ pub struct Context<'a> {
     /// name the step that caused a change it sees later on its own watch.
     pub write_log: WriteLog,
     pub current_line: usize,
+    /// Objects of kinds the view does not watch that this scenario applied with finalizers of
+    /// its own choosing (apiVersion, kind, name): looked up as it ends, as they may hold its
+    /// namespace.
+    pub applied_with_finalizers: Vec<(String, String, String)>,
 }
 
 /// What a step still waits for before it starts.
@@ -347,6 +351,17 @@ impl Context<'_> {
             },
             view::Unmet::Cluster(why) => StepError::Infrastructure(why),
         })
+    }
+
+    /// Waits until the view reflects every recorded write, and no longer: whether it came to.
+    async fn own_writes_seen(&mut self) -> bool {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let written = &mut self.written;
+        let seen = self.view.wait_for(deadline, |view| {
+            written.retain(|(kind, name, version)| !view.has_seen(*kind, name, version));
+            if written.is_empty() { Ok(()) } else { Err(()) }
+        });
+        seen.await.is_ok()
     }
 
     /// Pod uid → variable name, for naming bound pods in results.
@@ -494,6 +509,7 @@ async fn run_steps(
         scenario_name: &job.scenario.name.value,
         written: Vec::new(),
         write_log: WriteLog::default(),
+        applied_with_finalizers: Vec::new(),
         current_line: 0,
     };
     let mut guards = Vec::new();
@@ -597,6 +613,19 @@ async fn run_steps(
         result.guards.push(outcome);
     }
     result.snapshots = context.snapshots.outcomes().to_vec();
+    // Read once the view shows the last step's own write (an apply that removed a finalizer).
+    if context.own_writes_seen().await {
+        result.held_by_finalizers = namespace::held_by_finalizers(&context.view);
+        result.held_by_finalizers.extend(
+            namespace::held_elsewhere(
+                &context.client,
+                &context.resources,
+                &context.namespace,
+                &context.applied_with_finalizers,
+            )
+            .await,
+        );
+    }
     let mismatch = result.snapshots.iter().any(|s| matches!(s, SnapshotOutcome::Mismatch { .. }));
     let missing = result.snapshots.iter().any(|s| matches!(s, SnapshotOutcome::Missing { .. }));
     if (mismatch || missing) && result.status == Status::Passed {

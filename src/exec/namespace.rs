@@ -203,6 +203,70 @@ pub async fn delete(client: &Client, namespace: &OwnNamespace) -> Result<(), kub
     }
 }
 
+/// The objects whose finalizers will hold the namespace once it is deleted, as `kind/name
+/// (finalizers)` by kind and name: those set by someone other than Kubernetes, whose own
+/// controllers remove theirs as the namespace empties. Read from the view as the last step left
+/// it; said, not acted on: a finalizer is its setter's to remove.
+pub fn held_by_finalizers(view: &super::view::View) -> Vec<String> {
+    use kube::Resource;
+    fn held<K: Resource>(kind: &str, objects: Vec<Arc<K>>) -> impl Iterator<Item = String> {
+        let kind = kind.to_string();
+        objects.into_iter().filter_map(move |object| held_entry(&kind, object.meta()))
+    }
+    let mut found: Vec<String> = held("deployment", view.deployments.state())
+        .chain(held("daemonset", view.daemon_sets.state()))
+        .chain(held("statefulset", view.stateful_sets.state()))
+        .chain(held("replicaset", view.replica_sets.state()))
+        .chain(held("service", view.services.state()))
+        .chain(held("endpointslice", view.slices.state()))
+        .chain(held("pod", view.pods.state()))
+        .collect();
+    found.sort();
+    found
+}
+
+/// The objects of other kinds (a ConfigMap, a Job) the scenario applied with finalizers of its
+/// own, as they are now: the view does not watch them, so each is looked up. One that cannot be
+/// looked up is left out: this is a warning, and the namespace's deletion says the rest.
+pub async fn held_elsewhere(
+    client: &Client,
+    resources: &super::apply::Resources,
+    namespace: &str,
+    applied: &[(String, String, String)],
+) -> Vec<String> {
+    let mut found = Vec::new();
+    for (api_version, kind, name) in applied {
+        let Ok(api) = resources.api(client, namespace, api_version, kind).await else { continue };
+        if let Ok(Some(object)) = api.get_opt(name).await
+            && let Some(entry) = held_entry(&kind.to_ascii_lowercase(), &object.metadata)
+        {
+            found.push(entry);
+        }
+    }
+    found.sort();
+    found
+}
+
+/// `kind/name (finalizers)` when the object carries finalizers Kubernetes would not remove.
+fn held_entry(kind: &str, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<String> {
+    let foreign = foreign_finalizers(meta)?;
+    Some(format!("{kind}/{} ({foreign})", meta.name.as_deref().unwrap_or("")))
+}
+
+/// The object's finalizers that Kubernetes' own controllers would not remove, comma-separated.
+pub fn foreign_finalizers(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<String> {
+    let foreign: Vec<&str> =
+        meta.finalizers.iter().flatten().map(String::as_str).filter(|f| !is_kubernetes_own(f)).collect();
+    (!foreign.is_empty()).then(|| foreign.join(", "))
+}
+
+/// Whether a finalizer is one Kubernetes' own controllers set and remove: unqualified
+/// (`kubernetes`, `orphan`, `foregroundDeletion`) or in a `kubernetes.io` or `k8s.io` domain.
+fn is_kubernetes_own(finalizer: &str) -> bool {
+    let Some((domain, _)) = finalizer.split_once('/') else { return true };
+    ["kubernetes.io", "k8s.io"].iter().any(|own| domain == *own || domain.ends_with(&format!(".{own}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,5 +292,18 @@ mod tests {
         #[cfg(target_os = "linux")]
         assert_eq!(annotations[PROCESS_ANNOTATION], run.process.expect("Linux's /proc names this process"));
         assert!(annotations[RENEWED_ANNOTATION].as_str().unwrap().parse::<k8s_openapi::jiff::Timestamp>().is_ok());
+    }
+
+    #[test]
+    fn only_a_finalizer_kubernetes_does_not_remove_holds_a_namespace() {
+        for own in ["kubernetes", "orphan", "foregroundDeletion", "kubernetes.io/pvc-protection"] {
+            assert!(is_kubernetes_own(own), "{own}");
+        }
+        for own in ["batch.kubernetes.io/job-tracking", "service.kubernetes.io/load-balancer-cleanup", "x.k8s.io/y"] {
+            assert!(is_kubernetes_own(own), "{own}");
+        }
+        for foreign in ["example.com/hold", "notkubernetes.io/x", "kubernetes.io.example.com/x"] {
+            assert!(!is_kubernetes_own(foreign), "{foreign}");
+        }
     }
 }

@@ -47,6 +47,19 @@ pub async fn run(step: &Step, context: &mut Context<'_>, timeout: Duration) -> R
                     ("discovery.k8s.io/v1", "EndpointSlice") => Some(Watched::EndpointSlice),
                     (api_version, kind) => Kind::from_api_type(api_version, kind).map(Watched::Kind),
                 });
+                if kind.is_none()
+                    && let Some(types) = &object.types
+                    && super::namespace::foreign_finalizers(&object.metadata).is_some()
+                {
+                    let applied = (
+                        types.api_version.clone(),
+                        types.kind.clone(),
+                        object.metadata.name.clone().unwrap_or_default(),
+                    );
+                    if !context.applied_with_finalizers.contains(&applied) {
+                        context.applied_with_finalizers.push(applied);
+                    }
+                }
                 context.wrote(kind, &object.metadata);
             }
             Ok(format!("applied {}", names.join(", ")))

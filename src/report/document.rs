@@ -157,6 +157,11 @@ pub struct ScenarioResult {
     pub namespace: String,
     #[serde(skip)]
     pub kept: bool,
+    /// What finalizers hold as the scenario ends (`kind/name (finalizers)`): on a real cluster
+    /// they keep its namespace Terminating. Not in the document: a warning about the script,
+    /// not part of its verdict.
+    #[serde(skip)]
+    pub held_by_finalizers: Vec<String>,
     #[serde(skip)]
     pub duration: Duration,
 }
@@ -175,6 +180,7 @@ impl ScenarioResult {
             snapshots: Vec::new(),
             namespace: String::new(),
             kept: false,
+            held_by_finalizers: Vec::new(),
             duration: Duration::ZERO,
         }
     }

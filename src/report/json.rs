@@ -25,6 +25,8 @@ struct Scenario<'a> {
     result: &'a ScenarioResult,
     namespace: &'a str,
     kept: bool,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    held_by_finalizers: &'a [String],
     duration_ms: u128,
     step_durations_ms: Vec<u128>,
 }
@@ -44,6 +46,7 @@ pub fn render(outcome: &crate::suite::RunOutcome) -> String {
                 result: r,
                 namespace: &r.namespace,
                 kept: r.kept,
+                held_by_finalizers: &r.held_by_finalizers,
                 duration_ms: r.duration.as_millis(),
                 step_durations_ms: r.steps.iter().map(|s| s.elapsed.as_millis()).collect(),
             })

@@ -154,6 +154,13 @@ impl Terminal {
         }
         if result.kept {
             let _ = writeln!(out, "  kept namespace {} (--keep)", result.namespace);
+        } else if !result.held_by_finalizers.is_empty() {
+            let _ = writeln!(
+                out,
+                "  warning: finalizers still hold {} as the scenario ends: on a real cluster its namespace stays \
+                 Terminating until whoever set them removes them; remove them before the end (an apply without them)",
+                result.held_by_finalizers.join(", ")
+            );
         }
     }
 
