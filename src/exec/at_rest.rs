@@ -42,8 +42,6 @@ use crate::model::labels::Labels;
 use super::view::{controller_ref, is_ready, selects, service_selects};
 
 /// The label that marks the slices the EndpointSlice controller keeps (other slices are the user's).
-const MANAGED_BY: &str = "endpointslice.kubernetes.io/managed-by";
-const ENDPOINT_SLICE_CONTROLLER: &str = "endpointslice-controller.k8s.io";
 /// The longest object name (a DNS subdomain), and the longest hash upstream's ComputeHash
 /// writes (a 32-bit number's decimal digits).
 const MAX_NAME_LENGTH: usize = 253;
@@ -715,13 +713,7 @@ fn endpoints_behind(service: &Service, pods: &[&Pod], slices: &[Arc<EndpointSlic
     }
     let service_name = name(&service.metadata);
     let mut listed: Vec<(&str, bool, bool)> = Vec::new();
-    let managed = || {
-        slices.iter().filter(|s| {
-            belongs_to(s, service_name)
-                && s.metadata.labels.as_ref().and_then(|l| l.get(MANAGED_BY)).map(String::as_str)
-                    == Some(ENDPOINT_SLICE_CONTROLLER)
-        })
-    };
+    let managed = || slices.iter().filter(|s| belongs_to(s, service_name) && super::traffic::managed_by_controller(s));
     // A Service being deleted (finalizers hold it) has its slices kept up to date, but no new
     // slice is made for it: with none left, nothing more is owed.
     if service.metadata.deletion_timestamp.is_some() && managed().next().is_none() {
@@ -810,6 +802,7 @@ fn uid(meta: &ObjectMeta) -> &str {
 mod tests {
     use super::super::rollout::TEMPLATE_HASH_LABEL;
     use super::*;
+    use crate::exec::traffic::{ENDPOINT_SLICE_CONTROLLER, MANAGED_BY};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use serde_json::{Value, json};
 

@@ -320,7 +320,13 @@ fn traffic(context: &Context<'_>, service: &ObjectRef, expectation: &TrafficExpe
         }
         TrafficExpectation::Count(n) => {
             let wanted = count(context, n)?;
-            (backends.len() as u64 == wanted, format!("{service} sends traffic to {wanted} pod(s)"))
+            // Endpoints outside the cluster (a hand-made slice's addresses) are counted, and said.
+            let addresses = backends.iter().filter(|b| !b.names_pod).count();
+            let what = match addresses {
+                0 => format!("{wanted} pod(s)"),
+                _ => format!("{wanted} endpoint(s): {} pod(s) and {addresses} address(es)", backends.len() - addresses),
+            };
+            (backends.len() as u64 == wanted, format!("{service} sends traffic to {what}"))
         }
         TrafficExpectation::None(_) => (backends.is_empty(), format!("{service} sends traffic nowhere")),
     };
@@ -709,7 +715,9 @@ pub async fn settle(context: &Context<'_>, timeout: Duration, only: Option<&str>
                 .filter(|p| is_ready(p) && super::view::service_selects(&selector, &labels_of(&p.metadata)))
                 .map(|p| p.metadata.uid.clone())
                 .collect();
-            let backends = view.routed(&name);
+            // What the endpoint controller publishes: a slice made by hand beside it is the
+            // user's, not something to wait for.
+            let backends = view.routed_by_controller(&name);
             let routed: BTreeSet<Option<String>> = backends.iter().map(|b| b.pod_uid.clone()).collect();
             if routed != expected {
                 let publishes_not_ready = spec.and_then(|s| s.publish_not_ready_addresses) == Some(true);

@@ -13,6 +13,9 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 /// The label that ties an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+/// The label naming who manages a slice, and the EndpointSlice controller's value of it.
+pub const MANAGED_BY: &str = "endpointslice.kubernetes.io/managed-by";
+pub const ENDPOINT_SLICE_CONTROLLER: &str = "endpointslice-controller.k8s.io";
 
 /// One endpoint kube-proxy sends traffic to: the pod behind it, as the slice names it, or only
 /// its address when it names no pod (a slice made by hand for a Service without a selector,
@@ -40,6 +43,13 @@ impl Backend {
 /// Whether a slice belongs to the Service `service`.
 pub fn belongs_to(slice: &EndpointSlice, service: &str) -> bool {
     slice.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)).map(String::as_str) == Some(service)
+}
+
+/// Whether the EndpointSlice controller manages a slice (others are made by hand, or by
+/// another controller).
+pub fn managed_by_controller(slice: &EndpointSlice) -> bool {
+    slice.metadata.labels.as_ref().and_then(|l| l.get(MANAGED_BY)).map(String::as_str)
+        == Some(ENDPOINT_SLICE_CONTROLLER)
 }
 
 /// The endpoints kube-proxy routes a Service's traffic to, given all of the Service's slices;

@@ -715,6 +715,14 @@ impl View {
         traffic::routed(slices.iter().filter(|s| traffic::belongs_to(s, service)).map(|s| &**s))
     }
 
+    /// The endpoints of the service's slices that the EndpointSlice controller manages, routed
+    /// as kube-proxy would route them were they all: what the controller owes its selector.
+    pub fn routed_by_controller(&self, service: &str) -> Vec<Backend> {
+        let slices = self.slices.state();
+        let managed = slices.iter().filter(|s| traffic::belongs_to(s, service) && traffic::managed_by_controller(s));
+        traffic::routed(managed.map(|s| &**s))
+    }
+
     /// The pod behind each endpoint, as the view last saw it: live, terminating, or gone. One
     /// pass over the pods however many endpoints there are (a service of 2,000 pods is judged
     /// after every change while it scales).
