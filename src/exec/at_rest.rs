@@ -294,10 +294,16 @@ fn first_unfinished(objects: &Objects, by_name_order: bool) -> Option<String> {
         }
     }
     for rs in by_name(&objects.replica_sets, |r| &r.metadata, by_name_order) {
+        let rs_text = Named("replicaset", name(&rs.metadata));
         if rs.metadata.deletion_timestamp.is_some() {
+            // Finalizers hold it: its controller makes and deletes no pod, but still writes its
+            // status, having seen the deletion (a change of its generation).
+            let observed = rs.status.as_ref().and_then(|s| s.observed_generation);
+            if let Some(why) = generation_unseen(rs_text, &rs.metadata, observed) {
+                return Some(why);
+            }
             continue;
         }
-        let rs_text = Named("replicaset", name(&rs.metadata));
         if let Some(why) = ownership(&rs.metadata, rs_text, &rs_owners, &["Deployment"], |_| true) {
             return Some(why);
         }
@@ -333,10 +339,16 @@ fn first_unfinished(objects: &Objects, by_name_order: bool) -> Option<String> {
         }
     }
     for d in by_name(&objects.deployments, |d| &d.metadata, by_name_order) {
+        let d_text = Named("deployment", name(&d.metadata));
         if d.metadata.deletion_timestamp.is_some() {
+            // Finalizers hold it: its controller rolls nothing out, but still numbers its
+            // replica sets' revisions and writes its status, the generation it saw last.
+            let observed = d.status.as_ref().and_then(|s| s.observed_generation);
+            if let Some(why) = generation_unseen(d_text, &d.metadata, observed) {
+                return Some(why);
+            }
             continue;
         }
-        let d_text = Named("deployment", name(&d.metadata));
         if let Some(why) = generation_unseen(d_text, &d.metadata, d.status.as_ref().and_then(|s| s.observed_generation))
         {
             return Some(why);

@@ -299,11 +299,21 @@ enum CatchUp {
 /// (resourceVersion, line of the step that wrote it), in write order.
 pub type WriteLog = Arc<std::sync::Mutex<Vec<(u64, usize)>>>;
 
-/// The line of the last step whose write the API stored at or before `version`.
+/// The line of the step whose write the API stored last at or before `version`: by the
+/// versions, not the order of the log, as a write that deletes an object (an update removing its
+/// last finalizer) is answered with the object's previous version, older than writes before it.
 pub fn step_before(log: &WriteLog, version: Option<u64>, fallback: usize) -> usize {
     let Some(version) = version else { return fallback };
     let log = log.lock().unwrap_or_else(|e| e.into_inner());
-    log.iter().filter(|(rv, _)| *rv <= version).map(|(_, line)| *line).next_back().unwrap_or(fallback)
+    // Of equal versions the first: only one write stores a version, and a later step answered
+    // with it (a deletion, as above) wrote nothing of it.
+    let mut found: Option<(u64, usize)> = None;
+    for &(rv, line) in log.iter().filter(|(rv, _)| *rv <= version) {
+        if found.is_none_or(|(best, _)| rv > best) {
+            found = Some((rv, line));
+        }
+    }
+    found.map_or(fallback, |(_, line)| line)
 }
 
 impl Context<'_> {
@@ -641,6 +651,20 @@ async fn run_steps(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_change_is_blamed_on_the_write_stored_last_before_it() {
+        // Line 31 deleted an object by removing its last finalizer, and the API answered with
+        // the object's previous version (12), older than line 29's write (14).
+        let log: WriteLog = Arc::new(std::sync::Mutex::new(vec![(10, 20), (14, 29), (12, 31), (20, 40)]));
+        assert_eq!(step_before(&log, Some(15), 1), 29);
+        assert_eq!(step_before(&log, Some(12), 1), 31);
+        assert_eq!(step_before(&log, Some(9), 1), 1);
+        assert_eq!(step_before(&log, None, 1), 1);
+        // A deletion answered with the version the step before stored wrote nothing of it.
+        let tied: WriteLog = Arc::new(std::sync::Mutex::new(vec![(14, 29), (14, 31)]));
+        assert_eq!(step_before(&tied, Some(15), 1), 29);
+    }
 
     fn api_error(code: u16, reason: &str, message: &str) -> kube::Error {
         let status = serde_json::from_value(serde_json::json!({

@@ -788,7 +788,7 @@ fn update(state: &mut State, target: &Target, current: &Value, mut object: Value
 }
 
 fn delete(state: &mut State, target: &Target, name: &str, options: &Value) -> Result<Arc<Value>, ApiError> {
-    let current = existing(state, target, name)?;
+    let mut current = existing(state, target, name)?;
     if let Some(uid) = options["preconditions"]["uid"].as_str()
         && current["metadata"]["uid"].as_str() != Some(uid)
     {
@@ -796,6 +796,17 @@ fn delete(state: &mut State, target: &Target, name: &str, options: &Value) -> Re
             "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
             current["metadata"]["uid"].as_str().unwrap_or_default()
         )));
+    }
+    if let Some(finalizers) = collector_finalizers(&current, options["propagationPolicy"].as_str()) {
+        let mut changed = Arc::unwrap_or_clone(current);
+        match changed["metadata"].as_object_mut() {
+            Some(metadata) if finalizers.is_empty() => drop(metadata.remove("finalizers")),
+            _ => changed["metadata"]["finalizers"] = finalizers.into(),
+        }
+        current = state.store.update(target.resource, &target.namespace, changed)?;
+        if state.store.get(target.resource, &target.namespace, name).is_none() {
+            return Ok(current);
+        }
     }
     if target.resource == resources::POD {
         let asked = options["gracePeriodSeconds"].as_i64();
@@ -822,6 +833,30 @@ fn delete(state: &mut State, target: &Target, name: &str, options: &Value) -> Re
         return Ok(state.store.mark_deleted(target.resource, &target.namespace, name, Some(0)).unwrap_or(current));
     }
     Ok(state.store.remove(target.resource, &target.namespace, name).unwrap_or(current))
+}
+
+/// The garbage collector's finalizers as the delete's propagation policy sets them, when that
+/// changes them: Background drops `orphan` and `foregroundDeletion` whatever the object carried,
+/// Orphan and Foreground set their own (and drop the other); with no policy they stay as they
+/// are. Upstream's deletionFinalizersForGarbageCollection.
+fn collector_finalizers(object: &Value, policy: Option<&str>) -> Option<Vec<Value>> {
+    const ORPHAN: &str = "orphan";
+    const FOREGROUND: &str = "foregroundDeletion";
+    let finalizers: Vec<Value> = object["metadata"]["finalizers"].as_array().cloned().unwrap_or_default();
+    let has = |f: &str| finalizers.iter().any(|x| x == f);
+    let orphan = policy.map_or_else(|| has(ORPHAN), |p| p == "Orphan");
+    let foreground = policy.map_or_else(|| has(FOREGROUND), |p| p == "Foreground");
+    let mut wanted: Vec<Value> = finalizers.iter().filter(|f| *f != ORPHAN && *f != FOREGROUND).cloned().collect();
+    if orphan {
+        wanted.push(ORPHAN.into());
+    }
+    if foreground {
+        wanted.push(FOREGROUND.into());
+    }
+    let set = |list: &[Value]| {
+        list.iter().filter_map(Value::as_str).map(String::from).collect::<std::collections::BTreeSet<String>>()
+    };
+    (set(&wanted) != set(&finalizers)).then_some(wanted)
 }
 
 fn existing(state: &State, target: &Target, name: &str) -> Result<Arc<Value>, ApiError> {

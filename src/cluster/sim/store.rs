@@ -475,7 +475,11 @@ impl Store {
             && object["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0) == 0
             && (resource != resources::NAMESPACE || object["spec"]["finalizers"].as_array().is_none_or(Vec::is_empty));
         if finalized {
-            return Ok(self.remove(resource, &key.1, &name).unwrap_or_else(|| Arc::new(object)));
+            // The write is a deletion, and the API server answers it with the object as it was
+            // stored before (its resourceVersion the last one before the deletion's).
+            let before = self.objects.get(&key).map(|stored| stored.object.clone());
+            self.remove(resource, &key.1, &name);
+            return Ok(before.unwrap_or_else(|| Arc::new(object)));
         }
         Ok(self.commit(key, object, ChangeType::Modified))
     }

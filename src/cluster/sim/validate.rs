@@ -132,6 +132,22 @@ fn finish(resource: Resource, object: &Value, mut causes: Vec<String>) -> Result
 fn immutable_metadata(current: &Value, object: &Value) -> Vec<String> {
     let (stored, written) = (&current["metadata"], &object["metadata"]);
     let mut causes = Vec::new();
+    // Nothing may take up an object being deleted: upstream's ValidateNoNewFinalizers, whose
+    // message lists the new ones sorted, as Go's %#v writes a []string.
+    if stored["deletionTimestamp"].is_string() {
+        let names = |meta: &Value| -> std::collections::BTreeSet<String> {
+            meta["finalizers"].as_array().into_iter().flatten().filter_map(|f| f.as_str().map(String::from)).collect()
+        };
+        let old = names(stored);
+        let new: Vec<String> =
+            names(written).into_iter().filter(|f| !old.contains(f)).map(|f| format!("{f:?}")).collect();
+        if !new.is_empty() {
+            causes.push(format!(
+                "metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
+                new.join(", ")
+            ));
+        }
+    }
     let immutable =
         |field: &str, value: &Value| format!("metadata.{field}: Invalid value: {}: field is immutable", compact(value));
     let uid = &written["uid"];
