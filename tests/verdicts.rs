@@ -265,6 +265,27 @@ fn a_guard_names_the_pods_that_closed_its_gap_not_how_many_came_in_one_endpoint_
 }
 
 #[test]
+fn a_read_that_fails_names_objects_as_results_do_not_by_generated_names() {
+    // A replica set's and a pod's names are generated, differently on each cluster and each run:
+    // the failure of `let` names them by role, as every recorded result does.
+    let scenario = |name: &str, read: &str| {
+        format!(
+            "scenario \"{name}\" {{\n    apply \"dockercoins/rng.yaml\"\n    scale deployment/rng to 2\n    wait rollout deployment/rng\n    let value = {read} within 1s\n}}\n\n"
+        )
+    };
+    let text =
+        scenario("no-label", "label missing of replicaset app=rng") + &scenario("two-names", "name of pod app=rng");
+    let [no_label, two_names] = failing_documents("reads", &text, &["no-label", "two-names"]).try_into().unwrap();
+    assert!(no_label.contains("replicaset/rng-{hash} has no label `missing`"), "{no_label}");
+    assert!(
+        two_names.contains(
+            "2 pods match `pod app=rng`: 2 × pod of replicaset/rng-{hash}; narrow the selector until one matches, or name one (`pod/NAME`)"
+        ),
+        "{two_names}"
+    );
+}
+
+#[test]
 fn a_timeout_names_the_pods_still_in_flux() {
     let dir = tempfile::tempdir().unwrap();
     // A pod that no node can take stays Pending: the expectation cannot hold, and the message

@@ -61,7 +61,7 @@ pub fn distinct(descriptions: impl IntoIterator<Item = String>) -> String {
 }
 
 /// Each distinct description once, sorted, prefixed with its count when it is more than one.
-fn counted(descriptions: impl IntoIterator<Item = String>) -> Vec<String> {
+pub fn counted(descriptions: impl IntoIterator<Item = String>) -> Vec<String> {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for d in descriptions {
         *counts.entry(d).or_default() += 1;

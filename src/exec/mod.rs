@@ -286,6 +286,8 @@ pub struct Context<'a> {
     /// its own choosing (apiVersion, kind, name): looked up as it ends, as they may hold its
     /// namespace.
     pub applied_with_finalizers: Vec<(String, String, String)>,
+    /// The newest version the view had applied when the current step began, at rest.
+    pub seen_at_step_start: u64,
 }
 
 /// What a step still waits for before it starts.
@@ -299,21 +301,19 @@ enum CatchUp {
 /// (resourceVersion, line of the step that wrote it), in write order.
 pub type WriteLog = Arc<std::sync::Mutex<Vec<(u64, usize)>>>;
 
-/// The line of the step whose write the API stored last at or before `version`: by the
-/// versions, not the order of the log, as a write that deletes an object (an update removing its
-/// last finalizer) is answered with the object's previous version, older than writes before it.
+/// The line of the last step whose write the API stored at or before `version`.
 pub fn step_before(log: &WriteLog, version: Option<u64>, fallback: usize) -> usize {
     let Some(version) = version else { return fallback };
     let log = log.lock().unwrap_or_else(|e| e.into_inner());
-    // Of equal versions the first: only one write stores a version, and a later step answered
-    // with it (a deletion, as above) wrote nothing of it.
-    let mut found: Option<(u64, usize)> = None;
-    for &(rv, line) in log.iter().filter(|(rv, _)| *rv <= version) {
-        if found.is_none_or(|(best, _)| rv > best) {
-            found = Some((rv, line));
-        }
-    }
-    found.map_or(fallback, |(_, line)| line)
+    log.iter().filter(|(rv, _)| *rv <= version).map(|(_, line)| *line).next_back().unwrap_or(fallback)
+}
+
+/// The version to log a write at. A write that deleted its object (an update that removed the
+/// last finalizer) is answered with the object's previous version, though the deletion was stored
+/// after everything logged and everything seen before its step began (`stored_after`): it is
+/// logged just after that, so that what the deletion causes is blamed on its step.
+fn logged_version(answered: u64, deleted: bool, stored_after: u64) -> u64 {
+    if deleted { answered.max(stored_after + 1) } else { answered }
 }
 
 impl Context<'_> {
@@ -324,7 +324,12 @@ impl Context<'_> {
         meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
     ) {
         if let Some(version) = meta.resource_version.as_ref().and_then(|v| v.parse::<u64>().ok()) {
-            self.write_log.lock().unwrap_or_else(|e| e.into_inner()).push((version, self.current_line));
+            let mut log = self.write_log.lock().unwrap_or_else(|e| e.into_inner());
+            let deleted = meta.deletion_timestamp.is_some()
+                && meta.finalizers.as_ref().is_none_or(Vec::is_empty)
+                && meta.deletion_grace_period_seconds.unwrap_or(0) == 0;
+            let stored_after = log.last().map_or(0, |(logged, _)| *logged).max(self.seen_at_step_start);
+            log.push((logged_version(version, deleted, stored_after), self.current_line));
         }
         if let (Some(kind), Some(name), Some(version)) = (kind, &meta.name, &meta.resource_version) {
             self.written.push((kind, name.clone(), version.clone()));
@@ -364,8 +369,8 @@ impl Context<'_> {
     }
 
     /// Waits until the view reflects every recorded write, and no longer: whether it came to.
-    async fn own_writes_seen(&mut self) -> bool {
-        let deadline = tokio::time::Instant::now() + self.timeout;
+    async fn own_writes_seen(&mut self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
         let written = &mut self.written;
         let seen = self.view.wait_for(deadline, |view| {
             written.retain(|(kind, name, version)| !view.has_seen(*kind, name, version));
@@ -385,6 +390,9 @@ impl Context<'_> {
             .collect()
     }
 }
+
+/// How long the reads after the last step (what finalizers still hold) may take.
+const END_READS: Duration = Duration::from_secs(5);
 
 /// The failure of a scenario that a signal (or a library caller's cancel) stopped.
 const INTERRUPTED: &str = "interrupted";
@@ -520,6 +528,7 @@ async fn run_steps(
         written: Vec::new(),
         write_log: WriteLog::default(),
         applied_with_finalizers: Vec::new(),
+        seen_at_step_start: 0,
         current_line: 0,
     };
     let mut guards = Vec::new();
@@ -551,6 +560,7 @@ async fn run_steps(
         result.steps.push(StepResult::interrupted((line, column), text.clone(), step_started));
         let timeout = step.within.as_ref().map(|w| w.value).unwrap_or(context.timeout);
         let caught_up = context.catch_up("before this step").await;
+        context.seen_at_step_start = context.view.newest_version();
         let outcome = if let Err(error) = caught_up {
             catch_up_failed = true;
             Err(error)
@@ -623,18 +633,17 @@ async fn run_steps(
         result.guards.push(outcome);
     }
     result.snapshots = context.snapshots.outcomes().to_vec();
-    // Read once the view shows the last step's own write (an apply that removed a finalizer).
-    if context.own_writes_seen().await {
-        result.held_by_finalizers = namespace::held_by_finalizers(&context.view);
-        result.held_by_finalizers.extend(
-            namespace::held_elsewhere(
-                &context.client,
-                &context.resources,
-                &context.namespace,
-                &context.applied_with_finalizers,
-            )
-            .await,
+    // Read once the view shows the last step's own write (an apply that removed a finalizer),
+    // which takes moments; a warning is not worth a step's timeout when the API is away.
+    if context.own_writes_seen(END_READS).await {
+        result.held_by_finalizers = namespace::held_by_finalizers(&context.view, &context.pod_variables());
+        let elsewhere = namespace::held_elsewhere(
+            &context.client,
+            &context.resources,
+            &context.namespace,
+            &context.applied_with_finalizers,
         );
+        result.held_by_finalizers.extend(tokio::time::timeout(END_READS, elsewhere).await.unwrap_or_default());
     }
     let mismatch = result.snapshots.iter().any(|s| matches!(s, SnapshotOutcome::Mismatch { .. }));
     let missing = result.snapshots.iter().any(|s| matches!(s, SnapshotOutcome::Missing { .. }));
@@ -653,17 +662,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_change_is_blamed_on_the_write_stored_last_before_it() {
-        // Line 31 deleted an object by removing its last finalizer, and the API answered with
-        // the object's previous version (12), older than line 29's write (14).
-        let log: WriteLog = Arc::new(std::sync::Mutex::new(vec![(10, 20), (14, 29), (12, 31), (20, 40)]));
+    fn a_deletion_answered_with_an_old_version_is_logged_as_stored_after_all_seen() {
+        // Line 29 wrote at 14, and its reaction (an EndpointSlice at 15) was seen by the time
+        // line 31 began; line 31 deleted an object by removing its last finalizer, answered with
+        // the object's previous version (14).
+        assert_eq!(logged_version(14, true, 15), 16);
+        let log: WriteLog = Arc::new(std::sync::Mutex::new(vec![(10, 20), (14, 29), (16, 31)]));
+        // The gap the slice at 15 opened is line 29's; what the deletion caused (17) is line 31's.
         assert_eq!(step_before(&log, Some(15), 1), 29);
-        assert_eq!(step_before(&log, Some(12), 1), 31);
+        assert_eq!(step_before(&log, Some(17), 1), 31);
         assert_eq!(step_before(&log, Some(9), 1), 1);
         assert_eq!(step_before(&log, None, 1), 1);
-        // A deletion answered with the version the step before stored wrote nothing of it.
-        let tied: WriteLog = Arc::new(std::sync::Mutex::new(vec![(14, 29), (14, 31)]));
-        assert_eq!(step_before(&tied, Some(15), 1), 29);
+        // Any other write is logged at the version it stored, whatever was seen since.
+        assert_eq!(logged_version(20, false, 25), 20);
+        assert_eq!(logged_version(30, true, 25), 30);
     }
 
     fn api_error(code: u16, reason: &str, message: &str) -> kube::Error {

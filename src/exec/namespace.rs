@@ -207,21 +207,30 @@ pub async fn delete(client: &Client, namespace: &OwnNamespace) -> Result<(), kub
 /// (finalizers)` by kind and name: those set by someone other than Kubernetes, whose own
 /// controllers remove theirs as the namespace empties. Read from the view as the last step left
 /// it; said, not acted on: a finalizer is its setter's to remove.
-pub fn held_by_finalizers(view: &super::view::View) -> Vec<String> {
+pub fn held_by_finalizers(
+    view: &super::view::View,
+    variables: &std::collections::HashMap<String, String>,
+) -> Vec<String> {
     use kube::Resource;
     fn held<K: Resource>(kind: &str, objects: Vec<Arc<K>>) -> impl Iterator<Item = String> {
         let kind = kind.to_string();
         objects.into_iter().filter_map(move |object| held_entry(&kind, object.meta()))
     }
+    // Pods by their role, counted (`2 × pod of replicaset/web-{hash} (example.com/hold)`): a
+    // template's finalizer holds every pod made from it, under generated names.
+    let pods = view.pods.state().into_iter().filter_map(|pod| {
+        let foreign = foreign_finalizers(&pod.metadata)?;
+        Some(format!("{} ({foreign})", super::describe::pod(&pod, variables)))
+    });
     let mut found: Vec<String> = held("deployment", view.deployments.state())
         .chain(held("daemonset", view.daemon_sets.state()))
         .chain(held("statefulset", view.stateful_sets.state()))
         .chain(held("replicaset", view.replica_sets.state()))
         .chain(held("service", view.services.state()))
         .chain(held("endpointslice", view.slices.state()))
-        .chain(held("pod", view.pods.state()))
         .collect();
     found.sort();
+    found.extend(super::describe::counted(pods));
     found
 }
 
@@ -260,10 +269,14 @@ pub fn foreign_finalizers(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1:
     (!foreign.is_empty()).then(|| foreign.join(", "))
 }
 
-/// Whether a finalizer is one Kubernetes' own controllers set and remove: unqualified
-/// (`kubernetes`, `orphan`, `foregroundDeletion`) or in a `kubernetes.io` or `k8s.io` domain.
+/// Whether a finalizer is one Kubernetes' own controllers set and remove: the garbage
+/// collector's (`orphan`, `foregroundDeletion`) or one in a `kubernetes.io` or `k8s.io` domain.
+/// Another name without a domain (`hold`, or `kubernetes`, which only a namespace's spec gives a
+/// meaning) is removed by nobody.
 fn is_kubernetes_own(finalizer: &str) -> bool {
-    let Some((domain, _)) = finalizer.split_once('/') else { return true };
+    let Some((domain, _)) = finalizer.split_once('/') else {
+        return matches!(finalizer, "orphan" | "foregroundDeletion");
+    };
     ["kubernetes.io", "k8s.io"].iter().any(|own| domain == *own || domain.ends_with(&format!(".{own}")))
 }
 
@@ -296,13 +309,13 @@ mod tests {
 
     #[test]
     fn only_a_finalizer_kubernetes_does_not_remove_holds_a_namespace() {
-        for own in ["kubernetes", "orphan", "foregroundDeletion", "kubernetes.io/pvc-protection"] {
+        for own in ["orphan", "foregroundDeletion", "kubernetes.io/pvc-protection"] {
             assert!(is_kubernetes_own(own), "{own}");
         }
         for own in ["batch.kubernetes.io/job-tracking", "service.kubernetes.io/load-balancer-cleanup", "x.k8s.io/y"] {
             assert!(is_kubernetes_own(own), "{own}");
         }
-        for foreign in ["example.com/hold", "notkubernetes.io/x", "kubernetes.io.example.com/x"] {
+        for foreign in ["example.com/hold", "notkubernetes.io/x", "kubernetes.io.example.com/x", "hold", "kubernetes"] {
             assert!(!is_kubernetes_own(foreign), "{foreign}");
         }
     }

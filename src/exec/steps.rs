@@ -735,28 +735,20 @@ fn read_now(
         .map(|(name, labels)| Found { kind, name, labels })
         .collect();
     let plural = kind.spellings()[1];
-    let narrow = |found: &[Found]| {
-        format!(
-            "narrow the selector until one matches, or name one, e.g. `{kind}/{}`",
-            found.first().map_or("", |f| f.name.as_str())
-        )
-    };
+    // Objects are named as results name them (`replicaset/web-{hash}`, `pod of ...`): a
+    // generated name differs from run to run and from one cluster to another.
+    let narrow = format!("narrow the selector until one matches, or name one (`{kind}/NAME`)");
     match (read, found.as_slice()) {
         (_, []) => Ok(Err(nothing_matches(target, &target_text))),
         (Read::Name, [one]) => Ok(Ok((one.name.clone(), format!("the name of {}", described(context, one))))),
         (Read::Name, several) => {
-            let names: Vec<&str> = several.iter().map(|f| f.name.as_str()).collect();
-            Ok(Err(format!(
-                "{} {plural} match `{target_text}`: {}; {}",
-                several.len(),
-                names.join(", "),
-                narrow(several)
-            )))
+            let names = describe::tally(several.iter().map(|f| described(context, f)));
+            Ok(Err(format!("{} {plural} match `{target_text}`: {names}; {narrow}", several.len())))
         }
         (Read::Label(key), found) => {
             let values: Vec<Option<&String>> = found.iter().map(|f| f.labels.get(*key)).collect();
             match (found, values.as_slice()) {
-                ([one], [None]) => Ok(Err(format!("{kind}/{} has no label `{key}`", one.name))),
+                ([one], [None]) => Ok(Err(format!("{} has no label `{key}`", described(context, one)))),
                 (_, [Some(first), rest @ ..]) if rest.iter().all(|v| v == &Some(*first)) => {
                     let shown = describe::labels(&Labels::from([(key.to_string(), first.to_string())]));
                     let on = match found {
@@ -766,19 +758,17 @@ fn read_now(
                     Ok(Ok((first.to_string(), format!("{shown} on {on}"))))
                 }
                 _ => {
-                    let each: Vec<String> = found
-                        .iter()
-                        .zip(&values)
-                        .map(|(f, v)| match v {
-                            Some(v) => format!("{} has {key}={v}", f.name),
-                            None => format!("{} has no {key}", f.name),
-                        })
-                        .collect();
+                    let each = describe::tally(found.iter().zip(&values).map(|(f, v)| match v {
+                        Some(v) => format!(
+                            "{} has {}",
+                            described(context, f),
+                            describe::labels(&Labels::from([(key.to_string(), v.to_string())]))
+                        ),
+                        None => format!("{} has no {key}", described(context, f)),
+                    }));
                     Ok(Err(format!(
-                        "{} {plural} match `{target_text}` and their `{key}` differs ({}); {}",
-                        found.len(),
-                        each.join(", "),
-                        narrow(found)
+                        "{} {plural} match `{target_text}` and their `{key}` differs ({each}); {narrow}",
+                        found.len()
                     )))
                 }
             }

@@ -709,6 +709,11 @@ impl View {
         self.services.state().into_iter().find(|s| s.metadata.name.as_deref() == Some(name))
     }
 
+    /// The newest resourceVersion the view has applied, of any kind it watches in the namespace.
+    pub fn newest_version(&self) -> u64 {
+        self.newest.0.iter().map(|slot| slot.load(std::sync::atomic::Ordering::Acquire)).max().unwrap_or(0)
+    }
+
     /// The endpoints kube-proxy sends the service's traffic to (see [`super::traffic`]).
     pub fn routed(&self, service: &str) -> Vec<Backend> {
         let slices = self.slices.state();

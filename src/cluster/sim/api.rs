@@ -1723,8 +1723,11 @@ mod tests {
         assert_eq!(services.get("web").await.unwrap().metadata.resource_version, held.metadata.resource_version);
         // The last finalizer removed, the object goes in the same write.
         let released = Patch::Merge(json!({"metadata": {"finalizers": null}}));
-        services.patch("web", &PatchParams::default(), &released).await.unwrap();
+        let answer = services.patch("web", &PatchParams::default(), &released).await.unwrap();
         assert!(services.get_opt("web").await.unwrap().is_none());
+        // Answered with the object as written, at the version stored before the deletion.
+        assert_eq!(answer.metadata.resource_version, held.metadata.resource_version);
+        assert_eq!(answer.metadata.finalizers, None);
         // A kind with a generation counts the deletion as a change of it, as upstream's markAsDeleting.
         let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client, "default");
         let deployment = serde_json::from_value(json!({

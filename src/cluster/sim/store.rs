@@ -475,11 +475,14 @@ impl Store {
             && object["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0) == 0
             && (resource != resources::NAMESPACE || object["spec"]["finalizers"].as_array().is_none_or(Vec::is_empty));
         if finalized {
-            // The write is a deletion, and the API server answers it with the object as it was
-            // stored before (its resourceVersion the last one before the deletion's).
-            let before = self.objects.get(&key).map(|stored| stored.object.clone());
+            // The write is a deletion, which the API server answers with the object as written
+            // but at the version stored before (the registry's deleteWithoutFinalizers): the
+            // deletion's own version is only in the watch's DELETED event.
+            let previous = current["metadata"]["resourceVersion"].clone();
+            let mut answer = object;
+            answer["metadata"]["resourceVersion"] = previous;
             self.remove(resource, &key.1, &name);
-            return Ok(before.unwrap_or_else(|| Arc::new(object)));
+            return Ok(Arc::new(answer));
         }
         Ok(self.commit(key, object, ChangeType::Modified))
     }
