@@ -340,18 +340,14 @@ fn first_unfinished(objects: &Objects, by_name_order: bool) -> Option<String> {
     }
     for d in by_name(&objects.deployments, |d| &d.metadata, by_name_order) {
         let d_text = Named("deployment", name(&d.metadata));
-        if d.metadata.deletion_timestamp.is_some() {
-            // Finalizers hold it: its controller rolls nothing out, but still numbers its
-            // replica sets' revisions and writes its status, the generation it saw last.
-            let observed = d.status.as_ref().and_then(|s| s.observed_generation);
-            if let Some(why) = generation_unseen(d_text, &d.metadata, observed) {
-                return Some(why);
-            }
-            continue;
-        }
         if let Some(why) = generation_unseen(d_text, &d.metadata, d.status.as_ref().and_then(|s| s.observed_generation))
         {
             return Some(why);
+        }
+        // Finalizers hold it: its controller rolls nothing out, but still numbers its replica
+        // sets' revisions and writes its status, the generation it saw last (checked above).
+        if d.metadata.deletion_timestamp.is_some() {
+            continue;
         }
         if let Some(why) = scale_unseen(d, d_text, &objects.replica_sets) {
             return Some(why);

@@ -204,8 +204,8 @@ pub async fn delete(client: &Client, namespace: &OwnNamespace) -> Result<(), kub
 }
 
 /// The objects whose finalizers will hold the namespace once it is deleted, as `kind/name
-/// (finalizers)` by kind and name: those set by someone other than Kubernetes, whose own
-/// controllers remove theirs as the namespace empties. Read from the view as the last step left
+/// (finalizers)` sorted, then the pods by role: those set by someone other than Kubernetes,
+/// whose own controllers remove theirs as the namespace empties. Read from the view as the last step left
 /// it; said, not acted on: a finalizer is its setter's to remove.
 pub fn held_by_finalizers(
     view: &super::view::View,
