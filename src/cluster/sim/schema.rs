@@ -120,6 +120,14 @@ pub fn holds_unreadable_quantity(resource: Resource, object: &Value) -> bool {
 /// list (a real API server reports several in no set order).
 pub fn duplicate_entries(resource: Resource, object: &Value) -> Vec<String> {
     let mut found = Vec::new();
+    // A set of strings (`+listType=set`): its entries are their own keys.
+    let mut seen = std::collections::BTreeSet::new();
+    for name in object["metadata"]["finalizers"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+        let key = format!(".metadata.finalizers: duplicate entries for key [={}]", quoted(name));
+        if !seen.insert(name) && !found.contains(&key) {
+            found.push(key);
+        }
+    }
     if resource.kind == "Service" {
         duplicates(&object["spec"]["ports"], ".spec.ports", &["port", "protocol"], &mut found);
     }
@@ -296,6 +304,16 @@ mod tests {
         assert_eq!(
             duplicate_entries(DEPLOYMENT, &deployment),
             [".spec.template.spec.initContainers: duplicate entries for key [name=\"a\"]"]
+        );
+        // Finalizers are a set: each is its own key. Metadata sorts before the spec.
+        let held = json!({"metadata": {"finalizers": ["example.com/a", "example.com/b", "example.com/a", "example.com/a"]},
+            "spec": {"ports": [{"port": 80}, {"port": 80}]}});
+        assert_eq!(
+            duplicate_entries(SERVICE, &held),
+            [
+                ".metadata.finalizers: duplicate entries for key [=\"example.com/a\"]",
+                ".spec.ports: duplicate entries for key [port=80,protocol=\"TCP\"]",
+            ]
         );
     }
 

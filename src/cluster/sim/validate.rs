@@ -174,6 +174,36 @@ fn metadata(resource: Resource, object: &Value) -> Vec<String> {
     }
     causes.extend(label_map("metadata.labels", &object["metadata"]["labels"]));
     causes.extend(annotations(resource, &object["metadata"]["annotations"]));
+    causes.extend(finalizers(&object["metadata"]["finalizers"]));
+    causes
+}
+
+/// The finalizers' names (upstream's ValidateFinalizers, then the core API's own check of each
+/// by its index): qualified names, not both of the collector's, and one without a domain only
+/// if Kubernetes itself defines it.
+fn finalizers(finalizers: &Value) -> Vec<String> {
+    const STANDARD: [&str; 3] = ["kubernetes", "orphan", "foregroundDeletion"];
+    let Some(list) = finalizers.as_array() else { return Vec::new() };
+    let names: Vec<&str> = list.iter().filter_map(Value::as_str).collect();
+    let mut causes = Vec::new();
+    for name in &names {
+        for problem in label_key_problems(name) {
+            causes.push(format!("metadata.finalizers: Invalid value: \"{name}\": {problem}"));
+        }
+    }
+    if names.contains(&"orphan") && names.contains(&"foregroundDeletion") {
+        causes.push(format!(
+            "metadata.finalizers: Invalid value: {}: finalizer orphan and foregroundDeletion cannot be both set",
+            compact(finalizers)
+        ));
+    }
+    for (index, name) in names.iter().enumerate() {
+        if !name.contains('/') && !STANDARD.contains(name) {
+            causes.push(format!(
+                "metadata.finalizers[{index}]: Invalid value: \"{name}\": name is neither a standard finalizer name nor is it fully qualified"
+            ));
+        }
+    }
     causes
 }
 
@@ -973,6 +1003,26 @@ mod tests {
     /// A pod spec of one container, as the API requires.
     static CONTAINER: std::sync::LazyLock<Value> =
         std::sync::LazyLock::new(|| json!({"containers": [{"name": "web", "image": "nginx"}]}));
+
+    #[test]
+    fn a_finalizer_without_a_domain_must_be_one_kubernetes_defines() {
+        let causes = |names: Value| finalizers(&names);
+        assert!(causes(json!(["kubernetes", "orphan", "orphan", "example.com/hold"])).is_empty());
+        // The testbed's words (v1.37), its qualified-name checks first, then one per index.
+        assert_eq!(
+            causes(json!(["example.com/a", "hold"])),
+            [
+                "metadata.finalizers[1]: Invalid value: \"hold\": name is neither a standard finalizer name nor is it fully qualified"
+            ]
+        );
+        assert_eq!(
+            causes(json!(["/hold", "orphan", "foregroundDeletion"])),
+            [
+                "metadata.finalizers: Invalid value: \"/hold\": prefix part must be non-empty",
+                "metadata.finalizers: Invalid value: [\"/hold\",\"orphan\",\"foregroundDeletion\"]: finalizer orphan and foregroundDeletion cannot be both set",
+            ]
+        );
+    }
 
     fn deployment(selector: Value, labels: Value) -> Value {
         json!({"metadata": {"name": "rng"}, "spec": {"selector": selector, "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}})
