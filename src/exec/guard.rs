@@ -28,6 +28,13 @@ pub struct Guard {
     processed: watch::Receiver<u64>,
 }
 
+impl Guard {
+    /// The Service the guard watches.
+    pub fn service(&self) -> &str {
+        &self.about.service
+    }
+}
+
 /// What a guard watches for, as written in its step.
 struct About {
     service: String,
