@@ -299,13 +299,21 @@ impl ManifestObject {
         if !self.is_apps_controller() {
             return None;
         }
+        // Without a pod template the manifest cannot make the object (the API server would refuse
+        // that create for all it lacks): it changes one that exists, whose stored selector and
+        // template server-side apply keeps. Only what it sets is judged.
+        let partial = self.template_at.is_none();
         let (match_labels, match_expressions) = match &self.spec_selector {
+            SelectorField::Absent if partial => return None,
             SelectorField::Absent | SelectorField::Null { .. } => return Some(SelectorProblem::Missing),
             SelectorField::Other { .. } | SelectorField::Mapping { unreadable: true, .. } => return None,
             SelectorField::Mapping { match_labels, match_expressions, .. } => (match_labels, match_expressions),
         };
         if match_labels.is_empty() && match_expressions.is_empty() {
             return Some(SelectorProblem::Empty);
+        }
+        if partial {
+            return None;
         }
         // `${{ name }}` is filled in when the step runs: until then, whether it matches is unknown.
         let texts = match_labels
@@ -1158,6 +1166,27 @@ mod tests {
             Some(SelectorProblem::Mismatch { unmet, .. }) => Some(unmet),
             Some(other) => panic!("expected a mismatch or nothing, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_manifest_without_a_pod_template_is_judged_only_on_what_it_sets() {
+        // An apply that changes an existing controller: server-side apply keeps its selector and
+        // template. Whether it exists is the API server's to say.
+        for text in [
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: rng\n  labels:\n    team: a\n",
+            "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: rng\nspec:\n  minReadySeconds: 5\n",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: rng\nspec:\n  replicas: 3\n  selector:\n    matchLabels:\n      app: rng\n",
+        ] {
+            let object = scan(text).objects.into_iter().next().expect("one object");
+            assert_eq!(object.selector_problem(), None, "{text}");
+        }
+        // What it does set is still judged: an empty or a null selector is refused on any write.
+        let empty = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: rng\nspec:\n  selector: {}\n";
+        let object = scan(empty).objects.into_iter().next().expect("one object");
+        assert_eq!(object.selector_problem(), Some(SelectorProblem::Empty));
+        let null = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: rng\nspec:\n  selector: null\n";
+        let object = scan(null).objects.into_iter().next().expect("one object");
+        assert_eq!(object.selector_problem(), Some(SelectorProblem::Missing));
     }
 
     #[test]

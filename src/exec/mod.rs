@@ -113,9 +113,15 @@ pub struct BoundPod {
 #[derive(Clone, Debug)]
 pub enum Value {
     Pod(BoundPod),
-    Object { kind: crate::model::Kind, name: String },
+    Object {
+        kind: crate::model::Kind,
+        name: String,
+    },
     Number(u64),
     Text(String),
+    /// An object's name read from the cluster (`name of`): often a generated one (a ReplicaSet's
+    /// hash), so a result that prints it prints the placeholder instead.
+    ReadName(String),
 }
 
 /// A step's failure: what was expected and what the cluster showed.

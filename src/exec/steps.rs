@@ -620,7 +620,7 @@ async fn bind(context: &mut Context<'_>, name: &str, value: &Binding, timeout: D
         }
         Binding::NameOf(target) => {
             let (value, note) = read(context, Read::Name, target, timeout).await?;
-            context.variables.insert(name.to_string(), Value::Text(value));
+            context.variables.insert(name.to_string(), Value::ReadName(value));
             return Ok(format!("${name} = {note}"));
         }
         Binding::Object(o) if o.kind != Some(Kind::Pod) => {
@@ -666,7 +666,7 @@ async fn bind(context: &mut Context<'_>, name: &str, value: &Binding, timeout: D
         Value::Pod(_) => "a pod".to_string(),
         Value::Object { kind, name } => format!("{kind}/{name}"),
         Value::Number(n) => n.to_string(),
-        Value::Text(t) => format!("{t:?}"),
+        Value::Text(t) | Value::ReadName(t) => format!("{t:?}"),
     };
     context.variables.insert(name.to_string(), value);
     Ok(format!("${name} = {note}"))

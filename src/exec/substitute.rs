@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use super::{StepError, Value};
+use super::{BoundPod, StepError, Value};
 use crate::model::labels::validate_value;
 use crate::syntax::ast::{ApplySource, Step, StepKind, value_variable};
 use crate::syntax::placeholders::{Piece, pieces};
@@ -76,8 +76,8 @@ fn substitute_text(text: &str, variables: &HashMap<String, Value>) -> Result<Opt
     Ok(Some(out))
 }
 
-/// What a step observed, with each generated pod name a `${{ name }}` of its inline YAML put
-/// there written back as the placeholder: the name differs from run to run, so a result that
+/// What a step observed, with each generated name a `${{ name }}` of its inline YAML put there
+/// (a pod's, or one read by `name of`) written back as the placeholder: the name differs from run to run, so a result that
 /// printed it (`applied pod/web-6f47fd96c9-6bs8h`, or the API's refusal naming it) would too.
 /// Only whole names are replaced (`web` in `webui` or `-web` stays), in one pass over the text.
 pub fn in_script_terms(step: &Step, variables: &HashMap<String, Value>, observed: String) -> String {
@@ -93,7 +93,9 @@ pub fn in_script_terms(step: &Step, variables: &HashMap<String, Value>, observed
         .into_iter()
         .filter_map(|piece| match piece {
             Piece::Variable { name, .. } => match variables.get(name) {
-                Some(Value::Pod(pod)) if !pod.name.is_empty() => Some((pod.name.as_str(), name)),
+                Some(Value::Pod(BoundPod { name: read, .. }) | Value::ReadName(read)) if !read.is_empty() => {
+                    Some((read.as_str(), name))
+                }
                 _ => None,
             },
             _ => None,
@@ -129,7 +131,7 @@ pub fn in_script_terms(step: &Step, variables: &HashMap<String, Value>, observed
 /// A variable's value as text.
 fn text_of(name: &str, variables: &HashMap<String, Value>) -> Result<String, StepError> {
     match variables.get(name) {
-        Some(Value::Text(text)) => Ok(text.clone()),
+        Some(Value::Text(text) | Value::ReadName(text)) => Ok(text.clone()),
         Some(Value::Number(n)) => Ok(n.to_string()),
         Some(Value::Pod(pod)) => Ok(pod.name.clone()),
         Some(Value::Object { name, .. }) => Ok(name.clone()),
@@ -196,6 +198,16 @@ mod tests {
         assert_eq!(
             in_script_terms(&step, &two, "applied pod/web-pod, pod/web, service/webui".into()),
             "applied pod/${{ webpod }}, pod/${{ w }}, service/webui"
+        );
+        // A name read by `name of` (a ReplicaSet's, with its hash) is as generated as a pod's;
+        // a text the script wrote (`let hash = "..."`) is its own.
+        let mut read = variables();
+        read.insert("rs".into(), Value::ReadName("rng-5d8d987878".into()));
+        let script = "scenario \"s\" {\n    apply <<YAML\n        {\"a\": \"${{ rs }} ${{ hash }}\"}\n    YAML\n}\n";
+        let step = crate::syntax::parse(script).script.scenarios().next().unwrap().steps().next().unwrap().clone();
+        assert_eq!(
+            in_script_terms(&step, &read, "applied replicaset/rng-5d8d987878, configmap/7d9f8c6b5".into()),
+            "applied replicaset/${{ rs }}, configmap/7d9f8c6b5"
         );
     }
 

@@ -634,7 +634,6 @@ metadata:
   annotations:
     kwok.x-k8s.io/node: fake
   labels:
-    type: kwok
     beta.kubernetes.io/arch: amd64
     beta.kubernetes.io/os: linux
     kubernetes.io/arch: amd64
@@ -644,6 +643,7 @@ EOF
     if [[ $n == *-control-plane ]]; then
       cat <<EOF
     node-role.kubernetes.io/control-plane: ""
+    node.kubernetes.io/exclude-from-external-load-balancers: ""
 spec:
   taints:
   - key: node-role.kubernetes.io/control-plane

@@ -804,6 +804,10 @@ fn compact(value: &Value) -> String {
 /// A LabelSelector as the API server prints it in a message: Go's JSON of its struct, so
 /// `matchLabels` before `matchExpressions`, and empty lists and maps left out.
 fn selector_as_go(selector: &Value) -> String {
+    // A selector left out is a nil pointer, which Go's JSON writes as `null`.
+    if selector.is_null() {
+        return "null".to_string();
+    }
     let mut fields = Vec::new();
     if let Some(labels) = selector["matchLabels"].as_object().filter(|labels| !labels.is_empty()) {
         fields.push(format!("\"matchLabels\":{}", compact(&Value::Object(labels.clone()))));
