@@ -13,6 +13,7 @@ use crate::model::annotations::{POD_DELETION_COST, TOTAL_LIMIT, is_deletion_cost
 mod autoscaler;
 mod config;
 mod disruption_budget;
+mod endpoint_slice;
 mod pod;
 mod rbac;
 mod scheduling;
@@ -57,6 +58,8 @@ pub fn update(resource: Resource, current: &Value, object: &Value) -> Result<(),
         &["rules"]
     } else if resource == resources::ROLE_BINDING {
         &["roleRef", "subjects"]
+    } else if resource == resources::ENDPOINT_SLICE {
+        &["addressType", "endpoints", "ports"]
     } else {
         &["spec"]
     };
@@ -74,6 +77,9 @@ pub fn update(resource: Resource, current: &Value, object: &Value) -> Result<(),
     }
     if resource == resources::ROLE_BINDING {
         causes.extend(rbac::role_binding_change(current, object));
+    }
+    if resource == resources::ENDPOINT_SLICE {
+        causes.extend(endpoint_slice::change(current, object));
     }
     if resource == resources::STATEFUL_SET {
         causes.extend(stateful_set::immutable(current, object));
@@ -102,6 +108,8 @@ fn kind_spec(resource: Resource, object: &Value, current: Option<&Value>) -> Vec
         config::secret(object)
     } else if resource == resources::POD_DISRUPTION_BUDGET {
         disruption_budget::spec(object)
+    } else if resource == resources::ENDPOINT_SLICE {
+        endpoint_slice::slice(object)
     } else if resource == resources::ROLE {
         rbac::role(object)
     } else if resource == resources::ROLE_BINDING {
