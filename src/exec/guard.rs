@@ -28,13 +28,6 @@ pub struct Guard {
     processed: watch::Receiver<u64>,
 }
 
-impl Guard {
-    /// The Service the guard watches.
-    pub fn service(&self) -> &str {
-        &self.about.service
-    }
-}
-
 /// What a guard watches for, as written in its step.
 struct About {
     service: String,
@@ -190,7 +183,55 @@ pub async fn start(
     Ok(Guard { about, stop, task, processed })
 }
 
+/// Guarded Services that route only to terminating pods (kube-proxy's fallback when none is
+/// ready) empty once those pods' grace period ends, with no step left to wait for it; at the
+/// fast pace they are gone at once. So the guards judge that end too, whatever the pace: the
+/// wait is until none of them routes to a terminating pod, for as long as the longest grace
+/// period among those pods and then the scenario's timeout.
+pub async fn outlast_terminating_backends(context: &Context<'_>, services: &[&str]) -> Result<(), StepError> {
+    let view = &context.view;
+    let routes_only_terminating = |service: &str| {
+        let routed = view.routed(service);
+        (!routed.is_empty() && routed.iter().all(|backend| backend.terminating)).then_some(routed)
+    };
+    let held: Vec<(&str, Vec<Backend>)> =
+        services.iter().filter_map(|service| Some((*service, routes_only_terminating(service)?))).collect();
+    if held.is_empty() {
+        return Ok(());
+    }
+    let grace = held
+        .iter()
+        .flat_map(|(_, routed)| view.pods_behind(routed))
+        .flatten()
+        .filter_map(|behind| behind.pod.metadata.deletion_grace_period_seconds)
+        .max()
+        .unwrap_or(0);
+    let bound = context.timeout + Duration::from_secs(u64::try_from(grace).unwrap_or(0));
+    let deadline = tokio::time::Instant::now() + bound;
+    let still_terminating = |view: &super::view::View| {
+        let waiting = held.iter().find(|(service, _)| view.routed(service).iter().any(|backend| backend.terminating));
+        waiting.map_or(Ok(()), |(service, _)| Err(*service))
+    };
+    match view.wait_for(deadline, still_terminating).await {
+        Ok(()) => Ok(()),
+        Err(super::view::Unmet::Pending(service)) => Err(StepError::TimedOut {
+            message: format!(
+                "as the scenario ends, service/{service} still routes to terminating pods after their grace period \
+                 ({grace}s) and the scenario's timeout ({})",
+                crate::model::duration::format(context.timeout)
+            ),
+            detail: Vec::new(),
+        }),
+        Err(super::view::Unmet::Cluster(why)) => Err(StepError::Infrastructure(why)),
+    }
+}
+
 impl Guard {
+    /// The Service the guard watches.
+    pub fn service(&self) -> &str {
+        &self.about.service
+    }
+
     pub fn describe(&self) -> String {
         format!("watching service/{} ({})", self.about.service, self.about.invariant)
     }

@@ -617,7 +617,10 @@ async fn run_steps(
         Ok(())
     } else {
         match context.catch_up("after the last step").await {
-            Ok(()) if result.status == Status::Passed => outlast_terminating_backends(&context, &guards).await,
+            Ok(()) if result.status == Status::Passed => {
+                let services: Vec<&str> = guards.iter().map(|(guard, _)| guard.service()).collect();
+                guard::outlast_terminating_backends(&context, &services).await
+            }
             rest => rest,
         }
     };
@@ -662,46 +665,6 @@ async fn run_steps(
             if mismatch { "a snapshot does not match its recorded file" } else { "a snapshot has no recorded file" }
                 .into(),
         );
-    }
-    Ok(())
-}
-
-/// A guarded Service that routes only to terminating pods (kube-proxy's fallback when none is
-/// ready) empties once their grace period ends, with no step left to wait for it; at the fast
-/// pace they are gone at once. So the guards judge that end too, whatever the pace: the wait is
-/// for those pods to go, for as long as their grace period and then the scenario's timeout.
-async fn outlast_terminating_backends(
-    context: &Context<'_>,
-    guards: &[(guard::Guard, usize)],
-) -> Result<(), StepError> {
-    let mut services: Vec<&str> = guards.iter().map(|(guard, _)| guard.service()).collect();
-    services.sort_unstable();
-    services.dedup();
-    for service in services {
-        let routed = context.view.routed(service);
-        if routed.is_empty() || !routed.iter().all(|backend| backend.terminating) {
-            continue;
-        }
-        let grace = context
-            .view
-            .pods_behind(&routed)
-            .iter()
-            .flatten()
-            .filter_map(|behind| behind.pod.metadata.deletion_grace_period_seconds)
-            .max()
-            .unwrap_or(0);
-        let bound = context.timeout + Duration::from_secs(u64::try_from(grace).unwrap_or(0));
-        if let Err(error) = expect::settle(context, bound, Some(service)).await {
-            return Err(StepError::TimedOut {
-                message: format!(
-                    "as the scenario ends, service/{service} routes only to terminating pods, which were still \
-                     there after their grace period ({grace}s) and the scenario's timeout ({}): {}",
-                    crate::model::duration::format(context.timeout),
-                    error.message()
-                ),
-                detail: Vec::new(),
-            });
-        }
     }
     Ok(())
 }

@@ -77,8 +77,9 @@ fn substitute_text(text: &str, variables: &HashMap<String, Value>) -> Result<Opt
 }
 
 /// What a step observed, with each generated name a `${{ name }}` of its inline YAML put there
-/// (a pod's, or one read by `name of`) written back as the placeholder: the name differs from run to run, so a result that
-/// printed it (`applied pod/web-6f47fd96c9-6bs8h`, or the API's refusal naming it) would too.
+/// (a pod's, or one read by `name of`) written back as the placeholder: the name differs from
+/// run to run, so a result that printed it (`applied pod/web-6f47fd96c9-6bs8h`, or the API's
+/// refusal naming it) would too.
 /// Only whole names are replaced (`web` in `webui` or `-web` stays), in one pass over the text.
 pub fn in_script_terms(step: &Step, variables: &HashMap<String, Value>, observed: String) -> String {
     let yaml = match &step.kind {

@@ -662,6 +662,9 @@ fn apply(state: &mut State, target: &Target, name: &str, mut applied: Value) -> 
     if !applied["metadata"]["managedFields"].is_null() {
         return Err(ApiError::bad_request("metadata.managedFields must be nil"));
     }
+    if let Some(problem) = super::schema::null_finalizer(&applied) {
+        return Err(ApiError::untyped_patch(target.resource, &target.namespace, name, &[problem]));
+    }
     match super::typed_patch::check(target.resource, &mut applied) {
         Some(Refusal::Typed(problem)) => {
             return Err(ApiError::untyped_patch(target.resource, &target.namespace, name, &[problem]));

@@ -7,6 +7,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet}
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service, ServiceAccount};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -73,6 +74,7 @@ fn through_types(resource: Resource, object: &Value) -> Option<Result<Value, Mis
         "NetworkPolicy" => round_trip::<NetworkPolicy>(object),
         "Role" => round_trip::<Role>(object),
         "RoleBinding" => round_trip::<RoleBinding>(object),
+        "EndpointSlice" => round_trip::<EndpointSlice>(object),
         _ => return None,
     })
 }
@@ -111,6 +113,15 @@ pub fn holds_unreadable_quantity(resource: Resource, object: &Value) -> bool {
     let volumes = spec["volumes"].as_array().into_iter().flatten().map(|v| &v["emptyDir"]["sizeLimit"]);
     lists.into_iter().any(unreadable)
         || volumes.into_iter().any(|size| !size.is_null() && super::quantity::Quantity::from_json(size).is_none())
+}
+
+/// A `null` in the finalizers, a set of strings: structured-merge-diff refuses it before it
+/// types anything else, where a `null` string elsewhere is read as "".
+pub fn null_finalizer(object: &Value) -> Option<String> {
+    let at = object["metadata"]["finalizers"].as_array()?.iter().position(Value::is_null)?;
+    Some(format!(
+        ".metadata.finalizers: element {at}: associative list without keys has an element that's an explicit null"
+    ))
 }
 
 /// The entries of the kind's associative lists that share their key (two containers named `web`,

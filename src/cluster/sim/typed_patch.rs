@@ -141,6 +141,12 @@ fn path_text(resource: Resource, object: &Value, path: &[Step]) -> String {
             }
             Step::Item(index) => {
                 let item = &value[*index];
+                // A set of scalars (`+listType=set`): an item is named by its value.
+                if field == "finalizers" || (field == "addresses" && resource.kind == "EndpointSlice") {
+                    text.push_str(&format!("[={item}]"));
+                    value = item;
+                    continue;
+                }
                 let keys: &[&str] = match field {
                     "containers"
                     | "initContainers"
@@ -291,6 +297,20 @@ mod tests {
         assert_eq!(
             typed(service, SERVICE),
             ".spec.ports[port=\"80\",protocol=\"TCP\"].port: expected numeric (int or float), got string"
+        );
+        // A set of scalars names its item by value; an atomic list (a slice's ports) by index.
+        let slice = json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": {"name": "s"},
+            "addressType": "IPv4", "endpoints": [{"addresses": [1]}], "ports": [{"port": 80}]});
+        assert_eq!(
+            typed(slice.clone(), super::super::resources::ENDPOINT_SLICE),
+            ".endpoints[0].addresses[=1]: expected string, got &value.valueUnstructured{Value:1}"
+        );
+        let mut ports = slice;
+        ports["endpoints"][0]["addresses"] = json!(["10.1.1.1"]);
+        ports["ports"][0]["port"] = json!("80");
+        assert_eq!(
+            typed(ports, super::super::resources::ENDPOINT_SLICE),
+            ".ports[0].port: expected numeric (int or float), got string"
         );
         let config =
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"port": 8080}});

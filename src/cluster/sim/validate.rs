@@ -192,7 +192,8 @@ fn metadata(resource: Resource, object: &Value) -> Vec<String> {
 fn finalizers(finalizers: &Value) -> Vec<String> {
     const STANDARD: [&str; 3] = ["kubernetes", "orphan", "foregroundDeletion"];
     let Some(list) = finalizers.as_array() else { return Vec::new() };
-    let names: Vec<&str> = list.iter().filter_map(Value::as_str).collect();
+    // Decoded as Go decodes a []string: `null` is "". (Other values fail decoding before this.)
+    let names: Vec<&str> = list.iter().map(|name| name.as_str().unwrap_or_default()).collect();
     let mut causes = Vec::new();
     for name in &names {
         for problem in label_key_problems(name) {
@@ -1551,6 +1552,7 @@ mod tests {
             r#"{"matchLabels":{"app":"web"},"matchExpressions":[{"key":"app","operator":"In"}]}"#
         );
         assert_eq!(selector_as_go(&json!({})), "{}");
+        assert_eq!(selector_as_go(&Value::Null), "null", "a selector left out is Go's nil pointer");
     }
 
     #[test]

@@ -2,13 +2,13 @@
 //! the API server judges it: its ports (names, protocols, app protocols), then each endpoint's
 //! addresses for the slice's address type, node name and hostname; then the checks its
 //! declarative validation adds after those, in its order: a known address type, and at least one
-//! address an endpoint.
+//! address per endpoint.
 
 use std::net::IpAddr;
 
 use serde_json::Value;
 
-use super::{dns_label_causes, label_key_problems, subdomain_problems, unsupported};
+use super::{dns_label_causes, dns_label_problems, label_key_problems, subdomain_problems, unsupported};
 
 const ADDRESS_TYPES: [&str; 3] = ["FQDN", "IPv4", "IPv6"];
 const PROTOCOLS: [&str; 3] = ["SCTP", "TCP", "UDP"];
@@ -25,7 +25,7 @@ pub(super) fn slice(object: &Value) -> Vec<String> {
         }
         if let Some(node) = endpoint["nodeName"].as_str() {
             let node_path = format!("{path}.nodeName");
-            causes.extend(subdomain_problems(node, "bytes").into_iter().map(|p| invalid(&node_path, node, &p)));
+            causes.extend(subdomain_problems(node, "characters").into_iter().map(|p| invalid(&node_path, node, &p)));
         }
         if let Some(hostname) = endpoint["hostname"].as_str() {
             causes.extend(dns_label_causes(&format!("{path}.hostname"), hostname));
@@ -86,7 +86,7 @@ fn address_causes(path: &str, at: usize, address: &str, address_type: &str) -> V
         "IPv4" | "IPv6" => {
             let ip = match parse_ip(address) {
                 Ok(ip) => ip,
-                Err(problem) => return vec![invalid(&indexed, address, problem)],
+                Err(problem) => return vec![invalid(&indexed, address, &problem)],
             };
             let mut causes = Vec::new();
             // Upstream names the list, not the entry, for the wrong family.
@@ -95,10 +95,10 @@ fn address_causes(path: &str, at: usize, address: &str, address_type: &str) -> V
                 ("IPv6", IpAddr::V4(_)) => causes.push(invalid(path, address, "must be an IPv6 address")),
                 _ => {}
             }
-            causes.extend(special_ip(ip).map(|problem| invalid(&indexed, address, &problem)));
+            causes.extend(special_ip(ip, address).map(|problem| invalid(&indexed, address, &problem)));
             causes
         }
-        "FQDN" => fqdn_problems(address).into_iter().map(|problem| invalid(&indexed, address, &problem)).collect(),
+        "FQDN" => fqdn_causes(&indexed, address),
         _ => Vec::new(),
     }
 }
@@ -107,36 +107,59 @@ fn invalid(path: &str, value: &str, problem: &str) -> String {
     format!("{path}: Invalid value: \"{value}\": {problem}")
 }
 
-/// An IP address as the API server reads one in a new object: never with leading zeros in an
-/// IPv4 part (which Go's legacy parser would read), nor an IPv4 address written as IPv6.
-fn parse_ip(text: &str) -> Result<IpAddr, &'static str> {
-    const INVALID: &str = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)";
+/// An IP address as the API server reads one in a new object: never one that only Go's legacy
+/// parser reads (leading zeros in an IPv4 part or an IPv6 group), nor an IPv4 address written as
+/// IPv6, nor an IPv6 address in any but its canonical form.
+fn parse_ip(text: &str) -> Result<IpAddr, String> {
     match text.parse::<IpAddr>() {
-        Ok(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_some() => Err("must not be an IPv4-mapped IPv6 address"),
-        Ok(ip) => Ok(ip),
-        Err(_) => {
-            let parts: Vec<&str> = text.split('.').collect();
-            let octet = |p: &&str| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit());
-            let zero_led = parts.len() == 4
-                && parts.iter().all(|p| octet(p) && p.parse::<u16>().is_ok_and(|n| n <= 255))
-                && parts.iter().any(|p| p.len() > 1 && p.starts_with('0'));
-            Err(if zero_led { "must not have leading 0s" } else { INVALID })
+        Ok(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_some() => {
+            Err("must not be an IPv4-mapped IPv6 address".to_string())
         }
+        // RFC 5952's form, which Rust writes: lower case, zeros compressed once, the longest run.
+        Ok(ip) if ip.to_string() != text => Err(format!("must be in canonical form (\"{ip}\")")),
+        Ok(ip) => Ok(ip),
+        Err(_) if without_leading_zeros(text).is_some_and(|text| text.parse::<IpAddr>().is_ok()) => {
+            Err("must not have leading 0s".to_string())
+        }
+        Err(_) => Err("must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)".to_string()),
     }
 }
 
-/// ValidateNonSpecialIP: an endpoint cannot be an unspecified, loopback or link-local address.
-fn special_ip(ip: IpAddr) -> Option<String> {
-    let unspecified = match ip {
-        IpAddr::V4(_) => "0.0.0.0",
-        IpAddr::V6(_) => "::",
+/// The address with each IPv4 part's and IPv6 group's leading zeros dropped, as the legacy
+/// parser reads them; none when a part is not a number at all.
+fn without_leading_zeros(text: &str) -> Option<String> {
+    let trim = |part: &str, hex: bool| -> Option<String> {
+        if part.is_empty() {
+            // `::` in IPv6; an empty IPv4 part is no number.
+            return hex.then(String::new);
+        }
+        if !part.chars().all(|c| if hex { c.is_ascii_hexdigit() } else { c.is_ascii_digit() }) {
+            return None;
+        }
+        let kept = part.trim_start_matches('0');
+        Some(if kept.is_empty() { "0".to_string() } else { kept.to_string() })
     };
+    let v4 = |text: &str| -> Option<String> {
+        let parts: Option<Vec<String>> = text.split('.').map(|part| trim(part, false)).collect();
+        Some(parts?.join("."))
+    };
+    if !text.contains(':') {
+        return v4(text);
+    }
+    let groups: Option<Vec<String>> =
+        text.split(':').map(|group| if group.contains('.') { v4(group) } else { trim(group, true) }).collect();
+    Some(groups?.join(":"))
+}
+
+/// ValidateNonSpecialIP: an endpoint cannot be an unspecified, loopback or link-local address.
+fn special_ip(ip: IpAddr, written: &str) -> Option<String> {
     let (link_local, link_local_multicast) = match ip {
         IpAddr::V4(v4) => (v4.is_link_local(), v4.octets()[..3] == [224, 0, 0]),
-        IpAddr::V6(v6) => ((v6.segments()[0] & 0xffc0) == 0xfe80, v6.segments()[0] == 0xff02),
+        // Go's IsLinkLocalMulticast: any ffX2::/16 (the flags are not looked at).
+        IpAddr::V6(v6) => ((v6.segments()[0] & 0xffc0) == 0xfe80, (v6.segments()[0] & 0xff0f) == 0xff02),
     };
     if ip.is_unspecified() {
-        Some(format!("may not be unspecified ({unspecified})"))
+        Some(format!("may not be unspecified ({written})"))
     } else if ip.is_loopback() {
         Some("may not be in the loopback range (127.0.0.0/8, ::1/128)".to_string())
     } else if link_local {
@@ -148,20 +171,27 @@ fn special_ip(ip: IpAddr) -> Option<String> {
     }
 }
 
-/// IsFullyQualifiedDomainName: a subdomain (a trailing dot allowed) of at least two labels.
-fn fqdn_problems(name: &str) -> Vec<String> {
-    let name = name.strip_suffix('.').unwrap_or(name);
+/// IsFullyQualifiedDomainName at `path`: required; then, a trailing dot dropped, a subdomain of
+/// at least two labels, each a DNS label. Its first problem only, naming the name as judged (or
+/// the label at fault).
+fn fqdn_causes(path: &str, name: &str) -> Vec<String> {
     if name.is_empty() {
-        return vec!["Required value".to_string()];
+        return vec![format!("{path}: Required value")];
     }
-    let problems = subdomain_problems(name, "bytes");
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let problems = subdomain_problems(name, "characters");
     if !problems.is_empty() {
-        return vec![problems.join(",")];
+        return vec![invalid(path, name, &problems.join(","))];
     }
     if !name.contains('.') {
-        return vec!["should be a domain with at least two segments separated by dots".to_string()];
+        return vec![invalid(path, name, "should be a domain with at least two segments separated by dots")];
     }
-    Vec::new()
+    name.split('.')
+        .find_map(|label| {
+            let problems = dns_label_problems(label);
+            (!problems.is_empty()).then(|| vec![invalid(path, label, &problems.join(","))])
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -219,10 +249,54 @@ mod tests {
                 "endpoints[0].addresses[2]: Invalid value: \"fe80::1\": may not be in the link-local range (169.254.0.0/16, fe80::/10)",
             ]
         );
+        // What only Go's legacy parser reads, anywhere in the address; a zone or a blank it does not.
+        let legacy =
+            json!({"addressType": "IPv4", "endpoints": [{"addresses": ["0001.2.3.4", "1.2.3.4 ", "1.2.3.x"]}]});
+        assert_eq!(
+            slice(&legacy),
+            [
+                "endpoints[0].addresses[0]: Invalid value: \"0001.2.3.4\": must not have leading 0s",
+                "endpoints[0].addresses[1]: Invalid value: \"1.2.3.4 \": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+                "endpoints[0].addresses[2]: Invalid value: \"1.2.3.x\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+            ]
+        );
+        let legacy6 = json!({"addressType": "IPv6",
+            "endpoints": [{"addresses": ["00001::1", "::010.1.1.1", "fe80::1%eth0", "0::0", "ff12::1", "ff05::1"]}]});
+        assert_eq!(
+            slice(&legacy6),
+            [
+                "endpoints[0].addresses[0]: Invalid value: \"00001::1\": must not have leading 0s",
+                "endpoints[0].addresses[1]: Invalid value: \"::010.1.1.1\": must not have leading 0s",
+                "endpoints[0].addresses[2]: Invalid value: \"fe80::1%eth0\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+                "endpoints[0].addresses[3]: Invalid value: \"0::0\": must be in canonical form (\"::\")",
+                "endpoints[0].addresses[4]: Invalid value: \"ff12::1\": may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)",
+            ]
+        );
+        let long_label = "a".repeat(64);
+        let names = json!({"addressType": "FQDN",
+            "endpoints": [{"addresses": ["", "Bad_fqdn.", "example.com.", format!("{long_label}.com")]}]});
+        assert_eq!(
+            slice(&names),
+            [
+                "endpoints[0].addresses[0]: Required value".to_string(),
+                format!("endpoints[0].addresses[1]: Invalid value: \"Bad_fqdn\": {SUBDOMAIN}"),
+                format!(
+                    "endpoints[0].addresses[3]: Invalid value: \"{long_label}\": must be no more than 63 characters"
+                ),
+            ]
+        );
         let unknown = json!({"addressType": "IPv5", "endpoints": [{"addresses": ["x"]}]});
+
         assert_eq!(
             slice(&unknown),
             ["addressType: Unsupported value: \"IPv5\": supported values: \"FQDN\", \"IPv4\", \"IPv6\""]
         );
+    }
+
+    #[test]
+    fn a_slices_address_type_may_not_change() {
+        let (ipv4, ipv6) = (json!({"addressType": "IPv4"}), json!({"addressType": "IPv6"}));
+        assert!(change(&ipv4, &ipv4).is_empty());
+        assert_eq!(change(&ipv4, &ipv6), ["addressType: Invalid value: null: field is immutable"]);
     }
 }
