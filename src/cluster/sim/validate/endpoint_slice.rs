@@ -31,10 +31,10 @@ pub(super) fn slice(object: &Value) -> Vec<String> {
             causes.extend(dns_label_causes(&format!("{path}.hostname"), hostname));
         }
     }
-    if !address_type.is_empty() && !ADDRESS_TYPES.contains(&address_type) {
-        causes.push(unsupported("addressType", address_type, &ADDRESS_TYPES));
-    } else if address_type.is_empty() {
-        causes.push("addressType: Required value".to_string());
+    match address_type {
+        "" => causes.push("addressType: Required value".to_string()),
+        known if ADDRESS_TYPES.contains(&known) => {}
+        unknown => causes.push(unsupported("addressType", unknown, &ADDRESS_TYPES)),
     }
     for (index, endpoint) in endpoints.iter().enumerate() {
         if endpoint["addresses"].as_array().is_none_or(Vec::is_empty) {
