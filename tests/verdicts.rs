@@ -820,9 +820,13 @@ fn a_deadline_passed_is_judged_only_once_the_pods_on_their_way_have_started() {
     // Scaled past its deadline, a stuck Deployment's old ReplicaSet makes two more pods: their
     // turning ready is progress, which restarts the deadline. At the kind pace they start for a
     // while; the condition they will replace is not the verdict, at any pace.
-    let deployment = |version: &str, node_selector: &str| {
+    //
+    // The first version keeps the default deadline (600 s): at the kind pace a pod starts in 2 to
+    // 10 s, so a 5 s deadline could pass during the first rollout, by chance. Only the stuck
+    // second version is given 5 s.
+    let deployment = |version: &str, deadline: &str, node_selector: &str| {
         format!(
-            "    apply <<YAML\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 3\n  progressDeadlineSeconds: 5\n  strategy:\n    rollingUpdate: {{maxSurge: 1, maxUnavailable: 0}}\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web, version: {version}}}\n    spec:\n{node_selector}      containers:\n        - name: web\n          image: registry.k8s.io/pause:3.10\nYAML\n"
+            "    apply <<YAML\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 3\n{deadline}  strategy:\n    rollingUpdate: {{maxSurge: 1, maxUnavailable: 0}}\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web, version: {version}}}\n    spec:\n{node_selector}      containers:\n        - name: web\n          image: registry.k8s.io/pause:3.10\nYAML\n"
         )
     };
     // Its pods are available 8 s after they are ready: waiting for its rollout lets web's 5 s
@@ -830,8 +834,8 @@ fn a_deadline_passed_is_judged_only_once_the_pods_on_their_way_have_started() {
     let clock = "    apply <<YAML\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: clock\nspec:\n  minReadySeconds: 8\n  selector:\n    matchLabels: {app: clock}\n  template:\n    metadata:\n      labels: {app: clock}\n    spec:\n      containers:\n        - name: clock\n          image: registry.k8s.io/pause:3.10\nYAML\n";
     let text = format!(
         "scenario \"scaled past its deadline\" {{\n{}    wait rollout deployment/web\n{}{clock}    wait rollout deployment/clock within 1m\n    scale deployment/web to 5\n    wait rollout deployment/web within 1m\n}}\n",
-        deployment("v1", ""),
-        deployment("v2", "      nodeSelector: {disk: nowhere}\n"),
+        deployment("v1", "", ""),
+        deployment("v2", "  progressDeadlineSeconds: 5\n", "      nodeSelector: {disk: nowhere}\n"),
     );
     let dir = tempfile::tempdir().unwrap();
     let path = script(dir.path(), "deadline.rollout", &text);
