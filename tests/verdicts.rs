@@ -777,7 +777,7 @@ fn a_daemon_set_whose_pods_are_refused_is_at_rest_and_makes_them_once_it_may() {
         metadata:
           name: builder
     YAML
-    wait rollout daemonset/agent
+    wait rollout daemonset/agent within 1m
     expect pods app=agent count 2
 }
 "
@@ -820,13 +820,9 @@ fn a_deadline_passed_is_judged_only_once_the_pods_on_their_way_have_started() {
     // Scaled past its deadline, a stuck Deployment's old ReplicaSet makes two more pods: their
     // turning ready is progress, which restarts the deadline. At the kind pace they start for a
     // while; the condition they will replace is not the verdict, at any pace.
-    //
-    // The first version keeps the default deadline (600 s): at the kind pace a pod starts in 2 to
-    // 10 s, so a 5 s deadline could pass during the first rollout, by chance. Only the stuck
-    // second version is given 5 s.
-    let deployment = |version: &str, deadline: &str, node_selector: &str| {
+    let deployment = |version: &str, node_selector: &str| {
         format!(
-            "    apply <<YAML\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 3\n{deadline}  strategy:\n    rollingUpdate: {{maxSurge: 1, maxUnavailable: 0}}\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web, version: {version}}}\n    spec:\n{node_selector}      containers:\n        - name: web\n          image: registry.k8s.io/pause:3.10\nYAML\n"
+            "    apply <<YAML\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 3\n  progressDeadlineSeconds: 5\n  strategy:\n    rollingUpdate: {{maxSurge: 1, maxUnavailable: 0}}\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web, version: {version}}}\n    spec:\n{node_selector}      containers:\n        - name: web\n          image: registry.k8s.io/pause:3.10\nYAML\n"
         )
     };
     // Its pods are available 8 s after they are ready: waiting for its rollout lets web's 5 s
@@ -834,8 +830,8 @@ fn a_deadline_passed_is_judged_only_once_the_pods_on_their_way_have_started() {
     let clock = "    apply <<YAML\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: clock\nspec:\n  minReadySeconds: 8\n  selector:\n    matchLabels: {app: clock}\n  template:\n    metadata:\n      labels: {app: clock}\n    spec:\n      containers:\n        - name: clock\n          image: registry.k8s.io/pause:3.10\nYAML\n";
     let text = format!(
         "scenario \"scaled past its deadline\" {{\n{}    wait rollout deployment/web\n{}{clock}    wait rollout deployment/clock within 1m\n    scale deployment/web to 5\n    wait rollout deployment/web within 1m\n}}\n",
-        deployment("v1", "", ""),
-        deployment("v2", "  progressDeadlineSeconds: 5\n", "      nodeSelector: {disk: nowhere}\n"),
+        deployment("v1", ""),
+        deployment("v2", "      nodeSelector: {disk: nowhere}\n"),
     );
     let dir = tempfile::tempdir().unwrap();
     let path = script(dir.path(), "deadline.rollout", &text);
@@ -845,6 +841,40 @@ fn a_deadline_passed_is_judged_only_once_the_pods_on_their_way_have_started() {
             "deployment/web exceeded its progress deadline (5s without progress): 1 of 5 updated, 5 available";
         assert!(output.contains(expected), "at the {pace} pace: {output}");
     }
+}
+
+#[test]
+fn a_deadline_shorter_than_a_pods_start_up_is_not_the_verdict_while_the_pods_start() {
+    // At the kind pace a pod is ready seconds after it is made: the 1 s deadline passes during
+    // the first rollout, and each pod's readiness restarts it. The rollout completes at every
+    // pace; a verdict that judged the condition while pods were still starting would fail it
+    // only where pods start slowly.
+    let text = "scenario \"deadline shorter than start-up\" {
+    apply <<YAML
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata:
+          name: web
+        spec:
+          replicas: 3
+          progressDeadlineSeconds: 1
+          selector:
+            matchLabels: {app: web}
+          template:
+            metadata:
+              labels: {app: web}
+            spec:
+              containers:
+                - name: web
+                  image: registry.k8s.io/pause:3.10
+    YAML
+    wait rollout deployment/web within 1m
+    expect pods app=web count 3
+}
+";
+    let dir = tempfile::tempdir().unwrap();
+    let path = script(dir.path(), "short-deadline.rollout", text);
+    passes_at_each_pace(&path);
 }
 
 /// Runs `path` at each pace under test: at `failing` it must fail saying `observed`, at the other

@@ -549,19 +549,21 @@ fn rollout(view: &super::view::View, kind: Option<Kind>, name: &str) -> Rollout 
                 status.updated_replicas.unwrap_or(0),
                 status.available_replicas.unwrap_or(0)
             );
-            // A pod made since the controller gave up (by a scale, say) and on its way to ready is
-            // progress to come, which restarts the deadline: the condition is judged once none is
-            // left, as at a pace where pods start at once. One made before it gave up was part of
-            // the rollout it judged (stuck creating, say).
+            // A pod on its way to ready is progress to come, which restarts the deadline: the
+            // condition is judged once none is left, as at a pace where pods start at once. That
+            // holds for a pod made before the controller gave up too: at kind's pace a pod takes
+            // seconds to start, and a deadline shorter than that passes while it starts, only to
+            // be restarted when it is ready. (One stuck creating on a real cluster then holds the
+            // verdict until the step's timeout, which fails the step as the stall would have.)
+            // And only at rest: a pod just turned ready is no longer on its way, but until its
+            // replica set and the Deployment have counted it the condition is the one it ends.
             let deadline_passed = status
                 .conditions
                 .iter()
                 .flatten()
-                .find(|c| c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded"))
-                .is_some_and(|exceeded| {
-                    let since = exceeded.last_update_time.as_ref().map(|t| t.0);
-                    !pods_on_their_way(view, Kind::Deployment, name, since)
-                });
+                .any(|c| c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded"))
+                && !pods_on_their_way(view, Kind::Deployment, name)
+                && view.unfinished().is_none();
             if scaled && status.updated_replicas.unwrap_or(0) == wanted {
                 Rollout::Done(format!("rolled out: {wanted} available"))
             } else if current && deadline_passed {
@@ -791,21 +793,13 @@ fn starting_pod(view: &super::view::View) -> Option<String> {
     live.iter().filter(|pod| on_its_way_to_ready(pod, &nodes)).filter_map(|pod| pod.metadata.name.clone()).min()
 }
 
-/// Whether some live pod the controller controls (through its ReplicaSets, for a Deployment),
-/// made at or after `since` (when given), is on its way to ready (see [`starting_pod`]).
-fn pods_on_their_way(
-    view: &super::view::View,
-    kind: Kind,
-    name: &str,
-    since: Option<k8s_openapi::jiff::Timestamp>,
-) -> bool {
+/// Whether some live pod the controller controls (through its ReplicaSets, for a Deployment) is
+/// on its way to ready (see [`starting_pod`]).
+fn pods_on_their_way(view: &super::view::View, kind: Kind, name: &str) -> bool {
     let nodes = view.nodes.state();
     let controls =
         |pod: &Pod| controller_ref(&pod.metadata).is_some_and(|c| owned_by(view, &c.kind, &c.name, Some(kind), name));
-    let made_since = |pod: &Pod| {
-        since.is_none_or(|since| pod.metadata.creation_timestamp.as_ref().is_some_and(|made| made.0 >= since))
-    };
-    view.live_pods().iter().any(|pod| controls(pod) && made_since(pod) && on_its_way_to_ready(pod, &nodes))
+    view.live_pods().iter().any(|pod| controls(pod) && on_its_way_to_ready(pod, &nodes))
 }
 
 /// Whether a pod waiting for no readiness gate will turn ready by itself: see [`starting_pod`].
