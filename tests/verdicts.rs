@@ -956,6 +956,31 @@ fn a_service_publishing_not_ready_addresses_routes_to_its_terminating_pods_as_re
 }
 
 #[test]
+fn a_service_publishing_not_ready_addresses_routes_to_a_pod_still_starting() {
+    // A pod has its IP once its sandbox exists, before its containers start: such a Service's
+    // slices list it from then on, ready. At the kind pace it is routed while it still starts
+    // (Ready False); at the fast pace it is ready by the time it is routed.
+    let text = "scenario \"starting peer\" {
+    apply <<YAML
+        apiVersion: v1
+        kind: Service
+        metadata: {name: peers}
+        spec:
+          publishNotReadyAddresses: true
+          selector: {app: peers}
+          ports: [{port: 80}]
+    YAML
+    run peer labels app=peers
+    expect-traffic service/peers count 1 within 30s
+    wait pod/peer condition=Ready=False within 1s
+}
+";
+    let dir = tempfile::tempdir().unwrap();
+    let path = script(dir.path(), "starting-peer.rollout", text);
+    fails_only_at_the_pace("fast", &path, "not satisfied within 1s: still without Ready=False: pod/peer");
+}
+
+#[test]
 fn waiting_for_a_pod_its_finalizers_hold_says_that_no_wait_removes_it() {
     // At either pace the pod outlives the wait: terminating through its grace period at the kind
     // pace, stopped by its kubelet and still held at the fast pace. Only removing the finalizer

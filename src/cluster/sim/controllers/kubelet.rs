@@ -1,6 +1,6 @@
 //! The kubelet stand-in, at the testbed's paces. Fast: a bound pod is Running and Ready at once;
-//! a deleted pod is gone at once. Kind: a bound pod is Pending (ContainerCreating, no IP yet) for
-//! `KIND_START` and then Running and Ready; a deleted pod keeps running, still Ready (the
+//! a deleted pod is gone at once. Kind: a bound pod is Pending (ContainerCreating, with its IP,
+//! as a kubelet gives it with the pod's sandbox) for `KIND_START` and then Running and Ready; a deleted pod keeps running, still Ready (the
 //! runbook's processes ignore SIGTERM), until its grace period has passed, and is gone two
 //! seconds after its deletionTimestamp. A deleted pod its finalizers hold is stopped (Failed)
 //! at that moment instead, and stays.
@@ -101,7 +101,9 @@ impl Kubelet {
                             self.start(store, &mut ips, namespace, Arc::unwrap_or_clone(pod), node, index);
                         } else {
                             if !pod["status"]["containerStatuses"].is_array() {
-                                creating(store, namespace, Arc::unwrap_or_clone(pod), node);
+                                let mut pod = Arc::unwrap_or_clone(pod);
+                                self.assign_ip(store, &mut ips, &mut pod, node, index);
+                                creating(store, namespace, pod, node);
                             }
                             tick.wake_at(due);
                         }
@@ -162,6 +164,28 @@ impl Kubelet {
         }
     }
 
+    /// The pod's IP, given once its sandbox exists, before its containers start (a Service that
+    /// publishes not-ready addresses routes to it from then on): the next free one in the node's
+    /// pod CIDR, or, on the host's network, the host's address, as kwok and a kubelet give it
+    /// (none when the node has none: such a pod is never an endpoint).
+    fn assign_ip(&mut self, store: &Store, ips: &mut IpsInUse, pod: &mut Value, node: &Value, index: usize) {
+        if pod["status"]["podIP"].is_string() {
+            return;
+        }
+        let ip = if pod["spec"]["hostNetwork"] == true {
+            internal_ip(node).map(str::to_string)
+        } else {
+            Some(self.allocate_ip(store, ips, node, index))
+        };
+        if let Some(ip) = ip {
+            if !pod["status"].is_object() {
+                pod["status"] = json!({});
+            }
+            pod["status"]["podIP"] = ip.clone().into();
+            pod["status"]["podIPs"] = json!([{"ip": ip}]);
+        }
+    }
+
     /// The next free IP in the node's pod CIDR (10.244.<index>.0/24 when it has none).
     fn allocate_ip(&mut self, store: &Store, ips: &mut IpsInUse, node: &Value, index: usize) -> String {
         let prefix = node["spec"]["podCIDR"]
@@ -198,13 +222,7 @@ impl Kubelet {
         index: usize,
     ) {
         let now = store.clock.timestamp();
-        let ip = match pod["status"]["podIP"].as_str() {
-            Some(ip) => Some(ip.to_string()),
-            // A pod on the host's network has the host's address, as kwok and a kubelet give it
-            // (none when the node has none: such a pod is never an endpoint).
-            None if pod["spec"]["hostNetwork"] == true => internal_ip(node).map(str::to_string),
-            None => Some(self.allocate_ip(store, ips, node, index)),
-        };
+        self.assign_ip(store, ips, &mut pod, node, index);
         host_status(&mut pod, node, &now);
         let uid = uid(&pod).to_string();
         let statuses = containers(&pod, |c| {
@@ -222,10 +240,6 @@ impl Kubelet {
         });
         let status = &mut pod["status"];
         status["phase"] = "Running".into();
-        if let Some(ip) = ip {
-            status["podIP"] = ip.clone().into();
-            status["podIPs"] = json!([{"ip": ip}]);
-        }
         let scheduled = scheduled_condition(status, &now);
         status["conditions"] = json!([
             true_condition("PodReadyToStartContainers", &now),

@@ -586,6 +586,10 @@ fn service(name: &str, app: &str) -> Value {
 async fn endpoint_slices_follow_pods_at_the_kind_pace() {
     let mut cluster = Cluster::new(Pace::Kind);
     let svc = cluster.create(SERVICE, service("web", "web"));
+    // No pod yet: the placeholder, as the API server stores it: empty lists written as null.
+    let placeholder = &cluster.list(ENDPOINT_SLICE)[0];
+    assert_eq!((&placeholder["endpoints"], &placeholder["ports"]), (&Value::Null, &Value::Null));
+    assert!(placeholder.as_object().unwrap().contains_key("ports"));
     cluster.create(DEPLOYMENT, deployment("web", 1, "v1"));
     let slices = cluster.list(ENDPOINT_SLICE);
     assert_eq!(slices.len(), 1);
@@ -596,9 +600,18 @@ async fn endpoint_slices_follow_pods_at_the_kind_pace() {
         json!({"team": "a", "kubernetes.io/service-name": "web", "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"})
     );
     assert_eq!(slice["metadata"]["ownerReferences"][0]["uid"], svc["metadata"]["uid"]);
-    // The placeholder, as the API server stores it: empty lists written as null.
-    assert_eq!((&slice["endpoints"], &slice["ports"]), (&Value::Null, &Value::Null), "the pod has no IP yet");
-    assert!(slice.as_object().unwrap().contains_key("ports"));
+    // The pod has its IP while its containers are created: listed, not ready.
+    let pod = &cluster.pods()[0];
+    assert_eq!(pod["status"]["phase"], "Pending");
+    assert_eq!(
+        slice["endpoints"],
+        json!([{
+            "addresses": [pod["status"]["podIP"]],
+            "conditions": {"ready": false, "serving": false, "terminating": false},
+            "nodeName": pod["spec"]["nodeName"],
+            "targetRef": {"kind": "Pod", "namespace": NS, "name": name(pod), "uid": pod["metadata"]["uid"]},
+        }])
+    );
 
     cluster.wait(3).await;
     let slice = &cluster.list(ENDPOINT_SLICE)[0];
