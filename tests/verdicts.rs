@@ -98,12 +98,14 @@ fn traffic_to_a_deleted_pod_still_counts_until_its_endpoint_goes() {
     let dir = tempfile::tempdir().unwrap();
     let slice = manual_service(&endpoint("canary", "10.0.0.201", true, true, false));
     let text = format!(
-        "scenario \"stale endpoint\" {{\n    run canary labels app=web track=canary\n    wait pod/canary condition=Ready\n{slice}    expect-traffic service/manual -> 100% pods track=canary\n    delete pod/canary\n    wait pod/canary deleted within 45s\n    expect-traffic service/manual excludes pods track=canary within 1s\n}}\n"
+        "scenario \"stale endpoint\" {{\n    run canary labels app=web track=canary\n    wait pod/canary condition=Ready\n{slice}    expect-traffic service/manual -> 100% pods track=canary\n    delete pod/canary\n    wait pod/canary deleted within 45s\n    expect-traffic service/manual includes pods track=canary\n    expect-traffic service/manual excludes pods track=canary within 1s\n}}\n"
     );
     let path = script(dir.path(), "stale.rollout", &text);
     let (code, output) = run(rehearse(&["run", path.to_str().unwrap()]));
-    // The pod is gone, but the slice still routes to it: kube-proxy would send it traffic.
+    // The pod is gone, but the slice still routes to it: kube-proxy would send it traffic, which
+    // `includes` sees and `excludes` refuses.
     assert_eq!(code, 1, "{output}");
+    assert!(output.contains("service/manual sends traffic to every matching pod"), "{output}");
     assert!(
         output.contains("not satisfied within 1s: service/manual sends traffic to pod/canary (deleted)"),
         "{output}"

@@ -311,7 +311,10 @@ fn traffic(context: &Context<'_>, service: &ObjectRef, expectation: &TrafficExpe
             let filter = PodFilter::of(context, target)?;
             let wanted: Vec<String> =
                 context.view.live_pods().iter().filter(|p| filter.matches(p)).map(|p| uid_of(p)).collect();
-            let holds = !wanted.is_empty() && wanted.iter().all(|uid| routed_uids.contains(uid));
+            // Every live matching pod is routed to. With none live, the traffic still includes a
+            // matching pod it reaches, whatever its state (a terminating pod kube-proxy falls back
+            // to), as `excludes` judges it.
+            let holds = wanted.iter().all(|uid| routed_uids.contains(uid)) && behind.iter().any(|p| filter.matches(p));
             (holds, format!("{service} sends traffic to every matching pod"))
         }
         TrafficExpectation::Excludes(target) => {
