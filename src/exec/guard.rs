@@ -61,6 +61,42 @@ struct Violation {
     arrived: Vec<Backend>,
 }
 
+/// Intervals below the minimum as a result tells them: by the lines of the steps that opened and
+/// closed them (`None`: still open at the end).
+#[derive(Debug, PartialEq)]
+struct Told<'a> {
+    opened: usize,
+    closed: Option<usize>,
+    lowest: usize,
+    left: &'a [Backend],
+    arrived: &'a [Backend],
+}
+
+/// The violations, with those in a row that the same steps opened and closed told as one: from
+/// the first's opening to the last's closing, as low as the lowest. How many dips one step makes
+/// is the controllers' timing (a cluster's EndpointSlice controller batches the changes of a
+/// rolling update that the built-in cluster publishes one by one), not the script's.
+fn merged_by_steps(violations: &[Violation], step: impl Fn(Option<u64>) -> usize) -> Vec<Told<'_>> {
+    let mut told: Vec<Told<'_>> = Vec::new();
+    for v in violations {
+        let next = Told {
+            opened: step(v.opened_by),
+            closed: v.closed.then(|| step(v.closed_by)),
+            lowest: v.lowest,
+            left: &v.left,
+            arrived: &v.arrived,
+        };
+        match told.last_mut() {
+            Some(last) if last.opened == next.opened && last.closed == next.closed => {
+                last.lowest = last.lowest.min(next.lowest);
+                last.arrived = next.arrived;
+            }
+            _ => told.push(next),
+        }
+    }
+    told
+}
+
 /// Judges each change of the service's slices as it comes: the guard's whole state machine.
 struct Judge {
     minimum: usize,
@@ -293,26 +329,24 @@ impl Guard {
         };
         // The recorded form holds only the steps, which do not depend on timing; the details
         // (which pods, how low) go into the message.
-        let violations: Vec<(String, String)> = history
-            .violations
-            .iter()
+        let step = |version| super::step_before(&context.write_log, version, about.line);
+        let violations: Vec<(String, String)> = merged_by_steps(&history.violations, step)
+            .into_iter()
             .map(|v| {
-                let step = |version| super::step_before(&context.write_log, version, about.line);
-                let opened = step(v.opened_by);
-                let when = match v.closed.then(|| step(v.closed_by)) {
-                    Some(closed) if closed == opened => format!("during the step at line {closed}"),
-                    Some(closed) => format!("from the step at line {opened} until the step at line {closed}"),
-                    None => format!("from the step at line {opened} until the end of the scenario"),
+                let when = match v.closed {
+                    Some(closed) if closed == v.opened => format!("during the step at line {closed}"),
+                    Some(closed) => format!("from the step at line {} until the step at line {closed}", v.opened),
+                    None => format!("from the step at line {} until the end of the scenario", v.opened),
                 };
                 let mut details = format!("{what} {when}");
                 if about.minimum > 1 {
                     details.push_str(&format!(" (as few as {})", v.lowest));
                 }
                 if !v.left.is_empty() {
-                    details.push_str(&format!(": opened when {} stopped serving", name_pods(&v.left)));
+                    details.push_str(&format!(": opened when {} stopped serving", name_pods(v.left)));
                 }
-                if v.closed {
-                    let arrived = if v.arrived.is_empty() { "endpoints".to_string() } else { name_pods(&v.arrived) };
+                if v.closed.is_some() {
+                    let arrived = if v.arrived.is_empty() { "endpoints".to_string() } else { name_pods(v.arrived) };
                     details.push_str(&format!(", closed when {arrived} started serving"));
                 }
                 (format!("{what} {when}"), details)
@@ -374,6 +408,32 @@ mod tests {
         assert_eq!((gap.opened_by, gap.closed, gap.closed_by, gap.lowest), (Some(11), true, Some(21), 0));
         assert_eq!(gap.left, [backend("a"), backend("b")]);
         assert_eq!(gap.arrived, [backend("c")]);
+    }
+
+    #[test]
+    fn dips_the_same_steps_opened_and_closed_are_told_as_one() {
+        // A rolling update at line 40 that dips below 3 three times, then a dip from line 41 to
+        // 42, then one left open by line 43: versions map to the lines of the writes before them.
+        let mut judge =
+            Judge { minimum: 3, routed: vec![backend("a"), backend("b"), backend("c")], history: History::default() };
+        judge.observe(vec![backend("b"), backend("c")], Some(401));
+        judge.observe(vec![backend("b"), backend("c"), backend("d")], Some(402));
+        judge.observe(vec![backend("c"), backend("d")], Some(403));
+        judge.observe(vec![backend("d")], Some(404));
+        judge.observe(vec![backend("c"), backend("d"), backend("e")], Some(405));
+        judge.observe(vec![backend("d"), backend("e")], Some(406));
+        judge.observe(vec![backend("d"), backend("e"), backend("f")], Some(407));
+        judge.observe(vec![backend("e"), backend("f")], Some(411));
+        judge.observe(vec![backend("d"), backend("e"), backend("f")], Some(421));
+        judge.observe(vec![backend("f")], Some(431));
+        assert_eq!(judge.history.violations.len(), 5);
+        let told = merged_by_steps(&judge.history.violations, |v| 40 + (v.unwrap() % 400 / 10) as usize);
+        let expected = [
+            Told { opened: 40, closed: Some(40), lowest: 1, left: &[backend("a")], arrived: &[backend("f")] },
+            Told { opened: 41, closed: Some(42), lowest: 2, left: &[backend("d")], arrived: &[backend("d")] },
+            Told { opened: 43, closed: None, lowest: 1, left: &[backend("d"), backend("e")], arrived: &[] },
+        ];
+        assert_eq!(told, expected);
     }
 
     #[test]
