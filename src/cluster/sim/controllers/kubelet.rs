@@ -79,13 +79,19 @@ impl Kubelet {
                     is_deleting(pod) || !(is_terminal(pod) || settled)
                 })
                 .collect();
+            // At the kind pace, pods that end and pods that start at the same instant are
+            // taken in two passes, the ends first, and the EndpointSlice controller publishes
+            // in between: on a cluster the two are apart by chance, and a guard must see the
+            // gap that order opens (upstream gives no order to break the tie by).
+            let mut ended = false;
+            let mut starting = Vec::new();
             for pod in pending {
                 let node_name = pod["spec"]["nodeName"].as_str().unwrap_or_default();
                 let index = nodes.iter().position(|n| name(n) == node_name);
                 // A pod bound to a node that does not exist has no kubelet: it never starts, and
                 // once deleted it waits for the pod garbage collector (podgc.rs).
                 if is_deleting(&pod) && (node_name.is_empty() || index.is_some()) {
-                    self.terminate(store, &mut ips, pace, tick, namespace, &pod);
+                    ended |= self.terminate(store, &mut ips, pace, tick, namespace, &pod);
                     continue;
                 }
                 let Some(index) = index.filter(|_| !is_deleting(&pod)) else { continue };
@@ -98,7 +104,7 @@ impl Kubelet {
                             .entry((namespace.clone(), uid(&pod).to_string()))
                             .or_insert(tick.now + KIND_START);
                         if tick.now >= due {
-                            self.start(store, &mut ips, namespace, Arc::unwrap_or_clone(pod), node, index);
+                            starting.push((pod, index));
                         } else {
                             if !pod["status"]["containerStatuses"].is_array() {
                                 let mut pod = Arc::unwrap_or_clone(pod);
@@ -110,6 +116,13 @@ impl Kubelet {
                     }
                 }
             }
+            // Ended pods are the kubelet's own change: it runs again at this instant, once the
+            // other controllers have seen them go, and starts these then.
+            if !ended {
+                for (pod, index) in starting {
+                    self.start(store, &mut ips, namespace, Arc::unwrap_or_clone(pod), &nodes[index], index);
+                }
+            }
         }
         if has_timers {
             let keep = |key: &(String, String)| seen.contains(key) || !namespaces.contains(&key.0);
@@ -117,6 +130,7 @@ impl Kubelet {
         }
     }
 
+    /// Whether the pod ended now (removed, or stopped while its finalizers hold it).
     fn terminate(
         &mut self,
         store: &mut Store,
@@ -125,7 +139,7 @@ impl Kubelet {
         tick: &mut Tick,
         namespace: &str,
         pod: &Value,
-    ) {
+    ) -> bool {
         let grace = pod["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0).max(0) as u64;
         // A pod no node took has nothing running to wait for.
         let unbound = pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty);
@@ -133,16 +147,16 @@ impl Kubelet {
         // then); its kubelet stops it all the same, at the moment it would have removed it.
         let held = has_finalizers(pod);
         if held && (unbound || is_terminal(pod)) {
-            return;
+            return false;
         }
         if !held && (unbound || pace == Pace::Fast || grace == 0) {
             store.remove(POD, namespace, name(pod));
             ips.release(pod);
-            return;
+            return true;
         }
         if held && pace == Pace::Fast {
             stop(store, namespace, pod);
-            return;
+            return true;
         }
         // The kubelet kills the process when the grace period is over, writes the pod's last
         // status, and only then is the pod deleted: a moment after its deletionTimestamp (which
@@ -151,17 +165,20 @@ impl Kubelet {
         // grace period times out first on both, as it would on a real kubelet.
         // (Read from the timestamp each time: a pod being deleted always has one.)
         let Some(deleted_at) = pod["metadata"]["deletionTimestamp"].as_str().and_then(parse_time) else {
-            return;
+            return false;
         };
         let due = tick.instant_at_secs(deleted_at + GONE_AFTER_DELETION_TIMESTAMP);
         if tick.now < due {
             tick.wake_at(due);
-        } else if held {
+            return false;
+        }
+        if held {
             stop(store, namespace, pod);
         } else {
             store.remove(POD, namespace, name(pod));
             ips.release(pod);
         }
+        true
     }
 
     /// The pod's IP, given once its sandbox exists, before its containers start (a Service that

@@ -1397,3 +1397,36 @@ async fn a_pod_its_finalizers_hold_is_stopped_when_its_kubelet_would_remove_it_a
         assert!(cluster.store.get(POD, NS, "web").is_none(), "{pace:?}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_pod_that_ends_as_its_replacement_starts_leaves_its_service_empty_for_a_moment() {
+    // Deleted at a whole second with a 1 s grace period, the pod is gone 3 s later, the moment
+    // its replacement, made at once, turns ready. Which comes first is chance on a cluster; a
+    // guard must see the gap the end opens, so the slice is published in between.
+    let mut cluster = Cluster::new(Pace::Kind);
+    cluster.create(SERVICE, service("web", "web"));
+    cluster.create(DEPLOYMENT, deployment("web", 1, "v1"));
+    cluster.wait(5).await;
+    let old = name(&cluster.pods()[0]).to_string();
+    let since = cluster.store.resource_version();
+    let subsec = cluster.store.clock.elapsed().subsec_nanos();
+    assert_eq!(subsec, 0, "the deletion is at a whole second");
+    cluster.store.mark_deleted(POD, NS, &old, Some(1));
+    cluster.wait(5).await;
+    let serving = |slices: &BTreeMap<String, Value>| -> Vec<String> {
+        let endpoints = slices.values().flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default());
+        endpoints
+            .filter(|e| e["conditions"]["serving"] == true)
+            .map(|e| e["targetRef"]["name"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let mut states: Vec<Vec<String>> = Vec::new();
+    cluster.replay(since, ENDPOINT_SLICE, |slices| {
+        let now = serving(slices);
+        if states.last() != Some(&now) {
+            states.push(now);
+        }
+    });
+    let new = cluster.pods().iter().map(|p| name(p).to_string()).find(|n| *n != old).unwrap();
+    assert_eq!(states, [vec![old.clone()], vec![], vec![new]], "serving endpoints as the slice went");
+}
