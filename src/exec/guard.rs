@@ -4,6 +4,7 @@
 //! endpoints than required are recorded with the steps that opened and closed them, and with the
 //! pods whose endpoints left and came back.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -26,6 +27,8 @@ pub struct Guard {
     task: tokio::task::JoinHandle<History>,
     /// The highest resourceVersion of a slice the guard has judged.
     processed: watch::Receiver<u64>,
+    /// The service's slices as the guard's watch holds them.
+    slices: reflector::Store<EndpointSlice>,
 }
 
 /// What a guard watches for, as written in its step.
@@ -72,10 +75,12 @@ struct Told<'a> {
     arrived: &'a [Backend],
 }
 
-/// The violations, with those in a row that the same steps opened and closed told as one: from
-/// the first's opening to the last's closing, as low as the lowest. How many dips one step makes
-/// is the controllers' timing (a cluster's EndpointSlice controller batches the changes of a
-/// rolling update that the built-in cluster publishes one by one), not the script's.
+/// The violations, with one that the step closing the one before it opened told as part of it:
+/// from the first's opening to the last's closing (or the end), as low as the lowest, opened by
+/// the first's leaving pods and closed by the last's arriving ones. How many dips one step makes,
+/// and whether a close and the next opening by the same step are apart, is the controllers'
+/// timing (a cluster's EndpointSlice controller batches the changes of a rolling update that the
+/// built-in cluster publishes one by one), not the script's.
 fn merged_by_steps(violations: &[Violation], step: impl Fn(Option<u64>) -> usize) -> Vec<Told<'_>> {
     let mut told: Vec<Told<'_>> = Vec::new();
     for v in violations {
@@ -87,8 +92,9 @@ fn merged_by_steps(violations: &[Violation], step: impl Fn(Option<u64>) -> usize
             arrived: &v.arrived,
         };
         match told.last_mut() {
-            Some(last) if last.opened == next.opened && last.closed == next.closed => {
+            Some(last) if last.closed == Some(next.opened) => {
                 last.lowest = last.lowest.min(next.lowest);
+                last.closed = next.closed;
                 last.arrived = next.arrived;
             }
             _ => told.push(next),
@@ -159,6 +165,7 @@ pub async fn start(
     let api: Api<EndpointSlice> = Api::namespaced(context.client.clone(), &context.namespace);
     let config = watcher::Config::default().labels(&format!("{}={name}", traffic::SERVICE_NAME_LABEL));
     let (reader, writer) = reflector::store::<EndpointSlice>();
+    let guard_slices = reader.clone();
     let stream = reflector::reflector(writer, watcher::watcher(api, config).default_backoff());
     let (stop, mut stopped) = oneshot::channel::<()>();
     let (listed_tx, listed_rx) = oneshot::channel::<()>();
@@ -216,7 +223,7 @@ pub async fn start(
         Invariant::AtLeast(_) => format!("at-least {minimum}"),
     };
     let about = About { service: name, invariant, minimum, expect_violation, line };
-    Ok(Guard { about, stop, task, processed })
+    Ok(Guard { about, stop, task, processed, slices: guard_slices })
 }
 
 /// Guarded Services that route only to terminating pods (kube-proxy's fallback when none is
@@ -277,7 +284,7 @@ impl Guard {
     /// history; if it cannot within `timeout`, or its watch lost changes, it says so rather
     /// than pass on an incomplete history.
     pub async fn finish(self, context: &Context<'_>, timeout: Duration) -> GuardResult {
-        let Guard { about, stop, task, mut processed } = self;
+        let Guard { about, stop, task, mut processed, slices: guard_slices } = self;
         let newest = context
             .view
             .slices
@@ -287,7 +294,21 @@ impl Guard {
             .filter_map(|s| s.metadata.resource_version.as_deref()?.parse::<u64>().ok())
             .max()
             .unwrap_or(0);
-        let caught_up = matches!(tokio::time::timeout(timeout, processed.wait_for(|v| *v >= newest)).await, Ok(Ok(_)));
+        // Caught up: it has seen the newest version of the slices the view holds, and holds none
+        // the view has seen go (a slice it still holds, of a version the view has passed, that
+        // the view no longer has). Once the Service is deleted, its slices are gone, and only the
+        // second says whether the guard has seen the changes before they went.
+        let gone_from_view = |slice: &EndpointSlice| {
+            let version = slice.metadata.resource_version.as_deref().and_then(|v| v.parse::<u64>().ok());
+            let held = |s: &Arc<EndpointSlice>| {
+                s.metadata.name == slice.metadata.name && traffic::belongs_to(s, &about.service)
+            };
+            version.is_some_and(|v| v <= context.view.slices_seen_through())
+                && !context.view.slices.state().iter().any(held)
+        };
+        let behind = || guard_slices.state().iter().any(|s| gone_from_view(s));
+        let caught_up =
+            matches!(tokio::time::timeout(timeout, processed.wait_for(|v| *v >= newest && !behind())).await, Ok(Ok(_)));
         let _ = stop.send(());
         let history = match task.await {
             Ok(history) => history,
@@ -411,9 +432,10 @@ mod tests {
     }
 
     #[test]
-    fn dips_the_same_steps_opened_and_closed_are_told_as_one() {
+    fn dips_that_follow_on_at_one_step_are_told_as_one() {
         // A rolling update at line 40 that dips below 3 three times, then a dip from line 41 to
-        // 42, then one left open by line 43: versions map to the lines of the writes before them.
+        // 42 and one that line 42 opens again, until 43, then one left open by line 44: versions
+        // map to the lines of the writes before them.
         let mut judge =
             Judge { minimum: 3, routed: vec![backend("a"), backend("b"), backend("c")], history: History::default() };
         judge.observe(vec![backend("b"), backend("c")], Some(401));
@@ -425,13 +447,15 @@ mod tests {
         judge.observe(vec![backend("d"), backend("e"), backend("f")], Some(407));
         judge.observe(vec![backend("e"), backend("f")], Some(411));
         judge.observe(vec![backend("d"), backend("e"), backend("f")], Some(421));
-        judge.observe(vec![backend("f")], Some(431));
-        assert_eq!(judge.history.violations.len(), 5);
+        judge.observe(vec![backend("e"), backend("f")], Some(422));
+        judge.observe(vec![backend("d"), backend("e"), backend("f")], Some(431));
+        judge.observe(vec![backend("f")], Some(441));
+        assert_eq!(judge.history.violations.len(), 6);
         let told = merged_by_steps(&judge.history.violations, |v| 40 + (v.unwrap() % 400 / 10) as usize);
         let expected = [
             Told { opened: 40, closed: Some(40), lowest: 1, left: &[backend("a")], arrived: &[backend("f")] },
-            Told { opened: 41, closed: Some(42), lowest: 2, left: &[backend("d")], arrived: &[backend("d")] },
-            Told { opened: 43, closed: None, lowest: 1, left: &[backend("d"), backend("e")], arrived: &[] },
+            Told { opened: 41, closed: Some(43), lowest: 2, left: &[backend("d")], arrived: &[backend("d")] },
+            Told { opened: 44, closed: None, lowest: 1, left: &[backend("d"), backend("e")], arrived: &[] },
         ];
         assert_eq!(told, expected);
     }

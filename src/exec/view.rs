@@ -709,6 +709,12 @@ impl View {
         self.services.state().into_iter().find(|s| s.metadata.name.as_deref() == Some(name))
     }
 
+    /// The newest resourceVersion of an EndpointSlice event the view has applied: it has seen
+    /// every slice change up to it.
+    pub fn slices_seen_through(&self) -> u64 {
+        self.newest.get(Watched::EndpointSlice)
+    }
+
     /// The newest resourceVersion the view has applied, of any kind it watches in the namespace.
     pub fn newest_version(&self) -> u64 {
         self.newest.0.iter().map(|slot| slot.load(std::sync::atomic::Ordering::Acquire)).max().unwrap_or(0)

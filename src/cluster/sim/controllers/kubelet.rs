@@ -1,9 +1,9 @@
 //! The kubelet stand-in, at the testbed's paces. Fast: a bound pod is Running and Ready at once;
-//! a deleted pod is gone at once. Kind: a bound pod is Pending (ContainerCreating, with its IP,
-//! as a kubelet gives it with the pod's sandbox) for `KIND_START` and then Running and Ready; a deleted pod keeps running, still Ready (the
-//! runbook's processes ignore SIGTERM), until its grace period has passed, and is gone two
-//! seconds after its deletionTimestamp. A deleted pod its finalizers hold is stopped (Failed)
-//! at that moment instead, and stays.
+//! a deleted pod is gone at once. Kind: a bound pod is Pending (ContainerCreating, with the IP
+//! its sandbox gives it) for `KIND_START` and then Running and Ready; a deleted pod keeps
+//! running, still Ready (the runbook's processes ignore SIGTERM), until its grace period has
+//! passed, and is gone two seconds after its deletionTimestamp. A deleted pod its finalizers
+//! hold is stopped (Failed) at that moment instead, and stays.
 //! Pod IPs come from each node's pod CIDR, handed out round-robin as host-local IPAM does.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -338,11 +338,19 @@ async fn a_replica_set_without_a_controller_ranks_no_pod_by_its_node() {
 
 #[tokio::test(start_paused = true)]
 async fn pods_started_together_get_distinct_ips_and_a_freed_ip_is_handed_out_again() {
-    let mut cluster = Cluster::new(Pace::Fast);
-    cluster.create(REPLICA_SET, replica_set("web", 200));
     let ips = |c: &Cluster| -> Vec<String> {
         c.pods().iter().filter_map(|p| p["status"]["podIP"].as_str().map(String::from)).collect()
     };
+    // At the kind pace a pod has its IP while its containers are still created.
+    let mut creating = Cluster::new(Pace::Kind);
+    creating.create(REPLICA_SET, replica_set("web", 200));
+    assert!(creating.pods().iter().all(|p| p["status"]["phase"] == "Pending"));
+    let given = ips(&creating);
+    assert_eq!(given.len(), 200);
+    assert_eq!(given.iter().collect::<std::collections::BTreeSet<_>>().len(), 200, "no IP twice");
+
+    let mut cluster = Cluster::new(Pace::Fast);
+    cluster.create(REPLICA_SET, replica_set("web", 200));
     let started = ips(&cluster);
     assert_eq!(started.len(), 200);
     assert_eq!(started.iter().collect::<std::collections::BTreeSet<_>>().len(), 200, "no IP twice");
