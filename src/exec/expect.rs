@@ -699,8 +699,9 @@ fn stalled(context: &Context<'_>, mut why: String) -> StepError {
 /// for a whole snapshot, every Deployment and DaemonSet has rolled out (or gone as far as it will
 /// until the user acts: paused, or OnDelete). A guard starts from the first; a snapshot records
 /// only after both, so it reads the same at every pace. A rollout past its progress deadline
-/// will not settle: that fails at once, once none of its pods is on its way to ready. A Service whose selected pods are all terminating routes
-/// to them until they go (kube-proxy's fallback), so it settles only once their grace period ends.
+/// will not settle: that fails at once, once none of its pods is on its way to ready. A Service
+/// whose selected pods are all terminating routes to them until they go (kube-proxy's fallback),
+/// so it settles only once their grace period ends.
 pub async fn settle(context: &Context<'_>, timeout: Duration, only: Option<&str>) -> Result<(), StepError> {
     let deadline = tokio::time::Instant::now() + timeout;
     // Ok(None) once settled, Ok(Some(why)) when it never will, Err(why) while it has not yet.
