@@ -295,14 +295,16 @@ impl Guard {
             .max()
             .unwrap_or(0);
         // Caught up: it has seen the newest version of the slices the view holds, and holds none
-        // the view has seen deleted (a slice it still holds, of a version the view has passed,
-        // that the view no longer has). Once the Service is deleted, its slices are gone, and
-        // only the second says whether the guard has seen the changes before they went. (A slice
-        // moved to another Service stays in the view: the built-in cluster's filtered watch does
-        // not tell the guard it left, as the API server's does, and waiting for that would hang.)
+        // the view has seen leave the Service (a slice it still holds, of a version the view has
+        // passed, that the view no longer has as the Service's: deleted, or relabelled for
+        // another Service, which the guard's watch by label is told as a deletion). Once the
+        // Service is deleted, its slices are gone, and only the second says whether the guard has
+        // seen the changes before they went.
         let gone_from_view = |slice: &EndpointSlice| {
             let version = slice.metadata.resource_version.as_deref().and_then(|v| v.parse::<u64>().ok());
-            let held = |s: &Arc<EndpointSlice>| s.metadata.name == slice.metadata.name;
+            let held = |s: &Arc<EndpointSlice>| {
+                s.metadata.name == slice.metadata.name && traffic::belongs_to(s, &about.service)
+            };
             version.is_some_and(|v| v <= context.view.slices_seen_through())
                 && !context.view.slices.state().iter().any(held)
         };

@@ -19,7 +19,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use super::controllers::{self, Controllers};
 use super::error::ApiError;
 use super::resources::{self, Resource};
-use super::store::{self, Store};
+use super::store::{self, Change, ChangeType, Store};
 use super::typed_patch::Refusal;
 use super::{Pace, cluster_ips, node_ports, validate};
 
@@ -1019,8 +1019,7 @@ fn watch_stream(shared: &Arc<Shared>, target: &Target, query: &BTreeMap<String, 
                 let lines = state.store.changes_since(last_seen).map(|changes| {
                     changes
                         .filter(|c| c.resource == resource && namespace.as_ref().is_none_or(|ns| *ns == c.namespace))
-                        .filter(|c| matches(&c.selectable))
-                        .map(|c| event_line_of_json(c.change.as_str(), &c.json))
+                        .filter_map(|c| watched_event(c, &matches))
                         .collect()
                 });
                 last_seen = state.store.resource_version();
@@ -1054,6 +1053,26 @@ fn watch_stream(shared: &Arc<Shared>, target: &Target, query: &BTreeMap<String, 
         .body(UnsyncBoxBody::new(body))
         .expect("a valid response");
     Ok(Reply::Watch(response))
+}
+
+/// The event a watch whose selectors are `matches` sends of a change, if any. As the API server's
+/// watch cache does, it judges the object before a change of its labels too: an object that moves
+/// out of the watch's selection is DELETED (as it was before, at the change's version), one that
+/// moves in is ADDED.
+fn watched_event(change: &Change, matches: impl Fn(&Value) -> bool) -> Option<Bytes> {
+    let now = matches(&change.selectable);
+    let before = change.relabelled.as_ref().map_or(now, |relabelled| matches(&relabelled.selectable));
+    match (now, before) {
+        (true, true) => Some(event_line_of_json(change.change.as_str(), &change.json)),
+        (true, false) => Some(event_line_of_json(ChangeType::Added.as_str(), &change.json)),
+        (false, true) => {
+            let relabelled = change.relabelled.as_ref()?;
+            let mut object: Value = serde_json::from_slice(&relabelled.json).ok()?;
+            object["metadata"]["resourceVersion"] = change.resource_version.to_string().into();
+            Some(event_line(ChangeType::Deleted.as_str(), &object))
+        }
+        (false, false) => None,
+    }
 }
 
 /// A watch's place in the store's log, given up when the watch ends (however its task ends).
@@ -1869,6 +1888,60 @@ mod tests {
         assert!(line.ends_with("}\n"), "{line}");
         let event: serde_json::Value = serde_json::from_str(line).unwrap();
         assert_eq!(event["object"]["metadata"]["name"], "web");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_watch_by_labels_sees_an_object_move_out_of_its_selection_as_deleted_and_in_as_added() {
+        use http_body_util::BodyExt;
+        use k8s_openapi::api::core::v1::ConfigMap;
+        use tower::ServiceExt;
+
+        let sim = SimCluster::start(2, Pace::Fast);
+        let maps: Api<ConfigMap> = Api::namespaced(sim.client(), "default");
+        let request = http::Request::get("/api/v1/namespaces/default/configmaps?watch=true&labelSelector=app%3Dweb")
+            .body(kube::client::Body::empty())
+            .unwrap();
+        let mut body = sim.clone().oneshot(request).await.unwrap().into_body();
+        let mut next_event = async || {
+            let frame = tokio::time::timeout(std::time::Duration::from_secs(5), body.frame()).await;
+            let frame = frame.expect("an event within 5 s").expect("an event").unwrap().into_data().unwrap();
+            serde_json::from_slice::<serde_json::Value>(&frame).unwrap()
+        };
+        let labels = |app: &str| Patch::Merge(json!({"metadata": {"labels": {"app": app}}}));
+        let version = |map: ConfigMap| map.metadata.resource_version.unwrap();
+
+        let map = serde_json::from_value(json!({"metadata": {"name": "web", "labels": {"app": "web"}}})).unwrap();
+        let created = version(maps.create(&PostParams::default(), &map).await.unwrap());
+        let added = next_event().await;
+        assert_eq!(
+            (added["type"].as_str(), added["object"]["metadata"]["resourceVersion"].as_str()),
+            (Some("ADDED"), Some(created.as_str()))
+        );
+
+        // Moved out: DELETED, the object as it was before, at the version of the change.
+        let moved_out = version(maps.patch("web", &PatchParams::default(), &labels("other")).await.unwrap());
+        let deleted = next_event().await;
+        assert_eq!(deleted["type"], "DELETED");
+        assert_eq!(deleted["object"]["metadata"]["labels"], json!({"app": "web"}));
+        assert_eq!(deleted["object"]["metadata"]["resourceVersion"].as_str(), Some(moved_out.as_str()));
+
+        // Changes out of the selection are not sent; moved back in, the object is ADDED.
+        let note = Patch::Merge(json!({"metadata": {"annotations": {"note": "away"}}}));
+        maps.patch("web", &PatchParams::default(), &note).await.unwrap();
+        let moved_in = version(maps.patch("web", &PatchParams::default(), &labels("web")).await.unwrap());
+        let added = next_event().await;
+        assert_eq!(
+            (added["type"].as_str(), added["object"]["metadata"]["resourceVersion"].as_str()),
+            (Some("ADDED"), Some(moved_in.as_str()))
+        );
+        assert_eq!(added["object"]["metadata"]["annotations"]["note"], "away");
+
+        // A change of labels that keeps it selected is a modification.
+        let tier = Patch::Merge(json!({"metadata": {"labels": {"tier": "front"}}}));
+        maps.patch("web", &PatchParams::default(), &tier).await.unwrap();
+        assert_eq!(next_event().await["type"], "MODIFIED");
+        maps.delete("web", &Default::default()).await.unwrap();
+        assert_eq!(next_event().await["type"], "DELETED");
     }
 
     #[tokio::test(start_paused = true)]

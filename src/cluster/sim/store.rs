@@ -45,6 +45,19 @@ pub struct Change {
     /// The object as it was, in JSON, serialised once for every watch that delivers it. The log
     /// keeps text, not the object: 10,000 object trees held ~150 MB, their text a fraction.
     pub json: Bytes,
+    /// For a modification that changed the object's labels, the object as it was before: a watch
+    /// filtered by labels tells the object moving out of its selection as DELETED and moving in as
+    /// ADDED, as the API server's watch cache does.
+    pub relabelled: Option<Relabelled>,
+}
+
+/// An object before a change of its labels, as [`Change::relabelled`] keeps it.
+#[derive(Debug, Clone)]
+pub struct Relabelled {
+    /// What a watch's selectors read of the object before the change.
+    pub selectable: Value,
+    /// The object before the change, in JSON.
+    pub json: Bytes,
 }
 
 #[cfg(test)]
@@ -549,7 +562,7 @@ impl Store {
         object["metadata"]["resourceVersion"] = self.resource_version.to_string().into();
         let shared = Arc::new(object);
         self.note_owner_change(&key);
-        self.record(key, shared.clone(), ChangeType::Deleted, Reach::State);
+        self.record(key, shared.clone(), None, ChangeType::Deleted, Reach::State);
         Some(shared)
     }
 
@@ -572,7 +585,7 @@ impl Store {
             }
             _ => Reach::State,
         };
-        self.record(key, shared.clone(), change, reach);
+        self.record(key, shared.clone(), previous.as_deref(), change, reach);
         shared
     }
 
@@ -614,8 +627,15 @@ impl Store {
     }
 
     /// Logs a change, and notes its version for the controllers that read its kind, as far as
-    /// it reaches.
-    fn record(&mut self, (resource, namespace, name): Key, object: Arc<Value>, change: ChangeType, reach: Reach) {
+    /// it reaches. `previous` is the object before a modification.
+    fn record(
+        &mut self,
+        (resource, namespace, name): Key,
+        object: Arc<Value>,
+        previous: Option<&Value>,
+        change: ChangeType,
+        reach: Reach,
+    ) {
         if resource == resources::NAMESPACE {
             let known = self.namespace_names.binary_search(&name);
             match (change, known) {
@@ -657,17 +677,14 @@ impl Store {
                 self.cluster_state_version = self.resource_version;
             }
         }
-        let metadata = &object["metadata"];
-        let mut selected = serde_json::Map::new();
-        for field in ["name", "namespace", "labels"] {
-            if let Some(value) = metadata.get(field) {
-                selected.insert(field.to_string(), value.clone());
-            }
-        }
-        let selectable = json!({ "metadata": selected });
-        self.scratch.clear();
-        serde_json::to_writer(&mut self.scratch, &*object).expect("JSON values serialise");
-        let json = Bytes::copy_from_slice(&self.scratch);
+        let relabelled = previous
+            .filter(|previous| previous["metadata"].get("labels") != object["metadata"].get("labels"))
+            .map(|previous| Relabelled {
+                selectable: selectable_of(previous),
+                json: self.logged_json(resource, &namespace, &name).unwrap_or_else(|| self.serialised(previous)),
+            });
+        let selectable = selectable_of(&object);
+        let json = self.serialised(&object);
         self.log.push_back(Change {
             resource_version: self.resource_version,
             resource,
@@ -675,9 +692,36 @@ impl Store {
             change,
             selectable,
             json,
+            relabelled,
         });
         self.trim_log();
     }
+
+    /// The object's text as its latest change in the log holds it, if the log still does.
+    fn logged_json(&self, resource: Resource, namespace: &str, name: &str) -> Option<Bytes> {
+        let same = |c: &&Change| {
+            c.resource == resource && c.namespace == namespace && c.selectable["metadata"]["name"] == name
+        };
+        self.log.iter().rev().find(same).map(|c| c.json.clone())
+    }
+
+    fn serialised(&mut self, object: &Value) -> Bytes {
+        self.scratch.clear();
+        serde_json::to_writer(&mut self.scratch, object).expect("JSON values serialise");
+        Bytes::copy_from_slice(&self.scratch)
+    }
+}
+
+/// What a watch's selectors read of an object: its `metadata` name, namespace and labels.
+fn selectable_of(object: &Value) -> Value {
+    let metadata = &object["metadata"];
+    let mut selected = serde_json::Map::new();
+    for field in ["name", "namespace", "labels"] {
+        if let Some(value) = metadata.get(field) {
+            selected.insert(field.to_string(), value.clone());
+        }
+    }
+    json!({ "metadata": selected })
 }
 
 /// The string maps a runbook empties, which the API's Go types mark `omitempty`: the API server
