@@ -117,11 +117,12 @@ impl Kubelet {
                 }
             }
             // Ended pods are the kubelet's own change: it runs again at this instant, once the
-            // other controllers have seen them go, and starts these then.
-            if !ended {
-                for (pod, index) in starting {
-                    self.start(store, &mut ips, namespace, Arc::unwrap_or_clone(pod), &nodes[index], index);
-                }
+            // other controllers have seen them go, and starts these then. Pods due together
+            // start one a pass, in name order, for the same reason: on a cluster each pod's
+            // kubelet reports it Ready on its own, and the EndpointSlice controller publishes
+            // one before the next, so a guard must see a Service gain them one at a time.
+            if !ended && let Some((pod, index)) = starting.into_iter().next() {
+                self.start(store, &mut ips, namespace, Arc::unwrap_or_clone(pod), &nodes[index], index);
             }
         }
         if has_timers {

@@ -1407,6 +1407,31 @@ async fn a_pod_its_finalizers_hold_is_stopped_when_its_kubelet_would_remove_it_a
 }
 
 #[tokio::test(start_paused = true)]
+async fn pods_that_turn_ready_at_one_instant_join_their_service_one_at_a_time() {
+    // Three pods made together at the kind pace are due Ready at the same instant. On a cluster
+    // each one's kubelet reports it on its own and the Service gains them one by one; a guard
+    // counting on them arriving together must see the counts in between.
+    let mut cluster = Cluster::new(Pace::Kind);
+    cluster.create(SERVICE, service("web", "web"));
+    let since = cluster.store.resource_version();
+    cluster.create(DEPLOYMENT, deployment("web", 3, "v1"));
+    cluster.wait(5).await;
+    let ready = |slices: &BTreeMap<String, Value>| -> usize {
+        let endpoints = slices.values().flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default());
+        endpoints.filter(|e| e["conditions"]["ready"] == true).count()
+    };
+    let mut counts: Vec<usize> = Vec::new();
+    cluster.replay(since, ENDPOINT_SLICE, |slices| {
+        let now = ready(slices);
+        if counts.last() != Some(&now) {
+            counts.push(now);
+        }
+    });
+    assert_eq!(counts, [0, 1, 2, 3], "ready endpoints as the slice went");
+    assert!(cluster.pods().iter().all(is_ready), "all three started");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_pod_that_ends_as_its_replacement_starts_leaves_its_service_empty_for_a_moment() {
     // Deleted at a whole second with a 1 s grace period, the pod is gone 3 s later, the moment
     // its replacement, made at once, turns ready. Which comes first is chance on a cluster; a
