@@ -1432,6 +1432,27 @@ async fn pods_that_turn_ready_at_one_instant_join_their_service_one_at_a_time() 
 }
 
 #[tokio::test(start_paused = true)]
+async fn many_pods_that_turn_ready_at_one_instant_join_their_service_in_a_bounded_number_of_groups() {
+    // A pass of every controller per pod would make starting thousands quadratic: 40 pods due
+    // together start in groups of 3 (40 / 16, rounded up), the last group smaller.
+    let mut cluster = Cluster::new(Pace::Kind);
+    cluster.create(SERVICE, service("web", "web"));
+    let since = cluster.store.resource_version();
+    cluster.create(DEPLOYMENT, deployment("web", 40, "v1"));
+    cluster.wait(5).await;
+    let mut counts: Vec<usize> = Vec::new();
+    cluster.replay(since, ENDPOINT_SLICE, |slices| {
+        let endpoints = slices.values().flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default());
+        let now = endpoints.filter(|e| e["conditions"]["ready"] == true).count();
+        if counts.last() != Some(&now) {
+            counts.push(now);
+        }
+    });
+    let expected: Vec<usize> = (0..=13).map(|group| group * 3).chain([40]).collect();
+    assert_eq!(counts, expected, "ready endpoints as the slice went");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_pod_that_ends_as_its_replacement_starts_leaves_its_service_empty_for_a_moment() {
     // Deleted at a whole second with a 1 s grace period, the pod is gone 3 s later, the moment
     // its replacement, made at once, turns ready. Which comes first is chance on a cluster; a
