@@ -1061,13 +1061,13 @@ fn watch_stream(shared: &Arc<Shared>, target: &Target, query: &BTreeMap<String, 
 /// moves in is ADDED.
 fn watched_event(change: &Change, matches: impl Fn(&Value) -> bool) -> Option<Bytes> {
     let now = matches(&change.selectable);
-    let before = change.relabelled.as_ref().map_or(now, |relabelled| matches(&relabelled.selectable));
+    let before = change.before_relabel.as_ref().map_or(now, |before| matches(&before.selectable));
     match (now, before) {
         (true, true) => Some(event_line_of_json(change.change.as_str(), &change.json)),
         (true, false) => Some(event_line_of_json(ChangeType::Added.as_str(), &change.json)),
         (false, true) => {
-            let relabelled = change.relabelled.as_ref()?;
-            let mut object: Value = serde_json::from_slice(&relabelled.json).ok()?;
+            let before = change.before_relabel.as_ref()?;
+            let mut object: Value = serde_json::from_slice(&before.json).ok()?;
             object["metadata"]["resourceVersion"] = change.resource_version.to_string().into();
             Some(event_line(ChangeType::Deleted.as_str(), &object))
         }

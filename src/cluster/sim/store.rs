@@ -48,12 +48,12 @@ pub struct Change {
     /// For a modification that changed the object's labels, the object as it was before: a watch
     /// filtered by labels tells the object moving out of its selection as DELETED and moving in as
     /// ADDED, as the API server's watch cache does.
-    pub relabelled: Option<Relabelled>,
+    pub before_relabel: Option<BeforeRelabel>,
 }
 
-/// An object before a change of its labels, as [`Change::relabelled`] keeps it.
+/// An object before a change of its labels, as [`Change::before_relabel`] keeps it.
 #[derive(Debug, Clone)]
-pub struct Relabelled {
+pub struct BeforeRelabel {
     /// What a watch's selectors read of the object before the change.
     pub selectable: Value,
     /// The object before the change, in JSON.
@@ -677,11 +677,11 @@ impl Store {
                 self.cluster_state_version = self.resource_version;
             }
         }
-        let relabelled = previous
+        let before_relabel = previous
             .filter(|previous| previous["metadata"].get("labels") != object["metadata"].get("labels"))
-            .map(|previous| Relabelled {
+            .map(|previous| BeforeRelabel {
                 selectable: selectable_of(previous),
-                json: self.logged_json(resource, &namespace, &name).unwrap_or_else(|| self.serialised(previous)),
+                json: self.logged_json(previous).unwrap_or_else(|| self.serialised(previous)),
             });
         let selectable = selectable_of(&object);
         let json = self.serialised(&object);
@@ -692,19 +692,20 @@ impl Store {
             change,
             selectable,
             json,
-            relabelled,
+            before_relabel,
         });
         self.trim_log();
     }
 
-    /// The object's text as its latest change in the log holds it, if the log still does.
-    fn logged_json(&self, resource: Resource, namespace: &str, name: &str) -> Option<Bytes> {
-        let same = |c: &&Change| {
-            c.resource == resource && c.namespace == namespace && c.selectable["metadata"]["name"] == name
-        };
-        self.log.iter().rev().find(same).map(|c| c.json.clone())
+    /// A stored object's text, as the change that stored it left it in the log, if the log still
+    /// holds that change: found by the object's resourceVersion, each version being one change.
+    fn logged_json(&self, object: &Value) -> Option<Bytes> {
+        let version = object["metadata"]["resourceVersion"].as_str()?.parse::<u64>().ok()?;
+        let at = self.log.partition_point(|change| change.resource_version < version);
+        self.log.get(at).filter(|change| change.resource_version == version).map(|change| change.json.clone())
     }
 
+    /// An object's JSON text, written through the store's scratch buffer.
     fn serialised(&mut self, object: &Value) -> Bytes {
         self.scratch.clear();
         serde_json::to_writer(&mut self.scratch, object).expect("JSON values serialise");
@@ -1091,6 +1092,43 @@ mod tests {
         assert_eq!(store.log.len(), LOG_CAPACITY);
         store.close_cursor(watch);
         assert_eq!(store.log.len(), LOG_RETAINED, "a watch that ended holds nothing back");
+    }
+
+    #[test]
+    fn a_change_of_labels_keeps_the_object_as_it_was_before_from_the_log_or_written_anew() {
+        let mut store = store();
+        let relabel = |store: &mut Store, name: &str, labels: Value| {
+            let mut object = (*store.get_shared(resources::CONFIG_MAP, "ns", name).unwrap()).clone();
+            object["metadata"]["labels"] = labels;
+            store.update(resources::CONFIG_MAP, "ns", object).unwrap();
+            store.log.back().unwrap().clone()
+        };
+        let before = |change: &Change| -> Value {
+            serde_json::from_slice(&change.before_relabel.as_ref().expect("labels changed").json).unwrap()
+        };
+        // Deleted and made again under the same name: the object before is the new one.
+        store.create(resources::CONFIG_MAP, "ns", json!({"metadata": {"name": "x", "labels": {"v": "a"}}})).unwrap();
+        store.remove(resources::CONFIG_MAP, "ns", "x");
+        let again = json!({"metadata": {"name": "x", "labels": {"v": "b"}, "annotations": {"made": "again"}}});
+        let made = store.create(resources::CONFIG_MAP, "ns", again).unwrap();
+        let change = relabel(&mut store, "x", json!({"v": "c"}));
+        assert_eq!(before(&change), *made, "the object as the log holds it");
+        assert_eq!(change.before_relabel.unwrap().selectable["metadata"]["labels"], json!({"v": "b"}));
+        // Its change gone from the log, the object is written anew, the same.
+        store.create(resources::CONFIG_MAP, "ns", json!({"metadata": {"name": "other"}})).unwrap();
+        for i in 0..=LOG_RETAINED {
+            relabel(&mut store, "other", json!({"round": i.to_string()}));
+        }
+        let stored = store.get_shared(resources::CONFIG_MAP, "ns", "x").unwrap();
+        let version: u64 = stored["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
+        assert!(store.log.iter().all(|c| c.resource_version != version), "the change is gone from the log");
+        let change = relabel(&mut store, "x", json!({"v": "d"}));
+        assert_eq!(before(&change), *stored);
+        // A change that leaves the labels alone keeps nothing.
+        let mut noted = (*store.get_shared(resources::CONFIG_MAP, "ns", "x").unwrap()).clone();
+        noted["metadata"]["annotations"] = json!({"note": "n"});
+        store.update(resources::CONFIG_MAP, "ns", noted).unwrap();
+        assert!(store.log.back().unwrap().before_relabel.is_none());
     }
 
     #[test]

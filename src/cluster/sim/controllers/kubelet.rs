@@ -22,7 +22,7 @@ use super::{Tick, has_finalizers, is_deleting, is_ready, is_terminal, name, pars
 /// How long a pod takes from binding to Ready at the kind pace.
 pub const KIND_START: Duration = Duration::from_secs(3);
 /// How many pods due Ready at one instant (in a namespace) start apart, one a pass; more start
-/// in as many groups, of equal size.
+/// in as many groups, as near equal in size as they divide.
 const STARTS_APART: usize = 16;
 /// Seconds after its deletionTimestamp that a deleted pod is gone at the kind pace.
 const GONE_AFTER_DELETION_TIMESTAMP: i64 = 2;
@@ -33,9 +33,9 @@ pub struct Kubelet {
     ready_at: HashMap<(String, String), Instant>,
     /// Node name -> the last host number handed out in its pod CIDR.
     last_ip: BTreeMap<String, u8>,
-    /// Namespace -> how many of the pods due Ready at an instant start a pass, fixed at that
-    /// instant's first pass.
-    group_sizes: HashMap<String, (Instant, usize)>,
+    /// Namespace -> the instant its pods due Ready are starting at, and how many passes are left
+    /// to start them in.
+    groups_left: HashMap<String, (Instant, usize)>,
 }
 
 /// The pod IPs in use, gathered once per run of the kubelet when a pod first needs one and kept
@@ -129,20 +129,17 @@ impl Kubelet {
             // one before the next, so a guard must see a Service gain them one at a time (with
             // kube-proxy's rules, a Service's first ready pod can route less than the
             // terminating ones it replaces). Beyond `STARTS_APART` pods, they start in as many
-            // groups: a pass per pod would make starting thousands quadratic.
+            // groups (each pass the pods left over the passes left): a pass per pod would make
+            // starting thousands quadratic.
             if starting.is_empty() {
-                self.group_sizes.remove(namespace);
+                self.groups_left.remove(namespace);
             } else if !ended {
-                let fresh = (tick.now, starting.len().div_ceil(STARTS_APART));
-                let (_, group) = *self
-                    .group_sizes
-                    .entry(namespace.clone())
-                    .and_modify(|g| {
-                        if g.0 != tick.now {
-                            *g = fresh;
-                        }
-                    })
-                    .or_insert(fresh);
+                let left = self.groups_left.entry(namespace.clone()).or_insert((tick.now, STARTS_APART));
+                if left.0 != tick.now {
+                    *left = (tick.now, STARTS_APART);
+                }
+                let group = starting.len().div_ceil(left.1.max(1));
+                left.1 = left.1.saturating_sub(1);
                 for (pod, index) in starting.into_iter().take(group) {
                     self.start(store, &mut ips, namespace, Arc::unwrap_or_clone(pod), &nodes[index], index);
                 }

@@ -1429,12 +1429,26 @@ async fn pods_that_turn_ready_at_one_instant_join_their_service_one_at_a_time() 
     });
     assert_eq!(counts, [0, 1, 2, 3], "ready endpoints as the slice went");
     assert!(cluster.pods().iter().all(is_ready), "all three started");
+    // In name order.
+    let mut joined: Vec<String> = Vec::new();
+    cluster.replay(since, ENDPOINT_SLICE, |slices| {
+        let endpoints = slices.values().flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default());
+        for endpoint in endpoints.filter(|e| e["conditions"]["ready"] == true) {
+            let pod = endpoint["targetRef"]["name"].as_str().unwrap_or_default().to_string();
+            if !joined.contains(&pod) {
+                joined.push(pod);
+            }
+        }
+    });
+    let mut names: Vec<String> = cluster.pods().iter().map(|p| name(p).to_string()).collect();
+    names.sort();
+    assert_eq!(joined, names, "pods joined in name order");
 }
 
 #[tokio::test(start_paused = true)]
 async fn many_pods_that_turn_ready_at_one_instant_join_their_service_in_a_bounded_number_of_groups() {
     // A pass of every controller per pod would make starting thousands quadratic: 40 pods due
-    // together start in groups of 3 (40 / 16, rounded up), the last group smaller.
+    // together start in 16 groups, 8 of 3 pods and 8 of 2.
     let mut cluster = Cluster::new(Pace::Kind);
     cluster.create(SERVICE, service("web", "web"));
     let since = cluster.store.resource_version();
@@ -1448,7 +1462,7 @@ async fn many_pods_that_turn_ready_at_one_instant_join_their_service_in_a_bounde
             counts.push(now);
         }
     });
-    let expected: Vec<usize> = (0..=13).map(|group| group * 3).chain([40]).collect();
+    let expected: Vec<usize> = (0..=8).map(|group| group * 3).chain((1..=8).map(|group| 24 + group * 2)).collect();
     assert_eq!(counts, expected, "ready endpoints as the slice went");
 }
 
