@@ -1406,6 +1406,24 @@ async fn a_pod_its_finalizers_hold_is_stopped_when_its_kubelet_would_remove_it_a
     }
 }
 
+/// The pods the namespace's slices list ready, in name order, after each change to them since
+/// `since`: each state once, for as long as it lasted.
+fn ready_as_the_slices_went(cluster: &Cluster, since: u64) -> Vec<Vec<String>> {
+    let mut states: Vec<Vec<String>> = Vec::new();
+    cluster.replay(since, ENDPOINT_SLICE, |slices| {
+        let endpoints = slices.values().flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default());
+        let mut ready: Vec<String> = endpoints
+            .filter(|e| e["conditions"]["ready"] == true)
+            .map(|e| e["targetRef"]["name"].as_str().unwrap_or_default().to_string())
+            .collect();
+        ready.sort();
+        if states.last() != Some(&ready) {
+            states.push(ready);
+        }
+    });
+    states
+}
+
 #[tokio::test(start_paused = true)]
 async fn pods_that_turn_ready_at_one_instant_join_their_service_one_at_a_time() {
     // Three pods made together at the kind pace are due Ready at the same instant. On a cluster
@@ -1416,33 +1434,12 @@ async fn pods_that_turn_ready_at_one_instant_join_their_service_one_at_a_time() 
     let since = cluster.store.resource_version();
     cluster.create(DEPLOYMENT, deployment("web", 3, "v1"));
     cluster.wait(5).await;
-    let ready = |slices: &BTreeMap<String, Value>| -> usize {
-        let endpoints = slices.values().flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default());
-        endpoints.filter(|e| e["conditions"]["ready"] == true).count()
-    };
-    let mut counts: Vec<usize> = Vec::new();
-    cluster.replay(since, ENDPOINT_SLICE, |slices| {
-        let now = ready(slices);
-        if counts.last() != Some(&now) {
-            counts.push(now);
-        }
-    });
-    assert_eq!(counts, [0, 1, 2, 3], "ready endpoints as the slice went");
     assert!(cluster.pods().iter().all(is_ready), "all three started");
-    // In name order.
-    let mut joined: Vec<String> = Vec::new();
-    cluster.replay(since, ENDPOINT_SLICE, |slices| {
-        let endpoints = slices.values().flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default());
-        for endpoint in endpoints.filter(|e| e["conditions"]["ready"] == true) {
-            let pod = endpoint["targetRef"]["name"].as_str().unwrap_or_default().to_string();
-            if !joined.contains(&pod) {
-                joined.push(pod);
-            }
-        }
-    });
+    // One at a time, in name order.
     let mut names: Vec<String> = cluster.pods().iter().map(|p| name(p).to_string()).collect();
     names.sort();
-    assert_eq!(joined, names, "pods joined in name order");
+    let expected: Vec<Vec<String>> = (0..=3).map(|joined| names[..joined].to_vec()).collect();
+    assert_eq!(ready_as_the_slices_went(&cluster, since), expected);
 }
 
 #[tokio::test(start_paused = true)]
@@ -1454,14 +1451,7 @@ async fn many_pods_that_turn_ready_at_one_instant_join_their_service_in_a_bounde
     let since = cluster.store.resource_version();
     cluster.create(DEPLOYMENT, deployment("web", 40, "v1"));
     cluster.wait(5).await;
-    let mut counts: Vec<usize> = Vec::new();
-    cluster.replay(since, ENDPOINT_SLICE, |slices| {
-        let endpoints = slices.values().flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default());
-        let now = endpoints.filter(|e| e["conditions"]["ready"] == true).count();
-        if counts.last() != Some(&now) {
-            counts.push(now);
-        }
-    });
+    let counts: Vec<usize> = ready_as_the_slices_went(&cluster, since).iter().map(Vec::len).collect();
     let expected: Vec<usize> = (0..=8).map(|group| group * 3).chain((1..=8).map(|group| 24 + group * 2)).collect();
     assert_eq!(counts, expected, "ready endpoints as the slice went");
 }
