@@ -78,6 +78,7 @@ pub const REPLICATION_CONTROLLER: Resource = kind("", "ReplicationController", "
 pub const PERSISTENT_VOLUME_CLAIM: Resource =
     kind("", "PersistentVolumeClaim", "persistentvolumeclaims", true, &["pvc"]);
 pub const INGRESS: Resource = kind("networking.k8s.io", "Ingress", "ingresses", true, &["ing"]);
+pub const NETWORK_POLICY: Resource = kind("networking.k8s.io", "NetworkPolicy", "networkpolicies", true, &["netpol"]);
 pub const LIMIT_RANGE: Resource = kind("", "LimitRange", "limitranges", true, &["limits"]);
 pub const RESOURCE_QUOTA: Resource = kind("", "ResourceQuota", "resourcequotas", true, &["quota"]);
 pub const ROLE: Resource = kind("rbac.authorization.k8s.io", "Role", "roles", true, &[]);
@@ -129,7 +130,7 @@ pub const ALL: &[Resource] = &[
     CRON_JOB,
     POD_DISRUPTION_BUDGET,
     INGRESS,
-    kind("networking.k8s.io", "NetworkPolicy", "networkpolicies", true, &["netpol"]),
+    NETWORK_POLICY,
     kind("networking.k8s.io", "IngressClass", "ingressclasses", false, &[]),
     kind("coordination.k8s.io", "Lease", "leases", true, &[]),
     ROLE,

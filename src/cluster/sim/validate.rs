@@ -14,6 +14,8 @@ mod autoscaler;
 mod config;
 mod disruption_budget;
 mod endpoint_slice;
+mod ingress;
+mod network_policy;
 mod pod;
 mod rbac;
 mod scheduling;
@@ -110,6 +112,10 @@ fn kind_spec(resource: Resource, object: &Value, current: Option<&Value>) -> Vec
         disruption_budget::spec(object)
     } else if resource == resources::ENDPOINT_SLICE {
         endpoint_slice::slice(object)
+    } else if resource == resources::INGRESS {
+        ingress::spec(object)
+    } else if resource == resources::NETWORK_POLICY {
+        network_policy::spec(object)
     } else if resource == resources::ROLE {
         rbac::role(object)
     } else if resource == resources::ROLE_BINDING {
@@ -251,6 +257,11 @@ fn invalid_ip(path: &str, ip: &str) -> Option<String> {
     ip.parse::<std::net::IpAddr>().is_err().then(|| {
         format!("{path}: Invalid value: \"{ip}\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")
     })
+}
+
+/// `field: Invalid value: "x": problem`, for a text value.
+fn invalid_value(path: &str, value: &str, problem: &str) -> String {
+    format!("{path}: Invalid value: \"{value}\": {problem}")
 }
 
 /// `field: Unsupported value: "x": supported values: "a", "b"`, as the API server words it.
@@ -850,12 +861,20 @@ const LABEL_VALUE: &str = "a valid label must be an empty string or consist of a
 /// length limit counts "characters".
 fn name_problems(resource: Resource, name: &str) -> Vec<String> {
     if resource == resources::ROLE || resource == resources::ROLE_BINDING {
-        return rbac::path_segment_problems(name);
+        return path_segment_problems(name);
     }
     if resource == resources::SERVICE || resource == resources::NAMESPACE || resource == resources::STATEFUL_SET {
         return dns_label_problems(name);
     }
     subdomain_problems(name, "characters")
+}
+
+/// IsPathSegmentName: what a name that goes into a URL path may not be or hold.
+pub(super) fn path_segment_problems(name: &str) -> Vec<String> {
+    if name == "." || name == ".." {
+        return vec![format!("may not be '{name}'")];
+    }
+    ["/", "%"].iter().filter(|bad| name.contains(**bad)).map(|bad| format!("may not contain '{bad}'")).collect()
 }
 
 /// IsDNS1123Subdomain: too long, and not the pattern; `unit` is how the validator counts.

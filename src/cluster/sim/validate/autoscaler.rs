@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use super::unsupported;
+use super::{path_segment_problems, unsupported};
 use crate::cluster::sim::quantity::Quantity;
 
 /// The longest stabilization window and policy period the API takes (one hour, 30 minutes).
@@ -71,23 +71,6 @@ fn reference(reference: &Value, path: &str, check_version: bool, empty_group: bo
         causes.push(format!("{path}.apiVersion: Invalid value: \"{version}\": {problem}"));
     }
     causes
-}
-
-/// Upstream's IsPathSegmentName.
-fn path_segment_problems(name: &str) -> Vec<&'static str> {
-    match name {
-        "." => return vec!["may not be '.'"],
-        ".." => return vec!["may not be '..'"],
-        _ => {}
-    }
-    let mut problems = Vec::new();
-    if name.contains('/') {
-        problems.push("may not contain '/'");
-    }
-    if name.contains('%') {
-        problems.push("may not contain '%'");
-    }
-    problems
 }
 
 /// schema.ParseGroupVersion, then the group rule.

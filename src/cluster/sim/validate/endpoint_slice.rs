@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
-use super::{dns_label_causes, dns_label_problems, label_key_problems, subdomain_problems, unsupported};
+use super::{dns_label_causes, dns_label_problems, invalid_value, label_key_problems, subdomain_problems, unsupported};
 
 const ADDRESS_TYPES: [&str; 3] = ["FQDN", "IPv4", "IPv6"];
 const PROTOCOLS: [&str; 3] = ["SCTP", "TCP", "UDP"];
@@ -25,7 +25,9 @@ pub(super) fn slice(object: &Value) -> Vec<String> {
         }
         if let Some(node) = endpoint["nodeName"].as_str() {
             let node_path = format!("{path}.nodeName");
-            causes.extend(subdomain_problems(node, "characters").into_iter().map(|p| invalid(&node_path, node, &p)));
+            causes.extend(
+                subdomain_problems(node, "characters").into_iter().map(|p| invalid_value(&node_path, node, &p)),
+            );
         }
         if let Some(hostname) = endpoint["hostname"].as_str() {
             causes.extend(dns_label_causes(&format!("{path}.hostname"), hostname));
@@ -71,7 +73,9 @@ fn ports(ports: &Value) -> Vec<String> {
         }
         if let Some(app_protocol) = port["appProtocol"].as_str() {
             let app_path = format!("{path}.appProtocol");
-            causes.extend(label_key_problems(app_protocol).into_iter().map(|p| invalid(&app_path, app_protocol, &p)));
+            causes.extend(
+                label_key_problems(app_protocol).into_iter().map(|p| invalid_value(&app_path, app_protocol, &p)),
+            );
         }
     }
     causes
@@ -86,25 +90,21 @@ fn address_causes(path: &str, at: usize, address: &str, address_type: &str) -> V
         "IPv4" | "IPv6" => {
             let ip = match parse_ip(address) {
                 Ok(ip) => ip,
-                Err(problem) => return vec![invalid(&indexed, address, &problem)],
+                Err(problem) => return vec![invalid_value(&indexed, address, &problem)],
             };
             let mut causes = Vec::new();
             // Upstream names the list, not the entry, for the wrong family.
             match (address_type, ip) {
-                ("IPv4", IpAddr::V6(_)) => causes.push(invalid(path, address, "must be an IPv4 address")),
-                ("IPv6", IpAddr::V4(_)) => causes.push(invalid(path, address, "must be an IPv6 address")),
+                ("IPv4", IpAddr::V6(_)) => causes.push(invalid_value(path, address, "must be an IPv4 address")),
+                ("IPv6", IpAddr::V4(_)) => causes.push(invalid_value(path, address, "must be an IPv6 address")),
                 _ => {}
             }
-            causes.extend(special_ip(ip, address).map(|problem| invalid(&indexed, address, &problem)));
+            causes.extend(special_ip(ip, address).map(|problem| invalid_value(&indexed, address, &problem)));
             causes
         }
         "FQDN" => fqdn_causes(&indexed, address),
         _ => Vec::new(),
     }
-}
-
-fn invalid(path: &str, value: &str, problem: &str) -> String {
-    format!("{path}: Invalid value: \"{value}\": {problem}")
 }
 
 /// An IP address as the API server reads one in a new object: never one that only Go's legacy
@@ -127,7 +127,7 @@ fn parse_ip(text: &str) -> Result<IpAddr, String> {
 
 /// The address with each IPv4 part's and IPv6 group's leading zeros dropped, as the legacy
 /// parser reads them; none when a part is not a number at all.
-fn without_leading_zeros(text: &str) -> Option<String> {
+pub(super) fn without_leading_zeros(text: &str) -> Option<String> {
     let trim = |part: &str, hex: bool| -> Option<String> {
         if part.is_empty() {
             // `::` in IPv6; an empty IPv4 part is no number.
@@ -181,15 +181,15 @@ fn fqdn_causes(path: &str, name: &str) -> Vec<String> {
     let name = name.strip_suffix('.').unwrap_or(name);
     let problems = subdomain_problems(name, "characters");
     if !problems.is_empty() {
-        return vec![invalid(path, name, &problems.join(","))];
+        return vec![invalid_value(path, name, &problems.join(","))];
     }
     if !name.contains('.') {
-        return vec![invalid(path, name, "should be a domain with at least two segments separated by dots")];
+        return vec![invalid_value(path, name, "should be a domain with at least two segments separated by dots")];
     }
     name.split('.')
         .find_map(|label| {
             let problems = dns_label_problems(label);
-            (!problems.is_empty()).then(|| vec![invalid(path, label, &problems.join(","))])
+            (!problems.is_empty()).then(|| vec![invalid_value(path, label, &problems.join(","))])
         })
         .unwrap_or_default()
 }

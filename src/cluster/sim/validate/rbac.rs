@@ -9,18 +9,10 @@
 
 use serde_json::Value;
 
-use super::{compact, subdomain_problems, unsupported};
+use super::{compact, path_segment_problems, subdomain_problems, unsupported};
 use crate::cluster::sim::resources;
 
 const GROUP: &str = resources::ROLE.group;
-
-/// IsPathSegmentName: what a name that goes into a URL path may not be or hold.
-pub(super) fn path_segment_problems(name: &str) -> Vec<String> {
-    if name == "." || name == ".." {
-        return vec![format!("may not be '{name}'")];
-    }
-    ["/", "%"].iter().filter(|bad| name.contains(**bad)).map(|bad| format!("may not contain '{bad}'")).collect()
-}
 
 /// A Role's rules (a namespaced role's rules cannot name non-resource URLs).
 pub(super) fn role(object: &Value) -> Vec<String> {
