@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetStatus, Deployment, DeploymentStatus, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
@@ -56,6 +56,8 @@ pub struct Objects {
     pub stateful_sets: Vec<Arc<StatefulSet>>,
     pub services: Vec<Arc<Service>>,
     pub slices: Vec<Arc<EndpointSlice>>,
+    /// Endpoints objects written by hand, which the mirroring controller turns into slices.
+    pub endpoints: Vec<Arc<Endpoints>>,
     /// The cluster's nodes: a DaemonSet counts its pods by the node they are on.
     pub nodes: Vec<Arc<Node>>,
     /// The resourceVersion through which the view is known to hold every change of the pods.
@@ -423,6 +425,9 @@ fn first_unfinished(objects: &Objects, by_name_order: bool) -> Option<String> {
         if let Some(why) = endpoints_behind(service, &pods, &objects.slices) {
             return Some(why);
         }
+        if let Some(why) = mirror_behind(service, &objects.endpoints, &objects.slices) {
+            return Some(why);
+        }
     }
     slices_uncollected(objects, by_name_order)
 }
@@ -430,18 +435,107 @@ fn first_unfinished(objects: &Objects, by_name_order: bool) -> Option<String> {
 /// The EndpointSlices of a Service that is gone: the EndpointSlice controller makes the Service
 /// their controller, so the garbage collector deletes them, a moment after the Service on a
 /// cluster (within the delete on the built-in cluster). Until then they still list the pods.
+/// The same for a mirrored slice, whose controller is its Endpoints object.
 fn slices_uncollected(objects: &Objects, by_name_order: bool) -> Option<String> {
     let services: Vec<&str> = objects.services.iter().map(|s| uid(&s.metadata)).collect();
+    let endpoints: Vec<&str> = objects.endpoints.iter().map(|e| uid(&e.metadata)).collect();
     by_name(&objects.slices, |s| &s.metadata, by_name_order).into_iter().find_map(|slice| {
-        let reference = controller_ref(&slice.metadata).filter(|r| r.kind == "Service" && r.api_version == "v1")?;
-        (!services.contains(&reference.uid.as_str())).then(|| {
+        let reference = controller_ref(&slice.metadata).filter(|r| r.api_version == "v1")?;
+        let (owners, owner) = match reference.kind.as_str() {
+            "Service" => (&services, "service"),
+            "Endpoints" => (&endpoints, "endpoints"),
+            _ => return None,
+        };
+        (!owners.contains(&reference.uid.as_str())).then(|| {
             format!(
-                "the garbage collector has yet to act on endpointslice/{}: its service {} is gone",
+                "the garbage collector has yet to act on endpointslice/{}: its {owner} {} is gone",
                 name(&slice.metadata),
                 reference.name
             )
         })
     })
+}
+
+/// What the EndpointSlice mirroring controller still owes a Service without a selector (and not
+/// ExternalName): its mirrored slices list each address of the Endpoints object of its name,
+/// ready unless listed not ready for some port (upstream repacks the subsets so), and nothing
+/// else; a Service with a selector, or whose Endpoints are gone or marked `skip-mirror`, keeps
+/// none. Compared as (address, ready) pairs, which is all that routing reads: a change of ports
+/// alone is not waited for.
+fn mirror_behind(service: &Service, endpoints: &[Arc<Endpoints>], slices: &[Arc<EndpointSlice>]) -> Option<String> {
+    let spec = service.spec.as_ref()?;
+    if spec.type_.as_deref() == Some("ExternalName") {
+        return None;
+    }
+    let service_name = name(&service.metadata);
+    let has_selector = spec.selector.as_ref().is_some_and(|s| !s.is_empty());
+    let source = endpoints
+        .iter()
+        .find(|e| name(&e.metadata) == service_name)
+        .filter(|e| !has_selector && should_mirror(&e.metadata));
+    let mut wanted = source.map(|e| mirrored_addresses(e)).unwrap_or_default();
+    let mut listed: Vec<(&str, bool)> = slices
+        .iter()
+        .filter(|s| belongs_to(s, service_name) && is_mirrored(s) && s.metadata.deletion_timestamp.is_none())
+        .flat_map(|s| s.endpoints.iter())
+        .filter_map(|e| {
+            Some((e.addresses.first()?.as_str(), e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true)))
+        })
+        .collect();
+    for pairs in [&mut wanted, &mut listed] {
+        pairs.sort_unstable();
+        pairs.dedup();
+    }
+    (wanted != listed).then(|| {
+        format!("service/{service_name}'s endpoints have yet to follow endpoints/{service_name} (the EndpointSlice mirroring controller's)")
+    })
+}
+
+/// The label value of the slices the mirroring controller keeps.
+const MIRRORING_CONTROLLER: &str = "endpointslicemirroring-controller.k8s.io";
+
+fn is_mirrored(slice: &EndpointSlice) -> bool {
+    slice.metadata.labels.as_ref().and_then(|l| l.get(super::traffic::MANAGED_BY)).map(String::as_str)
+        == Some(MIRRORING_CONTROLLER)
+}
+
+/// Upstream's shouldMirror: not marked `skip-mirror`, and not a leader-election record.
+fn should_mirror(meta: &ObjectMeta) -> bool {
+    let skip = meta.labels.as_ref().and_then(|l| l.get("endpointslice.kubernetes.io/skip-mirror"));
+    let leader = meta.annotations.as_ref().is_some_and(|a| a.contains_key("control-plane.alpha.kubernetes.io/leader"));
+    skip.map(String::as_str) != Some("true") && !leader
+}
+
+/// Each (address, ready) pair the mirrored slices of `endpoints` list: an address is not ready
+/// on a port when any subset lists it not ready there.
+fn mirrored_addresses(endpoints: &Endpoints) -> Vec<(&str, bool)> {
+    let mut ready_on: HashMap<(&str, &str, String), bool> = HashMap::new();
+    for subset in endpoints.subsets.iter().flatten() {
+        let ports: Vec<String> = subset
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| {
+                format!(
+                    "{}/{}/{}",
+                    p.name.as_deref().unwrap_or_default(),
+                    p.port,
+                    p.protocol.as_deref().unwrap_or("TCP")
+                )
+            })
+            .collect();
+        let ports = if ports.is_empty() { vec![String::new()] } else { ports };
+        let listed = [(&subset.addresses, true), (&subset.not_ready_addresses, false)];
+        for (addresses, ready) in listed {
+            for address in addresses.iter().flatten() {
+                let target = address.target_ref.as_ref().and_then(|t| t.uid.as_deref()).unwrap_or_default();
+                for port in &ports {
+                    *ready_on.entry((address.ip.as_str(), target, port.clone())).or_insert(ready) &= ready;
+                }
+            }
+        }
+    }
+    ready_on.into_iter().map(|((ip, _, _), ready)| (ip, ready)).collect()
 }
 
 /// Upstream's isScalingEvent: a Deployment has yet to scale each active replica set (one with
@@ -905,6 +999,7 @@ mod tests {
             stateful_sets: Vec::new(),
             services: vec![service()],
             slices: vec![slice(&[("web-a-1", true), ("web-a-2", true)])],
+            endpoints: Vec::new(),
             daemon_pod_admissions: Vec::new(),
         }
     }
@@ -1166,6 +1261,66 @@ mod tests {
         assert_eq!(unfinished(&objects), None);
     }
 
+    /// A Service without a selector is owed mirrored slices that list its Endpoints' addresses,
+    /// ready unless not ready on some port; with a selector, or `skip-mirror`, it is owed none.
+    #[test]
+    fn a_service_without_a_selector_is_owed_the_addresses_of_its_endpoints() {
+        let mut objects = at_rest();
+        let mut ext: Service = (*objects.services[0]).clone();
+        ext.metadata.name = Some("ext".into());
+        ext.metadata.uid = Some("uid-ext".into());
+        ext.spec.as_mut().unwrap().selector = None;
+        objects.services.push(Arc::new(ext.clone()));
+        let endpoints: Endpoints = serde_json::from_value(json!({
+            "metadata": {"name": "ext", "uid": "uid-ep"},
+            "subsets": [
+                {"addresses": [{"ip": "10.1.0.1"}, {"ip": "10.1.0.2"}], "ports": [{"port": 80}]},
+                {"addresses": [{"ip": "10.1.0.1"}], "notReadyAddresses": [{"ip": "10.1.0.2"}], "ports": [{"port": 80}]},
+            ],
+        }))
+        .unwrap();
+        objects.endpoints = vec![Arc::new(endpoints.clone())];
+        assert_eq!(
+            owed(&objects).as_deref(),
+            Some("service/ext's endpoints have yet to follow endpoints/ext (the EndpointSlice mirroring controller's)")
+        );
+        let mirrored = |listed: Value| -> Arc<EndpointSlice> {
+            object(json!({
+                "metadata": {"name": "ext-m", "labels": {"kubernetes.io/service-name": "ext", MANAGED_BY: MIRRORING_CONTROLLER},
+                             "ownerReferences": [{"apiVersion": "v1", "kind": "Endpoints", "name": "ext", "uid": "uid-ep", "controller": true}]},
+                "addressType": "IPv4",
+                "endpoints": listed,
+            }))
+        };
+        // 10.1.0.2 is not ready on port 80 in the second subset: not ready there at all.
+        let both_ready = json!([{"addresses": ["10.1.0.1"], "conditions": {"ready": true}},
+                                {"addresses": ["10.1.0.2"], "conditions": {"ready": true}}]);
+        objects.slices.push(mirrored(both_ready));
+        assert!(owed(&objects).is_some_and(|why| why.contains("endpoints/ext")));
+        let as_mirrored = json!([{"addresses": ["10.1.0.1"], "conditions": {"ready": true}},
+                                 {"addresses": ["10.1.0.2"], "conditions": {"ready": false}}]);
+        *objects.slices.last_mut().unwrap() = mirrored(as_mirrored);
+        assert_eq!(owed(&objects), None);
+        // Marked skip-mirror, or given a selector: the slices are owed their removal.
+        let mut skipped = endpoints.clone();
+        skipped.metadata.labels =
+            Some([("endpointslice.kubernetes.io/skip-mirror".to_string(), "true".to_string())].into());
+        objects.endpoints = vec![Arc::new(skipped)];
+        assert!(owed(&objects).is_some_and(|why| why.contains("endpoints/ext")));
+        objects.endpoints = vec![Arc::new(endpoints)];
+        let mut selecting = ext;
+        selecting.spec.as_mut().unwrap().selector = Some([("app".to_string(), "ext".to_string())].into());
+        *objects.services.last_mut().unwrap() = Arc::new(selecting);
+        assert!(owed(&objects).is_some_and(|why| why.contains("endpoints/ext")));
+        // Their Endpoints gone (and their Service with them), they await the garbage collector.
+        objects.services.pop();
+        objects.endpoints.clear();
+        assert_eq!(
+            owed(&objects).as_deref(),
+            Some("the garbage collector has yet to act on endpointslice/ext-m: its endpoints ext is gone")
+        );
+    }
+
     #[test]
     fn a_service_being_deleted_is_owed_updates_to_its_slices_but_no_new_one() {
         let mut objects = at_rest();
@@ -1220,6 +1375,7 @@ mod tests {
             stateful_sets: vec![set(0)],
             services: Vec::new(),
             slices: Vec::new(),
+            endpoints: Vec::new(),
             daemon_pod_admissions: Vec::new(),
         };
         assert_eq!(
@@ -1260,6 +1416,7 @@ mod tests {
             stateful_sets: vec![Arc::new(set(2, 2, 2, 2))],
             services: Vec::new(),
             slices: Vec::new(),
+            endpoints: Vec::new(),
             daemon_pod_admissions: Vec::new(),
         };
         assert_eq!(unfinished(&objects), None, "done: every pod made, ready and updated");
@@ -1349,6 +1506,7 @@ mod tests {
             stateful_sets: Vec::new(),
             services: Vec::new(),
             slices: Vec::new(),
+            endpoints: Vec::new(),
             daemon_pod_admissions: Vec::new(),
         }
     }

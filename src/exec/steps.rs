@@ -45,6 +45,7 @@ pub async fn run(step: &Step, context: &mut Context<'_>, timeout: Duration) -> R
             for object in &applied {
                 let kind = object.types.as_ref().and_then(|t| match (t.api_version.as_str(), t.kind.as_str()) {
                     ("discovery.k8s.io/v1", "EndpointSlice") => Some(Watched::EndpointSlice),
+                    ("v1", "Endpoints") => Some(Watched::Endpoints),
                     (api_version, kind) => Kind::from_api_type(api_version, kind).map(Watched::Kind),
                 });
                 if kind.is_none()

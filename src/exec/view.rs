@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{Namespace, Node, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::Api;
 use kube::runtime::reflector::{self, Store};
@@ -71,6 +71,8 @@ impl Nodes {
 pub struct View {
     pub pods: Store<Pod>,
     pub slices: Store<EndpointSlice>,
+    /// Endpoints objects written by hand, which the mirroring controller turns into slices.
+    pub endpoints: Store<Endpoints>,
     pub services: Store<Service>,
     pub replica_sets: Store<ReplicaSet>,
     pub deployments: Store<Deployment>,
@@ -168,20 +170,22 @@ struct Watch {
 }
 
 /// What the view watches in the namespace that a step may write: the kinds steps name, and the
-/// EndpointSlices an `apply` may make by hand (a selectorless Service's).
+/// EndpointSlices or Endpoints an `apply` may make by hand (for a selectorless Service).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Watched {
     Kind(Kind),
     EndpointSlice,
+    Endpoints,
 }
 
 impl Watched {
-    const COUNT: usize = Kind::ALL.len() + 1;
+    const COUNT: usize = Kind::ALL.len() + 2;
 
     fn slot(self) -> usize {
         match self {
             Watched::Kind(kind) => Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0),
             Watched::EndpointSlice => Kind::ALL.len(),
+            Watched::Endpoints => Kind::ALL.len() + 1,
         }
     }
 }
@@ -197,6 +201,7 @@ impl std::fmt::Display for Watched {
         match self {
             Watched::Kind(kind) => std::fmt::Display::fmt(kind, f),
             Watched::EndpointSlice => f.write_str("endpointslice"),
+            Watched::Endpoints => f.write_str("endpoints"),
         }
     }
 }
@@ -480,9 +485,17 @@ impl View {
             |_, _| {},
         );
         tasks.spawn(drive_slices);
+        let (endpoints, drive_endpoints) = reflect(
+            Api::namespaced(client.clone(), namespace),
+            Default::default(),
+            Watch { versions: Some((newest.clone(), Watched::Endpoints)), ..watch("endpoints") },
+            |_, _| {},
+        );
+        tasks.spawn(drive_endpoints);
         let view = View {
             pods,
             slices,
+            endpoints,
             services: feed(
                 Api::namespaced(client.clone(), namespace),
                 Kind::Service,
@@ -537,6 +550,7 @@ impl View {
         let ready = async {
             let _ = view.pods.wait_until_ready().await;
             let _ = view.slices.wait_until_ready().await;
+            let _ = view.endpoints.wait_until_ready().await;
             let _ = view.services.wait_until_ready().await;
             let _ = view.replica_sets.wait_until_ready().await;
             let _ = view.deployments.wait_until_ready().await;
@@ -658,6 +672,7 @@ impl View {
             Watched::Kind(Kind::StatefulSet) => find(self.stateful_sets.state(), name),
             Watched::Kind(Kind::Service) => find(self.services.state(), name),
             Watched::EndpointSlice => find(self.slices.state(), name),
+            Watched::Endpoints => find(self.endpoints.state(), name),
         }
     }
 
@@ -679,6 +694,7 @@ impl View {
             stateful_sets: self.stateful_sets.state(),
             services: self.services.state(),
             slices: self.slices.state(),
+            endpoints: self.endpoints.state(),
             nodes: self.nodes.state(),
             pods_seen_through,
             daemon_pod_admissions: self.daemon_pod_admissions.lock().unwrap_or_else(|e| e.into_inner()).clone(),

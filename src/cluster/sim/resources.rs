@@ -69,6 +69,7 @@ pub const DEPLOYMENT: Resource = kind("apps", "Deployment", "deployments", true,
 pub const REPLICA_SET: Resource = kind("apps", "ReplicaSet", "replicasets", true, &["rs"]);
 pub const DAEMON_SET: Resource = kind("apps", "DaemonSet", "daemonsets", true, &["ds"]);
 pub const CONTROLLER_REVISION: Resource = kind("apps", "ControllerRevision", "controllerrevisions", true, &[]);
+pub const ENDPOINTS: Resource = kind("", "Endpoints", "endpoints", true, &["ep"]);
 pub const ENDPOINT_SLICE: Resource = kind("discovery.k8s.io", "EndpointSlice", "endpointslices", true, &[]);
 
 pub const STATEFUL_SET: Resource = kind("apps", "StatefulSet", "statefulsets", true, &["sts"]);
@@ -114,7 +115,7 @@ pub const ALL: &[Resource] = &[
     CONFIG_MAP,
     SECRET,
     SERVICE_ACCOUNT,
-    kind("", "Endpoints", "endpoints", true, &["ep"]),
+    ENDPOINTS,
     PERSISTENT_VOLUME_CLAIM,
     REPLICATION_CONTROLLER,
     LIMIT_RANGE,

@@ -1,6 +1,6 @@
 //! The control plane of the built-in cluster: the controller-manager's Deployment, ReplicaSet,
-//! DaemonSet, StatefulSet, EndpointSlice, HorizontalPodAutoscaler, garbage-collector, pod
-//! garbage-collector and namespace controllers, the scheduler, and a kubelet stand-in. Each
+//! DaemonSet, StatefulSet, EndpointSlice, EndpointSlice mirroring, HorizontalPodAutoscaler,
+//! garbage-collector, pod garbage-collector and namespace controllers, the scheduler, and a kubelet stand-in. Each
 //! follows the upstream controller's rules (which pods it adopts, which it deletes first, when a
 //! rollout may go on, what its status says), run synchronously: after every accepted write the
 //! controllers run in turn until none writes any more.
@@ -13,6 +13,7 @@ mod daemonset;
 mod demand;
 mod deployment;
 mod endpointslice;
+mod endpointslice_mirroring;
 mod gc;
 mod kubelet;
 mod nodes;
@@ -55,6 +56,7 @@ enum Controller {
     Scheduler,
     Kubelet,
     EndpointSlice,
+    EndpointSliceMirroring,
 }
 
 impl Controller {
@@ -69,6 +71,7 @@ impl Controller {
         Controller::Scheduler,
         Controller::Kubelet,
         Controller::EndpointSlice,
+        Controller::EndpointSliceMirroring,
     ];
 
     /// The version of the last change in `namespace` that can give the controller work;
@@ -118,11 +121,12 @@ impl Controller {
             Controller::StatefulSet => &[STATEFUL_SET, CONTROLLER_REVISION, POD],
             Controller::Scheduler | Controller::Kubelet | Controller::PodGarbageCollector => &[POD, NODE],
             Controller::EndpointSlice => &[SERVICE, ENDPOINT_SLICE, POD, NODE],
+            Controller::EndpointSliceMirroring => &[SERVICE, ENDPOINTS, ENDPOINT_SLICE],
         }
     }
 }
 
-const CONTROLLERS: usize = 10;
+const CONTROLLERS: usize = 11;
 
 /// What the controllers remember of one namespace, per controller (indexed as `IN_ORDER`).
 #[derive(Default)]
@@ -270,6 +274,7 @@ impl Controllers {
             Controller::Scheduler => scheduler::run(store, one),
             Controller::Kubelet => self.kubelet.run(store, self.pace, tick, one),
             Controller::EndpointSlice => self.endpoint_slices.run(store, one),
+            Controller::EndpointSliceMirroring => endpointslice_mirroring::run(store, one),
         }
     }
 }

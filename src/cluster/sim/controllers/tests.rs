@@ -1488,3 +1488,113 @@ async fn a_pod_that_ends_as_its_replacement_starts_leaves_its_service_empty_for_
     let new = cluster.pods().iter().map(|p| name(p).to_string()).find(|n| *n != old).unwrap();
     assert_eq!(states, [vec![old.clone()], vec![], vec![new]], "serving endpoints as the slice went");
 }
+
+/// The slices of a Service without a selector, as the testbed's mirroring controller wrote them
+/// for the same Endpoints (v1.37): ports that share their addresses share a slice, an address
+/// not ready on a port is not ready there, IPv6 apart; the Endpoints' labels and annotations
+/// carried over, the Endpoints the owner. Then a selector takes them away, and so does
+/// `skip-mirror`.
+#[test]
+fn a_service_without_a_selector_gets_slices_mirrored_from_its_endpoints() {
+    let mut cluster = Cluster::new(Pace::Fast);
+    cluster.create(SERVICE, json!({"metadata": {"name": "ext"}, "spec": {"ports": [{"port": 80}]}}));
+    let two = json!({"ip": "10.1.0.2", "hostname": "two", "nodeName": "worker-1"});
+    let endpoints = cluster.create(
+        resources::ENDPOINTS,
+        json!({
+            "metadata": {"name": "ext", "labels": {"team": "a"}, "annotations": {"note": "kept"}},
+            "subsets": [
+                {
+                    "addresses": [two, {"ip": "10.1.0.1"}],
+                    "notReadyAddresses": [{"ip": "10.1.0.3"}],
+                    "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+                },
+                {
+                    "addresses": [{"ip": "10.1.0.1"}, two],
+                    "notReadyAddresses": [{"ip": "10.1.0.3"}],
+                    "ports": [{"appProtocol": "https", "name": "https", "port": 8443, "protocol": "TCP"}],
+                },
+                {
+                    "addresses": [{"ip": "fd00::1"}, {"ip": "10.1.0.9"}],
+                    "notReadyAddresses": [{"ip": "10.1.0.1"}],
+                    "ports": [{"port": 9090, "protocol": "UDP"}],
+                },
+            ],
+        }),
+    );
+    let mirrored = |cluster: &Cluster| -> Vec<Value> {
+        let mut slices: Vec<Value> = cluster
+            .list(ENDPOINT_SLICE)
+            .into_iter()
+            .map(|s| {
+                let m = &s["metadata"];
+                json!({"generateName": m["generateName"], "labels": m["labels"], "annotations": m["annotations"],
+                    "owner": m["ownerReferences"], "addressType": s["addressType"], "endpoints": s["endpoints"],
+                    "ports": s["ports"]})
+            })
+            .collect();
+        slices.sort_by_key(|s| s.to_string());
+        slices
+    };
+    let labels = json!({"endpointslice.kubernetes.io/managed-by": "endpointslicemirroring-controller.k8s.io",
+        "kubernetes.io/service-name": "ext", "team": "a"});
+    let owner = json!([{"apiVersion": "v1", "blockOwnerDeletion": true, "controller": true, "kind": "Endpoints",
+        "name": "ext", "uid": endpoints["metadata"]["uid"]}]);
+    let slice = |address_type: &str, endpoints: Value, ports: Value| {
+        json!({"generateName": "ext-", "labels": labels, "annotations": {"note": "kept"}, "owner": owner,
+            "addressType": address_type, "endpoints": endpoints, "ports": ports})
+    };
+    let mut expected = vec![
+        slice(
+            "IPv6",
+            json!([{"addresses": ["fd00::1"], "conditions": {"ready": true}}]),
+            json!([{"name": "", "port": 9090, "protocol": "UDP"}]),
+        ),
+        slice(
+            "IPv4",
+            json!([{"addresses": ["10.1.0.9"], "conditions": {"ready": true}},
+                {"addresses": ["10.1.0.1"], "conditions": {"ready": false}}]),
+            json!([{"name": "", "port": 9090, "protocol": "UDP"}]),
+        ),
+        slice(
+            "IPv4",
+            json!([{"addresses": ["10.1.0.1"], "conditions": {"ready": true}},
+                {"addresses": ["10.1.0.2"], "conditions": {"ready": true}, "hostname": "two", "nodeName": "worker-1"},
+                {"addresses": ["10.1.0.3"], "conditions": {"ready": false}}]),
+            json!([{"name": "http", "port": 8080, "protocol": "TCP"},
+                {"appProtocol": "https", "name": "https", "port": 8443, "protocol": "TCP"}]),
+        ),
+    ];
+    expected.sort_by_key(|s| s.to_string());
+    assert_eq!(mirrored(&cluster), expected);
+
+    // Fewer addresses: the slices are updated in place, not replaced.
+    let names: Vec<String> = cluster.list(ENDPOINT_SLICE).iter().map(|s| name(s).to_string()).collect();
+    cluster.change(resources::ENDPOINTS, "ext", |e| {
+        e["subsets"] = json!([{"addresses": [{"ip": "10.1.0.1"}], "ports": [{"name": "http", "port": 8080}]}]);
+    });
+    let slices = cluster.list(ENDPOINT_SLICE);
+    assert_eq!(slices.len(), 1, "one port set and family left: {slices:?}");
+    assert!(names.contains(&name(&slices[0]).to_string()), "a slice kept under its name");
+    assert_eq!(slices[0]["endpoints"], json!([{"addresses": ["10.1.0.1"], "conditions": {"ready": true}}]));
+
+    cluster.change(resources::ENDPOINTS, "ext", |e| {
+        e["metadata"]["labels"]["endpointslice.kubernetes.io/skip-mirror"] = "true".into();
+    });
+    assert!(cluster.list(ENDPOINT_SLICE).is_empty(), "skip-mirror takes them away");
+    cluster.change(resources::ENDPOINTS, "ext", |e| {
+        e["metadata"]["labels"].as_object_mut().unwrap().remove("endpointslice.kubernetes.io/skip-mirror");
+    });
+    assert_eq!(cluster.list(ENDPOINT_SLICE).len(), 1, "mirrored again");
+    cluster.change(SERVICE, "ext", |s| s["spec"]["selector"] = json!({"app": "web"}));
+    let managers: Vec<Value> = cluster
+        .list(ENDPOINT_SLICE)
+        .iter()
+        .map(|s| s["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"].clone())
+        .collect();
+    assert_eq!(
+        managers,
+        [json!("endpointslice-controller.k8s.io")],
+        "a selector hands the Service to the other controller"
+    );
+}
