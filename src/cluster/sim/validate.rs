@@ -14,6 +14,7 @@ mod autoscaler;
 mod config;
 mod disruption_budget;
 mod endpoint_slice;
+mod endpoints;
 mod ingress;
 mod network_policy;
 mod pod;
@@ -62,6 +63,8 @@ pub fn update(resource: Resource, current: &Value, object: &Value) -> Result<(),
         &["roleRef", "subjects"]
     } else if resource == resources::ENDPOINT_SLICE {
         &["addressType", "endpoints", "ports"]
+    } else if resource == resources::ENDPOINTS {
+        &["subsets"]
     } else {
         &["spec"]
     };
@@ -112,6 +115,8 @@ fn kind_spec(resource: Resource, object: &Value, current: Option<&Value>) -> Vec
         disruption_budget::spec(object)
     } else if resource == resources::ENDPOINT_SLICE {
         endpoint_slice::slice(object)
+    } else if resource == resources::ENDPOINTS {
+        endpoints::subsets(object)
     } else if resource == resources::INGRESS {
         ingress::spec(object)
     } else if resource == resources::NETWORK_POLICY {

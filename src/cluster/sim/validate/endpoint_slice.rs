@@ -152,7 +152,7 @@ pub(super) fn without_leading_zeros(text: &str) -> Option<String> {
 }
 
 /// ValidateNonSpecialIP: an endpoint cannot be an unspecified, loopback or link-local address.
-fn special_ip(ip: IpAddr, written: &str) -> Option<String> {
+pub(super) fn special_ip(ip: IpAddr, written: &str) -> Option<String> {
     let (link_local, link_local_multicast) = match ip {
         IpAddr::V4(v4) => (v4.is_link_local(), v4.octets()[..3] == [224, 0, 0]),
         // Go's IsLinkLocalMulticast: any ffX2::/16 (the flags are not looked at).
