@@ -11,6 +11,7 @@ use super::resources::{self, Resource};
 use crate::model::annotations::{POD_DELETION_COST, TOTAL_LIMIT, is_deletion_cost};
 
 mod autoscaler;
+mod claim;
 mod config;
 mod disruption_budget;
 mod endpoint_slice;
@@ -117,6 +118,8 @@ fn kind_spec(resource: Resource, object: &Value, current: Option<&Value>) -> Vec
         endpoint_slice::slice(object)
     } else if resource == resources::ENDPOINTS {
         endpoints::subsets(object)
+    } else if resource == resources::PERSISTENT_VOLUME_CLAIM {
+        claim::spec(object)
     } else if resource == resources::INGRESS {
         ingress::spec(object)
     } else if resource == resources::NETWORK_POLICY {
