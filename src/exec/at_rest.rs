@@ -38,6 +38,7 @@ use super::rollout::{equal_ignoring_hash, identical_ignoring_hash};
 use super::traffic::belongs_to;
 use crate::cluster::PACE_ANNOTATION;
 use crate::model::labels::Labels;
+use crate::model::mirroring;
 
 use super::view::{controller_ref, is_ready, selects, service_selects};
 
@@ -429,7 +430,7 @@ fn first_unfinished(objects: &Objects, by_name_order: bool) -> Option<String> {
             return Some(why);
         }
     }
-    slices_uncollected(objects, by_name_order)
+    slices_uncollected(objects, by_name_order).or_else(|| mirrored_unremoved(objects, by_name_order))
 }
 
 /// The EndpointSlices of a Service that is gone: the EndpointSlice controller makes the Service
@@ -456,30 +457,33 @@ fn slices_uncollected(objects: &Objects, by_name_order: bool) -> Option<String> 
     })
 }
 
-/// What the EndpointSlice mirroring controller still owes a Service without a selector (and not
-/// ExternalName): its mirrored slices list each address of the Endpoints object of its name,
-/// ready unless listed not ready for some port (upstream repacks the subsets so), and nothing
-/// else; a Service with a selector, or whose Endpoints are gone or marked `skip-mirror`, keeps
+/// What the EndpointSlice mirroring controller still owes a Service: with no selector, its
+/// mirrored slices list the endpoints of the Endpoints object of its name as the controller
+/// makes them ([`crate::model::mirroring`]: each address with its readiness per port), and
+/// nothing else; with a selector, or with its Endpoints gone or marked `skip-mirror`, it keeps
 /// none. Compared as (address, ready) pairs, which is all that routing reads: a change of ports
-/// alone is not waited for.
+/// alone is not waited for. An Endpoints object being deleted gets no new slice (its slices go
+/// with it), so nothing is owed for it.
 fn mirror_behind(service: &Service, endpoints: &[Arc<Endpoints>], slices: &[Arc<EndpointSlice>]) -> Option<String> {
-    let spec = service.spec.as_ref()?;
-    if spec.type_.as_deref() == Some("ExternalName") {
+    let service_name = name(&service.metadata);
+    let has_selector = service.spec.as_ref().and_then(|s| s.selector.as_ref()).is_some_and(|s| !s.is_empty());
+    let source = endpoints.iter().find(|e| name(&e.metadata) == service_name);
+    if source.is_some_and(|e| e.metadata.deletion_timestamp.is_some()) {
         return None;
     }
-    let service_name = name(&service.metadata);
-    let has_selector = spec.selector.as_ref().is_some_and(|s| !s.is_empty());
-    let source = endpoints
-        .iter()
-        .find(|e| name(&e.metadata) == service_name)
-        .filter(|e| !has_selector && should_mirror(&e.metadata));
-    let mut wanted = source.map(|e| mirrored_addresses(e)).unwrap_or_default();
-    let mut listed: Vec<(&str, bool)> = slices
+    let source = source.map(|e| serde_json::to_value(&**e).unwrap_or_default());
+    let mut wanted: Vec<(String, bool)> = source
+        .filter(|e| !has_selector && mirroring::should_mirror(&e["metadata"]))
+        .map(|e| {
+            mirroring::mirrored_slices(&e).into_iter().flat_map(|s| s.endpoints).filter_map(|e| pair(&e)).collect()
+        })
+        .unwrap_or_default();
+    let mut listed: Vec<(String, bool)> = slices
         .iter()
         .filter(|s| belongs_to(s, service_name) && is_mirrored(s) && s.metadata.deletion_timestamp.is_none())
         .flat_map(|s| s.endpoints.iter())
         .filter_map(|e| {
-            Some((e.addresses.first()?.as_str(), e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true)))
+            Some((e.addresses.first()?.clone(), e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true)))
         })
         .collect();
     for pairs in [&mut wanted, &mut listed] {
@@ -487,55 +491,34 @@ fn mirror_behind(service: &Service, endpoints: &[Arc<Endpoints>], slices: &[Arc<
         pairs.dedup();
     }
     (wanted != listed).then(|| {
-        format!("service/{service_name}'s endpoints have yet to follow endpoints/{service_name} (the EndpointSlice mirroring controller's)")
+        format!(
+            "service/{service_name}'s endpoints have yet to follow endpoints/{service_name} (the EndpointSlice mirroring controller's)"
+        )
     })
 }
 
-/// The label value of the slices the mirroring controller keeps.
-const MIRRORING_CONTROLLER: &str = "endpointslicemirroring-controller.k8s.io";
+/// An endpoint's first address and readiness, as a mirrored slice lists it.
+fn pair(endpoint: &serde_json::Value) -> Option<(String, bool)> {
+    Some((endpoint["addresses"][0].as_str()?.to_string(), endpoint["conditions"]["ready"] != false))
+}
+
+/// Mirrored slices whose Service is gone: the mirroring controller deletes them.
+fn mirrored_unremoved(objects: &Objects, by_name_order: bool) -> Option<String> {
+    let services: Vec<&str> = objects.services.iter().map(|s| name(&s.metadata)).collect();
+    by_name(&objects.slices, |s| &s.metadata, by_name_order).into_iter().find_map(|slice| {
+        let service = slice.metadata.labels.as_ref()?.get(super::traffic::SERVICE_NAME_LABEL)?;
+        (is_mirrored(slice) && !services.contains(&service.as_str())).then(|| {
+            format!(
+                "the EndpointSlice mirroring controller has yet to delete endpointslice/{}: its service {service} is gone",
+                name(&slice.metadata)
+            )
+        })
+    })
+}
 
 fn is_mirrored(slice: &EndpointSlice) -> bool {
     slice.metadata.labels.as_ref().and_then(|l| l.get(super::traffic::MANAGED_BY)).map(String::as_str)
-        == Some(MIRRORING_CONTROLLER)
-}
-
-/// Upstream's shouldMirror: not marked `skip-mirror`, and not a leader-election record.
-fn should_mirror(meta: &ObjectMeta) -> bool {
-    let skip = meta.labels.as_ref().and_then(|l| l.get("endpointslice.kubernetes.io/skip-mirror"));
-    let leader = meta.annotations.as_ref().is_some_and(|a| a.contains_key("control-plane.alpha.kubernetes.io/leader"));
-    skip.map(String::as_str) != Some("true") && !leader
-}
-
-/// Each (address, ready) pair the mirrored slices of `endpoints` list: an address is not ready
-/// on a port when any subset lists it not ready there.
-fn mirrored_addresses(endpoints: &Endpoints) -> Vec<(&str, bool)> {
-    let mut ready_on: HashMap<(&str, &str, String), bool> = HashMap::new();
-    for subset in endpoints.subsets.iter().flatten() {
-        let ports: Vec<String> = subset
-            .ports
-            .iter()
-            .flatten()
-            .map(|p| {
-                format!(
-                    "{}/{}/{}",
-                    p.name.as_deref().unwrap_or_default(),
-                    p.port,
-                    p.protocol.as_deref().unwrap_or("TCP")
-                )
-            })
-            .collect();
-        let ports = if ports.is_empty() { vec![String::new()] } else { ports };
-        let listed = [(&subset.addresses, true), (&subset.not_ready_addresses, false)];
-        for (addresses, ready) in listed {
-            for address in addresses.iter().flatten() {
-                let target = address.target_ref.as_ref().and_then(|t| t.uid.as_deref()).unwrap_or_default();
-                for port in &ports {
-                    *ready_on.entry((address.ip.as_str(), target, port.clone())).or_insert(ready) &= ready;
-                }
-            }
-        }
-    }
-    ready_on.into_iter().map(|((ip, _, _), ready)| (ip, ready)).collect()
+        == Some(mirroring::MIRRORING_CONTROLLER)
 }
 
 /// Upstream's isScalingEvent: a Deployment has yet to scale each active replica set (one with
@@ -1211,15 +1194,24 @@ mod tests {
         again.metadata.uid = Some("uid-svc-2".into());
         objects.services.push(Arc::new(again));
         assert!(owed(&objects).is_some_and(|why| why.contains("endpointslice/web-x")));
-        // A slice no core Service controls is not this rule's: one the EndpointSlice mirroring
-        // controller keeps for an Endpoints object, one of another API's Service kind, one the
-        // user keeps.
+        // A slice an Endpoints object controls (as the mirroring controller makes them) goes
+        // with the Endpoints, not the Service.
         objects.services.clear();
         let mut mirrored: EndpointSlice = (*slice(&[])).clone();
         let reference = &mut mirrored.metadata.owner_references.as_mut().unwrap()[0];
         reference.kind = "Endpoints".into();
         objects.slices = vec![Arc::new(mirrored.clone())];
+        assert_eq!(
+            owed(&objects).as_deref(),
+            Some("the garbage collector has yet to act on endpointslice/web-x: its endpoints web is gone")
+        );
+        let endpoints: Endpoints =
+            serde_json::from_value(json!({"metadata": {"name": "web", "uid": "uid-svc"}})).unwrap();
+        objects.endpoints = vec![Arc::new(endpoints)];
         assert_eq!(owed(&objects), None);
+        objects.endpoints.clear();
+        // A slice no core Service or Endpoints controls is not this rule's: one of another API's
+        // Service kind, one the user keeps.
         let reference = &mut mirrored.metadata.owner_references.as_mut().unwrap()[0];
         reference.kind = "Service".into();
         reference.api_version = "serving.knative.dev/v1".into();
@@ -1286,7 +1278,7 @@ mod tests {
         );
         let mirrored = |listed: Value| -> Arc<EndpointSlice> {
             object(json!({
-                "metadata": {"name": "ext-m", "labels": {"kubernetes.io/service-name": "ext", MANAGED_BY: MIRRORING_CONTROLLER},
+                "metadata": {"name": "ext-m", "labels": {"kubernetes.io/service-name": "ext", MANAGED_BY: mirroring::MIRRORING_CONTROLLER},
                              "ownerReferences": [{"apiVersion": "v1", "kind": "Endpoints", "name": "ext", "uid": "uid-ep", "controller": true}]},
                 "addressType": "IPv4",
                 "endpoints": listed,
@@ -1301,6 +1293,13 @@ mod tests {
                                  {"addresses": ["10.1.0.2"], "conditions": {"ready": false}}]);
         *objects.slices.last_mut().unwrap() = mirrored(as_mirrored);
         assert_eq!(owed(&objects), None);
+        // Being deleted, the Endpoints get no new slice: nothing is owed.
+        let mut deleting = endpoints.clone();
+        deleting.metadata.deletion_timestamp = serde_json::from_value(json!("2026-01-01T00:00:00Z")).unwrap();
+        objects.endpoints = vec![Arc::new(deleting)];
+        let listed = objects.slices.pop();
+        assert_eq!(owed(&objects), None);
+        objects.slices.extend(listed);
         // Marked skip-mirror, or given a selector: the slices are owed their removal.
         let mut skipped = endpoints.clone();
         skipped.metadata.labels =
@@ -1312,8 +1311,15 @@ mod tests {
         selecting.spec.as_mut().unwrap().selector = Some([("app".to_string(), "ext".to_string())].into());
         *objects.services.last_mut().unwrap() = Arc::new(selecting);
         assert!(owed(&objects).is_some_and(|why| why.contains("endpoints/ext")));
-        // Their Endpoints gone (and their Service with them), they await the garbage collector.
+        // Their Service gone, the mirroring controller deletes them.
         objects.services.pop();
+        assert_eq!(
+            owed(&objects).as_deref(),
+            Some(
+                "the EndpointSlice mirroring controller has yet to delete endpointslice/ext-m: its service ext is gone"
+            )
+        );
+        // Their Endpoints gone too, they await the garbage collector.
         objects.endpoints.clear();
         assert_eq!(
             owed(&objects).as_deref(),

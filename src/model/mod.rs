@@ -6,6 +6,7 @@ pub mod annotations;
 pub mod duration;
 pub mod file_name;
 pub mod labels;
+pub mod mirroring;
 pub mod object_ref;
 pub mod resource_version;
 pub mod selector;

@@ -1492,8 +1492,9 @@ async fn a_pod_that_ends_as_its_replacement_starts_leaves_its_service_empty_for_
 /// The slices of a Service without a selector, as the testbed's mirroring controller wrote them
 /// for the same Endpoints (v1.37): ports that share their addresses share a slice, an address
 /// not ready on a port is not ready there, IPv6 apart; the Endpoints' labels and annotations
-/// carried over, the Endpoints the owner. Then a selector takes them away, and so does
-/// `skip-mirror`.
+/// carried over, the Endpoints the owner. Then `skip-mirror` takes them away, an address is
+/// written canonically, an ExternalName Service is mirrored too, deleting the Service deletes
+/// them, and a selector hands the Service to the EndpointSlice controller.
 #[test]
 fn a_service_without_a_selector_gets_slices_mirrored_from_its_endpoints() {
     let mut cluster = Cluster::new(Pace::Fast);
@@ -1586,7 +1587,30 @@ fn a_service_without_a_selector_gets_slices_mirrored_from_its_endpoints() {
         e["metadata"]["labels"].as_object_mut().unwrap().remove("endpointslice.kubernetes.io/skip-mirror");
     });
     assert_eq!(cluster.list(ENDPOINT_SLICE).len(), 1, "mirrored again");
-    cluster.change(SERVICE, "ext", |s| s["spec"]["selector"] = json!({"app": "web"}));
+    // Written in canonical form, as upstream parses and writes each address again.
+    cluster.change(resources::ENDPOINTS, "ext", |e| {
+        e["subsets"] = json!([{"addresses": [{"ip": "FD00::0001"}], "ports": [{"name": "http", "port": 8080}]}]);
+    });
+    let slices = cluster.list(ENDPOINT_SLICE);
+    assert_eq!(slices.len(), 1, "one IPv6 slice: {slices:?}");
+    assert_eq!(slices[0]["addressType"], "IPv6");
+    assert_eq!(slices[0]["endpoints"][0]["addresses"], json!(["fd00::1"]));
+    assert!(!names.contains(&name(&slices[0]).to_string()), "an IPv4 slice is never reused for IPv6");
+    // An ExternalName Service is mirrored like any other without a selector, as upstream does.
+    cluster.change(SERVICE, "ext", |s| {
+        s["spec"] = json!({"type": "ExternalName", "externalName": "db.example.com"});
+    });
+    assert_eq!(cluster.list(ENDPOINT_SLICE).len(), 1, "still mirrored");
+    // The Service deleted, its mirrored slices go; made again, it has them again.
+    let service = cluster.get(SERVICE, "ext");
+    cluster.store.remove(SERVICE, NS, "ext");
+    cluster.controllers.reconcile(&mut cluster.store);
+    assert!(cluster.list(ENDPOINT_SLICE).is_empty(), "the Service gone, so are its mirrored slices");
+    let mut again = service.clone();
+    again["metadata"] = json!({"name": "ext"});
+    cluster.create(SERVICE, again);
+    assert_eq!(cluster.list(ENDPOINT_SLICE).len(), 1, "made again, mirrored again");
+    cluster.change(SERVICE, "ext", |s| s["spec"] = json!({"ports": [{"port": 80}], "selector": {"app": "web"}}));
     let managers: Vec<Value> = cluster
         .list(ENDPOINT_SLICE)
         .iter()
