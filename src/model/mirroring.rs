@@ -48,7 +48,7 @@ pub fn mirrored_slices(endpoints: &Value) -> Vec<MirroredSlice> {
             if added == MAX_ENDPOINTS_PER_SUBSET {
                 break;
             }
-            let Some(ip) = lenient_ip(address["ip"].as_str().unwrap_or_default()) else { continue };
+            let Some(ip) = super::ip::parse_lenient(address["ip"].as_str().unwrap_or_default()) else { continue };
             added += 1;
             let address_type = if ip.is_ipv4() { "IPv4" } else { "IPv6" };
             let endpoint = endpoint(address, ip, *ready);
@@ -66,21 +66,6 @@ pub fn port_set(ports: &Value) -> Value {
     let mut ports: Vec<Value> = ports.as_array().cloned().unwrap_or_default();
     ports.sort_by_key(|p| p.to_string());
     Value::Array(ports)
-}
-
-/// An address as Go's lenient parser reads it (leading zeros allowed, which validation refuses
-/// in a new object anyway).
-fn lenient_ip(text: &str) -> Option<IpAddr> {
-    text.parse().ok().or_else(|| {
-        let trimmed: Vec<String> = text
-            .split('.')
-            .map(|part| match part.trim_start_matches('0') {
-                "" if !part.is_empty() => "0".to_string(),
-                kept => kept.to_string(),
-            })
-            .collect();
-        (!text.contains(':')).then(|| trimmed.join(".").parse().ok()).flatten()
-    })
 }
 
 /// Upstream's addressToEndpoint.

@@ -5,6 +5,7 @@
 pub mod annotations;
 pub mod duration;
 pub mod file_name;
+pub mod ip;
 pub mod labels;
 pub mod mirroring;
 pub mod object_ref;

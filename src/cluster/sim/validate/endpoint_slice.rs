@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use serde_json::Value;
 
 use super::{dns_label_causes, dns_label_problems, invalid_value, label_key_problems, subdomain_problems, unsupported};
+use crate::model::ip::parse_lenient;
 
 const ADDRESS_TYPES: [&str; 3] = ["FQDN", "IPv4", "IPv6"];
 const PROTOCOLS: [&str; 3] = ["SCTP", "TCP", "UDP"];
@@ -118,37 +119,9 @@ fn parse_ip(text: &str) -> Result<IpAddr, String> {
         // RFC 5952's form, which Rust writes: lower case, zeros compressed once, the longest run.
         Ok(ip) if ip.to_string() != text => Err(format!("must be in canonical form (\"{ip}\")")),
         Ok(ip) => Ok(ip),
-        Err(_) if without_leading_zeros(text).is_some_and(|text| text.parse::<IpAddr>().is_ok()) => {
-            Err("must not have leading 0s".to_string())
-        }
+        Err(_) if parse_lenient(text).is_some() => Err("must not have leading 0s".to_string()),
         Err(_) => Err("must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)".to_string()),
     }
-}
-
-/// The address with each IPv4 part's and IPv6 group's leading zeros dropped, as the legacy
-/// parser reads them; none when a part is not a number at all.
-pub(super) fn without_leading_zeros(text: &str) -> Option<String> {
-    let trim = |part: &str, hex: bool| -> Option<String> {
-        if part.is_empty() {
-            // `::` in IPv6; an empty IPv4 part is no number.
-            return hex.then(String::new);
-        }
-        if !part.chars().all(|c| if hex { c.is_ascii_hexdigit() } else { c.is_ascii_digit() }) {
-            return None;
-        }
-        let kept = part.trim_start_matches('0');
-        Some(if kept.is_empty() { "0".to_string() } else { kept.to_string() })
-    };
-    let v4 = |text: &str| -> Option<String> {
-        let parts: Option<Vec<String>> = text.split('.').map(|part| trim(part, false)).collect();
-        Some(parts?.join("."))
-    };
-    if !text.contains(':') {
-        return v4(text);
-    }
-    let groups: Option<Vec<String>> =
-        text.split(':').map(|group| if group.contains('.') { v4(group) } else { trim(group, true) }).collect();
-    Some(groups?.join(":"))
 }
 
 /// ValidateNonSpecialIP: an endpoint cannot be an unspecified, loopback or link-local address.

@@ -9,8 +9,9 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
-use super::endpoint_slice::{special_ip, without_leading_zeros};
+use super::endpoint_slice::special_ip;
 use super::{dns_label_causes, invalid_value, items, label_key_problems, subdomain_problems, text, unsupported};
+use crate::model::ip::parse_lenient;
 
 const PROTOCOLS: [&str; 3] = ["SCTP", "TCP", "UDP"];
 
@@ -41,7 +42,7 @@ fn address_causes(address: &Value, path: &str) -> Vec<String> {
     let ip = text(&address["ip"]);
     let at = format!("{path}.ip");
     let mut causes = Vec::new();
-    let lenient = ip.parse::<IpAddr>().ok().or_else(|| without_leading_zeros(ip)?.parse().ok());
+    let lenient = parse_lenient(ip);
     match ip.parse::<IpAddr>() {
         Ok(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_some() => {
             causes.push(invalid_value(&at, ip, "must not be an IPv4-mapped IPv6 address"))

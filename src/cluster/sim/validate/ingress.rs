@@ -6,7 +6,8 @@
 
 use serde_json::Value;
 
-use super::endpoint_slice::without_leading_zeros;
+use crate::model::ip::parse_lenient;
+
 use super::{
     compact, dns_label_problems, invalid_value, items, path_segment_problems, port_name_problems, subdomain_problems,
     text, unsupported,
@@ -89,8 +90,7 @@ const WILDCARD: &str = "a wildcard DNS-1123 subdomain must start with '*.', foll
 /// netutils.ParseIPSloppy: an address Go's current parser reads, or its legacy one, which
 /// allows leading zeros.
 fn is_ip_address(host: &str) -> bool {
-    host.parse::<std::net::IpAddr>().is_ok()
-        || without_leading_zeros(host).is_some_and(|host| host.parse::<std::net::IpAddr>().is_ok())
+    parse_lenient(host).is_some()
 }
 
 fn http_paths(http: &Value, path: &str) -> Vec<String> {

@@ -9,7 +9,8 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
-use super::endpoint_slice::without_leading_zeros;
+use crate::model::ip::parse_lenient;
+
 use super::{compact, invalid_value, items, port_name_problems, selector_syntax, text, unsupported};
 
 const PROTOCOLS: [&str; 3] = ["TCP", "UDP", "SCTP"];
@@ -186,7 +187,7 @@ impl Network {
     /// the prefix length; the address masked to the network's.
     fn lenient(text: &str) -> Option<Network> {
         let (address, bits) = text.split_once('/')?;
-        let address = address.parse().ok().or_else(|| without_leading_zeros(address)?.parse().ok())?;
+        let address = parse_lenient(address)?;
         let network = Network::new(address, bits)?;
         Some(Network { address: Network::masked(network.address, network.bits), bits: network.bits })
     }
