@@ -1030,7 +1030,7 @@ fn is_subdomain(name: &str) -> bool {
 }
 
 /// DNS labels joined by dots, whatever the lengths.
-fn is_subdomain_pattern(name: &str) -> bool {
+pub(super) fn is_subdomain_pattern(name: &str) -> bool {
     name.split('.').all(is_dns_label_pattern)
 }
 
