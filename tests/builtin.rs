@@ -444,6 +444,55 @@ fn a_stateful_set_with_volume_claims_stops_the_scenario_on_the_builtin_cluster()
     assert!(on_builtin.contains("run it on a cluster (--context, --kubeconfig or KUBECONFIG)"), "{on_builtin}");
 }
 
+/// A pod that mounts a claim that exists waits until the claim is bound, which depends on the
+/// cluster's storage: the testbed has no provisioner and never binds it, kind's binds it at once.
+/// The built-in cluster, which models neither, stops the scenario, whichever of the pod and the
+/// claim comes first. (A claim that does not exist is judged alike everywhere:
+/// tests/parity/volume-claims.rollout.)
+#[test]
+fn a_pod_that_mounts_an_existing_claim_stops_the_scenario_on_the_builtin_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let claim = "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: data\nspec:\n  accessModes: [ReadWriteOnce]\n  resources:\n    requests:\n      storage: 1Gi\n";
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: db\n  labels:\n    app: db\nspec:\n  containers:\n    - name: db\n      image: postgres\n  volumes:\n    - name: data\n      persistentVolumeClaim:\n        claimName: data\n";
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\nspec:\n  selector:\n    matchLabels:\n      app: api\n  template:\n    metadata:\n      labels:\n        app: api\n    spec:\n      containers:\n        - name: api\n          image: nginx\n      volumes:\n        - name: data\n          persistentVolumeClaim:\n            claimName: data\n";
+    let scenario = |first: &str, second: &str| {
+        format!(
+            "scenario \"claims\" {{\n    apply <<YAML\n{first}YAML\n    apply <<YAML\n{second}YAML\n    expect pods app=db count 1\n}}\n"
+        )
+    };
+    // The claim first: the pod that would mount it is the write that stops the scenario.
+    let path = script(dir.path(), "claim-first.rollout", &scenario(claim, pod));
+    let (code, on_builtin) = run(builtin(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 3, "{on_builtin}");
+    assert!(on_builtin.contains("the built-in cluster does not model PersistentVolumeClaims"), "{on_builtin}");
+    assert!(on_builtin.contains("pod/db mounts persistentvolumeclaim/data"), "{on_builtin}");
+    assert!(on_builtin.contains("run it on a cluster (--context, --kubeconfig or KUBECONFIG)"), "{on_builtin}");
+    assert!(
+        on_builtin.lines().any(|l| l.trim_start().starts_with("ERR ") && l.contains("apply <<YAML")),
+        "{on_builtin}"
+    );
+    // The controller first, then the claim: the claim's write stops it.
+    let path = script(dir.path(), "claim-last.rollout", &scenario(deployment, claim));
+    let (code, on_builtin) = run(builtin(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 3, "{on_builtin}");
+    assert!(on_builtin.contains("deployment/api mounts persistentvolumeclaim/data"), "{on_builtin}");
+    // A template changed to mount it, after both exist.
+    let plain = deployment.split("      volumes:").next().unwrap();
+    let path = script(dir.path(), "template.rollout", &scenario(&format!("{claim}---\n{plain}"), deployment));
+    let (code, on_builtin) = run(builtin(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 3, "{on_builtin}");
+    assert!(on_builtin.contains("deployment/api mounts persistentvolumeclaim/data"), "{on_builtin}");
+    // Why: on the testbed the claim is never bound, and the pod waits in the scheduler's words
+    // (on kind it would run).
+    let text = format!(
+        "scenario \"claims\" {{\n    apply <<YAML\n{claim}---\n{pod}---\napiVersion: v1\nkind: Service\nmetadata:\n  name: db\nspec:\n  selector:\n    app: db\n  ports:\n    - port: 5432\nYAML\n    expect-traffic service/db count 1 within 2s\n}}\n"
+    );
+    let path = script(dir.path(), "testbed.rollout", &text);
+    let (code, on_testbed) = run(common::rehearse(&["run", path.to_str().unwrap()]));
+    assert_eq!(code, 1, "{on_testbed}");
+    assert!(on_testbed.contains("pod has unbound immediate PersistentVolumeClaims"), "{on_testbed}");
+}
+
 /// An autoscaling/v1 HorizontalPodAutoscaler: a cluster serves the version (and the autoscaler
 /// scales its target), the built-in cluster serves only autoscaling/v2, so it stops the scenario
 /// and says how to write the manifest instead.

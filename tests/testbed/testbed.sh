@@ -533,7 +533,7 @@ component_args() {
         --secure-port="$KCM_PORT" \
         --cert-dir="$PKI/kcm-certdir" \
         --leader-elect=false \
-        --controllers='*,-endpoints-controller,-disruption-controller,-persistentvolume-attach-detach-controller,-persistentvolumeclaim-protection-controller,-ephemeral-volume-controller,-taint-eviction-controller,-device-taint-eviction-controller,-resourceclaim-controller' \
+        --controllers='*,-endpoints-controller,-disruption-controller,-persistentvolume-attach-detach-controller,-ephemeral-volume-controller,-taint-eviction-controller,-device-taint-eviction-controller,-resourceclaim-controller' \
         --service-account-private-key-file="$PKI/sa.key" \
         --root-ca-file="$PKI/ca.crt" \
         --cluster-signing-cert-file="$PKI/ca.crt" \

@@ -21,7 +21,7 @@ use super::error::ApiError;
 use super::resources::{self, Resource};
 use super::store::{self, Change, ChangeType, Store};
 use super::typed_patch::Refusal;
-use super::{Pace, cluster_ips, node_ports, validate};
+use super::{Pace, claims, cluster_ips, node_ports, validate};
 
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -412,6 +412,7 @@ fn admitted(store: &Store, target: &Target, mut object: Value) -> Result<Value, 
     prepare_for_create(store, target.resource, &mut object);
     validate::create(target.resource, &object)?;
     refuse_without_its_controller(target.resource, &object)?;
+    claims::refuse_unmodelled(store, target.resource, &target.namespace, &object)?;
     within_replica_limit(store, target, &object)?;
     store.may_create(target.resource, &target.namespace, &object)?;
     Ok(object)
@@ -727,6 +728,7 @@ fn apply(state: &mut State, target: &Target, name: &str, mut applied: Value) -> 
             prepare_for_create(&state.store, target.resource, &mut object);
             validate::create(target.resource, &object)?;
             refuse_without_its_controller(target.resource, &object)?;
+            claims::refuse_unmodelled(&state.store, target.resource, &target.namespace, &object)?;
             within_replica_limit(&state.store, target, &object)?;
             state.store.create(target.resource, &target.namespace, object)?
         }
@@ -786,6 +788,11 @@ fn update(state: &mut State, target: &Target, current: &Value, mut object: Value
     begin_write(&state.store, target, Some(current), &mut object)?;
     count_template_generation(target.resource, Some(current), &mut object);
     validate::update(target.resource, current, &object)?;
+    // Only a controller's template can come to mount a claim: a pod's volumes never change, and
+    // a claim's own update mounts nothing.
+    if target.resource != resources::POD && target.resource != resources::PERSISTENT_VOLUME_CLAIM {
+        claims::refuse_unmodelled(&state.store, target.resource, &target.namespace, &object)?;
+    }
     within_replica_limit(&state.store, target, &object)?;
     state.store.update(target.resource, &target.namespace, object)
 }

@@ -201,6 +201,24 @@ impl ApiError {
         ))
     }
 
+    /// What the built-in cluster answers to a write that would have a pod of `resource`/`name`
+    /// (or its pods) mount the existing `claim`, from either side: like `claims_not_modelled`.
+    pub fn claim_not_modelled(resource: Resource, name: &str, claim: &str) -> ApiError {
+        ApiError::untrustworthy(format!(
+            "the built-in cluster does not model PersistentVolumeClaims: {lower}/{name} mounts persistentvolumeclaim/{claim}, and on a real cluster its pods wait until the claim is bound, which depends on the cluster's storage (kind's provisioner binds it, a cluster without one never does)",
+            lower = resource.kind.to_ascii_lowercase(),
+        ))
+    }
+
+    /// What the built-in cluster answers to a pod spec with an ephemeral volume, whose claim a
+    /// real cluster makes and binds before the pod may start: like `claims_not_modelled`.
+    pub fn ephemeral_volume_not_modelled(resource: Resource, name: &str) -> ApiError {
+        ApiError::untrustworthy(format!(
+            "the built-in cluster does not model PersistentVolumeClaims: {lower}/{name} has an ephemeral volume, whose claim a real cluster makes and binds before its pods start",
+            lower = resource.kind.to_ascii_lowercase(),
+        ))
+    }
+
     /// What the built-in cluster answers to a write that would take a namespace's Deployments'
     /// and ReplicaSets' replicas beyond `MAX_REPLICAS`: like `controller_not_run`, not a refusal (a
     /// cluster would take it) but a scenario it cannot rehearse.

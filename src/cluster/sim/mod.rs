@@ -4,6 +4,7 @@
 //! watches and the same requests, on both.
 
 pub mod api;
+pub mod claims;
 pub mod clock;
 pub mod cluster_ips;
 pub mod controllers;

@@ -1,7 +1,8 @@
 //! The scheduler: binds each pod that has no node (and is not being deleted) to the node that
 //! passes upstream's filters, in upstream's order (NodeUnschedulable, TaintToleration,
 //! NodeAffinity, NodePorts, NodeResourcesFit, PodTopologySpread's hard constraints,
-//! InterPodAffinity's required terms), with the fewest
+//! InterPodAffinity's required terms), after the pre-filter that rejects a pod whose claim does
+//! not exist (`claims::missing`), with the fewest
 //! pods, ties by name; a pod no node takes stays Pending with PodScheduled False, Unschedulable,
 //! and the scheduler's message.
 
@@ -9,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
+use super::super::claims;
 use super::super::facts::Facts;
 use super::super::quantity::Quantity;
 use super::super::resources::{NODE, POD};
@@ -55,6 +57,14 @@ pub fn run(store: &mut Store, namespaces: &[String]) {
     for (namespace, mut pod) in waiting {
         if pod["spec"]["schedulingGates"].as_array().is_some_and(|g| !g.is_empty()) {
             set_scheduled(store, &namespace, pod, "False", Some(GATED));
+            continue;
+        }
+        // The pre-filters: a claim the namespace lacks rejects the pod before any node is weighed
+        // (no node at all is said first, as upstream checks that before them).
+        if let Some(message) =
+            claims::missing(store, &namespace, &pod["spec"], nodes.len()).filter(|_| !nodes.is_empty())
+        {
+            set_scheduled(store, &namespace, pod, "False", Some(("Unschedulable", &message)));
             continue;
         }
         let wants = Wants::of(&pod["spec"]);
