@@ -493,6 +493,154 @@ fn a_pod_that_mounts_an_existing_claim_stops_the_scenario_on_the_builtin_cluster
     assert!(on_testbed.contains("pod has unbound immediate PersistentVolumeClaims"), "{on_testbed}");
 }
 
+/// A pod whose ConfigMap or Secret is missing: a real kubelet mounts no volume it lacks (the pod
+/// stays creating) and makes no environment from one (that container fails,
+/// CreateContainerConfigError), until it exists. The built-in cluster holds such pods the same
+/// way at both paces, says why in the kubelet's words, and starts them once the objects exist.
+/// (The testbed's kwok mounts nothing and starts them at once: docs/testbed.md.)
+#[test]
+fn pods_wait_for_the_config_maps_and_secrets_they_need_on_the_builtin_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = script(dir.path(), "held.rollout", HELD_UNTIL_CONFIG);
+    let failing = script(dir.path(), "failing.rollout", CONFIG_NEVER_MADE);
+    for pace in ["kind", "fast"] {
+        let (code, out) = run(builtin(&["run", "--pace", pace, held.to_str().unwrap()]));
+        assert_eq!(code, 0, "{pace}: {out}");
+        let (code, out) = run(builtin(&["run", "--pace", pace, failing.to_str().unwrap()]));
+        assert_eq!(code, 1, "{pace}: {out}");
+        assert!(
+            out.contains("2 × pod of replicaset/web-{hash} not ready: waiting for readiness (phase Pending; web: CreateContainerConfigError: configmap \"settings\" not found)"),
+            "{pace}: {out}"
+        );
+    }
+}
+
+/// Two pods of a Deployment, each needing a Secret as a volume and a ConfigMap's key in its
+/// environment: no traffic until both exist, then both serve.
+const HELD_UNTIL_CONFIG: &str = r#"scenario "config" {
+    apply <<YAML
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata:
+          name: web
+        spec:
+          replicas: 2
+          selector:
+            matchLabels:
+              app: web
+          template:
+            metadata:
+              labels:
+                app: web
+            spec:
+              containers:
+                - name: web
+                  image: nginx:1.27
+                  env:
+                    - name: MODE
+                      valueFrom:
+                        configMapKeyRef:
+                          name: settings
+                          key: mode
+                - name: sidecar
+                  image: envoy
+              volumes:
+                - name: certs
+                  secret:
+                    secretName: certs
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata:
+          name: web
+        spec:
+          selector:
+            app: web
+          ports:
+            - port: 80
+    YAML
+    expect pods app=web count 2
+    expect-traffic service/web none
+    apply <<YAML
+        apiVersion: v1
+        kind: Secret
+        metadata:
+          name: certs
+        stringData:
+          tls.crt: x
+    YAML
+    expect-traffic service/web none
+    apply <<YAML
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: settings
+        data:
+          mode: fast
+    YAML
+    wait rollout deployment/web
+    expect-traffic service/web count 2
+}
+"#;
+
+/// The same, the Secret made and the ConfigMap never.
+const CONFIG_NEVER_MADE: &str = r#"scenario "config" {
+    apply <<YAML
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata:
+          name: web
+        spec:
+          replicas: 2
+          selector:
+            matchLabels:
+              app: web
+          template:
+            metadata:
+              labels:
+                app: web
+            spec:
+              containers:
+                - name: web
+                  image: nginx:1.27
+                  env:
+                    - name: MODE
+                      valueFrom:
+                        configMapKeyRef:
+                          name: settings
+                          key: mode
+                - name: sidecar
+                  image: envoy
+              volumes:
+                - name: certs
+                  secret:
+                    secretName: certs
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata:
+          name: web
+        spec:
+          selector:
+            app: web
+          ports:
+            - port: 80
+    YAML
+    expect pods app=web count 2
+    expect-traffic service/web none
+    apply <<YAML
+        apiVersion: v1
+        kind: Secret
+        metadata:
+          name: certs
+        stringData:
+          tls.crt: x
+    YAML
+    expect-traffic service/web none
+    expect-traffic service/web count 2 within 5s
+}
+"#;
+
 /// An autoscaling/v1 HorizontalPodAutoscaler: a cluster serves the version (and the autoscaler
 /// scales its target), the built-in cluster serves only autoscaling/v2, so it stops the scenario
 /// and says how to write the manifest instead.

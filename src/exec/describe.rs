@@ -69,6 +69,21 @@ pub fn counted(descriptions: impl IntoIterator<Item = String>) -> Vec<String> {
     counts.into_iter().map(|(d, n)| if n == 1 { d } else { format!("{n} × {d}") }).collect()
 }
 
+/// The first container (in the order of the status) that waits for a reason other than being
+/// created, in the kubelet's words: `web: CreateContainerConfigError: configmap "settings" not
+/// found`. A pod Pending for that reason will not start by itself.
+fn stuck_container(status: &super::pod::PodStatus) -> Option<String> {
+    let mut statuses = status.container_statuses.iter().flatten();
+    statuses.find_map(|container| {
+        let waiting = container.state.as_ref()?.waiting.as_ref()?;
+        let reason = waiting.reason.as_deref().filter(|r| !matches!(*r, "ContainerCreating" | "PodInitializing"))?;
+        Some(match waiting.message.as_deref().filter(|m| !m.is_empty()) {
+            Some(message) => format!("{}: {reason}: {message}", container.name),
+            None => format!("{}: {reason}", container.name),
+        })
+    })
+}
+
 /// The pods still on their way in or out when a step timed out: what each is waiting for, and
 /// which pod it is and for how long.
 pub struct PodsInFlux {
@@ -195,7 +210,10 @@ impl PodsInFlux {
                     }
                 } else {
                     let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
-                    format!("waiting for readiness (phase {phase})")
+                    match status.and_then(stuck_container) {
+                        Some(why) => format!("waiting for readiness (phase {phase}; {why})"),
+                        None => format!("waiting for readiness (phase {phase})"),
+                    }
                 };
                 let node = missing_node.map(|node| format!("; its node {node} does not exist")).unwrap_or_default();
                 Some(InFlux {

@@ -47,6 +47,8 @@ pub struct PodStatus {
 #[serde(rename_all = "camelCase")]
 pub struct ContainerStatus {
     #[serde(default)]
+    pub name: String,
+    #[serde(default)]
     pub restart_count: i32,
     pub state: Option<ContainerState>,
 }
@@ -59,6 +61,7 @@ pub struct ContainerState {
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct Waiting {
     pub reason: Option<String>,
+    pub message: Option<String>,
 }
 
 /// A condition as the steps read it. Its transition time stays text until a message needs it:

@@ -5,6 +5,7 @@
 //! passed, and is gone two seconds after its deletionTimestamp. A deleted pod its finalizers
 //! hold is stopped (Failed) at that moment instead, and stays.
 //! Pod IPs come from each node's pod CIDR, handed out round-robin as host-local IPAM does.
+//! A pod whose ConfigMaps or Secrets are missing is held as a kubelet holds it (`pod_config`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use super::super::Pace;
 use super::super::resources::{NODE, POD};
 use super::super::store::{Store, hash_of};
 use super::nodes::internal_ip;
+use super::pod_config::{self, Unmet};
 use super::{Tick, has_finalizers, is_deleting, is_ready, is_terminal, name, parse_time, uid, write};
 
 /// How long a pod takes from binding to Ready at the kind pace.
@@ -102,19 +104,31 @@ impl Kubelet {
                 }
                 let Some(index) = index.filter(|_| !is_deleting(&pod)) else { continue };
                 let node = &nodes[index];
+                // Containers already running keep running whatever becomes of their sources.
+                let started = pod["status"]["phase"] == "Running";
+                let unmet = if started { None } else { pod_config::unmet(store, namespace, &pod["spec"]) };
                 match pace {
-                    Pace::Fast => self.start(store, &mut ips, namespace, Arc::unwrap_or_clone(pod), node, index),
+                    Pace::Fast => match unmet {
+                        None => self.start(store, &mut ips, namespace, Arc::unwrap_or_clone(pod), node, index),
+                        Some(unmet) => self.hold(store, &mut ips, namespace, &pod, node, index, &unmet),
+                    },
                     Pace::Kind => {
                         let due = *self
                             .ready_at
                             .entry((namespace.clone(), uid(&pod).to_string()))
                             .or_insert(tick.now + KIND_START);
                         if tick.now >= due {
-                            starting.push((pod, index));
+                            match unmet {
+                                None => starting.push((pod, index)),
+                                Some(unmet) => self.hold(store, &mut ips, namespace, &pod, node, index, &unmet),
+                            }
                         } else {
                             if !pod["status"]["containerStatuses"].is_array() {
                                 let mut pod = Arc::unwrap_or_clone(pod);
-                                self.assign_ip(store, &mut ips, &mut pod, node, index);
+                                // The sandbox (and its IP) comes only once the volumes are mounted.
+                                if unmet != Some(Unmet::Volume) {
+                                    self.assign_ip(store, &mut ips, &mut pod, node, index);
+                                }
                                 creating(store, namespace, pod, node);
                             }
                             tick.wake_at(due);
@@ -249,6 +263,85 @@ impl Kubelet {
         ip
     }
 
+    /// A pod whose ConfigMaps or Secrets are missing (`pod_config`), as a kubelet leaves it until
+    /// they exist: a volume it cannot mount keeps it creating, with no sandbox and so no IP; an
+    /// environment it cannot make fails those containers (`CreateContainerConfigError`, in the
+    /// kubelet's words) and runs the others. Written only when that changes, so a held pod
+    /// gives no controller more work. Nothing wakes it but the objects it waits for.
+    #[allow(clippy::too_many_arguments)]
+    fn hold(
+        &mut self,
+        store: &mut Store,
+        ips: &mut IpsInUse,
+        namespace: &str,
+        pod: &Value,
+        node: &Value,
+        index: usize,
+        unmet: &Unmet,
+    ) {
+        let failing = match unmet {
+            Unmet::Volume => {
+                if !pod["status"]["containerStatuses"].is_array() {
+                    creating(store, namespace, pod.clone(), node);
+                }
+                return;
+            }
+            Unmet::Environment(failing) => failing,
+        };
+        let waiting_for = |c: &Value| failing.iter().find(|(name, _)| c["name"] == name.as_str()).map(|(_, why)| why);
+        let written = |statuses: &Value| -> Vec<(Value, Value, Value)> {
+            statuses
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| (s["name"].clone(), s["ready"].clone(), s["state"]["waiting"]["message"].clone()))
+                .collect()
+        };
+        let now = store.clock.timestamp();
+        let uid = uid(pod).to_string();
+        let statuses = containers(pod, |c| match waiting_for(c) {
+            Some(why) => not_running(c, json!({"waiting": {"reason": "CreateContainerConfigError", "message": why}})),
+            None => running(&uid, c, &now),
+        });
+        if pod["status"]["phase"] == "Pending" && written(&pod["status"]["containerStatuses"]) == written(&statuses) {
+            return;
+        }
+        let mut pod = pod.clone();
+        self.assign_ip(store, ips, &mut pod, node, index);
+        host_status(&mut pod, node, &now);
+        let unready: Vec<&str> = failing.iter().map(|(name, _)| name.as_str()).collect();
+        // A condition that was False already (the pod was creating) keeps its transition time.
+        let conditions = pod["status"]["conditions"].as_array().cloned().unwrap_or_default();
+        let since = |kind: &str| {
+            conditions
+                .iter()
+                .find(|c| c["type"] == kind && c["status"] == "False")
+                .map_or_else(|| now.clone().into(), |c| c["lastTransitionTime"].clone())
+        };
+        let not_ready = |kind: &str| {
+            json!({
+                "type": kind,
+                "status": "False",
+                "lastProbeTime": null,
+                "lastTransitionTime": since(kind),
+                "reason": "ContainersNotReady",
+                "message": format!("containers with unready status: [{}]", unready.join(" ")),
+            })
+        };
+        let status = &mut pod["status"];
+        status["phase"] = "Pending".into();
+        let scheduled = scheduled_condition(status, &now);
+        status["conditions"] = json!([
+            true_condition("PodReadyToStartContainers", &now),
+            true_condition("Initialized", &now),
+            not_ready("Ready"),
+            not_ready("ContainersReady"),
+            scheduled,
+        ]);
+        status["containerStatuses"] = statuses;
+        write(store, POD, namespace, pod);
+    }
+
     /// Running and Ready.
     fn start(
         &mut self,
@@ -263,19 +356,7 @@ impl Kubelet {
         self.assign_ip(store, ips, &mut pod, node, index);
         host_status(&mut pod, node, &now);
         let uid = uid(&pod).to_string();
-        let statuses = containers(&pod, |c| {
-            json!({
-                "name": c["name"],
-                "image": c["image"],
-                "imageID": "",
-                "containerID": format!("containerd://{}", hash_of(&json!([uid, c["name"]]))),
-                "ready": true,
-                "started": true,
-                "restartCount": 0,
-                "state": {"running": {"startedAt": now}},
-                "lastState": {},
-            })
-        });
+        let statuses = containers(&pod, |c| running(&uid, c, &now));
         let status = &mut pod["status"];
         status["phase"] = "Running".into();
         let scheduled = scheduled_condition(status, &now);
@@ -377,6 +458,21 @@ fn creating(store: &mut Store, namespace: &str, mut pod: Value, node: &Value) {
 
 fn containers(pod: &Value, status: impl Fn(&Value) -> Value) -> Value {
     pod["spec"]["containers"].as_array().into_iter().flatten().map(status).collect()
+}
+
+/// The status of a container of the pod `uid` running (and ready) since `now`.
+fn running(uid: &str, container: &Value, now: &str) -> Value {
+    json!({
+        "name": container["name"],
+        "image": container["image"],
+        "imageID": "",
+        "containerID": format!("containerd://{}", hash_of(&json!([uid, container["name"]]))),
+        "ready": true,
+        "started": true,
+        "restartCount": 0,
+        "state": {"running": {"startedAt": now}},
+        "lastState": {},
+    })
 }
 
 /// The status of a container that is not running (yet, or any more) in `state`.

@@ -17,6 +17,7 @@ mod endpointslice_mirroring;
 mod gc;
 mod kubelet;
 mod nodes;
+mod pod_config;
 mod podgc;
 mod replicaset;
 mod scheduler;
@@ -119,7 +120,9 @@ impl Controller {
             // Pods and revisions matter only where a StatefulSet is.
             Controller::StatefulSet if store.list(STATEFUL_SET, Some(namespace)).next().is_none() => &[STATEFUL_SET],
             Controller::StatefulSet => &[STATEFUL_SET, CONTROLLER_REVISION, POD],
-            Controller::Scheduler | Controller::Kubelet | Controller::PodGarbageCollector => &[POD, NODE],
+            Controller::Scheduler | Controller::PodGarbageCollector => &[POD, NODE],
+            // The ConfigMaps and Secrets its pods' volumes and environment name (`pod_config`).
+            Controller::Kubelet => &[POD, NODE, CONFIG_MAP, SECRET],
             Controller::EndpointSlice => &[SERVICE, ENDPOINT_SLICE, POD, NODE],
             Controller::EndpointSliceMirroring => &[SERVICE, ENDPOINTS, ENDPOINT_SLICE],
         }

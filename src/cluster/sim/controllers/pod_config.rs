@@ -1,0 +1,235 @@
+//! What a pod needs from its namespace before its kubelet can start it: the ConfigMaps and
+//! Secrets its volumes and environment name, unless marked optional. A kubelet mounts the
+//! volumes first and creates the pod's sandbox only then, so a missing volume source leaves the
+//! pod Pending, ContainerCreating, with no IP; a missing environment source fails that
+//! container alone, `CreateContainerConfigError`, in the kubelet's words. Either way the pod is
+//! not ready until the object (and the key) exists. The testbed's kwok mounts nothing and starts
+//! such a pod regardless: here the built-in cluster follows a real kubelet (docs/testbed.md).
+//! Init containers' environment is not judged (the stand-in runs no init container).
+
+use serde_json::Value;
+
+use super::super::resources::{self, Resource};
+use super::super::store::Store;
+
+/// What keeps a pod from starting.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unmet {
+    /// A volume cannot be mounted: no container is created, the pod has no sandbox yet.
+    Volume,
+    /// Each container (by name) whose environment cannot be made, with the kubelet's message.
+    Environment(Vec<(String, String)>),
+}
+
+/// A ConfigMap or a Secret, as a pod names one.
+struct Source<'a> {
+    resource: Resource,
+    name: &'a str,
+    optional: bool,
+}
+
+impl Source<'_> {
+    /// The stored object, if it exists.
+    fn get<'s>(&self, store: &'s Store, namespace: &str) -> Option<&'s Value> {
+        store.get(self.resource, namespace, self.name)
+    }
+
+    fn kind(&self) -> &'static str {
+        if self.resource == resources::SECRET { "Secret" } else { "ConfigMap" }
+    }
+}
+
+fn source<'a>(resource: Resource, reference: &'a Value, name_field: &str) -> Option<Source<'a>> {
+    let name = reference.get(name_field)?.as_str()?;
+    Some(Source { resource, name, optional: reference["optional"].as_bool().unwrap_or(false) })
+}
+
+/// Whether `object` (a ConfigMap or Secret) holds `key`.
+fn holds(object: &Value, key: &str) -> bool {
+    ["data", "binaryData"].iter().any(|map| object[map].get(key).is_some())
+}
+
+/// Why the pod's kubelet cannot start it now, if it cannot.
+pub fn unmet(store: &Store, namespace: &str, spec: &Value) -> Option<Unmet> {
+    if spec["volumes"].as_array().into_iter().flatten().any(|volume| !mountable(store, namespace, volume)) {
+        return Some(Unmet::Volume);
+    }
+    // Init containers are not judged: the kubelet stand-in does not run them.
+    let failing: Vec<(String, String)> = spec["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|container| {
+            let why = environment_problem(store, namespace, container)?;
+            Some((container["name"].as_str().unwrap_or_default().to_string(), why))
+        })
+        .collect();
+    (!failing.is_empty()).then_some(Unmet::Environment(failing))
+}
+
+/// Whether a volume's ConfigMap or Secret (directly or projected) exists with the keys its
+/// items name, or is optional.
+fn mountable(store: &Store, namespace: &str, volume: &Value) -> bool {
+    let direct = [
+        source(resources::CONFIG_MAP, &volume["configMap"], "name").map(|s| (s, &volume["configMap"]["items"])),
+        source(resources::SECRET, &volume["secret"], "secretName").map(|s| (s, &volume["secret"]["items"])),
+    ];
+    let projected = volume["projected"]["sources"].as_array().into_iter().flatten().flat_map(|projection| {
+        [
+            source(resources::CONFIG_MAP, &projection["configMap"], "name")
+                .map(|s| (s, &projection["configMap"]["items"])),
+            source(resources::SECRET, &projection["secret"], "name").map(|s| (s, &projection["secret"]["items"])),
+        ]
+    });
+    direct.into_iter().chain(projected).flatten().all(|(source, items)| match source.get(store, namespace) {
+        None => source.optional,
+        Some(object) => {
+            source.optional
+                || items
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .all(|item| item["key"].as_str().is_none_or(|key| holds(object, key)))
+        }
+    })
+}
+
+/// The kubelet's message for the first environment source of a container it cannot read.
+fn environment_problem(store: &Store, namespace: &str, container: &Value) -> Option<String> {
+    for from in container["envFrom"].as_array().into_iter().flatten() {
+        let sources = [
+            source(resources::CONFIG_MAP, &from["configMapRef"], "name"),
+            source(resources::SECRET, &from["secretRef"], "name"),
+        ];
+        for source in sources.into_iter().flatten() {
+            if !source.optional && source.get(store, namespace).is_none() {
+                return Some(not_found(&source));
+            }
+        }
+    }
+    for variable in container["env"].as_array().into_iter().flatten() {
+        let from = &variable["valueFrom"];
+        let sources = [
+            source(resources::CONFIG_MAP, &from["configMapKeyRef"], "name")
+                .map(|s| (s, &from["configMapKeyRef"]["key"])),
+            source(resources::SECRET, &from["secretKeyRef"], "name").map(|s| (s, &from["secretKeyRef"]["key"])),
+        ];
+        for (source, key) in sources.into_iter().flatten() {
+            let key = key.as_str().unwrap_or_default();
+            match source.get(store, namespace) {
+                _ if source.optional => {}
+                None => return Some(not_found(&source)),
+                Some(object) if !holds(object, key) => {
+                    return Some(format!("couldn't find key {key} in {} {namespace}/{}", source.kind(), source.name));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    None
+}
+
+/// `configmap "settings" not found`, as the kubelet reports a missing source.
+fn not_found(source: &Source) -> String {
+    format!("{} \"{}\" not found", source.kind().to_ascii_lowercase(), source.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::super::clock::Clock;
+    use super::*;
+
+    fn store() -> Store {
+        let mut store = Store::new(Clock::default());
+        store.create(resources::NAMESPACE, "", json!({"metadata": {"name": "ns"}})).unwrap();
+        store
+            .create(resources::CONFIG_MAP, "ns", json!({"metadata": {"name": "settings"}, "data": {"mode": "fast"}}))
+            .unwrap();
+        store
+            .create(resources::SECRET, "ns", json!({"metadata": {"name": "token"}, "data": {"value": "eA=="}}))
+            .unwrap();
+        store
+    }
+
+    fn spec(volumes: Value, env: Value, env_from: Value) -> Value {
+        json!({"volumes": volumes, "containers": [
+            {"name": "web", "image": "nginx", "env": env, "envFrom": env_from},
+            {"name": "sidecar", "image": "envoy"},
+        ]})
+    }
+
+    #[test]
+    fn a_pod_whose_config_exists_or_is_optional_starts() {
+        let store = store();
+        let volumes = json!([
+            {"name": "a", "configMap": {"name": "settings", "items": [{"key": "mode", "path": "mode"}]}},
+            {"name": "b", "secret": {"secretName": "token"}},
+            {"name": "c", "configMap": {"name": "absent", "optional": true}},
+            {"name": "d", "projected": {"sources": [{"configMap": {"name": "settings"}}, {"secret": {"name": "nope", "optional": true}}]}},
+            {"name": "e", "emptyDir": {}},
+        ]);
+        let env = json!([
+            {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "mode"}}},
+            {"name": "MISSING", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "other", "optional": true}}},
+            {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "token", "key": "value"}}},
+            {"name": "PLAIN", "value": "x"},
+        ]);
+        let env_from =
+            json!([{"configMapRef": {"name": "settings"}}, {"secretRef": {"name": "absent", "optional": true}}]);
+        assert_eq!(unmet(&store, "ns", &spec(volumes, env, env_from)), None);
+        assert_eq!(unmet(&store, "ns", &json!({"containers": [{"name": "web"}]})), None);
+    }
+
+    #[test]
+    fn a_missing_volume_source_holds_the_whole_pod() {
+        let store = store();
+        for volume in [
+            json!({"name": "a", "configMap": {"name": "absent"}}),
+            json!({"name": "a", "secret": {"secretName": "absent"}}),
+            json!({"name": "a", "configMap": {"name": "settings", "items": [{"key": "absent", "path": "x"}]}}),
+            json!({"name": "a", "projected": {"sources": [{"secret": {"name": "absent"}}]}}),
+        ] {
+            assert_eq!(
+                unmet(&store, "ns", &spec(json!([volume]), json!(null), json!(null))),
+                Some(Unmet::Volume),
+                "{volume}"
+            );
+        }
+        // Elsewhere the objects do not exist.
+        let volumes = json!([{"name": "a", "configMap": {"name": "settings"}}]);
+        assert_eq!(unmet(&store, "other", &spec(volumes, json!(null), json!(null))), Some(Unmet::Volume));
+    }
+
+    #[test]
+    fn a_missing_environment_source_fails_its_container_in_the_kubelets_words() {
+        let store = store();
+        let failing = |env: Value, env_from: Value| match unmet(&store, "ns", &spec(json!(null), env, env_from)) {
+            Some(Unmet::Environment(failing)) => failing,
+            other => panic!("{other:?}"),
+        };
+        let key =
+            |kind: &str, name: &str, key: &str| json!([{"name": "X", "valueFrom": {kind: {"name": name, "key": key}}}]);
+        let web = |why: &str| vec![("web".to_string(), why.to_string())];
+        assert_eq!(
+            failing(key("configMapKeyRef", "absent", "mode"), json!(null)),
+            web("configmap \"absent\" not found")
+        );
+        assert_eq!(failing(key("secretKeyRef", "absent", "value"), json!(null)), web("secret \"absent\" not found"));
+        assert_eq!(
+            failing(key("configMapKeyRef", "settings", "speed"), json!(null)),
+            web("couldn't find key speed in ConfigMap ns/settings")
+        );
+        assert_eq!(
+            failing(key("secretKeyRef", "token", "other"), json!(null)),
+            web("couldn't find key other in Secret ns/token")
+        );
+        // envFrom is read before env, as the kubelet reads them.
+        assert_eq!(
+            failing(key("secretKeyRef", "absent", "value"), json!([{"configMapRef": {"name": "gone"}}])),
+            web("configmap \"gone\" not found")
+        );
+        assert_eq!(failing(json!(null), json!([{"secretRef": {"name": "gone"}}])), web("secret \"gone\" not found"));
+    }
+}
