@@ -370,6 +370,38 @@ fn a_pod_that_fits_no_node_waits_in_the_schedulers_words_preemption_included() {
 }
 
 #[test]
+fn a_pod_whose_claim_does_not_exist_waits_in_the_schedulers_words() {
+    // Two claims missing: the scheduler names the first in the order of the volumes.
+    let text = r#"scenario "claims" {
+    apply <<YAML
+        apiVersion: v1
+        kind: Pod
+        metadata:
+          name: db
+          labels:
+            app: db
+        spec:
+          containers:
+            - name: db
+              image: postgres:17
+          volumes:
+            - name: data
+              persistentVolumeClaim:
+                claimName: data
+            - name: logs
+              persistentVolumeClaim:
+                claimName: logs
+    YAML
+    wait pod/db condition=Ready within 2s
+}
+"#;
+    let [document] = <[String; 1]>::try_from(failing_documents("claims", text, &["claims"])).unwrap();
+    let expected = "pods in flux:\n    - pod/db not ready: waiting to be scheduled (0/3 nodes are available: \
+                    persistentvolumeclaim \"data\" not found. not found)\n";
+    assert!(document.contains(expected), "{document}");
+}
+
+#[test]
 fn a_pod_waits_for_a_free_host_port_and_for_room_for_its_requests() {
     // The surge pod of a host-port rollout finds the port taken on both workers: eviction could
     // free it. A request larger than any node's allocatable (1k CPUs) no eviction can meet. A

@@ -56,12 +56,24 @@ pub fn refuse_unmodelled(store: &Store, resource: Resource, namespace: &str, obj
 
 /// A controller or a pod of `namespace` whose pod spec mounts `claim`, the one a runbook most
 /// likely wrote: a Deployment before its ReplicaSets, a ReplicaSet before its pods; then by name.
+/// Only one that runs or may run pods counts: not a controller scaled to 0 (an old ReplicaSet of
+/// a Deployment; scaling one up is a write this check sees), nor a pod that has ended or is
+/// being deleted.
 fn mounter(store: &Store, namespace: &str, claim: &str) -> Option<(Resource, String)> {
     const MOUNTERS: [Resource; 5] =
         [resources::DEPLOYMENT, resources::DAEMON_SET, resources::STATEFUL_SET, resources::REPLICA_SET, resources::POD];
+    let may_run_pods = |resource: Resource, object: &Value| {
+        if resource == resources::POD {
+            let ended = matches!(object["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
+            !ended && object["metadata"]["deletionTimestamp"].is_null()
+        } else {
+            object["spec"]["replicas"].as_i64() != Some(0)
+        }
+    };
     MOUNTERS.into_iter().find_map(|resource| {
         store
             .list(resource, Some(namespace))
+            .filter(|object| may_run_pods(resource, object))
             .find(|object| pod_spec(resource, object).is_some_and(|(spec, _)| mounted(spec).any(|c| c == claim)))
             .map(|object| (resource, object["metadata"]["name"].as_str().unwrap_or_default().to_string()))
     })
@@ -125,6 +137,11 @@ mod tests {
         let refused = refuse_unmodelled(&store, resources::PERSISTENT_VOLUME_CLAIM, "ns", &claim("data")).unwrap_err();
         assert_eq!(refused.code, 501);
         assert!(refused.message.contains("pod/web mounts persistentvolumeclaim/data"), "{}", refused.message);
+        // Nor one only a controller at 0 replicas mounts.
+        let idle = json!({"metadata": {"name": "old"}, "spec": {"replicas": 0, "template": {"spec": {"volumes": [
+            {"name": "cache", "persistentVolumeClaim": {"claimName": "cache"}}]}}}});
+        store.create(resources::REPLICA_SET, "ns", idle).unwrap();
+        assert!(refuse_unmodelled(&store, resources::PERSISTENT_VOLUME_CLAIM, "ns", &claim("cache")).is_ok());
         // A claim no pod mounts is only stored.
         assert!(refuse_unmodelled(&store, resources::PERSISTENT_VOLUME_CLAIM, "ns", &claim("logs")).is_ok());
         store.create(resources::PERSISTENT_VOLUME_CLAIM, "ns", claim("logs")).unwrap();

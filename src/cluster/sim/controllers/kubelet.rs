@@ -288,6 +288,10 @@ impl Kubelet {
             }
             Unmet::Environment(failing) => failing,
         };
+        // A container already running stays so, whatever became of its sources since.
+        let current = pod["status"]["containerStatuses"].as_array().cloned().unwrap_or_default();
+        let already_running =
+            |c: &Value| current.iter().find(|s| s["name"] == c["name"] && s["state"]["running"].is_object()).cloned();
         let waiting_for = |c: &Value| failing.iter().find(|(name, _)| c["name"] == name.as_str()).map(|(_, why)| why);
         let written = |statuses: &Value| -> Vec<(Value, Value, Value)> {
             statuses
@@ -299,9 +303,12 @@ impl Kubelet {
         };
         let now = store.clock.timestamp();
         let uid = uid(pod).to_string();
-        let statuses = containers(pod, |c| match waiting_for(c) {
-            Some(why) => not_running(c, json!({"waiting": {"reason": "CreateContainerConfigError", "message": why}})),
-            None => running(&uid, c, &now),
+        let statuses = containers(pod, |c| match (already_running(c), waiting_for(c)) {
+            (Some(status), _) => status,
+            (None, Some(why)) => {
+                not_running(c, json!({"waiting": {"reason": "CreateContainerConfigError", "message": why}}))
+            }
+            (None, None) => running(&uid, c, &now),
         });
         if pod["status"]["phase"] == "Pending" && written(&pod["status"]["containerStatuses"]) == written(&statuses) {
             return;
@@ -309,21 +316,29 @@ impl Kubelet {
         let mut pod = pod.clone();
         self.assign_ip(store, ips, &mut pod, node, index);
         host_status(&mut pod, node, &now);
-        let unready: Vec<&str> = failing.iter().map(|(name, _)| name.as_str()).collect();
-        // A condition that was False already (the pod was creating) keeps its transition time.
+        let unready: Vec<&str> = statuses
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| s["ready"] != true)
+            .filter_map(|s| s["name"].as_str())
+            .collect();
+        // A condition whose status stays (False while the pod was creating, True once held)
+        // keeps its transition time.
         let conditions = pod["status"]["conditions"].as_array().cloned().unwrap_or_default();
-        let since = |kind: &str| {
+        let since = |kind: &str, status: &str| {
             conditions
                 .iter()
-                .find(|c| c["type"] == kind && c["status"] == "False")
+                .find(|c| c["type"] == kind && c["status"] == status)
                 .map_or_else(|| now.clone().into(), |c| c["lastTransitionTime"].clone())
         };
+        let true_since = |kind: &str| json!({"type": kind, "status": "True", "lastProbeTime": null, "lastTransitionTime": since(kind, "True")});
         let not_ready = |kind: &str| {
             json!({
                 "type": kind,
                 "status": "False",
                 "lastProbeTime": null,
-                "lastTransitionTime": since(kind),
+                "lastTransitionTime": since(kind, "False"),
                 "reason": "ContainersNotReady",
                 "message": format!("containers with unready status: [{}]", unready.join(" ")),
             })
@@ -332,8 +347,8 @@ impl Kubelet {
         status["phase"] = "Pending".into();
         let scheduled = scheduled_condition(status, &now);
         status["conditions"] = json!([
-            true_condition("PodReadyToStartContainers", &now),
-            true_condition("Initialized", &now),
+            true_since("PodReadyToStartContainers"),
+            true_since("Initialized"),
             not_ready("Ready"),
             not_ready("ContainersReady"),
             scheduled,

@@ -44,9 +44,15 @@ fn source<'a>(resource: Resource, reference: &'a Value, name_field: &str) -> Opt
     Some(Source { resource, name, optional: reference["optional"].as_bool().unwrap_or(false) })
 }
 
-/// Whether `object` (a ConfigMap or Secret) holds `key`.
+/// Whether `object` (a ConfigMap or Secret) holds `key` for a volume's items, which read a
+/// ConfigMap's `binaryData` too.
 fn holds(object: &Value, key: &str) -> bool {
     ["data", "binaryData"].iter().any(|map| object[map].get(key).is_some())
+}
+
+/// Whether `object` holds `key` for an environment variable, which reads `data` only.
+fn holds_text(object: &Value, key: &str) -> bool {
+    object["data"].get(key).is_some()
 }
 
 /// Why the pod's kubelet cannot start it now, if it cannot.
@@ -68,8 +74,16 @@ pub fn unmet(store: &Store, namespace: &str, spec: &Value) -> Option<Unmet> {
 }
 
 /// Whether a volume's ConfigMap or Secret (directly or projected) exists with the keys its
-/// items name, or is optional.
+/// items name, or is optional, and its claim exists.
 fn mountable(store: &Store, namespace: &str, volume: &Value) -> bool {
+    // A claim that does not exist (a pod placed by `nodeName` skips the scheduler, which would
+    // have held it): the volume manager cannot fetch it. One that exists is never mounted here
+    // (`claims::refuse_unmodelled`).
+    if let Some(claim) = volume["persistentVolumeClaim"]["claimName"].as_str()
+        && store.get(resources::PERSISTENT_VOLUME_CLAIM, namespace, claim).is_none()
+    {
+        return false;
+    }
     let direct = [
         source(resources::CONFIG_MAP, &volume["configMap"], "name").map(|s| (s, &volume["configMap"]["items"])),
         source(resources::SECRET, &volume["secret"], "secretName").map(|s| (s, &volume["secret"]["items"])),
@@ -119,7 +133,7 @@ fn environment_problem(store: &Store, namespace: &str, container: &Value) -> Opt
             match source.get(store, namespace) {
                 _ if source.optional => {}
                 None => return Some(not_found(&source)),
-                Some(object) if !holds(object, key) => {
+                Some(object) if !holds_text(object, key) => {
                     return Some(format!("couldn't find key {key} in {} {namespace}/{}", source.kind(), source.name));
                 }
                 Some(_) => {}
@@ -197,6 +211,9 @@ mod tests {
                 "{volume}"
             );
         }
+        // A claim that does not exist (a pod bound by nodeName that no scheduler held).
+        let volumes = json!([{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]);
+        assert_eq!(unmet(&store, "ns", &spec(volumes, json!(null), json!(null))), Some(Unmet::Volume));
         // Elsewhere the objects do not exist.
         let volumes = json!([{"name": "a", "configMap": {"name": "settings"}}]);
         assert_eq!(unmet(&store, "other", &spec(volumes, json!(null), json!(null))), Some(Unmet::Volume));
@@ -224,6 +241,19 @@ mod tests {
         assert_eq!(
             failing(key("secretKeyRef", "token", "other"), json!(null)),
             web("couldn't find key other in Secret ns/token")
+        );
+        // An environment reads a ConfigMap's `data` only, not its `binaryData`.
+        let mut store = store;
+        store
+            .create(resources::CONFIG_MAP, "ns", json!({"metadata": {"name": "blob"}, "binaryData": {"raw": "eA=="}}))
+            .unwrap();
+        let failing = |env: Value, env_from: Value| match unmet(&store, "ns", &spec(json!(null), env, env_from)) {
+            Some(Unmet::Environment(failing)) => failing,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            failing(key("configMapKeyRef", "blob", "raw"), json!(null)),
+            web("couldn't find key raw in ConfigMap ns/blob")
         );
         // envFrom is read before env, as the kubelet reads them.
         assert_eq!(
