@@ -502,7 +502,10 @@ fn a_pod_that_mounts_an_existing_claim_stops_the_scenario_on_the_builtin_cluster
 fn pods_wait_for_the_config_maps_and_secrets_they_need_on_the_builtin_cluster() {
     let dir = tempfile::tempdir().unwrap();
     let held = script(dir.path(), "held.rollout", HELD_UNTIL_CONFIG);
-    let failing = script(dir.path(), "failing.rollout", CONFIG_NEVER_MADE);
+    // The same, the Secret made and the ConfigMap never.
+    let cut = HELD_UNTIL_CONFIG.find("    apply <<YAML\n        apiVersion: v1\n        kind: ConfigMap").unwrap();
+    let never_made = format!("{}    expect-traffic service/web count 2 within 5s\n}}\n", &HELD_UNTIL_CONFIG[..cut]);
+    let failing = script(dir.path(), "failing.rollout", &never_made);
     for pace in ["kind", "fast"] {
         let (code, out) = run(builtin(&["run", "--pace", pace, held.to_str().unwrap()]));
         assert_eq!(code, 0, "{pace}: {out}");
@@ -580,64 +583,6 @@ const HELD_UNTIL_CONFIG: &str = r#"scenario "config" {
     YAML
     wait rollout deployment/web
     expect-traffic service/web count 2
-}
-"#;
-
-/// The same, the Secret made and the ConfigMap never.
-const CONFIG_NEVER_MADE: &str = r#"scenario "config" {
-    apply <<YAML
-        apiVersion: apps/v1
-        kind: Deployment
-        metadata:
-          name: web
-        spec:
-          replicas: 2
-          selector:
-            matchLabels:
-              app: web
-          template:
-            metadata:
-              labels:
-                app: web
-            spec:
-              containers:
-                - name: web
-                  image: nginx:1.27
-                  env:
-                    - name: MODE
-                      valueFrom:
-                        configMapKeyRef:
-                          name: settings
-                          key: mode
-                - name: sidecar
-                  image: envoy
-              volumes:
-                - name: certs
-                  secret:
-                    secretName: certs
-        ---
-        apiVersion: v1
-        kind: Service
-        metadata:
-          name: web
-        spec:
-          selector:
-            app: web
-          ports:
-            - port: 80
-    YAML
-    expect pods app=web count 2
-    expect-traffic service/web none
-    apply <<YAML
-        apiVersion: v1
-        kind: Secret
-        metadata:
-          name: certs
-        stringData:
-          tls.crt: x
-    YAML
-    expect-traffic service/web none
-    expect-traffic service/web count 2 within 5s
 }
 "#;
 

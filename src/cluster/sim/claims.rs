@@ -83,13 +83,10 @@ fn mounter(store: &Store, namespace: &str, claim: &str) -> Option<(Resource, Str
 mod tests {
     use serde_json::json;
 
-    use super::super::clock::Clock;
     use super::*;
 
     fn store() -> Store {
-        let mut store = Store::new(Clock::default());
-        store.create(resources::NAMESPACE, "", json!({"metadata": {"name": "ns"}})).unwrap();
-        store
+        Store::with_namespaces(&["ns"])
     }
 
     fn pod(name: &str, volumes: Value) -> Value {

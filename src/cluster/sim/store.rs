@@ -175,6 +175,16 @@ impl Store {
         }
     }
 
+    /// A store at the default clock with the namespaces `names`, for unit tests.
+    #[cfg(test)]
+    pub fn with_namespaces(names: &[&str]) -> Store {
+        let mut store = Store::new(super::clock::Clock::default());
+        for name in names {
+            store.create(resources::NAMESPACE, "", serde_json::json!({"metadata": {"name": name}})).unwrap();
+        }
+        store
+    }
+
     /// The version of the last change in `namespace` that a controller reading `kinds` must see:
     /// to an object of one of those kinds there, to the Namespace itself, or (when it reads a
     /// cluster-scoped kind such as nodes) to a cluster-scoped object.

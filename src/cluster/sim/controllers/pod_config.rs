@@ -152,12 +152,10 @@ fn not_found(source: &Source) -> String {
 mod tests {
     use serde_json::json;
 
-    use super::super::super::clock::Clock;
     use super::*;
 
     fn store() -> Store {
-        let mut store = Store::new(Clock::default());
-        store.create(resources::NAMESPACE, "", json!({"metadata": {"name": "ns"}})).unwrap();
+        let mut store = Store::with_namespaces(&["ns"]);
         store
             .create(resources::CONFIG_MAP, "ns", json!({"metadata": {"name": "settings"}, "data": {"mode": "fast"}}))
             .unwrap();
