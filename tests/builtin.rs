@@ -395,6 +395,18 @@ fn an_unreadable_quantity_is_refused_before_validation_with_the_same_document_on
     assert_eq!(on_builtin, document(common::rehearse(&[]), "testbed"));
 }
 
+/// Asserts that a run on the built-in cluster stopped its scenario as one it cannot rehearse:
+/// exit 3, the `apply` step an error (not a failure), a message saying where to run it instead,
+/// and each of `says`.
+fn assert_stopped_untrusted(code: i32, output: &str, says: &[&str]) {
+    assert_eq!(code, 3, "{output}");
+    assert!(output.contains("run it on a cluster (--context, --kubeconfig or KUBECONFIG)"), "{output}");
+    assert!(output.lines().any(|l| l.trim_start().starts_with("ERR ") && l.contains("apply <<YAML")), "{output}");
+    for said in says {
+        assert!(output.contains(said), "{said}: {output}");
+    }
+}
+
 /// A Job, whose controller the built-in cluster does not run; `refused` wraps its apply in
 /// `expect-refused`.
 fn job_scenario(refused: bool) -> String {
@@ -413,15 +425,12 @@ fn a_kind_whose_pods_the_builtin_cluster_would_not_start_stops_the_scenario_inst
     assert_eq!(code, 0, "{on_testbed}");
     // ...so the built-in cluster, which would start none, must not give a verdict: it stops
     // with an infrastructure error (exit 3) that says where to run the scenario instead.
-    let (code, on_builtin) = run(builtin(&["run", path.to_str().unwrap()]));
-    assert_eq!(code, 3, "{on_builtin}");
-    assert!(on_builtin.contains("the built-in cluster does not run the Job controller"), "{on_builtin}");
-    assert!(on_builtin.contains("job/work would start pods"), "{on_builtin}");
-    assert!(on_builtin.contains("run it on a cluster (--context, --kubeconfig or KUBECONFIG)"), "{on_builtin}");
     // The step could not be judged: an error, like its scenario, not a failure.
-    assert!(
-        on_builtin.lines().any(|l| l.trim_start().starts_with("ERR ") && l.contains("apply <<YAML")),
-        "{on_builtin}"
+    let (code, on_builtin) = run(builtin(&["run", path.to_str().unwrap()]));
+    assert_stopped_untrusted(
+        code,
+        &on_builtin,
+        &["the built-in cluster does not run the Job controller", "job/work would start pods"],
     );
     // It is not a refusal of the object: `expect-refused` does not take it.
     let path = script(dir.path(), "refused.rollout", &job_scenario(true));
@@ -438,10 +447,11 @@ fn a_stateful_set_with_volume_claims_stops_the_scenario_on_the_builtin_cluster()
     let text = "scenario \"claims\" {\n    apply <<YAML\napiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: db\nspec:\n  serviceName: db\n  selector:\n    matchLabels:\n      app: db\n  template:\n    metadata:\n      labels:\n        app: db\n    spec:\n      containers:\n        - name: db\n          image: postgres\n          volumeMounts:\n            - name: data\n              mountPath: /data\n  volumeClaimTemplates:\n    - metadata:\n        name: data\n      spec:\n        accessModes: [ReadWriteOnce]\n        resources:\n          requests:\n            storage: 1Gi\nYAML\n    expect pods app=db count 1\n}\n";
     let path = script(dir.path(), "claims.rollout", text);
     let (code, on_builtin) = run(builtin(&["run", path.to_str().unwrap()]));
-    assert_eq!(code, 3, "{on_builtin}");
-    assert!(on_builtin.contains("the built-in cluster does not model PersistentVolumeClaims"), "{on_builtin}");
-    assert!(on_builtin.contains("statefulset/db has volumeClaimTemplates"), "{on_builtin}");
-    assert!(on_builtin.contains("run it on a cluster (--context, --kubeconfig or KUBECONFIG)"), "{on_builtin}");
+    assert_stopped_untrusted(
+        code,
+        &on_builtin,
+        &["the built-in cluster does not model PersistentVolumeClaims", "statefulset/db has volumeClaimTemplates"],
+    );
 }
 
 /// A pod that mounts a claim that exists waits until the claim is bound, which depends on the
@@ -463,25 +473,17 @@ fn a_pod_that_mounts_an_existing_claim_stops_the_scenario_on_the_builtin_cluster
     // The claim first: the pod that would mount it is the write that stops the scenario.
     let path = script(dir.path(), "claim-first.rollout", &scenario(claim, pod));
     let (code, on_builtin) = run(builtin(&["run", path.to_str().unwrap()]));
-    assert_eq!(code, 3, "{on_builtin}");
-    assert!(on_builtin.contains("the built-in cluster does not model PersistentVolumeClaims"), "{on_builtin}");
-    assert!(on_builtin.contains("pod/db mounts persistentvolumeclaim/data"), "{on_builtin}");
-    assert!(on_builtin.contains("run it on a cluster (--context, --kubeconfig or KUBECONFIG)"), "{on_builtin}");
-    assert!(
-        on_builtin.lines().any(|l| l.trim_start().starts_with("ERR ") && l.contains("apply <<YAML")),
-        "{on_builtin}"
-    );
+    let not_modelled = "the built-in cluster does not model PersistentVolumeClaims";
+    assert_stopped_untrusted(code, &on_builtin, &[not_modelled, "pod/db mounts persistentvolumeclaim/data"]);
     // The controller first, then the claim: the claim's write stops it.
     let path = script(dir.path(), "claim-last.rollout", &scenario(deployment, claim));
     let (code, on_builtin) = run(builtin(&["run", path.to_str().unwrap()]));
-    assert_eq!(code, 3, "{on_builtin}");
-    assert!(on_builtin.contains("deployment/api mounts persistentvolumeclaim/data"), "{on_builtin}");
+    assert_stopped_untrusted(code, &on_builtin, &[not_modelled, "deployment/api mounts persistentvolumeclaim/data"]);
     // A template changed to mount it, after both exist.
     let plain = deployment.split("      volumes:").next().unwrap();
     let path = script(dir.path(), "template.rollout", &scenario(&format!("{claim}---\n{plain}"), deployment));
     let (code, on_builtin) = run(builtin(&["run", path.to_str().unwrap()]));
-    assert_eq!(code, 3, "{on_builtin}");
-    assert!(on_builtin.contains("deployment/api mounts persistentvolumeclaim/data"), "{on_builtin}");
+    assert_stopped_untrusted(code, &on_builtin, &[not_modelled, "deployment/api mounts persistentvolumeclaim/data"]);
     // Why: on the testbed the claim is never bound, and the pod waits in the scheduler's words
     // (on kind it would run).
     let text = format!(

@@ -25,9 +25,13 @@ fn volumes(spec: &Value) -> impl Iterator<Item = &Value> {
 /// in the testbed's words: `0/3 nodes are available: persistentvolumeclaim "data" not found. not
 /// found`. The first missing claim in the order of the volumes is named.
 pub fn missing(store: &Store, namespace: &str, spec: &Value, nodes: usize) -> Option<String> {
-    let claim =
-        mounted(spec).find(|claim| store.get(resources::PERSISTENT_VOLUME_CLAIM, namespace, claim).is_none())?;
+    let claim = first_missing(store, namespace, spec)?;
     Some(format!("0/{nodes} nodes are available: persistentvolumeclaim \"{claim}\" not found. not found"))
+}
+
+/// The first claim of the pod spec's volumes that its namespace does not have.
+pub fn first_missing<'a>(store: &Store, namespace: &str, spec: &'a Value) -> Option<&'a str> {
+    mounted(spec).find(|claim| store.get(resources::PERSISTENT_VOLUME_CLAIM, namespace, claim).is_none())
 }
 
 /// Refuses, as a scenario the built-in cluster cannot rehearse, a write that would leave a pod

@@ -9,6 +9,7 @@
 
 use serde_json::Value;
 
+use super::super::claims;
 use super::super::resources::{self, Resource};
 use super::super::store::Store;
 
@@ -21,9 +22,11 @@ pub enum Unmet {
     Environment(Vec<(String, String)>),
 }
 
-/// A ConfigMap or a Secret, as a pod names one.
+/// A ConfigMap or a Secret, as a pod names one: `reference` is the naming object, which also
+/// holds the volume's `items` or the variable's `key`.
 struct Source<'a> {
     resource: Resource,
+    reference: &'a Value,
     name: &'a str,
     optional: bool,
 }
@@ -41,7 +44,7 @@ impl Source<'_> {
 
 fn source<'a>(resource: Resource, reference: &'a Value, name_field: &str) -> Option<Source<'a>> {
     let name = reference.get(name_field)?.as_str()?;
-    Some(Source { resource, name, optional: reference["optional"].as_bool().unwrap_or(false) })
+    Some(Source { resource, reference, name, optional: reference["optional"].as_bool().unwrap_or(false) })
 }
 
 /// Whether `object` (a ConfigMap or Secret) holds `key` for a volume's items, which read a
@@ -57,7 +60,11 @@ fn holds_text(object: &Value, key: &str) -> bool {
 
 /// Why the pod's kubelet cannot start it now, if it cannot.
 pub fn unmet(store: &Store, namespace: &str, spec: &Value) -> Option<Unmet> {
-    if spec["volumes"].as_array().into_iter().flatten().any(|volume| !mountable(store, namespace, volume)) {
+    // A claim that does not exist (a pod placed by `nodeName` skips the scheduler, which would
+    // have held it) cannot be fetched by the volume manager either. One that exists is never
+    // mounted here (`claims::refuse_unmodelled`).
+    let mut volumes = spec["volumes"].as_array().into_iter().flatten();
+    if claims::first_missing(store, namespace, spec).is_some() || volumes.any(|v| !mountable(store, namespace, v)) {
         return Some(Unmet::Volume);
     }
     // Init containers are not judged: the kubelet stand-in does not run them.
@@ -74,32 +81,23 @@ pub fn unmet(store: &Store, namespace: &str, spec: &Value) -> Option<Unmet> {
 }
 
 /// Whether a volume's ConfigMap or Secret (directly or projected) exists with the keys its
-/// items name, or is optional, and its claim exists.
+/// items name, or is optional.
 fn mountable(store: &Store, namespace: &str, volume: &Value) -> bool {
-    // A claim that does not exist (a pod placed by `nodeName` skips the scheduler, which would
-    // have held it): the volume manager cannot fetch it. One that exists is never mounted here
-    // (`claims::refuse_unmodelled`).
-    if let Some(claim) = volume["persistentVolumeClaim"]["claimName"].as_str()
-        && store.get(resources::PERSISTENT_VOLUME_CLAIM, namespace, claim).is_none()
-    {
-        return false;
-    }
     let direct = [
-        source(resources::CONFIG_MAP, &volume["configMap"], "name").map(|s| (s, &volume["configMap"]["items"])),
-        source(resources::SECRET, &volume["secret"], "secretName").map(|s| (s, &volume["secret"]["items"])),
+        source(resources::CONFIG_MAP, &volume["configMap"], "name"),
+        source(resources::SECRET, &volume["secret"], "secretName"),
     ];
     let projected = volume["projected"]["sources"].as_array().into_iter().flatten().flat_map(|projection| {
         [
-            source(resources::CONFIG_MAP, &projection["configMap"], "name")
-                .map(|s| (s, &projection["configMap"]["items"])),
-            source(resources::SECRET, &projection["secret"], "name").map(|s| (s, &projection["secret"]["items"])),
+            source(resources::CONFIG_MAP, &projection["configMap"], "name"),
+            source(resources::SECRET, &projection["secret"], "name"),
         ]
     });
-    direct.into_iter().chain(projected).flatten().all(|(source, items)| match source.get(store, namespace) {
+    direct.into_iter().chain(projected).flatten().all(|source| match source.get(store, namespace) {
         None => source.optional,
         Some(object) => {
             source.optional
-                || items
+                || source.reference["items"]
                     .as_array()
                     .into_iter()
                     .flatten()
@@ -124,12 +122,11 @@ fn environment_problem(store: &Store, namespace: &str, container: &Value) -> Opt
     for variable in container["env"].as_array().into_iter().flatten() {
         let from = &variable["valueFrom"];
         let sources = [
-            source(resources::CONFIG_MAP, &from["configMapKeyRef"], "name")
-                .map(|s| (s, &from["configMapKeyRef"]["key"])),
-            source(resources::SECRET, &from["secretKeyRef"], "name").map(|s| (s, &from["secretKeyRef"]["key"])),
+            source(resources::CONFIG_MAP, &from["configMapKeyRef"], "name"),
+            source(resources::SECRET, &from["secretKeyRef"], "name"),
         ];
-        for (source, key) in sources.into_iter().flatten() {
-            let key = key.as_str().unwrap_or_default();
+        for source in sources.into_iter().flatten() {
+            let key = source.reference["key"].as_str().unwrap_or_default();
             match source.get(store, namespace) {
                 _ if source.optional => {}
                 None => return Some(not_found(&source)),
