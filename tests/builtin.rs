@@ -520,6 +520,90 @@ fn pods_wait_for_the_config_maps_and_secrets_they_need_on_the_builtin_cluster() 
     }
 }
 
+/// An init container whose environment names a missing ConfigMap: a real kubelet runs the init
+/// containers before the app containers, so that one fails (kubectl shows
+/// Init:CreateContainerConfigError) and no container after it starts. The built-in cluster holds
+/// the pods the same way at both paces, names the init container, and starts them once the
+/// ConfigMap exists.
+#[test]
+fn an_init_container_holds_its_pod_until_its_config_map_exists_on_the_builtin_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = script(dir.path(), "held.rollout", HELD_BY_INIT_CONTAINER);
+    let cut = HELD_BY_INIT_CONTAINER.find("    apply <<YAML\n        apiVersion: v1\n        kind: ConfigMap").unwrap();
+    let never_made =
+        format!("{}    expect-traffic service/web count 2 within 5s\n}}\n", &HELD_BY_INIT_CONTAINER[..cut]);
+    let failing = script(dir.path(), "failing.rollout", &never_made);
+    for pace in ["kind", "fast"] {
+        let (code, out) = run(builtin(&["run", "--pace", pace, held.to_str().unwrap()]));
+        assert_eq!(code, 0, "{pace}: {out}");
+        let (code, out) = run(builtin(&["run", "--pace", pace, failing.to_str().unwrap()]));
+        assert_eq!(code, 1, "{pace}: {out}");
+        assert!(
+            out.contains("2 × pod of replicaset/web-{hash} not ready: waiting for readiness (phase Pending; init container migrate: CreateContainerConfigError: configmap \"settings\" not found)"),
+            "{pace}: {out}"
+        );
+    }
+}
+
+/// Two pods of a Deployment whose second init container reads a ConfigMap's key: no traffic
+/// until it exists, then both serve.
+const HELD_BY_INIT_CONTAINER: &str = r#"scenario "init" {
+    apply <<YAML
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata:
+          name: web
+        spec:
+          replicas: 2
+          selector:
+            matchLabels:
+              app: web
+          template:
+            metadata:
+              labels:
+                app: web
+            spec:
+              initContainers:
+                - name: proxy
+                  image: envoy
+                  restartPolicy: Always
+                - name: migrate
+                  image: tool
+                  env:
+                    - name: MODE
+                      valueFrom:
+                        configMapKeyRef:
+                          name: settings
+                          key: mode
+              containers:
+                - name: web
+                  image: nginx:1.27
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata:
+          name: web
+        spec:
+          selector:
+            app: web
+          ports:
+            - port: 80
+    YAML
+    expect pods app=web count 2
+    expect-traffic service/web none
+    apply <<YAML
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: settings
+        data:
+          mode: fast
+    YAML
+    wait rollout deployment/web
+    expect-traffic service/web count 2
+}
+"#;
+
 /// Two pods of a Deployment, each needing a Secret as a volume and a ConfigMap's key in its
 /// environment: no traffic until both exist, then both serve.
 const HELD_UNTIL_CONFIG: &str = r#"scenario "config" {

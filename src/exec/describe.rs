@@ -69,19 +69,21 @@ pub fn counted(descriptions: impl IntoIterator<Item = String>) -> Vec<String> {
     counts.into_iter().map(|(d, n)| if n == 1 { d } else { format!("{n} × {d}") }).collect()
 }
 
-/// The first container (in the order of the status) that cannot be created for want of a
-/// ConfigMap or Secret, in the kubelet's words: `web: CreateContainerConfigError: configmap
-/// "settings" not found`. The kubelet keeps that state until the object exists, and its message
-/// names only the object (and the namespace, which documents mask), so it reads the same on
-/// every run; other waiting reasons come and go (a crash loop's back-off) or name the pod.
+/// The first container that cannot be created for want of a ConfigMap or Secret, in the
+/// kubelet's words: `web: CreateContainerConfigError: configmap "settings" not found`, or `init
+/// container setup: ...` for an init container (which holds every container after it, so it is
+/// looked at first). The kubelet keeps that state until the object exists, and its message names
+/// only the object (and the namespace, which documents mask), so it reads the same on every run;
+/// other waiting reasons come and go (a crash loop's back-off) or name the pod.
 fn stuck_container(status: &super::pod::PodStatus) -> Option<String> {
-    let mut statuses = status.container_statuses.iter().flatten();
-    statuses.find_map(|container| {
+    let init = status.init_container_statuses.iter().flatten().map(|c| ("init container ", c));
+    let app = status.container_statuses.iter().flatten().map(|c| ("", c));
+    init.chain(app).find_map(|(what, container)| {
         let waiting = container.state.as_ref()?.waiting.as_ref()?;
         let reason = waiting.reason.as_deref().filter(|r| *r == "CreateContainerConfigError")?;
         Some(match waiting.message.as_deref().filter(|m| !m.is_empty()) {
-            Some(message) => format!("{}: {reason}: {message}", container.name),
-            None => format!("{}: {reason}", container.name),
+            Some(message) => format!("{what}{}: {reason}: {message}", container.name),
+            None => format!("{what}{}: {reason}", container.name),
         })
     })
 }

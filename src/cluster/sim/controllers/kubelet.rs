@@ -5,6 +5,8 @@
 //! passed, and is gone two seconds after its deletionTimestamp. A deleted pod its finalizers
 //! hold is stopped (Failed) at that moment instead, and stays.
 //! Pod IPs come from each node's pod CIDR, handed out round-robin as host-local IPAM does.
+//! Init containers run before the others and end at once, as kwok ends them (a sidecar,
+//! `restartPolicy: Always`, keeps running); until then every container waits `PodInitializing`.
 //! A pod whose ConfigMaps or Secrets are missing is held as a kubelet holds it (`pod_config`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -265,9 +267,11 @@ impl Kubelet {
 
     /// A pod whose ConfigMaps or Secrets are missing (`pod_config`), as a kubelet leaves it until
     /// they exist: a volume it cannot mount keeps it creating, with no sandbox and so no IP; an
-    /// environment it cannot make fails those containers (`CreateContainerConfigError`, in the
-    /// kubelet's words) and runs the others. Written only when that changes, so a held pod
-    /// gives no controller more work. Nothing wakes it but the objects it waits for.
+    /// environment it cannot make fails that container (`CreateContainerConfigError`, in the
+    /// kubelet's words). An app container's failure leaves the others running; an init
+    /// container's holds every container after it, waiting `PodInitializing`. Written only when
+    /// that changes, so a held pod gives no controller more work. Nothing wakes it but the
+    /// objects it waits for.
     #[allow(clippy::too_many_arguments)]
     fn hold(
         &mut self,
@@ -279,20 +283,38 @@ impl Kubelet {
         index: usize,
         unmet: &Unmet,
     ) {
-        let failing = match unmet {
+        let now = store.clock.timestamp();
+        let uid = uid(pod).to_string();
+        let (init_statuses, statuses) = match unmet {
             Unmet::Volume => {
                 if !pod["status"]["containerStatuses"].is_array() {
                     creating(store, namespace, pod.clone(), node);
                 }
                 return;
             }
-            Unmet::Environment(failing) => failing,
+            Unmet::Initialization(at, why) => {
+                let initializing = json!({"waiting": {"reason": "PodInitializing"}});
+                (
+                    init_containers(pod, &uid, &now, Some((*at, why))),
+                    containers(pod, |c| not_running(c, initializing.clone())),
+                )
+            }
+            Unmet::Environment(failing) => {
+                // A container already running stays so, whatever became of its sources since.
+                let current = pod["status"]["containerStatuses"].as_array().cloned().unwrap_or_default();
+                let already_running = |c: &Value| {
+                    current.iter().find(|s| s["name"] == c["name"] && s["state"]["running"].is_object()).cloned()
+                };
+                let waiting_for =
+                    |c: &Value| failing.iter().find(|(name, _)| c["name"] == name.as_str()).map(|(_, why)| why);
+                let statuses = containers(pod, |c| match (already_running(c), waiting_for(c)) {
+                    (Some(status), _) => status,
+                    (None, Some(why)) => config_error(c, why),
+                    (None, None) => running(&uid, c, &now),
+                });
+                (init_containers(pod, &uid, &now, None), statuses)
+            }
         };
-        // A container already running stays so, whatever became of its sources since.
-        let current = pod["status"]["containerStatuses"].as_array().cloned().unwrap_or_default();
-        let already_running =
-            |c: &Value| current.iter().find(|s| s["name"] == c["name"] && s["state"]["running"].is_object()).cloned();
-        let waiting_for = |c: &Value| failing.iter().find(|(name, _)| c["name"] == name.as_str()).map(|(_, why)| why);
         let written = |statuses: &Value| -> Vec<(Value, Value, Value)> {
             statuses
                 .as_array()
@@ -301,28 +323,15 @@ impl Kubelet {
                 .map(|s| (s["name"].clone(), s["ready"].clone(), s["state"]["waiting"]["message"].clone()))
                 .collect()
         };
-        let now = store.clock.timestamp();
-        let uid = uid(pod).to_string();
-        let statuses = containers(pod, |c| match (already_running(c), waiting_for(c)) {
-            (Some(status), _) => status,
-            (None, Some(why)) => {
-                not_running(c, json!({"waiting": {"reason": "CreateContainerConfigError", "message": why}}))
-            }
-            (None, None) => running(&uid, c, &now),
-        });
-        if pod["status"]["phase"] == "Pending" && written(&pod["status"]["containerStatuses"]) == written(&statuses) {
+        let unchanged = written(&pod["status"]["containerStatuses"]) == written(&statuses)
+            && written(&pod["status"]["initContainerStatuses"])
+                == written(init_statuses.as_ref().unwrap_or(&Value::Null));
+        if pod["status"]["phase"] == "Pending" && unchanged {
             return;
         }
         let mut pod = pod.clone();
         self.assign_ip(store, ips, &mut pod, node, index);
         host_status(&mut pod, node, &now);
-        let unready: Vec<&str> = statuses
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|s| s["ready"] != true)
-            .filter_map(|s| s["name"].as_str())
-            .collect();
         // A condition whose status stays (False while the pod was creating, True once held)
         // keeps its transition time.
         let conditions = pod["status"]["conditions"].as_array().cloned().unwrap_or_default();
@@ -332,27 +341,28 @@ impl Kubelet {
                 .find(|c| c["type"] == kind && c["status"] == status)
                 .map_or_else(|| now.clone().into(), |c| c["lastTransitionTime"].clone())
         };
-        let true_since = |kind: &str| json!({"type": kind, "status": "True", "lastProbeTime": null, "lastTransitionTime": since(kind, "True")});
-        let not_ready = |kind: &str| {
-            json!({
-                "type": kind,
-                "status": "False",
-                "lastProbeTime": null,
-                "lastTransitionTime": since(kind, "False"),
-                "reason": "ContainersNotReady",
-                "message": format!("containers with unready status: [{}]", unready.join(" ")),
-            })
+        let condition = |kind: &str, unmet: Option<(&str, String)>| {
+            let status = if unmet.is_some() { "False" } else { "True" };
+            let mut condition = json!({"type": kind, "status": status, "lastProbeTime": null, "lastTransitionTime": since(kind, status)});
+            if let Some((reason, message)) = unmet {
+                condition["reason"] = reason.into();
+                condition["message"] = message.into();
+            }
+            condition
         };
+        let not_ready = unready(&pod, &init_statuses, &statuses).map(|why| ("ContainersNotReady", why));
+        let not_initialized = incomplete(&pod, &init_statuses).map(|why| ("ContainersNotInitialized", why));
         let status = &mut pod["status"];
         status["phase"] = "Pending".into();
         let scheduled = scheduled_condition(status, &now);
         status["conditions"] = json!([
-            true_since("PodReadyToStartContainers"),
-            true_since("Initialized"),
-            not_ready("Ready"),
-            not_ready("ContainersReady"),
+            condition("PodReadyToStartContainers", None),
+            condition("Initialized", not_initialized),
+            condition("Ready", not_ready.clone()),
+            condition("ContainersReady", not_ready),
             scheduled,
         ]);
+        set_init_statuses(status, init_statuses);
         status["containerStatuses"] = statuses;
         write(store, POD, namespace, pod);
     }
@@ -371,6 +381,7 @@ impl Kubelet {
         self.assign_ip(store, ips, &mut pod, node, index);
         host_status(&mut pod, node, &now);
         let uid = uid(&pod).to_string();
+        let init_statuses = init_containers(&pod, &uid, &now, None);
         let statuses = containers(&pod, |c| running(&uid, c, &now));
         let status = &mut pod["status"];
         status["phase"] = "Running".into();
@@ -382,6 +393,7 @@ impl Kubelet {
             true_condition("ContainersReady", &now),
             scheduled,
         ]);
+        set_init_statuses(status, init_statuses);
         status["containerStatuses"] = statuses;
         write(store, POD, namespace, pod);
     }
@@ -436,43 +448,107 @@ fn host_status(pod: &mut Value, node: &Value, now: &str) {
     }
 }
 
-/// Pending, its containers being created: the kind pace before Ready.
+/// Pending, its containers being created: the kind pace before Ready. With init containers, every
+/// container waits `PodInitializing` until they have run.
 fn creating(store: &mut Store, namespace: &str, mut pod: Value, node: &Value) {
     let now = store.clock.timestamp();
     host_status(&mut pod, node, &now);
-    let names: Vec<String> = containers(&pod, |c| c["name"].clone())
+    let initializing = json!({"waiting": {"reason": "PodInitializing"}});
+    let init_statuses = pod["spec"]["initContainers"]
         .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|n| n.as_str().map(str::to_string))
-        .collect();
-    let not_ready = |kind: &str| {
+        .filter(|inits| !inits.is_empty())
+        .map(|inits| inits.iter().map(|c| not_running(c, initializing.clone())).collect::<Value>());
+    let waiting =
+        if init_statuses.is_some() { initializing } else { json!({"waiting": {"reason": "ContainerCreating"}}) };
+    let statuses = containers(&pod, |c| not_running(c, waiting.clone()));
+    let unmet = |kind: &str, reason: &str, message: String| {
         json!({
             "type": kind,
             "status": "False",
             "lastProbeTime": null,
             "lastTransitionTime": now,
-            "reason": "ContainersNotReady",
-            "message": format!("containers with unready status: [{}]", names.join(" ")),
+            "reason": reason,
+            "message": message,
         })
     };
-    let statuses = containers(&pod, |c| not_running(c, json!({"waiting": {"reason": "ContainerCreating"}})));
+    let initialized = match incomplete(&pod, &init_statuses) {
+        Some(message) => unmet("Initialized", "ContainersNotInitialized", message),
+        None => true_condition("Initialized", &now),
+    };
+    let not_ready = unready(&pod, &init_statuses, &statuses).unwrap_or_default();
     let status = &mut pod["status"];
     status["phase"] = "Pending".into();
     let scheduled = scheduled_condition(status, &now);
     status["conditions"] = json!([
         {"type": "PodReadyToStartContainers", "status": "False", "lastProbeTime": null, "lastTransitionTime": now},
-        true_condition("Initialized", &now),
-        not_ready("Ready"),
-        not_ready("ContainersReady"),
+        initialized,
+        unmet("Ready", "ContainersNotReady", not_ready.clone()),
+        unmet("ContainersReady", "ContainersNotReady", not_ready),
         scheduled,
     ]);
+    set_init_statuses(status, init_statuses);
     status["containerStatuses"] = statuses;
     write(store, POD, namespace, pod);
 }
 
 fn containers(pod: &Value, status: impl Fn(&Value) -> Value) -> Value {
     pod["spec"]["containers"].as_array().into_iter().flatten().map(status).collect()
+}
+
+/// Init containers run in order, each to its end, before the app containers start; one that
+/// keeps running is a sidecar (`restartPolicy: Always`). `waiting`: the one that cannot start
+/// (its index, the kubelet's message), whom the ones after it wait for. None when the pod has no
+/// init containers.
+fn init_containers(pod: &Value, uid: &str, now: &str, waiting: Option<(usize, &str)>) -> Option<Value> {
+    let inits = pod["spec"]["initContainers"].as_array().filter(|inits| !inits.is_empty())?;
+    let status = |(at, container): (usize, &Value)| match waiting {
+        Some((stuck, why)) if at == stuck => config_error(container, why),
+        Some((stuck, _)) if at > stuck => not_running(container, json!({"waiting": {"reason": "PodInitializing"}})),
+        _ if is_sidecar(container) => running(uid, container, now),
+        _ => completed(uid, container, now),
+    };
+    Some(inits.iter().enumerate().map(status).collect())
+}
+
+fn is_sidecar(container: &Value) -> bool {
+    container["restartPolicy"] == "Always"
+}
+
+/// Sets `initContainerStatuses` on a pod that has init containers.
+fn set_init_statuses(status: &mut Value, init_statuses: Option<Value>) {
+    if let Some(init_statuses) = init_statuses {
+        status["initContainerStatuses"] = init_statuses;
+    }
+}
+
+/// The kubelet's message for an Initialized condition that is false: the init containers that have
+/// not run to their end (or, for a sidecar, not started).
+fn incomplete(pod: &Value, init_statuses: &Option<Value>) -> Option<String> {
+    let inits = pod["spec"]["initContainers"].as_array().into_iter().flatten();
+    let statuses = init_statuses.iter().filter_map(Value::as_array).flatten();
+    let incomplete: Vec<&str> = inits
+        .zip(statuses)
+        .filter(|(container, status)| match is_sidecar(container) {
+            true => status["started"] != true,
+            false => status["state"]["terminated"]["exitCode"] != 0,
+        })
+        .filter_map(|(_, status)| status["name"].as_str())
+        .collect();
+    (!incomplete.is_empty()).then(|| format!("containers with incomplete status: [{}]", incomplete.join(" ")))
+}
+
+/// The kubelet's message for a Ready condition that is false: the sidecars, then the app
+/// containers, that are not ready.
+fn unready(pod: &Value, init_statuses: &Option<Value>, statuses: &Value) -> Option<String> {
+    let sidecars = pod["spec"]["initContainers"].as_array().into_iter().flatten().filter(|c| is_sidecar(c));
+    let sidecar_statuses = init_statuses.iter().filter_map(Value::as_array).flatten();
+    let unready: Vec<&str> = sidecar_statuses
+        .filter(|s| sidecars.clone().any(|c| c["name"] == s["name"]))
+        .chain(statuses.as_array().into_iter().flatten())
+        .filter(|s| s["ready"] != true)
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    (!unready.is_empty()).then(|| format!("containers with unready status: [{}]", unready.join(" ")))
 }
 
 /// The status of a container of the pod `uid` running (and ready) since `now`.
@@ -488,6 +564,26 @@ fn running(uid: &str, container: &Value, now: &str) -> Value {
         "state": {"running": {"startedAt": now}},
         "lastState": {},
     })
+}
+
+/// The status of an init container of the pod `uid` that has run to its end.
+fn completed(uid: &str, container: &Value, now: &str) -> Value {
+    json!({
+        "name": container["name"],
+        "image": container["image"],
+        "imageID": "",
+        "containerID": format!("containerd://{}", hash_of(&json!([uid, container["name"]]))),
+        "ready": true,
+        "started": false,
+        "restartCount": 0,
+        "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}},
+        "lastState": {},
+    })
+}
+
+/// A container the kubelet cannot create: its environment names a source that is missing.
+fn config_error(container: &Value, why: &str) -> Value {
+    not_running(container, json!({"waiting": {"reason": "CreateContainerConfigError", "message": why}}))
 }
 
 /// The status of a container that is not running (yet, or any more) in `state`.

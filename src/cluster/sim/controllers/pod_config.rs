@@ -5,7 +5,9 @@
 //! container alone, `CreateContainerConfigError`, in the kubelet's words. Either way the pod is
 //! not ready until the object (and the key) exists. The testbed's kwok mounts nothing and starts
 //! such a pod regardless: here the built-in cluster follows a real kubelet (docs/testbed.md).
-//! Init containers' environment is not judged (the stand-in runs no init container).
+//! Init containers run first, one after another, each to its end (here they end at once, as
+//! kwok ends them): one whose environment cannot be made waits, `CreateContainerConfigError`, and
+//! so does every container after it (`Init:CreateContainerConfigError` in kubectl's words).
 
 use serde_json::Value;
 
@@ -18,6 +20,10 @@ use super::super::store::Store;
 pub enum Unmet {
     /// A volume cannot be mounted: no container is created, the pod has no sandbox yet.
     Volume,
+    /// An init container (by its index among the pod's init containers) whose environment cannot
+    /// be made, with the kubelet's message: the init containers before it have run, it and every
+    /// container after it wait.
+    Initialization(usize, String),
     /// Each container (by name) whose environment cannot be made, with the kubelet's message.
     Environment(Vec<(String, String)>),
 }
@@ -67,7 +73,12 @@ pub fn unmet(store: &Store, namespace: &str, spec: &Value) -> Option<Unmet> {
     if claims::first_missing(store, namespace, spec).is_some() || volumes.any(|v| !mountable(store, namespace, v)) {
         return Some(Unmet::Volume);
     }
-    // Init containers are not judged: the kubelet stand-in does not run them.
+    let init_containers = spec["initContainers"].as_array().into_iter().flatten();
+    if let Some((at, why)) =
+        init_containers.enumerate().find_map(|(at, c)| Some((at, environment_problem(store, namespace, c)?)))
+    {
+        return Some(Unmet::Initialization(at, why));
+    }
     let failing: Vec<(String, String)> = spec["containers"]
         .as_array()
         .into_iter()
@@ -256,5 +267,22 @@ mod tests {
             web("configmap \"gone\" not found")
         );
         assert_eq!(failing(json!(null), json!([{"secretRef": {"name": "gone"}}])), web("secret \"gone\" not found"));
+    }
+
+    #[test]
+    fn an_init_container_that_cannot_start_holds_every_container_after_it() {
+        let store = store();
+        let init = |name: &str, config: &str| json!({"name": name, "image": "busybox", "envFrom": [{"configMapRef": {"name": config}}]});
+        let mut pod = spec(json!(null), json!(null), json!([{"configMapRef": {"name": "gone"}}]));
+        pod["initContainers"] = json!([init("first", "settings"), init("second", "absent"), init("third", "other")]);
+        // The first init container that cannot start is told; the app container's own problem
+        // is not reached.
+        assert_eq!(unmet(&store, "ns", &pod), Some(Unmet::Initialization(1, "configmap \"absent\" not found".into())));
+        pod["initContainers"] = json!([init("first", "settings")]);
+        assert!(matches!(unmet(&store, "ns", &pod), Some(Unmet::Environment(_))));
+        // A volume that cannot be mounted comes first: there is no sandbox to run them in.
+        pod["volumes"] = json!([{"name": "a", "secret": {"secretName": "absent"}}]);
+        pod["initContainers"] = json!([init("second", "absent")]);
+        assert_eq!(unmet(&store, "ns", &pod), Some(Unmet::Volume));
     }
 }

@@ -1622,3 +1622,68 @@ fn a_service_without_a_selector_gets_slices_mirrored_from_its_endpoints() {
         "a selector hands the Service to the other controller"
     );
 }
+
+/// Init containers run before the app containers: one whose environment names a missing
+/// ConfigMap waits in the kubelet's words, and so does every container after it, until it exists.
+#[tokio::test(start_paused = true)]
+async fn an_init_container_without_its_config_map_holds_the_pod_until_it_exists() {
+    let statuses = |pod: &Value, field: &str| -> Vec<(String, Value)> {
+        let statuses = pod["status"][field].as_array().cloned().unwrap_or_default();
+        statuses.iter().map(|s| (s["name"].as_str().unwrap_or_default().to_string(), s["state"].clone())).collect()
+    };
+    let message = |pod: &Value, kind: &str| condition(pod, kind)["message"].clone();
+    for pace in [Pace::Fast, Pace::Kind] {
+        let mut cluster = Cluster::new(pace);
+        let mut pod = bare_pod("web", "web");
+        pod["spec"]["initContainers"] = json!([
+            {"name": "proxy", "image": "envoy", "restartPolicy": "Always"},
+            {"name": "migrate", "image": "tool", "env": [
+                {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "mode"}}},
+            ]},
+            {"name": "warm", "image": "tool"},
+        ]);
+        cluster.create(POD, pod);
+        if pace == Pace::Kind {
+            // While its sandbox is made, every container waits for the init containers.
+            let pod = cluster.get(POD, "web");
+            let initializing = json!({"waiting": {"reason": "PodInitializing"}});
+            assert!(statuses(&pod, "initContainerStatuses").iter().all(|(_, state)| *state == initializing));
+            assert_eq!(statuses(&pod, "containerStatuses"), [("c".to_string(), initializing)]);
+            assert_eq!(message(&pod, "Initialized"), "containers with incomplete status: [proxy migrate warm]");
+            assert_eq!(message(&pod, "Ready"), "containers with unready status: [proxy c]");
+        }
+        cluster.wait(30).await;
+        let pod = cluster.get(POD, "web");
+        assert_eq!(phase(&pod), "Pending", "{pace:?}");
+        assert!(pod["status"]["podIP"].is_string(), "{pace:?}: the sandbox is made");
+        let init = statuses(&pod, "initContainerStatuses");
+        assert!(init[0].1["running"].is_object(), "{pace:?}: the sidecar runs: {init:?}");
+        assert_eq!(
+            init[1].1,
+            json!({"waiting": {"reason": "CreateContainerConfigError", "message": "configmap \"settings\" not found"}})
+        );
+        assert_eq!(init[2].1, json!({"waiting": {"reason": "PodInitializing"}}));
+        assert_eq!(
+            statuses(&pod, "containerStatuses"),
+            [("c".to_string(), json!({"waiting": {"reason": "PodInitializing"}}))]
+        );
+        assert_eq!(message(&pod, "Initialized"), "containers with incomplete status: [migrate warm]");
+        assert_eq!(message(&pod, "Ready"), "containers with unready status: [c]");
+        // Held, it is not written again.
+        let version = cluster.store.resource_version();
+        cluster.wait(30).await;
+        assert_eq!(cluster.store.resource_version(), version, "{pace:?}");
+
+        cluster.create(resources::CONFIG_MAP, json!({"metadata": {"name": "settings"}, "data": {"mode": "fast"}}));
+        cluster.wait(30).await;
+        let pod = cluster.get(POD, "web");
+        assert!(is_ready(&pod), "{pace:?}: {pod}");
+        let init = statuses(&pod, "initContainerStatuses");
+        assert!(init[0].1["running"].is_object());
+        for (_, state) in &init[1..] {
+            assert_eq!(state["terminated"]["reason"], "Completed");
+            assert_eq!(state["terminated"]["exitCode"], 0);
+        }
+        assert_eq!(condition(&pod, "Initialized")["status"], "True");
+    }
+}
