@@ -127,8 +127,9 @@ impl Kubelet {
                         } else {
                             if !pod["status"]["containerStatuses"].is_array() {
                                 let mut pod = Arc::unwrap_or_clone(pod);
-                                // The sandbox (and its IP) comes only once the volumes are mounted.
-                                if unmet != Some(Unmet::Volume) {
+                                // The sandbox (and its IP) comes only once the volumes are mounted;
+                                // a pod on the host's network has the host's address without one.
+                                if unmet != Some(Unmet::Volume) || on_host_network(&pod) {
                                     self.assign_ip(store, &mut ips, &mut pod, node, index);
                                 }
                                 creating(store, namespace, pod, node);
@@ -226,7 +227,7 @@ impl Kubelet {
         if pod["status"]["podIP"].is_string() {
             return;
         }
-        let ip = if pod["spec"]["hostNetwork"] == true {
+        let ip = if on_host_network(pod) {
             internal_ip(node).map(str::to_string)
         } else {
             Some(self.allocate_ip(store, ips, node, index))
@@ -266,7 +267,8 @@ impl Kubelet {
     }
 
     /// A pod whose ConfigMaps or Secrets are missing (`pod_config`), as a kubelet leaves it until
-    /// they exist: a volume it cannot mount keeps it creating, with no sandbox and so no IP; an
+    /// they exist: a volume it cannot mount keeps it creating, with no sandbox and so no IP (but
+    /// the host's, on the host's network); an
     /// environment it cannot make fails that container (`CreateContainerConfigError`, in the
     /// kubelet's words). An app container's failure leaves the others running; an init
     /// container's holds every container after it, waiting `PodInitializing`. Written only when
@@ -288,7 +290,11 @@ impl Kubelet {
         let (init_statuses, statuses) = match unmet {
             Unmet::Volume => {
                 if !pod["status"]["containerStatuses"].is_array() {
-                    creating(store, namespace, pod.clone(), node);
+                    let mut pod = pod.clone();
+                    if on_host_network(&pod) {
+                        self.assign_ip(store, ips, &mut pod, node, index);
+                    }
+                    creating(store, namespace, pod, node);
                 }
                 return;
             }
@@ -508,6 +514,11 @@ fn init_containers(pod: &Value, uid: &str, now: &str, waiting: Option<(usize, &s
         _ => completed(uid, container, now),
     };
     Some(inits.iter().enumerate().map(status).collect())
+}
+
+/// A pod on the host's network: the kubelet reports the host's address as its IP, sandbox or not.
+fn on_host_network(pod: &Value) -> bool {
+    pod["spec"]["hostNetwork"] == true
 }
 
 fn is_sidecar(container: &Value) -> bool {

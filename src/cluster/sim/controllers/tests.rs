@@ -1687,3 +1687,28 @@ async fn an_init_container_without_its_config_map_holds_the_pod_until_it_exists(
         assert_eq!(condition(&pod, "Initialized")["status"], "True");
     }
 }
+
+/// A pod whose volume cannot be mounted has no sandbox and so no IP, unless it is on the host's
+/// network: the kubelet then reports the host's address at once, as for any such pod.
+#[tokio::test(start_paused = true)]
+async fn a_pod_held_by_its_volume_has_an_ip_only_on_the_hosts_network() {
+    for pace in [Pace::Fast, Pace::Kind] {
+        let mut cluster = Cluster::new(pace);
+        for (name, host_network) in [("own", false), ("host", true)] {
+            let mut pod = bare_pod(name, "web");
+            pod["spec"]["hostNetwork"] = host_network.into();
+            pod["spec"]["volumes"] = json!([{"name": "certs", "secret": {"secretName": "certs"}}]);
+            cluster.create(POD, pod);
+        }
+        cluster.wait(30).await;
+        let own = cluster.get(POD, "own");
+        let host = cluster.get(POD, "host");
+        for pod in [&own, &host] {
+            assert_eq!(phase(pod), "Pending", "{pace:?}");
+            assert_eq!(pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"], "ContainerCreating");
+        }
+        assert!(own["status"]["podIP"].is_null(), "{pace:?}: {own}");
+        assert!(host["status"]["podIP"].is_string(), "{pace:?}: {host}");
+        assert_eq!(host["status"]["podIP"], host["status"]["hostIP"], "{pace:?}");
+    }
+}
