@@ -402,6 +402,32 @@ fn a_pod_whose_claim_does_not_exist_waits_in_the_schedulers_words() {
 }
 
 #[test]
+fn a_pod_whose_readiness_gate_nobody_sets_waits_for_it_by_name() {
+    // Its containers are ready, its gate's condition is never set: the step names the gate.
+    let text = r#"scenario "gates" {
+    apply <<YAML
+        apiVersion: v1
+        kind: Pod
+        metadata:
+          name: web
+        spec:
+          readinessGates:
+            - conditionType: example.com/load-balancer-ready
+          containers:
+            - name: web
+              image: nginx:1.27
+    YAML
+    wait pod/web condition=ContainersReady within 1m
+    wait pod/web condition=Ready within 2s
+}
+"#;
+    let [document] = <[String; 1]>::try_from(failing_documents("gates", text, &["gates"])).unwrap();
+    let expected = "pods in flux:\n    - pod/web not ready: waiting for readiness (phase Running; readiness gate \
+                    \"example.com/load-balancer-ready\" not True)\n";
+    assert!(document.contains(expected), "{document}");
+}
+
+#[test]
 fn a_pod_waits_for_a_free_host_port_and_for_room_for_its_requests() {
     // The surge pod of a host-port rollout finds the port taken on both workers: eviction could
     // free it. A request larger than any node's allocatable (1k CPUs) no eviction can meet. A

@@ -88,6 +88,26 @@ fn stuck_container(status: &super::pod::PodStatus) -> Option<String> {
     })
 }
 
+/// The readiness gates of a pod whose containers are ready, whose conditions are not True:
+/// `readiness gate "example.com/lb" not True`. Someone else (a load balancer's controller) must
+/// set them; on a cluster without one, nobody does.
+fn unmet_gates(pod: &Pod) -> Option<String> {
+    let status = pod.status.as_ref()?;
+    let conditions = status.conditions.as_deref().unwrap_or_default();
+    let holds = |kind: &str| conditions.iter().any(|c| c.type_ == kind && c.status == "True");
+    if !holds("ContainersReady") {
+        return None;
+    }
+    let gates = pod.spec.as_ref()?.readiness_gates.as_deref().unwrap_or_default();
+    let unmet: Vec<String> =
+        gates.iter().filter(|g| !holds(&g.condition_type)).map(|g| format!("\"{}\"", g.condition_type)).collect();
+    match unmet.len() {
+        0 => None,
+        1 => Some(format!("readiness gate {} not True", unmet[0])),
+        _ => Some(format!("readiness gates {} not True", unmet.join(", "))),
+    }
+}
+
 /// The pods still on their way in or out when a step timed out: what each is waiting for, and
 /// which pod it is and for how long.
 pub struct PodsInFlux {
@@ -214,7 +234,7 @@ impl PodsInFlux {
                     }
                 } else {
                     let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
-                    match status.and_then(stuck_container) {
+                    match status.and_then(stuck_container).or_else(|| unmet_gates(p)) {
                         Some(why) => format!("waiting for readiness (phase {phase}; {why})"),
                         None => format!("waiting for readiness (phase {phase})"),
                     }

@@ -24,8 +24,15 @@ pub struct PodSpec {
     pub affinity: Option<Affinity>,
     /// Who binds it to a node: the cluster's scheduler, `default-scheduler`, unless it says.
     pub scheduler_name: Option<String>,
-    /// Conditions beside its containers' that its readiness waits for: only counted.
-    pub readiness_gates: Option<Vec<serde::de::IgnoredAny>>,
+    /// Conditions beside its containers' that its readiness waits for.
+    pub readiness_gates: Option<Vec<ReadinessGate>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadinessGate {
+    #[serde(default)]
+    pub condition_type: String,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -262,23 +262,55 @@ pace_stages_file() {
   esac
 }
 
+# kubelet_readiness < KWOK_STAGES : kwok's stages with readiness gates as a
+# kubelet has them. kwok sets every gate's condition True itself, so a pod
+# with readinessGates is Ready at once; a kubelet leaves those conditions to
+# whoever owns the gate (a load balancer's controller), and on a cluster
+# without one, such as kind, the pod is never Ready and no Service routes to
+# it. So the stage that makes pods Ready writes no gate condition, and Ready
+# False when the pod has gates (ContainersReady stays True). Fails unless it
+# made exactly those two changes, so a new kwok cannot silently undo them.
+kubelet_readiness() {
+  awk '
+    /^ *[{][{] range [.]spec[.]readinessGates [}][}] *$/ { gates++; skipping = 1; next }
+    skipping && /^ *[{][{] end [}][}] *$/ { skipping = 0; next }
+    skipping { next }
+    /^ *type: Ready$/ && held ~ /^ *status: "True"$/ {
+      sub(/"True"$/, "{{ if .spec.readinessGates }}\"False\"{{ else }}\"True\"{{ end }}", held)
+      ready++
+    }
+    NR > 1 { print held }
+    { held = $0 }
+    END {
+      print held
+      if (gates != 1 || ready != 1) {
+        printf "found %d readiness gate block(s) and %d Ready condition(s), expected 1 and 1\n", gates, ready > "/dev/stderr"
+        exit 1
+      }
+    }
+  '
+}
+
 # compose OUT KWOK_FILE OWN_FILE... : a pace's Stage file, kwok's extracted
-# stages then the testbed's own. Written by `up` and `pace` (need_tools)
-# whenever a part changed: the testbed's stages live in the repository, not in
-# the build cache.
+# stages (readiness gates as a kubelet has them) then the testbed's own.
+# Written by `up` and `pace` (need_tools) whenever a part changed: the
+# testbed's stages live in the repository, not in the build cache.
 compose_stages() {
   local out=$1 kwok_file=$2 composed f
   shift 2
   [[ -s $kwok_file ]] || die "kwok Stage file missing: $kwok_file (run '$0 build')"
   composed=$(mktemp "$out.XXXXXX")
+  kubelet_readiness <"$kwok_file" >"$composed" || {
+    rm -f "$composed"
+    die "kwok's pod stages in $kwok_file are not as expected: cannot make readiness gates a kubelet's"
+  }
   {
-    cat "$kwok_file"
     for f in "$@"; do
       [[ -s $f ]] || die "missing $f"
       echo "---"
       cat "$f"
     done
-  } >"$composed"
+  } >>"$composed"
   if cmp -s "$composed" "$out"; then
     rm -f "$composed"
   else

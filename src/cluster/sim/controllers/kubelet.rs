@@ -85,7 +85,11 @@ impl Kubelet {
                 .list_owned(POD, namespace)
                 .into_iter()
                 .filter(|pod| {
-                    let settled = pod["status"]["phase"] == "Running" && is_ready(pod);
+                    // Ready, or all but a readiness gate, which is not the kubelet's to set.
+                    let containers_ready =
+                        || super::condition(pod, "ContainersReady").is_some_and(|c| c["status"] == "True");
+                    let settled = pod["status"]["phase"] == "Running"
+                        && (is_ready(pod) || containers_ready() && unmet_readiness_gates(pod).is_some());
                     is_deleting(pod) || !(is_terminal(pod) || settled)
                 })
                 .collect();
@@ -389,16 +393,33 @@ impl Kubelet {
         let uid = uid(&pod).to_string();
         let init_statuses = init_containers(&pod, &uid, &now, None);
         let statuses = containers(&pod, |c| running(&uid, c, &now));
+        let ready = match unmet_readiness_gates(&pod) {
+            None => true_condition("Ready", &now),
+            Some(why) => json!({
+                "type": "Ready",
+                "status": "False",
+                "lastProbeTime": null,
+                "lastTransitionTime": now,
+                "reason": "ReadinessGatesNotReady",
+                "message": why,
+            }),
+        };
+        // The conditions of readiness gates are others' to write: they stay as they are.
+        let gate_conditions: Vec<Value> = readiness_gates(&pod)
+            .filter_map(|gate| pod["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == gate).cloned())
+            .collect();
         let status = &mut pod["status"];
         status["phase"] = "Running".into();
         let scheduled = scheduled_condition(status, &now);
-        status["conditions"] = json!([
+        let mut conditions = vec![
             true_condition("PodReadyToStartContainers", &now),
             true_condition("Initialized", &now),
-            true_condition("Ready", &now),
+            ready,
             true_condition("ContainersReady", &now),
             scheduled,
-        ]);
+        ];
+        conditions.extend(gate_conditions);
+        status["conditions"] = conditions.into();
         set_init_statuses(status, init_statuses);
         status["containerStatuses"] = statuses;
         write(store, POD, namespace, pod);
@@ -514,6 +535,30 @@ fn init_containers(pod: &Value, uid: &str, now: &str, waiting: Option<(usize, &s
         _ => completed(uid, container, now),
     };
     Some(inits.iter().enumerate().map(status).collect())
+}
+
+/// The condition types a pod's readiness waits for beside its containers (`readinessGates`).
+fn readiness_gates(pod: &Value) -> impl Iterator<Item = &str> {
+    pod["spec"]["readinessGates"].as_array().into_iter().flatten().filter_map(|gate| gate["conditionType"].as_str())
+}
+
+/// The kubelet's message for a pod whose containers are ready and some readiness gate's condition
+/// is not True: someone else (a load balancer's controller) must set it, and on a cluster without
+/// one nobody does, so the pod is never ready and no Service routes to it.
+fn unmet_readiness_gates(pod: &Value) -> Option<String> {
+    let conditions = pod["status"]["conditions"].as_array();
+    let condition = |gate: &str| conditions.and_then(|c| c.iter().find(|c| c["type"] == gate));
+    let unmet: Vec<String> = readiness_gates(pod)
+        .filter_map(|gate| match condition(gate) {
+            None => Some(format!("corresponding condition of pod readiness gate \"{gate}\" does not exist.")),
+            Some(c) if c["status"] != "True" => {
+                let status = c["status"].as_str().unwrap_or_default();
+                Some(format!("the status of pod readiness gate \"{gate}\" is not \"True\", but {status}."))
+            }
+            Some(_) => None,
+        })
+        .collect();
+    (!unmet.is_empty()).then(|| unmet.join(", "))
 }
 
 /// A pod on the host's network: the kubelet reports the host's address as its IP, sandbox or not.

@@ -1712,3 +1712,53 @@ async fn a_pod_held_by_its_volume_has_an_ip_only_on_the_hosts_network() {
         assert_eq!(host["status"]["podIP"], host["status"]["hostIP"], "{pace:?}");
     }
 }
+
+/// A pod with a readiness gate runs, its containers ready, and is not Ready until the gate's
+/// condition is True: the kubelet does not set it, and is not woken again while it is unset.
+#[tokio::test(start_paused = true)]
+async fn a_pod_with_a_readiness_gate_is_ready_only_when_its_condition_is_true() {
+    for pace in [Pace::Fast, Pace::Kind] {
+        let mut cluster = Cluster::new(pace);
+        let mut pod = bare_pod("web", "web");
+        pod["spec"]["readinessGates"] =
+            json!([{"conditionType": "example.com/lb"}, {"conditionType": "example.com/dns"}]);
+        cluster.create(POD, pod);
+        cluster.wait(30).await;
+        let pod = cluster.get(POD, "web");
+        assert_eq!(phase(&pod), "Running", "{pace:?}");
+        assert!(!is_ready(&pod), "{pace:?}");
+        assert_eq!(condition(&pod, "ContainersReady")["status"], "True");
+        assert_eq!(condition(&pod, "Ready")["reason"], "ReadinessGatesNotReady");
+        assert_eq!(
+            condition(&pod, "Ready")["message"],
+            "corresponding condition of pod readiness gate \"example.com/lb\" does not exist., corresponding \
+             condition of pod readiness gate \"example.com/dns\" does not exist."
+        );
+        let version = cluster.store.resource_version();
+        cluster.wait(30).await;
+        assert_eq!(cluster.store.resource_version(), version, "{pace:?}: the kubelet keeps writing it");
+
+        // Someone sets one gate False and the other True: still not Ready, and the conditions stay.
+        cluster.change(POD, "web", |pod| {
+            let conditions = pod["status"]["conditions"].as_array_mut().unwrap();
+            conditions.push(json!({"type": "example.com/lb", "status": "True"}));
+            conditions.push(json!({"type": "example.com/dns", "status": "False"}));
+        });
+        cluster.wait(1).await;
+        let pod = cluster.get(POD, "web");
+        assert!(!is_ready(&pod));
+        assert_eq!(condition(&pod, "example.com/lb")["status"], "True");
+        // Both True: Ready.
+        cluster.change(POD, "web", |pod| {
+            for c in pod["status"]["conditions"].as_array_mut().unwrap() {
+                if c["type"] == "example.com/dns" {
+                    c["status"] = "True".into();
+                }
+            }
+        });
+        cluster.wait(1).await;
+        let pod = cluster.get(POD, "web");
+        assert!(is_ready(&pod), "{pace:?}: {pod}");
+        assert_eq!(condition(&pod, "example.com/dns")["status"], "True");
+    }
+}
