@@ -274,6 +274,7 @@ kubelet_readiness() {
   awk '
     /^ *[{][{] range [.]spec[.]readinessGates [}][}] *$/ { gates++; skipping = 1; next }
     skipping && /^ *[{][{] end [}][}] *$/ { skipping = 0; next }
+    skipping && /^ *type: [{][{] [.]conditionType [|] Quote [}][}]$/ { gate_conditions++ }
     skipping { next }
     /^ *type: Ready$/ && held ~ /^ *status: "True"$/ {
       sub(/"True"$/, "{{ if .spec.readinessGates }}\"False\"{{ else }}\"True\"{{ end }}", held)
@@ -283,8 +284,8 @@ kubelet_readiness() {
     { held = $0 }
     END {
       print held
-      if (gates != 1 || ready != 1) {
-        printf "found %d readiness gate block(s) and %d Ready condition(s), expected 1 and 1\n", gates, ready > "/dev/stderr"
+      if (gates != 1 || gate_conditions != 1 || ready != 1) {
+        printf "found %d readiness gate block(s) writing %d gate condition(s) and %d Ready condition(s), expected 1, 1 and 1\n", gates, gate_conditions, ready > "/dev/stderr"
         exit 1
       }
     }
@@ -299,6 +300,9 @@ compose_stages() {
   local out=$1 kwok_file=$2 composed f
   shift 2
   [[ -s $kwok_file ]] || die "kwok Stage file missing: $kwok_file (run '$0 build')"
+  for f in "$@"; do
+    [[ -s $f ]] || die "missing $f"
+  done
   composed=$(mktemp "$out.XXXXXX")
   kubelet_readiness <"$kwok_file" >"$composed" || {
     rm -f "$composed"
@@ -306,7 +310,6 @@ compose_stages() {
   }
   {
     for f in "$@"; do
-      [[ -s $f ]] || die "missing $f"
       echo "---"
       cat "$f"
     done

@@ -85,11 +85,7 @@ impl Kubelet {
                 .list_owned(POD, namespace)
                 .into_iter()
                 .filter(|pod| {
-                    // Ready, or all but a readiness gate, which is not the kubelet's to set.
-                    let containers_ready =
-                        || super::condition(pod, "ContainersReady").is_some_and(|c| c["status"] == "True");
-                    let settled = pod["status"]["phase"] == "Running"
-                        && (is_ready(pod) || containers_ready() && unmet_readiness_gates(pod).is_some());
+                    let settled = pod["status"]["phase"] == "Running" && ready_as_gates_say(pod);
                     is_deleting(pod) || !(is_terminal(pod) || settled)
                 })
                 .collect();
@@ -110,6 +106,11 @@ impl Kubelet {
                 }
                 let Some(index) = index.filter(|_| !is_deleting(&pod)) else { continue };
                 let node = &nodes[index];
+                // A running pod's gate condition changed: only its Ready condition follows.
+                if pod["status"]["phase"] == "Running" && readiness_gates(&pod).next().is_some() {
+                    update_ready(store, namespace, &pod);
+                    continue;
+                }
                 // Containers already running keep running whatever becomes of their sources.
                 let started = pod["status"]["phase"] == "Running";
                 let unmet = if started { None } else { pod_config::unmet(store, namespace, &pod["spec"]) };
@@ -272,12 +273,11 @@ impl Kubelet {
 
     /// A pod whose ConfigMaps or Secrets are missing (`pod_config`), as a kubelet leaves it until
     /// they exist: a volume it cannot mount keeps it creating, with no sandbox and so no IP (but
-    /// the host's, on the host's network); an
-    /// environment it cannot make fails that container (`CreateContainerConfigError`, in the
-    /// kubelet's words). An app container's failure leaves the others running; an init
-    /// container's holds every container after it, waiting `PodInitializing`. Written only when
-    /// that changes, so a held pod gives no controller more work. Nothing wakes it but the
-    /// objects it waits for.
+    /// the host's, on the host's network); an environment it cannot make fails that container
+    /// (`CreateContainerConfigError`, in the kubelet's words). An app container's failure leaves
+    /// the others running; an init container's holds every container after it, waiting
+    /// `PodInitializing`. Written only when that changes, so a held pod gives no controller more
+    /// work. Nothing wakes it but the objects it waits for.
     #[allow(clippy::too_many_arguments)]
     fn hold(
         &mut self,
@@ -302,13 +302,10 @@ impl Kubelet {
                 }
                 return;
             }
-            Unmet::Initialization(at, why) => {
-                let initializing = json!({"waiting": {"reason": "PodInitializing"}});
-                (
-                    init_containers(pod, &uid, &now, Some((*at, why))),
-                    containers(pod, |c| not_running(c, initializing.clone())),
-                )
-            }
+            Unmet::Initialization(at, why) => (
+                init_containers(pod, &uid, &now, Some((*at, why))),
+                containers(pod, |c| not_running(c, initializing())),
+            ),
             Unmet::Environment(failing) => {
                 // A container already running stays so, whatever became of its sources since.
                 let current = pod["status"]["containerStatuses"].as_array().cloned().unwrap_or_default();
@@ -351,27 +348,27 @@ impl Kubelet {
                 .find(|c| c["type"] == kind && c["status"] == status)
                 .map_or_else(|| now.clone().into(), |c| c["lastTransitionTime"].clone())
         };
-        let condition = |kind: &str, unmet: Option<(&str, String)>| {
-            let status = if unmet.is_some() { "False" } else { "True" };
-            let mut condition = json!({"type": kind, "status": status, "lastProbeTime": null, "lastTransitionTime": since(kind, status)});
-            if let Some((reason, message)) = unmet {
-                condition["reason"] = reason.into();
-                condition["message"] = message.into();
+        let condition = |kind: &str, unmet: Option<(&str, String)>| match unmet {
+            None => {
+                json!({"type": kind, "status": "True", "lastProbeTime": null, "lastTransitionTime": since(kind, "True")})
             }
-            condition
+            Some((reason, message)) => unmet_condition(kind, since(kind, "False"), reason, message),
         };
         let not_ready = unready(&pod, &init_statuses, &statuses).map(|why| ("ContainersNotReady", why));
         let not_initialized = incomplete(&pod, &init_statuses).map(|why| ("ContainersNotInitialized", why));
         let status = &mut pod["status"];
         status["phase"] = "Pending".into();
         let scheduled = scheduled_condition(status, &now);
-        status["conditions"] = json!([
-            condition("PodReadyToStartContainers", None),
-            condition("Initialized", not_initialized),
-            condition("Ready", not_ready.clone()),
-            condition("ContainersReady", not_ready),
-            scheduled,
-        ]);
+        status["conditions"] = with_others(
+            status,
+            vec![
+                condition("PodReadyToStartContainers", None),
+                condition("Initialized", not_initialized),
+                condition("Ready", not_ready.clone()),
+                condition("ContainersReady", not_ready),
+                scheduled,
+            ],
+        );
         set_init_statuses(status, init_statuses);
         status["containerStatuses"] = statuses;
         write(store, POD, namespace, pod);
@@ -393,33 +390,20 @@ impl Kubelet {
         let uid = uid(&pod).to_string();
         let init_statuses = init_containers(&pod, &uid, &now, None);
         let statuses = containers(&pod, |c| running(&uid, c, &now));
-        let ready = match unmet_readiness_gates(&pod) {
-            None => true_condition("Ready", &now),
-            Some(why) => json!({
-                "type": "Ready",
-                "status": "False",
-                "lastProbeTime": null,
-                "lastTransitionTime": now,
-                "reason": "ReadinessGatesNotReady",
-                "message": why,
-            }),
-        };
-        // The conditions of readiness gates are others' to write: they stay as they are.
-        let gate_conditions: Vec<Value> = readiness_gates(&pod)
-            .filter_map(|gate| pod["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == gate).cloned())
-            .collect();
+        let ready = ready_condition(&pod, &now);
         let status = &mut pod["status"];
         status["phase"] = "Running".into();
         let scheduled = scheduled_condition(status, &now);
-        let mut conditions = vec![
-            true_condition("PodReadyToStartContainers", &now),
-            true_condition("Initialized", &now),
-            ready,
-            true_condition("ContainersReady", &now),
-            scheduled,
-        ];
-        conditions.extend(gate_conditions);
-        status["conditions"] = conditions.into();
+        status["conditions"] = with_others(
+            status,
+            vec![
+                true_condition("PodReadyToStartContainers", &now),
+                true_condition("Initialized", &now),
+                ready,
+                true_condition("ContainersReady", &now),
+                scheduled,
+            ],
+        );
         set_init_statuses(status, init_statuses);
         status["containerStatuses"] = statuses;
         write(store, POD, namespace, pod);
@@ -480,39 +464,31 @@ fn host_status(pod: &mut Value, node: &Value, now: &str) {
 fn creating(store: &mut Store, namespace: &str, mut pod: Value, node: &Value) {
     let now = store.clock.timestamp();
     host_status(&mut pod, node, &now);
-    let initializing = json!({"waiting": {"reason": "PodInitializing"}});
     let init_statuses = pod["spec"]["initContainers"]
         .as_array()
         .filter(|inits| !inits.is_empty())
-        .map(|inits| inits.iter().map(|c| not_running(c, initializing.clone())).collect::<Value>());
+        .map(|inits| inits.iter().map(|c| not_running(c, initializing())).collect::<Value>());
     let waiting =
-        if init_statuses.is_some() { initializing } else { json!({"waiting": {"reason": "ContainerCreating"}}) };
+        if init_statuses.is_some() { initializing() } else { json!({"waiting": {"reason": "ContainerCreating"}}) };
     let statuses = containers(&pod, |c| not_running(c, waiting.clone()));
-    let unmet = |kind: &str, reason: &str, message: String| {
-        json!({
-            "type": kind,
-            "status": "False",
-            "lastProbeTime": null,
-            "lastTransitionTime": now,
-            "reason": reason,
-            "message": message,
-        })
-    };
     let initialized = match incomplete(&pod, &init_statuses) {
-        Some(message) => unmet("Initialized", "ContainersNotInitialized", message),
+        Some(message) => unmet_condition("Initialized", now.clone(), "ContainersNotInitialized", message),
         None => true_condition("Initialized", &now),
     };
     let not_ready = unready(&pod, &init_statuses, &statuses).unwrap_or_default();
     let status = &mut pod["status"];
     status["phase"] = "Pending".into();
     let scheduled = scheduled_condition(status, &now);
-    status["conditions"] = json!([
-        {"type": "PodReadyToStartContainers", "status": "False", "lastProbeTime": null, "lastTransitionTime": now},
-        initialized,
-        unmet("Ready", "ContainersNotReady", not_ready.clone()),
-        unmet("ContainersReady", "ContainersNotReady", not_ready),
-        scheduled,
-    ]);
+    status["conditions"] = with_others(
+        status,
+        vec![
+            json!({"type": "PodReadyToStartContainers", "status": "False", "lastProbeTime": null, "lastTransitionTime": now}),
+            initialized,
+            unmet_condition("Ready", now.clone(), "ContainersNotReady", not_ready.clone()),
+            unmet_condition("ContainersReady", now.clone(), "ContainersNotReady", not_ready),
+            scheduled,
+        ],
+    );
     set_init_statuses(status, init_statuses);
     status["containerStatuses"] = statuses;
     write(store, POD, namespace, pod);
@@ -530,7 +506,7 @@ fn init_containers(pod: &Value, uid: &str, now: &str, waiting: Option<(usize, &s
     let inits = pod["spec"]["initContainers"].as_array().filter(|inits| !inits.is_empty())?;
     let status = |(at, container): (usize, &Value)| match waiting {
         Some((stuck, why)) if at == stuck => config_error(container, why),
-        Some((stuck, _)) if at > stuck => not_running(container, json!({"waiting": {"reason": "PodInitializing"}})),
+        Some((stuck, _)) if at > stuck => not_running(container, initializing()),
         _ if is_sidecar(container) => running(uid, container, now),
         _ => completed(uid, container, now),
     };
@@ -561,6 +537,73 @@ fn unmet_readiness_gates(pod: &Value) -> Option<String> {
     (!unmet.is_empty()).then(|| unmet.join(", "))
 }
 
+/// The Ready condition of a pod whose containers run and are ready: True unless a readiness
+/// gate's condition is not, False then in the kubelet's words. Its transition time stays while
+/// its status does (a gated pod's Ready is False from its creation on).
+fn ready_condition(pod: &Value, now: &str) -> Value {
+    let since = |status: &str| {
+        super::condition(pod, "Ready")
+            .filter(|c| c["status"] == status)
+            .map_or_else(|| now.into(), |c| c["lastTransitionTime"].clone())
+    };
+    match unmet_readiness_gates(pod) {
+        None => json!({"type": "Ready", "status": "True", "lastProbeTime": null, "lastTransitionTime": since("True")}),
+        Some(why) => unmet_condition("Ready", since("False"), "ReadinessGatesNotReady", why),
+    }
+}
+
+/// Whether a running pod's Ready condition is what its readiness gates make it (nothing else
+/// changes it while the pod runs).
+fn ready_as_gates_say(pod: &Value) -> bool {
+    let ready = super::condition(pod, "Ready");
+    match unmet_readiness_gates(pod) {
+        None => is_ready(pod),
+        Some(why) => ready.is_some_and(|c| c["status"] == "False" && c["message"] == why.as_str()),
+    }
+}
+
+/// A running pod whose readiness gate's condition changed, written with its Ready condition
+/// following it; its containers and its other conditions stay as they are.
+fn update_ready(store: &mut Store, namespace: &str, pod: &Value) {
+    let now = store.clock.timestamp();
+    let ready = ready_condition(pod, &now);
+    let mut pod = pod.clone();
+    let conditions: Vec<Value> = pod["status"]["conditions"].as_array().cloned().unwrap_or_default();
+    let mut conditions: Vec<Value> = conditions.into_iter().filter(|c| c["type"] != "Ready").collect();
+    conditions.push(ready);
+    pod["status"]["conditions"] = conditions.into();
+    write(store, POD, namespace, pod);
+}
+
+/// The conditions a kubelet writes (PodScheduled as the scheduler left it); any other, such as a
+/// readiness gate's or DisruptionTarget, is someone else's and stays as they wrote it.
+const KUBELET_CONDITIONS: [&str; 5] =
+    ["PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"];
+
+/// `kubelets` (the conditions in the kubelet's order), then the pod's other conditions.
+fn with_others(status: &Value, kubelets: Vec<Value>) -> Value {
+    let conditions = status["conditions"].as_array().into_iter().flatten();
+    let others = conditions.filter(|c| !KUBELET_CONDITIONS.iter().any(|kind| c["type"] == *kind)).cloned();
+    kubelets.into_iter().chain(others).collect()
+}
+
+/// A condition that does not hold, since `since`, why in the kubelet's words.
+fn unmet_condition(kind: &str, since: impl Into<Value>, reason: &str, message: String) -> Value {
+    json!({
+        "type": kind,
+        "status": "False",
+        "lastProbeTime": null,
+        "lastTransitionTime": since.into(),
+        "reason": reason,
+        "message": message,
+    })
+}
+
+/// How every container of a pod with init containers waits until they have run.
+fn initializing() -> Value {
+    json!({"waiting": {"reason": "PodInitializing"}})
+}
+
 /// A pod on the host's network: the kubelet reports the host's address as its IP, sandbox or not.
 fn on_host_network(pod: &Value) -> bool {
     pod["spec"]["hostNetwork"] == true
@@ -584,9 +627,12 @@ fn incomplete(pod: &Value, init_statuses: &Option<Value>) -> Option<String> {
     let statuses = init_statuses.iter().filter_map(Value::as_array).flatten();
     let incomplete: Vec<&str> = inits
         .zip(statuses)
-        .filter(|(container, status)| match is_sidecar(container) {
-            true => status["started"] != true,
-            false => status["state"]["terminated"]["exitCode"] != 0,
+        .filter(|(container, status)| {
+            if is_sidecar(container) {
+                status["started"] != true
+            } else {
+                status["state"]["terminated"]["exitCode"] != 0
+            }
         })
         .filter_map(|(_, status)| status["name"].as_str())
         .collect();

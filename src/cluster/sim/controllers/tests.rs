@@ -1647,7 +1647,9 @@ async fn an_init_container_without_its_config_map_holds_the_pod_until_it_exists(
             // While its sandbox is made, every container waits for the init containers.
             let pod = cluster.get(POD, "web");
             let initializing = json!({"waiting": {"reason": "PodInitializing"}});
-            assert!(statuses(&pod, "initContainerStatuses").iter().all(|(_, state)| *state == initializing));
+            let init = statuses(&pod, "initContainerStatuses");
+            assert_eq!(init.len(), 3, "{init:?}");
+            assert!(init.iter().all(|(_, state)| *state == initializing));
             assert_eq!(statuses(&pod, "containerStatuses"), [("c".to_string(), initializing)]);
             assert_eq!(message(&pod, "Initialized"), "containers with incomplete status: [proxy migrate warm]");
             assert_eq!(message(&pod, "Ready"), "containers with unready status: [proxy c]");
@@ -1657,6 +1659,7 @@ async fn an_init_container_without_its_config_map_holds_the_pod_until_it_exists(
         assert_eq!(phase(&pod), "Pending", "{pace:?}");
         assert!(pod["status"]["podIP"].is_string(), "{pace:?}: the sandbox is made");
         let init = statuses(&pod, "initContainerStatuses");
+        assert_eq!(init.len(), 3, "{init:?}");
         assert!(init[0].1["running"].is_object(), "{pace:?}: the sidecar runs: {init:?}");
         assert_eq!(
             init[1].1,
@@ -1679,6 +1682,7 @@ async fn an_init_container_without_its_config_map_holds_the_pod_until_it_exists(
         let pod = cluster.get(POD, "web");
         assert!(is_ready(&pod), "{pace:?}: {pod}");
         let init = statuses(&pod, "initContainerStatuses");
+        assert_eq!(init.len(), 3, "{init:?}");
         assert!(init[0].1["running"].is_object());
         for (_, state) in &init[1..] {
             assert_eq!(state["terminated"]["reason"], "Completed");
@@ -1738,27 +1742,42 @@ async fn a_pod_with_a_readiness_gate_is_ready_only_when_its_condition_is_true() 
         cluster.wait(30).await;
         assert_eq!(cluster.store.resource_version(), version, "{pace:?}: the kubelet keeps writing it");
 
-        // Someone sets one gate False and the other True: still not Ready, and the conditions stay.
-        cluster.change(POD, "web", |pod| {
-            let conditions = pod["status"]["conditions"].as_array_mut().unwrap();
-            conditions.push(json!({"type": "example.com/lb", "status": "True"}));
-            conditions.push(json!({"type": "example.com/dns", "status": "False"}));
-        });
+        let started = pod["status"]["containerStatuses"].clone();
+        let set_gate = |cluster: &mut Cluster, gate: &str, status: &str| {
+            cluster.change(POD, "web", |pod| {
+                let conditions = pod["status"]["conditions"].as_array_mut().unwrap();
+                conditions.retain(|c| c["type"] != gate);
+                conditions.push(json!({"type": gate, "status": status}));
+            });
+        };
+        // Someone sets one gate True and the other False: still not Ready, in other words, and
+        // the gates' conditions stay as written.
+        set_gate(&mut cluster, "example.com/lb", "True");
+        set_gate(&mut cluster, "example.com/dns", "False");
         cluster.wait(1).await;
         let pod = cluster.get(POD, "web");
         assert!(!is_ready(&pod));
+        assert_eq!(
+            condition(&pod, "Ready")["message"],
+            "the status of pod readiness gate \"example.com/dns\" is not \"True\", but False."
+        );
         assert_eq!(condition(&pod, "example.com/lb")["status"], "True");
-        // Both True: Ready.
-        cluster.change(POD, "web", |pod| {
-            for c in pod["status"]["conditions"].as_array_mut().unwrap() {
-                if c["type"] == "example.com/dns" {
-                    c["status"] = "True".into();
-                }
-            }
-        });
+        // Both True: Ready, its containers left as they were.
+        set_gate(&mut cluster, "example.com/dns", "True");
         cluster.wait(1).await;
         let pod = cluster.get(POD, "web");
         assert!(is_ready(&pod), "{pace:?}: {pod}");
         assert_eq!(condition(&pod, "example.com/dns")["status"], "True");
+        assert_eq!(pod["status"]["containerStatuses"], started, "{pace:?}: the containers restarted");
+        assert_eq!(condition(&pod, "ContainersReady")["status"], "True");
+        // A gate turned False again: not Ready again.
+        set_gate(&mut cluster, "example.com/lb", "False");
+        cluster.wait(1).await;
+        let pod = cluster.get(POD, "web");
+        assert!(!is_ready(&pod), "{pace:?}: {pod}");
+        assert_eq!(condition(&pod, "Ready")["reason"], "ReadinessGatesNotReady");
+        let version = cluster.store.resource_version();
+        cluster.wait(30).await;
+        assert_eq!(cluster.store.resource_version(), version, "{pace:?}: the kubelet keeps writing it");
     }
 }
