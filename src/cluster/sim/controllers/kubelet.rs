@@ -655,30 +655,27 @@ fn unready(pod: &Value, init_statuses: &Option<Value>, statuses: &Value) -> Opti
 
 /// The status of a container of the pod `uid` running (and ready) since `now`.
 fn running(uid: &str, container: &Value, now: &str) -> Value {
-    json!({
-        "name": container["name"],
-        "image": container["image"],
-        "imageID": "",
-        "containerID": format!("containerd://{}", hash_of(&json!([uid, container["name"]]))),
-        "ready": true,
-        "started": true,
-        "restartCount": 0,
-        "state": {"running": {"startedAt": now}},
-        "lastState": {},
-    })
+    created(uid, container, true, json!({"running": {"startedAt": now}}))
 }
 
-/// The status of an init container of the pod `uid` that has run to its end.
+/// The status of an init container of the pod `uid` that has run to its end (ready, as a kubelet
+/// reports a completed init container, no longer started).
 fn completed(uid: &str, container: &Value, now: &str) -> Value {
+    let state = json!({"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}});
+    created(uid, container, false, state)
+}
+
+/// The status of a ready container of the pod `uid` that the runtime created, in `state`.
+fn created(uid: &str, container: &Value, started: bool, state: Value) -> Value {
     json!({
         "name": container["name"],
         "image": container["image"],
         "imageID": "",
         "containerID": format!("containerd://{}", hash_of(&json!([uid, container["name"]]))),
         "ready": true,
-        "started": false,
+        "started": started,
         "restartCount": 0,
-        "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}},
+        "state": state,
         "lastState": {},
     })
 }
