@@ -356,22 +356,13 @@ impl Kubelet {
         };
         let not_ready = unready(&pod, &init_statuses, &statuses).map(|why| ("ContainersNotReady", why));
         let not_initialized = incomplete(&pod, &init_statuses).map(|why| ("ContainersNotInitialized", why));
-        let status = &mut pod["status"];
-        status["phase"] = "Pending".into();
-        let scheduled = scheduled_condition(status, &now);
-        status["conditions"] = with_others(
-            status,
-            vec![
-                condition("PodReadyToStartContainers", None),
-                condition("Initialized", not_initialized),
-                condition("Ready", not_ready.clone()),
-                condition("ContainersReady", not_ready),
-                scheduled,
-            ],
-        );
-        set_init_statuses(status, init_statuses);
-        status["containerStatuses"] = statuses;
-        write(store, POD, namespace, pod);
+        let conditions = [
+            condition("PodReadyToStartContainers", None),
+            condition("Initialized", not_initialized),
+            condition("Ready", not_ready.clone()),
+            condition("ContainersReady", not_ready),
+        ];
+        report(store, namespace, pod, "Pending", conditions, init_statuses, statuses);
     }
 
     /// Running and Ready.
@@ -390,23 +381,13 @@ impl Kubelet {
         let uid = uid(&pod).to_string();
         let init_statuses = init_containers(&pod, &uid, &now, None);
         let statuses = containers(&pod, |c| running(&uid, c, &now));
-        let ready = ready_condition(&pod, &now);
-        let status = &mut pod["status"];
-        status["phase"] = "Running".into();
-        let scheduled = scheduled_condition(status, &now);
-        status["conditions"] = with_others(
-            status,
-            vec![
-                true_condition("PodReadyToStartContainers", &now),
-                true_condition("Initialized", &now),
-                ready,
-                true_condition("ContainersReady", &now),
-                scheduled,
-            ],
-        );
-        set_init_statuses(status, init_statuses);
-        status["containerStatuses"] = statuses;
-        write(store, POD, namespace, pod);
+        let conditions = [
+            true_condition("PodReadyToStartContainers", &now),
+            true_condition("Initialized", &now),
+            ready_condition(&pod, &now),
+            true_condition("ContainersReady", &now),
+        ];
+        report(store, namespace, pod, "Running", conditions, init_statuses, statuses);
     }
 }
 
@@ -476,20 +457,36 @@ fn creating(store: &mut Store, namespace: &str, mut pod: Value, node: &Value) {
         None => true_condition("Initialized", &now),
     };
     let not_ready = unready(&pod, &init_statuses, &statuses).unwrap_or_default();
+    let conditions = [
+        json!({"type": "PodReadyToStartContainers", "status": "False", "lastProbeTime": null, "lastTransitionTime": now}),
+        initialized,
+        unmet_condition("Ready", now.clone(), "ContainersNotReady", not_ready.clone()),
+        unmet_condition("ContainersReady", now.clone(), "ContainersNotReady", not_ready),
+    ];
+    report(store, namespace, pod, "Pending", conditions, init_statuses, statuses);
+}
+
+/// Writes what a kubelet reports of a pod: its phase; its four conditions, then PodScheduled as
+/// the scheduler left it, then the conditions others own as they wrote them; and its containers'
+/// statuses (its init containers' when it has some).
+fn report(
+    store: &mut Store,
+    namespace: &str,
+    mut pod: Value,
+    phase: &str,
+    conditions: [Value; 4],
+    init_statuses: Option<Value>,
+    statuses: Value,
+) {
+    let now = store.clock.timestamp();
     let status = &mut pod["status"];
-    status["phase"] = "Pending".into();
+    status["phase"] = phase.into();
     let scheduled = scheduled_condition(status, &now);
-    status["conditions"] = with_others(
-        status,
-        vec![
-            json!({"type": "PodReadyToStartContainers", "status": "False", "lastProbeTime": null, "lastTransitionTime": now}),
-            initialized,
-            unmet_condition("Ready", now.clone(), "ContainersNotReady", not_ready.clone()),
-            unmet_condition("ContainersReady", now.clone(), "ContainersNotReady", not_ready),
-            scheduled,
-        ],
-    );
-    set_init_statuses(status, init_statuses);
+    let kubelets = conditions.into_iter().chain([scheduled]).collect();
+    status["conditions"] = with_others(status, kubelets);
+    if let Some(init_statuses) = init_statuses {
+        status["initContainerStatuses"] = init_statuses;
+    }
     status["containerStatuses"] = statuses;
     write(store, POD, namespace, pod);
 }
@@ -611,13 +608,6 @@ fn on_host_network(pod: &Value) -> bool {
 
 fn is_sidecar(container: &Value) -> bool {
     container["restartPolicy"] == "Always"
-}
-
-/// Sets `initContainerStatuses` on a pod that has init containers.
-fn set_init_statuses(status: &mut Value, init_statuses: Option<Value>) {
-    if let Some(init_statuses) = init_statuses {
-        status["initContainerStatuses"] = init_statuses;
-    }
 }
 
 /// The kubelet's message for an Initialized condition that is false: the init containers that have
