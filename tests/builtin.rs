@@ -502,22 +502,10 @@ fn a_pod_that_mounts_an_existing_claim_stops_the_scenario_on_the_builtin_cluster
 /// (The testbed's kwok mounts nothing and starts them at once: docs/testbed.md.)
 #[test]
 fn pods_wait_for_the_config_maps_and_secrets_they_need_on_the_builtin_cluster() {
-    let dir = tempfile::tempdir().unwrap();
-    let held = script(dir.path(), "held.rollout", HELD_UNTIL_CONFIG);
-    // The same, the Secret made and the ConfigMap never.
-    let cut = HELD_UNTIL_CONFIG.find("    apply <<YAML\n        apiVersion: v1\n        kind: ConfigMap").unwrap();
-    let never_made = format!("{}    expect-traffic service/web count 2 within 5s\n}}\n", &HELD_UNTIL_CONFIG[..cut]);
-    let failing = script(dir.path(), "failing.rollout", &never_made);
-    for pace in ["kind", "fast"] {
-        let (code, out) = run(builtin(&["run", "--pace", pace, held.to_str().unwrap()]));
-        assert_eq!(code, 0, "{pace}: {out}");
-        let (code, out) = run(builtin(&["run", "--pace", pace, failing.to_str().unwrap()]));
-        assert_eq!(code, 1, "{pace}: {out}");
-        assert!(
-            out.contains("2 × pod of replicaset/web-{hash} not ready: waiting for readiness (phase Pending; web: CreateContainerConfigError: configmap \"settings\" not found)"),
-            "{pace}: {out}"
-        );
-    }
+    assert_held_until_the_config_map_exists(
+        HELD_UNTIL_CONFIG,
+        "web: CreateContainerConfigError: configmap \"settings\" not found",
+    );
 }
 
 /// An init container whose environment names a missing ConfigMap: a real kubelet runs the init
@@ -527,21 +515,29 @@ fn pods_wait_for_the_config_maps_and_secrets_they_need_on_the_builtin_cluster() 
 /// ConfigMap exists.
 #[test]
 fn an_init_container_holds_its_pod_until_its_config_map_exists_on_the_builtin_cluster() {
+    assert_held_until_the_config_map_exists(
+        HELD_BY_INIT_CONTAINER,
+        "init container migrate: CreateContainerConfigError: configmap \"settings\" not found",
+    );
+}
+
+/// At both paces on the built-in cluster: `held` (two pods of deployment/web that need the
+/// ConfigMap `settings`, which a later step applies) passes; cut before that step, the pods never
+/// serve and the timed-out step says why in the kubelet's words, `waiting`.
+fn assert_held_until_the_config_map_exists(held: &str, waiting: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let held = script(dir.path(), "held.rollout", HELD_BY_INIT_CONTAINER);
-    let cut = HELD_BY_INIT_CONTAINER.find("    apply <<YAML\n        apiVersion: v1\n        kind: ConfigMap").unwrap();
-    let never_made =
-        format!("{}    expect-traffic service/web count 2 within 5s\n}}\n", &HELD_BY_INIT_CONTAINER[..cut]);
+    let held_path = script(dir.path(), "held.rollout", held);
+    let cut = held.find("    apply <<YAML\n        apiVersion: v1\n        kind: ConfigMap").unwrap();
+    let never_made = format!("{}    expect-traffic service/web count 2 within 5s\n}}\n", &held[..cut]);
     let failing = script(dir.path(), "failing.rollout", &never_made);
+    let expected =
+        format!("2 × pod of replicaset/web-{{hash}} not ready: waiting for readiness (phase Pending; {waiting})");
     for pace in ["kind", "fast"] {
-        let (code, out) = run(builtin(&["run", "--pace", pace, held.to_str().unwrap()]));
+        let (code, out) = run(builtin(&["run", "--pace", pace, held_path.to_str().unwrap()]));
         assert_eq!(code, 0, "{pace}: {out}");
         let (code, out) = run(builtin(&["run", "--pace", pace, failing.to_str().unwrap()]));
         assert_eq!(code, 1, "{pace}: {out}");
-        assert!(
-            out.contains("2 × pod of replicaset/web-{hash} not ready: waiting for readiness (phase Pending; init container migrate: CreateContainerConfigError: configmap \"settings\" not found)"),
-            "{pace}: {out}"
-        );
+        assert!(out.contains(&expected), "{pace}: {out}");
     }
 }
 
